@@ -1,0 +1,158 @@
+"""The app factory: the one place where runwire's parts are built and wired together.
+
+``create_app(settings)`` builds nothing that does work: the database, the event writer and the
+run executor start in the lifespan, as nested async contexts, and stop in reverse order (runs
+first, so their closing events are written; then the writer; then the database).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from runwire.agents import AgentContext, LLMProvider, OfflineProvider, OpenAICompatibleProvider, Supervisor
+from runwire.auth.passwords import Passwords
+from runwire.auth.service import AuthService
+from runwire.auth.tokens import AccessTokens
+from runwire.bus.memory import MemoryBus
+from runwire.chat import ChatService
+from runwire.config import Settings, resolve_secret
+from runwire.errors import ConfigError
+from runwire.events.redaction import Redactor
+from runwire.runs.event_writer import EventWriter
+from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
+from runwire.store.store import Store
+from runwire.transport import api_routes, auth_routes, health
+from runwire.transport.errors import install_error_handlers
+from runwire.transport.services import Services
+from runwire.transport.websocket import websocket_endpoint
+from runwire.usage.pricing import PricingTable
+from runwire.workload import Workload
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def build_llm(settings: Settings) -> LLMProvider:
+    if settings.llm_base_url:
+        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+        return OpenAICompatibleProvider(
+            settings.llm_base_url, key, settings.llm_model, settings.llm_timeout_s
+        )
+    return OfflineProvider(settings.offline_delay_ms)
+
+
+def build_agent(settings: Settings, store: Store, pricing: PricingTable) -> AgentFn:
+    llm = build_llm(settings)
+    supervisor = Supervisor()
+    redactor = Redactor(max_chars=settings.event_value_max_chars)
+
+    async def run_agent(run: RunInput, emit: Emit) -> str:
+        async def load_usage() -> list:  # type: ignore[type-arg]
+            return await store.usage.records_of(run.user_id)
+
+        async def emit_draft(draft):  # type: ignore[no-untyped-def]
+            await emit(draft)
+
+        ctx = AgentContext(
+            run_id=run.run_id,
+            question=run.question,
+            history=run.history,
+            load_usage=load_usage,
+            emit=emit_draft,
+            llm=llm,
+            tool_timeout_s=settings.tool_timeout_s,
+            llm_timeout_s=settings.llm_timeout_s,
+            redactor=redactor,
+            pricing=pricing,
+        )
+        return await supervisor.run(ctx)
+
+    return run_agent
+
+
+async def _check_schema(store: Store) -> None:
+    current, head = await store.db.schema_revision()
+    if current != head:
+        raise ConfigError(
+            [f"the database schema is at {current or 'nothing'}, this server needs {head}: "
+             "run `runwire migrate`"]
+        )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the ASGI app for ``settings`` (already validated by ``load_settings``)."""
+    secret, _generated = resolve_secret(settings)
+    pricing = PricingTable.load()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            store = await stack.enter_async_context(
+                Store.open(settings.effective_database_url, migrate=settings.migrate_on_start)
+            )
+            await _check_schema(store)
+            bus = MemoryBus()
+            writer = await stack.enter_async_context(EventWriter(store.runs.append_events).running())
+            executor = await stack.enter_async_context(
+                RunExecutor(
+                    runs=store.runs,
+                    conversations=store.conversations,
+                    bus=bus,
+                    writer=writer,
+                    agent=build_agent(settings, store, pricing),
+                    run_timeout_s=settings.run_timeout_s,
+                ).running(grace_s=settings.shutdown_grace_s)
+            )
+            auth = AuthService(
+                store.accounts,
+                Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
+                AccessTokens(secret, settings.access_token_ttl_s),
+                refresh_ttl_s=settings.refresh_token_ttl_s,
+                ticket_ttl_s=settings.ws_ticket_ttl_s,
+            )
+            app.state.services = Services(
+                settings=settings,
+                store=store,
+                auth=auth,
+                chat=ChatService(
+                    store,
+                    executor,
+                    bus,
+                    default_policy=settings.concurrency_policy,
+                    max_active_runs_per_user=settings.max_active_runs_per_user,
+                ),
+                bus=bus,
+                executor=executor,
+                workload=Workload(store.usage, pricing),
+            )
+            yield
+
+    app = FastAPI(
+        title="runwire",
+        version="0.1.0",
+        summary="Multi-user, real-time AI agent chat",
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    install_error_handlers(app)
+    app.include_router(auth_routes.router)
+    app.include_router(api_routes.router)
+    app.include_router(health.router)
+    app.add_api_websocket_route("/ws", websocket_endpoint)
+    static = resources.files("runwire") / "web" / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    index_html = (static / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(index_html, headers={"Cache-Control": "no-store"})
+
+    return app

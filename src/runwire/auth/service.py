@@ -1,0 +1,145 @@
+"""The auth service: register, log in, refresh, log out, and WebSocket tickets.
+
+A login starts a *token family* (one session). Every refresh spends the presented refresh token
+and issues a successor in the same family; presenting a spent token again is treated as theft
+and revokes the whole family. Access tokens name their family, and a revoked family's access
+tokens stop working at once (logout is immediate, not at expiry).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from runwire.auth.passwords import Passwords
+from runwire.auth.tokens import AccessTokens, digest, opaque_secret
+from runwire.errors import AuthError, InputError, InvalidCredentials, TokenExpired, TokenReused
+from runwire.store.accounts import Accounts, RefreshOutcome
+from runwire.store.records import User, new_id
+
+__all__ = ["AuthService", "Principal", "TokenPair"]
+
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the authenticated user and the session (token family) they act in."""
+
+    user_id: str
+    family_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user: User
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+            "user": self.user.public(),
+        }
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+class AuthService:
+    def __init__(
+        self,
+        accounts: Accounts,
+        passwords: Passwords,
+        access: AccessTokens,
+        *,
+        refresh_ttl_s: int,
+        ticket_ttl_s: int,
+    ) -> None:
+        self._accounts = accounts
+        self._passwords = passwords
+        self._access = access
+        self._refresh_ttl_ms = refresh_ttl_s * 1000
+        self.ticket_ttl_s = ticket_ttl_s
+
+    async def register(self, email: str, password: str) -> User:
+        if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+            raise InputError(
+                f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters", code="invalid_password"
+            )
+        password_hash = await self._passwords.hash(password)
+        return await self._accounts.create_user(new_id("usr"), normalize_email(email), password_hash)
+
+    async def login(self, email: str, password: str) -> TokenPair:
+        user = await self._accounts.user_by_email(normalize_email(email))
+        ok = await self._passwords.verify(user.password_hash if user else None, password)
+        if user is None or not ok:
+            raise InvalidCredentials("wrong e-mail or password")
+        family_id = new_id("ses")
+        refresh = opaque_secret()
+        await self._accounts.start_family(family_id, user.id, digest(refresh), self._expiry())
+        return self._pair(user, family_id, refresh)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        new_refresh = opaque_secret()
+        outcome, user_id, family_id = await self._accounts.rotate(
+            digest(refresh_token), digest(new_refresh), self._expiry()
+        )
+        if outcome == RefreshOutcome.REUSED:
+            raise TokenReused("refresh token was used before; this session is revoked")
+        if outcome == RefreshOutcome.EXPIRED:
+            raise TokenExpired("refresh token expired")
+        if outcome != RefreshOutcome.OK or user_id is None or family_id is None:
+            raise AuthError("invalid refresh token")
+        user = await self._accounts.user_by_id(user_id)
+        if user is None:
+            raise AuthError("invalid refresh token")
+        return self._pair(user, family_id, new_refresh)
+
+    async def authenticate(self, access_token: str) -> Principal:
+        claims = self._access.verify(access_token)
+        if not await self._accounts.family_active(claims.family_id, claims.user_id):
+            raise AuthError("session has ended")
+        return Principal(user_id=claims.user_id, family_id=claims.family_id)
+
+    async def logout(self, principal: Principal) -> None:
+        await self._accounts.revoke_family(principal.family_id, "logout")
+
+    async def issue_ticket(self, principal: Principal) -> str:
+        ticket = opaque_secret()
+        expires_at = int(time.time() * 1000) + self.ticket_ttl_s * 1000
+        await self._accounts.add_ticket(digest(ticket), principal.user_id, principal.family_id, expires_at)
+        return ticket
+
+    async def redeem_ticket(self, ticket: str) -> Principal:
+        taken = await self._accounts.take_ticket(digest(ticket))
+        if taken is None:
+            raise AuthError("invalid or used ticket")
+        user_id, family_id = taken
+        if not await self._accounts.family_active(family_id, user_id):
+            raise AuthError("session has ended")
+        return Principal(user_id=user_id, family_id=family_id)
+
+    async def user(self, principal: Principal) -> User:
+        user = await self._accounts.user_by_id(principal.user_id)
+        if user is None:
+            raise AuthError("user no longer exists")
+        return user
+
+    def _expiry(self) -> int:
+        return int(time.time() * 1000) + self._refresh_ttl_ms
+
+    def _pair(self, user: User, family_id: str, refresh: str) -> TokenPair:
+        return TokenPair(
+            access_token=self._access.issue(user.id, family_id),
+            refresh_token=refresh,
+            expires_in=self._access.ttl_s,
+            user=user,
+        )

@@ -1,0 +1,73 @@
+"""The in-process bus: subscribers and active-run history live in this process's memory."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from runwire.bus.base import EventBus, EventHandler
+from runwire.events.model import RunEvent
+
+__all__ = ["MemoryBus"]
+
+log = logging.getLogger(__name__)
+
+
+class _Subscription:
+    __slots__ = ("_bus", "_handler", "_user_id")
+
+    def __init__(self, bus: MemoryBus, user_id: str, handler: EventHandler) -> None:
+        self._bus = bus
+        self._user_id = user_id
+        self._handler = handler
+
+    def close(self) -> None:
+        self._bus._drop(self._user_id, self._handler)
+
+
+class MemoryBus(EventBus):
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[EventHandler]] = defaultdict(list)
+        self._history: dict[str, list[RunEvent]] = {}
+
+    async def publish(self, user_id: str, event: RunEvent) -> None:
+        self._history.setdefault(event.run_id, []).append(event)
+        for handler in tuple(self._subscribers.get(user_id, ())):
+            try:
+                handler(event)
+            except Exception:  # one broken connection must not stop the others' delivery
+                log.exception("event handler failed")
+
+    def subscribe(self, user_id: str, handler: EventHandler) -> _Subscription:
+        self._subscribers[user_id].append(handler)
+        return _Subscription(self, user_id, handler)
+
+    def _drop(self, user_id: str, handler: EventHandler) -> None:
+        handlers = self._subscribers.get(user_id)
+        if handlers is None:
+            return
+        try:
+            handlers.remove(handler)
+        except ValueError:
+            return
+        if not handlers:
+            del self._subscribers[user_id]
+
+    def history(self, run_id: str, after_seq: int) -> list[RunEvent] | None:
+        held = self._history.get(run_id)
+        if held is None:
+            return None
+        # seq n sits at index n-1: the slice is the replay, with no scan.
+        return held[after_seq:]
+
+    def release(self, run_id: str) -> None:
+        self._history.pop(run_id, None)
+
+    def subscriber_count(self, user_id: str | None = None) -> int:
+        if user_id is not None:
+            return len(self._subscribers.get(user_id, ()))
+        return sum(len(h) for h in self._subscribers.values())
+
+    @property
+    def held_runs(self) -> int:
+        return len(self._history)

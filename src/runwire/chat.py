@@ -1,0 +1,144 @@
+"""The chat service: accepts messages, starts their runs, and serves threads, runs and events.
+
+Every read takes the caller's user id and answers "not found" for anything that is not theirs,
+so another user's thread or run is indistinguishable from one that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from runwire.bus.base import EventBus
+from runwire.errors import Conflict, NotFound
+from runwire.events.model import RunEvent
+from runwire.config import ConcurrencyPolicy
+from runwire.protocol.inbound import UserMessage
+from runwire.runs.executor import RunExecutor, RunInput
+from runwire.store.records import Message, RunRecord, ThreadRecord, new_id
+from runwire.store.store import Store
+
+__all__ = ["Accepted", "ChatService"]
+
+HISTORY_TURNS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    thread_id: str
+    message_id: str
+    run_id: str
+    duplicate: bool = False
+
+    def public(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "thread_id": self.thread_id,
+            "message_id": self.message_id,
+            "run_id": self.run_id,
+        }
+        if self.duplicate:
+            body["duplicate"] = True
+        return body
+
+
+class ChatService:
+    def __init__(
+        self,
+        store: Store,
+        executor: RunExecutor,
+        bus: EventBus,
+        *,
+        default_policy: ConcurrencyPolicy = ConcurrencyPolicy.ENQUEUE,
+        max_active_runs_per_user: int = 3,
+    ) -> None:
+        self._store = store
+        self._executor = executor
+        self._bus = bus
+        self._default_policy = default_policy
+        self._max_runs = max_active_runs_per_user
+
+    async def submit(self, user_id: str, msg: UserMessage) -> Accepted:
+        """Persist the message and start its run; a repeated ``client_message_id`` starts nothing."""
+        conversations = self._store.conversations
+        if msg.client_message_id is not None:
+            seen = await conversations.message_by_client_id(user_id, msg.client_message_id)
+            if seen is not None:
+                return self._duplicate(seen)
+        thread = await self._thread_for(user_id, msg.thread_id, msg.content)
+        policy = msg.policy or self._default_policy
+        busy_run = self._executor.thread_busy(thread.id)
+        if busy_run is not None and policy is ConcurrencyPolicy.REJECT:
+            raise Conflict("a run is already active on this thread", code="thread_busy")
+        if self._executor.active_runs_of(user_id) >= self._max_runs and busy_run is None:
+            raise Conflict(
+                f"you already have {self._max_runs} runs in progress; wait or stop one",
+                code="too_many_runs",
+            )
+        run_id = new_id("run")
+        history = [(m.role, m.content) for m in await conversations.messages_of(thread.id)]
+        try:
+            message = await conversations.add_message(
+                thread_id=thread.id,
+                user_id=user_id,
+                role="user",
+                content=msg.content,
+                run_id=run_id,
+                client_message_id=msg.client_message_id,
+            )
+        except Conflict:
+            # Two sockets raced with the same client_message_id: the other one won.
+            seen = await conversations.message_by_client_id(user_id, msg.client_message_id or "")
+            if seen is None:
+                raise
+            return self._duplicate(seen)
+        await self._store.runs.create(run_id, thread.id, user_id, message.id)
+        if busy_run is not None and policy is ConcurrencyPolicy.INTERRUPT:
+            await self._executor.stop(user_id, busy_run)
+        self._executor.submit(
+            RunInput(
+                run_id=run_id,
+                thread_id=thread.id,
+                user_id=user_id,
+                question=msg.content,
+                history=history[-HISTORY_TURNS:],
+            )
+        )
+        return Accepted(thread_id=thread.id, message_id=message.id, run_id=run_id)
+
+    def _duplicate(self, seen: Message) -> Accepted:
+        return Accepted(
+            thread_id=seen.thread_id, message_id=seen.id, run_id=seen.run_id or "", duplicate=True
+        )
+
+    async def _thread_for(self, user_id: str, thread_id: str | None, content: str) -> ThreadRecord:
+        if thread_id is None:
+            return await self._store.conversations.create_thread(user_id, content)
+        thread = await self._store.conversations.thread(user_id, thread_id)
+        if thread is None:
+            raise NotFound("no such thread")
+        return thread
+
+    async def threads(self, user_id: str) -> list[ThreadRecord]:
+        return await self._store.conversations.threads_of(user_id)
+
+    async def messages(self, user_id: str, thread_id: str) -> list[Message]:
+        if await self._store.conversations.thread(user_id, thread_id) is None:
+            raise NotFound("no such thread")
+        return await self._store.conversations.messages_of(thread_id)
+
+    async def run(self, user_id: str, run_id: str) -> RunRecord:
+        record = await self._store.runs.get(user_id, run_id)
+        if record is None:
+            raise NotFound("no such run")
+        return record
+
+    async def events(self, user_id: str, run_id: str, after_seq: int) -> list[RunEvent]:
+        """The run's events with ``seq > after_seq``: held live history first, else the store."""
+        await self.run(user_id, run_id)
+        held = self._bus.history(run_id, after_seq)
+        if held is not None:
+            return held
+        return await self._store.runs.events_after(run_id, after_seq)
+
+    async def stop(self, user_id: str, run_id: str) -> bool:
+        return await self._executor.stop(user_id, run_id)

@@ -1,0 +1,224 @@
+"""The ``runwire`` command line: serve, migrate, manage users, import usage data."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from runwire.auth.passwords import Passwords
+from runwire.auth.service import MIN_PASSWORD, AuthService, normalize_email
+from runwire.auth.tokens import AccessTokens
+from runwire.config import Settings, load_settings, resolve_secret
+from runwire.errors import ConfigError, RunwireError
+from runwire.store.store import Store
+from runwire.usage.pricing import PricingTable
+from runwire.workload import Workload
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="runwire: multi-user, real-time AI agent chat.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+usage_app = typer.Typer(help="Import or generate a user's LLM-usage records.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(usage_app, name="usage")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where SQLite and the dev secret live [env RUNWIRE_DATA_DIR]."),
+]
+
+
+def _settings(data_dir: Path | None = None, **extra: Any) -> Settings:
+    overrides = {k: v for k, v in extra.items() if v is not None}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        err.print(f"[red]{exc.message}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with Store.open(settings.effective_database_url, migrate=settings.migrate_on_start) as store:
+            return await work(store)
+
+    try:
+        return asyncio.run(main())
+    except RunwireError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [default 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default 8000].")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Start the server (embedded defaults: SQLite, in-process bus, offline agents)."""
+    import uvicorn
+
+    from runwire.app import create_app
+
+    settings = _settings(data_dir, host=host, port=port)
+    _, generated = resolve_secret(settings)
+    if generated:
+        err.print(
+            f"[yellow]development secret[/yellow] in {settings.data_dir / 'secret.key'} "
+            "(set RUNWIRE_SECRET_KEY for production)",
+            highlight=False,
+        )
+    shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host  # noqa: S104
+    out.print(f"runwire is starting: open http://{shown_host}:{settings.port}/", highlight=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
+        log_level="info",
+    )
+
+
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Apply pending database migrations."""
+    settings = _settings(data_dir)
+
+    async def work(store: Store) -> str:
+        await store.db.migrate()
+        current, _ = await store.db.schema_revision()
+        return current or "none"
+
+    revision = _run(settings.model_copy(update={"auto_migrate": False}), work)
+    out.print(f"database schema is at revision {revision}")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        err.print("[red]the passwords differ[/red]")
+        raise typer.Exit(1)
+    return first
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a user (asks for the password)."""
+    settings = _settings(data_dir)
+    password = _read_password(password_stdin)
+    if len(password) < MIN_PASSWORD:
+        err.print(f"[red]the password must have at least {MIN_PASSWORD} characters[/red]")
+        raise typer.Exit(1)
+
+    async def work(store: Store) -> str:
+        secret, _ = resolve_secret(settings)
+        auth = AuthService(
+            store.accounts,
+            Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
+            AccessTokens(secret, settings.access_token_ttl_s),
+            refresh_ttl_s=settings.refresh_token_ttl_s,
+            ticket_ttl_s=settings.ws_ticket_ttl_s,
+        )
+        user = await auth.register(email, password)
+        return user.id
+
+    user_id = _run(settings, work)
+    out.print(f"created user {normalize_email(email)} ({user_id})", highlight=False)
+
+
+def _user_id(store: Store, email: str) -> Awaitable[str]:
+    async def find() -> str:
+        user = await store.accounts.user_by_email(normalize_email(email))
+        if user is None:
+            raise RunwireError(f"no user {email}; create one with `runwire user create {email}`")
+        return user.id
+
+    return find()
+
+
+def _lines(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        for line in handle:
+            yield line.rstrip("\r\n")
+
+
+@usage_app.command("import")
+def usage_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    user: Annotated[str, typer.Option("--user", help="E-mail of the user who owns the data.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Import a JSONL or CSV file of LLM calls; good lines are kept, bad ones listed."""
+    settings = _settings(data_dir)
+    try:
+        kind = Workload.format_of(None, file.name)
+    except RunwireError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    total = sum(1 for _ in _lines(file))
+
+    async def work(store: Store) -> Any:
+        user_id = await _user_id(store, user)
+        workload = Workload(store.usage, PricingTable.load())
+        with Progress(
+            TextColumn("importing"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
+        ) as progress:
+            task = progress.add_task("lines", total=total)
+            return await workload.import_lines(
+                user_id, _lines(file), kind, on_progress=lambda n: progress.update(task, completed=n)
+            )
+
+    result = _run(settings, work)
+    out.print(f"imported {result.imported} records from {file}", highlight=False)
+    if result.rejected:
+        err.print(f"[yellow]rejected {len(result.rejected)} lines:[/yellow]")
+        for line, why in result.rejected[:200]:
+            err.print(f"  line {line}: {why}", highlight=False)
+        if len(result.rejected) > 200:
+            err.print(f"  … and {len(result.rejected) - 200} more")
+        raise typer.Exit(1 if result.imported == 0 else 0)
+
+
+@usage_app.command("sample")
+def usage_sample(
+    user: Annotated[str, typer.Option("--user", help="E-mail of the user to give the sample.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Give a user a generated, realistic set of LLM calls (30 days, several models)."""
+    settings = _settings(data_dir)
+
+    async def work(store: Store) -> int:
+        user_id = await _user_id(store, user)
+        return await Workload(store.usage, PricingTable.load()).load_sample(user_id)
+
+    count = _run(settings, work)
+    out.print(f"loaded {count} sample records for {user}", highlight=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,180 @@
+"""Configuration: one validated settings object, read from ``RUNWIRE_*`` environment variables.
+
+Validation happens once, at start-up, and names every problem in a single :class:`ConfigError`.
+The signing secret is resolved here too: outside production a missing secret is generated once,
+kept in the data directory and announced as a development secret; in production a missing or weak
+secret stops start-up.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from runwire.errors import ConfigError
+
+__all__ = ["ConcurrencyPolicy", "Environment", "Settings", "load_settings", "resolve_secret"]
+
+MIN_SECRET_BYTES = 32
+SECRET_FILE = "secret.key"
+
+
+class ConcurrencyPolicy(StrEnum):
+    """What a message does when its thread already has an active run."""
+
+    ENQUEUE = "enqueue"  # start after the active run ends
+    REJECT = "reject"  # refuse with error code thread_busy
+    INTERRUPT = "interrupt"  # stop the active run, then start
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every knob of the server. Field docs are the reference in docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="RUNWIRE_", extra="ignore", frozen=True)
+
+    env: Environment = Environment.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path = Path(".runwire")
+    database_url: str | None = None
+    secret_key: SecretStr | None = None
+    public_url: str | None = None
+
+    access_token_ttl_s: int = Field(900, gt=0)
+    refresh_token_ttl_s: int = Field(30 * 24 * 3600, gt=0)
+    ws_ticket_ttl_s: int = Field(60, gt=0)
+
+    # The timeout hierarchy: socket idle > run > tool and LLM call (validated below).
+    ws_idle_timeout_s: float = Field(300.0, gt=0)
+    run_timeout_s: float = Field(120.0, gt=0)
+    tool_timeout_s: float = Field(20.0, gt=0)
+    llm_timeout_s: float = Field(60.0, gt=0)
+
+    offline_delay_ms: int = Field(15, ge=0)
+    max_frame_bytes: int = Field(64 * 1024, gt=0)
+    max_import_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    outbound_queue_size: int = Field(1024, gt=0)
+    event_value_max_chars: int = Field(2000, gt=0)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    auto_migrate: bool | None = None
+    shutdown_grace_s: float = Field(5.0, ge=0)
+    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ENQUEUE
+    max_active_runs_per_user: int = Field(3, gt=0)
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_kib: int = Field(65536, ge=8)
+
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'runwire.db').resolve()}"
+
+    @property
+    def migrate_on_start(self) -> bool:
+        """Embedded SQLite outside production migrates itself; production runs ``runwire migrate``."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return not self.is_production
+
+    def problems(self) -> list[str]:
+        """Every inconsistency, each as a sentence naming the variable(s) to fix."""
+        found: list[str] = []
+        if self.tool_timeout_s >= self.run_timeout_s:
+            found.append(
+                "RUNWIRE_TOOL_TIMEOUT_S must be below RUNWIRE_RUN_TIMEOUT_S "
+                f"({self.tool_timeout_s} >= {self.run_timeout_s})"
+            )
+        if self.llm_timeout_s >= self.run_timeout_s:
+            found.append(
+                "RUNWIRE_LLM_TIMEOUT_S must be below RUNWIRE_RUN_TIMEOUT_S "
+                f"({self.llm_timeout_s} >= {self.run_timeout_s})"
+            )
+        if self.run_timeout_s >= self.ws_idle_timeout_s:
+            found.append(
+                "RUNWIRE_RUN_TIMEOUT_S must be below RUNWIRE_WS_IDLE_TIMEOUT_S "
+                f"({self.run_timeout_s} >= {self.ws_idle_timeout_s})"
+            )
+        if self.refresh_token_ttl_s <= self.access_token_ttl_s:
+            found.append("RUNWIRE_REFRESH_TOKEN_TTL_S must be longer than RUNWIRE_ACCESS_TOKEN_TTL_S")
+        if self.llm_base_url and not self.llm_base_url.startswith(("http://", "https://")):
+            found.append("RUNWIRE_LLM_BASE_URL must be an http(s) URL")
+        url = self.effective_database_url
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            found.append(
+                "RUNWIRE_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        if self.is_production:
+            secret = self.secret_key.get_secret_value() if self.secret_key else ""
+            if not secret:
+                found.append("RUNWIRE_SECRET_KEY is required in production")
+            elif len(secret.encode()) < MIN_SECRET_BYTES:
+                found.append(f"RUNWIRE_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes")
+            if self.argon2_memory_kib < 19456:
+                found.append("RUNWIRE_ARGON2_MEMORY_KIB must be at least 19456 in production")
+            if not self.allowed_origins:
+                found.append(
+                    "RUNWIRE_ALLOWED_ORIGINS must list the origins of your web page in production"
+                )
+        return found
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (plus ``overrides``) and validate; raise one ConfigError naming all."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "RUNWIRE_" + "_".join(str(p) for p in err["loc"]).upper()
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError(problems) from None
+    found = settings.problems()
+    if found:
+        raise ConfigError(found)
+    return settings
+
+
+def resolve_secret(settings: Settings) -> tuple[str, bool]:
+    """Return ``(secret, generated)``.
+
+    Outside production a missing secret is made once and kept in ``data_dir/secret.key`` (mode 600)
+    so tokens survive restarts; ``generated`` tells the caller to announce it as a development secret.
+    """
+    if settings.secret_key is not None and settings.secret_key.get_secret_value():
+        return settings.secret_key.get_secret_value(), False
+    if settings.is_production:  # load_settings has refused this already; belt and braces
+        raise ConfigError(["RUNWIRE_SECRET_KEY is required in production"])
+    path = settings.data_dir / SECRET_FILE
+    if path.exists():
+        return path.read_text().strip(), True
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret, True

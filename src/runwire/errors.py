@@ -1,0 +1,156 @@
+"""The one exception tree of runwire.
+
+Every error the server raises on purpose derives from :class:`RunwireError` and carries a stable,
+machine-readable ``code`` (the value clients see in ``error`` frames and HTTP error bodies) and a
+``message`` readable by a person. Codes and messages never contain secrets or stack traces.
+Mapping to HTTP statuses and WebSocket close codes happens only at the edge (``runwire.transport``).
+
+::
+
+    RunwireError
+    ├── ConfigError              start-up configuration is invalid (lists every problem)
+    ├── InputError               a request or frame is malformed or invalid        code: invalid_*
+    │   ├── ProtocolError        a WebSocket frame breaks the protocol             code: bad_frame, ...
+    │   ├── PayloadTooLarge      a body or frame is over its size limit            code: too_large
+    │   └── UnsupportedMediaType a body has a content type we do not read          code: unsupported_media_type
+    ├── AuthError                credentials are missing, wrong or revoked         code: unauthorized
+    │   ├── InvalidCredentials   login failed (same for unknown user and wrong password)
+    │   ├── TokenExpired         an access token or ticket is past its lifetime
+    │   └── TokenReused          a used refresh token was presented again; its family is revoked
+    ├── NotFound                 the thing does not exist *for this user*          code: not_found
+    ├── Conflict                 the thing exists already                          code: conflict
+    ├── InvalidTransition        a state machine was asked for a forbidden move    code: invalid_state
+    ├── RunFailure               a run ended on an error                           code: per subclass
+    │   ├── RunTimeout           the run, a tool or an LLM call ran past its limit code: timeout
+    │   └── ToolFailed           a tool raised                                     code: tool_failed
+    └── DependencyUnavailable    the database (or another service) cannot be reached code: unavailable
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "Conflict",
+    "DependencyUnavailable",
+    "InputError",
+    "InvalidCredentials",
+    "InvalidTransition",
+    "NotFound",
+    "PayloadTooLarge",
+    "ProtocolError",
+    "RunFailure",
+    "RunTimeout",
+    "RunwireError",
+    "TokenExpired",
+    "TokenReused",
+    "ToolFailed",
+    "UnsupportedMediaType",
+]
+
+
+class RunwireError(Exception):
+    """Base of every deliberate runwire error."""
+
+    code: str = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(RunwireError):
+    """The configuration cannot start a server; ``problems`` names each one."""
+
+    code = "config"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"runwire cannot start; fix these settings:\n{lines}")
+
+
+class InputError(RunwireError):
+    """A request or a frame is malformed or fails validation."""
+
+    code = "invalid_input"
+
+
+class ProtocolError(InputError):
+    """A WebSocket frame breaks the wire protocol (bad JSON, unknown type, missing field)."""
+
+    code = "bad_frame"
+
+
+class PayloadTooLarge(InputError):
+    """A body or a frame is larger than its configured limit."""
+
+    code = "too_large"
+
+
+class UnsupportedMediaType(InputError):
+    """A body arrived with a content type the endpoint does not read."""
+
+    code = "unsupported_media_type"
+
+
+class AuthError(RunwireError):
+    """Credentials are missing, invalid, expired or revoked."""
+
+    code = "unauthorized"
+
+
+class InvalidCredentials(AuthError):
+    """Login failed; deliberately the same for an unknown user and a wrong password."""
+
+
+class TokenExpired(AuthError):
+    """An access token, refresh token or ticket is past its lifetime."""
+
+
+class TokenReused(AuthError):
+    """A refresh token was presented a second time; its whole family is now revoked."""
+
+
+class NotFound(RunwireError):
+    """The resource does not exist, or is not the caller's (the two are indistinguishable)."""
+
+    code = "not_found"
+
+
+class Conflict(RunwireError):
+    """The resource exists already (for instance, an e-mail address is taken)."""
+
+    code = "conflict"
+
+
+class InvalidTransition(RunwireError):
+    """A state machine was asked to move from a state that does not allow it."""
+
+    code = "invalid_state"
+
+
+class RunFailure(RunwireError):
+    """A run ended on an error; ``code`` says which kind."""
+
+    code = "run_failed"
+
+
+class RunTimeout(RunFailure):
+    """The run, a tool call or an LLM call went past its time limit."""
+
+    code = "timeout"
+
+
+class ToolFailed(RunFailure):
+    """A tool raised; the run reports it and may go on."""
+
+    code = "tool_failed"
+
+
+class DependencyUnavailable(RunwireError):
+    """A service the server depends on (the database, ...) cannot be reached."""
+
+    code = "unavailable"

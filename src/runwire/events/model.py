@@ -1,0 +1,109 @@
+"""Run events: what agents say while they work, numbered per run.
+
+Agents produce :class:`EventDraft` objects (what happened, by whom). The run's sequencer turns
+each draft into a :class:`RunEvent` with the run's identity, the next ``seq`` and a timestamp.
+A ``RunEvent`` is immutable and encodes itself to JSON once, however many sockets receive it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import cached_property
+from typing import Any
+
+__all__ = ["CRITICAL_EVENTS", "TERMINAL_EVENTS", "EventDraft", "EventType", "RunEvent", "utc_now"]
+
+
+class EventType(StrEnum):
+    AGENT_STARTED = "agent_started"
+    AGENT_THINKING = "agent_thinking"
+    TOOL_EXECUTING = "tool_executing"
+    TOOL_COMPLETED = "tool_completed"
+    AGENT_COMPLETED = "agent_completed"
+    AGENT_ERROR = "agent_error"
+    AGENT_STOPPED = "agent_stopped"
+    TEXT_DELTA = "text_delta"
+
+
+CRITICAL_EVENTS = frozenset(
+    {
+        EventType.AGENT_STARTED,
+        EventType.AGENT_THINKING,
+        EventType.TOOL_EXECUTING,
+        EventType.TOOL_COMPLETED,
+        EventType.AGENT_COMPLETED,
+    }
+)
+TERMINAL_EVENTS = frozenset(
+    {EventType.AGENT_COMPLETED, EventType.AGENT_ERROR, EventType.AGENT_STOPPED}
+)
+
+
+def utc_now() -> str:
+    """RFC 3339 UTC timestamp with millisecond precision, e.g. ``2026-11-23T19:50:03.123Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event before it is numbered: its type, the agent that emits it, and type-specific data."""
+
+    type: EventType
+    agent_name: str
+    data: dict[str, Any] = field(default_factory=dict)
+    parent_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """A numbered event of one run, as stored and as sent."""
+
+    type: EventType
+    run_id: str
+    thread_id: str
+    seq: int
+    agent_name: str
+    timestamp: str
+    data: dict[str, Any] = field(default_factory=dict)
+    parent_agent: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for the root agent's closing event; nothing of the run follows it."""
+        return self.parent_agent is None and self.type in TERMINAL_EVENTS
+
+    def to_wire(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type.value,
+            "run_id": self.run_id,
+            "thread_id": self.thread_id,
+            "seq": self.seq,
+            "agent_name": self.agent_name,
+            "parent_agent": self.parent_agent,
+            "timestamp": self.timestamp,
+        }
+        for key, value in self.data.items():
+            body.setdefault(key, value)
+        return body
+
+    @cached_property
+    def json(self) -> str:
+        """The wire frame, encoded once and shared by every recipient."""
+        return json.dumps(self.to_wire(), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> RunEvent:
+        known = {"type", "run_id", "thread_id", "seq", "agent_name", "parent_agent", "timestamp"}
+        return cls(
+            type=EventType(body["type"]),
+            run_id=str(body["run_id"]),
+            thread_id=str(body["thread_id"]),
+            seq=int(body["seq"]),
+            agent_name=str(body["agent_name"]),
+            timestamp=str(body["timestamp"]),
+            parent_agent=body.get("parent_agent"),
+            data={k: v for k, v in body.items() if k not in known},
+        )

@@ -1,0 +1,60 @@
+"""Redaction and size bounds for values that leave the server inside events (tool args, results).
+
+Values under keys that look secret are replaced by ``"[REDACTED]"``; long strings are cut, long
+lists shortened, deep nesting flattened, so one tool result can never flood a socket or the store.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["REDACTED", "Redactor"]
+
+REDACTED = "[REDACTED]"
+_SECRET_KEY = re.compile(
+    r"pass(word|wd)?|secret|token|api[_-]?key|^key$|_key$|authorization|credential|cookie|session",
+    re.IGNORECASE,
+)
+# Values that look like credentials whatever key holds them: bearer tokens, JWTs, sk-... API keys.
+_SECRET_VALUE = re.compile(
+    r"(?i)\bbearer\s+[a-z0-9._~+/=-]{8,}|\beyJ[a-zA-Z0-9_-]{8,}\.[a-zA-Z0-9_-]{8,}\.[a-zA-Z0-9_-]*|\bsk-[a-zA-Z0-9_-]{16,}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Redactor:
+    """Makes a JSON-able value safe and bounded for an event."""
+
+    max_chars: int = 2000
+    max_items: int = 50
+    max_depth: int = 6
+
+    def clean(self, value: Any, _depth: int = 0) -> Any:
+        if isinstance(value, dict):
+            if _depth >= self.max_depth:
+                return "[TRUNCATED: too deep]"
+            out: dict[str, Any] = {}
+            for i, (key, item) in enumerate(value.items()):
+                if i >= self.max_items:
+                    out["[TRUNCATED]"] = f"{len(value) - self.max_items} more keys"
+                    break
+                skey = str(key)
+                out[skey] = REDACTED if _SECRET_KEY.search(skey) else self.clean(item, _depth + 1)
+            return out
+        if isinstance(value, list | tuple):
+            if _depth >= self.max_depth:
+                return "[TRUNCATED: too deep]"
+            items = [self.clean(v, _depth + 1) for v in value[: self.max_items]]
+            if len(value) > self.max_items:
+                items.append(f"[TRUNCATED: {len(value) - self.max_items} more items]")
+            return items
+        if isinstance(value, str):
+            text = _SECRET_VALUE.sub(REDACTED, value)
+            if len(text) > self.max_chars:
+                return text[: self.max_chars] + f"... [TRUNCATED: {len(text)} chars]"
+            return text
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        return self.clean(str(value), _depth)

@@ -1,0 +1,89 @@
+"""Batched persistence of run events.
+
+Events are delivered live from the bus's in-memory history the moment they happen; the writer
+stores them in batches (one transaction per batch) so a busy server does one database round trip
+for many events instead of one each. ``flush`` waits until everything appended so far is stored;
+a run calls it before releasing its in-memory history, so a resume never falls into a hole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from runwire.events.model import RunEvent
+
+__all__ = ["EventWriter"]
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 1000
+RETRIES = 3
+
+
+class EventWriter:
+    def __init__(self, sink: Callable[[Sequence[RunEvent]], Awaitable[None]]) -> None:
+        self._sink = sink
+        self._pending: list[RunEvent] = []
+        self._appended = 0
+        self._written = 0
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[EventWriter]:
+        self._task = asyncio.create_task(self._loop(), name="runwire-event-writer")
+        try:
+            yield self
+        finally:
+            await self.flush()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @property
+    def backlog(self) -> int:
+        return self._appended - self._written
+
+    def append(self, event: RunEvent) -> None:
+        self._pending.append(event)
+        self._appended += 1
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Wait until every event appended before this call is stored (or given up on)."""
+        target = self._appended
+        if self._task is None:
+            await self._write_pending()
+            return
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._written >= target)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        if not batch:
+            return
+        for attempt in range(1, RETRIES + 1):
+            try:
+                await self._sink(batch)
+                break
+            except Exception:
+                if attempt == RETRIES:
+                    # Losing history is bad, losing the server is worse: say it loudly and go on.
+                    log.exception("could not store %d run events; history has a hole", len(batch))
+                else:
+                    await asyncio.sleep(0.05 * attempt)
+        async with self._progress:
+            self._written += len(batch)
+            self._progress.notify_all()

@@ -1,0 +1,240 @@
+"""The run executor: runs each accepted message's agent as a task it owns.
+
+The socket that accepted a message never awaits the agent: ``submit`` starts a task and returns.
+Runs on one thread execute one after another (the next waits for the previous); ``stop`` cancels
+a run wherever it is (queued, inside a tool, inside an LLM call) and the run still ends with its
+closing events. Leaving the executor's context stops every run it still owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from runwire.bus.base import EventBus
+from runwire.errors import NotFound, RunwireError
+from runwire.events.model import EventDraft, EventType, RunEvent
+from runwire.runs.event_writer import EventWriter
+from runwire.runs.journal import ROOT_AGENT, RunJournal
+from runwire.runs.state import RunState, RunStatus
+from runwire.store.conversations import Conversations
+from runwire.store.run_log import RunLog
+
+__all__ = ["AgentFn", "Emit", "RunExecutor", "RunInput"]
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[EventDraft], Awaitable[RunEvent]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunInput:
+    run_id: str
+    thread_id: str
+    user_id: str
+    question: str
+    history: list[tuple[str, str]] = field(default_factory=list)
+
+
+AgentFn = Callable[[RunInput, Emit], Awaitable[str]]
+"""The agent pipeline: given the run's input and an emitter, produce the answer text."""
+
+
+@dataclass(eq=False)
+class _Active:
+    input: RunInput
+    journal: RunJournal
+    state: RunState = field(default_factory=RunState)
+    task: asyncio.Task[None] | None = None
+    stop_reason: str | None = None
+    error: tuple[str, str] | None = None
+
+
+_STOP_MESSAGES = {
+    "stopped": "stopped at the user's request",
+    "shutdown": "the server is shutting down; send the message again",
+}
+
+
+class RunExecutor:
+    def __init__(
+        self,
+        *,
+        runs: RunLog,
+        conversations: Conversations,
+        bus: EventBus,
+        writer: EventWriter,
+        agent: AgentFn,
+        run_timeout_s: float,
+    ) -> None:
+        self._runs = runs
+        self._conversations = conversations
+        self._bus = bus
+        self._writer = writer
+        self._agent = agent
+        self._run_timeout_s = run_timeout_s
+        self._active: dict[str, _Active] = {}
+        self._thread_tail: dict[str, _Active] = {}
+
+    @contextlib.asynccontextmanager
+    async def running(self, grace_s: float = 0.0) -> AsyncIterator[RunExecutor]:
+        try:
+            yield self
+        finally:
+            await self.shutdown(grace_s)
+
+    @property
+    def active_count(self) -> int:
+        return len(self._active)
+
+    def active_runs_of(self, user_id: str) -> int:
+        return sum(1 for a in self._active.values() if a.input.user_id == user_id)
+
+    def is_active(self, run_id: str) -> bool:
+        return run_id in self._active
+
+    def thread_busy(self, thread_id: str) -> str | None:
+        """The run id of the thread's latest unfinished run, if any."""
+        tail = self._thread_tail.get(thread_id)
+        return tail.input.run_id if tail is not None else None
+
+    def submit(self, run: RunInput) -> None:
+        """Start the run as a task (after the thread's previous run, if one is unfinished)."""
+        journal = RunJournal(
+            run_id=run.run_id,
+            thread_id=run.thread_id,
+            user_id=run.user_id,
+            bus=self._bus,
+            writer=self._writer,
+        )
+        active = _Active(input=run, journal=journal)
+        previous = self._thread_tail.get(run.thread_id)
+        self._thread_tail[run.thread_id] = active
+        self._active[run.run_id] = active
+        active.task = asyncio.create_task(self._execute(active, previous), name=f"run-{run.run_id}")
+
+    async def stop(self, user_id: str, run_id: str, reason: str = "stopped") -> bool:
+        """Cancel an active run of ``user_id``. Returns False if it exists but has ended."""
+        active = self._active.get(run_id)
+        if active is None or active.input.user_id != user_id:
+            if await self._runs.get(user_id, run_id) is None:
+                raise NotFound("no such run")
+            return False
+        self._cancel(active, reason)
+        return True
+
+    async def wait(self, run_id: str) -> None:
+        """Wait for a run's task to end (for tests and shutdown)."""
+        active = self._active.get(run_id)
+        if active is not None and active.task is not None:
+            await asyncio.shield(active.task)
+
+    async def shutdown(self, grace_s: float = 0.0) -> None:
+        """Let runs finish for ``grace_s`` seconds, then stop the rest; wait for all to close."""
+        tasks = [a.task for a in self._active.values() if a.task is not None]
+        if tasks and grace_s > 0:
+            await asyncio.wait(tasks, timeout=grace_s)
+        for active in list(self._active.values()):
+            self._cancel(active, "shutdown")
+        tasks = [a.task for a in self._active.values() if a.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _cancel(self, active: _Active, reason: str) -> None:
+        if active.stop_reason is None and active.task is not None:
+            active.stop_reason = reason
+            active.task.cancel()
+
+    async def _execute(self, active: _Active, previous: _Active | None) -> None:
+        run, journal = active.input, active.journal
+        try:
+            try:
+                if previous is not None and previous.task is not None:
+                    # Enqueue policy: this run starts when the thread's previous run has ended.
+                    await asyncio.wait([previous.task])
+                active.state.move(RunStatus.RUNNING)
+                await self._runs.mark_started(run.run_id)
+                await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
+                async with asyncio.timeout(self._run_timeout_s):
+                    answer = await self._agent(run, journal.emit)
+                reply = await self._conversations.add_message(
+                    thread_id=run.thread_id, user_id=run.user_id, role="assistant",
+                    content=answer, run_id=run.run_id,
+                )
+                await journal.emit(
+                    EventDraft(
+                        EventType.AGENT_COMPLETED,
+                        ROOT_AGENT,
+                        {"final_response": answer, "message_id": reply.id},
+                    )
+                )
+                active.state.move(RunStatus.COMPLETED)
+            except asyncio.CancelledError:
+                if active.stop_reason is None:
+                    raise
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                await self._end_early(active, EventType.AGENT_STOPPED, active.stop_reason,
+                                      _STOP_MESSAGES.get(active.stop_reason, active.stop_reason))
+            except TimeoutError:
+                await self._end_early(
+                    active, EventType.AGENT_ERROR, "timeout",
+                    f"the run took longer than its limit of {self._run_timeout_s:g} s",
+                )
+            except RunwireError as exc:
+                await self._end_early(active, EventType.AGENT_ERROR, exc.code, exc.message)
+            except Exception:
+                log.exception("run %s failed", run.run_id)
+                await self._end_early(
+                    active, EventType.AGENT_ERROR, "internal",
+                    "the agent failed unexpectedly; the error was logged",
+                )
+        finally:
+            await self._finalize(active)
+
+    async def _end_early(self, active: _Active, kind: EventType, code: str, message: str) -> None:
+        run, journal = active.input, active.journal
+        if journal.closed:
+            return
+        if journal.last_seq == 0:  # stopped while queued: the root still opens before it closes
+            await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
+        await journal.close_open(code, message)
+        data: dict[str, object] = {"code": code, "message": message}
+        partial = journal.text
+        if partial:
+            # What the user already watched stream in is kept, marked as cut short.
+            reply = await self._conversations.add_message(
+                thread_id=run.thread_id, user_id=run.user_id, role="assistant",
+                content=partial, run_id=run.run_id, partial=True,
+            )
+            data["partial_message_id"] = reply.id
+        await journal.emit(EventDraft(kind, ROOT_AGENT, data))
+        status = RunStatus.CANCELLED if kind is EventType.AGENT_STOPPED else RunStatus.FAILED
+        active.state.move(status)
+        if status is RunStatus.FAILED:
+            active.error = (code, message)
+
+    async def _finalize(self, active: _Active) -> None:
+        run, journal = active.input, active.journal
+        try:
+            await self._writer.flush()
+            error = active.error
+            status = active.state.status
+            if not status.is_terminal:  # the task died before deciding (re-raised cancel)
+                status = RunStatus.CANCELLED
+            await self._runs.mark_ended(
+                run.run_id, status.value, journal.last_seq,
+                error_code=error[0] if error else None,
+                error_message=error[1] if error else None,
+            )
+        except Exception:
+            log.exception("could not record the end of run %s", run.run_id)
+        finally:
+            self._bus.release(run.run_id)
+            self._active.pop(run.run_id, None)
+            if self._thread_tail.get(run.thread_id) is active:
+                del self._thread_tail[run.thread_id]

@@ -1,0 +1,106 @@
+"""A run's journal: numbers its events, keeps the protocol's nesting promises, delivers them.
+
+Every event of a run goes through :meth:`RunJournal.emit`: it gets the next ``seq``, is
+published on the bus (live delivery + in-memory history) and queued for storage. The journal
+tracks which sub-agents and tool calls are open, so when a run is stopped, times out or fails,
+:meth:`close_open` closes each of them before the root's last event, as PROTOCOL.md promises.
+"""
+
+from __future__ import annotations
+
+from runwire.bus.base import EventBus
+from runwire.errors import InvalidTransition
+from runwire.events.model import EventDraft, EventType, RunEvent, utc_now
+from runwire.runs.event_writer import EventWriter
+
+__all__ = ["ROOT_AGENT", "RunJournal"]
+
+ROOT_AGENT = "supervisor"
+
+
+class RunJournal:
+    def __init__(
+        self, *, run_id: str, thread_id: str, user_id: str, bus: EventBus, writer: EventWriter
+    ) -> None:
+        self.run_id = run_id
+        self.thread_id = thread_id
+        self.user_id = user_id
+        self._bus = bus
+        self._writer = writer
+        self.last_seq = 0
+        self.closed = False
+        self._open_agents: list[str] = []
+        self._open_tools: dict[str, tuple[str, str]] = {}  # call id -> (agent, tool name)
+        self._text: list[str] = []
+
+    @property
+    def text(self) -> str:
+        """The answer text streamed so far (kept as a partial answer if the run is cut short)."""
+        return "".join(self._text)
+
+    async def emit(self, draft: EventDraft) -> RunEvent:
+        if self.closed:
+            raise InvalidTransition(f"run {self.run_id} has ended; no event may follow")
+        self.last_seq += 1
+        event = RunEvent(
+            type=draft.type,
+            run_id=self.run_id,
+            thread_id=self.thread_id,
+            seq=self.last_seq,
+            agent_name=draft.agent_name,
+            timestamp=utc_now(),
+            data=draft.data,
+            parent_agent=draft.parent_agent,
+        )
+        self._track(event)
+        self._writer.append(event)
+        await self._bus.publish(self.user_id, event)
+        return event
+
+    def _track(self, event: RunEvent) -> None:
+        if event.is_terminal:
+            self.closed = True
+            return
+        kind = event.type
+        if kind is EventType.TEXT_DELTA:
+            self._text.append(str(event.data.get("delta", "")))
+        elif event.parent_agent is None:
+            return
+        elif kind is EventType.AGENT_STARTED:
+            self._open_agents.append(event.agent_name)
+        elif kind in (EventType.AGENT_COMPLETED, EventType.AGENT_ERROR):
+            if event.agent_name in self._open_agents:
+                self._open_agents.remove(event.agent_name)
+        elif kind is EventType.TOOL_EXECUTING:
+            call_id = str(event.data.get("tool_call_id"))
+            self._open_tools[call_id] = (event.agent_name, str(event.data.get("tool_name")))
+        elif kind is EventType.TOOL_COMPLETED:
+            self._open_tools.pop(str(event.data.get("tool_call_id")), None)
+
+    async def close_open(self, code: str, message: str) -> None:
+        """Close every open tool call, then every open sub-agent, innermost first."""
+        for call_id, (agent, tool) in reversed(list(self._open_tools.items())):
+            await self.emit(
+                EventDraft(
+                    EventType.TOOL_COMPLETED,
+                    agent,
+                    {
+                        "tool_name": tool,
+                        "tool_call_id": call_id,
+                        "result": None,
+                        "success": False,
+                        "duration_ms": None,
+                        "error": message,
+                    },
+                    parent_agent=ROOT_AGENT,
+                )
+            )
+        for agent in reversed(list(self._open_agents)):
+            await self.emit(
+                EventDraft(
+                    EventType.AGENT_ERROR,
+                    agent,
+                    {"code": code, "message": message},
+                    parent_agent=ROOT_AGENT,
+                )
+            )

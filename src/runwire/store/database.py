@@ -1,0 +1,113 @@
+"""The database: engine lifecycle, migrations and the readiness check.
+
+``Database.open(url)`` is an async context manager; it owns the engine and disposes of it on exit.
+The same code runs on SQLite (``sqlite+aiosqlite://``) and PostgreSQL (``postgresql+asyncpg://``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from runwire.errors import DependencyUnavailable
+
+__all__ = ["Database"]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers run beside the writer; busy_timeout turns lock contention into waiting.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Database:
+    """An open database engine. Create with :meth:`open`; never at import time."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str) -> AsyncIterator[Database]:
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        try:
+            yield cls(engine)
+        finally:
+            await engine.dispose()
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside a transaction, committed on success, rolled back on error."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def ping(self) -> None:
+        """Run a real query; raise DependencyUnavailable (without the URL) when it fails."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise DependencyUnavailable(
+                f"database unreachable ({type(exc).__name__})"
+            ) from None
+
+    def _alembic_config(self) -> Any:
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        return cfg
+
+    async def migrate(self) -> None:
+        """Apply every pending migration (``alembic upgrade head``)."""
+        from alembic import command
+
+        cfg = self._alembic_config()
+
+        def upgrade(sync_conn: Any) -> None:
+            cfg.attributes["connection"] = sync_conn
+            command.upgrade(cfg, "head")
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(upgrade)
+
+    async def schema_revision(self) -> tuple[str | None, str]:
+        """Return ``(current, head)`` migration revisions."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+
+        def current(sync_conn: Any) -> str | None:
+            rev: str | None = MigrationContext.configure(sync_conn).get_current_revision()
+            return rev
+
+        async with self.engine.connect() as conn:
+            cur = await conn.run_sync(current)
+        return cur, str(head)

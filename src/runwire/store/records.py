@@ -1,0 +1,137 @@
+"""What the store holds, as plain immutable records (no SQL types leak out of the store)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "Message",
+    "RunRecord",
+    "ThreadRecord",
+    "UsageRecord",
+    "User",
+    "iso_from_ms",
+    "new_id",
+    "now_ms",
+]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def iso_from_ms(ms: int) -> str:
+    """Epoch milliseconds → RFC 3339 UTC string with milliseconds."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id(prefix: str) -> str:
+    """An opaque, unguessable id with a readable prefix (``thr_``, ``run_``, ``msg_``, ``usr_``)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+    password_hash: str = field(repr=False)
+    created_at: int
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "email": self.email}
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRecord:
+    id: str
+    user_id: str
+    title: str
+    created_at: int
+    updated_at: int
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "created_at": iso_from_ms(self.created_at),
+            "updated_at": iso_from_ms(self.updated_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    thread_id: str
+    user_id: str
+    role: str
+    content: str
+    created_at: int
+    run_id: str | None = None
+    client_message_id: str | None = None
+    partial: bool = False
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "thread_id": self.thread_id,
+            "role": self.role,
+            "content": self.content,
+            "run_id": self.run_id,
+            "client_message_id": self.client_message_id,
+            "partial": self.partial,
+            "created_at": iso_from_ms(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: str
+    thread_id: str
+    user_id: str
+    message_id: str
+    status: str
+    created_at: int
+    last_seq: int = 0
+    started_at: int | None = None
+    ended_at: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "thread_id": self.thread_id,
+            "message_id": self.message_id,
+            "status": self.status,
+            "last_seq": self.last_seq,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "created_at": iso_from_ms(self.created_at),
+            "started_at": iso_from_ms(self.started_at) if self.started_at else None,
+            "ended_at": iso_from_ms(self.ended_at) if self.ended_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One LLM call of the user's workload, as imported (see PROTOCOL.md, usage records)."""
+
+    timestamp: int  # epoch milliseconds
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    cost_usd: float
+    status: str = "ok"
+    prompt_hash: str | None = None
+    feature: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

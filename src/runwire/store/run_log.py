@@ -1,0 +1,110 @@
+"""Runs and their numbered events, as kept for history and resume."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import insert, select, update
+
+from runwire.events.model import RunEvent
+from runwire.store.database import Database
+from runwire.store.records import RunRecord, now_ms
+from runwire.store.schema import run_events, runs
+
+__all__ = ["RunLog"]
+
+
+class RunLog:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, run_id: str, thread_id: str, user_id: str, message_id: str) -> RunRecord:
+        record = RunRecord(
+            id=run_id,
+            thread_id=thread_id,
+            user_id=user_id,
+            message_id=message_id,
+            status="queued",
+            created_at=now_ms(),
+        )
+        async with self._db.begin() as conn:
+            await conn.execute(
+                insert(runs).values(
+                    id=run_id,
+                    thread_id=thread_id,
+                    user_id=user_id,
+                    message_id=message_id,
+                    status=record.status,
+                    created_at=record.created_at,
+                    last_seq=0,
+                )
+            )
+        return record
+
+    async def mark_started(self, run_id: str) -> None:
+        async with self._db.begin() as conn:
+            await conn.execute(
+                update(runs).where(runs.c.id == run_id).values(status="running", started_at=now_ms())
+            )
+
+    async def mark_ended(
+        self,
+        run_id: str,
+        status: str,
+        last_seq: int,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        async with self._db.begin() as conn:
+            await conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    status=status,
+                    ended_at=now_ms(),
+                    last_seq=last_seq,
+                    error_code=error_code,
+                    error_message=error_message,
+                )
+            )
+
+    async def get(self, user_id: str, run_id: str) -> RunRecord | None:
+        """The run if it exists and is ``user_id``'s; otherwise None."""
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(select(runs).where(runs.c.id == run_id, runs.c.user_id == user_id))
+            ).first()
+        return RunRecord(**row._mapping) if row else None
+
+    async def runs_of_thread(self, thread_id: str) -> list[RunRecord]:
+        async with self._db.connect() as conn:
+            rows = await conn.execute(
+                select(runs).where(runs.c.thread_id == thread_id).order_by(runs.c.created_at)
+            )
+            return [RunRecord(**r._mapping) for r in rows]
+
+    async def unfinished(self) -> list[RunRecord]:
+        async with self._db.connect() as conn:
+            rows = await conn.execute(select(runs).where(runs.c.status.in_(("queued", "running"))))
+            return [RunRecord(**r._mapping) for r in rows]
+
+    async def append_events(self, events: Sequence[RunEvent]) -> None:
+        """Insert a batch of events in one transaction (one round trip per batch)."""
+        if not events:
+            return
+        async with self._db.begin() as conn:
+            await conn.execute(
+                insert(run_events),
+                [{"run_id": e.run_id, "seq": e.seq, "type": e.type.value, "body": e.json} for e in events],
+            )
+
+    async def events_after(self, run_id: str, after_seq: int, limit: int = 100_000) -> list[RunEvent]:
+        async with self._db.connect() as conn:
+            rows = await conn.execute(
+                select(run_events.c.body)
+                .where(run_events.c.run_id == run_id, run_events.c.seq > after_seq)
+                .order_by(run_events.c.seq)
+                .limit(limit)
+            )
+            return [RunEvent.from_wire(json.loads(r.body)) for r in rows]

@@ -1,0 +1,163 @@
+"""The SQL schema (SQLAlchemy Core). Portable: the same tables run on SQLite and PostgreSQL.
+
+Times are epoch milliseconds (BigInteger) so ordering and arithmetic are identical on both
+databases; ``pk`` integer columns give a total insertion order where two rows share a millisecond.
+Migrations in ``store/migrations`` must match this module (a test compares them).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "metadata",
+    "messages",
+    "refresh_tokens",
+    "run_events",
+    "runs",
+    "threads",
+    "token_families",
+    "usage_records",
+    "users",
+    "ws_tickets",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+token_families = Table(
+    "token_families",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("revoked_reason", String(40), nullable=True),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "family_id",
+        String(40),
+        ForeignKey("token_families.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+)
+
+ws_tickets = Table(
+    "ws_tickets",
+    metadata,
+    Column("ticket_hash", String(64), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("family_id", String(40), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+threads = Table(
+    "threads",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column(
+        "user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("title", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_threads_user_updated", "user_id", "updated_at"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(40), nullable=False, unique=True),
+    Column(
+        "thread_id", String(40), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("user_id", String(40), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("run_id", String(40), nullable=True),
+    Column("client_message_id", String(100), nullable=True),
+    Column("partial", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_messages_thread_pk", "thread_id", "pk"),
+    UniqueConstraint("user_id", "client_message_id", name="uq_messages_user_client_id"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("thread_id", String(40), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(40), nullable=False, index=True),
+    Column("message_id", String(40), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("error_code", String(40), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("last_seq", Integer, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger, nullable=True),
+    Column("ended_at", BigInteger, nullable=True),
+)
+
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("type", String(40), nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("provider", String(100), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("prompt_hash", String(200), nullable=True),
+    Column("feature", String(200), nullable=True),
+    Index("ix_usage_records_user_ts", "user_id", "timestamp"),
+)

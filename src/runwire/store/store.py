@@ -1,0 +1,33 @@
+"""The store: one object that gives the rest of the server its repositories."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from runwire.store.accounts import Accounts
+from runwire.store.conversations import Conversations
+from runwire.store.database import Database
+from runwire.store.run_log import RunLog
+from runwire.store.usage import UsageStore
+
+__all__ = ["Store"]
+
+
+class Store:
+    """Repositories over one database: ``accounts``, ``conversations``, ``runs``, ``usage``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.accounts = Accounts(db)
+        self.conversations = Conversations(db)
+        self.runs = RunLog(db)
+        self.usage = UsageStore(db)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str, *, migrate: bool = False) -> AsyncIterator[Store]:
+        async with Database.open(url) as db:
+            if migrate:
+                await db.migrate()
+            yield cls(db)

@@ -1,0 +1,98 @@
+"""HTTP: tickets, threads, runs and their events, usage data (PROTOCOL.md, HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from runwire.errors import PayloadTooLarge
+from runwire.transport.principal import CurrentPrincipal
+from runwire.transport.services import services_of
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+@router.get("/me", summary="The logged-in user")
+async def me(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+    user = await services_of(request).auth.user(principal)
+    return {"user": user.public()}
+
+
+@router.post("/ws-ticket", status_code=201, summary="A single-use ticket to open /ws from a browser")
+async def ws_ticket(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+    auth = services_of(request).auth
+    ticket = await auth.issue_ticket(principal)
+    return {"ticket": ticket, "expires_in": auth.ticket_ttl_s}
+
+
+@router.get("/threads", summary="The caller's threads, newest first")
+async def threads(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+    found = await services_of(request).chat.threads(principal.user_id)
+    return {"threads": [t.public() for t in found]}
+
+
+@router.get("/threads/{thread_id}/messages", summary="A thread's messages, oldest first")
+async def thread_messages(
+    thread_id: str, principal: CurrentPrincipal, request: Request
+) -> dict[str, Any]:
+    found = await services_of(request).chat.messages(principal.user_id, thread_id)
+    return {"thread_id": thread_id, "messages": [m.public() for m in found]}
+
+
+@router.get("/runs/{run_id}", summary="A run's status and timings")
+async def run(run_id: str, principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+    record = await services_of(request).chat.run(principal.user_id, run_id)
+    return {"run": record.public()}
+
+
+@router.get("/runs/{run_id}/events", summary="A run's events with seq > after, in order")
+async def run_events(
+    run_id: str,
+    principal: CurrentPrincipal,
+    request: Request,
+    after: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    events = await services_of(request).chat.events(principal.user_id, run_id, after)
+    return {"run_id": run_id, "events": [e.to_wire() for e in events]}
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/usage/import",
+    summary="Import LLM-usage records (JSONL as application/x-ndjson, or CSV as text/csv)",
+)
+async def usage_import(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+    services = services_of(request)
+    kind = services.workload.format_of(request.headers.get("content-type"), None)
+    body = await _body(request, services.settings.max_import_bytes)
+    report = await services.workload.import_text(principal.user_id, body, kind)
+    return report.public()
+
+
+@router.post("/usage/sample", status_code=201, summary="Load a generated, realistic usage set")
+async def usage_sample(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+    imported = await services_of(request).workload.load_sample(principal.user_id)
+    return {"imported": imported}
+
+
+@router.get("/usage/summary", summary="How many usage records the caller has")
+async def usage_summary(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+    count = await services_of(request).workload.count(principal.user_id)
+    return {"records": count}
+

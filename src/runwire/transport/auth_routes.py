@@ -1,0 +1,53 @@
+"""HTTP: register, log in, refresh, log out (PROTOCOL.md, HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, EmailStr, Field
+
+from runwire.transport.principal import CurrentPrincipal
+from runwire.transport.services import services_of
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class Credentials(BaseModel):
+    email: EmailStr
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class LoginBody(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class RefreshBody(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+@router.post("/register", status_code=201, summary="Create an account")
+async def register(body: Credentials, request: Request) -> dict[str, Any]:
+    user = await services_of(request).auth.register(str(body.email), body.password)
+    return {"user": user.public()}
+
+
+@router.post("/login", summary="Exchange e-mail and password for tokens")
+async def login(body: LoginBody, request: Request) -> dict[str, Any]:
+    pair = await services_of(request).auth.login(body.email, body.password)
+    return pair.public()
+
+
+@router.post("/refresh", summary="Spend a refresh token for a new pair")
+async def refresh(body: RefreshBody, request: Request) -> dict[str, Any]:
+    pair = await services_of(request).auth.refresh(body.refresh_token)
+    return pair.public()
+
+
+@router.post("/logout", status_code=204, summary="End this session (its tokens stop working)")
+async def logout(principal: CurrentPrincipal, request: Request) -> Response:
+    await services_of(request).auth.logout(principal)
+    return Response(status_code=204)

@@ -1,0 +1,69 @@
+"""Error mapping at the edge: runwire errors → HTTP statuses and JSON bodies, and close codes.
+
+Bodies are ``{"detail": <readable message>, "code": <stable code>}``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from runwire import errors
+
+__all__ = ["CLOSE_CODES", "http_status", "install_error_handlers"]
+
+_STATUS: list[tuple[type[errors.RunwireError], int]] = [
+    (errors.PayloadTooLarge, 413),
+    (errors.UnsupportedMediaType, 415),
+    (errors.InputError, 422),
+    (errors.AuthError, 401),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.InvalidTransition, 409),
+    (errors.DependencyUnavailable, 503),
+]
+
+CLOSE_CODES = {
+    "normal": 1000,
+    "going_away": 1001,
+    "policy": 1008,
+    "too_big": 1009,
+    "internal": 1011,
+    "try_again_later": 1013,
+    "idle": 4000,
+    "slow_consumer": 4008,
+}
+"""WebSocket close codes the server uses (documented in docs/protocol.md)."""
+
+
+def http_status(exc: errors.RunwireError) -> int:
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+async def _runwire_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.RunwireError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.AuthError) else None
+    return JSONResponse(
+        {"detail": exc.message, "code": exc.code}, status_code=http_status(exc), headers=headers
+    )
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return JSONResponse(
+        {"detail": "; ".join(problems) or "invalid request", "code": "invalid_input"},
+        status_code=422,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.RunwireError, _runwire_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,33 @@
+"""What the edge needs from the core, wired once by the app factory and held on ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from runwire.auth.service import AuthService
+from runwire.bus.base import EventBus
+from runwire.chat import ChatService
+from runwire.config import Settings
+from runwire.runs.executor import RunExecutor
+from runwire.store.store import Store
+from runwire.workload import Workload
+
+__all__ = ["Services", "services_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    auth: AuthService
+    chat: ChatService
+    bus: EventBus
+    executor: RunExecutor
+    workload: Workload
+
+
+def services_of(conn: HTTPConnection) -> Services:
+    services: Services = conn.app.state.services
+    return services

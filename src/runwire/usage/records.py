@@ -1,0 +1,173 @@
+"""Validation of one usage record (one LLM call) as it arrives from JSONL or CSV.
+
+The rules are PROTOCOL.md's "Usage records". Values from CSV are all strings, so numbers may arrive
+as ``"12"``; an empty CSV cell counts as absent. Every problem of a record is reported at once,
+each naming its field, so a user fixes a line in one go.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from runwire.errors import InputError
+from runwire.store.records import UsageRecord
+from runwire.usage.pricing import PricingTable
+
+__all__ = ["STATUSES", "parse_record"]
+
+STATUSES = ("ok", "error")
+_MISSING = object()
+
+
+def parse_record(obj: Mapping[str, Any], pricing: PricingTable) -> UsageRecord:
+    """Validate one record and return it; raise :class:`InputError` naming every bad field.
+
+    ``timestamp`` becomes epoch milliseconds. ``cost_usd``, when absent, is computed from
+    ``pricing``; a record whose model the table does not know must then carry its own cost, since
+    silently costing it at zero would understate the spend.
+    """
+    problems: list[str] = []
+
+    def check(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except _FieldError as exc:
+            problems.append(str(exc))
+            return None
+
+    timestamp = check(_timestamp, _get(obj, "timestamp"))
+    provider = check(_required_text, obj, "provider")
+    model = check(_required_text, obj, "model")
+    prompt_tokens = check(_count, obj, "prompt_tokens")
+    completion_tokens = check(_count, obj, "completion_tokens")
+    latency_ms = check(_number, obj, "latency_ms", True)
+    cost_usd = check(_number, obj, "cost_usd", False)
+    status = check(_status, _get(obj, "status"))
+    prompt_hash = check(_optional_text, obj, "prompt_hash")
+    feature = check(_optional_text, obj, "feature")
+    if problems:
+        raise InputError("; ".join(problems))
+
+    if cost_usd is None:
+        cost_usd = pricing.cost(provider, model, prompt_tokens, completion_tokens)
+        if cost_usd is None:
+            raise InputError(f"cost_usd missing and model {model!r} is not in the pricing table")
+    return UsageRecord(
+        timestamp=timestamp,
+        provider=provider,
+        model=model,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        latency_ms=latency_ms,
+        cost_usd=cost_usd,
+        status=status,
+        prompt_hash=prompt_hash,
+        feature=feature,
+    )
+
+
+class _FieldError(Exception):
+    """One field's problem; collected into a single InputError for the record."""
+
+
+def _get(obj: Mapping[str, Any], key: str) -> Any:
+    """The value, or _MISSING for absent, null and empty-string (an empty CSV cell)."""
+    value = obj.get(key, _MISSING)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return _MISSING
+    return value
+
+
+def _timestamp(value: Any) -> int:
+    if value is _MISSING:
+        raise _FieldError("timestamp is required")
+    if not isinstance(value, str):
+        raise _FieldError("timestamp must be an RFC 3339 string, e.g. 2025-03-01T12:00:00Z")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _FieldError(
+            f"timestamp {value[:40]!r} is not RFC 3339 (e.g. 2025-03-01T12:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        raise _FieldError(f"timestamp {value[:40]!r} has no UTC offset (add Z or +00:00)")
+    return int(moment.timestamp() * 1000)
+
+
+def _required_text(obj: Mapping[str, Any], key: str) -> str:
+    value = _get(obj, key)
+    if value is _MISSING:
+        raise _FieldError(f"{key} is required")
+    if not isinstance(value, str):
+        raise _FieldError(f"{key} must be a string")
+    return value.strip()
+
+
+def _optional_text(obj: Mapping[str, Any], key: str) -> str | None:
+    value = _get(obj, key)
+    if value is _MISSING:
+        return None
+    if not isinstance(value, str):
+        raise _FieldError(f"{key} must be a string")
+    return value.strip()
+
+
+def _count(obj: Mapping[str, Any], key: str) -> int:
+    value = _get(obj, key)
+    if value is _MISSING:
+        raise _FieldError(f"{key} is required")
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value  # exact, however large: float() would overflow or round
+    else:
+        number = _as_number(key, value)
+        # Exporters such as pandas write whole numbers as 12.0; a fraction of a token is an error.
+        if not number.is_integer():
+            raise _FieldError(f"{key} must be a whole number, got {value!r}")
+        count = int(number)
+    if count < 0:
+        raise _FieldError(f"{key} must be >= 0, got {value!r}")
+    return count
+
+
+def _number(obj: Mapping[str, Any], key: str, required: bool) -> float | None:
+    value = _get(obj, key)
+    if value is _MISSING:
+        if required:
+            raise _FieldError(f"{key} is required")
+        return None
+    number = _as_number(key, value)
+    if number < 0:
+        raise _FieldError(f"{key} must be >= 0, got {value!r}")
+    return number
+
+
+def _as_number(key: str, value: Any) -> float:
+    # bool is an int subclass in Python; true/false in a numeric field is a mistake, not 1/0.
+    if isinstance(value, bool):
+        raise _FieldError(f"{key} must be a number, got {str(value).lower()}")
+    if isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range
+            raise _FieldError(f"{key} is out of range") from None
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise _FieldError(f"{key} must be a number, got {value[:40]!r}") from None
+    else:
+        raise _FieldError(f"{key} must be a number, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise _FieldError(f"{key} must be a finite number, got {value!r}")
+    return number
+
+
+def _status(value: Any) -> str:
+    if value is _MISSING:
+        return "ok"
+    if isinstance(value, str) and value.strip().lower() in STATUSES:
+        return value.strip().lower()
+    raise _FieldError(f"status must be 'ok' or 'error', got {str(value)[:40]!r}")

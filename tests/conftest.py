@@ -1,0 +1,39 @@
+"""Shared fixtures: settings for tests, a migrated SQLite store, and fast password hashing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from runwire.config import Settings, load_settings
+from runwire.store.store import Store
+
+
+def test_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings for a test: its own data dir, no delays, cheap argon2 (never in production)."""
+    base: dict[str, object] = {
+        "env": "test",
+        "data_dir": tmp_path,
+        "offline_delay_ms": 0,
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 64,
+        "secret_key": "test-secret-" + "x" * 40,
+    }
+    base.update(overrides)
+    return load_settings(**base)
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return test_settings(tmp_path)
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[Store]:
+    async with Store.open(settings.effective_database_url, migrate=True) as opened:
+        yield opened

@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import pytest
+
+from runwire.config import ConcurrencyPolicy, Environment, load_settings, resolve_secret
+from runwire.errors import ConfigError
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_are_the_embedded_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert s.env is Environment.DEVELOPMENT
+    assert s.effective_database_url.startswith("sqlite+aiosqlite:///")
+    assert s.effective_database_url.endswith(".runwire/runwire.db")
+    assert s.migrate_on_start
+    assert s.concurrency_policy is ConcurrencyPolicy.ENQUEUE
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNWIRE_PORT", "9001")
+    monkeypatch.setenv("RUNWIRE_ALLOWED_ORIGINS", "https://a.example, https://b.example/")
+    s = load_settings()
+    assert s.port == 9001
+    assert s.allowed_origins == ["https://a.example", "https://b.example"]
+
+
+def test_production_names_every_problem_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env="production", secret_key="short", tool_timeout_s=500,
+                      argon2_memory_kib=1024)
+    problems = "\n".join(caught.value.problems)
+    assert "RUNWIRE_SECRET_KEY must be at least 32 bytes" in problems
+    assert "RUNWIRE_TOOL_TIMEOUT_S must be below RUNWIRE_RUN_TIMEOUT_S" in problems
+    assert "RUNWIRE_ALLOWED_ORIGINS" in problems
+    assert "RUNWIRE_ARGON2_MEMORY_KIB" in problems
+    assert "short" not in caught.value.message  # the secret itself is never echoed
+
+
+def test_production_requires_a_secret() -> None:
+    with pytest.raises(ConfigError, match="RUNWIRE_SECRET_KEY is required"):
+        load_settings(env="production", allowed_origins=["https://x"])
+
+
+def test_the_timeout_hierarchy_is_enforced() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(run_timeout_s=400, ws_idle_timeout_s=300, llm_timeout_s=500)
+    joined = " ".join(caught.value.problems)
+    assert "RUNWIRE_RUN_TIMEOUT_S must be below RUNWIRE_WS_IDLE_TIMEOUT_S" in joined
+    assert "RUNWIRE_LLM_TIMEOUT_S must be below RUNWIRE_RUN_TIMEOUT_S" in joined
+
+
+def test_type_errors_are_named_by_variable() -> None:
+    with pytest.raises(ConfigError, match="RUNWIRE_PORT"):
+        load_settings(port="eighty")
+    with pytest.raises(ConfigError, match="RUNWIRE_DATABASE_URL"):
+        load_settings(database_url="mysql://x")
+    with pytest.raises(ConfigError, match="RUNWIRE_LLM_BASE_URL"):
+        load_settings(llm_base_url="ftp://x")
+    with pytest.raises(ConfigError, match="RUNWIRE_REFRESH_TOKEN_TTL_S"):
+        load_settings(refresh_token_ttl_s=10)
+
+
+def test_a_good_production_configuration_starts() -> None:
+    s = load_settings(env="production", secret_key="k" * 32, allowed_origins=["https://x"],
+                      database_url="postgresql+asyncpg://db/runwire")
+    assert s.is_production and not s.migrate_on_start
+    assert resolve_secret(s) == ("k" * 32, False)
+
+
+def test_development_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
+    s = load_settings(data_dir=tmp_path)
+    secret, generated = resolve_secret(s)
+    assert generated and len(secret) >= 32
+    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert resolve_secret(s) == (secret, True)

@@ -1,0 +1,66 @@
+import json
+
+import pytest
+
+from runwire.events import EventType, Redactor, RunEvent
+from runwire.events.redaction import REDACTED
+
+pytestmark = pytest.mark.unit
+
+
+def event(seq: int = 1, kind: EventType = EventType.AGENT_THINKING, parent: str | None = None) -> RunEvent:
+    return RunEvent(kind, "run_1", "thr_1", seq, "data", "2026-01-01T00:00:00.000Z",
+                    {"reasoning": "because"}, parent)
+
+
+def test_wire_form_has_the_protocol_fields_and_round_trips() -> None:
+    e = event(parent="supervisor")
+    body = json.loads(e.json)
+    assert body == {
+        "type": "agent_thinking", "run_id": "run_1", "thread_id": "thr_1", "seq": 1,
+        "agent_name": "data", "parent_agent": "supervisor",
+        "timestamp": "2026-01-01T00:00:00.000Z", "reasoning": "because",
+    }
+    assert RunEvent.from_wire(body) == e
+
+
+def test_data_cannot_overwrite_identity_fields() -> None:
+    e = RunEvent(EventType.AGENT_STARTED, "run_1", "thr_1", 3, "x", "t", {"seq": 99, "run_id": "evil"})
+    assert e.to_wire()["seq"] == 3
+    assert e.to_wire()["run_id"] == "run_1"
+
+
+def test_only_the_roots_closing_event_is_terminal() -> None:
+    assert event(kind=EventType.AGENT_COMPLETED).is_terminal
+    assert not event(kind=EventType.AGENT_COMPLETED, parent="supervisor").is_terminal
+    assert not event(kind=EventType.AGENT_THINKING).is_terminal
+
+
+def test_secret_keys_are_redacted_at_any_depth() -> None:
+    cleaned = Redactor().clean(
+        {"api_key": "sk-1", "nested": {"Password": "p", "list": [{"access_token": "t"}]},
+         "authorization": "Bearer x", "model": "gpt-4o", "session_id": "s", "credentials": 1}
+    )
+    assert cleaned == {
+        "api_key": REDACTED, "nested": {"Password": REDACTED, "list": [{"access_token": REDACTED}]},
+        "authorization": REDACTED, "model": "gpt-4o", "session_id": REDACTED,
+        "credentials": REDACTED,
+    }
+
+
+def test_secret_looking_values_are_redacted_under_any_key() -> None:
+    text = "call with Bearer abcdefghijklmnop and sk-abcdefghijklmnopqrstuv please"
+    cleaned = Redactor().clean({"note": text})["note"]
+    assert "abcdefghijklmnop" not in cleaned
+    assert cleaned.count(REDACTED) == 2
+
+
+def test_values_are_bounded() -> None:
+    r = Redactor(max_chars=10, max_items=3, max_depth=2)
+    assert r.clean("x" * 25).startswith("x" * 10 + "... [TRUNCATED: 25 chars]")
+    assert r.clean(list(range(5))) == [0, 1, 2, "[TRUNCATED: 2 more items]"]
+    assert r.clean({str(i): i for i in range(5)})["[TRUNCATED]"] == "2 more keys"
+    assert r.clean({"a": {"b": {"c": 1}}}) == {"a": {"b": "[TRUNCATED: too deep]"}}
+    assert r.clean({"a": [[1]]}) == {"a": ["[TRUNCATED: too deep]"]}
+    assert r.clean((None, True, 2.5)) == [None, True, 2.5]
+    assert r.clean(object()).startswith("<object ob... [TRUNCATED")

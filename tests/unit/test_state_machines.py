@@ -1,0 +1,43 @@
+import pytest
+
+from runwire.errors import InvalidTransition
+from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
+from runwire.runs.state import RunState, RunStatus
+
+pytestmark = pytest.mark.unit
+
+
+def test_connection_lifecycle() -> None:
+    machine = ConnectionStateMachine()
+    assert not machine.is_open
+    machine.move(ConnectionState.OPEN)
+    assert machine.is_open
+    assert machine.close() is True
+    assert machine.state is ConnectionState.CLOSING
+    assert machine.close() is False
+    machine.move(ConnectionState.CLOSED)
+    with pytest.raises(InvalidTransition):
+        machine.move(ConnectionState.OPEN)
+
+
+def test_closing_a_connection_never_opened_goes_straight_to_closed() -> None:
+    machine = ConnectionStateMachine()
+    assert machine.close() is True
+    assert machine.state is ConnectionState.CLOSED
+
+
+def test_run_lifecycle_and_terminal_states() -> None:
+    state = RunState()
+    state.move(RunStatus.RUNNING)
+    state.move(RunStatus.COMPLETED)
+    assert state.status.is_terminal
+    with pytest.raises(InvalidTransition):
+        state.move(RunStatus.RUNNING)
+
+
+def test_queued_run_can_be_cancelled_but_not_completed() -> None:
+    state = RunState()
+    with pytest.raises(InvalidTransition):
+        state.move(RunStatus.COMPLETED)
+    state.move(RunStatus.CANCELLED)
+    assert state.status is RunStatus.CANCELLED
