@@ -260,8 +260,7 @@ def _tick(on_progress: ProgressCallback | None, lines_done: int) -> None:
 
 
 def _finish(on_progress: ProgressCallback | None, lines_done: int) -> None:
-    # The final call lets a progress bar reach 100% whatever the line count.
-    if on_progress is not None and lines_done % PROGRESS_EVERY != 0:
+    # The final call lets a progress bar reach 100% whatever the line count (unless _tick has
+    # just reported this very count).
+    if on_progress is not None and (lines_done == 0 or lines_done % PROGRESS_EVERY):
         on_progress(lines_done)
-    elif on_progress is not None and lines_done == 0:
-        on_progress(0)

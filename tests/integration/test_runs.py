@@ -1,0 +1,201 @@
+"""The run executor on a real store and the in-process bus: events, endings, stop, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from runwire.bus.memory import MemoryBus
+from runwire.errors import NotFound, ToolFailed
+from runwire.events import EventDraft, EventType, RunEvent
+from runwire.runs.event_writer import EventWriter
+from runwire.runs.executor import Emit, RunExecutor, RunInput
+from runwire.store.records import new_id
+from runwire.store.store import Store
+from tests.timing import unit
+
+Agent = Callable[[RunInput, Emit], Awaitable[str]]
+
+
+class Harness:
+    def __init__(self, store: Store, bus: MemoryBus, executor: RunExecutor, user_id: str, thread_id: str):
+        self.store, self.bus, self.executor = store, bus, executor
+        self.user_id, self.thread_id = user_id, thread_id
+        self.seen: list[RunEvent] = []
+        bus.subscribe(user_id, self.seen.append)
+
+    async def start(self) -> str:
+        run_id = new_id("run")
+        msg = await self.store.conversations.add_message(
+            thread_id=self.thread_id, user_id=self.user_id, role="user", content="q", run_id=run_id)
+        await self.store.runs.create(run_id, self.thread_id, self.user_id, msg.id)
+        self.executor.submit(RunInput(run_id, self.thread_id, self.user_id, "q"))
+        return run_id
+
+    def events(self, run_id: str) -> list[RunEvent]:
+        return [e for e in self.seen if e.run_id == run_id]
+
+
+def harness_for(agent: Agent, run_timeout_s: float = 5.0):  # type: ignore[no-untyped-def]
+    async def make(store: Store) -> AsyncIterator[Harness]:
+        bus = MemoryBus()
+        user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+        thread = await store.conversations.create_thread(user.id, "q")
+        async with EventWriter(store.runs.append_events).running() as writer:
+            executor = RunExecutor(runs=store.runs, conversations=store.conversations, bus=bus,
+                                   writer=writer, agent=agent, run_timeout_s=run_timeout_s)
+            async with executor.running():
+                yield Harness(store, bus, executor, user.id, thread.id)
+    return make
+
+
+async def streaming_agent(run: RunInput, emit: Emit) -> str:
+    await emit(EventDraft(EventType.AGENT_THINKING, "supervisor", {"reasoning": "plan"}))
+    await emit(EventDraft(EventType.AGENT_STARTED, "data", parent_agent="supervisor"))
+    await emit(EventDraft(EventType.TOOL_EXECUTING, "data",
+                          {"tool_name": "t", "tool_call_id": "c1", "tool_args": {}}, "supervisor"))
+    await emit(EventDraft(EventType.TOOL_COMPLETED, "data",
+                          {"tool_name": "t", "tool_call_id": "c1", "result": 1, "success": True,
+                           "duration_ms": 1}, "supervisor"))
+    await emit(EventDraft(EventType.TEXT_DELTA, "data", {"delta": "Hello "}, "supervisor"))
+    await emit(EventDraft(EventType.TEXT_DELTA, "data", {"delta": "world"}, "supervisor"))
+    await emit(EventDraft(EventType.AGENT_COMPLETED, "data", {"final_response": "ok"}, "supervisor"))
+    return "Hello world"
+
+
+def hanging_agent(started: asyncio.Event) -> Agent:
+    async def agent(run: RunInput, emit: Emit) -> str:
+        await emit(EventDraft(EventType.AGENT_STARTED, "optimization", parent_agent="supervisor"))
+        await emit(EventDraft(EventType.TEXT_DELTA, "optimization", {"delta": "partial"}, "supervisor"))
+        await emit(EventDraft(EventType.TOOL_EXECUTING, "optimization",
+                              {"tool_name": "slow", "tool_call_id": "c9", "tool_args": {}}, "supervisor"))
+        started.set()
+        await asyncio.sleep(3600)
+        return "never"
+    return agent
+
+
+def assert_protocol_shape(events: list[RunEvent]) -> None:
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[0].type is EventType.AGENT_STARTED and events[0].parent_agent is None
+    assert events[-1].is_terminal
+    assert sum(e.is_terminal for e in events) == 1
+    open_agents, open_tools = [], set()
+    for e in events:
+        if e.parent_agent is None:
+            continue
+        if e.type is EventType.AGENT_STARTED:
+            open_agents.append(e.agent_name)
+        elif e.type in (EventType.AGENT_COMPLETED, EventType.AGENT_ERROR):
+            open_agents.remove(e.agent_name)
+        elif e.type is EventType.TOOL_EXECUTING:
+            open_tools.add(e.data["tool_call_id"])
+        elif e.type is EventType.TOOL_COMPLETED:
+            open_tools.remove(e.data["tool_call_id"])
+    assert not open_agents and not open_tools
+
+
+async def test_a_run_streams_numbered_events_and_stores_everything(store: Store) -> None:
+    async for h in harness_for(streaming_agent)(store):
+        run_id = await h.start()
+        await asyncio.wait_for(h.executor.wait(run_id), unit(5))
+        events = h.events(run_id)
+        assert_protocol_shape(events)
+        final = events[-1]
+        assert final.type is EventType.AGENT_COMPLETED and final.data["final_response"] == "Hello world"
+        stored = await store.runs.events_after(run_id, 0)
+        assert stored == events
+        assert await store.runs.events_after(run_id, 5) == events[5:]
+        record = await store.runs.get(h.user_id, run_id)
+        assert record is not None and record.status == "completed" and record.last_seq == len(events)
+        messages = await store.conversations.messages_of(h.thread_id)
+        assert messages[-1].id == final.data["message_id"] and messages[-1].content == "Hello world"
+        assert h.bus.history(run_id, 0) is None  # released once stored
+        assert h.executor.active_count == 0
+
+
+async def test_stop_mid_tool_closes_everything_and_keeps_the_partial_answer(store: Store) -> None:
+    started = asyncio.Event()
+    async for h in harness_for(hanging_agent(started))(store):
+        run_id = await h.start()
+        await asyncio.wait_for(started.wait(), unit(5))
+        assert await h.executor.stop(h.user_id, run_id) is True
+        await asyncio.wait_for(h.executor.wait(run_id), unit(1))
+        events = h.events(run_id)
+        assert_protocol_shape(events)
+        assert events[-1].type is EventType.AGENT_STOPPED
+        closing_tool = next(e for e in events if e.type is EventType.TOOL_COMPLETED)
+        assert closing_tool.data["success"] is False
+        record = await store.runs.get(h.user_id, run_id)
+        assert record is not None and record.status == "cancelled"
+        reply = (await store.conversations.messages_of(h.thread_id))[-1]
+        assert reply.partial and reply.content == "partial"
+        assert events[-1].data["partial_message_id"] == reply.id
+        assert await h.executor.stop(h.user_id, run_id) is False  # already over
+        with pytest.raises(NotFound):
+            await h.executor.stop("usr_other", run_id)
+
+
+async def test_run_timeout_ends_with_agent_error_timeout(store: Store) -> None:
+    started = asyncio.Event()
+    async for h in harness_for(hanging_agent(started), run_timeout_s=unit(0.2))(store):
+        run_id = await h.start()
+        await asyncio.wait_for(h.executor.wait(run_id), unit(5))
+        events = h.events(run_id)
+        assert_protocol_shape(events)
+        assert events[-1].type is EventType.AGENT_ERROR and events[-1].data["code"] == "timeout"
+        record = await store.runs.get(h.user_id, run_id)
+        assert record is not None and record.status == "failed" and record.error_code == "timeout"
+
+
+async def failing_agent(run: RunInput, emit: Emit) -> str:
+    raise ToolFailed("the cost tool could not read the data")
+
+
+async def crashing_agent(run: RunInput, emit: Emit) -> str:
+    raise ValueError("secret internals: password=hunter2")
+
+
+async def test_failures_become_readable_agent_errors(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    async for h in harness_for(failing_agent)(store):
+        run_id = await h.start()
+        await asyncio.wait_for(h.executor.wait(run_id), unit(5))
+        last = h.events(run_id)[-1]
+        assert last.type is EventType.AGENT_ERROR and last.data["code"] == "tool_failed"
+    async for h in harness_for(crashing_agent)(store):
+        run_id = await h.start()
+        await asyncio.wait_for(h.executor.wait(run_id), unit(5))
+        last = h.events(run_id)[-1]
+        assert last.data["code"] == "internal"
+        assert "hunter2" not in last.json
+
+
+async def test_runs_on_one_thread_run_one_after_another(store: Store) -> None:
+    started = asyncio.Event()
+    async for h in harness_for(hanging_agent(started))(store):
+        first = await h.start()
+        second = await h.start()
+        await asyncio.wait_for(started.wait(), unit(5))
+        assert h.events(second) == []  # queued behind the first
+        assert h.executor.thread_busy(h.thread_id) == second
+        await h.executor.stop(h.user_id, second)  # stopped while queued: still opens and closes
+        await asyncio.wait_for(h.executor.wait(second), unit(1))
+        assert [e.type for e in h.events(second)] == [EventType.AGENT_STARTED, EventType.AGENT_STOPPED]
+        await h.executor.stop(h.user_id, first)
+        await asyncio.wait_for(h.executor.wait(first), unit(1))
+        assert h.executor.active_count == 0
+
+
+async def test_shutdown_stops_active_runs_cleanly(store: Store) -> None:
+    started = asyncio.Event()
+    run_id = ""
+    async for h in harness_for(hanging_agent(started))(store):
+        run_id = await h.start()
+        await asyncio.wait_for(started.wait(), unit(5))
+        user_id = h.user_id
+    record = await store.runs.get(user_id, run_id)
+    assert record is not None and record.status == "cancelled"
+    events = await store.runs.events_after(run_id, 0)
+    assert events[-1].type is EventType.AGENT_STOPPED and events[-1].data["code"] == "shutdown"
