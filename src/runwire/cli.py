@@ -164,7 +164,7 @@ def _user_id(store: Store, email: str) -> Awaitable[str]:
 def _lines(path: Path) -> Iterator[str]:
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
         for line in handle:
-            yield line.rstrip("\r\n")
+            yield line
 
 
 @usage_app.command("import")

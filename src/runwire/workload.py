@@ -53,7 +53,7 @@ class Workload:
     ) -> tuple[list[UsageRecord], list[tuple[int, str]]]:
         parse = parse_csv if kind == "csv" else parse_jsonl
         report = parse(lines, self.pricing, on_progress=on_progress)
-        return list(report.records), list(report.rejected)
+        return list(report.imported), list(report.rejected)
 
     async def import_lines(
         self,
@@ -69,7 +69,7 @@ class Workload:
 
     async def import_text(self, user_id: str, body: bytes, kind: str) -> ImportResult:
         text = body.decode("utf-8", errors="replace")
-        return await self.import_lines(user_id, text.splitlines(), kind)
+        return await self.import_lines(user_id, text.splitlines(keepends=True), kind)
 
     async def load_sample(self, user_id: str) -> int:
         return await self._usage.add(user_id, generate_sample())

@@ -50,7 +50,7 @@ class _Active:
     state: RunState = field(default_factory=RunState)
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None
-    error: tuple[str, str] | None = None
+    ended: bool = False
 
 
 _STOP_MESSAGES = {
@@ -164,14 +164,15 @@ class RunExecutor:
                     thread_id=run.thread_id, user_id=run.user_id, role="assistant",
                     content=answer, run_id=run.run_id,
                 )
-                await journal.emit(
+                await self._close(
+                    active,
                     EventDraft(
                         EventType.AGENT_COMPLETED,
                         ROOT_AGENT,
                         {"final_response": answer, "message_id": reply.id},
-                    )
+                    ),
+                    RunStatus.COMPLETED,
                 )
-                active.state.move(RunStatus.COMPLETED)
             except asyncio.CancelledError:
                 if active.stop_reason is None:
                     raise
@@ -212,25 +213,34 @@ class RunExecutor:
                 content=partial, run_id=run.run_id, partial=True,
             )
             data["partial_message_id"] = reply.id
-        await journal.emit(EventDraft(kind, ROOT_AGENT, data))
         status = RunStatus.CANCELLED if kind is EventType.AGENT_STOPPED else RunStatus.FAILED
+        error = (code, message) if status is RunStatus.FAILED else None
+        await self._close(active, EventDraft(kind, ROOT_AGENT, data), status, error)
+
+    async def _close(
+        self,
+        active: _Active,
+        last: EventDraft,
+        status: RunStatus,
+        error: tuple[str, str] | None = None,
+    ) -> None:
+        """Record the run's end, then publish its last event: whoever sees that event and asks
+        for the run finds it ended (the events themselves are served from the bus until stored)."""
         active.state.move(status)
-        if status is RunStatus.FAILED:
-            active.error = (code, message)
+        active.ended = True
+        await self._runs.mark_ended(
+            active.input.run_id, status.value, active.journal.last_seq + 1,
+            error_code=error[0] if error else None,
+            error_message=error[1] if error else None,
+        )
+        await active.journal.emit(last)
 
     async def _finalize(self, active: _Active) -> None:
         run, journal = active.input, active.journal
         try:
             await self._writer.flush()
-            error = active.error
-            status = active.state.status
-            if not status.is_terminal:  # the task died before deciding (re-raised cancel)
-                status = RunStatus.CANCELLED
-            await self._runs.mark_ended(
-                run.run_id, status.value, journal.last_seq,
-                error_code=error[0] if error else None,
-                error_message=error[1] if error else None,
-            )
+            if not active.ended:  # the task died before it could close (a re-raised cancel)
+                await self._runs.mark_ended(run.run_id, RunStatus.CANCELLED.value, journal.last_seq)
         except Exception:
             log.exception("could not record the end of run %s", run.run_id)
         finally:

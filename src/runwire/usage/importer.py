@@ -173,23 +173,28 @@ def parse_csv(
     reader = csv.reader(counted)
     header: list[str] | None = None
     consumed = 0  # physical lines consumed before the current row
-    try:
-        for row in reader:
-            start, consumed = consumed + 1, reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            if header is None:
-                header = _header(row)
-                continue
-            if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
-                report.rejected.append(
-                    (start, f"row has {len(row)} values but the header has {len(header)} columns")
-                )
-                continue
-            _add(report, start, dict(zip(header, row, strict=False)), pricing)
-    except csv.Error as exc:
-        # Only an unterminated quote or a NUL byte gets here; the rest of the file is unreadable.
-        report.rejected.append((consumed + 1, f"malformed CSV: {exc}"))
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # A field over csv.field_size_limit(); the reader resumes on the next line.
+            report.rejected.append((consumed + 1, f"malformed CSV: {exc}"))
+            consumed = reader.line_num
+            continue
+        start, consumed = consumed + 1, reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = _header(row)
+            continue
+        if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
+            report.rejected.append(
+                (start, f"row has {len(row)} values but the header has {len(header)} columns")
+            )
+            continue
+        _add(report, start, dict(zip(header, row, strict=False)), pricing)
     report.lines_read = counted.count
     _finish(on_progress, counted.count)
     return report

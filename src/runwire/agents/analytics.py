@@ -1,0 +1,298 @@
+"""The analyses the agents' tools run on a user's usage records: pure functions, JSON-able results.
+
+Every function takes the records as a sequence (any order), works on empty input, and returns a
+dict of plain values rounded for reading: USD to 4 decimals, percentages to 1 decimal, latencies
+to 1 decimal of a millisecond.
+
+Monthly figures are scaled from the span the data covers to 30 days. The span is the time from
+the first to the last call, but at least one day, so a burst of calls within an hour is not
+extrapolated as if it went on all month.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from runwire.store.records import UsageRecord, iso_from_ms
+from runwire.usage.pricing import PricingTable
+
+__all__ = [
+    "MONTH_DAYS",
+    "cache_candidates",
+    "cheaper_models",
+    "cost_by_model",
+    "error_rate",
+    "latency_percentiles",
+    "monthly_factor",
+    "overview",
+    "percentile",
+    "span_days",
+]
+
+MONTH_DAYS = 30
+_DAY_MS = 86_400_000
+
+
+def span_days(records: Sequence[UsageRecord]) -> float:
+    """Days from the first to the last call, at least 1 (0 for no records)."""
+    if not records:
+        return 0.0
+    stamps = [r.timestamp for r in records]
+    return max(1.0, (max(stamps) - min(stamps)) / _DAY_MS)
+
+
+def monthly_factor(records: Sequence[UsageRecord]) -> float:
+    """What to multiply a total over ``records`` by to estimate 30 days of it."""
+    days = span_days(records)
+    return MONTH_DAYS / days if days else 0.0
+
+
+def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
+    """Nearest-rank percentile of already sorted values (None when there are none).
+
+    Nearest rank returns a value that was actually observed: p95 of 20 calls is the 19th slowest,
+    not an interpolation between two calls that nobody experienced.
+    """
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def overview(records: Sequence[UsageRecord]) -> dict[str, Any]:
+    """Calls, date range (RFC 3339), cost, tokens, and how many providers, models and features."""
+    if not records:
+        return {
+            "calls": 0,
+            "first_call": None,
+            "last_call": None,
+            "span_days": 0.0,
+            "total_cost_usd": 0.0,
+            "monthly_cost_usd": 0.0,
+            "total_tokens": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "providers": 0,
+            "models": 0,
+            "features": 0,
+        }
+    total_cost = sum(r.cost_usd for r in records)
+    prompt = sum(r.prompt_tokens for r in records)
+    completion = sum(r.completion_tokens for r in records)
+    return {
+        "calls": len(records),
+        "first_call": iso_from_ms(min(r.timestamp for r in records)),
+        "last_call": iso_from_ms(max(r.timestamp for r in records)),
+        "span_days": round(span_days(records), 1),
+        "total_cost_usd": _usd(total_cost),
+        "monthly_cost_usd": _usd(total_cost * monthly_factor(records)),
+        "total_tokens": prompt + completion,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "providers": len({r.provider for r in records}),
+        "models": len({(r.provider, r.model) for r in records}),
+        "features": len({r.feature for r in records if r.feature}),
+    }
+
+
+def cost_by_model(records: Sequence[UsageRecord]) -> dict[str, Any]:
+    """Calls, tokens, cost and share of cost per provider/model, most expensive first."""
+    total = sum(r.cost_usd for r in records)
+    rows: list[dict[str, Any]] = []
+    for (provider, model), group in _by_model(records).items():
+        cost = sum(r.cost_usd for r in group)
+        rows.append(
+            {
+                "provider": provider,
+                "model": model,
+                "calls": len(group),
+                "prompt_tokens": sum(r.prompt_tokens for r in group),
+                "completion_tokens": sum(r.completion_tokens for r in group),
+                "tokens": sum(r.total_tokens for r in group),
+                "cost_usd": _usd(cost),
+                "share_pct": _pct(cost, total),
+                "_cost": cost,
+            }
+        )
+    rows.sort(key=lambda row: (-row["_cost"], row["provider"], row["model"]))
+    for row in rows:
+        del row["_cost"]
+    return {"total_cost_usd": _usd(total), "models": rows}
+
+
+def latency_percentiles(
+    records: Sequence[UsageRecord], percentiles: Sequence[int] = (50, 95, 99)
+) -> dict[str, Any]:
+    """Nearest-rank latency percentiles (ms), overall and per model.
+
+    Models are ordered slowest first by p95 (or by the highest percentile asked for when 95 is
+    not). Failed calls are included: a timeout is latency the user waited through.
+    """
+    if not percentiles or not all(0 < pct <= 100 for pct in percentiles):
+        raise ValueError("percentiles must be a non-empty list of numbers in (0, 100]")
+
+    def summary(group: Iterable[UsageRecord]) -> dict[str, Any]:
+        values = sorted(r.latency_ms for r in group)
+        out: dict[str, Any] = {"calls": len(values)}
+        for pct in percentiles:
+            value = percentile(values, pct)
+            out[f"p{pct}"] = None if value is None else round(value, 1)
+        return out
+
+    models = [
+        {"provider": provider, "model": model, **summary(group)}
+        for (provider, model), group in _by_model(records).items()
+    ]
+    key = "p95" if 95 in percentiles else f"p{max(percentiles)}"
+    models.sort(key=lambda row: (-(row[key] or 0), row["provider"], row["model"]))
+    return {"method": "nearest-rank", "overall": summary(records), "models": models}
+
+
+def error_rate(records: Sequence[UsageRecord]) -> dict[str, Any]:
+    """Share of calls with status ``error``, overall and per model (worst first)."""
+
+    def summary(group: Sequence[UsageRecord]) -> dict[str, Any]:
+        errors = sum(1 for r in group if r.status == "error")
+        return {"calls": len(group), "errors": errors, "rate_pct": _pct(errors, len(group))}
+
+    models = [
+        {"provider": provider, "model": model, **summary(group)}
+        for (provider, model), group in _by_model(records).items()
+    ]
+    models.sort(key=lambda row: (-row["rate_pct"], -row["errors"], row["provider"], row["model"]))
+    return {"overall": summary(records), "models": models}
+
+
+def cache_candidates(records: Sequence[UsageRecord], top_n: int = 5) -> dict[str, Any]:
+    """Calls that repeat a prompt already answered: what a response cache would have served.
+
+    Only successful calls with a ``prompt_hash`` count (a cache stores answers; a failure has
+    none). For each fingerprint, every occurrence after the first is a repeat, and its cost is
+    wasted. The monthly saving assumes the cache keeps answers for the whole span.
+    """
+    hashed = sorted(
+        ((r.prompt_hash, r) for r in records if r.prompt_hash and r.status == "ok"),
+        key=lambda pair: pair[1].timestamp,
+    )
+    seen: set[str] = set()
+    repeat_calls: Counter[str] = Counter()
+    wasted_by_hash: defaultdict[str, float] = defaultdict(float)
+    feature_repeats: Counter[str] = Counter()
+    feature_calls: Counter[str] = Counter(r.feature or "(none)" for _, r in hashed)
+    feature_wasted: defaultdict[str, float] = defaultdict(float)
+    for prompt_hash, r in hashed:
+        if prompt_hash not in seen:
+            seen.add(prompt_hash)
+            continue
+        feature = r.feature or "(none)"
+        repeat_calls[prompt_hash] += 1
+        wasted_by_hash[prompt_hash] += r.cost_usd
+        feature_repeats[feature] += 1
+        feature_wasted[feature] += r.cost_usd
+    wasted = sum(wasted_by_hash.values())
+    repeats = sum(repeat_calls.values())
+    features = sorted(feature_repeats, key=lambda f: (-feature_wasted[f], f))[:top_n]
+    prompts = sorted(repeat_calls, key=lambda h: (-wasted_by_hash[h], h))[:top_n]
+    return {
+        "calls_with_hash": len(hashed),
+        "repeated_calls": repeats,
+        "repeated_prompts": len(repeat_calls),
+        "repeat_share_pct": _pct(repeats, len(hashed)),
+        "wasted_cost_usd": _usd(wasted),
+        "monthly_saving_usd": _usd(wasted * monthly_factor(records)),
+        "span_days": round(span_days(records), 1),
+        "top_features": [
+            {
+                "feature": f,
+                "repeated_calls": feature_repeats[f],
+                "repeat_share_pct": _pct(feature_repeats[f], feature_calls[f]),
+                "wasted_cost_usd": _usd(feature_wasted[f]),
+            }
+            for f in features
+        ],
+        "top_prompts": [
+            {
+                "prompt_hash": h,
+                "calls": repeat_calls[h] + 1,
+                "wasted_cost_usd": _usd(wasted_by_hash[h]),
+            }
+            for h in prompts
+        ],
+    }
+
+
+def cheaper_models(records: Sequence[UsageRecord], pricing: PricingTable) -> dict[str, Any]:
+    """For each model with a cheaper candidate in ``pricing``: the estimated monthly saving.
+
+    The current cost is what the records say was paid; the candidate's is its list price for the
+    very same prompt and completion tokens. Of the candidates (same provider, same tier or one
+    down), the one with the largest saving is proposed and the next two cheaper ones are listed as
+    ``alternatives``. Models the table does not know, or with no candidate that would have cost
+    less, are left out. Biggest saving first.
+    """
+    factor = monthly_factor(records)
+    rows: list[dict[str, Any]] = []
+    for (provider, model), group in _by_model(records).items():
+        price = pricing.lookup(provider, model)
+        candidates = pricing.cheaper_candidates(provider, model)
+        if price is None or not candidates:
+            continue
+        prompt = sum(r.prompt_tokens for r in group)
+        completion = sum(r.completion_tokens for r in group)
+        current = sum(r.cost_usd for r in group)
+        # Stable sort: equal costs keep the table's order (newer models first).
+        priced = sorted(((c.cost(prompt, completion), c) for c in candidates), key=lambda p: p[0])
+        candidate_cost, best = priced[0]
+        saving = current - candidate_cost
+        if saving <= 0:
+            continue
+        features = Counter(r.feature for r in group if r.feature)
+        rows.append(
+            {
+                "provider": provider,
+                "model": model,
+                "tier": price.tier,
+                "calls": len(group),
+                "avg_completion_tokens": round(completion / len(group), 1),
+                "top_features": [f for f, _ in features.most_common(3)],
+                "candidate": best.model,
+                "candidate_tier": best.tier,
+                "same_tier": best.tier == price.tier,
+                "monthly_cost_usd": _usd(current * factor),
+                "candidate_monthly_cost_usd": _usd(candidate_cost * factor),
+                "monthly_savings_usd": _usd(saving * factor),
+                "savings_pct": _pct(saving, current),
+                "alternatives": [
+                    {"model": c.model, "tier": c.tier, "monthly_cost_usd": _usd(cost * factor)}
+                    for cost, c in priced[1:3]
+                    if cost < current
+                ],
+                "_saving": saving,
+            }
+        )
+    rows.sort(key=lambda row: (-row["_saving"], row["provider"], row["model"]))
+    total = sum(row.pop("_saving") for row in rows)
+    return {
+        "span_days": round(span_days(records), 1),
+        "pricing_as_of": pricing.as_of,
+        "total_monthly_savings_usd": _usd(total * factor),
+        "models": rows,
+    }
+
+
+def _by_model(records: Iterable[UsageRecord]) -> dict[tuple[str, str], list[UsageRecord]]:
+    groups: defaultdict[tuple[str, str], list[UsageRecord]] = defaultdict(list)
+    for r in records:
+        groups[(r.provider, r.model)].append(r)
+    return groups
+
+
+def _usd(value: float) -> float:
+    return round(value, 4)
+
+
+def _pct(part: float, whole: float) -> float:
+    return round(100 * part / whole, 1) if whole else 0.0

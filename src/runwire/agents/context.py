@@ -1,0 +1,133 @@
+"""What an agent run works with, and the one way its agents emit events and call tools.
+
+Every event of the agent tree goes through :class:`AgentContext`, so the shape of the events is
+decided in one place: sub-agents are children of ``supervisor``, tool calls get ids unique within
+the run, tool arguments and results are redacted and bounded, and every ``tool_executing`` gets its
+``tool_completed``, whether the tool succeeds, raises or times out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runwire.agents.llm import LLMProvider
+from runwire.errors import RunTimeout, RunwireError, ToolFailed
+from runwire.events.model import EventDraft, EventType
+from runwire.events.redaction import Redactor
+from runwire.store.records import UsageRecord
+from runwire.usage.pricing import PricingTable
+
+__all__ = ["SUPERVISOR", "AgentContext"]
+
+#: The root agent's name; every other agent's events name it as ``parent_agent``.
+SUPERVISOR = "supervisor"
+
+
+@dataclass
+class AgentContext:
+    """One run's inputs, ports and limits, handed to every agent of the run.
+
+    ``history`` holds the thread's earlier messages as ``(role, content)``, oldest first, without
+    the current ``question``. ``load_usage`` returns the run's user's usage records. ``emit`` hands
+    an event draft to the run owner, which numbers, stores and delivers it.
+    """
+
+    run_id: str
+    question: str
+    history: list[tuple[str, str]]
+    load_usage: Callable[[], Awaitable[Sequence[UsageRecord]]]
+    emit: Callable[[EventDraft], Awaitable[None]]
+    llm: LLMProvider
+    tool_timeout_s: float
+    llm_timeout_s: float
+    redactor: Redactor
+    pricing: PricingTable
+    _tool_calls: int = field(default=0, init=False, repr=False)
+
+    async def started(self, agent: str) -> None:
+        """Emit ``agent_started`` for ``agent``."""
+        await self._emit(EventType.AGENT_STARTED, agent, {})
+
+    async def thinking(self, agent: str, text: str) -> None:
+        """Emit ``agent_thinking``: a sentence of the agent's reasoning."""
+        await self._emit(EventType.AGENT_THINKING, agent, {"reasoning": text})
+
+    async def completed(self, agent: str, final_response: str) -> None:
+        """Emit ``agent_completed`` with a short summary of what the agent did."""
+        await self._emit(EventType.AGENT_COMPLETED, agent, {"final_response": final_response})
+
+    async def failed(self, agent: str, code: str, message: str) -> None:
+        """Emit ``agent_error`` for a sub-agent (``message`` must be fit for the user to read)."""
+        await self._emit(EventType.AGENT_ERROR, agent, {"code": code, "message": message})
+
+    async def text_delta(self, agent: str, delta: str) -> None:
+        """Emit a chunk of streamed answer text."""
+        await self._emit(EventType.TEXT_DELTA, agent, {"delta": delta})
+
+    async def call_tool(
+        self,
+        agent: str,
+        tool_name: str,
+        args: dict[str, Any],
+        fn: Callable[..., Awaitable[Any]] | Callable[..., Any],
+    ) -> Any:
+        """Run the tool ``fn(**args)`` on behalf of ``agent``, bracketed by its two events.
+
+        ``tool_executing`` carries the redacted ``args``; ``tool_completed`` the redacted, bounded
+        result, ``success`` and ``duration_ms``. A coroutine function runs on the event loop; a
+        plain function runs in a worker thread, so a long computation over many records keeps the
+        loop (and the user's stop button) responsive and the timeout can fire.
+
+        On failure ``tool_completed`` has ``success: false`` and an ``error`` message, then
+        :class:`ToolFailed` is raised; past ``tool_timeout_s`` the same, with :class:`RunTimeout`.
+        On cancellation nothing more is emitted and the cancellation propagates: the run owner
+        closes what a stopped run left open.
+        """
+        self._tool_calls += 1
+        call_id = f"call_{self._tool_calls}"
+        base = {"tool_name": tool_name, "tool_call_id": call_id}
+        await self._emit(
+            EventType.TOOL_EXECUTING, agent, {**base, "tool_args": self.redactor.clean(args)}
+        )
+        started = time.perf_counter()
+
+        async def finish(success: bool, extra: dict[str, Any]) -> None:
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            data = {**base, **extra, "success": success, "duration_ms": duration_ms}
+            await self._emit(EventType.TOOL_COMPLETED, agent, data)
+
+        try:
+            async with asyncio.timeout(self.tool_timeout_s):
+                result = await _invoke(fn, args)
+        except TimeoutError:
+            message = f"{tool_name} did not finish within {self.tool_timeout_s:g}s"
+            await finish(False, {"result": None, "error": message})
+            raise RunTimeout(message) from None
+        except RunwireError as exc:
+            message = self.redactor.clean(exc.message)
+            await finish(False, {"result": None, "error": message})
+            raise ToolFailed(f"{tool_name} failed: {message}") from exc
+        except Exception as exc:
+            # str(exc) may hold anything; the redactor strips credentials and bounds the length.
+            message = self.redactor.clean(f"{type(exc).__name__}: {exc}")
+            await finish(False, {"result": None, "error": message})
+            raise ToolFailed(f"{tool_name} failed: {message}") from exc
+        await finish(True, {"result": self.redactor.clean(result)})
+        return result
+
+    async def _emit(self, kind: EventType, agent: str, data: dict[str, Any]) -> None:
+        parent = None if agent == SUPERVISOR else SUPERVISOR
+        await self.emit(EventDraft(type=kind, agent_name=agent, data=data, parent_agent=parent))
+
+
+async def _invoke(fn: Callable[..., Any], args: dict[str, Any]) -> Any:
+    if inspect.iscoroutinefunction(fn):
+        return await fn(**args)
+    result = await asyncio.to_thread(fn, **args)
+    # A plain callable may still hand back a coroutine (a lambda wrapping an async function).
+    return await result if inspect.isawaitable(result) else result

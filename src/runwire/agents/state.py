@@ -1,0 +1,60 @@
+"""What the agents of one run know, passed from agent to agent and filled in as they go."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from runwire.store.records import UsageRecord
+
+__all__ = ["Action", "Focus", "RunState"]
+
+
+class Focus(StrEnum):
+    """What the question is mainly about; the answer leads with it."""
+
+    COST = "cost"
+    LATENCY = "latency"
+    ERRORS = "errors"
+    CACHING = "caching"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One concrete thing to do, with the monthly saving it is estimated to bring (may be 0)."""
+
+    kind: str  # switch_model | cache | reliability | latency
+    title: str
+    detail: str
+    monthly_savings_usd: float
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "detail": self.detail,
+            "monthly_savings_usd": self.monthly_savings_usd,
+        }
+
+
+@dataclass
+class RunState:
+    """The run's working memory: triage fills the first fields, each later agent adds its part.
+
+    ``facts`` holds tool results by tool name (``usage_overview``, ``cost_breakdown``, ...), which
+    the reporting agent writes the answer from and hands to the LLM as its only source of figures.
+    """
+
+    question: str
+    focus: Focus = Focus.COST
+    focus_asked: bool = False  # the question named the focus (rather than the default applying)
+    records: Sequence[UsageRecord] = ()
+    record_count: int = 0
+    has_data: bool = False
+    facts: dict[str, Any] = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    next_steps: list[str] = field(default_factory=list)
+    answer: str = ""

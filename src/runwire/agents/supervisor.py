@@ -1,0 +1,98 @@
+"""The supervisor: runs triage, then the analysis agents or the data helper, then reporting.
+
+The supervisor is the run's root agent. It emits its own reasoning but not its ``agent_started``
+or its closing event: the run owner emits those, because the closing event carries the id of the
+stored reply. Each sub-agent's events are bracketed here, so every ``agent_started`` is closed by
+``agent_completed`` or, when the sub-agent raises, ``agent_error``; a cancellation (stop) closes
+nothing and propagates, and the run owner closes what it left open.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from runwire.agents.actions import ActionsAgent
+from runwire.agents.context import SUPERVISOR, AgentContext
+from runwire.agents.data import DataAgent
+from runwire.agents.data_helper import DataHelper
+from runwire.agents.formatting import format_count
+from runwire.agents.optimization import OptimizationAgent
+from runwire.agents.reporting import ReportingAgent
+from runwire.agents.state import RunState
+from runwire.agents.triage import MIN_RECORDS, Triage
+from runwire.errors import RunwireError
+
+__all__ = ["SubAgent", "Supervisor"]
+
+
+class SubAgent(Protocol):
+    """A step of the supervisor's plan."""
+
+    name: str
+
+    async def run(self, ctx: AgentContext, state: RunState) -> str:
+        """Do the step, updating ``state``; return the ``final_response`` summary."""
+        ...
+
+
+class Supervisor:
+    """The root agent: ``await Supervisor().run(ctx)`` returns the answer's text."""
+
+    name = SUPERVISOR
+
+    def __init__(self, *, min_records: int = MIN_RECORDS) -> None:
+        self._triage = Triage(min_records)
+        self._analysis: tuple[SubAgent, ...] = (DataAgent(), OptimizationAgent(), ActionsAgent())
+        self._data_helper = DataHelper()
+        self._reporting = ReportingAgent()
+
+    async def run(self, ctx: AgentContext) -> str:
+        """Run the whole plan for ``ctx.question``; return the answer (also streamed as deltas).
+
+        Raises what a sub-agent raised (a :class:`RunwireError` such as ToolFailed or
+        RunTimeout, after that sub-agent's ``agent_error``), for the run owner to report.
+        """
+        state = RunState(question=ctx.question)
+        await ctx.thinking(
+            SUPERVISOR,
+            f"Plan for “{_quote(ctx.question)}”: triage checks your usage data first; with enough "
+            "data, the data, optimization and actions agents measure cost, latency and errors "
+            "and look for savings; otherwise the data helper explains how to add data. Reporting "
+            "then writes the answer.",
+        )
+        await self._delegate(ctx, self._triage, state)
+        if state.has_data:
+            await ctx.thinking(
+                SUPERVISOR,
+                f"Triage found {format_count(state.record_count)} calls: analysing them, leading "
+                f"with {state.focus.value}.",
+            )
+            for agent in self._analysis:
+                await self._delegate(ctx, agent, state)
+        else:
+            await ctx.thinking(
+                SUPERVISOR,
+                f"Only {format_count(state.record_count)} usage records: asking the data helper "
+                "for next steps instead of analysing.",
+            )
+            await self._delegate(ctx, self._data_helper, state)
+        await self._delegate(ctx, self._reporting, state)
+        return state.answer
+
+    async def _delegate(self, ctx: AgentContext, agent: SubAgent, state: RunState) -> None:
+        await ctx.started(agent.name)
+        try:
+            summary = await agent.run(ctx, state)
+        except RunwireError as exc:
+            await ctx.failed(agent.name, exc.code, exc.message)
+            raise
+        except Exception:
+            # The message reaches the user: no exception text, which may hold anything.
+            await ctx.failed(agent.name, "internal", f"the {agent.name} agent failed unexpectedly")
+            raise
+        await ctx.completed(agent.name, summary)
+
+
+def _quote(question: str, limit: int = 120) -> str:
+    text = " ".join(question.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

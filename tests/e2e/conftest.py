@@ -1,0 +1,105 @@
+"""E2E fixtures: the real ``runwire serve`` process on a free port, with its own data dir."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.wire import Session
+from tests.timing import unit
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / "server.log"
+        self._log = self.log_path.open("wb")
+        full_env = {**os.environ, **env, "RUNWIRE_DATA_DIR": str(data_dir)}
+        self.proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "runwire", "serve", "--port", str(self.port)],
+            env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + unit(30)
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=unit(1)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(unit(15))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+BASE_ENV = {
+    "RUNWIRE_ENV": "test",
+    "RUNWIRE_OFFLINE_DELAY_MS": "0",
+    "RUNWIRE_ARGON2_TIME_COST": "1",
+    "RUNWIRE_ARGON2_MEMORY_KIB": "64",
+}
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("server"), BASE_ENV)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+async def sessions() -> AsyncIterator[Callable[[str], Awaitable[Session]]]:
+    """Make logged-in sessions on a server; all are closed at teardown, even after a failure."""
+    made: list[Session] = []
+
+    async def make(base: str) -> Session:
+        session = await Session.new(base)
+        made.append(session)
+        return session
+
+    yield make
+    for session in made:
+        await session.aclose()
+
+
+@pytest.fixture(scope="session")
+def server_url(server: ServerProcess) -> str:
+    return server.url

@@ -1,0 +1,256 @@
+"""The golden path over real sockets against the real server process, as a client sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.e2e.wire import Session
+from tests.timing import unit
+
+CRITICAL = {"agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"}
+
+
+@pytest.fixture
+async def session(server_url: str, sessions: Callable[[str], Awaitable[Session]]) -> Session:
+    return await sessions(server_url)
+
+
+def check_run_shape(events: list[dict]) -> None:  # type: ignore[type-arg]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["type"] == "agent_started" and events[0]["parent_agent"] is None
+    last = events[-1]
+    assert last["parent_agent"] is None and last["type"] in {"agent_completed", "agent_error", "agent_stopped"}
+    open_tools: dict[str, str] = {}
+    open_agents: list[str] = []
+    for e in events:
+        for key in ("type", "run_id", "thread_id", "seq", "agent_name", "timestamp"):
+            assert key in e, (key, e)
+        if e["type"] == "tool_executing":
+            open_tools[e["tool_call_id"]] = e["tool_name"]
+        elif e["type"] == "tool_completed":
+            assert open_tools.pop(e["tool_call_id"]) == e["tool_name"]
+        elif e["parent_agent"] is not None and e["type"] == "agent_started":
+            open_agents.append(e["agent_name"])
+        elif e["parent_agent"] is not None and e["type"] in ("agent_completed", "agent_error"):
+            open_agents.remove(e["agent_name"])
+    assert not open_tools and not open_agents
+
+
+async def test_ask_about_costs_and_find_it_all_again(session: Session) -> None:
+    r = await session.post("/api/usage/sample")
+    assert r.status_code == 201 and r.json()["imported"] > 1000
+    sock = await session.connect()
+    await sock.send(type="user_message", content="Where can we cut our LLM costs?",
+                    client_message_id="m-1", request_id="req-1")
+    accepted = await sock.until("message_accepted")
+    ack = accepted[-1]
+    assert ack["request_id"] == "req-1"
+    events = await sock.run_to_end(ack["run_id"])
+    check_run_shape(events)
+    assert CRITICAL <= {e["type"] for e in events}
+    tools = [e for e in events if e["type"] == "tool_completed"]
+    assert len(tools) >= 5 and all(t["success"] for t in tools)
+    assert any(e["type"] == "tool_executing" and e["tool_args"] is not None for e in events)
+    assert {e["agent_name"] for e in events} >= {"supervisor", "triage", "data", "optimization", "reporting"}
+    streamed = "".join(e["delta"] for e in events if e["type"] == "text_delta")
+    final = events[-1]
+    assert final["type"] == "agent_completed"
+    answer = final["final_response"]
+    assert streamed == answer and "$" in answer
+    # Everything is kept: threads, messages, the run and its events.
+    threads = (await session.get("/api/threads")).json()["threads"]
+    assert threads[0]["id"] == ack["thread_id"]
+    messages = (await session.get(f"/api/threads/{ack['thread_id']}/messages")).json()["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[1]["content"] == answer and messages[1]["id"] == final["message_id"]
+    stored = (await session.get(f"/api/runs/{ack['run_id']}/events?after=0")).json()["events"]
+    assert stored == events
+    later = (await session.get(f"/api/runs/{ack['run_id']}/events?after=5")).json()["events"]
+    assert later == events[5:]
+    run = (await session.get(f"/api/runs/{ack['run_id']}")).json()["run"]
+    assert run["status"] == "completed" and run["last_seq"] == len(events)
+    # ...and over the socket.
+    await sock.send(type="get_thread_history", thread_id=ack["thread_id"])
+    history = (await sock.until("thread_history"))[-1]
+    assert [m["content"] for m in history["messages"]] == ["Where can we cut our LLM costs?", answer]
+    await sock.close()
+
+
+async def test_without_data_the_agents_explain_how_to_import(session: Session) -> None:
+    sock = await session.connect()
+    await sock.send(type="user_message", content="Where can we cut our LLM costs?")
+    ack = (await sock.until("message_accepted"))[-1]
+    events = await sock.run_to_end(ack["run_id"])
+    check_run_shape(events)
+    assert "data_helper" in {e["agent_name"] for e in events}
+    answer = events[-1]["final_response"]
+    assert "runwire usage import" in answer and "sample" in answer.lower()
+    await sock.close()
+
+
+async def test_a_repeated_client_message_id_starts_nothing_new(session: Session) -> None:
+    sock = await session.connect()
+    await sock.send(type="user_message", content="hello", client_message_id="same")
+    first = (await sock.until("message_accepted"))[-1]
+    await sock.run_to_end(first["run_id"])
+    await sock.send(type="user_message", content="hello", client_message_id="same")
+    second = (await sock.until("message_accepted"))[-1]
+    assert second["duplicate"] is True
+    assert (second["run_id"], second["message_id"]) == (first["run_id"], first["message_id"])
+    messages = (await session.get(f"/api/threads/{first['thread_id']}/messages")).json()["messages"]
+    assert sum(m["role"] == "user" for m in messages) == 1
+    await sock.close()
+
+
+async def test_bad_frames_get_errors_and_the_socket_stays_usable(session: Session) -> None:
+    sock = await session.connect()
+    for raw, code in [
+        ("{not json", "bad_json"),
+        ('{"type":"fly"}', "unknown_type"),
+        ('{"type":"user_message"}', "missing_field"),
+        ('{"type":"resume","run_id":"r","after_seq":-2}', "invalid_field"),
+        ('{"type":"stop_agent","run_id":"run_nope","request_id":"q"}', "not_found"),
+        ('{"type":"get_thread_history","thread_id":"thr_nope"}', "not_found"),
+        ('{"type":"user_message","content":"x","thread_id":"thr_nope"}', "not_found"),
+    ]:
+        await sock.ws.send(raw)
+        reply = await sock.recv()
+        assert reply["type"] == "error" and reply["code"] == code, (raw, reply)
+        assert reply["message"]
+    await sock.ws.send(b'{"type":"ping","request_id":"p1"}')
+    assert await sock.recv() == {"type": "pong", "request_id": "p1"}
+    await sock.close()
+
+
+async def test_resume_after_the_end_and_mid_way(session: Session, sessions: Callable[[str], Awaitable[Session]]) -> None:
+    sock = await session.connect()
+    await sock.send(type="user_message", content="Where can we cut our LLM costs?")
+    ack = (await sock.until("message_accepted"))[-1]
+    events = await sock.run_to_end(ack["run_id"])
+    await sock.close()
+    again = await session.connect()
+    await again.send(type="resume", run_id=ack["run_id"], after_seq=3)
+    replay = await again.run_to_end(ack["run_id"])
+    assert replay == events[3:]
+    other = await sessions(session.base)
+    foreign = await other.connect()
+    await foreign.send(type="resume", run_id=ack["run_id"], after_seq=0)
+    reply = await foreign.recv()
+    assert reply["type"] == "error" and reply["code"] == "not_found"
+    await foreign.close()
+    await again.close()
+
+
+async def test_another_user_sees_nothing(session: Session, sessions: Callable[[str], Awaitable[Session]]) -> None:
+    other = await sessions(session.base)
+    watcher = await other.connect()
+    sock = await session.connect()
+    await sock.send(type="user_message", content="Where can we cut our LLM costs?")
+    ack = (await sock.until("message_accepted"))[-1]
+    await sock.run_to_end(ack["run_id"])
+    await watcher.send(type="ping")
+    assert (await watcher.recv())["type"] == "pong"  # and no event of the other user before it
+    assert (await other.get(f"/api/threads/{ack['thread_id']}/messages")).status_code == 404
+    assert (await other.get(f"/api/runs/{ack['run_id']}/events")).status_code == 404
+    assert (await other.get("/api/threads")).json()["threads"] == []
+    await watcher.close()
+    await sock.close()
+
+
+async def test_every_connection_of_the_user_gets_the_events(session: Session) -> None:
+    a = await session.connect()
+    b = await session.connect()
+    await a.send(type="user_message", content="hi")
+    ack = (await a.until("message_accepted"))[-1]
+    assert await a.run_to_end(ack["run_id"]) == await b.run_to_end(ack["run_id"])
+    await a.close()
+    await b.close()
+
+
+async def test_handshake_authentication(session: Session) -> None:
+    with pytest.raises(InvalidStatus) as missing:
+        await connect(session.ws_url(), open_timeout=unit(5))
+    assert missing.value.response.status_code == 401
+    ticket = await session.ticket()
+    async with connect(session.ws_url(ticket)) as ws:
+        assert json.loads(await ws.recv())["type"] == "connection_established"
+    with pytest.raises(InvalidStatus) as reused:
+        await connect(session.ws_url(ticket), open_timeout=unit(5))
+    assert reused.value.response.status_code == 401
+    async with connect(session.ws_url(), additional_headers=session.auth) as ws:
+        assert json.loads(await ws.recv())["user_id"] == session.user_id
+    with pytest.raises(InvalidStatus) as cross_site:
+        await connect(session.ws_url(await session.ticket()), origin="https://evil.example")  # type: ignore[arg-type]
+    assert cross_site.value.response.status_code == 403
+
+
+async def test_http_auth_contract(server_url: str) -> None:
+    async with httpx.AsyncClient(base_url=server_url, timeout=unit(10)) as http:
+        email = f"x-{uuid.uuid4().hex[:8]}@example.com"
+        assert (await http.post("/auth/register", json={"email": email, "password": "short"})).status_code == 422
+        assert (await http.post("/auth/register", json={"email": "nope", "password": "longenough"})).status_code == 422
+        assert (await http.post("/auth/register", json={"email": email, "password": "longenough"})).status_code == 201
+        assert (await http.post("/auth/register", json={"email": email, "password": "longenough"})).status_code == 409
+        wrong = await http.post("/auth/login", json={"email": email, "password": "wrongwrong"})
+        unknown = await http.post("/auth/login", json={"email": "a" + email, "password": "longenough"})
+        assert wrong.status_code == unknown.status_code == 401 and wrong.json() == unknown.json()
+        tokens = (await http.post("/auth/login", json={"email": email, "password": "longenough"})).json()
+        assert tokens["token_type"] == "bearer" and tokens["expires_in"] == 900
+        fresh = await http.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert fresh.status_code == 200
+        assert (await http.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})).status_code == 401
+        # reuse revoked the family: the new pair is dead too
+        new_access = fresh.json()["access_token"]
+        assert (await http.get("/api/threads", headers={"Authorization": f"Bearer {new_access}"})).status_code == 401
+        tokens = (await http.post("/auth/login", json={"email": email, "password": "longenough"})).json()
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        assert (await http.post("/auth/logout", headers=bearer)).status_code == 204
+        assert (await http.get("/api/threads", headers=bearer)).status_code == 401
+        assert (await http.post("/auth/logout")).status_code == 401
+        assert (await http.get("/api/threads")).status_code == 401
+
+
+async def test_usage_import_over_http(session: Session) -> None:
+    good = {"timestamp": "2026-11-01T10:00:00Z", "provider": "openai", "model": "gpt-4o",
+            "prompt_tokens": 1000, "completion_tokens": 200, "latency_ms": 850}
+    body = "\n".join([json.dumps(good), "{broken", json.dumps({**good, "prompt_tokens": -1}),
+                      json.dumps({**good, "cost_usd": 0.5, "status": "error"})])
+    r = await session.post("/api/usage/import", content=body,
+                           headers={"Content-Type": "application/x-ndjson"})
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["imported"] == 2
+    assert [x["line"] for x in report["rejected"]] == [2, 3]
+    assert "prompt_tokens" in report["rejected"][1]["error"]
+    csv_body = ("timestamp,provider,model,prompt_tokens,completion_tokens,latency_ms\n"
+                "2026-11-01T10:00:00Z,openai,gpt-4o-mini,10,5,120\n")
+    r = await session.post("/api/usage/import", content=csv_body, headers={"Content-Type": "text/csv"})
+    assert r.json() == {"imported": 1, "rejected": []}
+    r = await session.post("/api/usage/import", content="x", headers={"Content-Type": "image/png"})
+    assert r.status_code == 415
+    r = await session.post("/api/usage/import", content=b"x" * (21 * 1024 * 1024),
+                           headers={"Content-Type": "text/csv"})
+    assert r.status_code == 413
+    assert (await session.get("/api/usage/summary")).json() == {"records": 3}
+
+
+async def test_health_ready_and_docs(server_url: str) -> None:
+    async with httpx.AsyncClient(base_url=server_url, timeout=unit(10)) as http:
+        assert (await http.get("/health")).json() == {"status": "ok"}
+        ready = (await http.get("/ready")).json()
+        assert ready["status"] == "ready" and ready["checks"] == {"database": "ok", "schema": "ok"}
+        assert (await http.get("/docs")).status_code == 200
+        spec = (await http.get("/openapi.json")).json()
+        assert "/api/usage/import" in spec["paths"] and "/auth/login" in spec["paths"]
+        page = await http.get("/")
+        assert page.status_code == 200 and "runwire" in page.text.lower()
+
+

@@ -1,0 +1,116 @@
+"""A small runwire client written from docs/protocol.md alone (httpx + websockets)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.timing import unit
+
+
+@dataclass
+class Session:
+    base: str
+    email: str
+    password: str
+    access: str = ""
+    refresh: str = ""
+    user_id: str = ""
+    http: httpx.AsyncClient = field(init=False)
+    sockets: list[Socket] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.AsyncClient(base_url=self.base, timeout=unit(10))
+
+    @classmethod
+    async def new(cls, base: str) -> Session:
+        s = cls(base, f"user-{uuid.uuid4().hex[:10]}@example.com", "correct horse battery")
+        r = await s.http.post("/auth/register", json={"email": s.email, "password": s.password})
+        assert r.status_code == 201, r.text
+        await s.login()
+        return s
+
+    async def login(self) -> None:
+        r = await self.http.post("/auth/login", json={"email": self.email, "password": self.password})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        self.access, self.refresh, self.user_id = body["access_token"], body["refresh_token"], body["user"]["id"]
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access}"}
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.http.get(path, headers=self.auth)
+
+    async def post(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.http.post(path, headers={**self.auth, **kw.pop("headers", {})}, **kw)
+
+    async def ticket(self) -> str:
+        r = await self.post("/api/ws-ticket")
+        assert r.status_code == 201, r.text
+        return str(r.json()["ticket"])
+
+    def ws_url(self, ticket: str | None = None) -> str:
+        url = self.base.replace("http://", "ws://") + "/ws"
+        return f"{url}?ticket={ticket}" if ticket else url
+
+    async def connect(self) -> Socket:
+        ws = await connect(self.ws_url(await self.ticket()), open_timeout=unit(10))
+        sock = Socket(ws)
+        self.sockets.append(sock)
+        hello = await sock.recv()
+        assert hello["type"] == "connection_established" and hello["user_id"] == self.user_id
+        return sock
+
+    async def aclose(self) -> None:
+        """Close every socket this session opened and its HTTP client (safe after failures)."""
+        for sock in self.sockets:
+            await sock.close()
+        await self.http.aclose()
+
+
+class Socket:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def send(self, **body: Any) -> None:
+        await self.ws.send(json.dumps(body))
+
+    async def recv(self, timeout: float | None = None) -> dict[str, Any]:
+        import asyncio
+
+        raw = await asyncio.wait_for(self.ws.recv(), timeout or unit(10))
+        frame: dict[str, Any] = json.loads(raw)
+        return frame
+
+    async def until(self, kind: str, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Frames up to and including the first of type ``kind``."""
+        frames = []
+        while True:
+            frame = await self.recv(timeout)
+            frames.append(frame)
+            if frame["type"] == kind:
+                return frames
+
+    async def run_to_end(self, run_id: str) -> list[dict[str, Any]]:
+        """This run's events, up to its terminal event (the root's completed/error/stopped)."""
+        events = []
+        while True:
+            frame = await self.recv()
+            if frame.get("run_id") != run_id or "seq" not in frame:
+                continue
+            events.append(frame)
+            if frame["parent_agent"] is None and frame["type"] in (
+                "agent_completed", "agent_error", "agent_stopped"
+            ):
+                return events
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.ws.wait_closed()

@@ -1,0 +1,329 @@
+"""Reading usage files: one record's rules, JSONL and CSV line numbering, format detection."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from runwire.errors import InputError, UnsupportedMediaType
+from runwire.usage.importer import PROGRESS_EVERY, detect_format, parse_csv, parse_jsonl
+from runwire.usage.pricing import PricingTable
+from runwire.usage.records import parse_record
+
+pytestmark = pytest.mark.unit
+
+GOOD: dict[str, Any] = {
+    "timestamp": "2025-03-01T12:00:00Z",
+    "provider": "openai",
+    "model": "gpt-4o",
+    "prompt_tokens": 1000,
+    "completion_tokens": 500,
+    "latency_ms": 812.5,
+}
+MARCH_1_NOON_MS = 1_740_830_400_000
+HEADER = "timestamp,provider,model,prompt_tokens,completion_tokens,latency_ms,cost_usd,feature\n"
+
+
+@pytest.fixture(scope="module")
+def pricing() -> PricingTable:
+    return PricingTable.load()
+
+
+def _with(**changes: Any) -> dict[str, Any]:
+    record = dict(GOOD)
+    for key, value in changes.items():
+        if value is ...:
+            record.pop(key)
+        else:
+            record[key] = value
+    return record
+
+
+def _problem(pricing: PricingTable, **changes: Any) -> str:
+    with pytest.raises(InputError) as info:
+        parse_record(_with(**changes), pricing)
+    return info.value.message
+
+
+# --- one record -------------------------------------------------------------------------------
+
+
+def test_a_minimal_record_is_read_and_costed_from_the_price_table(pricing: PricingTable) -> None:
+    record = parse_record(GOOD, pricing)
+    assert record.timestamp == MARCH_1_NOON_MS
+    assert (record.provider, record.model) == ("openai", "gpt-4o")
+    assert (record.prompt_tokens, record.completion_tokens, record.latency_ms) == (1000, 500, 812.5)
+    assert record.cost_usd == pytest.approx(1000 * 2.5e-6 + 500 * 10e-6)
+    assert (record.status, record.prompt_hash, record.feature) == ("ok", None, None)
+
+
+def test_a_given_cost_wins_and_optional_fields_are_kept(pricing: PricingTable) -> None:
+    record = parse_record(
+        _with(cost_usd=0.5, status="ERROR", prompt_hash=" ab12 ", feature="search", extra={"x": 1}),
+        pricing,
+    )
+    assert (record.cost_usd, record.status, record.prompt_hash, record.feature) == (
+        0.5,
+        "error",
+        "ab12",
+        "search",
+    )
+
+
+def test_csv_style_strings_are_numbers(pricing: PricingTable) -> None:
+    record = parse_record(
+        _with(prompt_tokens="12", completion_tokens=" 3 ", latency_ms="7.5", cost_usd="0.25"),
+        pricing,
+    )
+    assert (record.prompt_tokens, record.completion_tokens) == (12, 3)
+    assert (record.latency_ms, record.cost_usd) == (7.5, 0.25)
+
+
+def test_whole_floats_count_as_token_counts(pricing: PricingTable) -> None:
+    assert parse_record(_with(prompt_tokens=12.0, completion_tokens="4.0"), pricing).total_tokens == 16
+
+
+def test_an_offset_timestamp_is_converted_to_utc(pricing: PricingTable) -> None:
+    record = parse_record(_with(timestamp="2025-03-01T14:00:00.250+02:00"), pricing)
+    assert record.timestamp == MARCH_1_NOON_MS + 250
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"prompt_tokens": 1.5}, "prompt_tokens must be a whole number, got 1.5"),
+        ({"prompt_tokens": "1.5"}, "prompt_tokens must be a whole number"),
+        ({"completion_tokens": -1}, "completion_tokens must be >= 0"),
+        ({"completion_tokens": True}, "completion_tokens must be a number, got true"),
+        ({"latency_ms": False}, "latency_ms must be a number, got false"),
+        ({"latency_ms": "fast"}, "latency_ms must be a number, got 'fast'"),
+        ({"latency_ms": [1]}, "latency_ms must be a number, got list"),
+        ({"latency_ms": -0.5}, "latency_ms must be >= 0"),
+        ({"latency_ms": float("nan")}, "latency_ms must be a finite number"),
+        ({"latency_ms": 10**400}, "latency_ms is out of range"),
+        ({"cost_usd": -1}, "cost_usd must be >= 0"),
+        ({"status": "maybe"}, "status must be 'ok' or 'error', got 'maybe'"),
+        ({"status": 1}, "status must be 'ok' or 'error'"),
+        ({"provider": 7}, "provider must be a string"),
+        ({"model": ""}, "model is required"),
+        ({"feature": 3}, "feature must be a string"),
+        ({"timestamp": 1740830400}, "timestamp must be an RFC 3339 string"),
+        ({"timestamp": "yesterday"}, "timestamp 'yesterday' is not RFC 3339"),
+        ({"timestamp": "2025-03-01T12:00:00"}, "has no UTC offset"),
+        ({"timestamp": ...}, "timestamp is required"),
+    ],
+)
+def test_each_bad_field_is_named_with_the_reason(
+    pricing: PricingTable, changes: dict[str, Any], message: str
+) -> None:
+    assert message in _problem(pricing, **changes)
+
+
+def test_every_problem_of_a_record_is_reported_at_once(pricing: PricingTable) -> None:
+    message = _problem(pricing, provider=..., prompt_tokens=..., latency_ms=None)
+    assert "provider is required" in message
+    assert "prompt_tokens is required" in message
+    assert "latency_ms is required" in message
+
+
+def test_huge_token_counts_are_exact(pricing: PricingTable) -> None:
+    assert parse_record(_with(prompt_tokens=10**20), pricing).prompt_tokens == 10**20
+
+
+def test_an_unknown_model_without_a_cost_is_rejected_not_costed_at_zero(
+    pricing: PricingTable,
+) -> None:
+    message = _problem(pricing, model="in-house-llm")
+    assert message == "cost_usd missing and model 'in-house-llm' is not in the pricing table"
+    assert parse_record(_with(model="in-house-llm", cost_usd=0.01), pricing).cost_usd == 0.01
+
+
+# --- JSON Lines -------------------------------------------------------------------------------
+
+
+def _line(**changes: Any) -> str:
+    return json.dumps(_with(**changes)) + "\n"
+
+
+def test_jsonl_keeps_good_lines_and_numbers_bad_ones_from_1(pricing: PricingTable) -> None:
+    lines = [
+        _line(),
+        "\n",
+        "{not json\n",
+        "[1, 2]\n",
+        _line(prompt_tokens=1.5),
+        "   \n",
+        _line(model="gpt-4o-mini"),
+        '"text"\n',
+        "null\n",
+        "true\n",
+        "3\n",
+    ]
+    report = parse_jsonl(lines, pricing)
+    assert [r.model for r in report.imported] == ["gpt-4o", "gpt-4o-mini"]
+    assert [number for number, _ in report.rejected] == [3, 4, 5, 8, 9, 10, 11]
+    reasons = dict(report.rejected)
+    assert reasons[3].startswith("invalid JSON:")
+    assert reasons[4] == "expected a JSON object, got an array"
+    assert "prompt_tokens must be a whole number" in reasons[5]
+    assert reasons[8] == "expected a JSON object, got a string"
+    assert reasons[9] == "expected a JSON object, got null"
+    assert reasons[10] == "expected a JSON object, got a boolean"
+    assert reasons[11] == "expected a JSON object, got a number"
+    assert report.lines_read == 11
+    assert (report.imported_count, report.rejected_count) == (2, 7)
+
+
+def test_jsonl_reads_bytes_with_a_bom_and_rejects_non_utf8(pricing: PricingTable) -> None:
+    lines = [b"\xef\xbb\xbf" + _line().encode(), b"\xff\xfe{}\n", _line().encode()]
+    report = parse_jsonl(lines, pricing)
+    assert report.imported_count == 2
+    assert report.rejected == [(2, "line is not valid UTF-8")]
+
+
+def test_jsonl_reports_progress_and_finishes_at_the_line_count(pricing: PricingTable) -> None:
+    seen: list[int] = []
+    parse_jsonl([_line()] * (PROGRESS_EVERY + 5), pricing, on_progress=seen.append)
+    assert seen == [PROGRESS_EVERY, PROGRESS_EVERY + 5]
+    seen.clear()
+    parse_jsonl([_line()] * PROGRESS_EVERY, pricing, on_progress=seen.append)
+    assert seen == [PROGRESS_EVERY]
+    seen.clear()
+    parse_jsonl([], pricing, on_progress=seen.append)
+    assert seen == [0]
+
+
+def test_report_public_summary_bounds_the_rejections(pricing: PricingTable) -> None:
+    report = parse_jsonl(["oops\n"] * 3 + [_line()], pricing)
+    body = report.public(max_rejections=2)
+    assert body["imported"] == 1 and body["rejected"] == 3
+    assert [r["line"] for r in body["rejections"]] == [1, 2]
+    assert body["rejections_truncated"] is True
+
+
+# --- CSV --------------------------------------------------------------------------------------
+
+
+def _csv_row(**changes: Any) -> str:
+    row = _with(**changes)
+    keys = HEADER.strip().split(",")
+    return ",".join(str(row.get(k, "")) for k in keys) + "\n"
+
+
+def test_csv_header_is_line_1_and_rows_keep_their_physical_line_numbers(
+    pricing: PricingTable,
+) -> None:
+    lines = [
+        HEADER,
+        _csv_row(),  # line 2
+        "\n",  # line 3: blank, skipped
+        _csv_row(prompt_tokens="1.5"),  # line 4
+        _csv_row(model="in-house"),  # line 5: unknown model and no cost
+        _csv_row(model="in-house", cost_usd="0.02", feature="search"),  # line 6
+    ]
+    report = parse_csv(lines, pricing)
+    assert [(r.model, r.feature) for r in report.imported] == [("gpt-4o", None), ("in-house", "search")]
+    assert [number for number, _ in report.rejected] == [4, 5]
+    assert "prompt_tokens must be a whole number" in report.rejected[0][1]
+    assert "cost_usd missing and model 'in-house'" in report.rejected[1][1]
+    assert report.lines_read == 6
+
+
+def test_csv_columns_may_come_in_any_order_with_a_bom_and_extra_columns(
+    pricing: PricingTable,
+) -> None:
+    lines = [
+        "\ufeffModel,Provider,Timestamp,Latency_ms,Prompt_tokens,Completion_tokens,note\n",
+        "gpt-4o,openai,2025-03-01T12:00:00Z,100,10,5,hello\n",
+    ]
+    report = parse_csv(lines, pricing)
+    assert report.rejected == []
+    assert report.imported[0].timestamp == MARCH_1_NOON_MS
+
+
+def test_csv_multiline_quoted_value_is_numbered_by_its_first_line(pricing: PricingTable) -> None:
+    lines = [
+        HEADER,
+        '2025-03-01T12:00:00Z,openai,gpt-4o,10,5,100,,"a feature\n',
+        'spanning lines"\n',
+        _csv_row(latency_ms=-1),  # line 4
+    ]
+    report = parse_csv(lines, pricing)
+    assert report.imported[0].feature == "a feature\nspanning lines"
+    assert report.rejected == [(4, "latency_ms must be >= 0, got '-1'")]
+
+
+def test_csv_row_with_more_values_than_columns_is_rejected(pricing: PricingTable) -> None:
+    lines = [HEADER, _csv_row().rstrip("\n") + ",surprise\n", _csv_row().rstrip("\n") + ",,\n"]
+    report = parse_csv(lines, pricing)
+    assert report.rejected == [(2, "row has 9 values but the header has 8 columns")]
+    assert report.imported_count == 1
+
+
+def test_csv_missing_required_columns_fail_the_whole_file(pricing: PricingTable) -> None:
+    with pytest.raises(InputError) as info:
+        parse_csv(["timestamp,provider,tokens\n", "x,y,z\n"], pricing)
+    message = info.value.message
+    assert "model, prompt_tokens, completion_tokens, latency_ms" in message
+    assert "found: timestamp, provider, tokens" in message
+
+
+def test_csv_oversized_field_is_rejected_and_reading_goes_on(pricing: PricingTable) -> None:
+    lines = [HEADER, _csv_row(feature="x" * 200_000), _csv_row()]
+    report = parse_csv(lines, pricing)
+    assert [number for number, _ in report.rejected] == [2]
+    assert report.rejected[0][1].startswith("malformed CSV: field larger than field limit")
+    assert report.imported_count == 1
+
+
+def test_empty_csv_imports_nothing(pricing: PricingTable) -> None:
+    seen: list[int] = []
+    report = parse_csv([], pricing, on_progress=seen.append)
+    assert (report.imported, report.rejected, seen) == ([], [], [0])
+
+
+def test_csv_reports_progress(pricing: PricingTable) -> None:
+    seen: list[int] = []
+    parse_csv([HEADER] + [_csv_row()] * PROGRESS_EVERY, pricing, on_progress=seen.append)
+    assert seen == [PROGRESS_EVERY, PROGRESS_EVERY + 1]
+
+
+# --- format detection -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "filename", "expected"),
+    [
+        ("application/x-ndjson", None, "jsonl"),
+        ("application/jsonl; charset=utf-8", "data.csv", "jsonl"),
+        ("Application/JSON-Lines", None, "jsonl"),
+        ("text/csv; charset=utf-8", None, "csv"),
+        (None, "calls.JSONL", "jsonl"),
+        ("application/octet-stream", "calls.ndjson", "jsonl"),
+        ("application/vnd.ms-excel", "export.csv", "csv"),
+        ("", "dir/export.csv", "csv"),
+    ],
+)
+def test_format_comes_from_the_content_type_or_else_the_file_name(
+    content_type: str | None, filename: str | None, expected: str
+) -> None:
+    assert detect_format(content_type, filename) == expected
+
+
+@pytest.mark.parametrize(
+    ("content_type", "filename", "named"),
+    [
+        ("application/pdf", "calls.csv", "content type 'application/pdf'"),
+        ("text/plain", "notes.txt", "file name 'notes.txt'"),
+        (None, None, "no content type"),
+    ],
+)
+def test_other_formats_are_unsupported(
+    content_type: str | None, filename: str | None, named: str
+) -> None:
+    with pytest.raises(UnsupportedMediaType) as info:
+        detect_format(content_type, filename)
+    assert named in info.value.message
+    assert "text/csv" in info.value.message and "application/x-ndjson" in info.value.message
