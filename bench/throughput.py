@@ -61,8 +61,15 @@ async def converse(url: str, messages: int, content: str) -> tuple[int, list[flo
         assert hello["type"] == "connection_established", hello
         for i in range(messages):
             sent = time.perf_counter()
-            await ws.send(json.dumps({"type": "user_message", "content": content,
-                                      "client_message_id": uuid.uuid4().hex}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "user_message",
+                        "content": content,
+                        "client_message_id": uuid.uuid4().hex,
+                    }
+                )
+            )
             first = True
             while True:
                 raw = await ws.recv()
@@ -95,12 +102,20 @@ class Runwire:
     def __init__(self, data_dir: Path) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "RUNWIRE_DATA_DIR": str(data_dir), "RUNWIRE_OFFLINE_DELAY_MS": "0",
-               "RUNWIRE_ENV": "test", "RUNWIRE_ARGON2_TIME_COST": "1",
-               "RUNWIRE_ARGON2_MEMORY_KIB": "64", "RUNWIRE_MAX_ACTIVE_RUNS_PER_USER": "10"}
-        self.proc = subprocess.Popen(  # noqa: S603
+        env = {
+            **os.environ,
+            "RUNWIRE_DATA_DIR": str(data_dir),
+            "RUNWIRE_OFFLINE_DELAY_MS": "0",
+            "RUNWIRE_ENV": "test",
+            "RUNWIRE_ARGON2_TIME_COST": "1",
+            "RUNWIRE_ARGON2_MEMORY_KIB": "64",
+            "RUNWIRE_MAX_ACTIVE_RUNS_PER_USER": "10",
+        }
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "runwire", "serve", "--port", str(self.port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for _ in range(600):
             try:
@@ -113,7 +128,9 @@ class Runwire:
     async def user_url(self, http: httpx.AsyncClient, sample: bool) -> str:
         email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
         await http.post("/auth/register", json={"email": email, "password": "benchmark-pass"})
-        tokens = (await http.post("/auth/login", json={"email": email, "password": "benchmark-pass"})).json()
+        tokens = (
+            await http.post("/auth/login", json={"email": email, "password": "benchmark-pass"})
+        ).json()
         auth = {"Authorization": f"Bearer {tokens['access_token']}"}
         if sample:
             await http.post("/api/usage/sample", headers=auth)
@@ -152,8 +169,11 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--messages", type=int, default=3)
     parser.add_argument("--latency-samples", type=int, default=200)
-    parser.add_argument("--no-sample-data", action="store_true",
-                        help="clients without usage data (the data-helper path: fewer tool calls)")
+    parser.add_argument(
+        "--no-sample-data",
+        action="store_true",
+        help="clients without usage data (the data-helper path: fewer tool calls)",
+    )
     args = parser.parse_args()
     content = "Where can we cut our LLM costs?"
     sample = not args.no_sample_data
@@ -179,12 +199,16 @@ async def main() -> None:
         )
 
     print(f"events per run: {len(sizes)}; mean frame {statistics.mean(sizes):.0f} B")
-    print(f"first-event latency (idle, n={len(latencies)}): runwire p50 {percentile(latencies, 50):.2f} ms, "
-          f"p99 {percentile(latencies, 99):.2f} ms | bare p50 {percentile(bare_lat, 50):.2f} ms, "
-          f"p99 {percentile(bare_lat, 99):.2f} ms")
-    print(f"throughput, {args.clients} clients x {args.messages} messages: runwire {rw_rate:,.0f} events/s "
-          f"({rw_events} in {rw_elapsed:.2f} s) | bare websockets {bare_rate:,.0f} events/s "
-          f"({bare_events} in {bare_elapsed:.2f} s)")
+    print(
+        f"first-event latency (idle, n={len(latencies)}): runwire p50 {percentile(latencies, 50):.2f} ms, "
+        f"p99 {percentile(latencies, 99):.2f} ms | bare p50 {percentile(bare_lat, 50):.2f} ms, "
+        f"p99 {percentile(bare_lat, 99):.2f} ms"
+    )
+    print(
+        f"throughput, {args.clients} clients x {args.messages} messages: runwire {rw_rate:,.0f} events/s "
+        f"({rw_events} in {rw_elapsed:.2f} s) | bare websockets {bare_rate:,.0f} events/s "
+        f"({bare_events} in {bare_elapsed:.2f} s)"
+    )
     print(f"ratio runwire / bare: {rw_rate / bare_rate:.2f}")
 
 

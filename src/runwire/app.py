@@ -16,7 +16,13 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from runwire.agents import AgentContext, LLMProvider, OfflineProvider, OpenAICompatibleProvider, Supervisor
+from runwire.agents import (
+    AgentContext,
+    LLMProvider,
+    OfflineProvider,
+    OpenAICompatibleProvider,
+    Supervisor,
+)
 from runwire.auth.passwords import Passwords
 from runwire.auth.service import AuthService
 from runwire.auth.tokens import AccessTokens
@@ -24,9 +30,11 @@ from runwire.bus.memory import MemoryBus
 from runwire.chat import ChatService
 from runwire.config import Settings, resolve_secret
 from runwire.errors import ConfigError
+from runwire.events.model import EventDraft
 from runwire.events.redaction import Redactor
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
+from runwire.store.records import UsageRecord
 from runwire.store.store import Store
 from runwire.transport import api_routes, auth_routes, health
 from runwire.transport.errors import install_error_handlers
@@ -55,10 +63,10 @@ def build_agent(settings: Settings, store: Store, pricing: PricingTable) -> Agen
     redactor = Redactor(max_chars=settings.event_value_max_chars)
 
     async def run_agent(run: RunInput, emit: Emit) -> str:
-        async def load_usage() -> list:  # type: ignore[type-arg]
+        async def load_usage() -> list[UsageRecord]:
             return await store.usage.records_of(run.user_id)
 
-        async def emit_draft(draft):  # type: ignore[no-untyped-def]
+        async def emit_draft(draft: EventDraft) -> None:
             await emit(draft)
 
         ctx = AgentContext(
@@ -82,8 +90,10 @@ async def _check_schema(store: Store) -> None:
     current, head = await store.db.schema_revision()
     if current != head:
         raise ConfigError(
-            [f"the database schema is at {current or 'nothing'}, this server needs {head}: "
-             "run `runwire migrate`"]
+            [
+                f"the database schema is at {current or 'nothing'}, this server needs {head}: "
+                "run `runwire migrate`"
+            ]
         )
 
 
@@ -100,7 +110,9 @@ def create_app(settings: Settings) -> FastAPI:
             )
             await _check_schema(store)
             bus = MemoryBus()
-            writer = await stack.enter_async_context(EventWriter(store.runs.append_events).running())
+            writer = await stack.enter_async_context(
+                EventWriter(store.runs.append_events).running()
+            )
             executor = await stack.enter_async_context(
                 RunExecutor(
                     runs=store.runs,
@@ -113,7 +125,9 @@ def create_app(settings: Settings) -> FastAPI:
             )
             auth = AuthService(
                 store.accounts,
-                Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
+                Passwords(
+                    time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
+                ),
                 AccessTokens(secret, settings.access_token_ttl_s),
                 refresh_ttl_s=settings.refresh_token_ttl_s,
                 ticket_ttl_s=settings.ws_ticket_ttl_s,

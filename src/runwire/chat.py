@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from runwire.bus.base import EventBus
+from runwire.config import ConcurrencyPolicy
 from runwire.errors import Conflict, NotFound
 from runwire.events.model import RunEvent
-from runwire.config import ConcurrencyPolicy
 from runwire.protocol.inbound import UserMessage
 from runwire.runs.executor import RunExecutor, RunInput
 from runwire.store.records import Message, RunRecord, ThreadRecord, new_id

@@ -53,7 +53,9 @@ def _settings(data_dir: Path | None = None, **extra: Any) -> Settings:
 
 def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     async def main() -> T:
-        async with Store.open(settings.effective_database_url, migrate=settings.migrate_on_start) as store:
+        async with Store.open(
+            settings.effective_database_url, migrate=settings.migrate_on_start
+        ) as store:
             return await work(store)
 
     try:
@@ -65,7 +67,9 @@ def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Interface to listen on [default 127.0.0.1].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on [default 127.0.0.1].")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [default 8000].")] = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -163,8 +167,7 @@ def _user_id(store: Store, email: str) -> Awaitable[str]:
 
 def _lines(path: Path) -> Iterator[str]:
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
-        for line in handle:
-            yield line
+        yield from handle
 
 
 @usage_app.command("import")
@@ -190,7 +193,10 @@ def usage_import(
         ) as progress:
             task = progress.add_task("lines", total=total)
             return await workload.import_lines(
-                user_id, _lines(file), kind, on_progress=lambda n: progress.update(task, completed=n)
+                user_id,
+                _lines(file),
+                kind,
+                on_progress=lambda n: progress.update(task, completed=n),
             )
 
     result = _run(settings, work)

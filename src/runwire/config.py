@@ -21,7 +21,7 @@ from runwire.errors import ConfigError
 __all__ = ["ConcurrencyPolicy", "Environment", "Settings", "load_settings", "resolve_secret"]
 
 MIN_SECRET_BYTES = 32
-SECRET_FILE = "secret.key"
+SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 
 
 class ConcurrencyPolicy(StrEnum):
@@ -121,7 +121,9 @@ class Settings(BaseSettings):
                 f"({self.run_timeout_s} >= {self.ws_idle_timeout_s})"
             )
         if self.refresh_token_ttl_s <= self.access_token_ttl_s:
-            found.append("RUNWIRE_REFRESH_TOKEN_TTL_S must be longer than RUNWIRE_ACCESS_TOKEN_TTL_S")
+            found.append(
+                "RUNWIRE_REFRESH_TOKEN_TTL_S must be longer than RUNWIRE_ACCESS_TOKEN_TTL_S"
+            )
         if self.llm_base_url and not self.llm_base_url.startswith(("http://", "https://")):
             found.append("RUNWIRE_LLM_BASE_URL must be an http(s) URL")
         url = self.effective_database_url

@@ -37,9 +37,11 @@ class ServerProcess:
         self.log_path = data_dir / "server.log"
         self._log = self.log_path.open("wb")
         full_env = {**os.environ, **env, "RUNWIRE_DATA_DIR": str(data_dir)}
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "runwire", "serve", "--port", str(self.port)],
-            env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + unit(30)
         while time.monotonic() < deadline:

@@ -14,7 +14,9 @@ from tests.timing import unit
 
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("slow"), {**BASE_ENV, "RUNWIRE_OFFLINE_DELAY_MS": "40"})
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("slow"), {**BASE_ENV, "RUNWIRE_OFFLINE_DELAY_MS": "40"}
+    )
     yield proc
     proc.stop()
 

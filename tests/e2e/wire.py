@@ -36,10 +36,16 @@ class Session:
         return s
 
     async def login(self) -> None:
-        r = await self.http.post("/auth/login", json={"email": self.email, "password": self.password})
+        r = await self.http.post(
+            "/auth/login", json={"email": self.email, "password": self.password}
+        )
         assert r.status_code == 200, r.text
         body = r.json()
-        self.access, self.refresh, self.user_id = body["access_token"], body["refresh_token"], body["user"]["id"]
+        self.access, self.refresh, self.user_id = (
+            body["access_token"],
+            body["refresh_token"],
+            body["user"]["id"],
+        )
 
     @property
     def auth(self) -> dict[str, str]:
@@ -107,7 +113,9 @@ class Socket:
                 continue
             events.append(frame)
             if frame["parent_agent"] is None and frame["type"] in (
-                "agent_completed", "agent_error", "agent_stopped"
+                "agent_completed",
+                "agent_error",
+                "agent_stopped",
             ):
                 return events
 

@@ -8,7 +8,14 @@ import pytest
 from runwire.auth.passwords import Passwords
 from runwire.auth.service import AuthService
 from runwire.auth.tokens import AccessTokens
-from runwire.errors import AuthError, Conflict, InputError, InvalidCredentials, TokenExpired, TokenReused
+from runwire.errors import (
+    AuthError,
+    Conflict,
+    InputError,
+    InvalidCredentials,
+    TokenExpired,
+    TokenReused,
+)
 from runwire.store.store import Store
 
 SECRET = "s" * 40
@@ -17,8 +24,11 @@ SECRET = "s" * 40
 @pytest.fixture
 def auth(store: Store) -> AuthService:
     return AuthService(
-        store.accounts, Passwords(time_cost=1, memory_kib=64), AccessTokens(SECRET, 900),
-        refresh_ttl_s=3600, ticket_ttl_s=60,
+        store.accounts,
+        Passwords(time_cost=1, memory_kib=64),
+        AccessTokens(SECRET, 900),
+        refresh_ttl_s=3600,
+        ticket_ttl_s=60,
     )
 
 
@@ -81,16 +91,32 @@ async def test_bad_tokens(auth: AuthService) -> None:
         await auth.authenticate("not-a-jwt")
     with pytest.raises(AuthError):
         await auth.refresh("unknown")
-    forged = jwt.encode({"sub": "usr_x", "sid": "s", "iat": 1, "exp": 2**40, "iss": "runwire",
-                         "typ": "access"}, "other-secret" * 4, algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": "usr_x", "sid": "s", "iat": 1, "exp": 2**40, "iss": "runwire", "typ": "access"},
+        "other-secret" * 4,
+        algorithm="HS256",
+    )
     with pytest.raises(AuthError):
         await auth.authenticate(forged)
-    expired = jwt.encode({"sub": "u", "sid": "s", "iat": 1, "exp": int(time.time()) - 5,
-                          "iss": "runwire", "typ": "access"}, SECRET, algorithm="HS256")
+    expired = jwt.encode(
+        {
+            "sub": "u",
+            "sid": "s",
+            "iat": 1,
+            "exp": int(time.time()) - 5,
+            "iss": "runwire",
+            "typ": "access",
+        },
+        SECRET,
+        algorithm="HS256",
+    )
     with pytest.raises(TokenExpired):
         await auth.authenticate(expired)
-    wrong_type = jwt.encode({"sub": "u", "sid": "s", "iat": 1, "exp": 2**40, "iss": "runwire",
-                             "typ": "refresh"}, SECRET, algorithm="HS256")
+    wrong_type = jwt.encode(
+        {"sub": "u", "sid": "s", "iat": 1, "exp": 2**40, "iss": "runwire", "typ": "refresh"},
+        SECRET,
+        algorithm="HS256",
+    )
     with pytest.raises(AuthError):
         await auth.authenticate(wrong_type)
 
@@ -110,8 +136,13 @@ async def test_tickets_are_single_use_and_die_with_the_session(auth: AuthService
 
 
 async def test_expired_refresh_and_ticket(store: Store) -> None:
-    auth = AuthService(store.accounts, Passwords(time_cost=1, memory_kib=64),
-                       AccessTokens(SECRET, 1), refresh_ttl_s=0, ticket_ttl_s=0)
+    auth = AuthService(
+        store.accounts,
+        Passwords(time_cost=1, memory_kib=64),
+        AccessTokens(SECRET, 1),
+        refresh_ttl_s=0,
+        ticket_ttl_s=0,
+    )
     await auth.register("a@example.com", "password1")
     pair = await auth.login("a@example.com", "password1")
     with pytest.raises(TokenExpired):

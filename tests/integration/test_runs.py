@@ -20,7 +20,9 @@ Agent = Callable[[RunInput, Emit], Awaitable[str]]
 
 
 class Harness:
-    def __init__(self, store: Store, bus: MemoryBus, executor: RunExecutor, user_id: str, thread_id: str):
+    def __init__(
+        self, store: Store, bus: MemoryBus, executor: RunExecutor, user_id: str, thread_id: str
+    ):
         self.store, self.bus, self.executor = store, bus, executor
         self.user_id, self.thread_id = user_id, thread_id
         self.seen: list[RunEvent] = []
@@ -29,7 +31,8 @@ class Harness:
     async def start(self) -> str:
         run_id = new_id("run")
         msg = await self.store.conversations.add_message(
-            thread_id=self.thread_id, user_id=self.user_id, role="user", content="q", run_id=run_id)
+            thread_id=self.thread_id, user_id=self.user_id, role="user", content="q", run_id=run_id
+        )
         await self.store.runs.create(run_id, self.thread_id, self.user_id, msg.id)
         self.executor.submit(RunInput(run_id, self.thread_id, self.user_id, "q"))
         return run_id
@@ -44,36 +47,71 @@ def harness_for(agent: Agent, run_timeout_s: float = 5.0):  # type: ignore[no-un
         user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
         thread = await store.conversations.create_thread(user.id, "q")
         async with EventWriter(store.runs.append_events).running() as writer:
-            executor = RunExecutor(runs=store.runs, conversations=store.conversations, bus=bus,
-                                   writer=writer, agent=agent, run_timeout_s=run_timeout_s)
+            executor = RunExecutor(
+                runs=store.runs,
+                conversations=store.conversations,
+                bus=bus,
+                writer=writer,
+                agent=agent,
+                run_timeout_s=run_timeout_s,
+            )
             async with executor.running():
                 yield Harness(store, bus, executor, user.id, thread.id)
+
     return make
 
 
 async def streaming_agent(run: RunInput, emit: Emit) -> str:
     await emit(EventDraft(EventType.AGENT_THINKING, "supervisor", {"reasoning": "plan"}))
     await emit(EventDraft(EventType.AGENT_STARTED, "data", parent_agent="supervisor"))
-    await emit(EventDraft(EventType.TOOL_EXECUTING, "data",
-                          {"tool_name": "t", "tool_call_id": "c1", "tool_args": {}}, "supervisor"))
-    await emit(EventDraft(EventType.TOOL_COMPLETED, "data",
-                          {"tool_name": "t", "tool_call_id": "c1", "result": 1, "success": True,
-                           "duration_ms": 1}, "supervisor"))
+    await emit(
+        EventDraft(
+            EventType.TOOL_EXECUTING,
+            "data",
+            {"tool_name": "t", "tool_call_id": "c1", "tool_args": {}},
+            "supervisor",
+        )
+    )
+    await emit(
+        EventDraft(
+            EventType.TOOL_COMPLETED,
+            "data",
+            {
+                "tool_name": "t",
+                "tool_call_id": "c1",
+                "result": 1,
+                "success": True,
+                "duration_ms": 1,
+            },
+            "supervisor",
+        )
+    )
     await emit(EventDraft(EventType.TEXT_DELTA, "data", {"delta": "Hello "}, "supervisor"))
     await emit(EventDraft(EventType.TEXT_DELTA, "data", {"delta": "world"}, "supervisor"))
-    await emit(EventDraft(EventType.AGENT_COMPLETED, "data", {"final_response": "ok"}, "supervisor"))
+    await emit(
+        EventDraft(EventType.AGENT_COMPLETED, "data", {"final_response": "ok"}, "supervisor")
+    )
     return "Hello world"
 
 
 def hanging_agent(started: asyncio.Event) -> Agent:
     async def agent(run: RunInput, emit: Emit) -> str:
         await emit(EventDraft(EventType.AGENT_STARTED, "optimization", parent_agent="supervisor"))
-        await emit(EventDraft(EventType.TEXT_DELTA, "optimization", {"delta": "partial"}, "supervisor"))
-        await emit(EventDraft(EventType.TOOL_EXECUTING, "optimization",
-                              {"tool_name": "slow", "tool_call_id": "c9", "tool_args": {}}, "supervisor"))
+        await emit(
+            EventDraft(EventType.TEXT_DELTA, "optimization", {"delta": "partial"}, "supervisor")
+        )
+        await emit(
+            EventDraft(
+                EventType.TOOL_EXECUTING,
+                "optimization",
+                {"tool_name": "slow", "tool_call_id": "c9", "tool_args": {}},
+                "supervisor",
+            )
+        )
         started.set()
         await asyncio.sleep(3600)
         return "never"
+
     return agent
 
 
@@ -104,12 +142,17 @@ async def test_a_run_streams_numbered_events_and_stores_everything(store: Store)
         events = h.events(run_id)
         assert_protocol_shape(events)
         final = events[-1]
-        assert final.type is EventType.AGENT_COMPLETED and final.data["final_response"] == "Hello world"
+        assert (
+            final.type is EventType.AGENT_COMPLETED
+            and final.data["final_response"] == "Hello world"
+        )
         stored = await store.runs.events_after(run_id, 0)
         assert stored == events
         assert await store.runs.events_after(run_id, 5) == events[5:]
         record = await store.runs.get(h.user_id, run_id)
-        assert record is not None and record.status == "completed" and record.last_seq == len(events)
+        assert (
+            record is not None and record.status == "completed" and record.last_seq == len(events)
+        )
         messages = await store.conversations.messages_of(h.thread_id)
         assert messages[-1].id == final.data["message_id"] and messages[-1].content == "Hello world"
         assert h.bus.history(run_id, 0) is None  # released once stored
@@ -158,7 +201,9 @@ async def crashing_agent(run: RunInput, emit: Emit) -> str:
     raise ValueError("secret internals: password=hunter2")
 
 
-async def test_failures_become_readable_agent_errors(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+async def test_failures_become_readable_agent_errors(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
     async for h in harness_for(failing_agent)(store):
         run_id = await h.start()
         await asyncio.wait_for(h.executor.wait(run_id), unit(5))
@@ -182,7 +227,10 @@ async def test_runs_on_one_thread_run_one_after_another(store: Store) -> None:
         assert h.executor.thread_busy(h.thread_id) == second
         await h.executor.stop(h.user_id, second)  # stopped while queued: still opens and closes
         await asyncio.wait_for(h.executor.wait(second), unit(1))
-        assert [e.type for e in h.events(second)] == [EventType.AGENT_STARTED, EventType.AGENT_STOPPED]
+        assert [e.type for e in h.events(second)] == [
+            EventType.AGENT_STARTED,
+            EventType.AGENT_STOPPED,
+        ]
         await h.executor.stop(h.user_id, first)
         await asyncio.wait_for(h.executor.wait(first), unit(1))
         assert h.executor.active_count == 0

@@ -18,8 +18,8 @@ from runwire.agents import (
     OfflineProvider,
     RunState,
     Supervisor,
+    analytics,
 )
-from runwire.agents import analytics
 from runwire.agents.actions import rank_actions
 from runwire.agents.formatting import format_count, format_ms, format_pct, format_usd, table_cell
 from runwire.agents.triage import detect_focus
@@ -231,10 +231,13 @@ async def test_different_data_gives_a_different_answer(
     assert small_answer != await Run(sample[:500], pricing).answer()
     cost = sum(r.cost_usd for r in small)
     assert "You made 12 LLM calls" in small_answer
-    assert f"| gpt-4o | openai | 12 | {format_count(12 * 2010)} | {format_usd(cost)} | 100.0% |" in (
-        small_answer
+    assert (
+        f"| gpt-4o | openai | 12 | {format_count(12 * 2010)} | {format_usd(cost)} | 100.0% |"
+        in (small_answer)
     )
-    saving = cost * 30 / 11 - PricingTable.load().cost("openai", "gpt-4o-mini", 24000, 120) * 30 / 11
+    saving = (
+        cost * 30 / 11 - PricingTable.load().cost("openai", "gpt-4o-mini", 24000, 120) * 30 / 11
+    )
     assert f"about {format_usd(saving)} a month" in small_answer
 
 
@@ -533,7 +536,9 @@ def test_actions_rank_the_asked_topic_first_then_by_saving(
     assert rank_actions(facts, sample, Focus.CACHING)[0].kind == "cache"
     assert len(rank_actions(facts, sample, Focus.COST, max_actions=2)) == 2
     reliability = rank_actions(facts, sample, Focus.ERRORS)[0]
-    failed_cost = sum(r.cost_usd for r in sample if r.model == "mistral-large" and r.status == "error")
+    failed_cost = sum(
+        r.cost_usd for r in sample if r.model == "mistral-large" and r.status == "error"
+    )
     assert reliability.monthly_savings_usd == pytest.approx(
         failed_cost * analytics.monthly_factor(sample), abs=1e-3
     )
@@ -557,6 +562,33 @@ def test_same_tier_and_fast_failing_models_are_described_as_such(pricing: Pricin
     reliability = next(a for a in actions if a.kind == "reliability")
     assert "most of them fast" in reliability.detail
     assert not any(a.kind == "latency" for a in actions)
+
+
+def test_a_same_tier_swap_is_described_as_such() -> None:
+    table = PricingTable.from_mapping(
+        {
+            "as_of": "2025-01-01",
+            "source": "test",
+            "tiers": ["frontier", "mid"],
+            "models": [
+                {"provider": "acme", "model": "big", "input": 10, "output": 20, "tier": "frontier"},
+                {"provider": "acme", "model": "big2", "input": 5, "output": 10, "tier": "frontier"},
+            ],
+        }
+    )
+    records = [
+        rec(d, "big", provider="acme", completion=400, cost=0.03, feature=None) for d in range(5)
+    ]
+    facts = {
+        "find_cheaper_models": analytics.cheaper_models(records, table),
+        "find_cache_candidates": analytics.cache_candidates(records),
+        "error_rates": analytics.error_rate(records),
+        "latency_percentiles": analytics.latency_percentiles(records),
+    }
+    [action] = rank_actions(facts, records)
+    assert action.title == "Move its calls from big to big2"
+    assert "big2 is in the same quality tier" in action.detail
+    assert "alternatives" not in action.detail
 
 
 def test_nothing_to_rank_on_uniform_data(pricing: PricingTable) -> None:

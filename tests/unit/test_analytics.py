@@ -110,7 +110,9 @@ def test_free_calls_have_zero_share() -> None:
 
 def test_latency_percentiles_overall_and_per_model_slowest_first() -> None:
     fast = [rec(model="fast", latency=float(v)) for v in range(1, 101)]
-    slow = [rec(model="slow", latency=1000.0 * v, status="error" if v == 1 else "ok") for v in (1, 2)]
+    slow = [
+        rec(model="slow", latency=1000.0 * v, status="error" if v == 1 else "ok") for v in (1, 2)
+    ]
     out = analytics.latency_percentiles(fast + slow)
     assert out["method"] == "nearest-rank"
     assert [m["model"] for m in out["models"]] == ["slow", "fast"]
@@ -175,7 +177,12 @@ def test_cache_candidates_count_all_but_the_first_occurrence() -> None:
     assert out["span_days"] == 10.0
     assert out["monthly_saving_usd"] == 16.5  # 10 days scaled to 30
     assert out["top_features"] == [
-        {"feature": "summarize", "repeated_calls": 2, "repeat_share_pct": 66.7, "wasted_cost_usd": 5.0},
+        {
+            "feature": "summarize",
+            "repeated_calls": 2,
+            "repeat_share_pct": 66.7,
+            "wasted_cost_usd": 5.0,
+        },
         {"feature": "chat", "repeated_calls": 1, "repeat_share_pct": 50.0, "wasted_cost_usd": 0.5},
     ]
     assert out["top_prompts"][0] == {"prompt_hash": "a", "calls": 3, "wasted_cost_usd": 5.0}

@@ -28,8 +28,9 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_production_names_every_problem_at_once() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings(env="production", secret_key="short", tool_timeout_s=500,
-                      argon2_memory_kib=1024)
+        load_settings(
+            env="production", secret_key="short", tool_timeout_s=500, argon2_memory_kib=1024
+        )
     problems = "\n".join(caught.value.problems)
     assert "RUNWIRE_SECRET_KEY must be at least 32 bytes" in problems
     assert "RUNWIRE_TOOL_TIMEOUT_S must be below RUNWIRE_RUN_TIMEOUT_S" in problems
@@ -63,8 +64,12 @@ def test_type_errors_are_named_by_variable() -> None:
 
 
 def test_a_good_production_configuration_starts() -> None:
-    s = load_settings(env="production", secret_key="k" * 32, allowed_origins=["https://x"],
-                      database_url="postgresql+asyncpg://db/runwire")
+    s = load_settings(
+        env="production",
+        secret_key="k" * 32,
+        allowed_origins=["https://x"],
+        database_url="postgresql+asyncpg://db/runwire",
+    )
     assert s.is_production and not s.migrate_on_start
     assert resolve_secret(s) == ("k" * 32, False)
 

@@ -72,7 +72,9 @@ def test_finish_without_begin_passes_through() -> None:
     total=st.integers(min_value=1, max_value=30),
     data=st.data(),
 )
-def test_any_interleaving_of_live_and_resume_yields_each_seq_once(total: int, data: st.DataObject) -> None:
+def test_any_interleaving_of_live_and_resume_yields_each_seq_once(
+    total: int, data: st.DataObject
+) -> None:
     """Model: events 1..total are published one by one (and stored as published); at random
     points the client reconnects (a fresh Delivery) and resumes after the last seq it saw."""
     d = Delivery()
@@ -94,6 +96,8 @@ def test_any_interleaving_of_live_and_resume_yields_each_seq_once(total: int, da
             pending_resume = len(stored)  # the replay reads what is stored *now*
         elif action == "finish" and pending_resume is not None:
             after = seen[-1] if seen else 0
-            seen += seqs(d.finish_resume("r", [e for e in stored[:pending_resume] if e.seq > after]))
+            seen += seqs(
+                d.finish_resume("r", [e for e in stored[:pending_resume] if e.seq > after])
+            )
             pending_resume = None
     assert seen == list(range(1, total + 1))

@@ -8,24 +8,41 @@ from runwire.events.redaction import REDACTED
 pytestmark = pytest.mark.unit
 
 
-def event(seq: int = 1, kind: EventType = EventType.AGENT_THINKING, parent: str | None = None) -> RunEvent:
-    return RunEvent(kind, "run_1", "thr_1", seq, "data", "2026-01-01T00:00:00.000Z",
-                    {"reasoning": "because"}, parent)
+def event(
+    seq: int = 1, kind: EventType = EventType.AGENT_THINKING, parent: str | None = None
+) -> RunEvent:
+    return RunEvent(
+        kind,
+        "run_1",
+        "thr_1",
+        seq,
+        "data",
+        "2026-01-01T00:00:00.000Z",
+        {"reasoning": "because"},
+        parent,
+    )
 
 
 def test_wire_form_has_the_protocol_fields_and_round_trips() -> None:
     e = event(parent="supervisor")
     body = json.loads(e.json)
     assert body == {
-        "type": "agent_thinking", "run_id": "run_1", "thread_id": "thr_1", "seq": 1,
-        "agent_name": "data", "parent_agent": "supervisor",
-        "timestamp": "2026-01-01T00:00:00.000Z", "reasoning": "because",
+        "type": "agent_thinking",
+        "run_id": "run_1",
+        "thread_id": "thr_1",
+        "seq": 1,
+        "agent_name": "data",
+        "parent_agent": "supervisor",
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "reasoning": "because",
     }
     assert RunEvent.from_wire(body) == e
 
 
 def test_data_cannot_overwrite_identity_fields() -> None:
-    e = RunEvent(EventType.AGENT_STARTED, "run_1", "thr_1", 3, "x", "t", {"seq": 99, "run_id": "evil"})
+    e = RunEvent(
+        EventType.AGENT_STARTED, "run_1", "thr_1", 3, "x", "t", {"seq": 99, "run_id": "evil"}
+    )
     assert e.to_wire()["seq"] == 3
     assert e.to_wire()["run_id"] == "run_1"
 
@@ -38,12 +55,21 @@ def test_only_the_roots_closing_event_is_terminal() -> None:
 
 def test_secret_keys_are_redacted_at_any_depth() -> None:
     cleaned = Redactor().clean(
-        {"api_key": "sk-1", "nested": {"Password": "p", "list": [{"access_token": "t"}]},
-         "authorization": "Bearer x", "model": "gpt-4o", "session_id": "s", "credentials": 1}
+        {
+            "api_key": "sk-1",
+            "nested": {"Password": "p", "list": [{"access_token": "t"}]},
+            "authorization": "Bearer x",
+            "model": "gpt-4o",
+            "session_id": "s",
+            "credentials": 1,
+        }
     )
     assert cleaned == {
-        "api_key": REDACTED, "nested": {"Password": REDACTED, "list": [{"access_token": REDACTED}]},
-        "authorization": REDACTED, "model": "gpt-4o", "session_id": REDACTED,
+        "api_key": REDACTED,
+        "nested": {"Password": REDACTED, "list": [{"access_token": REDACTED}]},
+        "authorization": REDACTED,
+        "model": "gpt-4o",
+        "session_id": REDACTED,
         "credentials": REDACTED,
     }
 

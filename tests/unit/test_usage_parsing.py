@@ -82,7 +82,9 @@ def test_csv_style_strings_are_numbers(pricing: PricingTable) -> None:
 
 
 def test_whole_floats_count_as_token_counts(pricing: PricingTable) -> None:
-    assert parse_record(_with(prompt_tokens=12.0, completion_tokens="4.0"), pricing).total_tokens == 16
+    assert (
+        parse_record(_with(prompt_tokens=12.0, completion_tokens="4.0"), pricing).total_tokens == 16
+    )
 
 
 def test_an_offset_timestamp_is_converted_to_utc(pricing: PricingTable) -> None:
@@ -224,7 +226,10 @@ def test_csv_header_is_line_1_and_rows_keep_their_physical_line_numbers(
         _csv_row(model="in-house", cost_usd="0.02", feature="search"),  # line 6
     ]
     report = parse_csv(lines, pricing)
-    assert [(r.model, r.feature) for r in report.imported] == [("gpt-4o", None), ("in-house", "search")]
+    assert [(r.model, r.feature) for r in report.imported] == [
+        ("gpt-4o", None),
+        ("in-house", "search"),
+    ]
     assert [number for number, _ in report.rejected] == [4, 5]
     assert "prompt_tokens must be a whole number" in report.rejected[0][1]
     assert "cost_usd missing and model 'in-house'" in report.rejected[1][1]

@@ -82,19 +82,22 @@ def compose_next_steps(state: RunState) -> str:
     else:
         intro = "I could not find any LLM usage data for your account yet, so I cannot analyse it."
     steps = [f"{i}. {step}" for i, step in enumerate(state.next_steps, start=1)]
-    return "\n".join(
-        [
-            "## Add your usage data to get an answer",
-            "",
-            intro,
-            "Once your calls are in, I will show cost by model, latency percentiles, error rates "
-            "and concrete actions with estimated monthly savings.",
-            "",
-            "**Next steps**",
-            "",
-            *steps,
-        ]
-    ) + "\n"
+    return (
+        "\n".join(
+            [
+                "## Add your usage data to get an answer",
+                "",
+                intro,
+                "Once your calls are in, I will show cost by model, latency percentiles, error rates "
+                "and concrete actions with estimated monthly savings.",
+                "",
+                "**Next steps**",
+                "",
+                *steps,
+            ]
+        )
+        + "\n"
+    )
 
 
 class ReportingAgent:

@@ -17,7 +17,15 @@ MIN_RECORDS = 10
 # Checked in the question; the earliest mention wins, so "latency and cost?" leads with latency.
 _KEYWORDS: dict[Focus, tuple[str, ...]] = {
     Focus.LATENCY: (
-        "latency", "slow", "fast", "speed", "p50", "p95", "p99", "percentile", "response time",
+        "latency",
+        "slow",
+        "fast",
+        "speed",
+        "p50",
+        "p95",
+        "p99",
+        "percentile",
+        "response time",
         "wait",
     ),
     Focus.ERRORS: ("error", "fail", "reliab", "outage", "timeout", "timing out", "rate limit"),

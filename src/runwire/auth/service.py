@@ -72,10 +72,13 @@ class AuthService:
     async def register(self, email: str, password: str) -> User:
         if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
             raise InputError(
-                f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters", code="invalid_password"
+                f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters",
+                code="invalid_password",
             )
         password_hash = await self._passwords.hash(password)
-        return await self._accounts.create_user(new_id("usr"), normalize_email(email), password_hash)
+        return await self._accounts.create_user(
+            new_id("usr"), normalize_email(email), password_hash
+        )
 
     async def login(self, email: str, password: str) -> TokenPair:
         user = await self._accounts.user_by_email(normalize_email(email))
@@ -115,7 +118,9 @@ class AuthService:
     async def issue_ticket(self, principal: Principal) -> str:
         ticket = opaque_secret()
         expires_at = int(time.time() * 1000) + self.ticket_ttl_s * 1000
-        await self._accounts.add_ticket(digest(ticket), principal.user_id, principal.family_id, expires_at)
+        await self._accounts.add_ticket(
+            digest(ticket), principal.user_id, principal.family_id, expires_at
+        )
         return ticket
 
     async def redeem_ticket(self, ticket: str) -> Principal:

@@ -66,4 +66,6 @@ class AccessTokens:
             raise AuthError("invalid access token") from None
         if claims.get("typ") != "access":
             raise AuthError("invalid access token")
-        return AccessClaims(user_id=claims["sub"], family_id=claims["sid"], expires_at=claims["exp"])
+        return AccessClaims(
+            user_id=claims["sub"], family_id=claims["sid"], expires_at=claims["exp"]
+        )

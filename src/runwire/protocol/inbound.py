@@ -99,7 +99,9 @@ def _user_message(body: dict[str, Any], rid: str | None) -> UserMessage:
             policy = ConcurrencyPolicy(raw_policy)
         except ValueError:
             allowed = ", ".join(p.value for p in ConcurrencyPolicy)
-            raise ProtocolError(f"'policy' must be one of: {allowed}", code="invalid_field") from None
+            raise ProtocolError(
+                f"'policy' must be one of: {allowed}", code="invalid_field"
+            ) from None
     return UserMessage(
         content=content,
         thread_id=_opt_str(body, "thread_id"),

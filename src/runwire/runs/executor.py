@@ -161,8 +161,11 @@ class RunExecutor:
                 async with asyncio.timeout(self._run_timeout_s):
                     answer = await self._agent(run, journal.emit)
                 reply = await self._conversations.add_message(
-                    thread_id=run.thread_id, user_id=run.user_id, role="assistant",
-                    content=answer, run_id=run.run_id,
+                    thread_id=run.thread_id,
+                    user_id=run.user_id,
+                    role="assistant",
+                    content=answer,
+                    run_id=run.run_id,
                 )
                 await self._close(
                     active,
@@ -179,11 +182,17 @@ class RunExecutor:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
-                await self._end_early(active, EventType.AGENT_STOPPED, active.stop_reason,
-                                      _STOP_MESSAGES.get(active.stop_reason, active.stop_reason))
+                await self._end_early(
+                    active,
+                    EventType.AGENT_STOPPED,
+                    active.stop_reason,
+                    _STOP_MESSAGES.get(active.stop_reason, active.stop_reason),
+                )
             except TimeoutError:
                 await self._end_early(
-                    active, EventType.AGENT_ERROR, "timeout",
+                    active,
+                    EventType.AGENT_ERROR,
+                    "timeout",
                     f"the run took longer than its limit of {self._run_timeout_s:g} s",
                 )
             except RunwireError as exc:
@@ -191,7 +200,9 @@ class RunExecutor:
             except Exception:
                 log.exception("run %s failed", run.run_id)
                 await self._end_early(
-                    active, EventType.AGENT_ERROR, "internal",
+                    active,
+                    EventType.AGENT_ERROR,
+                    "internal",
                     "the agent failed unexpectedly; the error was logged",
                 )
         finally:
@@ -209,8 +220,12 @@ class RunExecutor:
         if partial:
             # What the user already watched stream in is kept, marked as cut short.
             reply = await self._conversations.add_message(
-                thread_id=run.thread_id, user_id=run.user_id, role="assistant",
-                content=partial, run_id=run.run_id, partial=True,
+                thread_id=run.thread_id,
+                user_id=run.user_id,
+                role="assistant",
+                content=partial,
+                run_id=run.run_id,
+                partial=True,
             )
             data["partial_message_id"] = reply.id
         status = RunStatus.CANCELLED if kind is EventType.AGENT_STOPPED else RunStatus.FAILED
@@ -229,7 +244,9 @@ class RunExecutor:
         active.state.move(status)
         active.ended = True
         await self._runs.mark_ended(
-            active.input.run_id, status.value, active.journal.last_seq + 1,
+            active.input.run_id,
+            status.value,
+            active.journal.last_seq + 1,
             error_code=error[0] if error else None,
             error_message=error[1] if error else None,
         )

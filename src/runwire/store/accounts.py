@@ -53,7 +53,9 @@ class Accounts:
             row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
         return User(**row._mapping) if row else None
 
-    async def start_family(self, family_id: str, user_id: str, token_hash: str, expires_at: int) -> None:
+    async def start_family(
+        self, family_id: str, user_id: str, token_hash: str, expires_at: int
+    ) -> None:
         async with self._db.begin() as conn:
             await conn.execute(
                 insert(token_families).values(id=family_id, user_id=user_id, created_at=now_ms())
@@ -103,7 +105,9 @@ class Accounts:
             # Guarded update: of two concurrent rotations only one sees used_at IS NULL.
             spent = await conn.execute(
                 update(refresh_tokens)
-                .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_at.is_(None))
+                .where(
+                    refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_at.is_(None)
+                )
                 .values(used_at=now)
             )
             if spent.rowcount != 1:
@@ -139,7 +143,9 @@ class Accounts:
             ).first()
         return row is not None and row.revoked_at is None
 
-    async def add_ticket(self, ticket_hash: str, user_id: str, family_id: str, expires_at: int) -> None:
+    async def add_ticket(
+        self, ticket_hash: str, user_id: str, family_id: str, expires_at: int
+    ) -> None:
         async with self._db.begin() as conn:
             # Expired tickets are swept on the way in, so the table stays small without a janitor.
             await conn.execute(delete(ws_tickets).where(ws_tickets.c.expires_at <= now_ms()))
@@ -159,7 +165,9 @@ class Accounts:
                 await conn.execute(
                     delete(ws_tickets)
                     .where(ws_tickets.c.ticket_hash == ticket_hash)
-                    .returning(ws_tickets.c.user_id, ws_tickets.c.family_id, ws_tickets.c.expires_at)
+                    .returning(
+                        ws_tickets.c.user_id, ws_tickets.c.family_id, ws_tickets.c.expires_at
+                    )
                 )
             ).first()
         if row is None or row.expires_at <= now_ms():

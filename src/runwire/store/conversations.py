@@ -136,7 +136,9 @@ class Conversations:
 
     async def set_message_run(self, message_id: str, run_id: str) -> None:
         async with self._db.begin() as conn:
-            await conn.execute(update(messages).where(messages.c.id == message_id).values(run_id=run_id))
+            await conn.execute(
+                update(messages).where(messages.c.id == message_id).values(run_id=run_id)
+            )
 
     async def messages_of(self, thread_id: str, limit: int = 1000) -> list[Message]:
         async with self._db.connect() as conn:
@@ -147,4 +149,3 @@ class Conversations:
                 .limit(limit)
             )
             return [_message(r) for r in rows]
-

@@ -73,9 +73,7 @@ class Database:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:
-            raise DependencyUnavailable(
-                f"database unreachable ({type(exc).__name__})"
-            ) from None
+            raise DependencyUnavailable(f"database unreachable ({type(exc).__name__})") from None
 
     def _alembic_config(self) -> Any:
         from alembic.config import Config

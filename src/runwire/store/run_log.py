@@ -45,7 +45,9 @@ class RunLog:
     async def mark_started(self, run_id: str) -> None:
         async with self._db.begin() as conn:
             await conn.execute(
-                update(runs).where(runs.c.id == run_id).values(status="running", started_at=now_ms())
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status="running", started_at=now_ms())
             )
 
     async def mark_ended(
@@ -73,7 +75,9 @@ class RunLog:
         """The run if it exists and is ``user_id``'s; otherwise None."""
         async with self._db.connect() as conn:
             row = (
-                await conn.execute(select(runs).where(runs.c.id == run_id, runs.c.user_id == user_id))
+                await conn.execute(
+                    select(runs).where(runs.c.id == run_id, runs.c.user_id == user_id)
+                )
             ).first()
         return RunRecord(**row._mapping) if row else None
 
@@ -96,10 +100,15 @@ class RunLog:
         async with self._db.begin() as conn:
             await conn.execute(
                 insert(run_events),
-                [{"run_id": e.run_id, "seq": e.seq, "type": e.type.value, "body": e.json} for e in events],
+                [
+                    {"run_id": e.run_id, "seq": e.seq, "type": e.type.value, "body": e.json}
+                    for e in events
+                ],
             )
 
-    async def events_after(self, run_id: str, after_seq: int, limit: int = 100_000) -> list[RunEvent]:
+    async def events_after(
+        self, run_id: str, after_seq: int, limit: int = 100_000
+    ) -> list[RunEvent]:
         async with self._db.connect() as conn:
             rows = await conn.execute(
                 select(run_events.c.body)

@@ -23,8 +23,8 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "metadata",
     "messages",
+    "metadata",
     "refresh_tokens",
     "run_events",
     "runs",
@@ -91,9 +91,7 @@ threads = Table(
     "threads",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column(
-        "user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("title", String(200), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
@@ -105,9 +103,7 @@ messages = Table(
     metadata,
     Column("pk", Integer, primary_key=True, autoincrement=True),
     Column("id", String(40), nullable=False, unique=True),
-    Column(
-        "thread_id", String(40), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("thread_id", String(40), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False),
     Column("user_id", String(40), nullable=False),
     Column("role", String(20), nullable=False),
     Column("content", Text, nullable=False),

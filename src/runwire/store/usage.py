@@ -47,7 +47,9 @@ class UsageStore:
     async def count(self, user_id: str) -> int:
         async with self._db.connect() as conn:
             value = await conn.scalar(
-                select(func.count()).select_from(usage_records).where(usage_records.c.user_id == user_id)
+                select(func.count())
+                .select_from(usage_records)
+                .where(usage_records.c.user_id == user_id)
             )
         return int(value or 0)
 

@@ -21,7 +21,9 @@ async def me(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
     return {"user": user.public()}
 
 
-@router.post("/ws-ticket", status_code=201, summary="A single-use ticket to open /ws from a browser")
+@router.post(
+    "/ws-ticket", status_code=201, summary="A single-use ticket to open /ws from a browser"
+)
 async def ws_ticket(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
     auth = services_of(request).auth
     ticket = await auth.issue_ticket(principal)
@@ -95,4 +97,3 @@ async def usage_sample(principal: CurrentPrincipal, request: Request) -> dict[st
 async def usage_summary(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
     count = await services_of(request).workload.count(principal.user_id)
     return {"records": count}
-

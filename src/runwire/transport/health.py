@@ -26,11 +26,13 @@ async def ready(request: Request) -> JSONResponse:
         await db.ping()
         checks["database"] = "ok"
         current, head = await db.schema_revision()
-        checks["schema"] = "ok" if current == head else f"at {current}, needs {head}: run `runwire migrate`"
+        checks["schema"] = (
+            "ok" if current == head else f"at {current}, needs {head}: run `runwire migrate`"
+        )
     except DependencyUnavailable as exc:
         checks["database"] = exc.message
     ok = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ok else "unavailable", "checks": checks}
+    body: dict[str, object] = {"status": "ready" if ok else "unavailable", "checks": checks}
     if not ok:
         body["failing"] = [k for k, v in checks.items() if v != "ok"]
     return JSONResponse(body, status_code=200 if ok else 503)

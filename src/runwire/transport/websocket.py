@@ -28,7 +28,6 @@ from runwire.events.model import RunEvent
 from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
 from runwire.protocol.delivery import Delivery
 from runwire.protocol.inbound import (
-    Command,
     GetThreadHistory,
     Ping,
     Resume,
@@ -75,7 +74,9 @@ async def _authenticate(ws: WebSocket, services: Services) -> Principal:
 async def websocket_endpoint(ws: WebSocket) -> None:
     services = services_of(ws)
     settings = services.settings
-    if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"), settings.allowed_origins):
+    if not origin_allowed(
+        ws.headers.get("origin"), ws.headers.get("host"), settings.allowed_origins
+    ):
         await ws.send_denial_response(
             JSONResponse({"detail": "origin not allowed", "code": "forbidden_origin"}, 403)
         )
@@ -83,9 +84,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     try:
         principal = await _authenticate(ws, services)
     except AuthError as exc:
-        await ws.send_denial_response(
-            JSONResponse({"detail": exc.message, "code": exc.code}, 401)
-        )
+        await ws.send_denial_response(JSONResponse({"detail": exc.message, "code": exc.code}, 401))
         return
     await Connection(ws, principal, services).serve()
 
@@ -101,7 +100,9 @@ class Connection:
         self._settings = services.settings
         self._machine = ConnectionStateMachine()
         self._delivery = Delivery()
-        self._outbox: asyncio.Queue[str | object] = asyncio.Queue(self._settings.outbound_queue_size)
+        self._outbox: asyncio.Queue[str | object] = asyncio.Queue(
+            self._settings.outbound_queue_size
+        )
         self._subscription: Subscription | None = None
         self._close_code = CLOSE_CODES["normal"]
         self._close_reason = ""
@@ -124,7 +125,11 @@ class Connection:
         try:
             self._subscription = self._services.bus.subscribe(self.user_id, self._on_event)
             self._send(
-                {"type": "connection_established", "connection_id": self.id, "user_id": self.user_id}
+                {
+                    "type": "connection_established",
+                    "connection_id": self.id,
+                    "user_id": self.user_id,
+                }
             )
             await self._read_loop()
         finally:
@@ -192,8 +197,12 @@ class Connection:
         if not stopping:
             self._reply(
                 cmd.request_id,
-                {"type": "error", "code": "run_finished", "message": "the run has already ended",
-                 "run_id": cmd.run_id},
+                {
+                    "type": "error",
+                    "code": "run_finished",
+                    "message": "the run has already ended",
+                    "run_id": cmd.run_id,
+                },
             )
 
     async def _on_resume(self, cmd: Resume) -> None:
@@ -211,8 +220,11 @@ class Connection:
         messages = await self._services.chat.messages(self.user_id, cmd.thread_id)
         self._reply(
             cmd.request_id,
-            {"type": "thread_history", "thread_id": cmd.thread_id,
-             "messages": [m.public() for m in messages]},
+            {
+                "type": "thread_history",
+                "thread_id": cmd.thread_id,
+                "messages": [m.public() for m in messages],
+            },
         )
 
     async def _on_ping(self, cmd: Ping) -> None:
