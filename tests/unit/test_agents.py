@@ -233,7 +233,7 @@ async def test_different_data_gives_a_different_answer(
     assert "You made 12 LLM calls" in small_answer
     assert (
         f"| gpt-4o | openai | 12 | {format_count(12 * 2010)} | {format_usd(cost)} | 100.0% |"
-        in (small_answer)
+        in small_answer
     )
     saving = (
         cost * 30 / 11 - PricingTable.load().cost("openai", "gpt-4o-mini", 24000, 120) * 30 / 11

@@ -55,10 +55,12 @@ class ActionsAgent:
     name = "actions"
 
     async def run(self, ctx: AgentContext, state: RunState) -> str:
+        """Rank the actions from ``state.facts``; return a one-line summary."""
+        lead = _FOCUS_KIND[state.focus]
         await ctx.thinking(
             self.name,
             f"Turning {len(state.findings)} findings into concrete actions, ranked by estimated "
-            f"monthly saving{'' if state.focus is Focus.COST else f' after {state.focus.value}'}.",
+            f"monthly saving{f', with {lead} actions first' if lead else ''}.",
         )
 
         def rank(max_actions: int) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ class DataAgent:
     name = "data"
 
     async def run(self, ctx: AgentContext, state: RunState) -> str:
+        """Measure ``state.records`` into ``state.facts`` and ``state.findings``."""
         records = state.records
         await ctx.thinking(
             self.name,

@@ -48,6 +48,7 @@ class DataHelper:
     name = "data_helper"
 
     async def run(self, ctx: AgentContext, state: RunState) -> str:
+        """Fetch the import guide and turn it into ``state.next_steps``."""
         guide = await ctx.call_tool(self.name, "describe_import_formats", {}, import_guide)
         state.facts["describe_import_formats"] = guide
         have = (

@@ -73,6 +73,7 @@ class OfflineProvider:
         return ["".join(pieces[i : i + self._words]) for i in range(0, len(pieces), self._words)]
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[str]:
+        """Yield :meth:`chunks` of the draft, paced by ``delay_ms``."""
         for i, chunk in enumerate(self.chunks(request.draft)):
             # Sleep between chunks, not before the first; sleep(0) still lets cancellation in.
             await asyncio.sleep(self._delay_s if i else 0)
@@ -122,6 +123,7 @@ class OpenAICompatibleProvider:
         return {"model": self._model, "messages": messages, "stream": True}
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[str]:
+        """Yield the content deltas of one streamed completion of :meth:`payload`."""
         headers = {"Accept": "text/event-stream"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"

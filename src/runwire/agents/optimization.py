@@ -19,6 +19,7 @@ class OptimizationAgent:
     name = "optimization"
 
     async def run(self, ctx: AgentContext, state: RunState) -> str:
+        """Add the caching and cheaper-model results to ``state.facts`` and a finding each."""
         records = state.records
         await ctx.thinking(
             self.name,

@@ -106,6 +106,7 @@ class ReportingAgent:
     name = "reporting"
 
     async def run(self, ctx: AgentContext, state: RunState) -> str:
+        """Compose the draft, stream it through ``ctx.llm`` within ``ctx.llm_timeout_s``."""
         if state.has_data:
             await ctx.thinking(self.name, _plan_sentence(state))
         else:
@@ -160,15 +161,15 @@ class ReportingAgent:
             answer = draft
             await ctx.text_delta(self.name, draft)
         state.answer = answer
-        return f"Wrote the answer ({format_count(len(answer))} characters) via {ctx.llm.name}."
+        return f"Wrote the answer ({format_count(len(answer))} characters; writer: {ctx.llm.name})."
 
 
 def _plan_sentence(state: RunState) -> str:
     savings = sum(a.monthly_savings_usd for a in state.actions)
     lead = "cost and savings" if state.focus is Focus.COST else state.focus.value
     return (
-        f"Writing the answer: it leads with {lead}, then {len(state.actions)} ranked actions worth "
-        f"up to {format_usd(savings)} a month, cost by model, latency and errors."
+        f"Writing the answer, leading with {lead}: {len(state.actions)} ranked actions worth up "
+        f"to {format_usd(savings)} a month, with tables of cost, latency and errors by model."
     )
 
 

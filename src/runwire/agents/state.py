@@ -31,6 +31,7 @@ class Action:
     monthly_savings_usd: float
 
     def public(self) -> dict[str, Any]:
+        """The action as a JSON-able dict (tool results, LLM facts)."""
         return {
             "kind": self.kind,
             "title": self.title,

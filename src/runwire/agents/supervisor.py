@@ -70,10 +70,13 @@ class Supervisor:
             for agent in self._analysis:
                 await self._delegate(ctx, agent, state)
         else:
+            have = (
+                f"Only {format_count(state.record_count)} usage records"
+                if state.record_count
+                else "No usage records yet"
+            )
             await ctx.thinking(
-                SUPERVISOR,
-                f"Only {format_count(state.record_count)} usage records: asking the data helper "
-                "for next steps instead of analysing.",
+                SUPERVISOR, f"{have}: asking the data helper for next steps instead of analysing."
             )
             await self._delegate(ctx, self._data_helper, state)
         await self._delegate(ctx, self._reporting, state)

@@ -58,6 +58,8 @@ class Triage:
         self.min_records = min_records
 
     async def run(self, ctx: AgentContext, state: RunState) -> str:
+        """Load the records into ``state`` and set ``has_data`` and ``focus``."""
+
         async def check_usage_data(min_records: int) -> dict[str, Any]:
             state.records = await ctx.load_usage()
             summary = analytics.overview(state.records)

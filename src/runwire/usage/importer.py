@@ -75,10 +75,12 @@ class ImportReport:
 
     @property
     def imported_count(self) -> int:
+        """How many records were read."""
         return len(self.imported)
 
     @property
     def rejected_count(self) -> int:
+        """How many lines were rejected."""
         return len(self.rejected)
 
     def public(self, max_rejections: int = 100) -> dict[str, Any]:

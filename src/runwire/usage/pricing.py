@@ -62,6 +62,7 @@ class ModelPrice:
 
     @property
     def blended_per_mtok(self) -> float:
+        """USD per 1M tokens at a 3:1 input/output mix, to order models by price."""
         return (_INPUT_WEIGHT * self.input_per_mtok + self.output_per_mtok) / (_INPUT_WEIGHT + 1)
 
 
@@ -126,6 +127,7 @@ class PricingTable:
 
     @property
     def models(self) -> tuple[ModelPrice, ...]:
+        """Every entry, in the table's order."""
         return self._models
 
     def lookup(self, provider: str, model: str) -> ModelPrice | None:

@@ -43,8 +43,8 @@ def parse_record(obj: Mapping[str, Any], pricing: PricingTable) -> UsageRecord:
     model = check(_required_text, obj, "model")
     prompt_tokens = check(_count, obj, "prompt_tokens")
     completion_tokens = check(_count, obj, "completion_tokens")
-    latency_ms = check(_number, obj, "latency_ms", True)
-    cost_usd = check(_number, obj, "cost_usd", False)
+    latency_ms = check(_required_number, obj, "latency_ms")
+    cost_usd = check(_optional_number, obj, "cost_usd")
     status = check(_status, _get(obj, "status"))
     prompt_hash = check(_optional_text, obj, "prompt_hash")
     feature = check(_optional_text, obj, "feature")
@@ -132,11 +132,16 @@ def _count(obj: Mapping[str, Any], key: str) -> int:
     return count
 
 
-def _number(obj: Mapping[str, Any], key: str, required: bool) -> float | None:
+def _required_number(obj: Mapping[str, Any], key: str) -> float:
+    number = _optional_number(obj, key)
+    if number is None:
+        raise _FieldError(f"{key} is required")
+    return number
+
+
+def _optional_number(obj: Mapping[str, Any], key: str) -> float | None:
     value = _get(obj, key)
     if value is _MISSING:
-        if required:
-            raise _FieldError(f"{key} is required")
         return None
     number = _as_number(key, value)
     if number < 0:

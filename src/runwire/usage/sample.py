@@ -69,27 +69,41 @@ _MISTRAL_LARGE = _ModelProfile("mistral", "mistral-large", 1200, 0.60, 20, 0.12,
 
 _FEATURES = (
     _Feature(
-        "support-chat",
-        55,
-        0.6,
-        ((_CLAUDE_SONNET, 0.75), (_CLAUDE_HAIKU, 0.25)),
-        4500,
-        300,
-        repeat_share=0.04,
+        name="support-chat",
+        weekday_calls=55,
+        weekend_factor=0.6,
+        models=((_CLAUDE_SONNET, 0.75), (_CLAUDE_HAIKU, 0.25)),
+        prompt_tokens=4500,  # retrieved help-centre articles plus the conversation so far
+        completion_tokens=300,
+        repeat_share=0.04,  # the odd identical first question
         pool_size=40,
     ),
     _Feature(
-        "summarize",
-        40,
-        0.35,
-        ((_GEMINI_PRO, 0.5), (_GEMINI_FLASH, 0.5)),
-        9000,
-        250,
-        repeat_share=0.55,
+        name="summarize",
+        weekday_calls=40,
+        weekend_factor=0.35,
+        models=((_GEMINI_PRO, 0.5), (_GEMINI_FLASH, 0.5)),
+        prompt_tokens=9000,
+        completion_tokens=250,
+        repeat_share=0.55,  # popular documents are summarized again and again: cacheable
         pool_size=260,
     ),
-    _Feature("classify-tickets", 60, 0.35, ((_GPT_4O, 0.85), (_GPT_4O_MINI, 0.15)), 2400, 10),
-    _Feature("code-review", 12, 0.2, ((_GPT_41, 0.6), (_MISTRAL_LARGE, 0.4)), 14000, 800),
+    _Feature(
+        name="classify-tickets",
+        weekday_calls=60,
+        weekend_factor=0.35,
+        models=((_GPT_4O, 0.85), (_GPT_4O_MINI, 0.15)),  # a frontier model for a label
+        prompt_tokens=2400,  # taxonomy, few-shot examples and the ticket
+        completion_tokens=10,
+    ),
+    _Feature(
+        name="code-review",
+        weekday_calls=12,
+        weekend_factor=0.2,
+        models=((_GPT_41, 0.6), (_MISTRAL_LARGE, 0.4)),
+        prompt_tokens=14000,
+        completion_tokens=800,
+    ),
 )
 
 

@@ -709,6 +709,15 @@
       node.state.textContent = label || state;
     }
 
+    /** Keep the newest step in view while the run streams, unless the user scrolled up. */
+    follow() {
+      const tree = this.tree;
+      if (tree.scrollHeight - tree.scrollTop - tree.clientHeight < 80) {
+        requestAnimationFrame(() => { tree.scrollTop = tree.scrollHeight; });
+      }
+      scrollIfNear();
+    }
+
     setActivity(label) {
       this.summaryLabel.textContent = label;
     }
@@ -793,13 +802,14 @@
       this.setAgentState(node, "running");
       this.setActivity(`Working · ${agentLabel(ev.agent_name)}`);
       this.updateMeta();
+      this.follow();
     },
     agent_thinking(ev) {
       const node = this.agent(ev.agent_name, ev.parent_agent);
       const text = typeof ev.reasoning === "string" ? ev.reasoning : prettyJson(ev.reasoning);
       node.steps.append(el("li", { class: "step thinking", "data-testid": "thinking-line", text }));
       this.setActivity(`Thinking · ${agentLabel(ev.agent_name)}`);
-      scrollIfNear();
+      this.follow();
     },
     tool_executing(ev) {
       const node = this.agent(ev.agent_name, ev.parent_agent);
@@ -820,7 +830,7 @@
       this.toolCount++;
       this.updateMeta();
       this.setActivity(`Running ${ev.tool_name || "a tool"} · ${agentLabel(ev.agent_name)}`);
-      scrollIfNear();
+      this.follow();
     },
     tool_completed(ev) {
       let tool = this.tools.get(ev.tool_call_id);
