@@ -8,7 +8,7 @@ first, so their closing events are written; then the writer; then the database).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib import resources
 
@@ -63,7 +63,7 @@ def build_agent(settings: Settings, store: Store, pricing: PricingTable) -> Agen
     redactor = Redactor(max_chars=settings.event_value_max_chars)
 
     async def run_agent(run: RunInput, emit: Emit) -> str:
-        async def load_usage() -> list[UsageRecord]:
+        async def load_usage() -> Sequence[UsageRecord]:
             return await store.usage.records_of(run.user_id)
 
         async def emit_draft(draft: EventDraft) -> None:
@@ -116,7 +116,6 @@ def create_app(settings: Settings) -> FastAPI:
             executor = await stack.enter_async_context(
                 RunExecutor(
                     runs=store.runs,
-                    conversations=store.conversations,
                     bus=bus,
                     writer=writer,
                     agent=build_agent(settings, store, pricing),

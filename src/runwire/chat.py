@@ -6,6 +6,7 @@ so another user's thread or run is indistinguishable from one that does not exis
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,9 +65,9 @@ class ChatService:
             seen = await conversations.message_by_client_id(user_id, msg.client_message_id)
             if seen is not None:
                 return self._duplicate(seen)
-        thread = await self._thread_for(user_id, msg.thread_id, msg.content)
+        thread = await self._thread_for(user_id, msg.thread_id)
+        busy_run = self._executor.thread_busy(thread.id) if thread is not None else None
         policy = msg.policy or self._default_policy
-        busy_run = self._executor.thread_busy(thread.id)
         if busy_run is not None and policy is ConcurrencyPolicy.REJECT:
             raise Conflict("a run is already active on this thread", code="thread_busy")
         if self._executor.active_runs_of(user_id) >= self._max_runs and busy_run is None:
@@ -75,12 +76,14 @@ class ChatService:
                 code="too_many_runs",
             )
         run_id = new_id("run")
-        history = [(m.role, m.content) for m in await conversations.messages_of(thread.id)]
+        history: list[tuple[str, str]] = []
+        if thread is not None:
+            earlier = await conversations.messages_of(thread.id)
+            history = [(m.role, m.content) for m in earlier[-HISTORY_TURNS:]]
         try:
-            message = await conversations.add_message(
-                thread_id=thread.id,
+            thread, message = await conversations.accept(
                 user_id=user_id,
-                role="user",
+                thread=thread,
                 content=msg.content,
                 run_id=run_id,
                 client_message_id=msg.client_message_id,
@@ -91,7 +94,6 @@ class ChatService:
             if seen is None:
                 raise
             return self._duplicate(seen)
-        await self._store.runs.create(run_id, thread.id, user_id, message.id)
         if busy_run is not None and policy is ConcurrencyPolicy.INTERRUPT:
             await self._executor.stop(user_id, busy_run)
         self._executor.submit(
@@ -100,7 +102,7 @@ class ChatService:
                 thread_id=thread.id,
                 user_id=user_id,
                 question=msg.content,
-                history=history[-HISTORY_TURNS:],
+                history=history,
             )
         )
         return Accepted(thread_id=thread.id, message_id=message.id, run_id=run_id)
@@ -110,9 +112,10 @@ class ChatService:
             thread_id=seen.thread_id, message_id=seen.id, run_id=seen.run_id or "", duplicate=True
         )
 
-    async def _thread_for(self, user_id: str, thread_id: str | None, content: str) -> ThreadRecord:
+    async def _thread_for(self, user_id: str, thread_id: str | None) -> ThreadRecord | None:
+        """The caller's thread ``thread_id``; None to start a new one; NotFound otherwise."""
         if thread_id is None:
-            return await self._store.conversations.create_thread(user_id, content)
+            return None
         thread = await self._store.conversations.thread(user_id, thread_id)
         if thread is None:
             raise NotFound("no such thread")
@@ -127,9 +130,14 @@ class ChatService:
         return await self._store.conversations.messages_of(thread_id)
 
     async def run(self, user_id: str, run_id: str) -> RunRecord:
+        """The stored run; while it is active, its live status and start time are overlaid."""
         record = await self._store.runs.get(user_id, run_id)
         if record is None:
             raise NotFound("no such run")
+        live = self._executor.live_status(run_id)
+        if live is not None and not record.status_is_final:
+            status, started_at = live
+            record = dataclasses.replace(record, status=status, started_at=started_at)
         return record
 
     async def events(self, user_id: str, run_id: str, after_seq: int) -> list[RunEvent]:

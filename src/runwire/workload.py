@@ -5,7 +5,7 @@ Used by both the HTTP API and the CLI, so the two report the same lines the same
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,5 +77,5 @@ class Workload:
     async def count(self, user_id: str) -> int:
         return await self._usage.count(user_id)
 
-    async def records(self, user_id: str) -> list[UsageRecord]:
+    async def records(self, user_id: str) -> Sequence[UsageRecord]:
         return await self._usage.records_of(user_id)

@@ -129,10 +129,12 @@ def page(browser: Browser, server_url: str, watch: Watch) -> Iterator[Page]:
     opened.on("pageerror", lambda exc: watch.errors.append(f"page error: {exc}"))
     opened.on(
         "console",
-        lambda msg: watch.errors.append(f"console: {msg.text}")
-        # The browser logs every non-2xx response; the tests provoke some (409, 401) on purpose.
-        if msg.type == "error" and "Failed to load resource" not in msg.text
-        else None,
+        lambda msg: (
+            watch.errors.append(f"console: {msg.text}")
+            # The browser logs every non-2xx response; the tests provoke some (409, 401) on purpose.
+            if msg.type == "error" and "Failed to load resource" not in msg.text
+            else None
+        ),
     )
     opened.on("websocket", watch.on_socket)
     try:
@@ -337,6 +339,34 @@ def test_socket_drop_mid_run_reconnects_and_resumes(page: Page, watch: Watch) ->
     expect(page.get_by_test_id("assistant-message")).to_have_count(1)
 
 
+SESSION = "() => JSON.parse(localStorage.getItem('runwire.session.v1'))"
+SPOIL = """(fields) => {
+  const s = JSON.parse(localStorage.getItem('runwire.session.v1'));
+  localStorage.setItem('runwire.session.v1', JSON.stringify({...s, ...fields}));
+}"""
+
+
+def test_rejected_access_token_is_refreshed_then_a_dead_session_ends(page: Page) -> None:
+    sign_up(page)
+    before = page.evaluate(SESSION)
+    # The access token no longer works (expired, say): one refresh, then every call goes through.
+    page.evaluate(SPOIL, {"access": "not-a-token"})
+    page.reload()
+    expect_signed_in(page)
+    page.get_by_test_id("load-sample").click()
+    expect(page.get_by_test_id("sample-status")).to_contain_text("Loaded")
+    after = page.evaluate(SESSION)
+    assert after["access"] != "not-a-token"
+    assert after["refresh"] != before["refresh"]  # rotated
+
+    # A refresh token the server no longer accepts: the page says so and asks to log in again.
+    page.evaluate(SPOIL, {"access": "not-a-token", "refresh": "not-a-refresh-token"})
+    page.reload()
+    expect(page.get_by_test_id("auth-message")).to_contain_text("session has ended")
+    expect(page.get_by_test_id("logout")).to_be_hidden()
+    assert page.evaluate(SESSION) is None
+
+
 def test_usage_upload_reports_rejected_lines(page: Page) -> None:
     sign_up(page)
     upload = page.get_by_test_id("upload-input")
@@ -355,8 +385,12 @@ def test_usage_upload_reports_rejected_lines(page: Page) -> None:
     expect(status.get_by_test_id("rejected-lines")).to_contain_text("Line")
 
     good = {
-        "timestamp": "2025-01-03T09:00:00Z", "provider": "anthropic", "model": "claude-3-5-haiku",
-        "prompt_tokens": 500, "completion_tokens": 80, "latency_ms": 320.5,
+        "timestamp": "2025-01-03T09:00:00Z",
+        "provider": "anthropic",
+        "model": "claude-3-5-haiku",
+        "prompt_tokens": 500,
+        "completion_tokens": 80,
+        "latency_ms": 320.5,
     }
     jsonl = "\n".join(json.dumps(good) for _ in range(3)) + "\n"
     upload.set_input_files(
@@ -368,6 +402,11 @@ def test_usage_upload_reports_rejected_lines(page: Page) -> None:
 
     upload.set_input_files(files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hi"}])
     expect(status).to_contain_text("choose a .jsonl, .ndjson or .csv file")
+
+    # A link to a chat that is not there (or not yours) says so and falls back to a new chat.
+    page.goto("/#thread=thr_0123456789abcdef")
+    expect(page.get_by_test_id("chat-error")).to_contain_text("does not exist")
+    expect(page.get_by_test_id("chat-title")).to_have_text("New chat")
 
 
 def test_markdown_renderer_is_safe_and_complete(page: Page) -> None:
@@ -391,11 +430,17 @@ def test_markdown_renderer_is_safe_and_complete(page: Page) -> None:
         "```python\nprint('<hi>')\n```\n\n> quoted\n\n[docs](/docs)",
     )
     for fragment in (
-        '<h3 class="md-h">Savings</h3>', "<strong>bold</strong>", "<em>italic</em>",
-        "<code>code</code>", "<ul><li>one</li><li>two<ul><li>nested</li></ul></li></ul>",
-        "<ol><li>first</li><li>second</li></ol>", "<th>model</th>",
-        '<td class="align-right">$12.50</td>', "print(&#39;&lt;hi&gt;&#39;)",
-        "<blockquote>", 'href="/docs"',
+        '<h3 class="md-h">Savings</h3>',
+        "<strong>bold</strong>",
+        "<em>italic</em>",
+        "<code>code</code>",
+        "<ul><li>one</li><li>two<ul><li>nested</li></ul></li></ul>",
+        "<ol><li>first</li><li>second</li></ol>",
+        "<th>model</th>",
+        '<td class="align-right">$12.50</td>',
+        "print(&#39;&lt;hi&gt;&#39;)",
+        "<blockquote>",
+        'href="/docs"',
     ):
         assert fragment in doc, (fragment, doc)
     # Unfinished input (mid-stream) renders without throwing and without raw HTML.

@@ -30,10 +30,10 @@ class Harness:
 
     async def start(self) -> str:
         run_id = new_id("run")
-        msg = await self.store.conversations.add_message(
-            thread_id=self.thread_id, user_id=self.user_id, role="user", content="q", run_id=run_id
+        thread = await self.store.conversations.thread(self.user_id, self.thread_id)
+        await self.store.conversations.accept(
+            user_id=self.user_id, thread=thread, content="q", run_id=run_id
         )
-        await self.store.runs.create(run_id, self.thread_id, self.user_id, msg.id)
         self.executor.submit(RunInput(run_id, self.thread_id, self.user_id, "q"))
         return run_id
 
@@ -45,11 +45,12 @@ def harness_for(agent: Agent, run_timeout_s: float = 5.0):  # type: ignore[no-un
     async def make(store: Store) -> AsyncIterator[Harness]:
         bus = MemoryBus()
         user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
-        thread = await store.conversations.create_thread(user.id, "q")
+        thread, _ = await store.conversations.accept(
+            user_id=user.id, thread=None, content="q", run_id=new_id("run")
+        )
         async with EventWriter(store.runs.append_events).running() as writer:
             executor = RunExecutor(
                 runs=store.runs,
-                conversations=store.conversations,
                 bus=bus,
                 writer=writer,
                 agent=agent,

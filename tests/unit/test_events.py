@@ -62,6 +62,10 @@ def test_secret_keys_are_redacted_at_any_depth() -> None:
             "model": "gpt-4o",
             "session_id": "s",
             "credentials": 1,
+            "prompt_tokens": 10,
+            "tokens": 12,
+            "x-token": "t",
+            "token": "t",
         }
     )
     assert cleaned == {
@@ -71,6 +75,10 @@ def test_secret_keys_are_redacted_at_any_depth() -> None:
         "model": "gpt-4o",
         "session_id": REDACTED,
         "credentials": REDACTED,
+        "prompt_tokens": 10,
+        "tokens": 12,
+        "x-token": REDACTED,
+        "token": REDACTED,
     }
 
 

@@ -13,8 +13,10 @@ from typing import Any
 __all__ = ["REDACTED", "Redactor"]
 
 REDACTED = "[REDACTED]"
+# "token" alone or as a suffix (access_token, api-token) is a secret; "prompt_tokens" is a count.
 _SECRET_KEY = re.compile(
-    r"pass(word|wd)?|secret|token|api[_-]?key|^key$|_key$|authorization|credential|cookie|session",
+    r"pass(word|wd)?|secret|(^|[_-])token$|api[_-]?key|^key$|_key$|authorization"
+    r"|credential|cookie|session",
     re.IGNORECASE,
 )
 # Values that look like credentials whatever key holds them: bearer tokens, JWTs, sk-... API keys.

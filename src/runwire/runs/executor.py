@@ -20,7 +20,7 @@ from runwire.events.model import EventDraft, EventType, RunEvent
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import ROOT_AGENT, RunJournal
 from runwire.runs.state import RunState, RunStatus
-from runwire.store.conversations import Conversations
+from runwire.store.records import Message, new_id, now_ms
 from runwire.store.run_log import RunLog
 
 __all__ = ["AgentFn", "Emit", "RunExecutor", "RunInput"]
@@ -50,7 +50,21 @@ class _Active:
     state: RunState = field(default_factory=RunState)
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None
+    started_at: int | None = None
     ended: bool = False
+
+
+def _reply(run: RunInput, content: str, *, partial: bool = False) -> Message:
+    return Message(
+        id=new_id("msg"),
+        thread_id=run.thread_id,
+        user_id=run.user_id,
+        role="assistant",
+        content=content,
+        created_at=now_ms(),
+        run_id=run.run_id,
+        partial=partial,
+    )
 
 
 _STOP_MESSAGES = {
@@ -64,14 +78,12 @@ class RunExecutor:
         self,
         *,
         runs: RunLog,
-        conversations: Conversations,
         bus: EventBus,
         writer: EventWriter,
         agent: AgentFn,
         run_timeout_s: float,
     ) -> None:
         self._runs = runs
-        self._conversations = conversations
         self._bus = bus
         self._writer = writer
         self._agent = agent
@@ -95,6 +107,13 @@ class RunExecutor:
 
     def is_active(self, run_id: str) -> bool:
         return run_id in self._active
+
+    def live_status(self, run_id: str) -> tuple[str, int | None] | None:
+        """``(status, started_at)`` of an active run, or None if the run is not active here."""
+        active = self._active.get(run_id)
+        if active is None:
+            return None
+        return active.state.status.value, active.started_at
 
     def thread_busy(self, thread_id: str) -> str | None:
         """The run id of the thread's latest unfinished run, if any."""
@@ -156,17 +175,11 @@ class RunExecutor:
                     # Enqueue policy: this run starts when the thread's previous run has ended.
                     await asyncio.wait([previous.task])
                 active.state.move(RunStatus.RUNNING)
-                await self._runs.mark_started(run.run_id)
+                active.started_at = now_ms()
                 await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
                 async with asyncio.timeout(self._run_timeout_s):
                     answer = await self._agent(run, journal.emit)
-                reply = await self._conversations.add_message(
-                    thread_id=run.thread_id,
-                    user_id=run.user_id,
-                    role="assistant",
-                    content=answer,
-                    run_id=run.run_id,
-                )
+                reply = _reply(run, answer)
                 await self._close(
                     active,
                     EventDraft(
@@ -175,6 +188,7 @@ class RunExecutor:
                         {"final_response": answer, "message_id": reply.id},
                     ),
                     RunStatus.COMPLETED,
+                    reply=reply,
                 )
             except asyncio.CancelledError:
                 if active.stop_reason is None:
@@ -216,21 +230,14 @@ class RunExecutor:
             await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
         await journal.close_open(code, message)
         data: dict[str, object] = {"code": code, "message": message}
-        partial = journal.text
-        if partial:
+        reply = None
+        if journal.text:
             # What the user already watched stream in is kept, marked as cut short.
-            reply = await self._conversations.add_message(
-                thread_id=run.thread_id,
-                user_id=run.user_id,
-                role="assistant",
-                content=partial,
-                run_id=run.run_id,
-                partial=True,
-            )
+            reply = _reply(run, journal.text, partial=True)
             data["partial_message_id"] = reply.id
         status = RunStatus.CANCELLED if kind is EventType.AGENT_STOPPED else RunStatus.FAILED
         error = (code, message) if status is RunStatus.FAILED else None
-        await self._close(active, EventDraft(kind, ROOT_AGENT, data), status, error)
+        await self._close(active, EventDraft(kind, ROOT_AGENT, data), status, error, reply)
 
     async def _close(
         self,
@@ -238,17 +245,21 @@ class RunExecutor:
         last: EventDraft,
         status: RunStatus,
         error: tuple[str, str] | None = None,
+        reply: Message | None = None,
     ) -> None:
-        """Record the run's end, then publish its last event: whoever sees that event and asks
-        for the run finds it ended (the events themselves are served from the bus until stored)."""
+        """Record the run's end (and its reply), then publish its last event: whoever sees that
+        event and asks finds the run ended and the reply stored (the events themselves are
+        served from the bus's history until they are stored)."""
         active.state.move(status)
         active.ended = True
-        await self._runs.mark_ended(
+        await self._runs.finish(
             active.input.run_id,
             status.value,
-            active.journal.last_seq + 1,
+            last_seq=active.journal.last_seq + 1,
+            started_at=active.started_at,
             error_code=error[0] if error else None,
             error_message=error[1] if error else None,
+            reply=reply,
         )
         await active.journal.emit(last)
 
@@ -257,7 +268,12 @@ class RunExecutor:
         try:
             await self._writer.flush()
             if not active.ended:  # the task died before it could close (a re-raised cancel)
-                await self._runs.mark_ended(run.run_id, RunStatus.CANCELLED.value, journal.last_seq)
+                await self._runs.finish(
+                    run.run_id,
+                    RunStatus.CANCELLED.value,
+                    last_seq=journal.last_seq,
+                    started_at=active.started_at,
+                )
         except Exception:
             log.exception("could not record the end of run %s", run.run_id)
         finally:

@@ -8,11 +8,25 @@ from sqlalchemy.exc import IntegrityError
 from runwire.errors import Conflict
 from runwire.store.database import Database
 from runwire.store.records import Message, ThreadRecord, new_id, now_ms
-from runwire.store.schema import messages, threads
+from runwire.store.schema import messages, runs, threads
 
 __all__ = ["Conversations"]
 
 TITLE_CHARS = 80
+
+
+def message_row(msg: Message) -> dict[str, object]:
+    return {
+        "id": msg.id,
+        "thread_id": msg.thread_id,
+        "user_id": msg.user_id,
+        "role": msg.role,
+        "content": msg.content,
+        "run_id": msg.run_id,
+        "client_message_id": msg.client_message_id,
+        "partial": msg.partial,
+        "created_at": msg.created_at,
+    }
 
 
 def _message(row: object) -> Message:
@@ -34,23 +48,70 @@ class Conversations:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create_thread(self, user_id: str, first_message: str) -> ThreadRecord:
+    async def accept(
+        self,
+        *,
+        user_id: str,
+        thread: ThreadRecord | None,
+        content: str,
+        run_id: str,
+        client_message_id: str | None = None,
+    ) -> tuple[ThreadRecord, Message]:
+        """Store a user's message and the run it starts, in one transaction.
+
+        ``thread`` None starts a new thread titled after the message. A ``client_message_id`` used
+        before raises Conflict and stores nothing (not even the new thread).
+        """
         now = now_ms()
-        title = " ".join(first_message.split())[:TITLE_CHARS] or "New conversation"
-        record = ThreadRecord(
-            id=new_id("thr"), user_id=user_id, title=title, created_at=now, updated_at=now
-        )
-        async with self._db.begin() as conn:
-            await conn.execute(
-                insert(threads).values(
-                    id=record.id,
-                    user_id=user_id,
-                    title=title,
-                    created_at=now,
-                    updated_at=now,
-                )
+        if thread is None:
+            title = " ".join(content.split())[:TITLE_CHARS] or "New conversation"
+            thread = ThreadRecord(
+                id=new_id("thr"), user_id=user_id, title=title, created_at=now, updated_at=now
             )
-        return record
+            new_thread = True
+        else:
+            new_thread = False
+        msg = Message(
+            id=new_id("msg"),
+            thread_id=thread.id,
+            user_id=user_id,
+            role="user",
+            content=content,
+            created_at=now,
+            run_id=run_id,
+            client_message_id=client_message_id,
+        )
+        try:
+            async with self._db.begin() as conn:
+                if new_thread:
+                    await conn.execute(
+                        insert(threads).values(
+                            id=thread.id,
+                            user_id=user_id,
+                            title=thread.title,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                else:
+                    await conn.execute(
+                        update(threads).where(threads.c.id == thread.id).values(updated_at=now)
+                    )
+                await conn.execute(insert(messages).values(**message_row(msg)))
+                await conn.execute(
+                    insert(runs).values(
+                        id=run_id,
+                        thread_id=thread.id,
+                        user_id=user_id,
+                        message_id=msg.id,
+                        status="queued",
+                        created_at=now,
+                        last_seq=0,
+                    )
+                )
+        except IntegrityError:
+            raise Conflict("this client_message_id was used before") from None
+        return thread, msg
 
     async def thread(self, user_id: str, thread_id: str) -> ThreadRecord | None:
         """The thread if it exists *and* belongs to ``user_id``; otherwise None."""
@@ -72,56 +133,6 @@ class Conversations:
             )
             return [ThreadRecord(**r._mapping) for r in rows]
 
-    async def add_message(
-        self,
-        *,
-        thread_id: str,
-        user_id: str,
-        role: str,
-        content: str,
-        run_id: str | None = None,
-        client_message_id: str | None = None,
-        partial: bool = False,
-    ) -> Message:
-        """Append a message. Raises Conflict when ``client_message_id`` was used before."""
-        msg = Message(
-            id=new_id("msg"),
-            thread_id=thread_id,
-            user_id=user_id,
-            role=role,
-            content=content,
-            created_at=now_ms(),
-            run_id=run_id,
-            client_message_id=client_message_id,
-            partial=partial,
-        )
-        try:
-            await self._insert_message(msg)
-        except IntegrityError:
-            raise Conflict("this client_message_id was used before") from None
-        return msg
-
-    async def _insert_message(self, msg: Message) -> None:
-        async with self._db.begin() as conn:
-            await conn.execute(
-                insert(messages).values(
-                    id=msg.id,
-                    thread_id=msg.thread_id,
-                    user_id=msg.user_id,
-                    role=msg.role,
-                    content=msg.content,
-                    run_id=msg.run_id,
-                    client_message_id=msg.client_message_id,
-                    partial=msg.partial,
-                    created_at=msg.created_at,
-                )
-            )
-            await conn.execute(
-                update(threads)
-                .where(threads.c.id == msg.thread_id)
-                .values(updated_at=msg.created_at)
-            )
-
     async def message_by_client_id(self, user_id: str, client_message_id: str) -> Message | None:
         async with self._db.connect() as conn:
             row = (
@@ -133,12 +144,6 @@ class Conversations:
                 )
             ).first()
         return _message(row) if row else None
-
-    async def set_message_run(self, message_id: str, run_id: str) -> None:
-        async with self._db.begin() as conn:
-            await conn.execute(
-                update(messages).where(messages.c.id == message_id).values(run_id=run_id)
-            )
 
     async def messages_of(self, thread_id: str, limit: int = 1000) -> list[Message]:
         async with self._db.connect() as conn:

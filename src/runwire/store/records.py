@@ -102,6 +102,10 @@ class RunRecord:
     error_code: str | None = None
     error_message: str | None = None
 
+    @property
+    def status_is_final(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from sqlalchemy import insert, select, update
 
 from runwire.events.model import RunEvent
+from runwire.store.conversations import message_row
 from runwire.store.database import Database
-from runwire.store.records import RunRecord, now_ms
-from runwire.store.schema import run_events, runs
+from runwire.store.records import Message, RunRecord, now_ms
+from runwire.store.schema import messages, run_events, runs, threads
 
 __all__ = ["RunLog"]
 
@@ -19,52 +20,32 @@ class RunLog:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, run_id: str, thread_id: str, user_id: str, message_id: str) -> RunRecord:
-        record = RunRecord(
-            id=run_id,
-            thread_id=thread_id,
-            user_id=user_id,
-            message_id=message_id,
-            status="queued",
-            created_at=now_ms(),
-        )
-        async with self._db.begin() as conn:
-            await conn.execute(
-                insert(runs).values(
-                    id=run_id,
-                    thread_id=thread_id,
-                    user_id=user_id,
-                    message_id=message_id,
-                    status=record.status,
-                    created_at=record.created_at,
-                    last_seq=0,
-                )
-            )
-        return record
-
-    async def mark_started(self, run_id: str) -> None:
-        async with self._db.begin() as conn:
-            await conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(status="running", started_at=now_ms())
-            )
-
-    async def mark_ended(
+    async def finish(
         self,
         run_id: str,
         status: str,
+        *,
         last_seq: int,
+        started_at: int | None,
         error_code: str | None = None,
         error_message: str | None = None,
+        reply: Message | None = None,
     ) -> None:
+        """Record a run's end and, if it produced one, its reply message, in one transaction."""
+        now = now_ms()
         async with self._db.begin() as conn:
+            if reply is not None:
+                await conn.execute(insert(messages).values(**message_row(reply)))
+                await conn.execute(
+                    update(threads).where(threads.c.id == reply.thread_id).values(updated_at=now)
+                )
             await conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
                 .values(
                     status=status,
-                    ended_at=now_ms(),
+                    started_at=started_at,
+                    ended_at=now,
                     last_seq=last_seq,
                     error_code=error_code,
                     error_message=error_message,

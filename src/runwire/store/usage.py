@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from sqlalchemy import func, insert, select
@@ -15,9 +16,24 @@ __all__ = ["UsageStore"]
 _BATCH = 2000
 
 
+_COLUMNS = [c for c in usage_records.c if c.name not in ("pk", "user_id")]
+
+
 class UsageStore:
-    def __init__(self, db: Database) -> None:
+    """Usage records per user, with a small cache of recently read sets.
+
+    Every run of the agents reads its user's whole set; reading and building thousands of rows
+    each time would cost more than the analysis. The cache is checked against the database on
+    every read (row count and highest key, one indexed query), so a set imported through another
+    process or node is never served stale.
+    """
+
+    def __init__(self, db: Database, cached_users: int = 32) -> None:
         self._db = db
+        self._cached_users = cached_users
+        self._cache: OrderedDict[str, tuple[tuple[int, int], tuple[UsageRecord, ...]]] = (
+            OrderedDict()
+        )
 
     async def add(self, user_id: str, records: Sequence[UsageRecord]) -> int:
         async with self._db.begin() as conn:
@@ -53,13 +69,30 @@ class UsageStore:
             )
         return int(value or 0)
 
-    async def records_of(self, user_id: str, limit: int = 500_000) -> list[UsageRecord]:
-        cols = [c for c in usage_records.c if c.name not in ("pk", "user_id")]
+    async def records_of(self, user_id: str, limit: int = 500_000) -> tuple[UsageRecord, ...]:
+        """The user's records, oldest first (at most ``limit``)."""
         async with self._db.connect() as conn:
+            version = (
+                await conn.execute(
+                    select(func.count(), func.coalesce(func.max(usage_records.c.pk), 0)).where(
+                        usage_records.c.user_id == user_id
+                    )
+                )
+            ).one()
+            key = (int(version[0]), int(version[1]))
+            cached = self._cache.get(user_id)
+            if cached is not None and cached[0] == key and len(cached[1]) <= limit:
+                self._cache.move_to_end(user_id)
+                return cached[1]
             rows = await conn.execute(
-                select(*cols)
+                select(*_COLUMNS)
                 .where(usage_records.c.user_id == user_id)
-                .order_by(usage_records.c.timestamp)
+                .order_by(usage_records.c.timestamp, usage_records.c.pk)
                 .limit(limit)
             )
-            return [UsageRecord(**r._mapping) for r in rows]
+            records = tuple(UsageRecord(*row) for row in rows)
+        self._cache[user_id] = (key, records)
+        self._cache.move_to_end(user_id)
+        while len(self._cache) > self._cached_users:
+            self._cache.popitem(last=False)
+        return records

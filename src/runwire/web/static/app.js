@@ -26,7 +26,13 @@
       .replace(/&#39;/g, "'").replace(/&amp;/g, "&");
   }
 
-  const SAFE_URL = /^(https?:\/\/|mailto:|\/(?!\/)|#)/i;
+  const SAFE_URL = /^(https?:\/\/|mailto:|\/(?!\/)|\.{1,2}\/|#)/i;
+
+  function link(url, labelHtml, title) {
+    const titleAttr = title ? ` title="${title}"` : "";
+    const target = url.startsWith("#") ? "" : ' target="_blank" rel="noopener noreferrer"';
+    return `<a href="${url}"${titleAttr}${target}>${labelHtml}</a>`;
+  }
 
   /** Inline Markdown of one block of raw text → HTML. Escapes first, then adds our own tags. */
   function renderInline(raw) {
@@ -38,22 +44,22 @@
       keep(`<code>${escapeHtml(code.replace(/^ (.*) $/s, "$1"))}</code>`));
     // Backslash escapes of punctuation.
     text = text.replace(/\\([\\`*_{}[\]()#+\-.!|~>])/g, (_m, ch) => keep(escapeHtml(ch)));
+    // Autolinks <https://…>.
+    text = text.replace(/<(https?:\/\/[^\s<>]+)>/g, (_m, url) => keep(link(escapeHtml(url), escapeHtml(url))));
     text = escapeHtml(text);
     // Links [text](url "title"): only http(s), mailto, same-site paths and fragments.
     text = text.replace(/\[([^\]\n]+)\]\(\s*([^\s)]+)(?:\s+&quot;([^\n]*?)&quot;)?\s*\)/g,
       (match, label, url, title) => {
         if (!SAFE_URL.test(unescapeHtml(url))) return keep(emphasis(label));
-        const titleAttr = title ? ` title="${title}"` : "";
-        return keep(`<a href="${url}"${titleAttr} target="_blank" rel="noopener noreferrer">${emphasis(label)}</a>`);
+        return keep(link(url, emphasis(label), title));
       });
     // Bare URLs.
     text = text.replace(/\bhttps?:\/\/[^\s<>\u0000]*[^\s<>\u0000.,;:!?)\]'*_]/g, (url) => {
       // Quotes and angle brackets (escaped by now) are not part of a URL: cut there.
-      const cut = url.search(/&(?:quot|gt|lt|#39);/);
-      const clean = cut >= 0 ? url.slice(0, cut) : url;
+      const cut = url.search(/&(?:quot|gt|lt|#39)/);
+      const clean = (cut >= 0 ? url.slice(0, cut) : url).replace(/[.,;:!?)\]'*_]+$/, "");
       if (!/^https?:\/\/./.test(clean)) return url;
-      return keep(`<a href="${clean}" target="_blank" rel="noopener noreferrer">${clean}</a>`) +
-        url.slice(clean.length);
+      return keep(link(clean, clean)) + url.slice(clean.length);
     });
     text = emphasis(text);
     text = text.replace(/ {2,}\n|\\\n/g, "<br>").replace(/\n/g, "<br>");
@@ -397,7 +403,12 @@
     }
     let response = await send();
     if (response.status === 401 && auth && session.refresh) {
-      const ok = await refreshTokens().catch(() => false);
+      let ok;
+      try {
+        ok = await refreshTokens();
+      } catch {
+        return response; // the server is unreachable: keep the session, the caller reports it
+      }
       if (ok) response = await send();
       if (response.status === 401) sessionEnded();
     }
@@ -1484,6 +1495,13 @@
     $("#sidebar-backdrop").addEventListener("click", closeSidebar);
     document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeSidebar(); });
     window.addEventListener("online", reconnectNow);
+    // A pasted or edited #thread=… link (our own navigation uses replaceState, which is silent).
+    window.addEventListener("hashchange", () => {
+      if (!session.refresh) return;
+      const wanted = new URLSearchParams(location.hash.slice(1)).get("thread");
+      if (wanted && wanted !== view.threadId) openThread(wanted);
+      else if (!wanted && view.threadId) newChat();
+    });
     // Another tab logged out, logged in or rotated the tokens.
     window.addEventListener("storage", (e) => {
       if (e.key !== SESSION_KEY) return;

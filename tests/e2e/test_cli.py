@@ -1,0 +1,120 @@
+"""The command line, run as a person runs it: a real process, real files, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.timing import unit
+
+BASE = {"RUNWIRE_ENV": "test", "RUNWIRE_ARGON2_TIME_COST": "1", "RUNWIRE_ARGON2_MEMORY_KIB": "64"}
+
+
+def runwire(
+    *args: str, data_dir: Path, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **os.environ,
+        **BASE,
+        "RUNWIRE_DATA_DIR": str(data_dir),
+        "COLUMNS": "200",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "runwire", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=unit(60),
+        check=False,
+    )
+
+
+def test_user_usage_import_and_sample(tmp_path: Path) -> None:
+    made = runwire(
+        "user",
+        "create",
+        "Ada@Example.com",
+        "--password-stdin",
+        data_dir=tmp_path,
+        stdin="correct horse\n",
+    )
+    assert made.returncode == 0, made.stderr
+    assert "created user ada@example.com" in made.stdout
+    again = runwire(
+        "user",
+        "create",
+        "ada@example.com",
+        "--password-stdin",
+        data_dir=tmp_path,
+        stdin="correct horse\n",
+    )
+    assert again.returncode == 1 and "already registered" in again.stderr
+    short = runwire(
+        "user", "create", "b@example.com", "--password-stdin", data_dir=tmp_path, stdin="short\n"
+    )
+    assert short.returncode == 1 and "at least 8" in short.stderr
+
+    good = {
+        "timestamp": "2026-11-01T10:00:00Z",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "prompt_tokens": 1000,
+        "completion_tokens": 200,
+        "latency_ms": 850,
+    }
+    data = tmp_path / "calls.jsonl"
+    data.write_text(
+        "\n".join([json.dumps(good), "not json", json.dumps({**good, "latency_ms": -3}), ""])
+    )
+    imported = runwire("usage", "import", str(data), "--user", "ada@example.com", data_dir=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 1 records" in imported.stdout
+    assert (
+        "line 2:" in imported.stderr
+        and "line 3:" in imported.stderr
+        and "latency_ms" in imported.stderr
+    )
+
+    csv_file = tmp_path / "calls.csv"
+    csv_file.write_text("timestamp,provider,model\n2026-11-01T10:00:00Z,openai,gpt-4o\n")
+    with_errors = runwire(
+        "usage", "import", str(csv_file), "--user", "ada@example.com", data_dir=tmp_path
+    )
+    assert with_errors.returncode == 1 and "prompt_tokens" in with_errors.stderr
+
+    odd = tmp_path / "calls.txt"
+    odd.write_text("x")
+    refused = runwire("usage", "import", str(odd), "--user", "ada@example.com", data_dir=tmp_path)
+    assert refused.returncode == 1 and "JSON Lines" in refused.stderr
+
+    nobody = runwire("usage", "sample", "--user", "nobody@example.com", data_dir=tmp_path)
+    assert nobody.returncode == 1 and "runwire user create" in nobody.stderr
+    sample = runwire("usage", "sample", "--user", "ada@example.com", data_dir=tmp_path)
+    assert sample.returncode == 0 and "loaded" in sample.stdout
+
+
+def test_migrate_and_refusal_of_a_bad_production_config(tmp_path: Path) -> None:
+    migrated = runwire("migrate", data_dir=tmp_path)
+    assert migrated.returncode == 0 and "revision 0001" in migrated.stdout
+    refused = runwire(
+        "serve",
+        data_dir=tmp_path,
+        env={"RUNWIRE_ENV": "production", "RUNWIRE_SECRET_KEY": "weak-secret"},
+    )
+    assert refused.returncode == 2
+    assert "RUNWIRE_SECRET_KEY must be at least 32 bytes" in refused.stderr
+    assert "RUNWIRE_ALLOWED_ORIGINS" in refused.stderr
+    assert "weak-secret" not in refused.stderr + refused.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["usage", "--help"]])
+def test_help(args: list[str], tmp_path: Path) -> None:
+    shown = runwire(*args, data_dir=tmp_path)
+    assert shown.returncode == 0 and "Usage" in shown.stdout
