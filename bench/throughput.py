@@ -191,7 +191,8 @@ async def main() -> None:
             server.stop()
 
     port = free_port()
-    async with serve(bare_server(sizes), "127.0.0.1", port, max_size=2**22):
+    # Like runwire, the bare server does not negotiate permessage-deflate (see docs/benchmarks.md).
+    async with serve(bare_server(sizes), "127.0.0.1", port, max_size=2**22, compression=None):
         bare_url = f"ws://127.0.0.1:{port}/"
         _, bare_lat, _ = await converse(bare_url, args.latency_samples, content)
         bare_rate, bare_events, bare_elapsed = await throughput(

@@ -63,8 +63,13 @@ def build_agent(settings: Settings, store: Store, pricing: PricingTable) -> Agen
     redactor = Redactor(max_chars=settings.event_value_max_chars)
 
     async def run_agent(run: RunInput, emit: Emit) -> str:
+        loaded: list[Sequence[UsageRecord]] = []
+
         async def load_usage() -> Sequence[UsageRecord]:
-            return await store.usage.records_of(run.user_id)
+            # Every tool of the run reads the same set: one read per run, not one per tool.
+            if not loaded:
+                loaded.append(await store.usage.records_of(run.user_id))
+            return loaded[0]
 
         async def emit_draft(draft: EventDraft) -> None:
             await emit(draft)

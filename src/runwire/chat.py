@@ -61,20 +61,24 @@ class ChatService:
     async def submit(self, user_id: str, msg: UserMessage) -> Accepted:
         """Persist the message and start its run; a repeated ``client_message_id`` starts nothing."""
         conversations = self._store.conversations
-        if msg.client_message_id is not None:
-            seen = await conversations.message_by_client_id(user_id, msg.client_message_id)
-            if seen is not None:
-                return self._duplicate(seen)
         thread = await self._thread_for(user_id, msg.thread_id)
         busy_run = self._executor.thread_busy(thread.id) if thread is not None else None
         policy = msg.policy or self._default_policy
+        refusal: Conflict | None = None
         if busy_run is not None and policy is ConcurrencyPolicy.REJECT:
-            raise Conflict("a run is already active on this thread", code="thread_busy")
-        if self._executor.active_runs_of(user_id) >= self._max_runs and busy_run is None:
-            raise Conflict(
+            refusal = Conflict("a run is already active on this thread", code="thread_busy")
+        elif self._executor.active_runs_of(user_id) >= self._max_runs and busy_run is None:
+            refusal = Conflict(
                 f"you already have {self._max_runs} runs in progress; wait or stop one",
                 code="too_many_runs",
             )
+        if refusal is not None:
+            # A client retrying a message it already sent gets its acknowledgement, not a refusal.
+            if msg.client_message_id is not None:
+                seen = await conversations.message_by_client_id(user_id, msg.client_message_id)
+                if seen is not None:
+                    return self._duplicate(seen)
+            raise refusal
         run_id = new_id("run")
         history: list[tuple[str, str]] = []
         if thread is not None:

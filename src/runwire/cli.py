@@ -93,6 +93,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=False,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,

@@ -92,14 +92,19 @@ class Watch:
                 seen.setdefault(f["seq"], f)
         return [seen[k] for k in sorted(seen)]
 
-    def assert_run_delivered_in_order(self, run_id: str) -> None:
-        """Per socket, seq only goes up; over all sockets, 1..last with no gap."""
+    def assert_run_delivered(self, run_id: str, *, one_socket: bool) -> None:
+        """Over all sockets, seq 1..last with no gap, ending on the root's terminal event; on an
+        undisturbed socket (``one_socket``), each seq once and in order. (After a reconnect, a
+        live event may arrive before the replay the page asked for, and be in it too: the page
+        drops such repeats, which the tests check on the page itself.)"""
         per_socket: dict[int, list[int]] = {}
         for n, f in self.frames:
             if f.get("run_id") == run_id and isinstance(f.get("seq"), int):
                 per_socket.setdefault(n, []).append(f["seq"])
-        for seqs in per_socket.values():
-            assert seqs == sorted(set(seqs)), f"a socket got a seq twice or out of order: {seqs}"
+        if one_socket:
+            assert len(per_socket) == 1, per_socket.keys()
+            for seqs in per_socket.values():
+                assert seqs == sorted(set(seqs)), f"a seq came twice or out of order: {seqs}"
         union = sorted({s for seqs in per_socket.values() for s in seqs})
         assert union == list(range(1, len(union) + 1)), f"gap in the events received: {union}"
         assert self.run_events(run_id)[-1]["parent_agent"] is None
@@ -266,7 +271,7 @@ def test_golden_path_register_ask_reload(page: Page, watch: Watch) -> None:
     run_events = watch.run_events(run_id)
     assert any(e["type"] == "text_delta" for e in run_events)
     assert any(e["type"] == "agent_thinking" for e in run_events)
-    watch.assert_run_delivered_in_order(run_id)
+    watch.assert_run_delivered(run_id, one_socket=True)
     # No duplicates in the UI either: one element per thinking event and per tool call.
     thinking = [e for e in run_events if e["type"] == "agent_thinking"]
     expect(events.get_by_test_id("thinking-line")).to_have_count(len(thinking))
@@ -324,7 +329,7 @@ def test_socket_drop_mid_run_reconnects_and_resumes(page: Page, watch: Watch) ->
     run_id = answer.get_attribute("data-run-id")
     assert run_id
     run_events = watch.run_events(run_id)
-    watch.assert_run_delivered_in_order(run_id)
+    watch.assert_run_delivered(run_id, one_socket=False)
     events = page.get_by_test_id("event-list")
     thinking = {e["seq"] for e in run_events if e["type"] == "agent_thinking"}
     expect(events.get_by_test_id("thinking-line")).to_have_count(len(thinking))

@@ -242,3 +242,19 @@ def test_cheaper_models_biggest_saving_first(pricing: PricingTable) -> None:
     assert out["total_monthly_savings_usd"] == pytest.approx(
         sum(m["monthly_savings_usd"] for m in out["models"]), abs=1e-3
     )
+
+
+def test_results_are_kept_per_usage_set_and_never_shared_mutably() -> None:
+    from runwire.store.records import UsageSet
+    from runwire.usage.sample import generate_sample
+
+    records = UsageSet(generate_sample(days=3))
+    first = analytics.overview(records)
+    assert len(records.memo) == 1
+    first["calls"] = -1  # a caller scribbling on its copy...
+    assert analytics.overview(records)["calls"] == len(records)  # ...changes nothing for the next
+    assert analytics.overview(UsageSet(records[:10]))["calls"] == 10  # new data, new results
+    assert analytics.overview(list(records[:5]))["calls"] == 5  # plain sequences are not memoized
+    by_list = analytics.latency_percentiles(records, percentiles=[50, 99])
+    assert by_list == analytics.latency_percentiles(records, percentiles=[50, 99])
+    assert by_list != analytics.latency_percentiles(records, percentiles=[50, 95])

@@ -11,10 +11,12 @@ extrapolated as if it went on all month.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from runwire.store.records import UsageRecord, iso_from_ms
 from runwire.usage.pricing import PricingTable
@@ -34,6 +36,41 @@ __all__ = [
 
 MONTH_DAYS = 30
 _DAY_MS = 86_400_000
+
+
+F = TypeVar("F", bound=Callable[..., dict[str, Any]])
+
+
+def memoized(fn: F) -> F:
+    """Keep ``fn``'s result in the records' memo (a ``UsageSet``), keyed by its arguments.
+
+    The same unchanged data gives the same aggregates, so a second run over it reuses them;
+    callers get a copy, so nothing they do to a result leaks into the next run.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(records: Sequence[UsageRecord], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        memo: dict[Any, Any] | None = getattr(records, "memo", None)
+        if memo is None:
+            return fn(records, *args, **kwargs)
+        key = (fn.__name__, _freeze(args), _freeze(kwargs))
+        if key not in memo:
+            memo[key] = fn(records, *args, **kwargs)
+        result: dict[str, Any] = copy.deepcopy(memo[key])
+        return result
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in for an argument (lists become tuples; other objects, their identity)."""
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return ("id", id(value))
 
 
 def span_days(records: Sequence[UsageRecord]) -> float:
@@ -62,6 +99,7 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+@memoized
 def overview(records: Sequence[UsageRecord]) -> dict[str, Any]:
     """Calls, date range (RFC 3339), cost, tokens, and how many providers, models and features."""
     if not records:
@@ -98,6 +136,7 @@ def overview(records: Sequence[UsageRecord]) -> dict[str, Any]:
     }
 
 
+@memoized
 def cost_by_model(records: Sequence[UsageRecord]) -> dict[str, Any]:
     """Calls, tokens, cost and share of cost per provider/model, most expensive first."""
     total = sum(r.cost_usd for r in records)
@@ -123,6 +162,7 @@ def cost_by_model(records: Sequence[UsageRecord]) -> dict[str, Any]:
     return {"total_cost_usd": _usd(total), "models": rows}
 
 
+@memoized
 def latency_percentiles(
     records: Sequence[UsageRecord], percentiles: Sequence[int] = (50, 95, 99)
 ) -> dict[str, Any]:
@@ -151,6 +191,7 @@ def latency_percentiles(
     return {"method": "nearest-rank", "overall": summary(records), "models": models}
 
 
+@memoized
 def error_rate(records: Sequence[UsageRecord]) -> dict[str, Any]:
     """Share of calls with status ``error``, overall and per model (worst first)."""
 
@@ -166,6 +207,7 @@ def error_rate(records: Sequence[UsageRecord]) -> dict[str, Any]:
     return {"overall": summary(records), "models": models}
 
 
+@memoized
 def cache_candidates(records: Sequence[UsageRecord], top_n: int = 5) -> dict[str, Any]:
     """Calls that repeat a prompt already answered: what a response cache would have served.
 
@@ -224,6 +266,7 @@ def cache_candidates(records: Sequence[UsageRecord], top_n: int = 5) -> dict[str
     }
 
 
+@memoized
 def cheaper_models(records: Sequence[UsageRecord], pricing: PricingTable) -> dict[str, Any]:
     """For each model with a cheaper candidate in ``pricing``: the estimated monthly saving.
 

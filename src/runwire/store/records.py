@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ __all__ = [
     "RunRecord",
     "ThreadRecord",
     "UsageRecord",
+    "UsageSet",
     "User",
     "iso_from_ms",
     "new_id",
@@ -139,3 +141,19 @@ class UsageRecord:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+
+class UsageSet(tuple[UsageRecord, ...]):
+    """A user's records as read at one version of their data, with a memo for derived results.
+
+    The store hands out the same ``UsageSet`` for as long as the data is unchanged, so what is
+    computed from it once (an aggregate, a percentile table) can be kept in ``memo`` and reused
+    by the next run; new data means a new set and an empty memo.
+    """
+
+    memo: dict[Any, Any]
+
+    def __new__(cls, records: Iterable[UsageRecord] = ()) -> UsageSet:
+        made = super().__new__(cls, records)
+        made.memo = {}
+        return made

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, insert, select
 
 from runwire.store.database import Database
-from runwire.store.records import UsageRecord
+from runwire.store.records import UsageRecord, UsageSet
 from runwire.store.schema import usage_records
 
 __all__ = ["UsageStore"]
@@ -25,15 +25,15 @@ class UsageStore:
     Every run of the agents reads its user's whole set; reading and building thousands of rows
     each time would cost more than the analysis. The cache is checked against the database on
     every read (row count and highest key, one indexed query), so a set imported through another
-    process or node is never served stale.
+    process or node is never served stale. The cache holds at most ``cached_records`` records
+    (about 150 bytes each), least recently read users first out.
     """
 
-    def __init__(self, db: Database, cached_users: int = 32) -> None:
+    def __init__(self, db: Database, cached_records: int = 1_000_000) -> None:
         self._db = db
-        self._cached_users = cached_users
-        self._cache: OrderedDict[str, tuple[tuple[int, int], tuple[UsageRecord, ...]]] = (
-            OrderedDict()
-        )
+        self._cached_records = cached_records
+        self._cached_total = 0
+        self._cache: OrderedDict[str, tuple[tuple[int, int], UsageSet]] = OrderedDict()
 
     async def add(self, user_id: str, records: Sequence[UsageRecord]) -> int:
         async with self._db.begin() as conn:
@@ -69,7 +69,7 @@ class UsageStore:
             )
         return int(value or 0)
 
-    async def records_of(self, user_id: str, limit: int = 500_000) -> tuple[UsageRecord, ...]:
+    async def records_of(self, user_id: str, limit: int = 500_000) -> UsageSet:
         """The user's records, oldest first (at most ``limit``)."""
         async with self._db.connect() as conn:
             version = (
@@ -90,9 +90,13 @@ class UsageStore:
                 .order_by(usage_records.c.timestamp, usage_records.c.pk)
                 .limit(limit)
             )
-            records = tuple(UsageRecord(*row) for row in rows)
+            records = UsageSet(UsageRecord(*row) for row in rows)
+        old = self._cache.pop(user_id, None)
+        if old is not None:
+            self._cached_total -= len(old[1])
         self._cache[user_id] = (key, records)
-        self._cache.move_to_end(user_id)
-        while len(self._cache) > self._cached_users:
-            self._cache.popitem(last=False)
+        self._cached_total += len(records)
+        while self._cached_total > self._cached_records and len(self._cache) > 1:
+            _, (_, dropped) = self._cache.popitem(last=False)
+            self._cached_total -= len(dropped)
         return records

@@ -572,7 +572,7 @@
     }, PING_EVERY_MS);
     // Resume every run we have not seen finish, after the last event we saw.
     for (const run of runs.values()) {
-      if (!run.finished) sendFrame({ type: "resume", run_id: run.runId, after_seq: run.lastSeq, request_id: newId("resume_") });
+      if (!run.finished) run.requestResume(true);
     }
     // Messages sent but never acknowledged: send again; client_message_id makes it idempotent.
     for (const pending of pendingSends.values()) sendFrame(pending.frame);
@@ -676,10 +676,7 @@
       if (ev.seq <= this.lastSeq) return false;
       if (ev.seq !== this.lastSeq + 1 && this.live) {
         // A gap: ask for everything after the last event we have; the missing ones come in order.
-        if (this.resumeAskedAt !== this.lastSeq) {
-          this.resumeAskedAt = this.lastSeq;
-          sendFrame({ type: "resume", run_id: this.runId, after_seq: this.lastSeq, request_id: newId("resume_") });
-        }
+        this.requestResume();
         return false;
       }
       this.lastSeq = ev.seq;
@@ -689,6 +686,15 @@
       if (handler) handler.call(this, ev, isRoot);
       if (isRoot && TERMINAL.has(ev.type)) this.finish(ev);
       return true;
+    }
+
+    /** Ask for the events after the last one we have; once per position unless ``force``d
+     *  (a new socket forgets what the old one was asked). */
+    requestResume(force = false) {
+      if (this.finished || (!force && this.resumeAskedAt === this.lastSeq)) return;
+      if (sendFrame({ type: "resume", run_id: this.runId, after_seq: this.lastSeq, request_id: newId("resume_") })) {
+        this.resumeAskedAt = this.lastSeq;
+      }
     }
 
     agent(name, parent) {
@@ -895,7 +901,7 @@
         // A run on the open thread that this page did not start (another tab): show it too.
         run = startRun(ev.run_id, ev.thread_id, null);
         if (ev.seq !== 1) {
-          sendFrame({ type: "resume", run_id: ev.run_id, after_seq: 0, request_id: newId("resume_") });
+          run.requestResume();
           return;
         }
       } else {
@@ -933,6 +939,8 @@
   }
 
   function runFinished(run) {
+    const said = { completed: "The answer is ready.", stopped: "The run was stopped.", error: "The run failed." };
+    $("#announcer").textContent = said[run.outcome] || "";
     updateComposer();
     refreshThreadsSoon();
     if (run.outcome === "completed") loadUsageCount();
@@ -954,9 +962,8 @@
     }
     let run = runs.get(frame.run_id);
     if (!run) run = startRun(frame.run_id, frame.thread_id, pending.bubble);
-    if (frame.duplicate && !run.finished) {
-      sendFrame({ type: "resume", run_id: run.runId, after_seq: run.lastSeq, request_id: newId("resume_") });
-    }
+    // A re-sent message: its run may have gone on while we were away; fetch what we missed.
+    if (frame.duplicate && !run.finished) run.requestResume();
     refreshThreadsSoon();
     updateComposer();
   }
@@ -1164,8 +1171,7 @@
       apiJson("GET", `/api/runs/${encodeURIComponent(runId)}`).then((body) => {
         const status = body && body.run && body.run.status;
         if (token !== view.token || runs.has(runId) || (status !== "running" && status !== "queued")) return;
-        startRun(runId, threadId, null);
-        sendFrame({ type: "resume", run_id: runId, after_seq: 0, request_id: newId("resume_") });
+        startRun(runId, threadId, null).requestResume();
       }).catch(() => {});
     }
   }
