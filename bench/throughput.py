@@ -8,7 +8,11 @@ What it measures (offline agents, delay 0, SQLite, in-process bus):
   3. the same client code against a bare `websockets` server that answers each message with
      frames of exactly the sizes of a real runwire run's events; the ratio runwire / bare.
 
-Usage: python bench/throughput.py [--clients 100] [--messages 3] [--latency-samples 200]
+Every client first sends one warm-up message (its user's usage data is then read and cached),
+then all start together; a run that does not complete aborts the benchmark.
+The client offers no permessage-deflate, and the bare server does not use it either.
+
+Usage: python bench/throughput.py [--clients 100] [--messages 5] [--latency-samples 200]
 """
 
 from __future__ import annotations
@@ -50,46 +54,60 @@ def percentile(values: list[float], q: float) -> float:
 # -- the client code, shared by both servers ------------------------------------------------------
 
 
-async def converse(url: str, messages: int, content: str) -> tuple[int, list[float], list[int]]:
-    """Send `messages` user messages one after another; return (events, first-event latencies,
-    frame sizes of the first run)."""
+async def _one_message(ws: Any, content: str) -> tuple[int, float, list[int], str]:
+    """Send one user message; read its run to the end. Returns (events, first-event latency ms,
+    frame sizes, the terminal event's type)."""
+    sent = time.perf_counter()
+    await ws.send(
+        json.dumps(
+            {"type": "user_message", "content": content, "client_message_id": uuid.uuid4().hex}
+        )
+    )
+    latency = 0.0
+    sizes: list[int] = []
+    while True:
+        raw = await ws.recv()
+        frame = json.loads(raw)
+        if "seq" not in frame:
+            continue
+        if not sizes:
+            latency = (time.perf_counter() - sent) * 1000
+        sizes.append(len(raw))
+        if frame["type"] in TERMINAL and frame.get("parent_agent") is None:
+            return len(sizes), latency, sizes, frame["type"]
+
+
+async def converse(
+    url: str, messages: int, content: str, ready: asyncio.Barrier | None = None
+) -> tuple[int, list[float], list[int]]:
+    """One client: (after one warm-up message and the barrier, if given) send ``messages`` user
+    messages one after another. Returns (events, first-event latencies, first run's sizes)."""
     events = 0
     latencies: list[float] = []
-    sizes: list[int] = []
-    async with connect(url, max_size=2**22) as ws:
+    first_sizes: list[int] = []
+    async with connect(url, max_size=2**22, compression=None) as ws:
         hello = json.loads(await ws.recv())
         assert hello["type"] == "connection_established", hello
-        for i in range(messages):
-            sent = time.perf_counter()
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "user_message",
-                        "content": content,
-                        "client_message_id": uuid.uuid4().hex,
-                    }
-                )
-            )
-            first = True
-            while True:
-                raw = await ws.recv()
-                frame = json.loads(raw)
-                if "seq" not in frame:
-                    continue
-                if first:
-                    latencies.append((time.perf_counter() - sent) * 1000)
-                    first = False
-                events += 1
-                if i == 0:
-                    sizes.append(len(raw))
-                if frame["type"] in TERMINAL and frame.get("parent_agent") is None:
-                    break
-    return events, latencies, sizes
+        if ready is not None:
+            await _one_message(ws, content)  # warm-up: the user's data is read and cached
+            await ready.wait()
+        for _ in range(messages):
+            count, latency, sizes, last = await _one_message(ws, content)
+            if last != "agent_completed":
+                raise SystemExit(f"a run ended with {last}: the benchmark would be meaningless")
+            events += count
+            latencies.append(latency)
+            first_sizes = first_sizes or sizes
+    return events, latencies, first_sizes
 
 
 async def throughput(urls: list[str], messages: int, content: str) -> tuple[float, int, float]:
+    """Events/s delivered to all clients together, timed from when every client is warm."""
+    ready = asyncio.Barrier(len(urls) + 1)
+    clients = [asyncio.create_task(converse(u, messages, content, ready)) for u in urls]
+    await ready.wait()
     started = time.perf_counter()
-    results = await asyncio.gather(*(converse(u, messages, content) for u in urls))
+    results = await asyncio.gather(*clients)
     elapsed = time.perf_counter() - started
     total = sum(r[0] for r in results)
     return total / elapsed, total, elapsed
@@ -167,7 +185,7 @@ def bare_server(sizes: list[int]):  # type: ignore[no-untyped-def]
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--messages", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--latency-samples", type=int, default=200)
     parser.add_argument(
         "--no-sample-data",

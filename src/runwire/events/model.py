@@ -7,12 +7,13 @@ A ``RunEvent`` is immutable and encodes itself to JSON once, however many socket
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
+
+import orjson
 
 __all__ = ["CRITICAL_EVENTS", "TERMINAL_EVENTS", "EventDraft", "EventType", "RunEvent", "utc_now"]
 
@@ -92,7 +93,7 @@ class RunEvent:
     @cached_property
     def json(self) -> str:
         """The wire frame, encoded once and shared by every recipient."""
-        return json.dumps(self.to_wire(), separators=(",", ":"), ensure_ascii=False)
+        return orjson.dumps(self.to_wire()).decode()
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> RunEvent:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -48,7 +48,7 @@ _CLOSE = object()  # sentinel in the outbound queue: close after what is queued 
 
 
 def _encode(body: dict[str, Any]) -> str:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(body).decode()
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
