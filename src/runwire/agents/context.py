@@ -127,9 +127,8 @@ class AgentContext:
 
 async def _invoke(fn: Callable[..., Any], args: dict[str, Any]) -> Any:
     # Plain functions run inline: the analytics tools take a few milliseconds, and a worker
-    # thread would buy no parallelism under the GIL while its hand-offs stall the event loop
-    # (measured: a third of delivery throughput). Slow work belongs in an async tool, which is
-    # what the tool timeout can interrupt.
+    # thread would buy no parallelism under the GIL while adding two hand-offs per call. Slow
+    # work belongs in an async tool, which is what the tool timeout can interrupt.
     if inspect.iscoroutinefunction(fn):
         return await fn(**args)
     result = fn(**args)
