@@ -67,7 +67,7 @@ class ChatService:
         refusal: Conflict | None = None
         if busy_run is not None and policy is ConcurrencyPolicy.REJECT:
             refusal = Conflict("a run is already active on this thread", code="thread_busy")
-        elif self._executor.active_runs_of(user_id) >= self._max_runs and busy_run is None:
+        elif self._runs_counted(user_id, thread, policy) >= self._max_runs:
             refusal = Conflict(
                 f"you already have {self._max_runs} runs in progress; wait or stop one",
                 code="too_many_runs",
@@ -99,7 +99,9 @@ class ChatService:
                 raise
             return self._duplicate(seen)
         if busy_run is not None and policy is ConcurrencyPolicy.INTERRUPT:
-            await self._executor.stop(user_id, busy_run)
+            for older in self._executor.unfinished_on_thread(thread.id):
+                if older != run_id:
+                    await self._executor.stop(user_id, older)
         self._executor.submit(
             RunInput(
                 run_id=run_id,
@@ -110,6 +112,16 @@ class ChatService:
             )
         )
         return Accepted(thread_id=thread.id, message_id=message.id, run_id=run_id)
+
+    def _runs_counted(
+        self, user_id: str, thread: ThreadRecord | None, policy: ConcurrencyPolicy
+    ) -> int:
+        """The user's unfinished runs, queued ones included (a cap on running ones only would let
+        one thread queue without limit), less those an ``interrupt`` is about to stop."""
+        count = self._executor.active_runs_of(user_id)
+        if thread is not None and policy is ConcurrencyPolicy.INTERRUPT:
+            count -= len(self._executor.unfinished_on_thread(thread.id))
+        return count
 
     def _duplicate(self, seen: Message) -> Accepted:
         return Accepted(

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from runwire.errors import InputError
 from runwire.store.records import UsageRecord
 from runwire.store.usage import UsageStore
 from runwire.usage.importer import detect_format, parse_csv, parse_jsonl
@@ -63,13 +64,23 @@ class Workload:
         on_progress: Callable[[int], None] | None = None,
     ) -> ImportResult:
         """Keep every good line, report every bad one with its number and why."""
-        records, rejected = self.parse(lines, kind, on_progress)
+        try:
+            records, rejected = self.parse(lines, kind, on_progress)
+        except InputError as exc:
+            # The file as a whole is unreadable (a CSV header without a required column): that
+            # is line 1's fault, reported like any other bad line.
+            return ImportResult(imported=0, rejected=[(1, exc.message)])
         await self._usage.add(user_id, records)
         return ImportResult(imported=len(records), rejected=rejected)
 
     async def import_text(self, user_id: str, body: bytes, kind: str) -> ImportResult:
         text = body.decode("utf-8", errors="replace")
-        return await self.import_lines(user_id, text.splitlines(keepends=True), kind)
+        # Lines end at "\n" only: str.splitlines would also split inside a JSON string at
+        # U+2028 and the like, breaking a valid line in two and shifting every later number.
+        lines = [line + "\n" for line in text.split("\n")]
+        if lines and lines[-1] == "\n":
+            lines.pop()
+        return await self.import_lines(user_id, lines, kind)
 
     async def load_sample(self, user_id: str) -> int:
         return await self._usage.add(user_id, generate_sample())

@@ -314,3 +314,7 @@ async def test_health_ready_and_docs(server_url: str) -> None:
         assert "/api/usage/import" in spec["paths"] and "/auth/login" in spec["paths"]
         page = await http.get("/")
         assert page.status_code == 200 and "runwire" in page.text.lower()
+        missing = await http.get("/api/nothing-here")
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        wrong = await http.delete("/api/threads")
+        assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"

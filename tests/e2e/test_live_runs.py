@@ -67,3 +67,70 @@ async def test_dropped_connection_resumes_without_gap_or_duplicate(
     stored = (await session.get(f"/api/runs/{ack['run_id']}/events")).json()["events"]
     assert stored == whole
     await again.close()
+
+
+async def _start(sock, content: str, **extra: object) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    await sock.send(type="user_message", content=content, **extra)
+    frames = await sock.until("message_accepted")
+    return frames[-1]
+
+
+async def test_concurrency_policies_on_a_busy_thread(
+    slow_server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
+) -> None:
+    session = await sessions(slow_server.url)
+    sock = await session.connect()
+    first = await _start(sock, "hello")
+    thread = first["thread_id"]
+    # reject: refused with thread_busy, nothing stored
+    await sock.send(type="user_message", content="again", thread_id=thread, policy="reject")
+    while (frame := await sock.recv())["type"] != "error":
+        pass
+    assert frame["code"] == "thread_busy"
+    # enqueue (the default): accepted now, runs after the first one ends
+    queued = await _start(sock, "and again", thread_id=thread)
+    # interrupt: stops both earlier runs, then runs
+    last = await _start(sock, "stop all that", thread_id=thread, policy="interrupt")
+    ends: dict[str, str] = {}
+    starts: list[str] = []
+    while len(ends) < 3:
+        frame = await sock.recv()
+        if frame.get("parent_agent", "x") is None:
+            if frame["type"] == "agent_started":
+                starts.append(frame["run_id"])
+            elif frame["type"] in ("agent_completed", "agent_error", "agent_stopped"):
+                ends[frame["run_id"]] = frame["type"]
+    assert ends == {
+        first["run_id"]: "agent_stopped",
+        queued["run_id"]: "agent_stopped",
+        last["run_id"]: "agent_completed",
+    }
+    assert starts[-1] == last["run_id"]  # the interrupting run started after the others ended
+    messages = (await session.get(f"/api/threads/{thread}/messages")).json()["messages"]
+    assert [m["content"] for m in messages if m["role"] == "user"] == [
+        "hello",
+        "and again",
+        "stop all that",
+    ]
+
+
+async def test_a_user_has_at_most_three_runs_in_progress(
+    slow_server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
+) -> None:
+    session = await sessions(slow_server.url)
+    await session.post("/api/usage/sample")
+    sock = await session.connect()
+    runs = [await _start(sock, "Where can we cut our LLM costs?") for _ in range(3)]
+    await sock.send(type="user_message", content="one more", client_message_id="extra")
+    while (frame := await sock.recv())["type"] != "error":
+        pass
+    assert frame["code"] == "too_many_runs"
+    for run in runs:
+        await sock.send(type="stop_agent", run_id=run["run_id"])
+    stopped = set()
+    while len(stopped) < 3:
+        frame = await sock.recv()
+        if frame["type"] == "agent_stopped" and frame["parent_agent"] is None:
+            stopped.add(frame["run_id"])
+    accepted = await _start(sock, "one more", client_message_id="extra")
+    assert "duplicate" not in accepted  # the refused message was not stored

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -42,6 +43,7 @@ class Harness:
 
 
 def harness_for(agent: Agent, run_timeout_s: float = 5.0):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
     async def make(store: Store) -> AsyncIterator[Harness]:
         bus = MemoryBus()
         user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
@@ -137,7 +139,7 @@ def assert_protocol_shape(events: list[RunEvent]) -> None:
 
 
 async def test_a_run_streams_numbered_events_and_stores_everything(store: Store) -> None:
-    async for h in harness_for(streaming_agent)(store):
+    async with harness_for(streaming_agent)(store) as h:
         run_id = await h.start()
         await asyncio.wait_for(h.executor.wait(run_id), unit(5))
         events = h.events(run_id)
@@ -162,7 +164,7 @@ async def test_a_run_streams_numbered_events_and_stores_everything(store: Store)
 
 async def test_stop_mid_tool_closes_everything_and_keeps_the_partial_answer(store: Store) -> None:
     started = asyncio.Event()
-    async for h in harness_for(hanging_agent(started))(store):
+    async with harness_for(hanging_agent(started))(store) as h:
         run_id = await h.start()
         await asyncio.wait_for(started.wait(), unit(5))
         assert await h.executor.stop(h.user_id, run_id) is True
@@ -184,7 +186,7 @@ async def test_stop_mid_tool_closes_everything_and_keeps_the_partial_answer(stor
 
 async def test_run_timeout_ends_with_agent_error_timeout(store: Store) -> None:
     started = asyncio.Event()
-    async for h in harness_for(hanging_agent(started), run_timeout_s=unit(0.2))(store):
+    async with harness_for(hanging_agent(started), run_timeout_s=unit(0.2))(store) as h:
         run_id = await h.start()
         await asyncio.wait_for(h.executor.wait(run_id), unit(5))
         events = h.events(run_id)
@@ -205,12 +207,12 @@ async def crashing_agent(run: RunInput, emit: Emit) -> str:
 async def test_failures_become_readable_agent_errors(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async for h in harness_for(failing_agent)(store):
+    async with harness_for(failing_agent)(store) as h:
         run_id = await h.start()
         await asyncio.wait_for(h.executor.wait(run_id), unit(5))
         last = h.events(run_id)[-1]
         assert last.type is EventType.AGENT_ERROR and last.data["code"] == "tool_failed"
-    async for h in harness_for(crashing_agent)(store):
+    async with harness_for(crashing_agent)(store) as h:
         run_id = await h.start()
         await asyncio.wait_for(h.executor.wait(run_id), unit(5))
         last = h.events(run_id)[-1]
@@ -220,27 +222,37 @@ async def test_failures_become_readable_agent_errors(
 
 async def test_runs_on_one_thread_run_one_after_another(store: Store) -> None:
     started = asyncio.Event()
-    async for h in harness_for(hanging_agent(started))(store):
+    async with harness_for(hanging_agent(started))(store) as h:
         first = await h.start()
         second = await h.start()
         await asyncio.wait_for(started.wait(), unit(5))
         assert h.events(second) == []  # queued behind the first
-        assert h.executor.thread_busy(h.thread_id) == second
+        assert h.executor.thread_busy(h.thread_id) == first
         await h.executor.stop(h.user_id, second)  # stopped while queued: still opens and closes
         await asyncio.wait_for(h.executor.wait(second), unit(1))
         assert [e.type for e in h.events(second)] == [
             EventType.AGENT_STARTED,
             EventType.AGENT_STOPPED,
         ]
+        third = await h.start()  # must still wait for the first, not for the stopped second
+        await asyncio.sleep(0.05)
+        assert h.events(third) == []
+        assert h.executor.unfinished_on_thread(h.thread_id) == [first, third]
         await h.executor.stop(h.user_id, first)
         await asyncio.wait_for(h.executor.wait(first), unit(1))
-        assert h.executor.active_count == 0
+        async with asyncio.timeout(unit(1)):
+            while not h.events(third):  # now the third starts
+                await asyncio.sleep(0.005)
+        await h.executor.stop(h.user_id, third)
+        await asyncio.wait_for(h.executor.wait(third), unit(1))
+        assert h.events(third)[-1].type is EventType.AGENT_STOPPED
+        assert h.executor.active_count == 0 and h.executor.thread_busy(h.thread_id) is None
 
 
 async def test_shutdown_stops_active_runs_cleanly(store: Store) -> None:
     started = asyncio.Event()
     run_id = ""
-    async for h in harness_for(hanging_agent(started))(store):
+    async with harness_for(hanging_agent(started))(store) as h:
         run_id = await h.start()
         await asyncio.wait_for(started.wait(), unit(5))
         user_id = h.user_id

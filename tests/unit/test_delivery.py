@@ -36,12 +36,31 @@ def test_resume_merges_replay_with_live_events_that_raced_it() -> None:
     assert seqs(d.live(ev(8))) == [8]
 
 
-def test_resume_sends_again_what_the_client_asks_for() -> None:
+def test_resume_never_repeats_what_this_connection_already_sent() -> None:
     d = Delivery()
     d.live(ev(1))
     d.live(ev(2))
     d.begin_resume("r", 0)
-    assert seqs(d.finish_resume("r", [ev(1), ev(2)])) == [1, 2]
+    assert seqs(d.finish_resume("r", [ev(1), ev(2), ev(3)])) == [3]
+
+
+def test_a_connection_that_joined_mid_run_can_fill_the_start() -> None:
+    d = Delivery()
+    assert seqs(d.live(ev(46))) == [46]  # connected mid-run: live events from 46
+    assert seqs(d.live(ev(47))) == [47]
+    d.begin_resume("r", 10)
+    d.live(ev(48))
+    out = d.finish_resume("r", [ev(n) for n in range(11, 48)])
+    assert seqs(out) == [*range(11, 46), 48]
+    assert seqs(d.live(ev(48))) == [] and seqs(d.live(ev(49))) == [49]
+
+
+def test_replay_and_buffer_overlap_is_sent_once() -> None:
+    d = Delivery()
+    d.begin_resume("r", 0)
+    d.live(ev(3))
+    d.live(ev(4))
+    assert seqs(d.finish_resume("r", [ev(1), ev(2), ev(3)])) == [1, 2, 3, 4]
 
 
 def test_nested_resumes_keep_buffering_until_the_last() -> None:
@@ -59,8 +78,11 @@ def test_finished_runs_release_their_state() -> None:
     d.live(ev(2, terminal=True))
     assert d.tracked_runs == 0
     d.begin_resume("x", 0)
-    assert seqs(d.abandon_resume("x")) == []
-    assert d.tracked_runs == 1  # the cursor of the resumed position stays until the run ends
+    assert d.live(ev(1, run="x")) == []
+    assert seqs(d.abandon_resume("x")) == [1]  # what was held back goes out
+    d.live(ev(2, run="x", terminal=True))
+    assert d.tracked_runs == 0
+    assert d.abandon_resume("nothing") == []
 
 
 def test_finish_without_begin_passes_through() -> None:

@@ -79,9 +79,9 @@ class AgentContext:
         """Run the tool ``fn(**args)`` on behalf of ``agent``, bracketed by its two events.
 
         ``tool_executing`` carries the redacted ``args``; ``tool_completed`` the redacted, bounded
-        result, ``success`` and ``duration_ms``. A coroutine function runs on the event loop; a
-        plain function runs in a worker thread, so a long computation over many records keeps the
-        loop (and the user's stop button) responsive and the timeout can fire.
+        result, ``success`` and ``duration_ms``. A coroutine function is awaited under the tool
+        timeout (and a stop interrupts it); a plain function runs inline, so it must be quick
+        (the analytics tools take milliseconds) — slow work belongs in a coroutine.
 
         On failure ``tool_completed`` has ``success: false`` and an ``error`` message, then
         :class:`ToolFailed` is raised; past ``tool_timeout_s`` the same, with :class:`RunTimeout`.

@@ -14,9 +14,10 @@ __all__ = ["REDACTED", "Redactor"]
 
 REDACTED = "[REDACTED]"
 # "token" alone or as a suffix (access_token, api-token) is a secret; "prompt_tokens" is a count.
+# Keys ending in "token" or "key" (access_token, refreshToken, privateKey, ssh-key) are secrets;
+# "prompt_tokens" and "keys" are not.
 _SECRET_KEY = re.compile(
-    r"pass(word|wd)?|secret|(^|[_-])token$|api[_-]?key|^key$|_key$|authorization"
-    r"|credential|cookie|session",
+    r"pass(word|wd)?|secret|token$|key$|authorization|credential|cookie|session",
     re.IGNORECASE,
 )
 # Values that look like credentials whatever key holds them: bearer tokens, JWTs, sk-... API keys.

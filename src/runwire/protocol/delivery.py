@@ -1,8 +1,9 @@
-"""Per-connection delivery: which run events a connection sends so each ``seq`` goes out once.
+"""Per-connection delivery: which run events a connection sends, so no ``seq`` goes out twice.
 
 Live events and resume replays race: while a resume reads stored events, live ones of the same
-run keep arriving. ``Delivery`` buffers the live ones for a run being resumed, merges them with
-the replay in ``seq`` order, and keeps a cursor per run so nothing is sent twice and nothing is
+run keep arriving. ``Delivery`` buffers the live ones of a run being resumed, merges them with
+the replay in ``seq`` order, and remembers per run the contiguous range of seqs this connection
+has sent, so nothing is sent twice and, after a resume, nothing after the asked position is
 skipped. It does no I/O; the WebSocket adapter feeds it and sends what it returns.
 """
 
@@ -17,19 +18,20 @@ __all__ = ["Delivery"]
 
 @dataclass(slots=True)
 class _Replay:
+    after: int
     depth: int = 1
     buffer: list[RunEvent] = field(default_factory=list)
 
 
 class Delivery:
     def __init__(self) -> None:
-        self._cursor: dict[str, int] = {}
+        self._sent: dict[str, tuple[int, int]] = {}  # run id -> (first, last) seq sent, contiguous
         self._replays: dict[str, _Replay] = {}
 
     @property
     def tracked_runs(self) -> int:
         """Runs with state held for this connection (drops to 0 when all are finished)."""
-        return len(self._cursor) + len(self._replays)
+        return len(self._sent.keys() | self._replays.keys())
 
     def live(self, event: RunEvent) -> list[RunEvent]:
         """A live event arrived; return what to send now (nothing while its run is resuming)."""
@@ -37,42 +39,72 @@ class Delivery:
         if replay is not None:
             replay.buffer.append(event)
             return []
-        return self._pass([event])
+        run_id, seq = event.run_id, event.seq
+        sent = self._sent.get(run_id)
+        if sent is not None and sent[0] <= seq <= sent[1]:
+            return []  # this connection has it already
+        # Contiguous with what was sent: extend; otherwise (the first seen here) start a range.
+        extends = sent is not None and seq == sent[1] + 1
+        self._sent[run_id] = (sent[0] if sent is not None and extends else seq, seq)
+        self._forget_if_over(event)
+        return [event]
 
     def begin_resume(self, run_id: str, after_seq: int) -> None:
         """A client asked for ``seq > after_seq``: buffer live events until the replay is in."""
         replay = self._replays.get(run_id)
         if replay is None:
-            self._replays[run_id] = _Replay()
+            self._replays[run_id] = _Replay(after=after_seq)
         else:
             replay.depth += 1
-        current = self._cursor.get(run_id)
-        self._cursor[run_id] = after_seq if current is None else min(current, after_seq)
+            replay.after = min(replay.after, after_seq)
 
     def finish_resume(self, run_id: str, stored: list[RunEvent]) -> list[RunEvent]:
         """The replay was read; return it merged with buffered live events, each seq once."""
         replay = self._replays.get(run_id)
         if replay is None:
-            return self._pass(stored)
+            return [e for e in stored if self.live(e)]
         replay.depth -= 1
         if replay.depth > 0:
-            return self._pass(stored)
+            return self._replay(run_id, stored, replay.after)
         del self._replays[run_id]
-        return self._pass(sorted([*stored, *replay.buffer], key=lambda e: e.seq))
+        return self._replay(run_id, [*stored, *replay.buffer], replay.after)
 
     def abandon_resume(self, run_id: str) -> list[RunEvent]:
         """A resume failed (not found, refused): release what was buffered for the run."""
-        return self.finish_resume(run_id, [])
+        replay = self._replays.get(run_id)
+        if replay is None:
+            return []
+        replay.depth -= 1
+        if replay.depth > 0:
+            return []
+        del self._replays[run_id]
+        return [e for e in sorted(replay.buffer, key=lambda e: e.seq) if self.live(e)]
 
-    def _pass(self, events: list[RunEvent]) -> list[RunEvent]:
+    def _replay(self, run_id: str, events: list[RunEvent], after: int) -> list[RunEvent]:
+        """Send ``seq > after`` in order, each once, skipping what this connection already has.
+
+        The events a replay reads are contiguous from ``after + 1``, so afterwards everything
+        from there to the highest seq sent is covered, together with what was sent before.
+        """
+        before = self._sent.get(run_id)
         out: list[RunEvent] = []
-        for event in events:
-            cursor = self._cursor.get(event.run_id)
-            if cursor is not None and event.seq <= cursor:
+        last = after
+        for event in sorted(events, key=lambda e: e.seq):
+            if event.seq <= last:
+                continue
+            last = event.seq
+            if before is not None and before[0] <= event.seq <= before[1]:
                 continue
             out.append(event)
-            if event.is_terminal and event.run_id not in self._replays:
-                self._cursor.pop(event.run_id, None)
-            else:
-                self._cursor[event.run_id] = event.seq
+        if last > after:
+            low = after + 1
+            if before is not None and before[0] <= after + 1 <= before[1] + 1:
+                low = before[0]
+            self._sent[run_id] = (low, max(last, before[1] if before else last))
+        if out:
+            self._forget_if_over(out[-1])
         return out
+
+    def _forget_if_over(self, event: RunEvent) -> None:
+        if event.is_terminal and event.run_id not in self._replays:
+            self._sent.pop(event.run_id, None)

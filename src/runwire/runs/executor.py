@@ -67,6 +67,12 @@ def _reply(run: RunInput, content: str, *, partial: bool = False) -> Message:
     )
 
 
+@dataclass(eq=False)
+class _ThreadQueue:
+    runs: list[_Active] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 _STOP_MESSAGES = {
     "stopped": "stopped at the user's request",
     "shutdown": "the server is shutting down; send the message again",
@@ -89,7 +95,8 @@ class RunExecutor:
         self._agent = agent
         self._run_timeout_s = run_timeout_s
         self._active: dict[str, _Active] = {}
-        self._thread_tail: dict[str, _Active] = {}
+        # Per thread: its unfinished runs in arrival order, and a FIFO lock the running one holds.
+        self._threads: dict[str, _ThreadQueue] = {}
 
     @contextlib.asynccontextmanager
     async def running(self, grace_s: float = 0.0) -> AsyncIterator[RunExecutor]:
@@ -103,7 +110,9 @@ class RunExecutor:
         return len(self._active)
 
     def active_runs_of(self, user_id: str) -> int:
-        return sum(1 for a in self._active.values() if a.input.user_id == user_id)
+        # A run that has published its last event no longer counts, though its task may still
+        # be storing: whoever saw the end may start the next run at once.
+        return sum(1 for a in self._active.values() if a.input.user_id == user_id and not a.ended)
 
     def is_active(self, run_id: str) -> bool:
         return run_id in self._active
@@ -116,12 +125,15 @@ class RunExecutor:
         return active.state.status.value, active.started_at
 
     def thread_busy(self, thread_id: str) -> str | None:
-        """The run id of the thread's latest unfinished run, if any."""
-        tail = self._thread_tail.get(thread_id)
-        return tail.input.run_id if tail is not None else None
+        """The run id of the thread's oldest unfinished run (running or queued), if any."""
+        return next(iter(self.unfinished_on_thread(thread_id)), None)
+
+    def unfinished_on_thread(self, thread_id: str) -> list[str]:
+        queue = self._threads.get(thread_id)
+        return [a.input.run_id for a in queue.runs if not a.ended] if queue else []
 
     def submit(self, run: RunInput) -> None:
-        """Start the run as a task (after the thread's previous run, if one is unfinished)."""
+        """Start the run as a task; it runs once every earlier run of its thread has ended."""
         journal = RunJournal(
             run_id=run.run_id,
             thread_id=run.thread_id,
@@ -130,10 +142,10 @@ class RunExecutor:
             writer=self._writer,
         )
         active = _Active(input=run, journal=journal)
-        previous = self._thread_tail.get(run.thread_id)
-        self._thread_tail[run.thread_id] = active
+        queue = self._threads.setdefault(run.thread_id, _ThreadQueue())
+        queue.runs.append(active)
         self._active[run.run_id] = active
-        active.task = asyncio.create_task(self._execute(active, previous), name=f"run-{run.run_id}")
+        active.task = asyncio.create_task(self._execute(active, queue), name=f"run-{run.run_id}")
 
     async def stop(self, user_id: str, run_id: str, reason: str = "stopped") -> bool:
         """Cancel an active run of ``user_id``. Returns False if it exists but has ended."""
@@ -167,60 +179,64 @@ class RunExecutor:
             active.stop_reason = reason
             active.task.cancel()
 
-    async def _execute(self, active: _Active, previous: _Active | None) -> None:
-        run, journal = active.input, active.journal
+    async def _execute(self, active: _Active, queue: _ThreadQueue) -> None:
         try:
-            try:
-                if previous is not None and previous.task is not None:
-                    # Enqueue policy: this run starts when the thread's previous run has ended.
-                    await asyncio.wait([previous.task])
-                active.state.move(RunStatus.RUNNING)
-                active.started_at = now_ms()
-                await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
-                async with asyncio.timeout(self._run_timeout_s):
-                    answer = await self._agent(run, journal.emit)
-                reply = _reply(run, answer)
-                await self._close(
-                    active,
-                    EventDraft(
-                        EventType.AGENT_COMPLETED,
-                        ROOT_AGENT,
-                        {"final_response": answer, "message_id": reply.id},
-                    ),
-                    RunStatus.COMPLETED,
-                    reply=reply,
-                )
-            except asyncio.CancelledError:
-                if active.stop_reason is None:
-                    raise
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()
-                await self._end_early(
-                    active,
-                    EventType.AGENT_STOPPED,
-                    active.stop_reason,
-                    _STOP_MESSAGES.get(active.stop_reason, active.stop_reason),
-                )
-            except TimeoutError:
-                await self._end_early(
-                    active,
-                    EventType.AGENT_ERROR,
-                    "timeout",
-                    f"the run took longer than its limit of {self._run_timeout_s:g} s",
-                )
-            except RunwireError as exc:
-                await self._end_early(active, EventType.AGENT_ERROR, exc.code, exc.message)
-            except Exception:
-                log.exception("run %s failed", run.run_id)
-                await self._end_early(
-                    active,
-                    EventType.AGENT_ERROR,
-                    "internal",
-                    "the agent failed unexpectedly; the error was logged",
-                )
+            # The thread's lock is fair (first come, first served), so runs on one thread
+            # execute one at a time in the order they were accepted, whoever is stopped.
+            async with queue.lock:
+                await self._run(active)
+        except asyncio.CancelledError:
+            if active.stop_reason is None:
+                raise
+            # Stopped (queued or running): close the run with what it has streamed so far.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            await self._end_early(
+                active,
+                EventType.AGENT_STOPPED,
+                active.stop_reason,
+                _STOP_MESSAGES.get(active.stop_reason, active.stop_reason),
+            )
         finally:
             await self._finalize(active)
+
+    async def _run(self, active: _Active) -> None:
+        run, journal = active.input, active.journal
+        try:
+            active.state.move(RunStatus.RUNNING)
+            active.started_at = now_ms()
+            await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
+            async with asyncio.timeout(self._run_timeout_s):
+                answer = await self._agent(run, journal.emit)
+            reply = _reply(run, answer)
+            await self._close(
+                active,
+                EventDraft(
+                    EventType.AGENT_COMPLETED,
+                    ROOT_AGENT,
+                    {"final_response": answer, "message_id": reply.id},
+                ),
+                RunStatus.COMPLETED,
+                reply=reply,
+            )
+        except TimeoutError:
+            await self._end_early(
+                active,
+                EventType.AGENT_ERROR,
+                "timeout",
+                f"the run took longer than its limit of {self._run_timeout_s:g} s",
+            )
+        except RunwireError as exc:
+            await self._end_early(active, EventType.AGENT_ERROR, exc.code, exc.message)
+        except Exception:
+            log.exception("run %s failed", run.run_id)
+            await self._end_early(
+                active,
+                EventType.AGENT_ERROR,
+                "internal",
+                "the agent failed unexpectedly; the error was logged",
+            )
 
     async def _end_early(self, active: _Active, kind: EventType, code: str, message: str) -> None:
         run, journal = active.input, active.journal
@@ -252,15 +268,19 @@ class RunExecutor:
         served from the bus's history until they are stored)."""
         active.state.move(status)
         active.ended = True
-        await self._runs.finish(
-            active.input.run_id,
-            status.value,
-            last_seq=active.journal.last_seq + 1,
-            started_at=active.started_at,
-            error_code=error[0] if error else None,
-            error_message=error[1] if error else None,
-            reply=reply,
-        )
+        try:
+            await self._runs.finish(
+                active.input.run_id,
+                status.value,
+                last_seq=active.journal.last_seq + 1,
+                started_at=active.started_at,
+                error_code=error[0] if error else None,
+                error_message=error[1] if error else None,
+                reply=reply,
+            )
+        except Exception:
+            # The watchers still get the run's last event; the stored row says what it can.
+            log.exception("could not record the end of run %s", active.input.run_id)
         await active.journal.emit(last)
 
     async def _finalize(self, active: _Active) -> None:
@@ -279,5 +299,8 @@ class RunExecutor:
         finally:
             self._bus.release(run.run_id)
             self._active.pop(run.run_id, None)
-            if self._thread_tail.get(run.thread_id) is active:
-                del self._thread_tail[run.thread_id]
+            queue = self._threads.get(run.thread_id)
+            if queue is not None:
+                queue.runs.remove(active)
+                if not queue.runs:
+                    del self._threads[run.thread_id]

@@ -5,13 +5,18 @@ Bodies are ``{"detail": <readable message>, "code": <stable code>}``.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runwire import errors
 
 __all__ = ["CLOSE_CODES", "http_status", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
 
 _STATUS: list[tuple[type[errors.RunwireError], int]] = [
     (errors.PayloadTooLarge, 413),
@@ -64,6 +69,29 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return JSONResponse(
+        {"detail": str(exc.detail), "code": _HTTP_CODES.get(exc.status_code, "http_error")},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log (ServerErrorMiddleware); the client gets no internals.
+    log.error("unhandled error", exc_info=exc)
+    return JSONResponse(
+        {"detail": "the server failed to handle this request; it was logged", "code": "internal"},
+        status_code=500,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.RunwireError, _runwire_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
