@@ -127,6 +127,9 @@ def create_app(settings: Settings) -> FastAPI:
                     run_timeout_s=settings.run_timeout_s,
                 ).running(grace_s=settings.shutdown_grace_s)
             )
+            recovered = await executor.recover()
+            if recovered:
+                log.warning("closed %d runs left unfinished by a previous process", recovered)
             auth = AuthService(
                 store.accounts,
                 Passwords(

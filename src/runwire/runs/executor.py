@@ -147,6 +147,37 @@ class RunExecutor:
         self._active[run.run_id] = active
         active.task = asyncio.create_task(self._execute(active, queue), name=f"run-{run.run_id}")
 
+    async def recover(self) -> int:
+        """End the runs a previous process left unfinished (it stopped without closing them).
+
+        Each gets its closing events (open tools and sub-agents, then the root's ``agent_error``
+        with code ``interrupted``) after its stored ones, so a client resuming it sees an end.
+        Returns how many runs were closed. With several nodes this becomes a lease check.
+        """
+        message = "the server stopped during this run; send the message again"
+        closed = 0
+        for record in await self._runs.unfinished():
+            journal = RunJournal(
+                run_id=record.id,
+                thread_id=record.thread_id,
+                user_id=record.user_id,
+                bus=self._bus,
+                writer=self._writer,
+            )
+            journal.restore(await self._runs.events_after(record.id, 0))
+            if journal.closed:
+                continue
+            run = RunInput(record.id, record.thread_id, record.user_id, "")
+            active = _Active(input=run, journal=journal)
+            if record.status == RunStatus.RUNNING.value:
+                active.state.move(RunStatus.RUNNING)
+            active.started_at = record.started_at
+            await self._end_early(active, EventType.AGENT_ERROR, "interrupted", message)
+            self._bus.release(record.id)
+            closed += 1
+        await self._writer.flush()
+        return closed
+
     async def stop(self, user_id: str, run_id: str, reason: str = "stopped") -> bool:
         """Cancel an active run of ``user_id``. Returns False if it exists but has ended."""
         active = self._active.get(run_id)

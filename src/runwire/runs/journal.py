@@ -33,6 +33,12 @@ class RunJournal:
         self._open_tools: dict[str, tuple[str, str]] = {}  # call id -> (agent, tool name)
         self._text: list[str] = []
 
+    def restore(self, stored: list[RunEvent]) -> None:
+        """Continue a run's journal from its stored events (after the server restarted)."""
+        for event in stored:
+            self.last_seq = event.seq
+            self._track(event)
+
     @property
     def text(self) -> str:
         """The answer text streamed so far (kept as a partial answer if the run is cut short)."""
