@@ -32,7 +32,11 @@ async def test_a_run_cut_off_by_a_crash_is_closed_at_the_next_start(
     second = ServerProcess(tmp_path, env)
     try:
         again = await sessions(second.url)
-        again.access, again.refresh, again.user_id = session.access, session.refresh, session.user_id
+        again.access, again.refresh, again.user_id = (
+            session.access,
+            session.refresh,
+            session.user_id,
+        )
         events = (await again.get(f"/api/runs/{ack['run_id']}/events")).json()["events"]
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         last = events[-1]

@@ -238,11 +238,10 @@ async def test_runs_on_one_thread_run_one_after_another(store: Store) -> None:
         await asyncio.sleep(0.05)
         assert h.events(third) == []
         assert h.executor.unfinished_on_thread(h.thread_id) == [first, third]
+        started.clear()
         await h.executor.stop(h.user_id, first)
         await asyncio.wait_for(h.executor.wait(first), unit(1))
-        async with asyncio.timeout(unit(1)):
-            while not h.events(third):  # now the third starts
-                await asyncio.sleep(0.005)
+        await asyncio.wait_for(started.wait(), unit(1))  # now the third starts
         await h.executor.stop(h.user_id, third)
         await asyncio.wait_for(h.executor.wait(third), unit(1))
         assert h.events(third)[-1].type is EventType.AGENT_STOPPED
