@@ -182,7 +182,15 @@ def bare_server(sizes: list[int]):  # type: ignore[no-untyped-def]
     return handler
 
 
+async def serve_bare(port: int, sizes: list[int]) -> None:
+    async with serve(bare_server(sizes), "127.0.0.1", port, max_size=2**22, compression=None):
+        await asyncio.Future()
+
+
 async def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-bare":
+        await serve_bare(int(sys.argv[2]), [int(x) for x in sys.argv[3].split(",")])
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--messages", type=int, default=5)
@@ -208,14 +216,27 @@ async def main() -> None:
         finally:
             server.stop()
 
+    # The bare server runs in a process of its own, as runwire does, so neither shares a core
+    # with the clients. Like runwire, it does not negotiate permessage-deflate.
     port = free_port()
-    # Like runwire, the bare server does not negotiate permessage-deflate (see docs/benchmarks.md).
-    async with serve(bare_server(sizes), "127.0.0.1", port, max_size=2**22, compression=None):
+    bare = subprocess.Popen(  # noqa: ASYNC220 - started once, before the timed phase
+        [sys.executable, __file__, "--serve-bare", str(port), ",".join(map(str, sizes))]
+    )
+    try:
         bare_url = f"ws://127.0.0.1:{port}/"
+        for _ in range(600):
+            try:
+                async with connect(bare_url, compression=None):
+                    break
+            except OSError:
+                await asyncio.sleep(0.05)
         _, bare_lat, _ = await converse(bare_url, args.latency_samples, content)
         bare_rate, bare_events, bare_elapsed = await throughput(
             [bare_url] * args.clients, args.messages, content
         )
+    finally:
+        bare.terminate()
+        bare.wait(30)
 
     print(f"events per run: {len(sizes)}; mean frame {statistics.mean(sizes):.0f} B")
     print(

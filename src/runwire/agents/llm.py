@@ -50,6 +50,9 @@ class LLMProvider(Protocol):
         ...
 
 
+_YIELD_EVERY = 16
+
+
 class OfflineProvider:
     """Streams the draft itself, a few words per chunk: deterministic, no network, no key.
 
@@ -75,8 +78,13 @@ class OfflineProvider:
     async def stream(self, request: LLMRequest) -> AsyncIterator[str]:
         """Yield :meth:`chunks` of the draft, paced by ``delay_ms``."""
         for i, chunk in enumerate(self.chunks(request.draft)):
-            # Sleep between chunks, not before the first; sleep(0) still lets cancellation in.
-            await asyncio.sleep(self._delay_s if i else 0)
+            if self._delay_s:
+                # Sleep between chunks, not before the first.
+                await asyncio.sleep(self._delay_s if i else 0)
+            elif i % _YIELD_EVERY == 0:
+                # Unpaced: give the loop a turn every few chunks (so a stop is seen within
+                # microseconds) rather than after each, so the socket writes go out in batches.
+                await asyncio.sleep(0)
             yield chunk
 
 
