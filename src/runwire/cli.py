@@ -77,6 +77,7 @@ def serve(
     import uvicorn
 
     from runwire.app import create_app
+    from runwire.transport.ws_protocol import CoalescingWebSocketProtocol
 
     settings = _settings(data_dir, host=host, port=port)
     _, generated = resolve_secret(settings)
@@ -94,6 +95,7 @@ def serve(
         port=settings.port,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
+        ws=CoalescingWebSocketProtocol,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,

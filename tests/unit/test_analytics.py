@@ -250,7 +250,7 @@ def test_results_are_kept_per_usage_set_and_never_shared_mutably() -> None:
 
     records = UsageSet(generate_sample(days=3))
     first = analytics.overview(records)
-    assert len(records.memo) == 1
+    assert any(key[0] == "overview" for key in records.memo)
     first["calls"] = -1  # a caller scribbling on its copy...
     assert analytics.overview(records)["calls"] == len(records)  # ...changes nothing for the next
     assert analytics.overview(UsageSet(records[:10]))["calls"] == 10  # new data, new results

@@ -152,13 +152,9 @@ def _reliability_actions(facts: dict[str, Any], records: Sequence[UsageRecord]) 
     floor = max(_ERROR_RATE_FLOOR_PCT, 2 * errors["overall"]["rate_pct"])
     if worst is None or worst["errors"] < 3 or worst["rate_pct"] < floor:
         return []
-    failed = [
-        r
-        for r in records
-        if r.status == "error" and (r.provider, r.model) == (worst["provider"], worst["model"])
-    ]
-    slow = sum(1 for r in failed if r.latency_ms >= _TIMEOUT_LIKE_MS)
-    wasted = sum(r.cost_usd for r in failed) * analytics.monthly_factor(records)
+    failures = analytics.failures_of(records, worst["provider"], worst["model"], _TIMEOUT_LIKE_MS)
+    slow = failures["slow"]
+    wasted = failures["cost_usd"] * analytics.monthly_factor(records)
     how = f"{slow} of them after 10 s or more, like timeouts" if slow else "most of them fast"
     return [
         Action(

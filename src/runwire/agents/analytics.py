@@ -38,7 +38,7 @@ MONTH_DAYS = 30
 _DAY_MS = 86_400_000
 
 
-F = TypeVar("F", bound=Callable[..., dict[str, Any]])
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def memoized(fn: F) -> F:
@@ -49,15 +49,14 @@ def memoized(fn: F) -> F:
     """
 
     @functools.wraps(fn)
-    def wrapper(records: Sequence[UsageRecord], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def wrapper(records: Sequence[UsageRecord], *args: Any, **kwargs: Any) -> Any:
         memo: dict[Any, Any] | None = getattr(records, "memo", None)
         if memo is None:
             return fn(records, *args, **kwargs)
         key = (fn.__name__, _freeze(args), _freeze(kwargs))
         if key not in memo:
             memo[key] = fn(records, *args, **kwargs)
-        result: dict[str, Any] = copy.deepcopy(memo[key])
-        return result
+        return copy.deepcopy(memo[key])
 
     return wrapper  # type: ignore[return-value]
 
@@ -73,12 +72,28 @@ def _freeze(value: Any) -> Any:
     return ("id", id(value))
 
 
+@memoized
 def span_days(records: Sequence[UsageRecord]) -> float:
     """Days from the first to the last call, at least 1 (0 for no records)."""
     if not records:
         return 0.0
     stamps = [r.timestamp for r in records]
     return max(1.0, (max(stamps) - min(stamps)) / _DAY_MS)
+
+
+@memoized
+def failures_of(
+    records: Sequence[UsageRecord], provider: str, model: str, slow_ms: float
+) -> dict[str, Any]:
+    """One model's failed calls: how many, how many took ``slow_ms`` or more, what they cost."""
+    failed = [
+        r for r in records if r.status == "error" and r.provider == provider and r.model == model
+    ]
+    return {
+        "count": len(failed),
+        "slow": sum(1 for r in failed if r.latency_ms >= slow_ms),
+        "cost_usd": sum(r.cost_usd for r in failed),
+    }
 
 
 def monthly_factor(records: Sequence[UsageRecord]) -> float:

@@ -6,6 +6,7 @@ lists shortened, deep nesting flattened, so one tool result can never flood a so
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,21 @@ _SECRET_VALUE = re.compile(
 )
 
 
+# Tool results repeat the same keys and short strings (field and model names) in every run;
+# remembering the verdicts keeps redaction from dominating the cost of an event.
+_CACHED_CHARS = 200
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    return _SECRET_KEY.search(key) is not None
+
+
+@functools.lru_cache(maxsize=8192)
+def _scrub(text: str) -> str:
+    return _SECRET_VALUE.sub(REDACTED, text)
+
+
 @dataclass(frozen=True, slots=True)
 class Redactor:
     """Makes a JSON-able value safe and bounded for an event."""
@@ -44,7 +60,7 @@ class Redactor:
                     out["[TRUNCATED]"] = f"{len(value) - self.max_items} more keys"
                     break
                 skey = str(key)
-                out[skey] = REDACTED if _SECRET_KEY.search(skey) else self.clean(item, _depth + 1)
+                out[skey] = REDACTED if _secret_key(skey) else self.clean(item, _depth + 1)
             return out
         if isinstance(value, list | tuple):
             if _depth >= self.max_depth:
@@ -54,7 +70,9 @@ class Redactor:
                 items.append(f"[TRUNCATED: {len(value) - self.max_items} more items]")
             return items
         if isinstance(value, str):
-            text = _SECRET_VALUE.sub(REDACTED, value)
+            text = (
+                _scrub(value) if len(value) <= _CACHED_CHARS else _SECRET_VALUE.sub(REDACTED, value)
+            )
             if len(text) > self.max_chars:
                 return text[: self.max_chars] + f"... [TRUNCATED: {len(text)} chars]"
             return text
