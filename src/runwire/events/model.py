@@ -7,15 +7,24 @@ A ``RunEvent`` is immutable and encodes itself to JSON once, however many socket
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import cached_property
 from typing import Any
 
 import orjson
 
-__all__ = ["CRITICAL_EVENTS", "TERMINAL_EVENTS", "EventDraft", "EventType", "RunEvent", "utc_now"]
+__all__ = [
+    "CRITICAL_EVENTS",
+    "TERMINAL_EVENTS",
+    "EventDraft",
+    "EventType",
+    "RunEvent",
+    "Stamper",
+    "stamp_ms",
+    "utc_now",
+]
 
 
 class EventType(StrEnum):
@@ -45,7 +54,29 @@ TERMINAL_EVENTS = frozenset(
 
 def utc_now() -> str:
     """RFC 3339 UTC timestamp with millisecond precision, e.g. ``2026-11-23T19:50:03.123Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stamp_ms(time.time_ns() // 1_000_000)
+
+
+def stamp_ms(ms: int) -> str:
+    """RFC 3339 UTC string for epoch milliseconds ``ms``."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Stamper:
+    """Timestamps for a stream of events: formats once per millisecond, not once per event."""
+
+    __slots__ = ("_ms", "_text")
+
+    def __init__(self) -> None:
+        self._ms = -1
+        self._text = ""
+
+    def now(self) -> str:
+        ms = time.time_ns() // 1_000_000
+        if ms != self._ms:
+            self._ms, self._text = ms, stamp_ms(ms)
+        return self._text
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +121,16 @@ class RunEvent:
             body.setdefault(key, value)
         return body
 
-    @cached_property
+    @property
     def json(self) -> str:
         """The wire frame, encoded once and shared by every recipient."""
-        return orjson.dumps(self.to_wire()).decode()
+        # Kept in the instance dict by hand: functools.cached_property takes a lock per read on
+        # Python 3.11, and this is read once per recipient of every event.
+        cached: str | None = self.__dict__.get("_json")
+        if cached is None:
+            cached = orjson.dumps(self.to_wire()).decode()
+            self.__dict__["_json"] = cached
+        return cached
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> RunEvent:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from runwire.bus.base import EventBus
 from runwire.errors import InvalidTransition
-from runwire.events.model import EventDraft, EventType, RunEvent, utc_now
+from runwire.events.model import EventDraft, EventType, RunEvent, Stamper
 from runwire.runs.event_writer import EventWriter
 
 __all__ = ["ROOT_AGENT", "RunJournal"]
@@ -32,6 +32,7 @@ class RunJournal:
         self._open_agents: list[str] = []
         self._open_tools: dict[str, tuple[str, str]] = {}  # call id -> (agent, tool name)
         self._text: list[str] = []
+        self._clock = Stamper()
 
     def restore(self, stored: list[RunEvent]) -> None:
         """Continue a run's journal from its stored events (after the server restarted)."""
@@ -54,7 +55,7 @@ class RunJournal:
             thread_id=self.thread_id,
             seq=self.last_seq,
             agent_name=draft.agent_name,
-            timestamp=utc_now(),
+            timestamp=self._clock.now(),
             data=draft.data,
             parent_agent=draft.parent_agent,
         )

@@ -6,8 +6,9 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from runwire.events.model import stamp_ms
 
 __all__ = [
     "Message",
@@ -28,8 +29,7 @@ def now_ms() -> int:
 
 def iso_from_ms(ms: int) -> str:
     """Epoch milliseconds → RFC 3339 UTC string with milliseconds."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stamp_ms(ms)
 
 
 def new_id(prefix: str) -> str:
