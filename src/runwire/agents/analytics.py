@@ -18,6 +18,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+import orjson
+
 from runwire.store.records import UsageRecord, iso_from_ms
 from runwire.usage.pricing import PricingTable
 
@@ -56,9 +58,19 @@ def memoized(fn: F) -> F:
         key = (fn.__name__, _freeze(args), _freeze(kwargs))
         if key not in memo:
             memo[key] = fn(records, *args, **kwargs)
-        return copy.deepcopy(memo[key])
+        return _copy(memo[key])
 
     return wrapper  # type: ignore[return-value]
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of a JSON-shaped result (a JSON round trip is several times faster)."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:  # not JSON-shaped after all (tuples, non-string keys): copy it as it is
+        return copy.deepcopy(value)
 
 
 def _freeze(value: Any) -> Any:

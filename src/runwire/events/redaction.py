@@ -42,6 +42,9 @@ def _scrub(text: str) -> str:
     return _SECRET_VALUE.sub(REDACTED, text)
 
 
+_SCALARS = frozenset({int, float, bool})
+
+
 @dataclass(frozen=True, slots=True)
 class Redactor:
     """Makes a JSON-able value safe and bounded for an event."""
@@ -51,6 +54,9 @@ class Redactor:
     max_depth: int = 6
 
     def clean(self, value: Any, _depth: int = 0) -> Any:
+        # Numbers and None are most of a tool result's leaves: answer them first, by exact type.
+        if value is None or type(value) in _SCALARS:
+            return value
         if isinstance(value, dict):
             if _depth >= self.max_depth:
                 return "[TRUNCATED: too deep]"
@@ -62,7 +68,7 @@ class Redactor:
                 skey = str(key)
                 out[skey] = REDACTED if _secret_key(skey) else self.clean(item, _depth + 1)
             return out
-        if isinstance(value, list | tuple):
+        if isinstance(value, (list, tuple)):
             if _depth >= self.max_depth:
                 return "[TRUNCATED: too deep]"
             items = [self.clean(v, _depth + 1) for v in value[: self.max_items]]
@@ -76,6 +82,6 @@ class Redactor:
             if len(text) > self.max_chars:
                 return text[: self.max_chars] + f"... [TRUNCATED: {len(text)} chars]"
             return text
-        if value is None or isinstance(value, bool | int | float):
+        if isinstance(value, (bool, int, float)):
             return value
         return self.clean(str(value), _depth)

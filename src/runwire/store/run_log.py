@@ -19,6 +19,9 @@ __all__ = ["RunLog"]
 class RunLog:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._insert_events = db.positional_insert(
+            run_events.name, [c.name for c in run_events.columns]
+        )
 
     async def finish(
         self,
@@ -78,14 +81,9 @@ class RunLog:
         """Insert a batch of events in one transaction (one round trip per batch)."""
         if not events:
             return
+        rows = [(e.run_id, e.seq, e.type.value, e.json) for e in events]
         async with self._db.begin() as conn:
-            await conn.execute(
-                insert(run_events),
-                [
-                    {"run_id": e.run_id, "seq": e.seq, "type": e.type.value, "body": e.json}
-                    for e in events
-                ],
-            )
+            await conn.exec_driver_sql(self._insert_events, rows)
 
     async def events_after(
         self, run_id: str, after_seq: int, limit: int = 100_000
