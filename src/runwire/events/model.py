@@ -117,8 +117,10 @@ class RunEvent:
             "parent_agent": self.parent_agent,
             "timestamp": self.timestamp,
         }
-        for key, value in self.data.items():
-            body.setdefault(key, value)
+        if body.keys().isdisjoint(self.data):
+            body.update(self.data)
+        else:  # the identity fields win over anything in data of the same name
+            body = {**self.data, **body}
         return body
 
     @property
