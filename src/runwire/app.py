@@ -30,7 +30,6 @@ from runwire.bus.memory import MemoryBus
 from runwire.chat import ChatService
 from runwire.config import Settings, resolve_secret
 from runwire.errors import ConfigError
-from runwire.events.model import EventDraft
 from runwire.events.redaction import Redactor
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
@@ -71,15 +70,12 @@ def build_agent(settings: Settings, store: Store, pricing: PricingTable) -> Agen
                 loaded.append(await store.usage.records_of(run.user_id))
             return loaded[0]
 
-        async def emit_draft(draft: EventDraft) -> None:
-            await emit(draft)
-
         ctx = AgentContext(
             run_id=run.run_id,
             question=run.question,
             history=run.history,
             load_usage=load_usage,
-            emit=emit_draft,
+            emit=emit,
             llm=llm,
             tool_timeout_s=settings.tool_timeout_s,
             llm_timeout_s=settings.llm_timeout_s,

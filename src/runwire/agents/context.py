@@ -41,7 +41,7 @@ class AgentContext:
     question: str
     history: list[tuple[str, str]]
     load_usage: Callable[[], Awaitable[Sequence[UsageRecord]]]
-    emit: Callable[[EventDraft], Awaitable[None]]
+    emit: Callable[[EventDraft], Awaitable[object]]
     llm: LLMProvider
     tool_timeout_s: float
     llm_timeout_s: float
