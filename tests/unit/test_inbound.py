@@ -59,6 +59,8 @@ def test_each_command_parses(text: str, expected: object) -> None:
         ("[1, 2]", "bad_frame"),
         (frame(content="x"), "missing_field"),
         (frame(type="teleport"), "unknown_type"),
+        (frame(type=5), "invalid_field"),
+        (frame(type="user_message", content=5), "invalid_field"),
         (frame(type="user_message"), "missing_field"),
         (frame(type="user_message", content="   "), "missing_field"),
         (frame(type="user_message", content="x" * 40_000), "invalid_field"),
@@ -96,3 +98,4 @@ def test_request_id_is_recovered_from_bad_frames_when_possible() -> None:
     assert request_id_of(frame(type="nope", request_id="r9")) == "r9"
     assert request_id_of("garbage") is None
     assert request_id_of("[]") is None
+    assert request_id_of(frame(type="ping", request_id="")) is None

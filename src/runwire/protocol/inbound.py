@@ -86,8 +86,10 @@ def _req_str(body: dict[str, Any], key: str, max_chars: int = MAX_ID_CHARS) -> s
 
 def _user_message(body: dict[str, Any], rid: str | None) -> UserMessage:
     content = body.get("content")
-    if not isinstance(content, str) or not content.strip():
-        raise ProtocolError("'content' must be a non-empty string", code="missing_field")
+    if content is not None and not isinstance(content, str):
+        raise ProtocolError("'content' must be a string", code="invalid_field")
+    if not content or not content.strip():
+        raise ProtocolError("'content' is required and must not be blank", code="missing_field")
     if len(content) > MAX_CONTENT_CHARS:
         raise ProtocolError(
             f"'content' is longer than {MAX_CONTENT_CHARS} characters", code="invalid_field"
@@ -138,7 +140,7 @@ def request_id_of(text: str) -> str | None:
     except ValueError:
         return None
     rid = body.get("request_id") if isinstance(body, dict) else None
-    return rid if isinstance(rid, str) and len(rid) <= MAX_ID_CHARS else None
+    return rid if isinstance(rid, str) and 0 < len(rid) <= MAX_ID_CHARS else None
 
 
 def parse_frame(text: str | bytes, max_bytes: int) -> Command:
@@ -159,8 +161,10 @@ def parse_frame(text: str | bytes, max_bytes: int) -> Command:
     if not isinstance(body, dict):
         raise ProtocolError("frame must be a JSON object", code="bad_frame")
     kind = body.get("type")
-    if not isinstance(kind, str):
+    if kind is None:
         raise ProtocolError("frame has no 'type'", code="missing_field")
+    if not isinstance(kind, str):
+        raise ProtocolError("'type' must be a string", code="invalid_field")
     parser = _PARSERS.get(kind)
     if parser is None:
         raise ProtocolError(f"unknown message type '{kind[:40]}'", code="unknown_type")
