@@ -134,14 +134,7 @@ class RunExecutor:
 
     def submit(self, run: RunInput) -> None:
         """Start the run as a task; it runs once every earlier run of its thread has ended."""
-        journal = RunJournal(
-            run_id=run.run_id,
-            thread_id=run.thread_id,
-            user_id=run.user_id,
-            bus=self._bus,
-            writer=self._writer,
-        )
-        active = _Active(input=run, journal=journal)
+        active = _Active(input=run, journal=self._journal(run))
         queue = self._threads.setdefault(run.thread_id, _ThreadQueue())
         queue.runs.append(active)
         self._active[run.run_id] = active
@@ -157,17 +150,11 @@ class RunExecutor:
         message = "the server stopped during this run; send the message again"
         closed = 0
         for record in await self._runs.unfinished():
-            journal = RunJournal(
-                run_id=record.id,
-                thread_id=record.thread_id,
-                user_id=record.user_id,
-                bus=self._bus,
-                writer=self._writer,
-            )
+            run = RunInput(record.id, record.thread_id, record.user_id, "")
+            journal = self._journal(run)
             journal.restore(await self._runs.events_after(record.id, 0))
             if journal.closed:
                 continue
-            run = RunInput(record.id, record.thread_id, record.user_id, "")
             active = _Active(input=run, journal=journal)
             if record.status == RunStatus.RUNNING.value:
                 active.state.move(RunStatus.RUNNING)
@@ -204,6 +191,15 @@ class RunExecutor:
         tasks = [a.task for a in self._active.values() if a.task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _journal(self, run: RunInput) -> RunJournal:
+        return RunJournal(
+            run_id=run.run_id,
+            thread_id=run.thread_id,
+            user_id=run.user_id,
+            bus=self._bus,
+            writer=self._writer,
+        )
 
     def _cancel(self, active: _Active, reason: str) -> None:
         if active.stop_reason is None and active.task is not None:
