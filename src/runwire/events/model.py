@@ -109,7 +109,7 @@ class RunEvent:
 
     def to_wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "type": self.type.value,
+            "type": self.type,  # a str (StrEnum): encoders write its value
             "run_id": self.run_id,
             "thread_id": self.thread_id,
             "seq": self.seq,
