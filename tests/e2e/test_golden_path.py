@@ -108,8 +108,7 @@ async def test_ask_about_costs_and_find_it_all_again(session: Session) -> None:
 
 async def test_without_data_the_agents_explain_how_to_import(session: Session) -> None:
     sock = await session.connect()
-    await sock.send(type="user_message", content="Where can we cut our LLM costs?")
-    ack = (await sock.until("message_accepted"))[-1]
+    ack = await sock.ask("Where can we cut our LLM costs?")
     events = await sock.run_to_end(ack["run_id"])
     check_run_shape(events)
     assert "data_helper" in {e["agent_name"] for e in events}
@@ -120,11 +119,9 @@ async def test_without_data_the_agents_explain_how_to_import(session: Session) -
 
 async def test_a_repeated_client_message_id_starts_nothing_new(session: Session) -> None:
     sock = await session.connect()
-    await sock.send(type="user_message", content="hello", client_message_id="same")
-    first = (await sock.until("message_accepted"))[-1]
+    first = await sock.ask("hello", client_message_id="same")
     await sock.run_to_end(first["run_id"])
-    await sock.send(type="user_message", content="hello", client_message_id="same")
-    second = (await sock.until("message_accepted"))[-1]
+    second = await sock.ask("hello", client_message_id="same")
     assert second["duplicate"] is True
     assert (second["run_id"], second["message_id"]) == (first["run_id"], first["message_id"])
     messages = (await session.get(f"/api/threads/{first['thread_id']}/messages")).json()["messages"]
@@ -156,8 +153,7 @@ async def test_resume_after_the_end_and_mid_way(
     session: Session, sessions: Callable[[str], Awaitable[Session]]
 ) -> None:
     sock = await session.connect()
-    await sock.send(type="user_message", content="Where can we cut our LLM costs?")
-    ack = (await sock.until("message_accepted"))[-1]
+    ack = await sock.ask("Where can we cut our LLM costs?")
     events = await sock.run_to_end(ack["run_id"])
     await sock.close()
     again = await session.connect()
@@ -179,8 +175,7 @@ async def test_another_user_sees_nothing(
     other = await sessions(session.base)
     watcher = await other.connect()
     sock = await session.connect()
-    await sock.send(type="user_message", content="Where can we cut our LLM costs?")
-    ack = (await sock.until("message_accepted"))[-1]
+    ack = await sock.ask("Where can we cut our LLM costs?")
     await sock.run_to_end(ack["run_id"])
     await watcher.send(type="ping")
     assert (await watcher.recv())["type"] == "pong"  # and no event of the other user before it
@@ -194,8 +189,7 @@ async def test_another_user_sees_nothing(
 async def test_every_connection_of_the_user_gets_the_events(session: Session) -> None:
     a = await session.connect()
     b = await session.connect()
-    await a.send(type="user_message", content="hi")
-    ack = (await a.until("message_accepted"))[-1]
+    ack = await a.ask("hi")
     assert await a.run_to_end(ack["run_id"]) == await b.run_to_end(ack["run_id"])
     await a.close()
     await b.close()

@@ -27,8 +27,7 @@ async def test_stop_agent_mid_run_ends_it_within_a_second(
     session = await sessions(slow_server.url)
     await session.post("/api/usage/sample")
     sock = await session.connect()
-    await sock.send(type="user_message", content="Where can we cut our LLM costs?")
-    ack = (await sock.until("message_accepted"))[-1]
+    ack = await sock.ask("Where can we cut our LLM costs?")
     while (await sock.recv())["type"] != "text_delta":
         pass  # wait until the answer is streaming
     asked = time.monotonic()
@@ -50,8 +49,7 @@ async def test_dropped_connection_resumes_without_gap_or_duplicate(
     session = await sessions(slow_server.url)
     await session.post("/api/usage/sample")
     sock = await session.connect()
-    await sock.send(type="user_message", content="Where can we cut our LLM costs?")
-    ack = (await sock.until("message_accepted"))[-1]
+    ack = await sock.ask("Where can we cut our LLM costs?")
     seen = []
     while len(seen) < 12:
         frame = await sock.recv()
@@ -69,18 +67,12 @@ async def test_dropped_connection_resumes_without_gap_or_duplicate(
     await again.close()
 
 
-async def _start(sock, content: str, **extra: object) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    await sock.send(type="user_message", content=content, **extra)
-    frames = await sock.until("message_accepted")
-    return frames[-1]
-
-
 async def test_concurrency_policies_on_a_busy_thread(
     slow_server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
 ) -> None:
     session = await sessions(slow_server.url)
     sock = await session.connect()
-    first = await _start(sock, "hello")
+    first = await sock.ask("hello")
     thread = first["thread_id"]
     # reject: refused with thread_busy, nothing stored
     await sock.send(type="user_message", content="again", thread_id=thread, policy="reject")
@@ -88,9 +80,9 @@ async def test_concurrency_policies_on_a_busy_thread(
         pass
     assert frame["code"] == "thread_busy"
     # enqueue (the default): accepted now, runs after the first one ends
-    queued = await _start(sock, "and again", thread_id=thread)
+    queued = await sock.ask("and again", thread_id=thread)
     # interrupt: stops both earlier runs, then runs
-    last = await _start(sock, "stop all that", thread_id=thread, policy="interrupt")
+    last = await sock.ask("stop all that", thread_id=thread, policy="interrupt")
     ends: dict[str, str] = {}
     starts: list[str] = []
     while len(ends) < 3:
@@ -120,7 +112,7 @@ async def test_a_user_has_at_most_three_runs_in_progress(
     session = await sessions(slow_server.url)
     await session.post("/api/usage/sample")
     sock = await session.connect()
-    runs = [await _start(sock, "Where can we cut our LLM costs?") for _ in range(3)]
+    runs = [await sock.ask("Where can we cut our LLM costs?") for _ in range(3)]
     await sock.send(type="user_message", content="one more", client_message_id="extra")
     while (frame := await sock.recv())["type"] != "error":
         pass
@@ -132,5 +124,5 @@ async def test_a_user_has_at_most_three_runs_in_progress(
         frame = await sock.recv()
         if frame["type"] == "agent_stopped" and frame["parent_agent"] is None:
             stopped.add(frame["run_id"])
-    accepted = await _start(sock, "one more", client_message_id="extra")
+    accepted = await sock.ask("one more", client_message_id="extra")
     assert "duplicate" not in accepted  # the refused message was not stored

@@ -20,8 +20,7 @@ async def test_a_run_cut_off_by_a_crash_is_closed_at_the_next_start(
         session = await sessions(first.url)
         await session.post("/api/usage/sample")
         sock = await session.connect()
-        await sock.send(type="user_message", content="Where can we cut our LLM costs?")
-        ack = (await sock.until("message_accepted"))[-1]
+        ack = await sock.ask("Where can we cut our LLM costs?")
         while (await sock.recv())["type"] != "text_delta":
             pass
         await asyncio.sleep(0.2)  # let some events reach the store

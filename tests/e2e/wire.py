@@ -88,6 +88,11 @@ class Socket:
     async def send(self, **body: Any) -> None:
         await self.ws.send(json.dumps(body))
 
+    async def ask(self, content: str, **extra: Any) -> dict[str, Any]:
+        """Send a ``user_message``; return its ``message_accepted`` reply."""
+        await self.send(type="user_message", content=content, **extra)
+        return (await self.until("message_accepted"))[-1]
+
     async def recv(self, timeout: float | None = None) -> dict[str, Any]:
         import asyncio
 
