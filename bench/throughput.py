@@ -2,17 +2,25 @@
 
 What it measures (offline agents, delay 0, SQLite, in-process bus):
   1. first-event latency: a client sends `user_message`; the time until the run's first event
-     (`agent_started`) arrives. Measured one message at a time on an idle server (p50, p99).
+     (`agent_started`) arrives. Measured one message at a time on an idle server (p50, p99),
+     and again while the other clients' runs stream (p99 under load).
   2. throughput: N concurrent clients (default 100), each its own user with the sample data,
      each sending messages back to back; events/s delivered to all of them together.
   3. the same client code against a bare `websockets` server that answers each message with
-     frames of exactly the sizes of a real runwire run's events; the ratio runwire / bare.
+     frames of exactly the sizes of a real runwire run's events, and against a do-nothing
+     Starlette + uvicorn handler that sends the same frames (the floor of the ASGI path).
+
+Variants of runwire, each a fresh `runwire serve` on the same data (same users):
+  direct  the default: /ws served by runwire's own protocol beside the ASGI app
+  asgi    RUNWIRE_WS_PATH=asgi: /ws through uvicorn's ASGI adapter and Starlette
+  nokeep  direct with RUNWIRE_KEEP_EVENTS=false: what storing every event for resume costs
 
 Every client first sends one warm-up message (its user's usage data is then read and cached),
 then all start together; a run that does not complete aborts the benchmark.
 The client offers no permessage-deflate, and the bare server does not use it either.
 
 Usage: python bench/throughput.py [--clients 100] [--messages 5] [--latency-samples 200]
+                                  [--variants bare,floor,direct,asgi,nokeep]
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -101,23 +110,48 @@ async def converse(
     return events, latencies, first_sizes
 
 
-async def throughput(urls: list[str], messages: int, content: str) -> tuple[float, int, float]:
-    """Events/s delivered to all clients together, timed from when every client is warm."""
-    ready = asyncio.Barrier(len(urls) + 1)
-    clients = [asyncio.create_task(converse(u, messages, content, ready)) for u in urls]
+@dataclass
+class Result:
+    name: str
+    rate: float = 0.0
+    events: int = 0
+    elapsed: float = 0.0
+    idle_latencies: list[float] = field(default_factory=list)
+    load_latencies: list[float] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+
+
+async def measure(name: str, urls: list[str], messages: int, samples: int, content: str) -> Result:
+    """Idle latency on ``urls[0]``; then throughput of the clients ``urls[2:]``, timed from
+    when every one is warm, while a probe on ``urls[1]`` keeps sampling latency (under load)."""
+    result = Result(name)
+    _, result.idle_latencies, result.sizes = await converse(urls[0], samples, content)
+    ready = asyncio.Barrier(len(urls) - 1)
+    clients = [asyncio.create_task(converse(u, messages, content, ready)) for u in urls[2:]]
     await ready.wait()
     started = time.perf_counter()
-    results = await asyncio.gather(*clients)
-    elapsed = time.perf_counter() - started
-    total = sum(r[0] for r in results)
-    return total / elapsed, total, elapsed
+    done = asyncio.gather(*clients)
+    async with connect(urls[1], max_size=2**22, compression=None) as probe:
+        await probe.recv()
+        while not done.done():
+            _, latency, _, _ = await _one_message(probe, content)
+            result.load_latencies.append(latency)
+    results = await done
+    result.elapsed = time.perf_counter() - started
+    result.events = sum(r[0] for r in results)
+    result.rate = result.events / result.elapsed
+    return result
 
 
 # -- runwire --------------------------------------------------------------------------------------
 
+PASSWORD = "benchmark-pass"
+
 
 class Runwire:
-    def __init__(self, data_dir: Path) -> None:
+    """``runwire serve`` in its own process, on a data directory that outlives it."""
+
+    def __init__(self, data_dir: Path, extra_env: dict[str, str]) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
@@ -128,6 +162,7 @@ class Runwire:
             "RUNWIRE_ARGON2_TIME_COST": "1",
             "RUNWIRE_ARGON2_MEMORY_KIB": "64",
             "RUNWIRE_MAX_ACTIVE_RUNS_PER_USER": "10",
+            **extra_env,
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runwire", "serve", "--port", str(self.port)],
@@ -143,15 +178,23 @@ class Runwire:
                 time.sleep(0.05)
         raise RuntimeError("runwire did not start")
 
-    async def user_url(self, http: httpx.AsyncClient, sample: bool) -> str:
+    async def create_user(self, http: httpx.AsyncClient, sample: bool) -> str:
+        """A new user (with the sample data if asked); returns its email."""
         email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
-        await http.post("/auth/register", json={"email": email, "password": "benchmark-pass"})
-        tokens = (
-            await http.post("/auth/login", json={"email": email, "password": "benchmark-pass"})
-        ).json()
-        auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+        await http.post("/auth/register", json={"email": email, "password": PASSWORD})
         if sample:
+            auth = await self._auth(http, email)
             await http.post("/api/usage/sample", headers=auth)
+        return email
+
+    async def _auth(self, http: httpx.AsyncClient, email: str) -> dict[str, str]:
+        tokens = (
+            await http.post("/auth/login", json={"email": email, "password": PASSWORD})
+        ).json()
+        return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+    async def ws_url(self, http: httpx.AsyncClient, email: str) -> str:
+        auth = await self._auth(http, email)
         ticket = (await http.post("/api/ws-ticket", headers=auth)).json()["ticket"]
         return f"ws://127.0.0.1:{self.port}/ws?ticket={ticket}"
 
@@ -160,31 +203,128 @@ class Runwire:
         self.proc.wait(30)
 
 
-# -- the bare websockets server -------------------------------------------------------------------
+RUNWIRE_VARIANTS = {
+    "direct": {"RUNWIRE_WS_PATH": "direct"},
+    "asgi": {"RUNWIRE_WS_PATH": "asgi"},
+    "nokeep": {"RUNWIRE_WS_PATH": "direct", "RUNWIRE_KEEP_EVENTS": "false"},
+}
 
 
-def bare_server(sizes: list[int]):  # type: ignore[no-untyped-def]
-    """Answers each message with frames of the given sizes (JSON with a `seq`, padded)."""
-    template = []
+async def run_runwire(
+    name: str, data_dir: Path, emails: list[str], args: argparse.Namespace, content: str
+) -> Result:
+    server = Runwire(data_dir, RUNWIRE_VARIANTS[name])
+    try:
+        async with httpx.AsyncClient(base_url=server.base, timeout=60) as http:
+            urls = [await server.ws_url(http, emails[0])]
+            urls += [await server.ws_url(http, e) for e in emails]
+        return await measure(name, urls, args.messages, args.latency_samples, content)
+    finally:
+        server.stop()
+
+
+# -- the servers that send the same frames and do nothing else ------------------------------------
+
+
+def frames_of(sizes: list[int]) -> list[str]:
+    """JSON frames of exactly ``sizes`` bytes, each with a `seq`, the last one terminal."""
+    frames = []
     for i, size in enumerate(sizes, start=1):
         kind = "agent_completed" if i == len(sizes) else "agent_thinking"
         body = {"type": kind, "run_id": "run_x", "seq": i, "parent_agent": None, "pad": ""}
         pad = max(0, size - len(json.dumps(body, separators=(",", ":"))))
         body["pad"] = "x" * pad
-        template.append(body)
+        frames.append(json.dumps(body, separators=(",", ":")))
+    return frames
+
+
+async def serve_bare(port: int, sizes: list[int]) -> None:
+    """The bare `websockets` server: answers each message with the frames."""
+    frames = frames_of(sizes)
 
     async def handler(ws: Any) -> None:
         await ws.send(json.dumps({"type": "connection_established"}))
         async for _message in ws:
-            for body in template:
-                await ws.send(json.dumps(body, separators=(",", ":")))
+            for frame in frames:
+                await ws.send(frame)
 
-    return handler
-
-
-async def serve_bare(port: int, sizes: list[int]) -> None:
-    async with serve(bare_server(sizes), "127.0.0.1", port, max_size=2**22, compression=None):
+    async with serve(handler, "127.0.0.1", port, max_size=2**22, compression=None):
         await asyncio.Future()
+
+
+def serve_floor(port: int, sizes: list[int]) -> None:
+    """A do-nothing Starlette route under uvicorn (its websockets-sansio protocol, no deflate)
+    that answers each message with the frames: what the ASGI path costs before any work."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    frames = frames_of(sizes)
+
+    async def endpoint(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(json.dumps({"type": "connection_established"}))
+        async for _message in ws.iter_text():
+            for frame in frames:
+                await ws.send_text(frame)
+
+    app = Starlette(routes=[WebSocketRoute("/", endpoint)])
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        log_level="warning",
+    )
+
+
+async def run_reference(
+    name: str, sizes: list[int], args: argparse.Namespace, content: str
+) -> Result:
+    # Each runs in a process of its own, as runwire does, so none shares a core with the clients.
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the timed phase
+        [sys.executable, __file__, f"--serve-{name}", str(port), ",".join(map(str, sizes))]
+    )
+    try:
+        url = f"ws://127.0.0.1:{port}/"
+        for _ in range(600):
+            try:
+                async with connect(url, compression=None):
+                    break
+            except OSError:
+                await asyncio.sleep(0.05)
+        return await measure(
+            name, [url] * (args.clients + 2), args.messages, args.latency_samples, content
+        )
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def report(results: list[Result], args: argparse.Namespace) -> None:
+    sizes = next(r.sizes for r in results if r.name in RUNWIRE_VARIANTS)
+    print(f"events per run: {len(sizes)}; mean frame {statistics.mean(sizes):.0f} B")
+    print(
+        f"{args.clients} clients x {args.messages} messages; latency: 1 probe client, idle then under load"
+    )
+    bare = next((r for r in results if r.name == "bare"), None)
+    print(
+        f"{'server':8} {'events/s':>10} {'x bare':>7} {'idle p50':>9} {'idle p99':>9} {'load p50':>9} {'load p99':>9}"
+    )
+    for r in results:
+        ratio = f"{r.rate / bare.rate:7.2f}" if bare else "      -"
+        print(
+            f"{r.name:8} {r.rate:10,.0f} {ratio} {percentile(r.idle_latencies, 50):8.2f}ms "
+            f"{percentile(r.idle_latencies, 99):8.2f}ms {percentile(r.load_latencies, 50):8.2f}ms "
+            f"{percentile(r.load_latencies, 99):8.2f}ms"
+        )
+    by_name = {r.name: r for r in results}
+    if "direct" in by_name and "nokeep" in by_name:
+        cost = 1 - by_name["direct"].rate / by_name["nokeep"].rate
+        print(f"keeping every event costs {cost:.0%} of throughput (direct vs nokeep)")
 
 
 async def main() -> None:
@@ -195,62 +335,39 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument("--variants", default="bare,floor,direct,asgi,nokeep")
     parser.add_argument(
         "--no-sample-data",
         action="store_true",
         help="clients without usage data (the data-helper path: fewer tool calls)",
     )
     args = parser.parse_args()
+    variants = args.variants.split(",")
     content = "Where can we cut our LLM costs?"
-    sample = not args.no_sample_data
-
+    results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
-        server = Runwire(Path(tmp))
+        data_dir = Path(tmp)
+        setup = Runwire(data_dir, {})
         try:
-            async with httpx.AsyncClient(base_url=server.base, timeout=60) as http:
-                # Latency on an idle server, one message at a time.
-                url = await server.user_url(http, sample)
-                _, latencies, sizes = await converse(url, args.latency_samples, content)
-                urls = [await server.user_url(http, sample) for _ in range(args.clients)]
-            rw_rate, rw_events, rw_elapsed = await throughput(urls, args.messages, content)
+            async with httpx.AsyncClient(base_url=setup.base, timeout=60) as http:
+                emails = [
+                    await setup.create_user(http, not args.no_sample_data)
+                    for _ in range(args.clients + 1)
+                ]
         finally:
-            server.stop()
-
-    # The bare server runs in a process of its own, as runwire does, so neither shares a core
-    # with the clients. Like runwire, it does not negotiate permessage-deflate.
-    port = free_port()
-    bare = subprocess.Popen(  # noqa: ASYNC220 - started once, before the timed phase
-        [sys.executable, __file__, "--serve-bare", str(port), ",".join(map(str, sizes))]
-    )
-    try:
-        bare_url = f"ws://127.0.0.1:{port}/"
-        for _ in range(600):
-            try:
-                async with connect(bare_url, compression=None):
-                    break
-            except OSError:
-                await asyncio.sleep(0.05)
-        _, bare_lat, _ = await converse(bare_url, args.latency_samples, content)
-        bare_rate, bare_events, bare_elapsed = await throughput(
-            [bare_url] * args.clients, args.messages, content
-        )
-    finally:
-        bare.terminate()
-        bare.wait(30)
-
-    print(f"events per run: {len(sizes)}; mean frame {statistics.mean(sizes):.0f} B")
-    print(
-        f"first-event latency (idle, n={len(latencies)}): runwire p50 {percentile(latencies, 50):.2f} ms, "
-        f"p99 {percentile(latencies, 99):.2f} ms | bare p50 {percentile(bare_lat, 50):.2f} ms, "
-        f"p99 {percentile(bare_lat, 99):.2f} ms"
-    )
-    print(
-        f"throughput, {args.clients} clients x {args.messages} messages: runwire {rw_rate:,.0f} events/s "
-        f"({rw_events} in {rw_elapsed:.2f} s) | bare websockets {bare_rate:,.0f} events/s "
-        f"({bare_events} in {bare_elapsed:.2f} s)"
-    )
-    print(f"ratio runwire / bare: {rw_rate / bare_rate:.2f}")
+            setup.stop()
+        for name in (v for v in variants if v in RUNWIRE_VARIANTS):
+            results.append(await run_runwire(name, data_dir, emails, args, content))
+    sizes = results[0].sizes if results else [300] * 321
+    references = [
+        await run_reference(n, sizes, args, content) for n in ("bare", "floor") if n in variants
+    ]
+    results = references + results
+    report(results, args)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-floor":
+        serve_floor(int(sys.argv[2]), [int(x) for x in sys.argv[3].split(",")])
+    else:
+        asyncio.run(main())

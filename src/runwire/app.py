@@ -30,6 +30,7 @@ from runwire.bus.memory import MemoryBus
 from runwire.chat import ChatService
 from runwire.config import Settings, resolve_secret
 from runwire.errors import ConfigError
+from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
@@ -98,13 +99,17 @@ async def _check_schema(store: Store) -> None:
         )
 
 
+async def _discard(events: Sequence[RunEvent]) -> None:
+    """The event sink of RUNWIRE_KEEP_EVENTS=false: measures what storing events costs."""
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the ASGI app for ``settings`` (already validated by ``load_settings``)."""
     secret, _generated = resolve_secret(settings)
     pricing = PricingTable.load()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Services]]:
         async with AsyncExitStack() as stack:
             store = await stack.enter_async_context(
                 Store.open(settings.effective_database_url, migrate=settings.migrate_on_start)
@@ -112,7 +117,9 @@ def create_app(settings: Settings) -> FastAPI:
             await _check_schema(store)
             bus = MemoryBus()
             writer = await stack.enter_async_context(
-                EventWriter(store.runs.append_events).running()
+                EventWriter(
+                    store.runs.append_events if settings.keep_events else _discard
+                ).running()
             )
             executor = await stack.enter_async_context(
                 RunExecutor(
@@ -135,7 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
                 refresh_ttl_s=settings.refresh_token_ttl_s,
                 ticket_ttl_s=settings.ws_ticket_ttl_s,
             )
-            app.state.services = Services(
+            services = Services(
                 settings=settings,
                 store=store,
                 auth=auth,
@@ -150,7 +157,9 @@ def create_app(settings: Settings) -> FastAPI:
                 executor=executor,
                 workload=Workload(store.usage, pricing),
             )
-            yield
+            app.state.services = services
+            # The lifespan state reaches the server's own /ws protocol (see ws_protocol.py).
+            yield {"services": services}
 
     app = FastAPI(
         title="runwire",

@@ -12,7 +12,7 @@ from typing import Any
 
 from runwire.bus.base import EventBus
 from runwire.config import ConcurrencyPolicy
-from runwire.errors import Conflict, NotFound
+from runwire.errors import Conflict, DependencyUnavailable, NotFound
 from runwire.events.model import RunEvent
 from runwire.protocol.inbound import UserMessage
 from runwire.runs.executor import RunExecutor, RunInput
@@ -61,6 +61,12 @@ class ChatService:
     async def submit(self, user_id: str, msg: UserMessage) -> Accepted:
         """Persist the message and start its run; a repeated ``client_message_id`` starts nothing."""
         conversations = self._store.conversations
+        if not self._executor.accepting:
+            # Refused before anything is stored: an accepted message always gets its run.
+            raise DependencyUnavailable(
+                "the server is shutting down; send the message again once it is back",
+                code="server_closing",
+            )
         thread = await self._thread_for(user_id, msg.thread_id)
         busy_run = self._executor.thread_busy(thread.id) if thread is not None else None
         policy = msg.policy or self._default_policy

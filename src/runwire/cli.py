@@ -77,7 +77,9 @@ def serve(
     import uvicorn
 
     from runwire.app import create_app
-    from runwire.transport.ws_protocol import CoalescingWebSocketProtocol
+    from runwire.config import WebSocketPath
+    from runwire.transport.ws_coalescing import CoalescingWebSocketProtocol
+    from runwire.transport.ws_protocol import RunwireWebSocketProtocol
 
     settings = _settings(data_dir, host=host, port=port)
     _, generated = resolve_secret(settings)
@@ -95,9 +97,13 @@ def serve(
         port=settings.port,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
-        ws=CoalescingWebSocketProtocol,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
+        ws=(
+            RunwireWebSocketProtocol
+            if settings.ws_path is WebSocketPath.DIRECT
+            else CoalescingWebSocketProtocol
+        ),
+        ws_ping_interval=settings.ws_ping_interval_s or None,
+        ws_ping_timeout=settings.ws_ping_timeout_s,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
         log_level="info",
     )

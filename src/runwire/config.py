@@ -18,7 +18,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runwire.errors import ConfigError
 
-__all__ = ["ConcurrencyPolicy", "Environment", "Settings", "load_settings", "resolve_secret"]
+__all__ = [
+    "ConcurrencyPolicy",
+    "Environment",
+    "Settings",
+    "WebSocketPath",
+    "load_settings",
+    "resolve_secret",
+]
 
 MIN_SECRET_BYTES = 32
 SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
@@ -30,6 +37,13 @@ class ConcurrencyPolicy(StrEnum):
     ENQUEUE = "enqueue"  # start after the active run ends
     REJECT = "reject"  # refuse with error code thread_busy
     INTERRUPT = "interrupt"  # stop the active run, then start
+
+
+class WebSocketPath(StrEnum):
+    """How `runwire serve` answers /ws (see docs/decisions.md for the measurements)."""
+
+    DIRECT = "direct"  # runwire's own protocol on the socket, beside the ASGI app
+    ASGI = "asgi"  # the ASGI route, through uvicorn and Starlette
 
 
 class Environment(StrEnum):
@@ -64,7 +78,15 @@ class Settings(BaseSettings):
     offline_delay_ms: int = Field(15, ge=0)
     max_frame_bytes: int = Field(64 * 1024, gt=0)
     max_import_bytes: int = Field(20 * 1024 * 1024, gt=0)
-    outbound_queue_size: int = Field(1024, gt=0)
+    # Frames waiting for a client, in bytes; past it the client counts as stalled (close 4008).
+    outbound_buffer_bytes: int = Field(1024 * 1024, gt=0)
+    # Keepalive pings find peers that vanished without closing (0 turns them off).
+    ws_ping_interval_s: float = Field(20.0, ge=0)
+    ws_ping_timeout_s: float = Field(20.0, gt=0)
+    # Which WebSocket path `runwire serve` uses; "asgi" exists to measure it against "direct".
+    ws_path: WebSocketPath = WebSocketPath.DIRECT
+    # Off only to measure what keeping events costs (bench/): resume and history then fail.
+    keep_events: bool = True
     event_value_max_chars: int = Field(2000, gt=0)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     auto_migrate: bool | None = None
@@ -143,6 +165,18 @@ class Settings(BaseSettings):
                 found.append(
                     "RUNWIRE_ALLOWED_ORIGINS must list the origins of your web page in production"
                 )
+            if not self.keep_events:
+                found.append("RUNWIRE_KEEP_EVENTS=false is for benchmarks only, not production")
+        if self.ws_ping_interval_s and self.ws_ping_timeout_s > self.ws_ping_interval_s:
+            found.append(
+                "RUNWIRE_WS_PING_TIMEOUT_S must not exceed RUNWIRE_WS_PING_INTERVAL_S "
+                f"({self.ws_ping_timeout_s} > {self.ws_ping_interval_s})"
+            )
+        if self.ws_ping_interval_s >= self.ws_idle_timeout_s:
+            found.append(
+                "RUNWIRE_WS_PING_INTERVAL_S must be below RUNWIRE_WS_IDLE_TIMEOUT_S "
+                f"({self.ws_ping_interval_s} >= {self.ws_idle_timeout_s})"
+            )
         return found
 
 

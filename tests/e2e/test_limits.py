@@ -20,6 +20,8 @@ def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     env = {
         **BASE_ENV,
         "RUNWIRE_WS_IDLE_TIMEOUT_S": str(IDLE_S),
+        "RUNWIRE_WS_PING_INTERVAL_S": "0.5",
+        "RUNWIRE_WS_PING_TIMEOUT_S": "0.5",
         "RUNWIRE_RUN_TIMEOUT_S": "1.5",
         "RUNWIRE_TOOL_TIMEOUT_S": "1",
         "RUNWIRE_LLM_TIMEOUT_S": "1",

@@ -44,3 +44,8 @@ class EventBus(ABC):
     @abstractmethod
     def subscriber_count(self, user_id: str | None = None) -> int:
         """Open subscriptions (of one user, or in all); for limits and leak checks."""
+
+    @property
+    @abstractmethod
+    def held_runs(self) -> int:
+        """Runs whose history the bus still holds; for leak checks."""

@@ -97,6 +97,7 @@ class RunExecutor:
         self._active: dict[str, _Active] = {}
         # Per thread: its unfinished runs in arrival order, and a FIFO lock the running one holds.
         self._threads: dict[str, _ThreadQueue] = {}
+        self._drain: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def running(self, grace_s: float = 0.0) -> AsyncIterator[RunExecutor]:
@@ -104,6 +105,11 @@ class RunExecutor:
             yield self
         finally:
             await self.shutdown(grace_s)
+
+    @property
+    def accepting(self) -> bool:
+        """False once the executor is draining for shutdown: no new run may start."""
+        return self._drain is None
 
     @property
     def active_count(self) -> int:
@@ -139,6 +145,10 @@ class RunExecutor:
         queue.runs.append(active)
         self._active[run.run_id] = active
         active.task = asyncio.create_task(self._execute(active, queue), name=f"run-{run.run_id}")
+        if not self.accepting:
+            # Accepted while a drain began (the chat service refuses before storing, but a
+            # message already being stored gets here): it is stored, so it gets its end.
+            self._cancel(active, "shutdown")
 
     async def recover(self) -> int:
         """End the runs a previous process left unfinished (it stopped without closing them).
@@ -181,15 +191,26 @@ class RunExecutor:
         if active is not None and active.task is not None:
             await asyncio.shield(active.task)
 
+    async def drain(self, grace_s: float = 0.0) -> None:
+        """Stop taking runs; let those running finish for ``grace_s`` seconds, then stop the
+        rest (``agent_stopped``, code ``shutdown``) and wait until all are closed. Every caller
+        waits for the same drain, however many ask."""
+        if self._drain is None:
+            self._drain = asyncio.create_task(self._drain_runs(grace_s), name="run-drain")
+        await asyncio.shield(self._drain)
+
     async def shutdown(self, grace_s: float = 0.0) -> None:
-        """Let runs finish for ``grace_s`` seconds, then stop the rest; wait for all to close."""
+        """Drain (see :meth:`drain`), with ``grace_s`` unless a drain is under way already."""
+        await self.drain(grace_s)
+
+    async def _drain_runs(self, grace_s: float) -> None:
         tasks = [a.task for a in self._active.values() if a.task is not None]
         if tasks and grace_s > 0:
             await asyncio.wait(tasks, timeout=grace_s)
-        for active in list(self._active.values()):
-            self._cancel(active, "shutdown")
-        tasks = [a.task for a in self._active.values() if a.task is not None]
-        if tasks:
+        # Runs accepted meanwhile are cancelled as they are submitted; wait for them too.
+        while tasks := [a.task for a in self._active.values() if a.task is not None]:
+            for active in list(self._active.values()):
+                self._cancel(active, "shutdown")
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _journal(self, run: RunInput) -> RunJournal:

@@ -35,6 +35,7 @@ CLOSE_CODES = {
     "policy": 1008,
     "too_big": 1009,
     "internal": 1011,
+    "service_restart": 1012,
     "try_again_later": 1013,
     "idle": 4000,
     "slow_consumer": 4008,

@@ -1,0 +1,72 @@
+"""Who may open ``/ws``: the checks of a WebSocket handshake, shared by both socket adapters.
+
+A handshake is admitted (a :class:`Principal`) or denied (a :class:`Denial`, answered with an
+HTTP status and a JSON body before any WebSocket frame): the server never accepts a socket only
+to close it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from runwire.auth.service import Principal
+from runwire.errors import AuthError
+from runwire.transport.principal import bearer_token
+from runwire.transport.services import Services
+
+__all__ = ["Denial", "admit", "origin_allowed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    status: int
+    code: str
+    detail: str
+
+    def body(self) -> bytes:
+        return orjson.dumps({"detail": self.detail, "code": self.code})
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
+    """Browsers always send Origin; programs usually do not. A browser page may open the socket
+    only from an allowed origin (or, when none are configured, from the server's own host)."""
+    if origin is None:
+        return True
+    if allowed:
+        return origin in allowed or "*" in allowed
+    return bool(host) and urlsplit(origin).netloc == host
+
+
+def ticket_of(query: str) -> str | None:
+    values = parse_qs(query).get("ticket")
+    return values[0] if values else None
+
+
+async def admit(
+    services: Services,
+    *,
+    origin: str | None,
+    host: str | None,
+    authorization: str | None,
+    ticket: str | None,
+) -> Principal | Denial:
+    """Check a handshake's origin, credentials and the user's connection count."""
+    settings = services.settings
+    if not origin_allowed(origin, host, settings.allowed_origins):
+        return Denial(403, "forbidden_origin", "origin not allowed")
+    try:
+        if ticket:
+            principal = await services.auth.redeem_ticket(ticket)
+        else:
+            token = bearer_token(authorization)
+            if not token:
+                raise AuthError(
+                    "missing credentials: pass ?ticket=… or an Authorization: Bearer header"
+                )
+            principal = await services.auth.authenticate(token)
+    except AuthError as exc:
+        return Denial(401, exc.code, exc.message)
+    return principal

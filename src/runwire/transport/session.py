@@ -1,0 +1,212 @@
+"""One authenticated WebSocket session: what runwire says and does on ``/ws``, whatever carries it.
+
+A :class:`Session` owns the connection's state machine, its bus subscription and its
+per-connection delivery state; it turns inbound frames into commands (through one router table)
+and run events into outbound frames. It does not own the socket: an adapter feeds it frames
+(:meth:`Session.handle`) and gives it an :class:`Outlet` to write to. There are two adapters, the
+direct protocol under ``runwire serve`` (``ws_protocol.py``) and the ASGI endpoint
+(``websocket.py``), so both speak exactly the same protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import orjson
+
+from runwire.auth.service import Principal
+from runwire.bus.base import Subscription
+from runwire.errors import PayloadTooLarge, RunwireError
+from runwire.events.model import RunEvent
+from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
+from runwire.protocol.delivery import Delivery
+from runwire.protocol.inbound import (
+    GetThreadHistory,
+    Ping,
+    Resume,
+    StopAgent,
+    UserMessage,
+    parse_frame,
+    request_id_of,
+)
+from runwire.transport.errors import CLOSE_CODES
+from runwire.transport.services import Services
+
+__all__ = ["Outlet", "Session"]
+
+log = logging.getLogger(__name__)
+
+
+class Outlet(Protocol):
+    """Where a session's frames go: the socket adapter's side of the session."""
+
+    def write(self, frame: str) -> bool:
+        """Queue one text frame. False (and nothing queued) when the frames already waiting
+        are over the connection's outbound limit: the client is not reading."""
+
+    def close(self, code: int, reason: str, *, drop: bool) -> None:
+        """Close after the frames already queued, or (``drop``) instead of them."""
+
+
+def encode(body: dict[str, Any]) -> str:
+    return orjson.dumps(body).decode()
+
+
+class Session:
+    """The protocol of one open socket, from ``connection_established`` to its release."""
+
+    def __init__(self, principal: Principal, services: Services, outlet: Outlet) -> None:
+        self.id = "conn_" + secrets.token_hex(8)
+        self._principal = principal
+        self._services = services
+        self._outlet = outlet
+        self._max_frame = services.settings.max_frame_bytes
+        self._machine = ConnectionStateMachine()
+        self._delivery = Delivery()
+        self._subscription: Subscription | None = None
+        self._routes: dict[type[Any], Callable[[Any], Awaitable[None]]] = {
+            UserMessage: self._on_user_message,
+            StopAgent: self._on_stop,
+            Resume: self._on_resume,
+            GetThreadHistory: self._on_history,
+            Ping: self._on_ping,
+        }
+
+    @property
+    def user_id(self) -> str:
+        return self._principal.user_id
+
+    @property
+    def is_open(self) -> bool:
+        return self._machine.is_open
+
+    def open(self) -> None:
+        """The socket is accepted: subscribe to the user's runs and greet the client."""
+        self._machine.move(ConnectionState.OPEN)
+        self._subscription = self._services.bus.subscribe(self.user_id, self._on_event)
+        self._send(
+            {"type": "connection_established", "connection_id": self.id, "user_id": self.user_id}
+        )
+
+    def release(self) -> None:
+        """The socket is gone: stop receiving events. Idempotent."""
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+        if self._machine.state is not ConnectionState.CLOSED:
+            self._machine.state = ConnectionState.CLOSED
+
+    def notify(self, body: dict[str, Any]) -> None:
+        """Send a server notice (not a reply, not a run event) if the socket is open."""
+        self._send(body)
+
+    def close(self, code: int, reason: str, *, drop: bool = False) -> None:
+        """Close the socket (once); ``drop`` discards frames still queued."""
+        if self._machine.close():
+            self._outlet.close(code, reason, drop=drop)
+
+    async def handle(self, raw: str | bytes) -> None:
+        """One inbound frame: parse it, route it, answer errors with an ``error`` frame."""
+        if not self._machine.is_open:
+            return
+        try:
+            command = parse_frame(raw, self._max_frame)
+        except PayloadTooLarge as exc:
+            self._error(exc, None)
+            self.close(CLOSE_CODES["too_big"], "frame too large")
+            return
+        except RunwireError as exc:
+            text = raw if isinstance(raw, str) else ""
+            self._error(exc, request_id_of(text) if len(text) <= self._max_frame else None)
+            return
+        try:
+            await self._routes[type(command)](command)
+        except RunwireError as exc:
+            self._error(exc, command.request_id)
+        except Exception:
+            log.exception("handler for %s failed", type(command).__name__)
+            self._reply(
+                command.request_id,
+                {
+                    "type": "error",
+                    "code": "internal",
+                    "message": "the server failed to handle this message; it was logged",
+                },
+            )
+
+    # -- handlers (the router table above maps command types to these) --
+
+    async def _on_user_message(self, cmd: UserMessage) -> None:
+        accepted = await self._services.chat.submit(self.user_id, cmd)
+        self._reply(cmd.request_id, {"type": "message_accepted", **accepted.public()})
+
+    async def _on_stop(self, cmd: StopAgent) -> None:
+        stopping = await self._services.chat.stop(self.user_id, cmd.run_id)
+        if not stopping:
+            self._reply(
+                cmd.request_id,
+                {
+                    "type": "error",
+                    "code": "run_finished",
+                    "message": "the run has already ended",
+                    "run_id": cmd.run_id,
+                },
+            )
+
+    async def _on_resume(self, cmd: Resume) -> None:
+        self._delivery.begin_resume(cmd.run_id, cmd.after_seq)
+        try:
+            stored = await self._services.chat.events(self.user_id, cmd.run_id, cmd.after_seq)
+        except BaseException:
+            for event in self._delivery.abandon_resume(cmd.run_id):
+                self._send_event(event)
+            raise
+        for event in self._delivery.finish_resume(cmd.run_id, stored):
+            self._send_event(event)
+
+    async def _on_history(self, cmd: GetThreadHistory) -> None:
+        messages = await self._services.chat.messages(self.user_id, cmd.thread_id)
+        self._reply(
+            cmd.request_id,
+            {
+                "type": "thread_history",
+                "thread_id": cmd.thread_id,
+                "messages": [m.public() for m in messages],
+            },
+        )
+
+    async def _on_ping(self, cmd: Ping) -> None:
+        self._reply(cmd.request_id, {"type": "pong"})
+
+    # -- outbound --
+
+    def _on_event(self, event: RunEvent) -> None:
+        for ready in self._delivery.live(event):
+            self._send_event(ready)
+
+    def _send_event(self, event: RunEvent) -> None:
+        self._write(event.json)
+
+    def _reply(self, request_id: str | None, body: dict[str, Any]) -> None:
+        if request_id is not None:
+            body["request_id"] = request_id
+        self._send(body)
+
+    def _error(self, exc: RunwireError, request_id: str | None) -> None:
+        self._reply(request_id, {"type": "error", "code": exc.code, "message": exc.message})
+
+    def _send(self, body: dict[str, Any]) -> None:
+        self._write(encode(body))
+
+    def _write(self, frame: str) -> None:
+        if not self._machine.is_open:
+            return
+        if not self._outlet.write(frame):
+            # The client stopped reading. Its runs go on; it can reconnect and resume.
+            log.warning("connection %s is not reading; closing it", self.id)
+            self.close(
+                CLOSE_CODES["slow_consumer"], "client too slow; reconnect and resume", drop=True
+            )

@@ -1,0 +1,135 @@
+"""Nothing is left behind: connections, subscriptions, runs and tasks return to their baseline
+after 1,000 connect/run/disconnect cycles that end every way a real client ends, and a peer
+that vanishes without closing is found by keepalive pings and released."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.e2e.conftest import BASE_ENV, ServerProcess
+from tests.e2e.wire import Session
+from tests.timing import unit
+
+CYCLES = 1000
+WORKERS = 10
+
+
+@pytest.fixture(scope="module")
+def churn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = {
+        **BASE_ENV,
+        "RUNWIRE_MAX_ACTIVE_RUNS_PER_USER": "1000",
+        "RUNWIRE_MAX_CONNECTIONS_PER_USER": "1000",
+        "RUNWIRE_WS_PING_INTERVAL_S": "0.5",
+        "RUNWIRE_WS_PING_TIMEOUT_S": "0.5",
+    }
+    proc = ServerProcess(tmp_path_factory.mktemp("churn"), env)
+    yield proc
+    proc.stop()
+
+
+async def gauges(base: str) -> dict[str, int]:
+    async with httpx.AsyncClient(base_url=base, timeout=unit(5)) as http:
+        body: dict[str, int] = (await http.get("/metrics")).json()
+        return body
+
+
+async def settled(base: str, baseline: dict[str, int]) -> dict[str, int]:
+    """Poll the gauges until they are back at ``baseline`` (or the deadline passes)."""
+    deadline = asyncio.get_running_loop().time() + unit(15)
+    while True:
+        now = await gauges(base)
+        if now == baseline or asyncio.get_running_loop().time() > deadline:
+            return now
+        await asyncio.sleep(0.05)
+
+
+async def one_cycle(session: Session, i: int) -> None:
+    """Connect, start a run, and leave in one of four ways."""
+    headers = {"Authorization": f"Bearer {session.access}"}
+    async with connect(session.ws_url(), additional_headers=headers) as ws:
+        assert json.loads(await ws.recv())["type"] == "connection_established"
+        await ws.send(json.dumps({"type": "user_message", "content": f"cycle {i}"}))
+        run_id = ""
+        while not run_id:
+            frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), unit(10)))
+            run_id = frame.get("run_id", "") if frame["type"] == "message_accepted" else ""
+        way = i % 4
+        if way == 0:  # read the whole run, then close
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), unit(10)))
+                if frame.get("parent_agent", "") is None and frame["type"] in (
+                    "agent_completed",
+                    "agent_error",
+                    "agent_stopped",
+                ):
+                    break
+        elif way == 1:  # stop the run, then close without waiting
+            await ws.send(json.dumps({"type": "stop_agent", "run_id": run_id}))
+        elif way == 2:  # send garbage, then vanish without a close frame
+            await ws.send("{not json")
+            ws.transport.abort()
+        # way 3: close at once, mid-run
+
+
+async def test_a_thousand_cycles_leave_nothing_behind(churn_server: ServerProcess) -> None:
+    base = churn_server.url
+    users = [await Session.new(base) for _ in range(WORKERS)]
+    try:
+        baseline = await settled(base, await gauges(base))
+        assert baseline["connections"] == 0 and baseline["active_runs"] == 0
+
+        async def worker(w: int) -> None:
+            for i in range(w, CYCLES, WORKERS):
+                await one_cycle(users[w], i)
+
+        await asyncio.gather(*(worker(w) for w in range(WORKERS)))
+        after = await settled(base, baseline)
+        assert after == baseline, f"left behind after {CYCLES} cycles: {after} vs {baseline}"
+    finally:
+        for user in users:
+            await user.aclose()
+
+
+def _raw_handshake(port: int, token: str) -> socket.socket:
+    """Open /ws by hand and then never read or answer again: a peer that vanished."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=unit(5))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n"
+        ).encode()
+    )
+    assert sock.recv(4096).startswith(b"HTTP/1.1 101")
+    return sock
+
+
+async def test_a_peer_that_stops_answering_pings_is_released(
+    churn_server: ServerProcess,
+) -> None:
+    base = churn_server.url
+    user = await Session.new(base)
+    try:
+        baseline = await settled(base, await gauges(base))
+        dead = _raw_handshake(churn_server.port, user.access)
+        try:
+            assert (await gauges(base))["connections"] == baseline["connections"] + 1
+            # Pings every 0.5 s, 0.5 s to answer: released within about a second.
+            after = await settled(base, baseline)
+            assert after["connections"] == baseline["connections"]
+        finally:
+            dead.close()
+    finally:
+        await user.aclose()
