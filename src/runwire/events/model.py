@@ -124,15 +124,20 @@ class RunEvent:
         return body
 
     @property
-    def json(self) -> str:
-        """The wire frame, encoded once and shared by every recipient."""
+    def wire(self) -> bytes:
+        """The wire frame as UTF-8 JSON, encoded once and shared by every recipient."""
         # Kept in the instance dict by hand: functools.cached_property takes a lock per read on
         # Python 3.11, and this is read once per recipient of every event.
-        cached: str | None = self.__dict__.get("_json")
+        cached: bytes | None = self.__dict__.get("_wire")
         if cached is None:
-            cached = orjson.dumps(self.to_wire()).decode()
-            self.__dict__["_json"] = cached
+            cached = orjson.dumps(self.to_wire())
+            self.__dict__["_wire"] = cached
         return cached
+
+    @property
+    def json(self) -> str:
+        """The wire frame as text (what is stored)."""
+        return self.wire.decode()
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> RunEvent:

@@ -43,9 +43,10 @@ log = logging.getLogger(__name__)
 class Outlet(Protocol):
     """Where a session's frames go: the socket adapter's side of the session."""
 
-    def write(self, frame: str) -> bool:
-        """Queue one text frame. False (and nothing queued) when the frames already waiting
-        are over the connection's outbound limit: the client is not reading."""
+    def write(self, frame: str | bytes) -> bool:
+        """Queue one text frame (``bytes``: already UTF-8). False (and nothing queued) when the
+        frames already waiting are over the connection's outbound limit: the client is not
+        reading."""
 
     def close(self, code: int, reason: str, *, drop: bool) -> None:
         """Close after the frames already queued, or (``drop``) instead of them."""
@@ -188,7 +189,7 @@ class Session:
             self._send_event(ready)
 
     def _send_event(self, event: RunEvent) -> None:
-        self._write(event.json)
+        self._write(event.wire)
 
     def _reply(self, request_id: str | None, body: dict[str, Any]) -> None:
         if request_id is not None:
@@ -201,7 +202,7 @@ class Session:
     def _send(self, body: dict[str, Any]) -> None:
         self._write(encode(body))
 
-    def _write(self, frame: str) -> None:
+    def _write(self, frame: str | bytes) -> None:
         if not self._machine.is_open:
             return
         if not self._outlet.write(frame):

@@ -70,14 +70,14 @@ class _QueueOutlet:
     """Frames waiting for the writer task, bounded by their total size."""
 
     def __init__(self, limit_bytes: int) -> None:
-        self._queue: asyncio.Queue[str | object] = asyncio.Queue()
+        self._queue: asyncio.Queue[str | bytes | object] = asyncio.Queue()
         self._limit = limit_bytes
         self._queued_bytes = 0
         self._closing = False
         self._code = CLOSE_CODES["normal"]
         self._reason = ""
 
-    def write(self, frame: str) -> bool:
+    def write(self, frame: str | bytes) -> bool:
         if self._closing:
             return True
         if self._queued_bytes > self._limit:
@@ -104,9 +104,9 @@ class _QueueOutlet:
                 if frame is _CLOSE:
                     await ws.close(self._code, self._reason)
                     return
-                assert isinstance(frame, str)
+                assert isinstance(frame, str | bytes)
                 self._queued_bytes -= len(frame)
-                await ws.send_text(frame)
+                await ws.send_text(frame if isinstance(frame, str) else frame.decode())
         except (WebSocketDisconnect, RuntimeError, OSError):
             # The peer vanished mid-send; the read loop sees the disconnect and cleans up.
             self._closing = True
