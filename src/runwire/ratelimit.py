@@ -57,6 +57,7 @@ class Rate:
 
     @property
     def interval_ns(self) -> int:
+        """:attr:`interval_s` in whole nanoseconds (at least one), the unit limiters count in."""
         return max(1, _ns(self.interval_s))
 
     @property
