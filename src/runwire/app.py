@@ -8,6 +8,7 @@ first, so their closing events are written; then the writer; then the database).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib import resources
@@ -25,6 +26,7 @@ from runwire.agents import (
 )
 from runwire.auth.passwords import Passwords
 from runwire.auth.service import AuthService
+from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
 from runwire.bus.memory import MemoryBus
 from runwire.chat import ChatService
@@ -32,6 +34,7 @@ from runwire.config import Settings, resolve_secret
 from runwire.errors import ConfigError
 from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
+from runwire.ratelimit import Clock
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
 from runwire.store.records import UsageRecord
@@ -103,8 +106,11 @@ async def _discard(events: Sequence[RunEvent]) -> None:
     """The event sink of RUNWIRE_KEEP_EVENTS=false: measures what storing events costs."""
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the ASGI app for ``settings`` (already validated by ``load_settings``)."""
+def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
+    """Build the ASGI app for ``settings`` (already validated by ``load_settings``).
+
+    ``clock`` (monotonic seconds) times the rate limits; tests pass a fake one.
+    """
     secret, _generated = resolve_secret(settings)
     pricing = PricingTable.load()
 
@@ -139,6 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
                     time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
                 ),
                 AccessTokens(secret, settings.access_token_ttl_s),
+                throttle=AuthThrottle(AuthLimits.from_settings(settings), clock),
                 refresh_ttl_s=settings.refresh_token_ttl_s,
                 ticket_ttl_s=settings.ws_ticket_ttl_s,
             )

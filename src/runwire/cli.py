@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from runwire.auth.passwords import Passwords
 from runwire.auth.service import MIN_PASSWORD, AuthService, normalize_email
+from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
 from runwire.config import Settings, load_settings, resolve_secret
 from runwire.errors import ConfigError, RunwireError
@@ -104,6 +106,9 @@ def serve(
         ),
         ws_ping_interval=settings.ws_ping_interval_s or None,
         ws_ping_timeout=settings.ws_ping_timeout_s,
+        # The app reads X-Forwarded-For itself, from RUNWIRE_TRUSTED_PROXIES only; uvicorn's own
+        # reading would trust 127.0.0.1 (FORWARDED_ALLOW_IPS) and let local clients pick an address.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
         log_level="info",
     )
@@ -154,6 +159,8 @@ def user_create(
             store.accounts,
             Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
             AccessTokens(secret, settings.access_token_ttl_s),
+            # Not consulted: an account made here is local administration, not a sign-up.
+            throttle=AuthThrottle(AuthLimits.from_settings(settings), time.monotonic),
             refresh_ttl_s=settings.refresh_token_ttl_s,
             ticket_ttl_s=settings.ws_ticket_ttl_s,
         )

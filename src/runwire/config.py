@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -96,6 +97,24 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8)
 
+    # Limits against hostile clients. A limit is a burst refilled in full over its window, so
+    # past the burst one more attempt comes back every window / burst seconds.
+    login_account_failures: int = Field(5, ge=1)
+    login_account_window_s: float = Field(900.0, gt=0, allow_inf_nan=False)
+    login_ip_failures: int = Field(20, ge=1)
+    login_ip_window_s: float = Field(900.0, gt=0, allow_inf_nan=False)
+    register_ip_requests: int = Field(30, ge=1)
+    register_ip_window_s: float = Field(3600.0, gt=0, allow_inf_nan=False)
+    refresh_ip_requests: int = Field(60, ge=1)
+    refresh_ip_window_s: float = Field(60.0, gt=0, allow_inf_nan=False)
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list
+    )
+    ws_messages_per_second: float = Field(10.0, gt=0, allow_inf_nan=False)
+    ws_message_burst: int = Field(30, ge=1)
+    max_connections_per_user: int = Field(10, ge=1)
+    ws_auth_timeout_s: float = Field(10.0, gt=0, allow_inf_nan=False)
+
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
@@ -106,6 +125,29 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            return value
+        networks: list[IPv4Network | IPv6Network] = []
+        bad: list[str] = []
+        for item in value:
+            if isinstance(item, IPv4Network | IPv6Network):
+                networks.append(item)
+                continue
+            try:
+                networks.append(ip_network(str(item).strip(), strict=False))
+            except ValueError:
+                bad.append(repr(item))
+        if bad:
+            raise ValueError(
+                f"not an IP address or network (like 10.0.0.5 or 10.0.0.0/8): {', '.join(bad)}"
+            )
+        return networks
 
     @property
     def is_production(self) -> bool:

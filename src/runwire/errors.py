@@ -20,6 +20,7 @@ Mapping to HTTP statuses and WebSocket close codes happens only at the edge (``r
     ├── NotFound                 the thing does not exist *for this user*          code: not_found
     ├── Conflict                 the thing exists already                          code: conflict
     ├── InvalidTransition        a state machine was asked for a forbidden move    code: invalid_state
+    ├── RateLimited              too many attempts; may retry after a wait         code: rate_limited
     ├── RunFailure               a run ended on an error                           code: per subclass
     │   ├── RunTimeout           the run, a tool or an LLM call ran past its limit code: timeout
     │   └── ToolFailed           a tool raised                                     code: tool_failed
@@ -27,6 +28,8 @@ Mapping to HTTP statuses and WebSocket close codes happens only at the edge (``r
 """
 
 from __future__ import annotations
+
+import math
 
 __all__ = [
     "AuthError",
@@ -39,6 +42,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "ProtocolError",
+    "RateLimited",
     "RunFailure",
     "RunTimeout",
     "RunwireError",
@@ -130,6 +134,24 @@ class InvalidTransition(RunwireError):
     """A state machine was asked to move from a state that does not allow it."""
 
     code = "invalid_state"
+
+
+class RateLimited(RunwireError):
+    """Too many attempts (failed logins, sign-ups, frames, ...); the caller may retry later.
+
+    ``retry_after_s`` is exact; ``retry_after_whole_s`` is the same wait rounded up to whole
+    seconds (at least 1), what an HTTP ``Retry-After`` header and the message can say.
+    """
+
+    code = "rate_limited"
+
+    def __init__(self, what: str, *, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"{what}; try again in {self.retry_after_whole_s} s")
+
+    @property
+    def retry_after_whole_s(self) -> int:
+        return max(1, math.ceil(self.retry_after_s))
 
 
 class RunFailure(RunwireError):

@@ -7,7 +7,9 @@ import pytest
 
 from runwire.auth.passwords import Passwords
 from runwire.auth.service import AuthService
+from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
+from runwire.config import load_settings
 from runwire.errors import (
     AuthError,
     Conflict,
@@ -19,6 +21,12 @@ from runwire.errors import (
 from runwire.store.store import Store
 
 SECRET = "s" * 40
+HERE = "192.0.2.1"
+
+
+def throttle() -> AuthThrottle:
+    """Limits these tests never reach (test_login_throttling.py is about reaching them)."""
+    return AuthThrottle(AuthLimits.from_settings(load_settings()), time.monotonic)
 
 
 @pytest.fixture
@@ -27,6 +35,7 @@ def auth(store: Store) -> AuthService:
         store.accounts,
         Passwords(time_cost=1, memory_kib=64),
         AccessTokens(SECRET, 900),
+        throttle=throttle(),
         refresh_ttl_s=3600,
         ticket_ttl_s=60,
     )
@@ -35,7 +44,7 @@ def auth(store: Store) -> AuthService:
 async def test_register_login_and_authenticate(auth: AuthService) -> None:
     user = await auth.register("  Ada@Example.com ", "correct horse")
     assert user.email == "ada@example.com"
-    pair = await auth.login("ADA@example.com", "correct horse")
+    pair = await auth.login("ADA@example.com", "correct horse", address=HERE)
     principal = await auth.authenticate(pair.access_token)
     assert principal.user_id == user.id
     body = pair.public()
@@ -54,35 +63,37 @@ async def test_duplicate_email_and_short_password(auth: AuthService) -> None:
 async def test_unknown_user_and_wrong_password_look_the_same(auth: AuthService) -> None:
     await auth.register("a@example.com", "password1")
     with pytest.raises(InvalidCredentials) as wrong:
-        await auth.login("a@example.com", "password2")
+        await auth.login("a@example.com", "password2", address=HERE)
     with pytest.raises(InvalidCredentials) as unknown:
-        await auth.login("nobody@example.com", "password1")
+        await auth.login("nobody@example.com", "password1", address=HERE)
     assert wrong.value.message == unknown.value.message
 
 
 async def test_refresh_rotates_and_reuse_revokes_the_family(auth: AuthService) -> None:
     await auth.register("a@example.com", "password1")
-    first = await auth.login("a@example.com", "password1")
-    second = await auth.refresh(first.refresh_token)
+    first = await auth.login("a@example.com", "password1", address=HERE)
+    second = await auth.refresh(first.refresh_token, address=HERE)
     assert second.refresh_token != first.refresh_token
     await auth.authenticate(second.access_token)
     with pytest.raises(TokenReused):
-        await auth.refresh(first.refresh_token)  # the thief's replay...
+        await auth.refresh(first.refresh_token, address=HERE)  # the thief's replay...
     with pytest.raises(AuthError):
-        await auth.refresh(second.refresh_token)  # ...logs out the legitimate holder too
+        await auth.refresh(
+            second.refresh_token, address=HERE
+        )  # ...logs out the legitimate holder too
     with pytest.raises(AuthError):
         await auth.authenticate(second.access_token)
 
 
 async def test_logout_ends_only_that_session(auth: AuthService) -> None:
     await auth.register("a@example.com", "password1")
-    laptop = await auth.login("a@example.com", "password1")
-    phone = await auth.login("a@example.com", "password1")
+    laptop = await auth.login("a@example.com", "password1", address=HERE)
+    phone = await auth.login("a@example.com", "password1", address=HERE)
     await auth.logout(await auth.authenticate(laptop.access_token))
     with pytest.raises(AuthError):
         await auth.authenticate(laptop.access_token)
     with pytest.raises(AuthError):
-        await auth.refresh(laptop.refresh_token)
+        await auth.refresh(laptop.refresh_token, address=HERE)
     await auth.authenticate(phone.access_token)
 
 
@@ -90,7 +101,7 @@ async def test_bad_tokens(auth: AuthService) -> None:
     with pytest.raises(AuthError):
         await auth.authenticate("not-a-jwt")
     with pytest.raises(AuthError):
-        await auth.refresh("unknown")
+        await auth.refresh("unknown", address=HERE)
     forged = jwt.encode(
         {"sub": "usr_x", "sid": "s", "iat": 1, "exp": 2**40, "iss": "runwire", "typ": "access"},
         "other-secret" * 4,
@@ -123,7 +134,7 @@ async def test_bad_tokens(auth: AuthService) -> None:
 
 async def test_tickets_are_single_use_and_die_with_the_session(auth: AuthService) -> None:
     await auth.register("a@example.com", "password1")
-    pair = await auth.login("a@example.com", "password1")
+    pair = await auth.login("a@example.com", "password1", address=HERE)
     principal = await auth.authenticate(pair.access_token)
     ticket = await auth.issue_ticket(principal)
     assert await auth.redeem_ticket(ticket) == principal
@@ -140,13 +151,14 @@ async def test_expired_refresh_and_ticket(store: Store) -> None:
         store.accounts,
         Passwords(time_cost=1, memory_kib=64),
         AccessTokens(SECRET, 1),
+        throttle=throttle(),
         refresh_ttl_s=0,
         ticket_ttl_s=0,
     )
     await auth.register("a@example.com", "password1")
-    pair = await auth.login("a@example.com", "password1")
+    pair = await auth.login("a@example.com", "password1", address=HERE)
     with pytest.raises(TokenExpired):
-        await auth.refresh(pair.refresh_token)
+        await auth.refresh(pair.refresh_token, address=HERE)
     ticket = await auth.issue_ticket(await auth.authenticate(pair.access_token))
     with pytest.raises(AuthError):
         await auth.redeem_ticket(ticket)

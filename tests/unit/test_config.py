@@ -1,3 +1,4 @@
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,60 @@ def test_development_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
     assert generated and len(secret) >= 32
     assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
     assert resolve_secret(s) == (secret, True)
+
+
+def test_limit_defaults() -> None:
+    s = load_settings()
+    assert (s.login_account_failures, s.login_account_window_s) == (5, 900.0)
+    assert (s.login_ip_failures, s.login_ip_window_s) == (20, 900.0)
+    assert (s.register_ip_requests, s.register_ip_window_s) == (30, 3600.0)
+    assert (s.refresh_ip_requests, s.refresh_ip_window_s) == (60, 60.0)
+    assert s.trusted_proxies == []
+    assert (s.ws_messages_per_second, s.ws_message_burst) == (10.0, 30)
+    assert s.max_connections_per_user == 10
+    assert s.ws_auth_timeout_s == 10.0
+
+
+def test_limits_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNWIRE_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7 ,::1")
+    monkeypatch.setenv("RUNWIRE_LOGIN_ACCOUNT_FAILURES", "3")
+    monkeypatch.setenv("RUNWIRE_WS_MESSAGES_PER_SECOND", "2.5")
+    monkeypatch.setenv("RUNWIRE_MAX_CONNECTIONS_PER_USER", "4")
+    s = load_settings()
+    assert s.trusted_proxies == [
+        ip_network("10.0.0.0/8"),
+        ip_network("192.0.2.7/32"),
+        ip_network("::1/128"),
+    ]
+    assert s.login_account_failures == 3
+    assert s.ws_messages_per_second == 2.5
+    assert s.max_connections_per_user == 4
+    monkeypatch.setenv("RUNWIRE_TRUSTED_PROXIES", "")
+    assert load_settings().trusted_proxies == []
+
+
+def test_limits_that_mean_nothing_are_named_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            trusted_proxies="10.0.0.1, proxy.internal, 300.1.1.1",
+            login_account_failures=0,
+            login_ip_window_s=float("inf"),
+            refresh_ip_window_s=0,
+            ws_messages_per_second=-1,
+            ws_message_burst=0,
+            max_connections_per_user=0,
+            ws_auth_timeout_s=0,
+        )
+    problems = "\n".join(caught.value.problems)
+    assert "RUNWIRE_TRUSTED_PROXIES" in problems
+    assert "'proxy.internal', '300.1.1.1'" in problems
+    for name in (
+        "RUNWIRE_LOGIN_ACCOUNT_FAILURES",
+        "RUNWIRE_LOGIN_IP_WINDOW_S",
+        "RUNWIRE_REFRESH_IP_WINDOW_S",
+        "RUNWIRE_WS_MESSAGES_PER_SECOND",
+        "RUNWIRE_WS_MESSAGE_BURST",
+        "RUNWIRE_MAX_CONNECTIONS_PER_USER",
+        "RUNWIRE_WS_AUTH_TIMEOUT_S",
+    ):
+        assert name in problems

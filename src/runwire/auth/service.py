@@ -4,6 +4,9 @@ A login starts a *token family* (one session). Every refresh spends the presente
 and issues a successor in the same family; presenting a spent token again is treated as theft
 and revokes the whole family. Access tokens name their family, and a revoked family's access
 tokens stop working at once (logout is immediate, not at expiry).
+
+Logins, sign-ups and refreshes pass the :class:`AuthThrottle` first, keyed by the caller's
+network address (and, for logins, the normalised e-mail), so guessing costs time, not just CPU.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runwire.auth.passwords import Passwords
+from runwire.auth.throttle import AuthThrottle
 from runwire.auth.tokens import AccessTokens, digest, opaque_secret
 from runwire.errors import AuthError, InputError, InvalidCredentials, TokenExpired, TokenReused
 from runwire.store.accounts import Accounts, RefreshOutcome
@@ -60,16 +64,22 @@ class AuthService:
         passwords: Passwords,
         access: AccessTokens,
         *,
+        throttle: AuthThrottle,
         refresh_ttl_s: int,
         ticket_ttl_s: int,
     ) -> None:
         self._accounts = accounts
         self._passwords = passwords
         self._access = access
+        self._throttle = throttle
         self._refresh_ttl_ms = refresh_ttl_s * 1000
         self.ticket_ttl_s = ticket_ttl_s
 
-    async def register(self, email: str, password: str) -> User:
+    async def register(self, email: str, password: str, *, address: str | None = None) -> User:
+        """Create an account. ``address`` is the caller's network address, limited per address;
+        ``None`` is local administration (the CLI), which is not limited."""
+        if address is not None:
+            self._throttle.register(address)
         if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
             raise InputError(
                 f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters",
@@ -80,17 +90,27 @@ class AuthService:
             new_id("usr"), normalize_email(email), password_hash
         )
 
-    async def login(self, email: str, password: str) -> TokenPair:
-        user = await self._accounts.user_by_email(normalize_email(email))
-        ok = await self._passwords.verify(user.password_hash if user else None, password)
+    async def login(self, email: str, password: str, *, address: str) -> TokenPair:
+        """Start a session; raises InvalidCredentials, or RateLimited past the failure limits."""
+        account = normalize_email(email)
+        attempt = self._throttle.login_attempt(account, address)
+        try:
+            user = await self._accounts.user_by_email(account)
+            ok = await self._passwords.verify(user.password_hash if user else None, password)
+        except Exception:
+            attempt.void()
+            raise
         if user is None or not ok:
             raise InvalidCredentials("wrong e-mail or password")
+        attempt.succeeded()
         family_id = new_id("ses")
         refresh = opaque_secret()
         await self._accounts.start_family(family_id, user.id, digest(refresh), self._expiry())
         return self._pair(user, family_id, refresh)
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
+    async def refresh(self, refresh_token: str, *, address: str) -> TokenPair:
+        """Spend ``refresh_token`` for a new pair (refreshes are limited per ``address``)."""
+        self._throttle.refresh(address)
         new_refresh = opaque_secret()
         outcome, user_id, family_id = await self._accounts.rotate(
             digest(refresh_token), digest(new_refresh), self._expiry()

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, EmailStr, Field
 
+from runwire.transport.client_address import client_address
 from runwire.transport.principal import CurrentPrincipal
 from runwire.transport.services import services_of
 
@@ -31,19 +32,25 @@ class RefreshBody(BaseModel):
 
 @router.post("/register", status_code=201, summary="Create an account")
 async def register(body: Credentials, request: Request) -> dict[str, Any]:
-    user = await services_of(request).auth.register(str(body.email), body.password)
+    services = services_of(request)
+    address = client_address(request, services.settings.trusted_proxies)
+    user = await services.auth.register(str(body.email), body.password, address=address)
     return {"user": user.public()}
 
 
 @router.post("/login", summary="Exchange e-mail and password for tokens")
 async def login(body: LoginBody, request: Request) -> dict[str, Any]:
-    pair = await services_of(request).auth.login(body.email, body.password)
+    services = services_of(request)
+    address = client_address(request, services.settings.trusted_proxies)
+    pair = await services.auth.login(body.email, body.password, address=address)
     return pair.public()
 
 
 @router.post("/refresh", summary="Spend a refresh token for a new pair")
 async def refresh(body: RefreshBody, request: Request) -> dict[str, Any]:
-    pair = await services_of(request).auth.refresh(body.refresh_token)
+    services = services_of(request)
+    address = client_address(request, services.settings.trusted_proxies)
+    pair = await services.auth.refresh(body.refresh_token, address=address)
     return pair.public()
 
 

@@ -26,6 +26,7 @@ _STATUS: list[tuple[type[errors.RunwireError], int]] = [
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.InvalidTransition, 409),
+    (errors.RateLimited, 429),
     (errors.DependencyUnavailable, 503),
 ]
 
@@ -52,7 +53,11 @@ def http_status(exc: errors.RunwireError) -> int:
 
 async def _runwire_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.RunwireError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.AuthError) else None
+    headers: dict[str, str] | None = None
+    if isinstance(exc, errors.AuthError):
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, errors.RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_whole_s)}
     return JSONResponse(
         {"detail": exc.message, "code": exc.code}, status_code=http_status(exc), headers=headers
     )
