@@ -162,6 +162,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
                 ),
                 bus=bus,
                 executor=executor,
+                clock=clock,
                 workload=Workload(store.usage, pricing),
             )
             app.state.services = services

@@ -22,7 +22,11 @@ ACTIVE_USERS = 50
 
 @pytest.fixture(scope="module")
 def bp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {**BASE_ENV, "RUNWIRE_OUTBOUND_BUFFER_BYTES": str(256 * 1024)}
+    env = {
+        **BASE_ENV,
+        "RUNWIRE_OUTBOUND_BUFFER_BYTES": str(256 * 1024),
+        "RUNWIRE_WS_MESSAGE_BURST": "1000",  # the stalled client asks for a lot at once
+    }
     proc = ServerProcess(tmp_path_factory.mktemp("backpressure"), env)
     yield proc
     proc.stop()

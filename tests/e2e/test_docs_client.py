@@ -95,6 +95,10 @@ class RunView:
                 break
 
 
+def _limited(frame: dict[str, Any], request_id: str) -> bool:
+    return frame.get("code") == "rate_limited" and frame.get("request_id") == request_id
+
+
 class Socket:
     """One open /ws connection: sends frames, separates direct replies from run events."""
 
@@ -104,11 +108,22 @@ class Socket:
         self.replies: deque[dict[str, Any]] = deque()
         self.events: deque[dict[str, Any]] = deque()  # run events not yet consumed
         self.log: list[dict[str, Any]] = []  # every frame received after the first, in order
+        self._tokens = 30.0
+        self._checked = 0.0
 
     async def send(self, frame: dict[str, Any]) -> None:
-        await self.ws.send(json.dumps(frame))
+        await self.send_raw(json.dumps(frame))
 
     async def send_raw(self, data: str | bytes) -> None:
+        # The reference: 10 frames a second per connection, bursts of 30. Keep to it.
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._tokens = min(30.0, self._tokens + (now - self._checked) * 10)
+        self._checked = now
+        if self._tokens < 1:
+            await asyncio.sleep((1 - self._tokens) / 10)
+            self._tokens, self._checked = 1.0, loop.time()
+        self._tokens -= 1
         await self.ws.send(data)
 
     async def recv(self, timeout: float | None = None) -> dict[str, Any]:
@@ -129,8 +144,20 @@ class Socket:
         return self.replies.popleft()
 
     async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
-        await self.send(frame)
-        return await self.reply()
+        return await self.exchange(frame)
+
+    async def exchange(self, frame: dict[str, Any] | str | bytes) -> dict[str, Any]:
+        """Send a frame and take its direct reply; when the server answers ``rate_limited``,
+        wait ``retry_after_ms`` and send it again, as the reference says to."""
+        while True:
+            if isinstance(frame, dict):
+                await self.send(frame)
+            else:
+                await self.send_raw(frame)
+            reply = await self.reply()
+            if reply.get("code") != "rate_limited":
+                return reply
+            await asyncio.sleep(reply["retry_after_ms"] / 1000)
 
     async def next_event(self, timeout: float | None = None) -> dict[str, Any]:
         while not self.events:
@@ -158,7 +185,11 @@ class Socket:
         while True:
             frame = await self.recv()
             if frame.get("type") == "pong" and frame.get("request_id") == tag:
-                return self.log[before:-1]
+                return [f for f in self.log[before:-1] if not _limited(f, tag)]
+            if _limited(frame, tag):  # the ping came too fast: send it again, later
+                await asyncio.sleep(frame["retry_after_ms"] / 1000)
+                await self.send({"type": "ping", "request_id": tag})
+                continue
             (self.events if is_run_event(frame) else self.replies).append(frame)
 
 
@@ -747,11 +778,7 @@ async def test_errors_from_the_reference(client: Client, http: httpx.AsyncClient
             ({"type": "ping", "request_id": ""}, "invalid_field", None),
         ]
         for frame, code, echoed in cases:
-            if isinstance(frame, dict):
-                await sock.send(frame)
-            else:
-                await sock.send_raw(frame)
-            reply = await sock.reply()
+            reply = await sock.exchange(frame)
             assert reply["type"] == "error" and reply["code"] == code, (frame, reply)
             assert isinstance(reply["message"], str) and reply["message"], reply
             if echoed:

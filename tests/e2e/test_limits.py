@@ -6,13 +6,15 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e.conftest import BASE_ENV, ServerProcess
 from tests.e2e.wire import Session
 from tests.timing import unit
 
 IDLE_S = 2.0
+RATE = 5
+BURST = 5
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +24,9 @@ def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
         "RUNWIRE_WS_IDLE_TIMEOUT_S": str(IDLE_S),
         "RUNWIRE_WS_PING_INTERVAL_S": "0.5",
         "RUNWIRE_WS_PING_TIMEOUT_S": "0.5",
+        "RUNWIRE_WS_MESSAGES_PER_SECOND": str(RATE),
+        "RUNWIRE_WS_MESSAGE_BURST": str(BURST),
+        "RUNWIRE_MAX_CONNECTIONS_PER_USER": "2",
         "RUNWIRE_RUN_TIMEOUT_S": "1.5",
         "RUNWIRE_TOOL_TIMEOUT_S": "1",
         "RUNWIRE_LLM_TIMEOUT_S": "1",
@@ -56,3 +61,46 @@ async def test_a_silent_socket_is_closed_with_4000_and_a_pinging_one_is_not(
         await silent.recv(timeout=unit(5))
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
     assert closed.value.rcvd.reason == "idle timeout"
+
+
+async def test_frames_past_the_rate_get_rate_limited_and_the_socket_stays_usable(
+    strict_server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
+) -> None:
+    session = await sessions(strict_server.url)
+    sock = await session.connect()
+    for i in range(BURST * 3):
+        await sock.send(type="ping", request_id=f"p{i}")
+    replies = [await sock.recv() for _ in range(BURST * 3)]
+    pongs = [r for r in replies if r["type"] == "pong"]
+    limited = [r for r in replies if r["type"] == "error"]
+    # The burst passes; what comes faster than the rate is refused, each one told so.
+    assert BURST <= len(pongs) < BURST * 3
+    assert limited and all(r["code"] == "rate_limited" for r in limited)
+    assert all(r["request_id"].startswith("p") and r["retry_after_ms"] > 0 for r in limited)
+    await asyncio.sleep(max(r["retry_after_ms"] for r in limited) / 1000)
+    await sock.send(type="ping", request_id="after")
+    assert (await sock.recv()) == {"type": "pong", "request_id": "after"}
+
+
+async def test_connections_past_the_per_user_cap_are_refused_with_429(
+    strict_server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
+) -> None:
+    session = await sessions(strict_server.url)
+    first = await session.connect()
+    await session.connect()
+    with pytest.raises(InvalidStatus) as refused:
+        await session.connect()
+    assert refused.value.response.status_code == 429
+    assert b'"too_many_connections"' in refused.value.response.body
+    # Another user is not affected, and closing one socket frees its place.
+    other = await sessions(strict_server.url)
+    await other.connect()
+    await first.close()
+    deadline = asyncio.get_running_loop().time() + unit(5)
+    while True:
+        try:
+            await session.connect()
+            break
+        except InvalidStatus:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)

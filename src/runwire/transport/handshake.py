@@ -7,6 +7,7 @@ to close it again.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,20 +54,41 @@ async def admit(
     authorization: str | None,
     ticket: str | None,
 ) -> Principal | Denial:
-    """Check a handshake's origin, credentials and the user's connection count."""
+    """Check a handshake's origin, credentials and the user's connection count.
+
+    The caller subscribes the admitted connection before its next ``await``, so the count
+    cannot be overtaken by another handshake of the same user in between.
+    """
     settings = services.settings
     if not origin_allowed(origin, host, settings.allowed_origins):
         return Denial(403, "forbidden_origin", "origin not allowed")
     try:
-        if ticket:
-            principal = await services.auth.redeem_ticket(ticket)
-        else:
-            token = bearer_token(authorization)
-            if not token:
-                raise AuthError(
-                    "missing credentials: pass ?ticket=… or an Authorization: Bearer header"
-                )
-            principal = await services.auth.authenticate(token)
+        async with asyncio.timeout(settings.ws_auth_timeout_s):
+            principal = await _authenticate(services, authorization, ticket)
     except AuthError as exc:
         return Denial(401, exc.code, exc.message)
+    except TimeoutError:
+        return Denial(
+            503,
+            "auth_timeout",
+            f"authentication did not complete within {settings.ws_auth_timeout_s:g} s; retry",
+        )
+    cap = settings.max_connections_per_user
+    if services.bus.subscriber_count(principal.user_id) >= cap:
+        return Denial(
+            429,
+            "too_many_connections",
+            f"this user already has {cap} open connections; close one first",
+        )
     return principal
+
+
+async def _authenticate(
+    services: Services, authorization: str | None, ticket: str | None
+) -> Principal:
+    if ticket:
+        return await services.auth.redeem_ticket(ticket)
+    token = bearer_token(authorization)
+    if not token:
+        raise AuthError("missing credentials: pass ?ticket=… or an Authorization: Bearer header")
+    return await services.auth.authenticate(token)

@@ -10,6 +10,7 @@ from runwire.auth.service import AuthService
 from runwire.bus.base import EventBus
 from runwire.chat import ChatService
 from runwire.config import Settings
+from runwire.ratelimit import Clock
 from runwire.runs.executor import RunExecutor
 from runwire.store.store import Store
 from runwire.workload import Workload
@@ -26,6 +27,7 @@ class Services:
     bus: EventBus
     executor: RunExecutor
     workload: Workload
+    clock: Clock  # monotonic seconds, for rate limits (tests pass a fake one)
 
 
 def services_of(conn: HTTPConnection) -> Services:

@@ -11,6 +11,7 @@ direct protocol under ``runwire serve`` (``ws_protocol.py``) and the ASGI endpoi
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -19,7 +20,7 @@ import orjson
 
 from runwire.auth.service import Principal
 from runwire.bus.base import Subscription
-from runwire.errors import PayloadTooLarge, RunwireError
+from runwire.errors import PayloadTooLarge, RateLimited, RunwireError
 from runwire.events.model import RunEvent
 from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
 from runwire.protocol.delivery import Delivery
@@ -32,6 +33,7 @@ from runwire.protocol.inbound import (
     parse_frame,
     request_id_of,
 )
+from runwire.ratelimit import Bucket, Rate
 from runwire.transport.errors import CLOSE_CODES
 from runwire.transport.services import Services
 
@@ -64,7 +66,11 @@ class Session:
         self._principal = principal
         self._services = services
         self._outlet = outlet
-        self._max_frame = services.settings.max_frame_bytes
+        settings = services.settings
+        self._max_frame = settings.max_frame_bytes
+        self._frames = Bucket(
+            Rate(settings.ws_messages_per_second, settings.ws_message_burst), services.clock
+        )
         self._machine = ConnectionStateMachine()
         self._delivery = Delivery()
         self._subscription: Subscription | None = None
@@ -112,6 +118,15 @@ class Session:
     async def handle(self, raw: str | bytes) -> None:
         """One inbound frame: parse it, route it, answer errors with an ``error`` frame."""
         if not self._machine.is_open:
+            return
+        allowed = self._frames.acquire()
+        if not allowed.allowed:
+            # Refused, not handled: the client is told to send it again, more slowly.
+            text = raw if isinstance(raw, str) and len(raw) <= self._max_frame else ""
+            limited = RateLimited(
+                "too many messages on this connection", retry_after_s=allowed.retry_after_s
+            )
+            self._error(limited, request_id_of(text) if text else None)
             return
         try:
             command = parse_frame(raw, self._max_frame)
@@ -197,7 +212,10 @@ class Session:
         self._send(body)
 
     def _error(self, exc: RunwireError, request_id: str | None) -> None:
-        self._reply(request_id, {"type": "error", "code": exc.code, "message": exc.message})
+        body: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message}
+        if isinstance(exc, RateLimited):
+            body["retry_after_ms"] = math.ceil(exc.retry_after_s * 1000)
+        self._reply(request_id, body)
 
     def _send(self, body: dict[str, Any]) -> None:
         self._write(encode(body))
