@@ -27,6 +27,7 @@ def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
         "RUNWIRE_WS_MESSAGES_PER_SECOND": str(RATE),
         "RUNWIRE_WS_MESSAGE_BURST": str(BURST),
         "RUNWIRE_MAX_CONNECTIONS_PER_USER": "2",
+        "RUNWIRE_OFFLINE_DELAY_MS": "40",  # an answer streams for seconds: past its limit
         "RUNWIRE_RUN_TIMEOUT_S": "1.5",
         "RUNWIRE_TOOL_TIMEOUT_S": "1",
         "RUNWIRE_LLM_TIMEOUT_S": "1",
@@ -104,3 +105,24 @@ async def test_connections_past_the_per_user_cap_are_refused_with_429(
         except InvalidStatus:
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.05)
+
+
+async def test_an_answer_past_its_time_limit_ends_the_run_with_agent_error_timeout(
+    strict_server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
+) -> None:
+    session = await sessions(strict_server.url)
+    await session.post("/api/usage/sample")
+    sock = await session.connect()
+    ack = await sock.ask("Where can we cut our LLM costs?")
+    events = await sock.run_to_end(ack["run_id"])
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    last = events[-1]
+    assert last["type"] == "agent_error" and last["code"] == "timeout"
+    # The LLM limit (1 s, under the run's 1.5 s) is the one a slow answer meets first.
+    assert "did not finish the answer within 1s" in last["message"]
+    # Whatever was open was closed first, and the partial answer is kept.
+    opened = {e["tool_call_id"] for e in events if e["type"] == "tool_executing"}
+    closed = {e["tool_call_id"] for e in events if e["type"] == "tool_completed"}
+    assert opened == closed
+    run = (await session.get(f"/api/runs/{ack['run_id']}")).json()["run"]
+    assert run["status"] == "failed" and run["error_code"] == "timeout"
