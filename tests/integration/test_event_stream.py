@@ -1,0 +1,92 @@
+"""The SSE endpoint on the real app served by uvicorn in this process, so its bus can be seen."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from runwire.app import create_app
+from runwire.config import Settings
+from runwire.protocol.inbound import UserMessage
+from runwire.transport.services import Services
+from tests.conftest import test_settings
+from tests.timing import unit
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> None:
+    """Wait for a state of another part (the server, the bus) that announces no event."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - there is no event to wait on
+            await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    """The app behind a real listening socket; yields an HTTP client for it and its services."""
+    app = create_app(settings)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=1)
+    )
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        await until(lambda: server.started, unit(10))
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=unit(10)
+        ) as client:
+            yield client, app.state.services
+    finally:
+        server.should_exit = True
+        await task
+        listener.close()
+
+
+async def logged_in(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
+    creds = {"email": "ada@example.com", "password": "correct horse battery"}
+    assert (await client.post("/auth/register", json=creds)).status_code == 201
+    body = (await client.post("/auth/login", json=creds)).json()
+    return body["user"]["id"], {"Authorization": f"Bearer {body['access_token']}"}
+
+
+async def test_a_stream_keeps_alive_and_releases_its_subscription_when_the_client_leaves(
+    tmp_path: Path,
+) -> None:
+    # Chunks every 300 ms, keep-alive every 50 ms: quiet gaps get comments.
+    settings = test_settings(tmp_path, offline_delay_ms=300, sse_keepalive_s=0.05)
+    async with serving(settings) as (client, services):
+        user_id, auth = await logged_in(client)
+        accepted = await services.chat.submit(user_id, UserMessage(content="hello"))
+        bus = services.bus
+        assert bus.subscriber_count(user_id) == 0
+        seqs: list[int] = []
+        keepalives = 0
+        async with client.stream(
+            "GET",
+            f"/api/runs/{accepted.run_id}/events",
+            headers={**auth, "Accept": "text/event-stream"},
+        ) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["cache-control"] == "no-store"
+            async for line in response.aiter_lines():
+                if line == ": keep-alive":
+                    keepalives += 1
+                elif line.startswith("data: "):
+                    seqs.append(json.loads(line.removeprefix("data: "))["seq"])
+                if keepalives >= 2 and seqs:
+                    break
+            assert bus.subscriber_count(user_id) == 1  # the stream's own subscription
+        # The client hung up mid-run: the server ends the stream and lets go of the bus.
+        await until(lambda: bus.subscriber_count(user_id) == 0, unit(5))
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert services.executor.is_active(accepted.run_id)  # the run itself goes on
+        await services.executor.stop(user_id, accepted.run_id)
