@@ -125,7 +125,8 @@ class EventStream:
             # Nothing will follow. 204 also tells a browser's EventSource to stop reconnecting.
             subscription.close()
             return Response(status_code=204)
-        return _EventStreamResponse(self._frames(first, subscription), subscription)
+        frames = self._frames(first, subscription, ended=replay.finished)
+        return _EventStreamResponse(frames, subscription)
 
     def _on_event(self, event: RunEvent) -> None:
         if event.run_id != self._run_id or self._overflow:
@@ -141,13 +142,15 @@ class EventStream:
         self._wake.set()
 
     async def _frames(
-        self, first: list[RunEvent], subscription: Subscription
+        self, first: list[RunEvent], subscription: Subscription, *, ended: bool
     ) -> AsyncIterator[str]:
         try:
             for event in first:
                 yield sse_frame(event)
                 if event.is_terminal:
                     return
+            if ended:  # the replay reached the run's recorded end: nothing can follow
+                return
             while True:
                 while self._pending:
                     event = self._pending.popleft()
