@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +15,10 @@ import uvicorn
 
 from runwire.app import create_app
 from runwire.config import Settings
+from runwire.events import EventType, RunEvent
 from runwire.protocol.inbound import UserMessage
+from runwire.store.records import new_epoch, new_id
+from runwire.transport.event_stream import sse_frame
 from runwire.transport.services import Services
 from tests.conftest import test_settings
 from tests.timing import unit
@@ -90,3 +94,31 @@ async def test_a_stream_keeps_alive_and_releases_its_subscription_when_the_clien
         assert seqs == list(range(1, len(seqs) + 1))
         assert services.executor.is_active(accepted.run_id)  # the run itself goes on
         await services.executor.stop(user_id, accepted.run_id)
+
+
+async def test_a_stream_of_a_run_recorded_as_ended_without_a_last_event_still_ends(
+    tmp_path: Path,
+) -> None:
+    async with serving(test_settings(tmp_path)) as (client, services):
+        user_id, auth = await logged_in(client)
+        store = services.store
+        run_id, epoch = new_id("run"), new_epoch()
+        thread, _ = await store.conversations.accept(
+            user_id=user_id, thread=None, content="q", run_id=run_id, epoch=epoch
+        )
+        # What a run task leaves when it dies before closing the run: events, no terminal one.
+        started = RunEvent(
+            EventType.AGENT_STARTED, run_id, thread.id, 1, "supervisor", "ts", epoch=epoch
+        )
+        thinking = dataclasses.replace(started, type=EventType.AGENT_THINKING, seq=2)
+        await store.runs.append_events([started, thinking])
+        await store.runs.finish(run_id, "cancelled", last_seq=2, started_at=None)
+        path = f"/api/runs/{run_id}/events"
+        headers = {**auth, "Accept": "text/event-stream"}
+        async with asyncio.timeout(unit(5)):
+            response = await client.get(path, headers=headers)
+        assert response.status_code == 200
+        assert response.text == sse_frame(started) + sse_frame(thinking)
+        assert services.bus.subscriber_count(user_id) == 0
+        done = await client.get(path, headers={**headers, "Last-Event-ID": f"{epoch}:2"})
+        assert done.status_code == 204
