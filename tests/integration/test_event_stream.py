@@ -54,6 +54,14 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, 
         listener.close()
 
 
+def is_terminal(event: dict[str, object]) -> bool:
+    return event["parent_agent"] is None and event["type"] in (
+        "agent_completed",
+        "agent_error",
+        "agent_stopped",
+    )
+
+
 async def logged_in(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
     creds = {"email": "ada@example.com", "password": "correct horse battery"}
     assert (await client.post("/auth/register", json=creds)).status_code == 201
@@ -122,3 +130,35 @@ async def test_a_stream_of_a_run_recorded_as_ended_without_a_last_event_still_en
         assert services.bus.subscriber_count(user_id) == 0
         done = await client.get(path, headers={**headers, "Last-Event-ID": f"{epoch}:2"})
         assert done.status_code == 204
+
+
+async def test_a_client_that_falls_behind_loses_its_stream_but_no_event(tmp_path: Path) -> None:
+    # A backlog of one byte: every live event overflows a stream that has not sent it yet, so
+    # each stream ends after its replay and the client continues with Last-Event-ID.
+    settings = test_settings(tmp_path, offline_delay_ms=20, outbound_buffer_bytes=1)
+    async with serving(settings) as (client, services):
+        user_id, auth = await logged_in(client)
+        accepted = await services.chat.submit(user_id, UserMessage(content="hello"))
+        path = f"/api/runs/{accepted.run_id}/events"
+        received: list[dict[str, object]] = []
+        last_id: str | None = None
+        streams = 0
+        async with asyncio.timeout(unit(30)):
+            while not (received and is_terminal(received[-1])):
+                headers = {**auth, "Accept": "text/event-stream"}
+                if last_id is not None:
+                    headers["Last-Event-ID"] = last_id
+                response = await client.get(path, headers=headers)
+                if response.status_code == 204:
+                    break
+                assert response.status_code == 200
+                streams += 1
+                for message in response.text.split("\n\n"):
+                    if message:
+                        id_line, data_line = message.split("\n")
+                        last_id = id_line.removeprefix("id: ")
+                        received.append(json.loads(data_line.removeprefix("data: ")))
+        assert streams > 1  # it did fall behind
+        assert [e["seq"] for e in received] == list(range(1, len(received) + 1))
+        assert received[-1]["type"] == "agent_completed" and received[-1]["parent_agent"] is None
+        assert services.bus.subscriber_count(user_id) == 0
