@@ -1,8 +1,9 @@
 """The app factory: the one place where runwire's parts are built and wired together.
 
-``create_app(settings)`` builds nothing that does work: the database, the event writer and the
-run executor start in the lifespan, as nested async contexts, and stop in reverse order (runs
-first, so their closing events are written; then the writer; then the database).
+``create_app(settings)`` builds nothing that does work: the database, the event writer, the run
+executor and the retention task start in the lifespan, as nested async contexts, and stop in
+reverse order (retention first; then runs, so their closing events are written; then the writer;
+then the database).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from runwire.events.redaction import Redactor
 from runwire.ratelimit import Clock
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
+from runwire.runs.retention import Retention
 from runwire.store.records import UsageRecord
 from runwire.store.store import Store
 from runwire.transport import api_routes, auth_routes, health
@@ -139,6 +141,13 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
             recovered = await executor.recover()
             if recovered:
                 log.warning("closed %d runs left unfinished by a previous process", recovered)
+            await stack.enter_async_context(
+                Retention(
+                    store.runs,
+                    keep_days=settings.event_retention_days,
+                    interval_s=settings.event_retention_interval_s,
+                ).running()
+            )
             auth = AuthService(
                 store.accounts,
                 Passwords(

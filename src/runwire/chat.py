@@ -1,7 +1,9 @@
 """The chat service: accepts messages, starts their runs, and serves threads, runs and events.
 
 Every read takes the caller's user id and answers "not found" for anything that is not theirs,
-so another user's thread or run is indistinguishable from one that does not exist.
+so another user's thread or run is indistinguishable from one that does not exist. A run's events
+are served whole after a client's position, or refused (``reload_required``): see
+``runwire.protocol.recovery``.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from typing import Any
 
 from runwire.bus.base import EventBus
 from runwire.config import ConcurrencyPolicy
-from runwire.errors import Conflict, DependencyUnavailable, NotFound
+from runwire.errors import Conflict, DependencyUnavailable, NotFound, ReloadRequired
 from runwire.events.model import RunEvent
 from runwire.protocol.inbound import UserMessage
+from runwire.protocol.recovery import RunStream
 from runwire.runs.executor import RunExecutor, RunInput
-from runwire.store.records import Message, RunRecord, ThreadRecord, new_id
+from runwire.store.records import Message, RunRecord, ThreadRecord, new_epoch, new_id
 from runwire.store.store import Store
 
-__all__ = ["Accepted", "ChatService"]
+__all__ = ["Accepted", "ChatService", "Replay"]
 
 HISTORY_TURNS = 20
 
@@ -40,6 +43,15 @@ class Accepted:
         if self.duplicate:
             body["duplicate"] = True
         return body
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """The rest of a run's stream after a client's position, as far as it has gone."""
+
+    run: RunRecord  # as stored (its epoch; status and last_seq once it has ended)
+    events: list[RunEvent]
+    finished: bool  # the run has ended and these events take the client to its last one
 
 
 class ChatService:
@@ -85,7 +97,7 @@ class ChatService:
                 if seen is not None:
                     return self._duplicate(seen)
             raise refusal
-        run_id = new_id("run")
+        run_id, epoch = new_id("run"), new_epoch()
         history: list[tuple[str, str]] = []
         if thread is not None:
             earlier = await conversations.messages_of(thread.id)
@@ -96,6 +108,7 @@ class ChatService:
                 thread=thread,
                 content=msg.content,
                 run_id=run_id,
+                epoch=epoch,
                 client_message_id=msg.client_message_id,
             )
         except Conflict:
@@ -115,6 +128,7 @@ class ChatService:
                 user_id=user_id,
                 question=msg.content,
                 history=history,
+                epoch=epoch,
             )
         )
         return Accepted(thread_id=thread.id, message_id=message.id, run_id=run_id)
@@ -162,13 +176,51 @@ class ChatService:
             record = dataclasses.replace(record, status=status, started_at=started_at)
         return record
 
-    async def events(self, user_id: str, run_id: str, after_seq: int) -> list[RunEvent]:
-        """The run's events with ``seq > after_seq``: held live history first, else the store."""
-        await self.run(user_id, run_id)
-        held = self._bus.history(run_id, after_seq)
-        if held is not None:
-            return held
-        return await self._store.runs.events_after(run_id, after_seq)
+    async def events(
+        self, user_id: str, run_id: str, after_seq: int, epoch: str | None = None
+    ) -> list[RunEvent]:
+        """The run's events with ``seq > after_seq``, all of them, or ReloadRequired."""
+        return (await self.replay(user_id, run_id, after_seq, epoch)).events
+
+    async def replay(
+        self, user_id: str, run_id: str, after_seq: int, epoch: str | None = None
+    ) -> Replay:
+        """The run's events after the position ``(epoch, after_seq)``: held live history first,
+        else the store. ``epoch`` None accepts any (PROTOCOL.md v1 resumes carry none).
+
+        Raises ReloadRequired when the position cannot be served whole: ``epoch`` is not the
+        run's current one, the run never reached ``after_seq``, or its events are gone.
+        """
+        # The stored record, not the live overlay: its last_seq is only trusted once it is final.
+        record = await self._store.runs.get(user_id, run_id)
+        if record is None:
+            raise NotFound("no such run")
+        stream = _stream_of(record)
+        events: list[RunEvent] = []
+        if stream.check(after_seq, epoch):
+            start = stream.read_after(after_seq)
+            held = self._bus.history(run_id, start)
+            read = held if held is not None else await self._store.runs.events_after(run_id, start)
+            try:
+                events = stream.whole(after_seq, read, from_store=held is None)
+            except ReloadRequired:
+                # Retention may have trimmed the run between the two reads: judge it as trimmed.
+                again = await self._store.runs.get(user_id, run_id)
+                if again is None or again.trimmed_at is None:
+                    raise
+                record = again
+                _stream_of(record).check(after_seq, epoch)
+        reached = events[-1].seq if events else after_seq
+        return Replay(record, events, record.status_is_final and reached >= record.last_seq)
 
     async def stop(self, user_id: str, run_id: str) -> bool:
         return await self._executor.stop(user_id, run_id)
+
+
+def _stream_of(record: RunRecord) -> RunStream:
+    return RunStream(
+        run_id=record.id,
+        epoch=record.epoch,
+        last_seq=record.last_seq if record.status_is_final else None,
+        trimmed=record.trimmed_at is not None,
+    )

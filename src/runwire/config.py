@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     max_connections_per_user: int = Field(10, ge=1)
     ws_auth_timeout_s: float = Field(10.0, gt=0, allow_inf_nan=False)
 
+    # Resume and retention: how long ended runs keep their events, how often they are trimmed,
+    # and how often a quiet SSE stream gets a keep-alive comment.
+    event_retention_days: int = Field(7, ge=1, le=36500)
+    event_retention_interval_s: float = Field(3600.0, gt=0, allow_inf_nan=False)
+    sse_keepalive_s: float = Field(15.0, gt=0, allow_inf_nan=False)
+
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"

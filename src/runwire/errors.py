@@ -21,6 +21,7 @@ Mapping to HTTP statuses and WebSocket close codes happens only at the edge (``r
     ├── Conflict                 the thing exists already                          code: conflict
     ├── InvalidTransition        a state machine was asked for a forbidden move    code: invalid_state
     ├── RateLimited              too many attempts; may retry after a wait         code: rate_limited
+    ├── ReloadRequired           a resume position cannot be served whole; reload  code: reload_required
     ├── RunFailure               a run ended on an error                           code: per subclass
     │   ├── RunTimeout           the run, a tool or an LLM call ran past its limit code: timeout
     │   └── ToolFailed           a tool raised                                     code: tool_failed
@@ -30,6 +31,8 @@ Mapping to HTTP statuses and WebSocket close codes happens only at the edge (``r
 from __future__ import annotations
 
 import math
+from enum import StrEnum
+from typing import Any
 
 __all__ = [
     "AuthError",
@@ -43,6 +46,8 @@ __all__ = [
     "PayloadTooLarge",
     "ProtocolError",
     "RateLimited",
+    "ReloadReason",
+    "ReloadRequired",
     "RunFailure",
     "RunTimeout",
     "RunwireError",
@@ -63,6 +68,10 @@ class RunwireError(Exception):
         self.message = message
         if code is not None:
             self.code = code
+
+    def wire_fields(self) -> dict[str, Any]:
+        """Machine-readable fields sent beside ``code`` and the message (none unless overridden)."""
+        return {}
 
 
 class ConfigError(RunwireError):
@@ -152,6 +161,46 @@ class RateLimited(RunwireError):
     @property
     def retry_after_whole_s(self) -> int:
         return max(1, math.ceil(self.retry_after_s))
+
+
+class ReloadReason(StrEnum):
+    """Why a resume position cannot be served whole (the ``reason`` of ``reload_required``)."""
+
+    EPOCH_CHANGED = "epoch_changed"  # the run's log was rewritten (a crash); positions are void
+    HISTORY_EXPIRED = "history_expired"  # the run's events were trimmed by retention
+    POSITION_UNKNOWN = "position_unknown"  # the run never had an event with that seq
+    HISTORY_INCOMPLETE = "history_incomplete"  # stored events are missing (a failed write)
+
+
+_RELOAD_MESSAGES = {
+    ReloadReason.EPOCH_CHANGED: "the run's events were renumbered after a server restart; "
+    "reload the thread and read the run from the start",
+    ReloadReason.HISTORY_EXPIRED: "the run's events are no longer kept; reload the thread's "
+    "messages (the reply is there)",
+    ReloadReason.POSITION_UNKNOWN: "the run never had an event at that position; reload the "
+    "thread and read the run from the start",
+    ReloadReason.HISTORY_INCOMPLETE: "some of the run's stored events are missing; reload the "
+    "thread's messages",
+}
+
+
+class ReloadRequired(RunwireError):
+    """A client's position in a run (``epoch`` and ``after_seq``) cannot be served whole.
+
+    The answer is never a partial replay: the client drops what it holds of the run and reloads
+    (the thread's messages, then the run from seq 0 under ``epoch`` if it still matters).
+    """
+
+    code = "reload_required"
+
+    def __init__(self, run_id: str, reason: ReloadReason, epoch: str) -> None:
+        super().__init__(_RELOAD_MESSAGES[reason])
+        self.run_id = run_id
+        self.reason = reason
+        self.epoch = epoch
+
+    def wire_fields(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "reason": self.reason.value, "epoch": self.epoch}
 
 
 class RunFailure(RunwireError):

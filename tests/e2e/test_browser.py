@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, WebSocket, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    Page,
+    Route,
+    WebSocket,
+    WebSocketRoute,
+    expect,
+    sync_playwright,
+)
 
 from tests.timing import unit
 
@@ -342,6 +350,48 @@ def test_socket_drop_mid_run_reconnects_and_resumes(page: Page, watch: Watch) ->
     expect(page.get_by_test_id("thread-item")).to_have_count(1)
     expect(page.get_by_test_id("user-message")).to_have_count(1)
     expect(page.get_by_test_id("assistant-message")).to_have_count(1)
+
+
+def test_a_resume_the_server_refuses_reloads_the_thread(page: Page) -> None:
+    # The page's first resume names an epoch the run no longer has (as after a server restart);
+    # the server answers reload_required, and the page must reload the thread, not show an error.
+    refusals: list[dict[str, Any]] = []
+
+    def stale_first_resume(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "resume" and not refusals:
+                frame["epoch"] = "stale"
+            server.send(json.dumps(frame))
+
+        def from_server(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("code") == "reload_required":
+                refusals.append(frame)
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+
+    page.route_web_socket(re.compile(r"/ws\b"), stale_first_resume)
+    sign_up(page)
+    load_sample(page)
+    page.get_by_test_id("message-input").fill(QUESTION)
+    # Send and cut the socket in the same tick, so the page must resume the run after reconnecting.
+    with page.expect_request(re.compile(r"/api/threads/[^/]+/messages$"), timeout=ms(15)):
+        page.evaluate(
+            "() => { document.querySelector('[data-testid=send]').click();"
+            " window.runwireDebug.dropConnection(); }"
+        )
+    assert [f["reason"] for f in refusals] == ["epoch_changed"]
+    answer = page.get_by_test_id("assistant-message")
+    expect(answer).to_have_count(1)
+    expect(answer).to_have_attribute("data-state", "done", timeout=ms(30))
+    expect(answer).to_contain_text("$")
+    expect(page.get_by_test_id("user-message")).to_have_count(1)
+    expect(page.locator("#chat-error")).to_be_hidden()
 
 
 SESSION = "() => JSON.parse(localStorage.getItem('runwire.session.v1'))"

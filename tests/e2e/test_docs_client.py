@@ -49,7 +49,16 @@ AGENT_TOOLS = {
     "data_helper": {"describe_import_formats"},
     "reporting": {"compose_answer"},
 }
-COMMON_FIELDS = {"type", "run_id", "thread_id", "seq", "agent_name", "parent_agent", "timestamp"}
+COMMON_FIELDS = {
+    "type",
+    "run_id",
+    "thread_id",
+    "seq",
+    "epoch",
+    "agent_name",
+    "parent_agent",
+    "timestamp",
+}
 
 
 def new_email() -> str:
@@ -343,6 +352,8 @@ def check_run(events: list[dict[str, Any]], run_id: str, thread_id: str) -> dict
             assert e["parent_agent"] is None, e
         else:
             assert e["parent_agent"] == "supervisor", e
+    # Every event of the run carries the run's epoch (one numbering, unless a restart renumbers).
+    assert len({e["epoch"] for e in events}) == 1, {e["epoch"] for e in events}
     # The first event is the root's agent_started.
     first = events[0]
     assert (first["type"], first["agent_name"], first["parent_agent"]) == (

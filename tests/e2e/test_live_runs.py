@@ -126,3 +126,82 @@ async def test_a_user_has_at_most_three_runs_in_progress(
             stopped.add(frame["run_id"])
     accepted = await sock.ask("one more", client_message_id="extra")
     assert "duplicate" not in accepted  # the refused message was not stored
+
+
+async def test_an_sse_resume_racing_a_live_run_sends_each_seq_once_then_ends(
+    slow_server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
+) -> None:
+    session = await sessions(slow_server.url)
+    await session.post("/api/usage/sample")
+    sock = await session.connect()
+    ack = await sock.ask("Where can we cut our LLM costs?")
+    seen = []
+    while len(seen) < 12:
+        frame = await sock.recv()
+        if frame.get("run_id") == ack["run_id"] and "seq" in frame:
+            seen.append(frame)
+    epoch = seen[-1]["epoch"]
+    run = (await session.get(f"/api/runs/{ack['run_id']}")).json()["run"]
+    assert run["status"] == "running"  # about 11 s of answer still to stream
+    # The run goes on streaming while the replay is read: held events, then live ones.
+    response, streamed = await session.sse(
+        f"/api/runs/{ack['run_id']}/events", after=12, epoch=epoch
+    )
+    assert response.status_code == 200
+    seqs = [event["seq"] for _, event in streamed]
+    assert seqs == list(range(13, 13 + len(seqs)))
+    assert [event_id for event_id, _ in streamed] == [f"{epoch}:{seq}" for seq in seqs]
+    last = streamed[-1][1]
+    assert last["type"] == "agent_completed" and last["parent_agent"] is None  # then it ended
+    # Exactly what the socket received live over the same time.
+    assert [event for _, event in streamed] == await sock.run_to_end(ack["run_id"])
+    await sock.close()
+
+
+async def test_sse_last_event_id_names_the_position_and_stale_positions_are_refused(
+    slow_server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
+) -> None:
+    session = await sessions(slow_server.url)
+    sock = await session.connect()
+    ack = await sock.ask("hello")
+    events = await sock.run_to_end(ack["run_id"])
+    n, epoch, path = len(events), events[0]["epoch"], f"/api/runs/{ack['run_id']}/events"
+    assert {event["epoch"] for event in events} == {epoch}
+
+    # A reconnecting EventSource names its position in Last-Event-ID; it wins over ?after.
+    response, streamed = await session.sse(path, headers={"Last-Event-ID": f"{epoch}:{n - 3}"})
+    assert response.status_code == 200
+    assert [event for _, event in streamed] == events[n - 3 :]
+    # At the run's end there is nothing more: 204, which stops EventSource reconnecting.
+    response, streamed = await session.sse(path, headers={"Last-Event-ID": f"{epoch}:{n}"})
+    assert response.status_code == 204 and streamed == []
+
+    refusal = {"code": "reload_required", "run_id": ack["run_id"], "epoch": epoch}
+    # A position under another epoch is refused before anything is streamed.
+    response, _ = await session.sse(path, headers={"Last-Event-ID": f"stale:{n - 3}"})
+    assert response.status_code == 409
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body.pop("detail") and body == {**refusal, "reason": "epoch_changed"}
+    response, _ = await session.sse(path, after=n + 1)
+    assert response.status_code == 409
+    assert response.json()["reason"] == "position_unknown"
+    response, _ = await session.sse(path, headers={"Last-Event-ID": "41"})
+    assert response.status_code == 422 and response.json()["code"] == "invalid_input"
+
+    # The JSON answer and the socket refuse the same stale position the same way.
+    response = await session.get(f"{path}?after=2&epoch=stale")
+    assert response.status_code == 409
+    body = response.json()
+    assert body.pop("detail") and body == {**refusal, "reason": "epoch_changed"}
+    fresh = await session.get(f"{path}?after=2&epoch={epoch}")
+    assert fresh.json() == {"run_id": ack["run_id"], "events": events[2:]}
+    await sock.send(type="resume", run_id=ack["run_id"], after_seq=2, epoch="stale", request_id="r")
+    frame = await sock.recv()
+    assert frame.pop("message") and frame == {
+        "type": "error",
+        **refusal,
+        "reason": "epoch_changed",
+        "request_id": "r",
+    }
+    await sock.close()

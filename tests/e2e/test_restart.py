@@ -24,6 +24,7 @@ async def test_a_run_cut_off_by_a_crash_is_closed_at_the_next_start(
         while (await sock.recv())["type"] != "text_delta":
             pass
         await asyncio.sleep(0.2)  # let some events reach the store
+        seen = await sock.recv()  # the last event this client saw live before the crash
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait()
     finally:
@@ -44,5 +45,29 @@ async def test_a_run_cut_off_by_a_crash_is_closed_at_the_next_start(
         run = (await again.get(f"/api/runs/{ack['run_id']}")).json()["run"]
         assert run["status"] == "failed" and run["error_code"] == "interrupted"
         assert "closed 1 runs left unfinished" in second.log()
+        # The run was renumbered after its last stored event, so it has a new epoch, and the
+        # position the client held under the old one is refused rather than misread.
+        epoch = last["epoch"]
+        assert epoch != seen["epoch"] and {e["epoch"] for e in events} == {epoch}
+        refusal = {
+            "code": "reload_required",
+            "run_id": ack["run_id"],
+            "reason": "epoch_changed",
+            "epoch": epoch,
+        }
+        path = f"/api/runs/{ack['run_id']}/events?after={seen['seq']}&epoch={seen['epoch']}"
+        r = await again.get(path)
+        assert r.status_code == 409
+        body = r.json()
+        assert body.pop("detail") and body == refusal
+        sock2 = await again.connect()
+        await sock2.send(
+            type="resume", run_id=ack["run_id"], after_seq=seen["seq"], epoch=seen["epoch"]
+        )
+        frame = await sock2.recv()
+        assert frame.pop("message") and frame == {"type": "error", **refusal}
+        # Read from the start under the new epoch, the run is whole.
+        await sock2.send(type="resume", run_id=ack["run_id"], after_seq=0, epoch=epoch)
+        assert await sock2.run_to_end(ack["run_id"]) == events
     finally:
         second.stop()

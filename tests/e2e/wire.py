@@ -57,6 +57,34 @@ class Session:
     async def post(self, path: str, **kw: Any) -> httpx.Response:
         return await self.http.post(path, headers={**self.auth, **kw.pop("headers", {})}, **kw)
 
+    async def sse(
+        self, path: str, *, headers: dict[str, str] | None = None, **params: Any
+    ) -> tuple[httpx.Response, list[tuple[str, dict[str, Any]]]]:
+        """GET ``path`` as server-sent events, read to the end of the stream; returns the response
+        and each message's ``(id, data)``. A non-200 answer is read whole and has no messages."""
+        sent = {**self.auth, "Accept": "text/event-stream", **(headers or {})}
+        messages: list[tuple[str, dict[str, Any]]] = []
+        async with self.http.stream("GET", path, headers=sent, params=params) as response:
+            if response.status_code != 200:
+                await response.aread()
+                return response, messages
+            event_id, data = "", ""
+            async for line in response.aiter_lines():
+                if line.startswith(":"):
+                    continue  # a comment (keep-alive)
+                if line == "":
+                    if data:
+                        messages.append((event_id, json.loads(data)))
+                    event_id, data = "", ""
+                    continue
+                field_name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if field_name == "id":
+                    event_id = value
+                elif field_name == "data":
+                    data = f"{data}\n{value}" if data else value
+        return response, messages
+
     async def ticket(self) -> str:
         r = await self.post("/api/ws-ticket")
         assert r.status_code == 201, r.text

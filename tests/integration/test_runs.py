@@ -13,7 +13,7 @@ from runwire.errors import NotFound, ToolFailed
 from runwire.events import EventDraft, EventType, RunEvent
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import Emit, RunExecutor, RunInput
-from runwire.store.records import new_id
+from runwire.store.records import new_epoch, new_id
 from runwire.store.store import Store
 from tests.timing import unit
 
@@ -30,12 +30,12 @@ class Harness:
         bus.subscribe(user_id, self.seen.append)
 
     async def start(self) -> str:
-        run_id = new_id("run")
+        run_id, epoch = new_id("run"), new_epoch()
         thread = await self.store.conversations.thread(self.user_id, self.thread_id)
         await self.store.conversations.accept(
-            user_id=self.user_id, thread=thread, content="q", run_id=run_id
+            user_id=self.user_id, thread=thread, content="q", run_id=run_id, epoch=epoch
         )
-        self.executor.submit(RunInput(run_id, self.thread_id, self.user_id, "q"))
+        self.executor.submit(RunInput(run_id, self.thread_id, self.user_id, "q", epoch=epoch))
         return run_id
 
     def events(self, run_id: str) -> list[RunEvent]:
@@ -48,7 +48,7 @@ def harness_for(agent: Agent, run_timeout_s: float = 5.0):  # type: ignore[no-un
         bus = MemoryBus()
         user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
         thread, _ = await store.conversations.accept(
-            user_id=user.id, thread=None, content="q", run_id=new_id("run")
+            user_id=user.id, thread=None, content="q", run_id=new_id("run"), epoch=new_epoch()
         )
         async with EventWriter(store.runs.append_events).running() as writer:
             executor = RunExecutor(

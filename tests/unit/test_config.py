@@ -64,6 +64,27 @@ def test_type_errors_are_named_by_variable() -> None:
         load_settings(refresh_token_ttl_s=10)
 
 
+def test_retention_and_keepalive_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load_settings()
+    assert defaults.event_retention_days == 7
+    assert defaults.event_retention_interval_s == 3600 and defaults.sse_keepalive_s == 15
+    monkeypatch.setenv("RUNWIRE_EVENT_RETENTION_DAYS", "30")
+    assert load_settings().event_retention_days == 30
+    with pytest.raises(ConfigError) as caught:
+        load_settings(event_retention_days=0, event_retention_interval_s=0, sse_keepalive_s=-1)
+    joined = " ".join(caught.value.problems)
+    for name in (
+        "RUNWIRE_EVENT_RETENTION_DAYS",
+        "RUNWIRE_EVENT_RETENTION_INTERVAL_S",
+        "RUNWIRE_SSE_KEEPALIVE_S",
+    ):
+        assert name in joined
+    with pytest.raises(ConfigError, match="RUNWIRE_EVENT_RETENTION_DAYS"):
+        load_settings(event_retention_days="a week")
+    with pytest.raises(ConfigError, match="RUNWIRE_SSE_KEEPALIVE_S"):
+        load_settings(sse_keepalive_s=float("inf"))
+
+
 def test_a_good_production_configuration_starts() -> None:
     s = load_settings(
         env="production",

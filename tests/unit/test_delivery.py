@@ -12,7 +12,7 @@ pytestmark = pytest.mark.unit
 
 def ev(seq: int, run: str = "r", terminal: bool = False) -> RunEvent:
     kind = EventType.AGENT_COMPLETED if terminal else EventType.AGENT_THINKING
-    return RunEvent(kind, run, "t", seq, "supervisor", "ts")
+    return RunEvent(kind, run, "t", seq, "supervisor", "ts", epoch="e1")
 
 
 def seqs(events: list[RunEvent]) -> list[int]:

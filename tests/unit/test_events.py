@@ -20,6 +20,7 @@ def event(
         "2026-01-01T00:00:00.000Z",
         {"reasoning": "because"},
         parent,
+        epoch="e1",
     )
 
 
@@ -31,6 +32,7 @@ def test_wire_form_has_the_protocol_fields_and_round_trips() -> None:
         "run_id": "run_1",
         "thread_id": "thr_1",
         "seq": 1,
+        "epoch": "e1",
         "agent_name": "data",
         "parent_agent": "supervisor",
         "timestamp": "2026-01-01T00:00:00.000Z",
@@ -39,12 +41,30 @@ def test_wire_form_has_the_protocol_fields_and_round_trips() -> None:
     assert RunEvent.from_wire(body) == e
 
 
+def test_a_stored_body_is_read_under_the_runs_current_epoch() -> None:
+    stored = json.loads(event().json)  # written under epoch e1
+    reread = RunEvent.from_wire(stored, epoch="e2")
+    assert reread.epoch == "e2" and json.loads(reread.json) == {**stored, "epoch": "e2"}
+    legacy = {k: v for k, v in stored.items() if k != "epoch"}  # stored before epochs existed
+    assert RunEvent.from_wire(legacy, epoch="e2") == reread
+    with pytest.raises(KeyError):
+        RunEvent.from_wire(legacy)  # an event is never made without an epoch
+
+
 def test_data_cannot_overwrite_identity_fields() -> None:
     e = RunEvent(
-        EventType.AGENT_STARTED, "run_1", "thr_1", 3, "x", "t", {"seq": 99, "run_id": "evil"}
+        EventType.AGENT_STARTED,
+        "run_1",
+        "thr_1",
+        3,
+        "x",
+        "t",
+        {"seq": 99, "run_id": "evil", "epoch": "forged"},
+        epoch="e1",
     )
     assert e.to_wire()["seq"] == 3
     assert e.to_wire()["run_id"] == "run_1"
+    assert e.to_wire()["epoch"] == "e1"
 
 
 def test_only_the_roots_closing_event_is_terminal() -> None:

@@ -44,6 +44,10 @@ def test_user_message_with_every_field() -> None:
         (frame(type="stop_agent", run_id="run_1"), StopAgent("run_1")),
         (frame(type="resume", run_id="run_1", after_seq=4), Resume("run_1", 4)),
         (frame(type="resume", run_id="run_1"), Resume("run_1", 0)),
+        (
+            frame(type="resume", run_id="run_1", after_seq=7, epoch="3f9a01c2"),
+            Resume("run_1", 7, epoch="3f9a01c2"),
+        ),
         (frame(type="get_thread_history", thread_id="t"), GetThreadHistory("t")),
         (frame(type="ping", request_id="x"), Ping("x")),
     ],
@@ -70,6 +74,9 @@ def test_each_command_parses(text: str, expected: object) -> None:
         (frame(type="resume", run_id="r", after_seq=-1), "invalid_field"),
         (frame(type="resume", run_id="r", after_seq=True), "invalid_field"),
         (frame(type="resume", run_id="r", after_seq="3"), "invalid_field"),
+        (frame(type="resume", run_id="r", epoch=5), "invalid_field"),
+        (frame(type="resume", run_id="r", epoch=""), "invalid_field"),
+        (frame(type="resume", run_id="r", epoch="e" * 101), "invalid_field"),
         (frame(type="ping", request_id="x" * 101), "invalid_field"),
     ],
 )

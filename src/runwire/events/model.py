@@ -3,6 +3,10 @@
 Agents produce :class:`EventDraft` objects (what happened, by whom). The run's sequencer turns
 each draft into a :class:`RunEvent` with the run's identity, the next ``seq`` and a timestamp.
 A ``RunEvent`` is immutable and encodes itself to JSON once, however many sockets receive it.
+
+A position in a run's stream is its ``epoch`` and a ``seq``: the epoch names one numbering of the
+run's events, and changes when the run's log is rewritten (a restart closing a run the crashed
+process left open), so a ``seq`` held under an older epoch is known to mean something else now.
 """
 
 from __future__ import annotations
@@ -89,6 +93,11 @@ class EventDraft:
     parent_agent: str | None = None
 
 
+_IDENTITY = frozenset(
+    {"type", "run_id", "thread_id", "seq", "epoch", "agent_name", "parent_agent", "timestamp"}
+)
+
+
 @dataclass(frozen=True)
 class RunEvent:
     """A numbered event of one run, as stored and as sent."""
@@ -101,6 +110,7 @@ class RunEvent:
     timestamp: str
     data: dict[str, Any] = field(default_factory=dict)
     parent_agent: str | None = None
+    epoch: str = field(kw_only=True)
 
     @property
     def is_terminal(self) -> bool:
@@ -113,6 +123,7 @@ class RunEvent:
             "run_id": self.run_id,
             "thread_id": self.thread_id,
             "seq": self.seq,
+            "epoch": self.epoch,
             "agent_name": self.agent_name,
             "parent_agent": self.parent_agent,
             "timestamp": self.timestamp,
@@ -140,8 +151,9 @@ class RunEvent:
         return self.wire.decode()
 
     @classmethod
-    def from_wire(cls, body: dict[str, Any]) -> RunEvent:
-        known = {"type", "run_id", "thread_id", "seq", "agent_name", "parent_agent", "timestamp"}
+    def from_wire(cls, body: dict[str, Any], *, epoch: str | None = None) -> RunEvent:
+        """The event a wire body describes; ``epoch`` (the run's current one) replaces the body's,
+        as a stored body keeps the epoch it was written under."""
         return cls(
             type=EventType(body["type"]),
             run_id=str(body["run_id"]),
@@ -150,5 +162,6 @@ class RunEvent:
             agent_name=str(body["agent_name"]),
             timestamp=str(body["timestamp"]),
             parent_agent=body.get("parent_agent"),
-            data={k: v for k, v in body.items() if k not in known},
+            data={k: v for k, v in body.items() if k not in _IDENTITY},
+            epoch=str(body["epoch"]) if epoch is None else epoch,
         )

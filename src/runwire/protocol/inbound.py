@@ -49,6 +49,7 @@ class Resume:
     run_id: str
     after_seq: int
     request_id: str | None = None
+    epoch: str | None = None  # the epoch of the client's position; None accepts any
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,12 @@ def _resume(body: dict[str, Any], rid: str | None) -> Resume:
     after = body.get("after_seq", 0)
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise ProtocolError("'after_seq' must be an integer >= 0", code="invalid_field")
-    return Resume(run_id=_req_str(body, "run_id"), after_seq=after, request_id=rid)
+    return Resume(
+        run_id=_req_str(body, "run_id"),
+        after_seq=after,
+        request_id=rid,
+        epoch=_opt_str(body, "epoch"),
+    )
 
 
 _PARSERS: dict[str, Callable[[dict[str, Any], str | None], Command]] = {

@@ -20,7 +20,7 @@ from runwire.events.model import EventDraft, EventType, RunEvent
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import ROOT_AGENT, RunJournal
 from runwire.runs.state import RunState, RunStatus
-from runwire.store.records import Message, new_id, now_ms
+from runwire.store.records import Message, new_epoch, new_id, now_ms
 from runwire.store.run_log import RunLog
 
 __all__ = ["AgentFn", "Emit", "RunExecutor", "RunInput"]
@@ -37,6 +37,7 @@ class RunInput:
     user_id: str
     question: str
     history: list[tuple[str, str]] = field(default_factory=list)
+    epoch: str = field(kw_only=True)  # the run's epoch as stored with it; every event carries it
 
 
 AgentFn = Callable[[RunInput, Emit], Awaitable[str]]
@@ -155,16 +156,23 @@ class RunExecutor:
 
         Each gets its closing events (open tools and sub-agents, then the root's ``agent_error``
         with code ``interrupted``) after its stored ones, so a client resuming it sees an end.
+        The dead process may have sent events it never stored, whose seqs the closing events
+        now reuse: so the run first gets a new epoch, and a client holding a position under the
+        old one is told to reload rather than given different events under seqs it has seen.
         Returns how many runs were closed. With several nodes this becomes a lease check.
         """
         message = "the server stopped during this run; send the message again"
         closed = 0
         for record in await self._runs.unfinished():
-            run = RunInput(record.id, record.thread_id, record.user_id, "")
+            epoch = new_epoch()
+            while epoch == record.epoch:
+                epoch = new_epoch()
+            run = RunInput(record.id, record.thread_id, record.user_id, "", epoch=epoch)
             journal = self._journal(run)
             journal.restore(await self._runs.events_after(record.id, 0))
             if journal.closed:
                 continue
+            await self._runs.set_epoch(record.id, epoch)
             active = _Active(input=run, journal=journal)
             if record.status == RunStatus.RUNNING.value:
                 active.state.move(RunStatus.RUNNING)
@@ -218,6 +226,7 @@ class RunExecutor:
             run_id=run.run_id,
             thread_id=run.thread_id,
             user_id=run.user_id,
+            epoch=run.epoch,
             bus=self._bus,
             writer=self._writer,
         )

@@ -20,11 +20,19 @@ ROOT_AGENT = "supervisor"
 
 class RunJournal:
     def __init__(
-        self, *, run_id: str, thread_id: str, user_id: str, bus: EventBus, writer: EventWriter
+        self,
+        *,
+        run_id: str,
+        thread_id: str,
+        user_id: str,
+        epoch: str,
+        bus: EventBus,
+        writer: EventWriter,
     ) -> None:
         self.run_id = run_id
         self.thread_id = thread_id
         self.user_id = user_id
+        self.epoch = epoch
         self._bus = bus
         self._writer = writer
         self.last_seq = 0
@@ -58,6 +66,7 @@ class RunJournal:
             timestamp=self._clock.now(),
             data=draft.data,
             parent_agent=draft.parent_agent,
+            epoch=self.epoch,
         )
         self._track(event)
         self._writer.append(event)

@@ -55,9 +55,10 @@ class Conversations:
         thread: ThreadRecord | None,
         content: str,
         run_id: str,
+        epoch: str,
         client_message_id: str | None = None,
     ) -> tuple[ThreadRecord, Message]:
-        """Store a user's message and the run it starts, in one transaction.
+        """Store a user's message and the run it starts (under ``epoch``), in one transaction.
 
         ``thread`` None starts a new thread titled after the message. A ``client_message_id`` used
         before raises Conflict and stores nothing (not even the new thread).
@@ -107,6 +108,7 @@ class Conversations:
                         status="queued",
                         created_at=now,
                         last_seq=0,
+                        epoch=epoch,
                     )
                 )
         except IntegrityError:

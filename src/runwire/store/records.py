@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections.abc import Iterable
@@ -11,6 +12,7 @@ from typing import Any
 from runwire.events.model import stamp_ms
 
 __all__ = [
+    "FINAL_STATUSES",
     "Message",
     "RunRecord",
     "ThreadRecord",
@@ -18,6 +20,7 @@ __all__ = [
     "UsageSet",
     "User",
     "iso_from_ms",
+    "new_epoch",
     "new_id",
     "now_ms",
 ]
@@ -35,6 +38,11 @@ def iso_from_ms(ms: int) -> str:
 def new_id(prefix: str) -> str:
     """An opaque, unguessable id with a readable prefix (``thr_``, ``run_``, ``msg_``, ``usr_``)."""
     return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def new_epoch() -> str:
+    """A run's epoch: short, random and opaque (8 hex digits; never contains ``:``)."""
+    return secrets.token_hex(4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,10 @@ class Message:
         }
 
 
+FINAL_STATUSES = ("completed", "failed", "cancelled")
+"""Run statuses after which nothing more happens to the run."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     id: str
@@ -98,15 +110,17 @@ class RunRecord:
     message_id: str
     status: str
     created_at: int
+    epoch: str
     last_seq: int = 0
     started_at: int | None = None
     ended_at: int | None = None
     error_code: str | None = None
     error_message: str | None = None
+    trimmed_at: int | None = None  # when retention deleted the run's events
 
     @property
     def status_is_final(self) -> bool:
-        return self.status in ("completed", "failed", "cancelled")
+        return self.status in FINAL_STATUSES
 
     def public(self) -> dict[str, Any]:
         return {

@@ -1,16 +1,20 @@
-"""Runs and their numbered events, as kept for history and resume."""
+"""Runs and their numbered events, as kept for history and resume.
+
+A stored event body keeps the epoch it was written under; reads give every event the run's
+*current* epoch, so what is served always names the numbering it belongs to.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from runwire.events.model import RunEvent
 from runwire.store.conversations import message_row
 from runwire.store.database import Database
-from runwire.store.records import Message, RunRecord, now_ms
+from runwire.store.records import FINAL_STATUSES, Message, RunRecord, now_ms
 from runwire.store.schema import messages, run_events, runs, threads
 
 __all__ = ["RunLog"]
@@ -88,11 +92,48 @@ class RunLog:
     async def events_after(
         self, run_id: str, after_seq: int, limit: int = 100_000
     ) -> list[RunEvent]:
+        """Stored events with ``seq > after_seq`` in order, each under the run's current epoch."""
         async with self._db.connect() as conn:
             rows = await conn.execute(
-                select(run_events.c.body)
+                select(run_events.c.body, runs.c.epoch)
+                .join(runs, runs.c.id == run_events.c.run_id)
                 .where(run_events.c.run_id == run_id, run_events.c.seq > after_seq)
                 .order_by(run_events.c.seq)
                 .limit(limit)
             )
-            return [RunEvent.from_wire(json.loads(r.body)) for r in rows]
+            return [RunEvent.from_wire(json.loads(r.body), epoch=r.epoch) for r in rows]
+
+    async def set_epoch(self, run_id: str, epoch: str) -> None:
+        """Give the run a new epoch: positions clients hold under the old one become void."""
+        async with self._db.begin() as conn:
+            await conn.execute(update(runs).where(runs.c.id == run_id).values(epoch=epoch))
+
+    async def trim_ended_before(self, cutoff: int, *, now: int, batch: int = 500) -> int:
+        """Delete the stored events of runs that ended before ``cutoff`` (epoch ms) and mark each
+        run trimmed at ``now``; the runs and their messages stay. Returns how many runs.
+
+        One transaction per ``batch`` runs, so the write lock is never held for long.
+        """
+        trimmed = 0
+        while True:
+            async with self._db.begin() as conn:
+                ids = list(
+                    (
+                        await conn.execute(
+                            select(runs.c.id)
+                            .where(
+                                runs.c.ended_at < cutoff,
+                                runs.c.trimmed_at.is_(None),
+                                runs.c.status.in_(FINAL_STATUSES),
+                            )
+                            .limit(batch)
+                        )
+                    ).scalars()
+                )
+                if not ids:
+                    return trimmed
+                await conn.execute(delete(run_events).where(run_events.c.run_id.in_(ids)))
+                await conn.execute(update(runs).where(runs.c.id.in_(ids)).values(trimmed_at=now))
+            trimmed += len(ids)
+            if len(ids) < batch:
+                return trimmed

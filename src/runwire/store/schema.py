@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "LEGACY_EPOCH",
     "messages",
     "metadata",
     "refresh_tokens",
@@ -34,6 +35,9 @@ __all__ = [
     "users",
     "ws_tickets",
 ]
+
+LEGACY_EPOCH = "0"
+"""The epoch of runs stored before runs had one (migration 0002)."""
 
 metadata = MetaData(
     naming_convention={
@@ -129,6 +133,12 @@ runs = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("started_at", BigInteger, nullable=True),
     Column("ended_at", BigInteger, nullable=True),
+    # The numbering of the run's events that clients' positions refer to (new_epoch()). The
+    # server default only fills runs stored before epochs existed: SQLite cannot add a NOT NULL
+    # column without one, nor drop it again without rebuilding the table.
+    Column("epoch", String(16), nullable=False, server_default=LEGACY_EPOCH),
+    Column("trimmed_at", BigInteger, nullable=True),
+    Index("ix_runs_ended_at", "ended_at"),
 )
 
 run_events = Table(

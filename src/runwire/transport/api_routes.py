@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import Response
 
 from runwire.errors import PayloadTooLarge
+from runwire.transport.event_stream import EventStream, parse_last_event_id, wants_event_stream
 from runwire.transport.principal import CurrentPrincipal
 from runwire.transport.services import services_of
 
@@ -50,14 +52,39 @@ async def run(run_id: str, principal: CurrentPrincipal, request: Request) -> dic
     return {"run": record.public()}
 
 
-@router.get("/runs/{run_id}/events", summary="A run's events with seq > after, in order")
+@router.get(
+    "/runs/{run_id}/events",
+    summary="A run's events with seq > after, in order (as JSON, or as a stream of SSE)",
+    description=(
+        "JSON by default. With `Accept: text/event-stream`, server-sent events: the events after "
+        "the position (`Last-Event-ID: <epoch>:<seq>` wins over `after` and `epoch`), then the "
+        "run's live ones until its last event. A position that cannot be served whole is "
+        "refused with 409 `reload_required`."
+    ),
+    response_model=None,
+)
 async def run_events(
     run_id: str,
     principal: CurrentPrincipal,
     request: Request,
     after: int = Query(0, ge=0),
-) -> dict[str, Any]:
-    events = await services_of(request).chat.events(principal.user_id, run_id, after)
+    epoch: str | None = Query(None, min_length=1, max_length=100),
+    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+) -> dict[str, Any] | Response:
+    services = services_of(request)
+    if wants_event_stream(request.headers.get("accept")):
+        if last_event_id is not None:
+            epoch, after = parse_last_event_id(last_event_id)
+        stream = EventStream(
+            bus=services.bus,
+            chat=services.chat,
+            user_id=principal.user_id,
+            run_id=run_id,
+            keepalive_s=services.settings.sse_keepalive_s,
+            max_pending_bytes=services.settings.outbound_buffer_bytes,
+        )
+        return await stream.open(after, epoch)
+    events = await services.chat.events(principal.user_id, run_id, after, epoch)
     return {"run_id": run_id, "events": [e.to_wire() for e in events]}
 
 

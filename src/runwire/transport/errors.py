@@ -1,6 +1,7 @@
 """Error mapping at the edge: runwire errors → HTTP statuses and JSON bodies, and close codes.
 
-Bodies are ``{"detail": <readable message>, "code": <stable code>}``.
+Bodies are ``{"detail": <readable message>, "code": <stable code>}``, plus the error's own
+machine-readable fields when it has any (``reload_required`` adds ``run_id``, ``reason``, ``epoch``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _STATUS: list[tuple[type[errors.RunwireError], int]] = [
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.InvalidTransition, 409),
+    (errors.ReloadRequired, 409),
     (errors.RateLimited, 429),
     (errors.DependencyUnavailable, 503),
 ]
@@ -59,7 +61,9 @@ async def _runwire_error(_request: Request, exc: Exception) -> JSONResponse:
     elif isinstance(exc, errors.RateLimited):
         headers = {"Retry-After": str(exc.retry_after_whole_s)}
     return JSONResponse(
-        {"detail": exc.message, "code": exc.code}, status_code=http_status(exc), headers=headers
+        {"detail": exc.message, "code": exc.code, **exc.wire_fields()},
+        status_code=http_status(exc),
+        headers=headers,
     )
 
 

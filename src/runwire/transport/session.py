@@ -175,7 +175,9 @@ class Session:
     async def _on_resume(self, cmd: Resume) -> None:
         self._delivery.begin_resume(cmd.run_id, cmd.after_seq)
         try:
-            stored = await self._services.chat.events(self.user_id, cmd.run_id, cmd.after_seq)
+            stored = await self._services.chat.events(
+                self.user_id, cmd.run_id, cmd.after_seq, cmd.epoch
+            )
         except BaseException:
             for event in self._delivery.abandon_resume(cmd.run_id):
                 self._send_event(event)
@@ -213,6 +215,7 @@ class Session:
 
     def _error(self, exc: RunwireError, request_id: str | None) -> None:
         body: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message}
+        body.update(exc.wire_fields())
         if isinstance(exc, RateLimited):
             body["retry_after_ms"] = math.ceil(exc.retry_after_s * 1000)
         self._reply(request_id, body)

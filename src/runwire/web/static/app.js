@@ -640,6 +640,7 @@
       this.threadId = threadId;
       this.live = live;
       this.lastSeq = 0;
+      this.epoch = null; // the numbering lastSeq belongs to; a resume names it
       this.finished = false;
       this.outcome = "";
       this.stopping = false;
@@ -680,6 +681,7 @@
         return false;
       }
       this.lastSeq = ev.seq;
+      if (typeof ev.epoch === "string") this.epoch = ev.epoch;
       if (this.firstTs === null) this.firstTs = Date.parse(ev.timestamp);
       const isRoot = ev.parent_agent === null || ev.parent_agent === undefined;
       const handler = EVENT_HANDLERS[ev.type];
@@ -692,7 +694,9 @@
      *  (a new socket forgets what the old one was asked). */
     requestResume(force = false) {
       if (this.finished || (!force && this.resumeAskedAt === this.lastSeq)) return;
-      if (sendFrame({ type: "resume", run_id: this.runId, after_seq: this.lastSeq, request_id: newId("resume_") })) {
+      const frame = { type: "resume", run_id: this.runId, after_seq: this.lastSeq, request_id: newId("resume_") };
+      if (this.epoch !== null) frame.epoch = this.epoch;
+      if (sendFrame(frame)) {
         this.resumeAskedAt = this.lastSeq;
       }
     }
@@ -981,7 +985,20 @@
       return;
     }
     if (frame.code === "run_finished") return; // a stop that arrived after the run ended
+    if (frame.code === "reload_required") { reloadRun(frame.run_id); return; }
     showError(text);
+  }
+
+  /** The server cannot continue a run from where this page is (it restarted and renumbered the
+   *  run, or its events expired): drop what we drew of it and reload the thread's messages, which
+   *  shows the reply if there is one and picks the run up from its start if it is still going. */
+  function reloadRun(runId) {
+    const run = runs.get(runId);
+    if (!run) return;
+    runs.delete(runId);
+    run.element.remove();
+    updateComposer();
+    if (run.threadId === view.threadId) openThread(view.threadId);
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,173 @@
+"""Server-sent events: ``GET /api/runs/{id}/events`` with ``Accept: text/event-stream``.
+
+The stream is a resume over HTTP. It subscribes to the user's live events *before* it reads the
+run's history and merges the two through a :class:`~runwire.protocol.delivery.Delivery`, as a
+WebSocket ``resume`` does, so racing a live run leaves no gap and sends no seq twice. It sends the
+held or stored events after the position, then live ones until the run's last event, and ends.
+Each event's SSE ``id`` is ``<epoch>:<seq>``, so a browser reconnecting with ``Last-Event-ID``
+names its whole position, and a position from an older epoch is refused, not misread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from runwire.bus.base import EventBus, Subscription
+from runwire.chat import ChatService
+from runwire.errors import InputError
+from runwire.events.model import RunEvent
+from runwire.protocol.delivery import Delivery
+
+__all__ = [
+    "KEEPALIVE",
+    "MEDIA_TYPE",
+    "EventStream",
+    "parse_last_event_id",
+    "sse_frame",
+    "wants_event_stream",
+]
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "text/event-stream"
+KEEPALIVE = ": keep-alive\n\n"
+"""An SSE comment: clients ignore it; it keeps proxies from closing a quiet stream."""
+MAX_LAST_EVENT_ID_CHARS = 120
+
+
+def wants_event_stream(accept: str | None) -> bool:
+    """True when the ``Accept`` header lists ``text/event-stream`` (parameters ignored)."""
+    if not accept:
+        return False
+    return any(part.split(";", 1)[0].strip().lower() == MEDIA_TYPE for part in accept.split(","))
+
+
+def parse_last_event_id(value: str) -> tuple[str, int]:
+    """``(epoch, seq)`` from a ``Last-Event-ID`` this server sent (``<epoch>:<seq>``)."""
+    epoch, colon, seq = value.strip().rpartition(":")
+    if (
+        len(value) > MAX_LAST_EVENT_ID_CHARS
+        or not colon
+        or not epoch
+        or not (seq.isascii() and seq.isdigit())
+    ):
+        raise InputError("Last-Event-ID must be the id of an event this stream sent: <epoch>:<seq>")
+    return epoch, int(seq)
+
+
+def sse_frame(event: RunEvent) -> str:
+    """One SSE message: ``id: <epoch>:<seq>`` and the event's wire JSON (one line) as data."""
+    return f"id: {event.epoch}:{event.seq}\ndata: {event.json}\n\n"
+
+
+class _EventStreamResponse(StreamingResponse):
+    """A streaming response that releases the stream's bus subscription however it ends
+    (the run ended, the client went away, the server cancelled the request)."""
+
+    def __init__(self, frames: AsyncIterator[str], subscription: Subscription) -> None:
+        super().__init__(
+            frames,
+            media_type=MEDIA_TYPE,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+        self._subscription = subscription
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._subscription.close()
+
+
+class EventStream:
+    """One client's SSE stream of one run, from a position to the run's last event."""
+
+    def __init__(
+        self,
+        *,
+        bus: EventBus,
+        chat: ChatService,
+        user_id: str,
+        run_id: str,
+        keepalive_s: float,
+        max_pending_bytes: int,
+    ) -> None:
+        self._bus = bus
+        self._chat = chat
+        self._user_id = user_id
+        self._run_id = run_id
+        self._keepalive_s = keepalive_s
+        self._max_pending_bytes = max_pending_bytes
+        self._delivery = Delivery()
+        self._pending: deque[RunEvent] = deque()
+        self._pending_bytes = 0
+        self._wake = asyncio.Event()
+        self._overflow = False
+
+    async def open(self, after_seq: int, epoch: str | None) -> Response:
+        """Subscribe, read the replay, and answer: the stream, ``204`` when the run has ended
+        and the client has all of it, or (raised before anything is sent) a refusal."""
+        self._delivery.begin_resume(self._run_id, after_seq)
+        subscription = self._bus.subscribe(self._user_id, self._on_event)
+        try:
+            replay = await self._chat.replay(self._user_id, self._run_id, after_seq, epoch)
+        except BaseException:
+            subscription.close()
+            raise
+        first = self._delivery.finish_resume(self._run_id, replay.events)
+        if replay.finished and not first:
+            # Nothing will follow. 204 also tells a browser's EventSource to stop reconnecting.
+            subscription.close()
+            return Response(status_code=204)
+        frames = self._frames(first, subscription, ended=replay.finished)
+        return _EventStreamResponse(frames, subscription)
+
+    def _on_event(self, event: RunEvent) -> None:
+        if event.run_id != self._run_id or self._overflow:
+            return
+        for ready in self._delivery.live(event):
+            self._pending_bytes += len(ready.wire)
+            if self._pending_bytes > self._max_pending_bytes:
+                # The client reads slower than the run writes: end the stream rather than hold
+                # an unbounded backlog; it reconnects with Last-Event-ID and loses nothing.
+                self._overflow = True
+                break
+            self._pending.append(ready)
+        self._wake.set()
+
+    async def _frames(
+        self, first: list[RunEvent], subscription: Subscription, *, ended: bool
+    ) -> AsyncIterator[str]:
+        try:
+            for event in first:
+                yield sse_frame(event)
+                if event.is_terminal:
+                    return
+            if ended:  # the replay reached the run's recorded end: nothing can follow
+                return
+            while True:
+                while self._pending:
+                    event = self._pending.popleft()
+                    self._pending_bytes -= len(event.wire)
+                    yield sse_frame(event)
+                    if event.is_terminal:
+                        return
+                if self._overflow:
+                    log.warning(
+                        "SSE client of run %s is not reading; ending its stream", self._run_id
+                    )
+                    return
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(self._keepalive_s):
+                        await self._wake.wait()
+                except TimeoutError:
+                    yield KEEPALIVE
+        finally:
+            subscription.close()

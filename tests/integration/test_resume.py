@@ -1,0 +1,222 @@
+"""Resume you can trust, on a real SQLite store: epochs, refusals and retention.
+
+A position is an epoch and a seq; it is served whole or refused with ``reload_required`` and a
+reason, never answered with part of the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable
+
+import pytest
+from sqlalchemy import delete, update
+
+from runwire.bus.memory import MemoryBus
+from runwire.chat import ChatService
+from runwire.errors import NotFound, ReloadReason, ReloadRequired
+from runwire.events import EventDraft, EventType, RunEvent
+from runwire.runs.event_writer import EventWriter
+from runwire.runs.executor import RunExecutor
+from runwire.runs.retention import DAY_MS, Retention
+from runwire.store.records import new_epoch, new_id, now_ms
+from runwire.store.schema import run_events, runs
+from runwire.store.store import Store
+from tests.integration.test_runs import Harness, hanging_agent, harness_for, streaming_agent
+from tests.timing import unit
+
+
+async def refused(call: Awaitable[object]) -> ReloadRequired:
+    with pytest.raises(ReloadRequired) as caught:
+        await call
+    return caught.value
+
+
+def chat_of(h: Harness) -> ChatService:
+    return ChatService(h.store, h.executor, h.bus)
+
+
+async def test_a_run_closed_after_a_crash_gets_a_new_epoch_and_old_positions_are_refused(
+    store: Store,
+) -> None:
+    # The process that crashed: it accepted a run and sent five events live, but stored three.
+    user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+    run_id, old = new_id("run"), new_epoch()
+    thread, _ = await store.conversations.accept(
+        user_id=user.id, thread=None, content="q", run_id=run_id, epoch=old
+    )
+    drafts = [
+        EventDraft(EventType.AGENT_STARTED, "supervisor"),
+        EventDraft(EventType.AGENT_THINKING, "supervisor", {"reasoning": "plan"}),
+        EventDraft(EventType.AGENT_STARTED, "data", parent_agent="supervisor"),
+        EventDraft(
+            EventType.TOOL_EXECUTING,
+            "data",
+            {"tool_name": "t", "tool_call_id": "c1", "tool_args": {}},
+            "supervisor",
+        ),
+        EventDraft(EventType.TEXT_DELTA, "data", {"delta": "Hel"}, "supervisor"),
+    ]
+    seen_live = [
+        RunEvent(
+            d.type, run_id, thread.id, i, d.agent_name, "ts", d.data, d.parent_agent, epoch=old
+        )
+        for i, d in enumerate(drafts, start=1)
+    ]
+    await store.runs.append_events(seen_live[:3])
+
+    # The next process starts and closes the run after its stored events.
+    bus = MemoryBus()
+    async with EventWriter(store.runs.append_events).running() as writer:
+        executor = RunExecutor(
+            runs=store.runs, bus=bus, writer=writer, agent=streaming_agent, run_timeout_s=5
+        )
+        async with executor.running():
+            assert await executor.recover() == 1
+            chat = ChatService(store, executor, bus)
+            record = await chat.run(user.id, run_id)
+            assert record.status == "failed" and record.error_code == "interrupted"
+            assert record.epoch != old
+            served = await chat.events(user.id, run_id, 0)
+            assert [e.seq for e in served] == list(range(1, record.last_seq + 1))
+            assert {e.epoch for e in served} == {record.epoch}
+            # The stored events are the same events, now named by the new epoch ...
+            assert served[:3] == [dataclasses.replace(e, epoch=record.epoch) for e in seen_live[:3]]
+            # ... but seq 4 and 5 now mean the run's closing events, not what the client saw.
+            assert [(e.type, e.agent_name) for e in served[3:]] == [
+                (EventType.AGENT_ERROR, "data"),
+                (EventType.AGENT_ERROR, "supervisor"),
+            ]
+            # A client holding seq 5 of the old numbering is told to reload, and the new epoch.
+            stale = await refused(chat.events(user.id, run_id, 5, old))
+            assert (stale.reason, stale.epoch, stale.run_id) == (
+                ReloadReason.EPOCH_CHANGED,
+                record.epoch,
+                run_id,
+            )
+            # So is one whose position the two numberings share: its epoch is void as a whole.
+            stale = await refused(chat.events(user.id, run_id, 3, old))
+            assert stale.reason is ReloadReason.EPOCH_CHANGED
+            # Under the new epoch the rest is served whole.
+            assert await chat.events(user.id, run_id, 3, record.epoch) == served[3:]
+            # Recovering again finds nothing to do and leaves the epoch alone.
+            assert await executor.recover() == 0
+            assert (await chat.run(user.id, run_id)).epoch == record.epoch
+
+
+async def test_an_ended_run_refuses_positions_it_cannot_serve_whole(store: Store) -> None:
+    async with harness_for(streaming_agent)(store) as h:
+        run_id = await h.start()
+        await asyncio.wait_for(h.executor.wait(run_id), unit(5))
+        chat, live = chat_of(h), h.events(run_id)
+        n, epoch = len(live), live[0].epoch
+        assert await chat.events(h.user_id, run_id, n, epoch) == []  # has it all: nothing missed
+        past = await refused(chat.events(h.user_id, run_id, n + 1))
+        assert (past.reason, past.epoch) == (ReloadReason.POSITION_UNKNOWN, epoch)
+        with pytest.raises(NotFound):  # another user's run is not found, whatever is asked
+            await chat.events("usr_other", run_id, 0, "nope")
+
+        # A stored event lost (its batch could not be written): refused, never served with a gap.
+        async with store.db.begin() as conn:
+            await conn.execute(
+                delete(run_events).where(run_events.c.run_id == run_id, run_events.c.seq == 4)
+            )
+        for after in (0, 2, 4):
+            hole = await refused(chat.events(h.user_id, run_id, after))
+            assert hole.reason is ReloadReason.HISTORY_INCOMPLETE, after
+        assert await chat.events(h.user_id, run_id, 5) == live[5:]  # after the hole: whole
+
+
+async def test_a_live_run_serves_held_events_and_refuses_positions_it_never_reached(
+    store: Store,
+) -> None:
+    started = asyncio.Event()
+    async with harness_for(hanging_agent(started))(store) as h:
+        run_id = await h.start()
+        await asyncio.wait_for(started.wait(), unit(5))
+        chat, live = chat_of(h), h.events(run_id)
+        epoch = live[0].epoch
+        assert await chat.events(h.user_id, run_id, 2, epoch) == live[2:]
+        replay = await chat.replay(h.user_id, run_id, len(live), epoch)
+        assert replay.events == [] and not replay.finished  # more will come live
+        ahead = await refused(chat.events(h.user_id, run_id, len(live) + 1, epoch))
+        assert ahead.reason is ReloadReason.POSITION_UNKNOWN
+        other = await refused(chat.events(h.user_id, run_id, 1, "not-" + epoch))
+        assert (other.reason, other.epoch) == (ReloadReason.EPOCH_CHANGED, epoch)
+        await h.executor.stop(h.user_id, run_id)
+        await asyncio.wait_for(h.executor.wait(run_id), unit(5))
+        ended = await chat.replay(h.user_id, run_id, len(h.events(run_id)), epoch)
+        assert ended.events == [] and ended.finished
+
+
+async def backdate(store: Store, run_id: str, ended_at: int) -> None:
+    async with store.db.begin() as conn:
+        await conn.execute(update(runs).where(runs.c.id == run_id).values(ended_at=ended_at))
+
+
+async def test_retention_trims_the_events_of_runs_ended_before_the_cutoff(store: Store) -> None:
+    async with harness_for(streaming_agent)(store) as h:
+        old, recent = await h.start(), await h.start()
+        for run_id in (old, recent):
+            await asyncio.wait_for(h.executor.wait(run_id), unit(5))
+        now = now_ms()
+        await backdate(store, old, now - 7 * DAY_MS - 1)
+        await backdate(store, recent, now - 7 * DAY_MS + 1)
+        queued, epoch = new_id("run"), new_epoch()  # never ran: no end, never trimmed
+        thread = await store.conversations.thread(h.user_id, h.thread_id)
+        await store.conversations.accept(
+            user_id=h.user_id, thread=thread, content="q", run_id=queued, epoch=epoch
+        )
+        retention = Retention(store.runs, keep_days=7, interval_s=3600, clock=lambda: now)
+        assert await retention.trim() == 1
+        assert await retention.trim() == 0  # done once
+
+        chat = chat_of(h)
+        record = await chat.run(h.user_id, old)
+        assert record.trimmed_at == now and record.status == "completed"
+        assert await store.runs.events_after(old, 0) == []
+        for after in (0, 3):
+            gone = await refused(chat.events(h.user_id, old, after))
+            assert (gone.reason, gone.epoch) == (ReloadReason.HISTORY_EXPIRED, record.epoch)
+        # A client that has the whole run misses nothing; a position past its end is unknown.
+        assert await chat.events(h.user_id, old, record.last_seq) == []
+        past = await refused(chat.events(h.user_id, old, record.last_seq + 1))
+        assert past.reason is ReloadReason.POSITION_UNKNOWN
+        # The thread keeps its messages, the reply of the trimmed run included.
+        messages = await chat.messages(h.user_id, h.thread_id)
+        assert [m.content for m in messages if m.run_id == old] == ["q", "Hello world"]
+        # The other runs keep their events.
+        assert await chat.events(h.user_id, recent, 0) == h.events(recent)
+        assert await chat.events(h.user_id, queued, 0) == []
+
+
+async def test_the_retention_task_trims_in_the_background_and_stops_with_its_context(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with harness_for(streaming_agent)(store) as h:
+        run_id = await h.start()
+        await asyncio.wait_for(h.executor.wait(run_id), unit(5))
+    now = now_ms() + 8 * DAY_MS
+    passes = 0
+    third_pass = asyncio.Event()
+
+    def clock() -> int:
+        nonlocal passes
+        passes += 1
+        if passes == 1:
+            raise RuntimeError("the first pass fails")  # the task must survive it
+        if passes == 3:
+            third_pass.set()  # the second pass, which trims, is over
+        return now
+
+    retention = Retention(store.runs, keep_days=7, interval_s=0.001, clock=clock)
+    with caplog.at_level(logging.INFO, logger="runwire.runs.retention"):
+        async with retention.running():
+            await asyncio.wait_for(third_pass.wait(), unit(5))
+    assert "could not trim old run events" in caplog.text
+    assert "trimmed the events of 1 ended runs" in caplog.text
+    record = await store.runs.get(h.user_id, run_id)
+    assert record is not None and record.trimmed_at == now
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "runwire-retention"]
