@@ -72,17 +72,28 @@ def test_nested_resumes_keep_buffering_until_the_last() -> None:
     assert seqs(d.finish_resume("r", [ev(2)])) == [3]
 
 
-def test_finished_runs_release_their_state() -> None:
+def test_a_finished_run_keeps_one_range_and_is_not_sent_again() -> None:
     d = Delivery()
     d.live(ev(1))
     d.live(ev(2, terminal=True))
-    assert d.tracked_runs == 0
+    d.begin_resume("r", 0)  # asks again for a run this connection already delivered
+    assert d.finish_resume("r", [ev(1), ev(2, terminal=True)]) == []
     d.begin_resume("x", 0)
     assert d.live(ev(1, run="x")) == []
     assert seqs(d.abandon_resume("x")) == [1]  # what was held back goes out
     d.live(ev(2, run="x", terminal=True))
-    assert d.tracked_runs == 0
+    assert d.tracked_runs == 2  # one range per run, however many events it had
     assert d.abandon_resume("nothing") == []
+
+
+def test_the_live_tail_of_a_run_that_ended_before_the_resume_is_not_repeated() -> None:
+    """Regression: the range of a run was dropped at its terminal event, so a resume processed
+    after the run ended live on this connection replayed that live tail a second time."""
+    d = Delivery()  # reconnected; the client holds seq 1..2 from its previous connection
+    assert seqs(d.live(ev(3))) == [3]
+    assert seqs(d.live(ev(4, terminal=True))) == [4]
+    d.begin_resume("r", 2)
+    assert d.finish_resume("r", [ev(3), ev(4, terminal=True)]) == []
 
 
 def test_finish_without_begin_passes_through() -> None:

@@ -30,7 +30,11 @@ class Delivery:
 
     @property
     def tracked_runs(self) -> int:
-        """Runs with state held for this connection (drops to 0 when all are finished)."""
+        """Runs with state held for this connection: one seq range per run it has sent.
+
+        A finished run keeps its range, so resuming it later repeats nothing this connection
+        sent; the state grows with the runs a connection sees, not with their events.
+        """
         return len(self._sent.keys() | self._replays.keys())
 
     def live(self, event: RunEvent) -> list[RunEvent]:
@@ -46,7 +50,6 @@ class Delivery:
         # Contiguous with what was sent: extend; otherwise (the first seen here) start a range.
         extends = sent is not None and seq == sent[1] + 1
         self._sent[run_id] = (sent[0] if sent is not None and extends else seq, seq)
-        self._forget_if_over(event)
         return [event]
 
     def begin_resume(self, run_id: str, after_seq: int) -> None:
@@ -101,10 +104,4 @@ class Delivery:
             if before is not None and before[0] <= after + 1 <= before[1] + 1:
                 low = before[0]
             self._sent[run_id] = (low, max(last, before[1] if before else last))
-        if out:
-            self._forget_if_over(out[-1])
         return out
-
-    def _forget_if_over(self, event: RunEvent) -> None:
-        if event.is_terminal and event.run_id not in self._replays:
-            self._sent.pop(event.run_id, None)
