@@ -96,6 +96,26 @@ def test_the_live_tail_of_a_run_that_ended_before_the_resume_is_not_repeated() -
     assert d.finish_resume("r", [ev(3), ev(4, terminal=True)]) == []
 
 
+def test_nested_resumes_finishing_out_of_order_leave_no_gap() -> None:
+    """Regression (found by test_delivery_machine): a nested resume's replay was taken to cover
+    everything from the lowest position asked, so the lower resume then sent nothing of it."""
+    d = Delivery()  # reconnected; the client holds seq 1 and asks twice, after 1 and after 0
+    d.begin_resume("r", 1)
+    d.begin_resume("r", 0)
+    assert seqs(d.finish_resume("r", [ev(2), ev(3)])) == [2, 3]
+    assert seqs(d.finish_resume("r", [ev(1), ev(2), ev(3)])) == [1]
+
+
+def test_a_failed_lower_resume_does_not_count_as_delivered() -> None:
+    d = Delivery()
+    d.begin_resume("r", 0)
+    d.begin_resume("r", 2)
+    assert d.abandon_resume("r") == []  # the resume after 0 failed; the other is still pending
+    assert seqs(d.finish_resume("r", [ev(3), ev(4)])) == [3, 4]
+    d.begin_resume("r", 0)
+    assert seqs(d.finish_resume("r", [ev(n) for n in range(1, 5)])) == [1, 2]
+
+
 def test_finish_without_begin_passes_through() -> None:
     assert seqs(Delivery().finish_resume("r", [ev(1), ev(2)])) == [1, 2]
 

@@ -86,22 +86,27 @@ class Delivery:
     def _replay(self, run_id: str, events: list[RunEvent], after: int) -> list[RunEvent]:
         """Send ``seq > after`` in order, each once, skipping what this connection already has.
 
-        The events a replay reads are contiguous from ``after + 1``, so afterwards everything
-        from there to the highest seq sent is covered, together with what was sent before.
+        A replay's events are contiguous from the position its own resume asked for. That can
+        be above ``after``, the lowest position of nested resumes, so the range covered
+        afterwards starts at the first event held, not at ``after + 1``; it is joined to what
+        was sent before when the two touch, which they do unless a resume asked past the end.
         """
         before = self._sent.get(run_id)
         out: list[RunEvent] = []
-        last = after
+        first = last = after
         for event in sorted(events, key=lambda e: e.seq):
             if event.seq <= last:
                 continue
+            if last == after:
+                first = event.seq
             last = event.seq
             if before is not None and before[0] <= event.seq <= before[1]:
                 continue
             out.append(event)
         if last > after:
-            low = after + 1
-            if before is not None and before[0] <= after + 1 <= before[1] + 1:
-                low = before[0]
-            self._sent[run_id] = (low, max(last, before[1] if before else last))
+            if before is not None and first <= before[1] + 1 and before[0] <= last + 1:
+                self._sent[run_id] = (min(first, before[0]), max(last, before[1]))
+            elif before is None or first > before[1]:
+                self._sent[run_id] = (first, last)
+            # else: keep the range above, which live events extend
         return out
