@@ -66,11 +66,21 @@ class Ping:
 Command = UserMessage | StopAgent | Resume | GetThreadHistory | Ping
 
 
+def _is_unicode(text: str) -> bool:
+    """False for a string holding a lone surrogate (JSON lets ``"\\udc00"`` through), which could
+    be neither stored nor sent back."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _opt_str(body: dict[str, Any], key: str, max_chars: int = MAX_ID_CHARS) -> str | None:
     value = body.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > max_chars:
+    if not isinstance(value, str) or not value or len(value) > max_chars or not _is_unicode(value):
         raise ProtocolError(
             f"'{key}' must be a non-empty string of at most {max_chars} characters",
             code="invalid_field",
@@ -87,8 +97,8 @@ def _req_str(body: dict[str, Any], key: str, max_chars: int = MAX_ID_CHARS) -> s
 
 def _user_message(body: dict[str, Any], rid: str | None) -> UserMessage:
     content = body.get("content")
-    if content is not None and not isinstance(content, str):
-        raise ProtocolError("'content' must be a string", code="invalid_field")
+    if content is not None and not (isinstance(content, str) and _is_unicode(content)):
+        raise ProtocolError("'content' must be a string of Unicode text", code="invalid_field")
     if not content or not content.strip():
         raise ProtocolError("'content' is required and must not be blank", code="missing_field")
     if len(content) > MAX_CONTENT_CHARS:
@@ -139,14 +149,25 @@ _PARSERS: dict[str, Callable[[dict[str, Any], str | None], Command]] = {
 COMMAND_TYPES = frozenset(_PARSERS)
 
 
+def _load(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ProtocolError("frame is not valid JSON", code="bad_json") from None
+    except RecursionError:  # json recurses per nesting level; deep frames must not escape
+        raise ProtocolError("frame is nested too deeply", code="bad_json") from None
+
+
 def request_id_of(text: str) -> str | None:
     """Best effort: the ``request_id`` of a frame that failed to parse, to echo in the error."""
     try:
-        body = json.loads(text)
-    except ValueError:
+        body = _load(text)
+    except ProtocolError:
         return None
     rid = body.get("request_id") if isinstance(body, dict) else None
-    return rid if isinstance(rid, str) and 0 < len(rid) <= MAX_ID_CHARS else None
+    if isinstance(rid, str) and 0 < len(rid) <= MAX_ID_CHARS and _is_unicode(rid):
+        return rid
+    return None
 
 
 def parse_frame(text: str | bytes, max_bytes: int) -> Command:
@@ -160,10 +181,7 @@ def parse_frame(text: str | bytes, max_bytes: int) -> Command:
             raise ProtocolError("frames must be UTF-8 JSON text", code="bad_json") from None
     elif len(text) > max_bytes // 4 and len(text.encode("utf-8")) > max_bytes:
         raise PayloadTooLarge(f"frame is larger than {max_bytes} bytes")
-    try:
-        body = json.loads(text)
-    except ValueError:
-        raise ProtocolError("frame is not valid JSON", code="bad_json") from None
+    body = _load(text)
     if not isinstance(body, dict):
         raise ProtocolError("frame must be a JSON object", code="bad_frame")
     kind = body.get("type")
@@ -173,5 +191,6 @@ def parse_frame(text: str | bytes, max_bytes: int) -> Command:
         raise ProtocolError("'type' must be a string", code="invalid_field")
     parser = _PARSERS.get(kind)
     if parser is None:
-        raise ProtocolError(f"unknown message type '{kind[:40]}'", code="unknown_type")
+        shown = kind[:40].encode("utf-8", "backslashreplace").decode()  # lone surrogates too
+        raise ProtocolError(f"unknown message type '{shown}'", code="unknown_type")
     return parser(body, _opt_str(body, "request_id"))
