@@ -191,6 +191,7 @@ def check_request_id(raw: str | bytes, outcome: Command | RunwireError) -> None:
 @example(raw='{"type":"ping","request_id":"\\ud800"}')  # echoed, it could not be encoded
 @example(raw='{"type":"\\udc00"}')  # quoted in the error message
 @example(raw='{"type":"user_message","content":"hi \\udfff"}')  # stored, it could not be
+@example(raw="\ud800" * 20_000)  # a long text holding raw surrogates: measured, not encoded
 @example(raw='{"type":"resume","run_id":"r","after_seq":' + "9" * 5000 + "}")
 @example(raw='{"type":"resume","run_id":"r","after_seq":NaN}')
 @example(raw=b"\xef\xbb\xbf" + b'{"type":"ping"}')

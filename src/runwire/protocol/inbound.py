@@ -179,7 +179,7 @@ def parse_frame(text: str | bytes, max_bytes: int) -> Command:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise ProtocolError("frames must be UTF-8 JSON text", code="bad_json") from None
-    elif len(text) > max_bytes // 4 and len(text.encode("utf-8")) > max_bytes:
+    elif len(text) > max_bytes // 4 and len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise PayloadTooLarge(f"frame is larger than {max_bytes} bytes")
     body = _load(text)
     if not isinstance(body, dict):
