@@ -54,6 +54,13 @@ class Outlet(Protocol):
         """Close after the frames already queued, or (``drop``) instead of them."""
 
 
+_INTERNAL = {
+    "type": "error",
+    "code": "internal",
+    "message": "the server failed to handle this message; it was logged",
+}
+
+
 def encode(body: dict[str, Any]) -> str:
     return orjson.dumps(body).decode()
 
@@ -138,20 +145,18 @@ class Session:
             text = raw if isinstance(raw, str) else ""
             self._error(exc, request_id_of(text) if len(text) <= self._max_frame else None)
             return
+        except Exception:
+            # A parser bug must cost one frame its answer, not the connection its reader.
+            log.exception("could not parse a frame")
+            self._send(_INTERNAL)
+            return
         try:
             await self._routes[type(command)](command)
         except RunwireError as exc:
             self._error(exc, command.request_id)
         except Exception:
             log.exception("handler for %s failed", type(command).__name__)
-            self._reply(
-                command.request_id,
-                {
-                    "type": "error",
-                    "code": "internal",
-                    "message": "the server failed to handle this message; it was logged",
-                },
-            )
+            self._reply(command.request_id, dict(_INTERNAL))
 
     # -- handlers (the router table above maps command types to these) --
 

@@ -317,7 +317,12 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         assert session is not None
         try:
             while self._inbox:
-                await session.handle(self._inbox.popleft())
+                try:
+                    await session.handle(self._inbox.popleft())
+                except Exception:
+                    # Session.handle answers every error it knows of; anything else is a bug
+                    # that must not leave later frames unread on an open socket.
+                    log.exception("handling a frame failed")
                 if self._read_paused and len(self._inbox) <= _RESUME_AT and not self._lost:
                     self._read_paused = False
                     assert self._transport is not None
