@@ -88,6 +88,27 @@ async def _one_message(ws: Any, content: str) -> tuple[int, float, list[int], st
             return len(sizes), latency, sizes, frame["type"]
 
 
+async def _first_event_then_stop(ws: Any, content: str) -> float:
+    """Send one message, time its run's first event, then stop the run (so a paced run's
+    seconds of streaming do not limit how many samples fit in the timed phase)."""
+    sent = time.perf_counter()
+    await ws.send(json.dumps({"type": "user_message", "content": content}))
+    latency = 0.0
+    run_id = ""
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame["type"] == "error":
+            raise SystemExit(f"the server refused a message: {frame}")
+        if "seq" not in frame:
+            continue
+        if not run_id:
+            latency = (time.perf_counter() - sent) * 1000
+            run_id = frame["run_id"]
+            await ws.send(json.dumps({"type": "stop_agent", "run_id": run_id}))
+        if frame["type"] in TERMINAL and frame.get("parent_agent") is None:
+            return latency
+
+
 async def converse(
     url: str, messages: int, content: str, ready: asyncio.Barrier | None = None
 ) -> tuple[int, list[float], list[int]]:
@@ -139,8 +160,7 @@ async def measure(
         async with connect(urls[1], max_size=2**22, compression=None) as ws:
             await ws.recv()
             while not done.done():
-                _, latency, _, _ = await _one_message(ws, content)
-                result.load_latencies.append(latency)
+                result.load_latencies.append(await _first_event_then_stop(ws, content))
     results = await done
     result.elapsed = time.perf_counter() - started
     result.events = sum(r[0] for r in results)
