@@ -174,6 +174,7 @@ class RedisBus(EventBus):
         self._broken_runs: set[str] = set()  # their streams have a hole: publish, do not append
         self._forget_runs: set[str] = set()  # broken runs whose streams are still to be deleted
         self._held: set[str] = set()
+        self._sending = 0  # writes in the batch the writer is sending (or retrying)
         # Subscriptions: local handlers per user, and the state of the user's channel.
         self._local: dict[str, list[_Subscription]] = {}
         self._link: AbstractConnection | None = None
@@ -248,7 +249,7 @@ class RedisBus(EventBus):
 
     async def publish(self, user_id: str, event: RunEvent) -> None:
         self._held.add(event.run_id)
-        if len(self._outbox) >= self._max_backlog:
+        if self._sending + len(self._outbox) >= self._max_backlog:
             # Redis has been away long enough to fill the queue: this event is stored but will
             # not be delivered live; its user's sockets are told to resume once Redis is back.
             self._broken(user_id, event.run_id)
@@ -333,6 +334,11 @@ class RedisBus(EventBus):
     def held_runs(self) -> int:
         return len(self._held)
 
+    @property
+    def linked(self) -> bool:
+        """True while this node's pub/sub connection to Redis is up."""
+        return self._link is not None
+
     async def ping(self) -> None:
         await self._ping_redis()
         if self._link is None:
@@ -371,6 +377,7 @@ class RedisBus(EventBus):
             self._writer_idle.clear()
             batch, self._outbox = self._outbox, []
             done, self._flushed = self._flushed, None
+            self._sending = len(batch)
             while batch:
                 try:
                     await self._write(batch)
@@ -396,6 +403,7 @@ class RedisBus(EventBus):
                         if isinstance(write, _Publish):
                             self._broken(write.user_id, write.event.run_id)
                     batch = []
+            self._sending = 0
             _resolve(done)
             delay = 0.05
             if self._degraded:
