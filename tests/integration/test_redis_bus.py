@@ -192,18 +192,20 @@ async def test_writes_whose_replies_were_lost_are_sent_again_and_delivered_once(
         received: list[RunEvent] = []
         gaps: list[None] = []
         await direct.subscribe("usr_a", received.append, lambda: gaps.append(None))
-        proxy.swallow = True  # Redis runs the writes; their replies never come back
         await node.publish("usr_a", event("run_a", 1))
-        await until(lambda: len(received) == 1)
-        await node.publish("usr_a", event("run_a", 2))  # waits behind seq 1, sent again and again
+        await arrived(received, 1)
+        proxy.swallow = True  # Redis runs the writes; their replies never come back
+        await node.publish("usr_a", event("run_a", 2))
+        await arrived(received, 2)
+        await node.publish("usr_a", event("run_a", 3))  # waits behind seq 2, sent again and again
 
         proxy.swallow = False
         proxy.drop()  # the connections waiting for lost replies die; new ones work
-        await until(lambda: len(received) >= 2)
-        await node.publish("usr_a", event("run_a", 3))
-        await until(lambda: any(e.seq == 3 for e in received))
-        assert [e.seq for e in received] == [1, 2, 3]
-        assert seqs(await direct.history("run_a", 0)) == [1, 2, 3]
+        await arrived(received, 3)
+        await node.publish("usr_a", event("run_a", 4))
+        await until(lambda: any(e.seq == 4 for e in received))
+        assert [e.seq for e in received] == [1, 2, 3, 4]
+        assert seqs(await direct.history("run_a", 0)) == [1, 2, 3, 4]
         assert gaps == []
 
 
@@ -229,3 +231,20 @@ async def test_events_past_the_backlog_are_dropped_and_their_users_told_to_resum
         await until(lambda: len(received) == 5)
         assert seqs(await direct.history("run_a", 7)) == [8]
         assert await direct.history("run_a", 6) is None
+
+
+async def test_publishing_goes_on_when_redis_has_forgotten_the_script() -> None:
+    # A restarted Redis keeps no scripts (this one has no persistence).
+    async with proxied_and_direct() as (_proxy, node, direct):
+        received: list[RunEvent] = []
+        await direct.subscribe("usr_a", received.append)
+        await node.publish("usr_a", event("run_a", 1))
+        client = Redis.from_url(redis_url())
+        try:
+            await client.script_flush()
+        finally:
+            await client.aclose()
+        await node.publish("usr_a", event("run_a", 2))
+        await arrived(received, 2)
+        assert [e.seq for e in received] == [1, 2]
+        assert seqs(await direct.history("run_a", 0)) == [1, 2]

@@ -39,7 +39,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runwire.bus.base import EventBus, EventHandler, GapHandler
@@ -74,7 +74,15 @@ end
 redis.call('PUBLISH', ARGV[1], ARGV[4])
 return 1
 """
-_APPEND_SHA = hashlib.sha1(_APPEND.encode(), usedforsecurity=False).hexdigest()
+_APPEND_SHA_BYTES = hashlib.sha1(_APPEND.encode(), usedforsecurity=False).hexdigest().encode()
+
+
+def _command(*parts: bytes) -> bytes:
+    """One command in RESP, as Redis reads it."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
+    return b"".join(out)
 
 
 def safe_url(url: str) -> str:
@@ -154,14 +162,15 @@ class RedisBus(EventBus):
         self._where = safe_url(url)
         self._prefix = prefix
         self._user_prefix = f"{prefix}user:".encode()
-        self._maxlen = stream_maxlen
-        self._ttl_s = stream_ttl_s
+        self._maxlen_arg = str(stream_maxlen).encode()
+        self._ttl_arg = str(stream_ttl_s).encode()
         self._max_backlog = max_backlog
         self._confirm_timeout_s = confirm_timeout_s
         self._ping_interval_s = ping_interval_s
         self._retry_max_s = retry_max_s
         self.name = f"runwire-bus-{secrets.token_hex(4)}"
-        """This node's pub/sub connection's name in Redis's ``CLIENT LIST``."""
+        """This node's name in Redis's ``CLIENT LIST``: its pub/sub connection's (its writer's
+        is this plus ``-w``)."""
         self._redis: Redis | None = None
         self._pool: BlockingConnectionPool | None = None
         # Writes (events, releases, gap notices) in the order they go to Redis.
@@ -175,6 +184,7 @@ class RedisBus(EventBus):
         self._forget_runs: set[str] = set()  # broken runs whose streams are still to be deleted
         self._held: set[str] = set()
         self._sending = 0  # writes in the batch the writer is sending (or retrying)
+        self._writer_conn: AbstractConnection | None = None
         # Subscriptions: local handlers per user, and the state of the user's channel.
         self._local: dict[str, list[_Subscription]] = {}
         self._link: AbstractConnection | None = None
@@ -225,11 +235,16 @@ class RedisBus(EventBus):
         finally:
             for task in tasks:
                 task.cancel()
+            _resolve(self._flushed)
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if self._writer_conn is not None:
+                await self._writer_conn.disconnect()
+                self._writer_conn = None
             await self._redis.aclose()
             await self._pool.disconnect()
+            self._redis = None
 
     async def _drain(self) -> None:
         """Send what is queued; give up after a few seconds (the events are stored anyway)."""
@@ -349,6 +364,7 @@ class RedisBus(EventBus):
     # -- writes --
 
     async def _queued(self) -> None:
+        self._client()  # not running: say so rather than wait for a writer that is not there
         self._wake_writer.set()
         if self._degraded:
             return  # Redis is away: the write waits in order; the run goes on
@@ -419,52 +435,71 @@ class RedisBus(EventBus):
         return notices
 
     async def _write(self, batch: list[_Write]) -> None:
-        """Send ``batch`` in chunks of one pipeline each; what was sent leaves ``batch``."""
-        redis = self._client()
+        """Send ``batch`` in chunks of one round trip each; what was sent leaves ``batch``.
+
+        The writes go on a connection of their own, packed here and sent in one piece: a
+        client library's pipeline costs more per command than Redis takes to run it.
+        """
         while batch:
             chunk = batch[:1000]
-            async with redis.pipeline(transaction=False) as pipe:
-                for write in chunk:
-                    self._add(pipe, write)
-                results = await pipe.execute(raise_on_error=False)
-            if any(isinstance(r, NoScriptError) for r in results):
+            replies = await self._round_trip(b"".join(map(self._packed, chunk)), len(chunk))
+            if any(isinstance(r, NoScriptError) for r in replies):
                 # Redis restarted (no scripts kept): load the script and send the chunk again;
                 # the script skips what it had appended, so nothing is delivered twice.
-                await redis.script_load(_APPEND)
+                await self._client().script_load(_APPEND)
                 continue
-            failed = [r for r in results if isinstance(r, Exception)]
+            failed = [r for r in replies if isinstance(r, Exception)]
             if failed:
                 raise failed[0]
             del batch[: len(chunk)]
 
-    def _add(self, pipe: Any, write: _Write) -> None:
+    async def _round_trip(self, packed: bytes, count: int) -> list[object]:
+        conn = self._writer_conn
+        if conn is None:
+            conn = self._writer_conn = self._new_connection(f"{self.name}-w")
+        replies: list[object] = []
+        try:
+            async with asyncio.timeout(self._confirm_timeout_s):
+                await conn.send_packed_command(packed, check_health=False)
+                for _ in range(count):
+                    try:
+                        replies.append(await conn.read_response())
+                    except ResponseError as exc:
+                        replies.append(exc)
+        except BaseException:
+            # A reply may be half read: this connection's stream can no longer be trusted.
+            self._writer_conn = None
+            await conn.disconnect(nowait=True)
+            raise
+        return replies
+
+    def _packed(self, write: _Write) -> bytes:
         if isinstance(write, _Publish):
             event = write.event
-            append = "0" if event.run_id in self._broken_runs else "1"
-            pipe.evalsha(
-                _APPEND_SHA,
-                1,
-                self._stream(event.run_id),
+            return _command(
+                b"EVALSHA",
+                _APPEND_SHA_BYTES,
+                b"1",
+                self._stream(event.run_id).encode(),
                 self._channel(write.user_id),
-                event.seq,
-                event.epoch,
+                str(event.seq).encode(),
+                event.epoch.encode(),
                 event.wire,
-                self._maxlen,
-                self._ttl_s,
-                append,
+                self._maxlen_arg,
+                self._ttl_arg,
+                b"0" if event.run_id in self._broken_runs else b"1",
             )
-        elif isinstance(write, _Release):
-            pipe.delete(self._stream(write.run_id))
+        if isinstance(write, _Release):
             self._broken_runs.discard(write.run_id)
-        else:
-            pipe.publish(self._channel(write.user_id), _GAP)
+            return _command(b"DEL", self._stream(write.run_id).encode())
+        return _command(b"PUBLISH", self._channel(write.user_id), _GAP)
 
     # -- the pub/sub link --
 
     async def _listen_loop(self) -> None:
         delay = 0.05
         while True:
-            conn = self._new_connection()
+            conn = self._new_connection(self.name)
             try:
                 await conn.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
                 loop = asyncio.get_running_loop()
@@ -491,9 +526,11 @@ class RedisBus(EventBus):
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry_max_s)
 
-    def _new_connection(self) -> AbstractConnection:
+    def _new_connection(self, name: str) -> AbstractConnection:
+        """A connection of its own (not the pool's), named for ``CLIENT LIST``; reads wait
+        as long as they must (the callers bound them)."""
         assert self._pool is not None
-        kwargs = {**self._pool.connection_kwargs, "client_name": self.name, "socket_timeout": None}
+        kwargs = {**self._pool.connection_kwargs, "client_name": name, "socket_timeout": None}
         conn: AbstractConnection = self._pool.connection_class(**kwargs)
         return conn
 
@@ -532,6 +569,8 @@ class RedisBus(EventBus):
         if user_id in self._sent:
             self._confirmed.add(user_id)
             self._in_effect(user_id)
+        elif user_id not in self._local:
+            _resolve(self._waiters.pop(user_id, None))  # its subscriber left before the reply
 
     def _in_effect(self, user_id: str) -> None:
         _resolve(self._waiters.pop(user_id, None))
