@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -168,7 +169,7 @@ class RedisBus(EventBus):
         self._confirm_timeout_s = confirm_timeout_s
         self._ping_interval_s = ping_interval_s
         self._retry_max_s = retry_max_s
-        self.name = f"runwire-bus-{secrets.token_hex(4)}"
+        self.name = f"runwire-bus-{os.getpid()}-{secrets.token_hex(3)}"
         """This node's name in Redis's ``CLIENT LIST``: its pub/sub connection's (its writer's
         is this plus ``-w``)."""
         self._redis: Redis | None = None
