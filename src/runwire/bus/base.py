@@ -35,9 +35,11 @@ class EventBus(ABC):
         """Append ``event`` to its run's history and deliver it to ``user_id``'s subscribers.
 
         Events of one run are published one after another (each awaited) in ``seq`` order, and
-        every subscriber receives them in that order. Never raises for an unreachable backend:
-        the event is stored by the run's writer in any case, and the bus either delivers it late
-        (in order) or tells the subscribers that missed it (see :data:`GapHandler`).
+        every subscriber receives them in that order. Once it returns, :meth:`history` on this
+        node includes the event (delivery may still be on its way). Never raises for an
+        unreachable backend: the event is stored by the run's writer in any case, and the bus
+        either delivers it late (in order) or tells the subscribers that missed it (see
+        :data:`GapHandler`).
         """
 
     @abstractmethod
@@ -64,8 +66,9 @@ class EventBus(ABC):
 
     @abstractmethod
     async def release(self, run_id: str) -> None:
-        """The run's events are all stored; drop its history, so :meth:`history` answers None.
-        Never raises for an unreachable backend (held history is bounded in time there)."""
+        """The run's events are all stored; drop its history, so :meth:`history` answers None
+        (after the run's events, in order). Never raises for an unreachable backend (held
+        history is bounded in time there)."""
 
     @abstractmethod
     def subscriber_count(self, user_id: str | None = None) -> int:

@@ -31,6 +31,7 @@ import hashlib
 import logging
 import os
 import secrets
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -154,6 +155,7 @@ class RedisBus(EventBus):
         prefix: str = "runwire:",
         stream_maxlen: int = 10_000,
         stream_ttl_s: int = 3600,
+        max_unsent: int = 1000,
         max_backlog: int = 100_000,
         confirm_timeout_s: float = 5.0,
         ping_interval_s: float = 5.0,
@@ -165,6 +167,7 @@ class RedisBus(EventBus):
         self._user_prefix = f"{prefix}user:".encode()
         self._maxlen_arg = str(stream_maxlen).encode()
         self._ttl_arg = str(stream_ttl_s).encode()
+        self._max_unsent = max_unsent
         self._max_backlog = max_backlog
         self._confirm_timeout_s = confirm_timeout_s
         self._ping_interval_s = ping_interval_s
@@ -174,17 +177,18 @@ class RedisBus(EventBus):
         is this plus ``-w``)."""
         self._redis: Redis | None = None
         self._pool: BlockingConnectionPool | None = None
-        # Writes (events, releases, gap notices) in the order they go to Redis.
+        # Writes (events, releases, gap notices) in the order they go to Redis, counted, so a
+        # caller can wait until those queued before it are sent.
         self._outbox: list[_Write] = []
-        self._flushed: asyncio.Future[None] | None = None  # resolves when the outbox is sent
+        self._writes_queued = 0
+        self._writes_done = 0  # sent, or given up
+        self._done_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._wake_writer = asyncio.Event()
-        self._writer_idle = asyncio.Event()
-        self._degraded = False  # Redis refused the last write: publishers do not wait
+        self._degraded = False  # Redis does not answer: nobody waits for the writer
         self._gap_users: set[str] = set()  # their events were dropped: tell their sockets
         self._broken_runs: set[str] = set()  # their streams have a hole: publish, do not append
         self._forget_runs: set[str] = set()  # broken runs whose streams are still to be deleted
         self._held: set[str] = set()
-        self._sending = 0  # writes in the batch the writer is sending (or retrying)
         self._writer_conn: AbstractConnection | None = None
         # Subscriptions: local handlers per user, and the state of the user's channel.
         self._local: dict[str, list[_Subscription]] = {}
@@ -236,7 +240,7 @@ class RedisBus(EventBus):
         finally:
             for task in tasks:
                 task.cancel()
-            _resolve(self._flushed)
+            self._release_done_waiters()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -251,13 +255,13 @@ class RedisBus(EventBus):
         """Send what is queued; give up after a few seconds (the events are stored anyway)."""
         try:
             async with asyncio.timeout(self._confirm_timeout_s):
-                while self._outbox or not self._writer_idle.is_set():
-                    self._wake_writer.set()
+                # Polled: the writer may be waiting for Redis, announcing nothing meanwhile.
+                while self._writes_done < self._writes_queued:  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
         except TimeoutError:
             log.warning(
                 "stopping with %d bus writes unsent: Redis at %s does not take them",
-                len(self._outbox),
+                self._writes_queued - self._writes_done,
                 self._where,
             )
 
@@ -265,23 +269,26 @@ class RedisBus(EventBus):
 
     async def publish(self, user_id: str, event: RunEvent) -> None:
         self._held.add(event.run_id)
-        if self._sending + len(self._outbox) >= self._max_backlog:
+        unsent = self._writes_queued - self._writes_done
+        if unsent >= self._max_backlog:
             # Redis has been away long enough to fill the queue: this event is stored but will
             # not be delivered live; its user's sockets are told to resume once Redis is back.
             self._broken(user_id, event.run_id)
             return
-        self._outbox.append(_Publish(user_id, event))
-        await self._queued()
+        self._enqueue(_Publish(user_id, event))
+        if unsent + 1 >= self._max_unsent:
+            # Redis takes writes slower than runs make them: runs wait rather than memory grow.
+            await self._caught_up()
 
     async def release(self, run_id: str) -> None:
         self._held.discard(run_id)
         # Queued behind the run's events, so a late write cannot bring the stream back.
-        self._outbox.append(_Release(run_id))
-        await self._queued()
+        self._enqueue(_Release(run_id))
 
     async def history(self, run_id: str, after_seq: int) -> list[RunEvent] | None:
         redis = self._client()
         key = self._stream(run_id)
+        await self._caught_up()  # this node's own writes first: it reads what it has published
         try:
             async with redis.pipeline(transaction=False) as pipe:
                 pipe.xrange(key, min=str(after_seq) if after_seq > 0 else "-", max="+")
@@ -364,15 +371,32 @@ class RedisBus(EventBus):
 
     # -- writes --
 
-    async def _queued(self) -> None:
-        self._client()  # not running: say so rather than wait for a writer that is not there
+    def _enqueue(self, write: _Write) -> None:
+        self._client()  # not running: say so rather than queue for a writer that is not there
+        self._outbox.append(write)
+        self._writes_queued += 1
         self._wake_writer.set()
-        if self._degraded:
-            return  # Redis is away: the write waits in order; the run goes on
-        if self._flushed is None:
-            self._flushed = asyncio.get_running_loop().create_future()
-        # Shielded: a cancelled publisher must not cancel the others' wait.
-        await asyncio.shield(self._flushed)
+
+    async def _caught_up(self) -> None:
+        """Wait until every write queued so far is sent; not while Redis is away (the writes
+        wait in order for it; the caller does not)."""
+        target = self._writes_queued
+        if self._writes_done >= target or self._degraded:
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._done_waiters.append((target, done))
+        # Shielded: a cancelled caller must not cancel the future the writer resolves.
+        await asyncio.shield(done)
+
+    def _writes_sent(self, count: int) -> None:
+        self._writes_done += count
+        waiters = self._done_waiters
+        while waiters and waiters[0][0] <= self._writes_done:
+            _resolve(waiters.popleft()[1])
+
+    def _release_done_waiters(self) -> None:
+        while self._done_waiters:
+            _resolve(self._done_waiters.popleft()[1])
 
     def _broken(self, user_id: str, run_id: str) -> None:
         self._gap_users.add(user_id)
@@ -385,33 +409,28 @@ class RedisBus(EventBus):
         while True:
             if not self._outbox:
                 if self._gap_users or self._forget_runs:
-                    self._outbox.extend(self._notices())
+                    for notice in self._notices():
+                        self._enqueue(notice)
                     continue
-                self._writer_idle.set()
                 self._wake_writer.clear()
                 await self._wake_writer.wait()
                 continue
-            self._writer_idle.clear()
             batch, self._outbox = self._outbox, []
-            done, self._flushed = self._flushed, None
-            self._sending = len(batch)
             while batch:
                 try:
                     await self._write(batch)
                 except _LINK_ERRORS as exc:
                     if not self._degraded:
                         self._degraded = True
+                        self._release_done_waiters()
                         log.warning(
                             "Redis at %s does not answer (%s): bus writes wait in order until "
                             "it is back",
                             self._where,
                             type(exc).__name__,
                         )
-                    _resolve(done)
-                    done = None
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._retry_max_s)
-                    continue
                 except Exception:
                     log.exception(
                         "Redis refused %d bus writes; their live delivery is lost", len(batch)
@@ -419,9 +438,8 @@ class RedisBus(EventBus):
                     for write in batch:
                         if isinstance(write, _Publish):
                             self._broken(write.user_id, write.event.run_id)
+                    self._writes_sent(len(batch))
                     batch = []
-            self._sending = 0
-            _resolve(done)
             delay = 0.05
             if self._degraded:
                 self._degraded = False
@@ -453,6 +471,7 @@ class RedisBus(EventBus):
             if failed:
                 raise failed[0]
             del batch[: len(chunk)]
+            self._writes_sent(len(chunk))
 
     async def _round_trip(self, packed: bytes, count: int) -> list[object]:
         conn = self._writer_conn
