@@ -12,10 +12,12 @@ Layout (docs/decisions.md says why):
 
 One Lua script appends an event to its stream and publishes it, atomically: an event is never in
 history without having been published, nor the other way round. A node sends its writes (events
-and releases) through one queue, in order, batched into one pipeline per round trip. Each node
-keeps one pub/sub connection, subscribed to the channels of the users it holds sockets of (from
-the first local subscriber of a user to the last), and hands each message to that user's local
-handlers in the order Redis delivered it, so per-run ``seq`` order holds.
+and releases) through one queue, in order, on a connection of its own, as many as are queued in
+one round trip; a publisher does not wait for Redis (only past ``max_unsent`` queued writes), and
+this node's :meth:`RedisBus.history` first waits for its own queued writes. Each node keeps one
+pub/sub connection, subscribed to the channels of the users it holds sockets of (from the first
+local subscriber of a user to the last), and hands each message to that user's local handlers in
+the order Redis delivered it, so per-run ``seq`` order holds.
 
 When Redis cannot be reached, writes wait in the queue (bounded) and go out in order once it is
 back; the pub/sub connection reconnects with backoff, and every subscription that existed while it
