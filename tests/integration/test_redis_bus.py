@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from redis.asyncio import Redis
 
+from runwire.app import create_app
 from runwire.bus.redis import RedisBus
 from runwire.errors import DependencyUnavailable
 from runwire.events.model import RunEvent
+from tests.conftest import test_settings
 from tests.integration.test_bus_contract import arrived, event, seqs, until
 from tests.services import redis_url
 from tests.timing import unit
@@ -248,3 +252,17 @@ async def test_publishing_goes_on_when_redis_has_forgotten_the_script() -> None:
         await arrived(received, 2)
         assert [e.seq for e in received] == [1, 2]
         assert seqs(await direct.history("run_a", 0)) == [1, 2]
+
+
+async def test_a_server_whose_redis_does_not_answer_refuses_to_start_and_says_why(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(test_settings(tmp_path, redis_url=f"redis://:pw-secret@127.0.0.1:{port}/0"))
+    with pytest.raises(DependencyUnavailable) as refused:
+        async with app.router.lifespan_context(app):
+            pass
+    assert refused.value.message.startswith(f"Redis at redis://127.0.0.1:{port}/0 does not answer")
+    assert "pw-secret" not in refused.value.message
