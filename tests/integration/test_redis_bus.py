@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -23,8 +24,10 @@ from runwire.app import create_app
 from runwire.bus.redis import RedisBus
 from runwire.errors import DependencyUnavailable
 from runwire.events.model import RunEvent
+from runwire.protocol.inbound import UserMessage
 from tests.conftest import test_settings
 from tests.integration.test_bus_contract import arrived, event, seqs, until
+from tests.integration.test_event_stream import is_terminal, logged_in, serving
 from tests.services import redis_url
 from tests.timing import unit
 
@@ -266,3 +269,46 @@ async def test_a_server_whose_redis_does_not_answer_refuses_to_start_and_says_wh
             pass
     assert refused.value.message.startswith(f"Redis at redis://127.0.0.1:{port}/0 does not answer")
     assert "pw-secret" not in refused.value.message
+
+
+async def test_an_sse_stream_that_may_have_missed_events_ends_and_its_client_catches_up(
+    tmp_path: Path,
+) -> None:
+    settings = test_settings(tmp_path, redis_url=redis_url(), offline_delay_ms=30)
+    async with serving(settings) as (client, services):
+        bus = services.bus
+        assert isinstance(bus, RedisBus)
+        user_id, auth = await logged_in(client)
+        accepted = await services.chat.submit(user_id, UserMessage(content="hello"))
+        path = f"/api/runs/{accepted.run_id}/events"
+        first: list[tuple[str, dict[str, Any]]] = []
+        async with client.stream(
+            "GET", path, headers={**auth, "Accept": "text/event-stream"}
+        ) as response:
+            last_id = ""
+            async for line in response.aiter_lines():
+                if line.startswith("id: "):
+                    last_id = line.removeprefix("id: ")
+                elif line.startswith("data: "):
+                    first.append((last_id, json.loads(line.removeprefix("data: "))))
+                    if len(first) == 2:  # mid-run: Redis drops this node's pub/sub connection
+                        await kill_pubsub(bus.name)
+        # The stream ended before the run did; the client reconnects from its last id.
+        assert first and not is_terminal(first[-1][1])
+        resumed = await client.get(
+            path, headers={**auth, "Accept": "text/event-stream", "Last-Event-ID": first[-1][0]}
+        )
+        rest = [json.loads(line[6:]) for line in resumed.text.splitlines() if line[:6] == "data: "]
+        seqs = [event["seq"] for _, event in first] + [event["seq"] for event in rest]
+        assert seqs == list(range(1, len(seqs) + 1)) and is_terminal(rest[-1])
+
+
+async def kill_pubsub(name: str) -> None:
+    """Have Redis drop the pub/sub connection named ``name`` (as a failover or a restart does)."""
+    client = Redis.from_url(redis_url())
+    try:
+        ours = [c for c in await client.client_list(_type="pubsub") if c["name"] == name]
+        assert len(ours) == 1
+        await client.client_kill_filter(_id=ours[0]["id"])
+    finally:
+        await client.aclose()
