@@ -22,7 +22,8 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", summary="200 when every dependency answers; 503 naming what fails")
 async def ready(request: Request) -> JSONResponse:
-    db = services_of(request).store.db
+    services = services_of(request)
+    db = services.store.db
     checks: dict[str, str] = {}
     try:
         await db.ping()
@@ -33,6 +34,12 @@ async def ready(request: Request) -> JSONResponse:
         )
     except DependencyUnavailable as exc:
         checks["database"] = exc.message
+    if services.settings.redis_url is not None:
+        try:
+            await services.bus.ping()
+            checks["redis"] = "ok"
+        except DependencyUnavailable as exc:
+            checks["redis"] = exc.message
     ok = all(v == "ok" for v in checks.values())
     body: dict[str, object] = {"status": "ready" if ok else "unavailable", "checks": checks}
     if not ok:
