@@ -31,7 +31,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/lint-imports
 
 test: $(TEST_STAMP) lint
-	$(BIN)/pytest --cov=runwire --cov-branch --cov-report=term:skip-covered --cov-report=xml -p no:cacheprovider
+	$(BIN)/pytest --cov=runwire --cov-branch --cov-report=term:skip-covered --cov-report=xml -p no:cacheprovider --durations=15
 
 test-unit: $(TEST_STAMP)
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider
