@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test test-unit lint bench install clean
+.PHONY: run test test-unit lint bench bench-idle install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ test-unit: $(TEST_STAMP)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/throughput.py
+
+bench-idle: $(TEST_STAMP)
+	$(BIN)/python bench/idle_connections.py
 
 clean:
 	rm -rf $(VENV) .runwire .mypy_cache .ruff_cache coverage.xml .coverage

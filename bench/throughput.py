@@ -14,13 +14,15 @@ Variants of runwire, each a fresh `runwire serve` on the same data (same users):
   direct  the default: /ws served by runwire's own protocol beside the ASGI app
   asgi    RUNWIRE_WS_PATH=asgi: /ws through uvicorn's ASGI adapter and Starlette
   nokeep  direct with RUNWIRE_KEEP_EVENTS=false: what storing every event for resume costs
+  redis   direct with RUNWIRE_REDIS_URL=redis://127.0.0.1:6379/0: the Redis bus (several nodes)
+          instead of the in-process one (not in the default list: it needs a running Redis)
 
 Every client first sends one warm-up message (its user's usage data is then read and cached),
 then all start together; a run that does not complete aborts the benchmark.
 The client offers no permessage-deflate, and the bare server does not use it either.
 
 Usage: python bench/throughput.py [--clients 100] [--messages 5] [--latency-samples 200]
-                                  [--variants bare,floor,direct,asgi,nokeep]
+                                  [--variants bare,floor,direct,asgi,nokeep,redis]
 """
 
 from __future__ import annotations
@@ -88,6 +90,27 @@ async def _one_message(ws: Any, content: str) -> tuple[int, float, list[int], st
             return len(sizes), latency, sizes, frame["type"]
 
 
+async def _first_event_then_stop(ws: Any, content: str) -> float:
+    """Send one message, time its run's first event, then stop the run (so a paced run's
+    seconds of streaming do not limit how many samples fit in the timed phase)."""
+    sent = time.perf_counter()
+    await ws.send(json.dumps({"type": "user_message", "content": content}))
+    latency = 0.0
+    run_id = ""
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame["type"] == "error":
+            raise SystemExit(f"the server refused a message: {frame}")
+        if "seq" not in frame:
+            continue
+        if not run_id:
+            latency = (time.perf_counter() - sent) * 1000
+            run_id = frame["run_id"]
+            await ws.send(json.dumps({"type": "stop_agent", "run_id": run_id}))
+        if frame["type"] in TERMINAL and frame.get("parent_agent") is None:
+            return latency
+
+
 async def converse(
     url: str, messages: int, content: str, ready: asyncio.Barrier | None = None
 ) -> tuple[int, list[float], list[int]]:
@@ -139,8 +162,7 @@ async def measure(
         async with connect(urls[1], max_size=2**22, compression=None) as ws:
             await ws.recv()
             while not done.done():
-                _, latency, _, _ = await _one_message(ws, content)
-                result.load_latencies.append(latency)
+                result.load_latencies.append(await _first_event_then_stop(ws, content))
     results = await done
     result.elapsed = time.perf_counter() - started
     result.events = sum(r[0] for r in results)
@@ -218,6 +240,9 @@ RUNWIRE_VARIANTS = {
     "direct": {"RUNWIRE_WS_PATH": "direct"},
     "asgi": {"RUNWIRE_WS_PATH": "asgi"},
     "nokeep": {"RUNWIRE_WS_PATH": "direct", "RUNWIRE_KEEP_EVENTS": "false"},
+    # The Redis bus (a local Redis 7): each event goes to a Redis Stream and a pub/sub channel and
+    # comes back to this process before its sockets get it. Needs Redis at that URL.
+    "redis": {"RUNWIRE_WS_PATH": "direct", "RUNWIRE_REDIS_URL": "redis://127.0.0.1:6379/0"},
     # Runs streamed at the offline default pace (15 ms a chunk), as a user watches them: the
     # first-event latency of one more message while 100 runs stream (the clients keep up here,
     # so it measures the server, not a saturated benchmark process).

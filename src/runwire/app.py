@@ -1,9 +1,9 @@
 """The app factory: the one place where runwire's parts are built and wired together.
 
-``create_app(settings)`` builds nothing that does work: the database, the event writer, the run
-executor and the retention task start in the lifespan, as nested async contexts, and stop in
-reverse order (retention first; then runs, so their closing events are written; then the writer;
-then the database).
+``create_app(settings)`` builds nothing that does work: the database, the event bus, the event
+writer, the run executor and the retention task start in the lifespan, as nested async contexts,
+and stop in reverse order (retention first; then runs, so their closing events are written; then
+the writer; then the bus, once it has sent what it holds; then the database).
 """
 
 from __future__ import annotations
@@ -11,7 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    nullcontext,
+)
 from importlib import resources
 
 from fastapi import FastAPI
@@ -29,14 +34,16 @@ from runwire.auth.passwords import Passwords
 from runwire.auth.service import AuthService
 from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
+from runwire.bus.base import EventBus
 from runwire.bus.memory import MemoryBus
+from runwire.bus.redis import RedisBus, safe_url
 from runwire.chat import ChatService
 from runwire.config import Settings, resolve_secret
 from runwire.errors import ConfigError
 from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
 from runwire.ratelimit import Clock
-from runwire.readiness import Readiness
+from runwire.readiness import BusProbe, Readiness
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
 from runwire.runs.retention import Retention
@@ -105,6 +112,15 @@ async def _check_schema(store: Store) -> None:
         )
 
 
+def build_bus(settings: Settings) -> AbstractAsyncContextManager[EventBus]:
+    """The in-process bus, or with RUNWIRE_REDIS_URL the Redis bus (several nodes)."""
+    if settings.redis_url is None:
+        return nullcontext(MemoryBus())
+    url = settings.redis_url.get_secret_value()
+    log.info("event bus: Redis at %s", safe_url(url))
+    return RedisBus(url).running()
+
+
 async def _discard(events: Sequence[RunEvent]) -> None:
     """The event sink of RUNWIRE_KEEP_EVENTS=false: measures what storing events costs."""
 
@@ -124,7 +140,8 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
                 Store.open(settings.effective_database_url, migrate=settings.migrate_on_start)
             )
             await _check_schema(store)
-            bus = MemoryBus()
+            # Entered before the writer and the executor, so it outlives the runs' last events.
+            bus = await stack.enter_async_context(build_bus(settings))
             writer = await stack.enter_async_context(
                 EventWriter(
                     store.runs.append_events if settings.keep_events else _discard
@@ -174,7 +191,9 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
                 executor=executor,
                 clock=clock,
                 workload=Workload(store.usage, pricing),
-                readiness=Readiness(store.db),
+                readiness=Readiness(
+                    store.db, probes=[BusProbe(bus)] if settings.redis_url is not None else ()
+                ),
             )
             app.state.services = services
             # The lifespan state reaches the server's own /ws protocol (see ws_protocol.py).

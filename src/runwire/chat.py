@@ -199,7 +199,7 @@ class ChatService:
         events: list[RunEvent] = []
         if stream.check(after_seq, epoch):
             start = stream.read_after(after_seq)
-            held = self._bus.history(run_id, start)
+            held = await self._bus.history(run_id, start)
             read = held if held is not None else await self._store.runs.events_after(run_id, start)
             try:
                 events = stream.whole(after_seq, read, from_store=held is None)

@@ -20,8 +20,8 @@ from runwire.auth.service import MIN_PASSWORD, AuthService, normalize_email
 from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
 from runwire.config import Settings, load_settings, resolve_secret
-from runwire.errors import ConfigError, RunwireError
-from runwire.readiness import MIGRATE, Check, Readiness
+from runwire.errors import ConfigError, DependencyUnavailable, RunwireError
+from runwire.readiness import MIGRATE, REACH_REDIS, BusProbe, Check, Readiness
 from runwire.store.database import Database, redact_url
 from runwire.store.store import Store
 from runwire.usage.pricing import PricingTable
@@ -131,7 +131,7 @@ def migrate(data_dir: DataDir = None) -> None:
     out.print(f"database schema is at revision {revision}")
 
 
-async def _checks(url: str) -> list[Check]:
+async def _database_checks(url: str) -> list[Check]:
     missing = Database.sqlite_file(url)
     if missing is not None and not missing.exists():
         # Opening it would create an empty database: doctor looks, it changes nothing.
@@ -140,9 +140,27 @@ async def _checks(url: str) -> list[Check]:
         return await Readiness(db).run()
 
 
+async def _redis_check(url: str) -> Check:
+    from runwire.bus.redis import RedisBus
+
+    try:
+        async with RedisBus(url).running() as bus:
+            return await BusProbe(bus).check()
+    except DependencyUnavailable as exc:  # it did not answer at start
+        return Check("redis", False, exc.message, fix=REACH_REDIS)
+
+
+async def _checks(settings: Settings) -> list[Check]:
+    checks = await _database_checks(settings.effective_database_url)
+    if settings.redis_url is not None:
+        checks.append(await _redis_check(settings.redis_url.get_secret_value()))
+    return checks
+
+
 @app.command()
 def doctor(data_dir: DataDir = None) -> None:
-    """Check what the server needs, as GET /ready does: settings, database, schema.
+    """Check what the server needs, as GET /ready does: settings, database, schema (and Redis
+    when RUNWIRE_REDIS_URL is set).
 
     One line per check; exit code 0 when all pass, 1 when one fails.
     """
@@ -154,7 +172,7 @@ def doctor(data_dir: DataDir = None) -> None:
     url = settings.effective_database_url
     out.print(f"database URL: {redact_url(url)}", highlight=False)
     checks = [Check("settings", True, detail=f"valid (RUNWIRE_ENV={settings.env.value})")]
-    checks += asyncio.run(_checks(url))
+    checks += asyncio.run(_checks(settings))
     _report(checks)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)

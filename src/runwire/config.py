@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path = Path(".runwire")
     database_url: str | None = None
+    # The event bus: unset, the in-process one (one node); set, Redis (several nodes). Secret,
+    # as the URL may carry a password: it is never logged (logs name the host only).
+    redis_url: SecretStr | None = None
     secret_key: SecretStr | None = None
     public_url: str | None = None
 
@@ -124,6 +127,11 @@ class Settings(BaseSettings):
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -201,6 +209,10 @@ class Settings(BaseSettings):
             found.append(
                 "RUNWIRE_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
+        if self.redis_url is not None and not self.redis_url.get_secret_value().startswith(
+            ("redis://", "rediss://")
+        ):
+            found.append("RUNWIRE_REDIS_URL must start with redis:// or rediss:// (TLS)")
         if self.is_production:
             secret = self.secret_key.get_secret_value() if self.secret_key else ""
             if not secret:

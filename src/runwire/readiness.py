@@ -9,8 +9,9 @@ schema is at the revision this code needs. Each :class:`Check` carries two texts
 - ``detail`` and ``fix``, for the operator (``runwire doctor``): where it looked and the driver's
   own words, with the password of the database URL taken out, and what to do.
 
-Other services add a :class:`Probe` (``Readiness(db, probes=[...])``); the Redis bus will add its
-own this way, and ``/ready`` and ``runwire doctor`` pick it up alike.
+Other services add a :class:`Probe` (``Readiness(db, probes=[...])``): with
+``RUNWIRE_REDIS_URL`` set, the app and ``runwire doctor`` both add a :class:`BusProbe` of the
+Redis bus, named ``redis``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from runwire.bus.base import EventBus
 from runwire.errors import DependencyUnavailable
 from runwire.store.database import Database, redact_url, without_secret
 
-__all__ = ["MIGRATE", "Check", "Probe", "Readiness"]
+__all__ = ["MIGRATE", "REACH_REDIS", "BusProbe", "Check", "Probe", "Readiness"]
 
 CHECK_TIMEOUT_S = 5.0
 """How long one check may take before it counts as failing (a host that drops packets would
@@ -34,6 +36,7 @@ REACH_DATABASE = (
     "start the database server, or point RUNWIRE_DATABASE_URL at one that runs "
     "(host, port, database name, user and password)"
 )
+REACH_REDIS = "start Redis, or point RUNWIRE_REDIS_URL at one that runs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,32 @@ class Probe(Protocol):
     async def check(self) -> Check:
         """Run the check; report a failure as a failing Check, never by raising."""
         ...
+
+
+class BusProbe:
+    """The event bus's backend answers (``EventBus.ping``): the Redis bus, checked as ``redis``.
+
+    Its public reason is the bus's own message, which names Redis's host and port, never its
+    password (see runwire.bus.redis).
+    """
+
+    def __init__(
+        self, bus: EventBus, *, name: str = "redis", timeout_s: float = CHECK_TIMEOUT_S
+    ) -> None:
+        self._bus = bus
+        self._name = name
+        self._timeout_s = timeout_s
+
+    async def check(self) -> Check:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._bus.ping()
+        except TimeoutError:
+            reason = f"{self._name} did not answer within {self._timeout_s:g} s"
+            return Check(self._name, False, reason, fix=REACH_REDIS)
+        except DependencyUnavailable as exc:
+            return Check(self._name, False, exc.message, fix=REACH_REDIS)
+        return Check(self._name, True, detail="answers")
 
 
 class Readiness:

@@ -32,8 +32,9 @@ async def test_a_run_and_its_resume_over_the_asgi_path(
     events = await sock.run_to_end(ack["run_id"])
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["type"] == "agent_completed" and "$" in events[-1]["final_response"]
-    await sock.send(type="resume", run_id=ack["run_id"], after_seq=len(events) - 3)
-    tail = await sock.run_to_end(ack["run_id"])
+    again = await session.connect()  # a new connection: this one delivered the run already
+    await again.send(type="resume", run_id=ack["run_id"], after_seq=len(events) - 3)
+    tail = await again.run_to_end(ack["run_id"])
     assert [e["seq"] for e in tail] == [len(events) - 2, len(events) - 1, len(events)]
     await sock.ws.send("{nope")
     error = await sock.recv()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.databases import fresh_postgres_database
 from tests.e2e.test_cli import runwire
+from tests.services import redis_url
 
 PASSWORD = "s3cret-Pa55word"
 
@@ -59,10 +60,14 @@ def test_doctor_names_runwire_migrate_for_an_unmigrated_postgresql_database(
         assert lines(after.stdout)["schema"].startswith("ok")
 
 
-def test_doctor_names_an_unreachable_database_without_its_password(tmp_path: Path) -> None:
+def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens there once the socket is closed
+        return int(s.getsockname()[1])  # nothing listens there once the socket is closed
+
+
+def test_doctor_names_an_unreachable_database_without_its_password(tmp_path: Path) -> None:
+    port = closed_port()
     url = f"postgresql+asyncpg://runwire:{PASSWORD}@127.0.0.1:{port}/runwire"
     done = runwire("doctor", data_dir=tmp_path, env={"RUNWIRE_DATABASE_URL": url})
     assert done.returncode == 1, done.stdout + done.stderr
@@ -89,3 +94,21 @@ def test_doctor_names_bad_settings(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert lines(done.stdout)["settings"].startswith("failing")
     assert "RUNWIRE_DATABASE_URL must start with" in done.stdout
+
+
+def test_doctor_checks_redis_when_the_bus_is_redis(tmp_path: Path) -> None:
+    assert runwire("migrate", data_dir=tmp_path).returncode == 0
+    fine = runwire("doctor", data_dir=tmp_path, env={"RUNWIRE_REDIS_URL": redis_url()})
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    shown = lines(fine.stdout)
+    assert list(shown) == ["settings", "database", "schema", "redis"]
+    assert shown["redis"].startswith("ok")
+
+    url = f"redis://:{PASSWORD}@127.0.0.1:{closed_port()}/0"
+    down = runwire("doctor", data_dir=tmp_path, env={"RUNWIRE_REDIS_URL": url})
+    assert down.returncode == 1, down.stdout + down.stderr
+    shown = lines(down.stdout)
+    assert shown["schema"].startswith("ok") and shown["redis"].startswith("failing")
+    assert "fix: start Redis, or point RUNWIRE_REDIS_URL" in down.stdout
+    assert "not ready: redis failing" in down.stdout
+    assert PASSWORD not in down.stdout + down.stderr

@@ -27,7 +27,6 @@ class Harness:
         self.store, self.bus, self.executor = store, bus, executor
         self.user_id, self.thread_id = user_id, thread_id
         self.seen: list[RunEvent] = []
-        bus.subscribe(user_id, self.seen.append)
 
     async def start(self) -> str:
         run_id, epoch = new_id("run"), new_epoch()
@@ -59,7 +58,9 @@ def harness_for(agent: Agent, run_timeout_s: float = 5.0):  # type: ignore[no-un
                 run_timeout_s=run_timeout_s,
             )
             async with executor.running():
-                yield Harness(store, bus, executor, user.id, thread.id)
+                harness = Harness(store, bus, executor, user.id, thread.id)
+                await bus.subscribe(user.id, harness.seen.append)
+                yield harness
 
     return make
 
@@ -158,7 +159,7 @@ async def test_a_run_streams_numbered_events_and_stores_everything(store: Store)
         )
         messages = await store.conversations.messages_of(h.thread_id)
         assert messages[-1].id == final.data["message_id"] and messages[-1].content == "Hello world"
-        assert h.bus.history(run_id, 0) is None  # released once stored
+        assert await h.bus.history(run_id, 0) is None  # released once stored
         assert h.executor.active_count == 0
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from runwire.bus.redis import safe_url
 from runwire.config import ConcurrencyPolicy, Environment, load_settings, resolve_secret
 from runwire.errors import ConfigError
 
@@ -159,3 +160,22 @@ def test_limits_that_mean_nothing_are_named_at_once() -> None:
         "RUNWIRE_WS_AUTH_TIMEOUT_S",
     ):
         assert name in problems
+
+
+def test_the_redis_url_picks_the_bus_and_its_password_is_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RUNWIRE_REDIS_URL", raising=False)
+    assert load_settings().redis_url is None  # unset: the in-process bus
+    monkeypatch.setenv("RUNWIRE_REDIS_URL", "")
+    assert load_settings().redis_url is None  # empty counts as unset
+    monkeypatch.setenv("RUNWIRE_REDIS_URL", "rediss://:hunter2-secret@redis.internal:6380/2")
+    settings = load_settings()
+    assert settings.redis_url is not None
+    assert settings.redis_url.get_secret_value().endswith("@redis.internal:6380/2")
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
+    assert safe_url(settings.redis_url.get_secret_value()) == "rediss://redis.internal:6380/2"
+    monkeypatch.setenv("RUNWIRE_REDIS_URL", "http://:hunter2-secret@redis.internal:6379")
+    with pytest.raises(ConfigError, match="RUNWIRE_REDIS_URL must start with redis://") as bad:
+        load_settings()
+    assert "hunter2" not in str(bad.value) and "hunter2" not in " ".join(bad.value.problems)

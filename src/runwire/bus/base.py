@@ -1,7 +1,8 @@
 """The bus port: publish a run's events to every connection of its user; hold active runs' history.
 
-Implementations: ``runwire.bus.memory.MemoryBus`` (one process). A Redis Streams bus for several
-nodes implements the same interface; one contract test suite runs against each.
+Implementations: ``runwire.bus.memory.MemoryBus`` (one process) and ``runwire.bus.redis.RedisBus``
+(several nodes sharing one Redis). One contract test suite (tests/integration/test_bus_contract.py)
+runs against each; what it checks is what this module promises.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ from typing import Protocol
 
 from runwire.events.model import RunEvent
 
-__all__ = ["EventBus", "EventHandler", "Subscription"]
+__all__ = ["EventBus", "EventHandler", "GapHandler", "Subscription"]
 
 EventHandler = Callable[[RunEvent], None]
 """Called for each event of the subscribed user's runs; must not block (it enqueues)."""
+
+GapHandler = Callable[[], None]
+"""Called when the bus may have failed to deliver some events to a subscription (its link to a
+shared backend was lost and is back): the subscriber must catch up from history (the transport
+closes the socket with a "reconnect and resume" code). Must not block."""
 
 
 class Subscription(Protocol):
@@ -26,26 +32,54 @@ class Subscription(Protocol):
 class EventBus(ABC):
     @abstractmethod
     async def publish(self, user_id: str, event: RunEvent) -> None:
-        """Append ``event`` to its run's history and deliver it to ``user_id``'s subscribers."""
+        """Append ``event`` to its run's history and deliver it to ``user_id``'s subscribers.
+
+        Events of one run are published one after another (each awaited) in ``seq`` order, and
+        every subscriber receives them in that order. Once it returns, :meth:`history` on this
+        node includes the event (delivery may still be on its way). Never raises for an
+        unreachable backend: the event is stored by the run's writer in any case, and the bus
+        either delivers it late (in order) or tells the subscribers that missed it (see
+        :data:`GapHandler`).
+        """
 
     @abstractmethod
-    def subscribe(self, user_id: str, handler: EventHandler) -> Subscription:
-        """Deliver every later event of ``user_id``'s runs to ``handler`` until closed."""
+    async def subscribe(
+        self, user_id: str, handler: EventHandler, on_gap: GapHandler | None = None
+    ) -> Subscription:
+        """Deliver every later event of ``user_id``'s runs to ``handler`` until closed.
+
+        The handler counts in :meth:`subscriber_count` as soon as this is called, before its first
+        ``await``. When it returns, delivery is in effect: every event published afterwards (on
+        any node) reaches ``handler``, so subscribing and then reading :meth:`history` leaves no
+        gap. If the bus cannot promise that (its backend is unreachable), it returns anyway and
+        calls ``on_gap`` once it can again.
+        """
 
     @abstractmethod
-    def history(self, run_id: str, after_seq: int) -> list[RunEvent] | None:
-        """Held events of ``run_id`` with ``seq > after_seq``; None when the bus holds no history
-        for the run (it ended and was released: read the store instead)."""
+    async def history(self, run_id: str, after_seq: int) -> list[RunEvent] | None:
+        """Held events of ``run_id`` with ``seq > after_seq``, in order and without a hole.
+
+        ``[]`` when the bus holds the run but nothing after ``after_seq`` yet. None when the bus
+        cannot serve the whole answer: it holds no history for the run (not started, or ended and
+        released), or no longer holds ``seq = after_seq + 1`` (trimmed); read the store instead.
+        """
 
     @abstractmethod
-    def release(self, run_id: str) -> None:
-        """The run's events are all stored; drop its history."""
+    async def release(self, run_id: str) -> None:
+        """The run's events are all stored; drop its history, so :meth:`history` answers None
+        (after the run's events, in order). Never raises for an unreachable backend (held
+        history is bounded in time there)."""
 
     @abstractmethod
     def subscriber_count(self, user_id: str | None = None) -> int:
-        """Open subscriptions (of one user, or in all); for limits and leak checks."""
+        """Open subscriptions on this node (of one user, or in all); for limits and leak checks."""
 
     @property
     @abstractmethod
     def held_runs(self) -> int:
-        """Runs whose history the bus still holds; for leak checks."""
+        """Runs published on this node and not yet released; for leak checks."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise :class:`~runwire.errors.DependencyUnavailable` when the bus's backend does not
+        answer (for readiness checks)."""

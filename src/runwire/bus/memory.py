@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from runwire.bus.base import EventBus, EventHandler
+from runwire.bus.base import EventBus, EventHandler, GapHandler
 from runwire.events.model import RunEvent
 
 __all__ = ["MemoryBus"]
@@ -26,6 +26,8 @@ class _Subscription:
 
 
 class MemoryBus(EventBus):
+    """Delivery and history in one process. Nothing is ever missed, so ``on_gap`` is not called."""
+
     def __init__(self) -> None:
         self._subscribers: dict[str, list[EventHandler]] = defaultdict(list)
         self._history: dict[str, list[RunEvent]] = {}
@@ -38,7 +40,9 @@ class MemoryBus(EventBus):
             except Exception:  # one broken connection must not stop the others' delivery
                 log.exception("event handler failed")
 
-    def subscribe(self, user_id: str, handler: EventHandler) -> _Subscription:
+    async def subscribe(
+        self, user_id: str, handler: EventHandler, on_gap: GapHandler | None = None
+    ) -> _Subscription:
         self._subscribers[user_id].append(handler)
         return _Subscription(self, user_id, handler)
 
@@ -53,14 +57,18 @@ class MemoryBus(EventBus):
         if not handlers:
             del self._subscribers[user_id]
 
-    def history(self, run_id: str, after_seq: int) -> list[RunEvent] | None:
+    async def history(self, run_id: str, after_seq: int) -> list[RunEvent] | None:
         held = self._history.get(run_id)
         if held is None:
             return None
-        # seq n sits at index n-1: the slice is the replay, with no scan.
-        return held[after_seq:]
+        # Held seqs are contiguous from the first one (a recovered run starts past 1), so the
+        # answer is a slice, with no scan.
+        first = held[0].seq
+        if first > after_seq + 1:
+            return None
+        return held[after_seq + 1 - first :]
 
-    def release(self, run_id: str) -> None:
+    async def release(self, run_id: str) -> None:
         self._history.pop(run_id, None)
 
     def subscriber_count(self, user_id: str | None = None) -> int:
@@ -71,3 +79,6 @@ class MemoryBus(EventBus):
     @property
     def held_runs(self) -> int:
         return len(self._history)
+
+    async def ping(self) -> None:
+        """The process is its own backend: it always answers."""

@@ -170,3 +170,11 @@ class RunEvent:
             data={k: v for k, v in body.items() if k not in _IDENTITY},
             epoch=str(body["epoch"]) if epoch is None else epoch,
         )
+
+    @classmethod
+    def decode(cls, wire: bytes) -> RunEvent:
+        """The event whose wire frame is ``wire`` (as :attr:`wire` made it, e.g. on another node);
+        it keeps those bytes as its frame, so its recipients do not encode it again."""
+        event = cls.from_wire(orjson.loads(wire))
+        event.__dict__["_wire"] = wire
+        return event

@@ -178,7 +178,8 @@ class RunExecutor:
                 active.state.move(RunStatus.RUNNING)
             active.started_at = record.started_at
             await self._end_early(active, EventType.AGENT_ERROR, "interrupted", message)
-            self._bus.release(record.id)
+            await self._writer.flush()
+            await self._bus.release(record.id)
             closed += 1
         await self._writer.flush()
         return closed
@@ -354,10 +355,12 @@ class RunExecutor:
         except Exception:
             log.exception("could not record the end of run %s", run.run_id)
         finally:
-            self._bus.release(run.run_id)
-            self._active.pop(run.run_id, None)
-            queue = self._threads.get(run.thread_id)
-            if queue is not None:
-                queue.runs.remove(active)
-                if not queue.runs:
-                    del self._threads[run.thread_id]
+            try:
+                await self._bus.release(run.run_id)
+            finally:
+                self._active.pop(run.run_id, None)
+                queue = self._threads.get(run.thread_id)
+                if queue is not None:
+                    queue.runs.remove(active)
+                    if not queue.runs:
+                        del self._threads[run.thread_id]

@@ -42,6 +42,7 @@ CLOSE_CODES = {
     "try_again_later": 1013,
     "idle": 4000,
     "slow_consumer": 4008,
+    "resync": 4009,
 }
 """WebSocket close codes the server uses (documented in docs/protocol.md)."""
 

@@ -110,12 +110,13 @@ class EventStream:
         self._pending_bytes = 0
         self._wake = asyncio.Event()
         self._overflow = False
+        self._gap = False
 
     async def open(self, after_seq: int, epoch: str | None) -> Response:
         """Subscribe, read the replay, and answer: the stream, ``204`` when the run has ended
         and the client has all of it, or (raised before anything is sent) a refusal."""
         self._delivery.begin_resume(self._run_id, after_seq)
-        subscription = self._bus.subscribe(self._user_id, self._on_event)
+        subscription = await self._bus.subscribe(self._user_id, self._on_event, self._on_gap)
         try:
             replay = await self._chat.replay(self._user_id, self._run_id, after_seq, epoch)
         except BaseException:
@@ -142,6 +143,12 @@ class EventStream:
             self._pending.append(ready)
         self._wake.set()
 
+    def _on_gap(self) -> None:
+        # Live events may have been lost on the way here: end the stream; the browser
+        # reconnects with Last-Event-ID and the replay fills the hole.
+        self._gap = True
+        self._wake.set()
+
     async def _frames(
         self, first: list[RunEvent], subscription: Subscription, *, ended: bool
     ) -> AsyncIterator[str]:
@@ -162,6 +169,11 @@ class EventStream:
                 if self._overflow:
                     log.warning(
                         "SSE client of run %s is not reading; ending its stream", self._run_id
+                    )
+                    return
+                if self._gap:
+                    log.warning(
+                        "SSE stream of run %s may have missed events; ending it", self._run_id
                     )
                     return
                 self._wake.clear()

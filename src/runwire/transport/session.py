@@ -81,6 +81,7 @@ class Session:
         self._machine = ConnectionStateMachine()
         self._delivery = Delivery()
         self._subscription: Subscription | None = None
+        self._gap_before_open = False
         self._routes: dict[type[Any], Callable[[Any], Awaitable[None]]] = {
             UserMessage: self._on_user_message,
             StopAgent: self._on_stop,
@@ -97,13 +98,22 @@ class Session:
     def is_open(self) -> bool:
         return self._machine.is_open
 
+    async def subscribe(self) -> None:
+        """Subscribe to the user's runs, before the socket is accepted: the client's first frame
+        (a ``resume``, say) then finds live delivery in effect, so nothing falls between the
+        two. The subscription counts toward the user's connections at once (see ``admit``)."""
+        self._subscription = await self._services.bus.subscribe(
+            self.user_id, self._on_event, self._on_gap
+        )
+
     def open(self) -> None:
-        """The socket is accepted: subscribe to the user's runs and greet the client."""
+        """The socket is accepted: greet the client."""
         self._machine.move(ConnectionState.OPEN)
-        self._subscription = self._services.bus.subscribe(self.user_id, self._on_event)
         self._send(
             {"type": "connection_established", "connection_id": self.id, "user_id": self.user_id}
         )
+        if self._gap_before_open:
+            self._on_gap()
 
     def release(self) -> None:
         """The socket is gone: stop receiving events. Idempotent."""
@@ -209,6 +219,15 @@ class Session:
     def _on_event(self, event: RunEvent) -> None:
         for ready in self._delivery.live(event):
             self._send_event(ready)
+
+    def _on_gap(self) -> None:
+        # The bus may have lost events on their way here (its link to Redis dropped): the
+        # client fills the hole with a resume on a new connection, which reads history.
+        if self._machine.state is ConnectionState.ACCEPTING:
+            self._gap_before_open = True  # closed as soon as it opens
+            return
+        log.warning("connection %s may have missed events; asking it to resume", self.id)
+        self.close(CLOSE_CODES["resync"], "events may have been missed; reconnect and resume")
 
     def _send_event(self, event: RunEvent) -> None:
         self._write(event.wire)

@@ -40,7 +40,12 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         return
     outlet = _QueueOutlet(services.settings.outbound_buffer_bytes)
     session = Session(admitted, services, outlet)
-    await ws.accept()
+    try:
+        await session.subscribe()
+        await ws.accept()
+    except BaseException:
+        session.release()
+        raise
     writer = asyncio.create_task(outlet.drain(ws), name=f"ws-writer-{session.id}")
     try:
         session.open()

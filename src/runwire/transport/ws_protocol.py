@@ -239,9 +239,17 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         if isinstance(admitted, Denial):
             self._refuse(admitted.status, admitted.body())
             return
+        session = Session(admitted, services, self)
+        try:
+            await session.subscribe()
+        except BaseException:
+            session.release()
+            raise
+        if self._lost:
+            session.release()
+            return
         self._ws.send_response(response)
         self._collect()
-        session = Session(admitted, services, self)
         self._session = session
         self._last_seen = self._loop.time()
         self._idle_timer = self._loop.call_later(self._idle_s, self._check_idle)

@@ -584,6 +584,10 @@
       case "message_accepted": onAccepted(frame); return;
       case "error": onErrorFrame(frame); return;
       case "pong": case "thread_history": return;
+      case "server_closing":
+        // Runs still stream during the grace; then the socket closes (1012) and we reconnect.
+        setConnState("connected", "Server restarting soon…");
+        return;
       default:
         if (typeof frame.run_id === "string" && Number.isInteger(frame.seq)) onRunEvent(frame);
         // Anything else is a type this client does not know: ignored on purpose.

@@ -1,0 +1,687 @@
+"""The Redis bus: several nodes share one Redis; a run's events reach its user's sockets on every
+node, and any node can serve the held history of any node's run.
+
+Layout (docs/decisions.md says why):
+
+- ``{prefix}run:{run_id}`` is a Stream holding the run's events until it is released: entry id
+  ``<seq>-0``, fields ``e`` (the epoch) and ``d`` (the event's wire JSON). It is capped
+  (``XADD MAXLEN ~``) and expires (``EXPIRE``, renewed by each event) so a run whose node died
+  before releasing it cannot hold memory for ever.
+- ``{prefix}user:{user_id}`` is a pub/sub channel: each of the user's events (its wire JSON), and
+  a gap notice (``gap``) when a node had to drop some of the user's events.
+
+One Lua script appends an event to its stream and publishes it, atomically: an event is never in
+history without having been published, nor the other way round. A node sends its writes (events
+and releases) through one queue, in order, on a connection of its own, as many as are queued in
+one round trip; a publisher does not wait for Redis (only past ``max_unsent`` queued writes), and
+this node's :meth:`RedisBus.history` first waits for its own queued writes. Each node keeps one
+pub/sub connection, subscribed to the channels of the users it holds sockets of (from the first
+local subscriber of a user to the last), and hands each message to that user's local handlers in
+the order Redis delivered it, so per-run ``seq`` order holds.
+
+When Redis cannot be reached, writes wait in the queue (bounded) and go out in order once it is
+back; the pub/sub connection reconnects with backoff, and every subscription that existed while it
+was down gets ``on_gap`` once its channel is subscribed again (the transport then asks the client
+to reconnect and resume).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from runwire.bus.base import EventBus, EventHandler, GapHandler
+from runwire.errors import DependencyUnavailable
+from runwire.events.model import RunEvent
+
+__all__ = ["RedisBus", "safe_url"]
+
+log = logging.getLogger(__name__)
+
+_LINK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+_GAP = b"gap"  # on a user's channel: a node dropped some of the user's events
+
+# KEYS[1]: the run's stream. ARGV: channel, seq, epoch, wire, maxlen, ttl_s, append ("1"/"0").
+_APPEND = """
+local seq = tonumber(ARGV[2])
+if ARGV[7] == '1' then
+  local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+  if top then
+    if top[2][2] ~= ARGV[3] then
+      -- the run's log was rewritten under a new epoch: what is held names other events
+      redis.call('DEL', KEYS[1])
+    elseif seq <= tonumber(string.match(top[1], '^%d+')) then
+      -- sent again after its reply was lost: appended and published already
+      return 0
+    end
+  end
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], ARGV[2] .. '-0', 'e', ARGV[3], 'd', ARGV[4])
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+end
+redis.call('PUBLISH', ARGV[1], ARGV[4])
+return 1
+"""
+_APPEND_SHA_BYTES = hashlib.sha1(_APPEND.encode(), usedforsecurity=False).hexdigest().encode()
+
+
+def _command(*parts: bytes) -> bytes:
+    """One command in RESP, as Redis reads it."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
+    return b"".join(out)
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its user name and password, for logs and error messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class _Subscription:
+    __slots__ = ("_bus", "closed", "handler", "missed", "on_gap", "user_id")
+
+    def __init__(
+        self, bus: RedisBus, user_id: str, handler: EventHandler, on_gap: GapHandler | None
+    ) -> None:
+        self._bus = bus
+        self.user_id = user_id
+        self.handler = handler
+        self.on_gap = on_gap
+        self.closed = False
+        self.missed = False  # delivery was not in effect for a while: call on_gap when it is
+
+    def close(self) -> None:
+        self._bus._drop(self)
+
+    def gap(self) -> None:
+        if self.on_gap is None or self.closed:
+            return
+        try:
+            self.on_gap()
+        except Exception:
+            log.exception("gap handler failed")
+
+
+class _Publish:
+    __slots__ = ("event", "user_id")
+
+    def __init__(self, user_id: str, event: RunEvent) -> None:
+        self.user_id = user_id
+        self.event = event
+
+
+class _Release:
+    __slots__ = ("run_id",)
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+
+class _GapNotice:
+    __slots__ = ("user_id",)
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+
+
+_Write = _Publish | _Release | _GapNotice
+
+
+class RedisBus(EventBus):
+    """The bus over Redis Streams and pub/sub. Nothing connects until :meth:`running`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "runwire:",
+        stream_maxlen: int = 10_000,
+        stream_ttl_s: int = 3600,
+        max_unsent: int = 1000,
+        max_backlog: int = 100_000,
+        confirm_timeout_s: float = 5.0,
+        ping_interval_s: float = 5.0,
+        retry_max_s: float = 2.0,
+    ) -> None:
+        self._url = url
+        self._where = safe_url(url)
+        self._prefix = prefix
+        self._user_prefix = f"{prefix}user:".encode()
+        self._maxlen_arg = str(stream_maxlen).encode()
+        self._ttl_arg = str(stream_ttl_s).encode()
+        self._max_unsent = max_unsent
+        self._max_backlog = max_backlog
+        self._confirm_timeout_s = confirm_timeout_s
+        self._ping_interval_s = ping_interval_s
+        self._retry_max_s = retry_max_s
+        self.name = f"runwire-bus-{os.getpid()}-{secrets.token_hex(3)}"
+        """This node's name in Redis's ``CLIENT LIST``: its pub/sub connection's (its writer's
+        is this plus ``-w``)."""
+        self._redis: Redis | None = None
+        self._pool: BlockingConnectionPool | None = None
+        # Writes (events, releases, gap notices) in the order they go to Redis, counted, so a
+        # caller can wait until those queued before it are sent.
+        self._outbox: list[_Write] = []
+        self._writes_queued = 0
+        self._writes_done = 0  # sent, or given up
+        self._done_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._wake_writer = asyncio.Event()
+        self._degraded = False  # Redis does not answer: nobody waits for the writer
+        self._gap_users: set[str] = set()  # their events were dropped: tell their sockets
+        self._broken_runs: set[str] = set()  # their streams have a hole: publish, do not append
+        self._forget_runs: set[str] = set()  # broken runs whose streams are still to be deleted
+        self._held: set[str] = set()
+        self._writer_conn: AbstractConnection | None = None
+        # Subscriptions: local handlers per user, and the state of the user's channel.
+        self._local: dict[str, list[_Subscription]] = {}
+        self._link: AbstractConnection | None = None
+        self._linked = asyncio.Event()
+        self._sent: set[str] = set()  # the last command sent for the channel was SUBSCRIBE
+        self._acks_due: dict[str, int] = {}  # (un)subscribe replies still to come per channel
+        self._confirmed: set[str] = set()  # Redis has subscribed the channel: delivery in effect
+        self._dirty: dict[str, None] = {}  # channels whose subscription may need a command
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._wake_control = asyncio.Event()
+        self._last_reply = 0.0
+        self._last_ping = 0.0
+
+    # -- lifecycle --
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[RedisBus]:
+        """Connect, start the writer and the pub/sub link; on exit send what is queued (for a
+        few seconds at most) and disconnect. Raises DependencyUnavailable if Redis does not
+        answer at start."""
+        self._pool = BlockingConnectionPool.from_url(
+            self._url,
+            max_connections=16,
+            timeout=self._confirm_timeout_s,
+            socket_connect_timeout=self._confirm_timeout_s,
+            socket_timeout=self._confirm_timeout_s,
+            # One quick retry: a pooled connection may be stale after Redis restarted. The
+            # writer retries on its own, with backoff, and never loses the order of writes.
+            retry=Retry(NoBackoff(), 1),
+            protocol=2,
+        )
+        self._redis = Redis(connection_pool=self._pool)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._ping_redis()
+            tasks.append(asyncio.create_task(self._write_loop(), name="redis-bus-writer"))
+            tasks.append(asyncio.create_task(self._listen_loop(), name="redis-bus-listener"))
+            tasks.append(asyncio.create_task(self._control_loop(), name="redis-bus-control"))
+            try:
+                async with asyncio.timeout(self._confirm_timeout_s):
+                    await self._linked.wait()
+            except TimeoutError:
+                raise DependencyUnavailable(
+                    f"could not open a pub/sub connection to Redis at {self._where}"
+                ) from None
+            yield self
+            await self._drain()
+        finally:
+            for task in tasks:
+                task.cancel()
+            self._release_done_waiters()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self._writer_conn is not None:
+                await self._writer_conn.disconnect()
+                self._writer_conn = None
+            await self._redis.aclose()
+            await self._pool.disconnect()
+            self._redis = None
+
+    async def _drain(self) -> None:
+        """Send what is queued; give up after a few seconds (the events are stored anyway)."""
+        try:
+            async with asyncio.timeout(self._confirm_timeout_s):
+                # Polled: the writer may be waiting for Redis, announcing nothing meanwhile.
+                while self._writes_done < self._writes_queued:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            log.warning(
+                "stopping with %d bus writes unsent: Redis at %s does not take them",
+                self._writes_queued - self._writes_done,
+                self._where,
+            )
+
+    # -- the port --
+
+    async def publish(self, user_id: str, event: RunEvent) -> None:
+        self._held.add(event.run_id)
+        unsent = self._writes_queued - self._writes_done
+        if unsent >= self._max_backlog:
+            # Redis has been away long enough to fill the queue: this event is stored but will
+            # not be delivered live; its user's sockets are told to resume once Redis is back.
+            self._broken(user_id, event.run_id)
+            return
+        self._enqueue(_Publish(user_id, event))
+        if unsent + 1 >= self._max_unsent:
+            # Redis takes writes slower than runs make them: runs wait rather than memory grow.
+            await self._caught_up()
+
+    async def release(self, run_id: str) -> None:
+        self._held.discard(run_id)
+        # Queued behind the run's events, so a late write cannot bring the stream back.
+        self._enqueue(_Release(run_id))
+
+    async def history(self, run_id: str, after_seq: int) -> list[RunEvent] | None:
+        redis = self._client()
+        key = self._stream(run_id)
+        await self._caught_up()  # this node's own writes first: it reads what it has published
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.xrange(key, min=str(after_seq) if after_seq > 0 else "-", max="+")
+                pipe.exists(key)
+                entries, exists = await pipe.execute()
+        except _LINK_ERRORS as exc:
+            raise DependencyUnavailable(
+                f"the event bus (Redis) does not answer ({type(exc).__name__}); try again"
+            ) from None
+        if not entries:
+            return [] if exists else None
+        if _seq_of(entries[0][0]) > after_seq + 1:
+            return None  # trimmed (MAXLEN) or started later: the store has the whole run
+        return [
+            RunEvent.decode(fields[b"d"])
+            for entry_id, fields in entries
+            if _seq_of(entry_id) > after_seq
+        ]
+
+    async def subscribe(
+        self, user_id: str, handler: EventHandler, on_gap: GapHandler | None = None
+    ) -> _Subscription:
+        sub = _Subscription(self, user_id, handler, on_gap)
+        self._local.setdefault(user_id, []).append(sub)
+        if user_id in self._confirmed:
+            return sub
+        if self._link is None:
+            sub.missed = True  # told to resume once the link is back
+            return sub
+        waiter = self._waiters.get(user_id)
+        if waiter is None:
+            waiter = self._waiters[user_id] = asyncio.get_running_loop().create_future()
+        self._dirty[user_id] = None
+        self._wake_control.set()
+        try:
+            async with asyncio.timeout(self._confirm_timeout_s):
+                await asyncio.shield(waiter)
+        except TimeoutError:
+            pass
+        except BaseException:
+            sub.close()
+            raise
+        if user_id not in self._confirmed:
+            sub.missed = True
+        return sub
+
+    def _drop(self, sub: _Subscription) -> None:
+        if sub.closed:
+            return
+        sub.closed = True
+        subs = self._local.get(sub.user_id)
+        if subs is None:
+            return
+        subs.remove(sub)
+        if not subs:
+            del self._local[sub.user_id]
+            self._dirty[sub.user_id] = None
+            self._wake_control.set()
+
+    def subscriber_count(self, user_id: str | None = None) -> int:
+        if user_id is not None:
+            return len(self._local.get(user_id, ()))
+        return sum(len(subs) for subs in self._local.values())
+
+    @property
+    def held_runs(self) -> int:
+        return len(self._held)
+
+    @property
+    def linked(self) -> bool:
+        """True while this node's pub/sub connection to Redis is up."""
+        return self._link is not None
+
+    async def ping(self) -> None:
+        await self._ping_redis()
+        if self._link is None:
+            raise DependencyUnavailable(
+                f"the pub/sub connection to Redis at {self._where} is down; reconnecting"
+            )
+
+    # -- writes --
+
+    def _enqueue(self, write: _Write) -> None:
+        self._client()  # not running: say so rather than queue for a writer that is not there
+        self._outbox.append(write)
+        self._writes_queued += 1
+        self._wake_writer.set()
+
+    async def _caught_up(self) -> None:
+        """Wait until every write queued so far is sent; not while Redis is away (the writes
+        wait in order for it; the caller does not)."""
+        target = self._writes_queued
+        if self._writes_done >= target or self._degraded:
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._done_waiters.append((target, done))
+        # Shielded: a cancelled caller must not cancel the future the writer resolves.
+        await asyncio.shield(done)
+
+    def _writes_sent(self, count: int) -> None:
+        self._writes_done += count
+        waiters = self._done_waiters
+        while waiters and waiters[0][0] <= self._writes_done:
+            _resolve(waiters.popleft()[1])
+
+    def _release_done_waiters(self) -> None:
+        while self._done_waiters:
+            _resolve(self._done_waiters.popleft()[1])
+
+    def _broken(self, user_id: str, run_id: str) -> None:
+        self._gap_users.add(user_id)
+        if run_id not in self._broken_runs:
+            self._broken_runs.add(run_id)
+            self._forget_runs.add(run_id)
+
+    async def _write_loop(self) -> None:
+        delay = 0.05
+        while True:
+            if not self._outbox:
+                if self._gap_users or self._forget_runs:
+                    for notice in self._notices():
+                        self._enqueue(notice)
+                    continue
+                self._wake_writer.clear()
+                await self._wake_writer.wait()
+                continue
+            batch, self._outbox = self._outbox, []
+            while batch:
+                try:
+                    await self._write(batch)
+                except _LINK_ERRORS as exc:
+                    if not self._degraded:
+                        self._degraded = True
+                        self._release_done_waiters()
+                        log.warning(
+                            "Redis at %s does not answer (%s): bus writes wait in order until "
+                            "it is back",
+                            self._where,
+                            type(exc).__name__,
+                        )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._retry_max_s)
+                except Exception:
+                    log.exception(
+                        "Redis refused %d bus writes; their live delivery is lost", len(batch)
+                    )
+                    for write in batch:
+                        if isinstance(write, _Publish):
+                            self._broken(write.user_id, write.event.run_id)
+                    self._writes_sent(len(batch))
+                    batch = []
+            delay = 0.05
+            if self._degraded:
+                self._degraded = False
+                log.warning("Redis at %s answers again: queued bus writes are sent", self._where)
+
+    def _notices(self) -> list[_Write]:
+        """Forget the streams with a hole (the store serves them), then tell the users."""
+        notices: list[_Write] = [_Release(run_id) for run_id in self._forget_runs]
+        notices += [_GapNotice(user_id) for user_id in self._gap_users]
+        self._forget_runs.clear()
+        self._gap_users.clear()
+        return notices
+
+    async def _write(self, batch: list[_Write]) -> None:
+        """Send ``batch`` in chunks of one round trip each; what was sent leaves ``batch``.
+
+        The writes go on a connection of their own, packed here and sent in one piece: a
+        client library's pipeline costs more per command than Redis takes to run it.
+        """
+        while batch:
+            chunk = batch[:1000]
+            replies = await self._round_trip(b"".join(map(self._packed, chunk)), len(chunk))
+            if any(isinstance(r, NoScriptError) for r in replies):
+                # Redis restarted (no scripts kept): load the script and send the chunk again;
+                # the script skips what it had appended, so nothing is delivered twice.
+                await self._client().script_load(_APPEND)
+                continue
+            failed = [r for r in replies if isinstance(r, Exception)]
+            if failed:
+                raise failed[0]
+            del batch[: len(chunk)]
+            self._writes_sent(len(chunk))
+
+    async def _round_trip(self, packed: bytes, count: int) -> list[object]:
+        conn = self._writer_conn
+        if conn is None:
+            conn = self._writer_conn = self._new_connection(f"{self.name}-w")
+        replies: list[object] = []
+        try:
+            async with asyncio.timeout(self._confirm_timeout_s):
+                await conn.send_packed_command(packed, check_health=False)
+                for _ in range(count):
+                    try:
+                        replies.append(await conn.read_response())
+                    except ResponseError as exc:
+                        replies.append(exc)
+        except BaseException:
+            # A reply may be half read: this connection's stream can no longer be trusted.
+            self._writer_conn = None
+            await conn.disconnect(nowait=True)
+            raise
+        return replies
+
+    def _packed(self, write: _Write) -> bytes:
+        if isinstance(write, _Publish):
+            event = write.event
+            return _command(
+                b"EVALSHA",
+                _APPEND_SHA_BYTES,
+                b"1",
+                self._stream(event.run_id).encode(),
+                self._channel(write.user_id),
+                str(event.seq).encode(),
+                event.epoch.encode(),
+                event.wire,
+                self._maxlen_arg,
+                self._ttl_arg,
+                b"0" if event.run_id in self._broken_runs else b"1",
+            )
+        if isinstance(write, _Release):
+            self._broken_runs.discard(write.run_id)
+            return _command(b"DEL", self._stream(write.run_id).encode())
+        return _command(b"PUBLISH", self._channel(write.user_id), _GAP)
+
+    # -- the pub/sub link --
+
+    async def _listen_loop(self) -> None:
+        delay = 0.05
+        while True:
+            conn = self._new_connection(self.name)
+            try:
+                await conn.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                loop = asyncio.get_running_loop()
+                self._last_reply = self._last_ping = loop.time()
+                self._link = conn
+                self._linked.set()
+                self._dirty.update(dict.fromkeys(self._local))
+                self._wake_control.set()
+                delay = 0.05
+                while True:
+                    reply = await conn.read_response()
+                    self._last_reply = loop.time()
+                    self._on_reply(reply)
+            except _LINK_ERRORS as exc:
+                log.warning(
+                    "the pub/sub connection to Redis at %s is down (%s); reconnecting",
+                    self._where,
+                    type(exc).__name__,
+                )
+            finally:
+                if self._link is conn:
+                    self._link_lost()
+                await conn.disconnect(nowait=True)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._retry_max_s)
+
+    def _new_connection(self, name: str) -> AbstractConnection:
+        """A connection of its own (not the pool's), named for ``CLIENT LIST``; reads wait
+        as long as they must (the callers bound them)."""
+        assert self._pool is not None
+        kwargs = {**self._pool.connection_kwargs, "client_name": name, "socket_timeout": None}
+        conn: AbstractConnection = self._pool.connection_class(**kwargs)
+        return conn
+
+    def _on_reply(self, reply: Any) -> None:
+        kind = reply[0]
+        if kind == b"message":
+            self._deliver(reply[1], reply[2])
+        elif kind == b"subscribe" or kind == b"unsubscribe":
+            self._acked(reply[1][len(self._user_prefix) :].decode())
+
+    def _deliver(self, channel: bytes, data: bytes) -> None:
+        subs = self._local.get(channel[len(self._user_prefix) :].decode())
+        if not subs:
+            return
+        if data == _GAP:
+            for sub in tuple(subs):
+                sub.gap()
+            return
+        try:
+            event = RunEvent.decode(data)
+        except Exception:
+            log.exception("an event on %r is not a run event; dropped", channel)
+            return
+        for sub in tuple(subs):
+            try:
+                sub.handler(event)
+            except Exception:  # one broken connection must not stop the others' delivery
+                log.exception("event handler failed")
+
+    def _acked(self, user_id: str) -> None:
+        due = self._acks_due.get(user_id, 0) - 1
+        if due > 0:
+            self._acks_due[user_id] = due
+            return
+        self._acks_due.pop(user_id, None)
+        if user_id in self._sent:
+            self._confirmed.add(user_id)
+            self._in_effect(user_id)
+        elif user_id not in self._local:
+            _resolve(self._waiters.pop(user_id, None))  # its subscriber left before the reply
+
+    def _in_effect(self, user_id: str) -> None:
+        _resolve(self._waiters.pop(user_id, None))
+        for sub in tuple(self._local.get(user_id, ())):
+            if sub.missed:
+                sub.missed = False
+                sub.gap()
+
+    def _link_lost(self) -> None:
+        self._link = None
+        self._sent.clear()
+        self._acks_due.clear()
+        self._confirmed.clear()
+        self._dirty.clear()
+        for subs in self._local.values():
+            for sub in subs:
+                sub.missed = True
+        for waiter in self._waiters.values():
+            _resolve(waiter)
+        self._waiters.clear()
+
+    async def _control_loop(self) -> None:
+        """Send the (un)subscriptions the local subscribers need, and keep-alive pings."""
+        while True:
+            try:
+                async with asyncio.timeout(self._ping_interval_s):
+                    await self._wake_control.wait()
+            except TimeoutError:
+                pass
+            self._wake_control.clear()
+            conn = self._link
+            if conn is None:
+                continue
+            subscribe: list[str] = []
+            unsubscribe: list[str] = []
+            for user_id in self._dirty:
+                wanted, sent = user_id in self._local, user_id in self._sent
+                if wanted and not sent:
+                    subscribe.append(user_id)
+                    self._sent.add(user_id)
+                elif sent and not wanted:
+                    unsubscribe.append(user_id)
+                    self._sent.discard(user_id)
+                    self._confirmed.discard(user_id)
+                else:
+                    continue
+                self._acks_due[user_id] = self._acks_due.get(user_id, 0) + 1
+            self._dirty.clear()
+            now = asyncio.get_running_loop().time()
+            try:
+                if subscribe:
+                    await conn.send_command("SUBSCRIBE", *map(self._channel, subscribe))
+                if unsubscribe:
+                    await conn.send_command("UNSUBSCRIBE", *map(self._channel, unsubscribe))
+                if now - self._last_reply > 3 * self._ping_interval_s:
+                    log.warning("Redis at %s stopped answering pings; reconnecting", self._where)
+                    await conn.disconnect(nowait=True)
+                elif now - self._last_ping >= self._ping_interval_s:
+                    self._last_ping = now
+                    await conn.send_command("PING")
+            except _LINK_ERRORS:
+                await conn.disconnect(nowait=True)  # the listener sees it and reconnects
+
+    # -- names --
+
+    def _stream(self, run_id: str) -> str:
+        return f"{self._prefix}run:{run_id}"
+
+    def _channel(self, user_id: str) -> bytes:
+        return self._user_prefix + user_id.encode()
+
+    def _client(self) -> Redis:
+        if self._redis is None:
+            raise RuntimeError("RedisBus is not running: use `async with bus.running()`")
+        return self._redis
+
+    async def _ping_redis(self) -> None:
+        try:
+            await self._client().ping()
+        except (RedisError, OSError) as exc:
+            raise DependencyUnavailable(
+                f"Redis at {self._where} does not answer ({type(exc).__name__})"
+            ) from None
+
+
+def _seq_of(entry_id: bytes) -> int:
+    return int(entry_id.partition(b"-")[0])
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)

@@ -1,0 +1,284 @@
+"""The bus contract (runwire/bus/base.py): what every EventBus promises, checked against each
+implementation: MemoryBus, and RedisBus on a real Redis (``RUNWIRE_TEST_REDIS_URL``).
+
+Each Redis test uses its own key prefix and deletes its keys afterwards, so runs of the suite
+(and other users of the same Redis) do not see each other. Deliveries through Redis arrive
+asynchronously: a test waits for what it expects, and proves that something did *not* arrive by
+sending a later marker on the same path and seeing it arrive alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from runwire.bus.base import EventBus
+from runwire.bus.memory import MemoryBus
+from runwire.bus.redis import RedisBus
+from runwire.events.model import EventType, RunEvent
+from tests.services import redis_url
+from tests.timing import unit
+
+
+def event(run_id: str, seq: int, *, epoch: str = "ep1", **data: Any) -> RunEvent:
+    return RunEvent(
+        EventType.TEXT_DELTA,
+        run_id,
+        "thr_1",
+        seq,
+        "supervisor",
+        "2026-11-23T20:00:00.000Z",
+        {"delta": f"<{run_id}:{seq}>", **data},
+        epoch=epoch,
+    )
+
+
+async def arrived(received: list[RunEvent], count: int) -> None:
+    """Wait until ``received`` holds ``count`` events."""
+    await until(lambda: len(received) >= count)
+
+
+async def until(condition: Callable[[], bool], timeout: float | None = None) -> None:
+    """Wait until ``condition()`` holds (deliveries through Redis arrive on their own time)."""
+    async with asyncio.timeout(timeout if timeout is not None else unit(5)):
+        while not condition():  # noqa: ASYNC110 - a handler announces nothing to wait on
+            await asyncio.sleep(0.005)
+
+
+def seqs(events: list[RunEvent] | None) -> list[int] | None:
+    return None if events is None else [e.seq for e in events]
+
+
+@contextlib.asynccontextmanager
+async def redis_nodes(count: int) -> AsyncIterator[list[RedisBus]]:
+    """``count`` RedisBus nodes sharing one Redis under a key prefix of their own."""
+    url = redis_url()
+    prefix = f"runwire-test:{uuid.uuid4().hex}:"
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            yield [
+                await stack.enter_async_context(RedisBus(url, prefix=prefix).running())
+                for _ in range(count)
+            ]
+    finally:
+        client = Redis.from_url(url)
+        try:
+            keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
+    if request.param == "memory":
+        yield MemoryBus()
+        return
+    async with redis_nodes(1) as (node,):
+        yield node
+
+
+async def test_a_users_subscribers_get_its_events_and_no_other_user_does(bus: EventBus) -> None:
+    first: list[RunEvent] = []
+    second: list[RunEvent] = []
+    other: list[RunEvent] = []
+    await bus.subscribe("usr_a", first.append)
+    await bus.subscribe("usr_a", second.append)
+    await bus.subscribe("usr_b", other.append)
+
+    sent = [event("run_a", seq) for seq in (1, 2, 3)]
+    for e in sent:
+        await bus.publish("usr_a", e)
+    await until(lambda: len(first) == 3 and len(second) == 3)
+    assert [e.wire for e in first] == [e.wire for e in sent]
+    assert [e.wire for e in second] == [e.wire for e in sent]
+    assert first[0] == sent[0]  # the same event, not only the same bytes
+
+    # usr_b's own event arrives, and alone: none of usr_a's reached it.
+    await bus.publish("usr_b", event("run_b", 1))
+    await until(lambda: len(other) == 1)
+    assert [(e.run_id, e.seq) for e in other] == [("run_b", 1)]
+    assert len(first) == 3
+
+
+async def test_each_runs_order_holds_under_concurrent_publishers(bus: EventBus) -> None:
+    received: list[RunEvent] = []
+    await bus.subscribe("usr_a", received.append)
+    runs = [f"run_{i}" for i in range(12)]
+    per_run = 40
+
+    async def run(run_id: str) -> None:
+        for seq in range(1, per_run + 1):
+            await bus.publish("usr_a", event(run_id, seq))
+            if seq % 7 == 0:
+                await asyncio.sleep(0)  # let the other runs interleave
+
+    await asyncio.gather(*(run(r) for r in runs))
+    await until(lambda: len(received) == len(runs) * per_run)
+    for run_id in runs:
+        assert [e.seq for e in received if e.run_id == run_id] == list(range(1, per_run + 1))
+        assert seqs(await bus.history(run_id, 0)) == list(range(1, per_run + 1))
+
+
+async def test_history_is_every_held_event_after_the_position(bus: EventBus) -> None:
+    sent = [event("run_h", seq) for seq in range(1, 11)]
+    for e in sent:
+        await bus.publish("usr_a", e)
+
+    whole = await bus.history("run_h", 0)
+    assert whole is not None and [e.wire for e in whole] == [e.wire for e in sent]
+    assert seqs(await bus.history("run_h", 4)) == [5, 6, 7, 8, 9, 10]
+    assert seqs(await bus.history("run_h", 9)) == [10]
+    # Held, but nothing after the position (yet): empty, not "ask the store".
+    assert await bus.history("run_h", 10) == []
+    assert await bus.history("run_h", 25) == []
+    # Never published here: the bus holds nothing, the store answers.
+    assert await bus.history("run_unknown", 0) is None
+    assert bus.held_runs == 1
+
+
+async def test_history_of_a_run_held_from_past_its_start_sends_earlier_positions_to_the_store(
+    bus: EventBus,
+) -> None:
+    # A recovered run: its first events are stored; this process holds only its closing ones.
+    for seq in (4, 5, 6):
+        await bus.publish("usr_a", event("run_r", seq))
+    assert seqs(await bus.history("run_r", 3)) == [4, 5, 6]
+    assert seqs(await bus.history("run_r", 5)) == [6]
+    assert await bus.history("run_r", 2) is None
+    assert await bus.history("run_r", 0) is None
+
+
+async def test_release_drops_the_runs_history_and_only_that(bus: EventBus) -> None:
+    for seq in (1, 2):
+        await bus.publish("usr_a", event("run_1", seq))
+        await bus.publish("usr_a", event("run_2", seq))
+    assert bus.held_runs == 2
+    await bus.release("run_1")
+    assert await bus.history("run_1", 0) is None
+    assert seqs(await bus.history("run_2", 0)) == [1, 2]
+    assert bus.held_runs == 1
+    await bus.release("run_2")
+    await bus.release("run_2")  # idempotent
+    assert await bus.history("run_2", 0) is None
+    assert bus.held_runs == 0
+
+
+async def test_subscriptions_count_until_closed_and_closed_ones_get_nothing(
+    bus: EventBus,
+) -> None:
+    kept: list[RunEvent] = []
+    dropped: list[RunEvent] = []
+    assert bus.subscriber_count() == 0
+    first = await bus.subscribe("usr_a", dropped.append)
+    await bus.subscribe("usr_a", kept.append)
+    await bus.subscribe("usr_b", kept.append)
+    assert (bus.subscriber_count("usr_a"), bus.subscriber_count("usr_b")) == (2, 1)
+    assert bus.subscriber_count() == 3 and bus.subscriber_count("usr_c") == 0
+
+    first.close()
+    first.close()  # idempotent
+    assert bus.subscriber_count("usr_a") == 1 and bus.subscriber_count() == 2
+    await bus.publish("usr_a", event("run_a", 1))
+    await until(lambda: len(kept) == 1)
+    assert dropped == []
+
+
+async def test_the_last_subscription_of_a_user_closed_and_a_new_one_opened_gets_events(
+    bus: EventBus,
+) -> None:
+    # The user's last socket goes and a new one comes at once (a reload): the new one must not
+    # be lost between the old subscription's end and its own start.
+    for round_ in range(1, 6):
+        received: list[RunEvent] = []
+        old = await bus.subscribe("usr_a", lambda e: None)
+        old.close()
+        new = await bus.subscribe("usr_a", received.append)
+        await bus.publish("usr_a", event("run_a", round_))
+        await arrived(received, 1)
+        new.close()
+    assert bus.subscriber_count() == 0
+
+
+async def test_a_failing_handler_does_not_stop_the_others(bus: EventBus) -> None:
+    received: list[RunEvent] = []
+
+    def broken(_: RunEvent) -> None:
+        raise RuntimeError("a socket's bug")
+
+    await bus.subscribe("usr_a", broken)
+    await bus.subscribe("usr_a", received.append)
+    await bus.publish("usr_a", event("run_a", 1))
+    await bus.publish("usr_a", event("run_a", 2))
+    await until(lambda: len(received) == 2)
+    assert [e.seq for e in received] == [1, 2]
+
+
+# -- several nodes: only a shared backend can do this ---------------------------------------------
+
+
+async def test_a_subscriber_on_one_node_gets_what_another_node_publishes() -> None:
+    async with redis_nodes(2) as (node_a, node_b):
+        on_a: list[RunEvent] = []
+        on_b: list[RunEvent] = []
+        await node_a.subscribe("usr_a", on_a.append)
+        await node_b.subscribe("usr_a", on_b.append)
+        for seq in range(1, 6):
+            await node_b.publish("usr_a", event("run_x", seq))
+        await until(lambda: len(on_a) == 5 and len(on_b) == 5)
+        assert [e.seq for e in on_a] == [1, 2, 3, 4, 5] == [e.seq for e in on_b]
+        # Node A serves the history of node B's run, and sees it released.
+        assert seqs(await node_a.history("run_x", 2)) == [3, 4, 5]
+        assert (node_a.held_runs, node_b.held_runs) == (0, 1)  # counts this node's runs
+        await node_b.release("run_x")
+        assert await node_a.history("run_x", 0) is None
+
+
+async def test_subscribe_returns_once_another_nodes_events_reach_it() -> None:
+    async with redis_nodes(2) as (node_a, node_b):
+        for i in range(20):
+            user = f"usr_{i}"
+            received: list[RunEvent] = []
+            # Published the moment subscribe returns, on another node: it must arrive.
+            await node_a.subscribe(user, received.append)
+            await node_b.publish(user, event(f"run_{i}", 1))
+            await arrived(received, 1)
+
+
+async def test_a_run_logged_again_under_a_new_epoch_replaces_what_was_held() -> None:
+    # A node died mid-run (its stream stays until its TTL); the node that recovers the run gives
+    # it a new epoch and closing events that reuse seqs the dead node had published.
+    async with redis_nodes(2) as (dead, recovering):
+        for seq in (1, 2, 3, 4):
+            await dead.publish("usr_a", event("run_r", seq, epoch="old"))
+        for seq in (3, 4):
+            await recovering.publish("usr_a", event("run_r", seq, epoch="new"))
+        held = await recovering.history("run_r", 2)
+        assert [(e.seq, e.epoch) for e in held or []] == [(3, "new"), (4, "new")]
+        assert await recovering.history("run_r", 0) is None  # seq 1, 2 of "new": the store
+
+
+async def test_a_long_run_keeps_a_bounded_tail_and_sends_older_positions_to_the_store() -> None:
+    url = redis_url()
+    prefix = f"runwire-test:{uuid.uuid4().hex}:"
+    client = Redis.from_url(url)
+    try:
+        async with RedisBus(url, prefix=prefix, stream_maxlen=100, stream_ttl_s=60).running() as b:
+            for seq in range(1, 501):
+                await b.publish("usr_a", event("run_long", seq))
+            # MAXLEN ~ trims whole stream nodes: at least 100 entries stay, far fewer than 500.
+            assert 100 <= await client.xlen(f"{prefix}run:run_long") < 500
+            assert seqs(await b.history("run_long", 480)) == list(range(481, 501))
+            assert await b.history("run_long", 0) is None
+            ttl = await client.ttl(f"{prefix}run:run_long")
+            assert 0 < ttl <= 60
+    finally:
+        await client.delete(f"{prefix}run:run_long")
+        await client.aclose()
