@@ -43,6 +43,7 @@ from runwire.errors import ConfigError
 from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
 from runwire.ratelimit import Clock
+from runwire.readiness import BusProbe, Readiness
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
 from runwire.runs.retention import Retention
@@ -190,6 +191,9 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
                 executor=executor,
                 clock=clock,
                 workload=Workload(store.usage, pricing),
+                readiness=Readiness(
+                    store.db, probes=[BusProbe(bus)] if settings.redis_url is not None else ()
+                ),
             )
             app.state.services = services
             # The lifespan state reaches the server's own /ws protocol (see ws_protocol.py).

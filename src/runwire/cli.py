@@ -1,4 +1,4 @@
-"""The ``runwire`` command line: serve, migrate, manage users, import usage data."""
+"""The ``runwire`` command line: serve, migrate, check (doctor), manage users, import usage data."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from runwire.auth.passwords import Passwords
@@ -19,7 +20,9 @@ from runwire.auth.service import MIN_PASSWORD, AuthService, normalize_email
 from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
 from runwire.config import Settings, load_settings, resolve_secret
-from runwire.errors import ConfigError, RunwireError
+from runwire.errors import ConfigError, DependencyUnavailable, RunwireError
+from runwire.readiness import MIGRATE, REACH_REDIS, BusProbe, Check, Readiness
+from runwire.store.database import Database, redact_url
 from runwire.store.store import Store
 from runwire.usage.pricing import PricingTable
 from runwire.workload import Workload
@@ -126,6 +129,72 @@ def migrate(data_dir: DataDir = None) -> None:
 
     revision = _run(settings.model_copy(update={"auto_migrate": False}), work)
     out.print(f"database schema is at revision {revision}")
+
+
+async def _database_checks(url: str) -> list[Check]:
+    missing = Database.sqlite_file(url)
+    if missing is not None and not missing.exists():
+        # Opening it would create an empty database: doctor looks, it changes nothing.
+        return [Check("database", False, "no database file yet", str(missing), MIGRATE)]
+    async with Database.open(url) as db:
+        return await Readiness(db).run()
+
+
+async def _redis_check(url: str) -> Check:
+    from runwire.bus.redis import RedisBus
+
+    try:
+        async with RedisBus(url).running() as bus:
+            return await BusProbe(bus).check()
+    except DependencyUnavailable as exc:  # it did not answer at start
+        return Check("redis", False, exc.message, fix=REACH_REDIS)
+
+
+async def _checks(settings: Settings) -> list[Check]:
+    checks = await _database_checks(settings.effective_database_url)
+    if settings.redis_url is not None:
+        checks.append(await _redis_check(settings.redis_url.get_secret_value()))
+    return checks
+
+
+@app.command()
+def doctor(data_dir: DataDir = None) -> None:
+    """Check what the server needs, as GET /ready does: settings, database, schema (and Redis
+    when RUNWIRE_REDIS_URL is set).
+
+    One line per check; exit code 0 when all pass, 1 when one fails.
+    """
+    try:
+        settings = load_settings(**({"data_dir": data_dir} if data_dir is not None else {}))
+    except ConfigError as exc:
+        _report([Check("settings", False, "; ".join(exc.problems))])
+        raise typer.Exit(1) from None
+    url = settings.effective_database_url
+    out.print(f"database URL: {redact_url(url)}", highlight=False)
+    checks = [Check("settings", True, detail=f"valid (RUNWIRE_ENV={settings.env.value})")]
+    checks += asyncio.run(_checks(settings))
+    _report(checks)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+def _report(checks: list[Check]) -> None:
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        name = check.name.ljust(width)
+        if check.ok:
+            line = f"[green]ok[/green]       {name}  {escape(check.detail)}"
+            out.print(line, soft_wrap=True, highlight=False)
+            continue
+        line = f"[red]failing[/red]  {name}  {escape(check.reason)}"
+        out.print(line, soft_wrap=True, highlight=False)
+        indent = " " * (width + 11)
+        if check.detail:
+            out.print(f"{indent}{escape(check.detail)}", soft_wrap=True, highlight=False)
+        if check.fix:
+            out.print(f"{indent}fix: {escape(check.fix)}", soft_wrap=True, highlight=False)
+    failing = [c.name for c in checks if not c.ok]
+    out.print(f"not ready: {', '.join(failing)} failing" if failing else "ready", highlight=False)
 
 
 def _read_password(from_stdin: bool) -> str:

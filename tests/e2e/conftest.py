@@ -1,4 +1,5 @@
-"""E2E fixtures: the real ``runwire serve`` process on a free port, with its own data dir."""
+"""E2E fixtures: the real ``runwire serve`` process on a free port, with its own data dir, on
+SQLite (its default) or on a fresh PostgreSQL database migrated by ``runwire migrate``."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.databases import BACKENDS, fresh_postgres_database
 from tests.e2e.wire import Session
 from tests.timing import unit
 
@@ -110,3 +113,57 @@ async def sessions() -> AsyncIterator[Callable[[str], Awaitable[Session]]]:
 @pytest.fixture(scope="session")
 def server_url(server: ServerProcess) -> str:
     return server.url
+
+
+def migrate(env: dict[str, str], data_dir: Path) -> None:
+    """Run ``runwire migrate`` with ``env``, as an operator does before starting a server."""
+    done = subprocess.run(
+        [sys.executable, "-m", "runwire", "migrate"],
+        env={**os.environ, **env, "RUNWIRE_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=unit(60),
+        check=False,
+    )
+    assert done.returncode == 0 and "revision" in done.stdout, done.stderr
+
+
+@contextmanager
+def postgres_env(data_dir: Path) -> Iterator[dict[str, str]]:
+    """Settings for a server on a fresh PostgreSQL database, migrated by ``runwire migrate``.
+
+    Auto-migration is off, as in production: the server must find the schema already in place.
+    """
+    with fresh_postgres_database(migrate=False) as url:
+        env = {**BASE_ENV, "RUNWIRE_DATABASE_URL": url, "RUNWIRE_AUTO_MIGRATE": "false"}
+        migrate(env, data_dir)
+        yield env
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server shared by the session, like ``server``, on PostgreSQL."""
+    data_dir = tmp_path_factory.mktemp("postgres-server")
+    with postgres_env(data_dir) as env:
+        proc = ServerProcess(data_dir, env)
+        yield proc
+        proc.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the shared server on each backend in turn: a test taking it runs twice."""
+    name = "server" if request.param == "sqlite" else "postgres_server"
+    server: ServerProcess = request.getfixturevalue(name)
+    return server.url
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Settings for a test's own server on each backend in turn (SQLite in ``tmp_path``, or a
+    fresh PostgreSQL database): a test taking it runs twice."""
+    if request.param == "sqlite":
+        yield dict(BASE_ENV)
+        return
+    with postgres_env(tmp_path) as env:
+        yield env

@@ -1,4 +1,7 @@
-"""The golden path over real sockets against the real server process, as a client sees it."""
+"""The golden path over real sockets against the real server process, as a client sees it.
+
+The main flow and the health checks run on each backend (``backend_url``: SQLite, PostgreSQL).
+"""
 
 from __future__ import annotations
 
@@ -53,7 +56,10 @@ def check_run_shape(events: list[dict]) -> None:  # type: ignore[type-arg]
     assert not open_tools and not open_agents
 
 
-async def test_ask_about_costs_and_find_it_all_again(session: Session) -> None:
+async def test_ask_about_costs_and_find_it_all_again(
+    backend_url: str, sessions: Callable[[str], Awaitable[Session]]
+) -> None:
+    session = await sessions(backend_url)
     r = await session.post("/api/usage/sample")
     assert r.status_code == 201 and r.json()["imported"] > 1000
     sock = await session.connect()
@@ -298,8 +304,8 @@ async def test_usage_import_over_http(session: Session) -> None:
     assert (await session.get("/api/usage/summary")).json() == {"records": 3}
 
 
-async def test_health_ready_and_docs(server_url: str) -> None:
-    async with httpx.AsyncClient(base_url=server_url, timeout=unit(10)) as http:
+async def test_health_ready_and_docs(backend_url: str) -> None:
+    async with httpx.AsyncClient(base_url=backend_url, timeout=unit(10)) as http:
         assert (await http.get("/health")).json() == {"status": "ok"}
         ready = (await http.get("/ready")).json()
         assert ready["status"] == "ready" and ready["checks"] == {"database": "ok", "schema": "ok"}

@@ -120,6 +120,7 @@ class Forge:
                 "x" * (max_chars + 1),
                 "\udc00",
                 "a\ud800",
+                "a\x00b",  # NUL: no database backend can keep it
             ]
         )
 
@@ -128,7 +129,7 @@ class Forge:
             [
                 prefix + "_" + "".join(self.rng.choice("0123456789abcdef") for _ in range(32)),
                 prefix + "_' OR '1'='1",
-                "\x00",
+                "\x7f\u2028",
                 "é" * 100,
                 "🙂",
                 "%",
@@ -142,7 +143,7 @@ class Forge:
             [
                 "r" + str(self.rng.randrange(10**6)),
                 "x" * 100,
-                "é🙂 " + self.text(0, 10),
+                "é🙂 " + self.text(0, 10).replace("\x00", ""),  # NUL: see bad_string
                 '"quoted"\\',
             ]
         )
@@ -312,8 +313,9 @@ class Forge:
 
     def bad_after_seq(self) -> Hostile:
         # Checked before the run is looked up: another user's run gets invalid_field too.
+        too_large = [2**31, 2**63, 10**30]  # past the largest seq a run can have
         after = self.rng.choice(
-            [-1, -(2**63), 1.5, 1e300, "3", True, False, None, [], {}, "<literal>"]
+            [-1, -(2**63), *too_large, 1.5, 1e300, "3", True, False, None, [], {}, "<literal>"]
         )
         run = self.own_run if self.rng.random() < 0.7 else self.foreign_run
         body = {"type": "resume", "run_id": run, "after_seq": after}
@@ -328,7 +330,7 @@ class Forge:
         """A resume of its own ended run from a position it cannot be served from whole."""
         body: dict[str, Any] = {"type": "resume", "run_id": self.own_run}
         if self.rng.random() < 0.6:
-            after = self.rng.choice([self.own_last_seq + 1, 2**31, 2**63, 10**30])
+            after = self.rng.choice([self.own_last_seq + 1, 2**31 - 1])  # the largest seq
             body["after_seq"] = after
             hostile = self.with_rid(body, "reload_required", f"resume after {after}")
             return dataclasses.replace(hostile, reason="position_unknown")

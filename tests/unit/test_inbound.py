@@ -78,6 +78,15 @@ def test_each_command_parses(text: str, expected: object) -> None:
         (frame(type="resume", run_id="r", epoch=""), "invalid_field"),
         (frame(type="resume", run_id="r", epoch="e" * 101), "invalid_field"),
         (frame(type="ping", request_id="x" * 101), "invalid_field"),
+        (frame(type="resume", run_id="r", after_seq=2**31), "invalid_field"),
+        # NUL: no database backend can keep it (PostgreSQL refuses it in text).
+        (frame(type="user_message", content="a\u0000b"), "invalid_field"),
+        (frame(type="user_message", content="x", thread_id="thr_\u0000"), "invalid_field"),
+        (frame(type="user_message", content="x", client_message_id="\u0000"), "invalid_field"),
+        (frame(type="stop_agent", run_id="run\u0000"), "invalid_field"),
+        (frame(type="resume", run_id="r", epoch="e\u0000"), "invalid_field"),
+        (frame(type="get_thread_history", thread_id="\u0000"), "invalid_field"),
+        (frame(type="ping", request_id="r\u0000"), "invalid_field"),
     ],
 )
 def test_bad_frames_name_the_problem(text: str, code: str) -> None:
@@ -101,7 +110,20 @@ def test_oversized_frames_are_refused() -> None:
         parse_frame("é" * 60, 100)
 
 
+def test_nul_and_the_largest_seq_are_named_in_the_error() -> None:
+    with pytest.raises(ProtocolError) as nul:
+        parse_frame(frame(type="user_message", content="a\u0000b"), MAX)
+    assert nul.value.message == "'content' must not contain the NUL character (U+0000)"
+    with pytest.raises(ProtocolError) as past:
+        parse_frame(frame(type="resume", run_id="r", after_seq=2**31), MAX)
+    assert past.value.message == "'after_seq' must be an integer from 0 to 2147483647"
+    assert parse_frame(frame(type="resume", run_id="r", after_seq=2**31 - 1), MAX) == Resume(
+        "r", 2**31 - 1
+    )
+
+
 def test_request_id_is_recovered_from_bad_frames_when_possible() -> None:
+    assert request_id_of(frame(type="ping", request_id="r\u0000")) is None
     assert request_id_of(frame(type="nope", request_id="r9")) == "r9"
     assert request_id_of("garbage") is None
     assert request_id_of("[]") is None

@@ -6,7 +6,8 @@ limit. Whatever arrives, ``parse_frame`` returns one of the five commands or rai
 ``RunwireError`` with one of those codes, and ``request_id_of`` (used to answer a frame that
 failed) never raises. What it returns must also survive the trip back out: every string of a
 command, of an error message or of an echoed ``request_id`` is valid Unicode, so it can be
-encoded into a reply and stored.
+encoded into a reply; and a command's strings hold no NUL, so every database backend can store
+them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from runwire.config import ConcurrencyPolicy
 from runwire.errors import RunwireError
+from runwire.events.model import MAX_SEQ
 from runwire.protocol.inbound import (
     MAX_CONTENT_CHARS,
     MAX_ID_CHARS,
@@ -64,6 +66,11 @@ def encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def storable(text: str) -> bool:
+    """Text every database backend keeps as sent: Unicode without NUL (PostgreSQL refuses it)."""
+    return encodable(text) and "\x00" not in text
 
 
 # -- what hostile frames are made of --
@@ -163,7 +170,7 @@ def check_parse(raw: str | bytes) -> Command | RunwireError:
     assert isinstance(command, COMMANDS)
     for f in dataclasses.fields(command):
         value = getattr(command, f.name)
-        assert not isinstance(value, str) or encodable(value), f"{f.name}={value!r}"
+        assert not isinstance(value, str) or storable(value), f"{f.name}={value!r}"
     if command.request_id is not None:
         assert 0 < len(command.request_id) <= MAX_ID_CHARS
     return command
@@ -173,14 +180,14 @@ def check_request_id(raw: str | bytes, outcome: Command | RunwireError) -> None:
     if not isinstance(raw, str):
         return  # the socket handler echoes no request_id for a binary frame that failed
     rid = request_id_of(raw)
-    assert rid is None or (0 < len(rid) <= MAX_ID_CHARS and encodable(rid))
+    assert rid is None or (0 < len(rid) <= MAX_ID_CHARS and storable(rid))
     if isinstance(outcome, RunwireError):
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError):
             return
         sent = body.get("request_id") if isinstance(body, dict) else None
-        if isinstance(sent, str) and 0 < len(sent) <= MAX_ID_CHARS and encodable(sent):
+        if isinstance(sent, str) and 0 < len(sent) <= MAX_ID_CHARS and storable(sent):
             assert rid == sent  # a readable request_id is echoed in the error
 
 
@@ -191,6 +198,7 @@ def check_request_id(raw: str | bytes, outcome: Command | RunwireError) -> None:
 @example(raw='{"type":"ping","request_id":"\\ud800"}')  # echoed, it could not be encoded
 @example(raw='{"type":"\\udc00"}')  # quoted in the error message
 @example(raw='{"type":"user_message","content":"hi \\udfff"}')  # stored, it could not be
+@example(raw='{"type":"user_message","content":"hi \\u0000","request_id":"\\u0000"}')  # nor NUL
 @example(raw="\ud800" * 20_000)  # a long text holding raw surrogates: measured, not encoded
 @example(raw='{"type":"resume","run_id":"r","after_seq":' + "9" * 5000 + "}")
 @example(raw='{"type":"resume","run_id":"r","after_seq":NaN}')
@@ -202,8 +210,15 @@ def test_any_frame_is_a_command_or_a_documented_error(raw: str | bytes) -> None:
 
 # -- valid frames round-trip --
 
-ident = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=100)
-content = st.text(st.characters(codec="utf-8"), min_size=1, max_size=300).filter(str.strip)
+# Valid text: Unicode without NUL (refused in every field: no database backend can keep it).
+ident = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00"),
+    min_size=1,
+    max_size=100,
+)
+content = st.text(
+    st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=300
+).filter(str.strip)
 unknown_fields = st.dictionaries(
     st.text(max_size=10).filter(
         lambda k: k not in {"type", "request_id", *(n for f in FIELDS.values() for n in f)}
@@ -224,7 +239,7 @@ valid_command = st.one_of(
     st.builds(
         Resume,
         run_id=ident,
-        after_seq=st.integers(0, 2**63 - 1),
+        after_seq=st.integers(0, MAX_SEQ),
         request_id=st.none() | ident,
         epoch=st.none() | ident,
     ),

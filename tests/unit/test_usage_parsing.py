@@ -115,6 +115,15 @@ def test_an_offset_timestamp_is_converted_to_utc(pricing: PricingTable) -> None:
         ({"timestamp": "yesterday"}, "timestamp 'yesterday' is not RFC 3339"),
         ({"timestamp": "2025-03-01T12:00:00"}, "has no UTC offset"),
         ({"timestamp": ...}, "timestamp is required"),
+        # What no database backend could keep (PostgreSQL refuses it where SQLite would not).
+        ({"prompt_tokens": 2**31}, "prompt_tokens must be at most 2147483647, got 2147483648"),
+        ({"completion_tokens": 10**30}, "completion_tokens must be at most 2147483647"),
+        ({"provider": "p" * 101}, "provider is longer than 100 characters"),
+        ({"model": "m" * 201}, "model is longer than 200 characters"),
+        ({"prompt_hash": "h" * 201}, "prompt_hash is longer than 200 characters"),
+        ({"feature": "f" * 201}, "feature is longer than 200 characters"),
+        ({"model": "gpt\x00"}, "model must not contain the NUL character (U+0000)"),
+        ({"feature": "\x00x"}, "feature must not contain the NUL character (U+0000)"),
     ],
 )
 def test_each_bad_field_is_named_with_the_reason(
@@ -130,8 +139,12 @@ def test_every_problem_of_a_record_is_reported_at_once(pricing: PricingTable) ->
     assert "latency_ms is required" in message
 
 
-def test_huge_token_counts_are_exact(pricing: PricingTable) -> None:
-    assert parse_record(_with(prompt_tokens=10**20), pricing).prompt_tokens == 10**20
+def test_token_counts_are_exact_up_to_what_the_store_keeps(pricing: PricingTable) -> None:
+    # The store keeps 32-bit counts; past them a line is rejected, not rounded or stored wrong.
+    assert parse_record(_with(prompt_tokens=2**31 - 1), pricing).prompt_tokens == 2**31 - 1
+    assert _problem(pricing, prompt_tokens=10**20) == (
+        f"prompt_tokens must be at most {2**31 - 1}, got {10**20}"
+    )
 
 
 def test_an_unknown_model_without_a_cost_is_rejected_not_costed_at_zero(

@@ -21,6 +21,7 @@ import orjson
 
 __all__ = [
     "CRITICAL_EVENTS",
+    "MAX_SEQ",
     "TERMINAL_EVENTS",
     "EventDraft",
     "EventType",
@@ -41,6 +42,10 @@ class EventType(StrEnum):
     AGENT_STOPPED = "agent_stopped"
     TEXT_DELTA = "text_delta"
 
+
+MAX_SEQ = 2**31 - 1
+"""The highest ``seq`` a run can reach: seqs are stored as 32-bit integers (PostgreSQL
+``integer``), so a position past it cannot exist and is refused as input, never sent to a query."""
 
 CRITICAL_EVENTS = frozenset(
     {

@@ -13,6 +13,7 @@ from typing import Any
 
 from runwire.config import ConcurrencyPolicy
 from runwire.errors import PayloadTooLarge, ProtocolError
+from runwire.events.model import MAX_SEQ
 
 __all__ = [
     "Command",
@@ -76,6 +77,15 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
+def _refuse_nul(key: str, value: str) -> None:
+    # JSON lets "\u0000" through, but PostgreSQL cannot store it in text; refused on every
+    # backend alike, rather than failing on one of them after the message was accepted.
+    if "\x00" in value:
+        raise ProtocolError(
+            f"'{key}' must not contain the NUL character (U+0000)", code="invalid_field"
+        )
+
+
 def _opt_str(body: dict[str, Any], key: str, max_chars: int = MAX_ID_CHARS) -> str | None:
     value = body.get(key)
     if value is None:
@@ -85,6 +95,7 @@ def _opt_str(body: dict[str, Any], key: str, max_chars: int = MAX_ID_CHARS) -> s
             f"'{key}' must be a non-empty string of at most {max_chars} characters",
             code="invalid_field",
         )
+    _refuse_nul(key, value)
     return value
 
 
@@ -105,6 +116,7 @@ def _user_message(body: dict[str, Any], rid: str | None) -> UserMessage:
         raise ProtocolError(
             f"'content' is longer than {MAX_CONTENT_CHARS} characters", code="invalid_field"
         )
+    _refuse_nul("content", content)
     raw_policy = body.get("policy")
     policy = None
     if raw_policy is not None:
@@ -126,8 +138,10 @@ def _user_message(body: dict[str, Any], rid: str | None) -> UserMessage:
 
 def _resume(body: dict[str, Any], rid: str | None) -> Resume:
     after = body.get("after_seq", 0)
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        raise ProtocolError("'after_seq' must be an integer >= 0", code="invalid_field")
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_SEQ:
+        raise ProtocolError(
+            f"'after_seq' must be an integer from 0 to {MAX_SEQ}", code="invalid_field"
+        )
     return Resume(
         run_id=_req_str(body, "run_id"),
         after_seq=after,
@@ -165,7 +179,12 @@ def request_id_of(text: str) -> str | None:
     except ProtocolError:
         return None
     rid = body.get("request_id") if isinstance(body, dict) else None
-    if isinstance(rid, str) and 0 < len(rid) <= MAX_ID_CHARS and _is_unicode(rid):
+    if (
+        isinstance(rid, str)
+        and 0 < len(rid) <= MAX_ID_CHARS
+        and _is_unicode(rid)
+        and "\x00" not in rid
+    ):
         return rid
     return None
 

@@ -13,13 +13,32 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from runwire.errors import DependencyUnavailable
 
-__all__ = ["Database"]
+__all__ = ["Database", "redact_url", "without_secret"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def redact_url(url: str | URL) -> str:
+    """``url`` with its password replaced by ``***``, for logs and the operator's eyes."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<a database URL that cannot be parsed>"
+
+
+def without_secret(said: str, url: str | URL) -> str:
+    """``said`` (a driver's message, say) with the password of ``url`` taken out."""
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return said
+    return said.replace(str(password), "***") if password else said
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -47,13 +66,20 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @staticmethod
+    def sqlite_file(url: str) -> Path | None:
+        """The file an SQLite URL names; None for PostgreSQL and in-memory SQLite."""
+        if not url.startswith("sqlite") or "///" not in url:
+            return None
+        path = url.split("///", 1)[1].split("?", 1)[0]
+        return Path(path) if path and path != ":memory:" else None
+
     @classmethod
     @asynccontextmanager
     async def open(cls, url: str) -> AsyncIterator[Database]:
-        if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = cls.sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -96,12 +122,38 @@ class Database:
         return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
 
     async def ping(self) -> None:
-        """Run a real query; raise DependencyUnavailable (without the URL) when it fails."""
+        """Run a real query; raise DependencyUnavailable when it fails.
+
+        The message names only the kind of failure (no URL, host or driver text: ``/ready`` shows
+        it to anyone); the driver's error is kept as ``__cause__`` for ``runwire doctor``.
+        """
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:
-            raise DependencyUnavailable(f"database unreachable ({type(exc).__name__})") from None
+            raise DependencyUnavailable(f"database unreachable ({type(exc).__name__})") from exc
+
+    @asynccontextmanager
+    async def _reach(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for start-up and administration (migrations, the schema revision).
+
+        A database that cannot be reached raises DependencyUnavailable naming where it was
+        looked for (password hidden) and what the driver said, for the operator who reads the
+        start-up log or the CLI's answer, instead of the driver's traceback.
+        """
+        try:
+            conn = await self.engine.connect()
+        except Exception as exc:
+            said = without_secret(str(exc).strip(), self.engine.url)
+            raise DependencyUnavailable(
+                f"cannot reach the database at {redact_url(self.engine.url)} "
+                f"({type(exc).__name__}{': ' + said if said else ''}); "
+                "`runwire doctor` checks the settings and the database"
+            ) from None
+        try:
+            yield conn
+        finally:
+            await conn.close()
 
     def _alembic_config(self) -> Any:
         from alembic.config import Config
@@ -120,7 +172,7 @@ class Database:
             cfg.attributes["connection"] = sync_conn
             command.upgrade(cfg, "head")
 
-        async with self.engine.begin() as conn:
+        async with self._reach() as conn, conn.begin():
             await conn.run_sync(upgrade)
 
     async def schema_revision(self) -> tuple[str | None, str]:
@@ -134,6 +186,6 @@ class Database:
             rev: str | None = MigrationContext.configure(sync_conn).get_current_revision()
             return rev
 
-        async with self.engine.connect() as conn:
+        async with self._reach() as conn:
             cur = await conn.run_sync(current)
         return cur, str(head)

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from runwire.errors import PayloadTooLarge
+from runwire.events.model import MAX_SEQ
 from runwire.transport.event_stream import EventStream, parse_last_event_id, wants_event_stream
+from runwire.transport.params import PathId
 from runwire.transport.principal import CurrentPrincipal
 from runwire.transport.services import services_of
 
@@ -40,14 +42,14 @@ async def threads(principal: CurrentPrincipal, request: Request) -> dict[str, An
 
 @router.get("/threads/{thread_id}/messages", summary="A thread's messages, oldest first")
 async def thread_messages(
-    thread_id: str, principal: CurrentPrincipal, request: Request
+    thread_id: PathId, principal: CurrentPrincipal, request: Request
 ) -> dict[str, Any]:
     found = await services_of(request).chat.messages(principal.user_id, thread_id)
     return {"thread_id": thread_id, "messages": [m.public() for m in found]}
 
 
 @router.get("/runs/{run_id}", summary="A run's status and timings")
-async def run(run_id: str, principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+async def run(run_id: PathId, principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
     record = await services_of(request).chat.run(principal.user_id, run_id)
     return {"run": record.public()}
 
@@ -64,10 +66,10 @@ async def run(run_id: str, principal: CurrentPrincipal, request: Request) -> dic
     response_model=None,
 )
 async def run_events(
-    run_id: str,
+    run_id: PathId,
     principal: CurrentPrincipal,
     request: Request,
-    after: int = Query(0, ge=0),
+    after: int = Query(0, ge=0, le=MAX_SEQ),
     epoch: str | None = Query(None, min_length=1, max_length=100),
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
 ) -> dict[str, Any] | Response:

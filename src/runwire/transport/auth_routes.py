@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, EmailStr, Field
 
 from runwire.transport.client_address import client_address
+from runwire.transport.params import refuse_nul
 from runwire.transport.principal import CurrentPrincipal
 from runwire.transport.services import services_of
 
@@ -22,7 +23,7 @@ class Credentials(BaseModel):
 
 
 class LoginBody(BaseModel):
-    email: str = Field(max_length=320)
+    email: Annotated[str, Field(max_length=320), AfterValidator(refuse_nul)]
     password: str = Field(max_length=1024)
 
 

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from runwire.bus.base import EventBus, Subscription
 from runwire.chat import ChatService
 from runwire.errors import InputError
-from runwire.events.model import RunEvent
+from runwire.events.model import MAX_SEQ, RunEvent
 from runwire.protocol.delivery import Delivery
 
 __all__ = [
@@ -56,6 +56,7 @@ def parse_last_event_id(value: str) -> tuple[str, int]:
         or not colon
         or not epoch
         or not (seq.isascii() and seq.isdigit())
+        or int(seq) > MAX_SEQ
     ):
         raise InputError("Last-Event-ID must be the id of an event this stream sent: <epoch>:<seq>")
     return epoch, int(seq)

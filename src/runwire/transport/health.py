@@ -1,4 +1,4 @@
-"""Liveness, readiness and gauges. Readiness runs real checks (a query, the schema revision)."""
+"""Liveness, readiness and gauges. Readiness runs real checks (runwire.readiness)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from runwire.errors import DependencyUnavailable
 from runwire.transport.services import services_of
 
 __all__ = ["router"]
@@ -22,28 +21,17 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", summary="200 when every dependency answers; 503 naming what fails")
 async def ready(request: Request) -> JSONResponse:
-    services = services_of(request)
-    db = services.store.db
-    checks: dict[str, str] = {}
-    try:
-        await db.ping()
-        checks["database"] = "ok"
-        current, head = await db.schema_revision()
-        checks["schema"] = (
-            "ok" if current == head else f"at {current}, needs {head}: run `runwire migrate`"
-        )
-    except DependencyUnavailable as exc:
-        checks["database"] = exc.message
-    if services.settings.redis_url is not None:
-        try:
-            await services.bus.ping()
-            checks["redis"] = "ok"
-        except DependencyUnavailable as exc:
-            checks["redis"] = exc.message
-    ok = all(v == "ok" for v in checks.values())
-    body: dict[str, object] = {"status": "ready" if ok else "unavailable", "checks": checks}
+    """The checks of ``runwire doctor`` (see runwire.readiness), each by name: ``"ok"`` or why it
+    fails. A check that needs an earlier one to pass (the schema needs the database) is left out
+    when that one fails."""
+    checks = await services_of(request).readiness.run()
+    ok = all(c.ok for c in checks)
+    body: dict[str, object] = {
+        "status": "ready" if ok else "unavailable",
+        "checks": {c.name: c.reason for c in checks},
+    }
     if not ok:
-        body["failing"] = [k for k, v in checks.items() if v != "ok"]
+        body["failing"] = [c.name for c in checks if not c.ok]
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

@@ -11,6 +11,7 @@ from runwire.bus.base import EventBus
 from runwire.chat import ChatService
 from runwire.config import Settings
 from runwire.ratelimit import Clock
+from runwire.readiness import Readiness
 from runwire.runs.executor import RunExecutor
 from runwire.store.store import Store
 from runwire.workload import Workload
@@ -27,6 +28,7 @@ class Services:
     bus: EventBus
     executor: RunExecutor
     workload: Workload
+    readiness: Readiness  # what /ready checks (runwire doctor runs the same)
     clock: Clock  # monotonic seconds, for rate limits (tests pass a fake one)
 
 

@@ -12,14 +12,29 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import String
+
 from runwire.errors import InputError
 from runwire.store.records import UsageRecord
+from runwire.store.schema import usage_records
 from runwire.usage.pricing import PricingTable
 
-__all__ = ["STATUSES", "parse_record"]
+__all__ = ["MAX_TOKENS", "STATUSES", "parse_record"]
 
 STATUSES = ("ok", "error")
 _MISSING = object()
+MAX_TOKENS = 2**31 - 1
+"""The most tokens one call may count: the store keeps counts as 32-bit integers."""
+
+
+def _column_chars(name: str) -> int:
+    kind = usage_records.c[name].type
+    assert isinstance(kind, String) and kind.length is not None
+    return kind.length
+
+
+# The longest text each field may hold: its column's length, so no backend truncates or refuses.
+_MAX_CHARS = {name: _column_chars(name) for name in ("provider", "model", "prompt_hash", "feature")}
 
 
 def parse_record(obj: Mapping[str, Any], pricing: PricingTable) -> UsageRecord:
@@ -98,12 +113,10 @@ def _timestamp(value: Any) -> int:
 
 
 def _required_text(obj: Mapping[str, Any], key: str) -> str:
-    value = _get(obj, key)
-    if value is _MISSING:
+    text = _optional_text(obj, key)
+    if text is None:
         raise _FieldError(f"{key} is required")
-    if not isinstance(value, str):
-        raise _FieldError(f"{key} must be a string")
-    return value.strip()
+    return text
 
 
 def _optional_text(obj: Mapping[str, Any], key: str) -> str | None:
@@ -112,7 +125,13 @@ def _optional_text(obj: Mapping[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise _FieldError(f"{key} must be a string")
-    return value.strip()
+    text = value.strip()
+    limit = _MAX_CHARS[key]
+    if len(text) > limit:
+        raise _FieldError(f"{key} is longer than {limit} characters")
+    if "\x00" in text:  # PostgreSQL cannot store it; refused on every backend alike
+        raise _FieldError(f"{key} must not contain the NUL character (U+0000)")
+    return text
 
 
 def _count(obj: Mapping[str, Any], key: str) -> int:
@@ -129,6 +148,8 @@ def _count(obj: Mapping[str, Any], key: str) -> int:
         count = int(number)
     if count < 0:
         raise _FieldError(f"{key} must be >= 0, got {value!r}")
+    if count > MAX_TOKENS:
+        raise _FieldError(f"{key} must be at most {MAX_TOKENS}, got {str(value)[:40]}")
     return count
 
 

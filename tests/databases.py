@@ -1,0 +1,73 @@
+"""Databases for tests on every backend runwire supports: SQLite and PostgreSQL.
+
+A PostgreSQL database for tests is made fresh under a unique name (``runwire_t_<hex>``) on the
+server of ``RUNWIRE_TEST_POSTGRES_URL`` (see tests/services.py: skipped on a person's machine
+without it, failing in CI), through an admin connection to that URL's own database, and dropped
+afterwards, even when connections to it are still open (a server killed by a test).
+
+The helpers are synchronous: fixtures call them outside the tests' event loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import delete, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from runwire.store.database import Database
+from runwire.store.schema import metadata
+from tests.services import postgres_url
+
+__all__ = ["BACKENDS", "admin", "database_name", "empty_tables", "fresh_postgres_database"]
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+async def admin(statement: str, admin_url: str | None = None) -> None:
+    """Run ``statement`` on the test server's own database, outside a transaction."""
+    admin_url = admin_url or postgres_url()
+    # CREATE/DROP DATABASE cannot run inside a transaction.
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+def database_name(url: str) -> str:
+    """The database a URL names."""
+    return str(make_url(url).database)
+
+
+async def _migrate(url: str) -> None:
+    async with Database.open(url) as db:
+        await db.migrate()
+
+
+@contextmanager
+def fresh_postgres_database(*, migrate: bool) -> Iterator[str]:
+    """A new, empty PostgreSQL database (migrated to head if ``migrate``); yields its URL."""
+    admin_url = postgres_url()
+    name = f"runwire_t_{uuid.uuid4().hex[:12]}"
+    # The name is made here from hex digits, never from input.
+    asyncio.run(admin(f'CREATE DATABASE "{name}"', admin_url))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        if migrate:
+            asyncio.run(_migrate(url))
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', admin_url))
+
+
+async def empty_tables(db: Database) -> None:
+    """Delete every row of runwire's tables (children first), keeping the schema and its revision."""
+    async with db.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(delete(table))

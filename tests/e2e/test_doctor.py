@@ -1,0 +1,114 @@
+"""``runwire doctor`` as an operator runs it: a real process, real databases, exit codes."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from tests.databases import fresh_postgres_database
+from tests.e2e.test_cli import runwire
+from tests.services import redis_url
+
+PASSWORD = "s3cret-Pa55word"
+
+
+def lines(text: str) -> dict[str, str]:
+    """Each check's line, by the check's name (the word after ok/failing)."""
+    found = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] in ("ok", "failing"):
+            found[words[1]] = line
+    return found
+
+
+def test_doctor_passes_on_a_migrated_sqlite_database_and_creates_none(tmp_path: Path) -> None:
+    missing = runwire("doctor", data_dir=tmp_path)
+    assert missing.returncode == 1, missing.stdout
+    shown = lines(missing.stdout)
+    assert shown["settings"].startswith("ok")
+    assert shown["database"].startswith("failing") and "no database file yet" in missing.stdout
+    assert "fix: run `runwire migrate`" in missing.stdout
+    assert not (tmp_path / "runwire.db").exists()  # doctor looks; it changes nothing
+
+    assert runwire("migrate", data_dir=tmp_path).returncode == 0
+    fine = runwire("doctor", data_dir=tmp_path)
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    shown = lines(fine.stdout)
+    assert list(shown) == ["settings", "database", "schema"]
+    assert all(line.startswith("ok") for line in shown.values()), fine.stdout
+    assert "sqlite answers" in shown["database"] and "at 0002" in shown["schema"]
+    assert fine.stdout.rstrip().endswith("ready")
+
+
+def test_doctor_names_runwire_migrate_for_an_unmigrated_postgresql_database(
+    tmp_path: Path,
+) -> None:
+    with fresh_postgres_database(migrate=False) as url:
+        env = {"RUNWIRE_DATABASE_URL": url}
+        before = runwire("doctor", data_dir=tmp_path, env=env)
+        assert before.returncode == 1, before.stdout + before.stderr
+        shown = lines(before.stdout)
+        assert shown["database"].startswith("ok") and "postgresql answers" in shown["database"]
+        assert shown["schema"].startswith("failing")
+        assert "at nothing, needs 0002: run `runwire migrate`" in shown["schema"]
+        assert "not ready: schema failing" in before.stdout
+
+        assert runwire("migrate", data_dir=tmp_path, env=env).returncode == 0
+        after = runwire("doctor", data_dir=tmp_path, env=env)
+        assert after.returncode == 0, after.stdout
+        assert lines(after.stdout)["schema"].startswith("ok")
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens there once the socket is closed
+
+
+def test_doctor_names_an_unreachable_database_without_its_password(tmp_path: Path) -> None:
+    port = closed_port()
+    url = f"postgresql+asyncpg://runwire:{PASSWORD}@127.0.0.1:{port}/runwire"
+    done = runwire("doctor", data_dir=tmp_path, env={"RUNWIRE_DATABASE_URL": url})
+    assert done.returncode == 1, done.stdout + done.stderr
+    shown = lines(done.stdout)
+    assert list(shown) == ["settings", "database"]  # the schema needs the database
+    assert "database unreachable (ConnectionRefusedError)" in shown["database"]
+    assert f"runwire:***@127.0.0.1:{port}/runwire" in done.stdout  # where it looked
+    assert "Connect call failed" in done.stdout  # and what the driver said
+    assert "fix: start the database server" in done.stdout
+    assert PASSWORD not in done.stdout + done.stderr
+    # The commands that need the database say the same in one line, not with a traceback.
+    migrated = runwire("migrate", data_dir=tmp_path, env={"RUNWIRE_DATABASE_URL": url})
+    assert migrated.returncode == 1
+    said = " ".join(migrated.stderr.split())  # the console wraps long lines
+    assert said.startswith("error: cannot reach the database at postgresql+asyncpg://runwire:***@")
+    assert "ConnectionRefusedError" in said and "`runwire doctor`" in said
+    assert "Traceback" not in said and PASSWORD not in migrated.stdout + migrated.stderr
+
+
+def test_doctor_names_bad_settings(tmp_path: Path) -> None:
+    done = runwire(
+        "doctor", data_dir=tmp_path, env={"RUNWIRE_DATABASE_URL": "mysql://root@db/runwire"}
+    )
+    assert done.returncode == 1
+    assert lines(done.stdout)["settings"].startswith("failing")
+    assert "RUNWIRE_DATABASE_URL must start with" in done.stdout
+
+
+def test_doctor_checks_redis_when_the_bus_is_redis(tmp_path: Path) -> None:
+    assert runwire("migrate", data_dir=tmp_path).returncode == 0
+    fine = runwire("doctor", data_dir=tmp_path, env={"RUNWIRE_REDIS_URL": redis_url()})
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    shown = lines(fine.stdout)
+    assert list(shown) == ["settings", "database", "schema", "redis"]
+    assert shown["redis"].startswith("ok")
+
+    url = f"redis://:{PASSWORD}@127.0.0.1:{closed_port()}/0"
+    down = runwire("doctor", data_dir=tmp_path, env={"RUNWIRE_REDIS_URL": url})
+    assert down.returncode == 1, down.stdout + down.stderr
+    shown = lines(down.stdout)
+    assert shown["schema"].startswith("ok") and shown["redis"].startswith("failing")
+    assert "fix: start Redis, or point RUNWIRE_REDIS_URL" in down.stdout
+    assert "not ready: redis failing" in down.stdout
+    assert PASSWORD not in down.stdout + down.stderr

@@ -1,0 +1,316 @@
+"""The store's contract, one suite on SQLite and PostgreSQL (each test runs on both).
+
+Each repository: accounts, conversations, the run log and usage. Besides the plain flows, what
+differs between the two databases when nobody looks: integer sizes at their limits, text at its
+column's length and beyond the Basic Multilingual Plane, the order of rows written in one
+millisecond, and concurrent writers (SQLite's are queued by the store's write lock, PostgreSQL's
+really run at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from runwire.errors import Conflict
+from runwire.events import EventType, RunEvent
+from runwire.events.model import MAX_SEQ
+from runwire.store.accounts import RefreshOutcome
+from runwire.store.records import Message, UsageRecord, new_epoch, new_id, now_ms
+from runwire.store.store import Store
+from runwire.usage.records import MAX_TOKENS
+
+FAR_FUTURE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last RFC 3339 instant
+WIDE_TEXT = "na\u00efve \U0001d518\U0001d52b\U0001d526 \U0001f600 \u05e9\u05dc\u05d5\u05dd \u200d ok"  # accents, astral plane, emoji, RTL, ZWJ
+
+
+async def a_user(store: Store) -> str:
+    user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "hash")
+    return user.id
+
+
+def event(run_id: str, thread_id: str, seq: int, epoch: str, **data: object) -> RunEvent:
+    kind = EventType.TEXT_DELTA if data else EventType.AGENT_STARTED
+    return RunEvent(kind, run_id, thread_id, seq, "supervisor", "ts", dict(data), epoch=epoch)
+
+
+# Accounts
+
+
+async def test_accounts_keep_users_and_refuse_a_taken_email(store: Store) -> None:
+    accounts = store.accounts
+    user = await accounts.create_user(new_id("usr"), "ada@example.com", "h" * 200)
+    assert await accounts.user_by_email("ada@example.com") == user
+    assert await accounts.user_by_id(user.id) == user
+    assert await accounts.user_by_email("nobody@example.com") is None
+    with pytest.raises(Conflict):
+        await accounts.create_user(new_id("usr"), "ada@example.com", "h")
+    # Concurrent sign-ups with one address: one account, one refusal.
+    results = await asyncio.gather(
+        *(accounts.create_user(new_id("usr"), "bob@example.com", "h") for _ in range(4)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, Conflict) for r in results) == 3
+    assert (await accounts.user_by_email("bob@example.com")) in results
+
+
+async def test_refresh_tokens_rotate_once_expire_and_reuse_revokes(store: Store) -> None:
+    accounts, user_id = store.accounts, await a_user(store)
+    later = now_ms() + 60_000
+    await accounts.start_family("fam_1", user_id, "t1", later)
+    assert await accounts.rotate("unknown", "x", later) == (RefreshOutcome.UNKNOWN, None, None)
+    assert await accounts.rotate("t1", "t2", later) == (RefreshOutcome.OK, user_id, "fam_1")
+    assert await accounts.family_active("fam_1", user_id)
+    assert not await accounts.family_active("fam_1", "usr_other")
+    assert await accounts.rotate("t1", "t3", later) == (RefreshOutcome.REUSED, user_id, "fam_1")
+    assert not await accounts.family_active("fam_1", user_id)
+    assert await accounts.rotate("t2", "t4", later) == (RefreshOutcome.REVOKED, user_id, "fam_1")
+
+    await accounts.start_family("fam_2", user_id, "old", now_ms() - 1)
+    assert (await accounts.rotate("old", "new", later))[0] == RefreshOutcome.EXPIRED
+    await accounts.start_family("fam_3", user_id, "live", later)
+    await accounts.revoke_family("fam_3", "logout")
+    assert (await accounts.rotate("live", "new3", later))[0] == RefreshOutcome.REVOKED
+
+
+async def test_one_refresh_token_presented_at_once_rotates_once(store: Store) -> None:
+    accounts, user_id = store.accounts, await a_user(store)
+    later = now_ms() + 60_000
+    await accounts.start_family("fam_c", user_id, "shared", later)
+    outcomes = await asyncio.gather(
+        *(accounts.rotate("shared", f"next_{i}", later) for i in range(4))
+    )
+    assert sorted(o[0] for o in outcomes).count(RefreshOutcome.OK) == 1
+    # Every other presentation is a reuse, which revokes the family the winner rotated into.
+    assert {o[0] for o in outcomes} - {RefreshOutcome.OK} <= {
+        RefreshOutcome.REUSED,
+        RefreshOutcome.REVOKED,
+    }
+    assert not await accounts.family_active("fam_c", user_id)
+
+
+async def test_a_ticket_is_taken_once_even_by_concurrent_takers(store: Store) -> None:
+    accounts, user_id = store.accounts, await a_user(store)
+    await accounts.start_family("fam_t", user_id, "rt", now_ms() + 60_000)
+    await accounts.add_ticket("tk", user_id, "fam_t", now_ms() + 60_000)
+    taken = await asyncio.gather(*(accounts.take_ticket("tk") for _ in range(4)))
+    assert taken.count((user_id, "fam_t")) == 1 and taken.count(None) == 3
+    await accounts.add_ticket("expired", user_id, "fam_t", now_ms() - 1)
+    assert await accounts.take_ticket("expired") is None
+    assert await accounts.take_ticket("never") is None
+
+
+# Conversations
+
+
+async def test_accepted_messages_keep_their_text_and_order(store: Store) -> None:
+    conversations, user_id = store.conversations, await a_user(store)
+    long_text = (WIDE_TEXT + " ") * (32_000 // (len(WIDE_TEXT) + 1))
+    thread, first = await conversations.accept(
+        user_id=user_id,
+        thread=None,
+        content=long_text,
+        run_id=new_id("run"),
+        epoch=new_epoch(),
+        client_message_id="c" * 100,  # the longest the protocol lets through
+    )
+    assert thread.title == " ".join(long_text.split())[:80]
+    later = []
+    for i in range(20):  # many in one millisecond: the order is still the order of writing
+        _, msg = await conversations.accept(
+            user_id=user_id, thread=thread, content=f"m{i}", run_id=new_id("run"), epoch="e"
+        )
+        later.append(msg)
+    stored = await conversations.messages_of(thread.id)
+    assert [m.content for m in stored] == [long_text] + [f"m{i}" for i in range(20)]
+    assert stored[0] == first and stored[1:] == later
+    assert await conversations.message_by_client_id(user_id, "c" * 100) == first
+    found = await conversations.thread(user_id, thread.id)
+    assert found is not None and (found.title, found.created_at) == (
+        thread.title,
+        thread.created_at,
+    )
+    assert found.updated_at >= later[-1].created_at
+    assert await conversations.thread("usr_other", thread.id) is None
+    runs = await store.runs.runs_of_thread(thread.id)
+    assert len(runs) == 21 and {r.status for r in runs} == {"queued"}
+
+
+async def test_a_repeated_client_message_id_stores_nothing_even_when_sent_at_once(
+    store: Store,
+) -> None:
+    conversations, user_id = store.conversations, await a_user(store)
+
+    async def send() -> object:
+        return await conversations.accept(
+            user_id=user_id,
+            thread=None,
+            content="same",
+            run_id=new_id("run"),
+            epoch=new_epoch(),
+            client_message_id="once",
+        )
+
+    results = await asyncio.gather(*(send() for _ in range(4)), return_exceptions=True)
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    assert len(winners) == 1 and sum(isinstance(r, Conflict) for r in results) == 3
+    # The losers' new threads were rolled back with their messages.
+    threads = await conversations.threads_of(user_id)
+    assert [t.id for t in threads] == [winners[0][0].id]  # type: ignore[index]
+
+
+async def test_threads_come_newest_first(store: Store) -> None:
+    conversations, user_id = store.conversations, await a_user(store)
+    made = []
+    for i in range(3):
+        thread, _ = await conversations.accept(
+            user_id=user_id, thread=None, content=f"t{i}", run_id=new_id("run"), epoch="e"
+        )
+        made.append(thread)
+        await asyncio.sleep(0.002)  # distinct updated_at: ties have no promised order
+    await asyncio.sleep(0.002)
+    await conversations.accept(
+        user_id=user_id, thread=made[0], content="again", run_id=new_id("run"), epoch="e"
+    )
+    assert [t.id for t in await conversations.threads_of(user_id)] == [
+        made[0].id,
+        made[2].id,
+        made[1].id,
+    ]
+    assert [t.id for t in await conversations.threads_of(user_id, limit=1)] == [made[0].id]
+
+
+# The run log
+
+
+async def test_events_are_kept_in_seq_order_up_to_the_largest_seq(store: Store) -> None:
+    user_id = await a_user(store)
+    run_id, epoch = new_id("run"), new_epoch()
+    thread, _ = await store.conversations.accept(
+        user_id=user_id, thread=None, content="q", run_id=run_id, epoch=epoch
+    )
+    batch = [event(run_id, thread.id, seq, epoch, delta=WIDE_TEXT) for seq in (3, 1, 2)]
+    await store.runs.append_events(batch)
+    await store.runs.append_events([])
+    huge = event(run_id, thread.id, MAX_SEQ, epoch, delta="\u0000 kept inside JSON")
+    await store.runs.append_events([huge])
+    stored = await store.runs.events_after(run_id, 0)
+    assert [e.seq for e in stored] == [1, 2, 3, MAX_SEQ]
+    assert stored[0].data == {"delta": WIDE_TEXT} and stored[-1] == huge
+    assert await store.runs.events_after(run_id, 2) == stored[2:]
+    assert await store.runs.events_after(run_id, MAX_SEQ) == []
+    assert await store.runs.events_after(run_id, 0, limit=2) == stored[:2]
+    with pytest.raises(IntegrityError):  # a seq is stored once
+        await store.runs.append_events([event(run_id, thread.id, 1, epoch)])
+    assert await store.runs.events_after(run_id, 0) == stored  # the failed batch left nothing
+
+    new = new_epoch()
+    await store.runs.set_epoch(run_id, new)
+    assert {e.epoch for e in await store.runs.events_after(run_id, 0)} == {new}
+
+
+async def test_a_finished_run_keeps_its_end_and_reply_in_one_write(store: Store) -> None:
+    user_id = await a_user(store)
+    run_id, epoch = new_id("run"), new_epoch()
+    thread, question = await store.conversations.accept(
+        user_id=user_id, thread=None, content="q", run_id=run_id, epoch=epoch
+    )
+    assert [r.id for r in await store.runs.unfinished()] == [run_id]
+    started = now_ms()
+    reply = Message(
+        id=new_id("msg"),
+        thread_id=thread.id,
+        user_id=user_id,
+        role="assistant",
+        content=WIDE_TEXT,
+        created_at=now_ms(),
+        run_id=run_id,
+        partial=True,
+    )
+    await store.runs.finish(
+        run_id,
+        "cancelled",
+        last_seq=MAX_SEQ,
+        started_at=started,
+        error_code="stopped",
+        error_message="x" * 10_000,
+        reply=reply,
+    )
+    record = await store.runs.get(user_id, run_id)
+    assert record is not None
+    assert (record.status, record.last_seq, record.started_at) == ("cancelled", MAX_SEQ, started)
+    assert (record.error_code, record.error_message) == ("stopped", "x" * 10_000)
+    assert record.ended_at is not None and record.ended_at >= started and record.epoch == epoch
+    assert await store.runs.get("usr_other", run_id) is None
+    assert await store.conversations.messages_of(thread.id) == [question, reply]
+    assert await store.runs.unfinished() == []
+
+
+async def test_trimming_deletes_the_events_of_runs_ended_before_the_cutoff(store: Store) -> None:
+    user_id = await a_user(store)
+    ended, live = [], new_id("run")
+    thread, _ = await store.conversations.accept(
+        user_id=user_id, thread=None, content="q", run_id=live, epoch="e"
+    )
+    await store.runs.append_events([event(live, thread.id, 1, "e")])
+    for _ in range(5):
+        run_id = new_id("run")
+        await store.conversations.accept(
+            user_id=user_id, thread=thread, content="q", run_id=run_id, epoch="e"
+        )
+        await store.runs.append_events([event(run_id, thread.id, s, "e") for s in (1, 2)])
+        await store.runs.finish(run_id, "completed", last_seq=2, started_at=None)
+        ended.append(run_id)
+    cutoff = now_ms() + 1
+    assert await store.runs.trim_ended_before(cutoff, now=FAR_FUTURE_MS, batch=2) == 5
+    assert await store.runs.trim_ended_before(cutoff, now=FAR_FUTURE_MS, batch=2) == 0
+    for run_id in ended:
+        record = await store.runs.get(user_id, run_id)
+        assert record is not None and record.trimmed_at == FAR_FUTURE_MS
+        assert await store.runs.events_after(run_id, 0) == []
+    assert len(await store.runs.events_after(live, 0)) == 1  # an unfinished run keeps its events
+
+
+# Usage
+
+
+def record(ts: int, **changes: object) -> UsageRecord:
+    base = UsageRecord(ts, "openai", "gpt-4o", 1000, 200, 850.25, 0.0123456789, "ok", None, None)
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+async def test_usage_records_keep_their_values_and_come_oldest_first(store: Store) -> None:
+    usage, user_id = store.usage, await a_user(store)
+    assert await usage.count(user_id) == 0 and list(await usage.records_of(user_id)) == []
+    extremes = record(
+        FAR_FUTURE_MS,
+        provider="p" * 100,
+        model="m" * 200,
+        prompt_tokens=MAX_TOKENS,
+        completion_tokens=MAX_TOKENS,
+        latency_ms=1e300,
+        cost_usd=1 / 3,
+        status="error",
+        prompt_hash="h" * 200,
+        feature=WIDE_TEXT,
+    )
+    rows = [record(2_000), extremes, record(1_000, feature="search"), record(0, prompt_tokens=0)]
+    assert await usage.add(user_id, rows) == 4
+    first = await usage.records_of(user_id)
+    assert list(first) == [rows[3], rows[2], rows[0], extremes]
+    assert first[-1].total_tokens == 2 * MAX_TOKENS
+    assert await usage.count(user_id) == 4
+    assert list(await usage.records_of(user_id, limit=2)) == [rows[3], rows[2]]
+    # A later import is seen at once (the cached set is checked against the database).
+    await usage.add(user_id, [record(500)])
+    assert [r.timestamp for r in await usage.records_of(user_id)] == [
+        0,
+        500,
+        1_000,
+        2_000,
+        FAR_FUTURE_MS,
+    ]
+    assert await usage.count(await a_user(store)) == 0
