@@ -389,7 +389,7 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--latency-samples", type=int, default=200)
-    parser.add_argument("--variants", default="bare,floor,direct,asgi,nokeep,paced")
+    parser.add_argument("--variants", default="bare,floor,direct,asgi,nokeep,redis,paced")
     parser.add_argument(
         "--no-sample-data",
         action="store_true",
