@@ -5,10 +5,7 @@ that vanishes without closing is found by keepalive pings and released."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.e2e.conftest import BASE_ENV, ServerProcess
-from tests.e2e.wire import Session
+from tests.e2e.wire import Session, raw_socket
 from tests.timing import unit
 
 CYCLES = 1000
@@ -101,21 +98,6 @@ async def test_a_thousand_cycles_leave_nothing_behind(churn_server: ServerProces
             await user.aclose()
 
 
-def _raw_handshake(port: int, token: str) -> socket.socket:
-    """Open /ws by hand and then never read or answer again: a peer that vanished."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=unit(5))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Authorization: Bearer {token}\r\n\r\n"
-        ).encode()
-    )
-    assert sock.recv(4096).startswith(b"HTTP/1.1 101")
-    return sock
-
-
 async def test_a_peer_that_stops_answering_pings_is_released(
     churn_server: ServerProcess,
 ) -> None:
@@ -123,7 +105,8 @@ async def test_a_peer_that_stops_answering_pings_is_released(
     user = await Session.new(base)
     try:
         baseline = await settled(base, await gauges(base))
-        dead = _raw_handshake(churn_server.port, user.access)
+        dead, head = raw_socket(churn_server.port, user.access)
+        assert head.startswith(b"HTTP/1.1 101")
         try:
             assert (await gauges(base))["connections"] == baseline["connections"] + 1
             # Pings every 0.5 s, 0.5 s to answer: released within about a second.

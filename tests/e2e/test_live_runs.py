@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import BASE_ENV, ServerProcess
-from tests.e2e.wire import Session
+from tests.e2e.wire import Session, Socket
 from tests.timing import unit
 
 
@@ -19,6 +20,22 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     )
     yield proc
     proc.stop()
+
+
+async def a_run_twelve_events_in(
+    server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
+) -> tuple[Session, Socket, dict[str, Any], list[dict[str, Any]]]:
+    """A user with data asks; returns once its socket has received the run's first 12 events."""
+    session = await sessions(server.url)
+    await session.post("/api/usage/sample")
+    sock = await session.connect()
+    ack = await sock.ask("Where can we cut our LLM costs?")
+    seen: list[dict[str, Any]] = []
+    while len(seen) < 12:
+        frame = await sock.recv()
+        if frame.get("run_id") == ack["run_id"] and "seq" in frame:
+            seen.append(frame)
+    return session, sock, ack, seen
 
 
 async def test_stop_agent_mid_run_ends_it_within_a_second(
@@ -46,15 +63,7 @@ async def test_stop_agent_mid_run_ends_it_within_a_second(
 async def test_dropped_connection_resumes_without_gap_or_duplicate(
     slow_server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
 ) -> None:
-    session = await sessions(slow_server.url)
-    await session.post("/api/usage/sample")
-    sock = await session.connect()
-    ack = await sock.ask("Where can we cut our LLM costs?")
-    seen = []
-    while len(seen) < 12:
-        frame = await sock.recv()
-        if frame.get("run_id") == ack["run_id"] and "seq" in frame:
-            seen.append(frame)
+    session, sock, ack, seen = await a_run_twelve_events_in(slow_server, sessions)
     sock.ws.transport.abort()  # the network drops: no close handshake
     again = await session.connect()
     await again.send(type="resume", run_id=ack["run_id"], after_seq=seen[-1]["seq"])
@@ -131,15 +140,7 @@ async def test_a_user_has_at_most_three_runs_in_progress(
 async def test_an_sse_resume_racing_a_live_run_sends_each_seq_once_then_ends(
     slow_server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
 ) -> None:
-    session = await sessions(slow_server.url)
-    await session.post("/api/usage/sample")
-    sock = await session.connect()
-    ack = await sock.ask("Where can we cut our LLM costs?")
-    seen = []
-    while len(seen) < 12:
-        frame = await sock.recv()
-        if frame.get("run_id") == ack["run_id"] and "seq" in frame:
-            seen.append(frame)
+    session, sock, ack, seen = await a_run_twelve_events_in(slow_server, sessions)
     epoch = seen[-1]["epoch"]
     run = (await session.get(f"/api/runs/{ack['run_id']}")).json()["run"]
     assert run["status"] == "running"  # about 11 s of answer still to stream

@@ -6,20 +6,18 @@ whose events may have been lost on the way (the node's Redis link dropped) is to
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 
+from tests.databases import fresh_postgres_database
 from tests.e2e.conftest import BASE_ENV, ServerProcess
 from tests.e2e.test_golden_path import check_run_shape
 from tests.e2e.wire import Session
-from tests.services import postgres_url, redis_url
+from tests.services import redis_url
 from tests.timing import unit
 
 SECRET = "e2e-redis-secret-" + "x" * 40
@@ -35,19 +33,10 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-async def postgres_database() -> AsyncIterator[str]:
+def postgres_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test (dropped afterwards); its SQLAlchemy URL."""
-    url = postgres_url()
-    parts = urlsplit(url)
-    name = f"runwire_redis_e2e_{uuid.uuid4().hex[:12]}"
-    admin = urlunsplit(parts._replace(scheme="postgresql"))
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+    with fresh_postgres_database(migrate=False) as url:
+        yield url
 
 
 async def test_a_run_reaches_every_socket_and_resumes_with_redis_as_the_bus(

@@ -5,7 +5,6 @@ client that sends faster than its frames are handled."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import socket
@@ -17,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e.conftest import ServerProcess
-from tests.e2e.wire import Session
+from tests.e2e.wire import Session, raw_socket
 from tests.timing import unit
 
 
@@ -33,26 +32,6 @@ def masked(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
     else:
         head += bytes([0x80 | 127]) + struct.pack("!Q", size)
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def raw_socket(port: int, token: str, path: str = "/ws") -> tuple[socket.socket, bytes]:
-    """A handshake by hand; returns the socket and the response head (plus anything after)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=unit(5))
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Authorization: Bearer {token}\r\n\r\n"
-        ).encode()
-    )
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return sock, data
 
 
 def close_code_of(sock: socket.socket) -> int:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,3 +158,23 @@ class Socket:
     async def close(self) -> None:
         await self.ws.close()
         await self.ws.wait_closed()
+
+
+def raw_socket(port: int, token: str, path: str = "/ws") -> tuple[socket.socket, bytes]:
+    """A handshake by hand; returns the socket and the response head (plus anything after)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=unit(5))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n"
+        ).encode()
+    )
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return sock, data

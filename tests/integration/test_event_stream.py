@@ -9,6 +9,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -32,14 +33,17 @@ async def until(condition: Callable[[], bool], timeout: float) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
-    """The app behind a real listening socket; yields an HTTP client for it and its services."""
+async def serving(
+    settings: Settings, **config: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    """The app behind a real listening socket (``config``: more uvicorn options, such as the
+    WebSocket protocol); yields an HTTP client for it and its services."""
     app = create_app(settings)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=1)
+        uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=1, **config)
     )
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:

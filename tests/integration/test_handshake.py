@@ -3,58 +3,23 @@ protocol served by uvicorn in this process (so the database can be held busy on 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from runwire.app import create_app
-from runwire.config import Settings
-from runwire.transport.services import Services
 from runwire.transport.ws_protocol import RunwireWebSocketProtocol
 from tests.conftest import test_settings
-from tests.integration.test_event_stream import logged_in, until
+from tests.integration.test_event_stream import logged_in, serving
 from tests.timing import unit
-
-
-@contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, str, Services]]:
-    app = create_app(settings)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        lifespan="on",
-        ws=RunwireWebSocketProtocol,
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        await until(lambda: server.started, unit(10))
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", timeout=unit(10)
-        ) as client:
-            yield client, f"ws://127.0.0.1:{port}/ws", app.state.services
-    finally:
-        server.should_exit = True
-        await task
-        listener.close()
 
 
 async def test_authentication_past_its_deadline_is_refused_with_503(tmp_path: Path) -> None:
     settings = test_settings(tmp_path, ws_auth_timeout_s=0.2)
-    async with serving(settings) as (client, ws_url, services):
+    async with serving(settings, ws=RunwireWebSocketProtocol) as (client, services):
+        ws_url = str(client.base_url).rstrip("/").replace("http://", "ws://") + "/ws"
         _, auth = await logged_in(client)
         ticket = (await client.post("/api/ws-ticket", headers=auth)).json()["ticket"]
         # Redeeming a ticket writes to the database; hold its write lock past the deadline.
