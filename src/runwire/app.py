@@ -36,14 +36,18 @@ from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
 from runwire.bus.base import EventBus
 from runwire.bus.memory import MemoryBus
-from runwire.bus.redis import RedisBus, safe_url
+from runwire.bus.redis import RedisBus
 from runwire.chat import ChatService
-from runwire.config import Settings, resolve_secret
+from runwire.config import Settings, resolve_secret, safe_url
+from runwire.dispatch.base import RunQueue
+from runwire.dispatch.memory import MemoryRunQueue
+from runwire.dispatch.redis import RedisRunQueue
 from runwire.errors import ConfigError
 from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
 from runwire.ratelimit import Clock
 from runwire.readiness import BusProbe, Readiness
+from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
 from runwire.runs.retention import Retention
@@ -121,6 +125,15 @@ def build_bus(settings: Settings) -> AbstractAsyncContextManager[EventBus]:
     return RedisBus(url).running()
 
 
+def build_run_queue(settings: Settings) -> AbstractAsyncContextManager[RunQueue]:
+    """The in-process run queue, or with RUNWIRE_REDIS_URL the Redis one (several nodes)."""
+    if settings.redis_url is None:
+        return nullcontext(MemoryRunQueue())
+    return RedisRunQueue(
+        settings.redis_url.get_secret_value(), lease_s=settings.run_lease_s
+    ).running()
+
+
 async def _discard(events: Sequence[RunEvent]) -> None:
     """The event sink of RUNWIRE_KEEP_EVENTS=false: measures what storing events costs."""
 
@@ -147,6 +160,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
                     store.runs.append_events if settings.keep_events else _discard
                 ).running()
             )
+            queue = await stack.enter_async_context(build_run_queue(settings))
             executor = await stack.enter_async_context(
                 RunExecutor(
                     runs=store.runs,
@@ -156,9 +170,16 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
                     run_timeout_s=settings.run_timeout_s,
                 ).running(grace_s=settings.shutdown_grace_s)
             )
-            recovered = await executor.recover()
-            if recovered:
-                log.warning("closed %d runs left unfinished by a previous process", recovered)
+            # Inside the executor's context: it stops taking runs before the executor drains.
+            dispatcher = await stack.enter_async_context(
+                Dispatcher(
+                    store=store,
+                    queue=queue,
+                    executor=executor,
+                    capacity=settings.node_run_capacity,
+                    sweep_interval_s=settings.run_lease_s / 2,
+                ).running()
+            )
             await stack.enter_async_context(
                 Retention(
                     store.runs,
@@ -183,6 +204,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
                 chat=ChatService(
                     store,
                     executor,
+                    dispatcher,
                     bus,
                     default_policy=settings.concurrency_policy,
                     max_active_runs_per_user=settings.max_active_runs_per_user,

@@ -20,7 +20,7 @@ import orjson
 
 from runwire.auth.service import Principal
 from runwire.bus.base import Subscription
-from runwire.errors import PayloadTooLarge, RateLimited, RunwireError
+from runwire.errors import PayloadTooLarge, RateLimited, ReloadReason, ReloadRequired, RunwireError
 from runwire.events.model import RunEvent
 from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
 from runwire.protocol.delivery import Delivery
@@ -217,6 +217,10 @@ class Session:
     # -- outbound --
 
     def _on_event(self, event: RunEvent) -> None:
+        if self._delivery.renumbered(event):
+            # The run was ended by another node under a new epoch: what this client holds of it
+            # is void. It is told so; the new numbering's events follow.
+            self._error(ReloadRequired(event.run_id, ReloadReason.EPOCH_CHANGED, event.epoch), None)
         for ready in self._delivery.live(event):
             self._send_event(ready)
 
