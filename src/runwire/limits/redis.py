@@ -54,7 +54,7 @@ local function keep(tat)
   if tat <= now then
     redis.call('DEL', KEYS[1])
   else
-    -- written as a whole number whatever Lua's number format is (a float would not GET back)
+    -- formatted as a whole number, never in exponent notation
     redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000))
   end
 end
