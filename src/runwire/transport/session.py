@@ -20,6 +20,7 @@ import orjson
 
 from runwire.auth.service import Principal
 from runwire.bus.base import Subscription
+from runwire.connections.base import Seat
 from runwire.errors import PayloadTooLarge, RateLimited, ReloadReason, ReloadRequired, RunwireError
 from runwire.events.model import RunEvent
 from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
@@ -68,9 +69,12 @@ def encode(body: dict[str, Any]) -> str:
 class Session:
     """The protocol of one open socket, from ``connection_established`` to its release."""
 
-    def __init__(self, principal: Principal, services: Services, outlet: Outlet) -> None:
+    def __init__(
+        self, principal: Principal, services: Services, outlet: Outlet, *, seat: Seat
+    ) -> None:
         self.id = "conn_" + secrets.token_hex(8)
         self._principal = principal
+        self._seat = seat  # its place in the user's connection cap, given back by release
         self._services = services
         self._outlet = outlet
         settings = services.settings
@@ -101,7 +105,7 @@ class Session:
     async def subscribe(self) -> None:
         """Subscribe to the user's runs, before the socket is accepted: the client's first frame
         (a ``resume``, say) then finds live delivery in effect, so nothing falls between the
-        two. The subscription counts toward the user's connections at once (see ``admit``)."""
+        two."""
         self._subscription = await self._services.bus.subscribe(
             self.user_id, self._on_event, self._on_gap
         )
@@ -116,7 +120,8 @@ class Session:
             self._on_gap()
 
     def release(self) -> None:
-        """The socket is gone: stop receiving events. Idempotent."""
+        """The socket is gone: stop receiving events, free its seat. Idempotent."""
+        self._seat.release()
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
