@@ -10,6 +10,7 @@ test is quick; docs/scaling.md works out the bound for the default lease.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -124,3 +125,85 @@ async def test_runs_go_to_a_node_with_room_and_end_when_it_dies(
     finally:
         worker.stop()  # after a kill -9 too: it closes the log
         gateway.stop()
+
+
+USERS = 200
+CUT_EVERY = 10  # one user in ten has its socket cut mid-stream
+
+
+async def test_two_hundred_users_over_two_nodes_with_cuts_see_every_event_once(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Each user's socket is on node A or B; their runs execute wherever there is room. One user
+    in ten is cut mid-stream and resumes on the *other* node from the last event it saw. Every
+    user must end up with each event of its own run exactly once, in order, and nothing else."""
+    fast = {**env, "RUNWIRE_OFFLINE_DELAY_MS": "2", "RUNWIRE_MAX_CONNECTIONS_PER_USER": "4"}
+    nodes = [node(tmp_path, "a", fast), node(tmp_path, "b", fast)]
+    users: list[Session] = []
+    try:
+        sem = asyncio.Semaphore(20)
+
+        async def sign_up(i: int) -> Session:
+            async with sem:
+                return await Session.new(nodes[i % 2].url)
+
+        users = await asyncio.gather(*(sign_up(i) for i in range(USERS)))
+        assert len({u.user_id for u in users}) == USERS
+
+        async def converse(i: int, user: Session) -> tuple[str, list[dict[str, object]]]:
+            async with sem:
+                sock = await user.connect()
+            ack = await sock.ask(f"question {i}: how do we cut costs?")
+            run_id = ack["run_id"]
+            got: list[dict[str, object]] = []
+            if i % CUT_EVERY == 0:
+                got = await first_events(sock, run_id, 5)
+                sock.ws.transport.abort()  # cut: no close handshake, as a network drop
+                other = Session(nodes[(i + 1) % 2].url, user.email, user.password)
+                other.access, other.user_id = user.access, user.user_id
+                users.append(other)
+                sock = await other.connect()
+                last = got[-1]
+                await sock.send(
+                    type="resume", run_id=run_id, after_seq=last["seq"], epoch=last["epoch"]
+                )
+            # Done when it holds the terminal event and every seq before it: after a resume the
+            # terminal event may come live before the replay of the ones it missed.
+            end: int | None = None
+            while end is None or not set(range(1, end + 1)) <= {e["seq"] for e in got}:
+                try:
+                    frame = await sock.recv(unit(30) if end is None else unit(5))
+                except TimeoutError:
+                    return run_id, got  # what is missing then counts as a gap
+                assert frame.get("type") != "error", frame
+                if "seq" not in frame:
+                    continue
+                got.append(frame)
+                if frame["parent_agent"] is None and frame["type"] in (
+                    "agent_completed",
+                    "agent_error",
+                    "agent_stopped",
+                ):
+                    end = int(frame["seq"])  # type: ignore[call-overload]
+            return run_id, got
+
+        results = await asyncio.gather(*(converse(i, u) for i, u in enumerate(users[:USERS])))
+        gaps = duplicates = foreign = 0
+        for run_id, got in results:
+            foreign += sum(1 for e in got if e["run_id"] != run_id)
+            seqs = [e["seq"] for e in got if e["run_id"] == run_id]
+            duplicates += len(seqs) - len(set(seqs))
+            missing = set(range(1, max(seqs) + 1)) - set(seqs)
+            gaps += len(missing)
+            assert max(got, key=lambda e: e["seq"])["type"] == "agent_completed"
+        assert (gaps, duplicates, foreign) == (0, 0, 0)
+        # What each cut user saw is what was stored, event for event.
+        for i in range(0, USERS, CUT_EVERY):
+            run_id, got = results[i]
+            stored = (await users[i].get(f"/api/runs/{run_id}/events?after=0")).json()["events"]
+            assert stored == sorted(got, key=lambda e: e["seq"])
+    finally:
+        for user in users:
+            await user.aclose()
+        for proc in nodes:
+            proc.stop()

@@ -86,6 +86,9 @@ class Session:
         self._delivery = Delivery()
         self._subscription: Subscription | None = None
         self._gap_before_open = False
+        # Events that arrive between subscribing and opening: sent right after the greeting
+        # (Delivery counts them as sent, so they must not be dropped).
+        self._before_open: list[str | bytes] = []
         self._routes: dict[type[Any], Callable[[Any], Awaitable[None]]] = {
             UserMessage: self._on_user_message,
             StopAgent: self._on_stop,
@@ -116,6 +119,9 @@ class Session:
         self._send(
             {"type": "connection_established", "connection_id": self.id, "user_id": self.user_id}
         )
+        early, self._before_open = self._before_open, []
+        for frame in early:
+            self._write(frame)
         if self._gap_before_open:
             self._on_gap()
 
@@ -258,6 +264,8 @@ class Session:
 
     def _write(self, frame: str | bytes) -> None:
         if not self._machine.is_open:
+            if self._machine.state is ConnectionState.ACCEPTING:
+                self._before_open.append(frame)
             return
         if not self._outlet.write(frame):
             # The client stopped reading. Its runs go on; it can reconnect and resume.
