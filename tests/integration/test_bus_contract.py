@@ -241,6 +241,30 @@ async def test_a_subscriber_on_one_node_gets_what_another_node_publishes() -> No
         assert await node_a.history("run_x", 0) is None
 
 
+async def test_events_published_together_arrive_whole_in_order_on_every_node() -> None:
+    # A node sends what its runs publish in one loop turn together (one message per user): each
+    # event must still arrive once, whole (line breaks in text included), in its run's order.
+    async with redis_nodes(2) as (node_a, node_b):
+        on_a: list[RunEvent] = []
+        on_b: list[RunEvent] = []
+        other: list[RunEvent] = []
+        await node_a.subscribe("usr_a", on_a.append)
+        await node_b.subscribe("usr_a", on_b.append)
+        await node_a.subscribe("usr_b", other.append)
+        sent = [
+            event(f"run_{seq % 3}", seq // 3 + 1, text=f"line {seq}\nnext \\n\r\n")
+            for seq in range(60)
+        ]
+        for e in sent:
+            await node_b.publish("usr_a", e)
+        await node_b.publish("usr_b", event("run_b", 1))
+        await until(lambda: len(on_a) == len(on_b) == 60 and len(other) == 1)
+        for received in (on_a, on_b):
+            assert [e.wire for e in received] == [e.wire for e in sent]
+            assert [e.data for e in received] == [e.data for e in sent]
+        assert [e.run_id for e in other] == ["run_b"]
+
+
 async def test_subscribe_returns_once_another_nodes_events_reach_it() -> None:
     async with redis_nodes(2) as (node_a, node_b):
         for i in range(20):
