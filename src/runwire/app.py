@@ -36,14 +36,24 @@ from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
 from runwire.bus.base import EventBus
 from runwire.bus.memory import MemoryBus
-from runwire.bus.redis import RedisBus, safe_url
+from runwire.bus.redis import RedisBus
 from runwire.chat import ChatService
-from runwire.config import Settings, resolve_secret
+from runwire.config import Settings, resolve_secret, safe_url
+from runwire.connections.base import ConnectionRegistry
+from runwire.connections.memory import MemoryConnections
+from runwire.connections.redis import RedisConnections
+from runwire.dispatch.base import RunQueue
+from runwire.dispatch.memory import MemoryRunQueue
+from runwire.dispatch.redis import RedisRunQueue
 from runwire.errors import ConfigError
 from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
+from runwire.limits.base import RateLimiter
+from runwire.limits.memory import MemoryRateLimiter
+from runwire.limits.redis import RedisRateLimiter
 from runwire.ratelimit import Clock
 from runwire.readiness import BusProbe, Readiness
+from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
 from runwire.runs.retention import Retention
@@ -121,14 +131,44 @@ def build_bus(settings: Settings) -> AbstractAsyncContextManager[EventBus]:
     return RedisBus(url).running()
 
 
+def build_run_queue(settings: Settings) -> AbstractAsyncContextManager[RunQueue]:
+    """The in-process run queue, or with RUNWIRE_REDIS_URL the Redis one (several nodes)."""
+    if settings.redis_url is None:
+        return nullcontext(MemoryRunQueue())
+    return RedisRunQueue(
+        settings.redis_url.get_secret_value(), lease_s=settings.run_lease_s
+    ).running()
+
+
+def build_limits(
+    settings: Settings, clock: Clock | None
+) -> tuple[
+    AbstractAsyncContextManager[RateLimiter], AbstractAsyncContextManager[ConnectionRegistry]
+]:
+    """The rate limiter and the connection registry: in this process, or with RUNWIRE_REDIS_URL
+    in Redis, shared by every node. Redis counts on its own clock unless a test passes one."""
+    cap = settings.max_connections_per_user
+    if settings.redis_url is None:
+        return (
+            nullcontext(MemoryRateLimiter(clock or time.monotonic)),
+            nullcontext(MemoryConnections(cap)),
+        )
+    url = settings.redis_url.get_secret_value()
+    return (
+        RedisRateLimiter(url, clock=clock, fallback_clock=clock or time.monotonic).running(),
+        RedisConnections(url, cap, clock=clock).running(),
+    )
+
+
 async def _discard(events: Sequence[RunEvent]) -> None:
     """The event sink of RUNWIRE_KEEP_EVENTS=false: measures what storing events costs."""
 
 
-def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """Build the ASGI app for ``settings`` (already validated by ``load_settings``).
 
-    ``clock`` (monotonic seconds) times the rate limits; tests pass a fake one.
+    ``clock`` (seconds) times the rate limits; tests pass a fake one. Unset, limits kept in this
+    process use ``time.monotonic`` and limits kept in Redis use Redis's clock.
     """
     secret, _generated = resolve_secret(settings)
     pricing = PricingTable.load()
@@ -147,6 +187,7 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
                     store.runs.append_events if settings.keep_events else _discard
                 ).running()
             )
+            queue = await stack.enter_async_context(build_run_queue(settings))
             executor = await stack.enter_async_context(
                 RunExecutor(
                     runs=store.runs,
@@ -156,9 +197,16 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
                     run_timeout_s=settings.run_timeout_s,
                 ).running(grace_s=settings.shutdown_grace_s)
             )
-            recovered = await executor.recover()
-            if recovered:
-                log.warning("closed %d runs left unfinished by a previous process", recovered)
+            # Inside the executor's context: it stops taking runs before the executor drains.
+            dispatcher = await stack.enter_async_context(
+                Dispatcher(
+                    store=store,
+                    queue=queue,
+                    executor=executor,
+                    capacity=settings.node_run_capacity,
+                    sweep_interval_s=settings.run_lease_s / 2,
+                ).running()
+            )
             await stack.enter_async_context(
                 Retention(
                     store.runs,
@@ -166,13 +214,16 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
                     interval_s=settings.event_retention_interval_s,
                 ).running()
             )
+            limiter_context, connections_context = build_limits(settings, clock)
+            limiter = await stack.enter_async_context(limiter_context)
+            connections = await stack.enter_async_context(connections_context)
             auth = AuthService(
                 store.accounts,
                 Passwords(
                     time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
                 ),
                 AccessTokens(secret, settings.access_token_ttl_s),
-                throttle=AuthThrottle(AuthLimits.from_settings(settings), clock),
+                throttle=AuthThrottle(AuthLimits.from_settings(settings), limiter),
                 refresh_ttl_s=settings.refresh_token_ttl_s,
                 ticket_ttl_s=settings.ws_ticket_ttl_s,
             )
@@ -183,13 +234,15 @@ def create_app(settings: Settings, *, clock: Clock = time.monotonic) -> FastAPI:
                 chat=ChatService(
                     store,
                     executor,
+                    dispatcher,
                     bus,
                     default_policy=settings.concurrency_policy,
                     max_active_runs_per_user=settings.max_active_runs_per_user,
                 ),
                 bus=bus,
+                connections=connections,
                 executor=executor,
-                clock=clock,
+                clock=clock or time.monotonic,
                 workload=Workload(store.usage, pricing),
                 readiness=Readiness(
                     store.db, probes=[BusProbe(bus)] if settings.redis_url is not None else ()

@@ -14,17 +14,17 @@ from typing import Any
 
 from runwire.bus.base import EventBus
 from runwire.config import ConcurrencyPolicy
+from runwire.dispatch.base import Job
 from runwire.errors import Conflict, DependencyUnavailable, NotFound, ReloadRequired
 from runwire.events.model import RunEvent
 from runwire.protocol.inbound import UserMessage
 from runwire.protocol.recovery import RunStream
-from runwire.runs.executor import RunExecutor, RunInput
+from runwire.runs.dispatcher import Dispatcher
+from runwire.runs.executor import RunExecutor
 from runwire.store.records import Message, RunRecord, ThreadRecord, new_epoch, new_id
 from runwire.store.store import Store
 
 __all__ = ["Accepted", "ChatService", "Replay"]
-
-HISTORY_TURNS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,7 @@ class ChatService:
         self,
         store: Store,
         executor: RunExecutor,
+        dispatcher: Dispatcher,
         bus: EventBus,
         *,
         default_policy: ConcurrencyPolicy = ConcurrencyPolicy.ENQUEUE,
@@ -66,6 +67,7 @@ class ChatService:
     ) -> None:
         self._store = store
         self._executor = executor
+        self._dispatcher = dispatcher
         self._bus = bus
         self._default_policy = default_policy
         self._max_runs = max_active_runs_per_user
@@ -80,12 +82,19 @@ class ChatService:
                 code="server_closing",
             )
         thread = await self._thread_for(user_id, msg.thread_id)
-        busy_run = self._executor.thread_busy(thread.id) if thread is not None else None
+        runs = self._store.runs
+        unfinished = await runs.unfinished_on_thread(thread.id) if thread is not None else []
         policy = msg.policy or self._default_policy
+        counted = await runs.unfinished_count(user_id)
+        if policy is ConcurrencyPolicy.INTERRUPT:
+            # Those an interrupt is about to stop do not count against the cap.
+            counted -= len(unfinished)
         refusal: Conflict | None = None
-        if busy_run is not None and policy is ConcurrencyPolicy.REJECT:
+        if unfinished and policy is ConcurrencyPolicy.REJECT:
             refusal = Conflict("a run is already active on this thread", code="thread_busy")
-        elif self._runs_counted(user_id, thread, policy) >= self._max_runs:
+        elif counted >= self._max_runs:
+            # Queued runs count too: a cap on running ones only would let one thread queue
+            # without limit.
             refusal = Conflict(
                 f"you already have {self._max_runs} runs in progress; wait or stop one",
                 code="too_many_runs",
@@ -98,10 +107,6 @@ class ChatService:
                     return self._duplicate(seen)
             raise refusal
         run_id, epoch = new_id("run"), new_epoch()
-        history: list[tuple[str, str]] = []
-        if thread is not None:
-            earlier = await conversations.messages_of(thread.id)
-            history = [(m.role, m.content) for m in earlier[-HISTORY_TURNS:]]
         try:
             thread, message = await conversations.accept(
                 user_id=user_id,
@@ -117,31 +122,13 @@ class ChatService:
             if seen is None:
                 raise
             return self._duplicate(seen)
-        if busy_run is not None and policy is ConcurrencyPolicy.INTERRUPT:
-            for older in self._executor.unfinished_on_thread(thread.id):
-                if older != run_id:
-                    await self._executor.stop(user_id, older)
-        self._executor.submit(
-            RunInput(
-                run_id=run_id,
-                thread_id=thread.id,
-                user_id=user_id,
-                question=msg.content,
-                history=history,
-                epoch=epoch,
-            )
-        )
+        if unfinished and policy is ConcurrencyPolicy.INTERRUPT:
+            for older in unfinished:
+                await self._dispatcher.stop(user_id, older)
+        # Stored as queued: from here the run happens whatever becomes of this node (a sweep
+        # offers it again if this offer is lost).
+        await self._dispatcher.offer(Job(run_id=run_id, thread_id=thread.id, user_id=user_id))
         return Accepted(thread_id=thread.id, message_id=message.id, run_id=run_id)
-
-    def _runs_counted(
-        self, user_id: str, thread: ThreadRecord | None, policy: ConcurrencyPolicy
-    ) -> int:
-        """The user's unfinished runs, queued ones included (a cap on running ones only would let
-        one thread queue without limit), less those an ``interrupt`` is about to stop."""
-        count = self._executor.active_runs_of(user_id)
-        if thread is not None and policy is ConcurrencyPolicy.INTERRUPT:
-            count -= len(self._executor.unfinished_on_thread(thread.id))
-        return count
 
     def _duplicate(self, seen: Message) -> Accepted:
         return Accepted(
@@ -214,7 +201,8 @@ class ChatService:
         return Replay(record, events, record.status_is_final and reached >= record.last_seq)
 
     async def stop(self, user_id: str, run_id: str) -> bool:
-        return await self._executor.stop(user_id, run_id)
+        """Stop the user's run on whichever node runs it; False if it has ended."""
+        return await self._dispatcher.stop(user_id, run_id)
 
 
 def _stream_of(record: RunRecord) -> RunStream:

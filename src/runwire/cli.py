@@ -21,6 +21,7 @@ from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
 from runwire.config import Settings, load_settings, resolve_secret
 from runwire.errors import ConfigError, DependencyUnavailable, RunwireError
+from runwire.limits.memory import MemoryRateLimiter
 from runwire.readiness import MIGRATE, REACH_REDIS, BusProbe, Check, Readiness
 from runwire.store.database import Database, redact_url
 from runwire.store.store import Store
@@ -229,7 +230,9 @@ def user_create(
             Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
             AccessTokens(secret, settings.access_token_ttl_s),
             # Not consulted: an account made here is local administration, not a sign-up.
-            throttle=AuthThrottle(AuthLimits.from_settings(settings), time.monotonic),
+            throttle=AuthThrottle(
+                AuthLimits.from_settings(settings), MemoryRateLimiter(time.monotonic)
+            ),
             refresh_ttl_s=settings.refresh_token_ttl_s,
             ticket_ttl_s=settings.ws_ticket_ttl_s,
         )

@@ -13,6 +13,7 @@ from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -26,6 +27,7 @@ __all__ = [
     "WebSocketPath",
     "load_settings",
     "resolve_secret",
+    "safe_url",
 ]
 
 MIN_SECRET_BYTES = 32
@@ -97,6 +99,11 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(5.0, ge=0)
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ENQUEUE
     max_active_runs_per_user: int = Field(3, gt=0)
+    # Run dispatch: how many runs this node executes at once (0: it accepts messages and serves
+    # sockets but runs none), and the lease by which a node holds a run; a node that dies is
+    # noticed within about two leases, and its runs end with agent_error node_lost.
+    node_run_capacity: int = Field(256, ge=0)
+    run_lease_s: float = Field(10.0, ge=0.5, le=300, allow_inf_nan=False)
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8)
 
@@ -274,3 +281,11 @@ def resolve_secret(settings: Settings) -> tuple[str, bool]:
     path.write_text(secret)
     path.chmod(0o600)
     return secret, True
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its user name and password, for logs and error messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"

@@ -22,6 +22,7 @@ Mapping to HTTP statuses and WebSocket close codes happens only at the edge (``r
     ├── InvalidTransition        a state machine was asked for a forbidden move    code: invalid_state
     ├── RateLimited              too many attempts; may retry after a wait         code: rate_limited
     ├── ReloadRequired           a resume position cannot be served whole; reload  code: reload_required
+    ├── LeaseLost                this node lost a run's lease; it stops silently    code: lease_lost
     ├── RunFailure               a run ended on an error                           code: per subclass
     │   ├── RunTimeout           the run, a tool or an LLM call ran past its limit code: timeout
     │   └── ToolFailed           a tool raised                                     code: tool_failed
@@ -42,6 +43,7 @@ __all__ = [
     "InputError",
     "InvalidCredentials",
     "InvalidTransition",
+    "LeaseLost",
     "NotFound",
     "PayloadTooLarge",
     "ProtocolError",
@@ -219,6 +221,13 @@ class ToolFailed(RunFailure):
     """A tool raised; the run reports it and may go on."""
 
     code = "tool_failed"
+
+
+class LeaseLost(RunwireError):
+    """This node no longer holds a run's lease (another node may have taken the run over):
+    the run stops here without a further event. Never reaches a client."""
+
+    code = "lease_lost"
 
 
 class DependencyUnavailable(RunwireError):

@@ -115,6 +115,9 @@ class Session:
 class Socket:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
+        # Frames ``ask`` read past on its way to the acknowledgement, for ``recv`` to give
+        # next: a run's events may come before the acknowledgement of a later message.
+        self.backlog: list[dict[str, Any]] = []
 
     async def send(self, **body: Any) -> None:
         await self.ws.send(json.dumps(body))
@@ -122,11 +125,15 @@ class Socket:
     async def ask(self, content: str, **extra: Any) -> dict[str, Any]:
         """Send a ``user_message``; return its ``message_accepted`` reply."""
         await self.send(type="user_message", content=content, **extra)
-        return (await self.until("message_accepted"))[-1]
+        frames = await self.until("message_accepted")
+        self.backlog.extend(frames[:-1])
+        return frames[-1]
 
     async def recv(self, timeout: float | None = None) -> dict[str, Any]:
         import asyncio
 
+        if self.backlog:
+            return self.backlog.pop(0)
         raw = await asyncio.wait_for(self.ws.recv(), timeout or unit(10))
         frame: dict[str, Any] = json.loads(raw)
         return frame

@@ -18,6 +18,7 @@ from runwire.errors import (
     TokenExpired,
     TokenReused,
 )
+from runwire.limits.memory import MemoryRateLimiter
 from runwire.store.store import Store
 
 SECRET = "s" * 40
@@ -26,7 +27,9 @@ HERE = "192.0.2.1"
 
 def throttle() -> AuthThrottle:
     """Limits these tests never reach (test_login_throttling.py is about reaching them)."""
-    return AuthThrottle(AuthLimits.from_settings(load_settings()), time.monotonic)
+    return AuthThrottle(
+        AuthLimits.from_settings(load_settings()), MemoryRateLimiter(time.monotonic)
+    )
 
 
 @pytest.fixture

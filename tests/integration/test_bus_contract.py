@@ -282,6 +282,8 @@ async def test_a_run_logged_again_under_a_new_epoch_replaces_what_was_held() -> 
     async with redis_nodes(2) as (dead, recovering):
         for seq in (1, 2, 3, 4):
             await dead.publish("usr_a", event("run_r", seq, epoch="old"))
+        # What the dead node published had reached Redis before it died (history waits for it).
+        assert seqs(await dead.history("run_r", 0)) == [1, 2, 3, 4]
         for seq in (3, 4):
             await recovering.publish("usr_a", event("run_r", seq, epoch="new"))
         held = await recovering.history("run_r", 2)
@@ -297,9 +299,10 @@ async def test_a_long_run_keeps_a_bounded_tail_and_sends_older_positions_to_the_
         async with RedisBus(url, prefix=prefix, stream_maxlen=100, stream_ttl_s=60).running() as b:
             for seq in range(1, 501):
                 await b.publish("usr_a", event("run_long", seq))
+            # (history waits for this node's writes to reach Redis, so it comes first)
+            assert seqs(await b.history("run_long", 480)) == list(range(481, 501))
             # MAXLEN ~ trims whole stream nodes: at least 100 entries stay, far fewer than 500.
             assert 100 <= await client.xlen(f"{prefix}run:run_long") < 500
-            assert seqs(await b.history("run_long", 480)) == list(range(481, 501))
             assert await b.history("run_long", 0) is None
             ttl = await client.ttl(f"{prefix}run:run_long")
             assert 0 < ttl <= 60

@@ -105,7 +105,7 @@ async def test_a_stream_keeps_alive_and_releases_its_subscription_when_the_clien
         await until(lambda: bus.subscriber_count(user_id) == 0, unit(5))
         assert seqs == list(range(1, len(seqs) + 1))
         assert services.executor.is_active(accepted.run_id)  # the run itself goes on
-        await services.executor.stop(user_id, accepted.run_id)
+        await services.chat.stop(user_id, accepted.run_id)
 
 
 async def test_a_stream_of_a_run_recorded_as_ended_without_a_last_event_still_ends(

@@ -45,7 +45,7 @@ async def test_ready_names_a_schema_that_falls_behind(tmp_path: Path, database_u
         assert r.status_code == 503
         assert r.json() == {
             "status": "unavailable",
-            "checks": {"database": "ok", "schema": "at 0001, needs 0002: run `runwire migrate`"},
+            "checks": {"database": "ok", "schema": "at 0001, needs 0003: run `runwire migrate`"},
             "failing": ["schema"],
         }
 

@@ -16,8 +16,10 @@ from sqlalchemy import delete, update
 
 from runwire.bus.memory import MemoryBus
 from runwire.chat import ChatService
+from runwire.dispatch.memory import MemoryRunQueue
 from runwire.errors import NotFound, ReloadReason, ReloadRequired
 from runwire.events import EventDraft, EventType, RunEvent
+from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import RunExecutor
 from runwire.runs.retention import DAY_MS, Retention
@@ -35,11 +37,11 @@ async def refused(call: Awaitable[object]) -> ReloadRequired:
 
 
 def chat_of(h: Harness) -> ChatService:
-    return ChatService(h.store, h.executor, h.bus)
+    return ChatService(h.store, h.executor, h.dispatcher, h.bus)
 
 
 async def test_a_run_closed_after_a_crash_gets_a_new_epoch_and_old_positions_are_refused(
-    store: Store,
+    store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The process that crashed: it accepted a run and sent five events live, but stored three.
     user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
@@ -65,6 +67,7 @@ async def test_a_run_closed_after_a_crash_gets_a_new_epoch_and_old_positions_are
         )
         for i, d in enumerate(drafts, start=1)
     ]
+    assert await store.runs.claim(run_id, now=now_ms()) is not None  # it was running
     await store.runs.append_events(seen_live[:3])
 
     # The next process starts and closes the run after its stored events.
@@ -74,8 +77,18 @@ async def test_a_run_closed_after_a_crash_gets_a_new_epoch_and_old_positions_are
             runs=store.runs, bus=bus, writer=writer, agent=streaming_agent, run_timeout_s=5
         )
         async with executor.running():
-            assert await executor.recover() == 1
-            chat = ChatService(store, executor, bus)
+            dispatcher = Dispatcher(
+                store=store,
+                queue=MemoryRunQueue(),
+                executor=executor,
+                capacity=10,
+                sweep_interval_s=unit(5),
+            )
+            with caplog.at_level(logging.WARNING, "runwire.runs.dispatcher"):
+                async with dispatcher.running():
+                    pass
+            assert "closed 1 runs left unfinished" in caplog.text
+            chat = ChatService(store, executor, dispatcher, bus)
             record = await chat.run(user.id, run_id)
             assert record.status == "failed" and record.error_code == "interrupted"
             assert record.epoch != old
@@ -102,7 +115,7 @@ async def test_a_run_closed_after_a_crash_gets_a_new_epoch_and_old_positions_are
             # Under the new epoch the rest is served whole.
             assert await chat.events(user.id, run_id, 3, record.epoch) == served[3:]
             # Recovering again finds nothing to do and leaves the epoch alone.
-            assert await executor.recover() == 0
+            assert await dispatcher.reap(confirm=False) == 0
             assert (await chat.run(user.id, run_id)).epoch == record.epoch
 
 
@@ -145,7 +158,7 @@ async def test_a_live_run_serves_held_events_and_refuses_positions_it_never_reac
         assert ahead.reason is ReloadReason.POSITION_UNKNOWN
         other = await refused(chat.events(h.user_id, run_id, 1, "not-" + epoch))
         assert (other.reason, other.epoch) == (ReloadReason.EPOCH_CHANGED, epoch)
-        await h.executor.stop(h.user_id, run_id)
+        await h.dispatcher.stop(h.user_id, run_id)
         await asyncio.wait_for(h.executor.wait(run_id), unit(5))
         ended = await chat.replay(h.user_id, run_id, len(h.events(run_id)), epoch)
         assert ended.events == [] and ended.finished
@@ -216,7 +229,8 @@ async def test_the_retention_task_trims_in_the_background_and_stops_with_its_con
         async with retention.running():
             await asyncio.wait_for(third_pass.wait(), unit(5))
     assert "could not trim old run events" in caplog.text
-    assert "trimmed the events of 1 ended runs" in caplog.text
+    # The run, and the run of the harness's opening message (ended, with no events).
+    assert "trimmed the events of 2 ended runs" in caplog.text
     record = await store.runs.get(h.user_id, run_id)
     assert record is not None and record.trimmed_at == now
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "runwire-retention"]

@@ -1,4 +1,5 @@
-"""The run executor on a real store and the in-process bus: events, endings, stop, timeouts."""
+"""The run executor and dispatcher on a real store, the in-process bus and the in-process run
+queue: events, endings, stop, timeouts, a thread's runs in order."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from runwire.bus.memory import MemoryBus
+from runwire.dispatch.base import Job
+from runwire.dispatch.memory import MemoryRunQueue
 from runwire.errors import NotFound, ToolFailed
 from runwire.events import EventDraft, EventType, RunEvent
+from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import Emit, RunExecutor, RunInput
 from runwire.store.records import new_epoch, new_id
@@ -22,9 +26,15 @@ Agent = Callable[[RunInput, Emit], Awaitable[str]]
 
 class Harness:
     def __init__(
-        self, store: Store, bus: MemoryBus, executor: RunExecutor, user_id: str, thread_id: str
+        self,
+        store: Store,
+        bus: MemoryBus,
+        executor: RunExecutor,
+        dispatcher: Dispatcher,
+        user_id: str,
+        thread_id: str,
     ):
-        self.store, self.bus, self.executor = store, bus, executor
+        self.store, self.bus, self.executor, self.dispatcher = store, bus, executor, dispatcher
         self.user_id, self.thread_id = user_id, thread_id
         self.seen: list[RunEvent] = []
 
@@ -34,7 +44,7 @@ class Harness:
         await self.store.conversations.accept(
             user_id=self.user_id, thread=thread, content="q", run_id=run_id, epoch=epoch
         )
-        self.executor.submit(RunInput(run_id, self.thread_id, self.user_id, "q", epoch=epoch))
+        await self.dispatcher.offer(Job(run_id, self.thread_id, self.user_id))
         return run_id
 
     def events(self, run_id: str) -> list[RunEvent]:
@@ -46,9 +56,13 @@ def harness_for(agent: Agent, run_timeout_s: float = 5.0):  # type: ignore[no-un
     async def make(store: Store) -> AsyncIterator[Harness]:
         bus = MemoryBus()
         user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+        opening = new_id("run")
         thread, _ = await store.conversations.accept(
-            user_id=user.id, thread=None, content="q", run_id=new_id("run"), epoch=new_epoch()
+            user_id=user.id, thread=None, content="q", run_id=opening, epoch=new_epoch()
         )
+        # The thread's opening message has a run of its own: ended, so it holds nothing back.
+        await store.runs.claim(opening, now=0)
+        await store.runs.finish(opening, "completed", last_seq=0, started_at=0)
         async with EventWriter(store.runs.append_events).running() as writer:
             executor = RunExecutor(
                 runs=store.runs,
@@ -58,9 +72,17 @@ def harness_for(agent: Agent, run_timeout_s: float = 5.0):  # type: ignore[no-un
                 run_timeout_s=run_timeout_s,
             )
             async with executor.running():
-                harness = Harness(store, bus, executor, user.id, thread.id)
-                await bus.subscribe(user.id, harness.seen.append)
-                yield harness
+                dispatcher = Dispatcher(
+                    store=store,
+                    queue=MemoryRunQueue(),
+                    executor=executor,
+                    capacity=10,
+                    sweep_interval_s=unit(5),
+                )
+                async with dispatcher.running():
+                    harness = Harness(store, bus, executor, dispatcher, user.id, thread.id)
+                    await bus.subscribe(user.id, harness.seen.append)
+                    yield harness
 
     return make
 
@@ -168,7 +190,7 @@ async def test_stop_mid_tool_closes_everything_and_keeps_the_partial_answer(stor
     async with harness_for(hanging_agent(started))(store) as h:
         run_id = await h.start()
         await asyncio.wait_for(started.wait(), unit(5))
-        assert await h.executor.stop(h.user_id, run_id) is True
+        assert await h.dispatcher.stop(h.user_id, run_id) is True
         await asyncio.wait_for(h.executor.wait(run_id), unit(1))
         events = h.events(run_id)
         assert_protocol_shape(events)
@@ -180,9 +202,9 @@ async def test_stop_mid_tool_closes_everything_and_keeps_the_partial_answer(stor
         reply = (await store.conversations.messages_of(h.thread_id))[-1]
         assert reply.partial and reply.content == "partial"
         assert events[-1].data["partial_message_id"] == reply.id
-        assert await h.executor.stop(h.user_id, run_id) is False  # already over
+        assert await h.dispatcher.stop(h.user_id, run_id) is False  # already over
         with pytest.raises(NotFound):
-            await h.executor.stop("usr_other", run_id)
+            await h.dispatcher.stop("usr_other", run_id)
 
 
 async def test_run_timeout_ends_with_agent_error_timeout(store: Store) -> None:
@@ -228,8 +250,8 @@ async def test_runs_on_one_thread_run_one_after_another(store: Store) -> None:
         second = await h.start()
         await asyncio.wait_for(started.wait(), unit(5))
         assert h.events(second) == []  # queued behind the first
-        assert h.executor.thread_busy(h.thread_id) == first
-        await h.executor.stop(h.user_id, second)  # stopped while queued: still opens and closes
+        assert await store.runs.unfinished_on_thread(h.thread_id) == [first, second]
+        await h.dispatcher.stop(h.user_id, second)  # stopped while queued: still opens and closes
         await asyncio.wait_for(h.executor.wait(second), unit(1))
         assert [e.type for e in h.events(second)] == [
             EventType.AGENT_STARTED,
@@ -238,15 +260,16 @@ async def test_runs_on_one_thread_run_one_after_another(store: Store) -> None:
         third = await h.start()  # must still wait for the first, not for the stopped second
         await asyncio.sleep(0.05)
         assert h.events(third) == []
-        assert h.executor.unfinished_on_thread(h.thread_id) == [first, third]
+        assert await store.runs.unfinished_on_thread(h.thread_id) == [first, third]
         started.clear()
-        await h.executor.stop(h.user_id, first)
+        await h.dispatcher.stop(h.user_id, first)
         await asyncio.wait_for(h.executor.wait(first), unit(1))
         await asyncio.wait_for(started.wait(), unit(1))  # now the third starts
-        await h.executor.stop(h.user_id, third)
+        await h.dispatcher.stop(h.user_id, third)
         await asyncio.wait_for(h.executor.wait(third), unit(1))
         assert h.events(third)[-1].type is EventType.AGENT_STOPPED
-        assert h.executor.active_count == 0 and h.executor.thread_busy(h.thread_id) is None
+        assert h.executor.active_count == 0
+        assert await store.runs.unfinished_on_thread(h.thread_id) == []
 
 
 async def test_shutdown_stops_active_runs_cleanly(store: Store) -> None:

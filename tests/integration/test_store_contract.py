@@ -232,9 +232,13 @@ async def test_events_are_kept_in_seq_order_up_to_the_largest_seq(store: Store) 
     assert await store.runs.events_after(run_id, 2) == stored[2:]
     assert await store.runs.events_after(run_id, MAX_SEQ) == []
     assert await store.runs.events_after(run_id, 0, limit=2) == stored[:2]
-    with pytest.raises(IntegrityError):  # a seq is stored once
-        await store.runs.append_events([event(run_id, thread.id, 1, epoch)])
-    assert await store.runs.events_after(run_id, 0) == stored  # the failed batch left nothing
+    # A seq is stored once: a second event under it (a node that lost the run's lease storing
+    # late) leaves the first as it was, and the rest of its batch is stored.
+    await store.runs.append_events(
+        [event(run_id, thread.id, 1, epoch, delta="late"), event(run_id, thread.id, 4, epoch)]
+    )
+    again = await store.runs.events_after(run_id, 0)
+    assert again[0] == stored[0] and [e.seq for e in again] == [1, 2, 3, 4, MAX_SEQ]
 
     new = new_epoch()
     await store.runs.set_epoch(run_id, new)
@@ -343,3 +347,42 @@ async def test_usage_records_keep_their_values_and_come_oldest_first(store: Stor
         FAR_FUTURE_MS,
     ]
     assert await usage.count(await a_user(store)) == 0
+
+
+# Run dispatch
+
+
+async def test_claims_start_one_run_of_a_thread_at_a_time_in_arrival_order(store: Store) -> None:
+    user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+    first, second, third = new_id("run"), new_id("run"), new_id("run")
+    thread, _ = await store.conversations.accept(
+        user_id=user.id, thread=None, content="one", run_id=first, epoch=new_epoch()
+    )
+    for run_id, text in ((second, "two"), (third, "three")):
+        await store.conversations.accept(
+            user_id=user.id, thread=thread, content=text, run_id=run_id, epoch=new_epoch()
+        )
+    runs = store.runs
+    assert await runs.unfinished_count(user.id) == 3
+    assert await runs.unfinished_on_thread(thread.id) == [first, second, third]
+    assert [r.id for r in await runs.ready(created_before=now_ms() + 1)] == [first]
+    # Many nodes claim at once, each run of the thread: only the first run, and only once.
+    tries = [runs.claim(r, now=now_ms()) for r in (third, second, first) * 4]
+    claimed = [r for r in await asyncio.gather(*tries) if r is not None]
+    assert [r.id for r in claimed] == [first] and claimed[0].status == "running"
+    assert await runs.running_ids() == [first]
+    assert await runs.ready(created_before=now_ms() + 1) == []  # the second waits for the first
+    # A queued run may be claimed out of turn only to close it (stopped while queued).
+    assert (await runs.claim(third, now=now_ms(), in_order=False)) is not None
+    await runs.finish(third, "cancelled", last_seq=2, started_at=None)
+    await runs.finish(first, "completed", last_seq=1, started_at=None)
+    assert [r.id for r in await runs.ready(created_before=now_ms() + 1, thread_id=thread.id)] == [
+        second
+    ]
+    assert await runs.unfinished_count(user.id) == 1
+    record = await runs.by_id(second)
+    assert record is not None
+    # The run's agent is given its message and the thread's messages before it.
+    question, history = await store.conversations.turn(record.message_id, 20)
+    assert question == "two" and history == [("user", "one")]
+    assert await store.conversations.turn("msg_none", 20) == ("", [])

@@ -6,12 +6,13 @@ import pytest
 
 from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.errors import RateLimited
+from runwire.limits.memory import MemoryRateLimiter
 from runwire.ratelimit import Rate
 from tests.clock import FakeClock
 
 pytestmark = pytest.mark.unit
 
-LIMITS = AuthLimits(
+LIMITS = AuthLimits.of(
     login_account=Rate.per_window(3, 60.0),  # a token back every 20 s
     login_address=Rate.per_window(5, 100.0),  # every 20 s
     register_address=Rate.per_window(2, 10.0),
@@ -19,68 +20,72 @@ LIMITS = AuthLimits(
 )
 
 
-def fail(throttle: AuthThrottle, account: str, address: str) -> None:
-    throttle.login_attempt(account, address)  # counted, never shown to have succeeded
+def make(clock: FakeClock) -> AuthThrottle:
+    return AuthThrottle(LIMITS, MemoryRateLimiter(clock))
 
 
-def test_failures_lock_the_account_and_nothing_is_counted_while_locked() -> None:
+async def fail(throttle: AuthThrottle, account: str, address: str) -> None:
+    await throttle.login_attempt(account, address)  # counted, never shown to have succeeded
+
+
+async def test_failures_lock_the_account_and_nothing_is_counted_while_locked() -> None:
     clock = FakeClock()
-    throttle = AuthThrottle(LIMITS, clock)
+    throttle = make(clock)
     for _ in range(3):
-        fail(throttle, "a@x.io", "192.0.2.1")
+        await fail(throttle, "a@x.io", "192.0.2.1")
     with pytest.raises(RateLimited) as caught:
-        throttle.login_attempt("a@x.io", "192.0.2.1")
+        await throttle.login_attempt("a@x.io", "192.0.2.1")
     assert caught.value.code == "rate_limited"
     assert caught.value.retry_after_s == pytest.approx(20.0)
     assert caught.value.message == "too many failed logins for this account; try again in 20 s"
     # The refused attempt did not use the address's budget: two more accounts can still fail.
-    fail(throttle, "b@x.io", "192.0.2.1")
-    fail(throttle, "c@x.io", "192.0.2.1")
+    await fail(throttle, "b@x.io", "192.0.2.1")
+    await fail(throttle, "c@x.io", "192.0.2.1")
     with pytest.raises(RateLimited, match="from your network address"):
-        throttle.login_attempt("d@x.io", "192.0.2.1")
+        await throttle.login_attempt("d@x.io", "192.0.2.1")
     clock.advance(20.0)
-    throttle.login_attempt("a@x.io", "192.0.2.1")
+    await throttle.login_attempt("a@x.io", "192.0.2.1")
 
 
-def test_a_success_clears_the_account_and_gives_the_address_its_token_back() -> None:
-    throttle = AuthThrottle(LIMITS, FakeClock())
+async def test_a_success_clears_the_account_and_gives_the_address_its_token_back() -> None:
+    throttle = make(FakeClock())
     for _ in range(2):
-        fail(throttle, "a@x.io", "192.0.2.1")
-    throttle.login_attempt("a@x.io", "192.0.2.1").succeeded()
+        await fail(throttle, "a@x.io", "192.0.2.1")
+    await (await throttle.login_attempt("a@x.io", "192.0.2.1")).succeeded()
     for _ in range(3):  # the account starts afresh: three failures again before the lockout
-        fail(throttle, "a@x.io", "192.0.2.2")
+        await fail(throttle, "a@x.io", "192.0.2.2")
     with pytest.raises(RateLimited):
-        throttle.login_attempt("a@x.io", "192.0.2.2")
+        await throttle.login_attempt("a@x.io", "192.0.2.2")
     # 192.0.2.1 used 2 failures and 1 success: 3 tokens left of 5.
     for account in ("p@x.io", "q@x.io", "r@x.io"):
-        fail(throttle, account, "192.0.2.1")
+        await fail(throttle, account, "192.0.2.1")
     with pytest.raises(RateLimited):
-        throttle.login_attempt("s@x.io", "192.0.2.1")
+        await throttle.login_attempt("s@x.io", "192.0.2.1")
 
 
-def test_an_attempt_the_server_could_not_decide_counts_for_nothing() -> None:
-    throttle = AuthThrottle(LIMITS, FakeClock())
+async def test_an_attempt_the_server_could_not_decide_counts_for_nothing() -> None:
+    throttle = make(FakeClock())
     for _ in range(10):
-        throttle.login_attempt("a@x.io", "192.0.2.1").void()
-    fail(throttle, "a@x.io", "192.0.2.1")
+        await (await throttle.login_attempt("a@x.io", "192.0.2.1")).void()
+    await fail(throttle, "a@x.io", "192.0.2.1")
 
 
-def test_sign_ups_and_refreshes_are_limited_per_address() -> None:
+async def test_sign_ups_and_refreshes_are_limited_per_address() -> None:
     clock = FakeClock()
-    throttle = AuthThrottle(LIMITS, clock)
-    throttle.register("192.0.2.1")
-    throttle.register("192.0.2.1")
+    throttle = make(clock)
+    await throttle.register("192.0.2.1")
+    await throttle.register("192.0.2.1")
     with pytest.raises(RateLimited, match="too many sign-ups") as caught:
-        throttle.register("192.0.2.1")
+        await throttle.register("192.0.2.1")
     assert caught.value.retry_after_whole_s == 5
-    throttle.register("192.0.2.2")
-    throttle.refresh("192.0.2.1")  # a separate budget
-    throttle.refresh("192.0.2.1")
+    await throttle.register("192.0.2.2")
+    await throttle.refresh("192.0.2.1")  # a separate budget
+    await throttle.refresh("192.0.2.1")
     with pytest.raises(RateLimited, match="too many token refreshes"):
-        throttle.refresh("192.0.2.1")
+        await throttle.refresh("192.0.2.1")
     clock.advance(5.0)
-    throttle.register("192.0.2.1")
-    throttle.refresh("192.0.2.1")
+    await throttle.register("192.0.2.1")
+    await throttle.refresh("192.0.2.1")
 
 
 def test_a_wait_under_a_second_is_announced_as_one_second() -> None:

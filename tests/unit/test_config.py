@@ -3,8 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from runwire.bus.redis import safe_url
-from runwire.config import ConcurrencyPolicy, Environment, load_settings, resolve_secret
+from runwire.config import ConcurrencyPolicy, Environment, load_settings, resolve_secret, safe_url
 from runwire.errors import ConfigError
 
 pytestmark = pytest.mark.unit

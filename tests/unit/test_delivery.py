@@ -119,3 +119,23 @@ def test_a_failed_lower_resume_does_not_count_as_delivered() -> None:
 
 def test_finish_without_begin_passes_through() -> None:
     assert seqs(Delivery().finish_resume("r", [ev(1), ev(2)])) == [1, 2]
+
+
+def test_a_run_renumbered_under_a_new_epoch_is_flagged_once_and_its_new_events_pass() -> None:
+    import dataclasses
+
+    d = Delivery()
+    for seq in (1, 2, 3, 4):
+        assert not d.renumbered(ev(seq))
+        d.live(ev(seq))
+    # Another node closed the run after its stored events (up to 2), under epoch e2.
+    closing = [dataclasses.replace(ev(seq), epoch="e2") for seq in (3, 4, 5)]
+    assert d.renumbered(closing[0])  # the client is told once ...
+    assert seqs(d.live(closing[0])) == [3]  # ... and gets the new numbering, seqs it had too
+    assert not d.renumbered(closing[1])
+    assert seqs(d.live(closing[1])) == [4] and seqs(d.live(closing[2])) == [5]
+    # Its resume from the start under e2 then sends only what it lacks.
+    d.begin_resume("r", 0)
+    replay = [dataclasses.replace(ev(seq), epoch="e2") for seq in (1, 2, 3, 4, 5)]
+    assert seqs(d.finish_resume("r", replay)) == [1, 2]
+    assert not d.renumbered(ev(9, run="other"))  # a run seen for the first time

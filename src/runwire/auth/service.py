@@ -79,7 +79,7 @@ class AuthService:
         """Create an account. ``address`` is the caller's network address, limited per address;
         ``None`` is local administration (the CLI), which is not limited."""
         if address is not None:
-            self._throttle.register(address)
+            await self._throttle.register(address)
         if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
             raise InputError(
                 f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters",
@@ -93,16 +93,16 @@ class AuthService:
     async def login(self, email: str, password: str, *, address: str) -> TokenPair:
         """Start a session; raises InvalidCredentials, or RateLimited past the failure limits."""
         account = normalize_email(email)
-        attempt = self._throttle.login_attempt(account, address)
+        attempt = await self._throttle.login_attempt(account, address)
         try:
             user = await self._accounts.user_by_email(account)
             ok = await self._passwords.verify(user.password_hash if user else None, password)
         except Exception:
-            attempt.void()
+            await attempt.void()
             raise
         if user is None or not ok:
             raise InvalidCredentials("wrong e-mail or password")
-        attempt.succeeded()
+        await attempt.succeeded()
         family_id = new_id("ses")
         refresh = opaque_secret()
         await self._accounts.start_family(family_id, user.id, digest(refresh), self._expiry())
@@ -110,7 +110,7 @@ class AuthService:
 
     async def refresh(self, refresh_token: str, *, address: str) -> TokenPair:
         """Spend ``refresh_token`` for a new pair (refreshes are limited per ``address``)."""
-        self._throttle.refresh(address)
+        await self._throttle.refresh(address)
         new_refresh = opaque_secret()
         outcome, user_id, family_id = await self._accounts.rotate(
             digest(refresh_token), digest(new_refresh), self._expiry()

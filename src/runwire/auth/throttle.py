@@ -1,5 +1,6 @@
 """Throttling of the auth calls: failed logins per account and per address, and sign-ups and
-refreshes per address.
+refreshes per address, counted by a :class:`RateLimiter` (in Redis when there are several nodes,
+so a lockout on one node holds on every other).
 
 A login is counted *before* its password is checked (so concurrent guesses cannot all slip in
 while the first is still hashing) and given back when it succeeds: only failures stay counted.
@@ -13,27 +14,36 @@ from dataclasses import dataclass
 
 from runwire.config import Settings
 from runwire.errors import RateLimited
-from runwire.ratelimit import Clock, KeyedLimiter, Rate
+from runwire.limits.base import Limit, RateLimiter
+from runwire.ratelimit import Rate
 
 __all__ = ["AuthLimits", "AuthThrottle", "LoginAttempt"]
-
-MAX_TRACKED_KEYS = 50_000
-"""Accounts (or addresses) remembered per limit: about 25 MB at worst for 320-character e-mails.
-Only keys used within the last window are kept, so this cap matters only under a flood."""
 
 
 @dataclass(frozen=True, slots=True)
 class AuthLimits:
     """The rates of the auth calls (``RUNWIRE_LOGIN_*``, ``RUNWIRE_REGISTER_*``, ...)."""
 
-    login_account: Rate
-    login_address: Rate
-    register_address: Rate
-    refresh_address: Rate
+    login_account: Limit
+    login_address: Limit
+    register_address: Limit
+    refresh_address: Limit
+
+    @classmethod
+    def of(
+        cls, login_account: Rate, login_address: Rate, register_address: Rate, refresh_address: Rate
+    ) -> AuthLimits:
+        """The four rates under their limits' names (the names are where the counts are kept)."""
+        return cls(
+            login_account=Limit("login-account", login_account),
+            login_address=Limit("login-address", login_address),
+            register_address=Limit("register-address", register_address),
+            refresh_address=Limit("refresh-address", refresh_address),
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthLimits:
-        return cls(
+        return cls.of(
             login_account=Rate.per_window(
                 settings.login_account_failures, settings.login_account_window_s
             ),
@@ -53,62 +63,59 @@ class LoginAttempt:
 
     account: str
     address: str
-    by_account: KeyedLimiter
-    by_address: KeyedLimiter
+    limits: AuthLimits
+    limiter: RateLimiter
 
-    def succeeded(self) -> None:
+    async def succeeded(self) -> None:
         """The password was right: the account starts afresh, the address gets its token back."""
-        self.by_account.reset(self.account)
-        self.by_address.refund(self.address)
+        await self.limiter.reset(self.limits.login_account, self.account)
+        await self.limiter.refund(self.limits.login_address, self.address)
 
-    def void(self) -> None:
+    async def void(self) -> None:
         """The server failed before it could tell (say, the database is down): nothing counts."""
-        self.by_account.refund(self.account)
-        self.by_address.refund(self.address)
+        await self.limiter.refund(self.limits.login_account, self.account)
+        await self.limiter.refund(self.limits.login_address, self.address)
 
 
 class AuthThrottle:
-    """The per-account and per-address limits of login, register and refresh, in memory."""
+    """The per-account and per-address limits of login, register and refresh."""
 
-    def __init__(
-        self, limits: AuthLimits, clock: Clock, *, max_keys: int = MAX_TRACKED_KEYS
-    ) -> None:
-        self._login_account = KeyedLimiter(limits.login_account, clock, max_keys=max_keys)
-        self._login_address = KeyedLimiter(limits.login_address, clock, max_keys=max_keys)
-        self._register_address = KeyedLimiter(limits.register_address, clock, max_keys=max_keys)
-        self._refresh_address = KeyedLimiter(limits.refresh_address, clock, max_keys=max_keys)
+    def __init__(self, limits: AuthLimits, limiter: RateLimiter) -> None:
+        self._limits = limits
+        self._limiter = limiter
 
-    def login_attempt(self, account: str, address: str) -> LoginAttempt:
+    async def login_attempt(self, account: str, address: str) -> LoginAttempt:
         """Count a login for ``account`` (a normalised e-mail) from ``address``, or refuse it.
 
         Raises :class:`RateLimited` when either is locked out; then nothing is counted.
         """
-        by_address = self._login_address.acquire(address)
+        limits, limiter = self._limits, self._limiter
+        by_address = await limiter.acquire(limits.login_address, address)
         if not by_address.allowed:
             raise RateLimited(
                 "too many failed logins from your network address",
                 retry_after_s=by_address.retry_after_s,
             )
-        by_account = self._login_account.acquire(account)
+        by_account = await limiter.acquire(limits.login_account, account)
         if not by_account.allowed:
-            self._login_address.refund(address)
+            await limiter.refund(limits.login_address, address)
             raise RateLimited(
                 "too many failed logins for this account", retry_after_s=by_account.retry_after_s
             )
-        return LoginAttempt(account, address, self._login_account, self._login_address)
+        return LoginAttempt(account, address, limits, limiter)
 
-    def register(self, address: str) -> None:
+    async def register(self, address: str) -> None:
         """Count a sign-up from ``address``, or raise :class:`RateLimited`."""
-        decision = self._register_address.acquire(address)
+        decision = await self._limiter.acquire(self._limits.register_address, address)
         if not decision.allowed:
             raise RateLimited(
                 "too many sign-ups from your network address",
                 retry_after_s=decision.retry_after_s,
             )
 
-    def refresh(self, address: str) -> None:
+    async def refresh(self, address: str) -> None:
         """Count a token refresh from ``address``, or raise :class:`RateLimited`."""
-        decision = self._refresh_address.acquire(address)
+        decision = await self._limiter.acquire(self._limits.refresh_address, address)
         if not decision.allowed:
             raise RateLimited(
                 "too many token refreshes from your network address",

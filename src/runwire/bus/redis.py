@@ -36,7 +36,6 @@ import secrets
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
@@ -47,10 +46,11 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runwire.bus.base import EventBus, EventHandler, GapHandler
+from runwire.config import safe_url
 from runwire.errors import DependencyUnavailable
 from runwire.events.model import RunEvent
 
-__all__ = ["RedisBus", "safe_url"]
+__all__ = ["RedisBus"]
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +116,6 @@ def _command(*parts: bytes) -> bytes:
     for part in parts:
         out.append(b"$%d\r\n%s\r\n" % (len(part), part))
     return b"".join(out)
-
-
-def safe_url(url: str) -> str:
-    """``url`` without its user name and password, for logs and error messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 class _Subscription:

@@ -26,6 +26,7 @@ class _Replay:
 class Delivery:
     def __init__(self) -> None:
         self._sent: dict[str, tuple[int, int]] = {}  # run id -> (first, last) seq sent, contiguous
+        self._epochs: dict[str, str] = {}  # run id -> the epoch of the seqs in _sent
         self._replays: dict[str, _Replay] = {}
 
     @property
@@ -36,6 +37,18 @@ class Delivery:
         sent; the state grows with the runs a connection sees, not with their events.
         """
         return len(self._sent.keys() | self._replays.keys())
+
+    def renumbered(self, event: RunEvent) -> bool:
+        """Whether ``event`` belongs to a numbering of its run other than the one this
+        connection has sent (the run was taken over after its node was lost, or recovered after
+        a restart). If so, what was sent of the run no longer counts: the client must be told
+        to reload it, and the new numbering's events are sent from here on."""
+        seen = self._epochs.get(event.run_id)
+        self._epochs[event.run_id] = event.epoch
+        if seen is None or seen == event.epoch:
+            return False
+        self._sent.pop(event.run_id, None)
+        return True
 
     def live(self, event: RunEvent) -> list[RunEvent]:
         """A live event arrived; return what to send now (nothing while its run is resuming)."""

@@ -1,9 +1,12 @@
-"""The run executor: runs each accepted message's agent as a task it owns.
+"""The run executor: runs on this node each run the dispatcher has claimed, as a task it owns.
 
-The socket that accepted a message never awaits the agent: ``submit`` starts a task and returns.
-Runs on one thread execute one after another (the next waits for the previous); ``stop`` cancels
-a run wherever it is (queued, inside a tool, inside an LLM call) and the run still ends with its
-closing events. Leaving the executor's context stops every run it still owns.
+The socket that accepted a message never awaits the agent: ``start`` starts a task and returns.
+Which run starts where and when (a thread's runs one after another, any node) is the
+dispatcher's business (``runwire.runs.dispatcher``); the executor runs what it is given.
+``cancel`` stops a run wherever it is (inside a tool, inside an LLM call) and the run still ends
+with its closing events; ``abandon`` drops a run this node has lost the lease of, emitting
+nothing more, since another node now closes it. Leaving the executor's context stops every run
+it still owns.
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from runwire.bus.base import EventBus
-from runwire.errors import NotFound, RunwireError
+from runwire.errors import LeaseLost, RunwireError
 from runwire.events.model import EventDraft, EventType, RunEvent
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import ROOT_AGENT, RunJournal
 from runwire.runs.state import RunState, RunStatus
-from runwire.store.records import Message, new_epoch, new_id, now_ms
+from runwire.store.records import Message, RunRecord, new_epoch, new_id, now_ms
 from runwire.store.run_log import RunLog
 
-__all__ = ["AgentFn", "Emit", "RunExecutor", "RunInput"]
+__all__ = ["AgentFn", "Emit", "EndedHook", "RunExecutor", "RunInput"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,9 @@ class RunInput:
 AgentFn = Callable[[RunInput, Emit], Awaitable[str]]
 """The agent pipeline: given the run's input and an emitter, produce the answer text."""
 
+EndedHook = Callable[[RunInput, bool], Awaitable[None]]
+"""Awaited once a run's task is over, with whether it was abandoned (its lease lost)."""
+
 
 @dataclass(eq=False)
 class _Active:
@@ -53,6 +59,7 @@ class _Active:
     stop_reason: str | None = None
     started_at: int | None = None
     ended: bool = False
+    abandoned: bool = False  # the lease is lost: emit nothing, record nothing, release nothing
 
 
 def _reply(run: RunInput, content: str, *, partial: bool = False) -> Message:
@@ -66,12 +73,6 @@ def _reply(run: RunInput, content: str, *, partial: bool = False) -> Message:
         run_id=run.run_id,
         partial=partial,
     )
-
-
-@dataclass(eq=False)
-class _ThreadQueue:
-    runs: list[_Active] = field(default_factory=list)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 _STOP_MESSAGES = {
@@ -89,15 +90,21 @@ class RunExecutor:
         writer: EventWriter,
         agent: AgentFn,
         run_timeout_s: float,
+        holds: Callable[[str], bool] = lambda run_id: True,
+        on_ended: EndedHook | None = None,
     ) -> None:
+        """``holds(run_id)`` says whether this node still holds the run's lease; it is asked
+        before every event, and a run whose lease is gone stops at once, emitting nothing more.
+        ``on_ended`` is awaited after each run (the dispatcher releases the lease and starts the
+        thread's next run)."""
         self._runs = runs
         self._bus = bus
         self._writer = writer
         self._agent = agent
         self._run_timeout_s = run_timeout_s
+        self._holds = holds
+        self._on_ended = on_ended
         self._active: dict[str, _Active] = {}
-        # Per thread: its unfinished runs in arrival order, and a FIFO lock the running one holds.
-        self._threads: dict[str, _ThreadQueue] = {}
         self._drain: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
@@ -106,6 +113,11 @@ class RunExecutor:
             yield self
         finally:
             await self.shutdown(grace_s)
+
+    def set_hooks(self, *, holds: Callable[[str], bool], on_ended: EndedHook | None = None) -> None:
+        """Wire the dispatcher in (it is built after the executor it drives)."""
+        self._holds = holds
+        self._on_ended = on_ended
 
     @property
     def accepting(self) -> bool:
@@ -116,10 +128,9 @@ class RunExecutor:
     def active_count(self) -> int:
         return len(self._active)
 
-    def active_runs_of(self, user_id: str) -> int:
-        # A run that has published its last event no longer counts, though its task may still
-        # be storing: whoever saw the end may start the next run at once.
-        return sum(1 for a in self._active.values() if a.input.user_id == user_id and not a.ended)
+    def has(self, run_id: str) -> bool:
+        """Whether the run is executing on this node (until its task has finished)."""
+        return run_id in self._active
 
     def is_active(self, run_id: str) -> bool:
         return run_id in self._active
@@ -131,67 +142,63 @@ class RunExecutor:
             return None
         return active.state.status.value, active.started_at
 
-    def thread_busy(self, thread_id: str) -> str | None:
-        """The run id of the thread's oldest unfinished run (running or queued), if any."""
-        return next(iter(self.unfinished_on_thread(thread_id)), None)
-
-    def unfinished_on_thread(self, thread_id: str) -> list[str]:
-        queue = self._threads.get(thread_id)
-        return [a.input.run_id for a in queue.runs if not a.ended] if queue else []
-
-    def submit(self, run: RunInput) -> None:
-        """Start the run as a task; it runs once every earlier run of its thread has ended."""
-        active = _Active(input=run, journal=self._journal(run))
-        queue = self._threads.setdefault(run.thread_id, _ThreadQueue())
-        queue.runs.append(active)
+    def start(
+        self, run: RunInput, *, started_at: int | None = None, stop_reason: str | None = None
+    ) -> None:
+        """Run ``run`` (claimed for this node) as a task. With ``stop_reason`` it is closed at
+        once, as stopped before it started (it still opens and closes its root agent)."""
+        active = _Active(input=run, journal=self._journal(run), started_at=started_at)
+        if stop_reason is None and not self.accepting:
+            stop_reason = "shutdown"  # claimed while a drain began: it is claimed, so it ends
+        # Set before the task runs, not by cancelling it: a task cancelled before its first
+        # step never enters its body, so it could not close the run.
+        active.stop_reason = stop_reason
         self._active[run.run_id] = active
-        active.task = asyncio.create_task(self._execute(active, queue), name=f"run-{run.run_id}")
-        if not self.accepting:
-            # Accepted while a drain began (the chat service refuses before storing, but a
-            # message already being stored gets here): it is stored, so it gets its end.
-            self._cancel(active, "shutdown")
+        active.task = asyncio.create_task(self._execute(active), name=f"run-{run.run_id}")
 
-    async def recover(self) -> int:
-        """End the runs a previous process left unfinished (it stopped without closing them).
-
-        Each gets its closing events (open tools and sub-agents, then the root's ``agent_error``
-        with code ``interrupted``) after its stored ones, so a client resuming it sees an end.
-        The dead process may have sent events it never stored, whose seqs the closing events
-        now reuse: so the run first gets a new epoch, and a client holding a position under the
-        old one is told to reload rather than given different events under seqs it has seen.
-        Returns how many runs were closed. With several nodes this becomes a lease check.
-        """
-        message = "the server stopped during this run; send the message again"
-        closed = 0
-        for record in await self._runs.unfinished():
-            epoch = new_epoch()
-            while epoch == record.epoch:
-                epoch = new_epoch()
-            run = RunInput(record.id, record.thread_id, record.user_id, "", epoch=epoch)
-            journal = self._journal(run)
-            journal.restore(await self._runs.events_after(record.id, 0))
-            if journal.closed:
-                continue
-            await self._runs.set_epoch(record.id, epoch)
-            active = _Active(input=run, journal=journal)
-            if record.status == RunStatus.RUNNING.value:
-                active.state.move(RunStatus.RUNNING)
-            active.started_at = record.started_at
-            await self._end_early(active, EventType.AGENT_ERROR, "interrupted", message)
-            await self._writer.flush()
-            await self._bus.release(record.id)
-            closed += 1
-        await self._writer.flush()
-        return closed
-
-    async def stop(self, user_id: str, run_id: str, reason: str = "stopped") -> bool:
-        """Cancel an active run of ``user_id``. Returns False if it exists but has ended."""
+    def cancel(self, run_id: str, reason: str = "stopped") -> bool:
+        """Stop a run executing here; False when it is not (or has already ended)."""
         active = self._active.get(run_id)
-        if active is None or active.input.user_id != user_id:
-            if await self._runs.get(user_id, run_id) is None:
-                raise NotFound("no such run")
+        if active is None or active.ended:
             return False
         self._cancel(active, reason)
+        return True
+
+    def abandon(self, run_id: str) -> None:
+        """Drop a run whose lease this node lost: no more events, no record of its end."""
+        active = self._active.get(run_id)
+        if active is not None and not active.ended:
+            active.abandoned = True
+            self._cancel(active, "lease_lost")
+
+    async def close_lost(self, record: RunRecord, code: str, message: str) -> bool:
+        """End a run that no node runs any more (its node died or stopped without closing it).
+
+        It gets its closing events (open tools and sub-agents, then the root's ``agent_error``
+        with ``code``) after its stored ones, so a client resuming it sees an end. The lost node
+        may have sent events it never stored, whose seqs the closing events now reuse: so the run
+        first gets a new epoch, and a client holding a position under the old one is told to
+        reload rather than given different events under seqs it has seen. Returns False when
+        the stored events already end the run (only its record was left behind).
+        """
+        epoch = new_epoch()
+        while epoch == record.epoch:
+            epoch = new_epoch()
+        run = RunInput(record.id, record.thread_id, record.user_id, "", epoch=epoch)
+        journal = self._journal(run)
+        journal.restore(await self._runs.events_after(record.id, 0))
+        active = _Active(input=run, journal=journal, started_at=record.started_at)
+        if record.status == RunStatus.RUNNING.value:
+            active.state.move(RunStatus.RUNNING)
+        if journal.closed:
+            last = journal.last_seq
+            status = RunStatus.FAILED.value
+            await self._runs.finish(record.id, status, last_seq=last, started_at=record.started_at)
+            return False
+        await self._runs.set_epoch(record.id, epoch)
+        await self._end_early(active, EventType.AGENT_ERROR, code, message)
+        await self._writer.flush()
+        await self._bus.release(record.id)
         return True
 
     async def wait(self, run_id: str) -> None:
@@ -216,20 +223,22 @@ class RunExecutor:
         tasks = [a.task for a in self._active.values() if a.task is not None]
         if tasks and grace_s > 0:
             await asyncio.wait(tasks, timeout=grace_s)
-        # Runs accepted meanwhile are cancelled as they are submitted; wait for them too.
+        # Runs claimed meanwhile are cancelled as they start; wait for them too.
         while tasks := [a.task for a in self._active.values() if a.task is not None]:
             for active in list(self._active.values()):
                 self._cancel(active, "shutdown")
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _journal(self, run: RunInput) -> RunJournal:
+        run_id = run.run_id
         return RunJournal(
-            run_id=run.run_id,
+            run_id=run_id,
             thread_id=run.thread_id,
             user_id=run.user_id,
             epoch=run.epoch,
             bus=self._bus,
             writer=self._writer,
+            fence=lambda: self._holds(run_id),
         )
 
     def _cancel(self, active: _Active, reason: str) -> None:
@@ -237,25 +246,27 @@ class RunExecutor:
             active.stop_reason = reason
             active.task.cancel()
 
-    async def _execute(self, active: _Active, queue: _ThreadQueue) -> None:
+    async def _execute(self, active: _Active) -> None:
         try:
-            # The thread's lock is fair (first come, first served), so runs on one thread
-            # execute one at a time in the order they were accepted, whoever is stopped.
-            async with queue.lock:
-                await self._run(active)
+            if active.stop_reason is not None:
+                raise asyncio.CancelledError  # stopped before it began
+            await self._run(active)
         except asyncio.CancelledError:
             if active.stop_reason is None:
                 raise
-            # Stopped (queued or running): close the run with what it has streamed so far.
             task = asyncio.current_task()
-            if task is not None:
+            if task is not None and task.cancelling():
                 task.uncancel()
-            await self._end_early(
-                active,
-                EventType.AGENT_STOPPED,
-                active.stop_reason,
-                _STOP_MESSAGES.get(active.stop_reason, active.stop_reason),
-            )
+            if not active.abandoned:
+                # Stopped: close the run with what it has streamed so far.
+                await self._end_early(
+                    active,
+                    EventType.AGENT_STOPPED,
+                    active.stop_reason,
+                    _STOP_MESSAGES.get(active.stop_reason, active.stop_reason),
+                )
+        except LeaseLost:
+            active.abandoned = True
         finally:
             await self._finalize(active)
 
@@ -263,7 +274,8 @@ class RunExecutor:
         run, journal = active.input, active.journal
         try:
             active.state.move(RunStatus.RUNNING)
-            active.started_at = now_ms()
+            if active.started_at is None:
+                active.started_at = now_ms()
             await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
             async with asyncio.timeout(self._run_timeout_s):
                 answer = await self._agent(run, journal.emit)
@@ -278,6 +290,8 @@ class RunExecutor:
                 RunStatus.COMPLETED,
                 reply=reply,
             )
+        except LeaseLost:
+            raise
         except TimeoutError:
             await self._end_early(
                 active,
@@ -300,7 +314,7 @@ class RunExecutor:
         run, journal = active.input, active.journal
         if journal.closed:
             return
-        if journal.last_seq == 0:  # stopped while queued: the root still opens before it closes
+        if journal.last_seq == 0:  # stopped before it started: the root opens before it closes
             await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
         await journal.close_open(code, message)
         data: dict[str, object] = {"code": code, "message": message}
@@ -324,6 +338,8 @@ class RunExecutor:
         """Record the run's end (and its reply), then publish its last event: whoever sees that
         event and asks finds the run ended and the reply stored (the events themselves are
         served from the bus's history until they are stored)."""
+        if not self._holds(active.input.run_id):
+            raise LeaseLost(f"run {active.input.run_id} is no longer this node's")
         active.state.move(status)
         active.ended = True
         try:
@@ -345,7 +361,8 @@ class RunExecutor:
         run, journal = active.input, active.journal
         try:
             await self._writer.flush()
-            if not active.ended:  # the task died before it could close (a re-raised cancel)
+            if not active.ended and not active.abandoned:
+                # The task died before it could close (a re-raised cancel).
                 await self._runs.finish(
                     run.run_id,
                     RunStatus.CANCELLED.value,
@@ -356,11 +373,13 @@ class RunExecutor:
             log.exception("could not record the end of run %s", run.run_id)
         finally:
             try:
-                await self._bus.release(run.run_id)
+                if not active.abandoned:
+                    # An abandoned run's history is the new holder's to release.
+                    await self._bus.release(run.run_id)
             finally:
                 self._active.pop(run.run_id, None)
-                queue = self._threads.get(run.thread_id)
-                if queue is not None:
-                    queue.runs.remove(active)
-                    if not queue.runs:
-                        del self._threads[run.thread_id]
+                if self._on_ended is not None:
+                    try:
+                        await self._on_ended(run, active.abandoned)
+                    except Exception:
+                        log.exception("after run %s ended", run.run_id)

@@ -8,8 +8,10 @@ tracks which sub-agents and tool calls are open, so when a run is stopped, times
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from runwire.bus.base import EventBus
-from runwire.errors import InvalidTransition
+from runwire.errors import InvalidTransition, LeaseLost
 from runwire.events.model import EventDraft, EventType, RunEvent, Stamper
 from runwire.runs.event_writer import EventWriter
 
@@ -28,13 +30,17 @@ class RunJournal:
         epoch: str,
         bus: EventBus,
         writer: EventWriter,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
+        """``fence()`` False means this node no longer holds the run: :meth:`emit` then raises
+        LeaseLost instead of numbering an event another node may number too."""
         self.run_id = run_id
         self.thread_id = thread_id
         self.user_id = user_id
         self.epoch = epoch
         self._bus = bus
         self._writer = writer
+        self._fence = fence
         self.last_seq = 0
         self.closed = False
         self._open_agents: list[str] = []
@@ -56,6 +62,8 @@ class RunJournal:
     async def emit(self, draft: EventDraft) -> RunEvent:
         if self.closed:
             raise InvalidTransition(f"run {self.run_id} has ended; no event may follow")
+        if self._fence is not None and not self._fence():
+            raise LeaseLost(f"run {self.run_id} is no longer this node's")
         self.last_seq += 1
         event = RunEvent(
             type=draft.type,

@@ -160,3 +160,27 @@ class Conversations:
                 .limit(limit)
             )
             return [_message(r) for r in rows]
+
+    async def turn(self, message_id: str, turns: int) -> tuple[str, list[tuple[str, str]]]:
+        """The text of the message that started a run, and the ``turns`` messages of its thread
+        before it as ``(role, content)``, oldest first: what the run's agent is given. Read when
+        the run starts, so a run queued behind another sees that one's answer."""
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(messages.c.pk, messages.c.thread_id, messages.c.content).where(
+                        messages.c.id == message_id
+                    )
+                )
+            ).first()
+            if row is None:
+                return "", []
+            earlier = await conn.execute(
+                select(messages.c.role, messages.c.content)
+                .where(messages.c.thread_id == row.thread_id, messages.c.pk < row.pk)
+                .order_by(messages.c.pk.desc())
+                .limit(turns)
+            )
+            history = [(r.role, r.content) for r in earlier]
+        history.reverse()
+        return row.content, history

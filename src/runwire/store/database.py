@@ -143,11 +143,15 @@ class Database:
         async with self.engine.connect() as conn:
             yield conn
 
-    def positional_insert(self, table: str, columns: Sequence[str]) -> str:
+    def positional_insert(
+        self, table: str, columns: Sequence[str], *, skip_existing: bool = False
+    ) -> str:
         """``INSERT`` text with the driver's positional placeholders, for bulk rows as tuples.
 
         Hot paths (a run's events, thousands a second) skip SQLAlchemy's per-row parameter
         processing this way; the statement is built once per table, not per batch.
+        ``skip_existing`` leaves rows whose key is taken as they are (``ON CONFLICT DO NOTHING``,
+        the same text on SQLite and PostgreSQL) instead of failing the whole batch.
         """
         style = self.engine.dialect.paramstyle
         if style == "qmark":
@@ -159,7 +163,8 @@ class Database:
         else:  # pragma: no cover - every driver runwire supports is listed above
             raise ValueError(f"unsupported paramstyle {style}")
         # Names come from store/schema.py, never from input.
-        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+        tail = " ON CONFLICT DO NOTHING" if skip_existing else ""
+        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){tail}"  # noqa: S608
 
     async def ping(self) -> None:
         """Run a real query; raise DependencyUnavailable when it fails.

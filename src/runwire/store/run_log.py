@@ -9,7 +9,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from runwire.events.model import RunEvent
 from runwire.store.conversations import message_row
@@ -19,12 +31,39 @@ from runwire.store.schema import messages, run_events, runs, threads
 
 __all__ = ["RunLog"]
 
+_UNFINISHED = ("queued", "running")
+
+
+def _ahead_of(run: Table) -> Select[tuple[str]]:
+    """Unfinished runs of ``run``'s thread that come before it: running, or queued earlier
+    (arrival time, then id, so every node orders a thread's runs alike)."""
+    other = runs.alias("ahead")
+    return select(other.c.id).where(
+        other.c.thread_id == run.c.thread_id,
+        other.c.id != run.c.id,
+        or_(
+            other.c.status == "running",
+            and_(
+                other.c.status == "queued",
+                or_(
+                    other.c.created_at < run.c.created_at,
+                    and_(other.c.created_at == run.c.created_at, other.c.id < run.c.id),
+                ),
+            ),
+        ),
+    )
+
 
 class RunLog:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._insert_events = db.positional_insert(
-            run_events.name, [c.name for c in run_events.columns]
+            run_events.name,
+            [c.name for c in run_events.columns],
+            # A node that lost a run's lease may still store events it published before it knew;
+            # the node that took the run over has numbered its own, and one batch's clash must
+            # not cost the other runs in it their events.
+            skip_existing=True,
         )
 
     async def finish(
@@ -61,6 +100,81 @@ class RunLog:
             )
 
         await self._db.write(finish)
+
+    async def claim(self, run_id: str, *, now: int, in_order: bool = True) -> RunRecord | None:
+        """Move a queued run to ``running`` (started at ``now``) and return it; None when it is
+        not queued any more, or (``in_order``) an earlier run of its thread is unfinished.
+
+        The one decision of which node runs a run: a compare-and-set, so of any number of nodes
+        claiming at once one wins, and a thread's runs start one at a time in arrival order.
+        ``in_order=False`` claims a run out of turn only to close it (stopped while queued).
+        """
+        conditions = [runs.c.id == run_id, runs.c.status == "queued"]
+        if in_order:
+            conditions.append(~exists(_ahead_of(runs)))
+        async with self._db.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(runs)
+                    .where(*conditions)
+                    .values(status="running", started_at=now)
+                    .returning(*runs.c)
+                )
+            ).first()
+        return RunRecord(**row._mapping) if row else None
+
+    async def by_id(self, run_id: str) -> RunRecord | None:
+        """The run, whoever's it is (for the nodes' own bookkeeping, never for a client)."""
+        async with self._db.connect() as conn:
+            row = (await conn.execute(select(runs).where(runs.c.id == run_id))).first()
+        return RunRecord(**row._mapping) if row else None
+
+    async def running_ids(self) -> list[str]:
+        """Every run some node has claimed and not ended."""
+        async with self._db.connect() as conn:
+            return list(
+                (await conn.execute(select(runs.c.id).where(runs.c.status == "running"))).scalars()
+            )
+
+    async def ready(
+        self, *, created_before: int, thread_id: str | None = None, limit: int = 500
+    ) -> list[RunRecord]:
+        """Queued runs that may start now (no earlier run of their thread is unfinished),
+        accepted before ``created_before``, oldest first; of one thread if ``thread_id``."""
+        query = select(runs).where(
+            runs.c.status == "queued", runs.c.created_at < created_before, ~exists(_ahead_of(runs))
+        )
+        if thread_id is not None:
+            query = query.where(runs.c.thread_id == thread_id)
+        async with self._db.connect() as conn:
+            rows = await conn.execute(query.order_by(runs.c.created_at, runs.c.id).limit(limit))
+            return [RunRecord(**r._mapping) for r in rows]
+
+    async def unfinished_on_thread(self, thread_id: str) -> list[str]:
+        """The thread's queued and running runs, in the order they start."""
+        async with self._db.connect() as conn:
+            return list(
+                (
+                    await conn.execute(
+                        select(runs.c.id)
+                        .where(runs.c.thread_id == thread_id, runs.c.status.in_(_UNFINISHED))
+                        .order_by(runs.c.created_at, runs.c.id)
+                    )
+                ).scalars()
+            )
+
+    async def unfinished_count(self, user_id: str) -> int:
+        """How many of the user's runs are queued or running, on any node."""
+        async with self._db.connect() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        select(func.count())
+                        .select_from(runs)
+                        .where(runs.c.user_id == user_id, runs.c.status.in_(_UNFINISHED))
+                    )
+                ).scalar_one()
+            )
 
     async def get(self, user_id: str, run_id: str) -> RunRecord | None:
         """The run if it exists and is ``user_id``'s; otherwise None."""

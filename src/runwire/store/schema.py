@@ -139,6 +139,8 @@ runs = Table(
     Column("epoch", String(16), nullable=False, server_default=LEGACY_EPOCH),
     Column("trimmed_at", BigInteger, nullable=True),
     Index("ix_runs_ended_at", "ended_at"),
+    Index("ix_runs_status_created", "status", "created_at"),
+    Index("ix_runs_thread_created", "thread_id", "created_at"),
 )
 
 run_events = Table(

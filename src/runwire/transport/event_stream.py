@@ -133,6 +133,12 @@ class EventStream:
     def _on_event(self, event: RunEvent) -> None:
         if event.run_id != self._run_id or self._overflow:
             return
+        if self._delivery.renumbered(event):
+            # Renumbered under a new epoch: end the stream; the reconnect (Last-Event-ID under
+            # the old epoch) is refused with reload_required before any event.
+            self._gap = True
+            self._wake.set()
+            return
         for ready in self._delivery.live(event):
             self._pending_bytes += len(ready.wire)
             if self._pending_bytes > self._max_pending_bytes:

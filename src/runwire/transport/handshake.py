@@ -1,8 +1,8 @@
 """Who may open ``/ws``: the checks of a WebSocket handshake, shared by both socket adapters.
 
-A handshake is admitted (a :class:`Principal`) or denied (a :class:`Denial`, answered with an
-HTTP status and a JSON body before any WebSocket frame): the server never accepts a socket only
-to close it again.
+A handshake is admitted (an :class:`Admission`: who, and their seat in the connection cap) or
+denied (a :class:`Denial`, answered with an HTTP status and a JSON body before any WebSocket
+frame): the server never accepts a socket only to close it again.
 """
 
 from __future__ import annotations
@@ -14,11 +14,21 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from runwire.auth.service import Principal
+from runwire.connections.base import Seat
 from runwire.errors import AuthError
 from runwire.transport.principal import bearer_token
 from runwire.transport.services import Services
 
-__all__ = ["Denial", "admit", "origin_allowed"]
+__all__ = ["Admission", "Denial", "admit", "origin_allowed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An admitted handshake: the caller, and the seat its connection holds in the user's count
+    (release it when the connection ends, or if it never opens)."""
+
+    principal: Principal
+    seat: Seat
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +63,9 @@ async def admit(
     host: str | None,
     authorization: str | None,
     ticket: str | None,
-) -> Principal | Denial:
-    """Check a handshake's origin, credentials and the user's connection count.
-
-    The caller subscribes the admitted connection before its next ``await``, so the count
-    cannot be overtaken by another handshake of the same user in between.
-    """
+) -> Admission | Denial:
+    """Check a handshake's origin and credentials, and take a seat in the user's connection count
+    (on every node: checking and taking are one step, so racing handshakes cannot overshoot)."""
     settings = services.settings
     if not origin_allowed(origin, host, settings.allowed_origins):
         return Denial(403, "forbidden_origin", "origin not allowed")
@@ -73,14 +80,15 @@ async def admit(
             "auth_timeout",
             f"authentication did not complete within {settings.ws_auth_timeout_s:g} s; retry",
         )
-    cap = settings.max_connections_per_user
-    if services.bus.subscriber_count(principal.user_id) >= cap:
+    seat = await services.connections.claim(principal.user_id)
+    if seat is None:
+        cap = services.connections.max_per_user
         return Denial(
             429,
             "too_many_connections",
             f"this user already has {cap} open connections; close one first",
         )
-    return principal
+    return Admission(principal, seat)
 
 
 async def _authenticate(

@@ -10,6 +10,7 @@ from runwire.auth.service import AuthService
 from runwire.bus.base import EventBus
 from runwire.chat import ChatService
 from runwire.config import Settings
+from runwire.connections.base import ConnectionRegistry
 from runwire.ratelimit import Clock
 from runwire.readiness import Readiness
 from runwire.runs.executor import RunExecutor
@@ -26,6 +27,7 @@ class Services:
     auth: AuthService
     chat: ChatService
     bus: EventBus
+    connections: ConnectionRegistry  # the per-user connection cap, over every node
     executor: RunExecutor
     workload: Workload
     readiness: Readiness  # what /ready checks (runwire doctor runs the same)

@@ -20,7 +20,8 @@ import orjson
 
 from runwire.auth.service import Principal
 from runwire.bus.base import Subscription
-from runwire.errors import PayloadTooLarge, RateLimited, RunwireError
+from runwire.connections.base import Seat
+from runwire.errors import PayloadTooLarge, RateLimited, ReloadReason, ReloadRequired, RunwireError
 from runwire.events.model import RunEvent
 from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
 from runwire.protocol.delivery import Delivery
@@ -68,9 +69,12 @@ def encode(body: dict[str, Any]) -> str:
 class Session:
     """The protocol of one open socket, from ``connection_established`` to its release."""
 
-    def __init__(self, principal: Principal, services: Services, outlet: Outlet) -> None:
+    def __init__(
+        self, principal: Principal, services: Services, outlet: Outlet, *, seat: Seat
+    ) -> None:
         self.id = "conn_" + secrets.token_hex(8)
         self._principal = principal
+        self._seat = seat  # its place in the user's connection cap, given back by release
         self._services = services
         self._outlet = outlet
         settings = services.settings
@@ -82,6 +86,9 @@ class Session:
         self._delivery = Delivery()
         self._subscription: Subscription | None = None
         self._gap_before_open = False
+        # Events that arrive between subscribing and opening: sent right after the greeting
+        # (Delivery counts them as sent, so they must not be dropped).
+        self._before_open: list[str | bytes] = []
         self._routes: dict[type[Any], Callable[[Any], Awaitable[None]]] = {
             UserMessage: self._on_user_message,
             StopAgent: self._on_stop,
@@ -101,7 +108,7 @@ class Session:
     async def subscribe(self) -> None:
         """Subscribe to the user's runs, before the socket is accepted: the client's first frame
         (a ``resume``, say) then finds live delivery in effect, so nothing falls between the
-        two. The subscription counts toward the user's connections at once (see ``admit``)."""
+        two."""
         self._subscription = await self._services.bus.subscribe(
             self.user_id, self._on_event, self._on_gap
         )
@@ -112,11 +119,15 @@ class Session:
         self._send(
             {"type": "connection_established", "connection_id": self.id, "user_id": self.user_id}
         )
+        early, self._before_open = self._before_open, []
+        for frame in early:
+            self._write(frame)
         if self._gap_before_open:
             self._on_gap()
 
     def release(self) -> None:
-        """The socket is gone: stop receiving events. Idempotent."""
+        """The socket is gone: stop receiving events, free its seat. Idempotent."""
+        self._seat.release()
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
@@ -217,6 +228,10 @@ class Session:
     # -- outbound --
 
     def _on_event(self, event: RunEvent) -> None:
+        if self._delivery.renumbered(event):
+            # The run was ended by another node under a new epoch: what this client holds of it
+            # is void. It is told so; the new numbering's events follow.
+            self._error(ReloadRequired(event.run_id, ReloadReason.EPOCH_CHANGED, event.epoch), None)
         for ready in self._delivery.live(event):
             self._send_event(ready)
 
@@ -249,6 +264,8 @@ class Session:
 
     def _write(self, frame: str | bytes) -> None:
         if not self._machine.is_open:
+            if self._machine.state is ConnectionState.ACCEPTING:
+                self._before_open.append(frame)
             return
         if not self._outlet.write(frame):
             # The client stopped reading. Its runs go on; it can reconnect and resume.

@@ -39,7 +39,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         )
         return
     outlet = _QueueOutlet(services.settings.outbound_buffer_bytes)
-    session = Session(admitted, services, outlet)
+    session = Session(admitted.principal, services, outlet, seat=admitted.seat)
     try:
         await session.subscribe()
         await ws.accept()

@@ -234,12 +234,14 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
             authorization=headers.get("Authorization"),
             ticket=ticket_of(request.path.partition("?")[2]),
         )
-        if self._lost:
-            return
         if isinstance(admitted, Denial):
-            self._refuse(admitted.status, admitted.body())
+            if not self._lost:
+                self._refuse(admitted.status, admitted.body())
             return
-        session = Session(admitted, services, self)
+        session = Session(admitted.principal, services, self, seat=admitted.seat)
+        if self._lost:
+            session.release()
+            return
         try:
             await session.subscribe()
         except BaseException:

@@ -1,0 +1,330 @@
+"""The Redis run queue: several nodes share one Redis.
+
+Layout (docs/decisions.md says why):
+
+- ``{prefix}dispatch`` is a Stream of jobs (fields ``r``, ``t``, ``u``: run, thread and user ids),
+  read through the consumer group ``workers``: each job goes to one node (``XREADGROUP``), which
+  acknowledges it (``XACK``) once it has claimed the run or found it claimed. A job a node read and
+  never acknowledged (it died) is taken over by another after a lease time (``XAUTOCLAIM``). The
+  stream is capped (``MAXLEN ~``); the store, not the stream, is the record of queued runs.
+- ``{prefix}lease:{run_id}`` names the node running the run, with an expiry (``PX``). The node
+  renews all its leases in one script call every fifth of the lease time; a lease found missing
+  (Redis restarted) is put back, one found held by another node is lost (the run stops here).
+  A node trusts a lease for four fifths of its time after the last renewal was sent, so it has
+  stopped acting for a run well before another node can see the lease expire.
+- ``{prefix}stop`` is a pub/sub channel of stop requests (``<run_id> <reason>``); the node running
+  the run stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError, ResponseError
+
+from runwire.config import safe_url
+from runwire.dispatch.base import Job, LostHandler, RunQueue, StopHandler
+from runwire.errors import DependencyUnavailable
+
+__all__ = ["RedisRunQueue"]
+
+log = logging.getLogger(__name__)
+
+_GROUP = "workers"
+
+# KEYS: the leases to renew. ARGV[1]: this node; ARGV[2]: lease ms.
+# Returns, per key, 1 (renewed or put back) or 0 (another node holds it).
+_RENEW = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if holder == false or holder == ARGV[1] then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
+# KEYS[1]: a lease. ARGV[1]: this node. Deletes it only if it is this node's.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisRunQueue(RunQueue):
+    """Nothing connects until :meth:`running`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "runwire:",
+        lease_s: float = 10.0,
+        block_s: float = 1.0,
+        stream_maxlen: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._url = url
+        self._where = safe_url(url)
+        self._prefix = prefix
+        self._stream = f"{prefix}dispatch"
+        self._stop_channel = f"{prefix}stop"
+        self._lease_ms = max(1, int(lease_s * 1000))
+        self._lease_s = lease_s
+        self._block_ms = max(1, int(block_s * 1000))
+        self._maxlen = stream_maxlen
+        self._clock = clock
+        self._node_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._redis: Redis | None = None
+        self._reader: Redis | None = None  # blocking reads on a connection of their own
+        self._renewed: dict[str, float] = {}  # run id -> when its last good renewal was sent
+        self._stop_handler: StopHandler | None = None
+        self._lost_handler: LostHandler | None = None
+        self._last_autoclaim = 0.0
+
+    @property
+    def node_id(self) -> str:
+        return self._node_id
+
+    @property
+    def shared(self) -> bool:
+        return True
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[RedisRunQueue]:
+        """Connect, make the consumer group, start the heartbeat and the stop listener."""
+        options: dict[str, Any] = {
+            "socket_connect_timeout": 5.0,
+            "socket_timeout": self._block_ms / 1000 + 5.0,
+            "retry": Retry(NoBackoff(), 1),
+            "protocol": 2,
+        }
+        pool = BlockingConnectionPool.from_url(
+            self._url, max_connections=16, timeout=5.0, **options
+        )
+        reader_pool = BlockingConnectionPool.from_url(
+            self._url, max_connections=1, timeout=None, **options
+        )
+        self._redis = Redis(connection_pool=pool)
+        self._reader = Redis(connection_pool=reader_pool)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._ensure_group()
+            tasks.append(asyncio.create_task(self._heartbeat(), name="run-lease-heartbeat"))
+            tasks.append(asyncio.create_task(self._listen_stops(), name="run-stop-listener"))
+            yield self
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._release_all()
+            await self._reader.aclose()
+            await self._redis.aclose()
+            await reader_pool.disconnect()
+            await pool.disconnect()
+            self._redis = self._reader = None
+
+    # -- the port --
+
+    async def submit(self, job: Job) -> None:
+        fields = {"r": job.run_id, "t": job.thread_id, "u": job.user_id}
+        await self._call(
+            lambda r: r.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)  # type: ignore[arg-type]
+        )
+
+    async def take(self, limit: int) -> list[Job]:
+        backoff = 0.05
+        while True:
+            try:
+                jobs = await self._take_once(limit)
+            except (RedisError, OSError) as exc:
+                log.warning("run queue: Redis at %s does not answer (%s)", self._where, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            if jobs:
+                return jobs
+
+    async def ack(self, job: Job) -> None:
+        if job.ref:
+            await self._call(lambda r: r.xack(self._stream, _GROUP, job.ref))
+
+    async def acquire(self, run_id: str) -> bool:
+        sent = self._clock()
+        taken = await self._call(
+            lambda r: r.set(self._lease(run_id), self._node_id, px=self._lease_ms, nx=True)
+        )
+        if taken:
+            self._renewed[run_id] = sent
+        return bool(taken)
+
+    async def release(self, run_id: str) -> None:
+        self._renewed.pop(run_id, None)
+        key = self._lease(run_id)
+        await self._call(lambda r: r.eval(_RELEASE, 1, key, self._node_id))
+
+    def holds(self, run_id: str) -> bool:
+        sent = self._renewed.get(run_id)
+        return sent is not None and self._clock() - sent < self._lease_s * 0.8
+
+    async def expired(self, run_ids: list[str]) -> list[str]:
+        gone: list[str] = []
+        for start in range(0, len(run_ids), 500):
+            chunk = run_ids[start : start + 500]
+            keys = [self._lease(r) for r in chunk]
+            holders = await self._mget(keys)
+            gone.extend(run for run, holder in zip(chunk, holders, strict=True) if holder is None)
+        return gone
+
+    async def _mget(self, keys: list[str]) -> list[Any]:
+        return list(await self._call(lambda r: r.mget(keys)))
+
+    async def stop(self, run_id: str, reason: str) -> None:
+        await self._call(lambda r: r.publish(self._stop_channel, f"{run_id} {reason}"))
+
+    def on_stop(self, handler: StopHandler) -> None:
+        self._stop_handler = handler
+
+    def on_lost(self, handler: LostHandler) -> None:
+        self._lost_handler = handler
+
+    async def ping(self) -> None:
+        await self._call(lambda r: r.ping())
+
+    # -- inside --
+
+    def _lease(self, run_id: str) -> str:
+        return f"{self._prefix}lease:{run_id}"
+
+    async def _call(self, op: Callable[[Redis], Any]) -> Any:
+        if self._redis is None:
+            raise DependencyUnavailable("the run queue is not running")
+        try:
+            return await op(self._redis)
+        except (RedisError, OSError) as exc:
+            raise DependencyUnavailable(
+                f"the run queue (Redis) does not answer ({type(exc).__name__}); try again"
+            ) from None
+
+    async def _ensure_group(self) -> None:
+        assert self._redis is not None
+        try:
+            await self._redis.xgroup_create(self._stream, _GROUP, id="$", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise DependencyUnavailable(f"the run queue (Redis) refused: {exc}") from None
+        except (RedisError, OSError) as exc:
+            raise DependencyUnavailable(
+                f"the run queue (Redis) does not answer ({type(exc).__name__}); try again"
+            ) from None
+
+    async def _take_once(self, limit: int) -> list[Job]:
+        assert self._reader is not None and self._redis is not None
+        now = self._clock()
+        entries: list[Any] = []
+        if now - self._last_autoclaim >= self._lease_s / 2:
+            self._last_autoclaim = now
+            # Jobs a dead node read and never acknowledged.
+            reply = await self._redis.xautoclaim(
+                self._stream, _GROUP, self._node_id, self._lease_ms, "0-0", count=limit
+            )
+            entries = [e for e in reply[1] if e and e[1]]
+        if not entries:
+            try:
+                read: Any = await self._reader.xreadgroup(
+                    _GROUP, self._node_id, {self._stream: ">"}, count=limit, block=self._block_ms
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self._ensure_group()  # Redis lost the stream (restarted empty)
+                return []
+            entries = read[0][1] if read else []
+        return [
+            Job(
+                run_id=fields[b"r"].decode(),
+                thread_id=fields[b"t"].decode(),
+                user_id=fields[b"u"].decode(),
+                ref=entry_id.decode(),
+            )
+            for entry_id, fields in entries
+        ]
+
+    async def _heartbeat(self) -> None:
+        interval = self._lease_s / 5
+        while True:
+            await asyncio.sleep(interval)
+            runs = list(self._renewed)
+            if not runs:
+                continue
+            sent = self._clock()
+            try:
+                held = await self._call(
+                    lambda r, runs=runs: r.eval(  # type: ignore[misc]
+                        _RENEW,
+                        len(runs),
+                        *[self._lease(x) for x in runs],
+                        self._node_id,
+                        str(self._lease_ms),
+                    )
+                )
+            except DependencyUnavailable:
+                held = None
+            for i, run_id in enumerate(runs):
+                if run_id not in self._renewed:
+                    continue  # released meanwhile
+                if held is not None and held[i] == 1:
+                    self._renewed[run_id] = sent
+                elif held is not None or not self.holds(run_id):
+                    # Another node holds it, or Redis has been away for most of the lease.
+                    self._renewed.pop(run_id, None)
+                    log.warning("lost the lease of run %s; stopping it here", run_id)
+                    if self._lost_handler is not None:
+                        self._lost_handler(run_id)
+
+    async def _listen_stops(self) -> None:
+        assert self._redis is not None
+        backoff = 0.05
+        while True:
+            pubsub: PubSub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._stop_channel)
+                backoff = 0.05
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    run_id, _, reason = message["data"].decode().partition(" ")
+                    if self._stop_handler is not None:
+                        self._stop_handler(run_id, reason or "stopped")
+            except (RedisError, OSError) as exc:
+                log.warning("run queue: stop channel lost (%s); reconnecting", type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _release_all(self) -> None:
+        for run_id in list(self._renewed):
+            with contextlib.suppress(DependencyUnavailable):
+                await self.release(run_id)

@@ -1,0 +1,269 @@
+"""The dispatcher: decides which node runs each accepted run, and closes the runs of lost nodes.
+
+The store is the record of what must run: a run is ``queued`` until a node *claims* it (a
+compare-and-set that also keeps a thread's runs one at a time, in arrival order), and a claimed
+run is held by its node's *lease* in the run queue, renewed by a heartbeat. Around that:
+
+- **offer**: a run the node accepted is claimed here when the node has room; otherwise it goes to
+  the run queue, where any node with room takes it. When a run ends, its thread's next queued run
+  is offered the same way.
+- **sweep**: every few seconds each node offers again the queued runs that may start and have
+  waited (their offer was lost: a node died between accepting and offering, or Redis lost it).
+- **reap**: every few seconds each node looks for running runs whose lease nobody holds. Seen so
+  on two sweeps in a row (a lease briefly missing after a Redis restart is put back by its node's
+  heartbeat), the run is taken over and ended with ``agent_error`` ``node_lost``. With one process
+  (the in-process queue) nobody else can hold a lease, so at start-up every running run is one a
+  previous process left, and is ended with ``interrupted``.
+- **stop**: a run executing here is cancelled here; a queued one is claimed out of turn and closed
+  as stopped; one running elsewhere is asked to stop through the run queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from runwire.dispatch.base import Job, RunQueue
+from runwire.errors import DependencyUnavailable, NotFound
+from runwire.runs.executor import RunExecutor, RunInput
+from runwire.store.records import RunRecord, now_ms
+from runwire.store.store import Store
+
+__all__ = ["Dispatcher"]
+
+log = logging.getLogger(__name__)
+
+HISTORY_TURNS = 20
+
+_LOST = {
+    True: ("node_lost", "the server running this run stopped answering; send the message again"),
+    False: ("interrupted", "the server stopped during this run; send the message again"),
+}
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        queue: RunQueue,
+        executor: RunExecutor,
+        capacity: int,
+        sweep_interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``capacity``: runs this node executes at once (0: it accepts messages but runs none).
+        ``sweep_interval_s``: how often the node sweeps and reaps (half a lease is right)."""
+        self._store = store
+        self._queue = queue
+        self._executor = executor
+        self._capacity = capacity
+        self._sweep_interval_s = sweep_interval_s
+        self._clock = clock
+        self._room = asyncio.Event()
+        self._suspects: set[str] = set()
+        # Stop requests for runs not executing here (yet): a claim in flight picks them up.
+        self._pending_stops: dict[str, tuple[str, float]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        executor.set_hooks(holds=queue.holds, on_ended=self._ended)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Dispatcher]:
+        """Close what earlier processes left, then take jobs and sweep until the context ends."""
+        self._queue.on_stop(self._stop_requested)
+        self._queue.on_lost(self._executor.abandon)
+        if not self._queue.shared:
+            closed = await self.reap(confirm=False)
+            if closed:
+                log.warning("closed %d runs left unfinished by a previous process", closed)
+            await self.sweep(created_before=now_ms() + 1)
+        self._tasks = [
+            asyncio.create_task(self._consume(), name="run-dispatch"),
+            asyncio.create_task(self._maintain(), name="run-sweep"),
+        ]
+        try:
+            yield self
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._tasks = []
+
+    @property
+    def _free(self) -> int:
+        if not self._executor.accepting:
+            return 0
+        return self._capacity - self._executor.active_count
+
+    async def offer(self, job: Job) -> None:
+        """Start ``job``'s run here if there is room, else hand it to the run queue. Never raises:
+        a run that could not be offered stays queued in the store, and a sweep offers it again."""
+        if self._free > 0 and await self._claim(job):
+            return
+        if not self._executor.accepting and not self._queue.shared:
+            return  # shutting down alone: the next start's sweep runs it
+        try:
+            await self._queue.submit(job)
+        except DependencyUnavailable as exc:
+            log.warning("could not offer run %s (%s); a sweep will", job.run_id, exc.message)
+
+    async def stop(self, user_id: str, run_id: str, reason: str = "stopped") -> bool:
+        """Stop a run of ``user_id`` wherever it is. False if it has ended; NotFound if it is
+        not the user's."""
+        for attempt in range(1, 50):
+            record = await self._store.runs.get(user_id, run_id)
+            if record is None:
+                raise NotFound("no such run")
+            if self._executor.cancel(run_id, reason):
+                return True
+            if record.status_is_final:
+                return False
+            if record.status != "queued":
+                await self._queue.stop(run_id, reason)
+                return True
+            if await self._claim(_job(record), stop_reason=reason, in_order=False):
+                return True
+            # A node is trying to claim it this moment (it holds the lease): look again soon.
+            await asyncio.sleep(0.002 * attempt)
+        raise DependencyUnavailable("the run could not be stopped now; try again")
+
+    async def sweep(self, *, created_before: int | None = None) -> int:
+        """Offer again the queued runs that may start and were accepted before
+        ``created_before`` (default: a sweep interval ago). Returns how many."""
+        cutoff = created_before or now_ms() - int(self._sweep_interval_s * 1000)
+        ready = await self._store.runs.ready(created_before=cutoff)
+        for record in ready:
+            await self.offer(_job(record))
+        return len(ready)
+
+    async def reap(self, *, confirm: bool = True) -> int:
+        """End the running runs no node holds a lease on. With ``confirm``, only those found so
+        on the previous reap too. Returns how many were ended."""
+        candidates = [r for r in await self._store.runs.running_ids() if not self._executor.has(r)]
+        gone = set(await self._queue.expired(candidates)) if candidates else set()
+        confirmed = gone & self._suspects if confirm else gone
+        self._suspects = gone - confirmed
+        closed = 0
+        for run_id in sorted(confirmed):
+            closed += await self._close_lost(run_id)
+        return closed
+
+    # -- inside --
+
+    async def _claim(
+        self, job: Job, *, stop_reason: str | None = None, in_order: bool = True
+    ) -> bool:
+        """Take the run's lease and claim it in the store; start it here if both succeed."""
+        queue = self._queue
+        try:
+            if not await queue.acquire(job.run_id):
+                return False
+        except DependencyUnavailable:
+            return False
+        try:
+            record = await self._store.runs.claim(job.run_id, now=now_ms(), in_order=in_order)
+            if record is None:
+                await queue.release(job.run_id)
+                return False
+            question, history = await self._store.conversations.turn(
+                record.message_id, HISTORY_TURNS
+            )
+        except BaseException:
+            await queue.release(job.run_id)
+            raise
+        pending = self._pending_stops.pop(job.run_id, None)
+        if pending is not None and stop_reason is None:
+            stop_reason = pending[0]
+        self._executor.start(
+            RunInput(
+                run_id=record.id,
+                thread_id=record.thread_id,
+                user_id=record.user_id,
+                question=question,
+                history=history,
+                epoch=record.epoch,
+            ),
+            started_at=record.started_at,
+            stop_reason=stop_reason,
+        )
+        return True
+
+    async def _ended(self, run: RunInput, abandoned: bool) -> None:
+        if not abandoned:
+            with contextlib.suppress(DependencyUnavailable):  # if not released, it expires
+                await self._queue.release(run.run_id)
+        self._room.set()
+        if abandoned:
+            return  # the node that takes it over offers the thread's next run
+        for record in await self._store.runs.ready(
+            created_before=now_ms() + 1, thread_id=run.thread_id, limit=1
+        ):
+            await self.offer(_job(record))
+
+    async def _close_lost(self, run_id: str) -> int:
+        lost = self._queue.shared
+        try:
+            if not await self._queue.acquire(run_id):
+                return 0  # its node is back, or another node is closing it
+        except DependencyUnavailable:
+            return 0
+        try:
+            record = await self._store.runs.by_id(run_id)
+            if record is None or record.status != "running":
+                return 0
+            code, message = _LOST[lost]
+            closed = await self._executor.close_lost(record, code, message)
+            if lost:
+                log.warning("run %s lost its node; ended it with %s", run_id, code)
+        finally:
+            with contextlib.suppress(DependencyUnavailable):
+                await self._queue.release(run_id)
+        for ready in await self._store.runs.ready(
+            created_before=now_ms() + 1, thread_id=record.thread_id, limit=1
+        ):
+            await self.offer(_job(ready))
+        return int(closed)
+
+    def _stop_requested(self, run_id: str, reason: str) -> None:
+        if self._executor.cancel(run_id, reason):
+            return
+        now = self._clock()
+        self._pending_stops = {
+            r: (why, at) for r, (why, at) in self._pending_stops.items() if now - at < 60
+        }
+        self._pending_stops[run_id] = (reason, now)
+
+    async def _consume(self) -> None:
+        while True:
+            free = self._free
+            if free <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            for job in await self._queue.take(free):
+                try:
+                    await self._claim(job)
+                except Exception:
+                    log.exception("could not start run %s", job.run_id)
+                finally:
+                    with contextlib.suppress(DependencyUnavailable):
+                        await self._queue.ack(job)
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval_s)
+            try:
+                await self.reap()
+                await self.sweep()
+            except Exception:
+                # The database or Redis is away: try again next time.
+                log.warning("run sweep failed; trying again", exc_info=True)
+
+
+def _job(record: RunRecord) -> Job:
+    return Job(run_id=record.id, thread_id=record.thread_id, user_id=record.user_id)

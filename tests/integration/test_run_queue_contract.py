@@ -1,0 +1,181 @@
+"""The run-queue contract (runwire/dispatch/base.py), checked against each implementation:
+MemoryRunQueue, and RedisRunQueue on a real Redis (``RUNWIRE_TEST_REDIS_URL``); then what only
+several nodes on one Redis can show: each job to one node, a dead node's job and lease taken
+over, a lost lease noticed, a lease Redis forgot put back.
+
+Each Redis test uses its own key prefix and deletes its keys afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from runwire.dispatch.base import Job, RunQueue
+from runwire.dispatch.memory import MemoryRunQueue
+from runwire.dispatch.redis import RedisRunQueue
+from tests.integration.test_bus_contract import until
+from tests.services import redis_url
+from tests.timing import unit
+
+LEASE_S = unit(0.5)
+
+
+@contextlib.asynccontextmanager
+async def redis_queues(count: int) -> AsyncIterator[tuple[list[RedisRunQueue], Redis, str]]:
+    """``count`` nodes' run queues on one Redis under a prefix of their own, a plain client,
+    and the prefix."""
+    url = redis_url()
+    prefix = f"runwire-test:{uuid.uuid4().hex}:"
+    client = Redis.from_url(url)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            nodes = [
+                await stack.enter_async_context(
+                    RedisRunQueue(url, prefix=prefix, lease_s=LEASE_S, block_s=0.05).running()
+                )
+                for _ in range(count)
+            ]
+            yield nodes, client, prefix
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def queue(request: pytest.FixtureRequest) -> AsyncIterator[RunQueue]:
+    if request.param == "memory":
+        yield MemoryRunQueue()
+        return
+    async with redis_queues(1) as (nodes, _, _):
+        yield nodes[0]
+
+
+async def nothing_taken(queue: RunQueue) -> bool:
+    try:
+        await asyncio.wait_for(queue.take(10), unit(0.2))
+    except TimeoutError:
+        return True
+    return False
+
+
+async def test_a_submitted_job_is_taken_once(queue: RunQueue) -> None:
+    jobs = [Job(f"run_{i}", "thr_1", "usr_1") for i in range(3)]
+    for job in jobs:
+        await queue.submit(job)
+    taken: list[Job] = []
+    while len(taken) < 3:
+        taken += await asyncio.wait_for(queue.take(2), unit(2))
+    assert taken == jobs
+    for job in taken:
+        await queue.ack(job)
+    assert await nothing_taken(queue)
+    await queue.ping()
+
+
+async def test_a_lease_has_one_holder_until_released(queue: RunQueue) -> None:
+    assert await queue.acquire("run_a") is True
+    assert await queue.acquire("run_a") is False
+    assert queue.holds("run_a") and not queue.holds("run_b")
+    assert await queue.expired(["run_a", "run_b"]) == ["run_b"]
+    await queue.release("run_a")
+    assert not queue.holds("run_a")
+    assert await queue.expired(["run_a"]) == ["run_a"]
+    assert await queue.acquire("run_a") is True
+    await queue.release("run_a")
+
+
+async def test_a_stop_request_reaches_the_handler(queue: RunQueue) -> None:
+    asked: list[tuple[str, str]] = []
+    queue.on_stop(lambda run_id, reason: asked.append((run_id, reason)))
+    queue.on_lost(lambda run_id: None)
+    # The Redis listener subscribes on its own time: ask until it hears.
+    async with asyncio.timeout(unit(5)):
+        while not asked:
+            await queue.stop("run_a", "stopped")
+            await asyncio.sleep(0.02)
+    assert asked[0] == ("run_a", "stopped")
+
+
+# Several nodes on one Redis
+
+
+async def test_each_job_goes_to_one_node_and_a_stop_reaches_every_node() -> None:
+    async with redis_queues(2) as (nodes, _, _):
+        jobs = [Job(f"run_{i}", "thr", "usr") for i in range(40)]
+        for job in jobs:
+            await nodes[0].submit(job)
+        taken: dict[int, list[Job]] = {0: [], 1: []}
+
+        async def drain(i: int) -> None:
+            while sum(len(t) for t in taken.values()) < len(jobs):
+                try:
+                    got = await asyncio.wait_for(nodes[i].take(3), unit(0.2))
+                except TimeoutError:
+                    continue
+                taken[i] += got
+                for job in got:
+                    await nodes[i].ack(job)
+
+        async with asyncio.timeout(unit(5)):
+            await asyncio.gather(drain(0), drain(1))
+        assert sorted(j.run_id for j in taken[0] + taken[1]) == sorted(j.run_id for j in jobs)
+        heard: list[str] = []
+        nodes[1].on_stop(lambda run_id, reason: heard.append(run_id))
+        async with asyncio.timeout(unit(5)):
+            while not heard:
+                await nodes[0].stop("run_x", "stopped")
+                await asyncio.sleep(0.02)
+
+
+async def test_a_job_a_dead_node_never_acknowledged_goes_to_another_after_the_lease() -> None:
+    async with redis_queues(2) as (nodes, _, _):
+        dead, alive = nodes
+        await dead.submit(Job("run_1", "thr", "usr"))
+        [job] = await asyncio.wait_for(dead.take(1), unit(2))  # and then it dies
+        async with asyncio.timeout(unit(5)):
+            retaken: list[Job] = []
+            while not retaken:
+                retaken = await alive.take(1)
+        assert retaken[0] == job and retaken[0].ref == job.ref
+
+
+async def test_a_dead_nodes_lease_expires_and_another_node_may_take_it() -> None:
+    async with redis_queues(1) as (nodes, client, prefix):
+        alive = nodes[0]
+        # What a node that died holding run_1 leaves behind: a lease nobody renews.
+        await client.set(f"{prefix}lease:run_1", "dead-node", px=int(LEASE_S * 1000))
+        assert await alive.expired(["run_1"]) == []
+        assert await alive.acquire("run_1") is False
+        async with asyncio.timeout(unit(5)):
+            while await alive.expired(["run_1"]) != ["run_1"]:  # noqa: ASYNC110 - Redis's clock
+                await asyncio.sleep(0.05)
+        assert await alive.acquire("run_1") is True
+
+
+async def test_a_node_notices_a_lease_another_node_took_and_puts_back_one_redis_forgot() -> None:
+    async with redis_queues(1) as (nodes, client, prefix):
+        node = nodes[0]
+        lost: list[str] = []
+        node.on_lost(lost.append)
+        assert await node.acquire("run_kept") and await node.acquire("run_taken")
+        # Redis forgot one lease (it restarted empty); another node holds the other.
+        await client.delete(f"{prefix}lease:run_kept")
+        await client.set(f"{prefix}lease:run_taken", "other-node", px=10_000)
+        await until(lambda: lost == ["run_taken"], unit(5))
+        assert not node.holds("run_taken")
+        await until(lambda: node.holds("run_kept"), unit(1))
+        assert await client.get(f"{prefix}lease:run_kept") == node.node_id.encode()
+        assert await client.get(f"{prefix}lease:run_taken") == b"other-node"
+        # Renewed, not just put back: it outlives its first lease time.
+        await asyncio.sleep(LEASE_S * 1.5)
+        assert node.holds("run_kept") and await node.expired(["run_kept"]) == []
+        await node.release("run_taken")  # not this node's: left alone
+        assert await client.get(f"{prefix}lease:run_taken") == b"other-node"
