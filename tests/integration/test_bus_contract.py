@@ -244,6 +244,30 @@ async def test_a_subscriber_on_one_node_gets_what_another_node_publishes() -> No
                 await asyncio.sleep(0.005)
 
 
+async def test_events_published_together_arrive_whole_in_order_on_every_node() -> None:
+    # A node sends what its runs publish in one loop turn together (one message per user): each
+    # event must still arrive once, whole (line breaks in text included), in its run's order.
+    async with redis_nodes(2) as (node_a, node_b):
+        on_a: list[RunEvent] = []
+        on_b: list[RunEvent] = []
+        other: list[RunEvent] = []
+        await node_a.subscribe("usr_a", on_a.append)
+        await node_b.subscribe("usr_a", on_b.append)
+        await node_a.subscribe("usr_b", other.append)
+        sent = [
+            event(f"run_{seq % 3}", seq // 3 + 1, text=f"line {seq}\nnext \\n\r\n")
+            for seq in range(60)
+        ]
+        for e in sent:
+            await node_b.publish("usr_a", e)
+        await node_b.publish("usr_b", event("run_b", 1))
+        await until(lambda: len(on_a) == len(on_b) == 60 and len(other) == 1)
+        for received in (on_a, on_b):
+            assert [e.wire for e in received] == [e.wire for e in sent]
+            assert [e.data for e in received] == [e.data for e in sent]
+        assert [e.run_id for e in other] == ["run_b"]
+
+
 async def test_subscribe_returns_once_another_nodes_events_reach_it() -> None:
     async with redis_nodes(2) as (node_a, node_b):
         for i in range(20):
@@ -261,6 +285,8 @@ async def test_a_run_logged_again_under_a_new_epoch_replaces_what_was_held() -> 
     async with redis_nodes(2) as (dead, recovering):
         for seq in (1, 2, 3, 4):
             await dead.publish("usr_a", event("run_r", seq, epoch="old"))
+        # What the dead node published had reached Redis before it died (history waits for it).
+        assert seqs(await dead.history("run_r", 0)) == [1, 2, 3, 4]
         for seq in (3, 4):
             await recovering.publish("usr_a", event("run_r", seq, epoch="new"))
         held = await recovering.history("run_r", 2)
@@ -276,9 +302,10 @@ async def test_a_long_run_keeps_a_bounded_tail_and_sends_older_positions_to_the_
         async with RedisBus(url, prefix=prefix, stream_maxlen=100, stream_ttl_s=60).running() as b:
             for seq in range(1, 501):
                 await b.publish("usr_a", event("run_long", seq))
+            # (history waits for this node's writes to reach Redis, so it comes first)
+            assert seqs(await b.history("run_long", 480)) == list(range(481, 501))
             # MAXLEN ~ trims whole stream nodes: at least 100 entries stay, far fewer than 500.
             assert 100 <= await client.xlen(f"{prefix}run:run_long") < 500
-            assert seqs(await b.history("run_long", 480)) == list(range(481, 501))
             assert await b.history("run_long", 0) is None
             ttl = await client.ttl(f"{prefix}run:run_long")
             assert 0 < ttl <= 60

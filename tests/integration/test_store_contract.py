@@ -13,12 +13,15 @@ import asyncio
 import dataclasses
 
 import pytest
+from sqlalchemy import Connection, insert
+from sqlalchemy.exc import IntegrityError
 
 from runwire.errors import Conflict
 from runwire.events import EventType, RunEvent
 from runwire.events.model import MAX_SEQ
 from runwire.store.accounts import RefreshOutcome
 from runwire.store.records import Message, UsageRecord, new_epoch, new_id, now_ms
+from runwire.store.schema import threads
 from runwire.store.store import Store
 from runwire.usage.records import MAX_TOKENS
 
@@ -34,6 +37,33 @@ async def a_user(store: Store) -> str:
 def event(run_id: str, thread_id: str, seq: int, epoch: str, **data: object) -> RunEvent:
     kind = EventType.TEXT_DELTA if data else EventType.AGENT_STARTED
     return RunEvent(kind, run_id, thread_id, seq, "supervisor", "ts", dict(data), epoch=epoch)
+
+
+# Writes
+
+
+async def test_writes_made_at_once_each_take_effect_whole_or_not_at_all(store: Store) -> None:
+    # On SQLite the ones queued together share one transaction: a failing one must not take
+    # the others down, nor leave its own first statement behind.
+    user_id = await a_user(store)
+
+    def add_thread(thread_id: str, *, fail: bool) -> object:
+        def job(conn: Connection) -> str:
+            row = {"id": thread_id, "user_id": user_id, "title": "t", "created_at": 1}
+            conn.execute(insert(threads).values(**row, updated_at=1))
+            if fail:
+                conn.execute(insert(threads).values(**row, updated_at=2))  # the same id again
+            return thread_id
+
+        return store.db.write(job)
+
+    results = await asyncio.gather(
+        *(add_thread(f"thr_{i}", fail=i % 2 == 1) for i in range(6)), return_exceptions=True
+    )
+    assert results[0::2] == ["thr_0", "thr_2", "thr_4"]
+    assert all(isinstance(r, IntegrityError) for r in results[1::2])
+    kept = await store.conversations.threads_of(user_id)
+    assert sorted(t.id for t in kept) == ["thr_0", "thr_2", "thr_4"]
 
 
 # Accounts

@@ -57,26 +57,55 @@ log = logging.getLogger(__name__)
 _LINK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 _GAP = b"gap"  # on a user's channel: a node dropped some of the user's events
+_MINE_HELD = 10_000  # events of this node's own awaited back from Redis, at most
 
-# KEYS[1]: the run's stream. ARGV: channel, seq, epoch, wire, maxlen, ttl_s, append ("1"/"0").
+# Appends a batch of events to their runs' streams and publishes them, one message per user
+# channel holding that user's events in order, joined by newlines (compact JSON has none).
+# KEYS[i]: the stream of event i. ARGV[1], ARGV[2]: maxlen, ttl_s; then five per event:
+# channel, seq, epoch, wire, append ("1"/"0": "0" publishes only, for a run whose stream has a hole).
 _APPEND = """
-local seq = tonumber(ARGV[2])
-if ARGV[7] == '1' then
-  local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-  if top then
-    if top[2][2] ~= ARGV[3] then
-      -- the run's log was rewritten under a new epoch: what is held names other events
-      redis.call('DEL', KEYS[1])
-    elseif seq <= tonumber(string.match(top[1], '^%d+')) then
+local tops, channels, frames = {}, {}, {}
+for i, key in ipairs(KEYS) do
+  local at = 2 + (i - 1) * 5
+  local channel, seq, epoch, wire = ARGV[at + 1], tonumber(ARGV[at + 2]), ARGV[at + 3], ARGV[at + 4]
+  local publish = true
+  if ARGV[at + 5] == '1' then
+    local top = tops[key]
+    if top == nil then
+      top = false
+      local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+      if last then
+        if last[2][2] ~= epoch then
+          -- the run's log was rewritten under a new epoch: what is held names other events
+          redis.call('DEL', key)
+        else
+          top = tonumber(string.match(last[1], '^%d+'))
+        end
+      end
+    end
+    if top and seq <= top then
       -- sent again after its reply was lost: appended and published already
-      return 0
+      publish = false
+    else
+      redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], seq .. '-0', 'e', epoch, 'd', wire)
+      if tops[key] == nil then redis.call('EXPIRE', key, ARGV[2]) end
+      tops[key] = seq
     end
   end
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], ARGV[2] .. '-0', 'e', ARGV[3], 'd', ARGV[4])
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  if publish then
+    local list = frames[channel]
+    if list == nil then
+      list = {}
+      frames[channel] = list
+      channels[#channels + 1] = channel
+    end
+    list[#list + 1] = wire
+  end
 end
-redis.call('PUBLISH', ARGV[1], ARGV[4])
-return 1
+for _, channel in ipairs(channels) do
+  redis.call('PUBLISH', channel, table.concat(frames[channel], '\\n'))
+end
+return #channels
 """
 _APPEND_SHA_BYTES = hashlib.sha1(_APPEND.encode(), usedforsecurity=False).hexdigest().encode()
 
@@ -183,6 +212,8 @@ class RedisBus(EventBus):
         self._broken_runs: set[str] = set()  # their streams have a hole: publish, do not append
         self._forget_runs: set[str] = set()  # broken runs whose streams are still to be deleted
         self._held: set[str] = set()
+        # Events published here for users with sockets here, by wire frame, until they come back.
+        self._mine: dict[bytes, RunEvent] = {}
         self._writer_conn: AbstractConnection | None = None
         # Subscriptions: local handlers per user, and the state of the user's channel.
         self._local: dict[str, list[_Subscription]] = {}
@@ -270,6 +301,12 @@ class RedisBus(EventBus):
             self._broken(user_id, event.run_id)
             return
         self._enqueue(_Publish(user_id, event))
+        if user_id in self._local:
+            # It comes back on the user's channel: deliver this object rather than parse it.
+            mine = self._mine
+            mine[event.wire] = event
+            if len(mine) > _MINE_HELD:
+                del mine[next(iter(mine))]
         if unsent + 1 >= self._max_unsent:
             # Redis takes writes slower than runs make them: runs wait rather than memory grow.
             await self._caught_up()
@@ -451,11 +488,13 @@ class RedisBus(EventBus):
         """Send ``batch`` in chunks of one round trip each; what was sent leaves ``batch``.
 
         The writes go on a connection of their own, packed here and sent in one piece: a
-        client library's pipeline costs more per command than Redis takes to run it.
+        client library's pipeline costs more per command than Redis takes to run it. Events
+        queued one after another go as one script call.
         """
         while batch:
             chunk = batch[:1000]
-            replies = await self._round_trip(b"".join(map(self._packed, chunk)), len(chunk))
+            commands = self._commands(chunk)
+            replies = await self._round_trip(b"".join(commands), len(commands))
             if any(isinstance(r, NoScriptError) for r in replies):
                 # Redis restarted (no scripts kept): load the script and send the chunk again;
                 # the script skips what it had appended, so nothing is delivered twice.
@@ -466,6 +505,42 @@ class RedisBus(EventBus):
                 raise failed[0]
             del batch[: len(chunk)]
             self._writes_sent(len(chunk))
+
+    def _commands(self, chunk: list[_Write]) -> list[bytes]:
+        """``chunk`` as Redis commands, in order: each run of events one script call."""
+        commands: list[bytes] = []
+        events: list[_Publish] = []
+        for write in chunk:
+            if isinstance(write, _Publish):
+                events.append(write)
+                continue
+            if events:
+                commands.append(self._append_command(events))
+                events = []
+            if isinstance(write, _Release):
+                self._broken_runs.discard(write.run_id)
+                commands.append(_command(b"DEL", self._stream(write.run_id).encode()))
+            else:
+                commands.append(_command(b"PUBLISH", self._channel(write.user_id), _GAP))
+        if events:
+            commands.append(self._append_command(events))
+        return commands
+
+    def _append_command(self, writes: list[_Publish]) -> bytes:
+        keys: list[bytes] = []
+        args: list[bytes] = [self._maxlen_arg, self._ttl_arg]
+        broken = self._broken_runs
+        for write in writes:
+            event = write.event
+            keys.append(self._stream(event.run_id).encode())
+            args += (
+                self._channel(write.user_id),
+                b"%d" % event.seq,
+                event.epoch.encode(),
+                event.wire,
+                b"0" if event.run_id in broken else b"1",
+            )
+        return _command(b"EVALSHA", _APPEND_SHA_BYTES, b"%d" % len(keys), *keys, *args)
 
     async def _round_trip(self, packed: bytes, count: int) -> list[object]:
         conn = self._writer_conn
@@ -486,27 +561,6 @@ class RedisBus(EventBus):
             await conn.disconnect(nowait=True)
             raise
         return replies
-
-    def _packed(self, write: _Write) -> bytes:
-        if isinstance(write, _Publish):
-            event = write.event
-            return _command(
-                b"EVALSHA",
-                _APPEND_SHA_BYTES,
-                b"1",
-                self._stream(event.run_id).encode(),
-                self._channel(write.user_id),
-                str(event.seq).encode(),
-                event.epoch.encode(),
-                event.wire,
-                self._maxlen_arg,
-                self._ttl_arg,
-                b"0" if event.run_id in self._broken_runs else b"1",
-            )
-        if isinstance(write, _Release):
-            self._broken_runs.discard(write.run_id)
-            return _command(b"DEL", self._stream(write.run_id).encode())
-        return _command(b"PUBLISH", self._channel(write.user_id), _GAP)
 
     # -- the pub/sub link --
 
@@ -563,16 +617,21 @@ class RedisBus(EventBus):
             for sub in tuple(subs):
                 sub.gap()
             return
-        try:
-            event = RunEvent.decode(data)
-        except Exception:
-            log.exception("an event on %r is not a run event; dropped", channel)
-            return
-        for sub in tuple(subs):
-            try:
-                sub.handler(event)
-            except Exception:  # one broken connection must not stop the others' delivery
-                log.exception("event handler failed")
+        mine = self._mine
+        handlers = [sub.handler for sub in subs]
+        for frame in data.split(b"\n"):  # a batch of the user's events, in order
+            event = mine.pop(frame, None)
+            if event is None:
+                try:
+                    event = RunEvent.decode(frame)
+                except Exception:
+                    log.exception("an event on %r is not a run event; dropped", channel)
+                    continue
+            for handler in handlers:
+                try:
+                    handler(event)
+                except Exception:  # one broken connection must not stop the others' delivery
+                    log.exception("event handler failed")
 
     def _acked(self, user_id: str) -> None:
         due = self._acks_due.get(user_id, 0) - 1

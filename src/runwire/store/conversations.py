@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from runwire.errors import Conflict
@@ -82,35 +82,39 @@ class Conversations:
             run_id=run_id,
             client_message_id=client_message_id,
         )
-        try:
-            async with self._db.begin() as conn:
-                if new_thread:
-                    await conn.execute(
-                        insert(threads).values(
-                            id=thread.id,
-                            user_id=user_id,
-                            title=thread.title,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                else:
-                    await conn.execute(
-                        update(threads).where(threads.c.id == thread.id).values(updated_at=now)
-                    )
-                await conn.execute(insert(messages).values(**message_row(msg)))
-                await conn.execute(
-                    insert(runs).values(
-                        id=run_id,
-                        thread_id=thread.id,
+        thread_id, title = thread.id, thread.title
+
+        def accept(conn: Connection) -> None:
+            if new_thread:
+                conn.execute(
+                    insert(threads).values(
+                        id=thread_id,
                         user_id=user_id,
-                        message_id=msg.id,
-                        status="queued",
+                        title=title,
                         created_at=now,
-                        last_seq=0,
-                        epoch=epoch,
+                        updated_at=now,
                     )
                 )
+            else:
+                conn.execute(
+                    update(threads).where(threads.c.id == thread_id).values(updated_at=now)
+                )
+            conn.execute(insert(messages).values(**message_row(msg)))
+            conn.execute(
+                insert(runs).values(
+                    id=run_id,
+                    thread_id=thread_id,
+                    user_id=user_id,
+                    message_id=msg.id,
+                    status="queued",
+                    created_at=now,
+                    last_seq=0,
+                    epoch=epoch,
+                )
+            )
+
+        try:
+            await self._db.write(accept)
         except IntegrityError:
             raise Conflict("this client_message_id was used before") from None
         return thread, msg

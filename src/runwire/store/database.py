@@ -2,17 +2,24 @@
 
 ``Database.open(url)`` is an async context manager; it owns the engine and disposes of it on exit.
 The same code runs on SQLite (``sqlite+aiosqlite://``) and PostgreSQL (``postgresql+asyncpg://``).
+
+Hot writes (a run accepted, a run finished, a batch of events) go through :meth:`Database.write`:
+on an SQLite file the whole transaction runs in one hop to a writer thread of its own, with the
+synchronous driver, instead of one hop to aiosqlite's thread per cursor, statement, close and
+commit (about ten a transaction). SQLite takes one writer at a time, so those hops were what
+every other run waited for (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -22,6 +29,8 @@ from runwire.errors import DependencyUnavailable
 __all__ = ["Database", "redact_url", "without_secret"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+T = TypeVar("T")
 
 
 def redact_url(url: str | URL) -> str:
@@ -54,8 +63,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Database:
     """An open database engine. Create with :meth:`open`; never at import time."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, writer: _SqliteWriter | None = None) -> None:
         self.engine = engine
+        self._writer = writer
         # SQLite allows one writer at a time; writers that collide sleep in SQLite's busy handler
         # (up to 100 ms a try). Queueing them here instead keeps writes back to back.
         self._write_lock: asyncio.Lock | None = (
@@ -83,9 +93,13 @@ class Database:
         engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        # An in-memory database is private to its connection: its writes stay on that engine.
+        writer = _SqliteWriter(engine.url) if path is not None else None
         try:
-            yield cls(engine)
+            yield cls(engine, writer)
         finally:
+            if writer is not None:
+                await writer.close()
             await engine.dispose()
 
     @asynccontextmanager
@@ -97,6 +111,32 @@ class Database:
             return
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    async def write(self, job: Callable[[Connection], T]) -> T:
+        """Run ``job`` in a transaction: its statements all take effect if it returns, none if
+        it raises (its exception is raised here).
+
+        ``job`` gets a synchronous connection and must do nothing but its statements. On an
+        SQLite file it runs on the writer thread, together with the jobs queued beside it (one
+        transaction, each job inside a savepoint of its own), so the one-writer-at-a-time lock
+        is held once for all of them; elsewhere it runs alone over the async connection.
+        """
+        if self._writer is None:
+            async with self.begin() as conn:
+                return await conn.run_sync(job)
+        assert self._write_lock is not None
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        entry: _Job = (job, done)
+        self._writer.pending.append(entry)
+        try:
+            async with self._write_lock:
+                if not done.done():  # not run yet by a writer that came before
+                    await self._writer.run_pending()
+        except asyncio.CancelledError:
+            if entry in self._writer.pending:  # not taken yet: it never runs
+                self._writer.pending.remove(entry)
+            raise
+        return done.result()
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -194,3 +234,84 @@ class Database:
         async with self._reach() as conn:
             cur = await conn.run_sync(current)
         return cur, str(head)
+
+
+_Job = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
+
+
+class _SqliteWriter:
+    """One thread with its own synchronous SQLAlchemy engine on an SQLite file, for the write
+    jobs queued in :attr:`pending`. Its thread starts with the first write; :meth:`close` ends
+    it."""
+
+    MAX_JOBS = 500  # per transaction
+
+    def __init__(self, url: URL) -> None:
+        self.pending: list[_Job] = []
+        self._engine: Engine = create_engine(url.set(drivername="sqlite"), pool_size=1)
+        event.listen(self._engine, "connect", _sqlite_pragmas)
+        # SQLAlchemy's recipe for working savepoints on pysqlite: the driver's own implicit
+        # BEGIN is off, and SQLAlchemy begins each transaction itself.
+        event.listen(self._engine, "connect", _no_implicit_begin)
+        event.listen(self._engine, "begin", _begin)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runwire-db-writer")
+
+    async def run_pending(self) -> None:
+        """Run the jobs queued so far in one transaction and settle their futures; call with
+        the database's write lock held."""
+        while self.pending:
+            batch = self.pending[: self.MAX_JOBS]
+            del self.pending[: self.MAX_JOBS]
+            ran = asyncio.get_running_loop().run_in_executor(self._thread, self._run, batch)
+            try:
+                outcomes = await asyncio.shield(ran)
+            except asyncio.CancelledError:
+                # The transaction runs to its end in the thread whatever happens here: the
+                # caller holds the write lock until then, so no other writer collides with it.
+                await asyncio.wait([ran])
+                self._settle(batch, ran)
+                raise
+            except Exception:
+                self._settle(batch, ran)
+                continue
+            for (_, done), (ok, value) in zip(batch, outcomes, strict=True):
+                if not done.done():
+                    done.set_result(value) if ok else done.set_exception(value)
+
+    @staticmethod
+    def _settle(batch: list[_Job], ran: asyncio.Future[Any]) -> None:
+        """The transaction as a whole failed (or its outcome was not awaited): each job gets
+        its result, or the transaction's error."""
+        error = ran.exception() if not ran.cancelled() else None
+        for index, (_, done) in enumerate(batch):
+            if done.done():
+                continue
+            if error is not None:
+                done.set_exception(error)
+            else:
+                ok, value = ran.result()[index]
+                done.set_result(value) if ok else done.set_exception(value)
+
+    def _run(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        with self._engine.begin() as conn:
+            for job, _ in batch:
+                try:
+                    with conn.begin_nested():
+                        outcomes.append((True, job(conn)))
+                except Exception as exc:  # this job's statements are rolled back, not the others'
+                    outcomes.append((False, exc))
+        return outcomes
+
+    async def close(self) -> None:
+        # The driver's connections belong to the thread that made them: closed there.
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
+        self._thread.shutdown(wait=True)
+
+
+def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None
+
+
+def _begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")

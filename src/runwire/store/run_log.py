@@ -9,7 +9,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import Select, Table, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    Table,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from runwire.events.model import RunEvent
 from runwire.store.conversations import message_row
@@ -67,13 +79,14 @@ class RunLog:
     ) -> None:
         """Record a run's end and, if it produced one, its reply message, in one transaction."""
         now = now_ms()
-        async with self._db.begin() as conn:
+
+        def finish(conn: Connection) -> None:
             if reply is not None:
-                await conn.execute(insert(messages).values(**message_row(reply)))
-                await conn.execute(
+                conn.execute(insert(messages).values(**message_row(reply)))
+                conn.execute(
                     update(threads).where(threads.c.id == reply.thread_id).values(updated_at=now)
                 )
-            await conn.execute(
+            conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
                 .values(
@@ -85,6 +98,8 @@ class RunLog:
                     error_message=error_message,
                 )
             )
+
+        await self._db.write(finish)
 
     async def claim(self, run_id: str, *, now: int, in_order: bool = True) -> RunRecord | None:
         """Move a queued run to ``running`` (started at ``now``) and return it; None when it is
@@ -188,8 +203,8 @@ class RunLog:
         if not events:
             return
         rows = [(e.run_id, e.seq, e.type.value, e.json) for e in events]
-        async with self._db.begin() as conn:
-            await conn.exec_driver_sql(self._insert_events, rows)
+        statement = self._insert_events
+        await self._db.write(lambda conn: conn.exec_driver_sql(statement, rows))
 
     async def events_after(
         self, run_id: str, after_seq: int, limit: int = 100_000
