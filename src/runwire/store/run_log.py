@@ -112,16 +112,18 @@ class RunLog:
         conditions = [runs.c.id == run_id, runs.c.status == "queued"]
         if in_order:
             conditions.append(~exists(_ahead_of(runs)))
-        async with self._db.begin() as conn:
-            row = (
-                await conn.execute(
-                    update(runs)
-                    .where(*conditions)
-                    .values(status="running", started_at=now)
-                    .returning(*runs.c)
-                )
-            ).first()
-        return RunRecord(**row._mapping) if row else None
+        statement = (
+            update(runs)
+            .where(*conditions)
+            .values(status="running", started_at=now)
+            .returning(*runs.c)
+        )
+
+        def claim(conn: Connection) -> RunRecord | None:
+            row = conn.execute(statement).first()
+            return RunRecord(**row._mapping) if row else None
+
+        return await self._db.write(claim)
 
     async def by_id(self, run_id: str) -> RunRecord | None:
         """The run, whoever's it is (for the nodes' own bookkeeping, never for a client)."""
