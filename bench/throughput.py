@@ -16,13 +16,18 @@ Variants of runwire, each a fresh `runwire serve` on the same data (same users):
   nokeep  direct with RUNWIRE_KEEP_EVENTS=false: what storing every event for resume costs
   redis   direct with RUNWIRE_REDIS_URL=redis://127.0.0.1:6379/0: the Redis bus (several nodes)
           instead of the in-process one (not in the default list: it needs a running Redis)
+  pg1     one node on PostgreSQL and Redis (bus and run queue): the per-node figure of a cluster
+  pg2     two nodes on the same PostgreSQL and Redis, clients spread over them as a load
+          balancer without sticky sessions would (client i on node i % 2); runs execute on the
+          node of the client that asked. Both need RUNWIRE_BENCH_POSTGRES_URL (default the
+          local `test` database's server) and make a database of their own, dropped afterwards.
 
 Every client first sends one warm-up message (its user's usage data is then read and cached),
 then all start together; a run that does not complete aborts the benchmark.
 The client offers no permessage-deflate, and the bare server does not use it either.
 
 Usage: python bench/throughput.py [--clients 100] [--messages 5] [--latency-samples 200]
-                                  [--variants bare,floor,direct,asgi,nokeep,redis]
+                                  [--variants bare,floor,direct,asgi,nokeep,redis,paced,pg1,pg2]
 """
 
 from __future__ import annotations
@@ -144,10 +149,40 @@ class Result:
     idle_latencies: list[float] = field(default_factory=list)
     load_latencies: list[float] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
+    server_cpu_s: float | None = None  # CPU time of the runwire processes in the timed phase
+    redis_cpu_s: float | None = None  # CPU time of Redis in the timed phase
+
+
+def process_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu_s() -> float:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 async def measure(
-    name: str, urls: list[str], messages: int, samples: int, content: str, *, probe: bool = False
+    name: str,
+    urls: list[str],
+    messages: int,
+    samples: int,
+    content: str,
+    *,
+    probe: bool = False,
+    pids: list[int] | None = None,
+    with_redis: bool = False,
 ) -> Result:
     """Idle latency on ``urls[0]``; then throughput of the clients ``urls[2:]``, timed from when
     every one is warm, while (``probe``) ``urls[1]`` keeps sampling latency under that load."""
@@ -156,6 +191,8 @@ async def measure(
     ready = asyncio.Barrier(len(urls) - 1)
     clients = [asyncio.create_task(converse(u, messages, content, ready)) for u in urls[2:]]
     await ready.wait()
+    cpu_before = process_cpu_s(pids) if pids else 0.0
+    redis_before = redis_cpu_s() if with_redis else 0.0
     started = time.perf_counter()
     done = asyncio.gather(*clients)
     if probe:
@@ -165,6 +202,10 @@ async def measure(
                 result.load_latencies.append(await _first_event_then_stop(ws, content))
     results = await done
     result.elapsed = time.perf_counter() - started
+    if pids:
+        result.server_cpu_s = process_cpu_s(pids) - cpu_before
+    if with_redis:
+        result.redis_cpu_s = redis_cpu_s() - redis_before
     result.events = sum(r[0] for r in results)
     result.rate = result.events / result.elapsed
     return result
@@ -250,6 +291,65 @@ RUNWIRE_VARIANTS = {
 }
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+CLUSTERS = {"pg1": 1, "pg2": 2}
+
+
+async def _admin(sql: str, url: str) -> None:
+    import asyncpg  # the `postgres` extra
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def run_cluster(name: str, tmp: Path, args: argparse.Namespace, content: str) -> Result:
+    """``CLUSTERS[name]`` nodes on a fresh PostgreSQL database and the local Redis."""
+    admin_url = os.environ.get(
+        "RUNWIRE_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    )
+    database = f"runwire_bench_{uuid.uuid4().hex[:10]}"  # hex digits, never input
+    base, _, _ = admin_url.rpartition("/")
+    url = f"{base}/{database}"
+    await _admin(f'CREATE DATABASE "{database}"', admin_url)
+    env = {
+        "RUNWIRE_WS_PATH": "direct",
+        "RUNWIRE_DATABASE_URL": url,
+        "RUNWIRE_REDIS_URL": REDIS_URL,
+        "RUNWIRE_SECRET_KEY": "bench-cluster-secret-" + "x" * 40,
+    }
+    nodes: list[Runwire] = []
+    try:
+        for i in range(CLUSTERS[name]):
+            (tmp / f"{name}-{i}").mkdir()
+            nodes.append(Runwire(tmp / f"{name}-{i}", env))  # the first one migrates
+        async with httpx.AsyncClient(base_url=nodes[0].base, timeout=60) as http:
+            emails = [
+                await nodes[0].create_user(http, not args.no_sample_data)
+                for _ in range(args.clients + 1)
+            ]
+        urls = []
+        for i, email in enumerate([emails[0], *emails]):
+            node = nodes[i % len(nodes)]
+            async with httpx.AsyncClient(base_url=node.base, timeout=60) as http:
+                urls.append(await node.ws_url(http, email))
+        return await measure(
+            name,
+            urls,
+            args.messages,
+            args.latency_samples,
+            content,
+            pids=[n.proc.pid for n in nodes],
+            with_redis=True,
+        )
+    finally:
+        for node in nodes:
+            node.stop()
+        await _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', admin_url)
+
+
 async def run_runwire(
     name: str, data_dir: Path, emails: list[str], args: argparse.Namespace, content: str
 ) -> Result:
@@ -266,6 +366,8 @@ async def run_runwire(
             5 if paced else args.latency_samples,
             content,
             probe=paced,
+            pids=[server.proc.pid],
+            with_redis="RUNWIRE_REDIS_URL" in RUNWIRE_VARIANTS[name],
         )
     finally:
         server.stop()
@@ -353,7 +455,7 @@ async def run_reference(
 
 
 def report(results: list[Result], args: argparse.Namespace) -> None:
-    sizes = next(r.sizes for r in results if r.name in RUNWIRE_VARIANTS)
+    sizes = next(r.sizes for r in results if r.name in RUNWIRE_VARIANTS or r.name in CLUSTERS)
     print(f"events per run: {len(sizes)}; mean frame {statistics.mean(sizes):.0f} B")
     print(
         f"{args.clients} clients x {args.messages} messages (paced: x 2); latency: one more "
@@ -375,6 +477,12 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"{r.name:8} {r.rate:10,.0f} {ratio} {percentile(r.idle_latencies, 50):8.2f}ms "
             f"{percentile(r.idle_latencies, 99):8.2f}ms {load}"
         )
+    for r in results:
+        if r.server_cpu_s is not None and r.events:
+            line = f"{r.name:8} server CPU {r.server_cpu_s * 1e6 / r.events:6.1f} us/event"
+            if r.redis_cpu_s is not None:
+                line += f", Redis CPU {r.redis_cpu_s * 1e6 / r.events:5.1f} us/event"
+            print(line)
     by_name = {r.name: r for r in results}
     if "direct" in by_name and "nokeep" in by_name:
         cost = 1 - by_name["direct"].rate / by_name["nokeep"].rate
@@ -412,6 +520,8 @@ async def main() -> None:
             setup.stop()
         for name in (v for v in variants if v in RUNWIRE_VARIANTS):
             results.append(await run_runwire(name, data_dir, emails, args, content))
+        for name in (v for v in variants if v in CLUSTERS):
+            results.append(await run_cluster(name, data_dir, args, content))
     sizes = results[0].sizes if results else [300] * 321
     references = [
         await run_reference(n, sizes, args, content) for n in ("bare", "floor") if n in variants

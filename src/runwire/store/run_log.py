@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import (
     Connection,
+    ScalarSelect,
     Select,
-    Table,
     and_,
     delete,
     exists,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from runwire.events.model import RunEvent
 from runwire.store.conversations import message_row
@@ -34,22 +35,30 @@ __all__ = ["RunLog"]
 _UNFINISHED = ("queued", "running")
 
 
-def _ahead_of(run: Table) -> Select[tuple[str]]:
-    """Unfinished runs of ``run``'s thread that come before it: running, or queued earlier
-    (arrival time, then id, so every node orders a thread's runs alike)."""
+def _arrival(run: NamedFromClause) -> ScalarSelect[int]:
+    """Where ``run``'s message stands in its thread: messages are numbered as they are stored
+    (``pk``), so this is the order in which the thread's messages arrived, on every node, even
+    within one millisecond."""
+    message = messages.alias(f"{run.name}_message")
+    # Correlated to wherever ``run`` comes from, however deeply this is nested.
+    return (
+        select(message.c.pk)
+        .where(message.c.id == run.c.message_id)
+        .correlate_except(message)
+        .scalar_subquery()
+    )
+
+
+def _ahead_of(run: NamedFromClause) -> Select[tuple[str]]:
+    """Unfinished runs of ``run``'s thread that come before it: running, or queued for a
+    message that arrived earlier."""
     other = runs.alias("ahead")
     return select(other.c.id).where(
         other.c.thread_id == run.c.thread_id,
         other.c.id != run.c.id,
         or_(
             other.c.status == "running",
-            and_(
-                other.c.status == "queued",
-                or_(
-                    other.c.created_at < run.c.created_at,
-                    and_(other.c.created_at == run.c.created_at, other.c.id < run.c.id),
-                ),
-            ),
+            and_(other.c.status == "queued", _arrival(other) < _arrival(run)),
         ),
     )
 
@@ -149,7 +158,7 @@ class RunLog:
         if thread_id is not None:
             query = query.where(runs.c.thread_id == thread_id)
         async with self._db.connect() as conn:
-            rows = await conn.execute(query.order_by(runs.c.created_at, runs.c.id).limit(limit))
+            rows = await conn.execute(query.order_by(_arrival(runs)).limit(limit))
             return [RunRecord(**r._mapping) for r in rows]
 
     async def unfinished_on_thread(self, thread_id: str) -> list[str]:
@@ -160,7 +169,7 @@ class RunLog:
                     await conn.execute(
                         select(runs.c.id)
                         .where(runs.c.thread_id == thread_id, runs.c.status.in_(_UNFINISHED))
-                        .order_by(runs.c.created_at, runs.c.id)
+                        .order_by(_arrival(runs))
                     )
                 ).scalars()
             )
