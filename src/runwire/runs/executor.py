@@ -242,7 +242,9 @@ class RunExecutor:
         )
 
     def _cancel(self, active: _Active, reason: str) -> None:
-        if active.stop_reason is None and active.task is not None:
+        # A run whose end is being recorded is left to finish: cancelling it there would lose
+        # its last event.
+        if active.stop_reason is None and active.task is not None and not active.ended:
             active.stop_reason = reason
             active.task.cancel()
 
