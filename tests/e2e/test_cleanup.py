@@ -54,7 +54,7 @@ async def settled(base: str, baseline: dict[str, int]) -> dict[str, int]:
 async def one_cycle(session: Session, i: int) -> None:
     """Connect, start a run, and leave in one of four ways."""
     headers = {"Authorization": f"Bearer {session.access}"}
-    async with connect(session.ws_url(), additional_headers=headers) as ws:
+    async with connect(session.ws_url(), additional_headers=headers, max_queue=None) as ws:
         assert json.loads(await ws.recv())["type"] == "connection_established"
         await ws.send(json.dumps({"type": "user_message", "content": f"cycle {i}"}))
         run_id = ""
