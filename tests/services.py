@@ -11,12 +11,21 @@ when they are not there.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import pytest
 
-__all__ = ["postgres_url", "redis_url"]
+from tests.timing import unit
+
+__all__ = ["postgres_url", "private_redis", "redis_url"]
 
 _HOW = {
     "RUNWIRE_TEST_POSTGRES_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/test",
@@ -48,7 +57,10 @@ def _service(variable: str, default_port: int) -> str:
         problem = f"nothing answers at {variable}={url}"
     if not problem:
         return url
-    how = f"start the service and set {variable}={_HOW[variable]} to run these tests"
+    _missing(problem, f"start the service and set {variable}={_HOW[variable]} to run these tests")
+
+
+def _missing(problem: str, how: str) -> NoReturn:
     if _in_ci():
         pytest.fail(f"{problem} (in CI these tests must run): {how}", pytrace=False)
     pytest.skip(f"{problem}: {how}")
@@ -62,3 +74,65 @@ def postgres_url() -> str:
 def redis_url() -> str:
     """The test Redis server's URL."""
     return _service("RUNWIRE_TEST_REDIS_URL", 6379)
+
+
+@contextmanager
+def private_redis(data_dir: Path) -> Iterator[str]:
+    """A ``redis-server`` of the caller's own on loopback (nothing kept on disk), for a test that
+    changes what every client of a Redis sees; yields its URL and stops it afterwards.
+
+    The shared Redis is used by other test processes at the same time: only what a key prefix
+    confines may happen there. The port is chosen free and then bound by Redis, so another
+    process may take it in between: Redis then exits at once, and another port is tried."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        _missing("redis-server is not installed", "apt-get install redis-server")
+    for _attempt in range(5):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        log = data_dir / f"redis-{port}.log"
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(data_dir),
+                "--logfile",
+                str(log),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            if _answers(proc, port):
+                yield f"redis://127.0.0.1:{port}/0"
+                return
+        finally:
+            proc.terminate()
+            proc.wait(unit(10))
+    raise RuntimeError(f"redis-server did not start; see the logs in {data_dir}")
+
+
+def _answers(proc: subprocess.Popen[bytes], port: int) -> bool:
+    """Whether the redis-server ``proc`` answers PING on ``port`` (False: it exited)."""
+    deadline = time.monotonic() + unit(10)
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), unit(1)) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.02)
+    if proc.poll() is None:
+        raise RuntimeError(f"redis-server on port {port} did not answer in time")
+    return False
