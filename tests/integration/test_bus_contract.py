@@ -238,6 +238,9 @@ async def test_a_subscriber_on_one_node_gets_what_another_node_publishes() -> No
         assert seqs(await node_a.history("run_x", 2)) == [3, 4, 5]
         assert (node_a.held_runs, node_b.held_runs) == (0, 1)  # counts this node's runs
         await node_b.release("run_x")
+        # A node's writes reach Redis after publish/release return; its own history waits for
+        # them, another node's does not.
+        assert await node_b.history("run_x", 0) is None
         assert await node_a.history("run_x", 0) is None
 
 
@@ -258,6 +261,8 @@ async def test_a_run_logged_again_under_a_new_epoch_replaces_what_was_held() -> 
     async with redis_nodes(2) as (dead, recovering):
         for seq in (1, 2, 3, 4):
             await dead.publish("usr_a", event("run_r", seq, epoch="old"))
+        # In Redis before the node dies (its history waits for its own writes).
+        assert seqs(await dead.history("run_r", 0)) == [1, 2, 3, 4]
         for seq in (3, 4):
             await recovering.publish("usr_a", event("run_r", seq, epoch="new"))
         held = await recovering.history("run_r", 2)
