@@ -30,8 +30,12 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The suite runs on TEST_WORKERS pytest-xdist workers, a whole test file to a worker (its
+# module-scoped server starts once); `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
+
 test: $(TEST_STAMP) lint
-	$(BIN)/pytest --cov=runwire --cov-branch --cov-report=term:skip-covered --cov-report=xml -p no:cacheprovider --durations=15
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov=runwire --cov-branch --cov-report=term:skip-covered --cov-report=xml -p no:cacheprovider --durations=15
 
 test-unit: $(TEST_STAMP)
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider

@@ -4,8 +4,8 @@ SQLite (its default) or on a fresh PostgreSQL database migrated by ``runwire mig
 from __future__ import annotations
 
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,21 +27,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# uvicorn's line once it listens; with --port 0 it names the port the kernel gave it.
+_LISTENING = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 class ServerProcess:
+    """``runwire serve`` on a port of its own: it binds port 0 and the port is read from its log,
+    so no other test process can take the port between choosing it and binding it."""
+
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = 0
+        self.url = ""
         self.log_path = data_dir / "server.log"
         self._log = self.log_path.open("wb")
         full_env = {**os.environ, **env, "RUNWIRE_DATA_DIR": str(data_dir)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runwire", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "runwire", "serve", "--port", "0"],
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -50,12 +51,15 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
+            if not self.port and (found := _LISTENING.search(self.log_path.read_bytes())):
+                self.port = int(found[1])
+                self.url = f"http://127.0.0.1:{self.port}"
             try:
-                if httpx.get(f"{self.url}/ready", timeout=unit(1)).status_code == 200:
+                if self.port and httpx.get(f"{self.url}/ready", timeout=unit(1)).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.05)
+            time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
 

@@ -299,6 +299,7 @@ class Client:
             proxy=None,
             open_timeout=unit(10),
             close_timeout=unit(5),
+            max_queue=None,  # read on: a socket left mid-run still sees the close (see wire.py)
         ) as ws:
             first = json.loads(await asyncio.wait_for(ws.recv(), unit(10)))
             assert first["type"] == "connection_established", first

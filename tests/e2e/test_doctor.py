@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from tests.databases import fresh_postgres_database
 from tests.e2e.test_cli import runwire
+from tests.ports import closed_port
 from tests.services import redis_url
 
 PASSWORD = "s3cret-Pa55word"
@@ -61,18 +61,14 @@ def test_doctor_names_runwire_migrate_for_an_unmigrated_postgresql_database(
         assert lines(after.stdout)["schema"].startswith("ok")
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # nothing listens there once the socket is closed
-
-
 def test_doctor_names_unreachable_services_without_their_passwords(tmp_path: Path) -> None:
-    port = closed_port()
-    url = f"postgresql+asyncpg://runwire:{PASSWORD}@127.0.0.1:{port}/runwire"
-    redis = f"redis://:{PASSWORD}@127.0.0.1:{closed_port()}/0"
-    env = {"RUNWIRE_DATABASE_URL": url, "RUNWIRE_REDIS_URL": redis}
-    done = runwire("doctor", data_dir=tmp_path, env=env)
+    with closed_port() as port, closed_port() as redis_port:
+        url = f"postgresql+asyncpg://runwire:{PASSWORD}@127.0.0.1:{port}/runwire"
+        redis = f"redis://:{PASSWORD}@127.0.0.1:{redis_port}/0"
+        env = {"RUNWIRE_DATABASE_URL": url, "RUNWIRE_REDIS_URL": redis}
+        done = runwire("doctor", data_dir=tmp_path, env=env)
+        # The commands that need the database say the same in one line, not with a traceback.
+        migrated = runwire("migrate", data_dir=tmp_path, env={"RUNWIRE_DATABASE_URL": url})
     assert done.returncode == 1, done.stdout + done.stderr
     shown = lines(done.stdout)
     assert list(shown) == ["settings", "database", "redis"]  # the schema needs the database
@@ -84,8 +80,6 @@ def test_doctor_names_unreachable_services_without_their_passwords(tmp_path: Pat
     assert "fix: start Redis, or point RUNWIRE_REDIS_URL" in done.stdout
     assert "not ready: database, redis failing" in done.stdout
     assert PASSWORD not in done.stdout + done.stderr
-    # The commands that need the database say the same in one line, not with a traceback.
-    migrated = runwire("migrate", data_dir=tmp_path, env={"RUNWIRE_DATABASE_URL": url})
     assert migrated.returncode == 1
     said = " ".join(migrated.stderr.split())  # the console wraps long lines
     assert said.startswith("error: cannot reach the database at postgresql+asyncpg://runwire:***@")

@@ -12,11 +12,16 @@ from tests.e2e.conftest import BASE_ENV, ServerProcess
 from tests.e2e.wire import Session, Socket
 from tests.timing import unit
 
+# A chunk of the answer every 15 ms (time units): a run streams for about 4 s, long enough to
+# stop, drop, resume and replay while it goes on, short enough that reading it to the end is cheap.
+CHUNK_DELAY_MS = round(unit(0.015) * 1000)
+
 
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(
-        tmp_path_factory.mktemp("slow"), {**BASE_ENV, "RUNWIRE_OFFLINE_DELAY_MS": "40"}
+        tmp_path_factory.mktemp("slow"),
+        {**BASE_ENV, "RUNWIRE_OFFLINE_DELAY_MS": str(CHUNK_DELAY_MS)},
     )
     yield proc
     proc.stop()
@@ -143,7 +148,7 @@ async def test_an_sse_resume_racing_a_live_run_sends_each_seq_once_then_ends(
     session, sock, ack, seen = await a_run_twelve_events_in(slow_server, sessions)
     epoch = seen[-1]["epoch"]
     run = (await session.get(f"/api/runs/{ack['run_id']}")).json()["run"]
-    assert run["status"] == "running"  # about 11 s of answer still to stream
+    assert run["status"] == "running"  # about 4 s of answer still to stream
     # The run goes on streaming while the replay is read: held events, then live ones.
     response, streamed = await session.sse(
         f"/api/runs/{ack['run_id']}/events", after=12, epoch=epoch

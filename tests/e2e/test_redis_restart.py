@@ -3,71 +3,33 @@ socket, or is told so (close 4009 "reconnect and resume", or ``reload_required``
 every event by resuming; nothing goes missing silently. The run is not lost with its lease (its
 node puts the lease back), and runs started after the restart are dispatched as before.
 
-The Redis here is a private ``redis-server`` on a free port, so restarting it troubles nobody.
+The Redis here is a private ``redis-server`` (tests/services.py), so restarting it troubles
+nobody.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.conftest import BASE_ENV, ServerProcess, free_port
+from tests.e2e.conftest import BASE_ENV, ServerProcess
 from tests.e2e.test_golden_path import check_run_shape
 from tests.e2e.wire import Session
+from tests.services import RedisServer
 from tests.timing import unit
 
 TERMINAL = ("agent_completed", "agent_error", "agent_stopped")
 
 
-class PrivateRedis:
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._dir = data_dir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed (apt-get install redis-server)")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            cwd=self._dir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + unit(10)
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.02)
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
     server.start()
     yield server
     server.kill()
@@ -79,7 +41,7 @@ def terminal(frame: dict[str, Any]) -> bool:
 
 async def test_a_redis_restart_mid_run_loses_nothing_silently(
     tmp_path: Path,
-    private_redis: PrivateRedis,
+    private_redis: RedisServer,
     sessions: Callable[[str], Awaitable[Session]],
 ) -> None:
     env = {

@@ -98,7 +98,10 @@ class Session:
         return f"{url}?ticket={ticket}" if ticket else url
 
     async def connect(self) -> Socket:
-        ws = await connect(self.ws_url(await self.ticket()), open_timeout=unit(10))
+        # max_queue=None: the client never stops reading from the network. With websockets' default
+        # (pause past 16 unread frames) a socket left with unread events mid-run does not see
+        # the server's close frame, and closing it waits out close_timeout (10 s) for nothing.
+        ws = await connect(self.ws_url(await self.ticket()), open_timeout=unit(10), max_queue=None)
         sock = Socket(ws)
         self.sockets.append(sock)
         hello = await sock.recv()

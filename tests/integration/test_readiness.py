@@ -18,6 +18,7 @@ from runwire.readiness import Readiness
 from runwire.store.database import Database
 from tests.conftest import test_settings
 from tests.databases import admin, database_name, fresh_postgres_database
+from tests.ports import closed_port
 from tests.timing import unit
 
 PASSWORD = "s3cret-Pa55word"
@@ -83,16 +84,11 @@ async def test_ready_names_the_database_when_postgresql_stops_answering(
         assert r.status_code == 200, r.text  # back once the database answers again
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # nothing listens there once the socket is closed
-
-
 async def test_an_unreachable_database_is_named_for_the_operator_without_its_password() -> None:
-    url = f"postgresql+asyncpg://runwire:{PASSWORD}@127.0.0.1:{closed_port()}/runwire"
-    async with Database.open(url) as db:
-        checks = await Readiness(db).run()
+    with closed_port() as port:
+        url = f"postgresql+asyncpg://runwire:{PASSWORD}@127.0.0.1:{port}/runwire"
+        async with Database.open(url) as db:
+            checks = await Readiness(db).run()
     assert [(c.name, c.ok) for c in checks] == [("database", False)]
     check = checks[0]
     assert check.reason == "database unreachable (ConnectionRefusedError)"

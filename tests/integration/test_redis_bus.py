@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,7 +27,8 @@ from runwire.protocol.inbound import UserMessage
 from tests.conftest import test_settings
 from tests.integration.test_bus_contract import arrived, event, seqs, until
 from tests.integration.test_event_stream import is_terminal, logged_in, serving
-from tests.services import redis_url
+from tests.ports import closed_port
+from tests.services import private_redis, redis_url
 from tests.timing import unit
 
 
@@ -105,9 +105,12 @@ class Proxy:
 
 
 @contextlib.asynccontextmanager
-async def proxied_and_direct(**options: Any) -> AsyncIterator[tuple[Proxy, RedisBus, RedisBus]]:
-    """A node behind a proxy and a node talking to Redis directly, under one fresh prefix."""
-    url = redis_url()
+async def proxied_and_direct(
+    url: str | None = None, **options: Any
+) -> AsyncIterator[tuple[Proxy, RedisBus, RedisBus]]:
+    """A node behind a proxy and a node talking to Redis directly, under one fresh prefix, on the
+    shared test Redis unless ``url`` names another."""
+    url = url or redis_url()
     parts = urlsplit(url)
     proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 6379)
     await proxy.start()
@@ -223,6 +226,9 @@ async def test_events_past_the_backlog_are_dropped_and_their_users_told_to_resum
         await direct.subscribe("usr_a", received.append, lambda: gaps.append(None))
         await node.publish("usr_a", event("run_a", 1))
         await until(lambda: len(received) == 1)
+        # The node has read Redis's reply too (received is not enough: the publish reaches the
+        # other node first), so its backlog is empty when the link is cut.
+        assert seqs(await node.history("run_a", 0)) == [1]
 
         proxy.cut()
         for seq in range(2, 8):  # 2..4 wait in the backlog; 5..7 do not fit
@@ -240,13 +246,21 @@ async def test_events_past_the_backlog_are_dropped_and_their_users_told_to_resum
         assert await direct.history("run_a", 6) is None
 
 
-async def test_publishing_goes_on_when_redis_has_forgotten_the_script() -> None:
+@pytest.fixture
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a Redis of this test's own: SCRIPT FLUSH empties the script cache of every
+    client of a server, and other test processes use the shared one at the same time."""
+    with private_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+async def test_publishing_goes_on_when_redis_has_forgotten_the_script(own_redis: str) -> None:
     # A restarted Redis keeps no scripts (this one has no persistence).
-    async with proxied_and_direct() as (_proxy, node, direct):
+    async with proxied_and_direct(own_redis) as (_proxy, node, direct):
         received: list[RunEvent] = []
         await direct.subscribe("usr_a", received.append)
         await node.publish("usr_a", event("run_a", 1))
-        client = Redis.from_url(redis_url())
+        client = Redis.from_url(own_redis)
         try:
             await client.script_flush()
         finally:
@@ -260,13 +274,12 @@ async def test_publishing_goes_on_when_redis_has_forgotten_the_script() -> None:
 async def test_a_server_whose_redis_does_not_answer_refuses_to_start_and_says_why(
     tmp_path: Path,
 ) -> None:
-    with socket.socket() as s:  # a port where nothing listens
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app = create_app(test_settings(tmp_path, redis_url=f"redis://:pw-secret@127.0.0.1:{port}/0"))
-    with pytest.raises(DependencyUnavailable) as refused:
-        async with app.router.lifespan_context(app):
-            pass
+    with closed_port() as port:
+        settings = test_settings(tmp_path, redis_url=f"redis://:pw-secret@127.0.0.1:{port}/0")
+        app = create_app(settings)
+        with pytest.raises(DependencyUnavailable) as refused:
+            async with app.router.lifespan_context(app):
+                pass
     assert refused.value.message.startswith(f"Redis at redis://127.0.0.1:{port}/0 does not answer")
     assert "pw-secret" not in refused.value.message
 
