@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,9 +49,9 @@ def node(tmp_path: Path, name: str, env: dict[str, str], **extra: str) -> Server
     return ServerProcess(tmp_path / name, {**env, **extra})
 
 
-async def first_events(sock: Socket, run_id: str, count: int) -> list[dict[str, object]]:
+async def first_events(sock: Socket, run_id: str, count: int) -> list[dict[str, Any]]:
     """The run's first ``count`` events as they arrive (other frames skipped)."""
-    events: list[dict[str, object]] = []
+    events: list[dict[str, Any]] = []
     while len(events) < count:
         frame = await sock.recv(unit(10))
         if frame.get("run_id") == run_id and "seq" in frame:
@@ -87,7 +88,7 @@ async def test_runs_go_to_a_node_with_room_and_end_when_it_dies(
         worker.proc.kill()
         killed_at = time.monotonic()
         worker.proc.wait()
-        frames = []
+        frames: list[dict[str, Any]] = []
         while not (
             frames
             and frames[-1].get("parent_agent", "") is None
@@ -143,19 +144,21 @@ async def test_two_hundred_users_over_two_nodes_with_cuts_see_every_event_once(
     try:
         sem = asyncio.Semaphore(20)
 
-        async def sign_up(i: int) -> Session:
+        async def sign_up(i: int) -> tuple[Session, Socket]:
+            # Connected at once: a keep-alive HTTP connection left idle meanwhile could be
+            # closed by the server just as the client reuses it.
             async with sem:
-                return await Session.new(nodes[i % 2].url)
+                user = await Session.new(nodes[i % 2].url)
+                return user, await user.connect()
 
-        users = await asyncio.gather(*(sign_up(i) for i in range(USERS)))
+        signed_up = await asyncio.gather(*(sign_up(i) for i in range(USERS)))
+        users = [user for user, _ in signed_up]
         assert len({u.user_id for u in users}) == USERS
 
-        async def converse(i: int, user: Session) -> tuple[str, list[dict[str, object]]]:
-            async with sem:
-                sock = await user.connect()
+        async def converse(i: int, user: Session, sock: Socket) -> tuple[str, list[dict[str, Any]]]:
             ack = await sock.ask(f"question {i}: how do we cut costs?")
             run_id = ack["run_id"]
-            got: list[dict[str, object]] = []
+            got: list[dict[str, Any]] = []
             if i % CUT_EVERY == 0:
                 got = await first_events(sock, run_id, 5)
                 sock.ws.transport.abort()  # cut: no close handshake, as a network drop
@@ -184,10 +187,12 @@ async def test_two_hundred_users_over_two_nodes_with_cuts_see_every_event_once(
                     "agent_error",
                     "agent_stopped",
                 ):
-                    end = int(frame["seq"])  # type: ignore[call-overload]
+                    end = int(frame["seq"])
             return run_id, got
 
-        results = await asyncio.gather(*(converse(i, u) for i, u in enumerate(users[:USERS])))
+        results = await asyncio.gather(
+            *(converse(i, user, sock) for i, (user, sock) in enumerate(signed_up))
+        )
         gaps = duplicates = foreign = 0
         for run_id, got in results:
             foreign += sum(1 for e in got if e["run_id"] != run_id)
