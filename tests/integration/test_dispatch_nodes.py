@@ -1,0 +1,157 @@
+"""Two nodes in one process, each a Dispatcher with its own executor and RedisRunQueue, sharing
+one store and one bus: a stop reaches the node running the run; a node that loses a run's lease
+stops it without another event, and once that lease has expired the run is ended with
+``node_lost``, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from runwire.bus.memory import MemoryBus
+from runwire.dispatch.base import Job
+from runwire.dispatch.redis import RedisRunQueue
+from runwire.events import EventType, RunEvent
+from runwire.runs.dispatcher import Dispatcher
+from runwire.runs.event_writer import EventWriter
+from runwire.runs.executor import RunExecutor
+from runwire.store.records import new_epoch, new_id
+from runwire.store.store import Store
+from tests.integration.test_bus_contract import until
+from tests.integration.test_runs import hanging_agent
+from tests.services import redis_url
+from tests.timing import unit
+
+LEASE_S = unit(0.5)
+
+
+@dataclass
+class Node:
+    queue: RedisRunQueue
+    executor: RunExecutor
+    dispatcher: Dispatcher
+
+
+@dataclass
+class Cluster:
+    store: Store
+    nodes: list[Node]
+    redis: Redis
+    prefix: str
+    user_id: str
+    thread_id: str
+    seen: list[RunEvent]
+    started: asyncio.Event
+
+    async def accept(self) -> str:
+        run_id = new_id("run")
+        thread = await self.store.conversations.thread(self.user_id, self.thread_id)
+        await self.store.conversations.accept(
+            user_id=self.user_id, thread=thread, content="q", run_id=run_id, epoch=new_epoch()
+        )
+        return run_id
+
+    def roots(self, run_id: str) -> list[RunEvent]:
+        return [e for e in self.seen if e.run_id == run_id and e.parent_agent is None]
+
+
+@contextlib.asynccontextmanager
+async def cluster(store: Store) -> AsyncIterator[Cluster]:
+    url, prefix = redis_url(), f"runwire-test:{uuid.uuid4().hex}:"
+    bus, started = MemoryBus(), asyncio.Event()
+    user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+    opening = new_id("run")
+    thread, _ = await store.conversations.accept(
+        user_id=user.id, thread=None, content="q", run_id=opening, epoch=new_epoch()
+    )
+    await store.runs.claim(opening, now=0)
+    await store.runs.finish(opening, "completed", last_seq=0, started_at=0)
+    redis = Redis.from_url(url)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            writer = await stack.enter_async_context(
+                EventWriter(store.runs.append_events).running()
+            )
+            nodes = []
+            for _ in range(2):
+                queue = await stack.enter_async_context(
+                    RedisRunQueue(url, prefix=prefix, lease_s=LEASE_S, block_s=0.05).running()
+                )
+                executor = await stack.enter_async_context(
+                    RunExecutor(
+                        runs=store.runs,
+                        bus=bus,
+                        writer=writer,
+                        agent=hanging_agent(started),
+                        run_timeout_s=unit(30),
+                    ).running()
+                )
+                dispatcher = await stack.enter_async_context(
+                    Dispatcher(
+                        store=store,
+                        queue=queue,
+                        executor=executor,
+                        capacity=4,
+                        sweep_interval_s=LEASE_S / 2,
+                    ).running()
+                )
+                nodes.append(Node(queue, executor, dispatcher))
+            seen: list[RunEvent] = []
+            await bus.subscribe(user.id, seen.append)
+            yield Cluster(store, nodes, redis, prefix, user.id, thread.id, seen, started)
+    finally:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+async def test_a_stop_sent_to_one_node_stops_the_run_on_the_other(store: Store) -> None:
+    async with cluster(store) as c:
+        first, second = c.nodes
+        run_id = await c.accept()
+        await first.dispatcher.offer(Job(run_id, c.thread_id, c.user_id))
+        await asyncio.wait_for(c.started.wait(), unit(5))
+        assert first.executor.has(run_id) and not second.executor.has(run_id)
+        assert await second.dispatcher.stop(c.user_id, run_id) is True
+        await until(lambda: any(e.is_terminal for e in c.roots(run_id)), unit(5))
+        last = c.roots(run_id)[-1]
+        assert last.type is EventType.AGENT_STOPPED and last.data["code"] == "stopped"
+        record = await store.runs.get(c.user_id, run_id)
+        assert record is not None and record.status == "cancelled"
+
+
+async def test_a_node_that_loses_a_lease_goes_quiet_and_the_run_ends_with_node_lost_once(
+    store: Store,
+) -> None:
+    async with cluster(store) as c:
+        first = c.nodes[0]
+        run_id = await c.accept()
+        await first.dispatcher.offer(Job(run_id, c.thread_id, c.user_id))
+        await asyncio.wait_for(c.started.wait(), unit(5))
+        before = len([e for e in c.seen if e.run_id == run_id])
+        epoch = c.seen[0].epoch
+        # Another holder takes the lease (as a node would after a long pause of this one), for
+        # a short while only, as if it then died too.
+        await c.redis.set(f"{c.prefix}lease:{run_id}", "elsewhere", px=int(LEASE_S * 1000))
+        await until(lambda: not first.executor.has(run_id), unit(5))
+        assert len([e for e in c.seen if e.run_id == run_id]) == before  # it went quiet
+        # A node finds the run without a live lease and ends it, under a new epoch.
+        await until(lambda: any(e.is_terminal for e in c.roots(run_id)), unit(10))
+        events = [e for e in c.seen if e.run_id == run_id]
+        last = events[-1]
+        assert last.type is EventType.AGENT_ERROR and last.data["code"] == "node_lost"
+        assert last.epoch != epoch
+        assert sum(e.is_terminal for e in events) == 1
+        record = await store.runs.get(c.user_id, run_id)
+        assert record is not None and record.status == "failed"
+        assert record.error_code == "node_lost" and record.epoch == last.epoch
+        stored = await store.runs.events_after(run_id, 0)
+        assert stored[-1].data["code"] == "node_lost"
+        assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
