@@ -20,11 +20,13 @@ from runwire.events.model import RunEvent
 from runwire.protocol.inbound import UserMessage
 from runwire.protocol.recovery import RunStream
 from runwire.runs.dispatcher import Dispatcher
-from runwire.runs.executor import RunExecutor
-from runwire.store.records import Message, RunRecord, ThreadRecord, new_epoch, new_id
+from runwire.runs.executor import RunExecutor, RunInput
+from runwire.store.records import Message, RunRecord, ThreadRecord, new_epoch, new_id, now_ms
 from runwire.store.store import Store
 
 __all__ = ["Accepted", "ChatService", "Replay"]
+
+HISTORY_TURNS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +84,10 @@ class ChatService:
                 code="server_closing",
             )
         thread = await self._thread_for(user_id, msg.thread_id)
-        runs = self._store.runs
-        unfinished = await runs.unfinished_on_thread(thread.id) if thread is not None else []
+        mine = await self._store.runs.unfinished_of(user_id)
+        unfinished = [run for run, on in mine if thread is not None and on == thread.id]
         policy = msg.policy or self._default_policy
-        counted = await runs.unfinished_count(user_id)
+        counted = len(mine)
         if policy is ConcurrencyPolicy.INTERRUPT:
             # Those an interrupt is about to stop do not count against the cap.
             counted -= len(unfinished)
@@ -107,21 +109,52 @@ class ChatService:
                     return self._duplicate(seen)
             raise refusal
         run_id, epoch = new_id("run"), new_epoch()
+        # Nothing of the thread is unfinished and this node has room: claim the run in the
+        # transaction that stores it and start it here (the common case: one write, no trip
+        # through the run queue). The claim still checks the thread, so a message accepted on
+        # the same thread meanwhile (another socket, another node) leaves this run queued.
+        now = not unfinished and await self._dispatcher.admit(run_id)
+        history: list[tuple[str, str]] = []
         try:
-            thread, message = await conversations.accept(
+            if now and thread is not None:
+                earlier = await conversations.messages_of(thread.id)
+                history = [(m.role, m.content) for m in earlier[-HISTORY_TURNS:]]
+            started_at = now_ms()
+            accepted = await conversations.accept_run(
                 user_id=user_id,
                 thread=thread,
                 content=msg.content,
                 run_id=run_id,
                 epoch=epoch,
                 client_message_id=msg.client_message_id,
+                claim_at=started_at if now else None,
             )
-        except Conflict:
+        except BaseException as exc:
+            if now:
+                await self._dispatcher.withdraw(run_id)
+            if not isinstance(exc, Conflict):
+                raise
             # Two sockets raced with the same client_message_id: the other one won.
             seen = await conversations.message_by_client_id(user_id, msg.client_message_id or "")
             if seen is None:
                 raise
             return self._duplicate(seen)
+        thread, message = accepted.thread, accepted.message
+        if accepted.claimed:
+            self._dispatcher.start_admitted(
+                RunInput(
+                    run_id=run_id,
+                    thread_id=thread.id,
+                    user_id=user_id,
+                    question=msg.content,
+                    history=history,
+                    epoch=epoch,
+                ),
+                started_at,
+            )
+            return Accepted(thread_id=thread.id, message_id=message.id, run_id=run_id)
+        if now:
+            await self._dispatcher.withdraw(run_id)
         if unfinished and policy is ConcurrencyPolicy.INTERRUPT:
             for older in unfinished:
                 await self._dispatcher.stop(user_id, older)

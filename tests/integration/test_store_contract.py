@@ -386,3 +386,37 @@ async def test_claims_start_one_run_of_a_thread_at_a_time_in_arrival_order(store
     question, history = await store.conversations.turn(record.message_id, 20)
     assert question == "two" and history == [("user", "one")]
     assert await store.conversations.turn("msg_none", 20) == ("", [])
+
+
+async def test_accepting_claims_the_run_only_when_nothing_of_its_thread_is_unfinished(
+    store: Store,
+) -> None:
+    user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+    thread, _ = await store.conversations.accept(
+        user_id=user.id, thread=None, content="open", run_id=new_id("run"), epoch=new_epoch()
+    )
+    opening = (await store.runs.unfinished_on_thread(thread.id))[0]
+    await store.runs.claim(opening, now=now_ms())
+    await store.runs.finish(opening, "completed", last_seq=1, started_at=None)
+
+    async def accept(text: str) -> tuple[str, bool]:
+        run_id = new_id("run")
+        accepted = await store.conversations.accept_run(
+            user_id=user.id,
+            thread=thread,
+            content=text,
+            run_id=run_id,
+            epoch=new_epoch(),
+            claim_at=now_ms(),
+        )
+        return run_id, accepted.claimed
+
+    # Messages on one thread accepted at once (two sockets, two nodes): one run is claimed as
+    # it is stored, the others wait queued behind it.
+    results = await asyncio.gather(*(accept(f"message {i}") for i in range(6)))
+    claimed = [run_id for run_id, ok in results if ok]
+    assert len(claimed) == 1
+    assert await store.runs.running_ids() == claimed
+    order = await store.runs.unfinished_on_thread(thread.id)
+    assert sorted(order) == sorted(run_id for run_id, _ in results)
+    assert order[0] == claimed[0]  # the one claimed is the first of the thread's runs

@@ -64,6 +64,7 @@ class Dispatcher:
         self._sweep_interval_s = sweep_interval_s
         self._clock = clock
         self._room = asyncio.Event()
+        self._admitted: set[str] = set()  # runs given a place here, not started yet
         self._suspects: set[str] = set()
         # Stop requests for runs not executing here (yet): a claim in flight picks them up.
         self._pending_stops: dict[str, tuple[str, float]] = {}
@@ -98,7 +99,39 @@ class Dispatcher:
     def _free(self) -> int:
         if not self._executor.accepting:
             return 0
-        return self._capacity - self._executor.active_count
+        return self._capacity - self._executor.active_count - len(self._admitted)
+
+    async def admit(self, run_id: str) -> bool:
+        """Give a run about to be accepted a place on this node and its lease, so it can be
+        stored already claimed and started at once (:meth:`start_admitted`): one write fewer
+        than storing it queued and claiming it. False when there is no room here (store it
+        queued and :meth:`offer` it instead). The caller knows nothing else of its thread is
+        unfinished."""
+        if self._free <= 0:
+            return False
+        self._admitted.add(run_id)
+        try:
+            if await self._queue.acquire(run_id):
+                return True
+        except DependencyUnavailable:
+            pass
+        self._admitted.discard(run_id)
+        return False
+
+    def start_admitted(self, run: RunInput, started_at: int) -> None:
+        """Start an admitted run, now stored as running."""
+        self._admitted.discard(run.run_id)
+        pending = self._pending_stops.pop(run.run_id, None)
+        self._executor.start(
+            run, started_at=started_at, stop_reason=pending[0] if pending else None
+        )
+
+    async def withdraw(self, run_id: str) -> None:
+        """An admitted run was not stored after all: give its place and lease back."""
+        self._admitted.discard(run_id)
+        with contextlib.suppress(DependencyUnavailable):
+            await self._queue.release(run_id)
+        self._room.set()
 
     async def offer(self, job: Job) -> None:
         """Start ``job``'s run here if there is room, else hand it to the run queue. Never raises:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from runwire.errors import Conflict
 from runwire.store.database import Database
 from runwire.store.records import Message, ThreadRecord, new_id, now_ms
+from runwire.store.run_order import claim_statement
 from runwire.store.schema import messages, runs, threads
 
-__all__ = ["Conversations"]
+__all__ = ["Acceptance", "Conversations"]
 
 TITLE_CHARS = 80
 
@@ -44,6 +47,13 @@ def _message(row: object) -> Message:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    thread: ThreadRecord
+    message: Message
+    claimed: bool  # the run was claimed as it was stored (it is running, started at claim_at)
+
+
 class Conversations:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -58,10 +68,36 @@ class Conversations:
         epoch: str,
         client_message_id: str | None = None,
     ) -> tuple[ThreadRecord, Message]:
+        """Store a user's message and the run it starts (queued, under ``epoch``), in one
+        transaction. See :meth:`accept_run`."""
+        accepted = await self.accept_run(
+            user_id=user_id,
+            thread=thread,
+            content=content,
+            run_id=run_id,
+            epoch=epoch,
+            client_message_id=client_message_id,
+        )
+        return accepted.thread, accepted.message
+
+    async def accept_run(
+        self,
+        *,
+        user_id: str,
+        thread: ThreadRecord | None,
+        content: str,
+        run_id: str,
+        epoch: str,
+        client_message_id: str | None = None,
+        claim_at: int | None = None,
+    ) -> Acceptance:
         """Store a user's message and the run it starts (under ``epoch``), in one transaction.
 
         ``thread`` None starts a new thread titled after the message. A ``client_message_id`` used
-        before raises Conflict and stores nothing (not even the new thread).
+        before raises Conflict and stores nothing (not even the new thread). With ``claim_at``
+        the run is also claimed in that transaction (``running``, started then) if nothing
+        earlier of its thread is unfinished (see ``run_order.claim_statement``); the caller
+        holds its lease. Otherwise it stays ``queued``.
         """
         now = now_ms()
         if thread is None:
@@ -84,7 +120,9 @@ class Conversations:
         )
         thread_id, title = thread.id, thread.title
 
-        def accept(conn: Connection) -> None:
+        def accept(conn: Connection) -> bool:
+            # The thread's row first: on PostgreSQL this locks an existing thread, so accepts on
+            # one thread take turns and a claim below sees the runs of those before it.
             if new_thread:
                 conn.execute(
                     insert(threads).values(
@@ -112,12 +150,15 @@ class Conversations:
                     epoch=epoch,
                 )
             )
+            if claim_at is None:
+                return False
+            return conn.execute(claim_statement(run_id, now=claim_at)).first() is not None
 
         try:
-            await self._db.write(accept)
+            claimed = await self._db.write(accept)
         except IntegrityError:
             raise Conflict("this client_message_id was used before") from None
-        return thread, msg
+        return Acceptance(thread, msg, claimed)
 
     async def thread(self, user_id: str, thread_id: str) -> ThreadRecord | None:
         """The thread if it exists *and* belongs to ``user_id``; otherwise None."""

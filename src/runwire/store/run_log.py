@@ -11,56 +11,24 @@ from collections.abc import Sequence
 
 from sqlalchemy import (
     Connection,
-    ScalarSelect,
-    Select,
-    and_,
     delete,
     exists,
     func,
     insert,
-    or_,
     select,
     update,
 )
-from sqlalchemy.sql.selectable import NamedFromClause
 
 from runwire.events.model import RunEvent
 from runwire.store.conversations import message_row
 from runwire.store.database import Database
 from runwire.store.records import FINAL_STATUSES, Message, RunRecord, now_ms
+from runwire.store.run_order import ahead_of, arrival, claim_statement
 from runwire.store.schema import messages, run_events, runs, threads
 
 __all__ = ["RunLog"]
 
 _UNFINISHED = ("queued", "running")
-
-
-def _arrival(run: NamedFromClause) -> ScalarSelect[int]:
-    """Where ``run``'s message stands in its thread: messages are numbered as they are stored
-    (``pk``), so this is the order in which the thread's messages arrived, on every node, even
-    within one millisecond."""
-    message = messages.alias(f"{run.name}_message")
-    # Correlated to wherever ``run`` comes from, however deeply this is nested.
-    return (
-        select(message.c.pk)
-        .where(message.c.id == run.c.message_id)
-        .correlate_except(message)
-        .scalar_subquery()
-    )
-
-
-def _ahead_of(run: NamedFromClause) -> Select[tuple[str]]:
-    """Unfinished runs of ``run``'s thread that come before it: running, or queued for a
-    message that arrived earlier."""
-    other = runs.alias("ahead")
-    return select(other.c.id).where(
-        other.c.thread_id == run.c.thread_id,
-        other.c.id != run.c.id,
-        or_(
-            other.c.status == "running",
-            and_(other.c.status == "queued", _arrival(other) < _arrival(run)),
-        ),
-    )
 
 
 class RunLog:
@@ -118,15 +86,7 @@ class RunLog:
         claiming at once one wins, and a thread's runs start one at a time in arrival order.
         ``in_order=False`` claims a run out of turn only to close it (stopped while queued).
         """
-        conditions = [runs.c.id == run_id, runs.c.status == "queued"]
-        if in_order:
-            conditions.append(~exists(_ahead_of(runs)))
-        statement = (
-            update(runs)
-            .where(*conditions)
-            .values(status="running", started_at=now)
-            .returning(*runs.c)
-        )
+        statement = claim_statement(run_id, now=now, in_order=in_order)
 
         def claim(conn: Connection) -> RunRecord | None:
             row = conn.execute(statement).first()
@@ -153,12 +113,12 @@ class RunLog:
         """Queued runs that may start now (no earlier run of their thread is unfinished),
         accepted before ``created_before``, oldest first; of one thread if ``thread_id``."""
         query = select(runs).where(
-            runs.c.status == "queued", runs.c.created_at < created_before, ~exists(_ahead_of(runs))
+            runs.c.status == "queued", runs.c.created_at < created_before, ~exists(ahead_of(runs))
         )
         if thread_id is not None:
             query = query.where(runs.c.thread_id == thread_id)
         async with self._db.connect() as conn:
-            rows = await conn.execute(query.order_by(_arrival(runs)).limit(limit))
+            rows = await conn.execute(query.order_by(arrival(runs)).limit(limit))
             return [RunRecord(**r._mapping) for r in rows]
 
     async def unfinished_on_thread(self, thread_id: str) -> list[str]:
@@ -169,10 +129,21 @@ class RunLog:
                     await conn.execute(
                         select(runs.c.id)
                         .where(runs.c.thread_id == thread_id, runs.c.status.in_(_UNFINISHED))
-                        .order_by(_arrival(runs))
+                        .order_by(arrival(runs))
                     )
                 ).scalars()
             )
+
+    async def unfinished_of(self, user_id: str) -> list[tuple[str, str]]:
+        """The user's queued and running runs, on any node, as ``(run_id, thread_id)`` in the
+        order they start (one query for the run cap and the thread's business)."""
+        async with self._db.connect() as conn:
+            rows = await conn.execute(
+                select(runs.c.id, runs.c.thread_id)
+                .where(runs.c.user_id == user_id, runs.c.status.in_(_UNFINISHED))
+                .order_by(arrival(runs))
+            )
+            return [(r.id, r.thread_id) for r in rows]
 
     async def unfinished_count(self, user_id: str) -> int:
         """How many of the user's runs are queued or running, on any node."""

@@ -141,6 +141,7 @@ runs = Table(
     Index("ix_runs_ended_at", "ended_at"),
     Index("ix_runs_status_created", "status", "created_at"),
     Index("ix_runs_thread_created", "thread_id", "created_at"),
+    Index("ix_runs_user_status", "user_id", "status"),
 )
 
 run_events = Table(

@@ -15,11 +15,14 @@ depends_on = None
 
 def upgrade() -> None:
     # Nodes look for queued and running runs every few seconds, and claim a run by checking the
-    # unfinished runs of its thread: both must stay index lookups however many runs have ended.
+    # unfinished runs of its thread: these must stay index lookups however many runs have ended.
     op.create_index("ix_runs_status_created", "runs", ["status", "created_at"], unique=False)
     op.create_index("ix_runs_thread_created", "runs", ["thread_id", "created_at"], unique=False)
+    # A message is accepted after counting its user's unfinished runs (the cap, the thread).
+    op.create_index("ix_runs_user_status", "runs", ["user_id", "status"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_runs_user_status", table_name="runs")
     op.drop_index("ix_runs_thread_created", table_name="runs")
     op.drop_index("ix_runs_status_created", table_name="runs")

@@ -1,0 +1,54 @@
+"""The order of a thread's runs: one at a time, in the order their messages arrived, whichever
+node runs them. The statements here are shared by accepting a message (which may claim its run in
+the same transaction) and by claiming a queued run later."""
+
+from __future__ import annotations
+
+from sqlalchemy import ScalarSelect, Select, Update, and_, exists, or_, select, update
+from sqlalchemy.sql.selectable import NamedFromClause
+
+from runwire.store.schema import messages, runs
+
+__all__ = ["ahead_of", "arrival", "claim_statement"]
+
+
+def arrival(run: NamedFromClause) -> ScalarSelect[int]:
+    """Where ``run``'s message stands in its thread: messages are numbered as they are stored
+    (``pk``), so this is the order in which the thread's messages arrived, on every node, even
+    within one millisecond."""
+    message = messages.alias(f"{run.name}_message")
+    # Correlated to wherever ``run`` comes from, however deeply this is nested.
+    return (
+        select(message.c.pk)
+        .where(message.c.id == run.c.message_id)
+        .correlate_except(message)
+        .scalar_subquery()
+    )
+
+
+def ahead_of(run: NamedFromClause) -> Select[tuple[str]]:
+    """Unfinished runs of ``run``'s thread that come before it: running, or queued for a
+    message that arrived earlier."""
+    other = runs.alias("ahead")
+    return select(other.c.id).where(
+        other.c.thread_id == run.c.thread_id,
+        other.c.id != run.c.id,
+        or_(
+            other.c.status == "running",
+            and_(other.c.status == "queued", arrival(other) < arrival(run)),
+        ),
+    )
+
+
+def claim_statement(run_id: str, *, now: int, in_order: bool = True) -> Update:
+    """Move the queued run to ``running`` (started at ``now``) if (``in_order``) no earlier run
+    of its thread is unfinished; returns the run's row when it did. A compare-and-set: of any
+    number of nodes claiming at once one wins. On PostgreSQL a claim made in the transaction
+    that stored the run is safe because that transaction first updated (so locked) the thread's
+    row: a concurrent accept on the same thread waits, then sees this run."""
+    conditions = [runs.c.id == run_id, runs.c.status == "queued"]
+    if in_order:
+        conditions.append(~exists(ahead_of(runs)))
+    return (
+        update(runs).where(*conditions).values(status="running", started_at=now).returning(*runs.c)
+    )
