@@ -84,36 +84,30 @@ class ChatService:
                 code="server_closing",
             )
         thread = await self._thread_for(user_id, msg.thread_id)
-        mine = await self._store.runs.unfinished_of(user_id)
-        unfinished = [run for run, on in mine if thread is not None and on == thread.id]
         policy = msg.policy or self._default_policy
-        counted = len(mine)
-        if policy is ConcurrencyPolicy.INTERRUPT:
-            # Those an interrupt is about to stop do not count against the cap.
-            counted -= len(unfinished)
-        refusal: Conflict | None = None
-        if unfinished and policy is ConcurrencyPolicy.REJECT:
-            refusal = Conflict("a run is already active on this thread", code="thread_busy")
-        elif counted >= self._max_runs:
-            # Queued runs count too: a cap on running ones only would let one thread queue
-            # without limit.
-            refusal = Conflict(
-                f"you already have {self._max_runs} runs in progress; wait or stop one",
-                code="too_many_runs",
-            )
-        if refusal is not None:
-            # A client retrying a message it already sent gets its acknowledgement, not a refusal.
-            if msg.client_message_id is not None:
-                seen = await conversations.message_by_client_id(user_id, msg.client_message_id)
-                if seen is not None:
-                    return self._duplicate(seen)
-            raise refusal
+        thread_id = thread.id if thread is not None else None
+        max_runs = self._max_runs
+
+        def check(mine: list[tuple[str, str]]) -> None:
+            """In the accepting transaction: refuse when the thread is busy and the policy says
+            reject, or when the user has ``max_runs`` unfinished runs (queued ones count too: a
+            cap on running ones only would let one thread queue without limit; those an
+            interrupt is about to stop do not)."""
+            on_thread = sum(1 for _, on in mine if on == thread_id)
+            if on_thread and policy is ConcurrencyPolicy.REJECT:
+                raise Conflict("a run is already active on this thread", code="thread_busy")
+            counted = len(mine) - (on_thread if policy is ConcurrencyPolicy.INTERRUPT else 0)
+            if counted >= max_runs:
+                raise Conflict(
+                    f"you already have {max_runs} runs in progress; wait or stop one",
+                    code="too_many_runs",
+                )
+
         run_id, epoch = new_id("run"), new_epoch()
-        # Nothing of the thread is unfinished and this node has room: claim the run in the
-        # transaction that stores it and start it here (the common case: one write, no trip
-        # through the run queue). The claim still checks the thread, so a message accepted on
-        # the same thread meanwhile (another socket, another node) leaves this run queued.
-        now = not unfinished and await self._dispatcher.admit(run_id)
+        # With room on this node, the run is claimed in the transaction that stores it if
+        # nothing of its thread is unfinished, and started here: the common case costs one
+        # write and no trip through the run queue.
+        now = await self._dispatcher.admit(run_id)
         history: list[tuple[str, str]] = []
         try:
             if now and thread is not None:
@@ -128,14 +122,16 @@ class ChatService:
                 epoch=epoch,
                 client_message_id=msg.client_message_id,
                 claim_at=started_at if now else None,
+                check=check,
             )
         except BaseException as exc:
             if now:
                 await self._dispatcher.withdraw(run_id)
-            if not isinstance(exc, Conflict):
+            if not isinstance(exc, Conflict) or msg.client_message_id is None:
                 raise
-            # Two sockets raced with the same client_message_id: the other one won.
-            seen = await conversations.message_by_client_id(user_id, msg.client_message_id or "")
+            # A client retrying a message it already sent gets its acknowledgement, not a
+            # refusal; two sockets that raced with one client_message_id get the winner's.
+            seen = await conversations.message_by_client_id(user_id, msg.client_message_id)
             if seen is None:
                 raise
             return self._duplicate(seen)
@@ -155,8 +151,8 @@ class ChatService:
             return Accepted(thread_id=thread.id, message_id=message.id, run_id=run_id)
         if now:
             await self._dispatcher.withdraw(run_id)
-        if unfinished and policy is ConcurrencyPolicy.INTERRUPT:
-            for older in unfinished:
+        if accepted.waiting and policy is ConcurrencyPolicy.INTERRUPT:
+            for older in accepted.waiting:
                 await self._dispatcher.stop(user_id, older)
         # Stored as queued: from here the run happens whatever becomes of this node (a sweep
         # offers it again if this offer is lost).

@@ -226,17 +226,14 @@ class Dispatcher:
         )
         return True
 
-    async def _ended(self, run: RunInput, abandoned: bool) -> None:
+    async def _ended(self, run: RunInput, abandoned: bool, following: str | None) -> None:
         if not abandoned:
             with contextlib.suppress(DependencyUnavailable):  # if not released, it expires
                 await self._queue.release(run.run_id)
         self._room.set()
-        if abandoned:
-            return  # the node that takes it over offers the thread's next run
-        for record in await self._store.runs.ready(
-            created_before=now_ms() + 1, thread_id=run.thread_id, limit=1
-        ):
-            await self.offer(_job(record))
+        if following is not None:
+            # The thread's next run, found when this one's end was recorded.
+            await self.offer(Job(run_id=following, thread_id=run.thread_id, user_id=run.user_id))
 
     async def _close_lost(self, run_id: str) -> int:
         lost = self._queue.shared

@@ -46,8 +46,10 @@ class RunInput:
 AgentFn = Callable[[RunInput, Emit], Awaitable[str]]
 """The agent pipeline: given the run's input and an emitter, produce the answer text."""
 
-EndedHook = Callable[[RunInput, bool], Awaitable[None]]
-"""Awaited once a run's task is over, with whether it was abandoned (its lease lost)."""
+EndedHook = Callable[[RunInput, bool, "str | None"], Awaitable[None]]
+"""Awaited once a run's task is over, with whether it was abandoned (its lease lost) and the
+thread's queued run that may start next, as read when the run's end was recorded (None when
+there is none, or the end could not be recorded)."""
 
 
 @dataclass(eq=False)
@@ -60,6 +62,7 @@ class _Active:
     started_at: int | None = None
     ended: bool = False
     abandoned: bool = False  # the lease is lost: emit nothing, record nothing, release nothing
+    following: str | None = None  # the thread's next run that may start, read at the end
 
 
 def _reply(run: RunInput, content: str, *, partial: bool = False) -> Message:
@@ -345,7 +348,7 @@ class RunExecutor:
         active.state.move(status)
         active.ended = True
         try:
-            await self._runs.finish(
+            active.following = await self._runs.finish(
                 active.input.run_id,
                 status.value,
                 last_seq=active.journal.last_seq + 1,
@@ -353,6 +356,7 @@ class RunExecutor:
                 error_code=error[0] if error else None,
                 error_message=error[1] if error else None,
                 reply=reply,
+                thread_id=active.input.thread_id,
             )
         except Exception:
             # The watchers still get the run's last event; the stored row says what it can.
@@ -382,6 +386,6 @@ class RunExecutor:
                 self._active.pop(run.run_id, None)
                 if self._on_ended is not None:
                     try:
-                        await self._on_ended(run, active.abandoned)
+                        await self._on_ended(run, active.abandoned, active.following)
                     except Exception:
                         log.exception("after run %s ended", run.run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, select, update
@@ -10,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from runwire.errors import Conflict
 from runwire.store.database import Database
 from runwire.store.records import Message, ThreadRecord, new_id, now_ms
-from runwire.store.run_order import claim_statement
+from runwire.store.run_order import arrival, claim_statement
 from runwire.store.schema import messages, runs, threads
 
 __all__ = ["Acceptance", "Conversations"]
@@ -52,6 +53,7 @@ class Acceptance:
     thread: ThreadRecord
     message: Message
     claimed: bool  # the run was claimed as it was stored (it is running, started at claim_at)
+    waiting: list[str]  # the thread's unfinished runs before it, in the order they start
 
 
 class Conversations:
@@ -90,6 +92,7 @@ class Conversations:
         epoch: str,
         client_message_id: str | None = None,
         claim_at: int | None = None,
+        check: Callable[[list[tuple[str, str]]], None] | None = None,
     ) -> Acceptance:
         """Store a user's message and the run it starts (under ``epoch``), in one transaction.
 
@@ -98,6 +101,10 @@ class Conversations:
         the run is also claimed in that transaction (``running``, started then) if nothing
         earlier of its thread is unfinished (see ``run_order.claim_statement``); the caller
         holds its lease. Otherwise it stays ``queued``.
+
+        ``check`` is called first, in the transaction, with the user's unfinished runs as
+        ``(run_id, thread_id)`` in the order they start; it raises to refuse the message (the
+        caps and policies of the chat service), and nothing is stored then.
         """
         now = now_ms()
         if thread is None:
@@ -120,9 +127,24 @@ class Conversations:
         )
         thread_id, title = thread.id, thread.title
 
-        def accept(conn: Connection) -> bool:
+        def accept(conn: Connection) -> tuple[bool, list[str]]:
             # The thread's row first: on PostgreSQL this locks an existing thread, so accepts on
             # one thread take turns and a claim below sees the runs of those before it.
+            if not new_thread:
+                conn.execute(
+                    update(threads).where(threads.c.id == thread_id).values(updated_at=now)
+                )
+            mine = [
+                (row.id, row.thread_id)
+                for row in conn.execute(
+                    select(runs.c.id, runs.c.thread_id)
+                    .where(runs.c.user_id == user_id, runs.c.status.in_(("queued", "running")))
+                    .order_by(arrival(runs))
+                )
+            ]
+            if check is not None:
+                check(mine)
+            waiting = [run for run, on in mine if on == thread_id]
             if new_thread:
                 conn.execute(
                     insert(threads).values(
@@ -132,10 +154,6 @@ class Conversations:
                         created_at=now,
                         updated_at=now,
                     )
-                )
-            else:
-                conn.execute(
-                    update(threads).where(threads.c.id == thread_id).values(updated_at=now)
                 )
             conn.execute(insert(messages).values(**message_row(msg)))
             conn.execute(
@@ -150,15 +168,15 @@ class Conversations:
                     epoch=epoch,
                 )
             )
-            if claim_at is None:
-                return False
-            return conn.execute(claim_statement(run_id, now=claim_at)).first() is not None
+            if claim_at is None or waiting:
+                return False, waiting
+            return conn.execute(claim_statement(run_id, now=claim_at)).first() is not None, waiting
 
         try:
-            claimed = await self._db.write(accept)
+            claimed, waiting = await self._db.write(accept)
         except IntegrityError:
             raise Conflict("this client_message_id was used before") from None
-        return Acceptance(thread, msg, claimed)
+        return Acceptance(thread, msg, claimed, waiting)
 
     async def thread(self, user_id: str, thread_id: str) -> ThreadRecord | None:
         """The thread if it exists *and* belongs to ``user_id``; otherwise None."""

@@ -53,11 +53,16 @@ class RunLog:
         error_code: str | None = None,
         error_message: str | None = None,
         reply: Message | None = None,
-    ) -> None:
-        """Record a run's end and, if it produced one, its reply message, in one transaction."""
+        thread_id: str | None = None,
+    ) -> str | None:
+        """Record a run's end and, if it produced one, its reply message, in one transaction.
+
+        With ``thread_id`` (the run's), also returns the thread's queued run that may start now
+        that this one has ended, if any: read in the same transaction, so the node that ends a
+        run can start the next without another round trip."""
         now = now_ms()
 
-        def finish(conn: Connection) -> None:
+        def finish(conn: Connection) -> str | None:
             if reply is not None:
                 conn.execute(insert(messages).values(**message_row(reply)))
                 conn.execute(
@@ -75,8 +80,21 @@ class RunLog:
                     error_message=error_message,
                 )
             )
+            if thread_id is None:
+                return None
+            following: str | None = conn.execute(
+                select(runs.c.id)
+                .where(
+                    runs.c.thread_id == thread_id,
+                    runs.c.status == "queued",
+                    ~exists(ahead_of(runs)),
+                )
+                .order_by(arrival(runs))
+                .limit(1)
+            ).scalar()
+            return following
 
-        await self._db.write(finish)
+        return await self._db.write(finish)
 
     async def claim(self, run_id: str, *, now: int, in_order: bool = True) -> RunRecord | None:
         """Move a queued run to ``running`` (started at ``now``) and return it; None when it is
