@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from runwire.errors import Conflict
 from runwire.store.database import Database
 from runwire.store.records import Message, ThreadRecord, new_id, now_ms
-from runwire.store.run_order import arrival, claim_statement
+from runwire.store.run_order import claim_statement, unfinished_statement
 from runwire.store.schema import messages, runs, threads
 
 __all__ = ["Acceptance", "Conversations"]
@@ -59,6 +59,8 @@ class Acceptance:
 class Conversations:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._unfinished = db.prepare(unfinished_statement())
+        self._claim = db.prepare(claim_statement())
 
     async def accept(
         self,
@@ -126,6 +128,7 @@ class Conversations:
             client_message_id=client_message_id,
         )
         thread_id, title = thread.id, thread.title
+        unfinished, claim = self._unfinished, self._claim
 
         def accept(conn: Connection) -> tuple[bool, list[str]]:
             # The thread's row first: on PostgreSQL this locks an existing thread, so accepts on
@@ -134,14 +137,7 @@ class Conversations:
                 conn.execute(
                     update(threads).where(threads.c.id == thread_id).values(updated_at=now)
                 )
-            mine = [
-                (row.id, row.thread_id)
-                for row in conn.execute(
-                    select(runs.c.id, runs.c.thread_id)
-                    .where(runs.c.user_id == user_id, runs.c.status.in_(("queued", "running")))
-                    .order_by(arrival(runs))
-                )
-            ]
+            mine = [(row.id, row.thread_id) for row in unfinished.run(conn, user_id=user_id)]
             if check is not None:
                 check(mine)
             waiting = [run for run, on in mine if on == thread_id]
@@ -170,7 +166,7 @@ class Conversations:
             )
             if claim_at is None or waiting:
                 return False, waiting
-            return conn.execute(claim_statement(run_id, now=claim_at)).first() is not None, waiting
+            return claim.run(conn, run_id=run_id, now=claim_at).first() is not None, waiting
 
         try:
             claimed, waiting = await self._db.write(accept)

@@ -23,7 +23,7 @@ from runwire.events.model import RunEvent
 from runwire.store.conversations import message_row
 from runwire.store.database import Database
 from runwire.store.records import FINAL_STATUSES, Message, RunRecord, now_ms
-from runwire.store.run_order import ahead_of, arrival, claim_statement
+from runwire.store.run_order import ahead_of, arrival, claim_statement, next_statement
 from runwire.store.schema import messages, run_events, runs, threads
 
 __all__ = ["RunLog"]
@@ -42,6 +42,10 @@ class RunLog:
             # not cost the other runs in it their events.
             skip_existing=True,
         )
+        self._claim = {
+            order: db.prepare(claim_statement(in_order=order)) for order in (True, False)
+        }
+        self._next = db.prepare(next_statement())
 
     async def finish(
         self,
@@ -61,6 +65,7 @@ class RunLog:
         that this one has ended, if any: read in the same transaction, so the node that ends a
         run can start the next without another round trip."""
         now = now_ms()
+        following_run = self._next
 
         def finish(conn: Connection) -> str | None:
             if reply is not None:
@@ -82,16 +87,7 @@ class RunLog:
             )
             if thread_id is None:
                 return None
-            following: str | None = conn.execute(
-                select(runs.c.id)
-                .where(
-                    runs.c.thread_id == thread_id,
-                    runs.c.status == "queued",
-                    ~exists(ahead_of(runs)),
-                )
-                .order_by(arrival(runs))
-                .limit(1)
-            ).scalar()
+            following: str | None = following_run.run(conn, thread_id=thread_id).scalar()
             return following
 
         return await self._db.write(finish)
@@ -104,10 +100,10 @@ class RunLog:
         claiming at once one wins, and a thread's runs start one at a time in arrival order.
         ``in_order=False`` claims a run out of turn only to close it (stopped while queued).
         """
-        statement = claim_statement(run_id, now=now, in_order=in_order)
+        statement = self._claim[in_order]
 
         def claim(conn: Connection) -> RunRecord | None:
-            row = conn.execute(statement).first()
+            row = statement.run(conn, run_id=run_id, now=now).first()
             return RunRecord(**row._mapping) if row else None
 
         return await self._db.write(claim)

@@ -4,12 +4,12 @@ the same transaction) and by claiming a queued run later."""
 
 from __future__ import annotations
 
-from sqlalchemy import ScalarSelect, Select, Update, and_, exists, or_, select, update
+from sqlalchemy import ScalarSelect, Select, Update, and_, bindparam, exists, or_, select, update
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from runwire.store.schema import messages, runs
 
-__all__ = ["ahead_of", "arrival", "claim_statement"]
+__all__ = ["ahead_of", "arrival", "claim_statement", "next_statement", "unfinished_statement"]
 
 
 def arrival(run: NamedFromClause) -> ScalarSelect[int]:
@@ -40,15 +40,45 @@ def ahead_of(run: NamedFromClause) -> Select[tuple[str]]:
     )
 
 
-def claim_statement(run_id: str, *, now: int, in_order: bool = True) -> Update:
-    """Move the queued run to ``running`` (started at ``now``) if (``in_order``) no earlier run
-    of its thread is unfinished; returns the run's row when it did. A compare-and-set: of any
-    number of nodes claiming at once one wins. On PostgreSQL a claim made in the transaction
-    that stored the run is safe because that transaction first updated (so locked) the thread's
-    row: a concurrent accept on the same thread waits, then sees this run."""
-    conditions = [runs.c.id == run_id, runs.c.status == "queued"]
+def claim_statement(*, in_order: bool = True) -> Update:
+    """Move the queued run ``:run_id`` to ``running`` (started at ``:now``) if (``in_order``)
+    no earlier run of its thread is unfinished; returns the run's row when it did. A
+    compare-and-set: of any number of nodes claiming at once one wins. On PostgreSQL a claim made
+    in the transaction that stored the run is safe because that transaction first updated (so
+    locked) the thread's row: a concurrent accept on the same thread waits, then sees this run."""
+    conditions = [runs.c.id == bindparam("run_id"), runs.c.status == "queued"]
     if in_order:
         conditions.append(~exists(ahead_of(runs)))
     return (
-        update(runs).where(*conditions).values(status="running", started_at=now).returning(*runs.c)
+        update(runs)
+        .where(*conditions)
+        .values(status="running", started_at=bindparam("now"))
+        .returning(*runs.c)
+    )
+
+
+def unfinished_statement() -> Select[tuple[str, str]]:
+    """The queued and running runs of the user ``:user_id`` as ``(id, thread_id)``, in the
+    order they start."""
+    return (
+        select(runs.c.id, runs.c.thread_id)
+        .where(
+            runs.c.user_id == bindparam("user_id"),
+            or_(runs.c.status == "queued", runs.c.status == "running"),
+        )
+        .order_by(arrival(runs))
+    )
+
+
+def next_statement() -> Select[tuple[str]]:
+    """The queued run of the thread ``:thread_id`` that may start now, if any."""
+    return (
+        select(runs.c.id)
+        .where(
+            runs.c.thread_id == bindparam("thread_id"),
+            runs.c.status == "queued",
+            ~exists(ahead_of(runs)),
+        )
+        .order_by(arrival(runs))
+        .limit(1)
     )
