@@ -17,7 +17,7 @@ from runwire.events import EventDraft, EventType, RunEvent
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import Emit, RunExecutor, RunInput
-from runwire.store.records import new_epoch, new_id
+from runwire.store.records import new_epoch, new_id, now_ms
 from runwire.store.store import Store
 from tests.timing import unit
 
@@ -283,3 +283,21 @@ async def test_shutdown_stops_active_runs_cleanly(store: Store) -> None:
     assert record is not None and record.status == "cancelled"
     events = await store.runs.events_after(run_id, 0)
     assert events[-1].type is EventType.AGENT_STOPPED and events[-1].data["code"] == "shutdown"
+
+
+async def test_an_accepted_run_that_was_never_offered_is_started_by_a_sweep(store: Store) -> None:
+    # The node that accepted it died before offering it: it is queued in the store, and that
+    # is enough for any node's sweep to run it.
+    async with harness_for(streaming_agent)(store) as h:
+        run_id, epoch = new_id("run"), new_epoch()
+        thread = await store.conversations.thread(h.user_id, h.thread_id)
+        await store.conversations.accept(
+            user_id=h.user_id, thread=thread, content="q", run_id=run_id, epoch=epoch
+        )
+        assert await h.dispatcher.sweep(created_before=now_ms() - 60_000) == 0  # too new
+        assert await h.dispatcher.sweep(created_before=now_ms() + 1) == 1
+        await asyncio.wait_for(h.executor.wait(run_id), unit(5))
+        assert_protocol_shape(h.events(run_id))
+        record = await store.runs.get(h.user_id, run_id)
+        assert record is not None and record.status == "completed"
+        assert await h.dispatcher.sweep(created_before=now_ms() + 1) == 0  # nothing left
