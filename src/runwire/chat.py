@@ -217,6 +217,13 @@ class ChatService:
             start = stream.read_after(after_seq)
             held = await self._bus.history(run_id, start)
             read = held if held is not None else await self._store.runs.events_after(run_id, start)
+            if held is None and not record.status_is_final and read:
+                # The bus lost the run's start (Redis restarted empty) and the store lags the
+                # live run by a batch: what the bus holds from there on fills the rest, which
+                # live delivery would otherwise only bring from this moment on.
+                tail = await self._bus.history(run_id, read[-1].seq)
+                if tail:
+                    read = [*read, *tail]
             try:
                 events = stream.whole(after_seq, read, from_store=held is None)
             except ReloadRequired:

@@ -234,3 +234,32 @@ async def test_the_retention_task_trims_in_the_background_and_stops_with_its_con
     record = await store.runs.get(h.user_id, run_id)
     assert record is not None and record.trimmed_at == now
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "runwire-retention"]
+
+
+async def test_a_live_run_whose_bus_lost_its_start_is_served_from_the_store_then_the_bus(
+    store: Store,
+) -> None:
+    # Redis restarted empty mid-run: the bus holds the run only from seq 4 on, and the store,
+    # a batch behind the live run, up to seq 4. A resume from the start gets all six.
+    async with harness_for(streaming_agent)(store) as h:
+        run_id, epoch = new_id("run"), new_epoch()
+        thread = await store.conversations.thread(h.user_id, h.thread_id)
+        await store.conversations.accept(
+            user_id=h.user_id, thread=thread, content="q", run_id=run_id, epoch=epoch
+        )
+        await store.runs.claim(run_id, now=now_ms())
+        events = [
+            RunEvent(
+                EventType.TEXT_DELTA, run_id, h.thread_id, seq, "reporting", "ts",
+                {"delta": f"<{seq}>"}, "supervisor", epoch=epoch,
+            )
+            for seq in range(1, 7)
+        ]  # fmt: skip
+        await store.runs.append_events(events[:4])
+        for event in events[3:]:
+            await h.bus.publish(h.user_id, event)
+        assert await h.bus.history(run_id, 0) is None  # the bus cannot serve it whole
+        served = await chat_of(h).events(h.user_id, run_id, 0, epoch)
+        assert [e.seq for e in served] == [1, 2, 3, 4, 5, 6]
+        assert await chat_of(h).events(h.user_id, run_id, 2, epoch) == served[2:]
+        await h.bus.release(run_id)
