@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Insert, Update, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from runwire.errors import Conflict
@@ -17,6 +17,37 @@ from runwire.store.schema import messages, runs, threads
 __all__ = ["Acceptance", "Conversations"]
 
 TITLE_CHARS = 80
+
+
+_MESSAGE_COLUMNS = (
+    "id",
+    "thread_id",
+    "user_id",
+    "role",
+    "content",
+    "run_id",
+    "client_message_id",
+    "partial",
+    "created_at",
+)
+
+
+def insert_message_statement() -> Insert:
+    """Insert a message: parameters ``m_<column>`` (see :func:`message_params`)."""
+    return insert(messages).values({c: bindparam(f"m_{c}") for c in _MESSAGE_COLUMNS})
+
+
+def touch_thread_statement() -> Update:
+    """Set the thread ``:thread_id``'s ``updated_at`` to ``:now``."""
+    return (
+        update(threads)
+        .where(threads.c.id == bindparam("thread_id"))
+        .values(updated_at=bindparam("now"))
+    )
+
+
+def message_params(msg: Message) -> dict[str, object]:
+    return {f"m_{c}": v for c, v in message_row(msg).items()}
 
 
 def message_row(msg: Message) -> dict[str, object]:
@@ -61,6 +92,30 @@ class Conversations:
         self._db = db
         self._unfinished = db.prepare(unfinished_statement())
         self._claim = db.prepare(claim_statement())
+        # Compiled once: the accept transaction runs for every message (see Database.prepare).
+        self._insert_message = db.prepare(insert_message_statement())
+        self._touch_thread = db.prepare(touch_thread_statement())
+        self._insert_thread = db.prepare(
+            insert(threads).values(
+                id=bindparam("t_id"),
+                user_id=bindparam("t_user_id"),
+                title=bindparam("t_title"),
+                created_at=bindparam("t_now"),
+                updated_at=bindparam("t_now"),
+            )
+        )
+        self._insert_run = db.prepare(
+            insert(runs).values(
+                id=bindparam("r_id"),
+                thread_id=bindparam("r_thread_id"),
+                user_id=bindparam("r_user_id"),
+                message_id=bindparam("r_message_id"),
+                status="queued",
+                created_at=bindparam("r_now"),
+                last_seq=0,
+                epoch=bindparam("r_epoch"),
+            )
+        )
 
     async def accept(
         self,
@@ -130,39 +185,33 @@ class Conversations:
         thread_id, title = thread.id, thread.title
         unfinished, claim = self._unfinished, self._claim
 
+        insert_thread, insert_message, insert_run = (
+            self._insert_thread,
+            self._insert_message,
+            self._insert_run,
+        )
+        touch_thread = self._touch_thread
+
         def accept(conn: Connection) -> tuple[bool, list[str]]:
             # The thread's row first: on PostgreSQL this locks an existing thread, so accepts on
             # one thread take turns and a claim below sees the runs of those before it.
             if not new_thread:
-                conn.execute(
-                    update(threads).where(threads.c.id == thread_id).values(updated_at=now)
-                )
+                touch_thread.run(conn, thread_id=thread_id, now=now)
             mine = [(row.id, row.thread_id) for row in unfinished.run(conn, user_id=user_id)]
             if check is not None:
                 check(mine)
             waiting = [run for run, on in mine if on == thread_id]
             if new_thread:
-                conn.execute(
-                    insert(threads).values(
-                        id=thread_id,
-                        user_id=user_id,
-                        title=title,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-            conn.execute(insert(messages).values(**message_row(msg)))
-            conn.execute(
-                insert(runs).values(
-                    id=run_id,
-                    thread_id=thread_id,
-                    user_id=user_id,
-                    message_id=msg.id,
-                    status="queued",
-                    created_at=now,
-                    last_seq=0,
-                    epoch=epoch,
-                )
+                insert_thread.run(conn, t_id=thread_id, t_user_id=user_id, t_title=title, t_now=now)
+            insert_message.run(conn, **message_params(msg))
+            insert_run.run(
+                conn,
+                r_id=run_id,
+                r_thread_id=thread_id,
+                r_user_id=user_id,
+                r_message_id=msg.id,
+                r_now=now,
+                r_epoch=epoch,
             )
             if claim_at is None or waiting:
                 return False, waiting

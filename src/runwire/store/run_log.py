@@ -11,20 +11,24 @@ from collections.abc import Sequence
 
 from sqlalchemy import (
     Connection,
+    bindparam,
     delete,
     exists,
     func,
-    insert,
     select,
     update,
 )
 
 from runwire.events.model import RunEvent
-from runwire.store.conversations import message_row
+from runwire.store.conversations import (
+    insert_message_statement,
+    message_params,
+    touch_thread_statement,
+)
 from runwire.store.database import Database
 from runwire.store.records import FINAL_STATUSES, Message, RunRecord, now_ms
 from runwire.store.run_order import ahead_of, arrival, claim_statement, next_statement
-from runwire.store.schema import messages, run_events, runs, threads
+from runwire.store.schema import run_events, runs
 
 __all__ = ["RunLog"]
 
@@ -46,6 +50,21 @@ class RunLog:
             order: db.prepare(claim_statement(in_order=order)) for order in (True, False)
         }
         self._next = db.prepare(next_statement())
+        # Compiled once: the finish transaction runs for every run (see Database.prepare).
+        self._insert_message = db.prepare(insert_message_statement())
+        self._touch = db.prepare(touch_thread_statement())
+        self._end = db.prepare(
+            update(runs)
+            .where(runs.c.id == bindparam("run_id"))
+            .values(
+                status=bindparam("e_status"),
+                started_at=bindparam("e_started_at"),
+                ended_at=bindparam("e_now"),
+                last_seq=bindparam("e_last_seq"),
+                error_code=bindparam("e_error_code"),
+                error_message=bindparam("e_error_message"),
+            )
+        )
 
     async def finish(
         self,
@@ -67,23 +86,21 @@ class RunLog:
         now = now_ms()
         following_run = self._next
 
+        insert_message, touch_thread, end_run = self._insert_message, self._touch, self._end
+
         def finish(conn: Connection) -> str | None:
             if reply is not None:
-                conn.execute(insert(messages).values(**message_row(reply)))
-                conn.execute(
-                    update(threads).where(threads.c.id == reply.thread_id).values(updated_at=now)
-                )
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(
-                    status=status,
-                    started_at=started_at,
-                    ended_at=now,
-                    last_seq=last_seq,
-                    error_code=error_code,
-                    error_message=error_message,
-                )
+                insert_message.run(conn, **message_params(reply))
+                touch_thread.run(conn, thread_id=reply.thread_id, now=now)
+            end_run.run(
+                conn,
+                run_id=run_id,
+                e_status=status,
+                e_started_at=started_at,
+                e_now=now,
+                e_last_seq=last_seq,
+                e_error_code=error_code,
+                e_error_message=error_message,
             )
             if thread_id is None:
                 return None
