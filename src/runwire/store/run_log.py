@@ -165,17 +165,6 @@ class RunLog:
                 ).scalars()
             )
 
-    async def unfinished_of(self, user_id: str) -> list[tuple[str, str]]:
-        """The user's queued and running runs, on any node, as ``(run_id, thread_id)`` in the
-        order they start (one query for the run cap and the thread's business)."""
-        async with self._db.connect() as conn:
-            rows = await conn.execute(
-                select(runs.c.id, runs.c.thread_id)
-                .where(runs.c.user_id == user_id, runs.c.status.in_(_UNFINISHED))
-                .order_by(arrival(runs))
-            )
-            return [(r.id, r.thread_id) for r in rows]
-
     async def unfinished_count(self, user_id: str) -> int:
         """How many of the user's runs are queued or running, on any node."""
         async with self._db.connect() as conn:
