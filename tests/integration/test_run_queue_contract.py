@@ -59,11 +59,7 @@ async def queue(request: pytest.FixtureRequest) -> AsyncIterator[RunQueue]:
 
 
 async def nothing_taken(queue: RunQueue) -> bool:
-    try:
-        await asyncio.wait_for(queue.take(10), unit(0.2))
-    except TimeoutError:
-        return True
-    return False
+    return await queue.take(10, wait_s=unit(0.2)) == []
 
 
 async def test_a_submitted_job_is_taken_once(queue: RunQueue) -> None:
@@ -72,7 +68,9 @@ async def test_a_submitted_job_is_taken_once(queue: RunQueue) -> None:
         await queue.submit(job)
     taken: list[Job] = []
     while len(taken) < 3:
-        taken += await asyncio.wait_for(queue.take(2), unit(2))
+        got = await queue.take(2, wait_s=unit(2))
+        assert got, "a submitted job was not handed out"
+        taken += got
     assert taken == jobs
     for job in taken:
         await queue.ack(job)
@@ -116,10 +114,7 @@ async def test_each_job_goes_to_one_node_and_a_stop_reaches_every_node() -> None
 
         async def drain(i: int) -> None:
             while sum(len(t) for t in taken.values()) < len(jobs):
-                try:
-                    got = await asyncio.wait_for(nodes[i].take(3), unit(0.2))
-                except TimeoutError:
-                    continue
+                got = await nodes[i].take(3, wait_s=unit(0.2))
                 taken[i] += got
                 for job in got:
                     await nodes[i].ack(job)
@@ -139,11 +134,11 @@ async def test_a_job_a_dead_node_never_acknowledged_goes_to_another_after_the_le
     async with redis_queues(2) as (nodes, _, _):
         dead, alive = nodes
         await dead.submit(Job("run_1", "thr", "usr"))
-        [job] = await asyncio.wait_for(dead.take(1), unit(2))  # and then it dies
+        [job] = await dead.take(1, wait_s=unit(2))  # and then it dies
         async with asyncio.timeout(unit(5)):
             retaken: list[Job] = []
             while not retaken:
-                retaken = await alive.take(1)
+                retaken = await alive.take(1, wait_s=unit(0.2))
         assert retaken[0] == job and retaken[0].ref == job.ref
 
 

@@ -56,11 +56,13 @@ class RunQueue(ABC):
         (the run stays queued in the store, and the dispatcher's sweep offers it again)."""
 
     @abstractmethod
-    async def take(self, limit: int) -> list[Job]:
-        """Wait for jobs for this node and return at most ``limit`` (at least one) of them.
+    async def take(self, limit: int, wait_s: float | None = None) -> list[Job]:
+        """Wait for jobs for this node and return at most ``limit`` (at least one) of them, or
+        ``[]`` once ``wait_s`` seconds have passed without any (None: wait as long as it takes).
 
         A job goes to one node at a time; one a node took and never acknowledged with
-        :meth:`ack` (it died) is handed to another after the lease time.
+        :meth:`ack` (it died) is handed to another after the lease time. Cancelling a take
+        loses no job (one already read is handed out again after the lease time).
         """
 
     @abstractmethod

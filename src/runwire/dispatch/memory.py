@@ -27,8 +27,12 @@ class MemoryRunQueue(RunQueue):
     async def submit(self, job: Job) -> None:
         self._jobs.put_nowait(job)
 
-    async def take(self, limit: int) -> list[Job]:
-        jobs = [await self._jobs.get()]
+    async def take(self, limit: int, wait_s: float | None = None) -> list[Job]:
+        try:
+            async with asyncio.timeout(wait_s):
+                jobs = [await self._jobs.get()]
+        except TimeoutError:
+            return []
         while len(jobs) < limit and not self._jobs.empty():
             jobs.append(self._jobs.get_nowait())
         return jobs

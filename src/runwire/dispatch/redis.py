@@ -150,11 +150,18 @@ class RedisRunQueue(RunQueue):
             lambda r: r.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)  # type: ignore[arg-type]
         )
 
-    async def take(self, limit: int) -> list[Job]:
+    async def take(self, limit: int, wait_s: float | None = None) -> list[Job]:
+        deadline = None if wait_s is None else self._clock() + wait_s
         backoff = 0.05
         while True:
+            block_ms = self._block_ms
+            if deadline is not None:
+                left = deadline - self._clock()
+                if left <= 0:
+                    return []
+                block_ms = max(1, min(block_ms, int(left * 1000)))
             try:
-                jobs = await self._take_once(limit)
+                jobs = await self._take_once(limit, block_ms)
             except (RedisError, OSError) as exc:
                 log.warning("run queue: Redis at %s does not answer (%s)", self._where, exc)
                 await asyncio.sleep(backoff)
@@ -237,7 +244,7 @@ class RedisRunQueue(RunQueue):
                 f"the run queue (Redis) does not answer ({type(exc).__name__}); try again"
             ) from None
 
-    async def _take_once(self, limit: int) -> list[Job]:
+    async def _take_once(self, limit: int, block_ms: int) -> list[Job]:
         assert self._reader is not None and self._redis is not None
         now = self._clock()
         entries: list[Any] = []
@@ -251,7 +258,7 @@ class RedisRunQueue(RunQueue):
         if not entries:
             try:
                 read: Any = await self._reader.xreadgroup(
-                    _GROUP, self._node_id, {self._stream: ">"}, count=limit, block=self._block_ms
+                    _GROUP, self._node_id, {self._stream: ">"}, count=limit, block=block_ms
                 )
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
