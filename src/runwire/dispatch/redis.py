@@ -67,6 +67,15 @@ return 0
 """
 
 
+def _reraise_cancel(exc: BaseException) -> None:
+    """redis-py may turn a cancellation that lands mid-command into a connection error; a task
+    being cancelled must stop, not retry (retrying also waits on a connection the cancelled
+    command may still hold)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
 class RedisRunQueue(RunQueue):
     """Nothing connects until :meth:`running`."""
 
@@ -118,8 +127,9 @@ class RedisRunQueue(RunQueue):
         pool = BlockingConnectionPool.from_url(
             self._url, max_connections=16, timeout=5.0, **options
         )
+        # Never an unbounded wait for the one reading connection.
         reader_pool = BlockingConnectionPool.from_url(
-            self._url, max_connections=1, timeout=None, **options
+            self._url, max_connections=1, timeout=self._block_ms / 1000 + 5.0, **options
         )
         self._redis = Redis(connection_pool=pool)
         self._reader = Redis(connection_pool=reader_pool)
@@ -163,6 +173,7 @@ class RedisRunQueue(RunQueue):
             try:
                 jobs = await self._take_once(limit, block_ms)
             except (RedisError, OSError) as exc:
+                _reraise_cancel(exc)
                 log.warning("run queue: Redis at %s does not answer (%s)", self._where, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -228,6 +239,7 @@ class RedisRunQueue(RunQueue):
         try:
             return await op(self._redis)
         except (RedisError, OSError) as exc:
+            _reraise_cancel(exc)
             raise DependencyUnavailable(
                 f"the run queue (Redis) does not answer ({type(exc).__name__}); try again"
             ) from None
@@ -324,6 +336,7 @@ class RedisRunQueue(RunQueue):
                     if self._stop_handler is not None:
                         self._stop_handler(run_id, reason or "stopped")
             except (RedisError, OSError) as exc:
+                _reraise_cancel(exc)
                 log.warning("run queue: stop channel lost (%s); reconnecting", type(exc).__name__)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)

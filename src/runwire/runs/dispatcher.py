@@ -37,6 +37,8 @@ __all__ = ["Dispatcher"]
 log = logging.getLogger(__name__)
 
 HISTORY_TURNS = 20
+_TAKE_WAIT_S = 1.0  # how long one take waits for jobs before the consumer looks around again
+_STOP_WAIT_S = 5.0  # how long leaving waits for the consumer to finish what it took
 
 _LOST = {
     True: ("node_lost", "the server running this run stopped answering; send the message again"),
@@ -64,6 +66,7 @@ class Dispatcher:
         self._sweep_interval_s = sweep_interval_s
         self._clock = clock
         self._room = asyncio.Event()
+        self._stopping = False
         self._admitted: set[str] = set()  # runs given a place here, not started yet
         self._suspects: set[str] = set()
         # Stop requests for runs not executing here (yet): a claim in flight picks them up.
@@ -81,13 +84,18 @@ class Dispatcher:
             if closed:
                 log.warning("closed %d runs left unfinished by a previous process", closed)
             await self.sweep(created_before=now_ms() + 1)
-        self._tasks = [
-            asyncio.create_task(self._consume(), name="run-dispatch"),
-            asyncio.create_task(self._maintain(), name="run-sweep"),
-        ]
+        self._stopping = False
+        consume = asyncio.create_task(self._consume(), name="run-dispatch")
+        self._tasks = [consume, asyncio.create_task(self._maintain(), name="run-sweep")]
         try:
             yield self
         finally:
+            # The consumer is asked to stop, not cancelled mid-read: a cancellation landing in
+            # the middle of a Redis read can leave the client waiting on its socket for good.
+            self._stopping = True
+            self._room.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(consume), _STOP_WAIT_S)
             for task in self._tasks:
                 task.cancel()
             for task in self._tasks:
@@ -269,13 +277,13 @@ class Dispatcher:
         self._pending_stops[run_id] = (reason, now)
 
     async def _consume(self) -> None:
-        while True:
+        while not self._stopping:
             free = self._free
             if free <= 0:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            for job in await self._queue.take(free):
+            for job in await self._queue.take(free, wait_s=_TAKE_WAIT_S):
                 try:
                     await self._claim(job)
                 except Exception:
