@@ -39,8 +39,6 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -49,6 +47,7 @@ from runwire.bus.base import EventBus, EventHandler, GapHandler
 from runwire.config import safe_url
 from runwire.errors import DependencyUnavailable
 from runwire.events.model import RunEvent
+from runwire.redis_pool import connection_pool
 
 __all__ = ["RedisBus"]
 
@@ -235,17 +234,8 @@ class RedisBus(EventBus):
         """Connect, start the writer and the pub/sub link; on exit send what is queued (for a
         few seconds at most) and disconnect. Raises DependencyUnavailable if Redis does not
         answer at start."""
-        self._pool = BlockingConnectionPool.from_url(
-            self._url,
-            max_connections=16,
-            timeout=self._confirm_timeout_s,
-            socket_connect_timeout=self._confirm_timeout_s,
-            socket_timeout=self._confirm_timeout_s,
-            # One quick retry: a pooled connection may be stale after Redis restarted. The
-            # writer retries on its own, with backoff, and never loses the order of writes.
-            retry=Retry(NoBackoff(), 1),
-            protocol=2,
-        )
+        # The writer retries on its own, with backoff, and never loses the order of writes.
+        self._pool = connection_pool(self._url, timeout_s=self._confirm_timeout_s)
         self._redis = Redis(connection_pool=self._pool)
         tasks: list[asyncio.Task[None]] = []
         try:

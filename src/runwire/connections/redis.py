@@ -28,14 +28,13 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from runwire.connections.base import ConnectionRegistry, Seat
 from runwire.ratelimit import Clock
+from runwire.redis_pool import connection_pool
 
 __all__ = ["RedisConnections"]
 
@@ -150,15 +149,7 @@ class RedisConnections(ConnectionRegistry):
     async def running(self) -> AsyncIterator[RedisConnections]:
         """Open the pool and start renewing; on exit remove this node's members (for a few
         seconds at most: they expire anyway) and close the pool."""
-        pool = BlockingConnectionPool.from_url(
-            self._url,
-            max_connections=32,
-            timeout=self._timeout_s,
-            socket_connect_timeout=self._timeout_s,
-            socket_timeout=self._timeout_s,
-            retry=Retry(NoBackoff(), 1),  # a pooled connection may be stale after a restart
-            protocol=2,
-        )
+        pool = connection_pool(self._url, timeout_s=self._timeout_s, max_connections=32)
         redis = self._redis = Redis(connection_pool=pool)
         self._claim = redis.register_script(_CLAIM)
         self._renew = redis.register_script(_RENEW)

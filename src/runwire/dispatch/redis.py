@@ -28,15 +28,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from runwire.config import safe_url
 from runwire.dispatch.base import Job, LostHandler, RunQueue, StopHandler
 from runwire.errors import DependencyUnavailable
+from runwire.redis_pool import connection_pool
 
 __all__ = ["RedisRunQueue"]
 
@@ -118,18 +117,11 @@ class RedisRunQueue(RunQueue):
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[RedisRunQueue]:
         """Connect, make the consumer group, start the heartbeat and the stop listener."""
-        options: dict[str, Any] = {
-            "socket_connect_timeout": 5.0,
-            "socket_timeout": self._block_ms / 1000 + 5.0,
-            "retry": Retry(NoBackoff(), 1),
-            "protocol": 2,
-        }
-        pool = BlockingConnectionPool.from_url(
-            self._url, max_connections=16, timeout=5.0, **options
-        )
+        reply_s = self._block_ms / 1000 + 5.0  # a blocking read answers within its block
+        pool = connection_pool(self._url, timeout_s=5.0, socket_timeout_s=reply_s)
         # Never an unbounded wait for the one reading connection.
-        reader_pool = BlockingConnectionPool.from_url(
-            self._url, max_connections=1, timeout=self._block_ms / 1000 + 5.0, **options
+        reader_pool = connection_pool(
+            self._url, timeout_s=5.0, max_connections=1, socket_timeout_s=reply_s, wait_s=reply_s
         )
         self._redis = Redis(connection_pool=pool)
         self._reader = Redis(connection_pool=reader_pool)

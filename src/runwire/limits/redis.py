@@ -22,15 +22,14 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from runwire.limits.base import Limit, RateLimiter
 from runwire.limits.memory import MemoryRateLimiter
 from runwire.ratelimit import Clock, Decision
+from runwire.redis_pool import connection_pool
 
 __all__ = ["RedisRateLimiter"]
 
@@ -97,16 +96,7 @@ class RedisRateLimiter(RateLimiter):
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[RedisRateLimiter]:
         """Open the connection pool (connections are made on first use); close it on exit."""
-        pool = BlockingConnectionPool.from_url(
-            self._url,
-            max_connections=32,
-            timeout=self._timeout_s,
-            socket_connect_timeout=self._timeout_s,
-            socket_timeout=self._timeout_s,
-            # One quick retry: a pooled connection may be stale after Redis restarted.
-            retry=Retry(NoBackoff(), 1),
-            protocol=2,
-        )
+        pool = connection_pool(self._url, timeout_s=self._timeout_s, max_connections=32)
         self._redis = Redis(connection_pool=pool)
         self._script = self._redis.register_script(_GCRA)
         try:
