@@ -22,6 +22,7 @@ from runwire.bus.base import EventBus
 from runwire.bus.memory import MemoryBus
 from runwire.bus.redis import RedisBus
 from runwire.events.model import EventType, RunEvent
+from tests.redis_keys import fresh_prefix
 from tests.services import redis_url
 from tests.timing import unit
 
@@ -59,21 +60,11 @@ def seqs(events: list[RunEvent] | None) -> list[int] | None:
 async def redis_nodes(count: int) -> AsyncIterator[list[RedisBus]]:
     """``count`` RedisBus nodes sharing one Redis under a key prefix of their own."""
     url = redis_url()
-    prefix = f"runwire-test:{uuid.uuid4().hex}:"
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            yield [
-                await stack.enter_async_context(RedisBus(url, prefix=prefix).running())
-                for _ in range(count)
-            ]
-    finally:
-        client = Redis.from_url(url)
-        try:
-            keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
+    async with fresh_prefix(url) as prefix, contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(RedisBus(url, prefix=prefix).running())
+            for _ in range(count)
+        ]
 
 
 @pytest.fixture(params=["memory", "redis"])

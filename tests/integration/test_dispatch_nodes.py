@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from runwire.store.records import new_epoch, new_id
 from runwire.store.store import Store
 from tests.integration.test_bus_contract import until
 from tests.integration.test_runs import hanging_agent
+from tests.redis_keys import fresh_prefix
 from tests.services import redis_url
 from tests.timing import unit
 
@@ -63,7 +63,7 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def cluster(store: Store) -> AsyncIterator[Cluster]:
-    url, prefix = redis_url(), f"runwire-test:{uuid.uuid4().hex}:"
+    url = redis_url()
     bus, started = MemoryBus(), asyncio.Event()
     user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
     opening = new_id("run")
@@ -74,7 +74,7 @@ async def cluster(store: Store) -> AsyncIterator[Cluster]:
     await store.runs.finish(opening, "completed", last_seq=0, started_at=0)
     redis = Redis.from_url(url)
     try:
-        async with contextlib.AsyncExitStack() as stack:
+        async with fresh_prefix(url) as prefix, contextlib.AsyncExitStack() as stack:
             writer = await stack.enter_async_context(
                 EventWriter(store.runs.append_events).running()
             )
@@ -106,9 +106,6 @@ async def cluster(store: Store) -> AsyncIterator[Cluster]:
             await bus.subscribe(user.id, seen.append)
             yield Cluster(store, nodes, redis, prefix, user.id, thread.id, seen, started)
     finally:
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await redis.delete(*keys)
         await redis.aclose()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -20,6 +19,7 @@ from runwire.dispatch.base import Job, RunQueue
 from runwire.dispatch.memory import MemoryRunQueue
 from runwire.dispatch.redis import RedisRunQueue
 from tests.integration.test_bus_contract import until
+from tests.redis_keys import fresh_prefix
 from tests.services import redis_url
 from tests.timing import unit
 
@@ -31,10 +31,9 @@ async def redis_queues(count: int) -> AsyncIterator[tuple[list[RedisRunQueue], R
     """``count`` nodes' run queues on one Redis under a prefix of their own, a plain client,
     and the prefix."""
     url = redis_url()
-    prefix = f"runwire-test:{uuid.uuid4().hex}:"
     client = Redis.from_url(url)
     try:
-        async with contextlib.AsyncExitStack() as stack:
+        async with fresh_prefix(url) as prefix, contextlib.AsyncExitStack() as stack:
             nodes = [
                 await stack.enter_async_context(
                     RedisRunQueue(url, prefix=prefix, lease_s=LEASE_S, block_s=0.05).running()
@@ -43,9 +42,6 @@ async def redis_queues(count: int) -> AsyncIterator[tuple[list[RedisRunQueue], R
             ]
             yield nodes, client, prefix
     finally:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
         await client.aclose()
 
 
