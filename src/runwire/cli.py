@@ -83,6 +83,7 @@ def serve(
     import uvicorn
 
     from runwire.app import create_app
+    from runwire.collector import tune_collector
     from runwire.config import WebSocketPath
     from runwire.transport.ws_coalescing import CoalescingWebSocketProtocol
     from runwire.transport.ws_protocol import RunwireWebSocketProtocol
@@ -97,8 +98,10 @@ def serve(
         )
     shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host  # noqa: S104
     out.print(f"runwire is starting: open http://{shown_host}:{settings.port}/", highlight=False)
+    app = create_app(settings)
+    tune_collector(settings.gc_young_threshold)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         ws_max_size=settings.max_frame_bytes,

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # noticed within about two leases, and its runs end with agent_error node_lost.
     node_run_capacity: int = Field(256, ge=0)
     run_lease_s: float = Field(10.0, ge=0.5, le=300, allow_inf_nan=False)
+    # The young-generation threshold of the garbage collector in `runwire serve` (0: Python's
+    # default of 700); see collector.py for why a server wants it larger.
+    gc_young_threshold: int = Field(50_000, ge=0)
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8)
 

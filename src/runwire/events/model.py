@@ -103,9 +103,11 @@ _IDENTITY = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RunEvent:
-    """A numbered event of one run, as stored and as sent."""
+    """A numbered event of one run, as stored and as sent. Treat it as immutable: it is shared by
+    the store, the bus and every recipient (not declared frozen because a frozen dataclass's
+    ``__init__`` costs three times as much, and one is made per event)."""
 
     type: EventType
     run_id: str
@@ -116,6 +118,7 @@ class RunEvent:
     data: dict[str, Any] = field(default_factory=dict)
     parent_agent: str | None = None
     epoch: str = field(kw_only=True)
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_terminal(self) -> bool:
@@ -142,12 +145,11 @@ class RunEvent:
     @property
     def wire(self) -> bytes:
         """The wire frame as UTF-8 JSON, encoded once and shared by every recipient."""
-        # Kept in the instance dict by hand: functools.cached_property takes a lock per read on
-        # Python 3.11, and this is read once per recipient of every event.
-        cached: bytes | None = self.__dict__.get("_wire")
+        # Kept in a slot by hand: functools.cached_property takes a lock per read on Python
+        # 3.11, and this is read once per recipient of every event.
+        cached = self._wire
         if cached is None:
-            cached = orjson.dumps(self.to_wire())
-            self.__dict__["_wire"] = cached
+            cached = self._wire = orjson.dumps(self.to_wire())
         return cached
 
     @property
@@ -176,5 +178,5 @@ class RunEvent:
         """The event whose wire frame is ``wire`` (as :attr:`wire` made it, e.g. on another node);
         it keeps those bytes as its frame, so its recipients do not encode it again."""
         event = cls.from_wire(orjson.loads(wire))
-        event.__dict__["_wire"] = wire
+        event._wire = wire
         return event

@@ -71,7 +71,13 @@ class EventWriter:
                 await self._write_pending()
 
     async def _write_pending(self) -> None:
-        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        if len(self._pending) <= MAX_BATCH:
+            # The usual case: take the whole list. Slicing it would copy what stays behind,
+            # once per batch, which costs in proportion to the backlog.
+            batch, self._pending = self._pending, []
+        else:
+            batch = self._pending[:MAX_BATCH]
+            del self._pending[:MAX_BATCH]
         if not batch:
             return
         for attempt in range(1, RETRIES + 1):
