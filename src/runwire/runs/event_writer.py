@@ -9,6 +9,7 @@ a run calls it before releasing its in-memory history, so a resume never falls i
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -30,7 +31,9 @@ class EventWriter:
         self._appended = 0
         self._written = 0
         self._wake = asyncio.Event()
-        self._progress = asyncio.Condition()
+        # Flushes waiting for their events to be stored, in the order of their targets (which
+        # only grow): each batch stored settles the ones it reaches, without waking the rest.
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self._task: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
@@ -60,8 +63,11 @@ class EventWriter:
         if self._task is None:
             await self._write_pending()
             return
-        async with self._progress:
-            await self._progress.wait_for(lambda: self._written >= target)
+        if self._written >= target:
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, done))
+        await done
 
     async def _loop(self) -> None:
         while True:
@@ -90,6 +96,9 @@ class EventWriter:
                     log.exception("could not store %d run events; history has a hole", len(batch))
                 else:
                     await asyncio.sleep(0.05 * attempt)
-        async with self._progress:
-            self._written += len(batch)
-            self._progress.notify_all()
+        self._written += len(batch)
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self._written:
+            _, done = waiters.popleft()
+            if not done.done():  # a flush that was cancelled has gone
+                done.set_result(None)

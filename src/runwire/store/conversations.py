@@ -91,6 +91,18 @@ class Conversations:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._unfinished = db.prepare(unfinished_statement())
+        # Read by every run as it starts (see ``turn``).
+        self._turn_message = db.prepare(
+            select(messages.c.pk, messages.c.thread_id, messages.c.content).where(
+                messages.c.id == bindparam("message_id")
+            )
+        )
+        self._turn_before = db.prepare(
+            select(messages.c.role, messages.c.content)
+            .where(messages.c.thread_id == bindparam("thread_id"), messages.c.pk < bindparam("pk"))
+            .order_by(messages.c.pk.desc())
+            .limit(bindparam("turns"))
+        )
         self._claim = db.prepare(claim_statement())
         # Compiled once: the accept transaction runs for every message (see Database.prepare).
         self._insert_message = db.prepare(insert_message_statement())
@@ -270,21 +282,11 @@ class Conversations:
         before it as ``(role, content)``, oldest first: what the run's agent is given. Read when
         the run starts, so a run queued behind another sees that one's answer."""
         async with self._db.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(messages.c.pk, messages.c.thread_id, messages.c.content).where(
-                        messages.c.id == message_id
-                    )
-                )
-            ).first()
+            row = (await self._turn_message.fetch(conn, message_id=message_id)).first()
             if row is None:
                 return "", []
-            earlier = await conn.execute(
-                select(messages.c.role, messages.c.content)
-                .where(messages.c.thread_id == row.thread_id, messages.c.pk < row.pk)
-                .order_by(messages.c.pk.desc())
-                .limit(turns)
-            )
-            history = [(r.role, r.content) for r in earlier]
+            pk, thread_id, content = row
+            earlier = await self._turn_before.fetch(conn, thread_id=thread_id, pk=pk, turns=turns)
+            history = [(role, text) for role, text in earlier]
         history.reverse()
-        return row.content, history
+        return content, history

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 
 from runwire.store.database import Database
 from runwire.store.records import UsageRecord, UsageSet
@@ -34,6 +34,11 @@ class UsageStore:
         self._cached_records = cached_records
         self._cached_total = 0
         self._cache: OrderedDict[str, tuple[tuple[int, int], UsageSet]] = OrderedDict()
+        self._version = db.prepare(
+            select(func.count(), func.coalesce(func.max(usage_records.c.pk), 0)).where(
+                usage_records.c.user_id == bindparam("user_id")
+            )
+        )
 
     async def add(self, user_id: str, records: Sequence[UsageRecord]) -> int:
         async with self._db.begin() as conn:
@@ -72,13 +77,7 @@ class UsageStore:
     async def records_of(self, user_id: str, limit: int = 500_000) -> UsageSet:
         """The user's records, oldest first (at most ``limit``)."""
         async with self._db.connect() as conn:
-            version = (
-                await conn.execute(
-                    select(func.count(), func.coalesce(func.max(usage_records.c.pk), 0)).where(
-                        usage_records.c.user_id == user_id
-                    )
-                )
-            ).one()
+            version = (await self._version.fetch(conn, user_id=user_id)).one()
             key = (int(version[0]), int(version[1]))
             cached = self._cache.get(user_id)
             if cached is not None and cached[0] == key and len(cached[1]) <= limit:
