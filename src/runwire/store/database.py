@@ -80,7 +80,7 @@ class Prepared:
     def run(self, conn: Connection, **values: Any) -> CursorResult[Any]:
         return conn.exec_driver_sql(self._sql, self._params(values))
 
-    async def fetch(self, conn: AsyncConnection, **values: Any) -> CursorResult[Any]:
+    async def fetch(self, conn: AsyncConnection, **values: Any) -> CursorResult[*tuple[Any, ...]]:
         """:meth:`run` on an async connection (the hot reads of every run)."""
         return await conn.exec_driver_sql(self._sql, self._params(values))
 
