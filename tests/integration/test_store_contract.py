@@ -14,7 +14,7 @@ import dataclasses
 
 import pytest
 from sqlalchemy import Connection, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from runwire.errors import Conflict
 from runwire.events import EventType, RunEvent
@@ -64,6 +64,36 @@ async def test_writes_made_at_once_each_take_effect_whole_or_not_at_all(store: S
     assert all(isinstance(r, IntegrityError) for r in results[1::2])
     kept = await store.conversations.threads_of(user_id)
     assert sorted(t.id for t in kept) == ["thr_0", "thr_2", "thr_4"]
+
+
+async def test_a_read_sees_every_write_committed_before_it_and_cannot_write(
+    store: Store,
+) -> None:
+    # On an SQLite file, reads run on the event loop over a connection of their own: each must
+    # see what the writer thread committed since the last one, and none may write.
+    user_id = await a_user(store)
+    conversations = store.conversations
+    for n in range(3):
+        row = {"id": f"thr_{n}", "user_id": user_id, "title": f"t{n}", "created_at": n}
+
+        def add(conn: Connection, row: dict[str, object] = row) -> None:
+            conn.execute(insert(threads).values(**row, updated_at=row["created_at"]))
+
+        await store.db.write(add)
+        seen = await conversations.thread(user_id, f"thr_{n}")
+        assert seen is not None and (seen.title, seen.created_at) == (f"t{n}", n)
+    assert await conversations.thread("usr_someone_else", "thr_0") is None
+
+    def sneak_a_write(conn: Connection) -> None:
+        conn.execute(
+            insert(threads).values(
+                id="thr_x", user_id=user_id, title="t", created_at=1, updated_at=1
+            )
+        )
+
+    with pytest.raises(DBAPIError):
+        await store.db.read(sneak_a_write)
+    assert await conversations.thread(user_id, "thr_x") is None
 
 
 # Accounts

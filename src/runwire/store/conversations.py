@@ -19,6 +19,15 @@ __all__ = ["Acceptance", "Conversations"]
 TITLE_CHARS = 80
 
 
+_THREAD_COLUMNS = (
+    threads.c.id,
+    threads.c.user_id,
+    threads.c.title,
+    threads.c.created_at,
+    threads.c.updated_at,
+)
+"""In the order of :class:`ThreadRecord`'s fields."""
+
 _MESSAGE_COLUMNS = (
     "id",
     "thread_id",
@@ -91,6 +100,11 @@ class Conversations:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._unfinished = db.prepare(unfinished_statement())
+        self._thread = db.prepare(
+            select(*_THREAD_COLUMNS).where(
+                threads.c.id == bindparam("thread_id"), threads.c.user_id == bindparam("user_id")
+            )
+        )
         # Read by every run as it starts (see ``turn``).
         self._turn_message = db.prepare(
             select(messages.c.pk, messages.c.thread_id, messages.c.content).where(
@@ -237,13 +251,10 @@ class Conversations:
 
     async def thread(self, user_id: str, thread_id: str) -> ThreadRecord | None:
         """The thread if it exists *and* belongs to ``user_id``; otherwise None."""
-        async with self._db.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(threads).where(threads.c.id == thread_id, threads.c.user_id == user_id)
-                )
-            ).first()
-        return ThreadRecord(**row._mapping) if row else None
+        row = await self._db.read(
+            lambda conn: self._thread.run(conn, thread_id=thread_id, user_id=user_id).first()
+        )
+        return ThreadRecord(*row) if row else None
 
     async def threads_of(self, user_id: str, limit: int = 200) -> list[ThreadRecord]:
         async with self._db.connect() as conn:
@@ -281,12 +292,15 @@ class Conversations:
         """The text of the message that started a run, and the ``turns`` messages of its thread
         before it as ``(role, content)``, oldest first: what the run's agent is given. Read when
         the run starts, so a run queued behind another sees that one's answer."""
-        async with self._db.connect() as conn:
-            row = (await self._turn_message.fetch(conn, message_id=message_id)).first()
+
+        def read(conn: Connection) -> tuple[str, list[tuple[str, str]]]:
+            row = self._turn_message.run(conn, message_id=message_id).first()
             if row is None:
                 return "", []
             pk, thread_id, content = row
-            earlier = await self._turn_before.fetch(conn, thread_id=thread_id, pk=pk, turns=turns)
+            earlier = self._turn_before.run(conn, thread_id=thread_id, pk=pk, turns=turns)
             history = [(role, text) for role, text in earlier]
-        history.reverse()
-        return content, history
+            history.reverse()
+            return content, history
+
+        return await self._db.read(read)

@@ -76,13 +76,13 @@ class UsageStore:
 
     async def records_of(self, user_id: str, limit: int = 500_000) -> UsageSet:
         """The user's records, oldest first (at most ``limit``)."""
+        version = await self._db.read(lambda conn: self._version.run(conn, user_id=user_id).one())
+        key = (int(version[0]), int(version[1]))
+        cached = self._cache.get(user_id)
+        if cached is not None and cached[0] == key and len(cached[1]) <= limit:
+            self._cache.move_to_end(user_id)
+            return cached[1]
         async with self._db.connect() as conn:
-            version = (await self._version.fetch(conn, user_id=user_id)).one()
-            key = (int(version[0]), int(version[1]))
-            cached = self._cache.get(user_id)
-            if cached is not None and cached[0] == key and len(cached[1]) <= limit:
-                self._cache.move_to_end(user_id)
-                return cached[1]
             rows = await conn.execute(
                 select(*_COLUMNS)
                 .where(usage_records.c.user_id == user_id)
