@@ -94,6 +94,10 @@ class AgentContext:
         await self._emit(
             EventType.TOOL_EXECUTING, agent, {**base, "tool_args": self.redactor.clean(args)}
         )
+        # One turn of the event loop before the tool runs: sockets write what they were given
+        # once per turn, and a plain tool runs inline, so without it the user would see this
+        # tool_executing (and everything before it) only when the tool is done.
+        await asyncio.sleep(0)
         started = time.perf_counter()
 
         async def finish(success: bool, extra: dict[str, Any]) -> None:
