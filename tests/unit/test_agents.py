@@ -458,6 +458,27 @@ async def test_tool_calls_of_every_kind_get_unique_ids(pricing: PricingTable) ->
     assert root.parent_agent is None
 
 
+async def test_the_loop_writes_tool_executing_before_an_inline_tool_runs(
+    pricing: PricingTable,
+) -> None:
+    # A socket writes what it was given once per loop turn (the flush is a call_soon): a plain
+    # tool runs inline, so without a turn in between the user would see it start only when it
+    # had finished.
+    loop = asyncio.get_running_loop()
+    written: list[EventType] = []
+    ctx = Run([], pricing).context()
+    emit = ctx.emit
+
+    async def emit_and_flush_next_turn(draft: EventDraft) -> None:
+        await emit(draft)
+        loop.call_soon(written.append, draft.type)
+
+    ctx.emit = emit_and_flush_next_turn
+    seen_while_running: list[EventType] = []
+    await ctx.call_tool("data", "sync", {}, lambda: seen_while_running.extend(written))
+    assert seen_while_running == [EventType.TOOL_EXECUTING]
+
+
 async def test_a_tool_raising_a_runwire_error_becomes_tool_failed(pricing: PricingTable) -> None:
     run = Run([], pricing)
 
