@@ -379,6 +379,18 @@ async def test_usage_records_keep_their_values_and_come_oldest_first(store: Stor
     assert await usage.count(await a_user(store)) == 0
 
 
+async def test_an_import_through_another_node_is_seen_at_once(store: Store, store_url: str) -> None:
+    # Each node (or the CLI in its own process) caches usage sets; an import elsewhere must not
+    # leave this node answering from the set it cached before.
+    usage, user_id = store.usage, await a_user(store)
+    await usage.add(user_id, [record(1_000)])
+    cached = await usage.records_of(user_id)
+    assert await usage.records_of(user_id) is cached  # unchanged: served from the cache
+    async with Store.open(store_url) as elsewhere:
+        await elsewhere.usage.add(user_id, [record(2_000), record(3_000)])
+    assert [r.timestamp for r in await usage.records_of(user_id)] == [1_000, 2_000, 3_000]
+
+
 # Run dispatch
 
 

@@ -170,3 +170,12 @@ usage_records = Table(
     Column("feature", String(200), nullable=True),
     Index("ix_usage_records_user_ts", "user_id", "timestamp"),
 )
+
+usage_versions = Table(
+    "usage_versions",
+    metadata,
+    # Bumped in the transaction of every import: a user's cached usage set is still current
+    # while this is unchanged, which one key lookup per run can tell.
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)

@@ -6,10 +6,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from runwire.store.database import Database
 from runwire.store.records import UsageRecord, UsageSet
-from runwire.store.schema import usage_records
+from runwire.store.schema import usage_records, usage_versions
 
 __all__ = ["UsageStore"]
 
@@ -24,20 +25,25 @@ class UsageStore:
 
     Every run of the agents reads its user's whole set; reading and building thousands of rows
     each time would cost more than the analysis. The cache is checked against the database on
-    every read (row count and highest key, one indexed query), so a set imported through another
-    process or node is never served stale. The cache holds at most ``cached_records`` records
-    (about 150 bytes each), least recently read users first out.
+    every read (the user's usage version, which every import bumps in its own transaction: one
+    key lookup), so a set imported through another process or node is never served stale. The
+    cache holds at most ``cached_records`` records (about 150 bytes each), least recently read
+    users first out.
     """
 
     def __init__(self, db: Database, cached_records: int = 1_000_000) -> None:
         self._db = db
         self._cached_records = cached_records
         self._cached_total = 0
-        self._cache: OrderedDict[str, tuple[tuple[int, int], UsageSet]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[int, UsageSet]] = OrderedDict()
         self._version = db.prepare(
-            select(func.count(), func.coalesce(func.max(usage_records.c.pk), 0)).where(
-                usage_records.c.user_id == bindparam("user_id")
-            )
+            select(usage_versions.c.version).where(usage_versions.c.user_id == bindparam("user_id"))
+        )
+        dialect_insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        fresh = dialect_insert(usage_versions).values(user_id=bindparam("user_id"), version=1)
+        self._bump = fresh.on_conflict_do_update(
+            index_elements=[usage_versions.c.user_id],
+            set_={"version": usage_versions.c.version + 1},
         )
 
     async def add(self, user_id: str, records: Sequence[UsageRecord]) -> int:
@@ -63,6 +69,8 @@ class UsageStore:
                         for r in chunk
                     ],
                 )
+            # In the same transaction: whoever sees the new version sees the new records.
+            await conn.execute(self._bump, {"user_id": user_id})
         return len(records)
 
     async def count(self, user_id: str) -> int:
@@ -76,8 +84,10 @@ class UsageStore:
 
     async def records_of(self, user_id: str, limit: int = 500_000) -> UsageSet:
         """The user's records, oldest first (at most ``limit``)."""
-        version = await self._db.read(lambda conn: self._version.run(conn, user_id=user_id).one())
-        key = (int(version[0]), int(version[1]))
+        version = await self._db.read(
+            lambda conn: self._version.run(conn, user_id=user_id).scalar()
+        )
+        key = int(version or 0)
         cached = self._cache.get(user_id)
         if cached is not None and cached[0] == key and len(cached[1]) <= limit:
             self._cache.move_to_end(user_id)
