@@ -111,10 +111,18 @@ _APPEND_SHA_BYTES = hashlib.sha1(_APPEND.encode(), usedforsecurity=False).hexdig
 
 def _command(*parts: bytes) -> bytes:
     """One command in RESP, as Redis reads it."""
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(out)
+    return b"*%d\r\n" % len(parts) + b"".join(map(_bulk, parts))
+
+
+def _bulk(part: bytes) -> bytes:
+    """One argument of a command in RESP."""
+    return b"$%d\r\n%s\r\n" % (len(part), part)
+
+
+_APPEND_HEAD = b"$7\r\nEVALSHA\r\n" + _bulk(_APPEND_SHA_BYTES)
+_BULK_APPEND = _bulk(b"1")
+_BULK_PUBLISH_ONLY = _bulk(b"0")
+_HELD_NAMES = 10_000  # RESP-encoded stream keys and channels kept for reuse, at most
 
 
 class _Subscription:
@@ -187,8 +195,12 @@ class RedisBus(EventBus):
         self._where = safe_url(url)
         self._prefix = prefix
         self._user_prefix = f"{prefix}user:".encode()
-        self._maxlen_arg = str(stream_maxlen).encode()
-        self._ttl_arg = str(stream_ttl_s).encode()
+        self._maxlen_bulk = _bulk(str(stream_maxlen).encode())
+        self._ttl_bulk = _bulk(str(stream_ttl_s).encode())
+        # RESP-encoded names, reused by every event: per run its stream key, epoch and the
+        # epoch encoded; per user its channel.
+        self._run_names: dict[str, tuple[bytes, str, bytes]] = {}
+        self._user_names: dict[str, bytes] = {}
         self._max_unsent = max_unsent
         self._max_backlog = max_backlog
         self._confirm_timeout_s = confirm_timeout_s
@@ -303,6 +315,7 @@ class RedisBus(EventBus):
 
     async def release(self, run_id: str) -> None:
         self._held.discard(run_id)
+        self._run_names.pop(run_id, None)
         # Queued behind the run's events, so a late write cannot bring the stream back.
         self._enqueue(_Release(run_id))
 
@@ -517,20 +530,44 @@ class RedisBus(EventBus):
         return commands
 
     def _append_command(self, writes: list[_Publish]) -> bytes:
+        """One call of the append script for ``writes``, in RESP. Built by hand, with each
+        run's key and epoch and each user's channel encoded once and reused: this runs for
+        every event."""
         keys: list[bytes] = []
-        args: list[bytes] = [self._maxlen_arg, self._ttl_arg]
+        args: list[bytes] = [self._maxlen_bulk, self._ttl_bulk]
         broken = self._broken_runs
+        runs, users = self._run_names, self._user_names
         for write in writes:
             event = write.event
-            keys.append(self._stream(event.run_id).encode())
+            run_id = event.run_id
+            run = runs.get(run_id)
+            if run is None or run[1] != event.epoch:
+                run = runs[run_id] = (
+                    _bulk(self._stream(run_id).encode()),
+                    event.epoch,
+                    _bulk(event.epoch.encode()),
+                )
+                if len(runs) > _HELD_NAMES:
+                    del runs[next(iter(runs))]
+            channel = users.get(write.user_id)
+            if channel is None:
+                channel = users[write.user_id] = _bulk(self._channel(write.user_id))
+                if len(users) > _HELD_NAMES:
+                    del users[next(iter(users))]
+            wire = event.wire
+            keys.append(run[0])
             args += (
-                self._channel(write.user_id),
-                b"%d" % event.seq,
-                event.epoch.encode(),
-                event.wire,
-                b"0" if event.run_id in broken else b"1",
+                channel,
+                _bulk(b"%d" % event.seq),
+                run[2],
+                b"$%d\r\n" % len(wire),
+                wire,
+                b"\r\n",
+                _BULK_PUBLISH_ONLY if run_id in broken else _BULK_APPEND,
             )
-        return _command(b"EVALSHA", _APPEND_SHA_BYTES, b"%d" % len(keys), *keys, *args)
+        count = len(keys)
+        head = b"*%d\r\n%s%s" % (3 + 2 + 6 * count, _APPEND_HEAD, _bulk(b"%d" % count))
+        return head + b"".join(keys) + b"".join(args)
 
     async def _round_trip(self, packed: bytes, count: int) -> list[object]:
         conn = self._writer_conn
