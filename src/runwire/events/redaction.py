@@ -65,13 +65,21 @@ class Redactor:
                 if i >= self.max_items:
                     out["[TRUNCATED]"] = f"{len(value) - self.max_items} more keys"
                     break
-                skey = str(key)
-                out[skey] = REDACTED if _secret_key(skey) else self.clean(item, _depth + 1)
+                skey = key if type(key) is str else str(key)
+                if _secret_key(skey):
+                    out[skey] = REDACTED
+                elif item is None or type(item) in _SCALARS:
+                    out[skey] = item  # a number: no call for it (most leaves are numbers)
+                else:
+                    out[skey] = self.clean(item, _depth + 1)
             return out
         if isinstance(value, (list, tuple)):
             if _depth >= self.max_depth:
                 return "[TRUNCATED: too deep]"
-            items = [self.clean(v, _depth + 1) for v in value[: self.max_items]]
+            items = [
+                v if v is None or type(v) in _SCALARS else self.clean(v, _depth + 1)
+                for v in value[: self.max_items]
+            ]
             if len(value) > self.max_items:
                 items.append(f"[TRUNCATED: {len(value) - self.max_items} more items]")
             return items
