@@ -119,6 +119,15 @@ async def test_a_run_closed_after_a_crash_gets_a_new_epoch_and_old_positions_are
             assert (await chat.run(user.id, run_id)).epoch == record.epoch
 
 
+async def drop_stored_event(store: Store, run_id: str, seq: int) -> None:
+    """Take one event out of a run's stored history, as if its batch had not been written
+    (events are stored in blocks: the run's are written again without it)."""
+    kept = [e for e in await store.runs.events_after(run_id, 0) if e.seq != seq]
+    async with store.db.begin() as conn:
+        await conn.execute(delete(run_events).where(run_events.c.run_id == run_id))
+    await store.runs.append_events(kept)
+
+
 async def test_an_ended_run_refuses_positions_it_cannot_serve_whole(store: Store) -> None:
     async with harness_for(streaming_agent)(store) as h:
         run_id = await h.start()
@@ -132,10 +141,7 @@ async def test_an_ended_run_refuses_positions_it_cannot_serve_whole(store: Store
             await chat.events("usr_other", run_id, 0, "nope")
 
         # A stored event lost (its batch could not be written): refused, never served with a gap.
-        async with store.db.begin() as conn:
-            await conn.execute(
-                delete(run_events).where(run_events.c.run_id == run_id, run_events.c.seq == 4)
-            )
+        await drop_stored_event(store, run_id, 4)
         for after in (0, 2, 4):
             hole = await refused(chat.events(h.user_id, run_id, after))
             assert hole.reason is ReloadReason.HISTORY_INCOMPLETE, after

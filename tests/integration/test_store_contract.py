@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 
 import pytest
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from runwire.errors import Conflict
@@ -21,7 +21,7 @@ from runwire.events import EventType, RunEvent
 from runwire.events.model import MAX_SEQ
 from runwire.store.accounts import RefreshOutcome
 from runwire.store.records import Message, UsageRecord, new_epoch, new_id, now_ms
-from runwire.store.schema import threads
+from runwire.store.schema import run_events, threads
 from runwire.store.store import Store
 from runwire.usage.records import MAX_TOKENS
 
@@ -273,6 +273,59 @@ async def test_events_are_kept_in_seq_order_up_to_the_largest_seq(store: Store) 
     new = new_epoch()
     await store.runs.set_epoch(run_id, new)
     assert {e.epoch for e in await store.runs.events_after(run_id, 0)} == {new}
+
+
+async def test_a_batch_of_interleaved_runs_is_stored_in_blocks_and_read_back_whole(
+    store: Store,
+) -> None:
+    # A batch holds the events of many runs, interleaved as they were emitted; each run's
+    # consecutive events share a row (SQLite's cost is per row), and any position reads back.
+    user_id = await a_user(store)
+    runs = []
+    for _ in range(3):
+        run_id, epoch = new_id("run"), new_epoch()
+        thread, _ = await store.conversations.accept(
+            user_id=user_id, thread=None, content="q", run_id=run_id, epoch=epoch
+        )
+        runs.append((run_id, thread.id, epoch))
+    batch = [
+        event(run_id, thread_id, seq, epoch, delta=f"{seq}\n{WIDE_TEXT}")
+        for seq in range(1, 301)
+        for run_id, thread_id, epoch in runs
+    ]
+    await store.runs.append_events(batch[:450])
+    await store.runs.append_events(batch[450:])
+    for run_id, _, _ in runs:
+        mine = [e for e in batch if e.run_id == run_id]
+        assert await store.runs.events_after(run_id, 0) == mine
+        for after in (1, 149, 150, 151, 299):
+            assert await store.runs.events_after(run_id, after) == mine[after:]
+        assert await store.runs.events_after(run_id, 100, limit=3) == mine[100:103]
+    async with store.db.connect() as conn:
+        rows = await conn.scalar(select(func.count()).select_from(run_events))
+    assert rows is not None and rows <= 3 * 3  # 300 events a run: a block per run per batch
+
+
+async def test_overlapping_blocks_keep_the_current_numbering(store: Store) -> None:
+    # The node that lost a run stores late what it published under the old epoch, in blocks
+    # whose bounds differ from the taking node's: each seq is read once, the current one's.
+    user_id = await a_user(store)
+    run_id, old = new_id("run"), new_epoch()
+    thread, _ = await store.conversations.accept(
+        user_id=user_id, thread=None, content="q", run_id=run_id, epoch=old
+    )
+    await store.runs.append_events([event(run_id, thread.id, s, old, n=s) for s in (1, 2, 3)])
+    new = new_epoch()
+    await store.runs.set_epoch(run_id, new)
+    await store.runs.append_events([event(run_id, thread.id, s, new, by="new") for s in (4, 5)])
+    await store.runs.append_events(
+        [event(run_id, thread.id, s, old, by="old") for s in range(3, 8)]
+    )
+    stored = await store.runs.events_after(run_id, 0)
+    assert [e.seq for e in stored] == [1, 2, 3, 4, 5, 6, 7]
+    assert [e.data.get("by") for e in stored[3:]] == ["new", "new", "old", "old"]
+    assert stored[2].data == {"n": 3}  # the first stored is kept when neither is current
+    assert {e.epoch for e in stored} == {new}
 
 
 async def test_a_finished_run_keeps_its_end_and_reply_in_one_write(store: Store) -> None:

@@ -2,13 +2,19 @@
 
 A stored event body keeps the epoch it was written under; reads give every event the run's
 *current* epoch, so what is served always names the numbering it belongs to.
+
+Events are stored in blocks: the consecutive events of one run that one batch writes share a row
+(see ``schema.run_events``). Blocks of two writers can overlap when a node that lost a run's
+lease still stores what it published before it knew; a read then keeps, for each seq, the event
+written under the run's current epoch (the numbering of the node that took the run over), and
+the first one read when neither or both are.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+import orjson
 from sqlalchemy import (
     Connection,
     bindparam,
@@ -33,6 +39,35 @@ from runwire.store.schema import run_events, runs
 __all__ = ["RunLog"]
 
 _UNFINISHED = ("queued", "running")
+_BLOCK_EVENTS = 256  # events in one stored row, at most (a row stays under ~100 KB)
+
+
+def _blocks(events: Iterable[RunEvent]) -> list[tuple[str, int, str, str, int | None]]:
+    """``events`` (in the order they were emitted, runs interleaved) as rows: each run's
+    consecutive events in one, up to ``_BLOCK_EVENTS``."""
+    groups: dict[str, list[RunEvent]] = {}
+    rows: list[tuple[str, int, str, str, int | None]] = []
+
+    def close(group: list[RunEvent]) -> None:
+        first = group[0]
+        if len(group) == 1:
+            rows.append((first.run_id, first.seq, first.type.value, first.json, None))
+        else:
+            body = b"\n".join([e.wire for e in group]).decode()
+            rows.append((first.run_id, first.seq, first.type.value, body, group[-1].seq))
+
+    for event in events:
+        group = groups.get(event.run_id)
+        if group is not None and (event.seq != group[-1].seq + 1 or len(group) >= _BLOCK_EVENTS):
+            close(group)
+            group = None
+        if group is None:
+            groups[event.run_id] = [event]
+        else:
+            group.append(event)
+    for group in groups.values():
+        close(group)
+    return rows
 
 
 class RunLog:
@@ -201,26 +236,42 @@ class RunLog:
             return [RunRecord(**r._mapping) for r in rows]
 
     async def append_events(self, events: Sequence[RunEvent]) -> None:
-        """Insert a batch of events in one transaction (one round trip per batch)."""
+        """Store a batch of events in one transaction (one round trip per batch), each run's
+        consecutive events in one row."""
         if not events:
             return
-        rows = [(e.run_id, e.seq, e.type.value, e.json) for e in events]
+        rows = _blocks(events)
         statement = self._insert_events
         await self._db.write(lambda conn: conn.exec_driver_sql(statement, rows))
 
     async def events_after(
         self, run_id: str, after_seq: int, limit: int = 100_000
     ) -> list[RunEvent]:
-        """Stored events with ``seq > after_seq`` in order, each under the run's current epoch."""
+        """Stored events with ``seq > after_seq`` in order (at most ``limit``), each once and
+        under the run's current epoch."""
         async with self._db.connect() as conn:
             rows = await conn.execute(
-                select(run_events.c.body, runs.c.epoch)
+                select(run_events.c.body, run_events.c.last_seq, runs.c.epoch)
                 .join(runs, runs.c.id == run_events.c.run_id)
-                .where(run_events.c.run_id == run_id, run_events.c.seq > after_seq)
+                .where(
+                    run_events.c.run_id == run_id,
+                    func.coalesce(run_events.c.last_seq, run_events.c.seq) > after_seq,
+                )
                 .order_by(run_events.c.seq)
-                .limit(limit)
             )
-            return [RunEvent.from_wire(json.loads(r.body), epoch=r.epoch) for r in rows]
+            kept: dict[int, tuple[dict[str, object], bool]] = {}
+            epoch = None
+            for body, last_seq, epoch in rows:
+                for frame in body.split("\n") if last_seq is not None else (body,):
+                    wire = orjson.loads(frame)
+                    seq = wire["seq"]
+                    if seq <= after_seq:
+                        continue
+                    current = wire.get("epoch") == epoch
+                    held = kept.get(seq)
+                    if held is None or (current and not held[1]):
+                        kept[seq] = (wire, current)
+        return [RunEvent.from_wire(kept[seq][0], epoch=epoch) for seq in sorted(kept)[:limit]]
 
     async def set_epoch(self, run_id: str, epoch: str) -> None:
         """Give the run a new epoch: positions clients hold under the old one become void."""

@@ -147,10 +147,15 @@ runs = Table(
 run_events = Table(
     "run_events",
     metadata,
+    # A row holds one event, or a block of one run's consecutive events written in one batch:
+    # ``seq`` is the first one's, ``last_seq`` the last one's (NULL: a single event), ``type``
+    # the first one's, and ``body`` their wire frames joined by newlines (compact JSON has none).
+    # One row per run per batch instead of one per event: SQLite spends ~5 µs of CPU per row.
     Column("run_id", String(40), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
     Column("seq", Integer, primary_key=True),
     Column("type", String(40), nullable=False),
     Column("body", Text, nullable=False),
+    Column("last_seq", Integer, nullable=True),
 )
 
 usage_records = Table(
