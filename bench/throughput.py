@@ -72,9 +72,9 @@ def percentile(values: list[float], q: float) -> float:
 # -- the client code, shared by both servers ------------------------------------------------------
 
 
-async def _one_message(ws: Any, content: str) -> tuple[int, float, list[int], str]:
+async def _one_message(ws: Any, content: str) -> tuple[int, float, list[int], str, float]:
     """Send one user message; read its run to the end. Returns (events, first-event latency ms,
-    frame sizes, the terminal event's type)."""
+    frame sizes, the terminal event's type, ms from sending to the terminal event)."""
     sent = time.perf_counter()
     await ws.send(
         json.dumps(
@@ -94,7 +94,8 @@ async def _one_message(ws: Any, content: str) -> tuple[int, float, list[int], st
             latency = (time.perf_counter() - sent) * 1000
         sizes.append(len(raw))
         if frame["type"] in TERMINAL and frame.get("parent_agent") is None:
-            return len(sizes), latency, sizes, frame["type"]
+            took = (time.perf_counter() - sent) * 1000
+            return len(sizes), latency, sizes, frame["type"], took
 
 
 async def _first_event_then_stop(ws: Any, content: str) -> float:
@@ -120,12 +121,14 @@ async def _first_event_then_stop(ws: Any, content: str) -> float:
 
 async def converse(
     url: str, messages: int, content: str, ready: asyncio.Barrier | None = None
-) -> tuple[int, list[float], list[int]]:
+) -> tuple[int, list[float], list[int], list[float]]:
     """One client: (after one warm-up message and the barrier, if given) send ``messages`` user
-    messages one after another. Returns (events, first-event latencies, first run's sizes)."""
+    messages one after another. Returns (events, first-event latencies, first run's sizes, each
+    run's duration from message to terminal event)."""
     events = 0
     latencies: list[float] = []
     first_sizes: list[int] = []
+    durations: list[float] = []
     async with connect(url, max_size=2**22, compression=None) as ws:
         hello = json.loads(await ws.recv())
         assert hello["type"] == "connection_established", hello
@@ -133,13 +136,14 @@ async def converse(
             await _one_message(ws, content)  # warm-up: the user's data is read and cached
             await ready.wait()
         for _ in range(messages):
-            count, latency, sizes, last = await _one_message(ws, content)
+            count, latency, sizes, last, took = await _one_message(ws, content)
             if last != "agent_completed":
                 raise SystemExit(f"a run ended with {last}: the benchmark would be meaningless")
             events += count
             latencies.append(latency)
+            durations.append(took)
             first_sizes = first_sizes or sizes
-    return events, latencies, first_sizes
+    return events, latencies, first_sizes, durations
 
 
 @dataclass
@@ -153,6 +157,7 @@ class Result:
     sizes: list[int] = field(default_factory=list)
     server_cpu_s: float | None = None  # CPU time of the runwire processes in the timed phase
     redis_cpu_s: float | None = None  # CPU time of Redis in the timed phase
+    run_ms: list[float] = field(default_factory=list)  # each timed run, message to terminal event
 
 
 def process_cpu_s(pids: list[int]) -> float:
@@ -189,7 +194,7 @@ async def measure(
     """Idle latency on ``urls[0]``; then throughput of the clients ``urls[2:]``, timed from when
     every one is warm, while (``probe``) ``urls[1]`` keeps sampling latency under that load."""
     result = Result(name)
-    _, result.idle_latencies, result.sizes = await converse(urls[0], samples, content)
+    _, result.idle_latencies, result.sizes, _ = await converse(urls[0], samples, content)
     ready = asyncio.Barrier(len(urls) - 1)
     clients = [asyncio.create_task(converse(u, messages, content, ready)) for u in urls[2:]]
     await ready.wait()
@@ -209,6 +214,7 @@ async def measure(
     if with_redis:
         result.redis_cpu_s = redis_cpu_s() - redis_before
     result.events = sum(r[0] for r in results)
+    result.run_ms = [ms for r in results for ms in r[3]]
     result.rate = result.events / result.elapsed
     return result
 
@@ -486,6 +492,13 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             if r.redis_cpu_s is not None:
                 line += f", Redis CPU {r.redis_cpu_s * 1e6 / r.events:5.1f} us/event"
             print(line)
+    # A stall shows here before it shows anywhere else: one slow run holds the timed phase open.
+    for r in results:
+        if r.run_ms:
+            print(
+                f"{r.name:8} runs under load: p50 {percentile(r.run_ms, 50):.0f} ms, "
+                f"slowest {max(r.run_ms):.0f} ms"
+            )
     by_name = {r.name: r for r in results}
     if "direct" in by_name and "nokeep" in by_name:
         cost = 1 - by_name["direct"].rate / by_name["nokeep"].rate

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ClauseElement
@@ -60,12 +60,13 @@ def without_secret(said: str, url: str | URL) -> str:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL lets readers run beside the writer; busy_timeout turns lock contention into waiting.
+    # WAL lets readers run beside the writer; busy_timeout turns lock contention into waiting
+    # (set first: the journal_mode statement itself may meet a lock).
     cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
@@ -188,7 +189,10 @@ class Database:
         write fails (except on in-memory SQLite, used by tests, where it is rolled back).
         """
         if self._reader is not None:
-            return self._reader.run(job)
+            try:
+                return self._reader.run(job)
+            except _ReaderBusy:
+                pass  # SQLite asked to wait: wait off the loop, like any other read
         async with self.connect() as conn:
             if self.dialect == "postgresql":
                 conn = await conn.execution_options(postgresql_readonly=True)
@@ -379,18 +383,34 @@ class _SqliteReader:
         # One connection, kept: a read is a checkout of it and a rollback that ends the read
         # transaction, so the next read sees every commit made since.
         self._engine: Engine = create_engine(url.set(drivername="sqlite"), poolclass=StaticPool)
-        event.listen(self._engine, "connect", _sqlite_pragmas)
-        event.listen(self._engine, "connect", _read_only)
+        event.listen(self._engine, "connect", _read_only_pragmas)
 
     def run(self, job: Callable[[Connection], T]) -> T:
-        with self._engine.connect() as conn:
-            return job(conn)
+        """``job``'s result, or :class:`_ReaderBusy` at once if SQLite would make it wait: this
+        runs on the event loop, which must never sleep in SQLite's busy handler."""
+        try:
+            with self._engine.connect() as conn:
+                return job(conn)
+        except OperationalError as exc:
+            code = getattr(exc.orig, "sqlite_errorcode", 0)
+            if code & 0xFF in _BUSY_CODES:
+                raise _ReaderBusy from exc
+            raise
 
     def close(self) -> None:
         self._engine.dispose()
 
 
-def _read_only(dbapi_conn: Any, _record: Any) -> None:
+class _ReaderBusy(Exception):
+    """The read-only connection found the database locked."""
+
+
+_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (primary codes of the extended ones)
+
+
+def _read_only_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Never wait for a lock on the loop's thread: fail at once and let the caller wait elsewhere.
+    dbapi_conn.execute("PRAGMA busy_timeout=0")
     dbapi_conn.execute("PRAGMA query_only=ON")
 
 

@@ -656,6 +656,7 @@
       this.firstTs = null;
       this.toolCount = 0;
       this.resumeAskedAt = -1;
+      this.ahead = new Map(); // events past a gap, by seq: a connection never sends a seq twice
 
       this.summaryLabel = el("span", { class: "activity-label", text: live ? "Starting…" : "Agent activity" });
       this.summaryMeta = el("span", { class: "activity-meta" });
@@ -675,15 +676,27 @@
       if (this.answerEl) this.answerEl.append(el("span", { class: "placeholder", text: "Thinking…" }));
     }
 
-    /** Apply one event; false when it was a duplicate or out of order (and was dropped). */
+    /** Apply one event, and any held ones it makes contiguous; false when it was a duplicate
+     *  (dropped) or is held until the events before it arrive. */
     apply(ev) {
       if (this.finished && this.live) return false;
       if (ev.seq <= this.lastSeq) return false;
       if (ev.seq !== this.lastSeq + 1 && this.live) {
-        // A gap: ask for everything after the last event we have; the missing ones come in order.
+        // A gap: keep this one (after a reconnect, live events can come before the replay, and
+        // the server does not send a seq twice) and ask for what lies between.
+        if (this.ahead.size < 5000) this.ahead.set(ev.seq, ev);
         this.requestResume();
         return false;
       }
+      this.applyInOrder(ev);
+      for (let next = this.ahead.get(this.lastSeq + 1); next && !this.finished; next = this.ahead.get(this.lastSeq + 1)) {
+        this.ahead.delete(next.seq);
+        this.applyInOrder(next);
+      }
+      return true;
+    }
+
+    applyInOrder(ev) {
       this.lastSeq = ev.seq;
       if (typeof ev.epoch === "string") this.epoch = ev.epoch;
       if (this.firstTs === null) this.firstTs = Date.parse(ev.timestamp);
@@ -691,7 +704,6 @@
       const handler = EVENT_HANDLERS[ev.type];
       if (handler) handler.call(this, ev, isRoot);
       if (isRoot && TERMINAL.has(ev.type)) this.finish(ev);
-      return true;
     }
 
     /** Ask for the events after the last one we have; once per position unless ``force``d
