@@ -207,6 +207,26 @@ async def test_stop_mid_tool_closes_everything_and_keeps_the_partial_answer(stor
             await h.dispatcher.stop("usr_other", run_id)
 
 
+async def test_a_run_stopped_before_its_first_step_still_closes_and_frees_its_thread(
+    store: Store,
+) -> None:
+    # An interrupt can stop a queued run just as the end of the run before it starts it: the
+    # stop lands before the run's task has taken a step. It must still close as stopped, or
+    # the thread's next run waits for ever.
+    async with harness_for(streaming_agent)(store) as h:
+        run_id = await h.start()
+        assert h.executor.cancel(run_id) is True  # no await since it started: not begun yet
+        await asyncio.wait_for(h.executor.wait(run_id), unit(1))
+        events = h.events(run_id)
+        assert_protocol_shape(events)
+        assert [e.type for e in events] == [EventType.AGENT_STARTED, EventType.AGENT_STOPPED]
+        record = await store.runs.get(h.user_id, run_id)
+        assert record is not None and record.status == "cancelled"
+        following = await h.start()
+        await asyncio.wait_for(h.executor.wait(following), unit(5))
+        assert h.events(following)[-1].type is EventType.AGENT_COMPLETED
+
+
 async def test_run_timeout_ends_with_agent_error_timeout(store: Store) -> None:
     started = asyncio.Event()
     async with harness_for(hanging_agent(started), run_timeout_s=unit(0.2))(store) as h:

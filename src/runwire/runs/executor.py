@@ -62,6 +62,7 @@ class _Active:
     started_at: int | None = None
     ended: bool = False
     abandoned: bool = False  # the lease is lost: emit nothing, record nothing, release nothing
+    began: bool = False  # its task has taken its first step (so a cancel reaches its body)
     following: str | None = None  # the thread's next run that may start, read at the end
 
 
@@ -249,9 +250,13 @@ class RunExecutor:
         # its last event.
         if active.stop_reason is None and active.task is not None and not active.ended:
             active.stop_reason = reason
-            active.task.cancel()
+            # A task cancelled before its first step never enters its body, so it would neither
+            # close the run nor let it go: one that has not begun sees the reason as it begins.
+            if active.began:
+                active.task.cancel()
 
     async def _execute(self, active: _Active) -> None:
+        active.began = True
         try:
             if active.stop_reason is not None:
                 raise asyncio.CancelledError  # stopped before it began
