@@ -359,6 +359,16 @@ class _SqliteWriter:
                 done.set_result(value) if ok else done.set_exception(value)
 
     def _run(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
+        # First all of them in one plain transaction: each SQLite call hands the GIL back and
+        # must take it again from a busy event loop, and a savepoint per job is two more calls.
+        # Jobs seldom fail; when one does, everything is rolled back and the batch runs again
+        # with a savepoint each, so only the failing job's statements are undone.
+        try:
+            with self._engine.begin() as conn:
+                return [(True, job(conn)) for job, _ in batch]
+        except Exception as exc:
+            if len(batch) == 1:
+                return [(False, exc)]
         outcomes: list[tuple[bool, Any]] = []
         with self._engine.begin() as conn:
             for job, _ in batch:
