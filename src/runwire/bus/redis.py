@@ -33,7 +33,6 @@ import hashlib
 import logging
 import os
 import secrets
-from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,6 +42,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from runwire.backlog import Backlog
 from runwire.bus.base import EventBus, EventHandler, GapHandler
 from runwire.config import safe_url
 from runwire.errors import DependencyUnavailable
@@ -214,9 +214,7 @@ class RedisBus(EventBus):
         # Writes (events, releases, gap notices) in the order they go to Redis, counted, so a
         # caller can wait until those queued before it are sent.
         self._outbox: list[_Write] = []
-        self._writes_queued = 0
-        self._writes_done = 0  # sent, or given up
-        self._done_waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._writes = Backlog()  # queued, and sent (or given up on)
         self._wake_writer = asyncio.Event()
         self._degraded = False  # Redis does not answer: nobody waits for the writer
         self._gap_users: set[str] = set()  # their events were dropped: tell their sockets
@@ -267,7 +265,7 @@ class RedisBus(EventBus):
         finally:
             for task in tasks:
                 task.cancel()
-            self._release_done_waiters()
+            self._writes.release()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -283,12 +281,12 @@ class RedisBus(EventBus):
         try:
             async with asyncio.timeout(self._confirm_timeout_s):
                 # Polled: the writer may be waiting for Redis, announcing nothing meanwhile.
-                while self._writes_done < self._writes_queued:  # noqa: ASYNC110
+                while self._writes.pending:  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
         except TimeoutError:
             log.warning(
                 "stopping with %d bus writes unsent: Redis at %s does not take them",
-                self._writes_queued - self._writes_done,
+                self._writes.pending,
                 self._where,
             )
 
@@ -296,7 +294,7 @@ class RedisBus(EventBus):
 
     async def publish(self, user_id: str, event: RunEvent) -> None:
         self._held.add(event.run_id)
-        unsent = self._writes_queued - self._writes_done
+        unsent = self._writes.pending
         if unsent >= self._max_backlog:
             # Redis has been away long enough to fill the queue: this event is stored but will
             # not be delivered live; its user's sockets are told to resume once Redis is back.
@@ -408,29 +406,14 @@ class RedisBus(EventBus):
     def _enqueue(self, write: _Write) -> None:
         self._client()  # not running: say so rather than queue for a writer that is not there
         self._outbox.append(write)
-        self._writes_queued += 1
+        self._writes.add()
         self._wake_writer.set()
 
     async def _caught_up(self) -> None:
         """Wait until every write queued so far is sent; not while Redis is away (the writes
         wait in order for it; the caller does not)."""
-        target = self._writes_queued
-        if self._writes_done >= target or self._degraded:
-            return
-        done = asyncio.get_running_loop().create_future()
-        self._done_waiters.append((target, done))
-        # Shielded: a cancelled caller must not cancel the future the writer resolves.
-        await asyncio.shield(done)
-
-    def _writes_sent(self, count: int) -> None:
-        self._writes_done += count
-        waiters = self._done_waiters
-        while waiters and waiters[0][0] <= self._writes_done:
-            _resolve(waiters.popleft()[1])
-
-    def _release_done_waiters(self) -> None:
-        while self._done_waiters:
-            _resolve(self._done_waiters.popleft()[1])
+        if not self._degraded:
+            await self._writes.caught_up()
 
     def _broken(self, user_id: str, run_id: str) -> None:
         self._gap_users.add(user_id)
@@ -456,7 +439,7 @@ class RedisBus(EventBus):
                 except _LINK_ERRORS as exc:
                     if not self._degraded:
                         self._degraded = True
-                        self._release_done_waiters()
+                        self._writes.release()
                         log.warning(
                             "Redis at %s does not answer (%s): bus writes wait in order until "
                             "it is back",
@@ -472,7 +455,7 @@ class RedisBus(EventBus):
                     for write in batch:
                         if isinstance(write, _Publish):
                             self._broken(write.user_id, write.event.run_id)
-                    self._writes_sent(len(batch))
+                    self._writes.finish(len(batch))
                     batch = []
             delay = 0.05
             if self._degraded:
@@ -507,7 +490,7 @@ class RedisBus(EventBus):
             if failed:
                 raise failed[0]
             del batch[: len(chunk)]
-            self._writes_sent(len(chunk))
+            self._writes.finish(len(chunk))
 
     def _commands(self, chunk: list[_Write]) -> list[bytes]:
         """``chunk`` as Redis commands, in order: each run of events one script call."""

@@ -9,11 +9,11 @@ a run calls it before releasing its in-memory history, so a resume never falls i
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+from runwire.backlog import Backlog
 from runwire.events.model import RunEvent
 
 __all__ = ["EventWriter"]
@@ -28,12 +28,8 @@ class EventWriter:
     def __init__(self, sink: Callable[[Sequence[RunEvent]], Awaitable[None]]) -> None:
         self._sink = sink
         self._pending: list[RunEvent] = []
-        self._appended = 0
-        self._written = 0
+        self._stored = Backlog()  # events appended, and stored (or given up on)
         self._wake = asyncio.Event()
-        # Flushes waiting for their events to be stored, in the order of their targets (which
-        # only grow): each batch stored settles the ones it reaches, without waking the rest.
-        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self._task: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
@@ -50,24 +46,19 @@ class EventWriter:
 
     @property
     def backlog(self) -> int:
-        return self._appended - self._written
+        return self._stored.pending
 
     def append(self, event: RunEvent) -> None:
         self._pending.append(event)
-        self._appended += 1
+        self._stored.add()
         self._wake.set()
 
     async def flush(self) -> None:
         """Wait until every event appended before this call is stored (or given up on)."""
-        target = self._appended
         if self._task is None:
             await self._write_pending()
             return
-        if self._written >= target:
-            return
-        done = asyncio.get_running_loop().create_future()
-        self._waiters.append((target, done))
-        await done
+        await self._stored.caught_up()
 
     async def _loop(self) -> None:
         while True:
@@ -96,9 +87,4 @@ class EventWriter:
                     log.exception("could not store %d run events; history has a hole", len(batch))
                 else:
                     await asyncio.sleep(0.05 * attempt)
-        self._written += len(batch)
-        waiters = self._waiters
-        while waiters and waiters[0][0] <= self._written:
-            _, done = waiters.popleft()
-            if not done.done():  # a flush that was cancelled has gone
-                done.set_result(None)
+        self._stored.finish(len(batch))
