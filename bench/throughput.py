@@ -157,6 +157,8 @@ class Result:
     sizes: list[int] = field(default_factory=list)
     server_cpu_s: float | None = None  # CPU time of the runwire processes in the timed phase
     redis_cpu_s: float | None = None  # CPU time of Redis in the timed phase
+    client_cpu_s: float = 0.0  # CPU time of this (the clients') process in the timed phase
+    machine_cpu_s: float = 0.0  # busy CPU time of the whole machine in the timed phase
     run_ms: list[float] = field(default_factory=list)  # each timed run, message to terminal event
 
 
@@ -167,6 +169,13 @@ def process_cpu_s(pids: list[int]) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, every process; /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def redis_cpu_s() -> float:
@@ -200,6 +209,7 @@ async def measure(
     await ready.wait()
     cpu_before = process_cpu_s(pids) if pids else 0.0
     redis_before = redis_cpu_s() if with_redis else 0.0
+    client_before, machine_before = time.process_time(), machine_busy_s()
     started = time.perf_counter()
     done = asyncio.gather(*clients)
     if probe:
@@ -209,6 +219,8 @@ async def measure(
                 result.load_latencies.append(await _first_event_then_stop(ws, content))
     results = await done
     result.elapsed = time.perf_counter() - started
+    result.client_cpu_s = time.process_time() - client_before
+    result.machine_cpu_s = machine_busy_s() - machine_before
     if pids:
         result.server_cpu_s = process_cpu_s(pids) - cpu_before
     if with_redis:
@@ -456,7 +468,12 @@ async def run_reference(
             except OSError:
                 await asyncio.sleep(0.05)
         return await measure(
-            name, [url] * (args.clients + 2), args.messages, args.latency_samples, content
+            name,
+            [url] * (args.clients + 2),
+            args.messages,
+            args.latency_samples,
+            content,
+            pids=[proc.pid],
         )
     finally:
         proc.terminate()
@@ -486,12 +503,21 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"{r.name:8} {r.rate:10,.0f} {ratio} {percentile(r.idle_latencies, 50):8.2f}ms "
             f"{percentile(r.idle_latencies, 99):8.2f}ms {load}"
         )
+    # Where the machine's cores went, per event delivered: the servers, Redis, the clients, and
+    # everything else busy (PostgreSQL, other tenants); "cores" is the machine's mean busy count.
     for r in results:
-        if r.server_cpu_s is not None and r.events:
-            line = f"{r.name:8} server CPU {r.server_cpu_s * 1e6 / r.events:6.1f} us/event"
-            if r.redis_cpu_s is not None:
-                line += f", Redis CPU {r.redis_cpu_s * 1e6 / r.events:5.1f} us/event"
-            print(line)
+        if not r.events:
+            continue
+        per = 1e6 / r.events
+        line = f"{r.name:8} CPU us/event:"
+        if r.server_cpu_s is not None:
+            line += f" server {r.server_cpu_s * per:5.1f}"
+        if r.redis_cpu_s is not None:
+            line += f", Redis {r.redis_cpu_s * per:4.1f}"
+        other = r.machine_cpu_s - r.client_cpu_s - (r.server_cpu_s or 0) - (r.redis_cpu_s or 0)
+        line += f", clients {r.client_cpu_s * per:4.1f}, rest {other * per:4.1f}"
+        line += f"; machine {r.machine_cpu_s / r.elapsed:.2f} cores busy"
+        print(line)
     # A stall shows here before it shows anywhere else: one slow run holds the timed phase open.
     for r in results:
         if r.run_ms:

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from runwire.bus.base import EventBus
 from runwire.bus.memory import MemoryBus
-from runwire.bus.redis import RedisBus
+from runwire.bus.redis import RedisBus, _Publish
 from runwire.events.model import EventType, RunEvent
 from tests.redis_keys import fresh_prefix
 from tests.services import redis_url
@@ -236,8 +236,9 @@ async def test_a_subscriber_on_one_node_gets_what_another_node_publishes() -> No
 
 
 async def test_events_published_together_arrive_whole_in_order_on_every_node() -> None:
-    # A node sends what its runs publish in one loop turn together (one message per user): each
-    # event must still arrive once, whole (line breaks in text included), in its run's order.
+    # A node sends what its runs publish in one loop turn together (one message per user, one
+    # stream entry per run): each event must still arrive once, whole (line breaks in text
+    # included), in its run's order, and be served whole from history.
     async with redis_nodes(2) as (node_a, node_b):
         on_a: list[RunEvent] = []
         on_b: list[RunEvent] = []
@@ -254,9 +255,60 @@ async def test_events_published_together_arrive_whole_in_order_on_every_node() -
         await node_b.publish("usr_b", event("run_b", 1))
         await until(lambda: len(on_a) == len(on_b) == 60 and len(other) == 1)
         for received in (on_a, on_b):
-            assert [e.wire for e in received] == [e.wire for e in sent]
-            assert [e.data for e in received] == [e.data for e in sent]
+            # Each run's events whole and in its order; runs may interleave differently.
+            for run_id in ("run_0", "run_1", "run_2"):
+                mine = [e for e in sent if e.run_id == run_id]
+                got = [e for e in received if e.run_id == run_id]
+                assert [e.wire for e in got] == [e.wire for e in mine]
+                assert [e.data for e in got] == [e.data for e in mine]
         assert [e.run_id for e in other] == ["run_b"]
+        for node in (node_a, node_b):
+            held = await node.history("run_1", 7)
+            assert [e.wire for e in held or []] == [e.wire for e in sent if e.run_id == "run_1"][7:]
+
+
+async def test_a_nodes_own_events_reach_its_subscribers_once() -> None:
+    # A node hands its subscribers its own events when they are published; Redis sends them back
+    # on the user's channel too, and that copy must not be delivered again.
+    async with redis_nodes(2) as (node_a, node_b):
+        received: list[RunEvent] = []
+        await node_a.subscribe("usr_a", received.append)
+        sent = [event("run_a", seq) for seq in (1, 2, 3)]
+        for e in sent:
+            await node_a.publish("usr_a", e)
+        assert received == sent  # at once, the objects published
+        await node_a.history("run_a", 0)  # node A's writes (and their echo) are in Redis
+        await node_b.publish("usr_a", event("run_b", 1))  # behind them on the channel
+        await until(lambda: any(e.run_id == "run_b" for e in received))
+        assert [(e.run_id, e.seq) for e in received] == [
+            ("run_a", 1),
+            ("run_a", 2),
+            ("run_a", 3),
+            ("run_b", 1),
+        ]
+
+
+async def test_a_block_sent_again_in_part_adds_only_its_new_events() -> None:
+    # The append script skips what the stream already holds under the same epoch, event by event
+    # within a block: a write sent again after a lost reply is not delivered or kept twice.
+    async with redis_nodes(2) as (node_a, node_b):
+        received: list[RunEvent] = []
+        await node_b.subscribe("usr_a", received.append)
+        sent = [event("run_a", seq) for seq in range(1, 6)]
+        for e in sent[:3]:
+            await node_a.publish("usr_a", e)
+        await until(lambda: len(received) == 3)
+        # The writer's own encoding of events 2..5 as one block, sent as it would send it.
+        command = node_a._append_command([_Publish("usr_a", e) for e in sent[1:]])
+        assert await node_a._round_trip(command, 1) == [1]  # one channel published to
+        await until(lambda: len(received) == 5)
+        assert [e.wire for e in received] == [e.wire for e in sent]
+        assert seqs(await node_b.history("run_a", 0)) == [1, 2, 3, 4, 5]
+        assert seqs(await node_b.history("run_a", 3)) == [4, 5]
+        # And a block wholly held already: nothing is published, nothing kept twice.
+        command = node_a._append_command([_Publish("usr_a", e) for e in sent[3:]])
+        assert await node_a._round_trip(command, 1) == [0]
+        assert seqs(await node_b.history("run_a", 0)) == [1, 2, 3, 4, 5]
 
 
 async def test_subscribe_returns_once_another_nodes_events_reach_it() -> None:
@@ -295,8 +347,10 @@ async def test_a_long_run_keeps_a_bounded_tail_and_sends_older_positions_to_the_
                 await b.publish("usr_a", event("run_long", seq))
             # (history waits for this node's writes to reach Redis, so it comes first)
             assert seqs(await b.history("run_long", 480)) == list(range(481, 501))
-            # MAXLEN ~ trims whole stream nodes: at least 100 entries stay, far fewer than 500.
-            assert 100 <= await client.xlen(f"{prefix}run:run_long") < 500
+            # The last 100 events stay, and at most one block (256 events) more.
+            entries = await client.xrange(f"{prefix}run:run_long")
+            held = sum(fields[b"d"].count(b"\n") for _, fields in entries)  # lines past the tag
+            assert 100 <= held < 100 + 256
             assert await b.history("run_long", 0) is None
             ttl = await client.ttl(f"{prefix}run:run_long")
             assert 0 < ttl <= 60

@@ -197,6 +197,26 @@ async def test_events_published_while_redis_is_away_arrive_in_order_when_it_is_b
         assert gaps == []
 
 
+async def test_a_nodes_own_subscribers_get_its_events_while_redis_is_away() -> None:
+    async with proxied_and_direct() as (proxy, node, direct):
+        here: list[RunEvent] = []
+        there: list[RunEvent] = []
+        gaps: list[None] = []
+        await node.subscribe("usr_a", here.append, lambda: gaps.append(None))
+        await direct.subscribe("usr_a", there.append)
+        proxy.cut()
+        for seq in (1, 2, 3):
+            await node.publish("usr_a", event("run_a", seq))
+        assert [e.seq for e in here] == [1, 2, 3]  # not held up by Redis
+        assert there == []
+        proxy.restore()
+        await until(lambda: len(there) == 3)
+        assert [e.seq for e in there] == [1, 2, 3]
+        # Other nodes' events may have been missed meanwhile: the local subscriber is told.
+        await until(lambda: gaps != [])
+        assert [e.seq for e in here] == [1, 2, 3]
+
+
 async def test_writes_whose_replies_were_lost_are_sent_again_and_delivered_once() -> None:
     async with proxied_and_direct(confirm_timeout_s=unit(0.3)) as (proxy, node, direct):
         received: list[RunEvent] = []

@@ -3,21 +3,25 @@ node, and any node can serve the held history of any node's run.
 
 Layout (docs/decisions.md says why):
 
-- ``{prefix}run:{run_id}`` is a Stream holding the run's events until it is released: entry id
-  ``<seq>-0``, fields ``e`` (the epoch) and ``d`` (the event's wire JSON). It is capped
-  (``XADD MAXLEN ~``) and expires (``EXPIRE``, renewed by each event) so a run whose node died
-  before releasing it cannot hold memory for ever.
-- ``{prefix}user:{user_id}`` is a pub/sub channel: each of the user's events (its wire JSON), and
-  a gap notice (``gap``) when a node had to drop some of the user's events.
+- ``{prefix}run:{run_id}`` is a Stream holding the run's events until it is released, in blocks:
+  each entry holds the run's consecutive events of one write (fields ``e`` the epoch, ``f`` the
+  first event's seq, ``d`` the block: the writing node's tag, then the events' wire JSON, a line
+  each) under the id ``<last seq>-0``. It is capped (``XADD MINID``: it keeps the last
+  ``stream_maxlen`` events, and at most one block of 256 more) and expires (``EXPIRE``, renewed
+  by each write) so a run whose node died before releasing it cannot hold memory for ever.
+- ``{prefix}user:{user_id}`` is a pub/sub channel: the same blocks of the user's events, and a
+  gap notice (``gap``) when a node had to drop some of the user's events.
 
-One Lua script appends an event to its stream and publishes it, atomically: an event is never in
-history without having been published, nor the other way round. A node sends its writes (events
-and releases) through one queue, in order, on a connection of its own, as many as are queued in
-one round trip; a publisher does not wait for Redis (only past ``max_unsent`` queued writes), and
-this node's :meth:`RedisBus.history` first waits for its own queued writes. Each node keeps one
-pub/sub connection, subscribed to the channels of the users it holds sockets of (from the first
-local subscriber of a user to the last), and hands each message to that user's local handlers in
-the order Redis delivered it, so per-run ``seq`` order holds.
+One Lua script appends events to their streams and publishes them, atomically: an event is never
+in history without having been published, nor the other way round. A node sends its writes
+(events and releases) through one queue, in order, on a connection of its own, as many as are
+queued in one round trip; a publisher does not wait for Redis (only past ``max_unsent`` queued
+writes), and this node's :meth:`RedisBus.history` first waits for its own queued writes. A run
+publishes from one node at a time, and that node hands each event to its own subscribers at once;
+other nodes get it from Redis. Each node keeps one pub/sub connection, subscribed to the channels
+of the users it holds sockets of (from the first local subscriber of a user to the last), skips
+its own messages, and hands each other message to that user's local handlers in the order Redis
+delivered it, so per-run ``seq`` order holds.
 
 When Redis cannot be reached, writes wait in the queue (bounded) and go out in order once it is
 back; the pub/sub connection reconnects with backoff, and every subscription that existed while it
@@ -56,55 +60,62 @@ log = logging.getLogger(__name__)
 _LINK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 _GAP = b"gap"  # on a user's channel: a node dropped some of the user's events
-_MINE_HELD = 10_000  # events of this node's own awaited back from Redis, at most
 
-# Appends a batch of events to their runs' streams and publishes them, one message per user
-# channel holding that user's events in order, joined by newlines (compact JSON has none).
-# KEYS[i]: the stream of event i. ARGV[1], ARGV[2]: maxlen, ttl_s; then five per event:
-# channel, seq, epoch, wire, append ("1"/"0": "0" publishes only, for a run whose stream has a hole).
+# Appends a batch of events to their runs' streams and publishes them. A run's events of one
+# call are one block: the sending node's tag, then the events, each line one event (compact JSON
+# has no line break). A block is one stream entry (`e` epoch, `f` the seq of its first event,
+# `d` the block, id the seq of its last event) and one message on its user's channel: Redis's
+# cost is per entry, message and argument, and a string built here would be copied again.
+# KEYS[i]: the stream of block i. ARGV[1..2]: maxlen, ttl_s; then five per block: channel,
+# epoch, first seq, last seq, the block; appended to the stream unless the run's stream has a
+# hole (then its KEYS entry is "", and the block is only published).
 _APPEND = """
-local tops, channels, frames = {}, {}, {}
+local tops, sent = {}, 0
+local maxlen = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  local at = 2 + (i - 1) * 5
-  local channel, seq, epoch, wire = ARGV[at + 1], tonumber(ARGV[at + 2]), ARGV[at + 3], ARGV[at + 4]
-  local publish = true
-  if ARGV[at + 5] == '1' then
+  local at = 3 + (i - 1) * 5
+  local channel, epoch, block = ARGV[at], ARGV[at + 1], ARGV[at + 4]
+  local first, last = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+  if key ~= '' then
     local top = tops[key]
     if top == nil then
       top = false
-      local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
-      if last then
-        if last[2][2] ~= epoch then
+      local held = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+      if held then
+        if held[2][2] ~= epoch then
           -- the run's log was rewritten under a new epoch: what is held names other events
           redis.call('DEL', key)
         else
-          top = tonumber(string.match(last[1], '^%d+'))
+          top = tonumber(string.match(held[1], '^%d+'))
         end
       end
     end
-    if top and seq <= top then
-      -- sent again after its reply was lost: appended and published already
-      publish = false
-    else
-      redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], seq .. '-0', 'e', epoch, 'd', wire)
+    if top and top >= first then
+      -- sent again after its reply was lost: what the stream holds was published already
+      if top >= last then
+        block = nil
+      else
+        local tag_end = string.find(block, '\\n', 1, true)
+        local from = tag_end + 1
+        for _ = first, top do from = string.find(block, '\\n', from, true) + 1 end
+        block = string.sub(block, 1, tag_end) .. string.sub(block, from)
+        first = top + 1
+      end
+    end
+    if block then
+      -- keep the last maxlen events at least: entries whose block ends before them go
+      redis.call('XADD', key, 'MINID', math.max(0, last - maxlen + 1), last .. '-0',
+        'e', epoch, 'f', first, 'd', block)
       if tops[key] == nil then redis.call('EXPIRE', key, ARGV[2]) end
-      tops[key] = seq
+      tops[key] = last
     end
   end
-  if publish then
-    local list = frames[channel]
-    if list == nil then
-      list = {}
-      frames[channel] = list
-      channels[#channels + 1] = channel
-    end
-    list[#list + 1] = wire
+  if block then
+    redis.call('PUBLISH', channel, block)
+    sent = sent + 1
   end
 end
-for _, channel in ipairs(channels) do
-  redis.call('PUBLISH', channel, table.concat(frames[channel], '\\n'))
-end
-return #channels
+return sent
 """
 _APPEND_SHA_BYTES = hashlib.sha1(_APPEND.encode(), usedforsecurity=False).hexdigest().encode()
 
@@ -120,8 +131,8 @@ def _bulk(part: bytes) -> bytes:
 
 
 _APPEND_HEAD = b"$7\r\nEVALSHA\r\n" + _bulk(_APPEND_SHA_BYTES)
-_BULK_APPEND = _bulk(b"1")
-_BULK_PUBLISH_ONLY = _bulk(b"0")
+_NO_KEY = _bulk(b"")  # in place of a stream key: publish only (the run's stream has a hole)
+_BLOCK_EVENTS = 256  # a run's events in one stream entry, at most: what trimming keeps past maxlen
 _HELD_NAMES = 10_000  # RESP-encoded stream keys and channels kept for reuse, at most
 
 
@@ -156,6 +167,28 @@ class _Publish:
     def __init__(self, user_id: str, event: RunEvent) -> None:
         self.user_id = user_id
         self.event = event
+
+
+class _Block:
+    """A run's consecutive events in one call of the append script: one stream entry."""
+
+    __slots__ = ("channel", "epoch", "first", "next_seq", "publish_only", "run", "wires")
+
+    def __init__(
+        self,
+        run: tuple[bytes, str, bytes],
+        channel: bytes,
+        first: int,
+        publish_only: bool,
+        tag: bytes,
+    ) -> None:
+        self.run = run  # the stream key, the epoch, the epoch encoded
+        self.epoch = run[1]
+        self.channel = channel
+        self.first = first
+        self.next_seq = first
+        self.publish_only = publish_only
+        self.wires = [tag]  # the node's tag, then each event's wire frame
 
 
 class _Release:
@@ -209,6 +242,10 @@ class RedisBus(EventBus):
         self.name = f"runwire-bus-{os.getpid()}-{secrets.token_hex(3)}"
         """This node's name in Redis's ``CLIENT LIST``: its pub/sub connection's (its writer's
         is this plus ``-w``)."""
+        # The first line of this node's messages: the listener skips them (their events reached
+        # this node's subscribers when they were published).
+        self._tag = b"@" + self.name.encode()
+        self._tag_line = self._tag + b"\n"
         self._redis: Redis | None = None
         self._pool: BlockingConnectionPool | None = None
         # Writes (events, releases, gap notices) in the order they go to Redis, counted, so a
@@ -221,8 +258,6 @@ class RedisBus(EventBus):
         self._broken_runs: set[str] = set()  # their streams have a hole: publish, do not append
         self._forget_runs: set[str] = set()  # broken runs whose streams are still to be deleted
         self._held: set[str] = set()
-        # Events published here for users with sockets here, by wire frame, until they come back.
-        self._mine: dict[bytes, RunEvent] = {}
         self._writer_conn: AbstractConnection | None = None
         # Subscriptions: local handlers per user, and the state of the user's channel.
         self._local: dict[str, list[_Subscription]] = {}
@@ -301,12 +336,15 @@ class RedisBus(EventBus):
             self._broken(user_id, event.run_id)
             return
         self._enqueue(_Publish(user_id, event))
-        if user_id in self._local:
-            # It comes back on the user's channel: deliver this object rather than parse it.
-            mine = self._mine
-            mine[event.wire] = event
-            if len(mine) > _MINE_HELD:
-                del mine[next(iter(mine))]
+        subs = self._local.get(user_id)
+        if subs:
+            # This node's subscribers get it now, not when Redis echoes it back: a run publishes
+            # from one node at a time, so its order holds, and no event is parsed again.
+            for sub in tuple(subs):
+                try:
+                    sub.handler(event)
+                except Exception:  # one broken connection must not stop the others' delivery
+                    log.exception("event handler failed")
         if unsent + 1 >= self._max_unsent:
             # Redis takes writes slower than runs make them: runs wait rather than memory grow.
             await self._caught_up()
@@ -323,7 +361,8 @@ class RedisBus(EventBus):
         await self._caught_up()  # this node's own writes first: it reads what it has published
         try:
             async with redis.pipeline(transaction=False) as pipe:
-                pipe.xrange(key, min=str(after_seq) if after_seq > 0 else "-", max="+")
+                # An entry's id is the last seq of its block: the first holding after_seq + 1.
+                pipe.xrange(key, min=str(after_seq + 1), max="+")
                 pipe.exists(key)
                 entries, exists = await pipe.execute()
         except _LINK_ERRORS as exc:
@@ -332,13 +371,16 @@ class RedisBus(EventBus):
             ) from None
         if not entries:
             return [] if exists else None
-        if _seq_of(entries[0][0]) > after_seq + 1:
-            return None  # trimmed (MAXLEN) or started later: the store has the whole run
-        return [
-            RunEvent.decode(fields[b"d"])
-            for entry_id, fields in entries
-            if _seq_of(entry_id) > after_seq
-        ]
+        if _first_seq(entries[0]) > after_seq + 1:
+            return None  # trimmed (MINID) or started later: the store has the whole run
+        held: list[RunEvent] = []
+        for entry in entries:
+            seq = _first_seq(entry)
+            for frame in entry[1][b"d"].split(b"\n")[1:]:  # after the node's tag
+                if seq > after_seq:
+                    held.append(RunEvent.decode(frame))
+                seq += 1
+        return held
 
     async def subscribe(
         self, user_id: str, handler: EventHandler, on_gap: GapHandler | None = None
@@ -513,43 +555,59 @@ class RedisBus(EventBus):
         return commands
 
     def _append_command(self, writes: list[_Publish]) -> bytes:
-        """One call of the append script for ``writes``, in RESP. Built by hand, with each
-        run's key and epoch and each user's channel encoded once and reused: this runs for
-        every event."""
-        keys: list[bytes] = []
-        args: list[bytes] = [self._maxlen_bulk, self._ttl_bulk]
+        """One call of the append script for ``writes``, in RESP: each run's consecutive events
+        one block. Built by hand, with each run's key and epoch and each user's channel encoded
+        once and reused: this runs for every event."""
+        blocks: dict[str, _Block] = {}
+        ordered: list[_Block] = []
         broken = self._broken_runs
         runs, users = self._run_names, self._user_names
         for write in writes:
             event = write.event
             run_id = event.run_id
-            run = runs.get(run_id)
-            if run is None or run[1] != event.epoch:
-                run = runs[run_id] = (
-                    _bulk(self._stream(run_id).encode()),
-                    event.epoch,
-                    _bulk(event.epoch.encode()),
+            block = blocks.get(run_id)
+            if (
+                block is None
+                or block.next_seq != event.seq
+                or block.epoch != event.epoch
+                or len(block.wires) > _BLOCK_EVENTS
+            ):
+                run = runs.get(run_id)
+                if run is None or run[1] != event.epoch:
+                    run = runs[run_id] = (
+                        _bulk(self._stream(run_id).encode()),
+                        event.epoch,
+                        _bulk(event.epoch.encode()),
+                    )
+                    if len(runs) > _HELD_NAMES:
+                        del runs[next(iter(runs))]
+                channel = users.get(write.user_id)
+                if channel is None:
+                    channel = users[write.user_id] = _bulk(self._channel(write.user_id))
+                    if len(users) > _HELD_NAMES:
+                        del users[next(iter(users))]
+                block = blocks[run_id] = _Block(
+                    run, channel, event.seq, run_id in broken, self._tag
                 )
-                if len(runs) > _HELD_NAMES:
-                    del runs[next(iter(runs))]
-            channel = users.get(write.user_id)
-            if channel is None:
-                channel = users[write.user_id] = _bulk(self._channel(write.user_id))
-                if len(users) > _HELD_NAMES:
-                    del users[next(iter(users))]
-            wire = event.wire
-            keys.append(run[0])
+                ordered.append(block)
+            block.wires.append(event.wire)
+            block.next_seq += 1
+        keys: list[bytes] = []
+        args: list[bytes] = [self._maxlen_bulk, self._ttl_bulk]
+        for block in ordered:
+            keys.append(_NO_KEY if block.publish_only else block.run[0])
+            joined = b"\n".join(block.wires)  # the node's tag first
             args += (
-                channel,
-                _bulk(b"%d" % event.seq),
-                run[2],
-                b"$%d\r\n" % len(wire),
-                wire,
+                block.channel,
+                block.run[2],
+                _bulk(b"%d" % block.first),
+                _bulk(b"%d" % (block.next_seq - 1)),
+                b"$%d\r\n" % len(joined),
+                joined,
                 b"\r\n",
-                _BULK_PUBLISH_ONLY if run_id in broken else _BULK_APPEND,
             )
         count = len(keys)
-        head = b"*%d\r\n%s%s" % (3 + 2 + 6 * count, _APPEND_HEAD, _bulk(b"%d" % count))
+        head = b"*%d\r\n%s%s" % (5 + 6 * count, _APPEND_HEAD, _bulk(b"%d" % count))
         return head + b"".join(keys) + b"".join(args)
 
     async def _round_trip(self, packed: bytes, count: int) -> list[object]:
@@ -620,6 +678,8 @@ class RedisBus(EventBus):
             self._acked(reply[1][len(self._user_prefix) :].decode())
 
     def _deliver(self, channel: bytes, data: bytes) -> None:
+        if data.startswith(self._tag_line):
+            return  # this node's own events: delivered here when published
         subs = self._local.get(channel[len(self._user_prefix) :].decode())
         if not subs:
             return
@@ -627,16 +687,14 @@ class RedisBus(EventBus):
             for sub in tuple(subs):
                 sub.gap()
             return
-        mine = self._mine
         handlers = [sub.handler for sub in subs]
-        for frame in data.split(b"\n"):  # a batch of the user's events, in order
-            event = mine.pop(frame, None)
-            if event is None:
-                try:
-                    event = RunEvent.decode(frame)
-                except Exception:
-                    log.exception("an event on %r is not a run event; dropped", channel)
-                    continue
+        # The sending node's tag, then a batch of the user's events, in order.
+        for frame in data.split(b"\n")[1:]:
+            try:
+                event = RunEvent.decode(frame)
+            except Exception:
+                log.exception("an event on %r is not a run event; dropped", channel)
+                continue
             for handler in handlers:
                 try:
                     handler(event)
@@ -739,8 +797,9 @@ class RedisBus(EventBus):
             ) from None
 
 
-def _seq_of(entry_id: bytes) -> int:
-    return int(entry_id.partition(b"-")[0])
+def _first_seq(entry: tuple[bytes, dict[bytes, bytes]]) -> int:
+    """The seq of the first event of a stream entry (a block of one run's events)."""
+    return int(entry[1][b"f"])
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:
