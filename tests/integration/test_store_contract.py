@@ -43,8 +43,8 @@ def event(run_id: str, thread_id: str, seq: int, epoch: str, **data: object) -> 
 
 
 async def test_writes_made_at_once_each_take_effect_whole_or_not_at_all(store: Store) -> None:
-    # On SQLite the ones queued together share one transaction: a failing one must not take
-    # the others down, nor leave its own first statement behind.
+    # The ones queued together share one transaction (group commit, on both databases): a
+    # failing one must not take the others down, nor leave its own first statement behind.
     user_id = await a_user(store)
 
     def add_thread(thread_id: str, *, fail: bool) -> object:

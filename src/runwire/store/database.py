@@ -7,7 +7,10 @@ Hot writes (a run accepted, a run finished, a batch of events) go through :meth:
 on an SQLite file the whole transaction runs in one hop to a writer thread of its own, with the
 synchronous driver, instead of one hop to aiosqlite's thread per cursor, statement, close and
 commit (about ten a transaction). SQLite takes one writer at a time, so those hops were what
-every other run waited for (docs/benchmarks.md).
+every other run waited for (docs/benchmarks.md). On both databases the jobs queued while a
+transaction runs go together into the next one (group commit): on PostgreSQL that pays
+``BEGIN`` and ``COMMIT`` once for all of them. Reads through :meth:`Database.connect` run
+without a transaction on PostgreSQL (one round trip, not three).
 
 Hot reads (the few indexed lookups every run makes as it starts) go through :meth:`Database.read`
 for the same reason: on an SQLite file they run at once, on the event loop's thread, over a
@@ -98,10 +101,16 @@ class Database:
     def __init__(
         self,
         engine: AsyncEngine,
-        writer: _SqliteWriter | None = None,
+        writer: _GroupWriter | None = None,
         reader: _SqliteReader | None = None,
     ) -> None:
         self.engine = engine
+        # Same pool; a connection checked out through it runs without a transaction.
+        self._reads = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
         self._writer = writer
         self._reader = reader
         # SQLite allows one writer at a time; writers that collide sleep in SQLite's busy handler
@@ -109,6 +118,8 @@ class Database:
         self._write_lock: asyncio.Lock | None = (
             asyncio.Lock() if engine.dialect.name == "sqlite" else None
         )
+        # One batch of write jobs at a time (on SQLite, the same lock as every other writer's).
+        self._batch_lock = self._write_lock or asyncio.Lock()
 
     @property
     def dialect(self) -> str:
@@ -132,7 +143,11 @@ class Database:
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         # An in-memory database is private to its connection: its writes stay on that engine.
-        writer = _SqliteWriter(engine.url) if path is not None else None
+        writer: _GroupWriter | None = None
+        if path is not None:
+            writer = _SqliteWriter(engine.url)
+        elif engine.dialect.name == "postgresql":
+            writer = _PostgresWriter(engine)
         reader = _SqliteReader(engine.url) if path is not None else None
         try:
             yield cls(engine, writer, reader)
@@ -157,20 +172,21 @@ class Database:
         """Run ``job`` in a transaction: its statements all take effect if it returns, none if
         it raises (its exception is raised here).
 
-        ``job`` gets a synchronous connection and must do nothing but its statements. On an
-        SQLite file it runs on the writer thread, together with the jobs queued beside it (one
-        transaction, each job inside a savepoint of its own), so the one-writer-at-a-time lock
-        is held once for all of them; elsewhere it runs alone over the async connection.
+        ``job`` gets a synchronous connection and must do nothing but its statements. It runs
+        together with the jobs queued beside it, in one transaction (a job that fails is undone
+        alone, see :class:`_GroupWriter`): on an SQLite file on the writer thread, so the
+        one-writer-at-a-time lock is taken once for all of them; on PostgreSQL over one
+        connection, so ``BEGIN`` and ``COMMIT`` are paid once for all of them. In-memory SQLite
+        (tests) runs it alone.
         """
         if self._writer is None:
             async with self.begin() as conn:
                 return await conn.run_sync(job)
-        assert self._write_lock is not None
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         entry: _Job = (job, done)
         self._writer.pending.append(entry)
         try:
-            async with self._write_lock:
+            async with self._batch_lock:
                 if not done.done():  # not run yet by a writer that came before
                     await self._writer.run_pending()
         except asyncio.CancelledError:
@@ -193,14 +209,21 @@ class Database:
                 return self._reader.run(job)
             except _ReaderBusy:
                 pass  # SQLite asked to wait: wait off the loop, like any other read
-        async with self.connect() as conn:
+        async with self.engine.connect() as conn:
             if self.dialect == "postgresql":
                 conn = await conn.execution_options(postgresql_readonly=True)
             return await conn.run_sync(job)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        """A connection for reads, each statement its own transaction.
+
+        On PostgreSQL that saves two round trips a read (``BEGIN``, and the ``ROLLBACK`` that
+        ends it) and gives up nothing: under READ COMMITTED, the default, each statement of a
+        transaction sees a snapshot of its own anyway. Use :meth:`begin` or :meth:`write` for
+        anything that writes.
+        """
+        async with self._reads.connect() as conn:
             yield conn
 
     def prepare(self, statement: ClauseElement) -> Prepared:
@@ -305,22 +328,15 @@ class Database:
 _Job = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
 
 
-class _SqliteWriter:
-    """One thread with its own synchronous SQLAlchemy engine on an SQLite file, for the write
-    jobs queued in :attr:`pending`. Its thread starts with the first write; :meth:`close` ends
-    it."""
+class _GroupWriter:
+    """Write jobs queued in :attr:`pending`, run together in one transaction (group commit):
+    the transaction's fixed costs (taking SQLite's one write lock; ``BEGIN`` and ``COMMIT``
+    round trips to PostgreSQL) are paid once for every job queued meanwhile."""
 
     MAX_JOBS = 500  # per transaction
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self) -> None:
         self.pending: list[_Job] = []
-        self._engine: Engine = create_engine(url.set(drivername="sqlite"), pool_size=1)
-        event.listen(self._engine, "connect", _sqlite_pragmas)
-        # SQLAlchemy's recipe for working savepoints on pysqlite: the driver's own implicit
-        # BEGIN is off, and SQLAlchemy begins each transaction itself.
-        event.listen(self._engine, "connect", _no_implicit_begin)
-        event.listen(self._engine, "begin", _begin)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runwire-db-writer")
 
     async def run_pending(self) -> None:
         """Run the jobs queued so far in one transaction and settle their futures; call with
@@ -328,12 +344,12 @@ class _SqliteWriter:
         while self.pending:
             batch = self.pending[: self.MAX_JOBS]
             del self.pending[: self.MAX_JOBS]
-            ran = asyncio.get_running_loop().run_in_executor(self._thread, self._run, batch)
+            ran = self._start(batch)
             try:
                 outcomes = await asyncio.shield(ran)
             except asyncio.CancelledError:
-                # The transaction runs to its end in the thread whatever happens here: the
-                # caller holds the write lock until then, so no other writer collides with it.
+                # The transaction runs to its end whatever happens here: the caller holds the
+                # write lock until then, and the other jobs of the batch are not its to cancel.
                 await asyncio.wait([ran])
                 self._settle(batch, ran)
                 raise
@@ -343,6 +359,10 @@ class _SqliteWriter:
             for (_, done), (ok, value) in zip(batch, outcomes, strict=True):
                 if not done.done():
                     done.set_result(value) if ok else done.set_exception(value)
+
+    def _start(self, batch: list[_Job]) -> asyncio.Future[list[tuple[bool, Any]]]:
+        """Start running ``batch`` (see :func:`_run_batch`); its future has the outcomes."""
+        raise NotImplementedError
 
     @staticmethod
     def _settle(batch: list[_Job], ran: asyncio.Future[Any]) -> None:
@@ -358,31 +378,84 @@ class _SqliteWriter:
                 ok, value = ran.result()[index]
                 done.set_result(value) if ok else done.set_exception(value)
 
+    async def close(self) -> None:
+        """Release what the writer holds."""
+
+
+def _all_at_once(conn: Connection, batch: list[_Job]) -> list[tuple[bool, Any]]:
+    return [(True, job(conn)) for job, _ in batch]
+
+
+def _each_in_a_savepoint(conn: Connection, batch: list[_Job]) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    for job, _ in batch:
+        try:
+            with conn.begin_nested():
+                outcomes.append((True, job(conn)))
+        except Exception as exc:  # this job's statements are rolled back, not the others'
+            outcomes.append((False, exc))
+    return outcomes
+
+
+# A batch runs first in one plain transaction: a savepoint per job is two more statements each
+# (on SQLite, two more hand-backs of the GIL from a busy event loop; on PostgreSQL, two round
+# trips). Jobs seldom fail; when one does, everything is rolled back and the batch runs again
+# with a savepoint each, so only the failing job's statements are undone.
+
+
+class _SqliteWriter(_GroupWriter):
+    """One thread with its own synchronous SQLAlchemy engine on an SQLite file. Its thread
+    starts with the first write; :meth:`close` ends it."""
+
+    def __init__(self, url: URL) -> None:
+        super().__init__()
+        self._engine: Engine = create_engine(url.set(drivername="sqlite"), pool_size=1)
+        event.listen(self._engine, "connect", _sqlite_pragmas)
+        # SQLAlchemy's recipe for working savepoints on pysqlite: the driver's own implicit
+        # BEGIN is off, and SQLAlchemy begins each transaction itself.
+        event.listen(self._engine, "connect", _no_implicit_begin)
+        event.listen(self._engine, "begin", _begin)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runwire-db-writer")
+
+    def _start(self, batch: list[_Job]) -> asyncio.Future[list[tuple[bool, Any]]]:
+        return asyncio.get_running_loop().run_in_executor(self._thread, self._run, batch)
+
     def _run(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
-        # First all of them in one plain transaction: each SQLite call hands the GIL back and
-        # must take it again from a busy event loop, and a savepoint per job is two more calls.
-        # Jobs seldom fail; when one does, everything is rolled back and the batch runs again
-        # with a savepoint each, so only the failing job's statements are undone.
         try:
             with self._engine.begin() as conn:
-                return [(True, job(conn)) for job, _ in batch]
+                return _all_at_once(conn, batch)
         except Exception as exc:
             if len(batch) == 1:
                 return [(False, exc)]
-        outcomes: list[tuple[bool, Any]] = []
         with self._engine.begin() as conn:
-            for job, _ in batch:
-                try:
-                    with conn.begin_nested():
-                        outcomes.append((True, job(conn)))
-                except Exception as exc:  # this job's statements are rolled back, not the others'
-                    outcomes.append((False, exc))
-        return outcomes
+            return _each_in_a_savepoint(conn, batch)
 
     async def close(self) -> None:
         # The driver's connections belong to the thread that made them: closed there.
         await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
         self._thread.shutdown(wait=True)
+
+
+class _PostgresWriter(_GroupWriter):
+    """Batches over the async engine: one connection and transaction per batch, while other
+    connections of the pool serve reads and :meth:`Database.begin`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__()
+        self._engine = engine
+
+    def _start(self, batch: list[_Job]) -> asyncio.Future[list[tuple[bool, Any]]]:
+        return asyncio.ensure_future(self._run(batch))
+
+    async def _run(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
+        try:
+            async with self._engine.begin() as conn:
+                return await conn.run_sync(_all_at_once, batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                return [(False, exc)]
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(_each_in_a_savepoint, batch)
 
 
 class _SqliteReader:
