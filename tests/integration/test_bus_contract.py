@@ -337,6 +337,24 @@ async def test_a_run_logged_again_under_a_new_epoch_replaces_what_was_held() -> 
         assert await recovering.history("run_r", 0) is None  # seq 1, 2 of "new": the store
 
 
+async def test_a_stream_written_before_blocks_is_still_served_and_continued() -> None:
+    # Streams of runs in flight outlive an upgrade: the previous version wrote one event an entry
+    # (id its seq, fields e and d, no tag). History must read them, and the run go on from there.
+    async with redis_nodes(1) as (node,):
+        client = Redis.from_url(redis_url())
+        try:
+            key = node._stream("run_old")
+            for seq in (1, 2):
+                await client.xadd(key, {"e": "ep1", "d": event("run_old", seq).wire}, f"{seq}-0")
+            assert seqs(await node.history("run_old", 0)) == [1, 2]
+            assert seqs(await node.history("run_old", 1)) == [2]
+            for seq in (2, 3, 4):  # 2 again: it is held already, and not appended twice
+                await node.publish("usr_a", event("run_old", seq))
+            assert seqs(await node.history("run_old", 0)) == [1, 2, 3, 4]
+        finally:
+            await client.aclose()
+
+
 async def test_a_long_run_keeps_a_bounded_tail_and_sends_older_positions_to_the_store() -> None:
     url = redis_url()
     prefix = f"runwire-test:{uuid.uuid4().hex}:"

@@ -371,12 +371,12 @@ class RedisBus(EventBus):
             ) from None
         if not entries:
             return [] if exists else None
-        if _first_seq(entries[0]) > after_seq + 1:
+        blocks = [_block_of(entry) for entry in entries]
+        if blocks[0][0] > after_seq + 1:
             return None  # trimmed (MINID) or started later: the store has the whole run
         held: list[RunEvent] = []
-        for entry in entries:
-            seq = _first_seq(entry)
-            for frame in entry[1][b"d"].split(b"\n")[1:]:  # after the node's tag
+        for seq, frames in blocks:
+            for frame in frames:
                 if seq > after_seq:
                     held.append(RunEvent.decode(frame))
                 seq += 1
@@ -797,9 +797,15 @@ class RedisBus(EventBus):
             ) from None
 
 
-def _first_seq(entry: tuple[bytes, dict[bytes, bytes]]) -> int:
-    """The seq of the first event of a stream entry (a block of one run's events)."""
-    return int(entry[1][b"f"])
+def _block_of(entry: tuple[bytes, dict[bytes, bytes]]) -> tuple[int, list[bytes]]:
+    """A stream entry's first seq and its events' wire frames, in order."""
+    entry_id, fields = entry
+    first = fields.get(b"f")
+    if first is None:
+        # Written before blocks (one event an entry, no tag): a stream left by a node of the
+        # previous version is still read whole until its run is released or it expires.
+        return int(entry_id.partition(b"-")[0]), [fields[b"d"]]
+    return int(first), fields[b"d"].split(b"\n")[1:]  # after the writing node's tag
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:
