@@ -66,6 +66,32 @@ async def test_writes_made_at_once_each_take_effect_whole_or_not_at_all(store: S
     assert sorted(t.id for t in kept) == ["thr_0", "thr_2", "thr_4"]
 
 
+async def test_a_write_whose_caller_is_cancelled_mid_transaction_still_ends_whole(
+    store: Store,
+) -> None:
+    # The transaction is under way when its caller is cancelled: it runs to its end (its job
+    # takes effect), and the writes queued behind it are not held up or lost.
+    user_id = await a_user(store)
+
+    def add_thread(thread_id: str) -> object:
+        def job(conn: Connection) -> str:
+            row = {"id": thread_id, "user_id": user_id, "title": "t", "created_at": 1}
+            conn.execute(insert(threads).values(**row, updated_at=1))
+            return thread_id
+
+        return store.db.write(job)
+
+    first = asyncio.ensure_future(add_thread("thr_first"))
+    await asyncio.sleep(0)  # its transaction has started
+    behind = [asyncio.ensure_future(add_thread(f"thr_{i}")) for i in range(3)]
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await asyncio.gather(*behind) == ["thr_0", "thr_1", "thr_2"]
+    kept = await store.conversations.threads_of(user_id)
+    assert sorted(t.id for t in kept) == ["thr_0", "thr_1", "thr_2", "thr_first"]
+
+
 async def test_a_read_sees_every_write_committed_before_it_and_cannot_write(
     store: Store,
 ) -> None:
