@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runwire.agents.llm import LLMRequest, OfflineProvider, OpenAICompatibleProvider
 from runwire.errors import RunFailure, RunTimeout
@@ -46,6 +48,24 @@ async def test_offline_streams_the_draft_exactly_in_chunks_of_a_few_words() -> N
     assert chunks[0] == "## Savings\n\nMove  "
     assert await _collect(OfflineProvider(0).stream(_request(""))) == []
     assert OfflineProvider(0, words_per_chunk=1).chunks("a b") == ["a ", "b"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from(" \t\n\r\u00a0\u2003ab.$"), max_size=40),
+    words=st.integers(min_value=1, max_value=5),
+)
+def test_offline_chunks_hold_the_text_exactly_a_few_words_each(text: str, words: int) -> None:
+    chunks = OfflineProvider(0, words_per_chunk=words).chunks(text)
+    assert "".join(chunks) == text
+    # A chunk holds `words` pieces (the last one up to that many): a word with the whitespace
+    # after it, or the whitespace the text starts with.
+    pieces = [len(chunk.split()) for chunk in chunks]
+    if text[:1].isspace():
+        pieces[0] += 1
+    assert all(1 <= n <= words for n in pieces)
+    assert all(n == words for n in pieces[:-1])
+    assert all(not chunk[0].isspace() for chunk in chunks[1:])
 
 
 async def test_offline_without_delay_is_instant() -> None:

@@ -22,8 +22,6 @@ from runwire.errors import RunFailure, RunTimeout
 __all__ = ["LLMProvider", "LLMRequest", "OfflineProvider", "OpenAICompatibleProvider"]
 
 _LLM_FAILED = "llm_failed"
-# Splits text before each word while keeping all whitespace, so the chunks join back exactly.
-_WORD_START = re.compile(r"(?<=\s)(?=\S)")
 _REWRITE_INSTRUCTION = (
     "Rewrite the draft answer below for the user. Keep its Markdown structure, every number, "
     "model name and date exactly as given, and add no figure that is not in the facts."
@@ -68,12 +66,14 @@ class OfflineProvider:
         if words_per_chunk < 1:
             raise ValueError("words_per_chunk must be >= 1")
         self._delay_s = delay_ms / 1000
-        self._words = words_per_chunk
+        # Up to that many words a match, each with the whitespace after it (and any whitespace
+        # the text starts with before the first), so the chunks join back to the text exactly.
+        self._chunk = re.compile(r"(?:\S+\s*|\s+){1," + str(words_per_chunk) + "}")
 
     def chunks(self, text: str) -> list[str]:
         """The chunks :meth:`stream` yields for ``text``; they join back to ``text`` exactly."""
-        pieces = [p for p in _WORD_START.split(text) if p]
-        return ["".join(pieces[i : i + self._words]) for i in range(0, len(pieces), self._words)]
+        chunks: list[str] = self._chunk.findall(text)
+        return chunks
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[str]:
         """Yield :meth:`chunks` of the draft, paced by ``delay_ms``."""

@@ -88,9 +88,12 @@ class Stamper:
         return self._text
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventDraft:
-    """An event before it is numbered: its type, the agent that emits it, and type-specific data."""
+    """An event before it is numbered: its type, the agent that emits it, and type-specific data.
+
+    Treat it as immutable (not declared frozen for the same reason as :class:`RunEvent`: one is
+    made per event)."""
 
     type: EventType
     agent_name: str
