@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from runwire.bus.base import EventBus
 from runwire.bus.memory import MemoryBus
-from runwire.bus.redis import RedisBus, _Publish
+from runwire.bus.redis import RedisBus
 from runwire.events.model import EventType, RunEvent
 from tests.redis_keys import fresh_prefix
 from tests.services import redis_url
@@ -288,6 +288,14 @@ async def test_a_nodes_own_events_reach_its_subscribers_once() -> None:
         ]
 
 
+def block_of(node: RedisBus, events: list[RunEvent]) -> Any:
+    """The block ``node`` would queue for ``events`` (of one run, in order), for usr_a."""
+    block = node._block("usr_a", events[0])
+    for e in events:
+        block.add(e)
+    return block
+
+
 async def test_a_block_sent_again_in_part_adds_only_its_new_events() -> None:
     # The append script skips what the stream already holds under the same epoch, event by event
     # within a block: a write sent again after a lost reply is not delivered or kept twice.
@@ -299,14 +307,14 @@ async def test_a_block_sent_again_in_part_adds_only_its_new_events() -> None:
             await node_a.publish("usr_a", e)
         await until(lambda: len(received) == 3)
         # The writer's own encoding of events 2..5 as one block, sent as it would send it.
-        command = node_a._append_command([_Publish("usr_a", e) for e in sent[1:]])
+        command = node_a._append_command([block_of(node_a, sent[1:])])
         assert await node_a._round_trip(command, 1) == [1]  # one channel published to
         await until(lambda: len(received) == 5)
         assert [e.wire for e in received] == [e.wire for e in sent]
         assert seqs(await node_b.history("run_a", 0)) == [1, 2, 3, 4, 5]
         assert seqs(await node_b.history("run_a", 3)) == [4, 5]
         # And a block wholly held already: nothing is published, nothing kept twice.
-        command = node_a._append_command([_Publish("usr_a", e) for e in sent[3:]])
+        command = node_a._append_command([block_of(node_a, sent[3:])])
         assert await node_a._round_trip(command, 1) == [0]
         assert seqs(await node_b.history("run_a", 0)) == [1, 2, 3, 4, 5]
 

@@ -217,6 +217,16 @@ async def test_a_nodes_own_subscribers_get_its_events_while_redis_is_away() -> N
         assert [e.seq for e in here] == [1, 2, 3]
 
 
+async def test_a_nodes_own_subscribers_get_its_events_past_the_backlog_too() -> None:
+    async with proxied_and_direct(max_backlog=2) as (proxy, node, _direct):
+        here: list[RunEvent] = []
+        await node.subscribe("usr_a", here.append)
+        proxy.cut()
+        for seq in range(1, 6):  # 1..2 wait for Redis; 3..5 do not fit, for other nodes
+            await node.publish("usr_a", event("run_a", seq))
+        assert [e.seq for e in here] == [1, 2, 3, 4, 5]
+
+
 async def test_writes_whose_replies_were_lost_are_sent_again_and_delivered_once() -> None:
     async with proxied_and_direct(confirm_timeout_s=unit(0.3)) as (proxy, node, direct):
         received: list[RunEvent] = []

@@ -133,6 +133,7 @@ def _bulk(part: bytes) -> bytes:
 _APPEND_HEAD = b"$7\r\nEVALSHA\r\n" + _bulk(_APPEND_SHA_BYTES)
 _NO_KEY = _bulk(b"")  # in place of a stream key: publish only (the run's stream has a hole)
 _BLOCK_EVENTS = 256  # a run's events in one stream entry, at most: what trimming keeps past maxlen
+_EVENTS_PER_ROUND_TRIP = 1000  # at least, unless fewer are queued
 _HELD_NAMES = 10_000  # RESP-encoded stream keys and channels kept for reuse, at most
 
 
@@ -161,38 +162,52 @@ class _Subscription:
             log.exception("gap handler failed")
 
 
-class _Publish:
-    __slots__ = ("event", "user_id")
-
-    def __init__(self, user_id: str, event: RunEvent) -> None:
-        self.user_id = user_id
-        self.event = event
-
-
 class _Block:
-    """A run's consecutive events in one call of the append script: one stream entry."""
+    """A run's consecutive events, in the order published: one stream entry and one message.
 
-    __slots__ = ("channel", "epoch", "first", "next_seq", "publish_only", "run", "wires")
+    Events join the run's open block as they are published, until the writer takes the outbox
+    (then the run's next event opens a new block)."""
+
+    __slots__ = ("channel", "epoch", "first", "next_seq", "run", "run_id", "user_id", "wires")
 
     def __init__(
         self,
         run: tuple[bytes, str, bytes],
         channel: bytes,
-        first: int,
-        publish_only: bool,
+        event: RunEvent,
+        user_id: str,
         tag: bytes,
     ) -> None:
         self.run = run  # the stream key, the epoch, the epoch encoded
         self.epoch = run[1]
         self.channel = channel
-        self.first = first
-        self.next_seq = first
-        self.publish_only = publish_only
+        self.run_id = event.run_id
+        self.user_id = user_id
+        self.first = event.seq
+        self.next_seq = event.seq
         self.wires = [tag]  # the node's tag, then each event's wire frame
+
+    @property
+    def count(self) -> int:
+        """Writes it holds (each event is one)."""
+        return len(self.wires) - 1
+
+    def takes(self, event: RunEvent) -> bool:
+        """Whether ``event`` continues this block."""
+        return (
+            event.seq == self.next_seq
+            and event.epoch == self.epoch
+            and len(self.wires) <= _BLOCK_EVENTS
+        )
+
+    def add(self, event: RunEvent) -> None:
+        self.wires.append(event.wire)
+        self.next_seq += 1
 
 
 class _Release:
     __slots__ = ("run_id",)
+    count = 1
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -200,12 +215,13 @@ class _Release:
 
 class _GapNotice:
     __slots__ = ("user_id",)
+    count = 1
 
     def __init__(self, user_id: str) -> None:
         self.user_id = user_id
 
 
-_Write = _Publish | _Release | _GapNotice
+_Write = _Block | _Release | _GapNotice
 
 
 class RedisBus(EventBus):
@@ -251,6 +267,7 @@ class RedisBus(EventBus):
         # Writes (events, releases, gap notices) in the order they go to Redis, counted, so a
         # caller can wait until those queued before it are sent.
         self._outbox: list[_Write] = []
+        self._open: dict[str, _Block] = {}  # per run, its block in the outbox still taking events
         self._writes = Backlog()  # queued, and sent (or given up on)
         self._wake_writer = asyncio.Event()
         self._degraded = False  # Redis does not answer: nobody waits for the writer
@@ -328,14 +345,21 @@ class RedisBus(EventBus):
     # -- the port --
 
     async def publish(self, user_id: str, event: RunEvent) -> None:
-        self._held.add(event.run_id)
+        run_id = event.run_id
+        self._held.add(run_id)
         unsent = self._writes.pending
         if unsent >= self._max_backlog:
-            # Redis has been away long enough to fill the queue: this event is stored but will
-            # not be delivered live; its user's sockets are told to resume once Redis is back.
-            self._broken(user_id, event.run_id)
-            return
-        self._enqueue(_Publish(user_id, event))
+            # Redis has been away long enough to fill the queue: other nodes will not get this
+            # event live (it is stored); the user's sockets are told to resume once it is back.
+            self._broken(user_id, run_id)
+        else:
+            block = self._open.get(run_id)
+            if block is None or not block.takes(event):
+                block = self._open[run_id] = self._block(user_id, event)
+                self._outbox.append(block)
+                self._wake_writer.set()
+            block.add(event)
+            self._writes.add()
         subs = self._local.get(user_id)
         if subs:
             # This node's subscribers get it now, not when Redis echoes it back: a run publishes
@@ -352,6 +376,7 @@ class RedisBus(EventBus):
     async def release(self, run_id: str) -> None:
         self._held.discard(run_id)
         self._run_names.pop(run_id, None)
+        self._open.pop(run_id, None)
         # Queued behind the run's events, so a late write cannot bring the stream back.
         self._enqueue(_Release(run_id))
 
@@ -475,6 +500,7 @@ class RedisBus(EventBus):
                 await self._wake_writer.wait()
                 continue
             batch, self._outbox = self._outbox, []
+            self._open.clear()  # the blocks taken are sent as they are: later events open new ones
             while batch:
                 try:
                     await self._write(batch)
@@ -491,13 +517,12 @@ class RedisBus(EventBus):
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._retry_max_s)
                 except Exception:
-                    log.exception(
-                        "Redis refused %d bus writes; their live delivery is lost", len(batch)
-                    )
+                    count = sum(write.count for write in batch)
+                    log.exception("Redis refused %d bus writes; their live delivery is lost", count)
                     for write in batch:
-                        if isinstance(write, _Publish):
-                            self._broken(write.user_id, write.event.run_id)
-                    self._writes.finish(len(batch))
+                        if isinstance(write, _Block):
+                            self._broken(write.user_id, write.run_id)
+                    self._writes.finish(count)
                     batch = []
             delay = 0.05
             if self._degraded:
@@ -520,7 +545,13 @@ class RedisBus(EventBus):
         queued one after another go as one script call.
         """
         while batch:
-            chunk = batch[:1000]
+            count = end = 0
+            for write in batch:  # up to ~1,000 events a round trip
+                count += write.count
+                end += 1
+                if count >= _EVENTS_PER_ROUND_TRIP:
+                    break
+            chunk = batch[:end]
             commands = self._commands(chunk)
             replies = await self._round_trip(b"".join(commands), len(commands))
             if any(isinstance(r, NoScriptError) for r in replies):
@@ -531,71 +562,61 @@ class RedisBus(EventBus):
             failed = [r for r in replies if isinstance(r, Exception)]
             if failed:
                 raise failed[0]
-            del batch[: len(chunk)]
-            self._writes.finish(len(chunk))
+            del batch[:end]
+            self._writes.finish(count)
 
     def _commands(self, chunk: list[_Write]) -> list[bytes]:
-        """``chunk`` as Redis commands, in order: each run of events one script call."""
+        """``chunk`` as Redis commands, in order: blocks queued one after another are one
+        script call."""
         commands: list[bytes] = []
-        events: list[_Publish] = []
+        blocks: list[_Block] = []
         for write in chunk:
-            if isinstance(write, _Publish):
-                events.append(write)
+            if isinstance(write, _Block):
+                blocks.append(write)
                 continue
-            if events:
-                commands.append(self._append_command(events))
-                events = []
+            if blocks:
+                commands.append(self._append_command(blocks))
+                blocks = []
             if isinstance(write, _Release):
                 self._broken_runs.discard(write.run_id)
                 commands.append(_command(b"DEL", self._stream(write.run_id).encode()))
             else:
                 commands.append(_command(b"PUBLISH", self._channel(write.user_id), _GAP))
-        if events:
-            commands.append(self._append_command(events))
+        if blocks:
+            commands.append(self._append_command(blocks))
         return commands
 
-    def _append_command(self, writes: list[_Publish]) -> bytes:
-        """One call of the append script for ``writes``, in RESP: each run's consecutive events
-        one block. Built by hand, with each run's key and epoch and each user's channel encoded
-        once and reused: this runs for every event."""
-        blocks: dict[str, _Block] = {}
-        ordered: list[_Block] = []
-        broken = self._broken_runs
+    def _block(self, user_id: str, event: RunEvent) -> _Block:
+        """A new block for ``event``'s run, with the run's key and epoch and the user's channel
+        encoded once and reused."""
+        self._client()  # not running: say so rather than queue for a writer that is not there
         runs, users = self._run_names, self._user_names
-        for write in writes:
-            event = write.event
-            run_id = event.run_id
-            block = blocks.get(run_id)
-            if (
-                block is None
-                or block.next_seq != event.seq
-                or block.epoch != event.epoch
-                or len(block.wires) > _BLOCK_EVENTS
-            ):
-                run = runs.get(run_id)
-                if run is None or run[1] != event.epoch:
-                    run = runs[run_id] = (
-                        _bulk(self._stream(run_id).encode()),
-                        event.epoch,
-                        _bulk(event.epoch.encode()),
-                    )
-                    if len(runs) > _HELD_NAMES:
-                        del runs[next(iter(runs))]
-                channel = users.get(write.user_id)
-                if channel is None:
-                    channel = users[write.user_id] = _bulk(self._channel(write.user_id))
-                    if len(users) > _HELD_NAMES:
-                        del users[next(iter(users))]
-                block = blocks[run_id] = _Block(
-                    run, channel, event.seq, run_id in broken, self._tag
-                )
-                ordered.append(block)
-            block.wires.append(event.wire)
-            block.next_seq += 1
+        run_id = event.run_id
+        run = runs.get(run_id)
+        if run is None or run[1] != event.epoch:
+            run = runs[run_id] = (
+                _bulk(self._stream(run_id).encode()),
+                event.epoch,
+                _bulk(event.epoch.encode()),
+            )
+            if len(runs) > _HELD_NAMES:
+                del runs[next(iter(runs))]
+        channel = users.get(user_id)
+        if channel is None:
+            channel = users[user_id] = _bulk(self._channel(user_id))
+            if len(users) > _HELD_NAMES:
+                del users[next(iter(users))]
+        return _Block(run, channel, event, user_id, self._tag)
+
+    def _append_command(self, blocks: list[_Block]) -> bytes:
+        """One call of the append script for ``blocks``, in RESP, built by hand."""
+        broken = self._broken_runs
         keys: list[bytes] = []
         args: list[bytes] = [self._maxlen_bulk, self._ttl_bulk]
-        for block in ordered:
-            keys.append(_NO_KEY if block.publish_only else block.run[0])
+        for block in blocks:
+            # A run whose stream has a hole is published only; checked as it is sent, as the
+            # hole may have come after its events were queued.
+            keys.append(_NO_KEY if block.run_id in broken else block.run[0])
             joined = b"\n".join(block.wires)  # the node's tag first
             args += (
                 block.channel,
