@@ -22,6 +22,8 @@ these reads run beside the writer thread without waiting for it.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -325,6 +327,8 @@ class Database:
         return cur, str(head)
 
 
+log = logging.getLogger(__name__)
+
 _Job = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
 
 
@@ -404,36 +408,100 @@ def _each_in_a_savepoint(conn: Connection, batch: list[_Job]) -> list[tuple[bool
 
 
 class _SqliteWriter(_GroupWriter):
-    """One thread with its own synchronous SQLAlchemy engine on an SQLite file. Its thread
-    starts with the first write; :meth:`close` ends it."""
+    """Writes to an SQLite file on the event loop's own thread, with the synchronous driver.
+
+    A transaction here is a millisecond or so of CPU that no other thread can share anyway (the
+    GIL). Run on a thread of its own, as it was, it handed the GIL back at every SQLite call and
+    waited for the busy loop to let go of it (up to the 5 ms switch interval each time): under
+    load a transaction took 0.2-0.45 s of wall time for a few ms of CPU, and every run's end
+    waited for it (docs/benchmarks.md). Here nothing waits for the GIL.
+
+    The loop must never sleep: its connection does not wait for a lock (``busy_timeout=0``) and
+    takes the write lock as it begins (``BEGIN IMMEDIATE``), so a batch that finds the file
+    locked (another process writing to it) has run nothing, and runs again on a thread of its
+    own with a connection that waits. Its connection does not checkpoint either (that writes
+    and syncs the database file): the thread checkpoints the WAL every second that saw writes.
+    """
+
+    CHECKPOINT_EVERY_S = 1.0
 
     def __init__(self, url: URL) -> None:
         super().__init__()
-        self._engine: Engine = create_engine(url.set(drivername="sqlite"), pool_size=1)
-        event.listen(self._engine, "connect", _sqlite_pragmas)
-        # SQLAlchemy's recipe for working savepoints on pysqlite: the driver's own implicit
-        # BEGIN is off, and SQLAlchemy begins each transaction itself.
-        event.listen(self._engine, "connect", _no_implicit_begin)
-        event.listen(self._engine, "begin", _begin)
+        url = url.set(drivername="sqlite")
+        self._engine = _sqlite_writer_engine(url, pool_size=1)
+        event.listen(self._engine, "connect", _on_the_loop)
+        self._patient = _sqlite_writer_engine(url, pool_size=1)
+        # Started with the first write that meets a lock or the first checkpoint.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runwire-db-writer")
+        self._checkpoint: asyncio.Future[None] | None = None
+        self._last_checkpoint = time.monotonic()
 
     def _start(self, batch: list[_Job]) -> asyncio.Future[list[tuple[bool, Any]]]:
-        return asyncio.get_running_loop().run_in_executor(self._thread, self._run, batch)
-
-    def _run(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
+        loop = asyncio.get_running_loop()
         try:
-            with self._engine.begin() as conn:
-                return _all_at_once(conn, batch)
-        except Exception as exc:
-            if len(batch) == 1:
-                return [(False, exc)]
-        with self._engine.begin() as conn:
-            return _each_in_a_savepoint(conn, batch)
+            outcomes = _run_batch(self._engine, batch)
+        except _WriterBusy:
+            return loop.run_in_executor(self._thread, _run_batch, self._patient, batch)
+        done: asyncio.Future[list[tuple[bool, Any]]] = loop.create_future()
+        done.set_result(outcomes)
+        now = time.monotonic()
+        if self._checkpoint is None and now - self._last_checkpoint >= self.CHECKPOINT_EVERY_S:
+            self._last_checkpoint = now
+            self._checkpoint = loop.run_in_executor(self._thread, self._checkpoint_wal)
+            self._checkpoint.add_done_callback(self._checkpointed)
+        return done
+
+    def _checkpoint_wal(self) -> None:
+        # PASSIVE: copies what no reader still needs, waits for nobody, blocks no writer. On the
+        # driver's connection itself: a checkpoint cannot run inside a transaction, and
+        # SQLAlchemy would begin one.
+        raw = self._patient.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("could not checkpoint the SQLite WAL: %s", done.exception())
 
     async def close(self) -> None:
-        # The driver's connections belong to the thread that made them: closed there.
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._engine.dispose)
+        if self._checkpoint is not None:
+            await asyncio.wait([self._checkpoint])
+        self._engine.dispose()
+        # The thread's connections belong to it: closed there.
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._patient.dispose)
         self._thread.shutdown(wait=True)
+
+
+def _sqlite_writer_engine(url: URL, pool_size: int) -> Engine:
+    engine = create_engine(url, pool_size=pool_size)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    # SQLAlchemy's recipe for working savepoints on pysqlite: the driver's own implicit BEGIN is
+    # off, and SQLAlchemy begins each transaction itself, taking the write lock at once.
+    event.listen(engine, "connect", _no_implicit_begin)
+    event.listen(engine, "begin", _begin_immediate)
+    return engine
+
+
+def _run_batch(engine: Engine, batch: list[_Job]) -> list[tuple[bool, Any]]:
+    """``batch`` in one transaction (see :class:`_GroupWriter`); raises :class:`_WriterBusy`,
+    having run nothing, if the write lock is taken."""
+    try:
+        with engine.begin() as conn:
+            return _all_at_once(conn, batch)
+    except _WriterBusy:
+        raise
+    except Exception as exc:
+        if len(batch) == 1:
+            return [(False, exc)]
+    with engine.begin() as conn:
+        return _each_in_a_savepoint(conn, batch)
+
+
+class _WriterBusy(Exception):
+    """The writer's connection found the write lock taken (nothing of the batch has run)."""
 
 
 class _PostgresWriter(_GroupWriter):
@@ -501,5 +569,17 @@ def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None
 
 
-def _begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
+def _begin_immediate(conn: Connection) -> None:
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES:
+            raise _WriterBusy from exc
+        raise
+
+
+def _on_the_loop(dbapi_conn: Any, _record: Any) -> None:
+    # Never wait on the loop's thread: for a lock (the batch goes to the thread instead), or for
+    # a checkpoint's disk writes (the thread runs those).
+    dbapi_conn.execute("PRAGMA busy_timeout=0")
+    dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")

@@ -1,0 +1,134 @@
+"""Hot reads and writes on an SQLite file run on the event loop (Database.read, Database.write):
+they must never hold it.
+
+A read or a write that meets a lock (another process importing into the file, say) fails at once
+on the loop's connection and waits on a thread instead; the loop keeps serving meanwhile. The
+WAL is checkpointed off the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, insert
+
+from runwire.store.schema import threads
+from runwire.store.store import Store
+from tests.timing import unit
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_read_that_meets_a_lock_waits_off_the_event_loop(tmp_path: Path) -> None:
+    path = tmp_path / "runwire.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    async with Store.open(url, migrate=True) as store:
+        user = await store.accounts.create_user("usr_a", "a@example.com", "hash")
+    # Another process takes the file for itself (exclusive locking mode, a write under way).
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("PRAGMA locking_mode=EXCLUSIVE")
+    locker.execute("BEGIN EXCLUSIVE")
+    locker.execute("UPDATE users SET email = 'b@example.com'")
+    try:
+        async with Store.open(url) as store:
+            turns = 0
+
+            async def count_turns() -> None:
+                nonlocal turns
+                while True:
+                    turns += 1
+                    await asyncio.sleep(0)
+
+            counter = asyncio.create_task(count_turns())
+            read = asyncio.create_task(store.conversations.thread(user.id, "thr_none"))
+            await asyncio.sleep(unit(0.2))
+            assert not read.done()  # waiting for the lock...
+            assert turns > 10  # ...while the loop goes on
+            locker.execute("ROLLBACK")
+            locker.close()
+            assert await asyncio.wait_for(read, unit(5)) is None
+            counter.cancel()
+    finally:
+        locker.close()
+
+
+@asynccontextmanager
+async def counting_turns() -> AsyncIterator[list[int]]:
+    """How many turns the event loop has taken meanwhile (``[n]``)."""
+    turns = [0]
+
+    async def count() -> None:
+        while True:
+            turns[0] += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count())
+    try:
+        yield turns
+    finally:
+        counter.cancel()
+
+
+def add_thread(user_id: str, thread_id: str) -> object:
+    def job(conn: Connection) -> str:
+        row = {"id": thread_id, "user_id": user_id, "title": "t", "created_at": 1}
+        conn.execute(insert(threads).values(**row, updated_at=1))
+        return thread_id
+
+    return job
+
+
+async def test_a_write_that_meets_a_lock_waits_off_the_event_loop(tmp_path: Path) -> None:
+    path = tmp_path / "runwire.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    async with Store.open(url, migrate=True) as store:
+        user = await store.accounts.create_user("usr_a", "a@example.com", "hash")
+        await store.db.write(add_thread(user.id, "thr_before"))
+        locker = sqlite3.connect(path, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")  # another process is writing
+        try:
+            async with counting_turns() as turns:
+                write = asyncio.create_task(store.db.write(add_thread(user.id, "thr_during")))
+                await asyncio.sleep(unit(0.2))
+                assert not write.done()  # waiting for the lock...
+                assert turns[0] > 10  # ...while the loop goes on
+                locker.execute("ROLLBACK")
+                assert await asyncio.wait_for(write, unit(5)) == "thr_during"
+        finally:
+            locker.close()
+        # And the next one runs on the loop again.
+        assert await store.db.write(add_thread(user.id, "thr_after")) == "thr_after"
+        kept = await store.conversations.threads_of(user.id)
+        assert sorted(t.id for t in kept) == ["thr_after", "thr_before", "thr_during"]
+
+
+async def test_the_wal_is_checkpointed_into_the_database_file(tmp_path: Path) -> None:
+    path = tmp_path / "runwire.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    async with Store.open(url, migrate=True) as store:
+        user = await store.accounts.create_user("usr_a", "a@example.com", "hash")
+        writer = store.db._writer
+        assert writer is not None
+        writer.CHECKPOINT_EVERY_S = 0  # type: ignore[attr-defined]  # each write asks for one
+        await store.db.write(add_thread(user.id, "thr_kept"))
+        await asyncio.wait_for(_checkpoint_done(writer), unit(5))
+        # The database file alone, without its WAL, holds the write.
+        alone = tmp_path / "alone.db"
+        shutil.copy(path, alone)
+        copy = sqlite3.connect(alone)
+        try:
+            ids = [r[0] for r in copy.execute("SELECT id FROM threads")]
+        finally:
+            copy.close()
+        assert ids == ["thr_kept"]
+
+
+async def _checkpoint_done(writer: object) -> None:
+    while getattr(writer, "_checkpoint", None) is not None:  # noqa: ASYNC110 - a thread's future
+        await asyncio.sleep(0.005)
