@@ -4,19 +4,19 @@
 The same code runs on SQLite (``sqlite+aiosqlite://``) and PostgreSQL (``postgresql+asyncpg://``).
 
 Hot writes (a run accepted, a run finished, a batch of events) go through :meth:`Database.write`:
-on an SQLite file the whole transaction runs in one hop to a writer thread of its own, with the
-synchronous driver, instead of one hop to aiosqlite's thread per cursor, statement, close and
-commit (about ten a transaction). SQLite takes one writer at a time, so those hops were what
-every other run waited for (docs/benchmarks.md). On both databases the jobs queued while a
-transaction runs go together into the next one (group commit): on PostgreSQL that pays
-``BEGIN`` and ``COMMIT`` once for all of them. Reads through :meth:`Database.connect` run
-without a transaction on PostgreSQL (one round trip, not three).
+the jobs queued while one transaction runs go together into the next (group commit). On an
+SQLite file that transaction runs on the event loop's own thread with the synchronous driver:
+through aiosqlite it cost about ten thread hops (cursor, statement, close, commit), and on a
+writer thread of its own it waited for the GIL at every SQLite call; SQLite takes one writer at a
+time, so either wait was what every other run waited for (docs/benchmarks.md). On PostgreSQL the
+group pays ``BEGIN`` and ``COMMIT`` once for all its jobs. Reads through
+:meth:`Database.connect` run without a transaction on PostgreSQL (one round trip, not three).
 
 Hot reads (the few indexed lookups every run makes as it starts) go through :meth:`Database.read`
 for the same reason: on an SQLite file they run at once, on the event loop's thread, over a
 read-only connection of their own. Such a read takes a few microseconds; the five hops to
 aiosqlite's thread that the same read takes cost about 600 µs of CPU (measured). WAL lets
-these reads run beside the writer thread without waiting for it.
+these reads run beside other processes' writes without waiting for them.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class Prepared:
 
     SQLAlchemy builds and caches a statement's SQL on every execution, which for the
     statements with correlated subqueries that decide a run's turn costs hundreds of
-    microseconds, on the writer thread, for every run; this costs a few. Parameters are the
+    microseconds, on the writer's thread, for every run; this costs a few. Parameters are the
     statement's ``bindparam`` names; the rest keep the values they were built with. (No
     ``IN`` lists: those are expanded per execution.)
     """
@@ -176,8 +176,8 @@ class Database:
 
         ``job`` gets a synchronous connection and must do nothing but its statements. It runs
         together with the jobs queued beside it, in one transaction (a job that fails is undone
-        alone, see :class:`_GroupWriter`): on an SQLite file on the writer thread, so the
-        one-writer-at-a-time lock is taken once for all of them; on PostgreSQL over one
+        alone, see :class:`_GroupWriter`): on an SQLite file on the event loop's thread
+        (:class:`_SqliteWriter`), so the one-writer-at-a-time lock is taken once for all of them; on PostgreSQL over one
         connection, so ``BEGIN`` and ``COMMIT`` are paid once for all of them. In-memory SQLite
         (tests) runs it alone.
         """
