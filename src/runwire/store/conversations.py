@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from runwire.errors import Conflict
 from runwire.store.database import Database
 from runwire.store.records import Message, ThreadRecord, new_id, now_ms
-from runwire.store.run_order import claim_statement, unfinished_statement
+from runwire.store.run_order import unfinished_statement
 from runwire.store.schema import messages, runs, threads
 
 __all__ = ["Acceptance", "Conversations"]
@@ -117,7 +117,6 @@ class Conversations:
             .order_by(messages.c.pk.desc())
             .limit(bindparam("turns"))
         )
-        self._claim = db.prepare(claim_statement())
         # Compiled once: the accept transaction runs for every message (see Database.prepare).
         self._insert_message = db.prepare(insert_message_statement())
         self._touch_thread = db.prepare(touch_thread_statement())
@@ -136,7 +135,8 @@ class Conversations:
                 thread_id=bindparam("r_thread_id"),
                 user_id=bindparam("r_user_id"),
                 message_id=bindparam("r_message_id"),
-                status="queued",
+                status=bindparam("r_status"),
+                started_at=bindparam("r_started_at"),
                 created_at=bindparam("r_now"),
                 last_seq=0,
                 epoch=bindparam("r_epoch"),
@@ -182,7 +182,7 @@ class Conversations:
         ``thread`` None starts a new thread titled after the message. A ``client_message_id`` used
         before raises Conflict and stores nothing (not even the new thread). With ``claim_at``
         the run is also claimed in that transaction (``running``, started then) if nothing
-        earlier of its thread is unfinished (see ``run_order.claim_statement``); the caller
+        earlier of its thread is unfinished (what ``run_order.claim_statement`` decides); the caller
         holds its lease. Otherwise it stays ``queued``.
 
         ``check`` is called first, in the transaction, with the user's unfinished runs as
@@ -209,7 +209,7 @@ class Conversations:
             client_message_id=client_message_id,
         )
         thread_id, title = thread.id, thread.title
-        unfinished, claim = self._unfinished, self._claim
+        unfinished = self._unfinished
 
         insert_thread, insert_message, insert_run = (
             self._insert_thread,
@@ -230,18 +230,23 @@ class Conversations:
             if new_thread:
                 insert_thread.run(conn, t_id=thread_id, t_user_id=user_id, t_title=title, t_now=now)
             insert_message.run(conn, **message_params(msg))
+            # Stored already claimed when nothing of its thread is unfinished: what the claim
+            # statement would decide, known here without it. The thread is new (nobody else
+            # knows it) or its row is locked above, so no accept on it can come in between,
+            # and nothing else makes a run of it unfinished.
+            claimed = claim_at is not None and not waiting
             insert_run.run(
                 conn,
                 r_id=run_id,
                 r_thread_id=thread_id,
                 r_user_id=user_id,
                 r_message_id=msg.id,
+                r_status="running" if claimed else "queued",
+                r_started_at=claim_at if claimed else None,
                 r_now=now,
                 r_epoch=epoch,
             )
-            if claim_at is None or waiting:
-                return False, waiting
-            return claim.run(conn, run_id=run_id, now=claim_at).first() is not None, waiting
+            return claimed, waiting
 
         try:
             claimed, waiting = await self._db.write(accept)

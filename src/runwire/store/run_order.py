@@ -43,9 +43,9 @@ def ahead_of(run: NamedFromClause) -> Select[tuple[str]]:
 def claim_statement(*, in_order: bool = True) -> Update:
     """Move the queued run ``:run_id`` to ``running`` (started at ``:now``) if (``in_order``)
     no earlier run of its thread is unfinished; returns the run's row when it did. A
-    compare-and-set: of any number of nodes claiming at once one wins. On PostgreSQL a claim made
-    in the transaction that stored the run is safe because that transaction first updated (so
-    locked) the thread's row: a concurrent accept on the same thread waits, then sees this run."""
+    compare-and-set: of any number of nodes claiming at once one wins. (Accepting a message
+    decides the same without this statement: it stores the run already running when, with the
+    thread's row locked, none of the thread's runs is unfinished.)"""
     conditions = [runs.c.id == bindparam("run_id"), runs.c.status == "queued"]
     if in_order:
         conditions.append(~exists(ahead_of(runs)))
