@@ -438,12 +438,14 @@ class _SqliteWriter(_GroupWriter):
 
     def _start(self, batch: list[_Job]) -> asyncio.Future[list[tuple[bool, Any]]]:
         loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[tuple[bool, Any]]] = loop.create_future()
         try:
-            outcomes = _run_batch(self._engine, batch)
+            done.set_result(_run_batch(self._engine, batch))
         except _WriterBusy:
             return loop.run_in_executor(self._thread, _run_batch, self._patient, batch)
-        done: asyncio.Future[list[tuple[bool, Any]]] = loop.create_future()
-        done.set_result(outcomes)
+        except Exception as exc:  # the transaction as a whole failed: every job is told
+            done.set_exception(exc)
+            return done
         now = time.monotonic()
         if self._checkpoint is None and now - self._last_checkpoint >= self.CHECKPOINT_EVERY_S:
             self._last_checkpoint = now
