@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, insert
+from sqlalchemy.exc import IntegrityError
 
 from runwire.store.schema import threads
 from runwire.store.store import Store
@@ -132,3 +133,36 @@ async def test_the_wal_is_checkpointed_into_the_database_file(tmp_path: Path) ->
 async def _checkpoint_done(writer: object) -> None:
     while getattr(writer, "_checkpoint", None) is not None:  # noqa: ASYNC110 - a thread's future
         await asyncio.sleep(0.005)
+
+
+async def test_a_transaction_that_fails_as_a_whole_tells_every_write_in_it(tmp_path: Path) -> None:
+    # Jobs queued together share a transaction; when its COMMIT fails (here a deferred
+    # foreign-key check), none of them took effect, and each caller must hear so, not wait.
+    path = tmp_path / "runwire.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    async with Store.open(url, migrate=True) as store:
+        user = await store.accounts.create_user("usr_a", "a@example.com", "hash")
+
+        def orphan(conn: Connection) -> str:
+            conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")  # checked at COMMIT only
+            row = {"id": "thr_orphan", "user_id": "usr_nobody", "title": "t", "created_at": 1}
+            conn.execute(insert(threads).values(**row, updated_at=1))
+            return "thr_orphan"
+
+        locker = sqlite3.connect(path, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")  # holds the writers back while two jobs queue up
+        try:
+            first = asyncio.create_task(store.db.write(add_thread(user.id, "thr_first")))
+            await asyncio.sleep(unit(0.05))
+            bad = asyncio.create_task(store.db.write(orphan))
+            good = asyncio.create_task(store.db.write(add_thread(user.id, "thr_good")))
+            await asyncio.sleep(unit(0.05))
+            locker.execute("ROLLBACK")
+        finally:
+            locker.close()
+        assert await asyncio.wait_for(first, unit(5)) == "thr_first"
+        results = await asyncio.wait_for(asyncio.gather(bad, good, return_exceptions=True), unit(5))
+        assert all(isinstance(r, IntegrityError) for r in results), results
+        kept = await store.conversations.threads_of(user.id)
+        assert [t.id for t in kept] == ["thr_first"]
+        assert await store.db.write(add_thread(user.id, "thr_after")) == "thr_after"
