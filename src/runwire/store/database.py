@@ -22,8 +22,10 @@ these reads run beside other processes' writes without waiting for them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -332,7 +334,7 @@ log = logging.getLogger(__name__)
 _Job = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
 
 
-class _GroupWriter:
+class _GroupWriter(ABC):
     """Write jobs queued in :attr:`pending`, run together in one transaction (group commit):
     the transaction's fixed costs (taking SQLite's one write lock; ``BEGIN`` and ``COMMIT``
     round trips to PostgreSQL) are paid once for every job queued meanwhile."""
@@ -364,9 +366,10 @@ class _GroupWriter:
                 if not done.done():
                     done.set_result(value) if ok else done.set_exception(value)
 
+    @abstractmethod
     def _start(self, batch: list[_Job]) -> asyncio.Future[list[tuple[bool, Any]]]:
-        """Start running ``batch`` (see :func:`_run_batch`); its future has the outcomes."""
-        raise NotImplementedError
+        """Start running ``batch`` in a transaction of its own (see :func:`_run_jobs`); its
+        future has the outcomes, or the transaction's error."""
 
     @staticmethod
     def _settle(batch: list[_Job], ran: asyncio.Future[Any]) -> None:
@@ -382,15 +385,24 @@ class _GroupWriter:
                 ok, value = ran.result()[index]
                 done.set_result(value) if ok else done.set_exception(value)
 
+    @abstractmethod
     async def close(self) -> None:
         """Release what the writer holds."""
 
 
-def _all_at_once(conn: Connection, batch: list[_Job]) -> list[tuple[bool, Any]]:
-    return [(True, job(conn)) for job, _ in batch]
+def _run_jobs(conn: Connection, batch: list[_Job]) -> list[tuple[bool, Any]]:
+    """Run ``batch`` in ``conn``'s transaction: each job's result, or its error.
 
-
-def _each_in_a_savepoint(conn: Connection, batch: list[_Job]) -> list[tuple[bool, Any]]:
+    A job alone runs as it is: its error rolls the transaction back. Several run first all
+    inside one savepoint: a savepoint per job would be two more statements each (on PostgreSQL
+    two round trips). Jobs seldom fail; when one does, the savepoint is rolled back and the
+    batch runs again with a savepoint each, so only the failing job's statements are undone.
+    """
+    if len(batch) == 1:
+        # Alone, no savepoint: its error rolls the transaction back and reaches its caller.
+        return [(True, batch[0][0](conn))]
+    with contextlib.suppress(Exception), conn.begin_nested():  # one failed: each again, below
+        return [(True, job(conn)) for job, _ in batch]
     outcomes: list[tuple[bool, Any]] = []
     for job, _ in batch:
         try:
@@ -399,12 +411,6 @@ def _each_in_a_savepoint(conn: Connection, batch: list[_Job]) -> list[tuple[bool
         except Exception as exc:  # this job's statements are rolled back, not the others'
             outcomes.append((False, exc))
     return outcomes
-
-
-# A batch runs first in one plain transaction: a savepoint per job is two more statements each
-# (on SQLite, two more hand-backs of the GIL from a busy event loop; on PostgreSQL, two round
-# trips). Jobs seldom fail; when one does, everything is rolled back and the batch runs again
-# with a savepoint each, so only the failing job's statements are undone.
 
 
 class _SqliteWriter(_GroupWriter):
@@ -488,18 +494,10 @@ def _sqlite_writer_engine(url: URL, pool_size: int) -> Engine:
 
 
 def _run_batch(engine: Engine, batch: list[_Job]) -> list[tuple[bool, Any]]:
-    """``batch`` in one transaction (see :class:`_GroupWriter`); raises :class:`_WriterBusy`,
-    having run nothing, if the write lock is taken."""
-    try:
-        with engine.begin() as conn:
-            return _all_at_once(conn, batch)
-    except _WriterBusy:
-        raise
-    except Exception as exc:
-        if len(batch) == 1:
-            return [(False, exc)]
+    """``batch`` in a transaction of its own; raises :class:`_WriterBusy`, having run nothing,
+    if the write lock is taken."""
     with engine.begin() as conn:
-        return _each_in_a_savepoint(conn, batch)
+        return _run_jobs(conn, batch)
 
 
 class _WriterBusy(Exception):
@@ -518,14 +516,11 @@ class _PostgresWriter(_GroupWriter):
         return asyncio.ensure_future(self._run(batch))
 
     async def _run(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
-        try:
-            async with self._engine.begin() as conn:
-                return await conn.run_sync(_all_at_once, batch)
-        except Exception as exc:
-            if len(batch) == 1:
-                return [(False, exc)]
         async with self._engine.begin() as conn:
-            return await conn.run_sync(_each_in_a_savepoint, batch)
+            return await conn.run_sync(_run_jobs, batch)
+
+    async def close(self) -> None:
+        """Nothing of its own: its connections are the database engine's pool."""
 
 
 class _SqliteReader:
