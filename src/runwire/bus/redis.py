@@ -168,7 +168,7 @@ class _Block:
     Events join the run's open block as they are published, until the writer takes the outbox
     (then the run's next event opens a new block)."""
 
-    __slots__ = ("channel", "epoch", "first", "next_seq", "run", "run_id", "user_id", "wires")
+    __slots__ = ("channel", "first", "next_seq", "run", "run_id", "user_id", "wires")
 
     def __init__(
         self,
@@ -179,7 +179,6 @@ class _Block:
         tag: bytes,
     ) -> None:
         self.run = run  # the stream key, the epoch, the epoch encoded
-        self.epoch = run[1]
         self.channel = channel
         self.run_id = event.run_id
         self.user_id = user_id
@@ -196,7 +195,7 @@ class _Block:
         """Whether ``event`` continues this block."""
         return (
             event.seq == self.next_seq
-            and event.epoch == self.epoch
+            and event.epoch == self.run[1]
             and len(self.wires) <= _BLOCK_EVENTS
         )
 
