@@ -37,24 +37,14 @@ async def test_a_read_that_meets_a_lock_waits_off_the_event_loop(tmp_path: Path)
     locker.execute("BEGIN EXCLUSIVE")
     locker.execute("UPDATE users SET email = 'b@example.com'")
     try:
-        async with Store.open(url) as store:
-            turns = 0
-
-            async def count_turns() -> None:
-                nonlocal turns
-                while True:
-                    turns += 1
-                    await asyncio.sleep(0)
-
-            counter = asyncio.create_task(count_turns())
+        async with Store.open(url) as store, counting_turns() as turns:
             read = asyncio.create_task(store.conversations.thread(user.id, "thr_none"))
             await asyncio.sleep(unit(0.2))
             assert not read.done()  # waiting for the lock...
-            assert turns > 10  # ...while the loop goes on
+            assert turns[0] > 10  # ...while the loop goes on
             locker.execute("ROLLBACK")
             locker.close()
             assert await asyncio.wait_for(read, unit(5)) is None
-            counter.cancel()
     finally:
         locker.close()
 
