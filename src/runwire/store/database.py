@@ -540,8 +540,7 @@ class _SqliteReader:
             with self._engine.connect() as conn:
                 return job(conn)
         except OperationalError as exc:
-            code = getattr(exc.orig, "sqlite_errorcode", 0)
-            if code & 0xFF in _BUSY_CODES:
+            if _is_busy(exc):
                 raise _ReaderBusy from exc
             raise
 
@@ -554,6 +553,11 @@ class _ReaderBusy(Exception):
 
 
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (primary codes of the extended ones)
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    """SQLite refused because another connection holds a lock (it would have had to wait)."""
+    return getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES
 
 
 def _read_only_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -570,7 +574,7 @@ def _begin_immediate(conn: Connection) -> None:
     try:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     except OperationalError as exc:
-        if getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF in _BUSY_CODES:
+        if _is_busy(exc):
             raise _WriterBusy from exc
         raise
 
