@@ -5,19 +5,47 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test test-unit lint bench bench-idle install clean
+.PHONY: run test test-unit test-floors lint lock lock-uv bench bench-idle install clean
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+# Installs come from uv.lock (every package pinned, with its hashes) through uv, itself installed
+# by pip from requirements/uv.txt with its hashes: nothing depends on the day it runs.
+# uv never downloads a Python of its own: the venv's, made from $(PYTHON), is the one.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+UV := $(BIN)/uv
 
-$(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+$(UV): requirements/uv.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements/uv.txt
 	touch $@
 
-$(TEST_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+# --locked: a pyproject.toml that disagrees with uv.lock stops the install (run `make lock`).
+$(RUN_STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync -q --locked --inexact
+	touch $@
+
+$(TEST_STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync -q --locked --extra test
 	touch $@ $(RUN_STAMP)
+
+# Upgrades every locked package to its newest release within pyproject.toml's ranges.
+lock: | $(UV)
+	$(UV) lock --upgrade
+
+# Pins another release of uv itself: `make lock-uv VERSION=0.13.9`.
+lock-uv: | $(UV)
+	echo "uv==$(VERSION)" | $(UV) pip compile - --generate-hashes --no-header -q -o requirements/uv.txt.new
+	{ sed -n 1,2p requirements/uv.txt; cat requirements/uv.txt.new; } > requirements/uv.txt.tmp
+	mv requirements/uv.txt.tmp requirements/uv.txt && rm requirements/uv.txt.new
+
+# The floors in pyproject.toml are true: every direct dependency at its lowest allowed release (the
+# rest newest) passes the whole suite. In .venv-floors; not part of CI (a new
+# release of some transitive package could fail it on a day nobody changed anything).
+FLOORS := .venv-floors
+test-floors: | $(UV)
+	rm -rf $(FLOORS) && $(PYTHON) -m venv $(FLOORS)
+	$(UV) pip install -q --python $(FLOORS)/bin/python --resolution lowest-direct -e '.[test]'
+	$(FLOORS)/bin/pytest -n 2 --dist loadfile -p no:cacheprovider -W ignore::DeprecationWarning
 
 install: $(RUN_STAMP)
 
@@ -47,4 +75,4 @@ bench-idle: $(TEST_STAMP)
 	$(BIN)/python bench/idle_connections.py
 
 clean:
-	rm -rf $(VENV) .runwire .mypy_cache .ruff_cache coverage.xml .coverage
+	rm -rf $(VENV) $(FLOORS) .runwire .mypy_cache .ruff_cache coverage.xml .coverage

@@ -84,9 +84,6 @@ def serve(
 
     from runwire.app import create_app
     from runwire.collector import tune_collector
-    from runwire.config import WebSocketPath
-    from runwire.transport.ws_coalescing import CoalescingWebSocketProtocol
-    from runwire.transport.ws_protocol import RunwireWebSocketProtocol
 
     settings = _settings(data_dir, host=host, port=port)
     _, generated = resolve_secret(settings)
@@ -100,25 +97,34 @@ def serve(
     out.print(f"runwire is starting: open http://{shown_host}:{settings.port}/", highlight=False)
     app = create_app(settings)
     tune_collector(settings.gc_young_threshold)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        ws_max_size=settings.max_frame_bytes,
-        ws_per_message_deflate=False,
-        ws=(
+    uvicorn.run(app, **server_options(settings))
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for ``runwire serve``, from the settings."""
+    from runwire.config import WebSocketPath
+    from runwire.transport.ws_coalescing import CoalescingWebSocketProtocol
+    from runwire.transport.ws_protocol import RunwireWebSocketProtocol
+
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "ws_max_size": settings.max_frame_bytes,
+        "ws_per_message_deflate": False,
+        "ws": (
             RunwireWebSocketProtocol
             if settings.ws_path is WebSocketPath.DIRECT
             else CoalescingWebSocketProtocol
         ),
-        ws_ping_interval=settings.ws_ping_interval_s or None,
-        ws_ping_timeout=settings.ws_ping_timeout_s,
+        "ws_ping_interval": settings.ws_ping_interval_s or None,
+        "ws_ping_timeout": settings.ws_ping_timeout_s,
         # The app reads X-Forwarded-For itself, from RUNWIRE_TRUSTED_PROXIES only; uvicorn's own
         # reading would trust 127.0.0.1 (FORWARDED_ALLOW_IPS) and let local clients pick an address.
-        proxy_headers=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
-        log_level="info",
-    )
+        "proxy_headers": False,
+        "timeout_keep_alive": settings.http_keep_alive_s,
+        "timeout_graceful_shutdown": int(settings.shutdown_grace_s) + 5,
+        "log_level": "info",
+    }
 
 
 @app.command()

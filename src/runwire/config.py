@@ -8,6 +8,7 @@ secret stops start-up.
 
 from __future__ import annotations
 
+import importlib
 import secrets
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -127,6 +128,10 @@ class Settings(BaseSettings):
     ws_message_burst: int = Field(30, ge=1)
     max_connections_per_user: int = Field(10, ge=1)
     ws_auth_timeout_s: float = Field(10.0, gt=0, allow_inf_nan=False)
+    # How long an idle HTTP keep-alive connection stays open. Longer than the idle expiry of
+    # clients' pools (httpx 5 s, aiohttp 15 s), so that a client drops a connection before the
+    # server does: otherwise a request sent as the server closes fails with no response.
+    http_keep_alive_s: int = Field(20, ge=1, le=3600)
 
     # Resume and retention: how long ended runs keep their events, how often they are trimmed,
     # and how often a quiet SSE stream gets a keep-alive comment.
@@ -219,6 +224,11 @@ class Settings(BaseSettings):
             found.append(
                 "RUNWIRE_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
             )
+        elif url.startswith("postgresql+asyncpg://") and not _has_module("asyncpg"):
+            found.append(
+                "RUNWIRE_DATABASE_URL is PostgreSQL, but its driver asyncpg is not installed: "
+                "run `make install` (or `pip install asyncpg`)"
+            )
         if self.redis_url is not None and not self.redis_url.get_secret_value().startswith(
             ("redis://", "rediss://")
         ):
@@ -248,6 +258,14 @@ class Settings(BaseSettings):
                 f"({self.ws_ping_interval_s} >= {self.ws_idle_timeout_s})"
             )
         return found
+
+
+def _has_module(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
 
 
 def load_settings(**overrides: Any) -> Settings:

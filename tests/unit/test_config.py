@@ -1,3 +1,4 @@
+import sys
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -178,3 +179,17 @@ def test_the_redis_url_picks_the_bus_and_its_password_is_never_shown(
     with pytest.raises(ConfigError, match="RUNWIRE_REDIS_URL must start with redis://") as bad:
         load_settings()
     assert "hunter2" not in str(bad.value) and "hunter2" not in " ".join(bad.value.problems)
+
+
+def test_a_missing_postgresql_driver_is_one_line_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "postgresql+asyncpg://postgres@127.0.0.1:5432/runwire"
+    assert load_settings(database_url=url).effective_database_url == url  # installed: fine
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # what `import asyncpg` sees without it
+    with pytest.raises(ConfigError) as caught:
+        load_settings(database_url=url)
+    assert caught.value.problems == [
+        "RUNWIRE_DATABASE_URL is PostgreSQL, but its driver asyncpg is not installed: "
+        "run `make install` (or `pip install asyncpg`)"
+    ]

@@ -334,7 +334,7 @@ class RedisRunQueue(RunQueue):
                 backoff = min(backoff * 2, 2.0)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     async def _release_all(self) -> None:
         for run_id in list(self._renewed):
