@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test test-unit test-floors lint lock lock-uv bench bench-idle install clean
+.PHONY: run test test-at test-unit test-floors lint lock lock-uv bench bench-idle install clean
 
 # Installs come from uv.lock (every package pinned, with its hashes) through uv, itself installed
 # by pip from requirements/uv.txt with its hashes: nothing depends on the day it runs.
@@ -45,7 +45,8 @@ FLOORS := .venv-floors
 test-floors: | $(UV)
 	rm -rf $(FLOORS) && $(PYTHON) -m venv $(FLOORS)
 	$(UV) pip install -q --python $(FLOORS)/bin/python --resolution lowest-direct -e '.[test]'
-	$(FLOORS)/bin/pytest -n 2 --dist loadfile -p no:cacheprovider -W ignore::DeprecationWarning
+	$(FLOORS)/bin/pytest -n 2 --dist loadfile -p no:cacheprovider -W ignore::DeprecationWarning \
+	  -p no:unraisableexception
 
 install: $(RUN_STAMP)
 
@@ -64,6 +65,12 @@ TEST_WORKERS ?= 2
 
 test: $(TEST_STAMP) lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov=runwire --cov-branch --cov-report=term:skip-covered --cov-report=xml -p no:cacheprovider --durations=15
+
+# The e2e layer against a running deployment: every test that needs no server process of its own
+# (the others are skipped, saying so). make test-at URL=https://staging.example.com
+test-at: $(TEST_STAMP)
+	@test -n "$(URL)" || { echo "usage: make test-at URL=http://host:port"; exit 2; }
+	$(BIN)/pytest tests/e2e --base-url "$(URL)" -n $(TEST_WORKERS) --dist loadfile -p no:cacheprovider
 
 test-unit: $(TEST_STAMP)
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider

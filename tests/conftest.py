@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,6 +10,22 @@ import pytest
 
 from runwire.config import Settings, load_settings
 from runwire.store.store import Store
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--base-url",
+        default=os.environ.get("RUNWIRE_E2E_BASE_URL", ""),
+        help="run the e2e tests against this deployment instead of local server processes "
+        "(those that need a server of their own are skipped); env RUNWIRE_E2E_BASE_URL",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The e2e fixtures read it from the environment (tests/e2e/conftest.py: deployment_url);
+    # each xdist worker runs this hook too.
+    if url := config.getoption("--base-url"):
+        os.environ["RUNWIRE_E2E_BASE_URL"] = url
 
 
 def test_settings(tmp_path: Path, **overrides: object) -> Settings:

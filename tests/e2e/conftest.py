@@ -1,5 +1,11 @@
 """E2E fixtures: the real ``runwire serve`` process on a free port, with its own data dir, on
-SQLite (its default) or on a fresh PostgreSQL database migrated by ``runwire migrate``."""
+SQLite (its default) or on a fresh PostgreSQL database migrated by ``runwire migrate``.
+
+With ``--base-url URL`` (or ``RUNWIRE_E2E_BASE_URL``) the tests run against that deployment
+instead: the shared ``server`` is the deployment, and every test that starts, stops or
+configures a server process of its own (through :class:`ServerProcess`), or that tests this
+machine's install rather than a server (marker ``local_only``), is skipped, saying so.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,9 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -20,11 +28,47 @@ from tests.databases import BACKENDS, fresh_postgres_database
 from tests.e2e.wire import Session
 from tests.timing import unit
 
+DEPLOYMENT_ENV = "RUNWIRE_E2E_BASE_URL"
+OWN_SERVER = "starts, stops or configures a server process of its own: runs without --base-url"
+THIS_MACHINE = "tests this machine's runwire install, not a server: runs without --base-url"
+
+
+def deployment_url() -> str:
+    """The deployment under test ("" when each test module starts its own server)."""
+    return os.environ.get(DEPLOYMENT_ENV, "").rstrip("/")
+
+
+def local_only() -> None:
+    """Skip the calling test (or fixture) when the tests run against a deployment."""
+    if deployment_url():
+        pytest.skip(OWN_SERVER)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+            marker = item.get_closest_marker("local_only")
+            if deployment_url() and marker:
+                item.add_marker(
+                    pytest.mark.skip(reason=marker.args[0] if marker.args else THIS_MACHINE)
+                )
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A server already running somewhere (``--base-url``): the tests only talk to it."""
+
+    url: str
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 # uvicorn's line once it listens; with --port 0 it names the port the kernel gave it.
@@ -35,7 +79,10 @@ class ServerProcess:
     """``runwire serve`` on a port of its own: it binds port 0 and the port is read from its log,
     so no other test process can take the port between choosing it and binding it."""
 
+    host = "127.0.0.1"
+
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        local_only()
         self.port = 0
         self.url = ""
         self.log_path = data_dir / "server.log"
@@ -94,7 +141,11 @@ BASE_ENV = {
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess | Deployment]:
+    """The server most tests share: a local process on ``BASE_ENV``, or the deployment."""
+    if url := deployment_url():
+        yield Deployment(url)
+        return
     proc = ServerProcess(tmp_path_factory.mktemp("server"), BASE_ENV)
     yield proc
     proc.stop()
@@ -116,7 +167,7 @@ async def sessions() -> AsyncIterator[Callable[[str], Awaitable[Session]]]:
 
 
 @pytest.fixture(scope="session")
-def server_url(server: ServerProcess) -> str:
+def server_url(server: ServerProcess | Deployment) -> str:
     return server.url
 
 
@@ -139,6 +190,7 @@ def postgres_env(data_dir: Path) -> Iterator[dict[str, str]]:
 
     Auto-migration is off, as in production: the server must find the schema already in place.
     """
+    local_only()
     with fresh_postgres_database(migrate=False) as url:
         env = {**BASE_ENV, "RUNWIRE_DATABASE_URL": url, "RUNWIRE_AUTO_MIGRATE": "false"}
         migrate(env, data_dir)
@@ -148,6 +200,7 @@ def postgres_env(data_dir: Path) -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server shared by the session, like ``server``, on PostgreSQL."""
+    local_only()
     data_dir = tmp_path_factory.mktemp("postgres-server")
     with postgres_env(data_dir) as env:
         proc = ServerProcess(data_dir, env)
@@ -157,9 +210,12 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
 
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest) -> str:
-    """The URL of the shared server on each backend in turn: a test taking it runs twice."""
+    """The URL of the shared server on each backend in turn: a test taking it runs twice. Against
+    a deployment, the first is the deployment (whatever its database) and the second is skipped."""
+    if deployment_url() and request.param != "sqlite":
+        pytest.skip("a deployment is tested once, as [sqlite], whatever its database")
     name = "server" if request.param == "sqlite" else "postgres_server"
-    server: ServerProcess = request.getfixturevalue(name)
+    server: ServerProcess | Deployment = request.getfixturevalue(name)
     return server.url
 
 
@@ -167,6 +223,7 @@ def backend_url(request: pytest.FixtureRequest) -> str:
 def backend_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
     """Settings for a test's own server on each backend in turn (SQLite in ``tmp_path``, or a
     fresh PostgreSQL database): a test taking it runs twice."""
+    local_only()
     if request.param == "sqlite":
         yield dict(BASE_ENV)
         return

@@ -114,7 +114,7 @@ async def test_a_peer_that_stops_answering_pings_is_released(
     user = await Session.new(base)
     try:
         baseline = await settled(base, await gauges(base))
-        dead, head = raw_socket(pinging_server.port, user.access)
+        dead, head = raw_socket(pinging_server.url, user.access)
         assert head.startswith(b"HTTP/1.1 101")
         try:
             assert (await gauges(base))["connections"] == baseline["connections"] + 1

@@ -12,6 +12,8 @@ import pytest
 
 from tests.timing import unit
 
+pytestmark = pytest.mark.local_only
+
 BASE = {"RUNWIRE_ENV": "test", "RUNWIRE_ARGON2_TIME_COST": "1", "RUNWIRE_ARGON2_MEMORY_KIB": "64"}
 
 

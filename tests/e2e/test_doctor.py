@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.databases import fresh_postgres_database
 from tests.e2e.test_cli import runwire
 from tests.ports import closed_port
 from tests.services import redis_url
+
+pytestmark = pytest.mark.local_only
 
 PASSWORD = "s3cret-Pa55word"
 

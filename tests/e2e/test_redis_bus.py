@@ -14,11 +14,13 @@ from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 
 from tests.databases import fresh_postgres_database
-from tests.e2e.conftest import BASE_ENV, ServerProcess
+from tests.e2e.conftest import BASE_ENV, OWN_SERVER, ServerProcess
 from tests.e2e.test_golden_path import check_run_shape
 from tests.e2e.wire import Session
 from tests.services import redis_url
 from tests.timing import unit
+
+pytestmark = pytest.mark.local_only(OWN_SERVER)
 
 SECRET = "e2e-redis-secret-" + "x" * 40
 

@@ -18,11 +18,13 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.conftest import BASE_ENV, ServerProcess
+from tests.e2e.conftest import BASE_ENV, OWN_SERVER, ServerProcess
 from tests.e2e.test_golden_path import check_run_shape
 from tests.e2e.wire import Session
 from tests.services import RedisServer
 from tests.timing import unit
+
+pytestmark = pytest.mark.local_only(OWN_SERVER)
 
 TERMINAL = ("agent_completed", "agent_error", "agent_stopped")
 

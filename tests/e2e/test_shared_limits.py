@@ -17,10 +17,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.databases import fresh_postgres_database
-from tests.e2e.conftest import BASE_ENV, ServerProcess
+from tests.e2e.conftest import BASE_ENV, OWN_SERVER, ServerProcess
 from tests.e2e.wire import Session
 from tests.services import redis_url
 from tests.timing import unit
+
+pytestmark = pytest.mark.local_only(OWN_SERVER)
 
 CAP = 3
 FAILURES = 5

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e.conftest import ServerProcess
-from tests.e2e.wire import Session, raw_socket
+from tests.e2e.wire import Session, raw_socket, tcp_to
 from tests.timing import unit
 
 
@@ -68,13 +68,13 @@ async def test_invalid_utf8_closes_with_1007_and_a_big_fragmented_message_with_1
     server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
 ) -> None:
     session = await sessions(server.url)
-    sock, head = raw_socket(server.port, session.access)
+    sock, head = raw_socket(server.url, session.access)
     assert head.startswith(b"HTTP/1.1 101")
     sock.sendall(masked(0x1, b'{"type":"ping","x":"\xff\xfe"}'))
     assert close_code_of(sock) == 1007
     sock.close()
 
-    sock, head = raw_socket(server.port, session.access)
+    sock, head = raw_socket(server.url, session.access)
     assert head.startswith(b"HTTP/1.1 101")
     part = b"x" * 40_000  # each fragment is under 64 KiB; the message is not
     sock.sendall(masked(0x1, part, fin=False) + masked(0x0, part, fin=False))
@@ -91,10 +91,10 @@ async def test_other_paths_and_bad_upgrades_are_refused(
     assert other.value.response.status_code == 404
     assert json.loads(bytes(other.value.response.body))["code"] == "not_found"
 
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=unit(5))
+    sock, host = tcp_to(server.url)
     sock.sendall(
         (
-            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
             f"Authorization: Bearer {session.access}\r\n\r\n"
         ).encode()  # no Sec-WebSocket-Key

@@ -6,9 +6,11 @@ import base64
 import json
 import os
 import socket
+import ssl
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -170,13 +172,25 @@ class Socket:
         await self.ws.wait_closed()
 
 
-def raw_socket(port: int, token: str, path: str = "/ws") -> tuple[socket.socket, bytes]:
+def tcp_to(base: str) -> tuple[socket.socket, str]:
+    """A plain stream to the server at ``base`` (TLS when it is https), for hand-written HTTP;
+    returns it and the value of its Host header."""
+    parts = urlsplit(base)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    sock = socket.create_connection((host, port), timeout=unit(5))
+    if parts.scheme == "https":
+        sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+    return sock, f"{host}:{port}"
+
+
+def raw_socket(base: str, token: str, path: str = "/ws") -> tuple[socket.socket, bytes]:
     """A handshake by hand; returns the socket and the response head (plus anything after)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=unit(5))
+    sock, host = tcp_to(base)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
         (
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
             f"Authorization: Bearer {token}\r\n\r\n"
         ).encode()
