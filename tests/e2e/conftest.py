@@ -111,7 +111,9 @@ class ServerProcess:
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
 
     def log(self) -> str:
-        self._log.flush()
+        """Everything the server has written so far (also after :meth:`stop`)."""
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:
