@@ -9,7 +9,7 @@ declared answer of the endpoints that take them (200, SSE, 204, 409).
 
 The cases are generated from the document of an app built in this process as the server builds
 its own; the first test proves the live server serves that very document. (Loading the document
-from the live server inside a fixture, ``schemathesis.pytest.from_fixture``, fails on pytest 9.)
+from the live server inside a fixture, ``schemathesis.pytest.from_fixture``, fails on pytest 9.2.)
 
 Lean by design: ``MAX_EXAMPLES`` per operation and a fixed seed (the same cases on every run, so
 a failure is the code's, not the draw's); ``RUNWIRE_TEST_OPENAPI_EXAMPLES=200`` explores further.
