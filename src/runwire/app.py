@@ -59,7 +59,7 @@ from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
 from runwire.runs.retention import Retention
 from runwire.store.records import UsageRecord
 from runwire.store.store import Store
-from runwire.transport import api_routes, auth_routes, health
+from runwire.transport import api_reference, api_routes, auth_routes, health
 from runwire.transport.errors import install_error_handlers
 from runwire.transport.services import Services
 from runwire.transport.websocket import websocket_endpoint
@@ -256,9 +256,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         title="runwire",
         version="0.1.0",
         summary="Multi-user, real-time AI agent chat",
+        description=(
+            "The HTTP API of runwire. The WebSocket `/ws` (chat and live run events) and every "
+            "field, event and code are described in docs/protocol.md."
+        ),
         lifespan=lifespan,
-        docs_url="/docs",
+        # Off in production unless RUNWIRE_PUBLIC_DOCS=true; /docs is served from package assets
+        # by api_reference (FastAPI's own pages load theirs from a CDN); no ReDoc.
+        openapi_url=api_reference.OPENAPI_PATH if settings.serves_api_reference else None,
+        docs_url=None,
+        redoc_url=None,
     )
+    if settings.serves_api_reference:
+        api_reference.install(app)
     install_error_handlers(app)
     app.include_router(auth_routes.router)
     app.include_router(api_routes.router)

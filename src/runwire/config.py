@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     secret_key: SecretStr | None = None
     public_url: str | None = None
+    # The API reference (/docs, /redoc, /openapi.json): served outside production; in production
+    # only when this is true.
+    public_docs: bool = False
 
     access_token_ttl_s: int = Field(900, gt=0)
     refresh_token_ttl_s: int = Field(30 * 24 * 3600, gt=0)
@@ -187,6 +190,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'runwire.db').resolve()}"
+
+    @property
+    def serves_api_reference(self) -> bool:
+        """``/docs``, ``/redoc`` and ``/openapi.json`` are served: always outside production,
+        in production only with ``RUNWIRE_PUBLIC_DOCS=true``."""
+        return self.public_docs or not self.is_production
 
     @property
     def migrate_on_start(self) -> bool:

@@ -509,3 +509,32 @@ def test_markdown_renderer_is_safe_and_complete(page: Page) -> None:
     answer = page.get_by_test_id("assistant-message")
     expect(answer).to_have_attribute("data-state", "done", timeout=ms(30))
     assert page.evaluate("() => window.__pwned === undefined")
+
+
+def test_api_reference_renders_from_the_server_alone(page: Page) -> None:
+    """``/docs`` (Swagger UI) draws every operation of the OpenAPI document with nothing but the
+    server: the ``page`` fixture refuses, and fails on, any request to another host, so a machine
+    without internet sees the same page."""
+    document = page.request.get("/openapi.json").json()
+    operations = {
+        (method.upper(), path) for path, ops in document["paths"].items() for method in ops
+    }
+    assert len(operations) > 10
+
+    page.goto("/docs")
+    listed = page.locator(".opblock")
+    expect(listed).to_have_count(len(operations))
+    drawn = {
+        (
+            op.locator(".opblock-summary-method").inner_text(),
+            op.locator(".opblock-summary-path").get_attribute("data-path"),
+        )
+        for op in listed.all()
+    }
+    assert drawn == operations
+    # An operation opens to its declared answers, the error bodies among them.
+    events = page.locator(".opblock", has=page.locator('[data-path="/api/runs/{run_id}/events"]'))
+    events.locator(".opblock-summary").click()
+    answers = events.locator(".responses-table").first
+    for status in ("200", "204", "401", "404", "409", "422"):
+        expect(answers.locator(f'tr[data-code="{status}"]')).to_have_count(1)

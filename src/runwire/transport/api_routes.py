@@ -2,56 +2,130 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from runwire.errors import PayloadTooLarge
 from runwire.events.model import MAX_SEQ
-from runwire.transport.event_stream import EventStream, parse_last_event_id, wants_event_stream
+from runwire.transport.errors import ReloadRequiredBody, error_responses
+from runwire.transport.event_stream import (
+    MEDIA_TYPE,
+    EventStream,
+    parse_last_event_id,
+    wants_event_stream,
+)
 from runwire.transport.params import PathId
 from runwire.transport.principal import CurrentPrincipal
+from runwire.transport.replies import (
+    ImportReport,
+    Message,
+    Run,
+    RunEvents,
+    RunReply,
+    SampleLoaded,
+    Thread,
+    ThreadList,
+    ThreadMessages,
+    Ticket,
+    UsageSummary,
+    User,
+    UserReply,
+)
 from runwire.transport.services import services_of
 
-__all__ = ["router"]
+__all__ = ["IMPORT_MEDIA_TYPES", "router"]
 
-router = APIRouter(prefix="/api", tags=["api"])
+router = APIRouter(prefix="/api", tags=["api"], responses=error_responses(401))
+
+_CSV_EXAMPLE = (
+    "timestamp,provider,model,prompt_tokens,completion_tokens,latency_ms\n"
+    "2026-11-01T09:30:00Z,openai,gpt-4o,1200,300,850\n"
+)
+_JSONL_EXAMPLE = (
+    '{"timestamp": "2026-11-01T09:30:00Z", "provider": "openai", "model": "gpt-4o", '
+    '"prompt_tokens": 1200, "completion_tokens": 300, "latency_ms": 850}\n'
+)
+IMPORT_MEDIA_TYPES = {
+    "application/x-ndjson": _JSONL_EXAMPLE,
+    "application/jsonl": _JSONL_EXAMPLE,
+    "application/json-lines": _JSONL_EXAMPLE,
+    "application/x-jsonlines": _JSONL_EXAMPLE,
+    "text/csv": _CSV_EXAMPLE,
+}
+"""The content types ``POST /api/usage/import`` reads, each with an example body."""
+
+_IMPORT_BODY = {
+    "required": True,
+    "description": (
+        "The usage file itself, read by its `Content-Type`: JSON Lines (one JSON object a line) "
+        "or CSV with a header line (docs/protocol.md, Usage records). UTF-8; invalid bytes "
+        "become U+FFFD. Bad lines are reported and the good ones kept."
+    ),
+    "content": {
+        media: {"schema": {"type": "string"}, "example": example}
+        for media, example in IMPORT_MEDIA_TYPES.items()
+    },
+}
 
 
 @router.get("/me", summary="The logged-in user")
-async def me(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+async def me(principal: CurrentPrincipal, request: Request) -> UserReply:
     user = await services_of(request).auth.user(principal)
-    return {"user": user.public()}
+    return UserReply(user=User.model_validate(user.public()))
 
 
 @router.post(
     "/ws-ticket", status_code=201, summary="A single-use ticket to open /ws from a browser"
 )
-async def ws_ticket(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+async def ws_ticket(principal: CurrentPrincipal, request: Request) -> Ticket:
     auth = services_of(request).auth
     ticket = await auth.issue_ticket(principal)
-    return {"ticket": ticket, "expires_in": auth.ticket_ttl_s}
+    return Ticket(ticket=ticket, expires_in=auth.ticket_ttl_s)
 
 
 @router.get("/threads", summary="The caller's threads, newest first")
-async def threads(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+async def threads(principal: CurrentPrincipal, request: Request) -> ThreadList:
     found = await services_of(request).chat.threads(principal.user_id)
-    return {"threads": [t.public() for t in found]}
+    return ThreadList(threads=[Thread.model_validate(t.public()) for t in found])
 
 
-@router.get("/threads/{thread_id}/messages", summary="A thread's messages, oldest first")
+@router.get(
+    "/threads/{thread_id}/messages",
+    summary="A thread's messages, oldest first",
+    responses=error_responses(404, 422),
+)
 async def thread_messages(
     thread_id: PathId, principal: CurrentPrincipal, request: Request
-) -> dict[str, Any]:
+) -> ThreadMessages:
     found = await services_of(request).chat.messages(principal.user_id, thread_id)
-    return {"thread_id": thread_id, "messages": [m.public() for m in found]}
+    return ThreadMessages(
+        thread_id=thread_id, messages=[Message.model_validate(m.public()) for m in found]
+    )
 
 
-@router.get("/runs/{run_id}", summary="A run's status and timings")
-async def run(run_id: PathId, principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+@router.get(
+    "/runs/{run_id}", summary="A run's status and timings", responses=error_responses(404, 422)
+)
+async def run(run_id: PathId, principal: CurrentPrincipal, request: Request) -> RunReply:
     record = await services_of(request).chat.run(principal.user_id, run_id)
-    return {"run": record.public()}
+    return RunReply(run=Run.model_validate(record.public()))
+
+
+# One server-sent event of the stream (as OpenAPI before 3.2 describes an event stream).
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "`<epoch>:<seq>`: the event's whole position."},
+        "data": {
+            "type": "string",
+            "description": "The event's JSON, exactly the frame the WebSocket sent.",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/RunEvent"},
+        },
+    },
+    "required": ["id", "data"],
+}
 
 
 @router.get(
@@ -63,7 +137,26 @@ async def run(run_id: PathId, principal: CurrentPrincipal, request: Request) -> 
         "run's live ones until its last event. A position that cannot be served whole is "
         "refused with 409 `reload_required`."
     ),
-    response_model=None,
+    response_model=RunEvents,
+    responses={
+        200: {
+            "description": "The events as JSON, or (`Accept: text/event-stream`) as SSE: each "
+            "message's `id` is `<epoch>:<seq>` and its `data` the event's JSON.",
+            "content": {MEDIA_TYPE: {"schema": _SSE_EVENT}},
+        },
+        204: {"description": "SSE only: the run has ended and the position is its last event."},
+        **error_responses(
+            404,
+            409,
+            422,
+            503,
+            descriptions={
+                409: "The position cannot be served whole (`reload_required`): reload.",
+                503: "SSE with the Redis bus only: Redis does not answer (`unavailable`).",
+            },
+            models={409: ReloadRequiredBody},
+        ),
+    },
 )
 async def run_events(
     run_id: PathId,
@@ -71,8 +164,12 @@ async def run_events(
     request: Request,
     after: int = Query(0, ge=0, le=MAX_SEQ),
     epoch: str | None = Query(None, min_length=1, max_length=100),
-    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
-) -> dict[str, Any] | Response:
+    last_event_id: str | None = Header(
+        None,
+        alias="Last-Event-ID",
+        description="SSE only: the `id` of the last event received, `<epoch>:<seq>`.",
+    ),
+) -> Response:
     services = services_of(request)
     if wants_event_stream(request.headers.get("accept")):
         if last_event_id is not None:
@@ -87,7 +184,17 @@ async def run_events(
         )
         return await stream.open(after, epoch)
     events = await services.chat.events(principal.user_id, run_id, after, epoch)
-    return {"run_id": run_id, "events": [e.to_wire() for e in events]}
+    # Each event as the very bytes the WebSocket sent (encoded once, when it was made).
+    body = b"".join(
+        (
+            b'{"run_id":',
+            orjson.dumps(run_id),
+            b',"events":[',
+            b",".join(e.wire for e in events),
+            b"]}",
+        )
+    )
+    return Response(body, media_type="application/json")
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -107,22 +214,25 @@ async def _body(request: Request, limit: int) -> bytes:
 @router.post(
     "/usage/import",
     summary="Import LLM-usage records (JSONL as application/x-ndjson, or CSV as text/csv)",
+    responses=error_responses(413, 415),
+    response_model_exclude_unset=True,
+    openapi_extra={"requestBody": _IMPORT_BODY},
 )
-async def usage_import(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+async def usage_import(principal: CurrentPrincipal, request: Request) -> ImportReport:
     services = services_of(request)
     kind = services.workload.format_of(request.headers.get("content-type"), None)
     body = await _body(request, services.settings.max_import_bytes)
     report = await services.workload.import_text(principal.user_id, body, kind)
-    return report.public()
+    return ImportReport.model_validate(report.public())
 
 
 @router.post("/usage/sample", status_code=201, summary="Load a generated, realistic usage set")
-async def usage_sample(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+async def usage_sample(principal: CurrentPrincipal, request: Request) -> SampleLoaded:
     imported = await services_of(request).workload.load_sample(principal.user_id)
-    return {"imported": imported}
+    return SampleLoaded(imported=imported)
 
 
 @router.get("/usage/summary", summary="How many usage records the caller has")
-async def usage_summary(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+async def usage_summary(principal: CurrentPrincipal, request: Request) -> UsageSummary:
     count = await services_of(request).workload.count(principal.user_id)
-    return {"records": count}
+    return UsageSummary(records=count)

@@ -1,21 +1,100 @@
 """Error mapping at the edge: runwire errors → HTTP statuses and JSON bodies, and close codes.
 
-Bodies are ``{"detail": <readable message>, "code": <stable code>}``, plus the error's own
-machine-readable fields when it has any (``reload_required`` adds ``run_id``, ``reason``, ``epoch``).
+Bodies are ``{"detail": <readable message>, "code": <stable code>}`` (:class:`ErrorBody`), plus
+the error's own machine-readable fields when it has any (``reload_required`` adds ``run_id``,
+``reason``, ``epoch``: :class:`ReloadRequiredBody`). Routes declare the statuses they can answer
+with :func:`error_responses`, so the OpenAPI document lists each one with its body.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runwire import errors
 
-__all__ = ["CLOSE_CODES", "http_status", "install_error_handlers"]
+__all__ = [
+    "CLOSE_CODES",
+    "ErrorBody",
+    "ReloadRequiredBody",
+    "error_responses",
+    "http_status",
+    "install_error_handlers",
+]
+
+
+class ErrorBody(BaseModel):
+    """The body of every error the HTTP API answers."""
+
+    detail: str = Field(description="What went wrong, for a person to read.")
+    code: str = Field(
+        description="A stable, machine-readable code (docs/protocol.md, Error codes).",
+        examples=["unauthorized", "not_found", "invalid_input"],
+    )
+
+
+class ReloadRequiredBody(ErrorBody):
+    """A run's events cannot be served whole from the position asked for: reload instead."""
+
+    code: Literal["reload_required"] = "reload_required"
+    run_id: str
+    reason: errors.ReloadReason
+    epoch: str = Field(description="The run's current epoch: read it again from seq 0 under it.")
+
+
+_DESCRIPTIONS = {
+    401: "No bearer token, or one that is invalid, expired or of an ended session (`unauthorized`).",
+    404: "Not found: it does not exist, or is not the caller's (the two look the same).",
+    409: "Conflict (`conflict`).",
+    413: "The body is larger than `RUNWIRE_MAX_IMPORT_BYTES` (`too_large`).",
+    415: "A content type this endpoint does not read (`unsupported_media_type`).",
+    422: "The request is invalid (`invalid_input`); `detail` names each field and why.",
+    429: "Too many attempts (`rate_limited`); `Retry-After` says when to try again.",
+    503: "A service the server depends on does not answer (`unavailable`).",
+}
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "`Bearer`",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Whole seconds to wait (at least 1).",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
+
+def error_responses(
+    *statuses: int,
+    descriptions: Mapping[int, str] | None = None,
+    models: Mapping[int, type[ErrorBody]] | None = None,
+) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route that can answer ``statuses``: each with its body model
+    (:class:`ErrorBody` unless ``models`` names another), its description and its headers."""
+    declared: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {
+            "model": (models or {}).get(status, ErrorBody),
+            "description": (descriptions or {}).get(status, _DESCRIPTIONS[status]),
+        }
+        if status in _HEADERS:
+            entry["headers"] = _HEADERS[status]
+        declared[status] = entry
+    return declared
+
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +151,9 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":  # its loc is the character's position, not a field
+            problems.append(f"body: not valid JSON: {err.get('ctx', {}).get('error', 'syntax')}")
+            continue
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
     return JSONResponse(
@@ -83,8 +165,28 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
 
 
+_UNREADABLE = (
+    (UnicodeDecodeError, "it is not UTF-8 text"),
+    (RecursionError, "it nests too deeply"),
+)
+
+
+def _unreadable_body(exc: StarletteHTTPException) -> str | None:
+    """Why a JSON body could not be read, when that is what ``exc`` says: FastAPI answers a body
+    ``json.loads`` fails on with anything but a syntax error as a 400 of its own, raised from it."""
+    if exc.status_code != 400 or exc.__cause__ is None:
+        return None
+    why = next(
+        (text for kind, text in _UNREADABLE if isinstance(exc.__cause__, kind)), "unreadable"
+    )
+    return f"body: not valid JSON: {why}"
+
+
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if (unreadable := _unreadable_body(exc)) is not None:
+        # Malformed input like any other (a JSON syntax error is already 422 invalid_input).
+        return JSONResponse({"detail": unreadable, "code": "invalid_input"}, status_code=422)
     return JSONResponse(
         {"detail": str(exc.detail), "code": _HTTP_CODES.get(exc.status_code, "http_error")},
         status_code=exc.status_code,

@@ -1,0 +1,185 @@
+"""What the HTTP API answers, as typed models: the routes return them, FastAPI checks each reply
+against its model, and the OpenAPI document (``/openapi.json``, ``/docs``) is generated from them.
+
+The fields and their meaning are those of docs/protocol.md (HTTP API); a model that disagrees with
+what a route sends fails the schemathesis run of the suite (tests/e2e/test_openapi.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Health",
+    "ImportReport",
+    "Message",
+    "ProcessGauges",
+    "Readiness",
+    "Rejection",
+    "Run",
+    "RunEvent",
+    "RunEvents",
+    "RunReply",
+    "SampleLoaded",
+    "Thread",
+    "ThreadList",
+    "ThreadMessages",
+    "Ticket",
+    "TokenPair",
+    "UsageSummary",
+    "User",
+    "UserReply",
+]
+
+Timestamp = Annotated[
+    str,
+    Field(
+        description="RFC 3339 UTC with milliseconds and a `Z` suffix.",
+        examples=["2026-11-23T20:26:08.972Z"],
+        json_schema_extra={"format": "date-time"},
+    ),
+]
+Id = Annotated[str, Field(description="An opaque id: do not parse it or rely on its length.")]
+
+
+class User(BaseModel):
+    id: Id
+    email: str = Field(description="Trimmed and lower-cased.")
+
+
+class UserReply(BaseModel):
+    user: User
+
+
+class TokenPair(BaseModel):
+    """A session's tokens: the access token goes in ``Authorization: Bearer``; the refresh token
+    buys the next pair once (``POST /auth/refresh``)."""
+
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme's name, not a secret
+    expires_in: int = Field(description="The access token's lifetime, in seconds.")
+    user: User
+
+
+class Ticket(BaseModel):
+    """A single-use ticket to open ``/ws?ticket=…``, bound to the session that asked for it."""
+
+    ticket: str
+    expires_in: int = Field(description="Seconds until the ticket can no longer be redeemed.")
+
+
+class Thread(BaseModel):
+    id: Id
+    title: str = Field(description="The first 80 characters of the first message.")
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ThreadList(BaseModel):
+    threads: list[Thread] = Field(description="Newest `updated_at` first, at most 200.")
+
+
+class Message(BaseModel):
+    id: Id
+    thread_id: str
+    role: Literal["user", "assistant"]
+    content: str
+    run_id: str | None = Field(
+        description="The run the user message started, or the run that wrote the answer."
+    )
+    client_message_id: str | None
+    partial: bool = Field(description="An answer cut short by stop, error or timeout.")
+    created_at: Timestamp
+
+
+class ThreadMessages(BaseModel):
+    thread_id: str
+    messages: list[Message] = Field(description="Oldest first, the first 1000.")
+
+
+class Run(BaseModel):
+    id: Id
+    thread_id: str
+    message_id: str = Field(description="The user message that started the run.")
+    status: Literal["queued", "running", "completed", "failed", "cancelled"]
+    last_seq: int = Field(description="The seq of the run's last event; 0 until the run ends.")
+    error_code: str | None = Field(description="Set for failed runs only.")
+    error_message: str | None = Field(description="Set for failed runs only.")
+    created_at: Timestamp
+    started_at: Timestamp | None
+    ended_at: Timestamp | None
+
+
+class RunReply(BaseModel):
+    run: Run
+
+
+class RunEvent(BaseModel):
+    """One run event, exactly the frame the WebSocket sent: these fields, plus the fields of its
+    type (docs/protocol.md, Run events). Clients ignore fields and types they do not know."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(
+        examples=["agent_started", "agent_thinking", "tool_executing", "text_delta"],
+    )
+    run_id: str
+    thread_id: str
+    seq: int = Field(ge=1, description="1, 2, 3, … within the run, without gaps.")
+    epoch: str = Field(description="The numbering `seq` belongs to.")
+    agent_name: str
+    parent_agent: str | None = Field(description="`null` for the root agent.")
+    timestamp: Timestamp
+
+
+class RunEvents(BaseModel):
+    run_id: str
+    events: list[RunEvent] = Field(description="The events with `seq > after`, in seq order.")
+
+
+class Rejection(BaseModel):
+    line: int = Field(ge=1, description="The line's number in the body, from 1.")
+    error: str = Field(description="Why the line was not imported.")
+
+
+class ImportReport(BaseModel):
+    imported: int = Field(ge=0, description="How many records were stored.")
+    rejected: list[Rejection] = Field(description="The rejected lines, at most 1000.")
+    rejected_total: int | None = Field(
+        None, description="Sent only when more lines were rejected than listed."
+    )
+
+
+class SampleLoaded(BaseModel):
+    imported: int = Field(ge=0, description="How many generated records were stored.")
+
+
+class UsageSummary(BaseModel):
+    records: int = Field(ge=0, description="How many usage records the caller has.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str] = Field(
+        description='Each check by name: `"ok"`, or why it fails.',
+        examples=[{"database": "ok", "schema": "ok"}],
+    )
+    failing: list[str] | None = Field(
+        None, description="The names of the failing checks; sent only when one fails."
+    )
+
+
+class ProcessGauges(BaseModel):
+    """Counts only, no user data."""
+
+    connections: int = Field(ge=0)
+    active_runs: int = Field(ge=0)
+    held_runs: int = Field(ge=0)
+    tasks: int = Field(ge=0)
