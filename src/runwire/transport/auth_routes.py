@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import AfterValidator, BaseModel, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from runwire.transport.client_address import client_address
 from runwire.transport.params import refuse_nul
@@ -18,7 +18,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 class Credentials(BaseModel):
-    email: EmailStr
+    # Checked as an address by the auth service (account_email), the same rule as the CLI's.
+    email: str = Field(max_length=320)
     password: str = Field(min_length=8, max_length=1024)
 
 
@@ -35,7 +36,7 @@ class RefreshBody(BaseModel):
 async def register(body: Credentials, request: Request) -> dict[str, Any]:
     services = services_of(request)
     address = client_address(request, services.settings.trusted_proxies)
-    user = await services.auth.register(str(body.email), body.password, address=address)
+    user = await services.auth.register(body.email, body.password, address=address)
     return {"user": user.public()}
 
 
