@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from runwire.auth.passwords import Passwords
-from runwire.auth.service import MIN_PASSWORD, AuthService, normalize_email
+from runwire.auth.service import MIN_PASSWORD, AuthService, account_email, normalize_email
 from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
 from runwire.config import Settings, load_settings, resolve_secret
@@ -30,7 +30,13 @@ from runwire.workload import Workload
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(help="runwire: multi-user, real-time AI agent chat.", no_args_is_help=True)
+# Plain help, not rich's: rich markup eats every "[...]" of a help text, and its panels show a
+# "<bool>" value after a flag, which takes none. Sub-apps inherit the mode.
+app = typer.Typer(
+    help="runwire: multi-user, real-time AI agent chat.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 usage_app = typer.Typer(help="Import or generate a user's LLM-usage records.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
@@ -40,9 +46,19 @@ out = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
 
+
+def _setting_help(text: str, name: str) -> str:
+    """``text`` and the setting the option overrides, shown as typer shows its own: the option's
+    default is None (the setting decides), so the setting's variable and default are named here."""
+    variable = f"{Settings.model_config.get('env_prefix', '')}{name}".upper()
+    return f"{text} [env var: {variable}; default: {Settings.model_fields[name].default}]"
+
+
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Where SQLite and the dev secret live [env RUNWIRE_DATA_DIR]."),
+    typer.Option(
+        "--data-dir", help=_setting_help("Where SQLite and the dev secret live.", "data_dir")
+    ),
 ]
 
 
@@ -74,9 +90,11 @@ def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Interface to listen on [default 127.0.0.1].")
+        str | None, typer.Option(help=_setting_help("Interface to listen on.", "host"))
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [default 8000].")] = None,
+    port: Annotated[
+        int | None, typer.Option(help=_setting_help("Port to listen on.", "port"))
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Start the server (embedded defaults: SQLite, in-process bus, offline agents)."""
@@ -227,6 +245,11 @@ def user_create(
 ) -> None:
     """Create a user (asks for the password)."""
     settings = _settings(data_dir)
+    try:
+        account = account_email(email)  # before the password is asked for
+    except RunwireError as exc:
+        err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     password = _read_password(password_stdin)
     if len(password) < MIN_PASSWORD:
         err.print(f"[red]the password must have at least {MIN_PASSWORD} characters[/red]")
@@ -249,7 +272,7 @@ def user_create(
         return user.id
 
     user_id = _run(settings, work)
-    out.print(f"created user {normalize_email(email)} ({user_id})", highlight=False)
+    out.print(f"created user {account} ({user_id})", highlight=False)
 
 
 def _user_id(store: Store, email: str) -> Awaitable[str]:
@@ -276,9 +299,9 @@ def usage_import(
     """Import a JSONL or CSV file of LLM calls; good lines are kept, bad ones listed."""
     settings = _settings(data_dir)
     try:
-        kind = Workload.format_of(None, file.name)
+        kind = Workload.format_of_file(file.name)
     except RunwireError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     total = sum(1 for _ in _lines(file))
 

@@ -12,7 +12,7 @@ from typing import Any
 from runwire.errors import InputError
 from runwire.store.records import UsageRecord
 from runwire.store.usage import UsageStore
-from runwire.usage.importer import detect_format, parse_csv, parse_jsonl
+from runwire.usage.importer import detect_format, file_format, parse_csv, parse_jsonl
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
 
@@ -45,6 +45,10 @@ class Workload:
     @staticmethod
     def format_of(content_type: str | None, filename: str | None) -> str:
         return detect_format(content_type, filename)
+
+    @staticmethod
+    def format_of_file(filename: str) -> str:
+        return file_format(filename)
 
     def parse(
         self,

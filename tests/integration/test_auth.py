@@ -63,6 +63,16 @@ async def test_duplicate_email_and_short_password(auth: AuthService) -> None:
         await auth.register("b@example.com", "short")
 
 
+async def test_an_account_needs_an_email_address(auth: AuthService) -> None:
+    for bad in ("not-an-email", "Ada <ada@example.com>", "a@b@example.com", "ada@localhost"):
+        with pytest.raises(InputError) as info:
+            await auth.register(bad, "password1")
+        assert info.value.message.startswith("email is not a valid address: "), bad
+    assert await auth.register(" Ada.Lovelace@EXAMPLE.com ", "password1")
+    with pytest.raises(InvalidCredentials):  # nothing was made of the refused addresses
+        await auth.login("not-an-email", "password1", address=HERE)
+
+
 async def test_unknown_user_and_wrong_password_look_the_same(auth: AuthService) -> None:
     await auth.register("a@example.com", "password1")
     with pytest.raises(InvalidCredentials) as wrong:

@@ -34,12 +34,15 @@ async def until(condition: Callable[[], bool], timeout: float) -> None:
 
 @contextlib.asynccontextmanager
 async def serving(
-    settings: Settings, **config: Any
+    settings: Settings, *, send_buffer: int | None = None, **config: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
     """The app behind a real listening socket (``config``: more uvicorn options, such as the
-    WebSocket protocol); yields an HTTP client for it and its services."""
+    WebSocket protocol); yields an HTTP client for it and its services. ``send_buffer`` fixes
+    the kernel's send buffer of every connection (loopback's grows to megabytes by itself)."""
     app = create_app(settings)
     listener = socket.socket()
+    if send_buffer is not None:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)  # accepts inherit it
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     server = uvicorn.Server(

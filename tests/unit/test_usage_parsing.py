@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from runwire.errors import InputError, UnsupportedMediaType
-from runwire.usage.importer import PROGRESS_EVERY, detect_format, parse_csv, parse_jsonl
+from runwire.usage.importer import (
+    PROGRESS_EVERY,
+    detect_format,
+    file_format,
+    parse_csv,
+    parse_jsonl,
+)
 from runwire.usage.pricing import PricingTable
 from runwire.usage.records import parse_record
 
@@ -345,3 +351,13 @@ def test_other_formats_are_unsupported(
         detect_format(content_type, filename)
     assert named in info.value.message
     assert "text/csv" in info.value.message and "application/x-ndjson" in info.value.message
+
+
+def test_a_local_file_is_read_by_its_name_and_refused_in_a_files_terms() -> None:
+    assert [file_format(n) for n in ("a.jsonl", "b.NDJSON", "dir/c.csv")] == ["jsonl"] * 2 + ["csv"]
+    with pytest.raises(InputError) as info:
+        file_format("/data/calls.txt")
+    assert info.value.message == (
+        "cannot import 'calls.txt': a usage file is JSON Lines, named *.jsonl (or *.ndjson), "
+        "or CSV, named *.csv"
+    )

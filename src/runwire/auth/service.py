@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
+
 from runwire.auth.passwords import Passwords
 from runwire.auth.throttle import AuthThrottle
 from runwire.auth.tokens import AccessTokens, digest, opaque_secret
@@ -22,7 +24,7 @@ from runwire.errors import AuthError, InputError, InvalidCredentials, TokenExpir
 from runwire.store.accounts import Accounts, RefreshOutcome
 from runwire.store.records import User, new_id
 
-__all__ = ["AuthService", "Principal", "TokenPair"]
+__all__ = ["AuthService", "Principal", "TokenPair", "account_email", "normalize_email"]
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
@@ -54,7 +56,21 @@ class TokenPair:
 
 
 def normalize_email(email: str) -> str:
+    """The stored form of an account's e-mail: how a login's address is looked up."""
     return email.strip().lower()
+
+
+def account_email(email: str) -> str:
+    """The e-mail of a new account: ``email`` checked as an address (its syntax; no DNS lookup)
+    and normalised. The one rule for every way to create an account (HTTP and command line).
+
+    Raises :class:`InputError` (naming the field and why) when it is not an address.
+    """
+    try:
+        address = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InputError(f"email is not a valid address: {exc}") from None
+    return normalize_email(address.normalized)
 
 
 class AuthService:
@@ -78,6 +94,7 @@ class AuthService:
     async def register(self, email: str, password: str, *, address: str | None = None) -> User:
         """Create an account. ``address`` is the caller's network address, limited per address;
         ``None`` is local administration (the CLI), which is not limited."""
+        account = account_email(email)
         if address is not None:
             await self._throttle.register(address)
         if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
@@ -86,9 +103,7 @@ class AuthService:
                 code="invalid_password",
             )
         password_hash = await self._passwords.hash(password)
-        return await self._accounts.create_user(
-            new_id("usr"), normalize_email(email), password_hash
-        )
+        return await self._accounts.create_user(new_id("usr"), account, password_hash)
 
     async def login(self, email: str, password: str, *, address: str) -> TokenPair:
         """Start a session; raises InvalidCredentials, or RateLimited past the failure limits."""

@@ -1,7 +1,6 @@
 """The one event model of a run, its redaction and its wire encoding (pure: no I/O)."""
 
 from runwire.events.model import (
-    CRITICAL_EVENTS,
     TERMINAL_EVENTS,
     EventDraft,
     EventType,
@@ -10,7 +9,6 @@ from runwire.events.model import (
 from runwire.events.redaction import Redactor
 
 __all__ = [
-    "CRITICAL_EVENTS",
     "TERMINAL_EVENTS",
     "EventDraft",
     "EventType",

@@ -20,7 +20,6 @@ from typing import Any
 import orjson
 
 __all__ = [
-    "CRITICAL_EVENTS",
     "MAX_SEQ",
     "TERMINAL_EVENTS",
     "EventDraft",
@@ -47,15 +46,6 @@ MAX_SEQ = 2**31 - 1
 """The highest ``seq`` a run can reach: seqs are stored as 32-bit integers (PostgreSQL
 ``integer``), so a position past it cannot exist and is refused as input, never sent to a query."""
 
-CRITICAL_EVENTS = frozenset(
-    {
-        EventType.AGENT_STARTED,
-        EventType.AGENT_THINKING,
-        EventType.TOOL_EXECUTING,
-        EventType.TOOL_COMPLETED,
-        EventType.AGENT_COMPLETED,
-    }
-)
 TERMINAL_EVENTS = frozenset(
     {EventType.AGENT_COMPLETED, EventType.AGENT_ERROR, EventType.AGENT_STOPPED}
 )

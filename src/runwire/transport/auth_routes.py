@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
-from pydantic import AfterValidator, BaseModel, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from runwire.transport.client_address import client_address
 from runwire.transport.errors import error_responses
@@ -20,9 +20,12 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 class Credentials(BaseModel):
-    email: EmailStr = Field(
+    # Checked as an address by the auth service (account_email), the same rule as the CLI's.
+    email: str = Field(
+        max_length=320,
+        json_schema_extra={"format": "email"},
         description="Stored trimmed and lower-cased. Addresses at special-use domains "
-        "(`.test`, `.local`, `.invalid`, `localhost`, …) are refused: they cannot receive mail."
+        "(`.test`, `.local`, `.invalid`, `localhost`, …) are refused: they cannot receive mail.",
     )
     password: str = Field(min_length=8, max_length=1024)
 
@@ -53,7 +56,7 @@ class RefreshBody(BaseModel):
 async def register(body: Credentials, request: Request) -> UserReply:
     services = services_of(request)
     address = client_address(request, services.settings.trusted_proxies)
-    user = await services.auth.register(str(body.email), body.password, address=address)
+    user = await services.auth.register(body.email, body.password, address=address)
     return UserReply(user=User.model_validate(user.public()))
 
 

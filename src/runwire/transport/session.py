@@ -46,13 +46,15 @@ log = logging.getLogger(__name__)
 class Outlet(Protocol):
     """Where a session's frames go: the socket adapter's side of the session."""
 
-    def write(self, frame: str | bytes) -> bool:
+    def write(self, frame: str | bytes, *, keep: bool = False) -> bool:
         """Queue one text frame (``bytes``: already UTF-8). False (and nothing queued) when the
-        frames already waiting are over the connection's outbound limit: the client is not
-        reading."""
+        client counts as not reading (:class:`runwire.protocol.outbound.OutboundLimit`). A
+        ``keep`` frame is always queued, survives a ``drop``, and is still queued after
+        :meth:`close` within the same turn of the event loop (before the close frame)."""
 
     def close(self, code: int, reason: str, *, drop: bool) -> None:
-        """Close after the frames already queued, or (``drop``) instead of them."""
+        """Close after the frames already queued, or (``drop``) instead of those not kept. The
+        close frame leaves at the end of this turn of the event loop."""
 
 
 _INTERNAL = {
@@ -245,7 +247,9 @@ class Session:
         self.close(CLOSE_CODES["resync"], "events may have been missed; reconnect and resume")
 
     def _send_event(self, event: RunEvent) -> None:
-        self._write(event.wire)
+        # A run's terminal event is never dropped, even by a cut for not reading: the client
+        # learns how each run it was following ended (its answer included) before the close.
+        self._write(event.wire, keep=event.is_terminal)
 
     def _reply(self, request_id: str | None, body: dict[str, Any]) -> None:
         if request_id is not None:
@@ -262,12 +266,14 @@ class Session:
     def _send(self, body: dict[str, Any]) -> None:
         self._write(encode(body))
 
-    def _write(self, frame: str | bytes) -> None:
+    def _write(self, frame: str | bytes, *, keep: bool = False) -> None:
         if not self._machine.is_open:
             if self._machine.state is ConnectionState.ACCEPTING:
                 self._before_open.append(frame)
+            elif keep:
+                self._outlet.write(frame, keep=True)  # before the close frame, if still in time
             return
-        if not self._outlet.write(frame):
+        if not self._outlet.write(frame, keep=keep):
             # The client stopped reading. Its runs go on; it can reconnect and resume.
             log.warning("connection %s is not reading; closing it", self.id)
             self.close(

@@ -14,6 +14,7 @@ import contextlib
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from runwire.protocol.outbound import OutboundLimit
 from runwire.transport.errors import CLOSE_CODES
 from runwire.transport.handshake import Denial, admit
 from runwire.transport.services import services_of
@@ -21,7 +22,8 @@ from runwire.transport.session import Session
 
 __all__ = ["websocket_endpoint"]
 
-_CLOSE = object()  # sentinel in the outbound queue: close after what is queued before it
+# Sentinel in the outbound queue (by identity): close after what is queued before it.
+_CLOSE: tuple[str | bytes, bool] = ("", False)
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
@@ -72,44 +74,63 @@ async def websocket_endpoint(ws: WebSocket) -> None:
 
 
 class _QueueOutlet:
-    """Frames waiting for the writer task, bounded by their total size."""
+    """Frames waiting for the writer task, judged by an :class:`OutboundLimit` on what earlier
+    turns of the event loop left queued (a turn's own frames are never refused for their size)."""
 
     def __init__(self, limit_bytes: int) -> None:
-        self._queue: asyncio.Queue[str | bytes | object] = asyncio.Queue()
-        self._limit = limit_bytes
+        self._queue: asyncio.Queue[tuple[str | bytes, bool]] = asyncio.Queue()  # (frame, keep)
+        self._outbound = OutboundLimit(limit_bytes)
         self._queued_bytes = 0
+        self._turn_bytes = 0  # queued during this turn of the loop, counted as one burst after it
         self._closing = False
+        self._close_due = False  # the close is queued at the end of this turn
         self._code = CLOSE_CODES["normal"]
         self._reason = ""
 
-    def write(self, frame: str | bytes) -> bool:
-        if self._closing:
+    def write(self, frame: str | bytes, *, keep: bool = False) -> bool:
+        if self._closing and not (keep and self._close_due):
             return True
-        if self._queued_bytes > self._limit:
+        if not keep and not self._outbound.admits(self._queued_bytes - self._turn_bytes):
             return False
+        if not self._turn_bytes:
+            asyncio.get_running_loop().call_soon(self._end_turn)
+        self._turn_bytes += len(frame)
         self._queued_bytes += len(frame)
-        self._queue.put_nowait(frame)
+        self._queue.put_nowait((frame, keep))
         return True
 
     def close(self, code: int, reason: str, *, drop: bool) -> None:
         if self._closing:
             return
-        self._closing = True
+        self._closing = self._close_due = True
         self._code, self._reason = code, reason
         if drop:
-            # A stalled client gets no more frames, only the close; resume recovers the rest.
-            while not self._queue.empty():
-                self._queue.get_nowait()
+            # A stalled client gets no more frames but those kept (runs' ends), then the close;
+            # resume recovers the rest.
+            waiting = [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+            for frame, keep in waiting:
+                if keep:
+                    self._queue.put_nowait((frame, keep))
+                else:
+                    self._queued_bytes -= len(frame)
+        asyncio.get_running_loop().call_soon(self._queue_close)
+
+    def _queue_close(self) -> None:
+        self._close_due = False
         self._queue.put_nowait(_CLOSE)
+
+    def _end_turn(self) -> None:
+        self._outbound.queued(self._turn_bytes)
+        self._turn_bytes = 0
 
     async def drain(self, ws: WebSocket) -> None:
         try:
             while True:
-                frame = await self._queue.get()
-                if frame is _CLOSE:
+                item = await self._queue.get()
+                if item is _CLOSE:
                     await ws.close(self._code, self._reason)
                     return
-                assert isinstance(frame, str | bytes)
+                frame = item[0]
                 self._queued_bytes -= len(frame)
                 await ws.send_text(frame if isinstance(frame, str) else frame.decode())
         except (WebSocketDisconnect, RuntimeError, OSError):

@@ -10,8 +10,11 @@ What the adapter does itself, and why:
 
 - Frames written during one turn of the event loop leave in one ``write`` (a burst of events
   costs one system call; a lone event still leaves in the same turn).
-- The outbound limit is in bytes waiting in the transport: past it the client is not reading,
-  and the session closes it (4008) without stalling anyone else.
+- The outbound limit is in bytes earlier turns left waiting in the transport, judged by
+  :class:`OutboundLimit` (a turn's own frames are never refused for their size): past it the
+  client is not reading, and the session closes it (4008) without stalling anyone else. A cut
+  drops what this turn queued except the frames the session keeps (runs' terminal events), and
+  the close frame follows them at the end of the turn.
 - Inbound messages are handled one at a time, in order, by a task that exists only while there
   is something to handle (an idle connection holds no task); a client sending faster than its
   messages are handled is paused at the socket.
@@ -36,6 +39,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
+from runwire.protocol.outbound import OutboundLimit
 from runwire.transport.errors import CLOSE_CODES
 from runwire.transport.handshake import Denial, admit, ticket_of
 from runwire.transport.services import Services
@@ -78,7 +82,9 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         self._session: Session | None = None
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self._kept: list[bytes] = []  # the keep frames among _pending (header, payload, ...)
         self._flush_scheduled = False
+        self._close_with: tuple[int, str] | None = None  # a close frame due at the next flush
         self._eof = False
         self._closing = False
         self._lost = False
@@ -94,7 +100,7 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         self._ping_payload: bytes | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         settings = self._services.settings if self._services is not None else None
-        self._outbound_limit = settings.outbound_buffer_bytes if settings else 0
+        self._outbound = OutboundLimit(settings.outbound_buffer_bytes if settings else 1)
         self._idle_s = settings.ws_idle_timeout_s if settings else 0.0
         self._ping_interval_s = settings.ws_ping_interval_s if settings else 0.0
         self._ping_timeout_s = settings.ws_ping_timeout_s if settings else 0.0
@@ -142,6 +148,7 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         self._idle_timer = self._ping_timer = self._close_timer = None
         self._inbox.clear()
         self._pending.clear()
+        self._kept.clear()
         self._pending_bytes = 0
         if self._session is not None:
             self._session.release()
@@ -168,11 +175,11 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
 
     # -- the Outlet a Session writes to --
 
-    def write(self, frame: str | bytes) -> bool:
-        if self._closing or self._lost:
+    def write(self, frame: str | bytes, *, keep: bool = False) -> bool:
+        if self._lost or (self._closing and not (keep and self._close_with is not None)):
             return True  # the socket is going; nothing more is delivered on it
         assert self._transport is not None
-        if self._transport.get_write_buffer_size() + self._pending_bytes > self._outbound_limit:
+        if not keep and not self._outbound.admits(self._transport.get_write_buffer_size()):
             return False
         # A server's text frame is a header and the payload as it is (RFC 6455 5.2: servers do
         # not mask). Framing it here rather than through the sans-I/O core saves a copy and
@@ -188,9 +195,9 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         self._pending.append(header)
         self._pending.append(payload)
         self._pending_bytes += len(header) + size
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+        if keep:
+            self._kept += (header, payload)
+        self._schedule_flush()
         return True
 
     def close(self, code: int, reason: str, *, drop: bool) -> None:
@@ -198,12 +205,11 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
             return
         self._closing = True
         if drop:
-            self._pending.clear()
-            self._pending_bytes = 0
-        self._ws.send_close(code, reason)
-        self._collect()
-        self._flush()
-        self._close_timer = self._loop.call_later(CLOSE_TIMEOUT_S, self._abort)
+            self._pending, self._kept = self._kept, []
+            self._pending_bytes = sum(map(len, self._pending))
+        # The close frame goes at the end of the turn, after the frames kept until then.
+        self._close_with = (code, reason)
+        self._schedule_flush()
 
     # -- handshake --
 
@@ -388,8 +394,20 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
             else:
                 self._eof = True  # the core says the TCP connection should end now
 
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._kept.clear()
+        if self._close_with is not None and not self._lost:
+            code, reason = self._close_with
+            self._close_with = None
+            self._ws.send_close(code, reason)
+            self._collect()
+            self._close_timer = self._loop.call_later(CLOSE_TIMEOUT_S, self._abort)
         transport = self._transport
         if transport is None or transport.is_closing():
             self._pending.clear()
@@ -397,6 +415,7 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
             return
         if self._pending:
             transport.write(b"".join(self._pending))
+            self._outbound.queued(self._pending_bytes)
             self._pending.clear()
             self._pending_bytes = 0
         if self._eof:

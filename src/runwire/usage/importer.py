@@ -25,6 +25,7 @@ __all__ = [
     "ImportFormat",
     "ImportReport",
     "detect_format",
+    "file_format",
     "parse_csv",
     "parse_jsonl",
 ]
@@ -118,6 +119,20 @@ def detect_format(content_type: str | None, filename: str | None) -> ImportForma
         f"cannot read a usage file with {what}: send JSON Lines (application/x-ndjson, .jsonl) "
         "or CSV (text/csv, .csv)"
     )
+
+
+def file_format(filename: str) -> ImportFormat:
+    """Which reader a local file needs, from its name's suffix alone (a file has no content
+    type): ``.jsonl`` or ``.ndjson`` is JSON Lines, ``.csv`` is CSV; anything else raises
+    :class:`InputError` saying what is accepted."""
+    path = PurePath(filename)
+    kind = _SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(
+            f"cannot import {path.name[:80]!r}: a usage file is JSON Lines, named *.jsonl "
+            "(or *.ndjson), or CSV, named *.csv"
+        )
+    return kind
 
 
 def parse_jsonl(
