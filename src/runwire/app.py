@@ -8,6 +8,7 @@ the writer; then the bus, once it has sent what it holds; then the database).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -51,6 +52,7 @@ from runwire.events.redaction import Redactor
 from runwire.limits.base import RateLimiter
 from runwire.limits.memory import MemoryRateLimiter
 from runwire.limits.redis import RedisRateLimiter
+from runwire.metrics import Metrics
 from runwire.ratelimit import Clock
 from runwire.readiness import BusProbe, Readiness
 from runwire.runs.dispatcher import Dispatcher
@@ -59,8 +61,9 @@ from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
 from runwire.runs.retention import Retention
 from runwire.store.records import UsageRecord
 from runwire.store.store import Store
-from runwire.transport import api_routes, auth_routes, health
+from runwire.transport import api_routes, auth_routes, health, scrape
 from runwire.transport.errors import install_error_handlers
+from runwire.transport.scrape import MetricsListener
 from runwire.transport.services import Services
 from runwire.transport.websocket import websocket_endpoint
 from runwire.usage.pricing import PricingTable
@@ -164,6 +167,58 @@ async def _discard(events: Sequence[RunEvent]) -> None:
     """The event sink of RUNWIRE_KEEP_EVENTS=false: measures what storing events costs."""
 
 
+def read_gauges(
+    metrics: Metrics, bus: EventBus, executor: RunExecutor, writer: EventWriter
+) -> None:
+    """The gauges, read from the parts that hold them at each scrape. Each returns to its
+    baseline when clients leave and runs end (the leak tests read them)."""
+    metrics.read(
+        "runwire_connections",
+        "Open connections on this node that receive run events (WebSockets and SSE streams).",
+        bus.subscriber_count,
+    )
+    metrics.read(
+        "runwire_runs_active", "Runs executing on this node.", lambda: executor.active_count
+    )
+    metrics.read(
+        "runwire_bus_backlog",
+        "Event bus writes queued for Redis and not sent yet (0 with the in-process bus).",
+        lambda: bus.backlog,
+    )
+    metrics.read(
+        "runwire_bus_held_runs",
+        "Runs whose events this node's bus holds (active runs, until their events are stored).",
+        lambda: bus.held_runs,
+    )
+    metrics.read(
+        "runwire_store_backlog_events",
+        "Run events waiting to be stored.",
+        lambda: writer.backlog,
+    )
+    metrics.read(
+        "runwire_asyncio_tasks", "Tasks on the event loop.", lambda: len(asyncio.all_tasks())
+    )
+
+
+def build_metrics_listener(
+    settings: Settings, metrics: Metrics
+) -> AbstractAsyncContextManager[MetricsListener | None]:
+    """The listener of RUNWIRE_METRICS_PORT, or nothing."""
+    if settings.metrics_port is None:
+        if settings.metrics and settings.is_production and settings.metrics_token is None:
+            log.info(
+                "/metrics is off: in production set RUNWIRE_METRICS_TOKEN or RUNWIRE_METRICS_PORT"
+            )
+        return nullcontext(None)
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    return MetricsListener(
+        metrics,
+        host=settings.metrics_host or settings.host,
+        port=settings.metrics_port,
+        token=token,
+    ).running()
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """Build the ASGI app for ``settings`` (already validated by ``load_settings``).
 
@@ -172,12 +227,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """
     secret, _generated = resolve_secret(settings)
     pricing = PricingTable.load()
+    metrics = Metrics(count_events=settings.metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Services]]:
         async with AsyncExitStack() as stack:
             store = await stack.enter_async_context(
-                Store.open(settings.effective_database_url, migrate=settings.migrate_on_start)
+                Store.open(
+                    settings.effective_database_url,
+                    migrate=settings.migrate_on_start,
+                    on_write=metrics.store_write.observe,
+                )
             )
             await _check_schema(store)
             # Entered before the writer and the executor, so it outlives the runs' last events.
@@ -195,6 +255,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     writer=writer,
                     agent=build_agent(settings, store, pricing),
                     run_timeout_s=settings.run_timeout_s,
+                    metrics=metrics,
                 ).running(grace_s=settings.shutdown_grace_s)
             )
             # Inside the executor's context: it stops taking runs before the executor drains.
@@ -247,7 +308,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 readiness=Readiness(
                     store.db, probes=[BusProbe(bus)] if settings.redis_url is not None else ()
                 ),
+                metrics=metrics,
             )
+            read_gauges(metrics, bus, executor, writer)
+            await stack.enter_async_context(build_metrics_listener(settings, metrics))
             app.state.services = services
             # The lifespan state reaches the server's own /ws protocol (see ws_protocol.py).
             yield {"services": services}
@@ -259,10 +323,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
     )
-    install_error_handlers(app)
+    install_error_handlers(app, metrics)
     app.include_router(auth_routes.router)
     app.include_router(api_routes.router)
     app.include_router(health.router)
+    app.include_router(scrape.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     static = resources.files("runwire") / "web" / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

@@ -9,6 +9,7 @@ are served whole after a client's position, or refused (``reload_required``): se
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +146,7 @@ class ChatService:
                     question=msg.content,
                     history=history,
                     epoch=epoch,
+                    accepted_at=time.time(),
                 ),
                 started_at,
             )

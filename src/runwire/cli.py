@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
+import logging.config
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,9 +21,10 @@ from runwire.auth.passwords import Passwords
 from runwire.auth.service import MIN_PASSWORD, AuthService, normalize_email
 from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
-from runwire.config import Settings, load_settings, resolve_secret
+from runwire.config import LogFormat, Settings, load_settings, resolve_secret
 from runwire.errors import ConfigError, DependencyUnavailable, RunwireError
 from runwire.limits.memory import MemoryRateLimiter
+from runwire.logs import logging_config
 from runwire.readiness import MIGRATE, REACH_REDIS, BusProbe, Check, Readiness
 from runwire.store.database import Database, redact_url
 from runwire.store.store import Store
@@ -86,15 +89,25 @@ def serve(
     from runwire.collector import tune_collector
 
     settings = _settings(data_dir, host=host, port=port)
+    as_json = settings.log_format is LogFormat.JSON
+    logging.config.dictConfig(logging_config(json=as_json, level=settings.log_level.value))
     _, generated = resolve_secret(settings)
-    if generated:
-        err.print(
-            f"[yellow]development secret[/yellow] in {settings.data_dir / 'secret.key'} "
-            "(set RUNWIRE_SECRET_KEY for production)",
-            highlight=False,
-        )
     shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host  # noqa: S104
-    out.print(f"runwire is starting: open http://{shown_host}:{settings.port}/", highlight=False)
+    if as_json:  # every line of the output is a JSON object
+        log = logging.getLogger("runwire.cli")
+        if generated:
+            log.warning("development secret in %s", settings.data_dir / "secret.key")
+        log.info("runwire is starting: open http://%s:%s/", shown_host, settings.port)
+    else:
+        if generated:
+            err.print(
+                f"[yellow]development secret[/yellow] in {settings.data_dir / 'secret.key'} "
+                "(set RUNWIRE_SECRET_KEY for production)",
+                highlight=False,
+            )
+        out.print(
+            f"runwire is starting: open http://{shown_host}:{settings.port}/", highlight=False
+        )
     app = create_app(settings)
     tune_collector(settings.gc_young_threshold)
     uvicorn.run(app, **server_options(settings))
@@ -123,7 +136,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": False,
         "timeout_keep_alive": settings.http_keep_alive_s,
         "timeout_graceful_shutdown": int(settings.shutdown_grace_s) + 5,
-        "log_level": "info",
+        # `serve` has configured logging (runwire.logs): uvicorn leaves it as it is.
+        "log_config": None,
     }
 
 

@@ -7,6 +7,8 @@ machine-readable fields when it has any (``reload_required`` adds ``run_id``, ``
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runwire import errors
+from runwire.metrics import Metrics
 
 __all__ = ["CLOSE_CODES", "http_status", "install_error_handlers"]
 
@@ -54,55 +57,58 @@ def http_status(exc: errors.RunwireError) -> int:
     return 500
 
 
-async def _runwire_error(_request: Request, exc: Exception) -> JSONResponse:
+_Answer = tuple[int, dict[str, Any], Mapping[str, str] | None]  # status, body, headers
+
+
+def _runwire_error(exc: Exception) -> _Answer:
     assert isinstance(exc, errors.RunwireError)
     headers: dict[str, str] | None = None
     if isinstance(exc, errors.AuthError):
         headers = {"WWW-Authenticate": "Bearer"}
     elif isinstance(exc, errors.RateLimited):
         headers = {"Retry-After": str(exc.retry_after_whole_s)}
-    return JSONResponse(
-        {"detail": exc.message, "code": exc.code, **exc.wire_fields()},
-        status_code=http_status(exc),
-        headers=headers,
-    )
+    body = {"detail": exc.message, "code": exc.code, **exc.wire_fields()}
+    return http_status(exc), body, headers
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _validation_error(exc: Exception) -> _Answer:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-    return JSONResponse(
-        {"detail": "; ".join(problems) or "invalid request", "code": "invalid_input"},
-        status_code=422,
-    )
+    return 422, {"detail": "; ".join(problems) or "invalid request", "code": "invalid_input"}, None
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _http_error(exc: Exception) -> _Answer:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse(
-        {"detail": str(exc.detail), "code": _HTTP_CODES.get(exc.status_code, "http_error")},
-        status_code=exc.status_code,
-        headers=exc.headers,
-    )
+    body = {"detail": str(exc.detail), "code": _HTTP_CODES.get(exc.status_code, "http_error")}
+    return exc.status_code, body, exc.headers
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+def _unexpected(exc: Exception) -> _Answer:
     # The traceback goes to the log (ServerErrorMiddleware); the client gets no internals.
     log.error("unhandled error", exc_info=exc)
-    return JSONResponse(
-        {"detail": "the server failed to handle this request; it was logged", "code": "internal"},
-        status_code=500,
-    )
+    body = {"detail": "the server failed to handle this request; it was logged", "code": "internal"}
+    return 500, body, None
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(errors.RunwireError, _runwire_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+def install_error_handlers(app: FastAPI, metrics: Metrics | None = None) -> None:
+    """Answer errors as ``{"detail", "code"}`` bodies, each counted in ``metrics`` by its code."""
+
+    def handler(answer: Callable[[Exception], _Answer]) -> Callable[..., Awaitable[JSONResponse]]:
+        async def handle(_request: Request, exc: Exception) -> JSONResponse:
+            status, body, headers = answer(exc)
+            if metrics is not None:
+                metrics.errors.labels(body["code"]).inc()
+            return JSONResponse(body, status_code=status, headers=headers)
+
+        return handle
+
+    app.add_exception_handler(errors.RunwireError, handler(_runwire_error))
+    app.add_exception_handler(RequestValidationError, handler(_validation_error))
+    app.add_exception_handler(StarletteHTTPException, handler(_http_error))
+    app.add_exception_handler(Exception, handler(_unexpected))

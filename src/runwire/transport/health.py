@@ -1,8 +1,7 @@
-"""Liveness, readiness and gauges. Readiness runs real checks (runwire.readiness)."""
+"""Liveness and readiness. Readiness runs real checks (runwire.readiness); the gauges an operator
+watches are in the metrics (runwire.transport.scrape)."""
 
 from __future__ import annotations
-
-import asyncio
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -33,16 +32,3 @@ async def ready(request: Request) -> JSONResponse:
     if not ok:
         body["failing"] = [c.name for c in checks if not c.ok]
     return JSONResponse(body, status_code=200 if ok else 503)
-
-
-@router.get("/metrics", summary="Gauges of what the process holds: connections, runs, tasks")
-async def metrics(request: Request) -> dict[str, int]:
-    """Counts only, no user data. Every one returns to its baseline when clients leave and
-    runs end; the leak tests read them, and so can a monitoring system."""
-    services = services_of(request)
-    return {
-        "connections": services.bus.subscriber_count(),
-        "active_runs": services.executor.active_count,
-        "held_runs": services.bus.held_runs,
-        "tasks": len(asyncio.all_tasks()),
-    }

@@ -11,6 +11,7 @@ from runwire.bus.base import EventBus
 from runwire.chat import ChatService
 from runwire.config import Settings
 from runwire.connections.base import ConnectionRegistry
+from runwire.metrics import Metrics
 from runwire.ratelimit import Clock
 from runwire.readiness import Readiness
 from runwire.runs.executor import RunExecutor
@@ -31,6 +32,7 @@ class Services:
     executor: RunExecutor
     workload: Workload
     readiness: Readiness  # what /ready checks (runwire doctor runs the same)
+    metrics: Metrics  # this app instance's measurements, exposed at /metrics
     clock: Clock  # monotonic seconds, for rate limits (tests pass a fake one)
 
 

@@ -77,6 +77,9 @@ class Session:
         self._seat = seat  # its place in the user's connection cap, given back by release
         self._services = services
         self._outlet = outlet
+        self._metrics = services.metrics
+        # None when events are not counted (RUNWIRE_METRICS=false): delivery is the hot path.
+        self._counted = services.metrics if services.metrics.count_events else None
         settings = services.settings
         self._max_frame = settings.max_frame_bytes
         self._frames = Bucket(
@@ -245,6 +248,9 @@ class Session:
         self.close(CLOSE_CODES["resync"], "events may have been missed; reconnect and resume")
 
     def _send_event(self, event: RunEvent) -> None:
+        counted = self._counted
+        if counted is not None:
+            counted.events_delivered += 1
         self._write(event.wire)
 
     def _reply(self, request_id: str | None, body: dict[str, Any]) -> None:
@@ -260,6 +266,8 @@ class Session:
         self._reply(request_id, body)
 
     def _send(self, body: dict[str, Any]) -> None:
+        if body.get("type") == "error":
+            self._metrics.errors.labels(body["code"]).inc()
         self._write(encode(body))
 
     def _write(self, frame: str | bytes) -> None:
