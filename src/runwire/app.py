@@ -63,6 +63,7 @@ from runwire.store.records import UsageRecord
 from runwire.store.store import Store
 from runwire.transport import api_routes, auth_routes, health, scrape
 from runwire.transport.errors import install_error_handlers
+from runwire.transport.request_id import RequestIdMiddleware
 from runwire.transport.scrape import MetricsListener
 from runwire.transport.services import Services
 from runwire.transport.websocket import websocket_endpoint
@@ -324,6 +325,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         docs_url="/docs",
     )
     install_error_handlers(app, metrics)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(auth_routes.router)
     app.include_router(api_routes.router)
     app.include_router(health.router)

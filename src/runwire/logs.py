@@ -29,6 +29,7 @@ __all__ = [
     "FIELDS",
     "JsonFormatter",
     "Redactor",
+    "bind_log_context",
     "context_fields",
     "log_context",
     "logging_config",
@@ -59,6 +60,12 @@ def log_context(**fields: str | None) -> Iterator[None]:
         yield
     finally:
         _context.reset(token)
+
+
+def bind_log_context(**fields: str) -> None:
+    """From here to the end of the enclosing :func:`log_context` (or of the task), records carry
+    ``fields`` too: for what is learnt midway, such as the user a request's token names."""
+    _context.set({**context_fields(), **fields})
 
 
 _SECRETS = re.compile(r"((?:[?&]ticket=)|(?:\bBearer\s+))[^\s&\"',;]+", re.IGNORECASE)

@@ -50,7 +50,9 @@ async def test_in_production_metrics_are_off_without_a_token(tmp_path: Path) -> 
         r = await http.get("/metrics")
         unknown = await http.get("/no-such-path")
         assert r.status_code == 404 and (r.json(), r.headers) == (unknown.json(), unknown.headers)
-        assert (await http.get("/metrics", headers={"Authorization": "Bearer x"})).status_code == 404
+        assert (
+            await http.get("/metrics", headers={"Authorization": "Bearer x"})
+        ).status_code == 404
 
 
 async def test_in_production_the_token_opens_them(tmp_path: Path) -> None:
@@ -128,4 +130,3 @@ async def test_the_metrics_port_answers_nothing_else(
     writer.close()
     status, _, _ = await request(port, get("/metrics", f"Authorization: Bearer {TOKEN}"))
     assert status == "HTTP/1.1 200 OK"
-

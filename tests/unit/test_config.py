@@ -220,3 +220,12 @@ def test_metrics_settings_that_cannot_work_are_named_at_once() -> None:
     assert "short one" not in caught.value.message
     with pytest.raises(ConfigError, match="RUNWIRE_METRICS_PORT"):
         load_settings(metrics_port=70000)
+
+
+def test_log_settings_are_validated() -> None:
+    assert (load_settings().log_format.value, load_settings().log_level.value) == ("text", "info")
+    assert load_settings(log_format="json", log_level="debug").log_format.value == "json"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(log_format="xml", log_level="loud")
+    joined = "\n".join(caught.value.problems)
+    assert "RUNWIRE_LOG_FORMAT" in joined and "RUNWIRE_LOG_LEVEL" in joined

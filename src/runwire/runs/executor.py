@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from runwire.bus.base import EventBus
 from runwire.errors import LeaseLost, RunwireError
 from runwire.events.model import EventDraft, EventType, RunEvent
+from runwire.logs import log_context
 from runwire.metrics import Metrics
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import ROOT_AGENT, RunJournal
@@ -262,6 +263,13 @@ class RunExecutor:
                 active.task.cancel()
 
     async def _execute(self, active: _Active) -> None:
+        run = active.input
+        with log_context(run_id=run.run_id, user_id=run.user_id):
+            log.debug("run started")
+            await self._execute_run(active)
+            log.debug("run ended: %s", active.state.status.value)
+
+    async def _execute_run(self, active: _Active) -> None:
         active.began = True
         try:
             if active.stop_reason is not None:

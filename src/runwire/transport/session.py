@@ -23,6 +23,7 @@ from runwire.bus.base import Subscription
 from runwire.connections.base import Seat
 from runwire.errors import PayloadTooLarge, RateLimited, ReloadReason, ReloadRequired, RunwireError
 from runwire.events.model import RunEvent
+from runwire.logs import log_context
 from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
 from runwire.protocol.delivery import Delivery
 from runwire.protocol.inbound import (
@@ -150,6 +151,10 @@ class Session:
         """One inbound frame: parse it, route it, answer errors with an ``error`` frame."""
         if not self._machine.is_open:
             return
+        with log_context(user_id=self.user_id, connection_id=self.id):
+            await self._handle(raw)
+
+    async def _handle(self, raw: str | bytes) -> None:
         allowed = self._frames.acquire()
         if not allowed.allowed:
             # Refused, not handled: the client is told to send it again, more slowly.
@@ -174,13 +179,15 @@ class Session:
             log.exception("could not parse a frame")
             self._send(_INTERNAL)
             return
-        try:
-            await self._routes[type(command)](command)
-        except RunwireError as exc:
-            self._error(exc, command.request_id)
-        except Exception:
-            log.exception("handler for %s failed", type(command).__name__)
-            self._reply(command.request_id, dict(_INTERNAL))
+        with log_context(request_id=command.request_id):
+            log.debug("%s received", type(command).__name__)
+            try:
+                await self._routes[type(command)](command)
+            except RunwireError as exc:
+                self._error(exc, command.request_id)
+            except Exception:
+                log.exception("handler for %s failed", type(command).__name__)
+                self._reply(command.request_id, dict(_INTERNAL))
 
     # -- handlers (the router table above maps command types to these) --
 
