@@ -54,7 +54,7 @@ from runwire.limits.memory import MemoryRateLimiter
 from runwire.limits.redis import RedisRateLimiter
 from runwire.metrics import Metrics
 from runwire.ratelimit import Clock
-from runwire.readiness import BusProbe, Readiness
+from runwire.readiness import BusProbe, LLMProbe, Probe, Readiness
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
@@ -201,6 +201,17 @@ def read_gauges(
     )
 
 
+def build_probes(settings: Settings, bus: EventBus) -> list[Probe]:
+    """What /ready checks besides the database: Redis and the LLM endpoint, when configured."""
+    probes: list[Probe] = []
+    if settings.redis_url is not None:
+        probes.append(BusProbe(bus))
+    llm = LLMProbe.configured(settings)
+    if llm is not None:
+        probes.append(llm)
+    return probes
+
+
 def build_metrics_listener(
     settings: Settings, metrics: Metrics
 ) -> AbstractAsyncContextManager[MetricsListener | None]:
@@ -306,9 +317,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 executor=executor,
                 clock=clock or time.monotonic,
                 workload=Workload(store.usage, pricing),
-                readiness=Readiness(
-                    store.db, probes=[BusProbe(bus)] if settings.redis_url is not None else ()
-                ),
+                readiness=Readiness(store.db, probes=build_probes(settings, bus)),
                 metrics=metrics,
             )
             read_gauges(metrics, bus, executor, writer)

@@ -25,7 +25,7 @@ from runwire.config import LogFormat, Settings, load_settings, resolve_secret
 from runwire.errors import ConfigError, DependencyUnavailable, RunwireError
 from runwire.limits.memory import MemoryRateLimiter
 from runwire.logs import logging_config
-from runwire.readiness import MIGRATE, REACH_REDIS, BusProbe, Check, Readiness
+from runwire.readiness import MIGRATE, REACH_REDIS, BusProbe, Check, LLMProbe, Readiness
 from runwire.store.database import Database, redact_url
 from runwire.store.store import Store
 from runwire.usage.pricing import PricingTable
@@ -178,13 +178,16 @@ async def _checks(settings: Settings) -> list[Check]:
     checks = await _database_checks(settings.effective_database_url)
     if settings.redis_url is not None:
         checks.append(await _redis_check(settings.redis_url.get_secret_value()))
+    llm = LLMProbe.configured(settings)
+    if llm is not None:
+        checks.append(await llm.check())
     return checks
 
 
 @app.command()
 def doctor(data_dir: DataDir = None) -> None:
     """Check what the server needs, as GET /ready does: settings, database, schema (and Redis
-    when RUNWIRE_REDIS_URL is set).
+    when RUNWIRE_REDIS_URL is set, the LLM endpoint when RUNWIRE_LLM_BASE_URL is).
 
     One line per check; exit code 0 when all pass, 1 when one fails.
     """
