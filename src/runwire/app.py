@@ -61,9 +61,11 @@ from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
 from runwire.runs.retention import Retention
 from runwire.store.records import UsageRecord
 from runwire.store.store import Store
+from runwire.traces import Tracing, otlp_processor
 from runwire.transport import api_routes, auth_routes, health, scrape
 from runwire.transport.errors import install_error_handlers
 from runwire.transport.request_id import RequestIdMiddleware
+from runwire.transport.request_span import RequestSpanMiddleware
 from runwire.transport.scrape import MetricsListener
 from runwire.transport.services import Services
 from runwire.transport.websocket import websocket_endpoint
@@ -84,7 +86,9 @@ def build_llm(settings: Settings) -> LLMProvider:
     return OfflineProvider(settings.offline_delay_ms)
 
 
-def build_agent(settings: Settings, store: Store, pricing: PricingTable) -> AgentFn:
+def build_agent(
+    settings: Settings, store: Store, pricing: PricingTable, tracing: Tracing | None = None
+) -> AgentFn:
     llm = build_llm(settings)
     supervisor = Supervisor()
     redactor = Redactor(max_chars=settings.event_value_max_chars)
@@ -109,6 +113,7 @@ def build_agent(settings: Settings, store: Store, pricing: PricingTable) -> Agen
             llm_timeout_s=settings.llm_timeout_s,
             redactor=redactor,
             pricing=pricing,
+            tracing=tracing,
         )
         return await supervisor.run(ctx)
 
@@ -231,19 +236,27 @@ def build_metrics_listener(
     ).running()
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, tracing: Tracing | None = None
+) -> FastAPI:
     """Build the ASGI app for ``settings`` (already validated by ``load_settings``).
 
     ``clock`` (seconds) times the rate limits; tests pass a fake one. Unset, limits kept in this
-    process use ``time.monotonic`` and limits kept in Redis use Redis's clock.
+    process use ``time.monotonic`` and limits kept in Redis use Redis's clock. ``tracing``: where
+    spans go (tests pass an in-memory exporter); unset, over OTLP when
+    OTEL_EXPORTER_OTLP_ENDPOINT is set, else nowhere.
     """
     secret, _generated = resolve_secret(settings)
     pricing = PricingTable.load()
     metrics = Metrics(count_events=settings.metrics)
+    if tracing is None:
+        tracing = Tracing(otlp_processor if settings.otlp_endpoint else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Services]]:
         async with AsyncExitStack() as stack:
+            # Entered first, left last: the spans of runs closed at shutdown are sent too.
+            await stack.enter_async_context(tracing.running())
             store = await stack.enter_async_context(
                 Store.open(
                     settings.effective_database_url,
@@ -265,9 +278,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     runs=store.runs,
                     bus=bus,
                     writer=writer,
-                    agent=build_agent(settings, store, pricing),
+                    agent=build_agent(settings, store, pricing, tracing),
                     run_timeout_s=settings.run_timeout_s,
                     metrics=metrics,
+                    tracing=tracing,
                 ).running(grace_s=settings.shutdown_grace_s)
             )
             # Inside the executor's context: it stops taking runs before the executor drains.
@@ -311,6 +325,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     bus,
                     default_policy=settings.concurrency_policy,
                     max_active_runs_per_user=settings.max_active_runs_per_user,
+                    tracing=tracing,
                 ),
                 bus=bus,
                 connections=connections,
@@ -319,6 +334,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 workload=Workload(store.usage, pricing),
                 readiness=Readiness(store.db, probes=build_probes(settings, bus)),
                 metrics=metrics,
+                tracing=tracing,
             )
             read_gauges(metrics, bus, executor, writer)
             await stack.enter_async_context(build_metrics_listener(settings, metrics))
@@ -334,6 +350,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         docs_url="/docs",
     )
     install_error_handlers(app, metrics)
+    # Added last, runs first: the request id is set before the span, so the span's log lines
+    # (uvicorn's access line included) carry both.
+    app.add_middleware(RequestSpanMiddleware, tracing=tracing)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(auth_routes.router)
     app.include_router(api_routes.router)

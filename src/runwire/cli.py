@@ -28,6 +28,7 @@ from runwire.logs import logging_config
 from runwire.readiness import MIGRATE, REACH_REDIS, BusProbe, Check, LLMProbe, Readiness
 from runwire.store.database import Database, redact_url
 from runwire.store.store import Store
+from runwire.traces import Tracing
 from runwire.usage.pricing import PricingTable
 from runwire.workload import Workload
 
@@ -90,7 +91,10 @@ def serve(
 
     settings = _settings(data_dir, host=host, port=port)
     as_json = settings.log_format is LogFormat.JSON
-    logging.config.dictConfig(logging_config(json=as_json, level=settings.log_level.value))
+    trace_id = Tracing.current_trace_id if settings.otlp_endpoint else None
+    logging.config.dictConfig(
+        logging_config(json=as_json, level=settings.log_level.value, trace_id=trace_id)
+    )
     _, generated = resolve_secret(settings)
     shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host  # noqa: S104
     if as_json:  # every line of the output is a JSON object

@@ -173,7 +173,13 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str | None = None  # the metrics listener's interface; unset: RUNWIRE_HOST
 
-    @field_validator("redis_url", "metrics_token", "metrics_port", "metrics_host", mode="before")
+    # OpenTelemetry's own variable, not a RUNWIRE_ one: set, spans are exported over OTLP/HTTP
+    # (the exporter reads it and the other OTEL_EXPORTER_OTLP_* variables itself).
+    otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+
+    @field_validator(
+        "redis_url", "metrics_token", "metrics_port", "metrics_host", "otlp_endpoint", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -257,6 +263,11 @@ class Settings(BaseSettings):
             )
         if self.llm_base_url and not self.llm_base_url.startswith(("http://", "https://")):
             found.append("RUNWIRE_LLM_BASE_URL must be an http(s) URL")
+        if self.otlp_endpoint and not self.otlp_endpoint.startswith(("http://", "https://")):
+            found.append(
+                "OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL (runwire exports OTLP over "
+                "HTTP, e.g. http://collector:4318)"
+            )
         url = self.effective_database_url
         if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             found.append(

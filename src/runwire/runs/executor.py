@@ -28,6 +28,7 @@ from runwire.runs.journal import ROOT_AGENT, RunJournal
 from runwire.runs.state import RunState, RunStatus
 from runwire.store.records import Message, RunRecord, new_epoch, new_id, now_ms
 from runwire.store.run_log import RunLog
+from runwire.traces import Tracing
 
 __all__ = ["AgentFn", "Emit", "EndedHook", "RunExecutor", "RunInput"]
 
@@ -46,6 +47,9 @@ class RunInput:
     epoch: str = field(kw_only=True)  # the run's epoch as stored with it; every event carries it
     # When its message was accepted (time.time(), seconds), for runwire_first_event_seconds.
     accepted_at: float | None = field(default=None, kw_only=True)
+    # The W3C traceparent of the message that asked for it, when it came through the run queue
+    # (a run started where it was accepted is inside the message's span already).
+    trace: str = field(default="", kw_only=True)
 
 
 AgentFn = Callable[[RunInput, Emit], Awaitable[str]]
@@ -102,6 +106,7 @@ class RunExecutor:
         holds: Callable[[str], bool] = lambda run_id: True,
         on_ended: EndedHook | None = None,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """``holds(run_id)`` says whether this node still holds the run's lease; it is asked
         before every event, and a run whose lease is gone stops at once, emitting nothing more.
@@ -115,6 +120,7 @@ class RunExecutor:
         self._holds = holds
         self._on_ended = on_ended
         self._metrics = metrics
+        self._tracing = tracing or Tracing()
         self._active: dict[str, _Active] = {}
         self._drain: asyncio.Task[None] | None = None
 
@@ -264,10 +270,19 @@ class RunExecutor:
 
     async def _execute(self, active: _Active) -> None:
         run = active.input
-        with log_context(run_id=run.run_id, user_id=run.user_id):
+        tracing = self._tracing
+        attributes = {"runwire.run_id": run.run_id, "runwire.thread_id": run.thread_id}
+        with (
+            log_context(run_id=run.run_id, user_id=run.user_id),
+            tracing.span("run", attributes, parent=tracing.extract(run.trace)) as span,
+        ):
             log.debug("run started")
             await self._execute_run(active)
-            log.debug("run ended: %s", active.state.status.value)
+            status = active.state.status
+            log.debug("run ended: %s", status.value)
+            Tracing.annotate(span, **{"runwire.run_status": status.value})
+            if status is RunStatus.FAILED:
+                Tracing.failed(span, "the run failed")
 
     async def _execute_run(self, active: _Active) -> None:
         active.began = True

@@ -16,6 +16,7 @@ from runwire.ratelimit import Clock
 from runwire.readiness import Readiness
 from runwire.runs.executor import RunExecutor
 from runwire.store.store import Store
+from runwire.traces import Tracing
 from runwire.workload import Workload
 
 __all__ = ["Services", "services_of"]
@@ -33,6 +34,7 @@ class Services:
     workload: Workload
     readiness: Readiness  # what /ready checks (runwire doctor runs the same)
     metrics: Metrics  # this app instance's measurements, exposed at /metrics
+    tracing: Tracing  # this app instance's spans (recording only with an OTLP endpoint)
     clock: Clock  # monotonic seconds, for rate limits (tests pass a fake one)
 
 

@@ -36,6 +36,7 @@ from runwire.protocol.inbound import (
     request_id_of,
 )
 from runwire.ratelimit import Bucket, Rate
+from runwire.traces import SpanKind, Tracing
 from runwire.transport.errors import CLOSE_CODES
 from runwire.transport.services import Services
 
@@ -63,6 +64,16 @@ _INTERNAL = {
 }
 
 
+_WIRE_TYPES: dict[type[Any], str] = {
+    UserMessage: "user_message",
+    StopAgent: "stop_agent",
+    Resume: "resume",
+    GetThreadHistory: "get_thread_history",
+    Ping: "ping",
+}
+"""Each command's ``type`` on the wire (docs/protocol.md), to name its span and log line."""
+
+
 def encode(body: dict[str, Any]) -> str:
     return orjson.dumps(body).decode()
 
@@ -79,6 +90,7 @@ class Session:
         self._services = services
         self._outlet = outlet
         self._metrics = services.metrics
+        self._tracing = services.tracing
         # None when events are not counted (RUNWIRE_METRICS=false): delivery is the hot path.
         self._counted = services.metrics if services.metrics.count_events else None
         settings = services.settings
@@ -179,14 +191,23 @@ class Session:
             log.exception("could not parse a frame")
             self._send(_INTERNAL)
             return
-        with log_context(request_id=command.request_id):
-            log.debug("%s received", type(command).__name__)
+        kind = _WIRE_TYPES[type(command)]
+        attributes = {"runwire.connection_id": self.id, "runwire.user_id": self.user_id}
+        if command.request_id is not None:
+            attributes["runwire.request_id"] = command.request_id
+        with (
+            log_context(request_id=command.request_id),
+            self._tracing.span(f"ws {kind}", attributes, kind=SpanKind.SERVER) as span,
+        ):
+            log.debug("%s received", kind)
             try:
                 await self._routes[type(command)](command)
             except RunwireError as exc:
+                Tracing.failed(span, exc.code)
                 self._error(exc, command.request_id)
             except Exception:
-                log.exception("handler for %s failed", type(command).__name__)
+                log.exception("handler for %s failed", kind)
+                Tracing.failed(span, "internal")
                 self._reply(command.request_id, dict(_INTERNAL))
 
     # -- handlers (the router table above maps command types to these) --
