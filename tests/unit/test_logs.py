@@ -63,13 +63,16 @@ def test_a_line_is_one_json_object_with_its_context(
         raise ValueError("boom")
     except ValueError:
         log.exception("failed")
+    log.info("where", stack_info=True)
     out = lines(stream)
     assert [line["message"] for line in out] == [
         "outside",
         "inside a run",
         "after the run",
         "failed",
+        "where",
     ]
+    assert "test_logs.py" in out[4]["stack"]
     assert out[0].keys() == {"time", "level", "logger", "message"}
     assert out[0]["logger"] == "runwire.test-logs" and out[0]["level"] == "info"
     assert out[0]["time"].endswith("Z") and out[0]["time"][10] == "T" and len(out[0]["time"]) == 24
