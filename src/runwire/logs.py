@@ -76,11 +76,21 @@ class Redactor(logging.Filter):
     through, rewritten)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            # Each argument on its own first: formatters such as uvicorn's access line read the
+            # arguments themselves, so they must stay a tuple.
+            record.args = tuple(_mask(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str) and not record.args:
+            record.msg = _mask(record.msg)
         message = record.getMessage()
-        masked = _SECRETS.sub(r"\1***", message)
-        if masked != message:
+        masked = _mask(message)
+        if masked != message:  # a secret made of the message and an argument together
             record.msg, record.args = masked, None
         return True
+
+
+def _mask(text: str) -> str:
+    return _SECRETS.sub(r"\1***", text)
 
 
 class JsonFormatter(logging.Formatter):

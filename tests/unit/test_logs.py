@@ -140,3 +140,29 @@ async def test_each_request_has_an_id_its_log_lines_and_response_carry() -> None
     assert [s["request_id"] for s in seen] == [r.headers["x-request-id"] for r in (made, kept, odd)]
     assert all(s["user_id"] == "usr_9" for s in seen)
     assert context_fields() == {}  # nothing leaks out of a request
+
+
+def test_uvicorns_access_line_keeps_its_shape_when_a_ticket_is_masked() -> None:
+    config = logging_config(json=False, level="info")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    formatter = config["formatters"]["access"]
+    from uvicorn.logging import AccessFormatter
+
+    handler.setFormatter(AccessFormatter(fmt=formatter["fmt"], use_colors=False))
+    handler.addFilter(config["filters"]["redact"]["()"]())
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/ws?ticket=SECRET4", "1.1", 404),
+        None,
+    )
+    handler.handle(record)
+    assert (
+        stream.getvalue() == 'INFO:     127.0.0.1:5 - "GET /ws?ticket=*** HTTP/1.1" 404 Not Found\n'
+    )
+    split = logging.LogRecord("x", logging.INFO, __file__, 1, "Bearer %s", ("SECRET5",), None)
+    assert config["filters"]["redact"]["()"]().filter(split) and split.getMessage() == "Bearer ***"
