@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 
@@ -118,10 +119,16 @@ async def measure(pid: int, port: int, connections: int, users: int) -> None:
         opened = time.perf_counter() - started
         after = await steady_rss(pid)
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-            gauges = (await http.get("/metrics")).json()
+            exposition = (await http.get("/metrics")).text
+        seen = next(
+            s.value
+            for family in text_string_to_metric_families(exposition)
+            for s in family.samples
+            if s.name == "runwire_connections"
+        )
         added = len(held) - 100
         print(
-            f"{len(held)} connections open ({gauges['connections']} seen by the server); "
+            f"{len(held)} connections open ({seen:.0f} seen by the server); "
             f"{added} opened in {opened:.1f} s"
         )
         print(f"server RSS: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB after")

@@ -14,6 +14,7 @@ Variants of runwire, each a fresh `runwire serve` on the same data (same users):
   direct  the default: /ws served by runwire's own protocol beside the ASGI app
   asgi    RUNWIRE_WS_PATH=asgi: /ws through uvicorn's ASGI adapter and Starlette
   nokeep  direct with RUNWIRE_KEEP_EVENTS=false: what storing every event for resume costs
+  nometrics  direct with RUNWIRE_METRICS=false: what counting each delivered event costs
   pygc    direct with RUNWIRE_GC_YOUNG_THRESHOLD=0: Python's default garbage-collector
           thresholds, to measure what runwire's tuning (collector.py) buys
   redis   direct with RUNWIRE_REDIS_URL=redis://127.0.0.1:6379/0: the Redis bus (several nodes)
@@ -29,7 +30,7 @@ then all start together; a run that does not complete aborts the benchmark.
 The client offers no permessage-deflate, and the bare server does not use it either.
 
 Usage: python bench/throughput.py [--clients 100] [--messages 5] [--latency-samples 200]
-                                  [--variants bare,floor,direct,asgi,nokeep,pygc,redis,paced,pg1,pg2]
+                                  [--variants bare,floor,direct,asgi,nokeep,nometrics,pygc,redis,paced,pg1,pg2]
 """
 
 from __future__ import annotations
@@ -301,6 +302,7 @@ RUNWIRE_VARIANTS = {
     "direct": {"RUNWIRE_WS_PATH": "direct"},
     "asgi": {"RUNWIRE_WS_PATH": "asgi"},
     "nokeep": {"RUNWIRE_WS_PATH": "direct", "RUNWIRE_KEEP_EVENTS": "false"},
+    "nometrics": {"RUNWIRE_WS_PATH": "direct", "RUNWIRE_METRICS": "false"},
     "pygc": {"RUNWIRE_WS_PATH": "direct", "RUNWIRE_GC_YOUNG_THRESHOLD": "0"},
     # The Redis bus (a local Redis 7): each event goes to a Redis Stream and a pub/sub channel and
     # comes back to this process before its sockets get it. Needs Redis at that URL.

@@ -8,6 +8,7 @@ the writer; then the bus, once it has sent what it holds; then the database).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -51,16 +52,21 @@ from runwire.events.redaction import Redactor
 from runwire.limits.base import RateLimiter
 from runwire.limits.memory import MemoryRateLimiter
 from runwire.limits.redis import RedisRateLimiter
+from runwire.metrics import Metrics
 from runwire.ratelimit import Clock
-from runwire.readiness import BusProbe, Readiness
+from runwire.readiness import BusProbe, LLMProbe, Probe, Readiness
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
 from runwire.runs.retention import Retention
 from runwire.store.records import UsageRecord
 from runwire.store.store import Store
-from runwire.transport import api_reference, api_routes, auth_routes, health
+from runwire.traces import Tracing, otlp_processor
+from runwire.transport import api_reference, api_routes, auth_routes, health, scrape
 from runwire.transport.errors import install_error_handlers
+from runwire.transport.request_id import RequestIdMiddleware
+from runwire.transport.request_span import RequestSpanMiddleware
+from runwire.transport.scrape import MetricsListener
 from runwire.transport.services import Services
 from runwire.transport.websocket import websocket_endpoint
 from runwire.usage.pricing import PricingTable
@@ -80,7 +86,9 @@ def build_llm(settings: Settings) -> LLMProvider:
     return OfflineProvider(settings.offline_delay_ms)
 
 
-def build_agent(settings: Settings, store: Store, pricing: PricingTable) -> AgentFn:
+def build_agent(
+    settings: Settings, store: Store, pricing: PricingTable, tracing: Tracing | None = None
+) -> AgentFn:
     llm = build_llm(settings)
     supervisor = Supervisor()
     redactor = Redactor(max_chars=settings.event_value_max_chars)
@@ -105,6 +113,7 @@ def build_agent(settings: Settings, store: Store, pricing: PricingTable) -> Agen
             llm_timeout_s=settings.llm_timeout_s,
             redactor=redactor,
             pricing=pricing,
+            tracing=tracing,
         )
         return await supervisor.run(ctx)
 
@@ -164,20 +173,96 @@ async def _discard(events: Sequence[RunEvent]) -> None:
     """The event sink of RUNWIRE_KEEP_EVENTS=false: measures what storing events costs."""
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+def read_gauges(
+    metrics: Metrics, bus: EventBus, executor: RunExecutor, writer: EventWriter
+) -> None:
+    """The gauges, read from the parts that hold them at each scrape. Each returns to its
+    baseline when clients leave and runs end (the leak tests read them)."""
+    metrics.read(
+        "runwire_connections",
+        "Open connections on this node that receive run events (WebSockets and SSE streams).",
+        bus.subscriber_count,
+    )
+    metrics.read(
+        "runwire_runs_active", "Runs executing on this node.", lambda: executor.active_count
+    )
+    metrics.read(
+        "runwire_bus_backlog",
+        "Event bus writes queued for Redis and not sent yet (0 with the in-process bus).",
+        lambda: bus.backlog,
+    )
+    metrics.read(
+        "runwire_bus_held_runs",
+        "Runs whose events this node's bus holds (active runs, until their events are stored).",
+        lambda: bus.held_runs,
+    )
+    metrics.read(
+        "runwire_store_backlog_events",
+        "Run events waiting to be stored.",
+        lambda: writer.backlog,
+    )
+    metrics.read(
+        "runwire_asyncio_tasks", "Tasks on the event loop.", lambda: len(asyncio.all_tasks())
+    )
+
+
+def build_probes(settings: Settings, bus: EventBus) -> list[Probe]:
+    """What /ready checks besides the database: Redis and the LLM endpoint, when configured."""
+    probes: list[Probe] = []
+    if settings.redis_url is not None:
+        probes.append(BusProbe(bus))
+    llm = LLMProbe.configured(settings)
+    if llm is not None:
+        probes.append(llm)
+    return probes
+
+
+def build_metrics_listener(
+    settings: Settings, metrics: Metrics
+) -> AbstractAsyncContextManager[MetricsListener | None]:
+    """The listener of RUNWIRE_METRICS_PORT, or nothing."""
+    if settings.metrics_port is None:
+        if settings.metrics and settings.is_production and settings.metrics_token is None:
+            log.info(
+                "/metrics is off: in production set RUNWIRE_METRICS_TOKEN or RUNWIRE_METRICS_PORT"
+            )
+        return nullcontext(None)
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    return MetricsListener(
+        metrics,
+        host=settings.metrics_host or settings.host,
+        port=settings.metrics_port,
+        token=token,
+    ).running()
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, tracing: Tracing | None = None
+) -> FastAPI:
     """Build the ASGI app for ``settings`` (already validated by ``load_settings``).
 
     ``clock`` (seconds) times the rate limits; tests pass a fake one. Unset, limits kept in this
-    process use ``time.monotonic`` and limits kept in Redis use Redis's clock.
+    process use ``time.monotonic`` and limits kept in Redis use Redis's clock. ``tracing``: where
+    spans go (tests pass an in-memory exporter); unset, over OTLP when
+    OTEL_EXPORTER_OTLP_ENDPOINT is set, else nowhere.
     """
     secret, _generated = resolve_secret(settings)
     pricing = PricingTable.load()
+    metrics = Metrics(count_events=settings.metrics)
+    if tracing is None:
+        tracing = Tracing(otlp_processor if settings.otlp_endpoint else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Services]]:
         async with AsyncExitStack() as stack:
+            # Entered first, left last: the spans of runs closed at shutdown are sent too.
+            await stack.enter_async_context(tracing.running())
             store = await stack.enter_async_context(
-                Store.open(settings.effective_database_url, migrate=settings.migrate_on_start)
+                Store.open(
+                    settings.effective_database_url,
+                    migrate=settings.migrate_on_start,
+                    on_write=metrics.store_write.observe,
+                )
             )
             await _check_schema(store)
             # Entered before the writer and the executor, so it outlives the runs' last events.
@@ -193,8 +278,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     runs=store.runs,
                     bus=bus,
                     writer=writer,
-                    agent=build_agent(settings, store, pricing),
+                    agent=build_agent(settings, store, pricing, tracing),
                     run_timeout_s=settings.run_timeout_s,
+                    metrics=metrics,
+                    tracing=tracing,
                 ).running(grace_s=settings.shutdown_grace_s)
             )
             # Inside the executor's context: it stops taking runs before the executor drains.
@@ -238,16 +325,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     bus,
                     default_policy=settings.concurrency_policy,
                     max_active_runs_per_user=settings.max_active_runs_per_user,
+                    tracing=tracing,
                 ),
                 bus=bus,
                 connections=connections,
                 executor=executor,
                 clock=clock or time.monotonic,
                 workload=Workload(store.usage, pricing),
-                readiness=Readiness(
-                    store.db, probes=[BusProbe(bus)] if settings.redis_url is not None else ()
-                ),
+                readiness=Readiness(store.db, probes=build_probes(settings, bus)),
+                metrics=metrics,
+                tracing=tracing,
             )
+            read_gauges(metrics, bus, executor, writer)
+            await stack.enter_async_context(build_metrics_listener(settings, metrics))
             app.state.services = services
             # The lifespan state reaches the server's own /ws protocol (see ws_protocol.py).
             yield {"services": services}
@@ -269,10 +359,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     if settings.serves_api_reference:
         api_reference.install(app)
-    install_error_handlers(app)
+    install_error_handlers(app, metrics)
+    # Added last, runs first: the request id is set before the span, so the span's log lines
+    # (uvicorn's access line included) carry both.
+    app.add_middleware(RequestSpanMiddleware, tracing=tracing)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(auth_routes.router)
     app.include_router(api_routes.router)
     app.include_router(health.router)
+    app.include_router(scrape.router)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     static = resources.files("runwire") / "web" / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

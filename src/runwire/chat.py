@@ -9,6 +9,7 @@ are served whole after a client's position, or refused (``reload_required``): se
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.executor import RunExecutor, RunInput
 from runwire.store.records import Message, RunRecord, ThreadRecord, new_epoch, new_id, now_ms
 from runwire.store.store import Store
+from runwire.traces import Tracing
 
 __all__ = ["Accepted", "ChatService", "Replay"]
 
@@ -66,6 +68,7 @@ class ChatService:
         *,
         default_policy: ConcurrencyPolicy = ConcurrencyPolicy.ENQUEUE,
         max_active_runs_per_user: int = 3,
+        tracing: Tracing | None = None,
     ) -> None:
         self._store = store
         self._executor = executor
@@ -73,6 +76,7 @@ class ChatService:
         self._bus = bus
         self._default_policy = default_policy
         self._max_runs = max_active_runs_per_user
+        self._tracing = tracing or Tracing()
 
     async def submit(self, user_id: str, msg: UserMessage) -> Accepted:
         """Persist the message and start its run; a repeated ``client_message_id`` starts nothing."""
@@ -145,6 +149,7 @@ class ChatService:
                     question=msg.content,
                     history=history,
                     epoch=epoch,
+                    accepted_at=time.time(),
                 ),
                 started_at,
             )
@@ -156,7 +161,10 @@ class ChatService:
                 await self._dispatcher.stop(user_id, older)
         # Stored as queued: from here the run happens whatever becomes of this node (a sweep
         # offers it again if this offer is lost).
-        await self._dispatcher.offer(Job(run_id=run_id, thread_id=thread.id, user_id=user_id))
+        job = Job(
+            run_id=run_id, thread_id=thread.id, user_id=user_id, trace=self._tracing.carrier()
+        )
+        await self._dispatcher.offer(job)
         return Accepted(thread_id=thread.id, message_id=message.id, run_id=run_id)
 
     def _duplicate(self, seen: Message) -> Accepted:

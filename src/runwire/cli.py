@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
+import logging.config
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,12 +21,14 @@ from runwire.auth.passwords import Passwords
 from runwire.auth.service import MIN_PASSWORD, AuthService, account_email, normalize_email
 from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
-from runwire.config import Settings, load_settings, resolve_secret
+from runwire.config import LogFormat, Settings, load_settings, resolve_secret
 from runwire.errors import ConfigError, DependencyUnavailable, RunwireError
 from runwire.limits.memory import MemoryRateLimiter
-from runwire.readiness import MIGRATE, REACH_REDIS, BusProbe, Check, Readiness
+from runwire.logs import logging_config
+from runwire.readiness import MIGRATE, REACH_REDIS, BusProbe, Check, LLMProbe, Readiness
 from runwire.store.database import Database, redact_url
 from runwire.store.store import Store
+from runwire.traces import Tracing
 from runwire.usage.pricing import PricingTable
 from runwire.workload import Workload
 
@@ -104,15 +108,28 @@ def serve(
     from runwire.collector import tune_collector
 
     settings = _settings(data_dir, host=host, port=port)
+    as_json = settings.log_format is LogFormat.JSON
+    trace_id = Tracing.current_trace_id if settings.otlp_endpoint else None
+    logging.config.dictConfig(
+        logging_config(json=as_json, level=settings.log_level.value, trace_id=trace_id)
+    )
     _, generated = resolve_secret(settings)
-    if generated:
-        err.print(
-            f"[yellow]development secret[/yellow] in {settings.data_dir / 'secret.key'} "
-            "(set RUNWIRE_SECRET_KEY for production)",
-            highlight=False,
-        )
     shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host  # noqa: S104
-    out.print(f"runwire is starting: open http://{shown_host}:{settings.port}/", highlight=False)
+    if as_json:  # every line of the output is a JSON object
+        log = logging.getLogger("runwire.cli")
+        if generated:
+            log.warning("development secret in %s", settings.data_dir / "secret.key")
+        log.info("runwire is starting: open http://%s:%s/", shown_host, settings.port)
+    else:
+        if generated:
+            err.print(
+                f"[yellow]development secret[/yellow] in {settings.data_dir / 'secret.key'} "
+                "(set RUNWIRE_SECRET_KEY for production)",
+                highlight=False,
+            )
+        out.print(
+            f"runwire is starting: open http://{shown_host}:{settings.port}/", highlight=False
+        )
     app = create_app(settings)
     tune_collector(settings.gc_young_threshold)
     uvicorn.run(app, **server_options(settings))
@@ -141,7 +158,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": False,
         "timeout_keep_alive": settings.http_keep_alive_s,
         "timeout_graceful_shutdown": int(settings.shutdown_grace_s) + 5,
-        "log_level": "info",
+        # `serve` has configured logging (runwire.logs): uvicorn leaves it as it is.
+        "log_config": None,
     }
 
 
@@ -182,13 +200,16 @@ async def _checks(settings: Settings) -> list[Check]:
     checks = await _database_checks(settings.effective_database_url)
     if settings.redis_url is not None:
         checks.append(await _redis_check(settings.redis_url.get_secret_value()))
+    llm = LLMProbe.configured(settings)
+    if llm is not None:
+        checks.append(await llm.check())
     return checks
 
 
 @app.command()
 def doctor(data_dir: DataDir = None) -> None:
     """Check what the server needs, as GET /ready does: settings, database, schema (and Redis
-    when RUNWIRE_REDIS_URL is set).
+    when RUNWIRE_REDIS_URL is set, the LLM endpoint when RUNWIRE_LLM_BASE_URL is).
 
     One line per check; exit code 0 when all pass, 1 when one fails.
     """

@@ -24,6 +24,8 @@ from runwire.errors import ConfigError
 __all__ = [
     "ConcurrencyPolicy",
     "Environment",
+    "LogFormat",
+    "LogLevel",
     "Settings",
     "WebSocketPath",
     "load_settings",
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 MIN_SECRET_BYTES = 32
+MIN_METRICS_TOKEN_CHARS = 16
 SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 
 
@@ -48,6 +51,22 @@ class WebSocketPath(StrEnum):
 
     DIRECT = "direct"  # runwire's own protocol on the socket, beside the ASGI app
     ASGI = "asgi"  # the ASGI route, through uvicorn and Starlette
+
+
+class LogFormat(StrEnum):
+    """How `runwire serve` writes its log lines."""
+
+    TEXT = "text"  # for a terminal, as uvicorn writes them
+    JSON = "json"  # one JSON object a line, with the request, run, user and trace it belongs to
+
+
+class LogLevel(StrEnum):
+    """The least severe lines runwire's and uvicorn's loggers write (others: warnings and up)."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
 
 
 class Environment(StrEnum):
@@ -146,7 +165,24 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
 
-    @field_validator("redis_url", mode="before")
+    log_format: LogFormat = LogFormat.TEXT
+    log_level: LogLevel = LogLevel.INFO
+
+    # GET /metrics (Prometheus). Open outside production; in production only with a token or on
+    # a port of its own (see docs/operating.md). False: no /metrics, and no per-event counting.
+    metrics: bool = True
+    metrics_token: SecretStr | None = None
+    # A second listener that serves only /metrics (0: a free port, named in the log).
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str | None = None  # the metrics listener's interface; unset: RUNWIRE_HOST
+
+    # OpenTelemetry's own variable, not a RUNWIRE_ one: set, spans are exported over OTLP/HTTP
+    # (the exporter reads it and the other OTEL_EXPORTER_OTLP_* variables itself).
+    otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+
+    @field_validator(
+        "redis_url", "metrics_token", "metrics_port", "metrics_host", "otlp_endpoint", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -198,6 +234,14 @@ class Settings(BaseSettings):
         return self.public_docs or not self.is_production
 
     @property
+    def metrics_on_app(self) -> bool:
+        """Whether the app's own port answers GET /metrics: when metrics are on and have no port
+        of their own, and, in production, only behind RUNWIRE_METRICS_TOKEN."""
+        if not self.metrics or self.metrics_port is not None:
+            return False
+        return not self.is_production or self.metrics_token is not None
+
+    @property
     def migrate_on_start(self) -> bool:
         """Embedded SQLite outside production migrates itself; production runs ``runwire migrate``."""
         if self.auto_migrate is not None:
@@ -228,6 +272,11 @@ class Settings(BaseSettings):
             )
         if self.llm_base_url and not self.llm_base_url.startswith(("http://", "https://")):
             found.append("RUNWIRE_LLM_BASE_URL must be an http(s) URL")
+        if self.otlp_endpoint and not self.otlp_endpoint.startswith(("http://", "https://")):
+            found.append(
+                "OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL (runwire exports OTLP over "
+                "HTTP, e.g. http://collector:4318)"
+            )
         url = self.effective_database_url
         if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             found.append(
@@ -256,6 +305,7 @@ class Settings(BaseSettings):
                 )
             if not self.keep_events:
                 found.append("RUNWIRE_KEEP_EVENTS=false is for benchmarks only, not production")
+        found += self._metrics_problems()
         if self.ws_ping_interval_s and self.ws_ping_timeout_s > self.ws_ping_interval_s:
             found.append(
                 "RUNWIRE_WS_PING_TIMEOUT_S must not exceed RUNWIRE_WS_PING_INTERVAL_S "
@@ -266,6 +316,27 @@ class Settings(BaseSettings):
                 "RUNWIRE_WS_PING_INTERVAL_S must be below RUNWIRE_WS_IDLE_TIMEOUT_S "
                 f"({self.ws_ping_interval_s} >= {self.ws_idle_timeout_s})"
             )
+        return found
+
+    def _metrics_problems(self) -> list[str]:
+        found: list[str] = []
+        token = self.metrics_token.get_secret_value() if self.metrics_token else None
+        if not self.metrics and (token is not None or self.metrics_port is not None):
+            found.append(
+                "RUNWIRE_METRICS=false turns /metrics off: unset RUNWIRE_METRICS_TOKEN and "
+                "RUNWIRE_METRICS_PORT, or set RUNWIRE_METRICS=true"
+            )
+        if token is not None and len(token) < MIN_METRICS_TOKEN_CHARS:
+            found.append(
+                f"RUNWIRE_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters"
+            )
+        if token is not None and not (token.isascii() and token.isprintable() and " " not in token):
+            found.append(
+                "RUNWIRE_METRICS_TOKEN must be printable ASCII without spaces "
+                "(it travels in an HTTP header)"
+            )
+        if self.metrics_port and self.metrics_port == self.port:
+            found.append(f"RUNWIRE_METRICS_PORT must differ from RUNWIRE_PORT (both {self.port})")
         return found
 
 

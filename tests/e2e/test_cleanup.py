@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect
 
 from tests.e2e.conftest import BASE_ENV, ServerProcess
 from tests.e2e.wire import Session, raw_socket
+from tests.metrics import gauges as read_gauges
 from tests.timing import unit
 
 CYCLES = 1000
@@ -44,13 +45,12 @@ def pinging_server(tmp_path: Path) -> Iterator[ServerProcess]:
     proc.stop()
 
 
-async def gauges(base: str) -> dict[str, int]:
+async def gauges(base: str) -> dict[str, float]:
     async with httpx.AsyncClient(base_url=base, timeout=unit(5)) as http:
-        body: dict[str, int] = (await http.get("/metrics")).json()
-        return body
+        return await read_gauges(http)
 
 
-async def settled(base: str, baseline: dict[str, int]) -> dict[str, int]:
+async def settled(base: str, baseline: dict[str, float]) -> dict[str, float]:
     """Poll the gauges until they are back at ``baseline`` (or the deadline passes)."""
     deadline = asyncio.get_running_loop().time() + unit(15)
     while True:
@@ -93,7 +93,7 @@ async def test_a_thousand_cycles_leave_nothing_behind(churn_server: ServerProces
     users = [await Session.new(base) for _ in range(WORKERS)]
     try:
         baseline = await settled(base, await gauges(base))
-        assert baseline["connections"] == 0 and baseline["active_runs"] == 0
+        assert baseline["runwire_connections"] == 0 and baseline["runwire_runs_active"] == 0
 
         async def worker(w: int) -> None:
             for i in range(w, CYCLES, WORKERS):
@@ -117,10 +117,12 @@ async def test_a_peer_that_stops_answering_pings_is_released(
         dead, head = raw_socket(pinging_server.url, user.access)
         assert head.startswith(b"HTTP/1.1 101")
         try:
-            assert (await gauges(base))["connections"] == baseline["connections"] + 1
+            assert (await gauges(base))["runwire_connections"] == baseline[
+                "runwire_connections"
+            ] + 1
             # Pings every 0.5 s, 0.5 s to answer: released within about a second.
             after = await settled(base, baseline)
-            assert after["connections"] == baseline["connections"]
+            assert after["runwire_connections"] == baseline["runwire_connections"]
         finally:
             dead.close()
     finally:

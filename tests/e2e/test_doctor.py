@@ -98,3 +98,19 @@ def test_doctor_names_bad_settings(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert lines(done.stdout)["settings"].startswith("failing")
     assert "RUNWIRE_DATABASE_URL must start with" in done.stdout
+
+
+def test_doctor_checks_the_llm_endpoint_when_one_is_configured(tmp_path: Path) -> None:
+    assert runwire("migrate", data_dir=tmp_path).returncode == 0
+    with closed_port() as port:
+        env = {
+            "RUNWIRE_LLM_BASE_URL": f"http://127.0.0.1:{port}/v1",
+            "RUNWIRE_LLM_API_KEY": PASSWORD,
+        }
+        down = runwire("doctor", data_dir=tmp_path, env=env)
+    assert down.returncode == 1, down.stdout + down.stderr
+    shown = lines(down.stdout)
+    assert list(shown) == ["settings", "database", "schema", "llm"]
+    assert shown["llm"].startswith("failing") and "llm unreachable (ConnectError)" in shown["llm"]
+    assert f"127.0.0.1:{port}/v1/models: ConnectError" in down.stdout  # where, for the operator
+    assert "fix: start the LLM endpoint" in down.stdout and PASSWORD not in down.stdout

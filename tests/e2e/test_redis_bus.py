@@ -17,6 +17,7 @@ from tests.databases import fresh_postgres_database
 from tests.e2e.conftest import BASE_ENV, OWN_SERVER, ServerProcess
 from tests.e2e.test_golden_path import check_run_shape
 from tests.e2e.wire import Session
+from tests.metrics import gauges
 from tests.services import redis_url
 from tests.timing import unit
 
@@ -64,7 +65,7 @@ async def test_a_run_reaches_every_socket_and_resumes_with_redis_as_the_bus(
     assert stored == events
     # Once stored, the run's history leaves Redis (released), and its key with it.
     async with asyncio.timeout(unit(5)):
-        while (await session.http.get("/metrics")).json()["held_runs"]:  # noqa: ASYNC110
+        while (await gauges(session.http))["runwire_bus_held_runs"]:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
     redis = Redis.from_url(redis_url())
     try:

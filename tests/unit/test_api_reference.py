@@ -153,7 +153,7 @@ def test_the_declared_statuses_are_those_each_endpoint_can_give(
         "GET /api/usage/summary": ["200", "401"],
         "GET /health": ["200"],
         "GET /ready": ["200", "503"],
-        "GET /metrics": ["200"],
+        "GET /metrics": ["200", "401"],
     }
     events = document["paths"]["/api/runs/{run_id}/events"]["get"]["responses"]
     assert _body_schema(events["409"]) == "ReloadRequiredBody"

@@ -193,3 +193,39 @@ def test_a_missing_postgresql_driver_is_one_line_naming_the_fix(
         "RUNWIRE_DATABASE_URL is PostgreSQL, but its driver asyncpg is not installed: "
         "run `make install` (or `pip install asyncpg`)"
     ]
+
+
+def test_who_may_read_metrics_on_the_apps_port() -> None:
+    production = {"env": "production", "secret_key": "k" * 32, "allowed_origins": ["https://x"]}
+    token = "t" * 16
+    assert load_settings().metrics_on_app  # development: open
+    assert load_settings(metrics_token=token).metrics_on_app  # behind the token
+    assert not load_settings(**production).metrics_on_app  # production without a token: off
+    assert load_settings(**production, metrics_token=token).metrics_on_app
+    assert not load_settings(**production, metrics_port=9109).metrics_on_app  # its own port
+    assert not load_settings(metrics_port=9109).metrics_on_app
+    assert not load_settings(metrics=False).metrics_on_app
+    # Unset by an empty variable, as a deployment template leaves it.
+    assert load_settings(metrics_token="", metrics_port="").metrics_on_app
+
+
+def test_metrics_settings_that_cannot_work_are_named_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(metrics=False, metrics_token="short one", port=9109, metrics_port=9109)
+    joined = "\n".join(caught.value.problems)
+    assert "RUNWIRE_METRICS=false turns /metrics off" in joined
+    assert "RUNWIRE_METRICS_TOKEN must be at least 16 characters" in joined
+    assert "RUNWIRE_METRICS_TOKEN must be printable ASCII without spaces" in joined
+    assert "RUNWIRE_METRICS_PORT must differ from RUNWIRE_PORT (both 9109)" in joined
+    assert "short one" not in caught.value.message
+    with pytest.raises(ConfigError, match="RUNWIRE_METRICS_PORT"):
+        load_settings(metrics_port=70000)
+
+
+def test_log_settings_are_validated() -> None:
+    assert (load_settings().log_format.value, load_settings().log_level.value) == ("text", "info")
+    assert load_settings(log_format="json", log_level="debug").log_format.value == "json"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(log_format="xml", log_level="loud")
+    joined = "\n".join(caught.value.problems)
+    assert "RUNWIRE_LOG_FORMAT" in joined and "RUNWIRE_LOG_LEVEL" in joined

@@ -9,6 +9,7 @@ the run, tool arguments and results are redacted and bounded, and every ``tool_e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,7 @@ from runwire.errors import RunTimeout, RunwireError, ToolFailed
 from runwire.events.model import EventDraft, EventType
 from runwire.events.redaction import Redactor
 from runwire.store.records import UsageRecord
+from runwire.traces import Tracing
 from runwire.usage.pricing import PricingTable
 
 __all__ = ["SUPERVISOR", "AgentContext"]
@@ -47,7 +49,14 @@ class AgentContext:
     llm_timeout_s: float
     redactor: Redactor
     pricing: PricingTable
+    tracing: Tracing | None = None  # spans of each agent and tool call, when recorded
     _tool_calls: int = field(default=0, init=False, repr=False)
+
+    def span(self, name: str, **attributes: str) -> contextlib.AbstractContextManager[object]:
+        """A span of the run's trace around an agent's or a tool's work (or nothing)."""
+        if self.tracing is None:
+            return contextlib.nullcontext()
+        return self.tracing.span(name, attributes)
 
     async def started(self, agent: str) -> None:
         """Emit ``agent_started`` for ``agent``."""
@@ -90,6 +99,18 @@ class AgentContext:
         """
         self._tool_calls += 1
         call_id = f"call_{self._tool_calls}"
+        attributes = {"runwire.agent": agent, "runwire.tool_call_id": call_id}
+        with self.span(f"tool {tool_name}", **attributes):
+            return await self._call_tool(agent, tool_name, call_id, args, fn)
+
+    async def _call_tool(
+        self,
+        agent: str,
+        tool_name: str,
+        call_id: str,
+        args: dict[str, Any],
+        fn: Callable[..., Awaitable[Any]] | Callable[..., Any],
+    ) -> Any:
         base = {"tool_name": tool_name, "tool_call_id": call_id}
         await self._emit(
             EventType.TOOL_EXECUTING, agent, {**base, "tool_args": self.redactor.clean(args)}

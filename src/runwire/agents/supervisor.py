@@ -52,6 +52,10 @@ class Supervisor:
         Raises what a sub-agent raised (a :class:`RunwireError` such as ToolFailed or
         RunTimeout, after that sub-agent's ``agent_error``), for the run owner to report.
         """
+        with ctx.span(f"agent {SUPERVISOR}", **{"runwire.agent": SUPERVISOR}):
+            return await self._plan(ctx)
+
+    async def _plan(self, ctx: AgentContext) -> str:
         state = RunState(question=ctx.question)
         await ctx.thinking(
             SUPERVISOR,
@@ -83,6 +87,10 @@ class Supervisor:
         return state.answer
 
     async def _delegate(self, ctx: AgentContext, agent: SubAgent, state: RunState) -> None:
+        with ctx.span(f"agent {agent.name}", **{"runwire.agent": agent.name}):
+            await self._run_agent(ctx, agent, state)
+
+    async def _run_agent(self, ctx: AgentContext, agent: SubAgent, state: RunState) -> None:
         await ctx.started(agent.name)
         try:
             summary = await agent.run(ctx, state)

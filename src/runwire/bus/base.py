@@ -79,6 +79,12 @@ class EventBus(ABC):
     def held_runs(self) -> int:
         """Runs published on this node and not yet released; for leak checks."""
 
+    @property
+    @abstractmethod
+    def backlog(self) -> int:
+        """Writes queued on this node for the bus's backend and not sent yet (0 for a bus
+        without one); for the metrics: it grows while the backend is slow or away."""
+
     @abstractmethod
     async def ping(self) -> None:
         """Raise :class:`~runwire.errors.DependencyUnavailable` when the bus's backend does not

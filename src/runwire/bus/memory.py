@@ -80,5 +80,9 @@ class MemoryBus(EventBus):
     def held_runs(self) -> int:
         return len(self._history)
 
+    @property
+    def backlog(self) -> int:
+        return 0  # delivered as published: nothing waits
+
     async def ping(self) -> None:
         """The process is its own backend: it always answers."""

@@ -456,6 +456,10 @@ class RedisBus(EventBus):
         return len(self._held)
 
     @property
+    def backlog(self) -> int:
+        return self._writes.pending
+
+    @property
     def linked(self) -> bool:
         """True while this node's pub/sub connection to Redis is up."""
         return self._link is not None

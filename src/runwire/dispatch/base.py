@@ -28,6 +28,9 @@ class Job:
     thread_id: str
     user_id: str
     ref: str = field(default="", compare=False)  # the queue's handle for acknowledging it
+    # The W3C traceparent of the message that asked for the run ("" when none is recorded): the
+    # node that runs it continues that trace.
+    trace: str = field(default="", compare=False)
 
 
 StopHandler = Callable[[str, str], None]

@@ -2,7 +2,8 @@
 
 Layout (docs/decisions.md says why):
 
-- ``{prefix}dispatch`` is a Stream of jobs (fields ``r``, ``t``, ``u``: run, thread and user ids),
+- ``{prefix}dispatch`` is a Stream of jobs (fields ``r``, ``t``, ``u``: run, thread and user ids;
+  ``c``, when a trace is recorded: the asking message's W3C traceparent),
   read through the consumer group ``workers``: each job goes to one node (``XREADGROUP``), which
   acknowledges it (``XACK``) once it has claimed the run or found it claimed. A job a node read and
   never acknowledged (it died) is taken over by another after a lease time (``XAUTOCLAIM``). The
@@ -148,6 +149,8 @@ class RedisRunQueue(RunQueue):
 
     async def submit(self, job: Job) -> None:
         fields = {"r": job.run_id, "t": job.thread_id, "u": job.user_id}
+        if job.trace:
+            fields["c"] = job.trace
         await self._call(
             lambda r: r.xadd(self._stream, fields, maxlen=self._maxlen, approximate=True)  # type: ignore[arg-type]
         )
@@ -275,6 +278,7 @@ class RedisRunQueue(RunQueue):
                 run_id=fields[b"r"].decode(),
                 thread_id=fields[b"t"].decode(),
                 user_id=fields[b"u"].decode(),
+                trace=fields.get(b"c", b"").decode(),
                 ref=entry_id.decode(),
             )
             for entry_id, fields in entries

@@ -228,6 +228,9 @@ class Dispatcher:
                 question=question,
                 history=history,
                 epoch=record.epoch,
+                # Stored in milliseconds, by whichever node accepted it (clocks kept in step).
+                accepted_at=record.created_at / 1000,
+                trace=job.trace,
             ),
             started_at=record.started_at,
             stop_reason=stop_reason,

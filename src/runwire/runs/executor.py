@@ -14,17 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from runwire.bus.base import EventBus
 from runwire.errors import LeaseLost, RunwireError
 from runwire.events.model import EventDraft, EventType, RunEvent
+from runwire.logs import log_context
+from runwire.metrics import Metrics
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import ROOT_AGENT, RunJournal
 from runwire.runs.state import RunState, RunStatus
 from runwire.store.records import Message, RunRecord, new_epoch, new_id, now_ms
 from runwire.store.run_log import RunLog
+from runwire.traces import Tracing
 
 __all__ = ["AgentFn", "Emit", "EndedHook", "RunExecutor", "RunInput"]
 
@@ -41,6 +45,11 @@ class RunInput:
     question: str
     history: list[tuple[str, str]] = field(default_factory=list)
     epoch: str = field(kw_only=True)  # the run's epoch as stored with it; every event carries it
+    # When its message was accepted (time.time(), seconds), for runwire_first_event_seconds.
+    accepted_at: float | None = field(default=None, kw_only=True)
+    # The W3C traceparent of the message that asked for it, when it came through the run queue
+    # (a run started where it was accepted is inside the message's span already).
+    trace: str = field(default="", kw_only=True)
 
 
 AgentFn = Callable[[RunInput, Emit], Awaitable[str]]
@@ -96,6 +105,8 @@ class RunExecutor:
         run_timeout_s: float,
         holds: Callable[[str], bool] = lambda run_id: True,
         on_ended: EndedHook | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """``holds(run_id)`` says whether this node still holds the run's lease; it is asked
         before every event, and a run whose lease is gone stops at once, emitting nothing more.
@@ -108,6 +119,8 @@ class RunExecutor:
         self._run_timeout_s = run_timeout_s
         self._holds = holds
         self._on_ended = on_ended
+        self._metrics = metrics
+        self._tracing = tracing or Tracing()
         self._active: dict[str, _Active] = {}
         self._drain: asyncio.Task[None] | None = None
 
@@ -256,6 +269,22 @@ class RunExecutor:
                 active.task.cancel()
 
     async def _execute(self, active: _Active) -> None:
+        run = active.input
+        tracing = self._tracing
+        attributes = {"runwire.run_id": run.run_id, "runwire.thread_id": run.thread_id}
+        with (
+            log_context(run_id=run.run_id, user_id=run.user_id),
+            tracing.span("run", attributes, parent=tracing.extract(run.trace)) as span,
+        ):
+            log.debug("run started")
+            await self._execute_run(active)
+            status = active.state.status
+            log.debug("run ended: %s", status.value)
+            Tracing.annotate(span, **{"runwire.run_status": status.value})
+            if status is RunStatus.FAILED:
+                Tracing.failed(span, "the run failed")
+
+    async def _execute_run(self, active: _Active) -> None:
         active.began = True
         try:
             if active.stop_reason is not None:
@@ -287,6 +316,7 @@ class RunExecutor:
             if active.started_at is None:
                 active.started_at = now_ms()
             await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
+            self._first_event(run)
             async with asyncio.timeout(self._run_timeout_s):
                 answer = await self._agent(run, journal.emit)
             reply = _reply(run, answer)
@@ -326,6 +356,7 @@ class RunExecutor:
             return
         if journal.last_seq == 0:  # stopped before it started: the root opens before it closes
             await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
+            self._first_event(run)
         await journal.close_open(code, message)
         data: dict[str, object] = {"code": code, "message": message}
         reply = None
@@ -352,6 +383,10 @@ class RunExecutor:
             raise LeaseLost(f"run {active.input.run_id} is no longer this node's")
         active.state.move(status)
         active.ended = True
+        if self._metrics is not None:
+            self._metrics.runs.labels(status.value).inc()
+            if active.started_at is not None:
+                self._metrics.run_duration.observe(max(0, now_ms() - active.started_at) / 1000)
         try:
             active.following = await self._runs.finish(
                 active.input.run_id,
@@ -367,6 +402,10 @@ class RunExecutor:
             # The watchers still get the run's last event; the stored row says what it can.
             log.exception("could not record the end of run %s", active.input.run_id)
         await active.journal.emit(last)
+
+    def _first_event(self, run: RunInput) -> None:
+        if self._metrics is not None and run.accepted_at is not None:
+            self._metrics.first_event.observe(max(0.0, time.time() - run.accepted_at))
 
     async def _finalize(self, active: _Active) -> None:
         run, journal = active.input, active.journal

@@ -107,8 +107,11 @@ class Database:
         engine: AsyncEngine,
         writer: _GroupWriter | None = None,
         reader: _SqliteReader | None = None,
+        on_write: Callable[[float], None] | None = None,
     ) -> None:
+        """``on_write(seconds)`` is told how long each :meth:`write` took (for the metrics)."""
         self.engine = engine
+        self._on_write = on_write
         # Same pool; a connection checked out through it runs without a transaction.
         self._reads = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -139,7 +142,9 @@ class Database:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, url: str) -> AsyncIterator[Database]:
+    async def open(
+        cls, url: str, *, on_write: Callable[[float], None] | None = None
+    ) -> AsyncIterator[Database]:
         path = cls.sqlite_file(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +159,7 @@ class Database:
             writer = _PostgresWriter(engine)
         reader = _SqliteReader(engine.url) if path is not None else None
         try:
-            yield cls(engine, writer, reader)
+            yield cls(engine, writer, reader, on_write)
         finally:
             if reader is not None:
                 reader.close()
@@ -183,6 +188,15 @@ class Database:
         connection, so ``BEGIN`` and ``COMMIT`` are paid once for all of them. In-memory SQLite
         (tests) runs it alone.
         """
+        if self._on_write is None:
+            return await self._write(job)
+        started = time.perf_counter()
+        try:
+            return await self._write(job)
+        finally:
+            self._on_write(time.perf_counter() - started)
+
+    async def _write(self, job: Callable[[Connection], T]) -> T:
         if self._writer is None:
             async with self.begin() as conn:
                 return await conn.run_sync(job)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from runwire.store.accounts import Accounts
@@ -26,8 +26,15 @@ class Store:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, url: str, *, migrate: bool = False) -> AsyncIterator[Store]:
-        async with Database.open(url) as db:
+    async def open(
+        cls,
+        url: str,
+        *,
+        migrate: bool = False,
+        on_write: Callable[[float], None] | None = None,
+    ) -> AsyncIterator[Store]:
+        """``on_write(seconds)``: told how long each write took (see ``Database.write``)."""
+        async with Database.open(url, on_write=on_write) as db:
             if migrate:
                 await db.migrate()
             yield cls(db)

@@ -181,6 +181,7 @@ async def run_events(
             run_id=run_id,
             keepalive_s=services.settings.sse_keepalive_s,
             max_pending_bytes=services.settings.outbound_buffer_bytes,
+            metrics=services.metrics,
         )
         return await stream.open(after, epoch)
     events = await services.chat.events(principal.user_id, run_id, after, epoch)

@@ -9,7 +9,7 @@ with :func:`error_responses`, so the OpenAPI document lists each one with its bo
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runwire import errors
+from runwire.metrics import Metrics
 
 __all__ = [
     "CLOSE_CODES",
@@ -133,21 +134,21 @@ def http_status(exc: errors.RunwireError) -> int:
     return 500
 
 
-async def _runwire_error(_request: Request, exc: Exception) -> JSONResponse:
+_Answer = tuple[int, dict[str, Any], Mapping[str, str] | None]  # status, body, headers
+
+
+def _runwire_error(exc: Exception) -> _Answer:
     assert isinstance(exc, errors.RunwireError)
     headers: dict[str, str] | None = None
     if isinstance(exc, errors.AuthError):
         headers = {"WWW-Authenticate": "Bearer"}
     elif isinstance(exc, errors.RateLimited):
         headers = {"Retry-After": str(exc.retry_after_whole_s)}
-    return JSONResponse(
-        {"detail": exc.message, "code": exc.code, **exc.wire_fields()},
-        status_code=http_status(exc),
-        headers=headers,
-    )
+    body = {"detail": exc.message, "code": exc.code, **exc.wire_fields()}
+    return http_status(exc), body, headers
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _validation_error(exc: Exception) -> _Answer:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for err in exc.errors():
@@ -156,10 +157,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
             continue
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-    return JSONResponse(
-        {"detail": "; ".join(problems) or "invalid request", "code": "invalid_input"},
-        status_code=422,
-    )
+    return 422, {"detail": "; ".join(problems) or "invalid request", "code": "invalid_input"}, None
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
@@ -182,29 +180,35 @@ def _unreadable_body(exc: StarletteHTTPException) -> str | None:
     return f"body: not valid JSON: {why}"
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _http_error(exc: Exception) -> _Answer:
     assert isinstance(exc, StarletteHTTPException)
     if (unreadable := _unreadable_body(exc)) is not None:
         # Malformed input like any other (a JSON syntax error is already 422 invalid_input).
-        return JSONResponse({"detail": unreadable, "code": "invalid_input"}, status_code=422)
-    return JSONResponse(
-        {"detail": str(exc.detail), "code": _HTTP_CODES.get(exc.status_code, "http_error")},
-        status_code=exc.status_code,
-        headers=exc.headers,
-    )
+        return 422, {"detail": unreadable, "code": "invalid_input"}, None
+    body = {"detail": str(exc.detail), "code": _HTTP_CODES.get(exc.status_code, "http_error")}
+    return exc.status_code, body, exc.headers
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+def _unexpected(exc: Exception) -> _Answer:
     # The traceback goes to the log (ServerErrorMiddleware); the client gets no internals.
     log.error("unhandled error", exc_info=exc)
-    return JSONResponse(
-        {"detail": "the server failed to handle this request; it was logged", "code": "internal"},
-        status_code=500,
-    )
+    body = {"detail": "the server failed to handle this request; it was logged", "code": "internal"}
+    return 500, body, None
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(errors.RunwireError, _runwire_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+def install_error_handlers(app: FastAPI, metrics: Metrics | None = None) -> None:
+    """Answer errors as ``{"detail", "code"}`` bodies, each counted in ``metrics`` by its code."""
+
+    def handler(answer: Callable[[Exception], _Answer]) -> Callable[..., Awaitable[JSONResponse]]:
+        async def handle(_request: Request, exc: Exception) -> JSONResponse:
+            status, body, headers = answer(exc)
+            if metrics is not None:
+                metrics.errors.labels(body["code"]).inc()
+            return JSONResponse(body, status_code=status, headers=headers)
+
+        return handle
+
+    app.add_exception_handler(errors.RunwireError, handler(_runwire_error))
+    app.add_exception_handler(RequestValidationError, handler(_validation_error))
+    app.add_exception_handler(StarletteHTTPException, handler(_http_error))
+    app.add_exception_handler(Exception, handler(_unexpected))

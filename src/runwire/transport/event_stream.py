@@ -22,6 +22,7 @@ from runwire.bus.base import EventBus, Subscription
 from runwire.chat import ChatService
 from runwire.errors import InputError
 from runwire.events.model import MAX_SEQ, RunEvent
+from runwire.metrics import Metrics
 from runwire.protocol.delivery import Delivery
 
 __all__ = [
@@ -98,8 +99,10 @@ class EventStream:
         run_id: str,
         keepalive_s: float,
         max_pending_bytes: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self._bus = bus
+        self._counted = metrics if metrics is not None and metrics.count_events else None
         self._chat = chat
         self._user_id = user_id
         self._run_id = run_id
@@ -155,11 +158,16 @@ class EventStream:
         self._gap = True
         self._wake.set()
 
+    def _count(self) -> None:
+        if self._counted is not None:
+            self._counted.events_delivered += 1
+
     async def _frames(
         self, first: list[RunEvent], subscription: Subscription, *, ended: bool
     ) -> AsyncIterator[str]:
         try:
             for event in first:
+                self._count()
                 yield sse_frame(event)
                 if event.is_terminal:
                     return
@@ -169,6 +177,7 @@ class EventStream:
                 while self._pending:
                     event = self._pending.popleft()
                     self._pending_bytes -= len(event.wire)
+                    self._count()
                     yield sse_frame(event)
                     if event.is_terminal:
                         return

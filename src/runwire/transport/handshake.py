@@ -66,6 +66,19 @@ async def admit(
 ) -> Admission | Denial:
     """Check a handshake's origin and credentials, and take a seat in the user's connection count
     (on every node: checking and taking are one step, so racing handshakes cannot overshoot)."""
+    admitted = await _admit(services, origin, host, authorization, ticket)
+    if isinstance(admitted, Denial):
+        services.metrics.errors.labels(admitted.code).inc()
+    return admitted
+
+
+async def _admit(
+    services: Services,
+    origin: str | None,
+    host: str | None,
+    authorization: str | None,
+    ticket: str | None,
+) -> Admission | Denial:
     settings = services.settings
     if not origin_allowed(origin, host, settings.allowed_origins):
         return Denial(403, "forbidden_origin", "origin not allowed")

@@ -1,12 +1,11 @@
-"""Liveness, readiness and gauges. Readiness runs real checks (runwire.readiness)."""
+"""Liveness and readiness. Readiness runs real checks (runwire.readiness); the gauges an operator
+watches are in the metrics (runwire.transport.scrape)."""
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request, Response
 
-from runwire.transport.replies import Health, ProcessGauges, Readiness
+from runwire.transport.replies import Health, Readiness
 from runwire.transport.services import services_of
 
 __all__ = ["router"]
@@ -36,17 +35,4 @@ async def ready(request: Request, response: Response) -> Readiness:
     response.status_code = 503
     return Readiness(
         status="unavailable", checks=reasons, failing=[c.name for c in checks if not c.ok]
-    )
-
-
-@router.get("/metrics", summary="Gauges of what the process holds: connections, runs, tasks")
-async def metrics(request: Request) -> ProcessGauges:
-    """Counts only, no user data. Every one returns to its baseline when clients leave and
-    runs end; the leak tests read them, and so can a monitoring system."""
-    services = services_of(request)
-    return ProcessGauges(
-        connections=services.bus.subscriber_count(),
-        active_runs=services.executor.active_count,
-        held_runs=services.bus.held_runs,
-        tasks=len(asyncio.all_tasks()),
     )

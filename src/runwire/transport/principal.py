@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from runwire.auth.service import Principal
 from runwire.errors import AuthError
+from runwire.logs import bind_log_context
 from runwire.transport.services import services_of
 
 __all__ = ["CurrentPrincipal", "bearer_token"]
@@ -32,7 +33,9 @@ async def _principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthError("missing bearer token")
-    return await services_of(request).auth.authenticate(credentials.credentials)
+    principal = await services_of(request).auth.authenticate(credentials.credentials)
+    bind_log_context(user_id=principal.user_id)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]

@@ -15,7 +15,6 @@ __all__ = [
     "Health",
     "ImportReport",
     "Message",
-    "ProcessGauges",
     "Readiness",
     "Rejection",
     "Run",
@@ -174,12 +173,3 @@ class Readiness(BaseModel):
     failing: list[str] | None = Field(
         None, description="The names of the failing checks; sent only when one fails."
     )
-
-
-class ProcessGauges(BaseModel):
-    """Counts only, no user data."""
-
-    connections: int = Field(ge=0)
-    active_runs: int = Field(ge=0)
-    held_runs: int = Field(ge=0)
-    tasks: int = Field(ge=0)

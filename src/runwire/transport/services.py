@@ -11,10 +11,12 @@ from runwire.bus.base import EventBus
 from runwire.chat import ChatService
 from runwire.config import Settings
 from runwire.connections.base import ConnectionRegistry
+from runwire.metrics import Metrics
 from runwire.ratelimit import Clock
 from runwire.readiness import Readiness
 from runwire.runs.executor import RunExecutor
 from runwire.store.store import Store
+from runwire.traces import Tracing
 from runwire.workload import Workload
 
 __all__ = ["Services", "services_of"]
@@ -31,6 +33,8 @@ class Services:
     executor: RunExecutor
     workload: Workload
     readiness: Readiness  # what /ready checks (runwire doctor runs the same)
+    metrics: Metrics  # this app instance's measurements, exposed at /metrics
+    tracing: Tracing  # this app instance's spans (recording only with an OTLP endpoint)
     clock: Clock  # monotonic seconds, for rate limits (tests pass a fake one)
 
 

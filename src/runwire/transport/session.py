@@ -23,6 +23,7 @@ from runwire.bus.base import Subscription
 from runwire.connections.base import Seat
 from runwire.errors import PayloadTooLarge, RateLimited, ReloadReason, ReloadRequired, RunwireError
 from runwire.events.model import RunEvent
+from runwire.logs import log_context
 from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
 from runwire.protocol.delivery import Delivery
 from runwire.protocol.inbound import (
@@ -35,6 +36,7 @@ from runwire.protocol.inbound import (
     request_id_of,
 )
 from runwire.ratelimit import Bucket, Rate
+from runwire.traces import SpanKind, Tracing
 from runwire.transport.errors import CLOSE_CODES
 from runwire.transport.services import Services
 
@@ -64,6 +66,16 @@ _INTERNAL = {
 }
 
 
+_WIRE_TYPES: dict[type[Any], str] = {
+    UserMessage: "user_message",
+    StopAgent: "stop_agent",
+    Resume: "resume",
+    GetThreadHistory: "get_thread_history",
+    Ping: "ping",
+}
+"""Each command's ``type`` on the wire (docs/protocol.md), to name its span and log line."""
+
+
 def encode(body: dict[str, Any]) -> str:
     return orjson.dumps(body).decode()
 
@@ -79,6 +91,10 @@ class Session:
         self._seat = seat  # its place in the user's connection cap, given back by release
         self._services = services
         self._outlet = outlet
+        self._metrics = services.metrics
+        self._tracing = services.tracing
+        # None when events are not counted (RUNWIRE_METRICS=false): delivery is the hot path.
+        self._counted = services.metrics if services.metrics.count_events else None
         settings = services.settings
         self._max_frame = settings.max_frame_bytes
         self._frames = Bucket(
@@ -149,6 +165,10 @@ class Session:
         """One inbound frame: parse it, route it, answer errors with an ``error`` frame."""
         if not self._machine.is_open:
             return
+        with log_context(user_id=self.user_id, connection_id=self.id):
+            await self._handle(raw)
+
+    async def _handle(self, raw: str | bytes) -> None:
         allowed = self._frames.acquire()
         if not allowed.allowed:
             # Refused, not handled: the client is told to send it again, more slowly.
@@ -173,13 +193,24 @@ class Session:
             log.exception("could not parse a frame")
             self._send(_INTERNAL)
             return
-        try:
-            await self._routes[type(command)](command)
-        except RunwireError as exc:
-            self._error(exc, command.request_id)
-        except Exception:
-            log.exception("handler for %s failed", type(command).__name__)
-            self._reply(command.request_id, dict(_INTERNAL))
+        kind = _WIRE_TYPES[type(command)]
+        attributes = {"runwire.connection_id": self.id, "runwire.user_id": self.user_id}
+        if command.request_id is not None:
+            attributes["runwire.request_id"] = command.request_id
+        with (
+            log_context(request_id=command.request_id),
+            self._tracing.span(f"ws {kind}", attributes, kind=SpanKind.SERVER) as span,
+        ):
+            log.debug("%s received", kind)
+            try:
+                await self._routes[type(command)](command)
+            except RunwireError as exc:
+                Tracing.failed(span, exc.code)
+                self._error(exc, command.request_id)
+            except Exception:
+                log.exception("handler for %s failed", kind)
+                Tracing.failed(span, "internal")
+                self._reply(command.request_id, dict(_INTERNAL))
 
     # -- handlers (the router table above maps command types to these) --
 
@@ -247,6 +278,9 @@ class Session:
         self.close(CLOSE_CODES["resync"], "events may have been missed; reconnect and resume")
 
     def _send_event(self, event: RunEvent) -> None:
+        counted = self._counted
+        if counted is not None:
+            counted.events_delivered += 1
         # A run's terminal event is never dropped, even by a cut for not reading: the client
         # learns how each run it was following ended (its answer included) before the close.
         self._write(event.wire, keep=event.is_terminal)
@@ -264,6 +298,8 @@ class Session:
         self._reply(request_id, body)
 
     def _send(self, body: dict[str, Any]) -> None:
+        if body.get("type") == "error":
+            self._metrics.errors.labels(body["code"]).inc()
         self._write(encode(body))
 
     def _write(self, frame: str | bytes, *, keep: bool = False) -> None:

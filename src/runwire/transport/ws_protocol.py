@@ -49,6 +49,17 @@ __all__ = ["RunwireWebSocketProtocol"]
 
 log = logging.getLogger(__name__)
 
+
+class _CoreLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The sans-I/O core's log without its debug lines, whatever the level: they print every
+    request header (a bearer token), the handshake's URL (a ticket) and every frame."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and super().isEnabledFor(level)
+
+
+_core_log = _CoreLog(log)
+
 WS_PATH = "/ws"
 CLOSE_TIMEOUT_S = 5.0  # a peer that does not answer our close frame in time is cut off
 _HEADER_16 = struct.Struct("!BBH")
@@ -77,7 +88,7 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
             else config.ws_max_size
         )
         self._max_size: int = max_size
-        self._ws = ServerProtocol(max_size=max_size, logger=log)
+        self._ws = ServerProtocol(max_size=max_size, logger=_core_log)
         self._transport: asyncio.Transport | None = None
         self._session: Session | None = None
         self._pending: list[bytes] = []
