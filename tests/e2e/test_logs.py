@@ -34,7 +34,7 @@ def debug_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
     proc.stop()
 
 
-async def a_whole_session(base: str, port: int) -> list[str]:
+async def a_whole_session(base: str) -> list[str]:
     """Everything a client does that carries a secret; returns the secrets it saw."""
     session = await Session.new(base)  # register + login
     try:
@@ -56,7 +56,7 @@ async def a_whole_session(base: str, port: int) -> list[str]:
         ack = await sock.ask("Where can we cut our LLM costs?", request_id="r-logs-1")
         events = await sock.run_to_end(ack["run_id"])
         assert events[-1]["type"] == "agent_completed"
-        raw, head = raw_socket(port, session.access)  # the bearer header on a handshake
+        raw, head = raw_socket(base, session.access)  # the bearer header on a handshake
         assert head.startswith(b"HTTP/1.1 101"), head
         raw.close()
         url = session.ws_url(ticket)
@@ -84,7 +84,7 @@ async def a_whole_session(base: str, port: int) -> list[str]:
 
 
 async def test_no_secret_reaches_the_log_even_at_debug(debug_server: ServerProcess) -> None:
-    secrets = await a_whole_session(debug_server.url, debug_server.port)
+    secrets = await a_whole_session(debug_server.url)
     debug_server.stop()
     text = debug_server.log()  # the whole of it, shutdown included
     for secret in [*secrets, SECRET_KEY, METRICS_TOKEN]:
