@@ -157,3 +157,30 @@ def test_events_are_ordered_by_seq_whatever_a_server_sends() -> None:
     events = run()
     odd = [events[2], {"type": "x", "seq": "7"}, events[0], events[1]]
     assert [e["seq"] for e in in_seq_order(odd)] == [1, 2, 3, "7"]
+
+
+def test_odd_shapes_a_server_could_send_are_failures_not_crashes() -> None:
+    events = run()
+    assert failure(check_nesting, [], completed=False) == (
+        "the root's agent_started first",
+        "no events",
+    )
+    reused = run()
+    reused[4]["type"] = "tool_executing"  # call_1 opened twice
+    assert failure(check_nesting, reused, completed=True)[0] == "tool_call_id 'call_1' used once"
+    mismatched = run()
+    mismatched[4]["tool_name"] = "another_tool"
+    assert failure(check_nesting, mismatched, completed=True)[0] == (
+        "tool_completed after the tool_executing of 'call_1' by the same agent"
+    )
+    still_open = [*run()[:4], dict(run()[-1], seq=5)]  # the root ends with data and its tool open
+    assert failure(check_nesting, still_open, completed=False)[0] == (
+        "'data' closed before the root's terminal event"
+    )
+    terminal_at_cut = dict(events[-1], seq=2)
+    assert failure(check_resumed, 3, [terminal_at_cut]) == (
+        "a terminal event after seq 3",
+        "seq 2 agent_completed of 'supervisor' (parent_agent null)",
+    )
+    beyond = [*events[3:], dict(events[5], seq=40)]
+    assert failure(check_resumed, 3, beyond) == ("seq 4..12, each once", "seq 40 too")

@@ -384,10 +384,11 @@ class Walk:
         missed: list[_Missed] = []
         for attempt in range(1, STOP_ATTEMPTS + 1):
             outcome = await self._stop_once(channel, attempt)
-            if isinstance(outcome, str):
-                earlier = ", ".join(f"run {i} {why.value}" for i, why in enumerate(missed, 1))
-                return outcome + (f" (attempt {attempt}: {earlier})" if missed else "")
-            missed.append(outcome)
+            if isinstance(outcome, _Missed):
+                missed.append(outcome)
+                continue
+            earlier = ", ".join(f"run {i} {why.value}" for i, why in enumerate(missed, 1))
+            return outcome + (f" (attempt {attempt}: {earlier})" if missed else "")
         if all(why is _Missed.FINISHED for why in missed):
             return Skip(
                 f"each of {STOP_ATTEMPTS} runs had ended before stop_agent reached it "
@@ -526,29 +527,27 @@ class Walk:
         return frame
 
     async def _resumed(self, channel: Channel, request_id: str, after_seq: int) -> list[Frame]:
-        """The run's events on a new socket after ``resume``, up to the terminal event and every
-        seq before it (live events may come before replayed ones, the terminal too)."""
+        """The run's events on a new socket after ``resume``, up to the terminal event.
+
+        Live events may come before replayed ones, the terminal event too. A ``ping`` sent right
+        after the ``resume`` is answered once the replay has been sent (frames are handled one at
+        a time, in order), so a seq still missing when both the pong and the terminal event are
+        in has been lost, not delayed: no wait for it."""
+        await channel.send(type="ping", request_id=f"{request_id}-ping")
         resumed: list[Frame] = []
-        last: int | None = None
-        while last is None or not set(range(after_seq + 1, last + 1)) <= {
-            frame.get("seq") for frame in resumed
-        }:
-            try:
-                frame = await channel.recv()
-            except CheckFailed:
-                if last is None:
-                    raise
-                break  # the terminal came and then nothing: check_resumed names what was lost
-            if frame.get("type") == "error" and frame.get("request_id") == request_id:
+        pong = ended = False
+        while not (pong and ended):
+            frame = await channel.recv()
+            if frame.get("request_id") == f"{request_id}-ping":
+                pong = True
+            elif frame.get("type") == "error" and frame.get("request_id") == request_id:
                 raise CheckFailed(
                     f"the run's events after seq {after_seq}",
                     f"error {frame.get('code')}: {frame.get('message')}",
                 )
-            if frame.get("run_id") != self._run_id or "seq" not in frame:
-                continue
-            resumed.append(frame)
-            if is_terminal(frame) and isinstance(frame.get("seq"), int):
-                last = frame["seq"]
+            elif frame.get("run_id") == self._run_id and "seq" in frame:
+                resumed.append(frame)
+                ended = ended or is_terminal(frame)
         return resumed
 
     async def _stop_once(self, channel: Channel, attempt: int) -> str | _Missed:
