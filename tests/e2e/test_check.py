@@ -32,6 +32,11 @@ from tests.e2e.conftest import BASE_ENV, ServerProcess
 from tests.ports import closed_port
 from tests.timing import unit
 
+pytestmark = pytest.mark.local_only(
+    "runs `runwire check` from this machine against a paced server of its own and against things "
+    "that are not runwire: runs without --base-url"
+)
+
 # No test here may wait for the probe's own timeout: it is set far above what any check needs.
 SLOW = ["--timeout", str(unit(60))]
 
