@@ -38,6 +38,14 @@ def test_a_url_that_is_not_http_is_refused_in_one_line() -> None:
     )
 
 
+def test_credentials_in_the_url_are_refused_without_being_repeated() -> None:
+    done = CliRunner().invoke(app, ["check", "https://probe:s3cret@chat.example.com"])
+    assert done.exit_code == 2
+    assert done.stderr == (
+        "runwire check: the URL holds credentials (user:password@host): leave them out\n"
+    )
+
+
 def test_a_metrics_port_in_use_is_named_and_nothing_is_walked() -> None:
     with socket.socket() as taken, closed_port() as target:
         taken.bind(("127.0.0.1", 0))

@@ -49,7 +49,10 @@ class Target:
         """``url`` as a base to append paths to; raises ``ValueError`` when it is not an
         ``http://`` or ``https://`` URL with a host."""
         parts = urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts.username is not None or parts.password is not None:
+            # The URL is printed in every report: credentials in it would be too.
+            raise ValueError("the URL holds credentials (user:password@host): leave them out")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{url!r} is not an http:// or https:// URL")
         return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 

@@ -40,7 +40,7 @@ STOP_QUESTION = "Which model costs us the most?"
 # The first socket is cut once it has this many events of the run: early, so that on a
 # deployment whose runs take a while the resume meets the run still going.
 CUT_AFTER = 3
-# A run that ends before stop_agent reaches it (run_finished) is tried again this many times in all.
+# A stop that misses its run (the run ended first) is tried on a new run: this many runs in all.
 STOP_ATTEMPTS = 3
 # The step names, in order; the metrics' ``step`` label and the JSON's ``step`` take these values.
 STEPS = (
