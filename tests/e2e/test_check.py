@@ -218,8 +218,8 @@ def test_what_is_not_runwire_fails_at_once_with_one_line_and_exit_2() -> None:
                 assert out == "" and err.count("\n") == 1, out + err
                 assert err.startswith(f"runwire check: {url} {expected}"), err
                 assert "Traceback" not in err
-        # Far below --timeout: nothing waited for an answer that was never coming.
-        assert time.monotonic() - started < unit(20)
+        # Well under --timeout, whatever the machine's load: nothing waited for an answer.
+        assert time.monotonic() - started < unit(45)
 
 
 def metrics_of(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
