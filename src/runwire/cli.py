@@ -1,8 +1,10 @@
-"""The ``runwire`` command line: serve, migrate, check (doctor), manage users, import usage data."""
+"""The ``runwire`` command line: serve, migrate, doctor, check a deployment from outside, manage
+users, import usage data."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import logging
 import logging.config
@@ -10,27 +12,21 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from runwire.auth.passwords import Passwords
-from runwire.auth.service import MIN_PASSWORD, AuthService, account_email, normalize_email
-from runwire.auth.throttle import AuthLimits, AuthThrottle
-from runwire.auth.tokens import AccessTokens
-from runwire.config import LogFormat, Settings, load_settings, resolve_secret
 from runwire.errors import ConfigError, DependencyUnavailable, RunwireError
-from runwire.limits.memory import MemoryRateLimiter
-from runwire.logs import logging_config
-from runwire.readiness import MIGRATE, REACH_REDIS, BusProbe, Check, LLMProbe, Readiness
-from runwire.store.database import Database, redact_url
-from runwire.store.store import Store
-from runwire.traces import Tracing
-from runwire.usage.pricing import PricingTable
-from runwire.workload import Workload
+
+# Each command imports what it needs when it runs: `runwire check`, a client, starts without
+# loading the server (its database layer alone takes a second to import).
+if TYPE_CHECKING:
+    from runwire.config import Settings
+    from runwire.probe.client import Target
+    from runwire.readiness import Check
+    from runwire.store.store import Store
 
 __all__ = ["app", "main"]
 
@@ -67,6 +63,8 @@ DataDir = Annotated[
 
 
 def _settings(data_dir: Path | None = None, **extra: Any) -> Settings:
+    from runwire.config import load_settings
+
     overrides = {k: v for k, v in extra.items() if v is not None}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -78,6 +76,8 @@ def _settings(data_dir: Path | None = None, **extra: Any) -> Settings:
 
 
 def _run(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    from runwire.store.store import Store
+
     async def main() -> T:
         async with Store.open(
             settings.effective_database_url, migrate=settings.migrate_on_start
@@ -106,6 +106,9 @@ def serve(
 
     from runwire.app import create_app
     from runwire.collector import tune_collector
+    from runwire.config import LogFormat, resolve_secret
+    from runwire.logs import logging_config
+    from runwire.traces import Tracing
 
     settings = _settings(data_dir, host=host, port=port)
     as_json = settings.log_format is LogFormat.JSON
@@ -178,6 +181,9 @@ def migrate(data_dir: DataDir = None) -> None:
 
 
 async def _database_checks(url: str) -> list[Check]:
+    from runwire.readiness import MIGRATE, Check, Readiness
+    from runwire.store.database import Database
+
     missing = Database.sqlite_file(url)
     if missing is not None and not missing.exists():
         # Opening it would create an empty database: doctor looks, it changes nothing.
@@ -188,6 +194,7 @@ async def _database_checks(url: str) -> list[Check]:
 
 async def _redis_check(url: str) -> Check:
     from runwire.bus.redis import RedisBus
+    from runwire.readiness import REACH_REDIS, BusProbe, Check
 
     try:
         async with RedisBus(url).running() as bus:
@@ -197,6 +204,8 @@ async def _redis_check(url: str) -> Check:
 
 
 async def _checks(settings: Settings) -> list[Check]:
+    from runwire.readiness import LLMProbe
+
     checks = await _database_checks(settings.effective_database_url)
     if settings.redis_url is not None:
         checks.append(await _redis_check(settings.redis_url.get_secret_value()))
@@ -213,6 +222,10 @@ def doctor(data_dir: DataDir = None) -> None:
 
     One line per check; exit code 0 when all pass, 1 when one fails.
     """
+    from runwire.config import load_settings
+    from runwire.readiness import Check
+    from runwire.store.database import redact_url
+
     try:
         settings = load_settings(**({"data_dir": data_dir} if data_dir is not None else {}))
     except ConfigError as exc:
@@ -246,6 +259,141 @@ def _report(checks: list[Check]) -> None:
     out.print(f"not ready: {', '.join(failing)} failing" if failing else "ready", highlight=False)
 
 
+@app.command()
+def check(
+    url: Annotated[
+        str, typer.Argument(help="The deployment's base URL, e.g. https://chat.example.com")
+    ],
+    email: Annotated[
+        str | None,
+        typer.Option(
+            "--email",
+            envvar="RUNWIRE_CHECK_EMAIL",
+            help="Sign in as this user (default: sign up a fresh check-…@example.com user).",
+        ),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="RUNWIRE_CHECK_PASSWORD",
+            help="The user's password (the environment variable keeps it out of `ps`).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Bound on every single wait, in seconds.")
+    ] = 10.0,
+    auth_url: Annotated[
+        str | None,
+        typer.Option("--auth-url", help="Where /auth/* lives, when not at URL [default: URL]."),
+    ] = None,
+    every: Annotated[
+        float | None,
+        typer.Option("--every", min=0.0, help="Monitor: walk again every this many seconds."),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port", min=0, max=65535, help="Monitor: serve Prometheus metrics here."
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Monitor: the interface for the metrics.")
+    ] = "127.0.0.1",
+    count: Annotated[
+        int | None, typer.Option("--count", min=1, help="Monitor: stop after this many walks.")
+    ] = None,
+) -> None:
+    """Walk the golden path of a deployment as a client: sign in, load sample data, open /ws, send
+    a message, check its events, cut and resume, stop a run, isolation, /health and /ready.
+
+    Exit code 0 when every step passed (skipped is fine), 1 when one failed, 2 when the URL cannot
+    be reached or does not answer as runwire. With --every it runs until interrupted.
+    """
+    from runwire.probe.client import Target
+
+    def usage(message: str) -> typer.Exit:
+        err.print(f"runwire check: {message}", highlight=False, markup=False, soft_wrap=True)
+        return typer.Exit(2)
+
+    if (email is None) != (password is None):
+        raise usage("give --email and --password together (or neither, to sign up a user)")
+    if every is None and (metrics_port is not None or count is not None):
+        raise usage("--metrics-port and --count go with --every")
+    try:
+        base = Target.base(url)
+        target = Target(base, Target.base(auth_url) if auth_url else base, timeout)
+    except ValueError as exc:
+        raise usage(str(exc)) from None
+    try:
+        outcome = asyncio.run(
+            _check(target, email, password, as_json, every, metrics_port, metrics_host, count)
+        )
+    except KeyboardInterrupt:
+        err.print("runwire check: interrupted", highlight=False)
+        raise typer.Exit(130) from None
+    raise typer.Exit(outcome)
+
+
+async def _check(
+    target: Target,
+    email: str | None,
+    password: str | None,
+    as_json: bool,
+    every: float | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    count: int | None,
+) -> int:
+    from runwire.probe.monitor import Metrics, Monitor
+    from runwire.probe.rendering import as_json as report_json
+    from runwire.probe.rendering import summary, table, unreachable_line, walk_line
+    from runwire.probe.report import Outcome, Report
+    from runwire.probe.walk import Credentials, Identities, Walk
+
+    given = Credentials(email, password) if email is not None and password is not None else None
+    identities = Identities(main=given)
+
+    def walk() -> Awaitable[Report]:
+        return Walk(target, identities).run()
+
+    if every is None:
+        report = await walk()
+        if as_json:
+            print(report_json(report))
+        elif report.outcome is Outcome.UNREACHABLE:
+            err.print(unreachable_line(report), highlight=False, markup=False, soft_wrap=True)
+        else:
+            out.print(table(report))
+            out.print(summary(report))
+        return int(report.outcome)
+
+    def show(report: Report) -> None:
+        line = report_json(report, indent=None) if as_json else walk_line(report)
+        print(line, flush=True)
+
+    metrics = Metrics() if metrics_port is not None else None
+    monitor = Monitor(walk, every=every, count=count, metrics=metrics)
+    if metrics is None:
+        return int(await monitor.run(show))
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            port = await stack.enter_async_context(metrics.served(metrics_host, metrics_port or 0))
+        except OSError as exc:
+            err.print(
+                f"runwire check: cannot serve metrics on {metrics_host}:{metrics_port}: "
+                f"{exc.strerror or exc}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+            return 2
+        err.print(f"serving metrics on http://{metrics_host}:{port}/metrics", highlight=False)
+        return int(await monitor.run(show))
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -265,6 +413,13 @@ def user_create(
     data_dir: DataDir = None,
 ) -> None:
     """Create a user (asks for the password)."""
+    from runwire.auth.passwords import Passwords
+    from runwire.auth.service import MIN_PASSWORD, AuthService, account_email
+    from runwire.auth.throttle import AuthLimits, AuthThrottle
+    from runwire.auth.tokens import AccessTokens
+    from runwire.config import resolve_secret
+    from runwire.limits.memory import MemoryRateLimiter
+
     settings = _settings(data_dir)
     try:
         account = account_email(email)  # before the password is asked for
@@ -297,6 +452,8 @@ def user_create(
 
 
 def _user_id(store: Store, email: str) -> Awaitable[str]:
+    from runwire.auth.service import normalize_email
+
     async def find() -> str:
         user = await store.accounts.user_by_email(normalize_email(email))
         if user is None:
@@ -318,6 +475,11 @@ def usage_import(
     data_dir: DataDir = None,
 ) -> None:
     """Import a JSONL or CSV file of LLM calls; good lines are kept, bad ones listed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from runwire.usage.pricing import PricingTable
+    from runwire.workload import Workload
+
     settings = _settings(data_dir)
     try:
         kind = Workload.format_of_file(file.name)
@@ -357,6 +519,9 @@ def usage_sample(
     data_dir: DataDir = None,
 ) -> None:
     """Give a user a generated, realistic set of LLM calls (30 days, several models)."""
+    from runwire.usage.pricing import PricingTable
+    from runwire.workload import Workload
+
     settings = _settings(data_dir)
 
     async def work(store: Store) -> int:

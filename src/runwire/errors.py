@@ -26,7 +26,9 @@ Mapping to HTTP statuses and WebSocket close codes happens only at the edge (``r
     ├── RunFailure               a run ended on an error                           code: per subclass
     │   ├── RunTimeout           the run, a tool or an LLM call ran past its limit code: timeout
     │   └── ToolFailed           a tool raised                                     code: tool_failed
-    └── DependencyUnavailable    the database (or another service) cannot be reached code: unavailable
+    ├── DependencyUnavailable    the database (or another service) cannot be reached code: unavailable
+    └── CheckFailed              `runwire check` saw something else than it expected code: check_failed
+        └── TargetUnreachable    the checked URL does not answer, or not as runwire   code: unreachable
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 
 __all__ = [
     "AuthError",
+    "CheckFailed",
     "ConfigError",
     "Conflict",
     "DependencyUnavailable",
@@ -53,6 +56,7 @@ __all__ = [
     "RunFailure",
     "RunTimeout",
     "RunwireError",
+    "TargetUnreachable",
     "TokenExpired",
     "TokenReused",
     "ToolFailed",
@@ -234,3 +238,26 @@ class DependencyUnavailable(RunwireError):
     """A service the server depends on (the database, ...) cannot be reached."""
 
     code = "unavailable"
+
+
+class CheckFailed(RunwireError):
+    """A step of ``runwire check`` (the golden-path probe) saw something other than what it
+    expected; ``expected`` and ``got`` say what, in a line each, for the report."""
+
+    code = "check_failed"
+
+    def __init__(self, expected: str, got: str) -> None:
+        super().__init__(f"expected {expected}; got {got}")
+        self.expected = expected
+        self.got = got
+
+
+class TargetUnreachable(CheckFailed):
+    """The URL ``runwire check`` was given does not answer, or answers as something other than
+    runwire. ``message`` is the one line the command prints."""
+
+    code = "unreachable"
+
+    def __init__(self, message: str, *, expected: str = "runwire to answer") -> None:
+        super().__init__(expected, message)
+        self.message = message
