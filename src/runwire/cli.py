@@ -18,12 +18,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+# The settings are read at import: every option's help names its variable and default.
+from runwire.config import Settings
 from runwire.errors import ConfigError, DependencyUnavailable, RunwireError
 
-# Each command imports what it needs when it runs: `runwire check`, a client, starts without
-# loading the server (its database layer alone takes a second to import).
+# Each command imports the rest of what it needs when it runs: `runwire check`, a client, starts
+# without loading the server (its database layer alone takes a second to import).
 if TYPE_CHECKING:
-    from runwire.config import Settings
     from runwire.probe.client import Target
     from runwire.readiness import Check
     from runwire.store.store import Store
