@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     # clients' pools (httpx 5 s, aiohttp 15 s), so that a client drops a connection before the
     # server does: otherwise a request sent as the server closes fails with no response.
     http_keep_alive_s: int = Field(20, ge=1, le=3600)
+    # How long a request's head (request line and headers) may take to arrive whole, from the
+    # connection (or the first byte after a response); past it the connection is closed. Bounds
+    # what a silent or trickling client (slowloris) holds.
+    http_head_timeout_s: float = Field(5.0, gt=0, le=300, allow_inf_nan=False)
 
     # Resume and retention: how long ended runs keep their events, how often they are trimmed,
     # and how often a quiet SSE stream gets a keep-alive comment.

@@ -115,6 +115,7 @@ def test_limit_defaults() -> None:
     assert (s.ws_messages_per_second, s.ws_message_burst) == (10.0, 30)
     assert s.max_connections_per_user == 10
     assert s.ws_auth_timeout_s == 10.0
+    assert s.http_head_timeout_s == 5.0
 
 
 def test_limits_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,6 +147,7 @@ def test_limits_that_mean_nothing_are_named_at_once() -> None:
             ws_message_burst=0,
             max_connections_per_user=0,
             ws_auth_timeout_s=0,
+            http_head_timeout_s=float("nan"),
         )
     problems = "\n".join(caught.value.problems)
     assert "RUNWIRE_TRUSTED_PROXIES" in problems
@@ -158,8 +160,11 @@ def test_limits_that_mean_nothing_are_named_at_once() -> None:
         "RUNWIRE_WS_MESSAGE_BURST",
         "RUNWIRE_MAX_CONNECTIONS_PER_USER",
         "RUNWIRE_WS_AUTH_TIMEOUT_S",
+        "RUNWIRE_HTTP_HEAD_TIMEOUT_S",
     ):
         assert name in problems
+    with pytest.raises(ConfigError, match="RUNWIRE_HTTP_HEAD_TIMEOUT_S"):
+        load_settings(http_head_timeout_s=0)
 
 
 def test_the_redis_url_picks_the_bus_and_its_password_is_never_shown(
