@@ -48,10 +48,11 @@ from runwire.dispatch.redis import RedisRunQueue
 from runwire.errors import ConfigError
 from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
-from runwire.limits.base import RateLimiter
+from runwire.limits.base import Limit, RateLimiter
 from runwire.limits.memory import MemoryRateLimiter
+from runwire.limits.quota import Quota
 from runwire.limits.redis import RedisRateLimiter
-from runwire.ratelimit import Clock
+from runwire.ratelimit import Clock, Rate
 from runwire.readiness import BusProbe, Readiness
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
@@ -60,6 +61,7 @@ from runwire.runs.retention import Retention
 from runwire.store.records import UsageRecord
 from runwire.store.store import Store
 from runwire.transport import api_routes, auth_routes, health
+from runwire.transport.body_limit import MAX_BODY_BYTES, BodyLimit
 from runwire.transport.errors import install_error_handlers
 from runwire.transport.services import Services
 from runwire.transport.websocket import websocket_endpoint
@@ -244,6 +246,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 executor=executor,
                 clock=clock or time.monotonic,
                 workload=Workload(store.usage, pricing),
+                imports=Quota(
+                    Limit(
+                        "usage-import",
+                        Rate.per_window(
+                            settings.import_user_requests, settings.import_user_window_s
+                        ),
+                    ),
+                    limiter,
+                    refusal="too many imports by this user",
+                ),
                 readiness=Readiness(
                     store.db, probes=[BusProbe(bus)] if settings.redis_url is not None else ()
                 ),
@@ -260,6 +272,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         docs_url="/docs",
     )
     install_error_handlers(app)
+    # The import reads its body as a stream, under RUNWIRE_MAX_IMPORT_BYTES (api_routes.py).
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, exempt={"/api/usage/import"})
     app.include_router(auth_routes.router)
     app.include_router(api_routes.router)
     app.include_router(health.router)

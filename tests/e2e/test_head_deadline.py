@@ -145,6 +145,23 @@ def test_a_head_pipelined_behind_a_request_counts_from_its_first_byte(
     assert DEADLINE * 0.9 <= took < LATE, took
 
 
+def test_a_body_still_coming_after_an_early_answer_is_not_under_the_deadline(
+    server: ServerProcess,
+) -> None:
+    with connection(server) as sock:
+        sock.sendall(
+            b"POST /api/usage/import HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: text/csv\r\nContent-Length: 6\r\n\r\n"
+        )
+        # No token: refused before the body is read. The body still has to arrive whole.
+        assert read_response(sock).startswith(b"HTTP/1.1 401 ")
+        for byte in b"a,b\n1\n":
+            time.sleep(DEADLINE / 2)
+            sock.sendall(bytes([byte]))
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+
+
 def test_bytes_between_requests_do_not_hold_a_connection_open(server: ServerProcess) -> None:
     """Empty lines between requests are allowed and start no request: they still count."""
     with connection(server) as sock:

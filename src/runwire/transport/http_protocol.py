@@ -37,6 +37,7 @@ class RunwireHttpProtocol(HttpToolsProtocol):
         self._head_timeout_s: float = app_state["services"].settings.http_head_timeout_s
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_begun = False
+        self._in_message = False  # a request's head or body is still arriving
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -46,13 +47,15 @@ class RunwireHttpProtocol(HttpToolsProtocol):
         # Between requests (before the first, or after a response) any byte starts the clock,
         # even bytes that begin no request (the empty lines a parser skips): uvicorn stops its
         # keep-alive timer on every byte, so otherwise they would hold the connection for ever.
-        if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):
+        # The rest of a body answered early (a refusal before it was read) is not a head.
+        idle = self.cycle is None or self.cycle.response_complete
+        if self._head_timer is None and idle and not self._in_message:
             self._start_head_timer()
         super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head_begun = True
+        self._head_begun = self._in_message = True
         if self._head_timer is None:  # pipelined after a request that is still being answered
             self._start_head_timer()
 
@@ -60,6 +63,10 @@ class RunwireHttpProtocol(HttpToolsProtocol):
         self._head_begun = False
         self._stop_head_timer()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()

@@ -11,6 +11,7 @@ from runwire.bus.base import EventBus
 from runwire.chat import ChatService
 from runwire.config import Settings
 from runwire.connections.base import ConnectionRegistry
+from runwire.limits.quota import Quota
 from runwire.ratelimit import Clock
 from runwire.readiness import Readiness
 from runwire.runs.executor import RunExecutor
@@ -30,6 +31,7 @@ class Services:
     connections: ConnectionRegistry  # the per-user connection cap, over every node
     executor: RunExecutor
     workload: Workload
+    imports: Quota  # usage imports per user, over every node
     readiness: Readiness  # what /ready checks (runwire doctor runs the same)
     clock: Clock  # monotonic seconds, for rate limits (tests pass a fake one)
 
