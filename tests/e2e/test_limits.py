@@ -87,6 +87,11 @@ async def test_frames_past_the_rate_get_rate_limited_and_the_socket_stays_usable
     assert BURST <= len(pongs) < BURST * 3
     assert limited and all(r["code"] == "rate_limited" for r in limited)
     assert all(r["request_id"].startswith("p") and r["retry_after_ms"] > 0 for r in limited)
+    # The message and the field say the same wait (at 5 a second, a fraction of one).
+    for reply in limited:
+        wait = reply["retry_after_ms"]
+        assert reply["message"] == f"too many messages on this connection; try again in {wait} ms"
+    assert min(r["retry_after_ms"] for r in limited) < 1000
     await asyncio.sleep(max(r["retry_after_ms"] for r in limited) / 1000)
     await sock.send(type="ping", request_id="after")
     assert (await sock.recv()) == {"type": "pong", "request_id": "after"}
