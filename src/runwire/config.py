@@ -9,6 +9,7 @@ secret stops start-up.
 from __future__ import annotations
 
 import importlib
+import os
 import secrets
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -305,10 +306,11 @@ def resolve_secret(settings: Settings) -> tuple[str, bool]:
     path = settings.data_dir / SECRET_FILE
     if path.exists():
         return path.read_text().strip(), True
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
-    path.write_text(secret)
-    path.chmod(0o600)
+    # Created 0600: readable by nobody else, not even for the moment before a chmod.
+    with os.fdopen(os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600), "w") as out:
+        out.write(secret)
     return secret, True
 
 
