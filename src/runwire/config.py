@@ -8,9 +8,13 @@ secret stops start-up.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import logging
 import os
+import re
 import secrets
+from collections.abc import Mapping
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -31,6 +35,8 @@ __all__ = [
     "resolve_secret",
     "safe_url",
 ]
+
+log = logging.getLogger(__name__)
 
 MIN_SECRET_BYTES = 32
 SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
@@ -71,7 +77,6 @@ class Settings(BaseSettings):
     # as the URL may carry a password: it is never logged (logs name the host only).
     redis_url: SecretStr | None = None
     secret_key: SecretStr | None = None
-    public_url: str | None = None
 
     access_token_ttl_s: int = Field(900, gt=0)
     refresh_token_ttl_s: int = Field(30 * 24 * 3600, gt=0)
@@ -254,6 +259,11 @@ class Settings(BaseSettings):
                 found.append(
                     "RUNWIRE_ALLOWED_ORIGINS must list the origins of your web page in production"
                 )
+            elif "*" in self.allowed_origins:
+                found.append(
+                    "RUNWIRE_ALLOWED_ORIGINS may not contain * in production: it lets a page of "
+                    "any site open /ws; list the origins of your web page"
+                )
             if not self.keep_events:
                 found.append("RUNWIRE_KEEP_EVENTS=false is for benchmarks only, not production")
         if self.ws_ping_interval_s and self.ws_ping_timeout_s > self.ws_ping_interval_s:
@@ -278,19 +288,65 @@ def _has_module(name: str) -> bool:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read the environment (plus ``overrides``) and validate; raise one ConfigError naming all."""
+    """Read the environment (plus ``overrides``) and validate; raise one ConfigError naming
+    every problem: values that do not parse, values that disagree with each other, and (in
+    production) ``RUNWIRE_*`` variables that are no setting. Outside production those are
+    logged as warnings."""
+    problems: list[str] = []
+    unread: set[str] = set()  # variables whose value could not be read
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
             name = "RUNWIRE_" + "_".join(str(p) for p in err["loc"]).upper()
             problems.append(f"{name}: {err['msg']}")
-        raise ConfigError(problems) from None
-    found = settings.problems()
-    if found:
-        raise ConfigError(found)
+            unread.add(str(err["loc"][0]))
+        # The others are still checked against each other, with defaults standing in for the
+        # values that could not be read; a check that involves one of those waits for it.
+        settings = Settings(**{**overrides, **{field: _default(field) for field in unread}})
+    names = [_variable(field) for field in unread]
+    problems += [p for p in settings.problems() if not any(_names(p, n) for n in names)]
+    strays = stray_variables(os.environ)
+    if settings.is_production:
+        problems += strays
+    else:
+        for stray in strays:
+            log.warning("%s; it is ignored", stray)
+    if problems:
+        raise ConfigError(problems)
     return settings
+
+
+def stray_variables(environ: Mapping[str, str]) -> list[str]:
+    """Each ``RUNWIRE_*`` variable in ``environ`` that no setting reads (a misspelling, most
+    likely), as a sentence naming the setting it resembles. Names under ``RUNWIRE_TEST_`` and
+    ``RUNWIRE_BENCH_`` belong to the test suite and the benchmarks, not to the server."""
+    known = [_variable(field) for field in Settings.model_fields]
+    found = []
+    for name in sorted(environ, key=str.upper):
+        upper = name.upper()
+        if not upper.startswith(_PREFIX) or upper in known or upper.startswith(_NOT_SETTINGS):
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "docs/configuration.md lists them"
+        found.append(f"{name} is not a runwire setting ({hint})")
+    return found
+
+
+_PREFIX = "RUNWIRE_"
+_NOT_SETTINGS = ("RUNWIRE_TEST_", "RUNWIRE_BENCH_")
+
+
+def _variable(field: str) -> str:
+    return _PREFIX + field.upper()
+
+
+def _names(problem: str, variable: str) -> bool:
+    return re.search(rf"\b{variable}\b", problem) is not None
+
+
+def _default(field: str) -> Any:
+    return Settings.model_fields[field].get_default(call_default_factory=True)
 
 
 def resolve_secret(settings: Settings) -> tuple[str, bool]:
