@@ -49,11 +49,12 @@ from runwire.dispatch.redis import RedisRunQueue
 from runwire.errors import ConfigError
 from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
-from runwire.limits.base import RateLimiter
+from runwire.limits.base import Limit, RateLimiter
 from runwire.limits.memory import MemoryRateLimiter
+from runwire.limits.quota import Quota
 from runwire.limits.redis import RedisRateLimiter
 from runwire.metrics import Metrics
-from runwire.ratelimit import Clock
+from runwire.ratelimit import Clock, Rate
 from runwire.readiness import BusProbe, LLMProbe, Probe, Readiness
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
@@ -63,6 +64,7 @@ from runwire.store.records import UsageRecord
 from runwire.store.store import Store
 from runwire.traces import Tracing, otlp_processor
 from runwire.transport import api_reference, api_routes, auth_routes, health, scrape
+from runwire.transport.body_limit import MAX_BODY_BYTES, BodyLimit
 from runwire.transport.errors import install_error_handlers
 from runwire.transport.request_id import RequestIdMiddleware
 from runwire.transport.request_span import RequestSpanMiddleware
@@ -332,6 +334,16 @@ def create_app(
                 executor=executor,
                 clock=clock or time.monotonic,
                 workload=Workload(store.usage, pricing),
+                imports=Quota(
+                    Limit(
+                        "usage-import",
+                        Rate.per_window(
+                            settings.import_user_requests, settings.import_user_window_s
+                        ),
+                    ),
+                    limiter,
+                    refusal="too many imports by this user",
+                ),
                 readiness=Readiness(store.db, probes=build_probes(settings, bus)),
                 metrics=metrics,
                 tracing=tracing,
@@ -360,8 +372,10 @@ def create_app(
     if settings.serves_api_reference:
         api_reference.install(app)
     install_error_handlers(app, metrics)
+    # The import reads its body as a stream, under RUNWIRE_MAX_IMPORT_BYTES (api_routes.py).
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, exempt={"/api/usage/import"})
     # Added last, runs first: the request id is set before the span, so the span's log lines
-    # (uvicorn's access line included) carry both.
+    # (uvicorn's access line included) carry both, and so does a body refused for its size.
     app.add_middleware(RequestSpanMiddleware, tracing=tracing)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(auth_routes.router)

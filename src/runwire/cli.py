@@ -142,12 +142,14 @@ def serve(
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for ``runwire serve``, from the settings."""
     from runwire.config import WebSocketPath
+    from runwire.transport.http_protocol import RunwireHttpProtocol
     from runwire.transport.ws_coalescing import CoalescingWebSocketProtocol
     from runwire.transport.ws_protocol import RunwireWebSocketProtocol
 
     return {
         "host": settings.host,
         "port": settings.port,
+        "http": RunwireHttpProtocol,
         "ws_max_size": settings.max_frame_bytes,
         "ws_per_message_deflate": False,
         "ws": (

@@ -8,8 +8,13 @@ secret stops start-up.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import logging
+import os
+import re
 import secrets
+from collections.abc import Mapping
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
@@ -32,6 +37,8 @@ __all__ = [
     "resolve_secret",
     "safe_url",
 ]
+
+log = logging.getLogger(__name__)
 
 MIN_SECRET_BYTES = 32
 MIN_METRICS_TOKEN_CHARS = 16
@@ -89,7 +96,6 @@ class Settings(BaseSettings):
     # as the URL may carry a password: it is never logged (logs name the host only).
     redis_url: SecretStr | None = None
     secret_key: SecretStr | None = None
-    public_url: str | None = None
     # The API reference (/docs, /redoc, /openapi.json): served outside production; in production
     # only when this is true.
     public_docs: bool = False
@@ -146,6 +152,10 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
         default_factory=list
     )
+    # Usage imports per user (each up to RUNWIRE_MAX_IMPORT_BYTES): a burst, refilled over the
+    # window like the limits above.
+    import_user_requests: int = Field(30, ge=1)
+    import_user_window_s: float = Field(300.0, gt=0, allow_inf_nan=False)
     ws_messages_per_second: float = Field(10.0, gt=0, allow_inf_nan=False)
     ws_message_burst: int = Field(30, ge=1)
     max_connections_per_user: int = Field(10, ge=1)
@@ -154,6 +164,10 @@ class Settings(BaseSettings):
     # clients' pools (httpx 5 s, aiohttp 15 s), so that a client drops a connection before the
     # server does: otherwise a request sent as the server closes fails with no response.
     http_keep_alive_s: int = Field(20, ge=1, le=3600)
+    # How long a request's head (request line and headers) may take to arrive whole, from the
+    # connection (or the first byte after a response); past it the connection is closed. Bounds
+    # what a silent or trickling client (slowloris) holds.
+    http_head_timeout_s: float = Field(5.0, gt=0, le=300, allow_inf_nan=False)
 
     # Resume and retention: how long ended runs keep their events, how often they are trimmed,
     # and how often a quiet SSE stream gets a keep-alive comment.
@@ -303,6 +317,11 @@ class Settings(BaseSettings):
                 found.append(
                     "RUNWIRE_ALLOWED_ORIGINS must list the origins of your web page in production"
                 )
+            elif "*" in self.allowed_origins:
+                found.append(
+                    "RUNWIRE_ALLOWED_ORIGINS may not contain * in production: it lets a page of "
+                    "any site open /ws; list the origins of your web page"
+                )
             if not self.keep_events:
                 found.append("RUNWIRE_KEEP_EVENTS=false is for benchmarks only, not production")
         found += self._metrics_problems()
@@ -349,19 +368,65 @@ def _has_module(name: str) -> bool:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read the environment (plus ``overrides``) and validate; raise one ConfigError naming all."""
+    """Read the environment (plus ``overrides``) and validate; raise one ConfigError naming
+    every problem: values that do not parse, values that disagree with each other, and (in
+    production) ``RUNWIRE_*`` variables that are no setting. Outside production those are
+    logged as warnings."""
+    problems: list[str] = []
+    unread: set[str] = set()  # variables whose value could not be read
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
             name = "RUNWIRE_" + "_".join(str(p) for p in err["loc"]).upper()
             problems.append(f"{name}: {err['msg']}")
-        raise ConfigError(problems) from None
-    found = settings.problems()
-    if found:
-        raise ConfigError(found)
+            unread.add(str(err["loc"][0]))
+        # The others are still checked against each other, with defaults standing in for the
+        # values that could not be read; a check that involves one of those waits for it.
+        settings = Settings(**{**overrides, **{field: _default(field) for field in unread}})
+    names = [_variable(field) for field in unread]
+    problems += [p for p in settings.problems() if not any(_names(p, n) for n in names)]
+    strays = stray_variables(os.environ)
+    if settings.is_production:
+        problems += strays
+    else:
+        for stray in strays:
+            log.warning("%s; it is ignored", stray)
+    if problems:
+        raise ConfigError(problems)
     return settings
+
+
+def stray_variables(environ: Mapping[str, str]) -> list[str]:
+    """Each ``RUNWIRE_*`` variable in ``environ`` that no setting reads (a misspelling, most
+    likely), as a sentence naming the setting it resembles. Names under ``RUNWIRE_TEST_`` and
+    ``RUNWIRE_BENCH_`` belong to the test suite and the benchmarks, not to the server."""
+    known = [_variable(field) for field in Settings.model_fields]
+    found = []
+    for name in sorted(environ, key=str.upper):
+        upper = name.upper()
+        if not upper.startswith(_PREFIX) or upper in known or upper.startswith(_NOT_SETTINGS):
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]}?" if close else "docs/configuration.md lists them"
+        found.append(f"{name} is not a runwire setting ({hint})")
+    return found
+
+
+_PREFIX = "RUNWIRE_"
+_NOT_SETTINGS = ("RUNWIRE_TEST_", "RUNWIRE_BENCH_")
+
+
+def _variable(field: str) -> str:
+    return _PREFIX + field.upper()
+
+
+def _names(problem: str, variable: str) -> bool:
+    return re.search(rf"\b{variable}\b", problem) is not None
+
+
+def _default(field: str) -> Any:
+    return Settings.model_fields[field].get_default(call_default_factory=True)
 
 
 def resolve_secret(settings: Settings) -> tuple[str, bool]:
@@ -377,10 +442,11 @@ def resolve_secret(settings: Settings) -> tuple[str, bool]:
     path = settings.data_dir / SECRET_FILE
     if path.exists():
         return path.read_text().strip(), True
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
-    path.write_text(secret)
-    path.chmod(0o600)
+    # Created 0600: readable by nobody else, not even for the moment before a chmod.
+    with os.fdopen(os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600), "w") as out:
+        out.write(secret)
     return secret, True
 
 

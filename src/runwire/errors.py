@@ -154,19 +154,30 @@ class InvalidTransition(RunwireError):
 class RateLimited(RunwireError):
     """Too many attempts (failed logins, sign-ups, frames, ...); the caller may retry later.
 
-    ``retry_after_s`` is exact; ``retry_after_whole_s`` is the same wait rounded up to whole
-    seconds (at least 1), what an HTTP ``Retry-After`` header and the message can say.
+    ``retry_after_s`` is exact. An edge tells the wait in the unit its field carries, and the
+    message says the same number: ``retry_after_whole_s`` (rounded up to whole seconds, at
+    least 1) for HTTP's ``Retry-After`` and ``message``; ``retry_after_ms`` (rounded up to
+    milliseconds, at least 1) for a WebSocket ``error`` and ``message_in_ms``.
     """
 
     code = "rate_limited"
 
     def __init__(self, what: str, *, retry_after_s: float) -> None:
+        self.what = what
         self.retry_after_s = retry_after_s
         super().__init__(f"{what}; try again in {self.retry_after_whole_s} s")
 
     @property
     def retry_after_whole_s(self) -> int:
         return max(1, math.ceil(self.retry_after_s))
+
+    @property
+    def retry_after_ms(self) -> int:
+        return max(1, math.ceil(self.retry_after_s * 1000))
+
+    @property
+    def message_in_ms(self) -> str:
+        return f"{self.what}; try again in {self.retry_after_ms} ms"
 
 
 class ReloadReason(StrEnum):

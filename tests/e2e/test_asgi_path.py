@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e.conftest import BASE_ENV, ServerProcess
-from tests.e2e.wire import Session
+from tests.e2e.wire import Session, answer_and_close, handshake_head
 from tests.timing import unit
 
 
@@ -63,3 +63,10 @@ async def test_handshake_denials_and_the_frame_limit_over_the_asgi_path(
     with pytest.raises(ConnectionClosed) as closed:
         await sock.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+def test_a_repeated_header_is_refused_over_the_asgi_path(asgi_server: ServerProcess) -> None:
+    head = handshake_head("Host: 127.0.0.1", "Authorization: Bearer a", "Authorization: Bearer b")
+    received, _ = answer_and_close(asgi_server.port, head)
+    assert received.startswith(b"HTTP/1.1 400 "), received
+    assert b'"bad_handshake"' in received

@@ -43,7 +43,8 @@ CHROMIUM_ARGS = [
 ]
 QUESTION = "Where can we cut our LLM costs?"
 PASSWORD = "correct horse battery"
-SCREENSHOT = os.environ.get("RUNWIRE_SCREENSHOT")  # e.g. /tmp/runwire-page.png, to look at the page
+# e.g. /tmp/runwire-page.png, to look at the page
+SCREENSHOT = os.environ.get("RUNWIRE_TEST_SCREENSHOT")
 
 
 def ms(n: float) -> float:

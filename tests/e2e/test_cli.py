@@ -175,3 +175,24 @@ def test_every_help_shows_what_its_text_says(tmp_path: Path) -> None:
     serve = flat(shown[paths.index(["serve"])].stdout)
     assert "Interface to listen on. [env var: RUNWIRE_HOST; default: 127.0.0.1]" in serve
     assert "Port to listen on. [env var: RUNWIRE_PORT; default: 8000]" in serve
+
+
+def test_a_misspelled_variable_is_named_at_start_up(tmp_path: Path) -> None:
+    typo = {"RUNWIRE_SECRETKEY": "s" * 40}
+    warned = runwire("migrate", data_dir=tmp_path, env=typo)
+    assert warned.returncode == 0, warned.stderr
+    assert (
+        "RUNWIRE_SECRETKEY is not a runwire setting (did you mean RUNWIRE_SECRET_KEY?); "
+        "it is ignored"
+    ) in warned.stderr
+    production = {
+        "RUNWIRE_ENV": "production",
+        "RUNWIRE_SECRET_KEY": "k" * 32,
+        "RUNWIRE_ALLOWED_ORIGINS": "https://chat.example",
+        "RUNWIRE_ARGON2_MEMORY_KIB": "19456",
+    }
+    refused = runwire("serve", "--port", "0", data_dir=tmp_path, env={**production, **typo})
+    assert refused.returncode == 2
+    said = " ".join(refused.stderr.split())
+    assert "RUNWIRE_SECRETKEY is not a runwire setting (did you mean RUNWIRE_SECRET_KEY?)" in said
+    assert "s" * 40 not in refused.stderr and "k" * 32 not in refused.stderr

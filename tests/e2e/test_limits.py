@@ -1,10 +1,15 @@
-"""Limits a client can run into: frame size and the idle timeout, over real sockets."""
+"""Limits a client can run into: frame size, the idle timeout, frame and import rates, body
+sizes, over real sockets."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
+import time
 from collections.abc import Awaitable, Callable, Iterator
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -15,6 +20,8 @@ from tests.timing import unit
 IDLE_S = 2.0
 RATE = 5
 BURST = 5
+IMPORTS = 2  # per user, then one more a minute
+BODY_CAP = 16 * 1024  # every body but an import's (docs/protocol.md, Limits)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +38,8 @@ def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
         "RUNWIRE_RUN_TIMEOUT_S": "1.5",
         "RUNWIRE_TOOL_TIMEOUT_S": "1",
         "RUNWIRE_LLM_TIMEOUT_S": "1",
+        "RUNWIRE_IMPORT_USER_REQUESTS": str(IMPORTS),
+        "RUNWIRE_IMPORT_USER_WINDOW_S": str(IMPORTS * 60),
     }
     proc = ServerProcess(tmp_path_factory.mktemp("strict"), env)
     yield proc
@@ -78,6 +87,11 @@ async def test_frames_past_the_rate_get_rate_limited_and_the_socket_stays_usable
     assert BURST <= len(pongs) < BURST * 3
     assert limited and all(r["code"] == "rate_limited" for r in limited)
     assert all(r["request_id"].startswith("p") and r["retry_after_ms"] > 0 for r in limited)
+    # The message and the field say the same wait (at 5 a second, a fraction of one).
+    for reply in limited:
+        wait = reply["retry_after_ms"]
+        assert reply["message"] == f"too many messages on this connection; try again in {wait} ms"
+    assert min(r["retry_after_ms"] for r in limited) < 1000
     await asyncio.sleep(max(r["retry_after_ms"] for r in limited) / 1000)
     await sock.send(type="ping", request_id="after")
     assert (await sock.recv()) == {"type": "pong", "request_id": "after"}
@@ -130,3 +144,107 @@ async def test_an_answer_past_its_time_limit_ends_the_run_with_agent_error_timeo
     assert opened == closed
     run = (await session.get(f"/api/runs/{ack['run_id']}")).json()["run"]
     assert run["status"] == "failed" and run["error_code"] == "timeout"
+
+
+def refusal(received: bytes) -> tuple[int, dict[str, str]]:
+    head, _, body = received.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body)
+
+
+def answer_to_body(port: int, head: bytes, chunks: Iterator[bytes]) -> bytes:
+    """Send ``head``, then ``chunks`` one by one until the server answers; return its answer,
+    read until it closes the socket (a socket it keeps open fails the read's timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=unit(5)) as sock:
+        sock.sendall(head)
+        received = b""
+        for chunk in chunks:
+            sock.sendall(chunk)
+            sock.settimeout(0.01)
+            try:
+                received = sock.recv(65536)
+            except TimeoutError:
+                continue
+            break
+        sock.settimeout(unit(5))
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except TimeoutError:
+            pytest.fail(f"the socket is still open; the server said {received!r}")
+    return received
+
+
+LOGIN_HEAD = b"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+
+
+def test_a_json_body_declared_over_the_cap_is_refused_unread(strict_server: ServerProcess) -> None:
+    head = LOGIN_HEAD + b"Content-Length: 30000000\r\n\r\n"
+    started = time.monotonic()
+    received = answer_to_body(strict_server.port, head, iter([b'{"email":"' + b"a" * 1000]))
+    assert time.monotonic() - started < unit(2)
+    status, body = refusal(received)
+    assert status == 413 and body == {
+        "detail": f"the body is larger than {BODY_CAP} bytes",
+        "code": "too_large",
+    }
+
+
+def test_a_chunked_json_body_is_cut_at_the_cap(strict_server: ServerProcess) -> None:
+    head = LOGIN_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+    sent: list[int] = []
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(4 * BODY_CAP // 1024):  # up to four times the cap, 1 KiB at a time
+            sent.append(1024)
+            yield b"400\r\n" + b"a" * 1024 + b"\r\n"
+        yield b"0\r\n\r\n"
+
+    status, body = refusal(answer_to_body(strict_server.port, head, chunks()))
+    assert status == 413 and body["code"] == "too_large"
+    # Read as it came, and refused once past the cap: not read to its end first.
+    assert BODY_CAP < sum(sent) < 2 * BODY_CAP
+
+
+async def test_the_largest_credentials_fit_under_the_cap(strict_server: ServerProcess) -> None:
+    # 1024 characters (the longest password) outside the BMP, escaped as JSON does by default:
+    # twelve bytes each.
+    creds = {"email": "long-password@example.com", "password": "\U0001f600" * 1024}
+    body = json.dumps(creds).encode()
+    assert 12 * 1024 < len(body) < BODY_CAP
+    headers = {"Content-Type": "application/json"}
+    async with httpx.AsyncClient(base_url=strict_server.url, timeout=unit(10)) as client:
+        assert (
+            await client.post("/auth/register", content=body, headers=headers)
+        ).status_code == 201
+        assert (await client.post("/auth/login", content=body, headers=headers)).status_code == 200
+
+
+async def test_imports_have_their_own_cap_and_a_rate_per_user(
+    strict_server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
+) -> None:
+    session = await sessions(strict_server.url)
+    line = {
+        "timestamp": "2026-11-01T10:00:00Z",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "prompt_tokens": 1200,
+        "completion_tokens": 300,
+        "latency_ms": 900,
+        "feature": "x" * 150,
+    }
+    lines = [json.dumps({**line, "prompt_hash": f"h{i}"}) for i in range(500)]
+    body = "\n".join(lines).encode()
+    assert len(body) > 4 * BODY_CAP  # an import is not held to the cap of other bodies
+    ndjson = {"Content-Type": "application/x-ndjson"}
+    for _ in range(IMPORTS):
+        imported = await session.post("/api/usage/import", content=body, headers=ndjson)
+        assert imported.status_code == 200, imported.text
+        assert imported.json()["imported"] == len(lines)
+    refused = await session.post("/api/usage/import", content=body, headers=ndjson)
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "rate_limited"
+    wait = int(refused.headers["Retry-After"])
+    assert 0 < wait <= 60 and f"{wait} s" in refused.json()["detail"]
+    # Another user's imports are counted on their own.
+    other = await sessions(strict_server.url)
+    assert (await other.post("/api/usage/import", content=body, headers=ndjson)).status_code == 200

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e.conftest import ServerProcess
-from tests.e2e.wire import Session, raw_socket, tcp_to
+from tests.e2e.wire import Session, answer_and_close, handshake_head, raw_socket, tcp_to
 from tests.timing import unit
 
 
@@ -121,3 +121,43 @@ async def test_a_flood_of_frames_is_handled_in_order_and_the_socket_stays_usable
     await sock.close()
     with pytest.raises(ConnectionClosed):
         await sock.recv()
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "says"),
+    [
+        (("Host: 127.0.0.1", "Host: evil.example"), 400, b"Host"),
+        (
+            ("Host: 127.0.0.1", "Authorization: Bearer a", "Authorization: Bearer b"),
+            400,
+            b"Authorization",
+        ),
+        (
+            ("Host: 127.0.0.1", "Origin: http://127.0.0.1", "Origin: http://127.0.0.1"),
+            400,
+            b"Origin",
+        ),
+        (("Host: 127.0.0.1", "Sec-WebSocket-Key: abc"), 400, b"Sec-WebSocket-Key"),
+        (("Host: 127.0.0.1", "Sec-WebSocket-Version: 13"), 400, b"Sec-WebSocket-Version"),
+        (("Host: 127.0.0.1", "X-Long: " + "a" * 10_000), 431, b""),
+        (("Host: 127.0.0.1", *(f"X-{i}: a" for i in range(200))), 431, b""),
+    ],
+    ids=[
+        "two-hosts",
+        "two-authorizations",
+        "two-origins",
+        "two-keys",
+        "two-versions",
+        "long-header",
+        "many-headers",
+    ],
+)
+def test_a_malformed_handshake_is_answered_and_closed(
+    server: ServerProcess, headers: tuple[str, ...], status: int, says: bytes
+) -> None:
+    log_before = len(server.log())
+    received, took = answer_and_close(server.port, handshake_head(*headers))
+    assert received.startswith(f"HTTP/1.1 {status} ".encode()), received
+    assert says in received.partition(b"\r\n\r\n")[2], received
+    assert took < unit(2)
+    assert "Traceback" not in server.log()[log_before:]

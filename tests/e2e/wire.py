@@ -7,12 +7,14 @@ import json
 import os
 import socket
 import ssl
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.timing import unit
@@ -202,3 +204,32 @@ def raw_socket(base: str, token: str, path: str = "/ws") -> tuple[socket.socket,
             break
         data += chunk
     return sock, data
+
+
+def handshake_head(*headers: str, path: str = "/ws") -> bytes:
+    """An upgrade request for ``path`` with the standard headers and then ``headers``."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {path} HTTP/1.1",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        *headers,
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def answer_and_close(port: int, head: bytes) -> tuple[bytes, float]:
+    """Send ``head`` on a new socket; return everything the server sent until it closed the
+    socket, and how long that took (a socket the server keeps open fails the read's timeout)."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=unit(3)) as sock:
+        sock.sendall(head)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except TimeoutError:
+            pytest.fail(f"the socket is still open {unit(3)} s later; it said {received!r}")
+    return received, time.monotonic() - started

@@ -88,8 +88,15 @@ async def test_sign_ups_and_refreshes_are_limited_per_address() -> None:
     await throttle.refresh("192.0.2.1")
 
 
-def test_a_wait_under_a_second_is_announced_as_one_second() -> None:
+def test_over_http_a_wait_under_a_second_is_announced_as_one_second() -> None:
     error = RateLimited("slow down", retry_after_s=0.2)
     assert error.retry_after_whole_s == 1
     assert error.message == "slow down; try again in 1 s"
     assert RateLimited("x", retry_after_s=179.01).retry_after_whole_s == 180
+
+
+def test_in_milliseconds_the_message_says_the_wait_the_field_carries() -> None:
+    error = RateLimited("slow down", retry_after_s=0.1000001)
+    assert error.retry_after_ms == 101
+    assert error.message_in_ms == "slow down; try again in 101 ms"
+    assert RateLimited("x", retry_after_s=1e-9).retry_after_ms == 1

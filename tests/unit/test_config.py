@@ -1,3 +1,4 @@
+import logging
 import sys
 from ipaddress import ip_network
 from pathlib import Path
@@ -115,6 +116,8 @@ def test_limit_defaults() -> None:
     assert (s.ws_messages_per_second, s.ws_message_burst) == (10.0, 30)
     assert s.max_connections_per_user == 10
     assert s.ws_auth_timeout_s == 10.0
+    assert s.http_head_timeout_s == 5.0
+    assert (s.import_user_requests, s.import_user_window_s) == (30, 300.0)
 
 
 def test_limits_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,6 +149,9 @@ def test_limits_that_mean_nothing_are_named_at_once() -> None:
             ws_message_burst=0,
             max_connections_per_user=0,
             ws_auth_timeout_s=0,
+            http_head_timeout_s=float("nan"),
+            import_user_requests=0,
+            import_user_window_s=0,
         )
     problems = "\n".join(caught.value.problems)
     assert "RUNWIRE_TRUSTED_PROXIES" in problems
@@ -158,8 +164,13 @@ def test_limits_that_mean_nothing_are_named_at_once() -> None:
         "RUNWIRE_WS_MESSAGE_BURST",
         "RUNWIRE_MAX_CONNECTIONS_PER_USER",
         "RUNWIRE_WS_AUTH_TIMEOUT_S",
+        "RUNWIRE_HTTP_HEAD_TIMEOUT_S",
+        "RUNWIRE_IMPORT_USER_REQUESTS",
+        "RUNWIRE_IMPORT_USER_WINDOW_S",
     ):
         assert name in problems
+    with pytest.raises(ConfigError, match="RUNWIRE_HTTP_HEAD_TIMEOUT_S"):
+        load_settings(http_head_timeout_s=0)
 
 
 def test_the_redis_url_picks_the_bus_and_its_password_is_never_shown(
@@ -229,3 +240,77 @@ def test_log_settings_are_validated() -> None:
         load_settings(log_format="xml", log_level="loud")
     joined = "\n".join(caught.value.problems)
     assert "RUNWIRE_LOG_FORMAT" in joined and "RUNWIRE_LOG_LEVEL" in joined
+
+
+PRODUCTION = {
+    "env": "production",
+    "secret_key": "k" * 32,
+    "allowed_origins": "https://chat.example",
+    "database_url": "postgresql+asyncpg://db/runwire",
+}
+
+
+def test_a_misspelled_variable_is_named_with_the_setting_it_resembles(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("RUNWIRE_SECRETKEY", "k" * 40)
+    monkeypatch.setenv("RUNWIRE_RUN_TIMEOUT", "30")
+    monkeypatch.setenv("runwire_portt", "9000")  # names are read in any case
+    monkeypatch.setenv("RUNWIRE_TEST_ANYTHING", "1")  # the test suite's own: not a setting
+    monkeypatch.setenv("RUNWIRE_BENCH_ANYTHING", "1")  # the benchmarks' own
+    caplog.set_level(logging.WARNING, logger="runwire.config")
+    settings = load_settings()  # outside production: a warning, and the server starts
+    assert settings.secret_key is None and settings.run_timeout_s == 120
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "runwire_portt is not a runwire setting (did you mean RUNWIRE_PORT?); it is ignored",
+        "RUNWIRE_RUN_TIMEOUT is not a runwire setting (did you mean RUNWIRE_RUN_TIMEOUT_S?); "
+        "it is ignored",
+        "RUNWIRE_SECRETKEY is not a runwire setting (did you mean RUNWIRE_SECRET_KEY?); "
+        "it is ignored",
+    ]
+    with pytest.raises(ConfigError) as caught:  # in production, start-up stops
+        load_settings(**PRODUCTION)
+    assert caught.value.problems == [
+        "runwire_portt is not a runwire setting (did you mean RUNWIRE_PORT?)",
+        "RUNWIRE_RUN_TIMEOUT is not a runwire setting (did you mean RUNWIRE_RUN_TIMEOUT_S?)",
+        "RUNWIRE_SECRETKEY is not a runwire setting (did you mean RUNWIRE_SECRET_KEY?)",
+    ]
+    assert "k" * 40 not in caught.value.message
+
+
+def test_a_variable_like_no_setting_is_named_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNWIRE_PUBLIC_URL", "https://chat.example")  # read by nothing
+    monkeypatch.setenv("RUNWIRE_XYZZY", "1")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**PRODUCTION)
+    assert caught.value.problems == [
+        "RUNWIRE_PUBLIC_URL is not a runwire setting (docs/configuration.md lists them)",
+        "RUNWIRE_XYZZY is not a runwire setting (docs/configuration.md lists them)",
+    ]
+
+
+def test_a_type_error_does_not_hide_the_other_problems() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(port="eighty", tool_timeout_s=500, ws_ping_timeout_s="soon")
+    problems = caught.value.problems
+    assert len(problems) == 3, problems
+    assert problems[0].startswith("RUNWIRE_PORT: ")
+    assert problems[1].startswith("RUNWIRE_WS_PING_TIMEOUT_S: ")
+    assert (
+        problems[2] == "RUNWIRE_TOOL_TIMEOUT_S must be below RUNWIRE_RUN_TIMEOUT_S (500.0 >= 120.0)"
+    )
+    # A comparison with a variable that could not be read is left until it can be.
+    with pytest.raises(ConfigError) as caught:
+        load_settings(run_timeout_s="two minutes", tool_timeout_s=500)
+    assert [p.split(":")[0] for p in caught.value.problems] == ["RUNWIRE_RUN_TIMEOUT_S"]
+
+
+def test_production_refuses_any_origin() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**{**PRODUCTION, "allowed_origins": "https://chat.example, *"})
+    assert caught.value.problems == [
+        "RUNWIRE_ALLOWED_ORIGINS may not contain * in production: it lets a page of any site "
+        "open /ws; list the origins of your web page"
+    ]
+    assert load_settings(allowed_origins="*").allowed_origins == ["*"]  # elsewhere it may

@@ -7,6 +7,7 @@ import pytest
 
 from runwire.cli import server_options
 from runwire.config import Settings, WebSocketPath
+from runwire.transport.http_protocol import RunwireHttpProtocol
 from runwire.transport.ws_coalescing import CoalescingWebSocketProtocol
 from runwire.transport.ws_protocol import RunwireWebSocketProtocol
 
@@ -19,6 +20,10 @@ def test_an_idle_connection_outlives_the_clients_pool() -> None:
     options = server_options(Settings())
     assert options["timeout_keep_alive"] > httpx.Limits().keepalive_expiry
     assert server_options(Settings(http_keep_alive_s=90))["timeout_keep_alive"] == 90
+
+
+def test_every_connection_is_served_with_the_head_deadline() -> None:
+    assert server_options(Settings())["http"] is RunwireHttpProtocol
 
 
 def test_the_websocket_path_picks_the_protocol() -> None:

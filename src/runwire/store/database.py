@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -64,6 +65,17 @@ def without_secret(said: str, url: str | URL) -> str:
     except ArgumentError:
         return said
     return said.replace(str(password), "***") if password else said
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file (and its directory) for its owner only, if it is not there yet.
+
+    It holds password hashes. SQLite would create it readable by everyone (0644 under the usual
+    umask); made here first, 0600, it stays so, and SQLite gives its -wal and -shm files the
+    mode of the database file. An existing file keeps the mode its owner chose.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -147,7 +159,7 @@ class Database:
     ) -> AsyncIterator[Database]:
         path = cls.sqlite_file(url)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
         engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

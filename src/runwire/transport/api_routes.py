@@ -221,6 +221,7 @@ async def _body(request: Request, limit: int) -> bytes:
 )
 async def usage_import(principal: CurrentPrincipal, request: Request) -> ImportReport:
     services = services_of(request)
+    await services.imports.take(principal.user_id)
     kind = services.workload.format_of(request.headers.get("content-type"), None)
     body = await _body(request, services.settings.max_import_bytes)
     report = await services.workload.import_text(principal.user_id, body, kind)

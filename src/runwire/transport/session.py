@@ -11,7 +11,6 @@ direct protocol under ``runwire serve`` (``ws_protocol.py``) and the ASGI endpoi
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -294,7 +293,9 @@ class Session:
         body: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message}
         body.update(exc.wire_fields())
         if isinstance(exc, RateLimited):
-            body["retry_after_ms"] = math.ceil(exc.retry_after_s * 1000)
+            # Milliseconds, in the field and in the message alike.
+            body["message"] = exc.message_in_ms
+            body["retry_after_ms"] = exc.retry_after_ms
         self._reply(request_id, body)
 
     def _send(self, body: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from runwire.protocol.outbound import OutboundLimit
 from runwire.transport.errors import CLOSE_CODES
-from runwire.transport.handshake import Denial, admit
+from runwire.transport.handshake import Denial, admit, credentials_of
 from runwire.transport.services import services_of
 from runwire.transport.session import Session
 
@@ -28,12 +28,13 @@ _CLOSE: tuple[str | bytes, bool] = ("", False)
 
 async def websocket_endpoint(ws: WebSocket) -> None:
     services = services_of(ws)
-    admitted = await admit(
-        services,
-        origin=ws.headers.get("origin"),
-        host=ws.headers.get("host"),
-        authorization=ws.headers.get("authorization"),
-        ticket=ws.query_params.get("ticket"),
+    credentials = credentials_of(
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in ws.headers.raw
+    )
+    admitted = (
+        credentials
+        if isinstance(credentials, Denial)
+        else await admit(services, credentials, ticket=ws.query_params.get("ticket"))
     )
     if isinstance(admitted, Denial):
         await ws.send_denial_response(

@@ -41,7 +41,7 @@ from websockets.server import ServerProtocol
 
 from runwire.protocol.outbound import OutboundLimit
 from runwire.transport.errors import CLOSE_CODES
-from runwire.transport.handshake import Denial, admit, ticket_of
+from runwire.transport.handshake import Credentials, Denial, admit, credentials_of, ticket_of
 from runwire.transport.services import Services
 from runwire.transport.session import Session, encode
 
@@ -235,22 +235,35 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
             )
             self._refuse(status, encode({"detail": detail, "code": code}).encode())
             return
+        credentials = credentials_of(request.headers.raw_items())
+        if isinstance(credentials, Denial):
+            self._refuse(credentials.status, credentials.body())
+            return
         response = self._ws.accept(request)
         if response.status_code != 101:  # not a valid WebSocket upgrade
             self._ws.send_response(response)
             self._eof = True
             return
-        self._track(self._loop.create_task(self._admit(request, response, services)))
+        ticket = ticket_of(request.path.partition("?")[2])
+        self._track(self._loop.create_task(self._admit(credentials, ticket, response, services)))
 
-    async def _admit(self, request: Request, response: Response, services: Services) -> None:
-        headers = request.headers
-        admitted = await admit(
-            services,
-            origin=headers.get("Origin"),
-            host=headers.get("Host"),
-            authorization=headers.get("Authorization"),
-            ticket=ticket_of(request.path.partition("?")[2]),
-        )
+    async def _admit(
+        self, credentials: Credentials, ticket: str | None, response: Response, services: Services
+    ) -> None:
+        # Every handshake gets an answer: one left unanswered would hold its socket open with
+        # no timer running (the idle timer starts with the session).
+        try:
+            await self._open(credentials, ticket, response, services)
+        except Exception:
+            log.exception("a WebSocket handshake failed")
+            if self._session is None and not self._lost:
+                body = {"detail": "the server failed; the error was logged", "code": "internal"}
+                self._refuse(500, encode(body).encode())
+
+    async def _open(
+        self, credentials: Credentials, ticket: str | None, response: Response, services: Services
+    ) -> None:
+        admitted = await admit(services, credentials, ticket=ticket)
         if isinstance(admitted, Denial):
             if not self._lost:
                 self._refuse(admitted.status, admitted.body())

@@ -1,0 +1,99 @@
+"""A cap on the size of every HTTP request body, checked before the app reads it.
+
+The JSON endpoints (log in, sign up, refresh) take bodies of a few hundred bytes, and FastAPI
+reads a body whole before validating it: without a cap a 30 MB login body was held in memory and
+parsed before its 422. Here a body whose ``Content-Length`` is over the cap is refused before a
+byte of it is read, and a body without one (chunked) is counted as it arrives and refused once
+past the cap; no more than the cap is ever held. The refusal is ``413 too_large`` and closes the
+connection, so the rest of the body is never read. Paths with a larger cap of their own (the
+usage import, which reads its body as a stream) pass untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["MAX_BODY_BYTES", "BodyLimit"]
+
+MAX_BODY_BYTES = 16 * 1024
+"""The cap on a request body, except where a path has its own (docs/protocol.md, Limits). The
+largest body a client needs is a sign-up with the longest password (1024 characters) escaped as
+JSON escapes text outside the BMP, twelve bytes a character: about 12.4 KB."""
+
+
+class BodyLimit:
+    """ASGI middleware: bodies over ``limit`` bytes are refused with 413, except on ``exempt``
+    paths (which enforce their own cap)."""
+
+    def __init__(self, app: ASGIApp, *, limit: int, exempt: Collection[str]) -> None:
+        self._app = app
+        self._limit = limit
+        self._exempt = frozenset(exempt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self._exempt:
+            await self._app(scope, receive, send)
+            return
+        if _declared_length(scope) > self._limit:
+            await self._refuse(send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left before its body ended: nobody to answer
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self._limit:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self._app(scope, _Replay(b"".join(chunks), receive), send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = orjson.dumps(
+            {"detail": f"the body is larger than {self._limit} bytes", "code": "too_large"}
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    # The rest of the body is not read: the connection cannot carry a next request.
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _Replay:
+    """The ``receive`` the app gets: the body read already, then the connection's own messages
+    (a disconnect, which streaming responses watch for)."""
+
+    def __init__(self, body: bytes, receive: Receive) -> None:
+        self._body: bytes | None = body
+        self._receive = receive
+
+    async def __call__(self) -> Message:
+        if self._body is None:
+            return await self._receive()
+        body, self._body = self._body, None
+        return {"type": "http.request", "body": body, "more_body": False}
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            # uvicorn's parser refuses a malformed one before the app sees it; the body is
+            # counted as it comes in any case.
+            return int(value) if value.isdigit() else 0
+    return 0

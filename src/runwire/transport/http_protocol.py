@@ -1,0 +1,96 @@
+"""HTTP/1.1 on the socket for ``runwire serve``: uvicorn's httptools protocol with a deadline for
+each request's head.
+
+uvicorn bounds the idle time between requests of a kept-alive connection, and nothing else: a
+connection that never sends a byte, or sends its head a byte at a time (slowloris), holds a
+socket and its memory for as long as it likes. Here every head must be whole within
+``RUNWIRE_HTTP_HEAD_TIMEOUT_S``, counted from the moment the connection is made (its first
+request) or from the first byte after a response (the next one). A connection past it is closed;
+one that had begun a head is told so first (``408``). The head of ``GET /ws`` is parsed here too
+before the socket is handed to the WebSocket protocol, so the deadline covers both paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = ["RunwireHttpProtocol"]
+
+
+class RunwireHttpProtocol(HttpToolsProtocol):
+    """One HTTP connection. uvicorn constructs it with its config and shared state; the deadline
+    comes from the settings in the lifespan state (``app_state``), as the WebSocket protocol's
+    limits do."""
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._head_timeout_s: float = app_state["services"].settings.http_head_timeout_s
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_begun = False
+        self._in_message = False  # a request's head or body is still arriving
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        # Between requests (before the first, or after a response) any byte starts the clock,
+        # even bytes that begin no request (the empty lines a parser skips): uvicorn stops its
+        # keep-alive timer on every byte, so otherwise they would hold the connection for ever.
+        # The rest of a body answered early (a refusal before it was read) is not a head.
+        idle = self.cycle is None or self.cycle.response_complete
+        if self._head_timer is None and idle and not self._in_message:
+            self._start_head_timer()
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_begun = self._in_message = True
+        if self._head_timer is None:  # pipelined after a request that is still being answered
+            self._start_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self._head_begun = False
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _start_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self._head_timeout_s, self._head_expired)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_expired(self) -> None:
+        self._head_timer = None
+        if self._head_begun and not self.transport.is_closing():
+            detail = f"the request's head did not arrive whole within {self._head_timeout_s:g} s"
+            body = orjson.dumps({"detail": detail, "code": "request_timeout"})
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\n"
+                b"content-type: application/json\r\n"
+                b"content-length: " + str(len(body)).encode() + b"\r\n"
+                b"connection: close\r\n\r\n" + body
+            )
+        # A connection that has sent nothing is closed without a word, as an idle kept-alive
+        # one is: a browser that opened it ahead of need opens another.
+        self.transport.close()
