@@ -285,7 +285,7 @@ def test_a_variable_like_no_setting_is_named_too(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ConfigError) as caught:
         load_settings(**PRODUCTION)
     assert caught.value.problems == [
-        "RUNWIRE_PUBLIC_URL is not a runwire setting (docs/configuration.md lists them)",
+        "RUNWIRE_PUBLIC_URL is not a runwire setting (did you mean RUNWIRE_PUBLIC_DOCS?)",
         "RUNWIRE_XYZZY is not a runwire setting (docs/configuration.md lists them)",
     ]
 
