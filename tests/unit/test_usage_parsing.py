@@ -108,6 +108,9 @@ def test_an_offset_timestamp_is_converted_to_utc(pricing: PricingTable) -> None:
         ({"cost_usd": -1}, "cost_usd must be >= 0"),
         ({"status": "maybe"}, "status must be 'ok' or 'error', got 'maybe'"),
         ({"status": 1}, "status must be 'ok' or 'error'"),
+        ({"status": [[["ok"]]]}, "status must be 'ok' or 'error', got an array"),
+        ({"status": {"ok": 1}}, "status must be 'ok' or 'error', got an object"),
+        ({"status": True}, "status must be 'ok' or 'error', got true"),
         ({"provider": 7}, "provider must be a string"),
         ({"model": ""}, "model is required"),
         ({"feature": 3}, "feature must be a string"),
@@ -130,6 +133,51 @@ def test_each_bad_field_is_named_with_the_reason(
     pricing: PricingTable, changes: dict[str, Any], message: str
 ) -> None:
     assert message in _problem(pricing, **changes)
+
+
+LONG = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"prompt_tokens": "0.5" + "0" * 5000},
+            f"prompt_tokens must be a whole number, got '0.5{'0' * 37}…'",
+        ),
+        (
+            {"prompt_tokens": "-1." + "0" * 5000},
+            f"prompt_tokens must be >= 0, got '-1.{'0' * 37}…'",
+        ),
+        ({"completion_tokens": -(10**4000)}, f"completion_tokens must be >= 0, got -1{'0' * 38}…"),
+        ({"prompt_tokens": LONG}, f"prompt_tokens must be a finite number, got '{LONG[:40]}…'"),
+        ({"latency_ms": LONG}, f"latency_ms must be a finite number, got '{LONG[:40]}…'"),
+        ({"latency_ms": "-" + LONG}, f"latency_ms must be a finite number, got '-{LONG[:39]}…'"),
+        ({"cost_usd": "-1" + "0" * 300}, f"cost_usd must be >= 0, got '-1{'0' * 38}…'"),
+        ({"latency_ms": "x" + LONG}, f"latency_ms must be a number, got 'x{LONG[:39]}…'"),
+        ({"status": LONG}, f"status must be 'ok' or 'error', got '{LONG[:40]}…'"),
+        (
+            {"timestamp": LONG},
+            f"timestamp '{LONG[:40]}…' is not RFC 3339 (e.g. 2025-03-01T12:00:00Z)",
+        ),
+    ],
+)
+def test_a_long_value_is_echoed_cut_to_40_characters(
+    pricing: PricingTable, changes: dict[str, Any], message: str
+) -> None:
+    # A CSV cell is any string: a 5,000-digit one is quoted by its start, not whole.
+    assert _problem(pricing, **changes) == message
+
+
+def test_a_csv_rejection_never_echoes_a_long_cell_whole(pricing: PricingTable) -> None:
+    lines = [HEADER] + [
+        _csv_row(**{name: value})
+        for name in ("prompt_tokens", "completion_tokens", "latency_ms", "cost_usd")
+        for value in (LONG, "-" + LONG, LONG + ".5")
+    ]
+    report = parse_csv(lines, pricing)
+    assert report.imported == [] and len(report.rejected) == 12
+    assert all(len(error) < 120 for _, error in report.rejected), report.rejected
 
 
 def test_every_problem_of_a_record_is_reported_at_once(pricing: PricingTable) -> None:

@@ -105,10 +105,10 @@ def _timestamp(value: Any) -> int:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise _FieldError(
-            f"timestamp {value[:40]!r} is not RFC 3339 (e.g. 2025-03-01T12:00:00Z)"
+            f"timestamp {_shown(value)} is not RFC 3339 (e.g. 2025-03-01T12:00:00Z)"
         ) from None
     if moment.tzinfo is None:
-        raise _FieldError(f"timestamp {value[:40]!r} has no UTC offset (add Z or +00:00)")
+        raise _FieldError(f"timestamp {_shown(value)} has no UTC offset (add Z or +00:00)")
     return int(moment.timestamp() * 1000)
 
 
@@ -144,12 +144,12 @@ def _count(obj: Mapping[str, Any], key: str) -> int:
         number = _as_number(key, value)
         # Exporters such as pandas write whole numbers as 12.0; a fraction of a token is an error.
         if not number.is_integer():
-            raise _FieldError(f"{key} must be a whole number, got {value!r}")
+            raise _FieldError(f"{key} must be a whole number, got {_shown(value)}")
         count = int(number)
     if count < 0:
-        raise _FieldError(f"{key} must be >= 0, got {value!r}")
+        raise _FieldError(f"{key} must be >= 0, got {_shown(value)}")
     if count > MAX_TOKENS:
-        raise _FieldError(f"{key} must be at most {MAX_TOKENS}, got {str(value)[:40]}")
+        raise _FieldError(f"{key} must be at most {MAX_TOKENS}, got {_shown(count)}")
     return count
 
 
@@ -166,7 +166,7 @@ def _optional_number(obj: Mapping[str, Any], key: str) -> float | None:
         return None
     number = _as_number(key, value)
     if number < 0:
-        raise _FieldError(f"{key} must be >= 0, got {value!r}")
+        raise _FieldError(f"{key} must be >= 0, got {_shown(value)}")
     return number
 
 
@@ -183,11 +183,11 @@ def _as_number(key: str, value: Any) -> float:
         try:
             number = float(value.strip())
         except ValueError:
-            raise _FieldError(f"{key} must be a number, got {value[:40]!r}") from None
+            raise _FieldError(f"{key} must be a number, got {_shown(value)}") from None
     else:
         raise _FieldError(f"{key} must be a number, got {type(value).__name__}")
     if not math.isfinite(number):
-        raise _FieldError(f"{key} must be a finite number, got {value!r}")
+        raise _FieldError(f"{key} must be a finite number, got {_shown(value)}")
     return number
 
 
@@ -196,4 +196,25 @@ def _status(value: Any) -> str:
         return "ok"
     if isinstance(value, str) and value.strip().lower() in STATUSES:
         return value.strip().lower()
-    raise _FieldError(f"status must be 'ok' or 'error', got {str(value)[:40]!r}")
+    raise _FieldError(f"status must be 'ok' or 'error', got {_shown(value)}")
+
+
+_SHOWN_CHARS = 40
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a rejection quotes it: a string in quotes, a number as written, either cut
+    to its first 40 characters with ``…`` (a CSV cell may hold 5,000 digits; its start names it).
+    """
+    if isinstance(value, str):
+        quoted = repr(value[:_SHOWN_CHARS])
+        return quoted if len(value) <= _SHOWN_CHARS else f"{quoted[:-1]}…{quoted[-1]}"
+    if isinstance(value, bool) or value is None:
+        return "true" if value else "false" if value is not None else "null"
+    if isinstance(value, list | dict):  # never printed whole: it may be long or deeply nested
+        return "an array" if isinstance(value, list) else "an object"
+    try:
+        text = str(value)
+    except ValueError:  # an integer past Python's digit limit for str()
+        return "a number too long to show"
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
