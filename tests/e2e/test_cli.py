@@ -71,16 +71,31 @@ def test_user_usage_import_and_sample(tmp_path: Path) -> None:
     }
     data = tmp_path / "calls.jsonl"
     data.write_text(
-        "\n".join([json.dumps(good), "not json", json.dumps({**good, "latency_ms": -3}), ""])
+        "\n".join(
+            [
+                json.dumps(good),
+                "not json",
+                json.dumps({**good, "latency_ms": -3}),
+                # Each of these three once stopped the whole import with a traceback.
+                '{"x":' + "[" * 5000 + "]" * 5000 + "}",
+                json.dumps(good)[:-1] + ', "latency_ms": ' + "9" * 5000 + "}",
+                json.dumps(good)[:-1] + ', "feature": "\\ud800"}',
+                json.dumps({**good, "timestamp": "2026-11-01T10:00:01Z"}),
+                "",
+            ]
+        )
     )
     imported = runwire("usage", "import", str(data), "--user", "ada@example.com", data_dir=tmp_path)
     assert imported.returncode == 0, imported.stderr
-    assert "imported 1 records" in imported.stdout
+    assert "imported 2 records" in imported.stdout
     assert (
         "line 2:" in imported.stderr
         and "line 3:" in imported.stderr
         and "latency_ms" in imported.stderr
     )
+    assert "line 4: invalid JSON: nested too deeply" in imported.stderr
+    assert "line 5: invalid JSON: a number longer than 4300 digits" in imported.stderr
+    assert "line 6: feature must be valid Unicode" in imported.stderr
 
     csv_file = tmp_path / "calls.csv"
     csv_file.write_text("timestamp,provider,model\n2026-11-01T10:00:00Z,openai,gpt-4o\n")

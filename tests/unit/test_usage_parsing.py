@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from runwire.errors import InputError, UnsupportedMediaType
-from runwire.usage.importer import PROGRESS_EVERY, detect_format, parse_csv, parse_jsonl
+from runwire.usage.importer import (
+    PROGRESS_EVERY,
+    _CsvLines,
+    detect_format,
+    parse_csv,
+    parse_jsonl,
+)
 from runwire.usage.pricing import PricingTable
 from runwire.usage.records import parse_record
 
@@ -127,6 +133,9 @@ def test_an_offset_timestamp_is_converted_to_utc(pricing: PricingTable) -> None:
         ({"feature": "f" * 201}, "feature is longer than 200 characters"),
         ({"model": "gpt\x00"}, "model must not contain the NUL character (U+0000)"),
         ({"feature": "\x00x"}, "feature must not contain the NUL character (U+0000)"),
+        ({"model": "gpt\n4o"}, "model must be on one line"),
+        ({"prompt_hash": "a\rb"}, "prompt_hash must be on one line"),
+        ({"feature": "\ud800"}, "feature must be valid Unicode (it holds a lone surrogate)"),
     ],
 )
 def test_each_bad_field_is_named_with_the_reason(
@@ -311,14 +320,16 @@ def test_csv_columns_may_come_in_any_order_with_a_bom_and_extra_columns(
 
 def test_csv_multiline_quoted_value_is_numbered_by_its_first_line(pricing: PricingTable) -> None:
     lines = [
-        HEADER,
-        '2025-03-01T12:00:00Z,openai,gpt-4o,10,5,100,,"a feature\n',
+        HEADER.rstrip("\n") + ",prompt\n",
+        '2025-03-01T12:00:00Z,openai,gpt-4o,10,5,100,,search,"a prompt\n',
         'spanning lines"\n',
-        _csv_row(latency_ms=-1),  # line 4
+        _csv_row(latency_ms=-1).rstrip("\n") + ',"another\n',  # line 4
+        'prompt"\n',
     ]
     report = parse_csv(lines, pricing)
-    assert report.imported[0].feature == "a feature\nspanning lines"
-    assert report.rejected == [(4, "latency_ms must be >= 0, got '-1'")]
+    assert [r.feature for r in report.imported] == ["search"]
+    assert report.rejected[0] == (4, "latency_ms must be >= 0, got '-1'")
+    assert [number for number, _ in report.rejected] == [4, 5]  # line 5's quote is stray now
 
 
 def test_csv_row_with_more_values_than_columns_is_rejected(pricing: PricingTable) -> None:
@@ -393,3 +404,31 @@ def test_other_formats_are_unsupported(
         detect_format(content_type, filename)
     assert named in info.value.message
     assert "text/csv" in info.value.message and "application/x-ndjson" in info.value.message
+
+
+def test_a_stray_quote_costs_its_own_line_not_the_rest_of_the_file(pricing: PricingTable) -> None:
+    lines = [
+        HEADER,
+        '2025-03-01T12:00:00Z,openai,gpt-4o,10,5,100,,"5 inch screen\n',  # line 2: never closed
+        _csv_row(feature="after"),  # line 3
+        _csv_row(feature="and after"),  # line 4
+    ]
+    report = parse_csv(lines, pricing)
+    assert [r.feature for r in report.imported] == ["after", "and after"]
+    assert report.rejected == [(2, "feature must be on one line")]
+
+
+def test_lines_are_read_again_at_most_as_many_times_as_the_file_has_lines() -> None:
+    # Python's csv pairs quotes, so a file cannot make every row run long; still, reading the
+    # lines after each rejected row again must never grow past linear time. Past the budget a
+    # rejection says which lines went with it.
+    lines = _CsvLines(["a\n", "b\n", "c\n", "d\n", "e\n"])
+    assert (lines.begin_row(), next(lines), next(lines), next(lines)) == (1, "a\n", "b\n", "c\n")
+    assert lines.again() == ""  # 2 lines again, 3 read so far
+    assert (lines.begin_row(), next(lines), next(lines), next(lines)) == (2, "b\n", "c\n", "d\n")
+    assert lines.again() == ""  # 4 lines again, 4 read so far
+    assert (lines.begin_row(), next(lines), next(lines), next(lines)) == (3, "c\n", "d\n", "e\n")
+    assert lines.again() == " (its quoted value ran to line 5, unread)"  # 6 would be past 5
+    assert (lines.begin_row(), list(lines)) == (6, [])
+    lines = _CsvLines(["one line\n"])
+    assert (lines.begin_row(), next(lines), lines.again()) == (1, "one line\n", "")

@@ -131,6 +131,15 @@ def _optional_text(obj: Mapping[str, Any], key: str) -> str | None:
         raise _FieldError(f"{key} is longer than {limit} characters")
     if "\x00" in text:  # PostgreSQL cannot store it; refused on every backend alike
         raise _FieldError(f"{key} must not contain the NUL character (U+0000)")
+    if "\n" in text or "\r" in text:
+        # No name or fingerprint holds a line break; in CSV, one is a stray quote's doing (the
+        # rows after it read into this value), which read_csv then reads again as rows.
+        raise _FieldError(f"{key} must be on one line")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A JSON escape such as "\ud800" without its pair: no database can store it as text.
+        raise _FieldError(f"{key} must be valid Unicode (it holds a lone surrogate)") from None
     return text
 
 
@@ -149,7 +158,7 @@ def _count(obj: Mapping[str, Any], key: str) -> int:
     if count < 0:
         raise _FieldError(f"{key} must be >= 0, got {_shown(value)}")
     if count > MAX_TOKENS:
-        raise _FieldError(f"{key} must be at most {MAX_TOKENS}, got {_shown(count)}")
+        raise _FieldError(f"{key} must be at most {MAX_TOKENS}, got {_shown(value)}")
     return count
 
 
