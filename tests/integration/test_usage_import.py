@@ -7,11 +7,18 @@ line holds: the three lines below each once lost a whole import as a 500 (issue 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from runwire.app import build_agent
+from runwire.config import Settings
+from runwire.events.model import EventDraft, EventType
+from runwire.runs.executor import RunInput
+from runwire.store.records import UsageRecord, now_ms
 from runwire.store.store import Store
 from runwire.usage.pricing import PricingTable
+from runwire.usage.sample import generate_sample
 from runwire.workload import Workload
 from tests.integration.test_store_contract import a_user
 
@@ -75,3 +82,44 @@ async def test_a_csv_row_no_reader_or_database_can_take_is_rejected_and_the_rest
     assert result.rejected[0][1] == f"prompt_tokens must be a finite number, got '{'9' * 40}…'"
     assert result.imported == 3
     assert sorted(r.feature or "" for r in await store.usage.records_of(user_id)) == list("ade")
+
+
+async def test_the_agents_answer_whatever_record_is_stored(
+    store: Store, settings: Settings
+) -> None:
+    # Accepted by imports before they checked times: every later run of its user then failed
+    # with "check_usage_data failed: ValueError: year 0 is out of range" (issue 12, finding 4).
+    year_one = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))
+    odd = [
+        UsageRecord(
+            timestamp=(year_one - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1),
+            provider="openai",
+            model="gpt-4o",
+            prompt_tokens=1,
+            completion_tokens=1,
+            latency_ms=1.0,
+            cost_usd=0.01,
+        ),
+        UsageRecord(2**62, "openai", "gpt-4o", 1, 1, 1.0, 0.01),  # year 146 million
+        UsageRecord(now_ms(), "openai", "gpt-4o", 1, 1, 1.0, 1.7e308),  # sums overflow
+        UsageRecord(now_ms(), "openai", "gpt-4o", -5, 2**31 - 1, float("inf"), 0.01),
+    ]
+    user_id = await a_user(store)
+    # Stored directly, as a record of an older server or another tool would be.
+    await store.usage.add(user_id, [*generate_sample(days=2), *odd])
+    agent = build_agent(settings, store, PricingTable.load())
+    events: list[EventDraft] = []
+
+    async def emit(draft: EventDraft) -> None:
+        events.append(draft)
+
+    answer = await agent(
+        RunInput("run_x", "thr_x", user_id, "Where can I cut my LLM costs?", epoch="e"), emit
+    )
+    assert "## " in answer and "$" in answer
+    assert not [e for e in events if e.type == EventType.AGENT_ERROR]
+    [check] = [
+        e for e in events if e.data.get("tool_name") == "check_usage_data" and "result" in e.data
+    ]
+    assert check.data["success"] is True and check.data["result"]["left_out"] == 4
+    assert check.data["result"]["first_call"] >= "2026"

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runwire.errors import InputError
-from runwire.store.records import UsageRecord
+from runwire.store.records import UsageRecord, now_ms
 from runwire.usage.importer import CSV_REQUIRED_COLUMNS, ImportReport, parse_csv, parse_jsonl
 from runwire.usage.pricing import PricingTable
-from runwire.usage.records import MAX_TOKENS, STATUSES
+from runwire.usage.records import MAX_TOKENS, STATUSES, in_bounds
 
 pytestmark = pytest.mark.unit
 
@@ -86,6 +86,7 @@ def check_report(report: ImportReport, lines: int) -> None:
         assert error and encodable(error) and len(error) <= 5000, (number, error)
     for record in report.imported:
         assert storable(record), record
+        assert in_bounds(record, now_ms()), record  # what the agents analyse
 
 
 # -- what hostile lines are made of --

@@ -16,7 +16,7 @@ from runwire.usage.importer import (
     parse_jsonl,
 )
 from runwire.usage.pricing import PricingTable
-from runwire.usage.records import parse_record
+from runwire.usage.records import MAX_COST_USD, MAX_LATENCY_MS, parse_record
 
 pytestmark = pytest.mark.unit
 
@@ -187,6 +187,43 @@ def test_a_csv_rejection_never_echoes_a_long_cell_whole(pricing: PricingTable) -
     report = parse_csv(lines, pricing)
     assert report.imported == [] and len(report.rejected) == 12
     assert all(len(error) < 120 for _, error in report.rejected), report.rejected
+
+
+NOW_MS = 1_764_590_400_000  # 2025-12-01T12:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "problem"),
+    [
+        # Accepted once: every later run of its user then failed on "year 0 is out of range".
+        ("0001-01-01T00:00:00+14:00", "is before 2000-01-01T00:00:00Z"),
+        ("1999-12-31T23:59:59.999Z", "is before 2000-01-01T00:00:00Z"),
+        ("2000-01-01T00:00:00Z", None),
+        ("2000-01-01T01:00:00+01:00", None),
+        ("2025-12-02T12:00:00Z", None),  # a day ahead: clocks and exports disagree a little
+        ("2025-12-02T12:00:00.001Z", "is more than a day ahead of the server's clock"),
+        ("9999-12-31T23:59:59-14:00", "is more than a day ahead of the server's clock"),
+    ],
+)
+def test_a_time_must_lie_from_2000_to_a_day_ahead(
+    pricing: PricingTable, timestamp: str, problem: str | None
+) -> None:
+    if problem is None:
+        assert parse_record(_with(timestamp=timestamp), pricing, now_ms=NOW_MS).timestamp
+        return
+    with pytest.raises(InputError) as info:
+        parse_record(_with(timestamp=timestamp), pricing, now_ms=NOW_MS)
+    assert info.value.message == f"timestamp {timestamp!r} {problem}"
+
+
+def test_latency_and_cost_have_a_ceiling_no_sum_can_overflow(pricing: PricingTable) -> None:
+    assert parse_record(_with(latency_ms=MAX_LATENCY_MS, cost_usd=MAX_COST_USD), pricing)
+    assert _problem(pricing, latency_ms=1e308) == (
+        f"latency_ms must be at most {MAX_LATENCY_MS}, got 1e+308"
+    )
+    assert _problem(pricing, cost_usd="1e300") == (
+        f"cost_usd must be at most {MAX_COST_USD}, got '1e300'"
+    )
 
 
 def test_every_problem_of_a_record_is_reported_at_once(pricing: PricingTable) -> None:
