@@ -1,4 +1,5 @@
-"""The user's workload: importing their LLM-usage records, or loading the generated sample.
+"""The user's workload: importing their LLM-usage records, loading the generated sample, listing
+and deleting what they imported.
 
 Used by both the HTTP API and the CLI, so the two report the same lines the same way.
 """
@@ -6,12 +7,12 @@ Used by both the HTTP API and the CLI, so the two report the same lines the same
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runwire.errors import InputError
 from runwire.store.records import UsageRecord
-from runwire.store.usage import UsageStore
+from runwire.store.usage import Added, UsageBatch, UsageStore
 from runwire.usage.importer import detect_format, parse_csv, parse_jsonl
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
@@ -23,13 +24,33 @@ MAX_REPORTED = 1000
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
+    """What an import did: the good lines (``imported``: each now has its record stored, ``new``
+    of them added by this import, ``already_present`` stored before), the batch they were added
+    as, and the rejected lines."""
+
     imported: int
-    rejected: list[tuple[int, str]]
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    new: int = 0
+    already_present: int = 0
+    batch_id: str | None = None
+
+    @classmethod
+    def of(cls, added: Added, rejected: list[tuple[int, str]] | None = None) -> ImportResult:
+        return cls(
+            imported=added.new + added.already_present,
+            rejected=rejected or [],
+            new=added.new,
+            already_present=added.already_present,
+            batch_id=added.batch_id,
+        )
 
     def public(self) -> dict[str, Any]:
         shown = self.rejected[:MAX_REPORTED]
         body: dict[str, Any] = {
             "imported": self.imported,
+            "new": self.new,
+            "already_present": self.already_present,
+            "batch_id": self.batch_id,
             "rejected": [{"line": line, "error": error} for line, error in shown],
         }
         if len(self.rejected) > len(shown):
@@ -62,28 +83,41 @@ class Workload:
         lines: Iterable[str],
         kind: str,
         on_progress: Callable[[int], None] | None = None,
+        *,
+        name: str | None = None,
     ) -> ImportResult:
-        """Keep every good line, report every bad one with its number and why."""
+        """Keep every good line, report every bad one with its number and why. The records not
+        stored yet are added as one batch, under ``name`` (the file's) if given."""
         try:
             records, rejected = self.parse(lines, kind, on_progress)
         except InputError as exc:
             # The file as a whole is unreadable (a CSV header without a required column): that
             # is line 1's fault, reported like any other bad line.
             return ImportResult(imported=0, rejected=[(1, exc.message)])
-        await self._usage.add(user_id, records)
-        return ImportResult(imported=len(records), rejected=rejected)
+        added = await self._usage.add(user_id, records, source="import", name=name)
+        return ImportResult.of(added, rejected)
 
-    async def import_text(self, user_id: str, body: bytes, kind: str) -> ImportResult:
+    async def import_text(
+        self, user_id: str, body: bytes, kind: str, *, name: str | None = None
+    ) -> ImportResult:
         text = body.decode("utf-8", errors="replace")
         # Lines end at "\n" only: str.splitlines would also split inside a JSON string at
         # U+2028 and the like, breaking a valid line in two and shifting every later number.
         lines = [line + "\n" for line in text.split("\n")]
         if lines and lines[-1] == "\n":
             lines.pop()
-        return await self.import_lines(user_id, lines, kind)
+        return await self.import_lines(user_id, lines, kind, name=name)
 
-    async def load_sample(self, user_id: str) -> int:
-        return await self._usage.add(user_id, generate_sample())
+    async def load_sample(self, user_id: str) -> ImportResult:
+        """The generated sample as the user's one sample batch (a second load adds nothing)."""
+        return ImportResult.of(await self._usage.add_sample(user_id, generate_sample()))
+
+    async def batches(self, user_id: str) -> list[UsageBatch]:
+        return await self._usage.batches(user_id)
+
+    async def delete(self, user_id: str, batch_id: str | None = None) -> int:
+        """Delete one batch (or, with None, all) of the user's records; how many went."""
+        return await self._usage.delete(user_id, batch_id)
 
     async def count(self, user_id: str) -> int:
         return await self._usage.count(user_id)

@@ -13,6 +13,7 @@ import pytest
 
 from runwire.app import build_agent
 from runwire.config import Settings
+from runwire.errors import NotFound
 from runwire.events.model import EventDraft, EventType
 from runwire.runs.executor import RunInput
 from runwire.store.records import UsageRecord, now_ms
@@ -123,3 +124,95 @@ async def test_the_agents_answer_whatever_record_is_stored(
     ]
     assert check.data["success"] is True and check.data["result"]["left_out"] == 4
     assert check.data["result"]["first_call"] >= "2026"
+
+
+# --- idempotent imports, batches, deletion ---------------------------------------------------
+
+
+def calls(n: int, *, start: int = 0, latency: float = 850) -> bytes:
+    """``n`` distinct calls a second apart, as a JSON Lines file."""
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    lines = [
+        json.dumps(
+            {
+                **GOOD,
+                "timestamp": (base + timedelta(seconds=start + i)).isoformat(),
+                "latency_ms": latency,
+            }
+        )
+        for i in range(n)
+    ]
+    return "\n".join(lines).encode()
+
+
+async def test_importing_a_file_again_adds_nothing(store: Store, workload: Workload) -> None:
+    user_id = await a_user(store)
+    body = calls(3) + b"\n" + calls(2, start=1)  # lines 2 and 3 are repeated in lines 4 and 5
+    first = await workload.import_text(user_id, body, "jsonl", name="calls.jsonl")
+    assert (first.imported, first.new, first.already_present) == (5, 5, 0)
+    assert first.batch_id is not None
+    again = await workload.import_text(user_id, body, "jsonl", name="calls.jsonl")
+    assert (again.imported, again.new, again.already_present, again.batch_id) == (5, 0, 5, None)
+    assert await store.usage.count(user_id) == 5  # equal calls in one file stay two records
+    [batch] = await workload.batches(user_id)
+    assert (batch.id, batch.source, batch.name, batch.records) == (
+        first.batch_id,
+        "import",
+        "calls.jsonl",
+        5,
+    )
+    # An export that overlaps the first adds only the calls that are new.
+    overlap = await workload.import_text(user_id, calls(4, start=2), "jsonl")
+    assert (overlap.new, overlap.already_present) == (3, 1)
+    # The same call priced again (a price-table update, or a cost given) is the same call.
+    priced = json.dumps({**json.loads(calls(1).decode()), "cost_usd": 0.5})
+    assert (await workload.import_text(user_id, priced.encode(), "jsonl")).new == 0
+    assert await store.usage.count(user_id) == 8
+
+
+async def test_a_large_import_is_written_in_slices_and_counted_exactly(
+    store: Store, workload: Workload
+) -> None:
+    user_id = await a_user(store)
+    first = await workload.import_text(user_id, calls(1_200), "jsonl")
+    assert (first.new, first.already_present) == (1_200, 0)
+    both = await workload.import_text(user_id, calls(1_300, start=600), "jsonl")
+    assert (both.new, both.already_present) == (700, 600)
+    assert await store.usage.count(user_id) == 1_900
+
+
+async def test_the_sample_loads_once(store: Store, workload: Workload) -> None:
+    user_id = await a_user(store)
+    first = await workload.load_sample(user_id)
+    assert first.new == first.imported > 1000 and first.already_present == 0
+    again = await workload.load_sample(user_id)
+    # Clicked twice (the page's button, the CLI): once doubled the records (issue 12).
+    assert (again.imported, again.new, again.already_present) == (first.new, 0, first.new)
+    assert again.batch_id == first.batch_id
+    assert await store.usage.count(user_id) == first.new
+    [batch] = await workload.batches(user_id)
+    assert (batch.source, batch.records) == ("sample", first.new)
+    # Deleted, it can be loaded afresh.
+    assert await workload.delete(user_id, batch.id) == first.new
+    assert (await workload.load_sample(user_id)).new > 1000
+
+
+async def test_a_user_deletes_one_batch_or_everything(store: Store, workload: Workload) -> None:
+    user_id, other = await a_user(store), await a_user(store)
+    kept = await workload.import_text(user_id, calls(3), "jsonl")
+    gone = await workload.import_text(user_id, calls(1_100, start=10), "jsonl")
+    theirs = await workload.import_text(other, calls(2), "jsonl")
+    assert len(await store.usage.records_of(user_id)) == 1_103  # cached now
+    assert gone.batch_id and kept.batch_id and theirs.batch_id
+    assert await workload.delete(user_id, gone.batch_id) == 1_100
+    assert len(await store.usage.records_of(user_id)) == 3  # the cached set was not served
+    assert [b.id for b in await workload.batches(user_id)] == [kept.batch_id]
+    for batch_id in (gone.batch_id, theirs.batch_id, "imp_nothing"):
+        with pytest.raises(NotFound):
+            await workload.delete(user_id, batch_id)
+    assert await workload.delete(user_id) == 3
+    assert await workload.batches(user_id) == [] and await store.usage.count(user_id) == 0
+    assert list(await store.usage.records_of(user_id)) == []
+    assert await store.usage.count(other) == 2  # nobody else's
+    # Deleted data imports again as new.
+    assert (await workload.import_text(user_id, calls(3), "jsonl")).new == 3

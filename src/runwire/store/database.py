@@ -237,27 +237,33 @@ class Database:
         return Prepared(compiled.string, compiled.positiontup or (), dict(compiled.params))
 
     def positional_insert(
-        self, table: str, columns: Sequence[str], *, skip_existing: bool = False
+        self, table: str, columns: Sequence[str], *, skip_existing: bool = False, rows: int = 1
     ) -> str:
         """``INSERT`` text with the driver's positional placeholders, for bulk rows as tuples.
 
         Hot paths (a run's events, thousands a second) skip SQLAlchemy's per-row parameter
         processing this way; the statement is built once per table, not per batch.
         ``skip_existing`` leaves rows whose key is taken as they are (``ON CONFLICT DO NOTHING``,
-        the same text on SQLite and PostgreSQL) instead of failing the whole batch.
+        the same text on SQLite and PostgreSQL) instead of failing the whole batch. ``rows``
+        above 1 makes one statement of that many rows, its parameters the rows' values one row
+        after another (its ``rowcount`` is then how many it inserted, on every driver).
         """
         style = self.engine.dialect.paramstyle
+        width = len(columns)
         if style == "qmark":
-            marks = ", ".join("?" for _ in columns)
+            marks = ["?"] * (width * rows)
         elif style == "numeric_dollar":
-            marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+            marks = [f"${i}" for i in range(1, width * rows + 1)]
         elif style in ("format", "pyformat"):
-            marks = ", ".join("%s" for _ in columns)
+            marks = ["%s"] * (width * rows)
         else:  # pragma: no cover - every driver runwire supports is listed above
             raise ValueError(f"unsupported paramstyle {style}")
+        groups = ", ".join(
+            "(" + ", ".join(marks[i : i + width]) + ")" for i in range(0, len(marks), width)
+        )
         # Names come from store/schema.py, never from input.
         tail = " ON CONFLICT DO NOTHING" if skip_existing else ""
-        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){tail}"  # noqa: S608
+        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {groups}{tail}"  # noqa: S608
 
     async def ping(self) -> None:
         """Run a real query; raise DependencyUnavailable when it fails.

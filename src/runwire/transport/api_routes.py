@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
+from pydantic import AfterValidator
 from starlette.responses import Response
 
 from runwire.errors import PayloadTooLarge
 from runwire.events.model import MAX_SEQ
 from runwire.transport.event_stream import EventStream, parse_last_event_id, wants_event_stream
-from runwire.transport.params import PathId
+from runwire.transport.params import PathId, refuse_nul
 from runwire.transport.principal import CurrentPrincipal
 from runwire.transport.services import services_of
 
@@ -104,25 +105,68 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+UsageName = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="The file's name, shown with its batch (GET /api/usage/batches)",
+    ),
+    AfterValidator(lambda v: v if v is None else refuse_nul(v)),
+]
+
+
 @router.post(
     "/usage/import",
     summary="Import LLM-usage records (JSONL as application/x-ndjson, or CSV as text/csv)",
+    description=(
+        "Good lines are kept, bad ones reported. Records already stored are not added again "
+        "(`already_present`); the new ones (`new`) form one batch (`batch_id`), which "
+        "`DELETE /api/usage/batches/{batch_id}` removes."
+    ),
 )
-async def usage_import(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+async def usage_import(
+    principal: CurrentPrincipal, request: Request, name: UsageName = None
+) -> dict[str, Any]:
     services = services_of(request)
     kind = services.workload.format_of(request.headers.get("content-type"), None)
     body = await _body(request, services.settings.max_import_bytes)
-    report = await services.workload.import_text(principal.user_id, body, kind)
+    report = await services.workload.import_text(principal.user_id, body, kind, name=name)
     return report.public()
 
 
-@router.post("/usage/sample", status_code=201, summary="Load a generated, realistic usage set")
+@router.post(
+    "/usage/sample",
+    status_code=201,
+    summary="Load a generated, realistic usage set (once: a second load adds nothing)",
+)
 async def usage_sample(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
-    imported = await services_of(request).workload.load_sample(principal.user_id)
-    return {"imported": imported}
+    loaded = await services_of(request).workload.load_sample(principal.user_id)
+    body = loaded.public()
+    del body["rejected"]  # a generated set has no lines to reject
+    return body
 
 
 @router.get("/usage/summary", summary="How many usage records the caller has")
 async def usage_summary(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
     count = await services_of(request).workload.count(principal.user_id)
     return {"records": count}
+
+
+@router.get("/usage/batches", summary="The caller's import batches, newest first")
+async def usage_batches(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+    found = await services_of(request).workload.batches(principal.user_id)
+    return {"batches": [b.public() for b in found]}
+
+
+@router.delete("/usage/batches/{batch_id}", summary="Delete one import batch's records")
+async def usage_delete_batch(
+    batch_id: PathId, principal: CurrentPrincipal, request: Request
+) -> dict[str, Any]:
+    deleted = await services_of(request).workload.delete(principal.user_id, batch_id)
+    return {"deleted": deleted}
+
+
+@router.delete("/usage/records", summary="Delete all of the caller's usage records")
+async def usage_delete_all(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+    deleted = await services_of(request).workload.delete(principal.user_id)
+    return {"deleted": deleted}
