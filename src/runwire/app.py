@@ -48,10 +48,10 @@ from runwire.dispatch.redis import RedisRunQueue
 from runwire.errors import ConfigError
 from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
-from runwire.limits.base import RateLimiter
+from runwire.limits.base import Limit, RateLimiter
 from runwire.limits.memory import MemoryRateLimiter
 from runwire.limits.redis import RedisRateLimiter
-from runwire.ratelimit import Clock
+from runwire.ratelimit import Clock, Rate
 from runwire.readiness import BusProbe, Readiness
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
@@ -64,7 +64,7 @@ from runwire.transport.errors import install_error_handlers
 from runwire.transport.services import Services
 from runwire.transport.websocket import websocket_endpoint
 from runwire.usage.pricing import PricingTable
-from runwire.workload import Workload
+from runwire.workload import ImportThrottle, Workload
 
 __all__ = ["create_app"]
 
@@ -243,7 +243,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 connections=connections,
                 executor=executor,
                 clock=clock or time.monotonic,
-                workload=Workload(store.usage, pricing),
+                workload=Workload(
+                    store.usage,
+                    pricing,
+                    throttle=ImportThrottle(
+                        limiter,
+                        Limit(
+                            "usage-import",
+                            Rate.per_window(
+                                settings.usage_import_user_requests,
+                                settings.usage_import_user_window_s,
+                            ),
+                        ),
+                    ),
+                ),
                 readiness=Readiness(
                     store.db, probes=[BusProbe(bus)] if settings.redis_url is not None else ()
                 ),

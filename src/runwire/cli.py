@@ -306,12 +306,12 @@ def usage_import(
 
     result = _run(settings, work)
     out.print(f"imported {result.imported} records from {file} ({_added(result)})", highlight=False)
-    if result.rejected:
-        err.print(f"[yellow]rejected {len(result.rejected)} lines:[/yellow]")
+    if result.rejected_total:
+        err.print(f"[yellow]rejected {result.rejected_total} lines:[/yellow]")
         for line, why in result.rejected[:200]:
             err.print(f"  line {line}: {why}", highlight=False)
-        if len(result.rejected) > 200:
-            err.print(f"  … and {len(result.rejected) - 200} more")
+        if result.rejected_total > 200:
+            err.print(f"  … and {result.rejected_total - 200} more")
         raise typer.Exit(1 if result.imported == 0 else 0)
 
 

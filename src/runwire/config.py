@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     register_ip_window_s: float = Field(3600.0, gt=0, allow_inf_nan=False)
     refresh_ip_requests: int = Field(60, ge=1)
     refresh_ip_window_s: float = Field(60.0, gt=0, allow_inf_nan=False)
+    usage_import_user_requests: int = Field(10, ge=1)  # imports (and sample loads) per user
+    usage_import_user_window_s: float = Field(60.0, gt=0, allow_inf_nan=False)
     trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
         default_factory=list
     )

@@ -9,11 +9,14 @@ import pytest
 
 from runwire.errors import InputError, UnsupportedMediaType
 from runwire.usage.importer import (
+    MAX_LINE_BYTES,
     PROGRESS_EVERY,
     _CsvLines,
     detect_format,
+    lines_of,
     parse_csv,
     parse_jsonl,
+    too_long,
 )
 from runwire.usage.pricing import PricingTable
 from runwire.usage.records import MAX_COST_USD, MAX_LATENCY_MS, parse_record
@@ -469,3 +472,51 @@ def test_lines_are_read_again_at_most_as_many_times_as_the_file_has_lines() -> N
     assert (lines.begin_row(), list(lines)) == (6, [])
     lines = _CsvLines(["one line\n"])
     assert (lines.begin_row(), next(lines), lines.again()) == (1, "one line\n", "")
+
+
+# --- lines of an upload, and lines too long to read -------------------------------------------
+
+
+def test_an_upload_is_split_at_newlines_only_whatever_its_chunks() -> None:
+    body = 'a\n{"m":"x\u2028y"}\r\n'.encode() + b"\xff\n\xff\nlast"  # \xff: not UTF-8
+    expected = ["a\n", '{"m":"x\u2028y"}\r\n', "\ufffd\n", "\ufffd\n", "last"]
+    for size in (1, 2, 3, 7, len(body)):
+        chunks = [body[i : i + size] for i in range(0, len(body), size)]
+        assert list(lines_of(chunks)) == expected
+    assert list(lines_of([])) == [] and list(lines_of([b"", b"\n"])) == ["\n"]
+
+
+def test_a_line_longer_than_the_limit_is_rejected_unread(pricing: PricingTable) -> None:
+    huge = b'{"x":"' + b"y" * MAX_LINE_BYTES + b'"}\n'
+    [passed_on] = list(lines_of([huge[:1000], huge[1000:]]))
+    # Undecoded, and cut just past the limit: the reader refuses it by its size alone.
+    assert passed_on == huge[: MAX_LINE_BYTES + 1]
+    assert list(lines_of([huge + b"{}\n"])) == [passed_on, "{}\n"]
+    wide = '{"x":"' + "\u20ac" * (MAX_LINE_BYTES // 3) + '"}\n'  # fewer characters than bytes
+    report = parse_jsonl([_line(), passed_on, wide, _line(model="gpt-4o-mini")], pricing)
+    assert report.imported_count == 2
+    assert report.rejected == [
+        (2, f"line is longer than {MAX_LINE_BYTES} bytes"),
+        (3, f"line is longer than {MAX_LINE_BYTES} bytes"),
+    ]
+    assert not too_long("x" * (MAX_LINE_BYTES // 4)) and too_long(b"x" * (MAX_LINE_BYTES + 1))
+
+
+def test_a_csv_line_longer_than_the_limit_costs_that_line(pricing: PricingTable) -> None:
+    long_cell = "x" * (MAX_LINE_BYTES + 1)
+    lines = [
+        HEADER,
+        _csv_row(feature="a"),
+        f"{long_cell}\n",  # line 3
+        _csv_row(feature="b"),
+        _csv_row().rstrip("\n") + ',"runs on\n',  # line 5: its quote runs into line 6
+        f"{long_cell}\n",
+        _csv_row(feature="c"),
+    ]
+    report = parse_csv(lines, pricing)
+    assert [r.feature for r in report.imported] == ["a", "b", "c"]
+    assert report.rejected == [
+        (3, f"line is longer than {MAX_LINE_BYTES} bytes"),
+        (5, "a quoted value runs on into line 6"),
+        (6, f"line is longer than {MAX_LINE_BYTES} bytes"),
+    ]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -129,6 +130,18 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def max_parameters(self) -> int:
+        """The most parameters one statement may have: PostgreSQL's protocol allows 65535;
+        SQLite as compiled (32766 since 3.32, 999 before)."""
+        if self.dialect != "sqlite":
+            return 65535
+        probe = sqlite3.connect(":memory:")
+        try:
+            return probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        finally:
+            probe.close()
+
     @staticmethod
     def sqlite_file(url: str) -> Path | None:
         """The file an SQLite URL names; None for PostgreSQL and in-memory SQLite."""
@@ -198,6 +211,26 @@ class Database:
                 self._writer.pending.remove(entry)
             raise
         return done.result()
+
+    async def write_off_loop(self, job: Callable[[Connection], T]) -> T:
+        """Run ``job`` in a transaction of its own, as :meth:`write` would, but never on the
+        event loop's thread: for a job that writes hundreds of rows (a slice of an import),
+        whose statements and commit would hold the loop for ten milliseconds or more.
+
+        On an SQLite file it runs on the writer's thread, with the connection that waits for
+        locks, one thread hop for the whole job (through aiosqlite every statement is two), and
+        holds the write lock meanwhile, so other writes queue behind it rather than meet a
+        locked database. Elsewhere it is :meth:`write`, which does not hold the loop anyway.
+        """
+        if not isinstance(self._writer, _SqliteWriter):
+            return await self.write(job)
+        async with self._batch_lock:
+            ran = self._writer.run_aside(job)
+            try:
+                return await asyncio.shield(ran)
+            except asyncio.CancelledError:
+                await asyncio.wait([ran])  # the lock is held until the transaction is over
+                raise
 
     async def read(self, job: Callable[[Connection], T]) -> T:
         """Run ``job``, which only reads, and return what it returns.
@@ -465,6 +498,13 @@ class _SqliteWriter(_GroupWriter):
             self._checkpoint.add_done_callback(self._checkpointed)
         return done
 
+    def run_aside(self, job: Callable[[Connection], T]) -> asyncio.Future[T]:
+        """``job`` in a transaction of its own on the writer's thread, with the connection
+        that waits for locks (see :meth:`Database.write_off_loop`)."""
+        return asyncio.get_running_loop().run_in_executor(
+            self._thread, _run_alone, self._patient, job
+        )
+
     def _checkpoint_wal(self) -> None:
         # PASSIVE: copies what no reader still needs, waits for nobody, blocks no writer. On the
         # driver's connection itself: a checkpoint cannot run inside a transaction, and
@@ -504,6 +544,11 @@ def _run_batch(engine: Engine, batch: list[_Job]) -> list[tuple[bool, Any]]:
     if the write lock is taken."""
     with engine.begin() as conn:
         return _run_jobs(conn, batch)
+
+
+def _run_alone(engine: Engine, job: Callable[[Connection], T]) -> T:
+    with engine.begin() as conn:
+        return job(conn)
 
 
 class _WriterBusy(Exception):

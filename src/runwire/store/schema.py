@@ -199,8 +199,11 @@ usage_records = Table(
     Column("status", String(10), nullable=False),
     Column("prompt_hash", String(200), nullable=True),
     Column("feature", String(200), nullable=True),
-    Index("ix_usage_records_user_ts", "user_id", "timestamp"),
-    UniqueConstraint("user_id", "record_key", name="uq_usage_records_user_key"),
+    # One index for both: a user's records in time order, and no record stored twice. The key
+    # is a hash, so alone it would scatter each slice of an import over the whole index (on
+    # SQLite, a slice of 500 rows wrote about 2 MB of pages); after the time, a slice's keys
+    # sit together.
+    UniqueConstraint("user_id", "timestamp", "record_key", name="uq_usage_records_user_ts_key"),
 )
 
 usage_versions = Table(

@@ -91,7 +91,8 @@ async def run_events(
     return {"run_id": run_id, "events": [e.to_wire() for e in events]}
 
 
-async def _body(request: Request, limit: int) -> bytes:
+async def _body(request: Request, limit: int) -> list[bytes]:
+    """The body as the chunks it arrived in: joining 20 MB would hold the event loop."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")
@@ -102,7 +103,7 @@ async def _body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks
 
 
 UsageName = Annotated[
@@ -129,8 +130,9 @@ async def usage_import(
 ) -> dict[str, Any]:
     services = services_of(request)
     kind = services.workload.format_of(request.headers.get("content-type"), None)
+    await services.workload.admit(principal.user_id)  # before reading up to 20 MB
     body = await _body(request, services.settings.max_import_bytes)
-    report = await services.workload.import_text(principal.user_id, body, kind, name=name)
+    report = await services.workload.import_body(principal.user_id, body, kind, name=name)
     return report.public()
 
 
@@ -140,7 +142,9 @@ async def usage_import(
     summary="Load a generated, realistic usage set (once: a second load adds nothing)",
 )
 async def usage_sample(principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
-    loaded = await services_of(request).workload.load_sample(principal.user_id)
+    workload = services_of(request).workload
+    await workload.admit(principal.user_id)
+    loaded = await workload.load_sample(principal.user_id)
     body = loaded.public()
     del body["rejected"]  # a generated set has no lines to reject
     return body

@@ -22,16 +22,19 @@ from runwire.usage.records import parse_record
 
 __all__ = [
     "CSV_REQUIRED_COLUMNS",
+    "MAX_LINE_BYTES",
     "PROGRESS_EVERY",
     "ImportFormat",
     "ImportReport",
     "LineCounter",
     "Outcome",
     "detect_format",
+    "lines_of",
     "parse_csv",
     "parse_jsonl",
     "read_csv",
     "read_jsonl",
+    "too_long",
 ]
 
 ImportFormat = Literal["jsonl", "csv"]
@@ -39,6 +42,10 @@ ProgressCallback = Callable[[int], None]
 
 #: ``on_progress`` is called after every this many lines, and once at the end.
 PROGRESS_EVERY = 1000
+MAX_LINE_BYTES = 256 * 1024
+"""The longest line read, in bytes of UTF-8: a record takes well under 1 KiB, and reading a
+longer line could hold the server for longer than a few milliseconds (JSON of 1 MiB, densely
+nested, takes the decoder about 20 ms). A longer line is rejected unread."""
 CSV_REQUIRED_COLUMNS = (
     "timestamp",
     "provider",
@@ -149,6 +156,41 @@ def parse_csv(
     return _collect(read_csv(counted, pricing), counted)
 
 
+def lines_of(chunks: Iterable[bytes]) -> Iterator[str | bytes]:
+    """The lines of a body that arrived in ``chunks``, one at a time, each with its ``"\\n"``.
+
+    Lines end at ``"\\n"`` only: str.splitlines would also split inside a JSON string at U+2028
+    and the like, breaking a valid line in two and shifting every later number. Each line is
+    decoded as UTF-8 on its own, invalid bytes becoming U+FFFD. A line over
+    :data:`MAX_LINE_BYTES` is handed on undecoded and cut just past the limit (the readers reject
+    it unread). Nothing is done to the whole body at once: copying or decoding 20 MB in one go
+    would hold the event loop for tens of milliseconds.
+    """
+    cut = MAX_LINE_BYTES + 1
+    held = bytearray()  # the start of a line that goes on in the next chunk
+    for chunk in chunks:
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            if held:
+                if len(held) < cut:
+                    held += chunk[start : min(end + 1, start + cut - len(held))]
+                yield _line(held)
+                held = bytearray()
+            else:
+                yield _line(chunk[start : min(end + 1, start + cut)])
+            start = end + 1
+        if start < len(chunk) and len(held) < cut:
+            held += chunk[start : start + cut - len(held)]
+    if held:
+        yield _line(held)
+
+
+def _line(raw: bytes | bytearray) -> str | bytes:
+    if len(raw) > MAX_LINE_BYTES:
+        return bytes(raw)
+    return raw.decode("utf-8", errors="replace")
+
+
 def read_jsonl(lines: Iterable[str | bytes], pricing: PricingTable) -> Iterator[Outcome]:
     """Read JSON Lines: one JSON object per line, lines numbered from 1.
 
@@ -156,6 +198,9 @@ def read_jsonl(lines: Iterable[str | bytes], pricing: PricingTable) -> Iterator[
     object, or not a valid record is rejected with its number and the reason.
     """
     for number, raw in enumerate(lines, start=1):
+        if too_long(raw):
+            yield number, _TOO_LONG
+            continue
         try:
             text = _decode(raw, first=number == 1)
         except InputError as exc:
@@ -205,6 +250,12 @@ def read_csv(text_lines: Iterable[str], pricing: PricingTable) -> Iterator[Outco
             # A field over csv.field_size_limit(), or a NUL: this row cannot be read.
             yield start, f"malformed CSV: {exc}" + source.again()
             continue
+        except _LineTooLong as exc:
+            if exc.number == start:
+                yield start, _TOO_LONG
+            else:  # a quoted value ran on into it; the row's lines after its first, read again
+                yield start, f"a quoted value runs on into line {exc.number}" + source.again()
+            continue
         if not "".join(row).strip():
             continue
         if header is None:
@@ -246,6 +297,23 @@ class LineCounter:
             self._on_progress(self.count)
 
 
+_TOO_LONG = f"line is longer than {MAX_LINE_BYTES} bytes"
+
+
+def too_long(line: str | bytes) -> bool:
+    """Whether ``line`` takes more than :data:`MAX_LINE_BYTES` in UTF-8."""
+    if isinstance(line, bytes) or len(line) * 4 <= MAX_LINE_BYTES:
+        return len(line) > MAX_LINE_BYTES
+    return len(line.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES
+
+
+class _LineTooLong(Exception):
+    """Raised through csv.reader by :class:`_CsvLines` for a line it must not read."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+
 class _CsvLines:
     """The physical lines for csv.reader, numbered; the lines of the row being read can be
     handed out again (see :func:`read_csv`)."""
@@ -271,6 +339,8 @@ class _CsvLines:
                 line = line.removeprefix("\ufeff")  # Excel writes a BOM before the header
         self.number += 1
         self._row.append(line)
+        if too_long(line):
+            raise _LineTooLong(self.number)
         return line
 
     def begin_row(self) -> int:

@@ -66,7 +66,11 @@ def upgrade() -> None:
             ondelete="CASCADE",
         )
         batch_op.create_index(batch_op.f("ix_usage_records_batch_id"), ["batch_id"], unique=False)
-        batch_op.create_unique_constraint("uq_usage_records_user_key", ["user_id", "record_key"])
+        batch_op.create_unique_constraint(
+            "uq_usage_records_user_ts_key", ["user_id", "timestamp", "record_key"]
+        )
+        # The unique index leads with the same two columns: this one would only cost writes.
+        batch_op.drop_index("ix_usage_records_user_ts")
 
 
 def _fill(conn: Any) -> None:
@@ -132,7 +136,8 @@ def _fill(conn: Any) -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("usage_records") as batch_op:
-        batch_op.drop_constraint("uq_usage_records_user_key", type_="unique")
+        batch_op.create_index("ix_usage_records_user_ts", ["user_id", "timestamp"], unique=False)
+        batch_op.drop_constraint("uq_usage_records_user_ts_key", type_="unique")
         batch_op.drop_index(batch_op.f("ix_usage_records_batch_id"))
         batch_op.drop_constraint(
             batch_op.f("fk_usage_records_batch_id_usage_batches"), type_="foreignkey"
