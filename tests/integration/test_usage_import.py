@@ -124,6 +124,8 @@ async def test_the_agents_answer_whatever_record_is_stored(
     ]
     assert check.data["success"] is True and check.data["result"]["left_out"] == 4
     assert check.data["result"]["first_call"] >= "2026"
+    said = [e.data["reasoning"] for e in events if e.type == EventType.AGENT_THINKING]
+    assert any("I left out 4 stored records" in text for text in said)
 
 
 # --- idempotent imports, batches, deletion ---------------------------------------------------

@@ -112,7 +112,9 @@ class Triage:
         left_out = facts.get("left_out", 0)
         odd = (
             f" I left out {format_count(left_out)} stored records that no call can have: a time "
-            "before 2000 or more than a day ahead, or a count, latency or cost out of range."
+            "before 2000 or more than a day ahead, or a count, latency or cost out of range "
+            "(the batch that holds them can be deleted: `runwire usage batches`, "
+            "`GET /api/usage/batches`)."
             if left_out
             else ""
         )
