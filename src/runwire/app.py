@@ -51,7 +51,6 @@ from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
 from runwire.limits.base import Limit, RateLimiter
 from runwire.limits.memory import MemoryRateLimiter
-from runwire.limits.quota import Quota
 from runwire.limits.redis import RedisRateLimiter
 from runwire.metrics import Metrics
 from runwire.ratelimit import Clock, Rate
@@ -72,7 +71,7 @@ from runwire.transport.scrape import MetricsListener
 from runwire.transport.services import Services
 from runwire.transport.websocket import websocket_endpoint
 from runwire.usage.pricing import PricingTable
-from runwire.workload import Workload
+from runwire.workload import ImportThrottle, Workload
 
 __all__ = ["create_app"]
 
@@ -333,16 +332,19 @@ def create_app(
                 connections=connections,
                 executor=executor,
                 clock=clock or time.monotonic,
-                workload=Workload(store.usage, pricing),
-                imports=Quota(
-                    Limit(
-                        "usage-import",
-                        Rate.per_window(
-                            settings.import_user_requests, settings.import_user_window_s
+                workload=Workload(
+                    store.usage,
+                    pricing,
+                    throttle=ImportThrottle(
+                        limiter,
+                        Limit(
+                            "usage-import",
+                            Rate.per_window(
+                                settings.usage_import_user_requests,
+                                settings.usage_import_user_window_s,
+                            ),
                         ),
                     ),
-                    limiter,
-                    refusal="too many imports by this user",
                 ),
                 readiness=Readiness(store.db, probes=build_probes(settings, bus)),
                 metrics=metrics,

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from runwire.probe.client import Target
     from runwire.readiness import Check
     from runwire.store.store import Store
+    from runwire.store.usage import UsageBatch
+    from runwire.workload import ImportResult
 
 __all__ = ["app", "main"]
 
@@ -39,7 +41,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
-usage_app = typer.Typer(help="Import or generate a user's LLM-usage records.", no_args_is_help=True)
+usage_app = typer.Typer(
+    help="Import, generate, list or delete a user's LLM-usage records.", no_args_is_help=True
+)
 app.add_typer(user_app, name="user")
 app.add_typer(usage_app, name="usage")
 
@@ -477,7 +481,10 @@ def usage_import(
     user: Annotated[str, typer.Option("--user", help="E-mail of the user who owns the data.")],
     data_dir: DataDir = None,
 ) -> None:
-    """Import a JSONL or CSV file of LLM calls; good lines are kept, bad ones listed."""
+    """Import a JSONL or CSV file of LLM calls; good lines are kept, bad ones listed.
+
+    Records already stored are not added again, so importing a file twice adds nothing.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from runwire.usage.pricing import PricingTable
@@ -503,17 +510,23 @@ def usage_import(
                 _lines(file),
                 kind,
                 on_progress=lambda n: progress.update(task, completed=n),
+                name=file.name[:200],
             )
 
     result = _run(settings, work)
-    out.print(f"imported {result.imported} records from {file}", highlight=False)
-    if result.rejected:
-        err.print(f"[yellow]rejected {len(result.rejected)} lines:[/yellow]")
+    out.print(f"imported {result.imported} records from {file} ({_added(result)})", highlight=False)
+    if result.rejected_total:
+        err.print(f"[yellow]rejected {result.rejected_total} lines:[/yellow]")
         for line, why in result.rejected[:200]:
             err.print(f"  line {line}: {why}", highlight=False)
-        if len(result.rejected) > 200:
-            err.print(f"  … and {len(result.rejected) - 200} more")
+        if result.rejected_total > 200:
+            err.print(f"  … and {result.rejected_total - 200} more")
         raise typer.Exit(1 if result.imported == 0 else 0)
+
+
+def _added(result: ImportResult) -> str:
+    added = f"{result.new} new, {result.already_present} already present"
+    return f"{added}; batch {result.batch_id}" if result.batch_id else added
 
 
 @usage_app.command("sample")
@@ -521,18 +534,78 @@ def usage_sample(
     user: Annotated[str, typer.Option("--user", help="E-mail of the user to give the sample.")],
     data_dir: DataDir = None,
 ) -> None:
-    """Give a user a generated, realistic set of LLM calls (30 days, several models)."""
+    """Give a user a generated, realistic set of LLM calls (30 days, several models), once."""
     from runwire.usage.pricing import PricingTable
     from runwire.workload import Workload
 
     settings = _settings(data_dir)
 
-    async def work(store: Store) -> int:
+    async def work(store: Store) -> ImportResult:
         user_id = await _user_id(store, user)
         return await Workload(store.usage, PricingTable.load()).load_sample(user_id)
 
-    count = _run(settings, work)
-    out.print(f"loaded {count} sample records for {user}", highlight=False)
+    result = _run(settings, work)
+    out.print(
+        f"loaded {result.imported} sample records for {user} ({_added(result)})", highlight=False
+    )
+
+
+@usage_app.command("batches")
+def usage_batches(
+    user: Annotated[str, typer.Option("--user", help="E-mail of the user whose data to list.")],
+    data_dir: DataDir = None,
+) -> None:
+    """List a user's import batches, newest first: id, records, source, file, when."""
+    from runwire.store.records import iso_from_ms
+    from runwire.usage.pricing import PricingTable
+    from runwire.workload import Workload
+
+    settings = _settings(data_dir)
+
+    async def work(store: Store) -> list[UsageBatch]:
+        return await Workload(store.usage, PricingTable.load()).batches(await _user_id(store, user))
+
+    batches = _run(settings, work)
+    if not batches:
+        out.print(f"{user} has no usage batches", highlight=False)
+    for batch in batches:
+        when = iso_from_ms(batch.created_at)[:19].replace("T", " ")
+        name = f"  {batch.name}" if batch.name else ""
+        out.print(
+            f"{batch.id}  {batch.records:>8} records  {batch.source:<7}  {when} UTC{name}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@usage_app.command("delete")
+def usage_delete(
+    user: Annotated[str, typer.Option("--user", help="E-mail of the user whose data to delete.")],
+    batch: Annotated[
+        str | None,
+        typer.Option("--batch", help="Delete this batch only (see `runwire usage batches`)."),
+    ] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Delete all of the user's usage records.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Delete a user's usage records: one batch (--batch ID) or all of them (--all)."""
+    from runwire.usage.pricing import PricingTable
+    from runwire.workload import Workload
+
+    if (batch is None) == (not everything):
+        err.print("[red]error:[/red] give either --batch ID or --all", highlight=False)
+        raise typer.Exit(2)
+    settings = _settings(data_dir)
+
+    async def work(store: Store) -> int:
+        user_id = await _user_id(store, user)
+        return await Workload(store.usage, PricingTable.load()).delete(user_id, batch)
+
+    deleted = _run(settings, work)
+    what = f"batch {batch}" if batch else "all usage data"
+    out.print(f"deleted {deleted} records ({what} of {user})", highlight=False)
 
 
 def main() -> None:

@@ -149,13 +149,11 @@ class Settings(BaseSettings):
     register_ip_window_s: float = Field(3600.0, gt=0, allow_inf_nan=False)
     refresh_ip_requests: int = Field(60, ge=1)
     refresh_ip_window_s: float = Field(60.0, gt=0, allow_inf_nan=False)
+    usage_import_user_requests: int = Field(10, ge=1)  # imports (and sample loads) per user
+    usage_import_user_window_s: float = Field(60.0, gt=0, allow_inf_nan=False)
     trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
         default_factory=list
     )
-    # Usage imports per user (each up to RUNWIRE_MAX_IMPORT_BYTES): a burst, refilled over the
-    # window like the limits above.
-    import_user_requests: int = Field(30, ge=1)
-    import_user_window_s: float = Field(300.0, gt=0, allow_inf_nan=False)
     ws_messages_per_second: float = Field(10.0, gt=0, allow_inf_nan=False)
     ws_message_burst: int = Field(30, ge=1)
     max_connections_per_user: int = Field(10, ge=1)

@@ -465,6 +465,48 @@ def test_usage_upload_reports_rejected_lines(page: Page) -> None:
     expect(page.get_by_test_id("chat-title")).to_have_text("New chat")
 
 
+def test_usage_data_is_added_once_and_can_be_deleted(page: Page) -> None:
+    sign_up(page)
+    count = load_sample(page)
+    # A second click adds nothing (it once doubled the records), and says so.
+    page.get_by_test_id("load-sample").click()
+    sample = page.get_by_test_id("sample-status")
+    expect(sample).to_have_text(f"The sample data is already loaded ({count:,} records).")
+    expect(sample).to_have_attribute("data-new", "0")
+    expect(page.get_by_test_id("usage-count")).to_contain_text(f"{count:,} usage records")
+
+    good = {
+        "timestamp": "2025-01-03T09:00:00Z",
+        "provider": "anthropic",
+        "model": "claude-3-5-haiku",
+        "prompt_tokens": 500,
+        "completion_tokens": 80,
+        "latency_ms": 320.5,
+    }
+    file = {"name": "calls.jsonl", "mimeType": "", "buffer": (json.dumps(good) + "\n").encode()}
+    upload = page.get_by_test_id("upload-input")
+    status = page.get_by_test_id("upload-status")
+    upload.set_input_files(files=[file])
+    expect(status).to_have_attribute("data-new", "1")
+    upload.set_input_files(files=[file])
+    expect(status).to_have_attribute("data-new", "0")
+    expect(status).to_contain_text("calls.jsonl: imported 1 record (1 already there).")
+    expect(page.get_by_test_id("usage-count")).to_contain_text(f"{count + 1:,} usage records")
+
+    # Deleting asks first; declined, nothing goes.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_test_id("delete-usage").click()
+    expect(page.get_by_test_id("delete-status")).to_be_empty()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("delete-usage").click()
+    deleted = page.get_by_test_id("delete-status")
+    expect(deleted).to_have_text(f"Deleted {count + 1:,} usage records.")
+    expect(page.get_by_test_id("usage-count")).to_have_text("No usage records yet.")
+    expect(status).to_be_empty()
+    # Once deleted, the sample loads afresh.
+    load_sample(page)
+
+
 def test_markdown_renderer_is_safe_and_complete(page: Page) -> None:
     sign_up(page)
     render = "(src) => window.runwireDebug.renderMarkdown(src)"

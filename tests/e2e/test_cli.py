@@ -83,16 +83,31 @@ def test_user_usage_import_and_sample(tmp_path: Path) -> None:
     }
     data = tmp_path / "calls.jsonl"
     data.write_text(
-        "\n".join([json.dumps(good), "not json", json.dumps({**good, "latency_ms": -3}), ""])
+        "\n".join(
+            [
+                json.dumps(good),
+                "not json",
+                json.dumps({**good, "latency_ms": -3}),
+                # Each of these three once stopped the whole import with a traceback.
+                '{"x":' + "[" * 5000 + "]" * 5000 + "}",
+                json.dumps(good)[:-1] + ', "latency_ms": ' + "9" * 5000 + "}",
+                json.dumps(good)[:-1] + ', "feature": "\\ud800"}',
+                json.dumps({**good, "timestamp": "2026-11-01T10:00:01Z"}),
+                "",
+            ]
+        )
     )
     imported = runwire("usage", "import", str(data), "--user", "ada@example.com", data_dir=tmp_path)
     assert imported.returncode == 0, imported.stderr
-    assert "imported 1 records" in imported.stdout
+    assert "imported 2 records" in imported.stdout
     assert (
         "line 2:" in imported.stderr
         and "line 3:" in imported.stderr
         and "latency_ms" in imported.stderr
     )
+    assert "line 4: invalid JSON: nested too deeply" in imported.stderr
+    assert "line 5: invalid JSON: a number longer than 4300 digits" in imported.stderr
+    assert "line 6: feature must be valid Unicode" in imported.stderr
 
     csv_file = tmp_path / "calls.csv"
     csv_file.write_text("timestamp,provider,model\n2026-11-01T10:00:00Z,openai,gpt-4o\n")
@@ -114,11 +129,50 @@ def test_user_usage_import_and_sample(tmp_path: Path) -> None:
     assert nobody.returncode == 1 and "runwire user create" in nobody.stderr
     sample = runwire("usage", "sample", "--user", "ada@example.com", data_dir=tmp_path)
     assert sample.returncode == 0 and "loaded" in sample.stdout
+    loaded = int(sample.stdout.split()[1])
+    assert f"({loaded} new, 0 already present; batch smp_" in sample.stdout
+    twice = runwire("usage", "sample", "--user", "ada@example.com", data_dir=tmp_path)
+    # Loaded once: the second time names the batch that holds it.
+    assert (
+        f"loaded {loaded} sample records for ada@example.com (0 new, {loaded} already present; batch smp_"
+        in twice.stdout
+    )
+
+    # The same file again adds nothing; the batches list what each import added.
+    again = runwire("usage", "import", str(data), "--user", "ada@example.com", data_dir=tmp_path)
+    assert "imported 2 records" in again.stdout and "(0 new, 2 already present)" in again.stdout
+    listed = runwire("usage", "batches", "--user", "ada@example.com", data_dir=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    [sample_line, file_line] = listed.stdout.strip().splitlines()
+    assert sample_line.startswith("smp_") and f"{loaded} records  sample" in sample_line
+    assert file_line.startswith("imp_") and "2 records  import" in file_line
+    assert file_line.endswith("calls.jsonl")
+
+    neither = runwire("usage", "delete", "--user", "ada@example.com", data_dir=tmp_path)
+    assert neither.returncode == 2 and "--batch ID or --all" in neither.stderr
+    unknown = runwire(
+        "usage", "delete", "--user", "ada@example.com", "--batch", "imp_x", data_dir=tmp_path
+    )
+    assert unknown.returncode == 1 and "no such usage batch" in unknown.stderr
+    one = runwire(
+        "usage",
+        "delete",
+        "--user",
+        "ada@example.com",
+        "--batch",
+        file_line.split()[0],
+        data_dir=tmp_path,
+    )
+    assert one.returncode == 0 and "deleted 2 records" in one.stdout
+    everything = runwire("usage", "delete", "--user", "ada@example.com", "--all", data_dir=tmp_path)
+    assert f"deleted {loaded} records (all usage data of ada@example.com)" in everything.stdout
+    empty = runwire("usage", "batches", "--user", "ada@example.com", data_dir=tmp_path)
+    assert "ada@example.com has no usage batches" in empty.stdout
 
 
 def test_migrate_and_refusal_of_a_bad_production_config(tmp_path: Path) -> None:
     migrated = runwire("migrate", data_dir=tmp_path)
-    assert migrated.returncode == 0 and "revision 0005" in migrated.stdout
+    assert migrated.returncode == 0 and "revision 0006" in migrated.stdout
     refused = runwire(
         "serve",
         data_dir=tmp_path,

@@ -294,7 +294,7 @@ async def test_usage_import_over_http(session: Session) -> None:
     r = await session.post(
         "/api/usage/import", content=csv_body, headers={"Content-Type": "text/csv"}
     )
-    assert r.json() == {"imported": 1, "rejected": []}
+    assert r.json()["imported"] == 1 and r.json()["rejected"] == []
     r = await session.post("/api/usage/import", content="x", headers={"Content-Type": "image/png"})
     assert r.status_code == 415
     r = await session.post(
@@ -302,6 +302,63 @@ async def test_usage_import_over_http(session: Session) -> None:
     )
     assert r.status_code == 413
     assert (await session.get("/api/usage/summary")).json() == {"records": 3}
+
+
+async def test_usage_data_is_stored_once_and_can_be_deleted(
+    session: Session, sessions: Callable[[str], Awaitable[Session]]
+) -> None:
+    jsonl = "\n".join(
+        json.dumps(
+            {
+                "timestamp": f"2026-11-01T10:00:0{i}Z",
+                "provider": "openai",
+                "model": "gpt-4o",
+                "prompt_tokens": 1000,
+                "completion_tokens": 200,
+                "latency_ms": 850,
+            }
+        )
+        for i in range(3)
+    )
+    ndjson = {"Content-Type": "application/x-ndjson"}
+    r = await session.post("/api/usage/import?name=calls.jsonl", content=jsonl, headers=ndjson)
+    first = r.json()
+    assert (first["imported"], first["new"], first["already_present"]) == (3, 3, 0)
+    r = await session.post("/api/usage/import?name=calls.jsonl", content=jsonl, headers=ndjson)
+    again = r.json()
+    assert (again["imported"], again["new"], again["already_present"]) == (3, 0, 3)
+    assert again["batch_id"] is None
+    sample = (await session.post("/api/usage/sample")).json()
+    assert sample["new"] == sample["imported"] > 1000 and "rejected" not in sample
+    twice = await session.post("/api/usage/sample")
+    assert twice.status_code == 201
+    assert (twice.json()["new"], twice.json()["already_present"]) == (0, sample["new"])
+    total = 3 + sample["new"]
+    assert (await session.get("/api/usage/summary")).json() == {"records": total}
+
+    batches = (await session.get("/api/usage/batches")).json()["batches"]
+    assert [(b["id"], b["source"], b["name"], b["records"]) for b in batches] == [
+        (sample["batch_id"], "sample", None, sample["new"]),
+        (first["batch_id"], "import", "calls.jsonl", 3),
+    ]
+    assert batches[0]["created_at"] >= batches[1]["created_at"]
+    # Nobody else can delete (or see) them.
+    other = await sessions(session.base)
+    r = await other.http.delete(f"/api/usage/batches/{first['batch_id']}", headers=other.auth)
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    assert (await other.get("/api/usage/batches")).json() == {"batches": []}
+
+    r = await session.http.delete(f"/api/usage/batches/{first['batch_id']}", headers=session.auth)
+    assert r.json() == {"deleted": 3}
+    r = await session.http.delete(f"/api/usage/batches/{first['batch_id']}", headers=session.auth)
+    assert r.status_code == 404
+    r = await session.http.delete("/api/usage/records", headers=session.auth)
+    assert r.json() == {"deleted": sample["new"]}
+    assert (await session.get("/api/usage/summary")).json() == {"records": 0}
+    assert (await session.get("/api/usage/batches")).json() == {"batches": []}
+    r = await session.post("/api/usage/import?name=" + "n" * 201, content=jsonl, headers=ndjson)
+    assert r.status_code == 422
+    assert (await session.http.delete("/api/usage/records")).status_code == 401
 
 
 async def test_health_ready_and_docs(backend_url: str) -> None:

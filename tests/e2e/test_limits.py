@@ -38,8 +38,8 @@ def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
         "RUNWIRE_RUN_TIMEOUT_S": "1.5",
         "RUNWIRE_TOOL_TIMEOUT_S": "1",
         "RUNWIRE_LLM_TIMEOUT_S": "1",
-        "RUNWIRE_IMPORT_USER_REQUESTS": str(IMPORTS),
-        "RUNWIRE_IMPORT_USER_WINDOW_S": str(IMPORTS * 60),
+        "RUNWIRE_USAGE_IMPORT_USER_REQUESTS": str(IMPORTS),
+        "RUNWIRE_USAGE_IMPORT_USER_WINDOW_S": str(IMPORTS * 60),
     }
     proc = ServerProcess(tmp_path_factory.mktemp("strict"), env)
     yield proc

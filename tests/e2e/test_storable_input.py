@@ -125,3 +125,34 @@ async def test_an_import_rejects_the_lines_no_database_could_keep(
         {"line": 5, "error": "feature is longer than 200 characters"},
     ]
     assert (await session.get("/api/usage/summary")).json() == {"records": 1}
+
+
+async def test_a_line_that_once_lost_a_whole_import_is_rejected_alone(
+    backend_url: str, sessions: Callable[[str], Awaitable[Session]]
+) -> None:
+    session = await sessions(backend_url)
+    good = json.dumps(
+        {
+            "timestamp": "2026-11-01T10:00:00Z",
+            "provider": "openai",
+            "model": "gpt-4o",
+            "prompt_tokens": 10,
+            "completion_tokens": 1,
+            "latency_ms": 850,
+        }
+    )
+    # Each of these answered 500 and kept none of the good lines (issue 12, finding 3).
+    for bad, error in [
+        ('{"x":' + "[" * 5000 + "]" * 5000 + "}", "invalid JSON: nested too deeply"),
+        (good[:-1] + ', "latency_ms": ' + "9" * 5000 + "}", "invalid JSON: a number longer"),
+        (good[:-1] + ', "model": "gpt-4o\\ud800"}', "model must be valid Unicode"),
+    ]:
+        r = await session.post(
+            "/api/usage/import",
+            content="\n".join([good, bad, good.replace("10:00:00", "10:00:01")]),
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["imported"] == 2
+        [rejection] = r.json()["rejected"]
+        assert rejection["line"] == 2 and rejection["error"].startswith(error), rejection

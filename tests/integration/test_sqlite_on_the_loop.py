@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -156,3 +157,43 @@ async def test_a_transaction_that_fails_as_a_whole_tells_every_write_in_it(tmp_p
         kept = await store.conversations.threads_of(user.id)
         assert [t.id for t in kept] == ["thr_first"]
         assert await store.db.write(add_thread(user.id, "thr_after")) == "thr_after"
+
+
+async def test_a_long_write_runs_off_the_event_loop_and_a_cancel_waits_for_its_end(
+    tmp_path: Path,
+) -> None:
+    # Database.write_off_loop: a slice of an import runs on the writer's thread; the loop goes
+    # on meanwhile, and the write lock is held until the transaction is over even when the
+    # caller gives up (the next write must not find the file locked).
+    url = f"sqlite+aiosqlite:///{tmp_path / 'runwire.db'}"
+    async with Store.open(url, migrate=True) as store:
+        user = await store.accounts.create_user("usr_a", "a@example.com", "hash")
+        started = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def thread_row(thread_id: str) -> Callable[[Connection], None]:
+            def add(conn: Connection) -> None:
+                conn.execute(
+                    insert(threads).values(
+                        id=thread_id, user_id=user.id, title="t", created_at=0, updated_at=0
+                    )
+                )
+
+            return add
+
+        def slow(conn: Connection) -> None:
+            loop.call_soon_threadsafe(started.set)
+            time.sleep(unit(0.2))  # the thread's, not the loop's
+            thread_row("thr_slow")(conn)
+
+        async with counting_turns() as turns:
+            write = asyncio.create_task(store.db.write_off_loop(slow))
+            await started.wait()
+            write.cancel()
+            await asyncio.sleep(unit(0.05))
+            assert turns[0] > 10 and not write.done()  # the loop runs; the write is not over
+            with pytest.raises(asyncio.CancelledError):
+                await write
+        assert [t.id for t in await store.conversations.threads_of(user.id)] == ["thr_slow"]
+        await store.db.write(thread_row("thr_next"))  # on the loop: the lock is free
+        assert len(await store.conversations.threads_of(user.id)) == 2

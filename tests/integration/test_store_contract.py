@@ -444,7 +444,7 @@ async def test_usage_records_keep_their_values_and_come_oldest_first(store: Stor
         feature=WIDE_TEXT,
     )
     rows = [record(2_000), extremes, record(1_000, feature="search"), record(0, prompt_tokens=0)]
-    assert await usage.add(user_id, rows) == 4
+    assert (await usage.add(user_id, rows)).new == 4
     first = await usage.records_of(user_id)
     assert list(first) == [rows[3], rows[2], rows[0], extremes]
     assert first[-1].total_tokens == 2 * MAX_TOKENS

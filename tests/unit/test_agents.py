@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from runwire.agents import (
     SUPERVISOR,
@@ -22,11 +24,11 @@ from runwire.agents import (
 )
 from runwire.agents.actions import rank_actions
 from runwire.agents.formatting import format_count, format_ms, format_pct, format_usd, table_cell
-from runwire.agents.triage import detect_focus
+from runwire.agents.triage import analysable, detect_focus
 from runwire.errors import InputError, RunTimeout, ToolFailed
 from runwire.events.model import EventDraft, EventType
 from runwire.events.redaction import REDACTED, Redactor
-from runwire.store.records import UsageRecord
+from runwire.store.records import UsageRecord, UsageSet, now_ms
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
 
@@ -693,3 +695,65 @@ async def test_many_models_are_summarised_in_one_row(pricing: PricingTable) -> N
     records = [rec(i, m, provider="any", cost=1.0 + i) for i, m in enumerate(models)]
     answer = await Run(records, pricing).answer()
     assert "| *2 more models* |" in answer
+
+
+# --- whatever the store holds ---------------------------------------------------------------
+
+INT64, INT32 = 2**63, 2**31
+# Any record the columns of store/schema.py can hold (texts kept short: the agents cut names
+# anyway): 64-bit times, 32-bit counts (negative
+# too), any float (SQLite keeps infinities, PostgreSQL NaN as well), any status text.
+stored_record = st.builds(
+    UsageRecord,
+    timestamp=st.integers(-INT64, INT64 - 1),
+    provider=st.sampled_from(["openai", "anthropic"]) | st.text(max_size=12),
+    model=st.sampled_from(["gpt-4o", "gpt-4o-mini", "claude-3-5-haiku"]) | st.text(max_size=12),
+    prompt_tokens=st.integers(-INT32, INT32 - 1),
+    completion_tokens=st.integers(-INT32, INT32 - 1),
+    latency_ms=st.floats(),
+    cost_usd=st.floats(),
+    status=st.sampled_from(["ok", "error"]) | st.text(max_size=10),
+    prompt_hash=st.none() | st.text(max_size=12),
+    feature=st.none() | st.text(max_size=12),
+)
+YEAR_ONE_PLUS_14 = -62_135_596_800_000 - 14 * 3_600_000  # 0001-01-01T00:00:00+14:00
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(odd=st.lists(stored_record, min_size=1, max_size=3), usual=st.integers(0, 12))
+@example(odd=[UsageRecord(YEAR_ONE_PLUS_14, "openai", "gpt-4o", 1, 1, 1.0, 0.01)], usual=12)
+@example(odd=[UsageRecord(T0, "openai", "gpt-4o", 1, 1, 1.0, 1.7e308)] * 2, usual=12)
+def test_any_stored_record_still_gets_a_normal_answer(
+    odd: list[UsageRecord], usual: int, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    # A UsageSet, as the store hands out: its memo (and the JSON copies made of its results)
+    # is what a NaN or an infinity would break.
+    records = UsageSet([*sample[-usual:][:usual], *odd])
+    run = Run(records, pricing)
+    answer = asyncio.run(run.answer())
+    assert answer and not run.of(EventType.AGENT_ERROR)
+    assert_well_formed(run.events)
+    kept = analysable(records, now_ms())
+    [check] = [
+        e for e in run.of(EventType.TOOL_COMPLETED) if e.data["tool_name"] == "check_usage_data"
+    ]
+    assert check.data["result"]["calls"] == len(kept)
+    assert check.data["result"].get("left_out", 0) == len(records) - len(kept)
+
+
+def test_only_records_an_import_would_take_are_analysed(pricing: PricingTable) -> None:
+    good = [rec(day) for day in range(3)]
+    odd = [
+        UsageRecord(YEAR_ONE_PLUS_14, "openai", "gpt-4o", 1, 1, 1.0, 0.01),
+        UsageRecord(now_ms() + 2 * DAY, "openai", "gpt-4o", 1, 1, 1.0, 0.01),
+        UsageRecord(T0, "openai", "gpt-4o", -1, 1, 1.0, 0.01),
+        UsageRecord(T0, "openai", "gpt-4o", 1, 1, float("nan"), 0.01),
+        UsageRecord(T0, "openai", "gpt-4o", 1, 1, 1.0, 1e300),
+    ]
+    records = UsageSet([*good, *odd])
+    kept = analysable(records, now_ms())
+    assert list(kept) == good
+    assert analysable(records, now_ms()) is kept  # kept in the set's memo for the next run
+    all_good = UsageSet(good)
+    assert analysable(all_good, now_ms()) is all_good  # the same set, and so its memo
+    assert analysable(good, now_ms()) is good  # any sequence will do

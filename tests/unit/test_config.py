@@ -117,7 +117,7 @@ def test_limit_defaults() -> None:
     assert s.max_connections_per_user == 10
     assert s.ws_auth_timeout_s == 10.0
     assert s.http_head_timeout_s == 5.0
-    assert (s.import_user_requests, s.import_user_window_s) == (30, 300.0)
+    assert (s.usage_import_user_requests, s.usage_import_user_window_s) == (10, 60.0)
 
 
 def test_limits_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,8 +150,8 @@ def test_limits_that_mean_nothing_are_named_at_once() -> None:
             max_connections_per_user=0,
             ws_auth_timeout_s=0,
             http_head_timeout_s=float("nan"),
-            import_user_requests=0,
-            import_user_window_s=0,
+            usage_import_user_requests=0,
+            usage_import_user_window_s=0,
         )
     problems = "\n".join(caught.value.problems)
     assert "RUNWIRE_TRUSTED_PROXIES" in problems
@@ -165,8 +165,8 @@ def test_limits_that_mean_nothing_are_named_at_once() -> None:
         "RUNWIRE_MAX_CONNECTIONS_PER_USER",
         "RUNWIRE_WS_AUTH_TIMEOUT_S",
         "RUNWIRE_HTTP_HEAD_TIMEOUT_S",
-        "RUNWIRE_IMPORT_USER_REQUESTS",
-        "RUNWIRE_IMPORT_USER_WINDOW_S",
+        "RUNWIRE_USAGE_IMPORT_USER_REQUESTS",
+        "RUNWIRE_USAGE_IMPORT_USER_WINDOW_S",
     ):
         assert name in problems
     with pytest.raises(ConfigError, match="RUNWIRE_HTTP_HEAD_TIMEOUT_S"):

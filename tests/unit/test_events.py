@@ -3,6 +3,7 @@ import json
 import pytest
 
 from runwire.events import EventType, Redactor, RunEvent
+from runwire.events.model import stamp_ms
 from runwire.events.redaction import REDACTED
 
 pytestmark = pytest.mark.unit
@@ -118,3 +119,19 @@ def test_values_are_bounded() -> None:
     assert r.clean({"a": [[1]]}) == {"a": ["[TRUNCATED: too deep]"]}
     assert r.clean((None, True, 2.5)) == [None, True, 2.5]
     assert r.clean(object()).startswith("<object ob... [TRUNCATED")
+
+
+@pytest.mark.parametrize(
+    ("ms", "stamp"),
+    [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (1_764_590_400_123, "2025-12-01T12:00:00.123Z"),
+        (-1, "1969-12-31T23:59:59.999Z"),
+        # Any stored integer has a stamp: RFC 3339 writes years 1 to 9999, the rest are cut to it.
+        (-62_135_596_800_000 - 14 * 3_600_000, "0001-01-01T00:00:00.000Z"),
+        (-(2**63), "0001-01-01T00:00:00.000Z"),
+        (2**63 - 1, "9999-12-31T23:59:59.999Z"),
+    ],
+)
+def test_every_millisecond_count_has_a_stamp(ms: int, stamp: str) -> None:
+    assert stamp_ms(ms) == stamp

@@ -9,14 +9,18 @@ import pytest
 
 from runwire.errors import InputError, UnsupportedMediaType
 from runwire.usage.importer import (
+    MAX_LINE_BYTES,
     PROGRESS_EVERY,
+    _CsvLines,
     detect_format,
     file_format,
+    lines_of,
     parse_csv,
     parse_jsonl,
+    too_long,
 )
 from runwire.usage.pricing import PricingTable
-from runwire.usage.records import parse_record
+from runwire.usage.records import MAX_COST_USD, MAX_LATENCY_MS, parse_record
 
 pytestmark = pytest.mark.unit
 
@@ -114,6 +118,9 @@ def test_an_offset_timestamp_is_converted_to_utc(pricing: PricingTable) -> None:
         ({"cost_usd": -1}, "cost_usd must be >= 0"),
         ({"status": "maybe"}, "status must be 'ok' or 'error', got 'maybe'"),
         ({"status": 1}, "status must be 'ok' or 'error'"),
+        ({"status": [[["ok"]]]}, "status must be 'ok' or 'error', got an array"),
+        ({"status": {"ok": 1}}, "status must be 'ok' or 'error', got an object"),
+        ({"status": True}, "status must be 'ok' or 'error', got true"),
         ({"provider": 7}, "provider must be a string"),
         ({"model": ""}, "model is required"),
         ({"feature": 3}, "feature must be a string"),
@@ -130,12 +137,97 @@ def test_an_offset_timestamp_is_converted_to_utc(pricing: PricingTable) -> None:
         ({"feature": "f" * 201}, "feature is longer than 200 characters"),
         ({"model": "gpt\x00"}, "model must not contain the NUL character (U+0000)"),
         ({"feature": "\x00x"}, "feature must not contain the NUL character (U+0000)"),
+        ({"model": "gpt\n4o"}, "model must be on one line"),
+        ({"prompt_hash": "a\rb"}, "prompt_hash must be on one line"),
+        ({"feature": "\ud800"}, "feature must be valid Unicode (it holds a lone surrogate)"),
     ],
 )
 def test_each_bad_field_is_named_with_the_reason(
     pricing: PricingTable, changes: dict[str, Any], message: str
 ) -> None:
     assert message in _problem(pricing, **changes)
+
+
+LONG = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"prompt_tokens": "0.5" + "0" * 5000},
+            f"prompt_tokens must be a whole number, got '0.5{'0' * 37}…'",
+        ),
+        (
+            {"prompt_tokens": "-1." + "0" * 5000},
+            f"prompt_tokens must be >= 0, got '-1.{'0' * 37}…'",
+        ),
+        ({"completion_tokens": -(10**4000)}, f"completion_tokens must be >= 0, got -1{'0' * 38}…"),
+        ({"prompt_tokens": LONG}, f"prompt_tokens must be a finite number, got '{LONG[:40]}…'"),
+        ({"latency_ms": LONG}, f"latency_ms must be a finite number, got '{LONG[:40]}…'"),
+        ({"latency_ms": "-" + LONG}, f"latency_ms must be a finite number, got '-{LONG[:39]}…'"),
+        ({"cost_usd": "-1" + "0" * 300}, f"cost_usd must be >= 0, got '-1{'0' * 38}…'"),
+        ({"latency_ms": "x" + LONG}, f"latency_ms must be a number, got 'x{LONG[:39]}…'"),
+        ({"status": LONG}, f"status must be 'ok' or 'error', got '{LONG[:40]}…'"),
+        (
+            {"timestamp": LONG},
+            f"timestamp '{LONG[:40]}…' is not RFC 3339 (e.g. 2025-03-01T12:00:00Z)",
+        ),
+    ],
+)
+def test_a_long_value_is_echoed_cut_to_40_characters(
+    pricing: PricingTable, changes: dict[str, Any], message: str
+) -> None:
+    # A CSV cell is any string: a 5,000-digit one is quoted by its start, not whole.
+    assert _problem(pricing, **changes) == message
+
+
+def test_a_csv_rejection_never_echoes_a_long_cell_whole(pricing: PricingTable) -> None:
+    lines = [HEADER] + [
+        _csv_row(**{name: value})
+        for name in ("prompt_tokens", "completion_tokens", "latency_ms", "cost_usd")
+        for value in (LONG, "-" + LONG, LONG + ".5")
+    ]
+    report = parse_csv(lines, pricing)
+    assert report.imported == [] and len(report.rejected) == 12
+    assert all(len(error) < 120 for _, error in report.rejected), report.rejected
+
+
+NOW_MS = 1_764_590_400_000  # 2025-12-01T12:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "problem"),
+    [
+        # Accepted once: every later run of its user then failed on "year 0 is out of range".
+        ("0001-01-01T00:00:00+14:00", "is before 2000-01-01T00:00:00Z"),
+        ("1999-12-31T23:59:59.999Z", "is before 2000-01-01T00:00:00Z"),
+        ("2000-01-01T00:00:00Z", None),
+        ("2000-01-01T01:00:00+01:00", None),
+        ("2025-12-02T12:00:00Z", None),  # a day ahead: clocks and exports disagree a little
+        ("2025-12-02T12:00:00.001Z", "is more than a day ahead of the server's clock"),
+        ("9999-12-31T23:59:59-14:00", "is more than a day ahead of the server's clock"),
+    ],
+)
+def test_a_time_must_lie_from_2000_to_a_day_ahead(
+    pricing: PricingTable, timestamp: str, problem: str | None
+) -> None:
+    if problem is None:
+        assert parse_record(_with(timestamp=timestamp), pricing, now_ms=NOW_MS).timestamp
+        return
+    with pytest.raises(InputError) as info:
+        parse_record(_with(timestamp=timestamp), pricing, now_ms=NOW_MS)
+    assert info.value.message == f"timestamp {timestamp!r} {problem}"
+
+
+def test_latency_and_cost_have_a_ceiling_no_sum_can_overflow(pricing: PricingTable) -> None:
+    assert parse_record(_with(latency_ms=MAX_LATENCY_MS, cost_usd=MAX_COST_USD), pricing)
+    assert _problem(pricing, latency_ms=1e308) == (
+        f"latency_ms must be at most {MAX_LATENCY_MS}, got 1e+308"
+    )
+    assert _problem(pricing, cost_usd="1e300") == (
+        f"cost_usd must be at most {MAX_COST_USD}, got '1e300'"
+    )
 
 
 def test_every_problem_of_a_record_is_reported_at_once(pricing: PricingTable) -> None:
@@ -269,14 +361,16 @@ def test_csv_columns_may_come_in_any_order_with_a_bom_and_extra_columns(
 
 def test_csv_multiline_quoted_value_is_numbered_by_its_first_line(pricing: PricingTable) -> None:
     lines = [
-        HEADER,
-        '2025-03-01T12:00:00Z,openai,gpt-4o,10,5,100,,"a feature\n',
+        HEADER.rstrip("\n") + ",prompt\n",
+        '2025-03-01T12:00:00Z,openai,gpt-4o,10,5,100,,search,"a prompt\n',
         'spanning lines"\n',
-        _csv_row(latency_ms=-1),  # line 4
+        _csv_row(latency_ms=-1).rstrip("\n") + ',"another\n',  # line 4
+        'prompt"\n',
     ]
     report = parse_csv(lines, pricing)
-    assert report.imported[0].feature == "a feature\nspanning lines"
-    assert report.rejected == [(4, "latency_ms must be >= 0, got '-1'")]
+    assert [r.feature for r in report.imported] == ["search"]
+    assert report.rejected[0] == (4, "latency_ms must be >= 0, got '-1'")
+    assert [number for number, _ in report.rejected] == [4, 5]  # line 5's quote is stray now
 
 
 def test_csv_row_with_more_values_than_columns_is_rejected(pricing: PricingTable) -> None:
@@ -361,3 +455,79 @@ def test_a_local_file_is_read_by_its_name_and_refused_in_a_files_terms() -> None
         "cannot import 'calls.txt': a usage file is JSON Lines, named *.jsonl (or *.ndjson), "
         "or CSV, named *.csv"
     )
+
+
+def test_a_stray_quote_costs_its_own_line_not_the_rest_of_the_file(pricing: PricingTable) -> None:
+    lines = [
+        HEADER,
+        '2025-03-01T12:00:00Z,openai,gpt-4o,10,5,100,,"5 inch screen\n',  # line 2: never closed
+        _csv_row(feature="after"),  # line 3
+        _csv_row(feature="and after"),  # line 4
+    ]
+    report = parse_csv(lines, pricing)
+    assert [r.feature for r in report.imported] == ["after", "and after"]
+    assert report.rejected == [(2, "feature must be on one line")]
+
+
+def test_lines_are_read_again_at_most_as_many_times_as_the_file_has_lines() -> None:
+    # Python's csv pairs quotes, so a file cannot make every row run long; still, reading the
+    # lines after each rejected row again must never grow past linear time. Past the budget a
+    # rejection says which lines went with it.
+    lines = _CsvLines(["a\n", "b\n", "c\n", "d\n", "e\n"])
+    assert (lines.begin_row(), next(lines), next(lines), next(lines)) == (1, "a\n", "b\n", "c\n")
+    assert lines.again() == ""  # 2 lines again, 3 read so far
+    assert (lines.begin_row(), next(lines), next(lines), next(lines)) == (2, "b\n", "c\n", "d\n")
+    assert lines.again() == ""  # 4 lines again, 4 read so far
+    assert (lines.begin_row(), next(lines), next(lines), next(lines)) == (3, "c\n", "d\n", "e\n")
+    assert lines.again() == " (its quoted value ran to line 5, unread)"  # 6 would be past 5
+    assert (lines.begin_row(), list(lines)) == (6, [])
+    lines = _CsvLines(["one line\n"])
+    assert (lines.begin_row(), next(lines), lines.again()) == (1, "one line\n", "")
+
+
+# --- lines of an upload, and lines too long to read -------------------------------------------
+
+
+def test_an_upload_is_split_at_newlines_only_whatever_its_chunks() -> None:
+    body = 'a\n{"m":"x\u2028y"}\r\n'.encode() + b"\xff\n\xff\nlast"  # \xff: not UTF-8
+    expected = ["a\n", '{"m":"x\u2028y"}\r\n', "\ufffd\n", "\ufffd\n", "last"]
+    for size in (1, 2, 3, 7, len(body)):
+        chunks = [body[i : i + size] for i in range(0, len(body), size)]
+        assert list(lines_of(chunks)) == expected
+    assert list(lines_of([])) == [] and list(lines_of([b"", b"\n"])) == ["\n"]
+
+
+def test_a_line_longer_than_the_limit_is_rejected_unread(pricing: PricingTable) -> None:
+    huge = b'{"x":"' + b"y" * MAX_LINE_BYTES + b'"}\n'
+    [passed_on] = list(lines_of([huge[:1000], huge[1000:]]))
+    # Undecoded, and cut just past the limit: the reader refuses it by its size alone.
+    assert passed_on == huge[: MAX_LINE_BYTES + 1]
+    assert list(lines_of([huge + b"{}\n"])) == [passed_on, "{}\n"]
+    wide = '{"x":"' + "\u20ac" * (MAX_LINE_BYTES // 3) + '"}\n'  # fewer characters than bytes
+    report = parse_jsonl([_line(), passed_on, wide, _line(model="gpt-4o-mini")], pricing)
+    assert report.imported_count == 2
+    assert report.rejected == [
+        (2, f"line is longer than {MAX_LINE_BYTES} bytes"),
+        (3, f"line is longer than {MAX_LINE_BYTES} bytes"),
+    ]
+    assert not too_long("x" * (MAX_LINE_BYTES // 4)) and too_long(b"x" * (MAX_LINE_BYTES + 1))
+
+
+def test_a_csv_line_longer_than_the_limit_costs_that_line(pricing: PricingTable) -> None:
+    long_cell = "x" * (MAX_LINE_BYTES + 1)
+    lines = [
+        HEADER,
+        _csv_row(feature="a"),
+        f"{long_cell}\n",  # line 3
+        _csv_row(feature="b"),
+        _csv_row().rstrip("\n") + ',"runs on\n',  # line 5: its quote runs into line 6
+        f"{long_cell}\n",
+        _csv_row(feature="c"),
+    ]
+    report = parse_csv(lines, pricing)
+    assert [r.feature for r in report.imported] == ["a", "b", "c"]
+    assert report.rejected == [
+        (3, f"line is longer than {MAX_LINE_BYTES} bytes"),
+        (5, "a quoted value runs on into line 6"),
+        (6, f"line is longer than {MAX_LINE_BYTES} bytes"),
+    ]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from runwire.agents import analytics
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count
 from runwire.agents.state import Focus, RunState
+from runwire.store.records import UsageRecord, UsageSet, now_ms
+from runwire.usage.records import in_bounds
 
-__all__ = ["MIN_RECORDS", "Triage", "detect_focus"]
+__all__ = ["MIN_RECORDS", "Triage", "analysable", "detect_focus"]
 
 #: Below this many calls, percentiles and monthly estimates would mislead more than inform.
 MIN_RECORDS = 10
@@ -32,6 +35,27 @@ _KEYWORDS: dict[Focus, tuple[str, ...]] = {
     Focus.CACHING: ("cache", "caching", "repeat", "duplicate"),
     Focus.COST: ("cost", "spend", "cheap", "sav", "bill", "money", "price", "expensive", "$"),
 }
+
+
+def analysable(records: Sequence[UsageRecord], at_ms: int) -> Sequence[UsageRecord]:
+    """The records the analyses use: those an import would accept at ``at_ms`` (see
+    :func:`runwire.usage.records.in_bounds`).
+
+    Records stored before the import checked these bounds, or stored some other way, may hold a
+    time in year 1 or a cost near the largest float, which no analysis can use (a date that
+    cannot be written, sums that overflow to infinity). The user's set is usually all in bounds
+    and is then returned as it is, keeping its memo; otherwise the records in bounds, as a set
+    of their own kept in the first set's memo, so the next run over the same data reuses both.
+    """
+    memo: dict[Any, Any] | None = getattr(records, "memo", None)
+    if memo is not None and "analysable" in memo:
+        kept: Sequence[UsageRecord] = memo["analysable"]
+        return kept
+    inside = [r for r in records if in_bounds(r, at_ms)]
+    kept = records if len(inside) == len(records) else UsageSet(inside)
+    if memo is not None:
+        memo["analysable"] = kept
+    return kept
 
 
 def detect_focus(question: str) -> tuple[Focus, bool]:
@@ -61,8 +85,10 @@ class Triage:
         """Load the records into ``state`` and set ``has_data`` and ``focus``."""
 
         async def check_usage_data(min_records: int) -> dict[str, Any]:
-            state.records = await ctx.load_usage()
+            stored = await ctx.load_usage()
+            state.records = analysable(stored, now_ms())
             summary = analytics.overview(state.records)
+            left_out = len(stored) - len(state.records)
             return {
                 "calls": summary["calls"],
                 "first_call": summary["first_call"],
@@ -71,6 +97,7 @@ class Triage:
                 "models": summary["models"],
                 "features": summary["features"],
                 "enough_data": summary["calls"] >= min_records,
+                **({"left_out": left_out} if left_out else {}),
             }
 
         facts = await ctx.call_tool(
@@ -82,13 +109,22 @@ class Triage:
         state.focus, state.focus_asked = detect_focus(state.question)
 
         calls = format_count(facts["calls"])
+        left_out = facts.get("left_out", 0)
+        odd = (
+            f" I left out {format_count(left_out)} stored records that no call can have: a time "
+            "before 2000 or more than a day ahead, or a count, latency or cost out of range "
+            "(the batch that holds them can be deleted: `runwire usage batches`, "
+            "`GET /api/usage/batches`)."
+            if left_out
+            else ""
+        )
         if not state.has_data:
             found = "no usage records" if not facts["calls"] else f"only {calls} usage records"
             await ctx.thinking(
                 self.name,
                 f"I found {found} for your account; at least {self.min_records} calls are needed "
                 "for meaningful percentiles and savings, so the data helper will explain how to "
-                "add data.",
+                f"add data.{odd}",
             )
             return f"{found.capitalize()}: routing to the data helper."
         if state.focus_asked:
@@ -99,6 +135,6 @@ class Triage:
             self.name,
             f"I found {calls} calls from {facts['first_call'][:10]} to {facts['last_call'][:10]} "
             f"({facts['span_days']} days) across {facts['models']} models and "
-            f"{facts['features']} features: enough to analyse. {lead}",
+            f"{facts['features']} features: enough to analyse. {lead}{odd}",
         )
         return f"{calls} calls over {facts['span_days']} days; leading with {state.focus.value}."

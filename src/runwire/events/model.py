@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -56,9 +56,17 @@ def utc_now() -> str:
     return stamp_ms(time.time_ns() // 1_000_000)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+# RFC 3339 writes years 0001 to 9999 (datetime's range too): what lies beyond is shown at the edge.
+_FIRST_MS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MS
+_LAST_MS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MS
+
+
 def stamp_ms(ms: int) -> str:
-    """RFC 3339 UTC string for epoch milliseconds ``ms``."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    """RFC 3339 UTC string for epoch milliseconds ``ms``; any integer has one (a time before
+    year 1 or after year 9999, which RFC 3339 cannot write, is shown as the nearest it can)."""
+    moment = _EPOCH + min(max(ms, _FIRST_MS), _LAST_MS) * _MS
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

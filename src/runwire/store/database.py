@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -144,6 +145,18 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def max_parameters(self) -> int:
+        """The most parameters one statement may have: PostgreSQL's protocol allows 65535;
+        SQLite as compiled (32766 since 3.32, 999 before)."""
+        if self.dialect != "sqlite":
+            return 65535
+        probe = sqlite3.connect(":memory:")
+        try:
+            return probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        finally:
+            probe.close()
+
     @staticmethod
     def sqlite_file(url: str) -> Path | None:
         """The file an SQLite URL names; None for PostgreSQL and in-memory SQLite."""
@@ -225,6 +238,26 @@ class Database:
             raise
         return done.result()
 
+    async def write_off_loop(self, job: Callable[[Connection], T]) -> T:
+        """Run ``job`` in a transaction of its own, as :meth:`write` would, but never on the
+        event loop's thread: for a job that writes hundreds of rows (a slice of an import),
+        whose statements and commit would hold the loop for ten milliseconds or more.
+
+        On an SQLite file it runs on the writer's thread, with the connection that waits for
+        locks, one thread hop for the whole job (through aiosqlite every statement is two), and
+        holds the write lock meanwhile, so other writes queue behind it rather than meet a
+        locked database. Elsewhere it is :meth:`write`, which does not hold the loop anyway.
+        """
+        if not isinstance(self._writer, _SqliteWriter):
+            return await self.write(job)
+        async with self._batch_lock:
+            ran = self._writer.run_aside(job)
+            try:
+                return await asyncio.shield(ran)
+            except asyncio.CancelledError:
+                await asyncio.wait([ran])  # the lock is held until the transaction is over
+                raise
+
     async def read(self, job: Callable[[Connection], T]) -> T:
         """Run ``job``, which only reads, and return what it returns.
 
@@ -263,27 +296,33 @@ class Database:
         return Prepared(compiled.string, compiled.positiontup or (), dict(compiled.params))
 
     def positional_insert(
-        self, table: str, columns: Sequence[str], *, skip_existing: bool = False
+        self, table: str, columns: Sequence[str], *, skip_existing: bool = False, rows: int = 1
     ) -> str:
         """``INSERT`` text with the driver's positional placeholders, for bulk rows as tuples.
 
         Hot paths (a run's events, thousands a second) skip SQLAlchemy's per-row parameter
         processing this way; the statement is built once per table, not per batch.
         ``skip_existing`` leaves rows whose key is taken as they are (``ON CONFLICT DO NOTHING``,
-        the same text on SQLite and PostgreSQL) instead of failing the whole batch.
+        the same text on SQLite and PostgreSQL) instead of failing the whole batch. ``rows``
+        above 1 makes one statement of that many rows, its parameters the rows' values one row
+        after another (its ``rowcount`` is then how many it inserted, on every driver).
         """
         style = self.engine.dialect.paramstyle
+        width = len(columns)
         if style == "qmark":
-            marks = ", ".join("?" for _ in columns)
+            marks = ["?"] * (width * rows)
         elif style == "numeric_dollar":
-            marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+            marks = [f"${i}" for i in range(1, width * rows + 1)]
         elif style in ("format", "pyformat"):
-            marks = ", ".join("%s" for _ in columns)
+            marks = ["%s"] * (width * rows)
         else:  # pragma: no cover - every driver runwire supports is listed above
             raise ValueError(f"unsupported paramstyle {style}")
+        groups = ", ".join(
+            "(" + ", ".join(marks[i : i + width]) + ")" for i in range(0, len(marks), width)
+        )
         # Names come from store/schema.py, never from input.
         tail = " ON CONFLICT DO NOTHING" if skip_existing else ""
-        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){tail}"  # noqa: S608
+        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {groups}{tail}"  # noqa: S608
 
     async def ping(self) -> None:
         """Run a real query; raise DependencyUnavailable when it fails.
@@ -485,6 +524,13 @@ class _SqliteWriter(_GroupWriter):
             self._checkpoint.add_done_callback(self._checkpointed)
         return done
 
+    def run_aside(self, job: Callable[[Connection], T]) -> asyncio.Future[T]:
+        """``job`` in a transaction of its own on the writer's thread, with the connection
+        that waits for locks (see :meth:`Database.write_off_loop`)."""
+        return asyncio.get_running_loop().run_in_executor(
+            self._thread, _run_alone, self._patient, job
+        )
+
     def _checkpoint_wal(self) -> None:
         # PASSIVE: copies what no reader still needs, waits for nobody, blocks no writer. On the
         # driver's connection itself: a checkpoint cannot run inside a transaction, and
@@ -524,6 +570,11 @@ def _run_batch(engine: Engine, batch: list[_Job]) -> list[tuple[bool, Any]]:
     if the write lock is taken."""
     with engine.begin() as conn:
         return _run_jobs(conn, batch)
+
+
+def _run_alone(engine: Engine, job: Callable[[Connection], T]) -> T:
+    with engine.begin() as conn:
+        return job(conn)
 
 
 class _WriterBusy(Exception):

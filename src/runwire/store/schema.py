@@ -31,7 +31,9 @@ __all__ = [
     "runs",
     "threads",
     "token_families",
+    "usage_batches",
     "usage_records",
+    "usage_versions",
     "users",
     "ws_tickets",
 ]
@@ -158,11 +160,35 @@ run_events = Table(
     Column("last_seq", Integer, nullable=True),
 )
 
+usage_batches = Table(
+    "usage_batches",
+    metadata,
+    # What one import (or the sample) added, so a user can delete it again. ``source`` is
+    # "import", "sample" (at most one per user: its id is made from the user's) or "earlier"
+    # (the records stored before batches existed, migration 0006); ``name`` is the file's.
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("name", String(200), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_usage_batches_user_created", "user_id", "created_at"),
+)
+
 usage_records = Table(
     "usage_records",
     metadata,
     Column("pk", Integer, primary_key=True, autoincrement=True),
     Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "batch_id",
+        String(40),
+        ForeignKey("usage_batches.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    # Who the record is, for idempotent imports: a hash of its content and of how many equal
+    # records came before it in the same import (store/usage.py, record_keys).
+    Column("record_key", String(64), nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     Column("provider", String(100), nullable=False),
     Column("model", String(200), nullable=False),
@@ -173,7 +199,11 @@ usage_records = Table(
     Column("status", String(10), nullable=False),
     Column("prompt_hash", String(200), nullable=True),
     Column("feature", String(200), nullable=True),
-    Index("ix_usage_records_user_ts", "user_id", "timestamp"),
+    # One index for both: a user's records in time order, and no record stored twice. The key
+    # is a hash, so alone it would scatter each slice of an import over the whole index (on
+    # SQLite, a slice of 500 rows wrote about 2 MB of pages); after the time, a slice's keys
+    # sit together.
+    UniqueConstraint("user_id", "timestamp", "record_key", name="uq_usage_records_user_ts_key"),
 )
 
 usage_versions = Table(

@@ -1,23 +1,130 @@
-"""The user's LLM-usage records (their imported workload)."""
+"""The user's LLM-usage records (their imported workload), in batches they can delete.
+
+Imports are idempotent per record: each record is stored under a key made from its content and
+from how many equal records came before it in the same import (:class:`RecordKeys`), unique per
+user, so importing a file again adds nothing, and an import overlapping an earlier one adds only
+what is new. Two equal calls in one file stay two records. Every import that adds records is a
+batch (``usage_batches``), and a user can delete one batch or all of their records.
+
+Writes go in slices of :data:`SLICE` records, each its own transaction (one multi-row statement
+a slice) through :meth:`Database.write_off_loop`: the event loop's thread only keys and packs a
+slice (about a millisecond) and never waits for the database's disk, and other users' runs write
+between the slices. A failed import keeps the slices it stored; importing the file again
+completes it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from itertools import chain
+from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+import orjson
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from runwire.errors import NotFound
 from runwire.store.database import Database
-from runwire.store.records import UsageRecord, UsageSet
-from runwire.store.schema import usage_records, usage_versions
+from runwire.store.records import UsageRecord, UsageSet, iso_from_ms, new_id, now_ms
+from runwire.store.schema import usage_batches, usage_records, usage_versions
 
-__all__ = ["UsageStore"]
+__all__ = ["SLICE", "Added", "RecordKeys", "UsageBatch", "UsageStore"]
 
-_BATCH = 2000
+SLICE = 250
+"""Records written (or deleted) per transaction: keying and packing them takes the event loop
+about a millisecond, and writing them (off the loop) about as long."""
+
+_RECORD_FIELDS = (
+    "timestamp",
+    "provider",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "cost_usd",
+    "status",
+    "prompt_hash",
+    "feature",
+)
+_COLUMNS = [usage_records.c[name] for name in _RECORD_FIELDS]
+_INSERTED = ("user_id", "batch_id", "record_key", *_RECORD_FIELDS)
 
 
-_COLUMNS = [c for c in usage_records.c if c.name not in ("pk", "user_id")]
+class RecordKeys:
+    """The key of each record of one import, in order: a SHA-256 of the record's content (every
+    field but ``cost_usd``, which is derived: a price-table update must not make a call new
+    again) and of how many equal records came before it in this import.
+
+    The key is stable across versions (migration 0006 keys older records with a copy of it): a
+    change here would make every earlier record new again.
+    """
+
+    def __init__(self) -> None:
+        # Counts of the contents seen, in 256 dicts rather than one: growing a dict rehashes
+        # all of it at once, which at 100,000 records held the event loop for 10-20 ms.
+        self._seen: list[dict[bytes, int]] = [{} for _ in range(256)]
+
+    def __call__(self, r: UsageRecord) -> str:
+        content = orjson.dumps(
+            [
+                r.timestamp,
+                r.provider,
+                r.model,
+                r.prompt_tokens,
+                r.completion_tokens,
+                float(r.latency_ms),  # as the store gives it back: 850 and 850.0 are one call
+                r.status,
+                r.prompt_hash,
+                r.feature,
+            ]
+        )
+        seen = self._seen[hash(content) & 255]
+        count = seen.get(content, 0)
+        seen[content] = count + 1
+        return hashlib.sha256(content + b"#%d" % count).hexdigest()
+
+    async def forget(self) -> None:
+        """Let go of what was seen, a part at a time: freeing 100,000 contents at once held the
+        event loop for about 40 ms."""
+        for index, seen in enumerate(self._seen):
+            seen.clear()
+            if index % 8 == 7:
+                await asyncio.sleep(0)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageBatch:
+    """What one import (or the sample) added, and how many of its records are still stored."""
+
+    id: str
+    source: str
+    name: str | None
+    created_at: int
+    records: int
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "name": self.name,
+            "records": self.records,
+            "created_at": iso_from_ms(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """What an import did: the batch it made (None when every record was already present),
+    how many records were new, and how many were stored already."""
+
+    batch_id: str | None
+    new: int
+    already_present: int
 
 
 class UsageStore:
@@ -25,7 +132,7 @@ class UsageStore:
 
     Every run of the agents reads its user's whole set; reading and building thousands of rows
     each time would cost more than the analysis. The cache is checked against the database on
-    every read (the user's usage version, which every import bumps in its own transaction: one
+    every read (the user's usage version, which every write bumps in its own transaction: one
     key lookup), so a set imported through another process or node is never served stale. The
     cache holds at most ``cached_records`` records (about 150 bytes each), least recently read
     users first out.
@@ -45,33 +152,205 @@ class UsageStore:
             index_elements=[usage_versions.c.user_id],
             set_={"version": usage_versions.c.version + 1},
         )
+        self._batch = (
+            dialect_insert(usage_batches)
+            .values(
+                id=bindparam("id"),
+                user_id=bindparam("user_id"),
+                source=bindparam("source"),
+                name=bindparam("name"),
+                created_at=bindparam("created_at"),
+            )
+            .on_conflict_do_nothing()
+        )
+        self._rows_per_statement = max(1, min(SLICE, db.max_parameters // len(_INSERTED)))
+        self._statements: dict[int, str] = {}  # INSERT text by number of rows
 
-    async def add(self, user_id: str, records: Sequence[UsageRecord]) -> int:
-        async with self._db.begin() as conn:
-            for start in range(0, len(records), _BATCH):
-                chunk = records[start : start + _BATCH]
-                await conn.execute(
-                    insert(usage_records),
-                    [
-                        {
-                            "user_id": user_id,
-                            "timestamp": r.timestamp,
-                            "provider": r.provider,
-                            "model": r.model,
-                            "prompt_tokens": r.prompt_tokens,
-                            "completion_tokens": r.completion_tokens,
-                            "latency_ms": r.latency_ms,
-                            "cost_usd": r.cost_usd,
-                            "status": r.status,
-                            "prompt_hash": r.prompt_hash,
-                            "feature": r.feature,
-                        }
-                        for r in chunk
-                    ],
+    async def add(
+        self,
+        user_id: str,
+        records: Sequence[UsageRecord],
+        *,
+        source: str = "import",
+        name: str | None = None,
+    ) -> Added:
+        """Store the records not stored yet, as one new batch; say how many were new."""
+        return await self._add(user_id, records, new_id("imp"), source, name)
+
+    async def add_sample(self, user_id: str, records: Sequence[UsageRecord]) -> Added:
+        """Store the generated sample as the user's one sample batch; if they have it already,
+        add nothing and say how many records it holds."""
+        batch_id = "smp_" + hashlib.sha256(user_id.encode()).hexdigest()[:32]
+        made = await self._db.write(
+            partial(self._make_batch, user_id, batch_id, "sample", None, now_ms())
+        )
+        if not made:
+            return Added(batch_id, 0, await self._batch_count(batch_id))
+        return await self._add(user_id, records, batch_id, "sample", None)
+
+    async def _add(
+        self,
+        user_id: str,
+        records: Sequence[UsageRecord],
+        batch_id: str,
+        source: str,
+        name: str | None,
+    ) -> Added:
+        keys = RecordKeys()
+        created = now_ms()
+        new = 0
+        for start in range(0, len(records), SLICE):
+            rows = [
+                (
+                    user_id,
+                    batch_id,
+                    keys(r),
+                    r.timestamp,
+                    r.provider,
+                    r.model,
+                    r.prompt_tokens,
+                    r.completion_tokens,
+                    r.latency_ms,
+                    r.cost_usd,
+                    r.status,
+                    r.prompt_hash,
+                    r.feature,
                 )
+                for r in records[start : start + SLICE]
+            ]
+            new += await self._db.write_off_loop(
+                partial(self._insert, user_id, (batch_id, source, name, created), rows)
+            )
+        await keys.forget()
+        if not new:
+            # Every record was there already: no batch to list (or delete).
+            await self._db.write(partial(self._drop_batch_if_empty, batch_id))
+        return Added(batch_id if new else None, new, len(records) - new)
+
+    def _make_batch(
+        self,
+        user_id: str,
+        batch_id: str,
+        source: str,
+        name: str | None,
+        created: int,
+        conn: Connection,
+    ) -> bool:
+        values = {
+            "id": batch_id,
+            "user_id": user_id,
+            "source": source,
+            "name": name,
+            "created_at": created,
+        }
+        return conn.execute(self._batch, values).rowcount == 1
+
+    def _insert(
+        self,
+        user_id: str,
+        batch: tuple[str, str, str | None, int],
+        rows: list[tuple[Any, ...]],
+        conn: Connection,
+    ) -> int:
+        # The batch row first, in every slice: a delete of all the user's data that ran between
+        # two slices took it away, and the slices after it still need it.
+        self._make_batch(user_id, *batch, conn)
+        added = 0
+        step = self._rows_per_statement
+        for start in range(0, len(rows), step):
+            part = rows[start : start + step]
+            params = tuple(chain.from_iterable(part))
+            added += conn.exec_driver_sql(self._insert_sql(len(part)), params).rowcount
+        if added:
             # In the same transaction: whoever sees the new version sees the new records.
-            await conn.execute(self._bump, {"user_id": user_id})
-        return len(records)
+            conn.execute(self._bump, {"user_id": user_id})
+        return added
+
+    def _insert_sql(self, rows: int) -> str:
+        sql = self._statements.get(rows)
+        if sql is None:
+            sql = self._statements[rows] = self._db.positional_insert(
+                usage_records.name, _INSERTED, skip_existing=True, rows=rows
+            )
+        return sql
+
+    def _drop_batch_if_empty(self, batch_id: str, conn: Connection) -> None:
+        has_records = select(usage_records.c.pk).where(usage_records.c.batch_id == batch_id)
+        conn.execute(
+            usage_batches.delete().where(usage_batches.c.id == batch_id, ~has_records.exists())
+        )
+
+    async def batches(self, user_id: str) -> list[UsageBatch]:
+        """The user's batches, newest first, each with how many records it holds now."""
+        counts = (
+            select(usage_records.c.batch_id, func.count().label("records"))
+            .where(usage_records.c.user_id == user_id)
+            .group_by(usage_records.c.batch_id)
+            .subquery()
+        )
+        query = (
+            select(
+                usage_batches.c.id,
+                usage_batches.c.source,
+                usage_batches.c.name,
+                usage_batches.c.created_at,
+                func.coalesce(counts.c.records, 0),
+            )
+            .select_from(usage_batches.outerjoin(counts, counts.c.batch_id == usage_batches.c.id))
+            .where(usage_batches.c.user_id == user_id)
+            .order_by(usage_batches.c.created_at.desc(), usage_batches.c.id)
+        )
+        async with self._db.connect() as conn:
+            rows = await conn.execute(query)
+            return [UsageBatch(*row) for row in rows]
+
+    async def delete(self, user_id: str, batch_id: str | None = None) -> int:
+        """Delete one batch of the user's records (``batch_id``), or all of them (None); return
+        how many records went. :class:`NotFound` if the batch is not the user's."""
+        if batch_id is not None:
+            async with self._db.connect() as conn:
+                owner = await conn.scalar(
+                    select(usage_batches.c.user_id).where(usage_batches.c.id == batch_id)
+                )
+            if owner != user_id:
+                raise NotFound("no such usage batch")
+        deleted = 0
+        while True:
+            gone = await self._db.write_off_loop(partial(self._delete_slice, user_id, batch_id))
+            deleted += gone
+            if gone < SLICE:
+                break
+        await self._db.write(partial(self._delete_batches, user_id, batch_id))
+        return deleted
+
+    def _delete_slice(self, user_id: str, batch_id: str | None, conn: Connection) -> int:
+        which = select(usage_records.c.pk).where(usage_records.c.user_id == user_id)
+        if batch_id is not None:
+            which = which.where(usage_records.c.batch_id == batch_id)
+        gone = conn.execute(
+            usage_records.delete().where(
+                usage_records.c.pk.in_(which.limit(SLICE).scalar_subquery())
+            )
+        ).rowcount
+        if gone:
+            conn.execute(self._bump, {"user_id": user_id})
+        return gone
+
+    def _delete_batches(self, user_id: str, batch_id: str | None, conn: Connection) -> None:
+        which = usage_batches.delete().where(usage_batches.c.user_id == user_id)
+        if batch_id is not None:
+            which = which.where(usage_batches.c.id == batch_id)
+        conn.execute(which)
+        conn.execute(self._bump, {"user_id": user_id})
+
+    async def _batch_count(self, batch_id: str) -> int:
+        async with self._db.connect() as conn:
+            value = await conn.scalar(
+                select(func.count())
+                .select_from(usage_records)
+                .where(usage_records.c.batch_id == batch_id)
+            )
+        return int(value or 0)
 
     async def count(self, user_id: str) -> int:
         async with self._db.connect() as conn:

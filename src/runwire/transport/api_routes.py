@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import orjson
 from fastapi import APIRouter, Header, Query, Request
+from pydantic import AfterValidator
 from starlette.responses import Response
 
 from runwire.errors import PayloadTooLarge
@@ -15,7 +18,7 @@ from runwire.transport.event_stream import (
     parse_last_event_id,
     wants_event_stream,
 )
-from runwire.transport.params import PathId
+from runwire.transport.params import PathId, refuse_nul
 from runwire.transport.principal import CurrentPrincipal
 from runwire.transport.replies import (
     ImportReport,
@@ -28,6 +31,8 @@ from runwire.transport.replies import (
     ThreadList,
     ThreadMessages,
     Ticket,
+    UsageBatches,
+    UsageDeleted,
     UsageSummary,
     User,
     UserReply,
@@ -198,7 +203,8 @@ async def run_events(
     return Response(body, media_type="application/json")
 
 
-async def _body(request: Request, limit: int) -> bytes:
+async def _body(request: Request, limit: int) -> list[bytes]:
+    """The body as the chunks it arrived in: joining 20 MB would hold the event loop."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")
@@ -209,32 +215,82 @@ async def _body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks
+
+
+UsageName = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="The file's name, shown with its batch (GET /api/usage/batches)",
+    ),
+    AfterValidator(lambda v: v if v is None else refuse_nul(v)),
+]
 
 
 @router.post(
     "/usage/import",
     summary="Import LLM-usage records (JSONL as application/x-ndjson, or CSV as text/csv)",
-    responses=error_responses(413, 415),
+    description=(
+        "Good lines are kept, bad ones reported. Records already stored are not added again "
+        "(`already_present`); the new ones (`new`) form one batch (`batch_id`), which "
+        "`DELETE /api/usage/batches/{batch_id}` removes."
+    ),
+    responses=error_responses(413, 415, 422, 429),
     response_model_exclude_unset=True,
     openapi_extra={"requestBody": _IMPORT_BODY},
 )
-async def usage_import(principal: CurrentPrincipal, request: Request) -> ImportReport:
+async def usage_import(
+    principal: CurrentPrincipal, request: Request, name: UsageName = None
+) -> ImportReport:
     services = services_of(request)
-    await services.imports.take(principal.user_id)
     kind = services.workload.format_of(request.headers.get("content-type"), None)
+    await services.workload.admit(principal.user_id)  # before reading up to 20 MB
     body = await _body(request, services.settings.max_import_bytes)
-    report = await services.workload.import_text(principal.user_id, body, kind)
+    report = await services.workload.import_body(principal.user_id, body, kind, name=name)
     return ImportReport.model_validate(report.public())
 
 
-@router.post("/usage/sample", status_code=201, summary="Load a generated, realistic usage set")
+@router.post(
+    "/usage/sample",
+    status_code=201,
+    summary="Load a generated, realistic usage set (once: a second load adds nothing)",
+    responses=error_responses(429),
+)
 async def usage_sample(principal: CurrentPrincipal, request: Request) -> SampleLoaded:
-    imported = await services_of(request).workload.load_sample(principal.user_id)
-    return SampleLoaded(imported=imported)
+    workload = services_of(request).workload
+    await workload.admit(principal.user_id)
+    loaded = await workload.load_sample(principal.user_id)
+    body = loaded.public()
+    del body["rejected"]  # a generated set has no lines to reject
+    return SampleLoaded.model_validate(body)
 
 
 @router.get("/usage/summary", summary="How many usage records the caller has")
 async def usage_summary(principal: CurrentPrincipal, request: Request) -> UsageSummary:
     count = await services_of(request).workload.count(principal.user_id)
     return UsageSummary(records=count)
+
+
+@router.get("/usage/batches", summary="The caller's import batches, newest first")
+async def usage_batches(principal: CurrentPrincipal, request: Request) -> UsageBatches:
+    found = await services_of(request).workload.batches(principal.user_id)
+    return UsageBatches.model_validate({"batches": [b.public() for b in found]})
+
+
+@router.delete(
+    "/usage/batches/{batch_id}",
+    summary="Delete one import batch's records (none of the caller's: 0 deleted)",
+    responses=error_responses(422),
+)
+async def usage_delete_batch(
+    batch_id: PathId, principal: CurrentPrincipal, request: Request
+) -> UsageDeleted:
+    deleted = await services_of(request).workload.delete(principal.user_id, batch_id)
+    return UsageDeleted(deleted=deleted)
+
+
+@router.delete("/usage/records", summary="Delete all of the caller's usage records")
+async def usage_delete_all(principal: CurrentPrincipal, request: Request) -> UsageDeleted:
+    deleted = await services_of(request).workload.delete(principal.user_id)
+    return UsageDeleted(deleted=deleted)

@@ -27,6 +27,9 @@ __all__ = [
     "ThreadMessages",
     "Ticket",
     "TokenPair",
+    "UsageBatch",
+    "UsageBatches",
+    "UsageDeleted",
     "UsageSummary",
     "User",
     "UserReply",
@@ -145,7 +148,15 @@ class Rejection(BaseModel):
 
 
 class ImportReport(BaseModel):
-    imported: int = Field(ge=0, description="How many records were stored.")
+    imported: int = Field(ge=0, description="How many good lines the body held.")
+    new: int = Field(ge=0, description="How many of them were new, and stored.")
+    already_present: int = Field(
+        ge=0, description="How many were stored already (by an earlier import): not added again."
+    )
+    batch_id: str | None = Field(
+        description="The batch the new records form (`DELETE /api/usage/batches/{id}` removes "
+        "it); null when nothing was new."
+    )
     rejected: list[Rejection] = Field(description="The rejected lines, at most 1000.")
     rejected_total: int | None = Field(
         None, description="Sent only when more lines were rejected than listed."
@@ -153,7 +164,26 @@ class ImportReport(BaseModel):
 
 
 class SampleLoaded(BaseModel):
-    imported: int = Field(ge=0, description="How many generated records were stored.")
+    imported: int = Field(ge=0, description="How many generated records the sample holds.")
+    new: int = Field(ge=0, description="How many were new, and stored (0 on a second load).")
+    already_present: int = Field(ge=0, description="How many were stored already.")
+    batch_id: str | None = Field(description="The batch the new records form, or null.")
+
+
+class UsageBatch(BaseModel):
+    id: str
+    source: str = Field(description="`import` or `sample`.")
+    name: str | None = Field(description="The file's name, when the import gave one.")
+    records: int = Field(ge=0, description="How many records the batch added.")
+    created_at: str = Field(description="When, as RFC 3339 UTC.")
+
+
+class UsageBatches(BaseModel):
+    batches: list[UsageBatch] = Field(description="The caller's import batches, newest first.")
+
+
+class UsageDeleted(BaseModel):
+    deleted: int = Field(ge=0, description="How many usage records were deleted.")
 
 
 class UsageSummary(BaseModel):

@@ -11,7 +11,6 @@ from runwire.bus.base import EventBus
 from runwire.chat import ChatService
 from runwire.config import Settings
 from runwire.connections.base import ConnectionRegistry
-from runwire.limits.quota import Quota
 from runwire.metrics import Metrics
 from runwire.ratelimit import Clock
 from runwire.readiness import Readiness
@@ -33,7 +32,6 @@ class Services:
     connections: ConnectionRegistry  # the per-user connection cap, over every node
     executor: RunExecutor
     workload: Workload
-    imports: Quota  # usage imports per user, over every node
     readiness: Readiness  # what /ready checks (runwire doctor runs the same)
     metrics: Metrics  # this app instance's measurements, exposed at /metrics
     tracing: Tracing  # this app instance's spans (recording only with an OTLP endpoint)

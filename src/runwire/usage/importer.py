@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -21,13 +22,20 @@ from runwire.usage.records import parse_record
 
 __all__ = [
     "CSV_REQUIRED_COLUMNS",
+    "MAX_LINE_BYTES",
     "PROGRESS_EVERY",
     "ImportFormat",
     "ImportReport",
+    "LineCounter",
+    "Outcome",
     "detect_format",
     "file_format",
+    "lines_of",
     "parse_csv",
     "parse_jsonl",
+    "read_csv",
+    "read_jsonl",
+    "too_long",
 ]
 
 ImportFormat = Literal["jsonl", "csv"]
@@ -35,6 +43,10 @@ ProgressCallback = Callable[[int], None]
 
 #: ``on_progress`` is called after every this many lines, and once at the end.
 PROGRESS_EVERY = 1000
+MAX_LINE_BYTES = 256 * 1024
+"""The longest line read, in bytes of UTF-8: a record takes well under 1 KiB, and reading a
+longer line could hold the server for longer than a few milliseconds (JSON of 1 MiB, densely
+nested, takes the decoder about 20 ms). A longer line is rejected unread."""
 CSV_REQUIRED_COLUMNS = (
     "timestamp",
     "provider",
@@ -135,38 +147,18 @@ def file_format(filename: str) -> ImportFormat:
     return kind
 
 
+Outcome = tuple[int, "UsageRecord | str"]
+"""One line's fate: its number, and the record read from it or why it was rejected."""
+
+
 def parse_jsonl(
     lines: Iterable[str | bytes],
     pricing: PricingTable,
     on_progress: ProgressCallback | None = None,
 ) -> ImportReport:
-    """Read JSON Lines: one JSON object per line, lines numbered from 1.
-
-    Blank lines are skipped (their numbers still count). A line that is not UTF-8, not JSON, not an
-    object, or not a valid record is rejected with its number and the reason.
-    """
-    report = ImportReport()
-    for number, raw in enumerate(lines, start=1):
-        report.lines_read = number
-        _tick(on_progress, number)
-        try:
-            text = _decode(raw, first=number == 1)
-        except InputError as exc:
-            report.rejected.append((number, exc.message))
-            continue
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            report.rejected.append((number, f"invalid JSON: {exc.msg} (column {exc.colno})"))
-            continue
-        if not isinstance(obj, dict):
-            report.rejected.append((number, f"expected a JSON object, got {_json_kind(obj)}"))
-            continue
-        _add(report, number, obj, pricing)
-    _finish(on_progress, report.lines_read)
-    return report
+    """Read JSON Lines into a report (see :func:`read_jsonl`)."""
+    counted = LineCounter(lines, on_progress)
+    return _collect(read_jsonl(counted, pricing), counted)
 
 
 def parse_csv(
@@ -174,67 +166,215 @@ def parse_csv(
     pricing: PricingTable,
     on_progress: ProgressCallback | None = None,
 ) -> ImportReport:
+    """Read CSV into a report (see :func:`read_csv`)."""
+    counted = LineCounter(text_lines, on_progress)
+    return _collect(read_csv(counted, pricing), counted)
+
+
+def lines_of(chunks: Iterable[bytes]) -> Iterator[str | bytes]:
+    """The lines of a body that arrived in ``chunks``, one at a time, each with its ``"\\n"``.
+
+    Lines end at ``"\\n"`` only: str.splitlines would also split inside a JSON string at U+2028
+    and the like, breaking a valid line in two and shifting every later number. Each line is
+    decoded as UTF-8 on its own, invalid bytes becoming U+FFFD. A line over
+    :data:`MAX_LINE_BYTES` is handed on undecoded and cut just past the limit (the readers reject
+    it unread). Nothing is done to the whole body at once: copying or decoding 20 MB in one go
+    would hold the event loop for tens of milliseconds.
+    """
+    cut = MAX_LINE_BYTES + 1
+    held = bytearray()  # the start of a line that goes on in the next chunk
+    for chunk in chunks:
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            if held:
+                if len(held) < cut:
+                    held += chunk[start : min(end + 1, start + cut - len(held))]
+                yield _line(held)
+                held = bytearray()
+            else:
+                yield _line(chunk[start : min(end + 1, start + cut)])
+            start = end + 1
+        if start < len(chunk) and len(held) < cut:
+            held += chunk[start : start + cut - len(held)]
+    if held:
+        yield _line(held)
+
+
+def _line(raw: bytes | bytearray) -> str | bytes:
+    if len(raw) > MAX_LINE_BYTES:
+        return bytes(raw)
+    return raw.decode("utf-8", errors="replace")
+
+
+def read_jsonl(lines: Iterable[str | bytes], pricing: PricingTable) -> Iterator[Outcome]:
+    """Read JSON Lines: one JSON object per line, lines numbered from 1.
+
+    Blank lines are skipped (their numbers still count). A line that is not UTF-8, not JSON, not an
+    object, or not a valid record is rejected with its number and the reason.
+    """
+    for number, raw in enumerate(lines, start=1):
+        if too_long(raw):
+            yield number, _TOO_LONG
+            continue
+        try:
+            text = _decode(raw, first=number == 1)
+        except InputError as exc:
+            yield number, exc.message
+            continue
+        if not text.strip():
+            continue
+        try:
+            obj = _json_object(text)
+        except InputError as exc:
+            yield number, exc.message
+            continue
+        if not isinstance(obj, dict):
+            yield number, f"expected a JSON object, got {_json_kind(obj)}"
+            continue
+        yield number, _record(obj, pricing)
+
+
+def read_csv(text_lines: Iterable[str], pricing: PricingTable) -> Iterator[Outcome]:
     """Read CSV with a header row naming the fields (PROTOCOL.md names; order free).
 
     Numbering: lines are physical lines of the file counted from 1, so the header is line 1 and
     the first data row is line 2, which is what an editor shows next to the bad row. A quoted value
     spanning several lines is numbered by the line it starts on. Blank lines are skipped.
 
+    A rejected row spanning several lines was most likely opened by a stray quote (a cell
+    starting with ``"`` runs on, over line ends, to the next quote): its first line is rejected
+    and the lines after it are read again as rows of their own, so one stray quote costs one
+    line, not the rest of the file. Lines are read again at most as many times in all as the file
+    has lines, so even a file of nothing but stray quotes costs at most twice a plain read.
+
     A header missing a required column makes every row unreadable, so it raises one
     :class:`InputError` naming the missing columns instead of rejecting each row for the same
     reason. Feed lines with their line endings (a file opened with ``newline=""``) so that quoted
     values spanning lines survive.
     """
-    report = ImportReport()
-    counted = _CountingLines(text_lines, on_progress)
-    reader = csv.reader(counted)
+    source = _CsvLines(text_lines)
+    reader = csv.reader(source)
     header: list[str] | None = None
-    consumed = 0  # physical lines consumed before the current row
     while True:
+        start = source.begin_row()
         try:
             row = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as exc:
-            # A field over csv.field_size_limit(); the reader resumes on the next line.
-            report.rejected.append((consumed + 1, f"malformed CSV: {exc}"))
-            consumed = reader.line_num
+            # A field over csv.field_size_limit(), or a NUL: this row cannot be read.
+            yield start, f"malformed CSV: {exc}" + source.again()
             continue
-        start, consumed = consumed + 1, reader.line_num
-        if not any(cell.strip() for cell in row):
+        except _LineTooLong as exc:
+            if exc.number == start:
+                yield start, _TOO_LONG
+            else:  # a quoted value ran on into it; the row's lines after its first, read again
+                yield start, f"a quoted value runs on into line {exc.number}" + source.again()
+            continue
+        if not "".join(row).strip():
             continue
         if header is None:
             header = _header(row)
             continue
-        if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
-            report.rejected.append(
-                (start, f"row has {len(row)} values but the header has {len(header)} columns")
-            )
-            continue
-        _add(report, start, dict(zip(header, row, strict=False)), pricing)
-    report.lines_read = counted.count
-    _finish(on_progress, counted.count)
-    return report
+        outcome: UsageRecord | str
+        if len(row) > len(header) and "".join(row[len(header) :]).strip():
+            outcome = f"row has {len(row)} values but the header has {len(header)} columns"
+        else:
+            outcome = _record(dict(zip(header, row, strict=False)), pricing)
+        if isinstance(outcome, str):
+            outcome += source.again()
+        yield start, outcome
 
 
-class _CountingLines:
-    """Iterates lines for csv.reader, decoding a leading BOM and reporting progress."""
+class LineCounter:
+    """Iterates the lines of a file, counting them and reporting progress every
+    :data:`PROGRESS_EVERY` lines."""
 
-    def __init__(self, lines: Iterable[str], on_progress: ProgressCallback | None) -> None:
+    def __init__(self, lines: Iterable[Any], on_progress: ProgressCallback | None) -> None:
         self._lines = iter(lines)
         self._on_progress = on_progress
         self.count = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        line = next(self._lines)
+        self.count += 1
+        if self._on_progress is not None and self.count % PROGRESS_EVERY == 0:
+            self._on_progress(self.count)
+        return line
+
+    def finish(self) -> None:
+        """Report the final count, so a progress bar reaches 100% whatever the line count
+        (unless it has just been reported)."""
+        if self._on_progress is not None and (self.count == 0 or self.count % PROGRESS_EVERY):
+            self._on_progress(self.count)
+
+
+_TOO_LONG = f"line is longer than {MAX_LINE_BYTES} bytes"
+
+
+def too_long(line: str | bytes) -> bool:
+    """Whether ``line`` takes more than :data:`MAX_LINE_BYTES` in UTF-8."""
+    if isinstance(line, bytes) or len(line) * 4 <= MAX_LINE_BYTES:
+        return len(line) > MAX_LINE_BYTES
+    return len(line.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES
+
+
+class _LineTooLong(Exception):
+    """Raised through csv.reader by :class:`_CsvLines` for a line it must not read."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+
+class _CsvLines:
+    """The physical lines for csv.reader, numbered; the lines of the row being read can be
+    handed out again (see :func:`read_csv`)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self._again: list[str] = []  # lines to hand out again, the next one last
+        self._read = 0  # lines taken from the file
+        self._read_again = 0  # lines handed out again
+        self._row: list[str] = []  # the lines of the row being read
+        self.number = 0  # the number of the last line handed out
 
     def __iter__(self) -> Iterator[str]:
         return self
 
     def __next__(self) -> str:
-        line = next(self._lines)
-        self.count += 1
-        _tick(self._on_progress, self.count)
-        if self.count == 1:
-            line = line.removeprefix("\ufeff")  # Excel writes a BOM before the header
+        if self._again:
+            line = self._again.pop()
+        else:
+            line = next(self._lines)
+            self._read += 1
+            if self._read == 1:
+                line = line.removeprefix("\ufeff")  # Excel writes a BOM before the header
+        self.number += 1
+        self._row.append(line)
+        if too_long(line):
+            raise _LineTooLong(self.number)
         return line
+
+    def begin_row(self) -> int:
+        """The number of the line the next row starts on."""
+        self._row = []
+        return self.number + 1
+
+    def again(self) -> str:
+        """Hand out the lines of the row after its first again; past the budget, a note for
+        its rejection saying which lines went with it instead."""
+        rest = self._row[1:]
+        if not rest:
+            return ""
+        if self._read_again + len(rest) > self._read:
+            return f" (its quoted value ran to line {self.number}, unread)"
+        self._read_again += len(rest)
+        self._again.extend(reversed(rest))
+        self.number -= len(rest)
+        return ""
 
 
 def _header(row: list[str]) -> list[str]:
@@ -243,16 +383,53 @@ def _header(row: list[str]) -> list[str]:
     if missing:
         raise InputError(
             f"the CSV header is missing required column(s): {', '.join(missing)} "
-            f"(found: {', '.join(n for n in names if n)[:200] or 'none'})"
+            f"(found: {_printable(', '.join(n for n in names if n)[:200]) or 'none'})"
         )
     return names
 
 
-def _add(report: ImportReport, number: int, obj: dict[str, Any], pricing: PricingTable) -> None:
+def _printable(text: str) -> str:
+    """``text`` fit for a message that must be encoded: a lone surrogate is shown escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _record(obj: dict[str, Any], pricing: PricingTable) -> UsageRecord | str:
     try:
-        report.imported.append(parse_record(obj, pricing))
+        return parse_record(obj, pricing)
     except InputError as exc:
-        report.rejected.append((number, exc.message))
+        return exc.message
+
+
+def _collect(outcomes: Iterable[Outcome], counted: LineCounter) -> ImportReport:
+    report = ImportReport()
+    for number, outcome in outcomes:
+        if isinstance(outcome, str):
+            report.rejected.append((number, outcome))
+        else:
+            report.imported.append(outcome)
+    report.lines_read = counted.count
+    counted.finish()
+    return report
+
+
+def _json_object(text: str) -> Any:
+    """The JSON value of one line, or :class:`InputError` saying why there is none.
+
+    Besides malformed JSON, the decoder fails in two ways a line of a few bytes can cause: a
+    nesting deeper than its recursion allows (``RecursionError``), and an integer longer than
+    Python converts (``ValueError``, over ``sys.get_int_max_str_digits()`` digits). Both are the
+    line's fault, so the line is rejected like any other, not the import.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise InputError("invalid JSON: nested too deeply") from None
+    except ValueError:
+        raise InputError(
+            f"invalid JSON: a number longer than {sys.get_int_max_str_digits()} digits"
+        ) from None
 
 
 def _decode(raw: str | bytes, *, first: bool) -> str:
@@ -274,15 +451,3 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     return "a number"
-
-
-def _tick(on_progress: ProgressCallback | None, lines_done: int) -> None:
-    if on_progress is not None and lines_done % PROGRESS_EVERY == 0:
-        on_progress(lines_done)
-
-
-def _finish(on_progress: ProgressCallback | None, lines_done: int) -> None:
-    # The final call lets a progress bar reach 100% whatever the line count (unless _tick has
-    # just reported this very count).
-    if on_progress is not None and (lines_done == 0 or lines_done % PROGRESS_EVERY):
-        on_progress(lines_done)

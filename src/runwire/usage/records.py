@@ -16,15 +16,35 @@ from sqlalchemy import String
 
 from runwire.errors import InputError
 from runwire.store.records import UsageRecord
+from runwire.store.records import now_ms as clock_ms
 from runwire.store.schema import usage_records
 from runwire.usage.pricing import PricingTable
 
-__all__ = ["MAX_TOKENS", "STATUSES", "parse_record"]
+__all__ = [
+    "AHEAD_MS",
+    "EARLIEST_MS",
+    "MAX_COST_USD",
+    "MAX_LATENCY_MS",
+    "MAX_TOKENS",
+    "STATUSES",
+    "in_bounds",
+    "parse_record",
+]
 
 STATUSES = ("ok", "error")
 _MISSING = object()
 MAX_TOKENS = 2**31 - 1
 """The most tokens one call may count: the store keeps counts as 32-bit integers."""
+EARLIEST_MS = 946_684_800_000
+"""2000-01-01T00:00:00Z: the earliest time a call may have (no LLM API is older)."""
+AHEAD_MS = 86_400_000
+"""How far past the server's clock a call may be: a day (clocks and exports disagree a little)."""
+MAX_COST_USD = 1_000_000
+"""The most one call may cost: far above any list price (2**31 tokens at the dearest rate cost
+about $300,000), and low enough that no sum over a user's calls can overflow."""
+MAX_LATENCY_MS = 7 * 86_400_000
+"""The longest one call may take: a week (a batch API's calls take up to a day)."""
+_MAX_NUMBER = {"latency_ms": MAX_LATENCY_MS, "cost_usd": MAX_COST_USD}
 
 
 def _column_chars(name: str) -> int:
@@ -37,12 +57,16 @@ def _column_chars(name: str) -> int:
 _MAX_CHARS = {name: _column_chars(name) for name in ("provider", "model", "prompt_hash", "feature")}
 
 
-def parse_record(obj: Mapping[str, Any], pricing: PricingTable) -> UsageRecord:
+def parse_record(
+    obj: Mapping[str, Any], pricing: PricingTable, *, now_ms: int | None = None
+) -> UsageRecord:
     """Validate one record and return it; raise :class:`InputError` naming every bad field.
 
-    ``timestamp`` becomes epoch milliseconds. ``cost_usd``, when absent, is computed from
+    ``timestamp`` becomes epoch milliseconds, and must lie from :data:`EARLIEST_MS` to a day
+    past ``now_ms`` (the current time by default). ``cost_usd``, when absent, is computed from
     ``pricing``; a record whose model the table does not know must then carry its own cost, since
-    silently costing it at zero would understate the spend.
+    silently costing it at zero would understate the spend. A record returned is
+    :func:`in_bounds`.
     """
     problems: list[str] = []
 
@@ -53,7 +77,7 @@ def parse_record(obj: Mapping[str, Any], pricing: PricingTable) -> UsageRecord:
             problems.append(str(exc))
             return None
 
-    timestamp = check(_timestamp, _get(obj, "timestamp"))
+    timestamp = check(_timestamp, _get(obj, "timestamp"), clock_ms() if now_ms is None else now_ms)
     provider = check(_required_text, obj, "provider")
     model = check(_required_text, obj, "model")
     prompt_tokens = check(_count, obj, "prompt_tokens")
@@ -96,7 +120,21 @@ def _get(obj: Mapping[str, Any], key: str) -> Any:
     return value
 
 
-def _timestamp(value: Any) -> int:
+def in_bounds(record: UsageRecord, now_ms: int) -> bool:
+    """Whether ``record`` is one :func:`parse_record` could return at ``now_ms``: a time from
+    2000 to a day ahead, counts, latency and cost within their ranges. The agents analyse only
+    such records, so a record stored some other way (or before these bounds) cannot derail them.
+    """
+    return (
+        EARLIEST_MS <= record.timestamp <= now_ms + AHEAD_MS
+        and 0 <= record.prompt_tokens <= MAX_TOKENS
+        and 0 <= record.completion_tokens <= MAX_TOKENS
+        and 0 <= record.latency_ms <= MAX_LATENCY_MS  # NaN fails every comparison
+        and 0 <= record.cost_usd <= MAX_COST_USD
+    )
+
+
+def _timestamp(value: Any, now_ms: int) -> int:
     if value is _MISSING:
         raise _FieldError("timestamp is required")
     if not isinstance(value, str):
@@ -105,11 +143,19 @@ def _timestamp(value: Any) -> int:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise _FieldError(
-            f"timestamp {value[:40]!r} is not RFC 3339 (e.g. 2025-03-01T12:00:00Z)"
+            f"timestamp {_shown(value)} is not RFC 3339 (e.g. 2025-03-01T12:00:00Z)"
         ) from None
     if moment.tzinfo is None:
-        raise _FieldError(f"timestamp {value[:40]!r} has no UTC offset (add Z or +00:00)")
-    return int(moment.timestamp() * 1000)
+        raise _FieldError(f"timestamp {_shown(value)} has no UTC offset (add Z or +00:00)")
+    # Aware datetimes subtract exactly: no year-0 or year-10000 intermediate, whatever the offset.
+    ms = int(moment.timestamp() * 1000)
+    if ms < EARLIEST_MS:
+        raise _FieldError(f"timestamp {_shown(value)} is before 2000-01-01T00:00:00Z")
+    if ms > now_ms + AHEAD_MS:
+        raise _FieldError(
+            f"timestamp {_shown(value)} is more than a day ahead of the server's clock"
+        )
+    return ms
 
 
 def _required_text(obj: Mapping[str, Any], key: str) -> str:
@@ -131,6 +177,15 @@ def _optional_text(obj: Mapping[str, Any], key: str) -> str | None:
         raise _FieldError(f"{key} is longer than {limit} characters")
     if "\x00" in text:  # PostgreSQL cannot store it; refused on every backend alike
         raise _FieldError(f"{key} must not contain the NUL character (U+0000)")
+    if "\n" in text or "\r" in text:
+        # No name or fingerprint holds a line break; in CSV, one is a stray quote's doing (the
+        # rows after it read into this value), which read_csv then reads again as rows.
+        raise _FieldError(f"{key} must be on one line")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A JSON escape such as "\ud800" without its pair: no database can store it as text.
+        raise _FieldError(f"{key} must be valid Unicode (it holds a lone surrogate)") from None
     return text
 
 
@@ -144,12 +199,12 @@ def _count(obj: Mapping[str, Any], key: str) -> int:
         number = _as_number(key, value)
         # Exporters such as pandas write whole numbers as 12.0; a fraction of a token is an error.
         if not number.is_integer():
-            raise _FieldError(f"{key} must be a whole number, got {value!r}")
+            raise _FieldError(f"{key} must be a whole number, got {_shown(value)}")
         count = int(number)
     if count < 0:
-        raise _FieldError(f"{key} must be >= 0, got {value!r}")
+        raise _FieldError(f"{key} must be >= 0, got {_shown(value)}")
     if count > MAX_TOKENS:
-        raise _FieldError(f"{key} must be at most {MAX_TOKENS}, got {str(value)[:40]}")
+        raise _FieldError(f"{key} must be at most {MAX_TOKENS}, got {_shown(value)}")
     return count
 
 
@@ -166,7 +221,9 @@ def _optional_number(obj: Mapping[str, Any], key: str) -> float | None:
         return None
     number = _as_number(key, value)
     if number < 0:
-        raise _FieldError(f"{key} must be >= 0, got {value!r}")
+        raise _FieldError(f"{key} must be >= 0, got {_shown(value)}")
+    if number > _MAX_NUMBER[key]:
+        raise _FieldError(f"{key} must be at most {_MAX_NUMBER[key]}, got {_shown(value)}")
     return number
 
 
@@ -183,11 +240,11 @@ def _as_number(key: str, value: Any) -> float:
         try:
             number = float(value.strip())
         except ValueError:
-            raise _FieldError(f"{key} must be a number, got {value[:40]!r}") from None
+            raise _FieldError(f"{key} must be a number, got {_shown(value)}") from None
     else:
         raise _FieldError(f"{key} must be a number, got {type(value).__name__}")
     if not math.isfinite(number):
-        raise _FieldError(f"{key} must be a finite number, got {value!r}")
+        raise _FieldError(f"{key} must be a finite number, got {_shown(value)}")
     return number
 
 
@@ -196,4 +253,25 @@ def _status(value: Any) -> str:
         return "ok"
     if isinstance(value, str) and value.strip().lower() in STATUSES:
         return value.strip().lower()
-    raise _FieldError(f"status must be 'ok' or 'error', got {str(value)[:40]!r}")
+    raise _FieldError(f"status must be 'ok' or 'error', got {_shown(value)}")
+
+
+_SHOWN_CHARS = 40
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a rejection quotes it: a string in quotes, a number as written, either cut
+    to its first 40 characters with ``…`` (a CSV cell may hold 5,000 digits; its start names it).
+    """
+    if isinstance(value, str):
+        quoted = repr(value[:_SHOWN_CHARS])
+        return quoted if len(value) <= _SHOWN_CHARS else f"{quoted[:-1]}…{quoted[-1]}"
+    if isinstance(value, bool) or value is None:
+        return "true" if value else "false" if value is not None else "null"
+    if isinstance(value, list | dict):  # never printed whole: it may be long or deeply nested
+        return "an array" if isinstance(value, list) else "an object"
+    try:
+        text = str(value)
+    except ValueError:  # an integer past Python's digit limit for str()
+        return "a number too long to show"
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"

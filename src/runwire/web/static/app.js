@@ -1282,9 +1282,14 @@
     try {
       const body = await apiJson("POST", "/api/usage/sample");
       const n = Number(body && body.imported) || 0;
+      const added = Number(body && body.new) || 0;
       status.className = "usage-status ok";
       status.dataset.imported = String(n);
-      status.textContent = `Loaded ${n.toLocaleString("en-US")} sample records.`;
+      status.dataset.new = String(added);
+      // The sample is loaded once: a second click adds nothing, and says so.
+      status.textContent = added
+        ? `Loaded ${n.toLocaleString("en-US")} sample records.`
+        : `The sample data is already loaded (${n.toLocaleString("en-US")} records).`;
       loadUsageCount();
     } catch (err) {
       status.className = "usage-status error";
@@ -1314,7 +1319,8 @@
     }
     status.textContent = `Uploading ${file.name}…`;
     try {
-      const response = await api("POST", "/api/usage/import", { body: file, headers: { "Content-Type": type } });
+      const path = `/api/usage/import?name=${encodeURIComponent(file.name.slice(0, 200))}`;
+      const response = await api("POST", path, { body: file, headers: { "Content-Type": type } });
       if (!response.ok) {
         const err = await errorOf(response);
         const hint = response.status === 413 ? "The file is too large. " : response.status === 415 ? "That file type is not accepted. " : "";
@@ -1322,11 +1328,15 @@
       }
       const body = (await readJson(response)) || {};
       const imported = Number(body.imported) || 0;
+      const present = Number(body.already_present) || 0;
       const rejected = Array.isArray(body.rejected) ? body.rejected : [];
       status.className = `usage-status ${rejected.length ? "warn" : "ok"}`;
       status.dataset.imported = String(imported);
+      status.dataset.new = String(Number(body.new) || 0);
       status.dataset.rejected = String(rejected.length);
-      const summary = el("p", { text: `${file.name}: imported ${imported.toLocaleString("en-US")} record${imported === 1 ? "" : "s"}` +
+      // Records already stored (the same file imported again) are not added twice.
+      const already = present ? ` (${present.toLocaleString("en-US")} already there)` : "";
+      const summary = el("p", { text: `${file.name}: imported ${imported.toLocaleString("en-US")} record${imported === 1 ? "" : "s"}${already}` +
         (rejected.length ? `, rejected ${rejected.length} line${rejected.length === 1 ? "" : "s"}:` : ".") });
       status.append(summary);
       if (rejected.length) {
@@ -1339,6 +1349,31 @@
     } catch (err) {
       status.className = "usage-status error";
       status.textContent = `Could not import ${file.name}: ${err.message}`;
+    }
+  }
+
+  async function deleteUsage() {
+    const button = $("#delete-usage");
+    const status = $("#delete-status");
+    const ask = "Delete all your usage records? The agents have nothing to analyse until you upload a file or load the sample again.";
+    if (!window.confirm(ask)) return;
+    button.disabled = true;
+    status.className = "usage-status";
+    status.textContent = "Deleting usage data…";
+    try {
+      const body = await apiJson("DELETE", "/api/usage/records");
+      const n = Number(body && body.deleted) || 0;
+      $("#sample-status").textContent = "";
+      $("#upload-status").replaceChildren();
+      status.className = "usage-status ok";
+      status.dataset.deleted = String(n);
+      status.textContent = `Deleted ${n.toLocaleString("en-US")} usage record${n === 1 ? "" : "s"}.`;
+      loadUsageCount();
+    } catch (err) {
+      status.className = "usage-status error";
+      status.textContent = `Could not delete usage data: ${err.message}`;
+    } finally {
+      button.disabled = false;
     }
   }
 
@@ -1452,6 +1487,7 @@
     $("#thread-list").replaceChildren();
     $("#sample-status").textContent = "";
     $("#upload-status").replaceChildren();
+    $("#delete-status").textContent = "";
     $("#usage-count").textContent = "No usage records yet.";
   }
 
@@ -1514,6 +1550,7 @@
     $("#logout").addEventListener("click", onLogout);
     $("#new-chat").addEventListener("click", () => { newChat(); closeSidebar(); });
     $("#load-sample").addEventListener("click", loadSample);
+    $("#delete-usage").addEventListener("click", deleteUsage);
     $("#usage-upload").addEventListener("change", (e) => {
       const file = e.target.files && e.target.files[0];
       if (file) uploadUsage(file).finally(() => { e.target.value = ""; });
