@@ -420,7 +420,7 @@ def _variable(field: str) -> str:
 
 
 def _names(problem: str, variable: str) -> bool:
-    return re.search(rf"\b{variable}\b", problem) is not None
+    return re.search(rf"\b{re.escape(variable)}\b", problem) is not None
 
 
 def _default(field: str) -> Any:

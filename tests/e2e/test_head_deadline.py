@@ -49,12 +49,19 @@ def read_response(sock: socket.socket) -> bytes:
     """One whole response (head and its Content-Length of body)."""
     received = b""
     while b"\r\n\r\n" not in received:
-        received += sock.recv(65536)
+        received += _more(sock, received)
     head, _, body = received.partition(b"\r\n\r\n")
     length = int(head.lower().partition(b"content-length: ")[2].partition(b"\r\n")[0])
     while len(body) < length:
-        body += sock.recv(65536)
+        body += _more(sock, received + body)
     return head + b"\r\n\r\n" + body
+
+
+def _more(sock: socket.socket, so_far: bytes) -> bytes:
+    chunk = sock.recv(65536)
+    if not chunk:
+        pytest.fail(f"the server closed the socket mid-response; it said {so_far!r}")
+    return chunk
 
 
 def trickle(sock: socket.socket, head: bytes, every: float) -> tuple[bytes, int]:
