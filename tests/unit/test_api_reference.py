@@ -154,7 +154,7 @@ def test_the_declared_statuses_are_those_each_endpoint_can_give(
         "POST /api/usage/sample": ["201", "401", "429"],
         "GET /api/usage/summary": ["200", "401"],
         "GET /api/usage/batches": ["200", "401"],
-        "DELETE /api/usage/batches/{batch_id}": ["200", "401", "422"],
+        "DELETE /api/usage/batches/{batch_id}": ["200", "401", "404", "422"],
         "DELETE /api/usage/records": ["200", "401"],
         "GET /health": ["200"],
         "GET /ready": ["200", "503"],

@@ -280,8 +280,8 @@ async def usage_batches(principal: CurrentPrincipal, request: Request) -> UsageB
 
 @router.delete(
     "/usage/batches/{batch_id}",
-    summary="Delete one import batch's records (none of the caller's: 0 deleted)",
-    responses=error_responses(422),
+    summary="Delete one import batch's records",
+    responses=error_responses(404, 422),
 )
 async def usage_delete_batch(
     batch_id: PathId, principal: CurrentPrincipal, request: Request
