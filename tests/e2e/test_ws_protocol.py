@@ -155,9 +155,11 @@ async def test_a_flood_of_frames_is_handled_in_order_and_the_socket_stays_usable
 def test_a_malformed_handshake_is_answered_and_closed(
     server: ServerProcess, headers: tuple[str, ...], status: int, says: bytes
 ) -> None:
-    log_before = len(server.log())
+    # A deployment's log is not readable from here (--base-url): only a local server's is checked.
+    log_before = len(server.log()) if isinstance(server, ServerProcess) else None
     received, took = answer_and_close(server.port, handshake_head(*headers))
     assert received.startswith(f"HTTP/1.1 {status} ".encode()), received
     assert says in received.partition(b"\r\n\r\n")[2], received
     assert took < unit(2)
-    assert "Traceback" not in server.log()[log_before:]
+    if isinstance(server, ServerProcess) and log_before is not None:
+        assert "Traceback" not in server.log()[log_before:]
