@@ -36,7 +36,6 @@ def test_settings(tmp_path: Path, **overrides: object) -> Settings:
         "offline_delay_ms": 0,
         "argon2_time_cost": 1,
         "argon2_memory_kib": 64,
-        "secret_key": "test-secret-" + "x" * 40,
         # Every test signs up and logs in from 127.0.0.1, and with Redis the per-address counts
         # are shared by every run of the suite within the window: size them out of the way.
         # Tests of the limits themselves set their own.

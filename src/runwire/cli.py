@@ -9,7 +9,6 @@ import getpass
 import logging
 import logging.config
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from runwire.auth_commands import auth_app
 
 # The settings are read at import: every option's help names its variable and default.
 from runwire.config import Settings
@@ -46,6 +47,7 @@ usage_app = typer.Typer(
 )
 app.add_typer(user_app, name="user")
 app.add_typer(usage_app, name="usage")
+app.add_typer(auth_app, name="auth")
 
 out = Console()
 err = Console(stderr=True)
@@ -111,7 +113,7 @@ def serve(
 
     from runwire.app import create_app
     from runwire.collector import tune_collector
-    from runwire.config import LogFormat, resolve_secret
+    from runwire.config import LogFormat
     from runwire.logs import logging_config
     from runwire.traces import Tracing
 
@@ -121,24 +123,21 @@ def serve(
     logging.config.dictConfig(
         logging_config(json=as_json, level=settings.log_level.value, trace_id=trace_id)
     )
-    _, generated = resolve_secret(settings)
+    try:
+        # Reads (or, outside production, makes) the signing keys: their problems stop it here.
+        app = create_app(settings)
+    except ConfigError as exc:
+        err.print(f"[red]{escape(exc.message)}[/red]", highlight=False)
+        raise typer.Exit(2) from None
     shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host  # noqa: S104
     if as_json:  # every line of the output is a JSON object
-        log = logging.getLogger("runwire.cli")
-        if generated:
-            log.warning("development secret in %s", settings.data_dir / "secret.key")
-        log.info("runwire is starting: open http://%s:%s/", shown_host, settings.port)
+        logging.getLogger("runwire.cli").info(
+            "runwire is starting: open http://%s:%s/", shown_host, settings.port
+        )
     else:
-        if generated:
-            err.print(
-                f"[yellow]development secret[/yellow] in {settings.data_dir / 'secret.key'} "
-                "(set RUNWIRE_SECRET_KEY for production)",
-                highlight=False,
-            )
         out.print(
             f"runwire is starting: open http://{shown_host}:{settings.port}/", highlight=False
         )
-    app = create_app(settings)
     tune_collector(settings.gc_young_threshold)
     uvicorn.run(app, **server_options(settings))
 
@@ -421,11 +420,7 @@ def user_create(
 ) -> None:
     """Create a user (asks for the password)."""
     from runwire.auth.passwords import Passwords
-    from runwire.auth.service import MIN_PASSWORD, AuthService, account_email
-    from runwire.auth.throttle import AuthLimits, AuthThrottle
-    from runwire.auth.tokens import AccessTokens
-    from runwire.config import resolve_secret
-    from runwire.limits.memory import MemoryRateLimiter
+    from runwire.auth.service import MIN_PASSWORD, account_email, create_account
 
     settings = _settings(data_dir)
     try:
@@ -439,19 +434,11 @@ def user_create(
         raise typer.Exit(1)
 
     async def work(store: Store) -> str:
-        secret, _ = resolve_secret(settings)
-        auth = AuthService(
-            store.accounts,
-            Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
-            AccessTokens(secret, settings.access_token_ttl_s),
-            # Not consulted: an account made here is local administration, not a sign-up.
-            throttle=AuthThrottle(
-                AuthLimits.from_settings(settings), MemoryRateLimiter(time.monotonic)
-            ),
-            refresh_ttl_s=settings.refresh_token_ttl_s,
-            ticket_ttl_s=settings.ws_ticket_ttl_s,
+        # Local administration, not a sign-up: no sign-up limit applies.
+        passwords = Passwords(
+            time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
         )
-        user = await auth.register(email, password)
+        user = await create_account(store.accounts, passwords, account, password)
         return user.id
 
     user_id = _run(settings, work)
