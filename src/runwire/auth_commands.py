@@ -39,7 +39,11 @@ KeysDir = Annotated[
 ]
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="The data directory [env var: RUNWIRE_DATA_DIR]."),
+    typer.Option(
+        "--data-dir",
+        help="Where SQLite and the signing keys live. "
+        "[env var: RUNWIRE_DATA_DIR; default: .runwire]",
+    ),
 ]
 
 

@@ -64,7 +64,7 @@ def _setting_help(text: str, name: str) -> str:
 DataDir = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help=_setting_help("Where SQLite and the dev secret live.", "data_dir")
+        "--data-dir", help=_setting_help("Where SQLite and the signing keys live.", "data_dir")
     ),
 ]
 

@@ -5,12 +5,12 @@ import time
 import jwt
 import pytest
 
-from runwire.auth.passwords import Passwords
-from runwire.auth.service import AuthService
-from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.app import build_access_tokens
 from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
 from runwire.auth.keys import SigningKey
+from runwire.auth.passwords import Passwords
+from runwire.auth.service import AuthService
+from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.config import Settings, SigningAlgorithm, load_settings
 from runwire.errors import (
     AuthError,
