@@ -27,6 +27,7 @@ from runwire.errors import ConfigError, DependencyUnavailable, RunwireError
 # without loading the server (its database layer alone takes a second to import).
 if TYPE_CHECKING:
     from runwire.probe.client import Target
+    from runwire.probe.walk import Identities
     from runwire.readiness import Check
     from runwire.store.store import Store
     from runwire.store.usage import UsageBatch
@@ -287,6 +288,16 @@ def check(
             show_default=False,
         ),
     ] = None,
+    test_token_key: Annotated[
+        str | None,
+        typer.Option(
+            "--test-token-key",
+            envvar="RUNWIRE_CHECK_TEST_TOKEN_KEY",
+            help="Get two fresh e2e test users from POST /auth/test-token with this key (the "
+            "deployment's RUNWIRE_TEST_TOKEN_KEY; staging only) instead of signing up.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Bound on every single wait, in seconds.")
@@ -319,6 +330,7 @@ def check(
     be reached or does not answer as runwire. With --every it runs until interrupted.
     """
     from runwire.probe.client import Target
+    from runwire.probe.walk import Credentials, Identities
 
     def usage(message: str) -> typer.Exit:
         err.print(f"runwire check: {message}", highlight=False, markup=False, soft_wrap=True)
@@ -326,6 +338,8 @@ def check(
 
     if (email is None) != (password is None):
         raise usage("give --email and --password together (or neither, to sign up a user)")
+    if test_token_key is not None and email is not None:
+        raise usage("give --email and --password, or --test-token-key: not both")
     if every is None and (metrics_port is not None or count is not None):
         raise usage("--metrics-port and --count go with --every")
     try:
@@ -335,7 +349,20 @@ def check(
         raise usage(str(exc)) from None
     try:
         outcome = asyncio.run(
-            _check(target, email, password, as_json, every, metrics_port, metrics_host, count)
+            _check(
+                target,
+                Identities(
+                    main=Credentials(email, password)
+                    if email is not None and password is not None
+                    else None,
+                    test_token_key=test_token_key,
+                ),
+                as_json,
+                every,
+                metrics_port,
+                metrics_host,
+                count,
+            )
         )
     except KeyboardInterrupt:
         err.print("runwire check: interrupted", highlight=False)
@@ -345,8 +372,7 @@ def check(
 
 async def _check(
     target: Target,
-    email: str | None,
-    password: str | None,
+    identities: Identities,
     as_json: bool,
     every: float | None,
     metrics_port: int | None,
@@ -357,10 +383,7 @@ async def _check(
     from runwire.probe.rendering import as_json as report_json
     from runwire.probe.rendering import summary, table, unreachable_line, walk_line
     from runwire.probe.report import Outcome, Report
-    from runwire.probe.walk import Credentials, Identities, Walk
-
-    given = Credentials(email, password) if email is not None and password is not None else None
-    identities = Identities(main=given)
+    from runwire.probe.walk import Walk
 
     def walk() -> Awaitable[Report]:
         return Walk(target, identities).run()
