@@ -213,3 +213,37 @@ def test_an_expired_token_is_refused_as_expired(tokens: AccessTokens, ring: KeyR
 def test_garbage_is_refused(tokens: AccessTokens) -> None:
     for token in ("", "not-a-jwt", "a.b.c", "....", segment({"alg": "EdDSA"}) + ".."):
         refused(tokens, token)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_remembered_token_still_expires(ring: KeyRing) -> None:
+    wall = Clock(time.time())
+    tokens = AccessTokens(ring, ring, issuer="runwire", audience="runwire", ttl_s=900, wall=wall)
+    token = signed(ring.signing(), claims(exp=int(wall.now) + 30))
+    first = tokens.verify(token)
+    assert tokens.verify(token) == first  # remembered
+    wall.now += 30
+    with pytest.raises(TokenExpired):
+        tokens.verify(token)
+
+
+def test_a_remembered_token_dies_with_its_key_file(tmp_path: Path) -> None:
+    settings = test_settings(tmp_path)
+    directory = KeyDirectory(settings.keys_dir)
+    old = directory.add(SigningAlgorithm.EDDSA, time.time() - 60)
+    directory.add(SigningAlgorithm.EDDSA)
+    clock = Clock(0.0)
+    ring = KeyRing(directory, open_keys(settings), clock=clock)
+    tokens = build_access_tokens(settings, ring)
+    token = signed(old, claims())
+    assert tokens.verify(token).user_id == "usr_a"
+    directory.remove(old.kid)  # an operator removes a key thought leaked
+    clock.now = 1.0
+    refused(tokens, token)

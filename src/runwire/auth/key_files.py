@@ -184,11 +184,11 @@ class KeyRing:
         return key
 
     def find(self, kid: str) -> VerificationKey | None:
-        """The published key ``kid``; an unknown kid makes the ring look again (once a second
-        at most, so tokens naming made-up kids cost no more than that)."""
+        """The published key ``kid``. The ring looks at the directory again once a second at
+        most (so tokens naming made-up kids cost no more than that): a key added elsewhere is
+        found, and a key file removed (a key thought leaked) stops verifying within a second."""
+        self._recheck()
         key = self._by_kid.get(kid)
-        if key is None and self._recheck():
-            key = self._by_kid.get(kid)
         if key is None:
             return None
         retires = self._retires[kid]

@@ -5,6 +5,12 @@ An access token carries ``kid`` in its header and ``iss``, ``aud``, ``sub`` (the
 (the session: its token family), ``iat``, ``exp`` and ``jti``. Verification finds the key by
 ``kid`` among the trusted ones and accepts only that key's algorithm, the issuer and the audience
 configured, and a token that has an expiry and is within it.
+
+A client sends the same access token with every request for its whole lifetime, and checking an
+Ed25519 or P-256 signature costs far more than the rest of a request's authentication
+(docs/benchmarks.md, "Auth"). So a token once verified is remembered (a bounded number of them,
+by their exact text, signature included): a repeat is checked for expiry and for its key still
+being trusted, not verified again.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +31,8 @@ __all__ = ["AccessClaims", "AccessTokens", "Signer", "TrustedKeys", "digest", "o
 
 # Claims a token must carry; one without any of them is refused (PyJWT checks presence).
 REQUIRED_CLAIMS = ["sub", "sid", "exp", "iat", "iss", "aud", "jti"]
+# Verified tokens remembered, at most (the oldest is forgotten first): about 2 MB.
+VERIFIED_TOKENS = 4096
 
 
 def opaque_secret() -> str:
@@ -59,16 +68,28 @@ class AccessClaims:
 
 
 class AccessTokens:
-    """Issues access tokens with ``signer``'s key and verifies them against ``trusted``."""
+    """Issues access tokens with ``signer``'s key and verifies them against ``trusted``.
+
+    ``wall`` (epoch seconds) tells a remembered token's expiry; tests pass their own."""
 
     def __init__(
-        self, signer: Signer, trusted: TrustedKeys, *, issuer: str, audience: str, ttl_s: int
+        self,
+        signer: Signer,
+        trusted: TrustedKeys,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_s: int,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        self._wall = wall
         self._signer = signer
         self._trusted = trusted
         self.issuer = issuer
         self.audience = audience
         self.ttl_s = ttl_s
+        # token -> its claims and the kid that verified it; insertion order is age.
+        self._verified: dict[str, tuple[AccessClaims, str]] = {}
 
     def issue(self, user_id: str, family_id: str) -> str:
         key = self._signer.signing()
@@ -90,6 +111,23 @@ class AccessTokens:
     def verify(self, token: str) -> AccessClaims:
         """The claims of a valid access token; raises :class:`TokenExpired` past its expiry,
         :class:`AuthError` for anything else (the message never says which check failed)."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            claims, kid = remembered
+            if claims.expires_at <= self._wall():
+                del self._verified[token]
+                raise TokenExpired("access token expired")
+            if self._trusted.find(kid) is None:  # its key was retired or removed meanwhile
+                del self._verified[token]
+                raise AuthError("invalid access token")
+            return claims
+        verified = self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = verified
+        return verified[0]
+
+    def _verify(self, token: str) -> tuple[AccessClaims, str]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -115,6 +153,7 @@ class AccessTokens:
             raise AuthError("invalid access token") from None
         if claims.get("typ") != "access":
             raise AuthError("invalid access token")
-        return AccessClaims(
+        access = AccessClaims(
             user_id=claims["sub"], family_id=claims["sid"], expires_at=claims["exp"]
         )
+        return access, key.kid
