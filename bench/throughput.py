@@ -341,7 +341,8 @@ async def run_cluster(name: str, tmp: Path, args: argparse.Namespace, content: s
         "RUNWIRE_WS_PATH": "direct",
         "RUNWIRE_DATABASE_URL": url,
         "RUNWIRE_REDIS_URL": REDIS_URL,
-        "RUNWIRE_SECRET_KEY": "bench-cluster-secret-" + "x" * 40,
+        # One key set for the cluster (the first node makes it), as a deployment shares its own.
+        "RUNWIRE_AUTH_KEYS_DIR": str(tmp / f"{name}-keys"),
     }
     nodes: list[Runwire] = []
     try:

@@ -19,6 +19,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the e2e tests against this deployment instead of local server processes "
         "(those that need a server of their own are skipped); env RUNWIRE_E2E_BASE_URL",
     )
+    parser.addoption(
+        "--test-token-key",
+        default=os.environ.get("RUNWIRE_E2E_TEST_TOKEN_KEY", ""),
+        help="with --base-url: the deployment's RUNWIRE_TEST_TOKEN_KEY; the tests' users are then "
+        "e2e test users from POST /auth/test-token instead of sign-ups; "
+        "env RUNWIRE_E2E_TEST_TOKEN_KEY",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,6 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # each xdist worker runs this hook too.
     if url := config.getoption("--base-url"):
         os.environ["RUNWIRE_E2E_BASE_URL"] = url
+    if key := config.getoption("--test-token-key"):
+        os.environ["RUNWIRE_E2E_TEST_TOKEN_KEY"] = key
 
 
 def test_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -36,7 +45,6 @@ def test_settings(tmp_path: Path, **overrides: object) -> Settings:
         "offline_delay_ms": 0,
         "argon2_time_cost": 1,
         "argon2_memory_kib": 64,
-        "secret_key": "test-secret-" + "x" * 40,
         # Every test signs up and logs in from 127.0.0.1, and with Redis the per-address counts
         # are shared by every run of the suite within the window: size them out of the way.
         # Tests of the limits themselves set their own.

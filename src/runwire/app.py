@@ -31,15 +31,17 @@ from runwire.agents import (
     OpenAICompatibleProvider,
     Supervisor,
 )
+from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
 from runwire.auth.passwords import Passwords
 from runwire.auth.service import AuthService
+from runwire.auth.test_tokens import E2ETokens
 from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
 from runwire.bus.base import EventBus
 from runwire.bus.memory import MemoryBus
 from runwire.bus.redis import RedisBus
 from runwire.chat import ChatService
-from runwire.config import Settings, resolve_secret, safe_url
+from runwire.config import Settings, safe_url
 from runwire.connections.base import ConnectionRegistry
 from runwire.connections.memory import MemoryConnections
 from runwire.connections.redis import RedisConnections
@@ -62,7 +64,15 @@ from runwire.runs.retention import Retention
 from runwire.store.records import UsageRecord
 from runwire.store.store import Store
 from runwire.traces import Tracing, otlp_processor
-from runwire.transport import api_reference, api_routes, auth_routes, health, scrape
+from runwire.transport import (
+    api_reference,
+    api_routes,
+    auth_routes,
+    health,
+    scrape,
+    test_token_routes,
+    well_known,
+)
 from runwire.transport.body_limit import MAX_BODY_BYTES, BodyLimit
 from runwire.transport.errors import install_error_handlers
 from runwire.transport.request_id import RequestIdMiddleware
@@ -207,6 +217,26 @@ def read_gauges(
     )
 
 
+def build_access_tokens(settings: Settings, keys: KeyRing) -> AccessTokens:
+    """Access tokens signed with the ring's current key and verified against its keys."""
+    return AccessTokens(
+        keys,
+        keys,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        ttl_s=settings.access_token_ttl_s,
+    )
+
+
+def build_e2e_tokens(
+    settings: Settings, store: Store, auth: AuthService, throttle: AuthThrottle
+) -> E2ETokens | None:
+    """The issuer of POST /auth/test-token, when the settings serve it."""
+    if not settings.serves_test_tokens or settings.test_token_key is None:
+        return None
+    return E2ETokens(settings.test_token_key.get_secret_value(), store.accounts, auth, throttle)
+
+
 def build_probes(settings: Settings, bus: EventBus) -> list[Probe]:
     """What /ready checks besides the database: Redis and the LLM endpoint, when configured."""
     probes: list[Probe] = []
@@ -247,7 +277,8 @@ def create_app(
     spans go (tests pass an in-memory exporter); unset, over OTLP when
     OTEL_EXPORTER_OTLP_ENDPOINT is set, else nowhere.
     """
-    secret, _generated = resolve_secret(settings)
+    # Raises ConfigError for missing (in production) or unusable key files: before anything runs.
+    keys = KeyRing(KeyDirectory(settings.keys_dir), open_keys(settings))
     pricing = PricingTable.load()
     metrics = Metrics(count_events=settings.metrics)
     if tracing is None:
@@ -305,13 +336,14 @@ def create_app(
             limiter_context, connections_context = build_limits(settings, clock)
             limiter = await stack.enter_async_context(limiter_context)
             connections = await stack.enter_async_context(connections_context)
+            throttle = AuthThrottle(AuthLimits.from_settings(settings), limiter)
             auth = AuthService(
                 store.accounts,
                 Passwords(
                     time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
                 ),
-                AccessTokens(secret, settings.access_token_ttl_s),
-                throttle=AuthThrottle(AuthLimits.from_settings(settings), limiter),
+                build_access_tokens(settings, keys),
+                throttle=throttle,
                 refresh_ttl_s=settings.refresh_token_ttl_s,
                 ticket_ttl_s=settings.ws_ticket_ttl_s,
             )
@@ -319,6 +351,8 @@ def create_app(
                 settings=settings,
                 store=store,
                 auth=auth,
+                keys=keys,
+                e2e_tokens=build_e2e_tokens(settings, store, auth, throttle),
                 chat=ChatService(
                     store,
                     executor,
@@ -381,6 +415,9 @@ def create_app(
     app.add_middleware(RequestSpanMiddleware, tracing=tracing)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(auth_routes.router)
+    if settings.serves_test_tokens:  # otherwise the path does not exist: 404
+        app.include_router(test_token_routes.router)
+    app.include_router(well_known.router)
     app.include_router(api_routes.router)
     app.include_router(health.router)
     app.include_router(scrape.router)

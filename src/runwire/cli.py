@@ -9,7 +9,6 @@ import getpass
 import logging
 import logging.config
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from runwire.auth_commands import auth_app
 
 # The settings are read at import: every option's help names its variable and default.
 from runwire.config import Settings
@@ -26,6 +27,7 @@ from runwire.errors import ConfigError, DependencyUnavailable, RunwireError
 # without loading the server (its database layer alone takes a second to import).
 if TYPE_CHECKING:
     from runwire.probe.client import Target
+    from runwire.probe.walk import Identities
     from runwire.readiness import Check
     from runwire.store.store import Store
     from runwire.store.usage import UsageBatch
@@ -46,6 +48,7 @@ usage_app = typer.Typer(
 )
 app.add_typer(user_app, name="user")
 app.add_typer(usage_app, name="usage")
+app.add_typer(auth_app, name="auth")
 
 out = Console()
 err = Console(stderr=True)
@@ -62,7 +65,7 @@ def _setting_help(text: str, name: str) -> str:
 DataDir = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help=_setting_help("Where SQLite and the dev secret live.", "data_dir")
+        "--data-dir", help=_setting_help("Where SQLite and the signing keys live.", "data_dir")
     ),
 ]
 
@@ -111,7 +114,7 @@ def serve(
 
     from runwire.app import create_app
     from runwire.collector import tune_collector
-    from runwire.config import LogFormat, resolve_secret
+    from runwire.config import LogFormat
     from runwire.logs import logging_config
     from runwire.traces import Tracing
 
@@ -121,24 +124,21 @@ def serve(
     logging.config.dictConfig(
         logging_config(json=as_json, level=settings.log_level.value, trace_id=trace_id)
     )
-    _, generated = resolve_secret(settings)
+    try:
+        # Reads (or, outside production, makes) the signing keys: their problems stop it here.
+        app = create_app(settings)
+    except ConfigError as exc:
+        err.print(f"[red]{escape(exc.message)}[/red]", highlight=False)
+        raise typer.Exit(2) from None
     shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host  # noqa: S104
     if as_json:  # every line of the output is a JSON object
-        log = logging.getLogger("runwire.cli")
-        if generated:
-            log.warning("development secret in %s", settings.data_dir / "secret.key")
-        log.info("runwire is starting: open http://%s:%s/", shown_host, settings.port)
+        logging.getLogger("runwire.cli").info(
+            "runwire is starting: open http://%s:%s/", shown_host, settings.port
+        )
     else:
-        if generated:
-            err.print(
-                f"[yellow]development secret[/yellow] in {settings.data_dir / 'secret.key'} "
-                "(set RUNWIRE_SECRET_KEY for production)",
-                highlight=False,
-            )
         out.print(
             f"runwire is starting: open http://{shown_host}:{settings.port}/", highlight=False
         )
-    app = create_app(settings)
     tune_collector(settings.gc_young_threshold)
     uvicorn.run(app, **server_options(settings))
 
@@ -288,6 +288,16 @@ def check(
             show_default=False,
         ),
     ] = None,
+    test_token_key: Annotated[
+        str | None,
+        typer.Option(
+            "--test-token-key",
+            envvar="RUNWIRE_CHECK_TEST_TOKEN_KEY",
+            help="Get two fresh e2e test users from POST /auth/test-token with this key (the "
+            "deployment's RUNWIRE_TEST_TOKEN_KEY; staging only) instead of signing up.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Bound on every single wait, in seconds.")
@@ -320,6 +330,7 @@ def check(
     be reached or does not answer as runwire. With --every it runs until interrupted.
     """
     from runwire.probe.client import Target
+    from runwire.probe.walk import Credentials, Identities
 
     def usage(message: str) -> typer.Exit:
         err.print(f"runwire check: {message}", highlight=False, markup=False, soft_wrap=True)
@@ -327,6 +338,8 @@ def check(
 
     if (email is None) != (password is None):
         raise usage("give --email and --password together (or neither, to sign up a user)")
+    if test_token_key is not None and email is not None:
+        raise usage("give --email and --password, or --test-token-key: not both")
     if every is None and (metrics_port is not None or count is not None):
         raise usage("--metrics-port and --count go with --every")
     try:
@@ -336,7 +349,20 @@ def check(
         raise usage(str(exc)) from None
     try:
         outcome = asyncio.run(
-            _check(target, email, password, as_json, every, metrics_port, metrics_host, count)
+            _check(
+                target,
+                Identities(
+                    main=Credentials(email, password)
+                    if email is not None and password is not None
+                    else None,
+                    test_token_key=test_token_key,
+                ),
+                as_json,
+                every,
+                metrics_port,
+                metrics_host,
+                count,
+            )
         )
     except KeyboardInterrupt:
         err.print("runwire check: interrupted", highlight=False)
@@ -346,8 +372,7 @@ def check(
 
 async def _check(
     target: Target,
-    email: str | None,
-    password: str | None,
+    identities: Identities,
     as_json: bool,
     every: float | None,
     metrics_port: int | None,
@@ -358,10 +383,7 @@ async def _check(
     from runwire.probe.rendering import as_json as report_json
     from runwire.probe.rendering import summary, table, unreachable_line, walk_line
     from runwire.probe.report import Outcome, Report
-    from runwire.probe.walk import Credentials, Identities, Walk
-
-    given = Credentials(email, password) if email is not None and password is not None else None
-    identities = Identities(main=given)
+    from runwire.probe.walk import Walk
 
     def walk() -> Awaitable[Report]:
         return Walk(target, identities).run()
@@ -421,11 +443,7 @@ def user_create(
 ) -> None:
     """Create a user (asks for the password)."""
     from runwire.auth.passwords import Passwords
-    from runwire.auth.service import MIN_PASSWORD, AuthService, account_email
-    from runwire.auth.throttle import AuthLimits, AuthThrottle
-    from runwire.auth.tokens import AccessTokens
-    from runwire.config import resolve_secret
-    from runwire.limits.memory import MemoryRateLimiter
+    from runwire.auth.service import MIN_PASSWORD, account_email, create_account
 
     settings = _settings(data_dir)
     try:
@@ -439,19 +457,11 @@ def user_create(
         raise typer.Exit(1)
 
     async def work(store: Store) -> str:
-        secret, _ = resolve_secret(settings)
-        auth = AuthService(
-            store.accounts,
-            Passwords(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib),
-            AccessTokens(secret, settings.access_token_ttl_s),
-            # Not consulted: an account made here is local administration, not a sign-up.
-            throttle=AuthThrottle(
-                AuthLimits.from_settings(settings), MemoryRateLimiter(time.monotonic)
-            ),
-            refresh_ttl_s=settings.refresh_token_ttl_s,
-            ticket_ttl_s=settings.ws_ticket_ttl_s,
+        # Local administration, not a sign-up: no sign-up limit applies.
+        passwords = Passwords(
+            time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib
         )
-        user = await auth.register(email, password)
+        user = await create_account(store.accounts, passwords, account, password)
         return user.id
 
     user_id = _run(settings, work)

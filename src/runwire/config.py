@@ -1,9 +1,8 @@
 """Configuration: one validated settings object, read from ``RUNWIRE_*`` environment variables.
 
 Validation happens once, at start-up, and names every problem in a single :class:`ConfigError`.
-The signing secret is resolved here too: outside production a missing secret is generated once,
-kept in the data directory and announced as a development secret; in production a missing or weak
-secret stops start-up.
+The signing keys of access tokens are files (``runwire.auth.key_files``), checked when a server
+starts, not here: ``runwire auth rotate-keys``, which creates them, must run where they are missing.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import importlib
 import logging
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -32,17 +30,16 @@ __all__ = [
     "LogFormat",
     "LogLevel",
     "Settings",
+    "SigningAlgorithm",
     "WebSocketPath",
     "load_settings",
-    "resolve_secret",
     "safe_url",
 ]
 
 log = logging.getLogger(__name__)
 
-MIN_SECRET_BYTES = 32
+MIN_TEST_TOKEN_KEY_BYTES = 32
 MIN_METRICS_TOKEN_CHARS = 16
-SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 
 
 class ConcurrencyPolicy(StrEnum):
@@ -76,6 +73,13 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
+class SigningAlgorithm(StrEnum):
+    """The JWS algorithm of an access-token signing key (its key type follows from it)."""
+
+    EDDSA = "EdDSA"  # Ed25519
+    ES256 = "ES256"  # ECDSA on P-256 with SHA-256
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
@@ -95,7 +99,15 @@ class Settings(BaseSettings):
     # The event bus: unset, the in-process one (one node); set, Redis (several nodes). Secret,
     # as the URL may carry a password: it is never logged (logs name the host only).
     redis_url: SecretStr | None = None
-    secret_key: SecretStr | None = None
+    # Access tokens: signed with the newest key file in this directory (unset: DATA_DIR/keys);
+    # see docs/auth.md. The algorithm is that of keys made by runwire (first start, rotation).
+    auth_keys_dir: Path | None = None
+    auth_algorithm: SigningAlgorithm = SigningAlgorithm.EDDSA
+    auth_issuer: str = Field("runwire", min_length=1, max_length=300)
+    auth_audience: str = Field("runwire", min_length=1, max_length=300)
+    # Set (outside production only), POST /auth/test-token hands sessions of e2e test users to
+    # whoever sends it in X-Runwire-Test-Key; unset, the route does not exist.
+    test_token_key: SecretStr | None = None
     # The API reference (/docs, /redoc, /openapi.json): served outside production; in production
     # only when this is true.
     public_docs: bool = False
@@ -193,7 +205,14 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
 
     @field_validator(
-        "redis_url", "metrics_token", "metrics_port", "metrics_host", "otlp_endpoint", mode="before"
+        "redis_url",
+        "metrics_token",
+        "metrics_port",
+        "metrics_host",
+        "otlp_endpoint",
+        "auth_keys_dir",
+        "test_token_key",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -238,6 +257,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'runwire.db').resolve()}"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where the access-token signing keys are: RUNWIRE_AUTH_KEYS_DIR, or DATA_DIR/keys."""
+        return self.auth_keys_dir if self.auth_keys_dir is not None else self.data_dir / "keys"
+
+    @property
+    def serves_test_tokens(self) -> bool:
+        """``POST /auth/test-token`` exists: a test-token key is set (never in production)."""
+        return self.test_token_key is not None and not self.is_production
 
     @property
     def serves_api_reference(self) -> bool:
@@ -303,12 +332,8 @@ class Settings(BaseSettings):
             ("redis://", "rediss://")
         ):
             found.append("RUNWIRE_REDIS_URL must start with redis:// or rediss:// (TLS)")
+        found += self._test_token_problems()
         if self.is_production:
-            secret = self.secret_key.get_secret_value() if self.secret_key else ""
-            if not secret:
-                found.append("RUNWIRE_SECRET_KEY is required in production")
-            elif len(secret.encode()) < MIN_SECRET_BYTES:
-                found.append(f"RUNWIRE_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes")
             if self.argon2_memory_kib < 19456:
                 found.append("RUNWIRE_ARGON2_MEMORY_KIB must be at least 19456 in production")
             if not self.allowed_origins:
@@ -334,6 +359,22 @@ class Settings(BaseSettings):
                 f"({self.ws_ping_interval_s} >= {self.ws_idle_timeout_s})"
             )
         return found
+
+    def _test_token_problems(self) -> list[str]:
+        if self.test_token_key is None:
+            return []
+        if self.is_production:
+            # Whoever holds the key could start a session as a test user: not in production.
+            return [
+                "RUNWIRE_TEST_TOKEN_KEY must not be set in production (it mints sessions of test "
+                "users for staging end-to-end tests): unset it"
+            ]
+        if len(self.test_token_key.get_secret_value().encode()) < MIN_TEST_TOKEN_KEY_BYTES:
+            return [
+                f"RUNWIRE_TEST_TOKEN_KEY must be at least {MIN_TEST_TOKEN_KEY_BYTES} bytes "
+                "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            ]
+        return []
 
     def _metrics_problems(self) -> list[str]:
         found: list[str] = []
@@ -405,6 +446,9 @@ def stray_variables(environ: Mapping[str, str]) -> list[str]:
         upper = name.upper()
         if not upper.startswith(_PREFIX) or upper in known or upper.startswith(_NOT_SETTINGS):
             continue
+        if upper in _RETIRED:
+            found.append(f"{name} is no longer read: {_RETIRED[upper]}")
+            continue
         close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
         hint = f"did you mean {close[0]}?" if close else "docs/configuration.md lists them"
         found.append(f"{name} is not a runwire setting ({hint})")
@@ -413,6 +457,11 @@ def stray_variables(environ: Mapping[str, str]) -> list[str]:
 
 _PREFIX = "RUNWIRE_"
 _NOT_SETTINGS = ("RUNWIRE_TEST_", "RUNWIRE_BENCH_")
+# Settings of earlier versions, each with what replaced it.
+_RETIRED = {
+    "RUNWIRE_SECRET_KEY": "access tokens are signed with the key files in RUNWIRE_AUTH_KEYS_DIR "
+    "(docs/auth.md); remove it",
+}
 
 
 def _variable(field: str) -> str:
@@ -425,27 +474,6 @@ def _names(problem: str, variable: str) -> bool:
 
 def _default(field: str) -> Any:
     return Settings.model_fields[field].get_default(call_default_factory=True)
-
-
-def resolve_secret(settings: Settings) -> tuple[str, bool]:
-    """Return ``(secret, generated)``.
-
-    Outside production a missing secret is made once and kept in ``data_dir/secret.key`` (mode 600)
-    so tokens survive restarts; ``generated`` tells the caller to announce it as a development secret.
-    """
-    if settings.secret_key is not None and settings.secret_key.get_secret_value():
-        return settings.secret_key.get_secret_value(), False
-    if settings.is_production:  # load_settings has refused this already; belt and braces
-        raise ConfigError(["RUNWIRE_SECRET_KEY is required in production"])
-    path = settings.data_dir / SECRET_FILE
-    if path.exists():
-        return path.read_text().strip(), True
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    # Created 0600: readable by nobody else, not even for the moment before a chmod.
-    with os.fdopen(os.open(path, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600), "w") as out:
-        out.write(secret)
-    return secret, True
 
 
 def safe_url(url: str) -> str:

@@ -39,12 +39,14 @@ pytestmark = pytest.mark.local_only(
 
 # No test here may wait for the probe's own timeout: it is set far above what any check needs.
 SLOW = ["--timeout", str(unit(60))]
+TEST_TOKEN_KEY = "the-check-servers-test-token-key-" + "k" * 8
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(
-        tmp_path_factory.mktemp("check-server"), {**BASE_ENV, "RUNWIRE_OFFLINE_DELAY_MS": "2"}
+        tmp_path_factory.mktemp("check-server"),
+        {**BASE_ENV, "RUNWIRE_OFFLINE_DELAY_MS": "2", "RUNWIRE_TEST_TOKEN_KEY": TEST_TOKEN_KEY},
     )
     yield proc
     proc.stop()
@@ -134,6 +136,28 @@ def test_the_golden_path_of_a_server_passes_step_by_step(server: ServerProcess) 
     )
     assert re.search(r"passed: 13 steps ok in \d", done.stdout)
     assert done.stderr == ""
+
+
+def test_with_a_test_token_key_two_test_users_walk_the_path(server: ServerProcess) -> None:
+    done = runwire_check(server.url, "--test-token-key", TEST_TOKEN_KEY, "--json", *SLOW)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    steps = {step["step"]: step for step in report["steps"]}
+    assert all(step["status"] == "ok" for step in steps.values()), done.stdout
+    assert steps["sign_in"]["detail"] == (
+        "e2e-check-main@runwire.test (a test user, from POST /auth/test-token)"
+    )
+    assert steps["isolation"]["detail"].startswith("a second user got 404 not_found")
+    assert TEST_TOKEN_KEY not in done.stdout + done.stderr
+    wrong = runwire_check(server.url, "--test-token-key", "w" * 40, "--json", *SLOW)
+    assert wrong.returncode == 1
+    sign_in = json.loads(wrong.stdout)["steps"][STEPS.index("sign_in")]
+    assert sign_in["status"] == "failed"
+    assert sign_in["expected"] == "200 from POST /auth/test-token for e2e-check-main"
+    assert sign_in["got"] == "401 unauthorized: missing or wrong X-Runwire-Test-Key"
+    both = runwire_check(server.url, "--test-token-key", "k", "--email", "a", "--password", "b")
+    assert both.returncode == 2
+    assert "give --email and --password, or --test-token-key: not both" in both.stderr
 
 
 def test_a_wrong_password_fails_the_sign_in_and_nothing_after_it_runs(

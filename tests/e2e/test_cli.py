@@ -173,15 +173,48 @@ def test_user_usage_import_and_sample(tmp_path: Path) -> None:
 def test_migrate_and_refusal_of_a_bad_production_config(tmp_path: Path) -> None:
     migrated = runwire("migrate", data_dir=tmp_path)
     assert migrated.returncode == 0 and "revision 0006" in migrated.stdout
+    test_key = "a-staging-test-token-key-" + "t" * 16
     refused = runwire(
         "serve",
         data_dir=tmp_path,
-        env={"RUNWIRE_ENV": "production", "RUNWIRE_SECRET_KEY": "weak-secret"},
+        env={"RUNWIRE_ENV": "production", "RUNWIRE_TEST_TOKEN_KEY": test_key},
     )
     assert refused.returncode == 2
-    assert "RUNWIRE_SECRET_KEY must be at least 32 bytes" in refused.stderr
-    assert "RUNWIRE_ALLOWED_ORIGINS" in refused.stderr
-    assert "weak-secret" not in refused.stderr + refused.stdout
+    said = " ".join(refused.stderr.split())
+    assert "RUNWIRE_TEST_TOKEN_KEY must not be set in production" in said
+    assert "RUNWIRE_ALLOWED_ORIGINS" in said
+    assert test_key not in refused.stderr + refused.stdout
+
+
+def test_production_needs_signing_keys_and_the_cli_makes_them(tmp_path: Path) -> None:
+    production = {
+        "RUNWIRE_ENV": "production",
+        "RUNWIRE_ALLOWED_ORIGINS": "https://chat.example",
+        "RUNWIRE_ARGON2_MEMORY_KIB": "19456",
+        "RUNWIRE_AUTH_KEYS_DIR": str(tmp_path / "keys"),
+    }
+    refused = runwire("serve", "--port", "0", data_dir=tmp_path, env=production)
+    assert refused.returncode == 2
+    said = " ".join(refused.stderr.split())
+    assert f"no access-token signing key in {tmp_path / 'keys'} (RUNWIRE_AUTH_KEYS_DIR)" in said
+    assert "`RUNWIRE_ENV=production runwire auth rotate-keys`" in said
+    assert "runwire is starting" not in refused.stdout
+    none = runwire("auth", "keys", data_dir=tmp_path, env=production)
+    assert none.returncode == 0 and "no keys in" in none.stdout
+    made = runwire("auth", "rotate-keys", data_dir=tmp_path, env=production)
+    assert made.returncode == 0, made.stderr
+    kid = made.stdout.split()[3]
+    assert made.stdout.startswith(f"new signing key {kid} (EdDSA) in {tmp_path / 'keys'}")
+    (pem,) = (tmp_path / "keys").iterdir()
+    assert pem.name == f"{kid}.pem" and pem.stat().st_mode & 0o777 == 0o600
+    second = runwire(
+        "auth", "rotate-keys", "--algorithm", "ES256", data_dir=tmp_path, env=production
+    )
+    assert second.returncode == 0, second.stderr
+    assert f"{kid} verifies the tokens it signed until " in second.stdout
+    listed = runwire("auth", "keys", data_dir=tmp_path, env=production).stdout.splitlines()
+    assert [line.split()[1:3] for line in listed] == [["ES256", "signing"], ["EdDSA", "published"]]
+    assert listed[1].startswith(kid) and " retires " in listed[1]
 
 
 def commands() -> list[tuple[list[str], Any]]:
@@ -232,21 +265,23 @@ def test_every_help_shows_what_its_text_says(tmp_path: Path) -> None:
 
 
 def test_a_misspelled_variable_is_named_at_start_up(tmp_path: Path) -> None:
-    typo = {"RUNWIRE_SECRETKEY": "s" * 40}
+    typo = {"RUNWIRE_METRICS_TOKN": "s" * 40}
     warned = runwire("migrate", data_dir=tmp_path, env=typo)
     assert warned.returncode == 0, warned.stderr
     assert (
-        "RUNWIRE_SECRETKEY is not a runwire setting (did you mean RUNWIRE_SECRET_KEY?); "
+        "RUNWIRE_METRICS_TOKN is not a runwire setting (did you mean RUNWIRE_METRICS_TOKEN?); "
         "it is ignored"
     ) in warned.stderr
     production = {
         "RUNWIRE_ENV": "production",
-        "RUNWIRE_SECRET_KEY": "k" * 32,
         "RUNWIRE_ALLOWED_ORIGINS": "https://chat.example",
         "RUNWIRE_ARGON2_MEMORY_KIB": "19456",
     }
     refused = runwire("serve", "--port", "0", data_dir=tmp_path, env={**production, **typo})
     assert refused.returncode == 2
     said = " ".join(refused.stderr.split())
-    assert "RUNWIRE_SECRETKEY is not a runwire setting (did you mean RUNWIRE_SECRET_KEY?)" in said
-    assert "s" * 40 not in refused.stderr and "k" * 32 not in refused.stderr
+    assert (
+        "RUNWIRE_METRICS_TOKN is not a runwire setting (did you mean RUNWIRE_METRICS_TOKEN?)"
+        in said
+    )
+    assert "s" * 40 not in refused.stderr

@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.conftest import BASE_ENV, ServerProcess
 from tests.e2e.wire import Session, raw_socket
 
-SECRET_KEY = "the-signing-secret-" + "k" * 32
+TEST_TOKEN_KEY = "the-test-token-key-" + "k" * 32
 METRICS_TOKEN = "the-metrics-token-" + "m" * 16
 WRONG_PASSWORD = "not the password at all"
 
@@ -25,7 +25,7 @@ def debug_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
         **BASE_ENV,
         "RUNWIRE_LOG_FORMAT": "json",
         "RUNWIRE_LOG_LEVEL": "debug",
-        "RUNWIRE_SECRET_KEY": SECRET_KEY,
+        "RUNWIRE_TEST_TOKEN_KEY": TEST_TOKEN_KEY,
         "RUNWIRE_METRICS_TOKEN": METRICS_TOKEN,
         "RUNWIRE_WS_PATH": request.param,
     }
@@ -70,7 +70,11 @@ async def a_whole_session(base: str) -> list[str]:
         assert spent.status_code == 401
         scraped = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
         assert scraped.status_code == 200
+        tested = await http.post("/auth/test-token", headers={"X-Runwire-Test-Key": TEST_TOKEN_KEY})
+        assert tested.status_code == 200, tested.text
         return [
+            tested.json()["access_token"],
+            tested.json()["refresh_token"],
             session.password,
             WRONG_PASSWORD,
             first_access,
@@ -87,7 +91,15 @@ async def test_no_secret_reaches_the_log_even_at_debug(debug_server: ServerProce
     secrets = await a_whole_session(debug_server.url)
     debug_server.stop()
     text = debug_server.log()  # the whole of it, shutdown included
-    for secret in [*secrets, SECRET_KEY, METRICS_TOKEN]:
+    # The signing keys the server made, line by line of their PEM files.
+    pem_lines = [
+        line
+        for pem in (debug_server.log_path.parent / "keys").glob("*.pem")
+        for line in pem.read_text().splitlines()
+        if "PRIVATE KEY" not in line
+    ]
+    assert pem_lines
+    for secret in [*secrets, *pem_lines, TEST_TOKEN_KEY, METRICS_TOKEN]:
         assert secret not in text, f"a secret ({secret[:6]}…) is in the log"
 
     lines: list[dict[str, Any]] = [json.loads(line) for line in text.splitlines() if line]

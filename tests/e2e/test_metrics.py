@@ -14,6 +14,7 @@ import pytest
 
 from tests.e2e.conftest import BASE_ENV, ServerProcess
 from tests.e2e.wire import Session
+from tests.keys import key_directory
 from tests.metrics import samples
 from tests.timing import unit
 
@@ -84,7 +85,7 @@ def production(tmp_path: Path) -> Iterator[ServerProcess]:
     env = {
         **BASE_ENV,
         "RUNWIRE_ENV": "production",
-        "RUNWIRE_SECRET_KEY": "production-secret-" + "s" * 32,
+        "RUNWIRE_AUTH_KEYS_DIR": str(key_directory(tmp_path / "keys")),
         "RUNWIRE_ALLOWED_ORIGINS": "https://chat.example",
         "RUNWIRE_ARGON2_MEMORY_KIB": "19456",
         "RUNWIRE_AUTO_MIGRATE": "true",

@@ -22,12 +22,12 @@ from tests.databases import fresh_postgres_database
 from tests.e2e.conftest import BASE_ENV, OWN_SERVER, ServerProcess
 from tests.e2e.test_golden_path import check_run_shape
 from tests.e2e.wire import Session, Socket
+from tests.keys import key_directory
 from tests.services import redis_url
 from tests.timing import unit
 
 pytestmark = pytest.mark.local_only(OWN_SERVER)
 
-SECRET = "e2e-nodes-secret-" + "x" * 40
 LEASE_S = 2
 
 
@@ -38,7 +38,8 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
             **BASE_ENV,
             "RUNWIRE_REDIS_URL": redis_url(),
             "RUNWIRE_DATABASE_URL": url,
-            "RUNWIRE_SECRET_KEY": SECRET,
+            # One key set for every node, as nodes of one deployment share theirs.
+            "RUNWIRE_AUTH_KEYS_DIR": str(key_directory(tmp_path / "keys")),
             "RUNWIRE_AUTO_MIGRATE": "false",
             "RUNWIRE_RUN_LEASE_S": str(LEASE_S),
             # Slow enough that a run is still going when it is stopped or its node killed.

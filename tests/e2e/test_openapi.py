@@ -99,7 +99,8 @@ schemathesis.openapi.format(
 
 def _document() -> dict[str, Any]:
     """The OpenAPI document of an app built as ``runwire serve`` builds its own."""
-    built = load_settings(env="test", data_dir=Path(tempfile.gettempdir()), secret_key="x" * 40)
+    # A directory of its own: building the app makes a signing key in it.
+    built = load_settings(env="test", data_dir=Path(tempfile.mkdtemp(prefix="runwire-openapi-")))
     return create_app(built).openapi()
 
 

@@ -17,13 +17,12 @@ from tests.databases import fresh_postgres_database
 from tests.e2e.conftest import BASE_ENV, OWN_SERVER, ServerProcess
 from tests.e2e.test_golden_path import check_run_shape
 from tests.e2e.wire import Session
+from tests.keys import key_directory
 from tests.metrics import gauges
 from tests.services import redis_url
 from tests.timing import unit
 
 pytestmark = pytest.mark.local_only(OWN_SERVER)
-
-SECRET = "e2e-redis-secret-" + "x" * 40
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +112,7 @@ async def test_two_nodes_share_runs_through_redis(
         **BASE_ENV,
         "RUNWIRE_REDIS_URL": redis_url(),
         "RUNWIRE_DATABASE_URL": postgres_database,
-        "RUNWIRE_SECRET_KEY": SECRET,
+        "RUNWIRE_AUTH_KEYS_DIR": str(key_directory(tmp_path / "keys")),
     }
     # The first node migrates the new database; the second starts once it is at head.
     (tmp_path / "a").mkdir()

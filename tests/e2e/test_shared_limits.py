@@ -19,6 +19,7 @@ from websockets.exceptions import InvalidStatus
 from tests.databases import fresh_postgres_database
 from tests.e2e.conftest import BASE_ENV, OWN_SERVER, ServerProcess
 from tests.e2e.wire import Session
+from tests.keys import key_directory
 from tests.services import redis_url
 from tests.timing import unit
 
@@ -39,7 +40,8 @@ def nodes(
             **BASE_ENV,
             "RUNWIRE_DATABASE_URL": database,
             "RUNWIRE_REDIS_URL": url,
-            "RUNWIRE_SECRET_KEY": "e2e-shared-limits-" + "x" * 40,
+            # One key set for both, as nodes of one deployment share theirs.
+            "RUNWIRE_AUTH_KEYS_DIR": str(key_directory(tmp_path_factory.mktemp("keys"))),
             "RUNWIRE_AUTO_MIGRATE": "false",
             "RUNWIRE_MAX_CONNECTIONS_PER_USER": str(CAP),
             "RUNWIRE_LOGIN_ACCOUNT_FAILURES": str(FAILURES),

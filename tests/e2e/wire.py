@@ -36,10 +36,30 @@ class Session:
 
     @classmethod
     async def new(cls, base: str) -> Session:
+        """A new user, signed in: signed up, or at a deployment given a test-token key
+        (``--test-token-key``), a fresh e2e test user from ``POST /auth/test-token``."""
+        key = os.environ.get("RUNWIRE_E2E_TEST_TOKEN_KEY", "")
+        if key and base.rstrip("/") == os.environ.get("RUNWIRE_E2E_BASE_URL", "").rstrip("/"):
+            return await cls.test_user(base, key)
         s = cls(base, f"user-{uuid.uuid4().hex[:10]}@example.com", "correct horse battery")
         r = await s.http.post("/auth/register", json={"email": s.email, "password": s.password})
         assert r.status_code == 201, r.text
         await s.login()
+        return s
+
+    @classmethod
+    async def test_user(cls, base: str, key: str) -> Session:
+        """A session of a new e2e test user (it has no password: :meth:`login` cannot work)."""
+        s = cls(base, "", "")
+        r = await s.http.post("/auth/test-token", headers={"X-Runwire-Test-Key": key})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        s.email = body["user"]["email"]
+        s.access, s.refresh, s.user_id = (
+            body["access_token"],
+            body["refresh_token"],
+            body["user"]["id"],
+        )
         return s
 
     async def login(self) -> None:

@@ -5,11 +5,13 @@ import time
 import jwt
 import pytest
 
+from runwire.app import build_access_tokens
+from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
+from runwire.auth.keys import SigningKey
 from runwire.auth.passwords import Passwords
 from runwire.auth.service import AuthService
 from runwire.auth.throttle import AuthLimits, AuthThrottle
-from runwire.auth.tokens import AccessTokens
-from runwire.config import load_settings
+from runwire.config import Settings, SigningAlgorithm, load_settings
 from runwire.errors import (
     AuthError,
     Conflict,
@@ -21,7 +23,6 @@ from runwire.errors import (
 from runwire.limits.memory import MemoryRateLimiter
 from runwire.store.store import Store
 
-SECRET = "s" * 40
 HERE = "192.0.2.1"
 
 
@@ -33,11 +34,16 @@ def throttle() -> AuthThrottle:
 
 
 @pytest.fixture
-def auth(store: Store) -> AuthService:
+def keys(settings: Settings) -> KeyRing:
+    return KeyRing(KeyDirectory(settings.keys_dir), open_keys(settings))
+
+
+@pytest.fixture
+def auth(store: Store, settings: Settings, keys: KeyRing) -> AuthService:
     return AuthService(
         store.accounts,
         Passwords(time_cost=1, memory_kib=64),
-        AccessTokens(SECRET, 900),
+        build_access_tokens(settings, keys),
         throttle=throttle(),
         refresh_ttl_s=3600,
         ticket_ttl_s=60,
@@ -110,39 +116,33 @@ async def test_logout_ends_only_that_session(auth: AuthService) -> None:
     await auth.authenticate(phone.access_token)
 
 
-async def test_bad_tokens(auth: AuthService) -> None:
+def _signed(key: SigningKey, **claims: object) -> str:
+    now = int(time.time())
+    base = {"sub": "usr_x", "sid": "s", "iat": now, "exp": now + 60, "jti": "j"}
+    base |= {"iss": "runwire", "aud": "runwire", "typ": "access"}
+    return jwt.encode(
+        base | claims, key.private_key, algorithm=key.algorithm.value, headers={"kid": key.kid}
+    )
+
+
+async def test_bad_tokens(auth: AuthService, keys: KeyRing) -> None:
     with pytest.raises(AuthError):
         await auth.authenticate("not-a-jwt")
     with pytest.raises(AuthError):
         await auth.refresh("unknown", address=HERE)
-    forged = jwt.encode(
-        {"sub": "usr_x", "sid": "s", "iat": 1, "exp": 2**40, "iss": "runwire", "typ": "access"},
-        "other-secret" * 4,
-        algorithm="HS256",
+    ours = keys.signing()
+    # A key of the same id made by someone else: its signature does not verify.
+    stranger = SigningKey.generate(SigningAlgorithm.EDDSA, ours.public.created_at)
+    impostor = SigningKey(
+        type(ours.public)(ours.kid, ours.algorithm, stranger.public.public_key, 0),
+        stranger.private_key,
     )
     with pytest.raises(AuthError):
-        await auth.authenticate(forged)
-    expired = jwt.encode(
-        {
-            "sub": "u",
-            "sid": "s",
-            "iat": 1,
-            "exp": int(time.time()) - 5,
-            "iss": "runwire",
-            "typ": "access",
-        },
-        SECRET,
-        algorithm="HS256",
-    )
+        await auth.authenticate(_signed(impostor))
     with pytest.raises(TokenExpired):
-        await auth.authenticate(expired)
-    wrong_type = jwt.encode(
-        {"sub": "u", "sid": "s", "iat": 1, "exp": 2**40, "iss": "runwire", "typ": "refresh"},
-        SECRET,
-        algorithm="HS256",
-    )
+        await auth.authenticate(_signed(ours, exp=int(time.time()) - 5))
     with pytest.raises(AuthError):
-        await auth.authenticate(wrong_type)
+        await auth.authenticate(_signed(ours, typ="refresh"))
 
 
 async def test_tickets_are_single_use_and_die_with_the_session(auth: AuthService) -> None:
@@ -159,11 +159,11 @@ async def test_tickets_are_single_use_and_die_with_the_session(auth: AuthService
         await auth.redeem_ticket(second)
 
 
-async def test_expired_refresh_and_ticket(store: Store) -> None:
+async def test_expired_refresh_and_ticket(store: Store, settings: Settings, keys: KeyRing) -> None:
     auth = AuthService(
         store.accounts,
         Passwords(time_cost=1, memory_kib=64),
-        AccessTokens(SECRET, 1),
+        build_access_tokens(settings, keys),
         throttle=throttle(),
         refresh_ttl_s=0,
         ticket_ttl_s=0,

@@ -16,13 +16,13 @@ from runwire.app import create_app
 from runwire.metrics import CONTENT_TYPE, Metrics
 from runwire.transport.scrape import MetricsListener
 from tests.conftest import test_settings
+from tests.keys import key_directory
 from tests.metrics import samples
 from tests.timing import unit
 
 TOKEN = "a-scrape-token-" + "z" * 16
 PRODUCTION: dict[str, Any] = {
     "env": "production",
-    "secret_key": "p" * 40,
     "allowed_origins": ["https://chat.example"],
     "argon2_memory_kib": 19456,
     "auto_migrate": True,
@@ -31,6 +31,8 @@ PRODUCTION: dict[str, Any] = {
 
 @asynccontextmanager
 async def app_client(tmp_path: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    if overrides.get("env") == "production":
+        overrides["auth_keys_dir"] = key_directory(tmp_path / "keys")
     app = create_app(test_settings(tmp_path, **overrides))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from runwire.app import create_app
 from tests.conftest import test_settings
+from tests.keys import key_directory
 
 pytestmark = pytest.mark.unit
 
@@ -61,7 +62,10 @@ def document(app: FastAPI) -> dict[str, Any]:
 async def test_production_serves_the_reference_only_when_asked(
     tmp_path: Path, overrides: dict[str, Any], served: bool
 ) -> None:
-    async for client in _client(create_app(test_settings(tmp_path, **overrides))):
+    keys = key_directory(tmp_path / "keys")
+    async for client in _client(
+        create_app(test_settings(tmp_path, **overrides, auth_keys_dir=keys))
+    ):
         for path in ("/docs", "/openapi.json", "/docs-assets/swagger-ui-bundle.js"):
             answer = await client.get(path)
             if served:
@@ -159,10 +163,22 @@ def test_the_declared_statuses_are_those_each_endpoint_can_give(
         "GET /health": ["200"],
         "GET /ready": ["200", "503"],
         "GET /metrics": ["200", "401"],
+        "GET /.well-known/jwks.json": ["200"],
+        "GET /.well-known/openid-configuration": ["200"],
     }
     events = document["paths"]["/api/runs/{run_id}/events"]["get"]["responses"]
     assert _body_schema(events["409"]) == "ReloadRequiredBody"
     assert set(events["200"]["content"]) == {"application/json", "text/event-stream"}
+
+
+def test_the_test_token_route_is_declared_only_where_it_exists(
+    tmp_path: Path, document: dict[str, Any]
+) -> None:
+    assert "/auth/test-token" not in document["paths"]
+    app = create_app(test_settings(tmp_path, test_token_key="k" * 32))
+    operation = app.openapi()["paths"]["/auth/test-token"]["post"]
+    assert sorted(operation["responses"]) == ["200", "401", "422", "429"]
+    assert [p["name"] for p in operation["parameters"]] == ["X-Runwire-Test-Key"]
 
 
 def test_the_import_body_is_described(document: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from runwire.config import ConcurrencyPolicy, Environment, load_settings, resolve_secret, safe_url
+from runwire.config import ConcurrencyPolicy, Environment, load_settings, safe_url
 from runwire.errors import ConfigError
 
 pytestmark = pytest.mark.unit
@@ -32,19 +32,52 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
 def test_production_names_every_problem_at_once() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(
-            env="production", secret_key="short", tool_timeout_s=500, argon2_memory_kib=1024
+            env="production",
+            test_token_key="a-test-token-key-" + "k" * 32,
+            tool_timeout_s=500,
+            argon2_memory_kib=1024,
         )
     problems = "\n".join(caught.value.problems)
-    assert "RUNWIRE_SECRET_KEY must be at least 32 bytes" in problems
+    assert "RUNWIRE_TEST_TOKEN_KEY must not be set in production" in problems
     assert "RUNWIRE_TOOL_TIMEOUT_S must be below RUNWIRE_RUN_TIMEOUT_S" in problems
     assert "RUNWIRE_ALLOWED_ORIGINS" in problems
     assert "RUNWIRE_ARGON2_MEMORY_KIB" in problems
-    assert "short" not in caught.value.message  # the secret itself is never echoed
+    assert "k" * 32 not in caught.value.message  # the secret itself is never echoed
 
 
-def test_production_requires_a_secret() -> None:
-    with pytest.raises(ConfigError, match="RUNWIRE_SECRET_KEY is required"):
-        load_settings(env="production", allowed_origins=["https://x"])
+def test_a_test_token_key_is_long_and_never_in_production() -> None:
+    assert not load_settings().serves_test_tokens
+    assert load_settings(test_token_key="").test_token_key is None  # empty: unset
+    assert load_settings(test_token_key="k" * 32).serves_test_tokens
+    with pytest.raises(ConfigError) as caught:
+        load_settings(test_token_key="k" * 31)
+    assert caught.value.problems == [
+        "RUNWIRE_TEST_TOKEN_KEY must be at least 32 bytes (e.g. python3 -c 'import secrets; "
+        "print(secrets.token_urlsafe(32))')"
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**PRODUCTION, test_token_key="k" * 40)
+    assert caught.value.problems == [
+        "RUNWIRE_TEST_TOKEN_KEY must not be set in production (it mints sessions of test users "
+        "for staging end-to-end tests): unset it"
+    ]
+    assert "k" * 40 not in caught.value.message
+
+
+def test_auth_settings(tmp_path: Path) -> None:
+    s = load_settings(data_dir=tmp_path)
+    assert (s.auth_issuer, s.auth_audience, s.auth_algorithm.value) == (
+        "runwire",
+        "runwire",
+        "EdDSA",
+    )
+    assert s.keys_dir == tmp_path / "keys"
+    assert load_settings(auth_keys_dir=tmp_path / "k").keys_dir == tmp_path / "k"
+    assert load_settings(data_dir=tmp_path, auth_keys_dir="").keys_dir == tmp_path / "keys"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(auth_issuer="", auth_algorithm="HS256")
+    joined = "\n".join(caught.value.problems)
+    assert "RUNWIRE_AUTH_ISSUER" in joined and "RUNWIRE_AUTH_ALGORITHM" in joined
 
 
 def test_the_timeout_hierarchy_is_enforced() -> None:
@@ -90,20 +123,10 @@ def test_retention_and_keepalive_are_validated(monkeypatch: pytest.MonkeyPatch) 
 def test_a_good_production_configuration_starts() -> None:
     s = load_settings(
         env="production",
-        secret_key="k" * 32,
         allowed_origins=["https://x"],
         database_url="postgresql+asyncpg://db/runwire",
     )
     assert s.is_production and not s.migrate_on_start
-    assert resolve_secret(s) == ("k" * 32, False)
-
-
-def test_development_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
-    s = load_settings(data_dir=tmp_path)
-    secret, generated = resolve_secret(s)
-    assert generated and len(secret) >= 32
-    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
-    assert resolve_secret(s) == (secret, True)
 
 
 def test_limit_defaults() -> None:
@@ -207,7 +230,7 @@ def test_a_missing_postgresql_driver_is_one_line_naming_the_fix(
 
 
 def test_who_may_read_metrics_on_the_apps_port() -> None:
-    production = {"env": "production", "secret_key": "k" * 32, "allowed_origins": ["https://x"]}
+    production = {"env": "production", "allowed_origins": ["https://x"]}
     token = "t" * 16
     assert load_settings().metrics_on_app  # development: open
     assert load_settings(metrics_token=token).metrics_on_app  # behind the token
@@ -244,7 +267,6 @@ def test_log_settings_are_validated() -> None:
 
 PRODUCTION = {
     "env": "production",
-    "secret_key": "k" * 32,
     "allowed_origins": "https://chat.example",
     "database_url": "postgresql+asyncpg://db/runwire",
 }
@@ -253,29 +275,46 @@ PRODUCTION = {
 def test_a_misspelled_variable_is_named_with_the_setting_it_resembles(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("RUNWIRE_SECRETKEY", "k" * 40)
+    monkeypatch.setenv("RUNWIRE_AUTH_ISSUR", "k" * 40)
     monkeypatch.setenv("RUNWIRE_RUN_TIMEOUT", "30")
     monkeypatch.setenv("runwire_portt", "9000")  # names are read in any case
     monkeypatch.setenv("RUNWIRE_TEST_ANYTHING", "1")  # the test suite's own: not a setting
     monkeypatch.setenv("RUNWIRE_BENCH_ANYTHING", "1")  # the benchmarks' own
     caplog.set_level(logging.WARNING, logger="runwire.config")
     settings = load_settings()  # outside production: a warning, and the server starts
-    assert settings.secret_key is None and settings.run_timeout_s == 120
+    assert settings.auth_issuer == "runwire" and settings.run_timeout_s == 120
     said = [r.getMessage() for r in caplog.records]
     assert said == [
+        "RUNWIRE_AUTH_ISSUR is not a runwire setting (did you mean RUNWIRE_AUTH_ISSUER?); "
+        "it is ignored",
         "runwire_portt is not a runwire setting (did you mean RUNWIRE_PORT?); it is ignored",
         "RUNWIRE_RUN_TIMEOUT is not a runwire setting (did you mean RUNWIRE_RUN_TIMEOUT_S?); "
-        "it is ignored",
-        "RUNWIRE_SECRETKEY is not a runwire setting (did you mean RUNWIRE_SECRET_KEY?); "
         "it is ignored",
     ]
     with pytest.raises(ConfigError) as caught:  # in production, start-up stops
         load_settings(**PRODUCTION)
     assert caught.value.problems == [
+        "RUNWIRE_AUTH_ISSUR is not a runwire setting (did you mean RUNWIRE_AUTH_ISSUER?)",
         "runwire_portt is not a runwire setting (did you mean RUNWIRE_PORT?)",
         "RUNWIRE_RUN_TIMEOUT is not a runwire setting (did you mean RUNWIRE_RUN_TIMEOUT_S?)",
-        "RUNWIRE_SECRETKEY is not a runwire setting (did you mean RUNWIRE_SECRET_KEY?)",
     ]
+    assert "k" * 40 not in caught.value.message
+
+
+def test_the_retired_signing_secret_is_named_with_what_replaced_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("RUNWIRE_SECRET_KEY", "k" * 40)
+    caplog.set_level(logging.WARNING, logger="runwire.config")
+    load_settings()
+    said = (
+        "RUNWIRE_SECRET_KEY is no longer read: access tokens are signed with the key files in "
+        "RUNWIRE_AUTH_KEYS_DIR (docs/auth.md); remove it"
+    )
+    assert [r.getMessage() for r in caplog.records] == [f"{said}; it is ignored"]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**PRODUCTION)
+    assert caught.value.problems == [said]
     assert "k" * 40 not in caught.value.message
 
 

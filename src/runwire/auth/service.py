@@ -24,7 +24,14 @@ from runwire.errors import AuthError, InputError, InvalidCredentials, TokenExpir
 from runwire.store.accounts import Accounts, RefreshOutcome
 from runwire.store.records import User, new_id
 
-__all__ = ["AuthService", "Principal", "TokenPair", "account_email", "normalize_email"]
+__all__ = [
+    "AuthService",
+    "Principal",
+    "TokenPair",
+    "account_email",
+    "create_account",
+    "normalize_email",
+]
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
@@ -73,6 +80,21 @@ def account_email(email: str) -> str:
     return normalize_email(address.normalized)
 
 
+async def create_account(
+    accounts: Accounts, passwords: Passwords, email: str, password: str
+) -> User:
+    """Create an account for ``email`` (checked and normalised as :func:`account_email` does)
+    with ``password``: the one way accounts with a password are made (sign-up and the CLI)."""
+    account = account_email(email)
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InputError(
+            f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters",
+            code="invalid_password",
+        )
+    password_hash = await passwords.hash(password)
+    return await accounts.create_user(new_id("usr"), account, password_hash)
+
+
 class AuthService:
     def __init__(
         self,
@@ -97,13 +119,7 @@ class AuthService:
         account = account_email(email)
         if address is not None:
             await self._throttle.register(address)
-        if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-            raise InputError(
-                f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters",
-                code="invalid_password",
-            )
-        password_hash = await self._passwords.hash(password)
-        return await self._accounts.create_user(new_id("usr"), account, password_hash)
+        return await create_account(self._accounts, self._passwords, account, password)
 
     async def login(self, email: str, password: str, *, address: str) -> TokenPair:
         """Start a session; raises InvalidCredentials, or RateLimited past the failure limits."""
@@ -118,6 +134,11 @@ class AuthService:
         if user is None or not ok:
             raise InvalidCredentials("wrong e-mail or password")
         await attempt.succeeded()
+        return await self.start_session(user)
+
+    async def start_session(self, user: User) -> TokenPair:
+        """A new session (token family) for ``user``, as a login starts one: the caller has
+        established who it is."""
         family_id = new_id("ses")
         refresh = opaque_secret()
         await self._accounts.start_family(family_id, user.id, digest(refresh), self._expiry())

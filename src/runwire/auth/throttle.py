@@ -17,7 +17,7 @@ from runwire.errors import RateLimited
 from runwire.limits.base import Limit, RateLimiter
 from runwire.ratelimit import Rate
 
-__all__ = ["AuthLimits", "AuthThrottle", "LoginAttempt"]
+__all__ = ["AuthLimits", "AuthThrottle", "KeyAttempt", "LoginAttempt"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,8 @@ class AuthLimits:
     login_address: Limit
     register_address: Limit
     refresh_address: Limit
+    # Wrong X-Runwire-Test-Key headers per address, at the rate of failed logins per address.
+    test_token_address: Limit
 
     @classmethod
     def of(
@@ -39,6 +41,7 @@ class AuthLimits:
             login_address=Limit("login-address", login_address),
             register_address=Limit("register-address", register_address),
             refresh_address=Limit("refresh-address", refresh_address),
+            test_token_address=Limit("test-token-address", login_address),
         )
 
     @classmethod
@@ -77,6 +80,18 @@ class LoginAttempt:
         await self.limiter.refund(self.limits.login_address, self.address)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyAttempt:
+    """A presented key, counted as a wrong guess until it is shown to be right."""
+
+    address: str
+    limit: Limit
+    limiter: RateLimiter
+
+    async def succeeded(self) -> None:
+        await self.limiter.refund(self.limit, self.address)
+
+
 class AuthThrottle:
     """The per-account and per-address limits of login, register and refresh."""
 
@@ -103,6 +118,18 @@ class AuthThrottle:
                 "too many failed logins for this account", retry_after_s=by_account.retry_after_s
             )
         return LoginAttempt(account, address, limits, limiter)
+
+    async def test_token_attempt(self, address: str) -> KeyAttempt:
+        """Count a test-token request from ``address`` (given back when its key is right), or
+        raise :class:`RateLimited`: guessing the key costs what guessing a password does."""
+        limit = self._limits.test_token_address
+        decision = await self._limiter.acquire(limit, address)
+        if not decision.allowed:
+            raise RateLimited(
+                "too many wrong test-token keys from your network address",
+                retry_after_s=decision.retry_after_s,
+            )
+        return KeyAttempt(address, limit, self._limiter)
 
     async def register(self, address: str) -> None:
         """Count a sign-up from ``address``, or raise :class:`RateLimited`."""

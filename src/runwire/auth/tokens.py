@@ -1,20 +1,38 @@
-"""Access tokens (signed JWTs) and opaque secrets (refresh tokens, tickets) stored as hashes."""
+"""Access tokens (JWTs signed with the current signing key) and opaque secrets (refresh tokens,
+tickets) stored as hashes.
+
+An access token carries ``kid`` in its header and ``iss``, ``aud``, ``sub`` (the user), ``sid``
+(the session: its token family), ``iat``, ``exp`` and ``jti``. Verification finds the key by
+``kid`` among the trusted ones and accepts only that key's algorithm, the issuer and the audience
+configured, and a token that has an expiry and is within it.
+
+A client sends the same access token with every request for its whole lifetime, and checking an
+Ed25519 or P-256 signature costs far more than the rest of a request's authentication
+(docs/benchmarks.md, "Auth"). So a token once verified is remembered (a bounded number of them,
+by their exact text, signature included): a repeat is checked for expiry and for its key still
+being trusted, not verified again.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import jwt
 
+from runwire.auth.keys import SigningKey, VerificationKey
 from runwire.errors import AuthError, TokenExpired
 
-__all__ = ["AccessClaims", "AccessTokens", "digest", "opaque_secret"]
+__all__ = ["AccessClaims", "AccessTokens", "Signer", "TrustedKeys", "digest", "opaque_secret"]
 
-ALGORITHM = "HS256"
-ISSUER = "runwire"
+# Claims a token must carry; one without any of them is refused (PyJWT checks presence).
+REQUIRED_CLAIMS = ["sub", "sid", "exp", "iat", "iss", "aud", "jti"]
+# Verified tokens remembered, at most (the oldest is forgotten first): about 2 MB.
+VERIFIED_TOKENS = 4096
 
 
 def opaque_secret() -> str:
@@ -26,6 +44,22 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class TrustedKeys(Protocol):
+    """Where a verifier finds the key a token names: today the server's own key files
+    (:class:`~runwire.auth.key_files.KeyRing`); on a node without private keys, the issuer's
+    published set."""
+
+    def find(self, kid: str) -> VerificationKey | None:
+        """The trusted key ``kid``, or None."""
+
+
+class Signer(Protocol):
+    """What an issuer signs with: the current signing key."""
+
+    def signing(self) -> SigningKey:
+        """The key to sign with now."""
+
+
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     user_id: str
@@ -34,31 +68,84 @@ class AccessClaims:
 
 
 class AccessTokens:
-    def __init__(self, secret: str, ttl_s: int) -> None:
-        self._secret = secret
+    """Issues access tokens with ``signer``'s key and verifies them against ``trusted``.
+
+    ``wall`` (epoch seconds) tells a remembered token's expiry; tests pass their own."""
+
+    def __init__(
+        self,
+        signer: Signer,
+        trusted: TrustedKeys,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_s: int,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._wall = wall
+        self._signer = signer
+        self._trusted = trusted
+        self.issuer = issuer
+        self.audience = audience
         self.ttl_s = ttl_s
+        # token -> its claims and the kid that verified it; insertion order is age.
+        self._verified: dict[str, tuple[AccessClaims, str]] = {}
 
     def issue(self, user_id: str, family_id: str) -> str:
+        key = self._signer.signing()
         now = int(time.time())
         claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
             "sub": user_id,
             "sid": family_id,
             "iat": now,
             "exp": now + self.ttl_s,
-            "iss": ISSUER,
-            "typ": "access",
             "jti": secrets.token_hex(8),
+            "typ": "access",
         }
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+        return jwt.encode(
+            claims, key.private_key, algorithm=key.algorithm.value, headers={"kid": key.kid}
+        )
 
     def verify(self, token: str) -> AccessClaims:
+        """The claims of a valid access token; raises :class:`TokenExpired` past its expiry,
+        :class:`AuthError` for anything else (the message never says which check failed)."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            claims, kid = remembered
+            if claims.expires_at <= self._wall():
+                del self._verified[token]
+                raise TokenExpired("access token expired")
+            if self._trusted.find(kid) is None:  # its key was retired or removed meanwhile
+                del self._verified[token]
+                raise AuthError("invalid access token")
+            return claims
+        verified = self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = verified
+        return verified[0]
+
+    def _verify(self, token: str) -> tuple[AccessClaims, str]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise AuthError("invalid access token") from None
+        kid = header.get("kid")
+        key = self._trusted.find(kid) if isinstance(kid, str) else None
+        # The key decides the algorithm: a header naming another (none, HS256 keyed with the
+        # public key, ...) is refused before any signature is looked at.
+        if key is None or header.get("alg") != key.algorithm.value:
+            raise AuthError("invalid access token")
         try:
             claims = jwt.decode(
                 token,
-                self._secret,
-                algorithms=[ALGORITHM],
-                issuer=ISSUER,
-                options={"require": ["sub", "sid", "exp", "iat", "iss"]},
+                key.public_key,
+                algorithms=[key.algorithm.value],
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError:
             raise TokenExpired("access token expired") from None
@@ -66,6 +153,7 @@ class AccessTokens:
             raise AuthError("invalid access token") from None
         if claims.get("typ") != "access":
             raise AuthError("invalid access token")
-        return AccessClaims(
+        access = AccessClaims(
             user_id=claims["sub"], family_id=claims["sid"], expires_at=claims["exp"]
         )
+        return access, key.kid

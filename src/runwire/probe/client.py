@@ -151,9 +151,12 @@ class Api:
         *,
         token: str | None = None,
         json_body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """One request; a transport failure raises :class:`TargetUnreachable` naming it."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         try:
             return await self._http.request(
                 method, self._url(path), headers=headers, json=json_body

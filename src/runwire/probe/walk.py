@@ -82,10 +82,13 @@ class Identities:
     """Who a walk signs in as: ``main`` walks the path, ``other`` must not see main's thread.
 
     Either may be given; one that is not is registered by the first walk that needs it and kept
-    here, so a monitor signs up once rather than at every walk."""
+    here, so a monitor signs up once rather than at every walk. With ``test_token_key`` (a
+    staging deployment's ``RUNWIRE_TEST_TOKEN_KEY``) each walk gets new sessions of two test
+    users from ``POST /auth/test-token`` instead, and needs no sign-up."""
 
     main: Credentials | None = None
     other: Credentials | None = None
+    test_token_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,9 @@ class Walk:
         return shown
 
     async def _sign_in(self) -> StepOutcome:
+        if self.identities.test_token_key is not None and self.identities.main is None:
+            self._main = await self._test_session("check-main")
+            return f"{self._main.email} (a test user, from POST /auth/test-token)"
         credentials = self.identities.main
         if credentials is None:
             credentials = await self._register("POST /auth/register (no --email given)")
@@ -400,6 +406,9 @@ class Walk:
         )
 
     async def _isolation(self) -> StepOutcome:
+        if self.identities.test_token_key is not None and self.identities.other is None:
+            other = await self._test_session("check-other")
+            return await self._not_found_for(other)
         if self.identities.other is None:
             credentials = Credentials.fresh()
             response = await self.api.call(
@@ -416,7 +425,9 @@ class Walk:
                 return Skip(f"no second user: sign-ups are limited here ({said(response)})")
             answer(response, 201, "POST /auth/register (a second user)")
             self.identities.other = credentials
-        other = await self._login(self.identities.other)
+        return await self._not_found_for(await self._login(self.identities.other))
+
+    async def _not_found_for(self, other: _Session) -> StepOutcome:
         paths = {
             "thread": f"/api/threads/{self._thread_id}/messages",
             "run": f"/api/runs/{self._run_id}",
@@ -463,6 +474,7 @@ class Walk:
         return credentials
 
     async def _login(self, credentials: Credentials) -> _Session:
+        call = "POST /auth/login"
         body = answer(
             await self.api.call(
                 "POST",
@@ -470,13 +482,38 @@ class Walk:
                 json_body={"email": credentials.email, "password": credentials.password},
             ),
             200,
-            f"POST /auth/login as {credentials.email}",
+            f"{call} as {credentials.email}",
         )
+        return self._session(body, call, credentials.email)
+
+    async def _test_session(self, name: str) -> _Session:
+        """A new session of the test user ``name`` (made by the deployment on first use)."""
+        call = "POST /auth/test-token"
+        key = self.identities.test_token_key
+        assert key is not None
+        response = await self.api.call(
+            "POST",
+            "/auth/test-token",
+            json_body={"name": name},
+            headers={"X-Runwire-Test-Key": key},
+        )
+        if response.status_code == 404:
+            raise CheckFailed(
+                f"200 from {call} (--test-token-key given)",
+                "404: the deployment serves no test tokens (RUNWIRE_TEST_TOKEN_KEY is not set "
+                "there, or it runs in production)",
+            )
+        body = answer(response, 200, f"{call} for e2e-{name}")
+        user = body.get("user")
+        email = user.get("email") if isinstance(user, dict) else None
+        return self._session(body, call, str(email or f"e2e-{name}"))
+
+    def _session(self, body: dict[str, Any], call: str, email: str) -> _Session:
         token, user = body.get("access_token"), body.get("user")
         user_id = user.get("id") if isinstance(user, dict) else None
         if not isinstance(token, str) or not token or not isinstance(user_id, str):
-            raise CheckFailed("access_token and user.id from POST /auth/login", f"{sorted(body)}")
-        session = _Session(credentials.email, user_id, token)
+            raise CheckFailed(f"access_token and user.id from {call}", f"{sorted(body)}")
+        session = _Session(email, user_id, token)
         self._sessions.append(session)
         return session
 

@@ -14,7 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "Health",
     "ImportReport",
+    "JsonWebKey",
+    "JsonWebKeySet",
     "Message",
+    "OpenIdConfiguration",
     "Readiness",
     "Rejection",
     "Run",
@@ -202,4 +205,40 @@ class Readiness(BaseModel):
     )
     failing: list[str] | None = Field(
         None, description="The names of the failing checks; sent only when one fails."
+    )
+
+
+class JsonWebKey(BaseModel):
+    """A public key that verifies access tokens (RFC 7517; Ed25519 as OKP, RFC 8037). Never
+    holds a private member."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kty: Literal["OKP", "EC"] = Field(description="`OKP` for Ed25519, `EC` for P-256.")
+    crv: Literal["Ed25519", "P-256"]
+    x: str = Field(description="The public key (base64url): Ed25519's 32 bytes, or P-256's x.")
+    y: str | None = Field(None, description="P-256's y coordinate (base64url); EC keys only.")
+    kid: str = Field(description="The key id a token names in its header.")
+    alg: Literal["EdDSA", "ES256"] = Field(description="The one algorithm this key verifies.")
+    use: Literal["sig"] = "sig"
+
+
+class JsonWebKeySet(BaseModel):
+    """The keys an access token of this issuer may be signed with: the signing key and those
+    superseded ones whose tokens may still be live."""
+
+    keys: list[JsonWebKey]
+
+
+class OpenIdConfiguration(BaseModel):
+    """What a verifier needs to find runwire's keys (OpenID Connect Discovery's field names).
+    runwire issues access tokens only: no ID tokens, no authorization or token endpoint."""
+
+    issuer: str = Field(description="The `iss` of every access token (`RUNWIRE_AUTH_ISSUER`).")
+    jwks_uri: str = Field(description="Where the keys are published.")
+    id_token_signing_alg_values_supported: list[Literal["EdDSA", "ES256"]] = Field(
+        description="The algorithms of the published keys: what a verifier should accept."
+    )
+    subject_types_supported: list[Literal["public"]] = Field(
+        description="`sub` is the user's id, the same for every client."
     )

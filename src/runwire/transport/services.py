@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from runwire.auth.key_files import KeyRing
 from runwire.auth.service import AuthService
+from runwire.auth.test_tokens import E2ETokens
 from runwire.bus.base import EventBus
 from runwire.chat import ChatService
 from runwire.config import Settings
@@ -27,6 +29,7 @@ class Services:
     settings: Settings
     store: Store
     auth: AuthService
+    keys: KeyRing  # the access-token signing keys, published at /.well-known/jwks.json
     chat: ChatService
     bus: EventBus
     connections: ConnectionRegistry  # the per-user connection cap, over every node
@@ -36,6 +39,8 @@ class Services:
     metrics: Metrics  # this app instance's measurements, exposed at /metrics
     tracing: Tracing  # this app instance's spans (recording only with an OTLP endpoint)
     clock: Clock  # monotonic seconds, for rate limits (tests pass a fake one)
+    # POST /auth/test-token's issuer: only with RUNWIRE_TEST_TOKEN_KEY (never in production).
+    e2e_tokens: E2ETokens | None = None
 
 
 def services_of(conn: HTTPConnection) -> Services:
