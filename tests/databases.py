@@ -11,19 +11,29 @@ The helpers are synchronous: fixtures call them outside the tests' event loops.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
-from sqlalchemy import delete, text
+from sqlalchemy import Table, delete, func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from runwire.store.database import Database
 from runwire.store.schema import metadata
 from tests.services import postgres_url
+from tests.timing import unit
 
-__all__ = ["BACKENDS", "admin", "database_name", "empty_tables", "fresh_postgres_database"]
+__all__ = [
+    "BACKENDS",
+    "HeldRow",
+    "admin",
+    "database_name",
+    "empty_tables",
+    "fresh_postgres_database",
+    "row_held",
+]
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -71,3 +81,56 @@ async def empty_tables(db: Database) -> None:
     async with db.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             await conn.execute(delete(table))
+
+
+class HeldRow:
+    """What :func:`row_held` yields: how many transactions wait behind it."""
+
+    def __init__(self, engine: AsyncEngine | None) -> None:
+        self._engine = engine
+
+    async def until_waiting(self, count: int) -> None:
+        """Return once ``count`` other transactions of the database wait for a lock. On SQLite,
+        whose writers wait at its one lock (in threads, where nothing can count them), at once."""
+        if self._engine is None:
+            return
+        query = (
+            select(func.count())
+            .select_from(text("pg_stat_activity"))
+            .where(text("datname = current_database() AND wait_event_type = 'Lock'"))
+        )
+        async with asyncio.timeout(unit(10)):
+            # A connection of its own, each look a statement of its own: within a transaction
+            # PostgreSQL would answer every look from the snapshot of the first.
+            async with self._engine.connect() as conn:
+                while (await conn.execute(query)).scalar_one() < count:
+                    await conn.commit()
+                    await asyncio.sleep(0.005)
+
+
+@asynccontextmanager
+async def row_held(url: str, table: Table, key: str) -> AsyncIterator[HeldRow]:
+    """Hold ``table``'s row ``key`` (by its ``id``) locked until the block ends, from a
+    connection of its own, as another node's transaction would: a write to the row, and an
+    insert that refers to it, waits until then. SQLite has one lock for the whole file, so
+    there every write waits (``BEGIN IMMEDIATE``)."""
+    path = Database.sqlite_file(url)
+    if path is not None:
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            yield HeldRow(None)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(select(table.c.id).where(table.c.id == key).with_for_update())
+            try:
+                yield HeldRow(engine)
+            finally:
+                await conn.rollback()
+    finally:
+        await engine.dispose()

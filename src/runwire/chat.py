@@ -158,7 +158,8 @@ class ChatService:
             await self._dispatcher.withdraw(run_id)
         if accepted.waiting and policy is ConcurrencyPolicy.INTERRUPT:
             for older in accepted.waiting:
-                await self._dispatcher.stop(user_id, older)
+                # The answer is not needed: the new run waits for the older ones to end.
+                await self._dispatcher.stop(user_id, older, confirm=False)
         # Stored as queued: from here the run happens whatever becomes of this node (a sweep
         # offers it again if this offer is lost).
         job = Job(

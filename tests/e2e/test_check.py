@@ -1,9 +1,11 @@
 """``runwire check URL``, run as a person or a monitor runs it: the real command in a process of
 its own, against the real server, and against things that are not runwire.
 
-The server here paces its answer (2 ms a chunk, a run of about a second) as a deployment's LLM
-does: the probe's stop_agent then meets its run still going, and its resume may too. On a server
-that answers in a few milliseconds, a stop can land while the run's end is being recorded.
+Two servers: the suite's own (``server``), which answers at once (``RUNWIRE_OFFLINE_DELAY_MS=0``,
+as ``runwire serve`` may be for a user): there the probe's stop_agent lands as its run ends, or
+after, and must be answered all the same; and ``paced_server``, which paces its answer (2 ms a
+chunk, a run of about a second) as a deployment's LLM does: there the stop meets its run still
+going, and the resume may too.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from tests.ports import closed_port
 from tests.timing import unit
 
 pytestmark = pytest.mark.local_only(
-    "runs `runwire check` from this machine against a paced server of its own and against things "
+    "runs `runwire check` from this machine against servers of its own and against things "
     "that are not runwire: runs without --base-url"
 )
 
@@ -43,7 +45,7 @@ TEST_TOKEN_KEY = "the-check-servers-test-token-key-" + "k" * 8
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def paced_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(
         tmp_path_factory.mktemp("check-server"),
         {**BASE_ENV, "RUNWIRE_OFFLINE_DELAY_MS": "2", "RUNWIRE_TEST_TOKEN_KEY": TEST_TOKEN_KEY},
@@ -125,8 +127,8 @@ def rows(table: str) -> dict[str, list[str]]:
     return found
 
 
-def test_the_golden_path_of_a_server_passes_step_by_step(server: ServerProcess) -> None:
-    done = runwire_check(server.url, *SLOW)
+def test_the_golden_path_of_a_server_passes_step_by_step(paced_server: ServerProcess) -> None:
+    done = runwire_check(paced_server.url, *SLOW)
     assert done.returncode == 0, done.stdout + done.stderr
     table = rows(done.stdout)
     assert list(table) == list(STEPS)
@@ -134,11 +136,17 @@ def test_the_golden_path_of_a_server_passes_step_by_step(server: ServerProcess) 
     assert re.search(
         r"cut after seq 3 .*resumed on a new socket: seq 4\.\.\d+, each once", done.stdout
     )
+    assert re.search(
+        r"ended with agent_stopped at seq \d+, open agents and tools closed", done.stdout
+    )
     assert re.search(r"passed: 13 steps ok in \d", done.stdout)
     assert done.stderr == ""
 
 
-def test_with_a_test_token_key_two_test_users_walk_the_path(server: ServerProcess) -> None:
+def test_with_a_test_token_key_two_test_users_walk_the_path(
+    paced_server: ServerProcess,
+) -> None:
+    server = paced_server
     done = runwire_check(server.url, "--test-token-key", TEST_TOKEN_KEY, "--json", *SLOW)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
@@ -158,6 +166,22 @@ def test_with_a_test_token_key_two_test_users_walk_the_path(server: ServerProces
     both = runwire_check(server.url, "--test-token-key", "k", "--email", "a", "--password", "b")
     assert both.returncode == 2
     assert "give --email and --password, or --test-token-key: not both" in both.stderr
+
+
+def test_a_server_that_answers_at_once_passes_every_step_stop_included(
+    server: ServerProcess,
+) -> None:
+    # Its runs end within a round trip: each stop lands as its run ends or after, and is
+    # answered all the same (agent_stopped, or run_finished), never with silence.
+    done = runwire_check(server.url, "--json", *SLOW)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert [(step["step"], step["status"]) for step in report["steps"]] == [
+        (name, "ok") for name in STEPS
+    ], done.stdout
+    stop = report["steps"][STEPS.index("stop_agent")]["detail"]
+    assert "ended with agent_stopped" in stop or "run_finished, and its agent_completed" in stop
+    assert done.stderr == ""
 
 
 def test_a_wrong_password_fails_the_sign_in_and_nothing_after_it_runs(

@@ -1,5 +1,6 @@
 """Two nodes in one process, each a Dispatcher with its own executor and RedisRunQueue, sharing
-one store and one bus: a stop reaches the node running the run; a node that loses a run's lease
+one store and one bus: a stop reaches the node running the run, and is told when that run had
+already decided its end; a node that loses a run's lease
 stops it without another event, and once that lease has expired the run is ended with
 ``node_lost``, once.
 """
@@ -11,19 +12,23 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import pytest
 from redis.asyncio import Redis
 
 from runwire.bus.memory import MemoryBus
 from runwire.dispatch.base import Job
 from runwire.dispatch.redis import RedisRunQueue
+from runwire.errors import DependencyUnavailable
 from runwire.events import EventType, RunEvent
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
-from runwire.runs.executor import RunExecutor
-from runwire.store.records import new_epoch, new_id
+from runwire.runs.executor import AgentFn, RunExecutor
+from runwire.store.records import new_epoch, new_id, now_ms
+from runwire.store.schema import runs
 from runwire.store.store import Store
+from tests.databases import row_held
 from tests.integration.test_bus_contract import until
-from tests.integration.test_runs import hanging_agent
+from tests.integration.test_runs import answering_agent, hanging_agent
 from tests.redis_keys import fresh_prefix
 from tests.services import redis_url
 from tests.timing import unit
@@ -62,7 +67,14 @@ class Cluster:
 
 
 @contextlib.asynccontextmanager
-async def cluster(store: Store) -> AsyncIterator[Cluster]:
+async def cluster(
+    store: Store,
+    agent: AgentFn | None = None,
+    *,
+    stop_wait_s: float = 5.0,
+    sweep_interval_s: float = LEASE_S / 2,
+) -> AsyncIterator[Cluster]:
+    """Two nodes whose runs are ``agent``'s (by default one that hangs once started)."""
     url = redis_url()
     bus, started = MemoryBus(), asyncio.Event()
     user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
@@ -88,7 +100,7 @@ async def cluster(store: Store) -> AsyncIterator[Cluster]:
                         runs=store.runs,
                         bus=bus,
                         writer=writer,
-                        agent=hanging_agent(started),
+                        agent=agent or hanging_agent(started),
                         run_timeout_s=unit(30),
                     ).running()
                 )
@@ -98,7 +110,8 @@ async def cluster(store: Store) -> AsyncIterator[Cluster]:
                         queue=queue,
                         executor=executor,
                         capacity=4,
-                        sweep_interval_s=LEASE_S / 2,
+                        sweep_interval_s=sweep_interval_s,
+                        stop_wait_s=stop_wait_s,
                     ).running()
                 )
                 nodes.append(Node(queue, executor, dispatcher))
@@ -122,6 +135,69 @@ async def test_a_stop_sent_to_one_node_stops_the_run_on_the_other(store: Store) 
         assert last.type is EventType.AGENT_STOPPED and last.data["code"] == "stopped"
         record = await store.runs.get(c.user_id, run_id)
         assert record is not None and record.status == "cancelled"
+
+
+async def test_a_stop_sent_to_one_node_as_the_other_records_the_runs_end_is_told_it_ended(
+    store: Store, store_url: str
+) -> None:
+    # The node running the run has its answer and is recording the run's end (behind another
+    # transaction holding the run's row) when the other node is asked to stop it: the answer
+    # must be that the run has ended (run_finished), not a stop no agent_stopped will follow.
+    answered, go = asyncio.Event(), asyncio.Event()
+    async with cluster(store, answering_agent(answered, go)) as c:
+        first, second = c.nodes
+        run_id = await c.accept()
+        await first.dispatcher.offer(Job(run_id, c.thread_id, c.user_id))
+        await asyncio.wait_for(answered.wait(), unit(5))
+        requests = c.redis.pubsub()
+        await requests.subscribe(f"{c.prefix}stop")
+        assert await requests.get_message(timeout=unit(5))  # subscribed
+        try:
+            async with row_held(store_url, runs, run_id):
+                go.set()
+                await until(lambda: (first.executor.live_status(run_id) or ("",))[0] == "completed")
+                stopping = asyncio.create_task(second.dispatcher.stop(c.user_id, run_id))
+                # The request went out while the run's end was still being recorded.
+                request = await requests.get_message(True, timeout=unit(5))
+                assert request is not None and request["data"] == f"{run_id} stopped".encode()
+            assert await asyncio.wait_for(stopping, unit(10)) is False
+        finally:
+            await requests.aclose()
+        await until(lambda: any(e.is_terminal for e in c.roots(run_id)), unit(5))
+        assert [e.type for e in c.roots(run_id)][-1] is EventType.AGENT_COMPLETED
+        record = await store.runs.get(c.user_id, run_id)
+        assert record is not None and record.status == "completed"
+
+
+async def test_a_stop_of_a_run_on_a_hung_node_says_so_and_one_on_a_dead_node_is_moot(
+    store: Store,
+) -> None:
+    # The run is claimed and its lease held by a node that answers no stop request (hung): the
+    # stop asks again meanwhile, then answers `unavailable` rather than nothing. Once that
+    # lease is gone (the node died), nothing runs the run: the stop has nothing to wait for
+    # (the reaper, slowed down here, ends the run with node_lost).
+    async with cluster(store, stop_wait_s=unit(1.2), sweep_interval_s=unit(60)) as c:
+        asking = c.nodes[1]
+        run_id = await c.accept()
+        assert await store.runs.claim(run_id, now=now_ms()) is not None
+        lease = f"{c.prefix}lease:{run_id}"
+        await c.redis.set(lease, "hung-node", px=int(unit(60) * 1000))
+        requests = c.redis.pubsub()
+        await requests.subscribe(f"{c.prefix}stop")
+        assert await requests.get_message(timeout=unit(5))  # subscribed
+        try:
+            with pytest.raises(DependencyUnavailable):
+                await asking.dispatcher.stop(c.user_id, run_id)
+            sent = 0
+            while await requests.get_message(True, timeout=0.01) is not None:
+                sent += 1
+            assert sent >= 2  # asked, and asked again
+        finally:
+            await requests.aclose()
+        await c.redis.delete(lease)
+        assert await asking.dispatcher.stop(c.user_id, run_id) is True
+        record = await store.runs.get(c.user_id, run_id)
+        assert record is not None and record.status == "running"  # for the reaper to end
 
 
 async def test_a_node_that_loses_a_lease_goes_quiet_and_the_run_ends_with_node_lost_once(

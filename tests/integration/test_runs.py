@@ -16,9 +16,12 @@ from runwire.errors import NotFound, ToolFailed
 from runwire.events import EventDraft, EventType, RunEvent
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
-from runwire.runs.executor import Emit, RunExecutor, RunInput
+from runwire.runs.executor import CancelOutcome, Emit, RunExecutor, RunInput
 from runwire.store.records import new_epoch, new_id, now_ms
+from runwire.store.schema import runs
 from runwire.store.store import Store
+from tests.databases import row_held
+from tests.integration.test_bus_contract import until
 from tests.timing import unit
 
 Agent = Callable[[RunInput, Emit], Awaitable[str]]
@@ -215,7 +218,9 @@ async def test_a_run_stopped_before_its_first_step_still_closes_and_frees_its_th
     # the thread's next run waits for ever.
     async with harness_for(streaming_agent)(store) as h:
         run_id = await h.start()
-        assert h.executor.cancel(run_id) is True  # no await since it started: not begun yet
+        assert (
+            h.executor.cancel(run_id) is CancelOutcome.STOPPING
+        )  # no await since it started: not begun yet
         await asyncio.wait_for(h.executor.wait(run_id), unit(1))
         events = h.events(run_id)
         assert_protocol_shape(events)
@@ -225,6 +230,42 @@ async def test_a_run_stopped_before_its_first_step_still_closes_and_frees_its_th
         following = await h.start()
         await asyncio.wait_for(h.executor.wait(following), unit(5))
         assert h.events(following)[-1].type is EventType.AGENT_COMPLETED
+
+
+def answering_agent(answered: asyncio.Event, go: asyncio.Event) -> Agent:
+    async def agent(run: RunInput, emit: Emit) -> str:
+        answered.set()
+        await go.wait()
+        return "All done."
+
+    return agent
+
+
+async def test_a_stop_landing_while_a_run_records_its_end_is_told_the_run_has_ended(
+    store: Store, store_url: str
+) -> None:
+    # A run that has its answer records its end, then sends agent_completed. A stop that lands
+    # in between can no longer stop it, and must be told so (False: the client is sent
+    # run_finished), not taken for a stop under way, which no agent_stopped would ever follow.
+    # The recording waits here behind another transaction that holds the run's row, as it
+    # would behind another node's, so the stop lands in that window every time.
+    answered, go = asyncio.Event(), asyncio.Event()
+    async with harness_for(answering_agent(answered, go))(store) as h:
+        run_id = await h.start()
+        await asyncio.wait_for(answered.wait(), unit(5))
+        async with row_held(store_url, runs, run_id):
+            go.set()
+            await until(lambda: (h.executor.live_status(run_id) or ("",))[0] == "completed")
+            assert await h.dispatcher.stop(h.user_id, run_id) is False
+            assert not any(e.is_terminal for e in h.events(run_id))  # its last event to come
+        await asyncio.wait_for(h.executor.wait(run_id), unit(5))
+        events = h.events(run_id)
+        assert_protocol_shape(events)
+        assert events[-1].type is EventType.AGENT_COMPLETED
+        assert events[-1].data["final_response"] == "All done."
+        record = await store.runs.get(h.user_id, run_id)
+        assert record is not None and record.status == "completed"
+        assert await h.dispatcher.stop(h.user_id, run_id) is False
 
 
 async def test_run_timeout_ends_with_agent_error_timeout(store: Store) -> None:

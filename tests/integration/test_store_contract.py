@@ -10,6 +10,7 @@ really run at once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 
 import pytest
@@ -21,9 +22,10 @@ from runwire.events import EventType, RunEvent
 from runwire.events.model import MAX_SEQ
 from runwire.store.accounts import RefreshOutcome
 from runwire.store.records import Message, UsageRecord, new_epoch, new_id, now_ms
-from runwire.store.schema import run_events, threads
+from runwire.store.schema import run_events, threads, users
 from runwire.store.store import Store
 from runwire.usage.records import MAX_TOKENS
+from tests.databases import row_held
 
 FAR_FUTURE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last RFC 3339 instant
 WIDE_TEXT = "na\u00efve \U0001d518\U0001d52b\U0001d526 \U0001f600 \u05e9\u05dc\u05d5\u05dd \u200d ok"  # accents, astral plane, emoji, RTL, ZWJ
@@ -545,3 +547,43 @@ async def test_accepting_claims_the_run_only_when_nothing_of_its_thread_is_unfin
     order = await store.runs.unfinished_on_thread(thread.id)
     assert sorted(order) == sorted(run_id for run_id, _ in results)
     assert order[0] == claimed[0]  # the one claimed is the first of the thread's runs
+
+
+async def test_the_run_cap_holds_when_many_nodes_accept_for_one_user_at_once(
+    store: Store, store_url: str
+) -> None:
+    # Each node counts the user's unfinished runs and stores the new one in one transaction;
+    # counted at once on several nodes, each would see room for itself. The accepts are let go
+    # together here: each first meets another transaction holding the user's row (on
+    # PostgreSQL; SQLite's writers wait for its one lock anyway), as behind another node's.
+    cap, nodes_count = 2, 6
+    user_id = await a_user(store)
+
+    def at_most(mine: list[tuple[str, str]]) -> None:
+        if len(mine) >= cap:
+            raise Conflict(f"you already have {cap} runs in progress", code="too_many_runs")
+
+    async def accept(node: Store, n: int) -> str:
+        run_id = new_id("run")
+        await node.conversations.accept_run(
+            user_id=user_id,
+            thread=None,  # each its own new thread: no thread's row to take turns on
+            content=f"message {n}",
+            run_id=run_id,
+            epoch=new_epoch(),
+            check=at_most,
+        )
+        return run_id
+
+    async with contextlib.AsyncExitStack() as stack:
+        nodes = [await stack.enter_async_context(Store.open(store_url)) for _ in range(nodes_count)]
+        async with row_held(store_url, users, user_id) as held:
+            tries = [asyncio.create_task(accept(node, n)) for n, node in enumerate(nodes)]
+            await held.until_waiting(nodes_count)
+        results = await asyncio.gather(*tries, return_exceptions=True)
+    accepted = [r for r in results if isinstance(r, str)]
+    refused = [r for r in results if not isinstance(r, str)]
+    assert len(accepted) == cap, results
+    assert all(isinstance(r, Conflict) and r.code == "too_many_runs" for r in refused), refused
+    assert await store.runs.unfinished_count(user_id) == cap
+    assert {r.id for r in await store.runs.unfinished()} == set(accepted)

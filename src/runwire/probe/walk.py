@@ -15,7 +15,6 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from runwire.errors import CheckFailed, TargetUnreachable
@@ -40,7 +39,7 @@ STOP_QUESTION = "Which model costs us the most?"
 # The first socket is cut once it has this many events of the run: early, so that on a
 # deployment whose runs take a while the resume meets the run still going.
 CUT_AFTER = 3
-# A stop that misses its run (the run ended first) is tried on a new run: this many runs in all.
+# A stop that finds its run ended (run_finished) is tried on a new run: this many runs in all.
 STOP_ATTEMPTS = 3
 # The step names, in order; the metrics' ``step`` label and the JSON's ``step`` take these values.
 STEPS = (
@@ -96,16 +95,6 @@ class Skip:
     """A step's result when it could not be tried here (``reason`` says why)."""
 
     reason: str
-
-
-class _Missed(StrEnum):
-    """How a stop_agent sent right after message_accepted can miss its run."""
-
-    # The run had ended when the stop arrived: the protocol's answer, a race the server won.
-    FINISHED = "had ended first (run_finished)"
-    # The run completed and the stop got no reply at all: the stop came as the run was ending
-    # (a server may send neither agent_stopped nor run_finished then), or stop is ignored.
-    SILENT = "completed, and stop_agent got no reply"
 
 
 @dataclass(frozen=True)
@@ -387,22 +376,16 @@ class Walk:
 
     async def _stop_agent(self) -> StepOutcome:
         channel = await self._open_channel(str((await self._new_ticket())["ticket"]))
-        missed: list[_Missed] = []
         for attempt in range(1, STOP_ATTEMPTS + 1):
-            outcome = await self._stop_once(channel, attempt)
-            if isinstance(outcome, _Missed):
-                missed.append(outcome)
-                continue
-            earlier = ", ".join(f"run {i} {why.value}" for i, why in enumerate(missed, 1))
-            return outcome + (f" (attempt {attempt}: {earlier})" if missed else "")
-        if all(why is _Missed.FINISHED for why in missed):
-            return Skip(
-                f"each of {STOP_ATTEMPTS} runs had ended before stop_agent reached it "
-                "(run_finished): runs here finish within a round trip"
-            )
-        raise CheckFailed(
-            f'agent_stopped (code "stopped") for one of {STOP_ATTEMPTS} runs stopped at once',
-            "; ".join(f"run {i} {why.value}" for i, why in enumerate(missed, 1)),
+            stopped = await self._stop_once(channel, attempt)
+            if stopped is not None:
+                earlier = "" if attempt == 1 else f" (attempt {attempt}: the runs before had ended)"
+                return stopped + earlier
+        # The protocol's answer to a stop that comes after its run has ended: correct, and on a
+        # server that answers within a round trip the only one a stop sent on accept can get.
+        return (
+            f"each of {STOP_ATTEMPTS} runs had ended when stop_agent reached it: run_finished, "
+            "and its agent_completed (runs here finish within a round trip)"
         )
 
     async def _isolation(self) -> StepOutcome:
@@ -587,9 +570,9 @@ class Walk:
                 ended = ended or is_terminal(frame)
         return resumed
 
-    async def _stop_once(self, channel: Channel, attempt: int) -> str | _Missed:
-        """Start a run and stop it at once: a line saying so when it ends stopped, else how the
-        stop missed it."""
+    async def _stop_once(self, channel: Channel, attempt: int) -> str | None:
+        """Start a run and stop it at once: a line saying so when it ends stopped; None when
+        the server answered that the run had ended (run_finished) and it ended otherwise."""
         request_id = f"check-stop-{attempt}-{secrets.token_hex(4)}"
         # Into the first run's thread when there is one (a conversation goes on); else a new one.
         thread = {"thread_id": self._thread_id} if self._thread_id else {}
@@ -616,18 +599,25 @@ class Walk:
             elif frame.get("run_id") == run_id and "seq" in frame:
                 events.append(frame)
         terminal = events[-1]
-        if terminal.get("type") == "agent_stopped" and terminal.get("code") == "stopped":
+        stopped = terminal.get("type") == "agent_stopped" and terminal.get("code") == "stopped"
+        # Exactly one answer to each stop: agent_stopped, or run_finished for a run that ended
+        # otherwise (docs/protocol.md, stop_agent).
+        if stopped and not finished:
             check_sequence(events)
             check_nesting(events, completed=False)
             return (
                 f"run {run_id} ended with agent_stopped at seq {terminal.get('seq')}, "
                 "open agents and tools closed"
             )
-        if terminal.get("type") == "agent_completed":
-            return _Missed.FINISHED if finished else _Missed.SILENT
+        if finished and terminal.get("type") == "agent_completed":
+            return None
+        expected = 'agent_stopped (code "stopped"), or run_finished for a run that had ended'
+        if not finished and terminal.get("type") == "agent_completed":
+            raise CheckFailed(expected, f"run {run_id} completed, and stop_agent got no reply")
         raise CheckFailed(
-            'agent_stopped (code "stopped") after stop_agent',
-            f"{describe(terminal)} code {terminal.get('code')!r}",
+            expected,
+            ("run_finished, then " if finished else "")
+            + f"{describe(terminal)} code {terminal.get('code')!r}",
         )
 
     async def _leave(self) -> None:

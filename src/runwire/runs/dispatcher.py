@@ -28,7 +28,8 @@ from collections.abc import AsyncIterator, Callable
 
 from runwire.dispatch.base import Job, RunQueue
 from runwire.errors import DependencyUnavailable, NotFound
-from runwire.runs.executor import RunExecutor, RunInput
+from runwire.runs.executor import CancelOutcome, RunExecutor, RunInput
+from runwire.runs.state import RunStatus
 from runwire.store.records import RunRecord, now_ms
 from runwire.store.store import Store
 
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 HISTORY_TURNS = 20
 _TAKE_WAIT_S = 1.0  # how long one take waits for jobs before the consumer looks around again
 _STOP_WAIT_S = 5.0  # how long leaving waits for the consumer to finish what it took
+_STOP_POLL_S = 0.002  # the first look at the store after asking; then twice as long each time
+_STOP_POLL_MAX_S = 0.1
+_STOP_RESEND_S = 1.0  # the request goes out again this often while the run goes on
 
 _LOST = {
     True: ("node_lost", "the server running this run stopped answering; send the message again"),
@@ -55,15 +59,18 @@ class Dispatcher:
         executor: RunExecutor,
         capacity: int,
         sweep_interval_s: float,
+        stop_wait_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``capacity``: runs this node executes at once (0: it accepts messages but runs none).
-        ``sweep_interval_s``: how often the node sweeps and reaps (half a lease is right)."""
+        ``sweep_interval_s``: how often the node sweeps and reaps (half a lease is right).
+        ``stop_wait_s``: how long a stop waits at most for another node to end the run."""
         self._store = store
         self._queue = queue
         self._executor = executor
         self._capacity = capacity
         self._sweep_interval_s = sweep_interval_s
+        self._stop_wait_s = stop_wait_s
         self._clock = clock
         self._room = asyncio.Event()
         self._stopping = False
@@ -153,25 +160,56 @@ class Dispatcher:
         except DependencyUnavailable as exc:
             log.warning("could not offer run %s (%s); a sweep will", job.run_id, exc.message)
 
-    async def stop(self, user_id: str, run_id: str, reason: str = "stopped") -> bool:
-        """Stop a run of ``user_id`` wherever it is. False if it has ended; NotFound if it is
-        not the user's."""
-        for attempt in range(1, 50):
+    async def stop(
+        self, user_id: str, run_id: str, reason: str = "stopped", *, confirm: bool = True
+    ) -> bool:
+        """Stop a run of ``user_id`` wherever it is. True when the run ends stopped (by this
+        request or one before it); False when it has ended, or had decided how it ends (its
+        last event is on its way) when the request came; NotFound if it is not the user's.
+
+        A run on another node is asked through the run queue and, with ``confirm``, watched in
+        the store until it has ended, for the answer; without it the request is sent and True
+        returned (for a caller that does not need the answer). DependencyUnavailable when
+        that node neither ends the run nor lets go of it within ``stop_wait_s``."""
+        asked = False
+        deadline = self._clock() + self._stop_wait_s
+        resend = deadline
+        pause = _STOP_POLL_S
+        while True:
+            # The lease is looked at before the run: a live node records a run's end before it
+            # lets go of the lease, so a lease found gone, then the run found unfinished, means
+            # no node runs it any more.
+            gone = asked and bool(await self._queue.expired([run_id]))
             record = await self._store.runs.get(user_id, run_id)
             if record is None:
                 raise NotFound("no such run")
-            if self._executor.cancel(run_id, reason):
-                return True
+            here = self._executor.cancel(run_id, reason)
+            if here is not CancelOutcome.NOT_HERE:
+                return here is CancelOutcome.STOPPING
             if record.status_is_final:
-                return False
-            if record.status != "queued":
+                # Read after asking: the run ended stopped, or as it was going to end anyway.
+                return asked and record.status == RunStatus.CANCELLED.value
+            if record.status == "queued":
+                if await self._claim(_job(record), stop_reason=reason, in_order=False):
+                    return True
+                # A node is claiming it this moment (it holds the lease): look again soon.
+            elif not asked:
                 await self._queue.stop(run_id, reason)
-                return True
-            if await self._claim(_job(record), stop_reason=reason, in_order=False):
-                return True
-            # A node is trying to claim it this moment (it holds the lease): look again soon.
-            await asyncio.sleep(0.002 * attempt)
-        raise DependencyUnavailable("the run could not be stopped now; try again")
+                asked = True
+                if not confirm:
+                    return True
+                resend = self._clock() + _STOP_RESEND_S
+                continue
+            elif gone:
+                return True  # its node is gone: a reap ends it with node_lost
+            elif self._clock() >= resend:
+                # A request on the way when a node reconnects to the channel can be lost.
+                await self._queue.stop(run_id, reason)
+                resend = self._clock() + _STOP_RESEND_S
+            if self._clock() >= deadline:
+                raise DependencyUnavailable("the run could not be stopped now; try again")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _STOP_POLL_MAX_S)
 
     async def sweep(self, *, created_before: int | None = None) -> int:
         """Offer again the queued runs that may start and were accepted before
@@ -271,7 +309,7 @@ class Dispatcher:
         return int(closed)
 
     def _stop_requested(self, run_id: str, reason: str) -> None:
-        if self._executor.cancel(run_id, reason):
+        if self._executor.cancel(run_id, reason) is not CancelOutcome.NOT_HERE:
             return
         now = self._clock()
         self._pending_stops = {

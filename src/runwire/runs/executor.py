@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import Enum
 
 from runwire.bus.base import EventBus
 from runwire.errors import LeaseLost, RunwireError
@@ -30,7 +31,7 @@ from runwire.store.records import Message, RunRecord, new_epoch, new_id, now_ms
 from runwire.store.run_log import RunLog
 from runwire.traces import Tracing
 
-__all__ = ["AgentFn", "Emit", "EndedHook", "RunExecutor", "RunInput"]
+__all__ = ["AgentFn", "CancelOutcome", "Emit", "EndedHook", "RunExecutor", "RunInput"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,14 @@ EndedHook = Callable[[RunInput, bool, "str | None"], Awaitable[None]]
 """Awaited once a run's task is over, with whether it was abandoned (its lease lost) and the
 thread's queued run that may start next, as read when the run's end was recorded (None when
 there is none, or the end could not be recorded)."""
+
+
+class CancelOutcome(Enum):
+    """What :meth:`RunExecutor.cancel` found."""
+
+    STOPPING = "stopping"  # the run ends with agent_stopped: stopped now, or already stopping
+    ENDING = "ending"  # its end was decided before (completed or failed): it ends as it would
+    NOT_HERE = "not_here"  # not executing on this node (or no longer this node's)
 
 
 @dataclass(eq=False)
@@ -173,13 +182,21 @@ class RunExecutor:
         self._active[run.run_id] = active
         active.task = asyncio.create_task(self._execute(active), name=f"run-{run.run_id}")
 
-    def cancel(self, run_id: str, reason: str = "stopped") -> bool:
-        """Stop a run executing here; False when it is not (or has already ended)."""
+    def cancel(self, run_id: str, reason: str = "stopped") -> CancelOutcome:
+        """Stop a run executing here, and say what became of the request.
+
+        A run stays here until its end is recorded, so a run found here but past deciding its
+        end (``ENDING``: its terminal event is not ``agent_stopped``) is told apart from one
+        not here at all: the caller can answer "it has ended" without asking anyone else."""
         active = self._active.get(run_id)
-        if active is None or active.ended:
-            return False
+        if active is None or active.abandoned:
+            return CancelOutcome.NOT_HERE
+        if active.stop_reason is not None:
+            return CancelOutcome.STOPPING
+        if active.ended:
+            return CancelOutcome.ENDING
         self._cancel(active, reason)
-        return True
+        return CancelOutcome.STOPPING
 
     def abandon(self, run_id: str) -> None:
         """Drop a run whose lease this node lost: no more events, no record of its end."""

@@ -12,7 +12,7 @@ from runwire.errors import Conflict
 from runwire.store.database import Database
 from runwire.store.records import Message, ThreadRecord, new_id, now_ms
 from runwire.store.run_order import unfinished_statement
-from runwire.store.schema import messages, runs, threads
+from runwire.store.schema import messages, runs, threads, users
 
 __all__ = ["Acceptance", "Conversations"]
 
@@ -117,6 +117,19 @@ class Conversations:
             .order_by(messages.c.pk.desc())
             .limit(bindparam("turns"))
         )
+        # The user's row, locked for the rest of the accept transaction: accepts for one user
+        # take turns, each counting the runs of those before it (the per-user run cap). NO KEY
+        # UPDATE: the inserts that refer to the user (a message, a run) elsewhere do not wait
+        # for it. SQLite has one writer at a time anyway: there, nothing to take.
+        self._lock_user = (
+            db.prepare(
+                select(users.c.id)
+                .where(users.c.id == bindparam("user_id"))
+                .with_for_update(key_share=True)
+            )
+            if db.dialect == "postgresql"
+            else None
+        )
         # Compiled once: the accept transaction runs for every message (see Database.prepare).
         self._insert_message = db.prepare(insert_message_statement())
         self._touch_thread = db.prepare(touch_thread_statement())
@@ -216,11 +229,15 @@ class Conversations:
             self._insert_message,
             self._insert_run,
         )
-        touch_thread = self._touch_thread
+        touch_thread, lock_user = self._touch_thread, self._lock_user
 
         def accept(conn: Connection) -> tuple[bool, list[str]]:
-            # The thread's row first: on PostgreSQL this locks an existing thread, so accepts on
-            # one thread take turns and a claim below sees the runs of those before it.
+            # The user's row, then the thread's (always in that order, so two accepts never
+            # wait for each other's second lock): on PostgreSQL each is locked until commit, so
+            # the user's accepts take turns and each counts the unfinished runs of those before
+            # it (the cap), and a claim below sees the runs of the thread's earlier messages.
+            if lock_user is not None:
+                lock_user.run(conn, user_id=user_id)
             if not new_thread:
                 touch_thread.run(conn, thread_id=thread_id, now=now)
             mine = [(row.id, row.thread_id) for row in unfinished.run(conn, user_id=user_id)]
