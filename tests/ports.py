@@ -12,7 +12,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["closed_port"]
+__all__ = ["closed_port", "loopback_listener"]
 
 
 @contextmanager
@@ -25,3 +25,15 @@ def closed_port() -> Iterator[int]:
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         yield int(held.getsockname()[1])
+
+
+def loopback_listener() -> socket.socket:
+    """A TCP socket bound to a free loopback port, for a server in the test's process
+    (``uvicorn.Server.serve(sockets=[...])``).
+
+    Its protocol is named: asyncio turns Nagle's algorithm off only on sockets whose protocol
+    says TCP (``socket.socket()`` says 0, and its accepted connections inherit that), and with
+    Nagle on, a response written in two parts waits out the client's delayed ACK, about 40 ms."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.bind(("127.0.0.1", 0))
+    return listener

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -240,26 +239,58 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
+# Prints, as JSON, the exit code, stdout and stderr of `runwire PATH... --help` for each path read
+# from stdin, each run as `python -m runwire` runs it: every help from one process (a process per
+# command cost a Python start each).
+_EVERY_HELP = """
+import contextlib, io, json, sys
+from runwire.cli import app
+shown = []
+for path in json.load(sys.stdin):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            app([*path, "--help"], prog_name="python -m runwire")
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+    shown.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(shown))
+"""
+
+
 def test_every_help_shows_what_its_text_says(tmp_path: Path) -> None:
     every = commands()
     paths = [path for path, _ in every]
     assert ["serve"] in paths and ["user", "create"] in paths and ["usage", "import"] in paths
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        shown = list(pool.map(lambda p: runwire(*p, "--help", data_dir=tmp_path), paths))
-    for (path, command), result in zip(every, shown, strict=True):
-        assert result.returncode == 0, (path, result.stderr)
-        out = flat(result.stdout)
+    # The top level as a person runs it; then every help (it too, the same) in one process.
+    top = runwire("--help", data_dir=tmp_path)
+    assert top.returncode == 0, top.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", _EVERY_HELP],
+        input=json.dumps(paths),
+        capture_output=True,
+        text=True,
+        env={**os.environ, **BASE, "RUNWIRE_DATA_DIR": str(tmp_path), "COLUMNS": "200"},
+        timeout=unit(60),
+        check=True,
+    )
+    shown = json.loads(done.stdout)
+    assert shown[paths.index([])] == [0, top.stdout, ""]
+    for (path, command), (code, stdout, stderr) in zip(every, shown, strict=True):
+        assert code == 0, (path, stderr)
+        out = flat(stdout)
         # A flag takes no value: no metavar after it.
-        assert "<bool>" not in out and "BOOLEAN" not in out, (path, result.stdout)
-        assert "\\[" not in out, (path, result.stdout)  # markup's escape, shown as text
+        assert "<bool>" not in out and "BOOLEAN" not in out, (path, stdout)
+        assert "\\[" not in out, (path, stdout)  # markup's escape, shown as text
         if command.help:
-            assert flat(command.help.split("\n\n")[0]) in out, (path, result.stdout)
+            assert flat(command.help.split("\n\n")[0]) in out, (path, stdout)
         for param in command.params:
             if getattr(param, "help", None) and not getattr(param, "hidden", False):
-                assert flat(param.help) in out, (path, param.name, result.stdout)
+                assert flat(param.help) in out, (path, param.name, stdout)
         if any(param.name == "data_dir" for param in command.params):
             assert "[env var: RUNWIRE_DATA_DIR; default: .runwire]" in out, path
-    serve = flat(shown[paths.index(["serve"])].stdout)
+    serve = flat(shown[paths.index(["serve"])][1])
     assert "Interface to listen on. [env var: RUNWIRE_HOST; default: 127.0.0.1]" in serve
     assert "Port to listen on. [env var: RUNWIRE_PORT; default: 8000]" in serve
 

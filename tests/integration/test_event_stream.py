@@ -22,6 +22,7 @@ from runwire.store.records import new_epoch, new_id
 from runwire.transport.event_stream import sse_frame
 from runwire.transport.services import Services
 from tests.conftest import test_settings
+from tests.ports import loopback_listener
 from tests.timing import unit
 
 
@@ -40,10 +41,9 @@ async def serving(
     WebSocket protocol); yields an HTTP client for it and its services. ``send_buffer`` fixes
     the kernel's send buffer of every connection (loopback's grows to megabytes by itself)."""
     app = create_app(settings)
-    listener = socket.socket()
+    listener = loopback_listener()
     if send_buffer is not None:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)  # accepts inherit it
-    listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=1, **config)

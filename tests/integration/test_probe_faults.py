@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from starlette.websockets import WebSocket
 from runwire.probe.client import Target
 from runwire.probe.report import Outcome, Report, Status
 from runwire.probe.walk import STOP_QUESTION, Credentials, Identities, Walk
+from tests.ports import loopback_listener
 from tests.timing import unit
 
 Frame = dict[str, Any]
@@ -263,10 +263,7 @@ class StandIn:
 @contextlib.asynccontextmanager
 async def listening(app: Starlette) -> AsyncIterator[str]:
     """``app`` behind a real socket on loopback; yields its URL."""
-    # IPPROTO_TCP named: asyncio turns Nagle off only on sockets whose protocol says TCP, and
-    # with it on, each small response waits out the client's delayed ACK (about 40 ms).
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.bind(("127.0.0.1", 0))
+    listener = loopback_listener()
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[listener]))
     try:

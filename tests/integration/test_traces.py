@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from runwire.transport.ws_protocol import RunwireWebSocketProtocol
 from tests.conftest import test_settings
 from tests.databases import fresh_postgres_database
 from tests.integration.test_event_stream import until
+from tests.ports import loopback_listener
 from tests.services import private_redis
 from tests.timing import unit
 
@@ -49,8 +49,7 @@ async def node(settings: Settings, tracing: Tracing, *, listen: bool = True) -> 
         async with app.router.lifespan_context(app):
             yield ""
         return
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+    listener = loopback_listener()
     config = uvicorn.Config(
         app,
         log_config=None,
