@@ -540,6 +540,32 @@ def ids_case(draw: st.DrawFn) -> HttpCase:
     return HttpCase("ids", method, path, params=tuple(params), headers=tuple(headers))
 
 
+@st.composite
+def stalled_case(draw: st.DrawFn) -> HttpCase:
+    """A body that stops: its head promises more than is sent (a Content-Length, or chunks
+    without the last), and then the client waits (``stalled``: the server must answer or close
+    within its body deadline) or hangs up (``abandoned``: nothing to answer, nothing to log)."""
+    path = draw(st.sampled_from(["/auth/login", "/auth/register", "/api/usage/import"]))
+    if path == "/api/usage/import":
+        csv = draw(st.booleans())
+        whole = draw(csv_body() if csv else jsonl_body)
+        media = "text/csv" if csv else "application/x-ndjson"
+    else:
+        whole = draw(st.sampled_from([b'{"email": "a@example.com", "password": "xxxxxxxx"}']))
+        media = "application/json"
+    sent = whole[: draw(st.integers(0, len(whole)))]
+    return HttpCase(
+        draw(st.sampled_from(["stalled", "abandoned"])),
+        "POST",
+        path,
+        headers=(("Content-Type", media),),
+        body=sent,
+        auth=draw(st.sampled_from(["lane", "lane", "none"])),
+        chunked=draw(st.booleans()),
+        extra={"declared": len(whole) + draw(st.integers(1, 1000))},
+    )
+
+
 # Operations drawn by schemathesis from the live document, with their weights: what creates or
 # removes much (the sample, sign-ups) less often than what only reads. Invalid requests
 # (schemathesis's negative mode) only where an operation takes a body: the id-taking ones are
@@ -621,14 +647,16 @@ def openapi_strategies(document: dict[str, Any]) -> list[tuple[st.SearchStrategy
 
 def http_mix(document: dict[str, Any]) -> list[tuple[st.SearchStrategy[HttpCase], float]]:
     """What the requests are made of, and in which shares: every operation of the document
-    35%, usage imports 20%, /auth/* bodies 25%, the id-taking operations 20%."""
+    35%, usage imports 20%, /auth/* bodies 25%, the id-taking operations 19.9%, bodies that
+    stop 0.1% (each waits out the server's body deadline)."""
     operations = openapi_strategies(document)
     weights = sum(weight for _, weight in operations)
     return [
         *((strategy, 35 * weight / weights) for strategy, weight in operations),
         (import_case(), 20),
         (auth_case(), 25),
-        (ids_case(), 20),
+        (ids_case(), 19.9),
+        (stalled_case(), 0.1),
     ]
 
 

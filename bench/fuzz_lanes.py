@@ -389,6 +389,9 @@ class HttpLane:
         await self.http.aclose()
 
     async def one(self, case: HttpCase) -> None:
+        if case.kind in ("stalled", "abandoned"):
+            await self.stalled(case)
+            return
         refs = await self.refs(case)
         path = (
             quote(case.path, safe="/%:@!$&'()*+,;=-._~")
@@ -453,3 +456,39 @@ class HttpLane:
                 f"{self.name}: {response.status_code} for {what}: {data[:500]!r}; "
                 f"body {(body or b'')[:500]!r}"
             )
+
+    async def stalled(self, case: HttpCase) -> None:
+        """A body that stops (on a socket of its own: no client library sends one)."""
+        assert isinstance(case.body, bytes)
+        host, _, port = self.base.removeprefix("http://").partition(":")
+        lines = [f"{case.method} {case.path} HTTP/1.1", f"Host: {host}:{port}"]
+        lines += [f"{name}: {value}" for name, value in case.headers]
+        if case.auth == "lane":
+            lines.append(f"Authorization: Bearer {self.me.token}")
+        if case.chunked:
+            lines.append("Transfer-Encoding: chunked")
+            body = f"{len(case.body):x}\r\n".encode() + case.body + b"\r\n" if case.body else b""
+        else:
+            lines.append(f"Content-Length: {case.extra['declared']}")
+            body = case.body
+        self.tally.requests += 1
+        self.tally.bodies += 1
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        if case.kind == "abandoned":
+            await asyncio.sleep(0.05)
+            writer.transport.abort()
+            self.tally.cut_requests["client hung up mid-body"] += 1
+            return
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                said = await reader.read()  # to the close: the server's answer, if any
+        except TimeoutError:
+            self.tally.hang(f"{self.name}: a stalled body held its connection: {case!r}")
+            return
+        finally:
+            writer.transport.abort()
+        status = int(said.split(b" ", 2)[1]) if said.startswith(b"HTTP/1.1 ") else 0
+        self.tally.cut_requests[f"stalled body closed, answered {status or 'nothing'}"] += 1
+        if status >= 500:
+            self.tally.error(f"{self.name}: {status} for a stalled body: {said[:500]!r}")
