@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test test-at test-unit test-floors lint lock lock-uv bench bench-idle bench-import install clean
+.PHONY: run test test-at test-unit test-floors lint lock lock-uv bench bench-idle bench-import bench-fuzz install clean
 
 # Installs come from uv.lock (every package pinned, with its hashes) through uv, itself installed
 # by pip from requirements/uv.txt with its hashes: nothing depends on the day it runs.
@@ -84,6 +84,12 @@ bench-idle: $(TEST_STAMP)
 # The longest /health answer while a 20 MB usage file is imported (the event loop held).
 bench-import: $(TEST_STAMP)
 	$(BIN)/python bench/import_stall.py
+
+# 100,000 fuzzed WebSocket frames and HTTP requests against `runwire serve`: 0 server errors,
+# 0 hangs, then the golden path (docs/benchmarks.md). `make bench-fuzz FUZZ_ARGS="--frames
+# 6000 --bodies 4000"` for a shorter run.
+bench-fuzz: $(TEST_STAMP)
+	$(BIN)/python bench/fuzz.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) $(FLOORS) .runwire .mypy_cache .ruff_cache coverage.xml .coverage

@@ -208,16 +208,18 @@ class Source:
         self.drawn = 0
         self.distinct: set[int] = set()
 
-    async def feed(self) -> None:
-        """Runs until cancelled, once the lanes are done."""
+    async def feed(self, ahead: int) -> None:
+        """Runs until cancelled, once the lanes are done; ``ahead`` chunks are drawn at once
+        (a source whose lanes are done stops drawing, leaving the workers to the other)."""
         loop = asyncio.get_running_loop()
+        drawing: list[asyncio.Future[list[Any]]] = []
         index = 0
         while True:
-            # One chunk drawn ahead of the one being sent: drawing is the dearest part.
-            args = (*self.args, self.chunk, self.seed * 1_000_000 + index)
-            drawing = loop.run_in_executor(self.pool, self.draw, *args)
-            index += 1
-            for case in await drawing:
+            while len(drawing) < ahead:
+                args = (*self.args, self.chunk, self.seed * 1_000_000 + index)
+                drawing.append(loop.run_in_executor(self.pool, self.draw, *args))
+                index += 1
+            for case in await drawing.pop(0):
                 self.drawn += 1
                 self.distinct.add(hash(repr(case)))
                 await self.queue.put(case)
@@ -317,7 +319,10 @@ async def fuzz(base: str, args: argparse.Namespace, pool: Any) -> tuple[Tally, l
         asyncio.create_task(watch_health(base, stop, health, tally)),
         asyncio.create_task(progress(tally, started, stop)),
     ]
-    feeders = [asyncio.create_task(frames.feed()), asyncio.create_task(bodies.feed())]
+    feeders = [
+        asyncio.create_task(frames.feed(args.workers)),
+        asyncio.create_task(bodies.feed(args.workers)),
+    ]
     await asyncio.gather(
         *(lane.run(frames.cases()) for lane in frame_lanes),
         *(lane.run(bodies.cases()) for lane in http_lanes),
