@@ -70,8 +70,8 @@ SERVER_ENV = {
     "RUNWIRE_WS_MESSAGE_BURST": "1000000",
     # A run of the benchmark may outlast the default 15 minutes of an access token.
     "RUNWIRE_ACCESS_TOKEN_TTL_S": "86400",
-    # Bodies that stop are cut after 2 s rather than 30: a lane waits for each.
-    "RUNWIRE_HTTP_BODY_TIMEOUT_S": "2",
+    # Bodies that stop are cut after 1 s rather than 30: a lane waits for each.
+    "RUNWIRE_HTTP_BODY_TIMEOUT_S": "1",
 }
 LISTENING = re.compile(rb"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 # Lines begin with their level (uvicorn's format); a fuzzed path in an access line does not.
