@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test test-at test-unit test-floors lint lock lock-uv bench bench-idle bench-import bench-auth install clean
+.PHONY: run test test-at test-unit test-floors lint lock lock-uv bench bench-idle bench-import bench-auth install clean bench-fuzz
 
 # Installs come from uv.lock (every package pinned, with its hashes) through uv, itself installed
 # by pip from requirements/uv.txt with its hashes: nothing depends on the day it runs.
@@ -95,6 +95,12 @@ bench-import: $(TEST_STAMP)
 # Access-token verification per request, µs (docs/benchmarks.md, "Auth").
 bench-auth: $(TEST_STAMP)
 	$(BIN)/python bench/token_verify.py
+
+# 100,000 fuzzed WebSocket frames and HTTP requests against `runwire serve`: 0 server errors,
+# 0 hangs, then the golden path (docs/benchmarks.md). `make bench-fuzz FUZZ_ARGS="--frames
+# 6000 --bodies 4000"` for a shorter run.
+bench-fuzz: $(TEST_STAMP)
+	$(BIN)/python bench/fuzz.py $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) $(FLOORS) .runwire .mypy_cache .ruff_cache coverage.xml .coverage

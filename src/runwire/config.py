@@ -178,6 +178,10 @@ class Settings(BaseSettings):
     # connection (or the first byte after a response); past it the connection is closed. Bounds
     # what a silent or trickling client (slowloris) holds.
     http_head_timeout_s: float = Field(5.0, gt=0, le=300, allow_inf_nan=False)
+    # How long a request's body may go without a byte arriving once its head is whole (not
+    # counting while the server itself is not reading); past it the connection is closed. A
+    # body that stopped would otherwise hold its connection and its request's task for ever.
+    http_body_timeout_s: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False)
 
     # Resume and retention: how long ended runs keep their events, how often they are trimmed,
     # and how often a quiet SSE stream gets a keep-alive comment.

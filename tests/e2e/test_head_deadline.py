@@ -1,6 +1,8 @@
-"""The deadline for a request's head (``RUNWIRE_HTTP_HEAD_TIMEOUT_S``), over raw sockets: a
-connection that says nothing, or trickles its head a byte at a time (slowloris), is closed
-near the deadline, on plain HTTP and on ``/ws``; clients that send whole heads are not."""
+"""The deadlines for a request's head (``RUNWIRE_HTTP_HEAD_TIMEOUT_S``) and body
+(``RUNWIRE_HTTP_BODY_TIMEOUT_S``), over raw sockets: a connection that says nothing, or trickles
+its head a byte at a time (slowloris), is closed near the deadline, on plain HTTP and on
+``/ws``; so is one whose body stops arriving; clients that send whole heads, and bodies that
+keep coming, are not. A client that leaves mid-body is no server error."""
 
 from __future__ import annotations
 
@@ -22,7 +24,12 @@ LATE = DEADLINE + unit(1)  # the server closed within the deadline and a schedul
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {**BASE_ENV, "RUNWIRE_HTTP_HEAD_TIMEOUT_S": str(DEADLINE)}
+    env = {
+        **BASE_ENV,
+        "RUNWIRE_HTTP_HEAD_TIMEOUT_S": str(DEADLINE),
+        "RUNWIRE_HTTP_BODY_TIMEOUT_S": str(DEADLINE),
+        "RUNWIRE_LOG_LEVEL": "debug",  # to see the server notice a client that left
+    }
     proc = ServerProcess(tmp_path_factory.mktemp("head-deadline"), env)
     yield proc
     proc.stop()
@@ -191,3 +198,89 @@ async def test_whole_heads_and_open_websockets_are_unaffected(
     time.sleep(DEADLINE * 2)  # noqa: ASYNC251 - the server is another process
     await sock.send(type="ping", request_id="still-open")
     assert await sock.recv() == {"type": "pong", "request_id": "still-open"}
+
+
+def _post_head(path: str, length: int, *headers: str) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {length}", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@pytest.mark.parametrize(
+    "path, content_type",
+    [("/auth/login", "application/json"), ("/api/usage/import", "text/csv")],
+    ids=["json", "import"],
+)
+async def test_a_body_that_stops_arriving_is_cut_at_the_deadline_with_408(
+    server: ServerProcess,
+    sessions: Callable[[str], Awaitable[Session]],
+    path: str,
+    content_type: str,
+) -> None:
+    """Found by the fuzz benchmark (bench/fuzz.py): a Content-Length longer than the body
+    sent held the connection, and the request's task, for ever."""
+    session = await sessions(server.url)
+    head = _post_head(
+        path,
+        100,
+        f"Content-Type: {content_type}",
+        f"Authorization: {session.auth['Authorization']}",
+    )
+    with connection(server) as sock:
+        sock.sendall(head + b'{"email":')
+        started = time.monotonic()
+        received = read_to_close(sock)
+        took = time.monotonic() - started
+    assert received.startswith(b"HTTP/1.1 408 "), received
+    body = json.loads(received.partition(b"\r\n\r\n")[2])
+    assert body["code"] == "request_timeout" and f"{DEADLINE:g} s" in body["detail"]
+    assert DEADLINE * 0.9 <= took < LATE, took
+    assert "Traceback" not in server.log()
+
+
+def test_a_body_that_keeps_coming_is_not_cut(server: ServerProcess) -> None:
+    body = b'{"email": "nobody@example.com", "password": "not the password"}'
+    with connection(server) as sock:
+        sock.sendall(_post_head("/auth/login", len(body), "Content-Type: application/json"))
+        started = time.monotonic()
+        for at in range(0, len(body), 8):
+            time.sleep(DEADLINE / 4)  # the whole body takes several deadlines
+            sock.sendall(body[at : at + 8])
+        assert time.monotonic() - started > 2 * DEADLINE
+        assert read_response(sock).startswith(b"HTTP/1.1 401 ")
+
+
+def test_a_body_that_stops_after_an_early_answer_closes_the_connection(
+    server: ServerProcess,
+) -> None:
+    with connection(server) as sock:
+        # No token: refused before the body is read, which then never comes.
+        sock.sendall(_post_head("/api/usage/import", 6, "Content-Type: text/csv"))
+        assert read_response(sock).startswith(b"HTTP/1.1 401 ")
+        started = time.monotonic()
+        assert read_to_close(sock) == b""  # answered already: nothing more to say
+        assert time.monotonic() - started < LATE
+
+
+async def test_a_client_that_leaves_mid_import_is_no_server_error(
+    server: ServerProcess, sessions: Callable[[str], Awaitable[Session]]
+) -> None:
+    """Found by the fuzz benchmark: the import's read of a body whose client had gone was
+    logged as an unhandled error (a traceback) and counted as ``internal``."""
+    session = await sessions(server.url)
+    head = _post_head(
+        "/api/usage/import",
+        1000,
+        "Content-Type: text/csv",
+        f"Authorization: {session.auth['Authorization']}",
+    )
+    with connection(server) as sock:
+        sock.sendall(head + b"timestamp,provider\n")
+        time.sleep(DEADLINE / 4)  # noqa: ASYNC251 - the server is another process
+    deadline = time.monotonic() + unit(5)
+    while "the client left before its request's body had arrived" not in server.log():
+        assert time.monotonic() < deadline, server.log()[-3000:]
+        time.sleep(0.02)  # noqa: ASYNC251
+    async with httpx.AsyncClient(base_url=server.url, timeout=unit(5)) as client:
+        scrape = (await client.get("/metrics")).text
+    assert 'runwire_errors_total{code="internal"}' not in scrape
+    assert "Traceback" not in server.log() and "unhandled error" not in server.log()

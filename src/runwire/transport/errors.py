@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from runwire import errors
 from runwire.metrics import Metrics
@@ -208,6 +209,13 @@ def install_error_handlers(app: FastAPI, metrics: Metrics | None = None) -> None
 
         return handle
 
+    async def client_gone(request: Request, _exc: Exception) -> Response:
+        # The client left while its body was being read (it hung up, or its body stopped and
+        # the connection was closed for it): nobody is there to answer, and nothing failed.
+        log.debug("the client left before its request's body had arrived: %s", request.url.path)
+        return Response(status_code=400)
+
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(errors.RunwireError, handler(_runwire_error))
     app.add_exception_handler(RequestValidationError, handler(_validation_error))
     app.add_exception_handler(StarletteHTTPException, handler(_http_error))

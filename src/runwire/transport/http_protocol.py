@@ -1,5 +1,5 @@
 """HTTP/1.1 on the socket for ``runwire serve``: uvicorn's httptools protocol with a deadline for
-each request's head.
+each request's head, and one for each pause in its body.
 
 uvicorn bounds the idle time between requests of a kept-alive connection, and nothing else: a
 connection that never sends a byte, or sends its head a byte at a time (slowloris), holds a
@@ -8,6 +8,14 @@ socket and its memory for as long as it likes. Here every head must be whole wit
 request) or from the first byte after a response (the next one). A connection past it is closed;
 one that had begun a head is told so first (``408``). The head of ``GET /ws`` is parsed here too
 before the socket is handed to the WebSocket protocol, so the deadline covers both paths.
+
+A body is bounded by its size (``body_limit.py``), not by how long it takes (a 20 MiB import on a
+slow link takes a while), but a body that stops arriving would hold its connection, and the
+request's task waiting for it, for ever: once the head is whole, a body that goes
+``RUNWIRE_HTTP_BODY_TIMEOUT_S`` without a byte closes the connection, answered ``408`` if nothing
+was answered yet. Time the server itself is not reading (uvicorn pauses a connection whose
+request has more body buffered than the app took, or that pipelines behind an unanswered one)
+does not count, nor does a client waiting for ``100 Continue``.
 """
 
 from __future__ import annotations
@@ -38,6 +46,9 @@ class RunwireHttpProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_begun = False
         self._in_message = False  # a request's head or body is still arriving
+        self._body_timeout_s: float = app_state["services"].settings.http_body_timeout_s
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_seen = 0.0  # when a byte last arrived while a body was due
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -52,6 +63,12 @@ class RunwireHttpProtocol(HttpToolsProtocol):
         if self._head_timer is None and idle and not self._in_message:
             self._start_head_timer()
         super().data_received(data)
+        if self._in_message and not self._head_begun:
+            # A body is due: a head is whole and its message is not (checked after parsing:
+            # a request without a body ends in the same call and costs no timer).
+            self._body_seen = self.loop.time()
+            if self._body_timer is None and self.transport.get_protocol() is self:
+                self._body_timer = self.loop.call_later(self._body_timeout_s, self._body_check)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -66,10 +83,12 @@ class RunwireHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_message = False
+        self._stop_body_timer()
         super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        self._stop_body_timer()
         super().connection_lost(exc)
 
     def _start_head_timer(self) -> None:
@@ -80,16 +99,48 @@ class RunwireHttpProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
 
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_check(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing() or not self._in_message:
+            return
+        now = self.loop.time()
+        cycle = self.cycle
+        waiting_for_us = self.flow.read_paused or (
+            cycle is not None and cycle.waiting_for_100_continue and not cycle.response_started
+        )
+        if waiting_for_us:
+            self._body_seen = now  # the server is not reading, or not yet asking for the body
+        left = self._body_seen + self._body_timeout_s - now
+        if left > 0:
+            self._body_timer = self.loop.call_later(left, self._body_check)
+            return
+        if cycle is None or not cycle.response_started:
+            detail = (
+                f"the request's body stopped arriving: nothing came for {self._body_timeout_s:g} s"
+            )
+            self._write_408(detail)
+        # The request's task, waiting for the rest of its body, is told the client has gone.
+        self.transport.close()
+
+    def _write_408(self, detail: str) -> None:
+        body = orjson.dumps({"detail": detail, "code": "request_timeout"})
+        self.transport.write(
+            b"HTTP/1.1 408 Request Timeout\r\n"
+            b"content-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + body
+        )
+
     def _head_expired(self) -> None:
         self._head_timer = None
         if self._head_begun and not self.transport.is_closing():
-            detail = f"the request's head did not arrive whole within {self._head_timeout_s:g} s"
-            body = orjson.dumps({"detail": detail, "code": "request_timeout"})
-            self.transport.write(
-                b"HTTP/1.1 408 Request Timeout\r\n"
-                b"content-type: application/json\r\n"
-                b"content-length: " + str(len(body)).encode() + b"\r\n"
-                b"connection: close\r\n\r\n" + body
+            self._write_408(
+                f"the request's head did not arrive whole within {self._head_timeout_s:g} s"
             )
         # A connection that has sent nothing is closed without a word, as an idle kept-alive
         # one is: a browser that opened it ahead of need opens another.
