@@ -168,7 +168,13 @@ class JwksKeys:
     async def learn(self, kid: str) -> None:
         """Fetch the set again for a kid not held, unless a fetch was tried less than a second
         ago; a failure keeps the keys held (and is logged)."""
-        if kid in self._keys or self._clock() - self._fetched_at < self._refetch_s:
+        if kid in self._keys:
+            return
+        if self._lock.locked():
+            # A fetch is under way (for this kid or another reason): its answer is the news.
+            async with self._lock:
+                return
+        if self._clock() - self._fetched_at < self._refetch_s:
             return
         async with self._lock:
             # Another request may have fetched while this one waited for the lock.
@@ -236,7 +242,8 @@ class JwksKeys:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                await self.fetch()
+                async with self._lock:
+                    await self.fetch()
             except ConfigError as exc:
                 log.warning(
                     "could not refresh the issuer's keys (keeping %d): %s",
