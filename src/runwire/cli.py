@@ -211,9 +211,11 @@ async def _redis_check(url: str) -> Check:
 
 
 async def _checks(settings: Settings) -> list[Check]:
+    from runwire.auth_checks import auth_checks
     from runwire.readiness import LLMProbe
 
     checks = await _database_checks(settings.effective_database_url)
+    checks += await auth_checks(settings)
     if settings.redis_url is not None:
         checks.append(await _redis_check(settings.redis_url.get_secret_value()))
     llm = LLMProbe.configured(settings)
@@ -225,7 +227,9 @@ async def _checks(settings: Settings) -> list[Check]:
 @app.command()
 def doctor(data_dir: DataDir = None) -> None:
     """Check what the server needs, as GET /ready does: settings, database, schema (and Redis
-    when RUNWIRE_REDIS_URL is set, the LLM endpoint when RUNWIRE_LLM_BASE_URL is).
+    when RUNWIRE_REDIS_URL is set, the LLM endpoint when RUNWIRE_LLM_BASE_URL is); with
+    RUNWIRE_ROLE=chat the issuer's discovery and keys, with RUNWIRE_ROLE=auth the signing keys
+    and a fresh token verified against the published ones.
 
     One line per check; exit code 0 when all pass, 1 when one fails.
     """
@@ -304,7 +308,11 @@ def check(
     ] = 10.0,
     auth_url: Annotated[
         str | None,
-        typer.Option("--auth-url", help="Where /auth/* lives, when not at URL [default: URL]."),
+        typer.Option(
+            "--auth-url",
+            help="Where /auth/* lives, when not at URL [default: what URL's GET /api/config "
+            "names, else URL].",
+        ),
     ] = None,
     every: Annotated[
         float | None,
@@ -384,6 +392,9 @@ async def _check(
     from runwire.probe.rendering import summary, table, unreachable_line, walk_line
     from runwire.probe.report import Outcome, Report
     from runwire.probe.walk import Walk
+
+    if target.auth_url == target.url:  # no --auth-url: where the API says /auth/* is
+        target = await target.discovered()
 
     def walk() -> Awaitable[Report]:
         return Walk(target, identities).run()
