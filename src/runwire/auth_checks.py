@@ -22,7 +22,7 @@ from runwire.config import Role, Settings
 from runwire.errors import ConfigError, RunwireError
 from runwire.readiness import Check
 
-__all__ = ["auth_checks"]
+__all__ = ["auth_checks", "issuer_problems"]
 
 ROTATE = "run `runwire auth rotate-keys` with this RUNWIRE_AUTH_KEYS_DIR (docs/auth.md)"
 SAME_ISSUER = "set RUNWIRE_AUTH_ISSUER and RUNWIRE_AUTH_ISSUER_URL alike on both roles"
@@ -35,6 +35,15 @@ async def auth_checks(settings: Settings) -> list[Check]:
     if settings.role is Role.AUTH:
         return await _signing_checks(settings)
     return []
+
+
+async def issuer_problems(settings: Settings) -> list[str]:
+    """What keeps a chat node from verifying tokens, each named (empty when nothing does):
+    ``runwire serve --role chat`` stops on them before it listens."""
+    if settings.role is not Role.CHAT or settings.auth_issuer_url is None:
+        return []
+    keys, failing = await _fetch(settings, settings.auth_issuer_url)
+    return [] if keys is not None or failing is None else failing.reason.split("; ")
 
 
 async def _fetch(settings: Settings, url: str) -> tuple[JwksKeys | None, Check | None]:
