@@ -42,27 +42,30 @@ async def issuer_problems(settings: Settings) -> list[str]:
     ``runwire serve --role chat`` stops on them before it listens."""
     if settings.role is not Role.CHAT or settings.auth_issuer_url is None:
         return []
-    keys, failing = await _fetch(settings, settings.auth_issuer_url)
-    return [] if keys is not None or failing is None else failing.reason.split("; ")
+    fetched = await _fetch(settings, settings.auth_issuer_url)
+    return fetched if isinstance(fetched, list) else []
 
 
-async def _fetch(settings: Settings, url: str) -> tuple[JwksKeys | None, Check | None]:
+async def _fetch(settings: Settings, url: str) -> JwksKeys | list[str]:
+    """The issuer's keys at ``url``, or every problem met reading them."""
     async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S) as http:
         keys = JwksKeys(url, settings.auth_issuer, http)
         try:
             await keys.fetch()
         except ConfigError as exc:
-            failing = Check("auth issuer", False, "; ".join(exc.problems), fix=SAME_ISSUER)
-            return None, failing
-    return keys, None
+            return exc.problems
+    return keys
+
+
+def _failing(problems: list[str]) -> Check:
+    return Check("auth issuer", False, "; ".join(problems), fix=SAME_ISSUER)
 
 
 async def _issuer_check(settings: Settings) -> Check:
     assert settings.auth_issuer_url is not None  # Settings.problems requires it for role chat
-    keys, failing = await _fetch(settings, settings.auth_issuer_url)
-    if keys is None:
-        assert failing is not None
-        return failing
+    keys = await _fetch(settings, settings.auth_issuer_url)
+    if isinstance(keys, list):
+        return _failing(keys)
     return Check(
         "auth issuer",
         True,
@@ -86,10 +89,9 @@ async def _signing_checks(settings: Settings) -> list[Check]:
     where = f"the JWK set published at {url}" if url else "the JWK set of the key directory"
     published: JwksKeys | _Fixed
     if url is not None:
-        fetched, failing = await _fetch(settings, url)
-        if fetched is None:
-            assert failing is not None
-            return [*checks, failing]
+        fetched = await _fetch(settings, url)
+        if isinstance(fetched, list):
+            return [*checks, _failing(fetched)]
         published = fetched
     else:
         found, _ = parse_jwks({"keys": [k.jwk() for k in keys.published(now)]})

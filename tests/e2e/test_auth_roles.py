@@ -10,7 +10,9 @@ at the chat node; the auth service stopped, the chat node goes on verifying.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -153,6 +155,41 @@ async def test_a_rotation_at_the_auth_service_ends_no_session_at_the_chat_node(
     finally:
         await chat.aclose()
         await session.aclose()
+
+
+def runwire(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runwire", *args],
+        env={**os.environ, **env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=unit(120),
+        check=False,
+    )
+
+
+def test_doctor_on_a_chat_node_checks_the_auth_service(split: Split) -> None:
+    chat = runwire(
+        "doctor",
+        env={
+            **split.auth_env,
+            "RUNWIRE_ROLE": "chat",
+            "RUNWIRE_DATA_DIR": str(split.chat.log_path.parent),
+            "RUNWIRE_AUTH_ISSUER_URL": split.auth.url,
+        },
+    )
+    assert chat.returncode == 0, chat.stdout + chat.stderr
+    assert re.search(
+        rf"ok +auth issuer +'runwire' at {split.auth.url}: 2 key\(s\) from {split.auth.url}/",
+        chat.stdout,
+    )
+
+
+def test_runwire_check_finds_the_auth_service_through_the_chat_node(split: Split) -> None:
+    done = runwire("check", split.chat.url, "--json", "--timeout", str(unit(60)), env={})
+    report = json.loads(done.stdout)
+    assert report["auth_url"] == split.auth.url
+    assert done.returncode == 0, done.stdout
 
 
 async def test_the_chat_node_verifies_through_an_outage_of_the_auth_service(
