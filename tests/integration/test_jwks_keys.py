@@ -210,7 +210,9 @@ async def test_the_keys_are_kept_through_an_outage_of_the_auth_service(
             assert (await access.check(token(unseen, "usr_3"))).user_id == "usr_3"
 
 
-async def test_a_key_no_longer_published_is_dropped_by_the_background_refresh() -> None:
+async def test_a_key_no_longer_published_is_dropped_by_the_background_refresh(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with issuing() as issuer:
         leaked = issuer.keys[0]
         successor = issuer.add()
@@ -219,6 +221,12 @@ async def test_a_key_no_longer_published_is_dropped_by_the_background_refresh() 
             issuer.keys.remove(leaked)
             deadline = asyncio.get_running_loop().time() + unit(5)
             while keys.find(leaked.kid) is not None:
+                assert asyncio.get_running_loop().time() < deadline, "the refresh never ran"
+                await asyncio.sleep(unit(0.02))
+            assert keys.find(successor.kid) is not None
+            # The issuer gone, the refresh fails and the keys held stay.
+            issuer.stop()
+            while "could not refresh the issuer's keys (keeping 1)" not in caplog.text:
                 assert asyncio.get_running_loop().time() < deadline, "the refresh never ran"
                 await asyncio.sleep(unit(0.02))
             assert keys.find(successor.kid) is not None
