@@ -23,14 +23,17 @@ from dataclasses import dataclass
 import httpx
 import jwt
 import pytest
+from playwright.sync_api import Browser, expect
 
 from tests.e2e.conftest import BASE_ENV, OWN_SERVER, ServerProcess, postgres_env
+from tests.e2e.test_browser import browser, ms  # noqa: F401 (the module's browser fixture)
 from tests.e2e.wire import Session
 from tests.timing import unit
 
 pytestmark = pytest.mark.local_only(OWN_SERVER)
 
 PAGE_ORIGIN = "http://chat.example"
+PASSWORD = "correct horse battery"
 
 
 @dataclass
@@ -49,7 +52,9 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Split]:
             env = stack.enter_context(postgres_env(auth_dir))
         else:
             env = {**BASE_ENV, "RUNWIRE_DATABASE_URL": f"sqlite+aiosqlite:///{auth_dir}/shared.db"}
-        auth_env = {**env, "RUNWIRE_ROLE": "auth", "RUNWIRE_ALLOWED_ORIGINS": PAGE_ORIGIN}
+        # The chat node's port (its page's origin) is known only once it runs: any origin here;
+        # tests/integration/test_role_routes.py checks a listed one.
+        auth_env = {**env, "RUNWIRE_ROLE": "auth", "RUNWIRE_ALLOWED_ORIGINS": "*"}
         auth = ServerProcess(auth_dir, auth_env)
         stack.callback(auth.stop)
         chat = ServerProcess(
@@ -116,7 +121,7 @@ async def test_sign_in_at_the_auth_service_and_chat_at_the_chat_node(split: Spli
             },
         )
         assert preflight.status_code == 200
-        assert preflight.headers["access-control-allow-origin"] == PAGE_ORIGIN
+        assert preflight.headers["access-control-allow-origin"] == "*"
         page = (await http.get(f"{split.chat.url}/")).text
         assert f"connect-src 'self' {split.auth.url} ws: wss:" in page
     session = await Session.new(split.auth.url)
@@ -155,6 +160,43 @@ async def test_a_rotation_at_the_auth_service_ends_no_session_at_the_chat_node(
     finally:
         await chat.aclose()
         await session.aclose()
+
+
+@pytest.mark.browser
+def test_the_page_at_the_chat_node_signs_in_at_the_auth_service(
+    split: Split,
+    browser: Browser,  # noqa: F811 (the fixture imported above)
+) -> None:
+    context = browser.new_context(base_url=split.chat.url)
+    context.set_default_timeout(ms(15))
+    expect.set_options(timeout=ms(15))
+    called: list[str] = []
+    context.on("request", lambda request: called.append(request.url))
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto("/")
+        page.get_by_test_id("email").fill(f"split-{time.time_ns()}@example.com")
+        page.get_by_test_id("password").fill(PASSWORD)
+        page.get_by_test_id("register").click()
+        expect(page.get_by_test_id("logout")).to_be_visible()
+        status = page.get_by_test_id("connection-status")
+        expect(status).to_have_attribute("data-state", "connected")
+        page.get_by_test_id("message-input").fill("Where can we cut our LLM costs?")
+        page.get_by_test_id("send").click()
+        answer = page.get_by_test_id("assistant-message").last
+        expect(answer).to_have_attribute("data-state", "done", timeout=ms(30))
+        page.get_by_test_id("logout").click()
+        expect(page.get_by_test_id("email")).to_be_visible()
+    finally:
+        context.close()
+    assert not errors, errors
+    auth_calls = {
+        url.removeprefix(split.auth.url) for url in called if url.startswith(split.auth.url)
+    }
+    assert auth_calls == {"/auth/register", "/auth/login", "/auth/logout"}
+    assert not [url for url in called if url.startswith(f"{split.chat.url}/auth/")]
 
 
 def runwire(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
