@@ -19,8 +19,10 @@ from contextlib import (
     nullcontext,
 )
 from importlib import resources
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -31,6 +33,7 @@ from runwire.agents import (
     OpenAICompatibleProvider,
     Supervisor,
 )
+from runwire.auth.jwks import JwksKeys, NoSigner
 from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
 from runwire.auth.passwords import Passwords
 from runwire.auth.service import AuthService
@@ -41,7 +44,7 @@ from runwire.bus.base import EventBus
 from runwire.bus.memory import MemoryBus
 from runwire.bus.redis import RedisBus
 from runwire.chat import ChatService
-from runwire.config import Settings, safe_url
+from runwire.config import Role, Settings, safe_url
 from runwire.connections.base import ConnectionRegistry
 from runwire.connections.memory import MemoryConnections
 from runwire.connections.redis import RedisConnections
@@ -68,6 +71,7 @@ from runwire.transport import (
     api_reference,
     api_routes,
     auth_routes,
+    client_config,
     health,
     scrape,
     test_token_routes,
@@ -217,10 +221,11 @@ def read_gauges(
     )
 
 
-def build_access_tokens(settings: Settings, keys: KeyRing) -> AccessTokens:
-    """Access tokens signed with the ring's current key and verified against its keys."""
+def build_access_tokens(settings: Settings, keys: KeyRing | JwksKeys) -> AccessTokens:
+    """Access tokens signed with the ring's current key and verified against its keys; on a
+    chat node, verified against the issuer's published keys and never signed."""
     return AccessTokens(
-        keys,
+        keys if isinstance(keys, KeyRing) else NoSigner(),
         keys,
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
@@ -267,6 +272,57 @@ def build_metrics_listener(
     ).running()
 
 
+def build_keys(
+    settings: Settings, ring: KeyRing | None
+) -> AbstractAsyncContextManager[KeyRing | JwksKeys]:
+    """The key files (roles all and auth), or the issuer's published keys (role chat: fetched
+    now, a ConfigError naming every problem when they cannot be)."""
+    if ring is not None:
+        return nullcontext(ring)
+    assert settings.auth_issuer_url is not None  # Settings.problems requires it for role chat
+    return JwksKeys.running(settings.auth_issuer_url, settings.auth_issuer)
+
+
+def install_routes(app: FastAPI, settings: Settings) -> None:
+    """The routes of the process's role: /auth/* and /.well-known/* where tokens are issued,
+    /api/*, /ws and the page where people chat (docs/auth.md, "Roles")."""
+    if settings.role is not Role.CHAT:
+        app.include_router(auth_routes.router)
+        if settings.serves_test_tokens:  # otherwise the path does not exist: 404
+            app.include_router(test_token_routes.router)
+        app.include_router(well_known.router)
+    if settings.role is not Role.AUTH:
+        app.include_router(api_routes.router)
+        app.include_router(client_config.router)
+    app.include_router(health.router)
+    app.include_router(scrape.router)
+    if settings.role is Role.AUTH:
+        # The page of a chat node, at another origin, calls /auth/* here. Bearer tokens, no
+        # cookies: no credentials mode.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+        return
+    app.add_api_websocket_route("/ws", websocket_endpoint)
+    static = resources.files("runwire") / "web" / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    index_html = (static / "index.html").read_text(encoding="utf-8")
+    if settings.auth_client_url is not None:
+        # The page's policy lets it call the auth service's origin too, and no other.
+        auth = urlsplit(settings.auth_client_url)
+        index_html = index_html.replace(
+            "connect-src 'self'", f"connect-src 'self' {auth.scheme}://{auth.netloc}", 1
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(index_html, headers={"Cache-Control": "no-store"})
+
+
 def create_app(
     settings: Settings, *, clock: Clock | None = None, tracing: Tracing | None = None
 ) -> FastAPI:
@@ -278,7 +334,12 @@ def create_app(
     OTEL_EXPORTER_OTLP_ENDPOINT is set, else nowhere.
     """
     # Raises ConfigError for missing (in production) or unusable key files: before anything runs.
-    keys = KeyRing(KeyDirectory(settings.keys_dir), open_keys(settings))
+    # A chat node never opens the key directory: it fetches the issuer's keys as it starts.
+    ring = (
+        None
+        if settings.role is Role.CHAT
+        else KeyRing(KeyDirectory(settings.keys_dir), open_keys(settings))
+    )
     pricing = PricingTable.load()
     metrics = Metrics(count_events=settings.metrics)
     if tracing is None:
@@ -297,6 +358,7 @@ def create_app(
                 )
             )
             await _check_schema(store)
+            keys = await stack.enter_async_context(build_keys(settings, ring))
             # Entered before the writer and the executor, so it outlives the runs' last events.
             bus = await stack.enter_async_context(build_bus(settings))
             writer = await stack.enter_async_context(
@@ -322,7 +384,8 @@ def create_app(
                     store=store,
                     queue=queue,
                     executor=executor,
-                    capacity=settings.node_run_capacity,
+                    # The auth role serves no chat: it takes no runs from a shared queue.
+                    capacity=0 if settings.role is Role.AUTH else settings.node_run_capacity,
                     sweep_interval_s=settings.run_lease_s / 2,
                 ).running()
             )
@@ -414,20 +477,5 @@ def create_app(
     # (uvicorn's access line included) carry both, and so does a body refused for its size.
     app.add_middleware(RequestSpanMiddleware, tracing=tracing)
     app.add_middleware(RequestIdMiddleware)
-    app.include_router(auth_routes.router)
-    if settings.serves_test_tokens:  # otherwise the path does not exist: 404
-        app.include_router(test_token_routes.router)
-    app.include_router(well_known.router)
-    app.include_router(api_routes.router)
-    app.include_router(health.router)
-    app.include_router(scrape.router)
-    app.add_api_websocket_route("/ws", websocket_endpoint)
-    static = resources.files("runwire") / "web" / "static"
-    app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    index_html = (static / "index.html").read_text(encoding="utf-8")
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(index_html, headers={"Cache-Control": "no-store"})
-
+    install_routes(app, settings)
     return app

@@ -108,17 +108,29 @@ def serve(
         int | None, typer.Option(help=_setting_help("Port to listen on.", "port"))
     ] = None,
     data_dir: DataDir = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help=_setting_help(
+                "all: one process does everything; auth: /auth/* and the signing keys; "
+                "chat: /api/*, /ws and the page, verifying tokens against the auth service's "
+                "keys (docs/auth.md).",
+                "role",
+            )
+        ),
+    ] = None,
 ) -> None:
     """Start the server (embedded defaults: SQLite, in-process bus, offline agents)."""
     import uvicorn
 
     from runwire.app import create_app
+    from runwire.auth_checks import issuer_problems
     from runwire.collector import tune_collector
-    from runwire.config import LogFormat
+    from runwire.config import LogFormat, Role
     from runwire.logs import logging_config
     from runwire.traces import Tracing
 
-    settings = _settings(data_dir, host=host, port=port)
+    settings = _settings(data_dir, host=host, port=port, role=role)
     as_json = settings.log_format is LogFormat.JSON
     trace_id = Tracing.current_trace_id if settings.otlp_endpoint else None
     logging.config.dictConfig(
@@ -127,18 +139,22 @@ def serve(
     try:
         # Reads (or, outside production, makes) the signing keys: their problems stop it here.
         app = create_app(settings)
+        # A chat node's keys are the issuer's: one that cannot be read stops it here too.
+        if problems := asyncio.run(issuer_problems(settings)):
+            raise ConfigError(problems)
     except ConfigError as exc:
         err.print(f"[red]{escape(exc.message)}[/red]", highlight=False)
         raise typer.Exit(2) from None
     shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host  # noqa: S104
+    starting = f"runwire is starting: open http://{shown_host}:{settings.port}/"
+    if settings.role is Role.AUTH:
+        starting = f"runwire (role auth) is starting on http://{shown_host}:{settings.port}/auth"
+    elif settings.role is Role.CHAT:
+        starting = f"{starting} (role chat; auth at {settings.auth_client_url})"
     if as_json:  # every line of the output is a JSON object
-        logging.getLogger("runwire.cli").info(
-            "runwire is starting: open http://%s:%s/", shown_host, settings.port
-        )
+        logging.getLogger("runwire.cli").info("%s", starting)
     else:
-        out.print(
-            f"runwire is starting: open http://{shown_host}:{settings.port}/", highlight=False
-        )
+        out.print(starting, highlight=False)
     tune_collector(settings.gc_young_threshold)
     uvicorn.run(app, **server_options(settings))
 
@@ -211,9 +227,11 @@ async def _redis_check(url: str) -> Check:
 
 
 async def _checks(settings: Settings) -> list[Check]:
+    from runwire.auth_checks import auth_checks
     from runwire.readiness import LLMProbe
 
     checks = await _database_checks(settings.effective_database_url)
+    checks += await auth_checks(settings)
     if settings.redis_url is not None:
         checks.append(await _redis_check(settings.redis_url.get_secret_value()))
     llm = LLMProbe.configured(settings)
@@ -225,7 +243,9 @@ async def _checks(settings: Settings) -> list[Check]:
 @app.command()
 def doctor(data_dir: DataDir = None) -> None:
     """Check what the server needs, as GET /ready does: settings, database, schema (and Redis
-    when RUNWIRE_REDIS_URL is set, the LLM endpoint when RUNWIRE_LLM_BASE_URL is).
+    when RUNWIRE_REDIS_URL is set, the LLM endpoint when RUNWIRE_LLM_BASE_URL is); with
+    RUNWIRE_ROLE=chat the issuer's discovery and keys, with RUNWIRE_ROLE=auth the signing keys
+    and a fresh token verified against the published ones.
 
     One line per check; exit code 0 when all pass, 1 when one fails.
     """
@@ -304,7 +324,11 @@ def check(
     ] = 10.0,
     auth_url: Annotated[
         str | None,
-        typer.Option("--auth-url", help="Where /auth/* lives, when not at URL [default: URL]."),
+        typer.Option(
+            "--auth-url",
+            help="Where /auth/* lives, when not at URL [default: what URL's GET /api/config "
+            "names, else URL].",
+        ),
     ] = None,
     every: Annotated[
         float | None,
@@ -384,6 +408,9 @@ async def _check(
     from runwire.probe.rendering import summary, table, unreachable_line, walk_line
     from runwire.probe.report import Outcome, Report
     from runwire.probe.walk import Walk
+
+    if target.auth_url == target.url:  # no --auth-url: where the API says /auth/* is
+        target = await target.discovered()
 
     def walk() -> Awaitable[Report]:
         return Walk(target, identities).run()

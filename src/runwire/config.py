@@ -29,6 +29,7 @@ __all__ = [
     "Environment",
     "LogFormat",
     "LogLevel",
+    "Role",
     "Settings",
     "SigningAlgorithm",
     "WebSocketPath",
@@ -80,6 +81,14 @@ class SigningAlgorithm(StrEnum):
     ES256 = "ES256"  # ECDSA on P-256 with SHA-256
 
 
+class Role(StrEnum):
+    """What a `runwire serve` process does (docs/auth.md, "Roles")."""
+
+    ALL = "all"  # everything in one process: issues and verifies tokens, serves chat
+    AUTH = "auth"  # /auth/*, /.well-known/*: holds the private keys and the accounts
+    CHAT = "chat"  # /api/*, /ws, the page: no private key, verifies against the issuer's JWKS
+
+
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
@@ -92,6 +101,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RUNWIRE_", extra="ignore", frozen=True)
 
     env: Environment = Environment.DEVELOPMENT
+    role: Role = Role.ALL
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path = Path(".runwire")
@@ -105,6 +115,11 @@ class Settings(BaseSettings):
     auth_algorithm: SigningAlgorithm = SigningAlgorithm.EDDSA
     auth_issuer: str = Field("runwire", min_length=1, max_length=300)
     auth_audience: str = Field("runwire", min_length=1, max_length=300)
+    # Role chat: the issuer whose discovery document (ISSUER_URL/.well-known/openid-configuration)
+    # names the JWKS that verifies access tokens; and where browsers and clients reach /auth/*
+    # (unset: the issuer URL). Both are http(s) URLs.
+    auth_issuer_url: str | None = Field(None, max_length=2000)
+    auth_public_url: str | None = Field(None, max_length=2000)
     # Set (outside production only), POST /auth/test-token hands sessions of e2e test users to
     # whoever sends it in X-Runwire-Test-Key; unset, the route does not exist.
     test_token_key: SecretStr | None = None
@@ -216,6 +231,8 @@ class Settings(BaseSettings):
         "otlp_endpoint",
         "auth_keys_dir",
         "test_token_key",
+        "auth_issuer_url",
+        "auth_public_url",
         mode="before",
     )
     @classmethod
@@ -269,8 +286,21 @@ class Settings(BaseSettings):
 
     @property
     def serves_test_tokens(self) -> bool:
-        """``POST /auth/test-token`` exists: a test-token key is set (never in production)."""
-        return self.test_token_key is not None and not self.is_production
+        """``POST /auth/test-token`` exists: a test-token key is set (never in production), on
+        a process that serves /auth/*."""
+        return (
+            self.test_token_key is not None
+            and not self.is_production
+            and self.role is not Role.CHAT
+        )
+
+    @property
+    def auth_client_url(self) -> str | None:
+        """Where a client of this chat node sends /auth/* (None: here, the same origin)."""
+        if self.role is not Role.CHAT:
+            return None
+        url = self.auth_public_url or self.auth_issuer_url
+        return url.rstrip("/") if url else None
 
     @property
     def serves_api_reference(self) -> bool:
@@ -337,6 +367,7 @@ class Settings(BaseSettings):
         ):
             found.append("RUNWIRE_REDIS_URL must start with redis:// or rediss:// (TLS)")
         found += self._test_token_problems()
+        found += self._role_problems()
         if self.is_production:
             if self.argon2_memory_kib < 19456:
                 found.append("RUNWIRE_ARGON2_MEMORY_KIB must be at least 19456 in production")
@@ -361,6 +392,38 @@ class Settings(BaseSettings):
             found.append(
                 "RUNWIRE_WS_PING_INTERVAL_S must be below RUNWIRE_WS_IDLE_TIMEOUT_S "
                 f"({self.ws_ping_interval_s} >= {self.ws_idle_timeout_s})"
+            )
+        return found
+
+    def _role_problems(self) -> list[str]:
+        """What RUNWIRE_ROLE needs and what contradicts it (docs/auth.md, "Roles")."""
+        found: list[str] = []
+        for name, value in (
+            ("RUNWIRE_AUTH_ISSUER_URL", self.auth_issuer_url),
+            ("RUNWIRE_AUTH_PUBLIC_URL", self.auth_public_url),
+        ):
+            if value is not None and not value.startswith(("http://", "https://")):
+                found.append(f"{name} must be an http(s) URL, e.g. https://auth.example.com")
+        if self.role is Role.CHAT:
+            if self.auth_issuer_url is None:
+                found.append(
+                    "RUNWIRE_ROLE=chat verifies access tokens against the issuer's published "
+                    "keys: set RUNWIRE_AUTH_ISSUER_URL to the auth service's URL"
+                )
+            if self.auth_keys_dir is not None:
+                found.append(
+                    "RUNWIRE_ROLE=chat holds no private key: unset RUNWIRE_AUTH_KEYS_DIR (the "
+                    "keys belong to the auth role)"
+                )
+            if self.test_token_key is not None:
+                found.append(
+                    "RUNWIRE_ROLE=chat serves no /auth/*: set RUNWIRE_TEST_TOKEN_KEY on the auth "
+                    "role, and unset it here"
+                )
+        elif self.auth_public_url is not None:
+            found.append(
+                f"RUNWIRE_AUTH_PUBLIC_URL tells the page of a chat node where /auth/* is: unset "
+                f"it with RUNWIRE_ROLE={self.role.value}"
             )
         return found
 

@@ -149,6 +149,7 @@ def test_the_declared_statuses_are_those_each_endpoint_can_give(
         "POST /auth/refresh": ["200", "401", "422", "429"],
         "POST /auth/logout": ["204", "401"],
         "GET /api/me": ["200", "401"],
+        "GET /api/config": ["200"],
         "POST /api/ws-ticket": ["201", "401"],
         "GET /api/threads": ["200", "401"],
         "GET /api/threads/{thread_id}/messages": ["200", "401", "404", "422"],

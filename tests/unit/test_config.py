@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from runwire.config import ConcurrencyPolicy, Environment, load_settings, safe_url
+from runwire.config import ConcurrencyPolicy, Environment, Role, load_settings, safe_url
 from runwire.errors import ConfigError
 
 pytestmark = pytest.mark.unit
@@ -324,7 +324,7 @@ def test_a_variable_like_no_setting_is_named_too(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ConfigError) as caught:
         load_settings(**PRODUCTION)
     assert caught.value.problems == [
-        "RUNWIRE_PUBLIC_URL is not a runwire setting (did you mean RUNWIRE_PUBLIC_DOCS?)",
+        "RUNWIRE_PUBLIC_URL is not a runwire setting (did you mean RUNWIRE_AUTH_PUBLIC_URL?)",
         "RUNWIRE_XYZZY is not a runwire setting (docs/configuration.md lists them)",
     ]
 
@@ -353,3 +353,51 @@ def test_production_refuses_any_origin() -> None:
         "open /ws; list the origins of your web page"
     ]
     assert load_settings(allowed_origins="*").allowed_origins == ["*"]  # elsewhere it may
+
+
+def test_the_role_is_all_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().role is Role.ALL
+    assert load_settings().auth_client_url is None  # the page signs in at its own origin
+    monkeypatch.setenv("RUNWIRE_ROLE", "auth")
+    assert load_settings().role is Role.AUTH
+    monkeypatch.setenv("RUNWIRE_ROLE", "gateway")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems[0].startswith("RUNWIRE_ROLE: Input should be 'all', 'auth'")
+
+
+def test_a_chat_node_names_everything_it_lacks_or_contradicts_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(role="chat", auth_keys_dir=tmp_path, test_token_key="k" * 32)
+    assert caught.value.problems == [
+        "RUNWIRE_ROLE=chat verifies access tokens against the issuer's published keys: set "
+        "RUNWIRE_AUTH_ISSUER_URL to the auth service's URL",
+        "RUNWIRE_ROLE=chat holds no private key: unset RUNWIRE_AUTH_KEYS_DIR (the keys belong "
+        "to the auth role)",
+        "RUNWIRE_ROLE=chat serves no /auth/*: set RUNWIRE_TEST_TOKEN_KEY on the auth role, and "
+        "unset it here",
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(role="chat", auth_issuer_url="auth.example", auth_public_url="ftp://x")
+    assert caught.value.problems == [
+        "RUNWIRE_AUTH_ISSUER_URL must be an http(s) URL, e.g. https://auth.example.com",
+        "RUNWIRE_AUTH_PUBLIC_URL must be an http(s) URL, e.g. https://auth.example.com",
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(role="auth", auth_public_url="https://auth.example")
+    assert caught.value.problems == [
+        "RUNWIRE_AUTH_PUBLIC_URL tells the page of a chat node where /auth/* is: unset it with "
+        "RUNWIRE_ROLE=auth"
+    ]
+
+
+def test_a_chat_node_tells_clients_where_auth_is() -> None:
+    chat = load_settings(role="chat", auth_issuer_url="http://auth.internal:8001/")
+    assert chat.auth_client_url == "http://auth.internal:8001"
+    assert not chat.serves_test_tokens
+    public = load_settings(
+        role="chat",
+        auth_issuer_url="http://auth.internal:8001",
+        auth_public_url="https://auth.example.com",
+    )
+    assert public.auth_client_url == "https://auth.example.com"

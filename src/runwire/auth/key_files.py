@@ -196,6 +196,9 @@ class KeyRing:
             return None
         return key.public
 
+    async def learn(self, kid: str) -> None:
+        """Nothing to wait for: :meth:`find` looks at the directory itself."""
+
     def published(self) -> list[VerificationKey]:
         """The keys a verifier should trust now (what ``/.well-known/jwks.json`` lists)."""
         self._recheck()

@@ -163,7 +163,7 @@ class AuthService:
         return self._pair(user, family_id, new_refresh)
 
     async def authenticate(self, access_token: str) -> Principal:
-        claims = self._access.verify(access_token)
+        claims = await self._access.check(access_token)
         if not await self._accounts.family_active(claims.family_id, claims.user_id):
             raise AuthError("session has ended")
         return Principal(user_id=claims.user_id, family_id=claims.family_id)

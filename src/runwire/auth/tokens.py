@@ -50,7 +50,11 @@ class TrustedKeys(Protocol):
     published set."""
 
     def find(self, kid: str) -> VerificationKey | None:
-        """The trusted key ``kid``, or None."""
+        """The trusted key ``kid``, or None. No I/O: called on every request."""
+
+    async def learn(self, kid: str) -> None:
+        """Try to come to know ``kid`` (rate-limited): the one wait a request may have on the
+        keys' source, for a token naming a key not seen yet (a rotation elsewhere)."""
 
 
 class Signer(Protocol):
@@ -107,6 +111,17 @@ class AccessTokens:
         return jwt.encode(
             claims, key.private_key, algorithm=key.algorithm.value, headers={"kid": key.kid}
         )
+
+    async def check(self, token: str) -> AccessClaims:
+        """:meth:`verify`, after letting the trusted keys learn a kid they do not hold yet."""
+        if token not in self._verified:
+            try:
+                kid = jwt.get_unverified_header(token).get("kid")
+            except jwt.PyJWTError:
+                kid = None
+            if isinstance(kid, str) and self._trusted.find(kid) is None:
+                await self._trusted.learn(kid)
+        return self.verify(token)
 
     def verify(self, token: str) -> AccessClaims:
         """The claims of a valid access token; raises :class:`TokenExpired` past its expiry,

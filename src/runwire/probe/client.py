@@ -16,7 +16,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -55,6 +55,18 @@ class Target:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{url!r} is not an http:// or https:// URL")
         return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+    async def discovered(self) -> Target:
+        """This target with ``auth_url`` as the API names it (``GET /api/config``: a chat node
+        of a split deployment names its auth service); unchanged when the API names none or
+        does not answer (the walk then reports what it meets)."""
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as http:
+                response = await http.get(f"{self.url}/api/config")
+            named = response.json().get("auth_url") if response.status_code == 200 else None
+            return replace(self, auth_url=Target.base(named)) if isinstance(named, str) else self
+        except (httpx.HTTPError, OSError, ValueError, AttributeError):
+            return self
 
     @property
     def ws_url(self) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from runwire.auth.jwks import JwksKeys
 from runwire.auth.key_files import KeyRing
 from runwire.auth.service import AuthService
 from runwire.auth.test_tokens import E2ETokens
@@ -29,7 +30,9 @@ class Services:
     settings: Settings
     store: Store
     auth: AuthService
-    keys: KeyRing  # the access-token signing keys, published at /.well-known/jwks.json
+    # The access-token keys: the signing keys (roles all, auth; published at
+    # /.well-known/jwks.json), or the issuer's published ones (role chat).
+    keys: KeyRing | JwksKeys
     chat: ChatService
     bus: EventBus
     connections: ConnectionRegistry  # the per-user connection cap, over every node

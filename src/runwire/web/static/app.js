@@ -353,6 +353,20 @@
     return refreshing;
   }
 
+  // Where /auth/* lives: this origin, or on a split deployment the auth service named by the
+  // chat node's GET /api/config (docs/auth.md, "Roles").
+  let authBase = "";
+  const authUrl = (path) => authBase + path;
+
+  async function discoverAuth() {
+    try {
+      const response = await fetch("/api/config", { cache: "no-store" });
+      if (response.ok) authBase = (await response.json()).auth_url || "";
+    } catch {
+      // unreachable: this origin, as before; the calls themselves report the failure
+    }
+  }
+
   async function doRefresh() {
     // Another tab may have rotated the pair already: using our old refresh token again would
     // look like a replay and revoke the session, so adopt theirs instead.
@@ -363,7 +377,7 @@
     }
     const token = (stored && stored.refresh) || session.refresh;
     if (!token) return false;
-    const response = await fetch("/auth/refresh", {
+    const response = await fetch(authUrl("/auth/refresh"), {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ refresh_token: token }),
@@ -1406,7 +1420,7 @@
   }
 
   async function login(creds, { quiet = false } = {}) {
-    const response = await fetch("/auth/login", {
+    const response = await fetch(authUrl("/auth/login"), {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(creds), cache: "no-store",
     });
     if (response.ok) {
@@ -1441,7 +1455,7 @@
     setAuthBusy(true);
     authMessage("");
     try {
-      const response = await fetch("/auth/register", {
+      const response = await fetch(authUrl("/auth/register"), {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(creds), cache: "no-store",
       });
       if (response.status === 201) {
@@ -1465,7 +1479,7 @@
     const button = $("#logout");
     button.disabled = true;
     try {
-      if (session.access) await fetch("/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${session.access}` }, cache: "no-store" });
+      if (session.access) await fetch(authUrl("/auth/logout"), { method: "POST", headers: { Authorization: `Bearer ${session.access}` }, cache: "no-store" });
     } catch { /* logging out locally is what matters */ }
     button.disabled = false;
     leaveApp("You are logged out.", "ok");
@@ -1596,6 +1610,7 @@
 
   async function boot() {
     wire();
+    await discoverAuth();
     const stored = readStoredSession();
     if (!stored) { leaveApp("", "ok"); return; }
     adoptSession(stored);

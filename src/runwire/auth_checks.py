@@ -1,0 +1,149 @@
+"""What ``runwire doctor`` checks of auth, per role (docs/auth.md, "Roles").
+
+- ``chat``: the issuer at ``RUNWIRE_AUTH_ISSUER_URL`` answers, its discovery document names the
+  issuer this node expects, and its JWK set holds a key this node can use.
+- ``auth``: the key directory holds a usable signing key, and a token signed with it now verifies
+  against the published keys: those the running service publishes when its URL is known
+  (``RUNWIRE_AUTH_ISSUER_URL``), else the set the directory would publish.
+- ``all``: nothing more than the other checks (it signs and verifies with the same files).
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from runwire.auth.jwks import FETCH_TIMEOUT_S, JwksKeys, NoSigner, parse_jwks
+from runwire.auth.key_files import KeyDirectory
+from runwire.auth.keys import KeySet, SigningKey, VerificationKey, key_lifetime
+from runwire.auth.tokens import AccessTokens
+from runwire.config import Role, Settings
+from runwire.errors import ConfigError, RunwireError
+from runwire.readiness import Check
+
+__all__ = ["auth_checks", "issuer_problems"]
+
+ROTATE = "run `runwire auth rotate-keys` with this RUNWIRE_AUTH_KEYS_DIR (docs/auth.md)"
+SAME_ISSUER = "set RUNWIRE_AUTH_ISSUER and RUNWIRE_AUTH_ISSUER_URL alike on both roles"
+
+
+async def auth_checks(settings: Settings) -> list[Check]:
+    """The checks of ``settings.role``; each failure names what to fix."""
+    if settings.role is Role.CHAT:
+        return [await _issuer_check(settings)]
+    if settings.role is Role.AUTH:
+        return await _signing_checks(settings)
+    return []
+
+
+async def issuer_problems(settings: Settings) -> list[str]:
+    """What keeps a chat node from verifying tokens, each named (empty when nothing does):
+    ``runwire serve --role chat`` stops on them before it listens."""
+    if settings.role is not Role.CHAT or settings.auth_issuer_url is None:
+        return []
+    fetched = await _fetch(settings, settings.auth_issuer_url)
+    return fetched if isinstance(fetched, list) else []
+
+
+async def _fetch(settings: Settings, url: str) -> JwksKeys | list[str]:
+    """The issuer's keys at ``url``, or every problem met reading them."""
+    async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S) as http:
+        keys = JwksKeys(url, settings.auth_issuer, http)
+        try:
+            await keys.fetch()
+        except ConfigError as exc:
+            return exc.problems
+    return keys
+
+
+def _failing(problems: list[str]) -> Check:
+    return Check("auth issuer", False, "; ".join(problems), fix=SAME_ISSUER)
+
+
+async def _issuer_check(settings: Settings) -> Check:
+    assert settings.auth_issuer_url is not None  # Settings.problems requires it for role chat
+    keys = await _fetch(settings, settings.auth_issuer_url)
+    if isinstance(keys, list):
+        return _failing(keys)
+    return Check(
+        "auth issuer",
+        True,
+        detail=f"{settings.auth_issuer!r} at {keys.issuer_url}: "
+        f"{len(keys.published())} key(s) from {keys.jwks_uri}",
+    )
+
+
+async def _signing_checks(settings: Settings) -> list[Check]:
+    directory = KeyDirectory(settings.keys_dir)
+    loaded = directory.load()
+    if loaded.problems or not loaded.keys:
+        reason = "; ".join(loaded.problems) or f"no signing key in {directory.path}"
+        return [Check("signing keys", False, reason, fix=ROTATE)]
+    now = time.time()
+    keys = KeySet.of(list(loaded.keys.values()), key_lifetime(settings.access_token_ttl_s))
+    signing = keys.signing
+    assert signing is not None
+    checks = [Check("signing keys", True, detail=f"{signing.kid} signs, in {directory.path}")]
+    url = settings.auth_issuer_url
+    where = f"the JWK set published at {url}" if url else "the JWK set of the key directory"
+    published: JwksKeys | _Fixed
+    if url is not None:
+        fetched = await _fetch(settings, url)
+        if isinstance(fetched, list):
+            return [*checks, _failing(fetched)]
+        published = fetched
+    else:
+        found, _ = parse_jwks({"keys": [k.jwk() for k in keys.published(now)]})
+        published = _Fixed(found)
+    verifier = AccessTokens(
+        NoSigner(),
+        published,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        ttl_s=settings.access_token_ttl_s,
+    )
+    signer = AccessTokens(
+        _Only(signing),
+        published,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        ttl_s=settings.access_token_ttl_s,
+    )
+    try:
+        await verifier.check(signer.issue("usr_doctor", "ses_doctor"))
+    except RunwireError:
+        return [
+            *checks,
+            Check(
+                "token verifies",
+                False,
+                f"a token signed with {signing.kid} does not verify against {where}",
+                fix="the running service reads another key directory: point both at the same "
+                "RUNWIRE_AUTH_KEYS_DIR (or wait a second after a rotation)",
+            ),
+        ]
+    return [*checks, Check("token verifies", True, detail=f"against {where}")]
+
+
+class _Fixed:
+    """Trusted keys that are what they are (no source to learn from)."""
+
+    def __init__(self, keys: dict[str, VerificationKey]) -> None:
+        self._keys = keys
+
+    def find(self, kid: str) -> VerificationKey | None:
+        return self._keys.get(kid)
+
+    async def learn(self, kid: str) -> None:
+        """Nothing to learn from."""
+
+
+class _Only:
+    """A signer with the one key under test."""
+
+    def __init__(self, key: SigningKey) -> None:
+        self.key = key
+
+    def signing(self) -> SigningKey:
+        return self.key

@@ -1,0 +1,28 @@
+"""``GET /api/config``: what a client of this node needs before it signs in (docs/protocol.md).
+
+On a split deployment (docs/auth.md, "Roles") the page and ``runwire check`` are served by a chat
+node while ``/auth/*`` lives at the auth service: this says where."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from runwire.transport.services import services_of
+
+__all__ = ["ClientConfig", "router"]
+
+router = APIRouter(tags=["auth"])
+
+
+class ClientConfig(BaseModel):
+    auth_url: str | None = Field(
+        description="Where to send `/auth/*` (register, login, refresh, logout): a base URL "
+        "without a trailing slash, or null when it is this server (the same origin)."
+    )
+
+
+@router.get("/api/config", summary="Where a client signs in (the auth service's URL)")
+async def client_config(request: Request, response: Response) -> ClientConfig:
+    response.headers["Cache-Control"] = "no-store"
+    return ClientConfig(auth_url=services_of(request).settings.auth_client_url)
