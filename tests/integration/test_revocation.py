@@ -22,7 +22,7 @@ from tests.integration.test_event_stream import serving, until
 from tests.timing import unit
 
 EMAIL, PASSWORD = "ada@example.com", "correct horse battery"
-ADAPTERS = {"direct": {"ws": RunwireWebSocketProtocol}, "asgi": {}}
+ADAPTERS: dict[str, dict[str, Any]] = {"direct": {"ws": RunwireWebSocketProtocol}, "asgi": {}}
 
 
 async def sign_in(client: httpx.AsyncClient, password: str = PASSWORD) -> dict[str, Any]:
