@@ -110,10 +110,16 @@ async def test_a_revocation_is_forgotten_once_it_no_longer_matters(
     await revocations.revoke("ses_short", wall() + 10)
     await revocations.revoke("ses_long", wall() + LIFE_S)
     await revocations.revoke("ses_past", wall() - 1)  # its tokens have expired anyway
+    await revocations.revoke("ses_renewed", wall() + 10)
+    await revocations.revoke("ses_renewed", wall() + 20)  # a later token: the later end wins
+    await revocations.revoke("ses_renewed", wall() + 5)  # an earlier one changes nothing
     assert not revocations.is_revoked("ses_past")
     wall.advance(11)
     assert not revocations.is_revoked("ses_short")
     assert revocations.is_revoked("ses_long")
+    assert revocations.is_revoked("ses_renewed")
+    wall.advance(10)
+    assert not revocations.is_revoked("ses_renewed")
 
 
 async def test_a_watcher_that_raises_does_not_keep_the_others_from_being_called(
