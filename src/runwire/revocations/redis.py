@@ -42,12 +42,15 @@ log = logging.getLogger(__name__)
 _LINK_ERRORS = (RedisError, OSError)
 
 # KEYS[1]: the set. ARGV[1]: the channel, ARGV[2]: now (ms), then pairs of sid and until (ms).
-# Drops what no longer matters, adds (a later `until` wins), announces each, and lets the set
-# expire with its last member.
+# Drops what no longer matters, adds (a later `until` wins; ZADD GT would need Redis 6.2),
+# announces each, and lets the set expire with its last member.
 _REVOKE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 for i = 3, #ARGV, 2 do
-  redis.call('ZADD', KEYS[1], 'GT', ARGV[i + 1], ARGV[i])
+  local held = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if not held or tonumber(held) < tonumber(ARGV[i + 1]) then
+    redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
+  end
   redis.call('PUBLISH', ARGV[1], ARGV[i] .. ' ' .. ARGV[i + 1])
 end
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
