@@ -60,6 +60,9 @@ from runwire.limits.redis import RedisRateLimiter
 from runwire.metrics import Metrics
 from runwire.ratelimit import Clock, Rate
 from runwire.readiness import BusProbe, LLMProbe, Probe, Readiness
+from runwire.revocations.base import Revocations
+from runwire.revocations.memory import MemoryRevocations
+from runwire.revocations.redis import RedisRevocations
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
@@ -182,6 +185,13 @@ def build_limits(
         RedisRateLimiter(url, clock=clock, fallback_clock=clock or time.monotonic).running(),
         RedisConnections(url, cap, clock=clock).running(),
     )
+
+
+def build_revocations(settings: Settings) -> AbstractAsyncContextManager[Revocations]:
+    """The ended sessions: in this process, or with RUNWIRE_REDIS_URL shared by every node."""
+    if settings.redis_url is None:
+        return nullcontext(MemoryRevocations())
+    return RedisRevocations(settings.redis_url.get_secret_value()).running()
 
 
 async def _discard(events: Sequence[RunEvent]) -> None:
@@ -400,6 +410,7 @@ def create_app(
             limiter = await stack.enter_async_context(limiter_context)
             connections = await stack.enter_async_context(connections_context)
             throttle = AuthThrottle(AuthLimits.from_settings(settings), limiter)
+            revocations = await stack.enter_async_context(build_revocations(settings))
             auth = AuthService(
                 store.accounts,
                 Passwords(
@@ -407,6 +418,7 @@ def create_app(
                 ),
                 build_access_tokens(settings, keys),
                 throttle=throttle,
+                revocations=revocations,
                 refresh_ttl_s=settings.refresh_token_ttl_s,
                 ticket_ttl_s=settings.ws_ticket_ttl_s,
             )
@@ -427,6 +439,7 @@ def create_app(
                 ),
                 bus=bus,
                 connections=connections,
+                revocations=revocations,
                 executor=executor,
                 clock=clock or time.monotonic,
                 workload=Workload(

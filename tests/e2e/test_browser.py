@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -418,6 +419,20 @@ def test_rejected_access_token_is_refreshed_then_a_dead_session_ends(page: Page)
     # A refresh token the server no longer accepts: the page says so and asks to log in again.
     page.evaluate(SPOIL, {"access": "not-a-token", "refresh": "not-a-refresh-token"})
     page.reload()
+    expect(page.get_by_test_id("auth-message")).to_contain_text("session has ended")
+    expect(page.get_by_test_id("logout")).to_be_hidden()
+    assert page.evaluate(SESSION) is None
+
+
+def test_a_logout_elsewhere_ends_the_session_on_the_page(page: Page, server_url: str) -> None:
+    sign_up(page)
+    access = page.evaluate(SESSION)["access"]
+    # The same session logs out from elsewhere (another tab, a script): the server closes the
+    # page's socket with 4010, and the page asks to log in again, without a reload.
+    answer = httpx.post(
+        f"{server_url}/auth/logout", headers={"Authorization": f"Bearer {access}"}, timeout=unit(5)
+    )
+    assert answer.status_code == 204
     expect(page.get_by_test_id("auth-message")).to_contain_text("session has ended")
     expect(page.get_by_test_id("logout")).to_be_hidden()
     assert page.evaluate(SESSION) is None

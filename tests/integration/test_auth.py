@@ -21,6 +21,7 @@ from runwire.errors import (
     TokenReused,
 )
 from runwire.limits.memory import MemoryRateLimiter
+from runwire.revocations.memory import MemoryRevocations
 from runwire.store.store import Store
 
 HERE = "192.0.2.1"
@@ -45,6 +46,7 @@ def auth(store: Store, settings: Settings, keys: KeyRing) -> AuthService:
         Passwords(time_cost=1, memory_kib=64),
         build_access_tokens(settings, keys),
         throttle=throttle(),
+        revocations=MemoryRevocations(),
         refresh_ttl_s=3600,
         ticket_ttl_s=60,
     )
@@ -165,6 +167,7 @@ async def test_expired_refresh_and_ticket(store: Store, settings: Settings, keys
         Passwords(time_cost=1, memory_kib=64),
         build_access_tokens(settings, keys),
         throttle=throttle(),
+        revocations=MemoryRevocations(),
         refresh_ttl_s=0,
         ticket_ttl_s=0,
     )
@@ -175,3 +178,59 @@ async def test_expired_refresh_and_ticket(store: Store, settings: Settings, keys
     ticket = await auth.issue_ticket(await auth.authenticate(pair.access_token))
     with pytest.raises(AuthError):
         await auth.redeem_ticket(ticket)
+
+
+async def test_ending_a_session_tells_every_node(auth: AuthService) -> None:
+    """Logout and refresh-token reuse record the session in the shared denylist, for as long as
+    an access token of it can be valid; the denylist alone refuses its tokens and tickets."""
+    await auth.register("a@example.com", "password1")
+    laptop = await auth.login("a@example.com", "password1", address=HERE)
+    principal = await auth.authenticate(laptop.access_token)
+    await auth.logout(principal)
+    assert auth.revocations.is_revoked(principal.family_id)
+
+    phone = await auth.login("a@example.com", "password1", address=HERE)
+    stolen = await auth.authenticate(phone.access_token)
+    await auth.refresh(phone.refresh_token, address=HERE)
+    assert not auth.revocations.is_revoked(stolen.family_id)
+    with pytest.raises(TokenReused):
+        await auth.refresh(phone.refresh_token, address=HERE)
+    assert auth.revocations.is_revoked(stolen.family_id)
+
+    # A session another node ended (known here only from the denylist) is refused too.
+    tablet = await auth.login("a@example.com", "password1", address=HERE)
+    ticket = await auth.issue_ticket(await auth.authenticate(tablet.access_token))
+    ended_elsewhere = (await auth.authenticate(tablet.access_token)).family_id
+    await auth.revocations.revoke(ended_elsewhere, time.time() + 60)
+    with pytest.raises(AuthError, match="session has ended"):
+        await auth.authenticate(tablet.access_token)
+    with pytest.raises(AuthError, match="session has ended"):
+        await auth.redeem_ticket(ticket)
+
+
+async def test_a_password_change_ends_every_other_session(auth: AuthService) -> None:
+    await auth.register("a@example.com", "password1")
+    here = await auth.login("a@example.com", "password1", address=HERE)
+    other = await auth.login("a@example.com", "password1", address=HERE)
+    me = await auth.authenticate(here.access_token)
+    them = await auth.authenticate(other.access_token)
+
+    with pytest.raises(InputError) as wrong:
+        await auth.change_password(me, "password2", "new password", address=HERE)
+    assert wrong.value.code == "wrong_password"
+    with pytest.raises(InputError) as short:
+        await auth.change_password(me, "password1", "short", address=HERE)
+    assert short.value.code == "invalid_password"
+    await auth.authenticate(other.access_token)  # nothing changed yet
+
+    await auth.change_password(me, "password1", "new password", address=HERE)
+    assert auth.revocations.is_revoked(them.family_id)
+    assert not auth.revocations.is_revoked(me.family_id)
+    with pytest.raises(AuthError):
+        await auth.authenticate(other.access_token)
+    with pytest.raises(AuthError):
+        await auth.refresh(other.refresh_token, address=HERE)
+    assert await auth.authenticate(here.access_token) == me  # the caller's session goes on
+    with pytest.raises(InvalidCredentials):
+        await auth.login("a@example.com", "password1", address=HERE)
+    await auth.login("a@example.com", "new password", address=HERE)

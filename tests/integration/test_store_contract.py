@@ -167,6 +167,27 @@ async def test_refresh_tokens_rotate_once_expire_and_reuse_revokes(store: Store)
     assert (await accounts.rotate("live", "new3", later))[0] == RefreshOutcome.REVOKED
 
 
+async def test_a_password_change_ends_the_users_other_sessions(store: Store) -> None:
+    accounts, user_id = store.accounts, await a_user(store)
+    other_user = await a_user(store)
+    later = now_ms() + 60_000
+    for family, owner in (("fam_here", user_id), ("fam_p1", user_id), ("fam_p2", user_id)):
+        await accounts.start_family(family, owner, f"t_{family}", later)
+    await accounts.start_family("fam_ended", user_id, "t_ended", later)
+    await accounts.revoke_family("fam_ended", "logout")
+    await accounts.start_family("fam_theirs", other_user, "t_theirs", later)
+
+    ended = await accounts.change_password(user_id, "new-hash", keep_family="fam_here")
+    assert ended == ["fam_p1", "fam_p2"]  # not the kept one, nor one ended before
+    user = await accounts.user_by_id(user_id)
+    assert user is not None and user.password_hash == "new-hash"
+    assert await accounts.family_active("fam_here", user_id)
+    assert not await accounts.family_active("fam_p1", user_id)
+    assert await accounts.family_active("fam_theirs", other_user)
+    assert (await accounts.rotate("t_fam_p2", "x", later))[0] == RefreshOutcome.REVOKED
+    assert await accounts.change_password(user_id, "h2", keep_family=None) == ["fam_here"]
+
+
 async def test_one_refresh_token_presented_at_once_rotates_once(store: Store) -> None:
     accounts, user_id = store.accounts, await a_user(store)
     later = now_ms() + 60_000

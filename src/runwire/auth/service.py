@@ -2,8 +2,11 @@
 
 A login starts a *token family* (one session). Every refresh spends the presented refresh token
 and issues a successor in the same family; presenting a spent token again is treated as theft
-and revokes the whole family. Access tokens name their family, and a revoked family's access
-tokens stop working at once (logout is immediate, not at expiry).
+and revokes the whole family. Access tokens name their family (``sid``), and a revoked family's
+access tokens stop working at once (logout is immediate, not at expiry): ending a session
+(logout, reuse, a password change) records it in the database and in the
+:class:`~runwire.revocations.base.Revocations` every node shares, whose watchers close the
+session's sockets.
 
 Logins, sign-ups and refreshes pass the :class:`AuthThrottle` first, keyed by the caller's
 network address (and, for logins, the normalised e-mail), so guessing costs time, not just CPU.
@@ -21,6 +24,7 @@ from runwire.auth.passwords import Passwords
 from runwire.auth.throttle import AuthThrottle
 from runwire.auth.tokens import AccessTokens, digest, opaque_secret
 from runwire.errors import AuthError, InputError, InvalidCredentials, TokenExpired, TokenReused
+from runwire.revocations.base import Revocations
 from runwire.store.accounts import Accounts, RefreshOutcome
 from runwire.store.records import User, new_id
 
@@ -35,6 +39,9 @@ __all__ = [
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
+# An ended session is denied for its last access token's lifetime plus this much: for a verifier
+# whose clock is a little behind the issuer's.
+CLOCK_MARGIN_S = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +93,18 @@ async def create_account(
     """Create an account for ``email`` (checked and normalised as :func:`account_email` does)
     with ``password``: the one way accounts with a password are made (sign-up and the CLI)."""
     account = account_email(email)
+    check_password(password)
+    password_hash = await passwords.hash(password)
+    return await accounts.create_user(new_id("usr"), account, password_hash)
+
+
+def check_password(password: str) -> None:
+    """Raise :class:`InputError` unless ``password`` is of an allowed length."""
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise InputError(
             f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters",
             code="invalid_password",
         )
-    password_hash = await passwords.hash(password)
-    return await accounts.create_user(new_id("usr"), account, password_hash)
 
 
 class AuthService:
@@ -103,6 +115,7 @@ class AuthService:
         access: AccessTokens,
         *,
         throttle: AuthThrottle,
+        revocations: Revocations,
         refresh_ttl_s: int,
         ticket_ttl_s: int,
     ) -> None:
@@ -110,6 +123,7 @@ class AuthService:
         self._passwords = passwords
         self._access = access
         self._throttle = throttle
+        self.revocations = revocations
         self._refresh_ttl_ms = refresh_ttl_s * 1000
         self.ticket_ttl_s = ticket_ttl_s
 
@@ -151,7 +165,8 @@ class AuthService:
         outcome, user_id, family_id = await self._accounts.rotate(
             digest(refresh_token), digest(new_refresh), self._expiry()
         )
-        if outcome == RefreshOutcome.REUSED:
+        if outcome == RefreshOutcome.REUSED and family_id is not None:
+            await self._ended(family_id)
             raise TokenReused("refresh token was used before; this session is revoked")
         if outcome == RefreshOutcome.EXPIRED:
             raise TokenExpired("refresh token expired")
@@ -163,13 +178,44 @@ class AuthService:
         return self._pair(user, family_id, new_refresh)
 
     async def authenticate(self, access_token: str) -> Principal:
+        """The caller an access token names: its signature and claims are checked, then that
+        its session has not ended (the shared denylist, from memory; then the database, the
+        record of every session, which a node learns nothing from Redis about)."""
         claims = await self._access.check(access_token)
-        if not await self._accounts.family_active(claims.family_id, claims.user_id):
-            raise AuthError("session has ended")
+        await self._check_active(claims.family_id, claims.user_id)
         return Principal(user_id=claims.user_id, family_id=claims.family_id)
 
     async def logout(self, principal: Principal) -> None:
+        """End the caller's session: its tokens stop working and its sockets close, on every
+        node."""
         await self._accounts.revoke_family(principal.family_id, "logout")
+        await self._ended(principal.family_id)
+
+    async def change_password(
+        self, principal: Principal, current: str, new: str, *, address: str
+    ) -> None:
+        """Replace the caller's password, given the current one, and end every *other* session
+        of the user (the caller's goes on). A wrong current password counts as a failed login
+        (the same limits): a stolen access token is no way to guess the password."""
+        check_password(new)
+        user = await self.user(principal)
+        attempt = await self._throttle.login_attempt(user.email, address)
+        try:
+            ok = await self._passwords.verify(user.password_hash, current)
+        except Exception:
+            await attempt.void()
+            raise
+        if not ok:
+            raise InputError(
+                "current_password is not the account's password", code="wrong_password"
+            )
+        await attempt.succeeded()
+        password_hash = await self._passwords.hash(new)
+        ended = await self._accounts.change_password(
+            user.id, password_hash, keep_family=principal.family_id
+        )
+        for family_id in ended:
+            await self._ended(family_id)
 
     async def issue_ticket(self, principal: Principal) -> str:
         ticket = opaque_secret()
@@ -184,8 +230,7 @@ class AuthService:
         if taken is None:
             raise AuthError("invalid or used ticket")
         user_id, family_id = taken
-        if not await self._accounts.family_active(family_id, user_id):
-            raise AuthError("session has ended")
+        await self._check_active(family_id, user_id)
         return Principal(user_id=user_id, family_id=family_id)
 
     async def user(self, principal: Principal) -> User:
@@ -193,6 +238,18 @@ class AuthService:
         if user is None:
             raise AuthError("user no longer exists")
         return user
+
+    async def _check_active(self, family_id: str, user_id: str) -> None:
+        if self.revocations.is_revoked(family_id) or not await self._accounts.family_active(
+            family_id, user_id
+        ):
+            raise AuthError("session has ended")
+
+    async def _ended(self, family_id: str) -> None:
+        """Tell every node that ``family_id`` has ended, for as long as an access token of it
+        can still be valid."""
+        until = time.time() + self._access.ttl_s + CLOCK_MARGIN_S
+        await self.revocations.revoke(family_id, until)
 
     def _expiry(self) -> int:
         return int(time.time() * 1000) + self._refresh_ttl_ms

@@ -132,6 +132,27 @@ class Accounts:
                 .values(revoked_at=now_ms(), revoked_reason=reason)
             )
 
+    async def change_password(
+        self, user_id: str, password_hash: str, *, keep_family: str | None
+    ) -> list[str]:
+        """Set ``user_id``'s password hash and revoke every active family of the user but
+        ``keep_family`` (reason ``password``), in one transaction; returns the revoked ids."""
+        async with self._db.begin() as conn:
+            await conn.execute(
+                update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+            )
+            ended = await conn.execute(
+                update(token_families)
+                .where(
+                    token_families.c.user_id == user_id,
+                    token_families.c.revoked_at.is_(None),
+                    token_families.c.id != (keep_family or ""),
+                )
+                .values(revoked_at=now_ms(), revoked_reason="password")
+                .returning(token_families.c.id)
+            )
+            return sorted(row.id for row in ended)
+
     async def family_active(self, family_id: str, user_id: str) -> bool:
         async with self._db.connect() as conn:
             row = (

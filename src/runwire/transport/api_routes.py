@@ -184,6 +184,8 @@ async def run_events(
             chat=services.chat,
             user_id=principal.user_id,
             run_id=run_id,
+            revocations=services.revocations,
+            session_id=principal.family_id,
             keepalive_s=services.settings.sse_keepalive_s,
             max_pending_bytes=services.settings.outbound_buffer_bytes,
             metrics=services.metrics,

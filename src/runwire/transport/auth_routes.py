@@ -1,4 +1,4 @@
-"""HTTP: register, log in, refresh, log out (PROTOCOL.md, HTTP)."""
+"""HTTP: register, log in, refresh, log out, change the password (PROTOCOL.md, HTTP)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,11 @@ class LoginBody(BaseModel):
 
 class RefreshBody(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
 
 
 @router.post(
@@ -111,4 +116,32 @@ async def refresh(body: RefreshBody, request: Request) -> TokenPair:
 )
 async def logout(principal: CurrentPrincipal, request: Request) -> Response:
     await services_of(request).auth.logout(principal)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/password",
+    status_code=204,
+    summary="Change the password; every other session of the user ends",
+    response_class=Response,
+    responses=error_responses(
+        401,
+        422,
+        429,
+        descriptions={
+            422: "The request is invalid (`invalid_input`), or `current_password` is not the "
+            "account's password (`wrong_password`).",
+            429: "Too many wrong passwords for the account or from this address (the limits "
+            "of failed logins); the password is not checked during the wait.",
+        },
+    ),
+)
+async def change_password(
+    body: PasswordChange, principal: CurrentPrincipal, request: Request
+) -> Response:
+    services = services_of(request)
+    address = client_address(request, services.settings.trusted_proxies)
+    await services.auth.change_password(
+        principal, body.current_password, body.new_password, address=address
+    )
     return Response(status_code=204)

@@ -124,6 +124,7 @@ CLOSE_CODES = {
     "idle": 4000,
     "slow_consumer": 4008,
     "resync": 4009,
+    "session_ended": 4010,
 }
 """WebSocket close codes the server uses (documented in docs/protocol.md)."""
 

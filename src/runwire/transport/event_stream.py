@@ -5,7 +5,8 @@ run's history and merges the two through a :class:`~runwire.protocol.delivery.De
 WebSocket ``resume`` does, so racing a live run leaves no gap and sends no seq twice. It sends the
 held or stored events after the position, then live ones until the run's last event, and ends.
 Each event's SSE ``id`` is ``<epoch>:<seq>``, so a browser reconnecting with ``Last-Event-ID``
-names its whole position, and a position from an older epoch is refused, not misread.
+names its whole position, and a position from an older epoch is refused, not misread. A stream
+whose session ends (a logout, on any node) ends at once; the reconnect is refused with 401.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from runwire.errors import InputError
 from runwire.events.model import MAX_SEQ, RunEvent
 from runwire.metrics import Metrics
 from runwire.protocol.delivery import Delivery
+from runwire.revocations.base import Revocations, Watch
 
 __all__ = [
     "KEEPALIVE",
@@ -72,19 +74,23 @@ class _EventStreamResponse(StreamingResponse):
     """A streaming response that releases the stream's bus subscription however it ends
     (the run ended, the client went away, the server cancelled the request)."""
 
-    def __init__(self, frames: AsyncIterator[str], subscription: Subscription) -> None:
+    def __init__(
+        self, frames: AsyncIterator[str], subscription: Subscription, watch: Watch
+    ) -> None:
         super().__init__(
             frames,
             media_type=MEDIA_TYPE,
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
         self._subscription = subscription
+        self._watch = watch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             self._subscription.close()
+            self._watch.close()
 
 
 class EventStream:
@@ -97,6 +103,8 @@ class EventStream:
         chat: ChatService,
         user_id: str,
         run_id: str,
+        revocations: Revocations,
+        session_id: str,
         keepalive_s: float,
         max_pending_bytes: int,
         metrics: Metrics | None = None,
@@ -106,6 +114,9 @@ class EventStream:
         self._chat = chat
         self._user_id = user_id
         self._run_id = run_id
+        self._revocations = revocations
+        self._session_id = session_id
+        self._ended = False  # the caller's session ended (a logout, on any node)
         self._keepalive_s = keepalive_s
         self._max_pending_bytes = max_pending_bytes
         self._delivery = Delivery()
@@ -120,18 +131,21 @@ class EventStream:
         and the client has all of it, or (raised before anything is sent) a refusal."""
         self._delivery.begin_resume(self._run_id, after_seq)
         subscription = await self._bus.subscribe(self._user_id, self._on_event, self._on_gap)
+        watch = self._revocations.watch(self._session_id, self._on_session_ended)
         try:
             replay = await self._chat.replay(self._user_id, self._run_id, after_seq, epoch)
         except BaseException:
             subscription.close()
+            watch.close()
             raise
         first = self._delivery.finish_resume(self._run_id, replay.events)
         if replay.finished and not first:
             # Nothing will follow. 204 also tells a browser's EventSource to stop reconnecting.
             subscription.close()
+            watch.close()
             return Response(status_code=204)
-        frames = self._frames(first, subscription, ended=replay.finished)
-        return _EventStreamResponse(frames, subscription)
+        frames = self._frames(first, subscription, watch, ended=replay.finished)
+        return _EventStreamResponse(frames, subscription, watch)
 
     def _on_event(self, event: RunEvent) -> None:
         if event.run_id != self._run_id or self._overflow:
@@ -158,15 +172,21 @@ class EventStream:
         self._gap = True
         self._wake.set()
 
+    def _on_session_ended(self) -> None:
+        self._ended = True
+        self._wake.set()
+
     def _count(self) -> None:
         if self._counted is not None:
             self._counted.events_delivered += 1
 
     async def _frames(
-        self, first: list[RunEvent], subscription: Subscription, *, ended: bool
+        self, first: list[RunEvent], subscription: Subscription, watch: Watch, *, ended: bool
     ) -> AsyncIterator[str]:
         try:
             for event in first:
+                if self._ended:
+                    return
                 self._count()
                 yield sse_frame(event)
                 if event.is_terminal:
@@ -174,7 +194,7 @@ class EventStream:
             if ended:  # the replay reached the run's recorded end: nothing can follow
                 return
             while True:
-                while self._pending:
+                while self._pending and not self._ended:
                     event = self._pending.popleft()
                     self._pending_bytes -= len(event.wire)
                     self._count()
@@ -191,6 +211,9 @@ class EventStream:
                         "SSE stream of run %s may have missed events; ending it", self._run_id
                     )
                     return
+                if self._ended:
+                    log.info("SSE stream of run %s: its session has ended", self._run_id)
+                    return
                 self._wake.clear()
                 try:
                     async with asyncio.timeout(self._keepalive_s):
@@ -199,3 +222,4 @@ class EventStream:
                     yield KEEPALIVE
         finally:
             subscription.close()
+            watch.close()

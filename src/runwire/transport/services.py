@@ -17,6 +17,7 @@ from runwire.connections.base import ConnectionRegistry
 from runwire.metrics import Metrics
 from runwire.ratelimit import Clock
 from runwire.readiness import Readiness
+from runwire.revocations.base import Revocations
 from runwire.runs.executor import RunExecutor
 from runwire.store.store import Store
 from runwire.traces import Tracing
@@ -36,6 +37,7 @@ class Services:
     chat: ChatService
     bus: EventBus
     connections: ConnectionRegistry  # the per-user connection cap, over every node
+    revocations: Revocations  # ended sessions, over every node: their sockets close
     executor: RunExecutor
     workload: Workload
     readiness: Readiness  # what /ready checks (runwire doctor runs the same)

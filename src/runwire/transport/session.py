@@ -35,6 +35,7 @@ from runwire.protocol.inbound import (
     request_id_of,
 )
 from runwire.ratelimit import Bucket, Rate
+from runwire.revocations.base import Watch
 from runwire.traces import SpanKind, Tracing
 from runwire.transport.errors import CLOSE_CODES
 from runwire.transport.services import Services
@@ -102,7 +103,9 @@ class Session:
         self._machine = ConnectionStateMachine()
         self._delivery = Delivery()
         self._subscription: Subscription | None = None
+        self._watch: Watch | None = None
         self._gap_before_open = False
+        self._ended = False  # its session was revoked: nothing more is sent, the socket closes
         # Events that arrive between subscribing and opening: sent right after the greeting
         # (Delivery counts them as sent, so they must not be dropped).
         self._before_open: list[str | bytes] = []
@@ -129,10 +132,17 @@ class Session:
         self._subscription = await self._services.bus.subscribe(
             self.user_id, self._on_event, self._on_gap
         )
+        # Watched after the handshake's check: a session revoked in between is caught here.
+        self._watch = self._services.revocations.watch(
+            self._principal.family_id, self._on_session_ended
+        )
 
     def open(self) -> None:
         """The socket is accepted: greet the client."""
         self._machine.move(ConnectionState.OPEN)
+        if self._ended:
+            self._close_ended()
+            return
         self._send(
             {"type": "connection_established", "connection_id": self.id, "user_id": self.user_id}
         )
@@ -148,6 +158,9 @@ class Session:
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self._machine.state is not ConnectionState.CLOSED:
             self._machine.state = ConnectionState.CLOSED
 
@@ -276,6 +289,18 @@ class Session:
         log.warning("connection %s may have missed events; asking it to resume", self.id)
         self.close(CLOSE_CODES["resync"], "events may have been missed; reconnect and resume")
 
+    def _on_session_ended(self) -> None:
+        # Logged out, a refresh token reused, or the password changed (on any node): the
+        # socket closes and carries nothing more. The user's runs go on.
+        self._ended = True
+        if self._machine.state is ConnectionState.ACCEPTING:
+            return  # closed as soon as it opens
+        self._close_ended()
+
+    def _close_ended(self) -> None:
+        log.info("connection %s: its session has ended; closing it", self.id)
+        self.close(CLOSE_CODES["session_ended"], "session ended; sign in again", drop=True)
+
     def _send_event(self, event: RunEvent) -> None:
         counted = self._counted
         if counted is not None:
@@ -304,6 +329,8 @@ class Session:
         self._write(encode(body))
 
     def _write(self, frame: str | bytes, *, keep: bool = False) -> None:
+        if self._ended:
+            return
         if not self._machine.is_open:
             if self._machine.state is ConnectionState.ACCEPTING:
                 self._before_open.append(frame)

@@ -526,6 +526,11 @@
       clearTimeout(conn.pongTimer);
       conn.pingTimer = conn.pongTimer = null;
       if (!conn.wanted) { setConnState("offline"); return; }
+      if (e.code === 4010) {
+        // The session ended (logged out in another tab or device, or the password changed).
+        sessionEnded();
+        return;
+      }
       if (e.code === 1008) {
         // Policy close: usually the session behind the ticket ended. A refresh tells us which.
         refreshTokens().then((ok) => (ok ? scheduleReconnect() : sessionEnded())).catch(scheduleReconnect);
@@ -1478,6 +1483,7 @@
   async function onLogout() {
     const button = $("#logout");
     button.disabled = true;
+    disconnect(); // before the server closes it (4010), which would read as "session ended"
     try {
       if (session.access) await fetch(authUrl("/auth/logout"), { method: "POST", headers: { Authorization: `Bearer ${session.access}` }, cache: "no-store" });
     } catch { /* logging out locally is what matters */ }
