@@ -194,6 +194,7 @@ async def test_stop_mid_tool_closes_everything_and_keeps_the_partial_answer(stor
         run_id = await h.start()
         await asyncio.wait_for(started.wait(), unit(5))
         assert await h.dispatcher.stop(h.user_id, run_id) is True
+        assert h.executor.cancel(run_id) is CancelOutcome.STOPPING  # already stopping: a no-op
         await asyncio.wait_for(h.executor.wait(run_id), unit(1))
         events = h.events(run_id)
         assert_protocol_shape(events)
@@ -256,6 +257,7 @@ async def test_a_stop_landing_while_a_run_records_its_end_is_told_the_run_has_en
         async with row_held(store_url, runs, run_id):
             go.set()
             await until(lambda: (h.executor.live_status(run_id) or ("",))[0] == "completed")
+            assert h.executor.cancel(run_id) is CancelOutcome.ENDING
             assert await h.dispatcher.stop(h.user_id, run_id) is False
             assert not any(e.is_terminal for e in h.events(run_id))  # its last event to come
         await asyncio.wait_for(h.executor.wait(run_id), unit(5))
