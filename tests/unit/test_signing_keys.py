@@ -215,3 +215,11 @@ def test_a_retired_key_verifies_nothing_even_before_its_file_goes(tmp_path: Path
     wall.now = retires
     assert ring.find(old.kid) is None
     assert old.kid not in [k.kid for k in ring.published()]
+
+
+def test_keys_made_in_one_second_are_ordered_as_they_were_made(tmp_path: Path) -> None:
+    # Names order keys by birth to the second: two rotations in one second must still leave
+    # the last one signing, whatever the random parts of their names.
+    directory = KeyDirectory(tmp_path / "keys")
+    made = [directory.add(SigningAlgorithm.EDDSA, now=1_800_000_000.25) for _ in range(5)]
+    assert sorted(directory.names()) == [key.kid for key in made]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from runwire.auth.keys import KeySet, SigningKey, VerificationKey, key_lifetime
+from runwire.auth.keys import KeySet, SigningKey, VerificationKey, key_lifetime, kid_time
 from runwire.config import Settings, SigningAlgorithm
 from runwire.errors import ConfigError
 
@@ -93,7 +93,13 @@ class KeyDirectory:
 
     def add(self, algorithm: SigningAlgorithm, now: float | None = None) -> SigningKey:
         """Make a new key and write its file (mode 0600; the directory, if new, 0700)."""
-        key = SigningKey.generate(algorithm, time.time() if now is None else now)
+        now = time.time() if now is None else now
+        # Names order the keys by their birth, to the second: a key made in the same second as
+        # the newest one present is dated a second after it, so "the newest signs" stays true.
+        born = [t for t in map(kid_time, self.names()) if t is not None]
+        if born and now < max(born) + 1:
+            now = max(born) + 1
+        key = SigningKey.generate(algorithm, now)
         # Private, as the data directory is (its parent when it is the default place).
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path.mkdir(mode=0o700, exist_ok=True)
