@@ -41,6 +41,7 @@ class Issuer:
         self.keys: list[SigningKey] = []
         self.extra: list[dict[str, Any]] = []  # raw JWKs published besides the keys
         self.hits: Counter[str] = Counter()
+        self.raw: dict[str, Any] = {}  # path -> the JSON served instead (None: 404)
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
 
@@ -53,7 +54,9 @@ class Issuer:
         self.keys.append(key)
         return key
 
-    def document(self, path: str) -> dict[str, Any] | None:
+    def document(self, path: str) -> Any:
+        if path in self.raw:
+            return self.raw[path]
         if path == DISCOVERY_PATH:
             return {"issuer": self.issuer, "jwks_uri": f"{self.url}/keys.json"}
         if path == "/keys.json":
@@ -67,7 +70,7 @@ class Issuer:
             def do_GET(self) -> None:
                 issuer.hits[self.path] += 1
                 body = issuer.document(self.path)
-                payload = json.dumps(body).encode()
+                payload = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -287,3 +290,52 @@ def test_each_published_key_is_pinned_to_the_algorithm_of_its_kind() -> None:
         "a key without a kid is not used",
     ]
     assert parse_jwks([]) == ({}, ["the JWK set is not a JSON object with a list of keys"])
+
+
+async def test_documents_that_are_not_what_a_verifier_needs_are_named() -> None:
+    with issuing() as issuer:
+        cases = {
+            DISCOVERY_PATH: (
+                {"issuer": ISSUER},
+                f"the discovery document at {issuer.url} names no jwks_uri",
+            ),
+            "/keys.json": (None, f"the JWK set at {issuer.url}/keys.json cannot be read: HTTP 404"),
+        }
+        for path, (served, problem) in cases.items():
+            issuer.raw = {path: served}
+            with pytest.raises(ConfigError) as caught:
+                async with JwksKeys.running(issuer.url, ISSUER):
+                    pass
+            assert caught.value.problems == [problem]
+        for served in (b"{not json", b"[1, 2]"):
+            issuer.raw = {"/keys.json": served}
+            with pytest.raises(ConfigError) as caught:
+                async with JwksKeys.running(issuer.url, ISSUER):
+                    pass
+            assert caught.value.problems == [
+                f"the JWK set at {issuer.url}/keys.json is not a JSON object"
+            ]
+        issuer.raw = {}
+        async with verifier(issuer, Clock()) as (keys, _):
+            fetched = issuer.hits["/keys.json"]
+            await keys.learn(issuer.keys[0].kid)  # held: nothing to fetch
+            assert issuer.hits["/keys.json"] == fetched
+
+
+def test_keys_with_coordinates_that_are_no_key_are_not_used() -> None:
+    ed = SigningKey.generate(SigningAlgorithm.EDDSA, 1_765_000_000).public.jwk()
+    p256 = SigningKey.generate(SigningAlgorithm.ES256, 1_765_000_000).public.jwk()
+    _, problems = parse_jwks(
+        {
+            "keys": [
+                {**ed, "kid": "no-x", "x": 7},
+                {**ed, "kid": "not-base64", "x": "A"},
+                {**p256, "kid": "short-y", "y": "AAAA"},
+            ]
+        }
+    )
+    assert problems == [
+        "key no-x is not used: a coordinate is missing",
+        "key not-base64 is not used: a coordinate is not base64url",
+        "key short-y is not used: x and y are not P-256 coordinates",
+    ]
