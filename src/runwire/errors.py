@@ -17,6 +17,7 @@ Mapping to HTTP statuses and WebSocket close codes happens only at the edge (``r
     │   ├── InvalidCredentials   login failed (same for unknown user and wrong password)
     │   ├── TokenExpired         an access token or ticket is past its lifetime
     │   └── TokenReused          a used refresh token was presented again; its family is revoked
+    ├── WrongPassword            a password change named the wrong current password code: wrong_password
     ├── NotFound                 the thing does not exist *for this user*          code: not_found
     ├── Conflict                 the thing exists already                          code: conflict
     ├── InvalidTransition        a state machine was asked for a forbidden move    code: invalid_state
@@ -61,6 +62,7 @@ __all__ = [
     "TokenReused",
     "ToolFailed",
     "UnsupportedMediaType",
+    "WrongPassword",
 ]
 
 
@@ -131,6 +133,14 @@ class TokenExpired(AuthError):
 
 class TokenReused(AuthError):
     """A refresh token was presented a second time; its whole family is now revoked."""
+
+
+class WrongPassword(RunwireError):
+    """A password change named a current password that is not the account's. Not an
+    :class:`AuthError`: the caller's token is fine (a client that refreshes on 401 would be
+    misled)."""
+
+    code = "wrong_password"
 
 
 class NotFound(RunwireError):

@@ -122,7 +122,7 @@ async def test_reuse_and_a_password_change_close_the_sessions_they_end(tmp_path:
         wrong = await client.post(
             "/auth/password", headers=here["auth"], json={**change, "current_password": "nope"}
         )
-        assert (wrong.status_code, wrong.json()["code"]) == (422, "wrong_password")
+        assert (wrong.status_code, wrong.json()["code"]) == (403, "wrong_password")
         await still_open(other_ws)
         changed = await client.post("/auth/password", headers=here["auth"], json=change)
         assert changed.status_code == 204

@@ -148,7 +148,7 @@ def test_the_declared_statuses_are_those_each_endpoint_can_give(
         "POST /auth/login": ["200", "401", "422", "429"],
         "POST /auth/refresh": ["200", "401", "422", "429"],
         "POST /auth/logout": ["204", "401"],
-        "POST /auth/password": ["204", "401", "422", "429"],
+        "POST /auth/password": ["204", "401", "403", "422", "429"],
         "GET /api/me": ["200", "401"],
         "GET /api/config": ["200"],
         "POST /api/ws-ticket": ["201", "401"],

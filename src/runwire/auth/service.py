@@ -23,7 +23,14 @@ from email_validator import EmailNotValidError, validate_email
 from runwire.auth.passwords import Passwords
 from runwire.auth.throttle import AuthThrottle
 from runwire.auth.tokens import AccessTokens, digest, opaque_secret
-from runwire.errors import AuthError, InputError, InvalidCredentials, TokenExpired, TokenReused
+from runwire.errors import (
+    AuthError,
+    InputError,
+    InvalidCredentials,
+    TokenExpired,
+    TokenReused,
+    WrongPassword,
+)
 from runwire.revocations.base import Revocations
 from runwire.store.accounts import Accounts, RefreshOutcome
 from runwire.store.records import User, new_id
@@ -206,9 +213,7 @@ class AuthService:
             await attempt.void()
             raise
         if not ok:
-            raise InputError(
-                "current_password is not the account's password", code="wrong_password"
-            )
+            raise WrongPassword("current_password is not the account's password")
         await attempt.succeeded()
         password_hash = await self._passwords.hash(new)
         ended = await self._accounts.change_password(

@@ -126,11 +126,12 @@ async def logout(principal: CurrentPrincipal, request: Request) -> Response:
     response_class=Response,
     responses=error_responses(
         401,
+        403,
         422,
         429,
         descriptions={
-            422: "The request is invalid (`invalid_input`), or `current_password` is not the "
-            "account's password (`wrong_password`).",
+            403: "`current_password` is not the account's password (`wrong_password`); it counts "
+            "as a failed login.",
             429: "Too many wrong passwords for the account or from this address (the limits "
             "of failed logins); the password is not checked during the wait.",
         },

@@ -53,6 +53,7 @@ class ReloadRequiredBody(ErrorBody):
 
 _DESCRIPTIONS = {
     401: "No bearer token, or one that is invalid, expired or of an ended session (`unauthorized`).",
+    403: "The caller may not do this (`wrong_password`: the current password is wrong).",
     404: "Not found: it does not exist, or is not the caller's (the two look the same).",
     409: "Conflict (`conflict`).",
     413: "The body is larger than `RUNWIRE_MAX_IMPORT_BYTES` (`too_large`).",
@@ -105,6 +106,7 @@ _STATUS: list[tuple[type[errors.RunwireError], int]] = [
     (errors.UnsupportedMediaType, 415),
     (errors.InputError, 422),
     (errors.AuthError, 401),
+    (errors.WrongPassword, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.InvalidTransition, 409),
