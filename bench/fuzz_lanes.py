@@ -223,8 +223,9 @@ class FrameLane:
                 return
 
     async def connect(self, early: bytes = b"") -> None:
-        """Open a socket (a bearer header, or a ticket now and then); ``early`` frames go with
-        the upgrade request. A refused handshake is judged (429: tried again shortly)."""
+        """Open a socket with the user's bearer token (tickets are the golden path's); ``early``
+        frames go with the upgrade request. A refused handshake is judged (429: tried again
+        shortly)."""
         for _ in range(50):
             reader, writer = await asyncio.open_connection(self.host, self.port)
             key = base64.b64encode(os.urandom(16)).decode()
