@@ -48,6 +48,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+            # Coverage of the e2e layer is the server's and the CLI's, measured in their own
+            # processes; tracing the test process meanwhile only slowed its clients down.
+            item.add_marker(pytest.mark.no_cover)
             marker = item.get_closest_marker("local_only")
             if deployment_url() and marker:
                 item.add_marker(

@@ -15,7 +15,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.e2e.conftest import BASE_ENV, ServerProcess
-from tests.e2e.wire import Session, raw_socket
+from tests.e2e.wire import Session, raw_socket, tls
 from tests.metrics import gauges as read_gauges
 from tests.timing import unit
 
@@ -46,7 +46,7 @@ def pinging_server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 async def gauges(base: str) -> dict[str, float]:
-    async with httpx.AsyncClient(base_url=base, timeout=unit(5)) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=unit(5), verify=tls()) as http:
         return await read_gauges(http)
 
 

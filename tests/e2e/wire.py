@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import socket
@@ -20,6 +21,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from tests.timing import unit
 
 
+@functools.cache
+def tls() -> ssl.SSLContext:
+    """The TLS settings of the tests' HTTP clients (httpx's defaults), made once: httpx makes them
+    anew for each client it builds, loading the CA bundle again (about 30 ms of CPU), and the e2e
+    layer builds a client per user, hundreds in a run."""
+    return httpx.create_ssl_context()
+
+
 @dataclass
 class Session:
     base: str
@@ -32,7 +41,7 @@ class Session:
     sockets: list[Socket] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.http = httpx.AsyncClient(base_url=self.base, timeout=unit(10))
+        self.http = httpx.AsyncClient(base_url=self.base, timeout=unit(10), verify=tls())
 
     @classmethod
     async def new(cls, base: str) -> Session:
