@@ -59,7 +59,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -119,24 +118,11 @@ def descriptors(pid: int) -> tuple[int, int]:
     return fds, sockets
 
 
-async def scrape(server: Runwire) -> dict[str, float]:
-    """Every sample of the server's /metrics, on a connection of its own (closed after)."""
-    async with httpx.AsyncClient(base_url=server.base, timeout=30) as http:
-        response = await http.get("/metrics")
-    response.raise_for_status()
-    return {
-        sample.name
-        + ("" if not sample.labels else str(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
 async def read(server: Runwire) -> Reading:
     pid = server.proc.pid
     wal = server.data_dir / "runwire.db-wal"
     fds, sockets = descriptors(pid)  # before the scrape opens its connection
-    samples = await scrape(server)
+    samples = await server.metrics()
     return Reading(
         tasks=int(samples["runwire_asyncio_tasks"]),
         fds=fds,
@@ -161,11 +147,13 @@ async def settle(server: Runwire, seconds: float) -> Reading:
         last = now
     else:
         print(f"  not settled after {seconds:.0f} s: {now.line()}, {now.gauges}")
-    collections = (await scrape(server))["python_gc_collections_total[('generation', '2')]"]
+    collections = (await server.metrics())["python_gc_collections_total[('generation', '2')]"]
     server.proc.send_signal(signal.SIGUSR1)
     for _ in range(100):
         await asyncio.sleep(0.1)
-        if (await scrape(server))["python_gc_collections_total[('generation', '2')]"] > collections:
+        if (await server.metrics())[
+            "python_gc_collections_total[('generation', '2')]"
+        ] > collections:
             break
     else:
         raise RuntimeError("the server did not collect on SIGUSR1")

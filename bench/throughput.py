@@ -302,8 +302,24 @@ class Runwire:
 
     async def ticket_url(self, http: httpx.AsyncClient, auth: dict[str, str]) -> str:
         """A /ws URL with a new single-use ticket of the session ``auth`` (any node's)."""
-        ticket = (await http.post(f"{self.base}/api/ws-ticket", headers=auth)).json()["ticket"]
+        answer = await http.post(f"{self.base}/api/ws-ticket", headers=auth)
+        answer.raise_for_status()
+        ticket = answer.json()["ticket"]
         return f"ws://127.0.0.1:{self.port}/ws?ticket={ticket}"
+
+    async def metrics(self) -> dict[str, float]:
+        """Every sample of its /metrics, by name (labels appended as ``[('k', 'v')]``), on a
+        connection of its own, closed after."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        async with httpx.AsyncClient(base_url=self.base, timeout=30) as http:
+            response = await http.get("/metrics")
+        response.raise_for_status()
+        return {
+            s.name + (str(sorted(s.labels.items())) if s.labels else ""): s.value
+            for family in text_string_to_metric_families(response.text)
+            for s in family.samples
+        }
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
