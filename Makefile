@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test test-at test-unit test-floors lint lock lock-uv bench bench-idle bench-import bench-auth install clean bench-fuzz
+.PHONY: run test test-at test-unit test-floors lint lock lock-uv bench bench-idle bench-import bench-auth install clean bench-fuzz bench-load bench-soak
 
 # Installs come from uv.lock (every package pinned, with its hashes) through uv, itself installed
 # by pip from requirements/uv.txt with its hashes: nothing depends on the day it runs.
@@ -101,6 +101,17 @@ bench-auth: $(TEST_STAMP)
 # 6000 --bodies 4000"` for a shorter run.
 bench-fuzz: $(TEST_STAMP)
 	$(BIN)/python bench/fuzz.py $(FUZZ_ARGS)
+
+# Issue 12, R1: 1,000 runs by 200 users on two nodes (PostgreSQL + Redis), 10% of the sockets cut
+# and resumed; exits 1 on a gap, a duplicate, another user's event or a run that did not end.
+bench-load: $(TEST_STAMP)
+	$(BIN)/python bench/load.py
+
+# Issue 12, R5: minutes of connection churn against one server; exits 1 when its tasks, file
+# descriptors, sockets or memory do not come back to their baseline. SOAK_SECONDS=60 for a short one.
+SOAK_SECONDS ?= 300
+bench-soak: $(TEST_STAMP)
+	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) $(FLOORS) .runwire .mypy_cache .ruff_cache coverage.xml .coverage

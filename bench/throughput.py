@@ -47,6 +47,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,9 +240,15 @@ PASSWORD = "benchmark-pass"
 
 
 class Runwire:
-    """``runwire serve`` in its own process, on a data directory that outlives it."""
+    """``runwire serve`` in its own process, on a data directory that outlives it.
 
-    def __init__(self, data_dir: Path, extra_env: dict[str, str]) -> None:
+    ``launcher`` replaces ``-m runwire`` in the command line (bench/soak.py starts the same CLI
+    from a line of Python that adds a signal handler)."""
+
+    def __init__(
+        self, data_dir: Path, extra_env: dict[str, str], launcher: list[str] | None = None
+    ) -> None:
+        self.data_dir = data_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
@@ -260,7 +268,7 @@ class Runwire:
             **extra_env,
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runwire", "serve", "--port", str(self.port)],
+            [sys.executable, *(launcher or ["-m", "runwire"]), "serve", "--port", str(self.port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -278,20 +286,40 @@ class Runwire:
         email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
         await http.post("/auth/register", json={"email": email, "password": PASSWORD})
         if sample:
-            auth = await self._auth(http, email)
+            auth = await self.auth(http, email)
             await http.post("/api/usage/sample", headers=auth)
         return email
 
-    async def _auth(self, http: httpx.AsyncClient, email: str) -> dict[str, str]:
+    async def auth(self, http: httpx.AsyncClient, email: str) -> dict[str, str]:
+        """Logs ``email`` in: the Authorization header of its new session."""
         tokens = (
             await http.post("/auth/login", json={"email": email, "password": PASSWORD})
         ).json()
         return {"Authorization": f"Bearer {tokens['access_token']}"}
 
     async def ws_url(self, http: httpx.AsyncClient, email: str) -> str:
-        auth = await self._auth(http, email)
-        ticket = (await http.post("/api/ws-ticket", headers=auth)).json()["ticket"]
+        return await self.ticket_url(http, await self.auth(http, email))
+
+    async def ticket_url(self, http: httpx.AsyncClient, auth: dict[str, str]) -> str:
+        """A /ws URL with a new single-use ticket of the session ``auth`` (any node's)."""
+        answer = await http.post(f"{self.base}/api/ws-ticket", headers=auth)
+        answer.raise_for_status()
+        ticket = answer.json()["ticket"]
         return f"ws://127.0.0.1:{self.port}/ws?ticket={ticket}"
+
+    async def metrics(self) -> dict[str, float]:
+        """Every sample of its /metrics, by name (labels appended as ``[('k', 'v')]``), on a
+        connection of its own, closed after."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        async with httpx.AsyncClient(base_url=self.base, timeout=30) as http:
+            response = await http.get("/metrics")
+        response.raise_for_status()
+        return {
+            s.name + (str(sorted(s.labels.items())) if s.labels else ""): s.value
+            for family in text_string_to_metric_families(response.text)
+            for s in family.samples
+        }
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
@@ -319,7 +347,7 @@ CLUSTERS = {"pg1": 1, "pg2": 2}
 
 
 async def _admin(sql: str, url: str) -> None:
-    import asyncpg  # the `postgres` extra
+    import asyncpg  # type: ignore[import-untyped]  # the `postgres` extra
 
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
@@ -328,15 +356,31 @@ async def _admin(sql: str, url: str) -> None:
         await conn.close()
 
 
-async def run_cluster(name: str, tmp: Path, args: argparse.Namespace, content: str) -> Result:
-    """``CLUSTERS[name]`` nodes on a fresh PostgreSQL database and the local Redis."""
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A PostgreSQL database of its own (its URL), on the server of RUNWIRE_BENCH_POSTGRES_URL
+    (default the local `test` database's), dropped afterwards: nothing the tests use is touched."""
     admin_url = os.environ.get(
         "RUNWIRE_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
     )
     database = f"runwire_bench_{uuid.uuid4().hex[:10]}"  # hex digits, never input
     base, _, _ = admin_url.rpartition("/")
-    url = f"{base}/{database}"
     await _admin(f'CREATE DATABASE "{database}"', admin_url)
+    try:
+        yield f"{base}/{database}"
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', admin_url)
+
+
+async def run_cluster(name: str, tmp: Path, args: argparse.Namespace, content: str) -> Result:
+    """``CLUSTERS[name]`` nodes on a fresh PostgreSQL database and the local Redis."""
+    async with fresh_database() as url:
+        return await _run_cluster(name, url, tmp, args, content)
+
+
+async def _run_cluster(
+    name: str, url: str, tmp: Path, args: argparse.Namespace, content: str
+) -> Result:
     env = {
         "RUNWIRE_WS_PATH": "direct",
         "RUNWIRE_DATABASE_URL": url,
@@ -371,7 +415,6 @@ async def run_cluster(name: str, tmp: Path, args: argparse.Namespace, content: s
     finally:
         for node in nodes:
             node.stop()
-        await _admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', admin_url)
 
 
 async def run_runwire(

@@ -9,6 +9,7 @@ WAL is checkpointed off the loop.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 import sqlite3
 import time
@@ -67,9 +68,9 @@ async def counting_turns() -> AsyncIterator[list[int]]:
         counter.cancel()
 
 
-def add_thread(user_id: str, thread_id: str) -> object:
+def add_thread(user_id: str, thread_id: str, title: str = "t") -> object:
     def job(conn: Connection) -> str:
-        row = {"id": thread_id, "user_id": user_id, "title": "t", "created_at": 1}
+        row = {"id": thread_id, "user_id": user_id, "title": title, "created_at": 1}
         conn.execute(insert(threads).values(**row, updated_at=1))
         return thread_id
 
@@ -197,3 +198,28 @@ async def test_a_long_write_runs_off_the_event_loop_and_a_cancel_waits_for_its_e
         assert [t.id for t in await store.conversations.threads_of(user.id)] == ["thr_slow"]
         await store.db.write(thread_row("thr_next"))  # on the loop: the lock is free
         assert len(await store.conversations.threads_of(user.id)) == 2
+
+
+async def test_the_wal_is_emptied_again_under_writes_that_never_pause(tmp_path: Path) -> None:
+    # A PASSIVE checkpoint never holds a write back, and SQLite starts the WAL over only when a
+    # write begins with every frame copied: with writes back to back that moment never came,
+    # and the WAL (and each reader's index of it) grew with everything ever written (1.9 GB in
+    # three minutes of bench/soak.py). Past its limit, the WAL must be emptied while the writes
+    # go on.
+    path = tmp_path / "runwire.db"
+    wal = tmp_path / "runwire.db-wal"
+    async with Store.open(f"sqlite+aiosqlite:///{path}", migrate=True) as store:
+        user = await store.accounts.create_user("usr_a", "a@example.com", "hash")
+        writer = store.db._writer
+        assert writer is not None
+        writer.CHECKPOINT_EVERY_S = 0  # type: ignore[attr-defined]  # each write asks for one
+        writer.WAL_LIMIT_FRAMES = 64  # type: ignore[attr-defined]  # 256 KiB
+        sizes = []
+        for i in range(300):  # about 7 MiB of WAL frames
+            await store.db.write(add_thread(user.id, f"thr_{i}", title="x" * 6000))
+            await asyncio.sleep(0)  # the checkpoint's thread reports back
+            sizes.append(wal.stat().st_size)
+        emptied = sum(1 for before, after in itertools.pairwise(sizes) if after < before)
+        assert emptied >= 2, f"the WAL was never emptied; it grew to {sizes[-1]:,} bytes"
+        assert max(sizes) < 3 * 2**20
+        assert len(await store.conversations.threads_of(user.id, limit=1000)) == 300  # all kept
