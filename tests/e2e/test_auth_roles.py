@@ -26,7 +26,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.e2e.conftest import BASE_ENV, OWN_SERVER, ServerProcess, postgres_env
-from tests.e2e.test_browser import browser, ms  # noqa: F401 (the module's browser fixture)
+from tests.e2e.test_browser import chromium, ms
 from tests.e2e.wire import Session
 from tests.timing import unit
 
@@ -162,10 +162,17 @@ async def test_a_rotation_at_the_auth_service_ends_no_session_at_the_chat_node(
         await session.aclose()
 
 
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    # For this test alone: Playwright's sync API runs an event loop of its own while it is
+    # open, and the async tests of this module cannot start theirs beside it.
+    with chromium() as launched:
+        yield launched
+
+
 @pytest.mark.browser
 def test_the_page_at_the_chat_node_signs_in_at_the_auth_service(
-    split: Split,
-    browser: Browser,  # noqa: F811 (the fixture imported above)
+    split: Split, browser: Browser
 ) -> None:
     context = browser.new_context(base_url=split.chat.url)
     context.set_default_timeout(ms(15))

@@ -13,6 +13,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,10 @@ def ms(n: float) -> float:
     return unit(n) * 1000
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Headless Chromium, closed (with Playwright's own event loop) when the block ends; a
+    skip where it is not installed (a failure in CI, which installs it)."""
     if not CHROMIUM.exists():
         reason = (
             "headless Chromium not found: apt-get install chromium (CI installs it via .ci/run)"
@@ -70,6 +73,12 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
 
 
 class Watch:

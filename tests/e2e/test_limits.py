@@ -180,7 +180,10 @@ LOGIN_HEAD = b"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: app
 def test_a_json_body_declared_over_the_cap_is_refused_unread(strict_server: ServerProcess) -> None:
     head = LOGIN_HEAD + b"Content-Length: 30000000\r\n\r\n"
     started = time.monotonic()
-    received = answer_to_body(strict_server.port, head, iter([b'{"email":"' + b"a" * 1000]))
+    # The head alone: it declares the size, and the answer must come before any body. (Body
+    # bytes the server never reads make the kernel close with a reset, which can overtake the
+    # 413 on its way to the client.)
+    received = answer_to_body(strict_server.port, head, iter([]))
     assert time.monotonic() - started < unit(2)
     status, body = refusal(received)
     assert status == 413 and body == {

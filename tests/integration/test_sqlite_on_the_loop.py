@@ -221,5 +221,7 @@ async def test_the_wal_is_emptied_again_under_writes_that_never_pause(tmp_path: 
             sizes.append(wal.stat().st_size)
         emptied = sum(1 for before, after in itertools.pairwise(sizes) if after < before)
         assert emptied >= 2, f"the WAL was never emptied; it grew to {sizes[-1]:,} bytes"
-        assert max(sizes) < 3 * 2**20
+        # Never near all that was written (~7 MiB): the checkpoint runs on a thread of its own,
+        # which a busy machine holds back for a few writes, so not a tight bound either.
+        assert max(sizes) < 5 * 2**20
         assert len(await store.conversations.threads_of(user.id, limit=1000)) == 300  # all kept
