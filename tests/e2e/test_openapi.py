@@ -97,10 +97,24 @@ schemathesis.openapi.format(
 )
 
 
+# At a deployment given its test-token key (``--test-token-key``), the users come from
+# ``POST /auth/test-token`` and have no password; the deployment then also serves (and documents)
+# that endpoint.
+TEST_TOKEN_KEY = (
+    os.environ.get("RUNWIRE_E2E_TEST_TOKEN_KEY", "")
+    if os.environ.get("RUNWIRE_E2E_BASE_URL")
+    else ""
+)
+
+
 def _document() -> dict[str, Any]:
     """The OpenAPI document of an app built as ``runwire serve`` builds its own."""
     # A directory of its own: building the app makes a signing key in it.
-    built = load_settings(env="test", data_dir=Path(tempfile.mkdtemp(prefix="runwire-openapi-")))
+    built = load_settings(
+        env="test",
+        data_dir=Path(tempfile.mkdtemp(prefix="runwire-openapi-")),
+        **({"test_token_key": TEST_TOKEN_KEY} if TEST_TOKEN_KEY else {}),
+    )
     return create_app(built).openapi()
 
 
@@ -118,6 +132,16 @@ class Account:
 
 
 def _log_in(base: str, email: str) -> str:
+    """A new session's access token: of ``email``, or at a deployment that hands out test users
+    (who have no password), of a new test user."""
+    if TEST_TOKEN_KEY:
+        r = httpx.post(
+            f"{base}/auth/test-token",
+            headers={"X-Runwire-Test-Key": TEST_TOKEN_KEY},
+            timeout=unit(10),
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["access_token"])
     r = httpx.post(
         f"{base}/auth/login", json={"email": email, "password": PASSWORD}, timeout=unit(10)
     )
@@ -125,25 +149,24 @@ def _log_in(base: str, email: str) -> str:
     return str(r.json()["access_token"])
 
 
-async def _a_conversation(base: str) -> tuple[str, dict[str, Any]]:
-    """A user who has asked one question: their e-mail, and the run's acceptance and events."""
+async def _a_conversation(base: str) -> tuple[str, str, dict[str, Any]]:
+    """A user who has asked one question: their e-mail and access token, and the run's
+    acceptance and events."""
     session = await Session.new(base)
     try:
         await session.post("/api/usage/sample")
         sock = await session.connect()
         accepted = await sock.ask("Where can we cut our LLM costs?")
         events = await sock.run_to_end(accepted["run_id"])
-        return session.email, {**accepted, "last_seq": events[-1]["seq"]}
+        return session.email, session.access, {**accepted, "last_seq": events[-1]["seq"]}
     finally:
         await session.aclose()
 
 
 @pytest.fixture(scope="module")
 def account(server_url: str) -> Account:
-    email, run = asyncio.run(_a_conversation(server_url))
-    return Account(
-        email, _log_in(server_url, email), run["thread_id"], run["run_id"], run["last_seq"]
-    )
+    email, token, run = asyncio.run(_a_conversation(server_url))
+    return Account(email, token, run["thread_id"], run["run_id"], run["last_seq"])
 
 
 def test_the_live_server_serves_the_document_tested(server_url: str) -> None:
@@ -164,7 +187,7 @@ def _every_answer_is_what_the_document_declares(
 ) -> None:
     token = account.token
     if case.operation.path == "/auth/logout":
-        # Logging out ends the session: each call ends one of its own, not the shared one.
+        # Logging out ends the session: each call ends a new one, not the shared one.
         token = _log_in(server_url, account.email)
     case.call_and_validate(
         base_url=server_url, headers={"Authorization": f"Bearer {token}"}, timeout=unit(10)
