@@ -16,17 +16,32 @@ request's task waiting for it, for ever: once the head is whole, a body that goe
 was answered yet. Time the server itself is not reading (uvicorn pauses a connection whose
 request has more body buffered than the app took, or that pipelines behind an unanswered one)
 does not count, nor does a client waiting for ``100 Continue``.
+
+A refusal answered before its body was read (``413``, see ``body_limit.py``) ends with a
+*lingering close*, as Apache and nginx end theirs: closing a socket with unread bytes makes the
+kernel send a reset, and a reset can reach the client before the answer does, which then sees
+"connection reset" instead of the 413. Instead the server half-closes (the client reads the
+answer, then end of stream) and reads and drops what more the client sends, for up to
+``LINGER_S`` or ``LINGER_BYTES``, whichever comes first, before it closes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["RunwireHttpProtocol"]
+__all__ = ["LINGER_BYTES", "LINGER_S", "RunwireHttpProtocol"]
+
+LINGER_S = 2.0
+"""How long a connection answered before its body was read keeps draining before it closes:
+Apache's figure, long enough for a client that writes its whole body before it reads."""
+
+LINGER_BYTES = 4 * 1024 * 1024
+"""How much of an unread body a lingering connection drops before it closes regardless: the
+drain is not a way to make the server read a body it refused."""
 
 
 class RunwireHttpProtocol(HttpToolsProtocol):
@@ -49,12 +64,19 @@ class RunwireHttpProtocol(HttpToolsProtocol):
         self._body_timeout_s: float = app_state["services"].settings.http_body_timeout_s
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_seen = 0.0  # when a byte last arrived while a body was due
+        self._linger_left = 0  # bytes a lingering close still drops; 0 when not lingering
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._start_head_timer()
 
     def data_received(self, data: bytes) -> None:
+        if self._linger_left:
+            self._linger_left = max(0, self._linger_left - len(data))
+            if not self._linger_left:
+                self.transport.close()
+            return
         # Between requests (before the first, or after a response) any byte starts the clock,
         # even bytes that begin no request (the empty lines a parser skips): uvicorn stops its
         # keep-alive timer on every byte, so otherwise they would hold the connection for ever.
@@ -79,7 +101,12 @@ class RunwireHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_begun = False
         self._stop_head_timer()
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not before:
+            # The request's cycle closes the connection after an answer that says so; it closes
+            # through here, to linger when the request's body was not read whole.
+            self.cycle.transport = cast("asyncio.Transport", _CycleTransport(self))
 
     def on_message_complete(self) -> None:
         self._in_message = False
@@ -89,7 +116,23 @@ class RunwireHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
         self._stop_body_timer()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+        self._linger_left = 0
         super().connection_lost(exc)
+
+    def close_after_answer(self) -> None:
+        """Close the connection once an answer is written: at once when its request was read
+        whole, else lingering (see the module's docstring)."""
+        transport = self.transport
+        if not self._in_message or transport.is_closing() or not transport.can_write_eof():
+            transport.close()
+            return
+        self._stop_body_timer()
+        self._linger_left = LINGER_BYTES
+        transport.write_eof()
+        transport.resume_reading()  # flow control may have paused it while the body was unread
+        self._linger_timer = self.loop.call_later(LINGER_S, transport.close)
 
     def _start_head_timer(self) -> None:
         self._head_timer = self.loop.call_later(self._head_timeout_s, self._head_expired)
@@ -145,3 +188,18 @@ class RunwireHttpProtocol(HttpToolsProtocol):
         # A connection that has sent nothing is closed without a word, as an idle kept-alive
         # one is: a browser that opened it ahead of need opens another.
         self.transport.close()
+
+
+class _CycleTransport:
+    """The transport a request's cycle writes its answer to: the connection's own, but closed
+    through :meth:`RunwireHttpProtocol.close_after_answer`."""
+
+    def __init__(self, protocol: RunwireHttpProtocol) -> None:
+        self._protocol = protocol
+        self._transport = protocol.transport
+
+    def close(self) -> None:
+        self._protocol.close_after_answer()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
