@@ -67,11 +67,13 @@ lint: $(TEST_STAMP)
 	$(BIN)/lint-imports
 
 # The suite runs on TEST_WORKERS pytest-xdist workers, a whole test file to a worker (its
-# module-scoped server starts once); `make test TEST_WORKERS=0` runs it in one process.
+# module-scoped server starts once); `make test TEST_WORKERS=0` runs it in one process. Files go
+# out in collection order, the slow e2e layer first (xdist's default hands out the files with
+# the most tests first, which left the slowest files, with two tests each, for the end).
 TEST_WORKERS ?= 2
 
 test: $(TEST_STAMP) lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov=runwire --cov-branch --cov-report=term:skip-covered --cov-report=xml -p no:cacheprovider --durations=15
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --cov=runwire --cov-branch --cov-report=term:skip-covered --cov-report=xml -p no:cacheprovider --durations=15
 
 # The e2e layer against a running deployment: every test that needs no server process of its own
 # (the others are skipped, saying so). make test-at URL=https://staging.example.com

@@ -84,13 +84,18 @@ class ServerProcess:
 
     host = "127.0.0.1"
 
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], *, measured: bool = True) -> None:
+        """``measured=False``: the process runs without coverage's tracer, for tests that put
+        load through code others cover already (under the tracer it costs twice the CPU)."""
         local_only()
         self.port = 0
         self.url = ""
         self.log_path = data_dir / "server.log"
         self._log = self.log_path.open("wb")
         full_env = {**os.environ, **env, "RUNWIRE_DATA_DIR": str(data_dir)}
+        if not measured:
+            full_env.pop("COVERAGE_PROCESS_CONFIG", None)
+            full_env.pop("COVERAGE_PROCESS_START", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runwire", "serve", "--port", "0"],
             env=full_env,

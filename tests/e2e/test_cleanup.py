@@ -32,7 +32,8 @@ def churn_server(tmp_path: Path) -> Iterator[ServerProcess]:
         "RUNWIRE_MAX_ACTIVE_RUNS_PER_USER": "1000",
         "RUNWIRE_MAX_CONNECTIONS_PER_USER": "1000",
     }
-    proc = ServerProcess(tmp_path, env)
+    # A thousand cycles through code the other tests cover: no coverage tracer (twice the CPU).
+    proc = ServerProcess(tmp_path, env, measured=False)
     yield proc
     proc.stop()
 

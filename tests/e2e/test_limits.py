@@ -207,6 +207,20 @@ def test_a_client_that_sends_its_body_before_reading_gets_the_413(
     assert status == 413 and answer["code"] == "too_large"
 
 
+def test_a_refused_body_is_drained_only_so_far(strict_server: ServerProcess) -> None:
+    # The drain that lets the 413 through is no way to make the server read a refused 30 MB:
+    # past a few MiB (and what the kernels' buffers hold) the connection is closed under it.
+    head = LOGIN_HEAD + b"Content-Length: 30000000\r\n\r\n"
+    sent = 0
+    with socket.create_connection(("127.0.0.1", strict_server.port), timeout=unit(5)) as sock:
+        sock.sendall(head)
+        with pytest.raises(OSError):  # a broken pipe or a reset
+            while sent < 30_000_000:
+                sock.sendall(b"a" * 65536)
+                sent += 65536
+    assert sent < 20_000_000
+
+
 def test_a_chunked_json_body_is_cut_at_the_cap(strict_server: ServerProcess) -> None:
     head = LOGIN_HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
     sent: list[int] = []

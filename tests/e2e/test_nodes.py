@@ -43,13 +43,15 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
             "RUNWIRE_AUTO_MIGRATE": "false",
             "RUNWIRE_RUN_LEASE_S": str(LEASE_S),
             # Slow enough that a run is still going when it is stopped or its node killed.
-            "RUNWIRE_OFFLINE_DELAY_MS": "20",
+            "RUNWIRE_OFFLINE_DELAY_MS": "10",
         }
 
 
-def node(tmp_path: Path, name: str, env: dict[str, str], **extra: str) -> ServerProcess:
+def node(
+    tmp_path: Path, name: str, env: dict[str, str], *, measured: bool = True, **extra: str
+) -> ServerProcess:
     (tmp_path / name).mkdir(exist_ok=True)
-    return ServerProcess(tmp_path / name, {**env, **extra})
+    return ServerProcess(tmp_path / name, {**env, **extra}, measured=measured)
 
 
 async def first_events(sock: Socket, run_id: str, count: int) -> list[dict[str, Any]]:
@@ -131,18 +133,21 @@ async def test_runs_go_to_a_node_with_room_and_end_when_it_dies(
         gateway.stop()
 
 
-USERS = 200
+# The suite's share of issue 12's R1 (bench/load.py, `make bench-load`: 1,000 runs by 200 users,
+# the same checks): enough users that runs of many interleave on both nodes and cuts land mid-run.
+USERS = 100
 CUT_EVERY = 10  # one user in ten has its socket cut mid-stream
 
 
-async def test_two_hundred_users_over_two_nodes_with_cuts_see_every_event_once(
+async def test_a_hundred_users_over_two_nodes_with_cuts_see_every_event_once(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     """Each user's socket is on node A or B; their runs execute wherever there is room. One user
     in ten is cut mid-stream and resumes on the *other* node from the last event it saw. Every
     user must end up with each event of its own run exactly once, in order, and nothing else."""
     fast = {**env, "RUNWIRE_OFFLINE_DELAY_MS": "2", "RUNWIRE_MAX_CONNECTIONS_PER_USER": "4"}
-    nodes = [node(tmp_path, "a", fast), node(tmp_path, "b", fast)]
+    # Load through code the other tests cover: the nodes run without coverage's tracer.
+    nodes = [node(tmp_path, "a", fast, measured=False), node(tmp_path, "b", fast, measured=False)]
     users: list[Session] = []
     try:
         sem = asyncio.Semaphore(20)
