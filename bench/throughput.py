@@ -19,6 +19,9 @@ Variants of runwire, each a fresh `runwire serve` on the same data (same users):
           thresholds, to measure what runwire's tuning (collector.py) buys
   redis   direct with RUNWIRE_REDIS_URL=redis://127.0.0.1:6379/0: the Redis bus (several nodes)
           instead of the in-process one (not in the default list: it needs a running Redis)
+  split   the deployment of docs/auth.md ("Roles"): a `--role auth` process signs the clients in,
+          and a `--role chat` process (no key; it verifies tokens against the auth process's
+          JWKS) serves their sockets and runs, on the same SQLite file; the chat node's figure
   pg1     one node on PostgreSQL and Redis (bus and run queue): the per-node figure of a cluster
   pg2     two nodes on the same PostgreSQL and Redis, clients spread over them as a load
           balancer without sticky sessions would (client i on node i % 2); runs execute on the
@@ -30,7 +33,7 @@ then all start together; a run that does not complete aborts the benchmark.
 The client offers no permessage-deflate, and the bare server does not use it either.
 
 Usage: python bench/throughput.py [--clients 100] [--messages 5] [--latency-samples 200]
-                                  [--variants bare,floor,direct,asgi,nokeep,nometrics,pygc,redis,paced,pg1,pg2]
+                                  [--variants bare,floor,direct,asgi,nokeep,nometrics,pygc,redis,paced,split,pg1,pg2]
 """
 
 from __future__ import annotations
@@ -440,6 +443,36 @@ async def run_runwire(
         server.stop()
 
 
+async def run_split(
+    data_dir: Path, emails: list[str], args: argparse.Namespace, content: str
+) -> Result:
+    """An auth process on ``data_dir`` (its keys, its database) and a chat process beside it on
+    the same database; sign-in at the first, tickets and sockets at the second."""
+    auth = Runwire(data_dir, {"RUNWIRE_ROLE": "auth"})
+    chat: Runwire | None = None
+    try:
+        (data_dir / "split-chat").mkdir(exist_ok=True)
+        chat = Runwire(
+            data_dir / "split-chat",
+            {
+                "RUNWIRE_WS_PATH": "direct",
+                "RUNWIRE_ROLE": "chat",
+                "RUNWIRE_AUTH_ISSUER_URL": auth.base,
+                "RUNWIRE_DATABASE_URL": f"sqlite+aiosqlite:///{(data_dir / 'runwire.db').resolve()}",
+            },
+        )
+        async with httpx.AsyncClient(base_url=auth.base, timeout=60) as http:
+            urls = [await chat.ticket_url(http, await auth.auth(http, emails[0]))]
+            urls += [await chat.ticket_url(http, await auth.auth(http, e)) for e in emails]
+        return await measure(
+            "split", urls, args.messages, args.latency_samples, content, pids=[chat.proc.pid]
+        )
+    finally:
+        if chat is not None:
+            chat.stop()
+        auth.stop()
+
+
 # -- the servers that send the same frames and do nothing else ------------------------------------
 
 
@@ -527,7 +560,7 @@ async def run_reference(
 
 
 def report(results: list[Result], args: argparse.Namespace) -> None:
-    sizes = next(r.sizes for r in results if r.name in RUNWIRE_VARIANTS or r.name in CLUSTERS)
+    sizes = next(r.sizes for r in results if r.name not in ("bare", "floor"))
     print(f"events per run: {len(sizes)}; mean frame {statistics.mean(sizes):.0f} B")
     print(
         f"{args.clients} clients x {args.messages} messages (paced: x 2); latency: one more "
@@ -575,6 +608,11 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     if "direct" in by_name and "nokeep" in by_name:
         cost = 1 - by_name["direct"].rate / by_name["nokeep"].rate
         print(f"keeping every event costs {cost:.0%} of throughput (direct vs nokeep)")
+    if "direct" in by_name and "split" in by_name:
+        ratio = by_name["split"].rate / by_name["direct"].rate
+        print(
+            f"a chat node of a split deployment: {ratio:.2f} x the events/s of one process (split vs direct)"
+        )
 
 
 async def main() -> None:
@@ -585,7 +623,7 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--latency-samples", type=int, default=200)
-    parser.add_argument("--variants", default="bare,floor,direct,asgi,nokeep,redis,paced")
+    parser.add_argument("--variants", default="bare,floor,direct,asgi,nokeep,redis,paced,split")
     parser.add_argument(
         "--no-sample-data",
         action="store_true",
@@ -608,6 +646,8 @@ async def main() -> None:
             setup.stop()
         for name in (v for v in variants if v in RUNWIRE_VARIANTS):
             results.append(await run_runwire(name, data_dir, emails, args, content))
+        if "split" in variants:
+            results.append(await run_split(data_dir, emails, args, content))
         for name in (v for v in variants if v in CLUSTERS):
             results.append(await run_cluster(name, data_dir, args, content))
     sizes = results[0].sizes if results else [300] * 321
