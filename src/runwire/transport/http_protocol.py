@@ -22,7 +22,9 @@ A refusal answered before its body was read (``413``, see ``body_limit.py``) end
 kernel send a reset, and a reset can reach the client before the answer does, which then sees
 "connection reset" instead of the 413. Instead the server half-closes (the client reads the
 answer, then end of stream) and reads and drops what more the client sends, for up to
-``LINGER_S`` or ``LINGER_BYTES``, whichever comes first, before it closes.
+``LINGER_S`` or ``LINGER_BYTES``, whichever comes first, before it closes. (A TLS connection
+served by uvicorn itself cannot half-close, and closes at once; behind a proxy that ends TLS,
+as docs/scaling.md has it, the proxy's connection to runwire is plain and lingers.)
 """
 
 from __future__ import annotations
