@@ -27,8 +27,10 @@ __all__ = ["auth_app"]
 
 auth_app = typer.Typer(help="Manage the keys that sign access tokens.", no_args_is_help=True)
 
-out = Console()
-err = Console(stderr=True)
+# Lines are never broken at the console's width (80 columns where the output is not a
+# terminal): a message that a script greps for, or an id in it, stays on one line.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 KeysDir = Annotated[
     Path | None,

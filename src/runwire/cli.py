@@ -50,8 +50,10 @@ app.add_typer(user_app, name="user")
 app.add_typer(usage_app, name="usage")
 app.add_typer(auth_app, name="auth")
 
-out = Console()
-err = Console(stderr=True)
+# Lines are never broken at the console's width (80 columns where the output is not a
+# terminal): a message that a script greps for, or an id in it, stays on one line.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 
