@@ -86,7 +86,7 @@ from runwire.transport import (
     token_routes,
     well_known,
 )
-from runwire.transport.body_limit import MAX_BODY_BYTES, BodyLimit
+from runwire.transport.body_limit import MAX_BODY_BYTES, SERVICE_BODY_BYTES, BodyLimit
 from runwire.transport.errors import install_error_handlers
 from runwire.transport.request_id import RequestIdMiddleware
 from runwire.transport.request_span import RequestSpanMiddleware
@@ -546,7 +546,12 @@ def create_app(
         api_reference.install(app)
     install_error_handlers(app, metrics)
     # The import reads its body as a stream, under RUNWIRE_MAX_IMPORT_BYTES (api_routes.py).
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, exempt={"/api/usage/import"})
+    app.add_middleware(
+        BodyLimit,
+        limit=MAX_BODY_BYTES,
+        exempt={"/api/usage/import"},
+        prefixes={"/internal/": SERVICE_BODY_BYTES},
+    )
     # Added last, runs first: the request id is set before the span, so the span's log lines
     # (uvicorn's access line included) carry both, and so does a body refused for its size.
     app.add_middleware(RequestSpanMiddleware, tracing=tracing)

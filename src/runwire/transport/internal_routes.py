@@ -29,13 +29,14 @@ _DESCRIPTIONS = {
     404: "No such user, or no such thread of the user (`not_found`).",
     409: "The user has as many unfinished runs as allowed (`too_many_runs`), or the thread "
     "is busy under the `reject` policy (`thread_busy`).",
+    413: "The body is larger than 400 KiB (`too_large`).",
     503: "The server is shutting down (`server_closing`): send it again.",
 }
 
 router = APIRouter(
     prefix="/internal",
     tags=["internal"],
-    responses=error_responses(401, 403, 404, 409, 422, 503, descriptions=_DESCRIPTIONS),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 503, descriptions=_DESCRIPTIONS),
 )
 
 MessageWriter = Annotated[ServiceClaims, service_caller(Scope.MESSAGES_WRITE)]
