@@ -123,8 +123,14 @@ async def test_each_wrong_token_request_is_refused_as_oauth_says(
             400,
             "invalid_request",
         )
-        no_grant = await http.post(token, data={}, headers=basic(client.id, secret))
-        oauth(no_grant, 400, "invalid_request")
+        no_grant = await http.post(token, data={"scope": "x"}, headers=basic(client.id, secret))
+        assert oauth(no_grant, 400, "invalid_request") == "grant_type is required"
+        not_utf8 = await http.post(
+            token,
+            content=b"grant_type=\xff",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert oauth(not_utf8, 400, "invalid_request") == "the form is not UTF-8 form-encoded"
         password = await http.post(
             token, data={"grant_type": "password"}, headers=basic(client.id, secret)
         )

@@ -23,6 +23,7 @@ from runwire.auth.client_credentials import (
     client_key,
 )
 from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
+from runwire.auth.service_account import assertion_key
 from runwire.auth.service_tokens import Scope, ServiceTokens
 from runwire.config import Settings
 from runwire.errors import (
@@ -223,3 +224,26 @@ def test_service_client_settings_that_cannot_work_are_named(
     with pytest.raises(ConfigError) as refused:
         test_settings(tmp_path, **overrides)
     assert any(said in problem for problem in refused.value.problems), refused.value.problems
+
+
+def test_a_nodes_key_file_is_read_with_its_algorithm(tmp_path: Path) -> None:
+    def written(key: Any) -> Path:
+        path = tmp_path / f"{time.time_ns()}.pem"
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return path
+
+    assert assertion_key(written(ed25519.Ed25519PrivateKey.generate()))[0] == "EdDSA"
+    assert assertion_key(written(ec.generate_private_key(ec.SECP256R1())))[0] == "ES256"
+    assert assertion_key(written(rsa.generate_private_key(65537, 2048)))[0] == "RS256"
+    p384 = written(ec.generate_private_key(ec.SECP384R1()))
+    with pytest.raises(ConfigError) as refused:
+        assertion_key(p384)
+    assert refused.value.problems == [
+        f"RUNWIRE_SERVICE_CLIENT_KEY_FILE={p384} is not an Ed25519, P-256 or RSA (2048+) key"
+    ]
