@@ -80,7 +80,19 @@ async def service_client_problems(settings: Settings) -> list[str]:
 
 async def _service_client_checks(settings: Settings) -> list[Check]:
     if not settings.has_service_client:
-        return []
+        if not needed_scopes(settings):
+            return []
+        # Not a failure (such a node serves, and refuses ended sessions' requests), but what it
+        # lacks is said here as at start-up.
+        return [
+            Check(
+                "service client",
+                True,
+                detail="none: without Redis or a client with revocations:read, sockets of "
+                "sessions ended at the auth service stay open; set RUNWIRE_SERVICE_CLIENT_ID "
+                "(docs/auth.md, Service accounts)",
+            )
+        ]
     problems = await service_client_problems(settings)
     if problems:
         return [
