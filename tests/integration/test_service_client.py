@@ -167,7 +167,7 @@ async def test_start_up_names_a_wrong_or_insufficient_service_client(
             )
 
 
-async def test_a_feed_that_does_not_answer_is_logged_once_and_read_when_it_is_back(
+async def test_a_feed_that_cannot_be_read_is_logged_once_and_one_that_can_is_read_again(
     tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with auth_service(tmp_path, database_url) as (auth, services):
@@ -177,9 +177,27 @@ async def test_a_feed_that_does_not_answer_is_logged_once_and_read_when_it_is_ba
         settings = chat_settings(
             tmp_path, database_url, auth, service_client_id=client.id, service_client_secret=secret
         )
+        writer, writer_secret = await register_client(
+            services.store.clients, "scheduler", ["messages:write"], audience="runwire"
+        )
+        unscoped = chat_settings(
+            tmp_path,
+            database_url,
+            auth,
+            service_client_id=writer.id,
+            service_client_secret=writer_secret,
+        )
         ada = await sign_up(auth, "ada@example.com")
         assert (await auth.post("/auth/logout", headers=ada["auth"])).status_code == 204
         revocations = MemoryRevocations()
+        async with ServiceAccount.running(unscoped) as account:
+            refused = RevocationFeed(
+                account, f"{auth.base_url}/auth/revocations", revocations, interval_s=1
+            )
+            with caplog.at_level(logging.WARNING, "runwire.auth.revocation_feed"):
+                assert await refused.poll() == 0
+            assert caplog.records[-1].getMessage().endswith("auth/revocations answered HTTP 403")
+            caplog.clear()
         async with ServiceAccount.running(settings) as account:
             with closed_port() as port:
                 away = RevocationFeed(
