@@ -33,10 +33,14 @@ from runwire.agents import (
     OpenAICompatibleProvider,
     Supervisor,
 )
+from runwire.auth.client_credentials import ClientCredentials
 from runwire.auth.jwks import JwksKeys, NoSigner
 from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
 from runwire.auth.passwords import Passwords
+from runwire.auth.revocation_feed import FEED_PATH, RevocationFeed
 from runwire.auth.service import AuthService
+from runwire.auth.service_account import ServiceAccount
+from runwire.auth.service_tokens import ServiceTokens
 from runwire.auth.test_tokens import E2ETokens
 from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
@@ -76,11 +80,13 @@ from runwire.transport import (
     auth_routes,
     client_config,
     health,
+    internal_routes,
     scrape,
     test_token_routes,
+    token_routes,
     well_known,
 )
-from runwire.transport.body_limit import MAX_BODY_BYTES, BodyLimit
+from runwire.transport.body_limit import MAX_BODY_BYTES, SERVICE_BODY_BYTES, BodyLimit
 from runwire.transport.errors import install_error_handlers
 from runwire.transport.request_id import RequestIdMiddleware
 from runwire.transport.request_span import RequestSpanMiddleware
@@ -243,6 +249,46 @@ def build_access_tokens(settings: Settings, keys: KeyRing | JwksKeys) -> AccessT
     )
 
 
+def build_service_tokens(settings: Settings, keys: KeyRing | JwksKeys) -> ServiceTokens:
+    """Service tokens, signed and verified as access tokens are (never signed on a chat node)."""
+    return ServiceTokens(
+        keys if isinstance(keys, KeyRing) else NoSigner(),
+        keys,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        ttl_s=settings.service_token_ttl_s,
+    )
+
+
+@asynccontextmanager
+async def following_revocations(
+    settings: Settings, revocations: Revocations
+) -> AsyncIterator[RevocationFeed | None]:
+    """A chat node without Redis, with a service client of its own: the auth service's
+    revocation feed, polled into ``revocations`` (docs/auth.md, "Revocation")."""
+    if settings.role is not Role.CHAT or settings.redis_url is not None:
+        yield None
+        return
+    if not settings.has_service_client:
+        log.warning(
+            "this chat node has no Redis and no service client: sockets of sessions ended at "
+            "the auth service stay open (their requests are refused); set "
+            "RUNWIRE_SERVICE_CLIENT_ID with a client that has revocations:read (docs/auth.md)"
+        )
+        yield None
+        return
+    assert settings.auth_issuer_url is not None
+    async with ServiceAccount.running(settings) as account:
+        feed = RevocationFeed(
+            account,
+            settings.auth_issuer_url.rstrip("/") + FEED_PATH,
+            revocations,
+            interval_s=settings.revocation_poll_s,
+        )
+        async with feed.running():
+            yield feed
+
+
 def build_e2e_tokens(
     settings: Settings, store: Store, auth: AuthService, throttle: AuthThrottle
 ) -> E2ETokens | None:
@@ -298,12 +344,14 @@ def install_routes(app: FastAPI, settings: Settings) -> None:
     /api/*, /ws and the page where people chat (docs/auth.md, "Roles")."""
     if settings.role is not Role.CHAT:
         app.include_router(auth_routes.router)
+        app.include_router(token_routes.router)
         if settings.serves_test_tokens:  # otherwise the path does not exist: 404
             app.include_router(test_token_routes.router)
         app.include_router(well_known.router)
     if settings.role is not Role.AUTH:
         app.include_router(api_routes.router)
         app.include_router(client_config.router)
+        app.include_router(internal_routes.router)
     app.include_router(health.router)
     app.include_router(scrape.router)
     if settings.role is Role.AUTH:
@@ -411,6 +459,8 @@ def create_app(
             connections = await stack.enter_async_context(connections_context)
             throttle = AuthThrottle(AuthLimits.from_settings(settings), limiter)
             revocations = await stack.enter_async_context(build_revocations(settings))
+            await stack.enter_async_context(following_revocations(settings, revocations))
+            service_tokens = build_service_tokens(settings, keys)
             auth = AuthService(
                 store.accounts,
                 Passwords(
@@ -428,6 +478,17 @@ def create_app(
                 auth=auth,
                 keys=keys,
                 e2e_tokens=build_e2e_tokens(settings, store, auth, throttle),
+                service_tokens=service_tokens,
+                client_credentials=(
+                    None
+                    if settings.role is Role.CHAT
+                    else ClientCredentials(
+                        store.clients,
+                        service_tokens,
+                        throttle,
+                        issuer=settings.auth_issuer,
+                    )
+                ),
                 chat=ChatService(
                     store,
                     executor,
@@ -485,7 +546,12 @@ def create_app(
         api_reference.install(app)
     install_error_handlers(app, metrics)
     # The import reads its body as a stream, under RUNWIRE_MAX_IMPORT_BYTES (api_routes.py).
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, exempt={"/api/usage/import"})
+    app.add_middleware(
+        BodyLimit,
+        limit=MAX_BODY_BYTES,
+        exempt={"/api/usage/import"},
+        prefixes={"/internal/": SERVICE_BODY_BYTES},
+    )
     # Added last, runs first: the request id is set before the span, so the span's log lines
     # (uvicorn's access line included) carry both, and so does a body refused for its size.
     app.add_middleware(RequestSpanMiddleware, tracing=tracing)

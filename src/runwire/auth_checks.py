@@ -5,6 +5,8 @@
 - ``auth``: the key directory holds a usable signing key, and a token signed with it now verifies
   against the published keys: those the running service publishes when its URL is known
   (``RUNWIRE_AUTH_ISSUER_URL``), else the set the directory would publish.
+- ``chat`` with a service client of its own (``RUNWIRE_SERVICE_CLIENT_ID``): the auth service
+  gives it a service token, with the scopes this node needs (``revocations:read`` without Redis).
 - ``all``: nothing more than the other checks (it signs and verifies with the same files).
 """
 
@@ -17,12 +19,14 @@ import httpx
 from runwire.auth.jwks import FETCH_TIMEOUT_S, JwksKeys, NoSigner, parse_jwks
 from runwire.auth.key_files import KeyDirectory
 from runwire.auth.keys import KeySet, SigningKey, VerificationKey, key_lifetime
+from runwire.auth.service_account import ServiceAccount
+from runwire.auth.service_tokens import Scope
 from runwire.auth.tokens import AccessTokens
 from runwire.config import Role, Settings
 from runwire.errors import ConfigError, RunwireError
 from runwire.readiness import Check
 
-__all__ = ["auth_checks", "issuer_problems"]
+__all__ = ["auth_checks", "issuer_problems", "service_client_problems"]
 
 ROTATE = "run `runwire auth rotate-keys` with this RUNWIRE_AUTH_KEYS_DIR (docs/auth.md)"
 SAME_ISSUER = "set RUNWIRE_AUTH_ISSUER and RUNWIRE_AUTH_ISSUER_URL alike on both roles"
@@ -31,7 +35,7 @@ SAME_ISSUER = "set RUNWIRE_AUTH_ISSUER and RUNWIRE_AUTH_ISSUER_URL alike on both
 async def auth_checks(settings: Settings) -> list[Check]:
     """The checks of ``settings.role``; each failure names what to fix."""
     if settings.role is Role.CHAT:
-        return [await _issuer_check(settings)]
+        return [await _issuer_check(settings), *await _service_client_checks(settings)]
     if settings.role is Role.AUTH:
         return await _signing_checks(settings)
     return []
@@ -44,6 +48,70 @@ async def issuer_problems(settings: Settings) -> list[str]:
         return []
     fetched = await _fetch(settings, settings.auth_issuer_url)
     return fetched if isinstance(fetched, list) else []
+
+
+def needed_scopes(settings: Settings) -> set[str]:
+    """What this chat node does with its service client: without Redis, read the revocation
+    feed."""
+    return {Scope.REVOCATIONS_READ.value} if settings.redis_url is None else set()
+
+
+async def service_client_problems(settings: Settings) -> list[str]:
+    """What keeps a chat node's own service client (RUNWIRE_SERVICE_CLIENT_ID) from getting the
+    service tokens it needs, each named (empty when nothing does, or none is set): ``runwire
+    serve`` stops on them before it listens."""
+    if settings.role is not Role.CHAT or not settings.has_service_client:
+        return []
+    try:
+        async with ServiceAccount.running(settings) as account:
+            granted = await account.fetch()
+    except ConfigError as exc:
+        return exc.problems
+    missing = sorted(needed_scopes(settings) - granted.scopes)
+    if missing:
+        return [
+            f"the service client {settings.service_client_id} gets tokens without "
+            f"{' '.join(missing)}, which this chat node needs (without RUNWIRE_REDIS_URL it reads "
+            "the auth service's revocation feed): make a client with `runwire auth clients "
+            f"create NAME --scope {' --scope '.join(missing)}` and set its id and secret here"
+        ]
+    return []
+
+
+async def _service_client_checks(settings: Settings) -> list[Check]:
+    if not settings.has_service_client:
+        if not needed_scopes(settings):
+            return []
+        # Not a failure (such a node serves, and refuses ended sessions' requests), but what it
+        # lacks is said here as at start-up.
+        return [
+            Check(
+                "service client",
+                True,
+                detail="none: without Redis or a client with revocations:read, sockets of "
+                "sessions ended at the auth service stay open; set RUNWIRE_SERVICE_CLIENT_ID "
+                "(docs/auth.md, Service accounts)",
+            )
+        ]
+    problems = await service_client_problems(settings)
+    if problems:
+        return [
+            Check(
+                "service client",
+                False,
+                "; ".join(problems),
+                fix="RUNWIRE_SERVICE_CLIENT_ID and its secret or key file come from `runwire "
+                "auth clients create` at the auth service (docs/auth.md, Service accounts)",
+            )
+        ]
+    return [
+        Check(
+            "service client",
+            True,
+            detail=f"{settings.service_client_id} gets service tokens from "
+            f"{settings.auth_issuer_url}",
+        )
+    ]
 
 
 async def _fetch(settings: Settings, url: str) -> JwksKeys | list[str]:

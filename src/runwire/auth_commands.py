@@ -1,31 +1,47 @@
-"""``runwire auth``: the access-token signing keys on the command line (docs/auth.md).
+"""``runwire auth``: the access-token signing keys and the service clients on the command line
+(docs/auth.md).
 
 ``rotate-keys`` adds a new signing key: it signs from now on (running servers see it within a
 second), the keys before it stay published until every token they signed has expired, and keys
-past that are removed. ``keys`` lists the keys and the state of each.
+past that are removed. ``keys`` lists the keys and the state of each. ``clients`` registers,
+lists, disables and deletes the services that may get service tokens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from runwire.config import Settings, SigningAlgorithm, load_settings
-from runwire.errors import ConfigError
+from runwire.errors import ConfigError, RunwireError
 
 # Imported by the commands that use them: `runwire` starts without loading the server's auth
 # package (and its database layer) for the commands that need neither.
 if TYPE_CHECKING:
     from runwire.auth.key_files import KeyDirectory, Loaded
+    from runwire.store.records import ServiceClient
+    from runwire.store.store import Store
 
 __all__ = ["auth_app"]
 
-auth_app = typer.Typer(help="Manage the keys that sign access tokens.", no_args_is_help=True)
+auth_app = typer.Typer(
+    help="Manage the keys that sign access tokens, and the service clients.",
+    no_args_is_help=True,
+)
+clients_app = typer.Typer(
+    help="Manage service clients: the services that may get service tokens (client "
+    "credentials) at POST /auth/token.",
+    no_args_is_help=True,
+)
+auth_app.add_typer(clients_app, name="clients")
+T = TypeVar("T")
 
 # Lines are never broken at the console's width (80 columns where the output is not a
 # terminal): a message that a script greps for, or an id in it, stays on one line.
@@ -147,3 +163,150 @@ def list_keys(keys_dir: KeysDir = None, data_dir: DataDir = None) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _with_store(data_dir: Path | None, work: Callable[[Store, Settings], Awaitable[T]]) -> T:
+    from runwire.store.store import Store
+
+    settings = _settings(data_dir, None)
+
+    async def main() -> T:
+        async with Store.open(
+            settings.effective_database_url, migrate=settings.migrate_on_start
+        ) as store:
+            return await work(store, settings)
+
+    try:
+        return asyncio.run(main())
+    except RunwireError as exc:
+        err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _described(client: ServiceClient) -> str:
+    state = f"disabled {_when(client.disabled_at / 1000)}" if client.disabled_at else "active"
+    return (
+        f"{client.id}  {client.name}  scopes={' '.join(client.scopes)}  "
+        f"audience={client.audience}  auth={client.auth_method}  "
+        f"made {_when(client.created_at / 1000)}  {state}"
+    )
+
+
+@clients_app.command("create")
+def create_client(
+    name: Annotated[str, typer.Argument(help="A name for the service, e.g. chat-node.")],
+    scope: Annotated[
+        list[str],
+        typer.Option(
+            "--scope",
+            help="A scope it may have (repeat for several): messages:write (post messages on "
+            "users' behalf), revocations:read (chat nodes without Redis).",
+        ),
+    ],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="A PEM public key (Ed25519, P-256 or RSA): the client then proves itself with "
+            "assertions signed by its private key (private_key_jwt) and gets no secret.",
+        ),
+    ] = None,
+    audience: Annotated[
+        str | None,
+        typer.Option(
+            "--audience",
+            help="The aud of its tokens [default: RUNWIRE_AUTH_AUDIENCE, runwire's own APIs].",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Register a service client; a secret is printed once (keep it: only its hash is stored)."""
+    from runwire.auth.client_credentials import register_client
+
+    pem = None
+    if public_key is not None:
+        try:
+            pem = public_key.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            err.print(
+                f"[red]error:[/red] {escape(str(public_key))} cannot be read: {escape(str(exc))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    async def work(store: Store, settings: Settings) -> tuple[ServiceClient, str | None]:
+        return await register_client(
+            store.clients,
+            name,
+            [part for item in scope for part in item.split()],
+            audience=audience or settings.auth_audience,
+            public_key=pem,
+        )
+
+    client, secret = _with_store(data_dir, work)
+    out.print(f"client_id: {client.id}", highlight=False)
+    if secret is not None:
+        out.print(f"client_secret: {secret}", highlight=False)
+        out.print(
+            "The secret is shown once and stored only as a hash: put it where the service "
+            "reads it (e.g. RUNWIRE_SERVICE_CLIENT_SECRET).",
+            highlight=False,
+            soft_wrap=True,
+        )
+    out.print(escape(_described(client)), highlight=False, soft_wrap=True)
+
+
+@clients_app.command("list")
+def list_clients(data_dir: DataDir = None) -> None:
+    """List the service clients (never their secrets)."""
+
+    async def work(store: Store, _settings: Settings) -> list[ServiceClient]:
+        return await store.clients.all()
+
+    found = _with_store(data_dir, work)
+    if not found:
+        out.print(
+            "no service clients: `runwire auth clients create NAME --scope SCOPE` makes one",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for client in found:
+        out.print(escape(_described(client)), highlight=False, soft_wrap=True)
+
+
+def _change(client_id: str, data_dir: Path | None, *, delete: bool) -> None:
+    async def work(store: Store, _settings: Settings) -> bool:
+        if delete:
+            return await store.clients.remove(client_id)
+        return await store.clients.disable(client_id)
+
+    if not _with_store(data_dir, work):
+        err.print(
+            f"[red]error:[/red] no {'' if delete else 'active '}service client {escape(client_id)}"
+            " (`runwire auth clients list` shows them)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    out.print(
+        f"{'deleted' if delete else 'disabled'} {client_id}: it gets no new tokens; those it has "
+        "expire within RUNWIRE_SERVICE_TOKEN_TTL_S",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+ClientId = Annotated[str, typer.Argument(help="The client id (svc_...).")]
+
+
+@clients_app.command("disable")
+def disable_client(client_id: ClientId, data_dir: DataDir = None) -> None:
+    """Refuse a client new tokens, keeping its record."""
+    _change(client_id, data_dir, delete=False)
+
+
+@clients_app.command("delete")
+def delete_client(client_id: ClientId, data_dir: DataDir = None) -> None:
+    """Delete a client: it gets no new tokens."""
+    _change(client_id, data_dir, delete=True)

@@ -168,6 +168,13 @@ class ChatService:
         await self._dispatcher.offer(job)
         return Accepted(thread_id=thread.id, message_id=message.id, run_id=run_id)
 
+    async def submit_on_behalf(self, user_id: str, msg: UserMessage) -> Accepted:
+        """:meth:`submit` for a service acting for ``user_id`` (who is not signed in here, so
+        may not exist): :class:`NotFound` for an unknown user."""
+        if await self._store.accounts.user_by_id(user_id) is None:
+            raise NotFound("no such user")
+        return await self.submit(user_id, msg)
+
     def _duplicate(self, seen: Message) -> Accepted:
         return Accepted(
             thread_id=seen.thread_id, message_id=seen.id, run_id=seen.run_id or "", duplicate=True

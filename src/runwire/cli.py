@@ -126,7 +126,7 @@ def serve(
     import uvicorn
 
     from runwire.app import create_app
-    from runwire.auth_checks import issuer_problems
+    from runwire.auth_checks import issuer_problems, service_client_problems
     from runwire.collector import tune_collector
     from runwire.config import LogFormat, Role
     from runwire.logs import logging_config
@@ -141,8 +141,11 @@ def serve(
     try:
         # Reads (or, outside production, makes) the signing keys: their problems stop it here.
         app = create_app(settings)
-        # A chat node's keys are the issuer's: one that cannot be read stops it here too.
+        # A chat node's keys are the issuer's: one that cannot be read stops it here too, and
+        # so does a service client of its own that the auth service refuses.
         if problems := asyncio.run(issuer_problems(settings)):
+            raise ConfigError(problems)
+        if problems := asyncio.run(service_client_problems(settings)):
             raise ConfigError(problems)
     except ConfigError as exc:
         err.print(f"[red]{escape(exc.message)}[/red]", highlight=False)
@@ -246,8 +249,8 @@ async def _checks(settings: Settings) -> list[Check]:
 def doctor(data_dir: DataDir = None) -> None:
     """Check what the server needs, as GET /ready does: settings, database, schema (and Redis
     when RUNWIRE_REDIS_URL is set, the LLM endpoint when RUNWIRE_LLM_BASE_URL is); with
-    RUNWIRE_ROLE=chat the issuer's discovery and keys, with RUNWIRE_ROLE=auth the signing keys
-    and a fresh token verified against the published ones.
+    RUNWIRE_ROLE=chat the issuer's discovery and keys (and its service client, when set), with
+    RUNWIRE_ROLE=auth the signing keys and a fresh token verified against the published ones.
 
     One line per check; exit code 0 when all pass, 1 when one fails.
     """

@@ -128,6 +128,17 @@ class Settings(BaseSettings):
     public_docs: bool = False
 
     access_token_ttl_s: int = Field(900, gt=0)
+    # Service tokens (client credentials, docs/auth.md "Service accounts"): short-lived, and never
+    # longer than an access token (a key stays published for an access token's lifetime).
+    service_token_ttl_s: int = Field(300, gt=0)
+    # A chat node's own service client (from `runwire auth clients create`): a secret, or the
+    # private key (PEM file) whose public key the client was registered with. With them it gets
+    # service tokens from the auth service; without Redis it polls the revocation feed with them
+    # every RUNWIRE_REVOCATION_POLL_S.
+    service_client_id: str | None = Field(None, max_length=100)
+    service_client_secret: SecretStr | None = None
+    service_client_key_file: Path | None = None
+    revocation_poll_s: float = Field(2.0, gt=0, le=300, allow_inf_nan=False)
     refresh_token_ttl_s: int = Field(30 * 24 * 3600, gt=0)
     ws_ticket_ttl_s: int = Field(60, gt=0)
 
@@ -233,6 +244,9 @@ class Settings(BaseSettings):
         "test_token_key",
         "auth_issuer_url",
         "auth_public_url",
+        "service_client_id",
+        "service_client_secret",
+        "service_client_key_file",
         mode="before",
     )
     @classmethod
@@ -366,8 +380,14 @@ class Settings(BaseSettings):
             ("redis://", "rediss://")
         ):
             found.append("RUNWIRE_REDIS_URL must start with redis:// or rediss:// (TLS)")
+        if self.service_token_ttl_s > self.access_token_ttl_s:
+            found.append(
+                "RUNWIRE_SERVICE_TOKEN_TTL_S must not exceed RUNWIRE_ACCESS_TOKEN_TTL_S (a "
+                "superseded key stays published for an access token's lifetime only)"
+            )
         found += self._test_token_problems()
         found += self._role_problems()
+        found += self._service_client_problems()
         if self.is_production:
             if self.argon2_memory_kib < 19456:
                 found.append("RUNWIRE_ARGON2_MEMORY_KIB must be at least 19456 in production")
@@ -424,6 +444,36 @@ class Settings(BaseSettings):
             found.append(
                 f"RUNWIRE_AUTH_PUBLIC_URL tells the page of a chat node where /auth/* is: unset "
                 f"it with RUNWIRE_ROLE={self.role.value}"
+            )
+        return found
+
+    @property
+    def has_service_client(self) -> bool:
+        """This node has service credentials of its own (RUNWIRE_SERVICE_CLIENT_ID and a secret
+        or key file)."""
+        return self.service_client_id is not None
+
+    def _service_client_problems(self) -> list[str]:
+        secret = self.service_client_secret is not None
+        key = self.service_client_key_file is not None
+        if self.service_client_id is None:
+            if secret or key:
+                return [
+                    "RUNWIRE_SERVICE_CLIENT_SECRET and RUNWIRE_SERVICE_CLIENT_KEY_FILE belong to "
+                    "RUNWIRE_SERVICE_CLIENT_ID: set it too (`runwire auth clients list` shows it)"
+                ]
+            return []
+        found: list[str] = []
+        if self.role is not Role.CHAT:
+            found.append(
+                f"RUNWIRE_SERVICE_CLIENT_ID is a chat node's credential for the auth service; "
+                f"with RUNWIRE_ROLE={self.role.value} this process is the auth service: unset it"
+            )
+        if secret == key:
+            found.append(
+                "RUNWIRE_SERVICE_CLIENT_ID needs RUNWIRE_SERVICE_CLIENT_SECRET (printed once by "
+                "`runwire auth clients create`) or RUNWIRE_SERVICE_CLIENT_KEY_FILE (for a client "
+                "made with --public-key), and only one of them"
             )
         return found
 

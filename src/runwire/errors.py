@@ -16,7 +16,10 @@ Mapping to HTTP statuses and WebSocket close codes happens only at the edge (``r
     ├── AuthError                credentials are missing, wrong or revoked         code: unauthorized
     │   ├── InvalidCredentials   login failed (same for unknown user and wrong password)
     │   ├── TokenExpired         an access token or ticket is past its lifetime
-    │   └── TokenReused          a used refresh token was presented again; its family is revoked
+    │   ├── TokenReused          a used refresh token was presented again; its family is revoked
+    │   ├── InvalidClient        a service client's credentials are wrong           code: invalid_client
+    │   └── ServiceTokenRequired an internal API was called without a service token code: service_token_required
+    ├── InsufficientScope        a service token lacks the scope an API needs       code: insufficient_scope
     ├── WrongPassword            a password change named the wrong current password code: wrong_password
     ├── NotFound                 the thing does not exist *for this user*          code: not_found
     ├── Conflict                 the thing exists already                          code: conflict
@@ -45,6 +48,8 @@ __all__ = [
     "Conflict",
     "DependencyUnavailable",
     "InputError",
+    "InsufficientScope",
+    "InvalidClient",
     "InvalidCredentials",
     "InvalidTransition",
     "LeaseLost",
@@ -57,6 +62,7 @@ __all__ = [
     "RunFailure",
     "RunTimeout",
     "RunwireError",
+    "ServiceTokenRequired",
     "TargetUnreachable",
     "TokenExpired",
     "TokenReused",
@@ -133,6 +139,37 @@ class TokenExpired(AuthError):
 
 class TokenReused(AuthError):
     """A refresh token was presented a second time; its whole family is now revoked."""
+
+
+class InvalidClient(AuthError):
+    """A service client could not be authenticated at the token endpoint: unknown, disabled, a
+    wrong secret, or an assertion that is not good (expired, replayed, another audience, a wrong
+    signature). Deliberately one answer for all of them."""
+
+    code = "invalid_client"
+
+
+class ServiceTokenRequired(AuthError):
+    """An internal API (for services) was called with a user's access token, or with none."""
+
+    code = "service_token_required"
+
+
+class InsufficientScope(RunwireError):
+    """A valid service token without the scope the API needs (RFC 6750's ``insufficient_scope``):
+    not an :class:`AuthError`, since a new token of the same client would not have it either."""
+
+    code = "insufficient_scope"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(
+            f"this service token lacks the scope {scope}: register the client with "
+            f"`runwire auth clients create NAME --scope {scope}`"
+        )
+        self.scope = scope
+
+    def wire_fields(self) -> dict[str, Any]:
+        return {"scope": self.scope}
 
 
 class WrongPassword(RunwireError):

@@ -55,13 +55,18 @@ async def test_an_auth_node_without_a_key_is_told_how_to_make_one(tmp_path: Path
 async def test_a_chat_node_checks_its_issuer_agrees() -> None:
     with issuing() as issuer:
         chat = load_settings(role="chat", auth_issuer_url=issuer.url)
-        [check] = await auth_checks(chat)
+        [check, client] = await auth_checks(chat)
         assert check.ok and check.detail == (
             f"'runwire' at {issuer.url}: 1 key(s) from {issuer.url}/keys.json"
         )
+        # Without Redis, doctor says what a chat node without a service client of its own lacks.
+        assert (client.name, client.ok) == ("service client", True)
+        assert client.detail.startswith("none: without Redis or a client with revocations:read")
+        with_redis = chat.model_copy(update={"redis_url": "redis://127.0.0.1:6379/0"})
+        assert [c.name for c in await auth_checks(with_redis)] == ["auth issuer"]
         assert await issuer_problems(chat) == []
         issuer.issuer = "https://auth.example"
-        [check] = await auth_checks(chat)
+        [check, _] = await auth_checks(chat)
         assert (check.name, check.ok) == ("auth issuer", False)
         assert check.reason == (
             f"the discovery document at {issuer.url} names issuer 'https://auth.example', and "

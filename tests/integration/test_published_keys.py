@@ -82,14 +82,26 @@ async def test_the_discovery_document_names_only_what_is_served(tmp_path: Path) 
             "jwks_uri": "http://runwire.test/.well-known/jwks.json",
             "id_token_signing_alg_values_supported": ["EdDSA"],
             "subject_types_supported": ["public"],
+            "token_endpoint": "http://runwire.test/auth/token",
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+            ],
+            "token_endpoint_auth_signing_alg_values_supported": ["EdDSA", "ES256", "RS256"],
+            "scopes_supported": ["messages:write", "revocations:read"],
         }
         assert (await http.get(document["jwks_uri"])).status_code == 200
+        token_endpoint = await http.post(document["token_endpoint"], data={})
+        assert token_endpoint.json()["error"] == "invalid_request"
     async with app_client(
         tmp_path / "url", auth_issuer="https://auth.example.com", auth_audience="chat"
     ) as http:
         document = (await http.get("/.well-known/openid-configuration")).json()
         assert document["issuer"] == "https://auth.example.com"
         assert document["jwks_uri"] == "https://auth.example.com/.well-known/jwks.json"
+        assert document["token_endpoint"] == "https://auth.example.com/auth/token"
         await http.post("/auth/register", json={"email": "b@example.com", "password": "password1"})
         login = await http.post(
             "/auth/login", json={"email": "b@example.com", "password": "password1"}

@@ -57,6 +57,7 @@ async def test_the_auth_role_lets_the_listed_pages_call_it_and_serves_no_chat(
         assert signed_up.headers["access-control-allow-origin"] == PAGE
         for path in ("/", "/api/config", "/api/threads", "/static/app.js"):
             assert (await http.get(path)).status_code == 404, path
+        assert (await http.post("/internal/users/u/threads", json={})).status_code == 404
         assert (await http.get("/.well-known/jwks.json")).status_code == 200
 
 
@@ -75,7 +76,7 @@ async def test_the_chat_role_serves_chat_with_the_issuers_keys_and_no_key_file(
             }
             page = (await http.get("/")).text
             assert "connect-src 'self' https://auth.example.com:8443 ws: wss:" in page
-            for path in ("/auth/login", "/auth/register", "/auth/refresh"):
+            for path in ("/auth/login", "/auth/register", "/auth/refresh", "/auth/token"):
                 assert (await http.post(path, json={})).status_code == 404, path
             assert (await http.get("/.well-known/jwks.json")).status_code == 404
             assert (await http.get("/api/me")).status_code == 401

@@ -125,9 +125,11 @@ def test_every_operation_declares_its_answers(document: dict[str, Any]) -> None:
             elif status != "204":
                 schema = content["application/json"]["schema"]
                 assert "$ref" in schema, f"{name} {status} has no typed body: {schema}"
+        # The token endpoint answers errors as OAuth 2.0 does (RFC 6749 section 5.2).
+        bodies = {"OAuthError"} if path == "/auth/token" else {"ErrorBody", "ReloadRequiredBody"}
         for status, answer in answers.items():
             if status.startswith(("4", "5")) and path != "/ready":
-                assert _body_schema(answer) in {"ErrorBody", "ReloadRequiredBody"}, (name, status)
+                assert _body_schema(answer) in bodies, (name, status)
         if op.get("security"):
             assert "401" in answers, name
             assert "WWW-Authenticate" in answers["401"]["headers"], name
@@ -167,6 +169,28 @@ def test_the_declared_statuses_are_those_each_endpoint_can_give(
         "GET /metrics": ["200", "401"],
         "GET /.well-known/jwks.json": ["200"],
         "GET /.well-known/openid-configuration": ["200"],
+        "POST /auth/token": ["200", "400", "401", "429", "503"],
+        "GET /auth/revocations": ["200", "401", "403", "422"],
+        "POST /internal/users/{user_id}/threads": [
+            "202",
+            "401",
+            "403",
+            "404",
+            "409",
+            "413",
+            "422",
+            "503",
+        ],
+        "POST /internal/users/{user_id}/threads/{thread_id}/messages": [
+            "202",
+            "401",
+            "403",
+            "404",
+            "409",
+            "413",
+            "422",
+            "503",
+        ],
     }
     events = document["paths"]["/api/runs/{run_id}/events"]["get"]["responses"]
     assert _body_schema(events["409"]) == "ReloadRequiredBody"

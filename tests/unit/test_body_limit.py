@@ -75,3 +75,19 @@ async def test_a_declared_length_over_the_cap_is_refused_before_reading() -> Non
     exchange = Exchange(headers=[(b"content-length", b"101")])  # nothing to read: not read
     await exchange.run()
     assert exchange.app_received is None and exchange.sent[0]["status"] == 413
+
+
+async def test_a_prefix_with_a_cap_of_its_own_is_held_to_that_one() -> None:
+    async def run(path: str, size: int) -> Exchange:
+        exchange = Exchange(part(b"a" * size, False), {"type": "http.disconnect"}, headers=[])
+        exchange.scope["path"] = path
+        await BodyLimit(exchange.app, limit=LIMIT, exempt=(), prefixes={"/internal/": 200})(
+            exchange.scope, exchange.receive, exchange.send
+        )
+        return exchange
+
+    assert (await run("/internal/users/u/threads", 150)).app_received is not None
+    refused = await run("/internal/users/u/threads", 201)
+    assert refused.app_received is None
+    assert json.loads(refused.sent[1]["body"])["detail"] == "the body is larger than 200 bytes"
+    assert (await run("/auth/login", 150)).app_received is None

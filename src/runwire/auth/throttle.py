@@ -30,6 +30,8 @@ class AuthLimits:
     refresh_address: Limit
     # Wrong X-Runwire-Test-Key headers per address, at the rate of failed logins per address.
     test_token_address: Limit
+    # Failed client authentications at POST /auth/token per address, at the same rate.
+    client_address: Limit
 
     @classmethod
     def of(
@@ -42,6 +44,7 @@ class AuthLimits:
             register_address=Limit("register-address", register_address),
             refresh_address=Limit("refresh-address", refresh_address),
             test_token_address=Limit("test-token-address", login_address),
+            client_address=Limit("client-auth-address", login_address),
         )
 
     @classmethod
@@ -127,6 +130,19 @@ class AuthThrottle:
         if not decision.allowed:
             raise RateLimited(
                 "too many wrong test-token keys from your network address",
+                retry_after_s=decision.retry_after_s,
+            )
+        return KeyAttempt(address, limit, self._limiter)
+
+    async def client_attempt(self, address: str) -> KeyAttempt:
+        """Count a client authentication from ``address`` (given back when it succeeds), or
+        raise :class:`RateLimited`: guessing a client's credentials costs what guessing a
+        password does."""
+        limit = self._limits.client_address
+        decision = await self._limiter.acquire(limit, address)
+        if not decision.allowed:
+            raise RateLimited(
+                "too many failed client authentications from your network address",
                 retry_after_s=decision.retry_after_s,
             )
         return KeyAttempt(address, limit, self._limiter)

@@ -20,14 +20,23 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import jwt
 
 from runwire.auth.keys import SigningKey, VerificationKey
 from runwire.errors import AuthError, TokenExpired
 
-__all__ = ["AccessClaims", "AccessTokens", "Signer", "TrustedKeys", "digest", "opaque_secret"]
+__all__ = [
+    "AccessClaims",
+    "AccessTokens",
+    "Signer",
+    "TrustedKeys",
+    "decode_signed",
+    "digest",
+    "learn_key_of",
+    "opaque_secret",
+]
 
 # Claims a token must carry; one without any of them is refused (PyJWT checks presence).
 REQUIRED_CLAIMS = ["sub", "sid", "exp", "iat", "iss", "aud", "jti"]
@@ -115,12 +124,7 @@ class AccessTokens:
     async def check(self, token: str) -> AccessClaims:
         """:meth:`verify`, after letting the trusted keys learn a kid they do not hold yet."""
         if token not in self._verified:
-            try:
-                kid = jwt.get_unverified_header(token).get("kid")
-            except jwt.PyJWTError:
-                kid = None
-            if isinstance(kid, str) and self._trusted.find(kid) is None:
-                await self._trusted.learn(kid)
+            await learn_key_of(token, self._trusted)
         return self.verify(token)
 
     def verify(self, token: str) -> AccessClaims:
@@ -143,32 +147,69 @@ class AccessTokens:
         return verified[0]
 
     def _verify(self, token: str) -> tuple[AccessClaims, str]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise AuthError("invalid access token") from None
-        kid = header.get("kid")
-        key = self._trusted.find(kid) if isinstance(kid, str) else None
-        # The key decides the algorithm: a header naming another (none, HS256 keyed with the
-        # public key, ...) is refused before any signature is looked at.
-        if key is None or header.get("alg") != key.algorithm.value:
-            raise AuthError("invalid access token")
-        try:
-            claims = jwt.decode(
-                token,
-                key.public_key,
-                algorithms=[key.algorithm.value],
-                issuer=self.issuer,
-                audience=self.audience,
-                options={"require": REQUIRED_CLAIMS},
-            )
-        except jwt.ExpiredSignatureError:
-            raise TokenExpired("access token expired") from None
-        except jwt.PyJWTError:
-            raise AuthError("invalid access token") from None
+        claims, kid = decode_signed(
+            token,
+            self._trusted,
+            issuer=self.issuer,
+            audience=self.audience,
+            required=REQUIRED_CLAIMS,
+            what="access token",
+        )
         if claims.get("typ") != "access":
+            # A service token (typ "service") is no user's session, whatever else it says.
             raise AuthError("invalid access token")
         access = AccessClaims(
             user_id=claims["sub"], family_id=claims["sid"], expires_at=claims["exp"]
         )
-        return access, key.kid
+        return access, kid
+
+
+async def learn_key_of(token: str, trusted: TrustedKeys) -> None:
+    """Let ``trusted`` learn the key ``token`` names, when it does not hold it yet (a rotation
+    at the issuer); the learning is rate-limited by the keys' source."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        kid = None
+    if isinstance(kid, str) and trusted.find(kid) is None:
+        await trusted.learn(kid)
+
+
+def decode_signed(
+    token: str,
+    trusted: TrustedKeys,
+    *,
+    issuer: str,
+    audience: str,
+    required: list[str],
+    what: str,
+) -> tuple[dict[str, Any], str]:
+    """The claims of a JWT signed by one of the ``trusted`` keys, and that key's kid.
+
+    The key is found by the header's ``kid`` and decides the algorithm: a header naming another
+    (none, HS256 keyed with the public key, ...) is refused before any signature is looked at.
+    Raises :class:`TokenExpired` past ``exp``, :class:`AuthError` (``invalid <what>``, never
+    saying which check failed) for anything else.
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise AuthError(f"invalid {what}") from None
+    kid = header.get("kid")
+    key = trusted.find(kid) if isinstance(kid, str) else None
+    if key is None or header.get("alg") != key.algorithm.value:
+        raise AuthError(f"invalid {what}")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.public_key,
+            algorithms=[key.algorithm.value],
+            issuer=issuer,
+            audience=audience,
+            options={"require": required},
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenExpired(f"{what} expired") from None
+    except jwt.PyJWTError:
+        raise AuthError(f"invalid {what}") from None
+    return claims, key.kid

@@ -164,6 +164,20 @@ class Accounts:
             ).first()
         return row is not None and row.revoked_at is None
 
+    async def revoked_since(
+        self, after_ms: int, not_before_ms: int, limit: int
+    ) -> list[tuple[str, int]]:
+        """Sessions ended after ``after_ms`` and not before ``not_before_ms`` (epoch ms), oldest
+        first, at most ``limit``: ``(family_id, revoked_at)`` each (the revocation feed)."""
+        async with self._db.connect() as conn:
+            rows = await conn.execute(
+                select(token_families.c.id, token_families.c.revoked_at)
+                .where(token_families.c.revoked_at > max(after_ms, not_before_ms - 1))
+                .order_by(token_families.c.revoked_at, token_families.c.id)
+                .limit(limit)
+            )
+            return [(row.id, row.revoked_at) for row in rows]
+
     async def add_ticket(
         self, ticket_hash: str, user_id: str, family_id: str, expires_at: int
     ) -> None:

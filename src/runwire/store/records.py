@@ -15,6 +15,7 @@ __all__ = [
     "FINAL_STATUSES",
     "Message",
     "RunRecord",
+    "ServiceClient",
     "ThreadRecord",
     "UsageRecord",
     "UsageSet",
@@ -96,6 +97,27 @@ class Message:
             "partial": self.partial,
             "created_at": iso_from_ms(self.created_at),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceClient:
+    """A service registered to get service tokens (docs/auth.md, "Service accounts"): it proves
+    who it is with a secret (``secret_hash``) or with assertions its private key signs
+    (``public_key``, PEM), never both."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    audience: str
+    created_at: int
+    secret_hash: str | None = field(default=None, repr=False)
+    public_key: str | None = None
+    disabled_at: int | None = None
+
+    @property
+    def auth_method(self) -> str:
+        """How it authenticates, by RFC 7591's names."""
+        return "private_key_jwt" if self.public_key is not None else "client_secret"
 
 
 FINAL_STATUSES = ("completed", "failed", "cancelled")

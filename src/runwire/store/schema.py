@@ -24,11 +24,13 @@ from sqlalchemy import (
 
 __all__ = [
     "LEGACY_EPOCH",
+    "client_assertions",
     "messages",
     "metadata",
     "refresh_tokens",
     "run_events",
     "runs",
+    "service_clients",
     "threads",
     "token_families",
     "usage_batches",
@@ -67,6 +69,8 @@ token_families = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
     Column("revoked_reason", String(40), nullable=True),
+    # The revocation feed (GET /auth/revocations) reads the sessions ended lately.
+    Index("ix_token_families_revoked_at", "revoked_at"),
 )
 
 refresh_tokens = Table(
@@ -213,4 +217,34 @@ usage_versions = Table(
     # while this is unchanged, which one key lookup per run can tell.
     Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("version", BigInteger, nullable=False),
+)
+
+service_clients = Table(
+    "service_clients",
+    metadata,
+    # A service that may get service tokens (client credentials, RFC 6749 section 4.4). It proves
+    # who it is with a secret (kept as its SHA-256: the secret is 256 random bits) or with
+    # assertions signed by the private key of ``public_key`` (PEM; RFC 7523), never both.
+    Column("id", String(40), primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("secret_hash", String(64), nullable=True),
+    Column("public_key", Text, nullable=True),
+    Column("scopes", String(1000), nullable=False),  # space-separated, as OAuth writes them
+    Column("audience", String(300), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled_at", BigInteger, nullable=True),
+)
+
+client_assertions = Table(
+    "client_assertions",
+    metadata,
+    # The ``jti`` of each client assertion accepted, until it expires: an assertion is good once.
+    Column(
+        "client_id",
+        String(40),
+        ForeignKey("service_clients.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("jti", String(200), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False, index=True),
 )

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from runwire.store.accounts import Accounts
+from runwire.store.clients import ServiceClients
 from runwire.store.conversations import Conversations
 from runwire.store.database import Database
 from runwire.store.run_log import RunLog
@@ -15,11 +16,13 @@ __all__ = ["Store"]
 
 
 class Store:
-    """Repositories over one database: ``accounts``, ``conversations``, ``runs``, ``usage``."""
+    """Repositories over one database: ``accounts``, ``clients`` (service clients),
+    ``conversations``, ``runs``, ``usage``."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.accounts = Accounts(db)
+        self.clients = ServiceClients(db)
         self.conversations = Conversations(db)
         self.runs = RunLog(db)
         self.usage = UsageStore(db)

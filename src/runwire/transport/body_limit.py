@@ -6,39 +6,58 @@ parsed before its 422. Here a body whose ``Content-Length`` is over the cap is r
 byte of it is read, and a body without one (chunked) is counted as it arrives and refused once
 past the cap; no more than the cap is ever held. The refusal is ``413 too_large`` and closes the
 connection, so the rest of the body is never read. Paths with a larger cap of their own (the
-usage import, which reads its body as a stream) pass untouched.
+usage import, which reads its body as a stream) pass untouched; paths under a prefix with a
+cap of its own (the API for services, whose messages may be as long as a WebSocket's) are held
+to that one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["MAX_BODY_BYTES", "BodyLimit"]
+__all__ = ["MAX_BODY_BYTES", "SERVICE_BODY_BYTES", "BodyLimit"]
 
 MAX_BODY_BYTES = 16 * 1024
 """The cap on a request body, except where a path has its own (docs/protocol.md, Limits). The
 largest body a client needs is a sign-up with the longest password (1024 characters) escaped as
 JSON escapes text outside the BMP, twelve bytes a character: about 12.4 KB."""
 
+SERVICE_BODY_BYTES = 400 * 1024
+"""The cap under ``/internal/``: a message of 32,000 characters (a WebSocket message's most)
+escaped as JSON escapes text outside the BMP, twelve bytes a character, is about 384 KB."""
+
 
 class BodyLimit:
     """ASGI middleware: bodies over ``limit`` bytes are refused with 413, except on ``exempt``
-    paths (which enforce their own cap)."""
+    paths (which enforce their own cap) and under the path prefixes of ``prefixes``, each held
+    to its own cap."""
 
-    def __init__(self, app: ASGIApp, *, limit: int, exempt: Collection[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        exempt: Collection[str],
+        prefixes: Mapping[str, int] | None = None,
+    ) -> None:
         self._app = app
         self._limit = limit
         self._exempt = frozenset(exempt)
+        self._prefixes = dict(prefixes or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self._exempt:
             await self._app(scope, receive, send)
             return
-        if _declared_length(scope) > self._limit:
-            await self._refuse(send)
+        limit = next(
+            (cap for prefix, cap in self._prefixes.items() if scope["path"].startswith(prefix)),
+            self._limit,
+        )
+        if _declared_length(scope) > limit:
+            await self._refuse(send, limit)
             return
         chunks: list[bytes] = []
         size = 0
@@ -48,17 +67,17 @@ class BodyLimit:
                 return  # the client left before its body ended: nobody to answer
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
-            if size > self._limit:
-                await self._refuse(send)
+            if size > limit:
+                await self._refuse(send, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         await self._app(scope, _Replay(b"".join(chunks), receive), send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         body = orjson.dumps(
-            {"detail": f"the body is larger than {self._limit} bytes", "code": "too_large"}
+            {"detail": f"the body is larger than {limit} bytes", "code": "too_large"}
         )
         await send(
             {

@@ -107,6 +107,7 @@ _STATUS: list[tuple[type[errors.RunwireError], int]] = [
     (errors.InputError, 422),
     (errors.AuthError, 401),
     (errors.WrongPassword, 403),
+    (errors.InsufficientScope, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.InvalidTransition, 409),
@@ -146,6 +147,9 @@ def _runwire_error(exc: Exception) -> _Answer:
     headers: dict[str, str] | None = None
     if isinstance(exc, errors.AuthError):
         headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, errors.InsufficientScope):
+        # RFC 6750 section 3: which scope the resource needs.
+        headers = {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{exc.scope}"'}
     elif isinstance(exc, errors.RateLimited):
         headers = {"Retry-After": str(exc.retry_after_whole_s)}
     body = {"detail": exc.message, "code": exc.code, **exc.wire_fields()}

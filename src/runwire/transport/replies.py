@@ -17,14 +17,19 @@ __all__ = [
     "JsonWebKey",
     "JsonWebKeySet",
     "Message",
+    "MessageAccepted",
+    "OAuthError",
     "OpenIdConfiguration",
     "Readiness",
     "Rejection",
+    "Revocation",
+    "RevocationFeed",
     "Run",
     "RunEvent",
     "RunEvents",
     "RunReply",
     "SampleLoaded",
+    "ServiceToken",
     "Thread",
     "ThreadList",
     "ThreadMessages",
@@ -231,8 +236,9 @@ class JsonWebKeySet(BaseModel):
 
 
 class OpenIdConfiguration(BaseModel):
-    """What a verifier needs to find runwire's keys (OpenID Connect Discovery's field names).
-    runwire issues access tokens only: no ID tokens, no authorization or token endpoint."""
+    """What a verifier needs to find runwire's keys, and a service where to get a service token
+    (OpenID Connect Discovery's and RFC 8414's field names). runwire issues no ID tokens and has
+    no authorization endpoint."""
 
     issuer: str = Field(description="The `iss` of every access token (`RUNWIRE_AUTH_ISSUER`).")
     jwks_uri: str = Field(description="Where the keys are published.")
@@ -241,4 +247,63 @@ class OpenIdConfiguration(BaseModel):
     )
     subject_types_supported: list[Literal["public"]] = Field(
         description="`sub` is the user's id, the same for every client."
+    )
+    token_endpoint: str = Field(
+        description="Where a service client gets a service token (`POST /auth/token`)."
+    )
+    grant_types_supported: list[Literal["client_credentials"]]
+    token_endpoint_auth_methods_supported: list[
+        Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
+    ]
+    token_endpoint_auth_signing_alg_values_supported: list[Literal["EdDSA", "ES256", "RS256"]] = (
+        Field(description="What a client assertion (`private_key_jwt`) may be signed with.")
+    )
+    scopes_supported: list[str] = Field(description="The scopes runwire's own APIs check.")
+
+
+class ServiceToken(BaseModel):
+    """A service token (RFC 6749 section 5.1): send it as `Authorization: Bearer` until it
+    expires, then ask for another."""
+
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(gt=0, description="Seconds it is valid for.")
+    scope: str = Field(description="The scopes granted, space-separated.")
+
+
+class OAuthError(BaseModel):
+    """An error of the token endpoint, as OAuth 2.0 writes them (RFC 6749 section 5.2)."""
+
+    error: str = Field(
+        description="`invalid_request`, `invalid_client`, `unsupported_grant_type`, "
+        "`invalid_scope`, `rate_limited` or `temporarily_unavailable`."
+    )
+    error_description: str = Field(description="What went wrong, for a person to read.")
+
+
+class Revocation(BaseModel):
+    sid: str = Field(description="The ended session (the `sid` of its access tokens).")
+    until: int = Field(
+        description="Epoch seconds: after this no access token of the session is valid anyway."
+    )
+
+
+class RevocationFeed(BaseModel):
+    revocations: list[Revocation] = Field(
+        description="Sessions ended after `after` whose tokens may still be live, oldest first, "
+        "at most 1000."
+    )
+    next_after: int = Field(
+        ge=0, description="The `after` of the next request (epoch ms of the last one here)."
+    )
+
+
+class MessageAccepted(BaseModel):
+    """A message posted on a user's behalf: stored, and its run started (or queued)."""
+
+    thread_id: str
+    message_id: str
+    run_id: str
+    duplicate: bool = Field(
+        False, description="True when `client_message_id` was seen before: nothing new started."
     )

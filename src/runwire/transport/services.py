@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from runwire.auth.client_credentials import ClientCredentials
 from runwire.auth.jwks import JwksKeys
 from runwire.auth.key_files import KeyRing
 from runwire.auth.service import AuthService
+from runwire.auth.service_tokens import ServiceTokens
 from runwire.auth.test_tokens import E2ETokens
 from runwire.bus.base import EventBus
 from runwire.chat import ChatService
@@ -34,6 +36,8 @@ class Services:
     # The access-token keys: the signing keys (roles all, auth; published at
     # /.well-known/jwks.json), or the issuer's published ones (role chat).
     keys: KeyRing | JwksKeys
+    # Service tokens: verified on every node (the internal API, the revocation feed).
+    service_tokens: ServiceTokens
     chat: ChatService
     bus: EventBus
     connections: ConnectionRegistry  # the per-user connection cap, over every node
@@ -46,6 +50,8 @@ class Services:
     clock: Clock  # monotonic seconds, for rate limits (tests pass a fake one)
     # POST /auth/test-token's issuer: only with RUNWIRE_TEST_TOKEN_KEY (never in production).
     e2e_tokens: E2ETokens | None = None
+    # POST /auth/token's grant: on the nodes that issue tokens (roles all and auth).
+    client_credentials: ClientCredentials | None = None
 
 
 def services_of(conn: HTTPConnection) -> Services:
