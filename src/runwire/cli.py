@@ -149,6 +149,10 @@ def serve(
     starting = f"runwire is starting: open http://{shown_host}:{settings.port}/"
     if settings.role is Role.AUTH:
         starting = f"runwire (role auth) is starting on http://{shown_host}:{settings.port}/auth"
+    elif settings.outside_issuer:
+        starting = (
+            f"{starting} (role chat; tokens of the outside issuer {settings.expected_issuer})"
+        )
     elif settings.role is Role.CHAT:
         starting = f"{starting} (role chat; auth at {settings.auth_client_url})"
     if as_json:  # every line of the output is a JSON object
