@@ -159,6 +159,7 @@ def test_the_issuers_keys_are_each_pinned_to_one_accepted_algorithm() -> None:
                 p384_jwk("p384"),
                 {**p384_jwk("off-curve"), "y": b64(1, 48)},
                 {"kty": "RSA", "kid": "no-n", "e": "AQAB"},
+                {**rsa_jwk("even-e"), "e": b64(2)},
             ]
         },
         [TokenAlgorithm.PS256, TokenAlgorithm.RS256, TokenAlgorithm.ES256],
@@ -171,6 +172,7 @@ def test_the_issuers_keys_are_each_pinned_to_one_accepted_algorithm() -> None:
         "key p384 is not used: its algorithm ES384 is not accepted (only PS256, RS256, ES256)",
         "key off-curve is not used: x and y are not a point on P-384",
         "key no-n is not used: a coordinate is missing",
+        "key even-e is not used: n and e are not an RSA public key",
     ]
     # runwire's own issuer (the default): RSA keys are not used at all.
     keys, problems = parse_jwks({"keys": [rsa_jwk("plain")]})
