@@ -185,3 +185,42 @@ def test_the_issuers_keys_are_each_pinned_to_one_accepted_algorithm() -> None:
     assert key.jwk() == {**rsa_jwk("again"), "alg": "RS256", "use": "sig"}
     [key] = parse_jwks({"keys": [p384_jwk("p")]}, [TokenAlgorithm.ES384])[0].values()
     assert key.jwk() == {**p384_jwk("p"), "alg": "ES384", "use": "sig"}
+
+
+class Wall:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_remembered_token_still_expires_and_dies_with_its_key() -> None:
+    trusted = Published([rsa_jwk("rsa-1")])
+    wall = Wall(time.time())
+    outside = OutsideTokens(
+        trusted, issuer=ISSUER, audience=AUDIENCE, leeway_s=5, wall=wall, remember=2
+    )
+    token = signed(claims(exp=int(wall.now) + 30))
+    first = outside.verify(token)
+    assert outside.verify(token) is first  # remembered, not verified again
+    wall.now += 30 + 5
+    with pytest.raises(TokenExpired):
+        outside.verify(token)
+    # The oldest is forgotten past the bound: verified again (on the real clock), it passes,
+    # while one still remembered is judged on the wall clock.
+    wall.now = time.time()
+    kept = [signed(claims(jti=str(i))) for i in range(3)]
+    for token in kept:
+        outside.verify(token)
+    wall.now += 3600
+    assert outside.verify(kept[0]).subject == "f:1b2c"
+    with pytest.raises(TokenExpired):
+        outside.verify(kept[2])
+    # The issuer stops publishing the key (rotated, or removed as leaked): refused, remembered
+    # or not.
+    wall.now = time.time()
+    fresh = signed(claims(jti="fresh"))
+    outside.verify(fresh)
+    trusted.keys.clear()
+    refused(outside, fresh)
