@@ -165,6 +165,18 @@ async def test_start_up_and_doctor_name_a_wrong_issuer_url_and_unusable_keys(
         "RUNWIRE_AUTH_ISSUER_URL to the issuer exactly as it names itself (a trailing slash "
         "included)"
     ]
+    # Nothing answers there, or no discovery document does: named, with the URL read.
+    closed = load_settings(**{**settings, "auth_issuer_url": "http://127.0.0.1:9"})
+    [problem] = await issuer_problems(closed)
+    assert problem.startswith(
+        "the discovery document at http://127.0.0.1:9/.well-known/openid-configuration cannot "
+        "be read: ConnectError"
+    )
+    elsewhere = load_settings(**{**settings, "auth_issuer_url": world.provider.issuer + "/jwks"})
+    assert await issuer_problems(elsewhere) == [
+        f"the discovery document at {world.provider.issuer}/jwks/.well-known/openid-configuration "
+        "cannot be read: HTTP 404"
+    ]
     # Keys of no accepted algorithm: each named with why it is not used.
     [check] = await auth_checks(load_settings(**settings, auth_algorithms="EdDSA"))
     assert not check.ok and "holds no usable key" in check.reason
