@@ -12,6 +12,7 @@ audience: tests/unit/test_config.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -235,3 +236,42 @@ def test_the_page_says_where_people_sign_in(world: World, browser: Browser) -> N
     finally:
         context.close()
     assert not errors, errors
+
+
+async def test_runwire_check_walks_the_golden_path_with_the_issuers_tokens(world: World) -> None:
+    main = await world.provider.token(await world.provider.register(email="gil@example.com"))
+    other = await world.provider.token(await world.provider.register())
+
+    async def check(*args: str) -> tuple[int, dict[str, dict[str, str]]]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "runwire",
+            "check",
+            world.chat.url,
+            "--json",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), unit(120))
+        report = json.loads(out)
+        return int(proc.returncode or 0), {step["step"]: step for step in report["steps"]}
+
+    code, steps = await check("--token", main, "--other-token", other)
+    assert code == 0, steps
+    assert all(step["status"] == "ok" for step in steps.values()), steps
+    assert steps["sign_in"]["detail"] == (
+        "gil@example.com (the user of the token given with --token)"
+    )
+    assert steps["isolation"]["detail"].startswith("a second user got 404 not_found")
+    # The same user twice proves nothing about isolation: a failure, saying so.
+    code, steps = await check("--token", main, "--other-token", main)
+    assert code == 1 and steps["isolation"]["status"] == "failed"
+    assert steps["isolation"]["got"] == "the same user as --token (gil@example.com)"
+    # Without a second token the step is skipped, saying what would run it.
+    code, steps = await check("--token", main)
+    assert code == 0 and steps["isolation"]["status"] == "skipped"
+    assert steps["isolation"]["detail"] == (
+        "no second user: give --other-token (a token of another user)"
+    )
