@@ -25,6 +25,7 @@ import httpx
 import jwt
 import pytest
 from playwright.sync_api import Browser, expect
+from websockets.asyncio.client import connect
 
 from runwire.auth_checks import auth_checks, issuer_problems
 from runwire.config import load_settings
@@ -100,6 +101,11 @@ async def test_a_subject_of_the_issuer_is_a_user_from_its_first_token_and_chats(
         assert events[-1]["type"] == "agent_completed"
         threads = (await session.get("/api/threads")).json()["threads"]
         assert [t["id"] for t in threads] == [accepted["thread_id"]]
+        # The Bearer handshake (no ticket) takes the token too.
+        headers = {"Authorization": f"Bearer {first}"}
+        async with connect(session.ws_url(), additional_headers=headers, max_queue=None) as ws:
+            hello = json.loads(await asyncio.wait_for(ws.recv(), unit(10)))
+            assert (hello["type"], hello["user_id"]) == ("connection_established", user["id"])
     finally:
         await session.aclose()
 
