@@ -55,6 +55,19 @@ test-floors: | $(UV)
 	$(FLOORS)/bin/pytest -n 2 --dist loadfile -p no:cacheprovider -W ignore::DeprecationWarning \
 	  -p no:unraisableexception
 
+# The real OpenID Connect provider of the tests of outside issuers (tests/outside_issuer.py):
+# the npm package oidc-provider, installed from tests/oidc/package-lock.json (its hashes) by
+# `npm ci`. Without npm the tests that need it skip, saying so (in CI they fail).
+OIDC_DIR := tests/oidc
+OIDC_STAMP := $(OIDC_DIR)/node_modules/.installed
+
+$(OIDC_STAMP): $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd $(OIDC_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else \
+	  echo "npm is not installed: the tests of outside OpenID Connect issuers will skip (apt-get install nodejs npm)"; \
+	fi
+
 install: $(RUN_STAMP)
 
 run: $(RUN_STAMP)
@@ -72,7 +85,7 @@ lint: $(TEST_STAMP)
 # the most tests first, which left the slowest files, with two tests each, for the end).
 TEST_WORKERS ?= 2
 
-test: $(TEST_STAMP) lint
+test: $(TEST_STAMP) $(OIDC_STAMP) lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --cov=runwire --cov-branch --cov-report=term:skip-covered --cov-report=xml -p no:cacheprovider --durations=15
 
 # The e2e layer against a running deployment: every test that needs no server process of its own

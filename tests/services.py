@@ -25,7 +25,7 @@ import pytest
 
 from tests.timing import unit
 
-__all__ = ["RedisServer", "postgres_url", "private_redis", "redis_url"]
+__all__ = ["RedisServer", "missing", "postgres_url", "private_redis", "redis_url"]
 
 _HOW = {
     "RUNWIRE_TEST_POSTGRES_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/test",
@@ -57,10 +57,10 @@ def _service(variable: str, default_port: int) -> str:
         problem = f"nothing answers at {variable}={url}"
     if not problem:
         return url
-    _missing(problem, f"start the service and set {variable}={_HOW[variable]} to run these tests")
+    missing(problem, f"start the service and set {variable}={_HOW[variable]} to run these tests")
 
 
-def _missing(problem: str, how: str) -> NoReturn:
+def missing(problem: str, how: str) -> NoReturn:
     if _in_ci():
         pytest.fail(f"{problem} (in CI these tests must run): {how}", pytrace=False)
     pytest.skip(f"{problem}: {how}")
@@ -83,7 +83,7 @@ class RedisServer:
     def __init__(self, data_dir: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            _missing("redis-server is not installed", "apt-get install redis-server")
+            missing("redis-server is not installed", "apt-get install redis-server")
         self._binary = binary
         self._dir = data_dir
         self.port = 0

@@ -36,6 +36,7 @@ from runwire.agents import (
 from runwire.auth.client_credentials import ClientCredentials
 from runwire.auth.jwks import JwksKeys, NoSigner
 from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
+from runwire.auth.outside_tokens import OutsideTokens
 from runwire.auth.passwords import Passwords
 from runwire.auth.revocation_feed import FEED_PATH, RevocationFeed
 from runwire.auth.service import AuthService
@@ -289,6 +290,19 @@ async def following_revocations(
             yield feed
 
 
+def build_outside_tokens(settings: Settings, keys: KeyRing | JwksKeys) -> OutsideTokens | None:
+    """The verifier of an outside OpenID Connect issuer's tokens, on a chat node configured so
+    (``RUNWIRE_AUTH_ISSUER_KIND=oidc``); None where runwire's own tokens are the ones."""
+    if not settings.outside_issuer:
+        return None
+    return OutsideTokens(
+        keys,
+        issuer=settings.expected_issuer,
+        audience=settings.auth_audience,
+        leeway_s=settings.auth_leeway_s,
+    )
+
+
 def build_e2e_tokens(
     settings: Settings, store: Store, auth: AuthService, throttle: AuthThrottle
 ) -> E2ETokens | None:
@@ -336,7 +350,12 @@ def build_keys(
     if ring is not None:
         return nullcontext(ring)
     assert settings.auth_issuer_url is not None  # Settings.problems requires it for role chat
-    return JwksKeys.running(settings.auth_issuer_url, settings.auth_issuer)
+    return JwksKeys.running(
+        settings.auth_issuer_url,
+        settings.expected_issuer,
+        algorithms=settings.verification_algorithms,
+        outside=settings.outside_issuer,
+    )
 
 
 def install_routes(app: FastAPI, settings: Settings) -> None:
@@ -471,6 +490,7 @@ def create_app(
                 revocations=revocations,
                 refresh_ttl_s=settings.refresh_token_ttl_s,
                 ticket_ttl_s=settings.ws_ticket_ttl_s,
+                outside=build_outside_tokens(settings, keys),
             )
             services = Services(
                 settings=settings,

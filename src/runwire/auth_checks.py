@@ -1,7 +1,8 @@
 """What ``runwire doctor`` checks of auth, per role (docs/auth.md, "Roles").
 
 - ``chat``: the issuer at ``RUNWIRE_AUTH_ISSUER_URL`` answers, its discovery document names the
-  issuer this node expects, and its JWK set holds a key this node can use.
+  issuer this node expects (an outside issuer: the URL itself), and its JWK set holds a key this
+  node can use (of an accepted algorithm).
 - ``auth``: the key directory holds a usable signing key, and a token signed with it now verifies
   against the published keys: those the running service publishes when its URL is known
   (``RUNWIRE_AUTH_ISSUER_URL``), else the set the directory would publish.
@@ -30,6 +31,11 @@ __all__ = ["auth_checks", "issuer_problems", "service_client_problems"]
 
 ROTATE = "run `runwire auth rotate-keys` with this RUNWIRE_AUTH_KEYS_DIR (docs/auth.md)"
 SAME_ISSUER = "set RUNWIRE_AUTH_ISSUER and RUNWIRE_AUTH_ISSUER_URL alike on both roles"
+OUTSIDE = (
+    "set RUNWIRE_AUTH_ISSUER_URL to the issuer's URL as its discovery document names it, and "
+    "RUNWIRE_AUTH_ALGORITHMS to include its keys' algorithm (docs/auth.md, \"Outside identity "
+    'providers")'
+)
 
 
 async def auth_checks(settings: Settings) -> list[Check]:
@@ -117,7 +123,13 @@ async def _service_client_checks(settings: Settings) -> list[Check]:
 async def _fetch(settings: Settings, url: str) -> JwksKeys | list[str]:
     """The issuer's keys at ``url``, or every problem met reading them."""
     async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S) as http:
-        keys = JwksKeys(url, settings.auth_issuer, http)
+        keys = JwksKeys(
+            url,
+            settings.expected_issuer,
+            http,
+            algorithms=settings.verification_algorithms,
+            outside=settings.outside_issuer,
+        )
         try:
             await keys.fetch()
         except ConfigError as exc:
@@ -125,20 +137,24 @@ async def _fetch(settings: Settings, url: str) -> JwksKeys | list[str]:
     return keys
 
 
-def _failing(problems: list[str]) -> Check:
-    return Check("auth issuer", False, "; ".join(problems), fix=SAME_ISSUER)
+def _failing(problems: list[str], settings: Settings) -> Check:
+    fix = OUTSIDE if settings.outside_issuer else SAME_ISSUER
+    return Check("auth issuer", False, "; ".join(problems), fix=fix)
 
 
 async def _issuer_check(settings: Settings) -> Check:
     assert settings.auth_issuer_url is not None  # Settings.problems requires it for role chat
     keys = await _fetch(settings, settings.auth_issuer_url)
     if isinstance(keys, list):
-        return _failing(keys)
+        return _failing(keys, settings)
+    count = f"{len(keys.published())} key(s)"
+    if settings.outside_issuer:
+        algorithms = ", ".join(sorted({k.algorithm.value for k in keys.published()}))
+        count = f"outside issuer, audience {settings.auth_audience!r}: {count} ({algorithms})"
     return Check(
         "auth issuer",
         True,
-        detail=f"{settings.auth_issuer!r} at {keys.issuer_url}: "
-        f"{len(keys.published())} key(s) from {keys.jwks_uri}",
+        detail=f"{settings.expected_issuer!r} at {keys.issuer_url}: {count} from {keys.jwks_uri}",
     )
 
 
@@ -159,7 +175,7 @@ async def _signing_checks(settings: Settings) -> list[Check]:
     if url is not None:
         fetched = await _fetch(settings, url)
         if isinstance(fetched, list):
-            return [*checks, _failing(fetched)]
+            return [*checks, _failing(fetched, settings)]
         published = fetched
     else:
         found, _ = parse_jwks({"keys": [k.jwk() for k in keys.published(now)]})

@@ -154,6 +154,10 @@ def serve(
     starting = f"runwire is starting: open http://{shown_host}:{settings.port}/"
     if settings.role is Role.AUTH:
         starting = f"runwire (role auth) is starting on http://{shown_host}:{settings.port}/auth"
+    elif settings.outside_issuer:
+        starting = (
+            f"{starting} (role chat; tokens of the outside issuer {settings.expected_issuer})"
+        )
     elif settings.role is Role.CHAT:
         starting = f"{starting} (role chat; auth at {settings.auth_client_url})"
     if as_json:  # every line of the output is a JSON object
@@ -323,6 +327,25 @@ def check(
             show_default=False,
         ),
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="RUNWIRE_CHECK_TOKEN",
+            help="Walk as the user of this access token (e.g. from the outside OpenID Connect "
+            "issuer a chat node trusts) instead of signing in; nothing signs it out.",
+            show_default=False,
+        ),
+    ] = None,
+    other_token: Annotated[
+        str | None,
+        typer.Option(
+            "--other-token",
+            envvar="RUNWIRE_CHECK_OTHER_TOKEN",
+            help="With --token: the access token of another user, for the isolation step.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Bound on every single wait, in seconds.")
@@ -369,6 +392,10 @@ def check(
         raise usage("give --email and --password together (or neither, to sign up a user)")
     if test_token_key is not None and email is not None:
         raise usage("give --email and --password, or --test-token-key: not both")
+    if token is not None and (email is not None or test_token_key is not None):
+        raise usage("give --token, or --email and --password, or --test-token-key: one of them")
+    if other_token is not None and token is None:
+        raise usage("--other-token goes with --token")
     if every is None and (metrics_port is not None or count is not None):
         raise usage("--metrics-port and --count go with --every")
     try:
@@ -385,6 +412,8 @@ def check(
                     if email is not None and password is not None
                     else None,
                     test_token_key=test_token_key,
+                    token=token,
+                    other_token=other_token,
                 ),
                 as_json,
                 every,

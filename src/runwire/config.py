@@ -27,11 +27,13 @@ from runwire.errors import ConfigError
 __all__ = [
     "ConcurrencyPolicy",
     "Environment",
+    "IssuerKind",
     "LogFormat",
     "LogLevel",
     "Role",
     "Settings",
     "SigningAlgorithm",
+    "TokenAlgorithm",
     "WebSocketPath",
     "load_settings",
     "safe_url",
@@ -81,6 +83,36 @@ class SigningAlgorithm(StrEnum):
     ES256 = "ES256"  # ECDSA on P-256 with SHA-256
 
 
+class TokenAlgorithm(StrEnum):
+    """A JWS algorithm an access token may be verified with (RFC 7518, RFC 8037). ``none`` and
+    the HMAC algorithms (``HS*``) are not among them: a token is checked with its issuer's public
+    key, never with a secret a verifier would share."""
+
+    EDDSA = "EdDSA"
+    ES256 = "ES256"
+    ES384 = "ES384"
+    ES512 = "ES512"
+    RS256 = "RS256"
+    RS384 = "RS384"
+    RS512 = "RS512"
+    PS256 = "PS256"
+    PS384 = "PS384"
+    PS512 = "PS512"
+
+
+# The algorithms of runwire's own tokens, and those accepted from an outside issuer unless
+# RUNWIRE_AUTH_ALGORITHMS says otherwise (RS256 is the one every OpenID provider must offer).
+RUNWIRE_ALGORITHMS = (TokenAlgorithm.EDDSA, TokenAlgorithm.ES256)
+OUTSIDE_ALGORITHMS = (TokenAlgorithm.RS256, TokenAlgorithm.ES256, TokenAlgorithm.EDDSA)
+
+
+class IssuerKind(StrEnum):
+    """Who issues the access tokens a chat node accepts (docs/auth.md)."""
+
+    RUNWIRE = "runwire"  # runwire's auth service: tokens name a session (sid), ended at logout
+    OIDC = "oidc"  # an outside OpenID Connect issuer: its users become runwire users on sight
+
+
 class Role(StrEnum):
     """What a `runwire serve` process does (docs/auth.md, "Roles")."""
 
@@ -120,6 +152,11 @@ class Settings(BaseSettings):
     # (unset: the issuer URL). Both are http(s) URLs.
     auth_issuer_url: str | None = Field(None, max_length=2000)
     auth_public_url: str | None = Field(None, max_length=2000)
+    # Role chat: whose tokens it accepts; with oidc, the algorithms accepted (unset: RS256,
+    # ES256, EdDSA) and how far an outside token's times may be off this node's clock.
+    auth_issuer_kind: IssuerKind = IssuerKind.RUNWIRE
+    auth_algorithms: Annotated[list[TokenAlgorithm], NoDecode] = Field(default_factory=list)
+    auth_leeway_s: float = Field(30.0, ge=0, le=300, allow_inf_nan=False)
     # Set (outside production only), POST /auth/test-token hands sessions of e2e test users to
     # whoever sends it in X-Runwire-Test-Key; unset, the route does not exist.
     test_token_key: SecretStr | None = None
@@ -260,6 +297,21 @@ class Settings(BaseSettings):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
 
+    @field_validator("auth_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        names = [str(a) for a in value] if isinstance(value, list) else []
+        never = [a for a in names if a.lower() == "none" or a.upper()[:2] == "HS"]
+        if never:
+            raise ValueError(
+                f"{', '.join(never)} is never accepted: a token must be signed with a key whose "
+                "public half the issuer publishes (none is no signature, HS* a shared secret); "
+                f"choose among {', '.join(a.value for a in TokenAlgorithm)}"
+            )
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _parse_networks(cls, value: Any) -> Any:
@@ -309,9 +361,30 @@ class Settings(BaseSettings):
         )
 
     @property
+    def outside_issuer(self) -> bool:
+        """This chat node accepts the tokens of an outside OpenID Connect issuer."""
+        return self.role is Role.CHAT and self.auth_issuer_kind is IssuerKind.OIDC
+
+    @property
+    def expected_issuer(self) -> str:
+        """The ``iss`` of the tokens accepted: an outside issuer is its URL (OpenID Connect
+        Discovery §4.3), runwire's own is ``RUNWIRE_AUTH_ISSUER``."""
+        if self.outside_issuer and self.auth_issuer_url is not None:
+            return self.auth_issuer_url
+        return self.auth_issuer
+
+    @property
+    def verification_algorithms(self) -> tuple[TokenAlgorithm, ...]:
+        """The algorithms a token may be signed with, in order of preference."""
+        if not self.outside_issuer:
+            return RUNWIRE_ALGORITHMS
+        return tuple(dict.fromkeys(self.auth_algorithms)) or OUTSIDE_ALGORITHMS
+
+    @property
     def auth_client_url(self) -> str | None:
-        """Where a client of this chat node sends /auth/* (None: here, the same origin)."""
-        if self.role is not Role.CHAT:
+        """Where a client of this chat node sends /auth/* (None: here, the same origin, or
+        nowhere: an outside issuer's sign-in is not runwire's /auth/*)."""
+        if self.role is not Role.CHAT or self.outside_issuer:
             return None
         url = self.auth_public_url or self.auth_issuer_url
         return url.rstrip("/") if url else None
@@ -424,6 +497,16 @@ class Settings(BaseSettings):
         ):
             if value is not None and not value.startswith(("http://", "https://")):
                 found.append(f"{name} must be an http(s) URL, e.g. https://auth.example.com")
+        if self.role is not Role.CHAT and self.auth_issuer_kind is IssuerKind.OIDC:
+            found.append(
+                "RUNWIRE_AUTH_ISSUER_KIND=oidc is for RUNWIRE_ROLE=chat (a node that issues "
+                f"tokens, role {self.role.value}, accepts its own): set RUNWIRE_ROLE=chat"
+            )
+        if self.auth_algorithms and self.auth_issuer_kind is not IssuerKind.OIDC:
+            found.append(
+                "RUNWIRE_AUTH_ALGORITHMS is for RUNWIRE_AUTH_ISSUER_KIND=oidc: runwire's own "
+                "tokens are EdDSA or ES256, each pinned to its key; unset it"
+            )
         if self.role is Role.CHAT:
             if self.auth_issuer_url is None:
                 found.append(
@@ -440,6 +523,7 @@ class Settings(BaseSettings):
                     "RUNWIRE_ROLE=chat serves no /auth/*: set RUNWIRE_TEST_TOKEN_KEY on the auth "
                     "role, and unset it here"
                 )
+            found += self._outside_problems()
         elif self.auth_public_url is not None:
             found.append(
                 f"RUNWIRE_AUTH_PUBLIC_URL tells the page of a chat node where /auth/* is: unset "
@@ -474,6 +558,29 @@ class Settings(BaseSettings):
                 "RUNWIRE_SERVICE_CLIENT_ID needs RUNWIRE_SERVICE_CLIENT_SECRET (printed once by "
                 "`runwire auth clients create`) or RUNWIRE_SERVICE_CLIENT_KEY_FILE (for a client "
                 "made with --public-key), and only one of them"
+            )
+        return found
+
+    def _outside_problems(self) -> list[str]:
+        """What an outside issuer needs (docs/auth.md, "Outside identity providers")."""
+        if self.auth_issuer_kind is not IssuerKind.OIDC:
+            return []
+        found: list[str] = []
+        if "auth_audience" not in self.model_fields_set:
+            found.append(
+                "RUNWIRE_AUTH_ISSUER_KIND=oidc needs RUNWIRE_AUTH_AUDIENCE: the audience (aud) "
+                "the issuer puts in access tokens meant for runwire (Auth0: the API's "
+                "identifier; Keycloak: the audience mapper's; Entra: the app ID URI)"
+            )
+        if "auth_issuer" in self.model_fields_set and self.auth_issuer != self.auth_issuer_url:
+            found.append(
+                "RUNWIRE_AUTH_ISSUER is not read with RUNWIRE_AUTH_ISSUER_KIND=oidc: an outside "
+                "issuer is RUNWIRE_AUTH_ISSUER_URL itself (its tokens' iss); unset it"
+            )
+        if self.auth_public_url is not None:
+            found.append(
+                "RUNWIRE_AUTH_PUBLIC_URL names runwire's auth service for the page: with "
+                "RUNWIRE_AUTH_ISSUER_KIND=oidc there is none; unset it"
             )
         return found
 

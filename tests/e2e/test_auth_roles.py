@@ -104,7 +104,7 @@ async def run_completes(chat: Session) -> None:
 async def test_sign_in_at_the_auth_service_and_chat_at_the_chat_node(split: Split) -> None:
     async with httpx.AsyncClient(timeout=unit(10)) as http:
         config = (await http.get(f"{split.chat.url}/api/config")).json()
-        assert config == {"auth_url": split.auth.url}
+        assert config == {"auth_url": split.auth.url, "issuer": None}
         # The chat node: no /auth/*, no published keys; the auth service: no chat, no page.
         assert (await http.post(f"{split.chat.url}/auth/login", json={})).status_code == 404
         assert (await http.get(f"{split.chat.url}/.well-known/jwks.json")).status_code == 404

@@ -286,7 +286,8 @@ def test_each_published_key_is_pinned_to_the_algorithm_of_its_kind() -> None:
         "key p256-as-eddsa is not used: alg EdDSA does not fit a P-256 key",
         "key ed-enc is not used: it is not a signing key (use is not sig)",
         "key ed-short is not used: x is not an Ed25519 public key",
-        "key secret is not used: runwire verifies Ed25519 and P-256 keys, not kty=oct crv=None",
+        "key secret is not used: runwire verifies Ed25519, P-256 (P-384, P-521) and RSA keys, not "
+        "kty=oct crv=None",
         "a key without a kid is not used",
     ]
     assert parse_jwks([]) == ({}, ["the JWK set is not a JSON object with a list of keys"])

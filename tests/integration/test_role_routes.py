@@ -72,7 +72,8 @@ async def test_the_chat_role_serves_chat_with_the_issuers_keys_and_no_key_file(
             auth_public_url="https://auth.example.com:8443/",
         ) as http:
             assert (await http.get("/api/config")).json() == {
-                "auth_url": "https://auth.example.com:8443"
+                "auth_url": "https://auth.example.com:8443",
+                "issuer": None,
             }
             page = (await http.get("/")).text
             assert "connect-src 'self' https://auth.example.com:8443 ws: wss:" in page
@@ -87,7 +88,7 @@ async def test_the_chat_role_serves_chat_with_the_issuers_keys_and_no_key_file(
 
 async def test_the_all_role_signs_in_at_its_own_origin(tmp_path: Path) -> None:
     async with client(tmp_path) as http:
-        assert (await http.get("/api/config")).json() == {"auth_url": None}
+        assert (await http.get("/api/config")).json() == {"auth_url": None, "issuer": None}
         assert "connect-src 'self' ws: wss:" in (await http.get("/")).text
         # No CORS: the page is at the same origin.
         answer = await http.options("/auth/login", headers=preflight(PAGE))

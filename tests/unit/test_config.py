@@ -401,3 +401,66 @@ def test_a_chat_node_tells_clients_where_auth_is() -> None:
         auth_public_url="https://auth.example.com",
     )
     assert public.auth_client_url == "https://auth.example.com"
+
+
+def test_an_outside_issuer_names_what_it_needs_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            role="chat",
+            auth_issuer_kind="oidc",
+            auth_issuer_url="https://id.example.com/realms/acme",
+            auth_issuer="runwire",
+            auth_public_url="https://auth.example.com",
+        )
+    assert caught.value.problems == [
+        "RUNWIRE_AUTH_ISSUER_KIND=oidc needs RUNWIRE_AUTH_AUDIENCE: the audience (aud) the "
+        "issuer puts in access tokens meant for runwire (Auth0: the API's identifier; Keycloak: "
+        "the audience mapper's; Entra: the app ID URI)",
+        "RUNWIRE_AUTH_ISSUER is not read with RUNWIRE_AUTH_ISSUER_KIND=oidc: an outside issuer "
+        "is RUNWIRE_AUTH_ISSUER_URL itself (its tokens' iss); unset it",
+        "RUNWIRE_AUTH_PUBLIC_URL names runwire's auth service for the page: with "
+        "RUNWIRE_AUTH_ISSUER_KIND=oidc there is none; unset it",
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(role="all", auth_issuer_kind="oidc", auth_algorithms="ES256")
+    assert caught.value.problems == [
+        "RUNWIRE_AUTH_ISSUER_KIND=oidc is for RUNWIRE_ROLE=chat (a node that issues tokens, "
+        "role all, accepts its own): set RUNWIRE_ROLE=chat"
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_settings(role="chat", auth_issuer_url="https://a.example", auth_algorithms="RS256")
+    assert caught.value.problems == [
+        "RUNWIRE_AUTH_ALGORITHMS is for RUNWIRE_AUTH_ISSUER_KIND=oidc: runwire's own tokens "
+        "are EdDSA or ES256, each pinned to its key; unset it"
+    ]
+
+
+def test_an_outside_issuer_is_its_url_and_accepts_asymmetric_algorithms_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RUNWIRE_ROLE", "chat")
+    monkeypatch.setenv("RUNWIRE_AUTH_ISSUER_KIND", "oidc")
+    monkeypatch.setenv("RUNWIRE_AUTH_ISSUER_URL", "https://acme.eu.auth0.com/")
+    monkeypatch.setenv("RUNWIRE_AUTH_AUDIENCE", "https://api.acme.example")
+    s = load_settings()
+    # The URL as given (Auth0's issuer ends with a slash), and no /auth/* for the page.
+    assert (s.expected_issuer, s.auth_client_url) == ("https://acme.eu.auth0.com/", None)
+    assert [a.value for a in s.verification_algorithms] == ["RS256", "ES256", "EdDSA"]
+    monkeypatch.setenv("RUNWIRE_AUTH_ALGORITHMS", "PS256, RS256,PS256")
+    assert [a.value for a in load_settings().verification_algorithms] == ["PS256", "RS256"]
+    for never in ("none", "HS256", "hs512"):
+        monkeypatch.setenv("RUNWIRE_AUTH_ALGORITHMS", f"RS256,{never}")
+        with pytest.raises(ConfigError) as caught:
+            load_settings()
+        [problem] = caught.value.problems
+        assert problem.startswith(
+            f"RUNWIRE_AUTH_ALGORITHMS: Value error, {never} is never accepted"
+        )
+    monkeypatch.setenv("RUNWIRE_AUTH_ALGORITHMS", "RS1")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems[0].startswith("RUNWIRE_AUTH_ALGORITHMS_0: Input should be")
+    # runwire's own issuer is unchanged: RUNWIRE_AUTH_ISSUER, EdDSA and ES256.
+    own = load_settings(role="chat", auth_issuer_kind="runwire", auth_algorithms=[])
+    assert own.expected_issuer == "runwire"
+    assert [a.value for a in own.verification_algorithms] == ["EdDSA", "ES256"]

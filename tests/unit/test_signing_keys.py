@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
 from runwire.auth.keys import RETIRE_MARGIN_S, KeySet, KeyState, SigningKey, key_lifetime, kid_time
-from runwire.config import Environment, SigningAlgorithm
+from runwire.config import Environment, SigningAlgorithm, TokenAlgorithm
 from runwire.errors import ConfigError
 from tests.conftest import test_settings
 
@@ -175,7 +175,7 @@ def test_an_unknown_kid_makes_the_ring_look_again(tmp_path: Path) -> None:
     added = directory.add(SigningAlgorithm.ES256)  # signed with already by another node
     clock.now = 5.0
     found = ring.find(added.kid)
-    assert found is not None and found.algorithm is SigningAlgorithm.ES256
+    assert found is not None and found.algorithm is TokenAlgorithm.ES256
 
 
 def test_a_broken_new_file_leaves_the_ring_working(

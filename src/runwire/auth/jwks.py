@@ -11,7 +11,10 @@ leaked). A fetch that fails (the auth service restarting, a network cut) keeps t
 tokens go on verifying through a short outage.
 
 Each key is pinned to one algorithm by its own members: an OKP key on Ed25519 is EdDSA, an EC
-key on P-256 is ES256; a JWK whose ``alg`` says otherwise, or of another kind, is not used.
+key on P-256 is ES256 (P-384 ES384, P-521 ES512), an RSA key its ``alg`` (without one, the first
+RSA algorithm accepted); a JWK whose ``alg`` says otherwise, of another kind, or whose algorithm
+is not among those accepted (runwire's own issuer: EdDSA and ES256; an outside issuer:
+``RUNWIRE_AUTH_ALGORITHMS``), is not used.
 """
 
 from __future__ import annotations
@@ -22,14 +25,14 @@ import binascii
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from runwire.auth.keys import PublicKey, SigningKey, VerificationKey, kid_time
-from runwire.config import SigningAlgorithm
+from runwire.config import RUNWIRE_ALGORITHMS, TokenAlgorithm
 from runwire.errors import ConfigError, RunwireError
 
 __all__ = ["DISCOVERY_PATH", "JwksKeys", "NoSigner", "parse_jwks"]
@@ -62,18 +65,45 @@ def _b64(value: Any) -> bytes:
         raise ValueError("a coordinate is not base64url") from None
 
 
-def _key_of(jwk: dict[str, Any]) -> tuple[SigningAlgorithm, PublicKey]:
+_CURVES: dict[str, tuple[TokenAlgorithm, ec.EllipticCurve, int]] = {
+    "P-256": (TokenAlgorithm.ES256, ec.SECP256R1(), 32),
+    "P-384": (TokenAlgorithm.ES384, ec.SECP384R1(), 48),
+    "P-521": (TokenAlgorithm.ES512, ec.SECP521R1(), 66),
+}
+_RSA = {a for a in TokenAlgorithm if a.value[:2] in ("RS", "PS")}
+# Shorter RSA moduli are refused (NIST SP 800-131A: 2048 bits at least).
+MIN_RSA_BITS = 2048
+
+
+def _key_of(
+    jwk: dict[str, Any], algorithms: Sequence[TokenAlgorithm]
+) -> tuple[TokenAlgorithm, PublicKey]:
+    """The one algorithm ``jwk`` verifies and its public key. The key's own members decide the
+    algorithm: an Ed25519 key is EdDSA, a P-256 key ES256; an RSA key is its ``alg``, or without
+    one the first RSA algorithm of ``algorithms``. It must be one of ``algorithms``."""
     kty, crv, alg = jwk.get("kty"), jwk.get("crv"), jwk.get("alg")
+    key: PublicKey
     if kty == "OKP" and crv == "Ed25519":
-        algorithm, key = SigningAlgorithm.EDDSA, _ed25519(jwk)
-    elif kty == "EC" and crv == "P-256":
-        algorithm, key = SigningAlgorithm.ES256, _p256(jwk)
+        algorithm, key = TokenAlgorithm.EDDSA, _ed25519(jwk)
+    elif kty == "EC" and isinstance(crv, str) and crv in _CURVES:
+        algorithm, key = _CURVES[crv][0], _ec(jwk, crv)
+    elif kty == "RSA":
+        crv = "RSA"
+        named = [a for a in TokenAlgorithm if a.value == alg]
+        first = [a for a in algorithms if a in _RSA]
+        algorithm = named[0] if named and named[0] in _RSA else (first or [TokenAlgorithm.RS256])[0]
+        key = _rsa(jwk)
     else:
-        raise ValueError(f"runwire verifies Ed25519 and P-256 keys, not kty={kty} crv={crv}")
+        raise ValueError(
+            f"runwire verifies Ed25519, P-256 (P-384, P-521) and RSA keys, not kty={kty} crv={crv}"
+        )
     if alg is not None and alg != algorithm.value:
         raise ValueError(f"alg {alg} does not fit a {crv} key")
     if jwk.get("use", "sig") != "sig":
         raise ValueError("it is not a signing key (use is not sig)")
+    if algorithm not in algorithms:
+        accepted = ", ".join(a.value for a in algorithms)
+        raise ValueError(f"its algorithm {algorithm.value} is not accepted (only {accepted})")
     return algorithm, key
 
 
@@ -84,18 +114,35 @@ def _ed25519(jwk: dict[str, Any]) -> PublicKey:
     return ed25519.Ed25519PublicKey.from_public_bytes(raw)
 
 
-def _p256(jwk: dict[str, Any]) -> PublicKey:
+def _ec(jwk: dict[str, Any], crv: str) -> PublicKey:
+    _, curve, size = _CURVES[crv]
     x, y = _b64(jwk.get("x")), _b64(jwk.get("y"))
-    if len(x) != 32 or len(y) != 32:
-        raise ValueError("x and y are not P-256 coordinates")
+    if len(x) != size or len(y) != size:
+        raise ValueError(f"x and y are not {crv} coordinates")
     numbers = ec.EllipticCurvePublicNumbers(
-        int.from_bytes(x, "big"), int.from_bytes(y, "big"), ec.SECP256R1()
+        int.from_bytes(x, "big"), int.from_bytes(y, "big"), curve
     )
-    return numbers.public_key()
+    try:
+        return numbers.public_key()
+    except ValueError:
+        raise ValueError(f"x and y are not a point on {crv}") from None
 
 
-def parse_jwks(document: Any) -> tuple[dict[str, VerificationKey], list[str]]:
-    """The usable keys of a JWK set by kid, and why each other entry is not used."""
+def _rsa(jwk: dict[str, Any]) -> PublicKey:
+    n, e = int.from_bytes(_b64(jwk.get("n")), "big"), int.from_bytes(_b64(jwk.get("e")), "big")
+    if n.bit_length() < MIN_RSA_BITS:
+        raise ValueError(f"an RSA key of {n.bit_length()} bits is too short (< {MIN_RSA_BITS})")
+    try:
+        return rsa.RSAPublicNumbers(e, n).public_key()
+    except ValueError:
+        raise ValueError("n and e are not an RSA public key") from None
+
+
+def parse_jwks(
+    document: Any, algorithms: Sequence[TokenAlgorithm] = RUNWIRE_ALGORITHMS
+) -> tuple[dict[str, VerificationKey], list[str]]:
+    """The usable keys of a JWK set by kid (each verifying one of ``algorithms``), and why each
+    other entry is not used."""
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         return {}, ["the JWK set is not a JSON object with a list of keys"]
     keys: dict[str, VerificationKey] = {}
@@ -106,7 +153,7 @@ def parse_jwks(document: Any) -> tuple[dict[str, VerificationKey], list[str]]:
             problems.append("a key without a kid is not used")
             continue
         try:
-            algorithm, public = _key_of(jwk)
+            algorithm, public = _key_of(jwk, algorithms)
         except ValueError as exc:
             problems.append(f"key {kid[:80]} is not used: {exc}")
             continue
@@ -128,9 +175,13 @@ class JwksKeys:
         *,
         clock: Callable[[], float] = time.monotonic,
         refetch_s: float = REFETCH_S,
+        algorithms: Sequence[TokenAlgorithm] = RUNWIRE_ALGORITHMS,
+        outside: bool = False,
     ) -> None:
         self.issuer_url = issuer_url.rstrip("/")
         self.issuer = issuer
+        self.algorithms = tuple(algorithms)
+        self.outside = outside
         self.jwks_uri = ""
         self._http = http
         self._clock = clock
@@ -142,12 +193,18 @@ class JwksKeys:
     @classmethod
     @contextlib.asynccontextmanager
     async def running(
-        cls, issuer_url: str, issuer: str, *, refresh_s: float = REFRESH_S
+        cls,
+        issuer_url: str,
+        issuer: str,
+        *,
+        refresh_s: float = REFRESH_S,
+        algorithms: Sequence[TokenAlgorithm] = RUNWIRE_ALGORITHMS,
+        outside: bool = False,
     ) -> AsyncIterator[JwksKeys]:
         """The keys fetched (raises :class:`ConfigError` naming every problem when they cannot
         be), refreshed in the background every ``refresh_s`` until the context ends."""
         async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S, follow_redirects=False) as http:
-            keys = cls(issuer_url, issuer, http)
+            keys = cls(issuer_url, issuer, http, algorithms=algorithms, outside=outside)
             await keys.fetch()
             task = asyncio.create_task(keys._refresh_every(refresh_s))
             try:
@@ -198,7 +255,14 @@ class JwksKeys:
         discovery = await self._json(self.issuer_url + DISCOVERY_PATH, "discovery document")
         problems: list[str] = []
         named = discovery.get("issuer")
-        if named != self.issuer:
+        if named != self.issuer and self.outside:
+            # OpenID Connect Discovery §4.3: the issuer is the very URL discovery was read at.
+            problems.append(
+                f"the discovery document at {self.issuer_url} names issuer {named!r}, not "
+                f"{self.issuer!r}: set RUNWIRE_AUTH_ISSUER_URL to the issuer exactly as it "
+                "names itself (a trailing slash included)"
+            )
+        elif named != self.issuer:
             problems.append(
                 f"the discovery document at {self.issuer_url} names issuer {named!r}, and this "
                 f"node expects {self.issuer!r} (RUNWIRE_AUTH_ISSUER): set the same value on "
@@ -209,11 +273,12 @@ class JwksKeys:
             raise ConfigError(
                 [*problems, f"the discovery document at {self.issuer_url} names no jwks_uri"]
             )
-        keys, skipped = parse_jwks(await self._json(jwks_uri, "JWK set"))
+        keys, skipped = parse_jwks(await self._json(jwks_uri, "JWK set"), self.algorithms)
         for why in skipped:
             log.warning("%s (JWK set at %s)", why, jwks_uri)
         if not keys:
-            problems.append(f"the JWK set at {jwks_uri} holds no usable key")
+            why = f" ({'; '.join(skipped)})" if skipped and self.outside else ""
+            problems.append(f"the JWK set at {jwks_uri} holds no usable key{why}")
         if problems:
             raise ConfigError(problems)
         if set(keys) != set(self._keys):

@@ -23,7 +23,7 @@ from time import gmtime, strftime, strptime
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from runwire.config import SigningAlgorithm
+from runwire.config import SigningAlgorithm, TokenAlgorithm
 
 __all__ = [
     "RETIRE_MARGIN_S",
@@ -36,7 +36,8 @@ __all__ = [
 ]
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
-PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+# What a verifier may hold: runwire's own kinds, and RSA keys of outside issuers.
+PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 # How much longer than the access-token lifetime a superseded key stays published: covers the
 # second a running server may take to notice a new key (it goes on signing with the old one
@@ -85,26 +86,37 @@ class VerificationKey:
     """The public half of a key: what a verifier holds (and what the JWKS publishes)."""
 
     kid: str
-    algorithm: SigningAlgorithm
+    algorithm: TokenAlgorithm  # the one algorithm this key verifies
     public_key: PublicKey
     created_at: float  # epoch seconds
 
     def jwk(self) -> dict[str, str]:
         """The key as a JSON Web Key (RFC 7517; OKP per RFC 8037): public members only."""
         common = {"kid": self.kid, "alg": self.algorithm.value, "use": "sig"}
-        if isinstance(self.public_key, ed25519.Ed25519PublicKey):
-            raw = self.public_key.public_bytes(
-                serialization.Encoding.Raw, serialization.PublicFormat.Raw
-            )
+        public = self.public_key
+        if isinstance(public, ed25519.Ed25519PublicKey):
+            raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
             return {"kty": "OKP", "crv": "Ed25519", "x": _b64(raw), **common}
-        numbers = self.public_key.public_numbers()
+        if isinstance(public, rsa.RSAPublicKey):
+            numbers = public.public_numbers()
+            n, e = _b64(_unsigned(numbers.n)), _b64(_unsigned(numbers.e))
+            return {"kty": "RSA", "n": n, "e": e, **common}
+        size = (public.curve.key_size + 7) // 8
+        point = public.public_numbers()
         return {
             "kty": "EC",
-            "crv": "P-256",
-            "x": _b64(numbers.x.to_bytes(32, "big")),
-            "y": _b64(numbers.y.to_bytes(32, "big")),
+            "crv": _CURVE_NAMES[public.curve.name],
+            "x": _b64(point.x.to_bytes(size, "big")),
+            "y": _b64(point.y.to_bytes(size, "big")),
             **common,
         }
+
+
+_CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+def _unsigned(number: int) -> bytes:
+    return number.to_bytes((number.bit_length() + 7) // 8, "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +132,7 @@ class SigningKey:
 
     @property
     def algorithm(self) -> SigningAlgorithm:
-        return self.public.algorithm
+        return SigningAlgorithm(self.public.algorithm.value)
 
     @classmethod
     def generate(cls, algorithm: SigningAlgorithm, now: float) -> SigningKey:
@@ -169,9 +181,9 @@ class SigningKey:
     @classmethod
     def _of(cls, kid: str, private: PrivateKey) -> SigningKey:
         algorithm = (
-            SigningAlgorithm.EDDSA
+            TokenAlgorithm.EDDSA
             if isinstance(private, ed25519.Ed25519PrivateKey)
-            else SigningAlgorithm.ES256
+            else TokenAlgorithm.ES256
         )
         created = kid_time(kid)
         assert created is not None

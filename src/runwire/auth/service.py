@@ -8,6 +8,10 @@ access tokens stop working at once (logout is immediate, not at expiry): ending 
 :class:`~runwire.revocations.base.Revocations` every node shares, whose watchers close the
 session's sockets.
 
+With an outside OpenID Connect issuer (:class:`~runwire.auth.outside_tokens.OutsideTokens`), a
+token's ``sub`` is a runwire user, made on first sight; such a token has no runwire session, so
+it is its own: it ends at its expiry, and a ticket it buys expires no later.
+
 Logins, sign-ups and refreshes pass the :class:`AuthThrottle` first, keyed by the caller's
 network address (and, for logins, the normalised e-mail), so guessing costs time, not just CPU.
 """
@@ -20,6 +24,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from runwire.auth.outside_tokens import OutsideTokens
 from runwire.auth.passwords import Passwords
 from runwire.auth.throttle import AuthThrottle
 from runwire.auth.tokens import AccessTokens, digest, opaque_secret
@@ -36,6 +41,7 @@ from runwire.store.accounts import Accounts, RefreshOutcome
 from runwire.store.records import User, new_id
 
 __all__ = [
+    "OUTSIDE_SESSION_PREFIX",
     "AuthService",
     "Principal",
     "TokenPair",
@@ -49,14 +55,21 @@ MAX_PASSWORD = 1024
 # An ended session is denied for its last access token's lifetime plus this much: for a verifier
 # whose clock is a little behind the issuer's.
 CLOCK_MARGIN_S = 60
+# The session id of a caller with an outside issuer's token starts so: it names no token family
+# (the id is the token's digest), and nothing but the token's expiry ends it.
+OUTSIDE_SESSION_PREFIX = "ext_"
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the authenticated user and the session (token family) they act in."""
+    """Who is calling: the authenticated user and the session (token family) they act in.
+
+    ``expires_at`` (epoch seconds) is set for an outside issuer's token: its session is the
+    token, and ends with it."""
 
     user_id: str
     family_id: str
+    expires_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +138,9 @@ class AuthService:
         revocations: Revocations,
         refresh_ttl_s: int,
         ticket_ttl_s: int,
+        outside: OutsideTokens | None = None,
     ) -> None:
+        self._outside = outside
         self._accounts = accounts
         self._passwords = passwords
         self._access = access
@@ -188,9 +203,23 @@ class AuthService:
         """The caller an access token names: its signature and claims are checked, then that
         its session has not ended (the shared denylist, from memory; then the database, the
         record of every session, which a node learns nothing from Redis about)."""
+        if self._outside is not None:
+            return await self._outside_principal(access_token, self._outside)
         claims = await self._access.check(access_token)
         await self._check_active(claims.family_id, claims.user_id)
         return Principal(user_id=claims.user_id, family_id=claims.family_id)
+
+    async def _outside_principal(self, token: str, outside: OutsideTokens) -> Principal:
+        """The runwire user of an outside issuer's token: its ``sub`` is a user from the first
+        request on. Never found by e-mail: an address the issuer vouches for is not one this
+        server's accounts proved, so it never opens one of them (docs/decisions.md)."""
+        claims = await outside.check(token)
+        user = await self._accounts.outside_user(outside.issuer, claims.subject, claims.email)
+        return Principal(
+            user_id=user.id,
+            family_id=OUTSIDE_SESSION_PREFIX + digest(token)[:32],
+            expires_at=claims.expires_at,
+        )
 
     async def logout(self, principal: Principal) -> None:
         """End the caller's session: its tokens stop working and its sockets close, on every
@@ -225,6 +254,8 @@ class AuthService:
     async def issue_ticket(self, principal: Principal) -> str:
         ticket = opaque_secret()
         expires_at = int(time.time() * 1000) + self.ticket_ttl_s * 1000
+        if principal.expires_at is not None:  # not past the outside token it was bought with
+            expires_at = min(expires_at, principal.expires_at * 1000)
         await self._accounts.add_ticket(
             digest(ticket), principal.user_id, principal.family_id, expires_at
         )
@@ -235,6 +266,10 @@ class AuthService:
         if taken is None:
             raise AuthError("invalid or used ticket")
         user_id, family_id = taken
+        if family_id.startswith(OUTSIDE_SESSION_PREFIX):
+            # Bought with an outside token, which nothing revokes: the ticket's expiry (no later
+            # than the token's) is the check.
+            return Principal(user_id=user_id, family_id=family_id)
         await self._check_active(family_id, user_id)
         return Principal(user_id=user_id, family_id=family_id)
 

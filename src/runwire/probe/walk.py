@@ -88,6 +88,10 @@ class Identities:
     main: Credentials | None = None
     other: Credentials | None = None
     test_token_key: str | None = field(default=None, repr=False)
+    # Access tokens got elsewhere (a chat node that trusts an outside OpenID Connect issuer has
+    # no /auth/*): the walk uses them as they are, and ends no session of theirs.
+    token: str | None = field(default=None, repr=False)
+    other_token: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,9 @@ class Walk:
         return shown
 
     async def _sign_in(self) -> StepOutcome:
+        if self.identities.token is not None:
+            self._main = await self._bearer_session(self.identities.token, "--token")
+            return f"{self._main.email} (the user of the token given with --token)"
         if self.identities.test_token_key is not None and self.identities.main is None:
             self._main = await self._test_session("check-main")
             return f"{self._main.email} (a test user, from POST /auth/test-token)"
@@ -389,6 +396,15 @@ class Walk:
         )
 
     async def _isolation(self) -> StepOutcome:
+        if self.identities.other_token is not None:
+            other = await self._bearer_session(self.identities.other_token, "--other-token")
+            if other.user_id == self.main.user_id:
+                raise CheckFailed(
+                    "a second user from --other-token", f"the same user as --token ({other.email})"
+                )
+            return await self._not_found_for(other)
+        if self.identities.token is not None:
+            return Skip("no second user: give --other-token (a token of another user)")
         if self.identities.test_token_key is not None and self.identities.other is None:
             other = await self._test_session("check-other")
             return await self._not_found_for(other)
@@ -490,6 +506,16 @@ class Walk:
         user = body.get("user")
         email = user.get("email") if isinstance(user, dict) else None
         return self._session(body, call, str(email or f"e2e-{name}"))
+
+    async def _bearer_session(self, token: str, option: str) -> _Session:
+        """The user a given access token names (``GET /api/me``); nothing signs it out."""
+        call = f"GET /api/me with the {option} token"
+        body = answer(await self.api.call("GET", "/api/me", token=token), 200, call)
+        found = _object(body.get("user"))
+        user_id, email = found.get("id"), found.get("email")
+        if not isinstance(user_id, str):
+            raise CheckFailed(f"user.id from {call}", f"{sorted(found)}")
+        return _Session(email if isinstance(email, str) else f"user {user_id}", user_id, token)
 
     def _session(self, body: dict[str, Any], call: str, email: str) -> _Session:
         token, user = body.get("access_token"), body.get("user")

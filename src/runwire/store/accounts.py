@@ -1,4 +1,5 @@
-"""Accounts: users, refresh-token families and single-use WebSocket tickets."""
+"""Accounts: users (those of outside issuers too), refresh-token families and single-use
+WebSocket tickets."""
 
 from __future__ import annotations
 
@@ -7,10 +8,22 @@ from sqlalchemy.exc import IntegrityError
 
 from runwire.errors import Conflict
 from runwire.store.database import Database
-from runwire.store.records import User, now_ms
-from runwire.store.schema import refresh_tokens, token_families, users, ws_tickets
+from runwire.store.records import User, new_id, now_ms
+from runwire.store.schema import (
+    outside_identities,
+    refresh_tokens,
+    token_families,
+    users,
+    ws_tickets,
+)
 
-__all__ = ["Accounts", "RefreshOutcome"]
+__all__ = ["OUTSIDE_DOMAIN", "Accounts", "RefreshOutcome"]
+
+# The sign-in address of a user of an outside issuer: ``.invalid`` is a special-use domain
+# (RFC 6761) that registration refuses, so it names no account of anyone else; the user has no
+# password either, so it signs in nowhere but at its issuer.
+OUTSIDE_DOMAIN = "outside.invalid"
+NO_PASSWORD = "!outside-user"  # noqa: S105 - marks the absence of a password
 
 
 class RefreshOutcome:
@@ -50,7 +63,96 @@ class Accounts:
 
     async def user_by_id(self, user_id: str) -> User | None:
         async with self._db.connect() as conn:
-            row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+            row = (
+                await conn.execute(
+                    select(
+                        users,
+                        outside_identities.c.issuer,
+                        outside_identities.c.email.label("outside_email"),
+                    )
+                    .outerjoin(outside_identities, outside_identities.c.user_id == users.c.id)
+                    .where(users.c.id == user_id)
+                )
+            ).first()
+        return User(**row._mapping) if row else None
+
+    async def outside_user(self, issuer: str, subject: str, email: str | None) -> User:
+        """The user of ``subject`` at the outside ``issuer``, made on first sight; its
+        ``outside_email`` follows the latest token's ``email``. Concurrent first requests get
+        the same user: the (issuer, subject) key admits one row, the others read it."""
+        found = await self._outside(issuer, subject)
+        if found is None:
+            user_id = new_id("usr")
+            created = now_ms()
+            try:
+                async with self._db.begin() as conn:
+                    await conn.execute(
+                        insert(users).values(
+                            id=user_id,
+                            email=f"{user_id}@{OUTSIDE_DOMAIN}",
+                            password_hash=NO_PASSWORD,
+                            created_at=created,
+                        )
+                    )
+                    await conn.execute(
+                        insert(outside_identities).values(
+                            issuer=issuer,
+                            subject=subject,
+                            user_id=user_id,
+                            email=email,
+                            created_at=created,
+                        )
+                    )
+            except IntegrityError:
+                # Another request made this subject's user meanwhile; this one's row is undone.
+                found = await self._outside(issuer, subject)
+                if found is None:
+                    raise
+            else:
+                return User(
+                    user_id,
+                    f"{user_id}@{OUTSIDE_DOMAIN}",
+                    NO_PASSWORD,
+                    created,
+                    issuer=issuer,
+                    outside_email=email,
+                )
+        if found.outside_email != email:
+            async with self._db.begin() as conn:
+                await conn.execute(
+                    update(outside_identities)
+                    .where(
+                        outside_identities.c.issuer == issuer,
+                        outside_identities.c.subject == subject,
+                    )
+                    .values(email=email)
+                )
+            found = User(
+                found.id,
+                found.email,
+                found.password_hash,
+                found.created_at,
+                issuer=issuer,
+                outside_email=email,
+            )
+        return found
+
+    async def _outside(self, issuer: str, subject: str) -> User | None:
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        users,
+                        outside_identities.c.issuer,
+                        outside_identities.c.email.label("outside_email"),
+                    )
+                    .join(outside_identities, outside_identities.c.user_id == users.c.id)
+                    .where(
+                        outside_identities.c.issuer == issuer,
+                        outside_identities.c.subject == subject,
+                    )
+                )
+            ).first()
         return User(**row._mapping) if row else None
 
     async def start_family(

@@ -48,13 +48,20 @@ def new_epoch() -> str:
 
 @dataclass(frozen=True, slots=True)
 class User:
+    """An account. ``email`` is the address it signs in with; a user of an outside issuer
+    (``issuer`` set) signs in there, and its ``outside_email`` is the address that issuer vouches
+    for (None when it names none)."""
+
     id: str
     email: str
     password_hash: str = field(repr=False)
     created_at: int
+    issuer: str | None = None
+    outside_email: str | None = None
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "email": self.email}
+        email = self.outside_email if self.issuer is not None else self.email
+        return {"id": self.id, "email": email}
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ __all__ = [
     "client_assertions",
     "messages",
     "metadata",
+    "outside_identities",
     "refresh_tokens",
     "run_events",
     "runs",
@@ -58,6 +59,26 @@ users = Table(
     Column("id", String(40), primary_key=True),
     Column("email", String(320), nullable=False, unique=True),
     Column("password_hash", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# The users of outside OpenID Connect issuers: each (issuer, subject) is one runwire user, made
+# on first sight (the primary key makes concurrent first requests agree on one). The user's row
+# in ``users`` has no password and an address that cannot sign in; ``email`` here is the one the
+# issuer vouches for, shown to the user, never used to find or merge an account.
+outside_identities = Table(
+    "outside_identities",
+    metadata,
+    Column("issuer", String(2000), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column(
+        "user_id",
+        String(40),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("email", String(320), nullable=True),
     Column("created_at", BigInteger, nullable=False),
 )
 

@@ -20,9 +20,20 @@ class ClientConfig(BaseModel):
         description="Where to send `/auth/*` (register, login, refresh, logout): a base URL "
         "without a trailing slash, or null when it is this server (the same origin)."
     )
+    issuer: str | None = Field(
+        None,
+        description="The outside OpenID Connect issuer whose access tokens this node accepts "
+        "(docs/auth.md, Outside identity providers): a client gets its token there and sends "
+        "it as the Bearer token; `/auth/*` is then served nowhere. Null where runwire's own "
+        "`/auth/*` signs people in.",
+    )
 
 
 @router.get("/api/config", summary="Where a client signs in (the auth service's URL)")
 async def client_config(request: Request, response: Response) -> ClientConfig:
     response.headers["Cache-Control"] = "no-store"
-    return ClientConfig(auth_url=services_of(request).settings.auth_client_url)
+    settings = services_of(request).settings
+    return ClientConfig(
+        auth_url=settings.auth_client_url,
+        issuer=settings.expected_issuer if settings.outside_issuer else None,
+    )

@@ -56,7 +56,10 @@ Id = Annotated[str, Field(description="An opaque id: do not parse it or rely on 
 
 class User(BaseModel):
     id: Id
-    email: str = Field(description="Trimmed and lower-cased.")
+    email: str | None = Field(
+        description="Trimmed and lower-cased. A user of an outside OpenID Connect issuer: the "
+        "address its latest token vouches for, or null when it names none."
+    )
 
 
 class UserReply(BaseModel):

@@ -356,12 +356,19 @@
   // Where /auth/* lives: this origin, or on a split deployment the auth service named by the
   // chat node's GET /api/config (docs/auth.md, "Roles").
   let authBase = "";
+  // Set when this node takes its users' tokens from an outside OpenID Connect issuer: the page
+  // cannot sign in there (docs/auth.md, "Outside identity providers").
+  let outsideIssuer = "";
   const authUrl = (path) => authBase + path;
 
   async function discoverAuth() {
     try {
       const response = await fetch("/api/config", { cache: "no-store" });
-      if (response.ok) authBase = (await response.json()).auth_url || "";
+      if (response.ok) {
+        const config = await response.json();
+        authBase = config.auth_url || "";
+        outsideIssuer = config.issuer || "";
+      }
     } catch {
       // unreachable: this origin, as before; the calls themselves report the failure
     }
@@ -1617,6 +1624,15 @@
   async function boot() {
     wire();
     await discoverAuth();
+    if (outsideIssuer) {
+      leaveApp(
+        `This server signs people in at ${outsideIssuer}, not on this page. Use an app that ` +
+          "gets your access token there; it works with this server's API and WebSocket.",
+        "error",
+      );
+      for (const field of $("#auth-form").elements) field.disabled = true;
+      return;
+    }
     const stored = readStoredSession();
     if (!stored) { leaveApp("", "ok"); return; }
     adoptSession(stored);
