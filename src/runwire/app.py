@@ -267,7 +267,7 @@ async def following_revocations(
 ) -> AsyncIterator[RevocationFeed | None]:
     """A chat node without Redis, with a service client of its own: the auth service's
     revocation feed, polled into ``revocations`` (docs/auth.md, "Revocation")."""
-    if settings.role is not Role.CHAT or settings.redis_url is not None:
+    if settings.role is not Role.CHAT or settings.redis_url is not None or settings.outside_issuer:
         yield None
         return
     if not settings.has_service_client:

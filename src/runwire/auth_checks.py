@@ -59,6 +59,8 @@ async def issuer_problems(settings: Settings) -> list[str]:
 def needed_scopes(settings: Settings) -> set[str]:
     """What this chat node does with its service client: without Redis, read the revocation
     feed."""
+    if settings.outside_issuer:
+        return set()  # an outside issuer's tokens end at their expiry: there is no feed to read
     return {Scope.REVOCATIONS_READ.value} if settings.redis_url is None else set()
 
 

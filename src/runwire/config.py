@@ -553,6 +553,11 @@ class Settings(BaseSettings):
                 f"RUNWIRE_SERVICE_CLIENT_ID is a chat node's credential for the auth service; "
                 f"with RUNWIRE_ROLE={self.role.value} this process is the auth service: unset it"
             )
+        if self.auth_issuer_kind is IssuerKind.OIDC:
+            found.append(
+                "RUNWIRE_SERVICE_CLIENT_ID is a client of runwire's auth service; with "
+                "RUNWIRE_AUTH_ISSUER_KIND=oidc this node trusts an outside issuer: unset it"
+            )
         if secret == key:
             found.append(
                 "RUNWIRE_SERVICE_CLIENT_ID needs RUNWIRE_SERVICE_CLIENT_SECRET (printed once by "

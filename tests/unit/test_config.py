@@ -421,6 +421,20 @@ def test_an_outside_issuer_names_what_it_needs_at_once() -> None:
         "RUNWIRE_AUTH_PUBLIC_URL names runwire's auth service for the page: with "
         "RUNWIRE_AUTH_ISSUER_KIND=oidc there is none; unset it",
     ]
+    # A service client is a client of runwire's auth service, which such a node has not.
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            role="chat",
+            auth_issuer_kind="oidc",
+            auth_issuer_url="https://id.example.com/realms/acme",
+            auth_audience="runwire-api",
+            service_client_id="svc_scheduler",
+            service_client_secret="s" * 43,
+        )
+    assert caught.value.problems == [
+        "RUNWIRE_SERVICE_CLIENT_ID is a client of runwire's auth service; with "
+        "RUNWIRE_AUTH_ISSUER_KIND=oidc this node trusts an outside issuer: unset it"
+    ]
     with pytest.raises(ConfigError) as caught:
         load_settings(role="all", auth_issuer_kind="oidc", auth_algorithms="ES256")
     assert caught.value.problems == [
