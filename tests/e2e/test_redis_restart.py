@@ -49,7 +49,10 @@ async def test_a_redis_restart_mid_run_loses_nothing_silently(
     env = {
         **BASE_ENV,
         "RUNWIRE_REDIS_URL": private_redis.url,
-        "RUNWIRE_RUN_LEASE_S": "2",
+        # Short, so that a lease the node failed to put back would end the run within the test
+        # (node_lost); scaled, because a node that sees Redis away for 4/5 of it gives the run up
+        # by design, and on a loaded machine the restart below lasts longer from its side.
+        "RUNWIRE_RUN_LEASE_S": str(unit(2)),
         "RUNWIRE_OFFLINE_DELAY_MS": "10",
     }
     server = ServerProcess(tmp_path, env)
@@ -86,6 +89,8 @@ async def test_a_redis_restart_mid_run_loses_nothing_silently(
             if frame.get("code") == "reload_required":
                 told = "reload_required"
                 break
+            # Any other error (a refused resume, say) leaves the client nothing to wait for.
+            assert frame.get("type") != "error", frame
             if frame.get("run_id") != run_id or "seq" not in frame:
                 continue
             if told is None:
@@ -120,5 +125,9 @@ async def test_a_redis_restart_mid_run_loses_nothing_silently(
         check_run_shape(await again.run_to_end(ack["run_id"]))
         assert (await user.http.get("/ready")).json()["checks"]["redis"] == "ok"
         await user.aclose()
+    except BaseException:
+        server.stop()
+        print(f"the server's log:\n{server.log()}")  # what it did about the restart
+        raise
     finally:
         server.stop()

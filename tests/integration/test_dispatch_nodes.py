@@ -2,15 +2,18 @@
 one store and one bus: a stop reaches the node running the run, and is told when that run had
 already decided its end; a node that loses a run's lease
 stops it without another event, and once that lease has expired the run is ended with
-``node_lost``, once.
+``node_lost``, once; a run its node stopped trusting the lease of while Redis restarted is
+ended the same way, not held for ever by that node's heartbeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -30,7 +33,7 @@ from tests.databases import row_held
 from tests.integration.test_bus_contract import until
 from tests.integration.test_runs import answering_agent, hanging_agent
 from tests.redis_keys import fresh_prefix
-from tests.services import redis_url
+from tests.services import RedisServer, redis_url
 from tests.timing import unit
 
 LEASE_S = unit(0.5)
@@ -73,9 +76,12 @@ async def cluster(
     *,
     stop_wait_s: float = 5.0,
     sweep_interval_s: float = LEASE_S / 2,
+    url: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Cluster]:
-    """Two nodes whose runs are ``agent``'s (by default one that hangs once started)."""
-    url = redis_url()
+    """Two nodes whose runs are ``agent``'s (by default one that hangs once started), on the
+    shared test Redis unless ``url``; ``clock`` is their run queues' (how they time leases)."""
+    url = url or redis_url()
     bus, started = MemoryBus(), asyncio.Event()
     user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
     opening = new_id("run")
@@ -93,7 +99,9 @@ async def cluster(
             nodes = []
             for _ in range(2):
                 queue = await stack.enter_async_context(
-                    RedisRunQueue(url, prefix=prefix, lease_s=LEASE_S, block_s=0.05).running()
+                    RedisRunQueue(
+                        url, prefix=prefix, lease_s=LEASE_S, block_s=0.05, clock=clock
+                    ).running()
                 )
                 executor = await stack.enter_async_context(
                     RunExecutor(
@@ -198,6 +206,47 @@ async def test_a_stop_of_a_run_on_a_hung_node_says_so_and_one_on_a_dead_node_is_
         assert await asking.dispatcher.stop(c.user_id, run_id) is True
         record = await store.runs.get(c.user_id, run_id)
         assert record is not None and record.status == "running"  # for the reaper to end
+
+
+async def test_a_run_its_node_stopped_trusting_during_a_redis_restart_is_not_held_for_ever(
+    store: Store, tmp_path: Path
+) -> None:
+    # Redis restarts empty while the node is paused (a loaded machine) for most of the lease:
+    # when the run next acts, the node no longer trusts its lease and abandons the run. The
+    # lease must go with it: were the heartbeat to put it back, as it does for the runs it
+    # still executes, no node would ever end the run, and its watchers would wait in silence.
+    redis = RedisServer(tmp_path)
+    redis.start()
+    skew = [0.0]  # how far the nodes' lease clock is ahead: the pause they did not see go by
+    answered, go = asyncio.Event(), asyncio.Event()
+    try:
+        async with cluster(
+            store,
+            answering_agent(answered, go),
+            url=redis.url,
+            clock=lambda: time.monotonic() + skew[0],
+        ) as c:
+            first = c.nodes[0]
+            run_id = await c.accept()
+            await first.dispatcher.offer(Job(run_id, c.thread_id, c.user_id))
+            await asyncio.wait_for(answered.wait(), unit(5))
+            epoch = c.seen[0].epoch
+            redis.kill()
+            redis.start()
+            # In one step, so that no renewal comes between: the pause, then the run's answer.
+            skew[0] += LEASE_S
+            go.set()
+            await until(lambda: not first.executor.has(run_id), unit(5))
+            # Nobody runs it any more: a node finds its lease gone and ends it, under a new
+            # epoch (its watchers are told to reload), rather than it staying "running".
+            await until(lambda: any(e.is_terminal for e in c.roots(run_id)), unit(10))
+            last = c.roots(run_id)[-1]
+            assert last.type is EventType.AGENT_ERROR and last.data["code"] == "node_lost"
+            assert last.epoch != epoch
+            record = await store.runs.get(c.user_id, run_id)
+            assert record is not None and record.status == "failed"
+    finally:
+        redis.kill()
 
 
 async def test_a_node_that_loses_a_lease_goes_quiet_and_the_run_ends_with_node_lost_once(

@@ -79,7 +79,8 @@ class RunQueue(ABC):
 
     @abstractmethod
     async def release(self, run_id: str) -> None:
-        """Give the run's lease up (the run has ended here)."""
+        """Give the run's lease up, if it is still this node's (the run has ended here, or was
+        abandoned here), and stop renewing it."""
 
     @abstractmethod
     def holds(self, run_id: str) -> bool:

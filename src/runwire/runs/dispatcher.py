@@ -276,9 +276,13 @@ class Dispatcher:
         return True
 
     async def _ended(self, run: RunInput, abandoned: bool, following: str | None) -> None:
-        if not abandoned:
-            with contextlib.suppress(DependencyUnavailable):  # if not released, it expires
-                await self._queue.release(run.run_id)
+        # An abandoned run's lease is let go of too: the run may have stopped itself on a lease
+        # this node still held (it stopped trusting it while Redis was away, or while this node
+        # was paused), and the heartbeat would otherwise renew it for good, so no node would
+        # ever end the run and its watchers would wait in silence. A release takes only this
+        # node's lease, never one another node has taken over.
+        with contextlib.suppress(DependencyUnavailable):  # if not released, it expires
+            await self._queue.release(run.run_id)
         self._room.set()
         if following is not None:
             # The thread's next run, found when this one's end was recorded.
