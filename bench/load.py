@@ -27,7 +27,7 @@ latency p50/p99 (message sent to the run's first event), and how many resumes fo
 still running.
 
 Usage: python bench/load.py [--users 200] [--runs 1000] [--cut-share 0.1] [--delay-ms 2]
-                            [--redis-url redis://127.0.0.1:6379/3] [--seed 12]
+                            [--redis-url redis://127.0.0.1:6379/3] [--seed 12] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -336,6 +336,7 @@ async def main() -> int:
     )
     parser.add_argument("--redis-url", default=REDIS_URL)
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--logs", type=Path, help="keep each node's log lines in this directory")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     print(f"load average before: {load_average()}")
@@ -351,14 +352,17 @@ async def measure(
         "RUNWIRE_WS_PATH": "direct",
         "RUNWIRE_DATABASE_URL": database_url,
         "RUNWIRE_REDIS_URL": args.redis_url,
-        "RUNWIRE_SECRET_KEY": "bench-load-secret-" + "x" * 40,
+        # One key set for the cluster (the first node makes it), as a deployment shares its
+        # own: a node verifies the access tokens the other issued.
+        "RUNWIRE_AUTH_KEYS_DIR": str(tmp / "keys"),
         "RUNWIRE_OFFLINE_DELAY_MS": str(args.delay_ms),
     }
     nodes: list[Runwire] = []
     try:
         for i in range(args.nodes):
             (tmp / f"node-{i}").mkdir()
-            nodes.append(Runwire(tmp / f"node-{i}", env))  # the first one migrates
+            log = args.logs / f"node-{i}.log" if args.logs else None
+            nodes.append(Runwire(tmp / f"node-{i}", env, log=log))  # the first one migrates
         limits = httpx.Limits(max_connections=50)
         async with httpx.AsyncClient(base_url=nodes[0].base, timeout=120, limits=limits) as http:
             started = time.perf_counter()

@@ -36,7 +36,7 @@ and when any action had an outcome other than the one expected (a refused handsh
 frame, a malformed handshake not answered 400, no answer within 60 s).
 
 Usage: python bench/soak.py [--seconds 300] [--rounds 5] [--warmup 30] [--workers 40]
-                            [--delay-ms 2] [--rss-mib 16]
+                            [--delay-ms 2] [--rss-mib 16] [--log FILE]
 """
 
 from __future__ import annotations
@@ -415,6 +415,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="settled readings in the churn")
     parser.add_argument("--rss-mib", type=float, default=16, help="RSS tolerance")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--log", type=Path, help="keep the server's log lines in this file")
     args = parser.parse_args()
     print(f"load average before: {load_average()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -422,7 +423,7 @@ def main() -> int:
             "RUNWIRE_OFFLINE_DELAY_MS": str(args.delay_ms),
             "RUNWIRE_ACCESS_TOKEN_TTL_S": str(86_400),  # one login per client, however long
         }
-        server = Runwire(Path(tmp), env, COLLECTING_LAUNCHER)
+        server = Runwire(Path(tmp), env, COLLECTING_LAUNCHER, log=args.log)
         try:
             return asyncio.run(soak(server, args))
         finally:
