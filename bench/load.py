@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import sys
 import tempfile
@@ -51,7 +52,14 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from throughput import TERMINAL, Runwire, fresh_database, percentile, process_cpu_s
+from throughput import (
+    TERMINAL,
+    Runwire,
+    fresh_database,
+    machine_busy_s,
+    percentile,
+    process_cpu_s,
+)
 
 CONTENT = "Where can we cut our LLM costs?"
 # Its own Redis database: the tests' nodes (database 0) share the run queue's stream otherwise.
@@ -271,6 +279,9 @@ class Verdict:
     resumed_running: int = 0
     events: int = 0
     first_event_ms: list[float] = field(default_factory=list)
+    # Each user's first run reads its usage data cold (all 200 at once); the later ones do not.
+    first_event_cold_ms: list[float] = field(default_factory=list)
+    first_event_warm_ms: list[float] = field(default_factory=list)
     failed_runs: list[str] = field(default_factory=list)  # described, the first 10
 
     @property
@@ -299,7 +310,7 @@ def judge(clients: list[Client]) -> Verdict:
         v.errors.update(str(e.get("code")) for e in client.errors)
         v.events += sum(client.received.values())
         v.foreign += sum(n for r, n in client.received.items() if owner.get(r) != client.index)
-        for run in client.plan:
+        for n, run in enumerate(client.plan):
             v.runs += 1
             v.unfinished += not run.complete
             if run.terminal is not None:
@@ -313,6 +324,7 @@ def judge(clients: list[Client]) -> Verdict:
                 v.failed_runs.append(run.describe())
             if run.first_event_ms is not None:
                 v.first_event_ms.append(run.first_event_ms)
+                (v.first_event_warm_ms if n else v.first_event_cold_ms).append(run.first_event_ms)
             if run.resumed_at is not None:
                 v.cut += 1
                 v.resumed_elsewhere += run.elsewhere
@@ -322,6 +334,13 @@ def judge(clients: list[Client]) -> Verdict:
 
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+async def sample_load(into: list[float]) -> None:
+    """The machine's 1-minute load average every 5 s, until cancelled."""
+    while True:
+        into.append(float(load_average().split()[0]))
+        await asyncio.sleep(5)
 
 
 async def main() -> int:
@@ -399,9 +418,21 @@ async def measure(
             before = [await n.metrics() for n in nodes]
             pids = [n.proc.pid for n in nodes]
             cpu_before, started = process_cpu_s(pids), time.perf_counter()
-            await asyncio.gather(*tasks)
+            busy_before = machine_busy_s()
+            loads: list[float] = []
+            sampling = asyncio.create_task(sample_load(loads))
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                sampling.cancel()
             elapsed = time.perf_counter() - started
             server_cpu = process_cpu_s(pids) - cpu_before
+            machine_cpu = machine_busy_s() - busy_before
+            print(
+                f"machine during the timed phase: 1-minute load {min(loads, default=0):.1f} to "
+                f"{max(loads, default=0):.1f}; CPU busy {machine_cpu:.0f} s of "
+                f"{elapsed * (os.cpu_count() or 1):.0f} (runwire nodes {server_cpu:.0f} s)"
+            )
             for i, node in enumerate(nodes):
                 print(f"node {i}: {server_side(before[i], await node.metrics())}")
     finally:
@@ -456,11 +487,16 @@ def report(
         f"{v.runs / elapsed:.1f} runs/s, {v.events / elapsed:,.0f} events/s over {elapsed:.1f} s; "
         f"server CPU {server_cpu * 1e6 / max(v.events, 1):.1f} us/event"
     )
-    if v.first_event_ms:
-        print(
-            f"first event: p50 {percentile(v.first_event_ms, 50):.1f} ms, "
-            f"p99 {percentile(v.first_event_ms, 99):.1f} ms, max {max(v.first_event_ms):.1f} ms"
-        )
+    for name, values in (
+        ("first event", v.first_event_ms),
+        ("  users' first runs", v.first_event_cold_ms),
+        ("  later runs", v.first_event_warm_ms),
+    ):
+        if values:
+            print(
+                f"{name}: p50 {percentile(values, 50):.1f} ms, p99 {percentile(values, 99):.1f} "
+                f"ms, max {max(values):.1f} ms (n={len(values)})"
+            )
     print(
         f"ended: {dict(v.ends)}; gaps {v.gaps}; duplicates {v.duplicates}; "
         f"after the end {v.beyond_end}; foreign {v.foreign}; unfinished {v.unfinished}; "
