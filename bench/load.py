@@ -20,7 +20,9 @@ any fails):
 - every run reaches its terminal event: the root's `agent_completed`, or `agent_error` `timeout`
   (a run past its time limit on an overloaded machine, counted apart); no `error` frame and no
   change of epoch (no node is lost here, so nothing may be renumbered). A client gives up on a
-  run after ``--stall-s`` (300 s) without a frame.
+  run after ``--stall-s`` (300 s) without a frame; a socket a node closes (its idle timeout is
+  300 s without a message from the client, too) ends the run it carried, counted by close code,
+  and the user's next message goes on a new socket, so the report is still written.
 
 Reported: runs/s and events/s over the timed phase (all users start together), first-event
 latency p50/p99 (message sent to the run's first event), and how many resumes found their run
@@ -151,6 +153,7 @@ class Client:
     retried: int = 0  # handshakes answered 503 and tried again
     cuts: int = 0
     stalled: int = 0
+    closed: Counter[str] = field(default_factory=Counter)  # sockets a node closed, by code
 
 
 class Cluster:
@@ -195,10 +198,23 @@ class Follower:
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()
+            self.ws = None
 
     async def follow(self, run: Run) -> None:
         """Send ``run``'s message and read the run to its end (every seq up to its terminal
-        event), cutting the socket after ``run.cut_after`` of its events and resuming."""
+        event), cutting the socket after ``run.cut_after`` of its events and resuming. A socket
+        the node closes ends the run here (judged at the end: it did not end); the user's next
+        run opens a new one."""
+        if self.ws is None:
+            await self.start()
+        try:
+            await self._follow(run)
+        except ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            self.client.closed[f"{rcvd.code} {rcvd.reason}" if rcvd else "no close frame"] += 1
+            self.ws = None
+
+    async def _follow(self, run: Run) -> None:
         assert self.ws is not None
         run.sent = time.perf_counter()
         await self.ws.send(
@@ -274,6 +290,7 @@ class Verdict:
     foreign: int = 0  # events of runs another user (or nobody) started
     renumbered: int = 0  # runs seen in more than one epoch
     errors: Counter[str] = field(default_factory=Counter)
+    closed: Counter[str] = field(default_factory=Counter)  # sockets a node closed, by code
     cut: int = 0
     resumed_elsewhere: int = 0
     resumed_running: int = 0
@@ -294,6 +311,7 @@ class Verdict:
             "runs that did not reach their terminal event": self.unfinished,
             "runs renumbered (no node was lost)": self.renumbered,
             "error frames": sum(self.errors.values()),
+            "sockets closed by a node": sum(self.closed.values()),
             # A run timed out on an overloaded machine still ended as promised; anything else
             # (an internal error, a stop nobody asked for) is a fault.
             "runs that ended otherwise than completed or timed out": sum(
@@ -308,6 +326,7 @@ def judge(clients: list[Client]) -> Verdict:
     v = Verdict()
     for client in clients:
         v.errors.update(str(e.get("code")) for e in client.errors)
+        v.closed.update(client.closed)
         v.events += sum(client.received.values())
         v.foreign += sum(n for r, n in client.received.items() if owner.get(r) != client.index)
         for n, run in enumerate(client.plan):
@@ -500,7 +519,9 @@ def report(
     print(
         f"ended: {dict(v.ends)}; gaps {v.gaps}; duplicates {v.duplicates}; "
         f"after the end {v.beyond_end}; foreign {v.foreign}; unfinished {v.unfinished}; "
-        f"renumbered {v.renumbered}; errors {dict(v.errors) or 0}"
+        f"renumbered {v.renumbered}; stalled {sum(c.stalled for c in clients)}; "
+        f"errors {dict(v.errors) or 0}; "
+        f"sockets closed by a node {dict(v.closed) or 0}"
     )
     print(f"load average after: {load_average()}")
 
