@@ -33,7 +33,7 @@ readings are past their tolerance:
   fds       the baseline + 2 (a scrape's own connection may still be closing)
   sockets   the baseline + 2 (the same)
   RSS       the baseline + ``--rss-mib`` (default 16 MiB), after the collection and the trim
-  objects   the baseline + 2,000 (measured: -452 to 0 from ~186,000 over five minutes; a leak
+  objects   the baseline + 2,000 (measured: -452 to +215 from ~186,000 at the rounds; a leak
             of one object per connection is several thousand)
   WAL       under 64 MiB (SQLite's write-ahead log, emptied each time it passes 16 MiB)
 
