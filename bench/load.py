@@ -20,14 +20,16 @@ any fails):
 - every run reaches its terminal event: the root's `agent_completed`, or `agent_error` `timeout`
   (a run past its time limit on an overloaded machine, counted apart); no `error` frame and no
   change of epoch (no node is lost here, so nothing may be renumbered). A client gives up on a
-  run after ``--stall-s`` (300 s) without a frame.
+  run after ``--stall-s`` (300 s) without a frame; a socket a node closes (its idle timeout is
+  300 s without a message from the client, too) ends the run it carried, counted by close code,
+  and the user's next message goes on a new socket, so the report is still written.
 
 Reported: runs/s and events/s over the timed phase (all users start together), first-event
 latency p50/p99 (message sent to the run's first event), and how many resumes found their run
 still running.
 
 Usage: python bench/load.py [--users 200] [--runs 1000] [--cut-share 0.1] [--delay-ms 2]
-                            [--redis-url redis://127.0.0.1:6379/3] [--seed 12]
+                            [--redis-url redis://127.0.0.1:6379/3] [--seed 12] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import sys
 import tempfile
@@ -51,7 +54,14 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from throughput import TERMINAL, Runwire, fresh_database, percentile, process_cpu_s
+from throughput import (
+    TERMINAL,
+    Runwire,
+    fresh_database,
+    machine_busy_s,
+    percentile,
+    process_cpu_s,
+)
 
 CONTENT = "Where can we cut our LLM costs?"
 # Its own Redis database: the tests' nodes (database 0) share the run queue's stream otherwise.
@@ -143,6 +153,7 @@ class Client:
     retried: int = 0  # handshakes answered 503 and tried again
     cuts: int = 0
     stalled: int = 0
+    closed: Counter[str] = field(default_factory=Counter)  # sockets a node closed, by code
 
 
 class Cluster:
@@ -187,10 +198,23 @@ class Follower:
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()
+            self.ws = None
 
     async def follow(self, run: Run) -> None:
         """Send ``run``'s message and read the run to its end (every seq up to its terminal
-        event), cutting the socket after ``run.cut_after`` of its events and resuming."""
+        event), cutting the socket after ``run.cut_after`` of its events and resuming. A socket
+        the node closes ends the run here (judged at the end: it did not end); the user's next
+        run opens a new one."""
+        if self.ws is None:
+            await self.start()
+        try:
+            await self._follow(run)
+        except ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            self.client.closed[f"{rcvd.code} {rcvd.reason}" if rcvd else "no close frame"] += 1
+            self.ws = None
+
+    async def _follow(self, run: Run) -> None:
         assert self.ws is not None
         run.sent = time.perf_counter()
         await self.ws.send(
@@ -266,11 +290,15 @@ class Verdict:
     foreign: int = 0  # events of runs another user (or nobody) started
     renumbered: int = 0  # runs seen in more than one epoch
     errors: Counter[str] = field(default_factory=Counter)
+    closed: Counter[str] = field(default_factory=Counter)  # sockets a node closed, by code
     cut: int = 0
     resumed_elsewhere: int = 0
     resumed_running: int = 0
     events: int = 0
     first_event_ms: list[float] = field(default_factory=list)
+    # Each user's first run reads its usage data cold (all 200 at once); the later ones do not.
+    first_event_cold_ms: list[float] = field(default_factory=list)
+    first_event_warm_ms: list[float] = field(default_factory=list)
     failed_runs: list[str] = field(default_factory=list)  # described, the first 10
 
     @property
@@ -283,6 +311,7 @@ class Verdict:
             "runs that did not reach their terminal event": self.unfinished,
             "runs renumbered (no node was lost)": self.renumbered,
             "error frames": sum(self.errors.values()),
+            "sockets closed by a node": sum(self.closed.values()),
             # A run timed out on an overloaded machine still ended as promised; anything else
             # (an internal error, a stop nobody asked for) is a fault.
             "runs that ended otherwise than completed or timed out": sum(
@@ -297,9 +326,10 @@ def judge(clients: list[Client]) -> Verdict:
     v = Verdict()
     for client in clients:
         v.errors.update(str(e.get("code")) for e in client.errors)
+        v.closed.update(client.closed)
         v.events += sum(client.received.values())
         v.foreign += sum(n for r, n in client.received.items() if owner.get(r) != client.index)
-        for run in client.plan:
+        for n, run in enumerate(client.plan):
             v.runs += 1
             v.unfinished += not run.complete
             if run.terminal is not None:
@@ -313,6 +343,7 @@ def judge(clients: list[Client]) -> Verdict:
                 v.failed_runs.append(run.describe())
             if run.first_event_ms is not None:
                 v.first_event_ms.append(run.first_event_ms)
+                (v.first_event_warm_ms if n else v.first_event_cold_ms).append(run.first_event_ms)
             if run.resumed_at is not None:
                 v.cut += 1
                 v.resumed_elsewhere += run.elsewhere
@@ -322,6 +353,13 @@ def judge(clients: list[Client]) -> Verdict:
 
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+async def sample_load(into: list[float]) -> None:
+    """The machine's 1-minute load average every 5 s, until cancelled."""
+    while True:
+        into.append(float(load_average().split()[0]))
+        await asyncio.sleep(5)
 
 
 async def main() -> int:
@@ -336,6 +374,7 @@ async def main() -> int:
     )
     parser.add_argument("--redis-url", default=REDIS_URL)
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--logs", type=Path, help="keep each node's log lines in this directory")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     print(f"load average before: {load_average()}")
@@ -351,14 +390,17 @@ async def measure(
         "RUNWIRE_WS_PATH": "direct",
         "RUNWIRE_DATABASE_URL": database_url,
         "RUNWIRE_REDIS_URL": args.redis_url,
-        "RUNWIRE_SECRET_KEY": "bench-load-secret-" + "x" * 40,
+        # One key set for the cluster (the first node makes it), as a deployment shares its
+        # own: a node verifies the access tokens the other issued.
+        "RUNWIRE_AUTH_KEYS_DIR": str(tmp / "keys"),
         "RUNWIRE_OFFLINE_DELAY_MS": str(args.delay_ms),
     }
     nodes: list[Runwire] = []
     try:
         for i in range(args.nodes):
             (tmp / f"node-{i}").mkdir()
-            nodes.append(Runwire(tmp / f"node-{i}", env))  # the first one migrates
+            log = args.logs / f"node-{i}.log" if args.logs else None
+            nodes.append(Runwire(tmp / f"node-{i}", env, log=log))  # the first one migrates
         limits = httpx.Limits(max_connections=50)
         async with httpx.AsyncClient(base_url=nodes[0].base, timeout=120, limits=limits) as http:
             started = time.perf_counter()
@@ -395,9 +437,21 @@ async def measure(
             before = [await n.metrics() for n in nodes]
             pids = [n.proc.pid for n in nodes]
             cpu_before, started = process_cpu_s(pids), time.perf_counter()
-            await asyncio.gather(*tasks)
+            busy_before = machine_busy_s()
+            loads: list[float] = []
+            sampling = asyncio.create_task(sample_load(loads))
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                sampling.cancel()
             elapsed = time.perf_counter() - started
             server_cpu = process_cpu_s(pids) - cpu_before
+            machine_cpu = machine_busy_s() - busy_before
+            print(
+                f"machine during the timed phase: 1-minute load {min(loads, default=0):.1f} to "
+                f"{max(loads, default=0):.1f}; CPU busy {machine_cpu:.0f} s of "
+                f"{elapsed * (os.cpu_count() or 1):.0f} (runwire nodes {server_cpu:.0f} s)"
+            )
             for i, node in enumerate(nodes):
                 print(f"node {i}: {server_side(before[i], await node.metrics())}")
     finally:
@@ -452,15 +506,22 @@ def report(
         f"{v.runs / elapsed:.1f} runs/s, {v.events / elapsed:,.0f} events/s over {elapsed:.1f} s; "
         f"server CPU {server_cpu * 1e6 / max(v.events, 1):.1f} us/event"
     )
-    if v.first_event_ms:
-        print(
-            f"first event: p50 {percentile(v.first_event_ms, 50):.1f} ms, "
-            f"p99 {percentile(v.first_event_ms, 99):.1f} ms, max {max(v.first_event_ms):.1f} ms"
-        )
+    for name, values in (
+        ("first event", v.first_event_ms),
+        ("  users' first runs", v.first_event_cold_ms),
+        ("  later runs", v.first_event_warm_ms),
+    ):
+        if values:
+            print(
+                f"{name}: p50 {percentile(values, 50):.1f} ms, p99 {percentile(values, 99):.1f} "
+                f"ms, max {max(values):.1f} ms (n={len(values)})"
+            )
     print(
         f"ended: {dict(v.ends)}; gaps {v.gaps}; duplicates {v.duplicates}; "
         f"after the end {v.beyond_end}; foreign {v.foreign}; unfinished {v.unfinished}; "
-        f"renumbered {v.renumbered}; errors {dict(v.errors) or 0}"
+        f"renumbered {v.renumbered}; stalled {sum(c.stalled for c in clients)}; "
+        f"errors {dict(v.errors) or 0}; "
+        f"sockets closed by a node {dict(v.closed) or 0}"
     )
     print(f"load average after: {load_average()}")
 

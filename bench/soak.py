@@ -1,9 +1,11 @@
 """Soak benchmark (issue 12, R5): connection churn against one server, then its resources.
 
 One `runwire serve` (bench/throughput.py's `Runwire`: SQLite, in-process bus, offline agents
-paced at ``--delay-ms`` a chunk), started from a line of Python that adds one thing to the CLI:
-SIGUSR1 runs a full garbage collection (``gc.collect()``), so that memory is compared with the
-collectable garbage gone. ``--workers`` clients (default 40), each its own user with the sample
+paced at ``--delay-ms`` a chunk), started by bench/soak_server.py, which adds one thing to the
+CLI: on SIGUSR1 it runs a full garbage collection (``gc.collect()``), has glibc's malloc give its
+free memory back (``malloc_trim(0)``), and writes an account of the heap, so that memory is
+compared with the collectable garbage gone and without the free memory the allocator keeps
+for later (reported apart). ``--workers`` clients (default 40), each its own user with the sample
 data, loop over actions picked at random, each on a new connection:
 
   complete  a socket: a message, its run read to the end, a normal close
@@ -21,7 +23,8 @@ First ``--warmup`` seconds of that churn (caches filled, allocator arenas grown)
 server settles (no connection, no active run, nothing waiting to be stored, the task count
 steady), a full collection, and the **baseline**: asyncio tasks (`runwire_asyncio_tasks` from
 /metrics), open file descriptors and the sockets among them (/proc/PID/fd), resident memory
-(VmRSS), and the size of SQLite's WAL file. Then ``--seconds`` of churn (default 300) in
+(VmRSS, after the trim; and before it), the objects Python's collector tracks, and the size of
+SQLite's WAL file. Then ``--seconds`` of churn (default 300) in
 ``--rounds`` (default 5), each followed by the same settling, collection and readings (a leak
 grows from round to round; the allocator's one-off growth does not). Exit 1 when the last
 readings are past their tolerance:
@@ -29,14 +32,16 @@ readings are past their tolerance:
   tasks     exactly the baseline
   fds       the baseline + 2 (a scrape's own connection may still be closing)
   sockets   the baseline + 2 (the same)
-  RSS       the baseline + ``--rss-mib`` (default 16 MiB)
+  RSS       the baseline + ``--rss-mib`` (default 16 MiB), after the collection and the trim
+  objects   the baseline + 2,000 (measured: -452 to +215 from ~186,000 at the rounds; a leak
+            of one object per connection is several thousand)
   WAL       under 64 MiB (SQLite's write-ahead log, emptied each time it passes 16 MiB)
 
 and when any action had an outcome other than the one expected (a refused handshake, an error
 frame, a malformed handshake not answered 400, no answer within 60 s).
 
 Usage: python bench/soak.py [--seconds 300] [--rounds 5] [--warmup 30] [--workers 40]
-                            [--delay-ms 2] [--rss-mib 16]
+                            [--delay-ms 2] [--rss-mib 16] [--log FILE]
 """
 
 from __future__ import annotations
@@ -65,13 +70,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from throughput import TERMINAL, Runwire
 
 CONTENT = "Where can we cut our LLM costs?"
-# `runwire serve`, with SIGUSR1 as a request for a full garbage collection.
-COLLECTING_LAUNCHER = [
-    "-c",
-    "import gc, signal; signal.signal(signal.SIGUSR1, lambda *_: gc.collect()); "
-    "from runwire.cli import main; main()",
-]
+# `runwire serve`, with SIGUSR1 as a request for a full garbage collection and an account of the
+# heap (bench/soak_server.py).
+COLLECTING_LAUNCHER = [str(Path(__file__).with_name("soak_server.py"))]
+HEAP_FILE = "heap.json"
 FD_SLACK = 2
+OBJECT_SLACK = 2000
 WAL_LIMIT_MIB = 64
 GAUGES = (
     "runwire_asyncio_tasks",
@@ -93,6 +97,8 @@ class Reading:
     rss_kib: int
     wal_bytes: int
     gauges: dict[str, float]
+    memory: dict[str, int] = field(default_factory=dict)  # /proc status: RssAnon, RssFile, ...
+    heap: dict[str, Any] = field(default_factory=dict)  # soak_server.py's account, collected
 
     def line(self) -> str:
         return (
@@ -100,12 +106,42 @@ class Reading:
             f"RSS {self.rss_kib / 1024:.1f} MiB, WAL {self.wal_bytes / 2**20:.1f} MiB"
         )
 
+    def memory_line(self) -> str:
+        """Where the RSS is, and what the heap holds (after a collection)."""
+        mib = {k: v / 1024 for k, v in self.memory.items()}
+        said = (
+            f"RSS anon {mib.get('RssAnon', 0):.1f}, file {mib.get('RssFile', 0):.1f}, "
+            f"shmem {mib.get('RssShmem', 0):.1f} MiB"
+        )
+        heap = self.heap
+        if heap:
+            said += f" (RSS before the trim {heap['rss_untrimmed_kib'] / 1024:.1f} MiB)"
+            said += f"; {heap['gc_objects']:,} objects, {heap['allocated_blocks']:,} blocks"
+            if "malloc_in_use" in heap:
+                said += (
+                    f", malloc in use {heap['malloc_in_use'] / 2**20:.1f} MiB, "
+                    f"free {heap['malloc_free'] / 2**20:.1f} MiB"
+                )
+        return said
 
-def rss_kib(pid: int) -> int:
+
+def proc_status(pid: int) -> dict[str, int]:
+    """The memory lines of /proc/PID/status (VmRSS, RssAnon, RssFile, RssShmem), in KiB."""
+    wanted = ("VmRSS", "RssAnon", "RssFile", "RssShmem")
+    found: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+        name, _, value = line.partition(":")
+        if name in wanted:
+            found[name] = int(value.split()[0])
+    if "VmRSS" not in found:
+        raise RuntimeError("no VmRSS")
+    return found
+
+
+def heap_account(server: Runwire) -> dict[str, Any]:
+    """soak_server.py's last account of the heap; {} before its first."""
+    path = server.data_dir / HEAP_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def descriptors(pid: int) -> tuple[int, int]:
@@ -123,13 +159,16 @@ async def read(server: Runwire) -> Reading:
     wal = server.data_dir / "runwire.db-wal"
     fds, sockets = descriptors(pid)  # before the scrape opens its connection
     samples = await server.metrics()
+    memory = proc_status(pid)
     return Reading(
         tasks=int(samples["runwire_asyncio_tasks"]),
         fds=fds,
         sockets=sockets,
-        rss_kib=rss_kib(pid),
+        rss_kib=memory.pop("VmRSS"),
         wal_bytes=wal.stat().st_size if wal.exists() else 0,
         gauges={name: samples[name] for name in GAUGES},
+        memory=memory,
+        heap=heap_account(server),
     )
 
 
@@ -147,13 +186,11 @@ async def settle(server: Runwire, seconds: float) -> Reading:
         last = now
     else:
         print(f"  not settled after {seconds:.0f} s: {now.line()}, {now.gauges}")
-    collections = (await server.metrics())["python_gc_collections_total[('generation', '2')]"]
+    accounted = heap_account(server).get("seq", 0)
     server.proc.send_signal(signal.SIGUSR1)
-    for _ in range(100):
+    for _ in range(300):
         await asyncio.sleep(0.1)
-        if (await server.metrics())[
-            "python_gc_collections_total[('generation', '2')]"
-        ] > collections:
+        if heap_account(server).get("seq", 0) > accounted:
             break
     else:
         raise RuntimeError("the server did not collect on SIGUSR1")
@@ -340,6 +377,15 @@ class Worker:
             await writer.wait_closed()
 
 
+def grown(before: dict[str, Any], after: dict[str, Any], top: int = 8, key: str = "types") -> str:
+    """The object types whose count grew most between two heap accounts (``key``: of every
+    object, or of the objects weak references point to)."""
+    was: dict[str, int] = before.get(key, {})
+    now: dict[str, int] = after.get(key, {})
+    deltas = sorted(((n - was.get(t, 0), t) for t, n in now.items()), reverse=True)[:top]
+    return ", ".join(f"{t} {d:+,}" for d, t in deltas if d > 0) or "none"
+
+
 async def churn(workers: list[Worker], seconds: float) -> None:
     until = time.monotonic() + seconds
     await asyncio.gather(*(w.churn(until) for w in workers))
@@ -363,6 +409,7 @@ async def soak(server: Runwire, args: argparse.Namespace) -> int:
     await churn(workers, args.warmup)
     base = await settle(server, args.settle)
     print(f"baseline after warm-up and a collection: {base.line()}")
+    print(f"  {base.memory_line()}")
     for w in workers:
         w.tally = main
     # The churn in rounds, each followed by the same settling and collection: a leak shows as
@@ -374,6 +421,7 @@ async def soak(server: Runwire, args: argparse.Namespace) -> int:
             f"  round {n}: {end.line()}; {main.connections:,} connections, {main.runs:,} runs "
             f"so far; load {load_average()}"
         )
+        print(f"    {end.memory_line()}; grown most: {grown(base.heap, end.heap, 4)}")
     print(f"after {args.seconds:.0f} s of churn, settled and collected: {end.line()}")
     print(
         f"churn: {main.connections:,} connections, {main.runs:,} runs "
@@ -392,6 +440,9 @@ async def soak(server: Runwire, args: argparse.Namespace) -> int:
         "RSS MiB": (base.rss_kib / 1024, end.rss_kib / 1024, base.rss_kib / 1024 + args.rss_mib),
         "WAL MiB": (base.wal_bytes / 2**20, end.wal_bytes / 2**20, WAL_LIMIT_MIB),
     }
+    if base.heap and end.heap:
+        objects = (base.heap["gc_objects"], end.heap["gc_objects"])
+        checks["objects"] = (*objects, objects[0] + OBJECT_SLACK)
     failed = ["unexpected outcomes"] if unexpected else []
     for name, (before, after, most) in checks.items():
         verdict = "ok" if after <= most else "FAILED"
@@ -399,6 +450,16 @@ async def soak(server: Runwire, args: argparse.Namespace) -> int:
         if verdict != "ok":
             failed.append(name)
     print(f"RSS per 1,000 connections: {rss_mib * 1000 / max(main.connections, 1):+.2f} MiB")
+    if base.heap and end.heap:
+        untrimmed = (end.heap["rss_untrimmed_kib"] - base.heap["rss_untrimmed_kib"]) / 1024
+        print(
+            f"RSS before the trim (what the allocator keeps counted in): "
+            f"{base.heap['rss_untrimmed_kib'] / 1024:.1f} -> "
+            f"{end.heap['rss_untrimmed_kib'] / 1024:.1f} MiB ({untrimmed:+.1f}; not judged)"
+        )
+    print(f"objects by type, most grown from the baseline: {grown(base.heap, end.heap)}")
+    referents = grown(base.heap, end.heap, key="weakref_referents")
+    print(f"what weak references point to, most grown: {referents}")
     # And the golden path still works.
     await workers[0].complete()
     print(f"load average: {load_average()}")
@@ -415,6 +476,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="settled readings in the churn")
     parser.add_argument("--rss-mib", type=float, default=16, help="RSS tolerance")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--log", type=Path, help="keep the server's log lines in this file")
     args = parser.parse_args()
     print(f"load average before: {load_average()}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -422,7 +484,7 @@ def main() -> int:
             "RUNWIRE_OFFLINE_DELAY_MS": str(args.delay_ms),
             "RUNWIRE_ACCESS_TOKEN_TTL_S": str(86_400),  # one login per client, however long
         }
-        server = Runwire(Path(tmp), env, COLLECTING_LAUNCHER)
+        server = Runwire(Path(tmp), env, COLLECTING_LAUNCHER, log=args.log)
         try:
             return asyncio.run(soak(server, args))
         finally:

@@ -246,10 +246,16 @@ class Runwire:
     """``runwire serve`` in its own process, on a data directory that outlives it.
 
     ``launcher`` replaces ``-m runwire`` in the command line (bench/soak.py starts the same CLI
-    from a line of Python that adds a signal handler)."""
+    from a line of Python that adds a signal handler). ``log`` keeps the server's output (its
+    log lines) in that file; else it is discarded."""
 
     def __init__(
-        self, data_dir: Path, extra_env: dict[str, str], launcher: list[str] | None = None
+        self,
+        data_dir: Path,
+        extra_env: dict[str, str],
+        launcher: list[str] | None = None,
+        *,
+        log: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
@@ -270,12 +276,15 @@ class Runwire:
             "RUNWIRE_WS_MESSAGE_BURST": "1000",
             **extra_env,
         }
-        self.proc = subprocess.Popen(
-            [sys.executable, *(launcher or ["-m", "runwire"]), "serve", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        command = [sys.executable, *(launcher or ["-m", "runwire"]), "serve"]
+        command += ["--port", str(self.port)]
+        if log is None:
+            self.proc = subprocess.Popen(
+                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        else:
+            with log.open("ab") as output:  # the child keeps its own copy
+                self.proc = subprocess.Popen(command, env=env, stdout=output, stderr=output)
         for _ in range(600):
             try:
                 if httpx.get(self.base + "/ready").status_code == 200:
