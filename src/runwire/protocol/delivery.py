@@ -4,7 +4,10 @@ Live events and resume replays race: while a resume reads stored events, live on
 run keep arriving. ``Delivery`` buffers the live ones of a run being resumed, merges them with
 the replay in ``seq`` order, and remembers per run the contiguous range of seqs this connection
 has sent, so nothing is sent twice and, after a resume, nothing after the asked position is
-skipped. It does no I/O; the WebSocket adapter feeds it and sends what it returns.
+skipped. The range is of one numbering (the run's epoch): a run renumbered after its node was
+lost reuses seqs for other events, which go out, after a ``reload_required`` notice the adapter
+sends when :meth:`Delivery.renumbered` says so. It does no I/O; the WebSocket and SSE adapters
+feed it and send what it returns.
 """
 
 from __future__ import annotations
@@ -133,8 +136,8 @@ class Delivery:
     def _release(self, buffer: list[RunEvent]) -> list[RunEvent]:
         """Buffered live events, sent as live ones: by seq within each numbering, and the
         numberings in the order they arrived (seqs of a later one may be lower)."""
-        epochs = dict.fromkeys(e.epoch for e in buffer)
-        ordered = sorted(buffer, key=lambda e: (list(epochs).index(e.epoch), e.seq))
+        rank = {epoch: i for i, epoch in enumerate(dict.fromkeys(e.epoch for e in buffer))}
+        ordered = sorted(buffer, key=lambda e: (rank[e.epoch], e.seq))
         return [e for e in ordered if self.live(e)]
 
     def _replay(self, run_id: str, events: list[RunEvent], after: int) -> list[RunEvent]:
