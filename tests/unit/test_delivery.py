@@ -3,6 +3,8 @@
 These are worked cases and regressions; test_delivery_machine.py explores any interleaving.
 """
 
+import dataclasses
+
 import pytest
 
 from runwire.events import EventType, RunEvent
@@ -121,21 +123,73 @@ def test_finish_without_begin_passes_through() -> None:
     assert seqs(Delivery().finish_resume("r", [ev(1), ev(2)])) == [1, 2]
 
 
-def test_a_run_renumbered_under_a_new_epoch_is_flagged_once_and_its_new_events_pass() -> None:
-    import dataclasses
+def sent(d: Delivery, events: list[RunEvent]) -> list[int | str]:
+    """What the client gets, as the adapters send it: each event's seq, after a ``reload``
+    notice (``reload_required``, ``epoch_changed``) when its numbering is not the one before."""
+    out: list[int | str] = []
+    for event in events:
+        if d.renumbered(event):
+            out.append(f"reload {event.epoch}")
+        out.append(event.seq)
+    return out
 
+
+def e2(seq: int, terminal: bool = False) -> RunEvent:
+    """An event of the run's new numbering, under epoch e2 (another node closed the run)."""
+    return dataclasses.replace(ev(seq, terminal=terminal), epoch="e2")
+
+
+def test_a_run_renumbered_under_a_new_epoch_is_flagged_once_and_its_new_events_pass() -> None:
     d = Delivery()
-    for seq in (1, 2, 3, 4):
-        assert not d.renumbered(ev(seq))
-        d.live(ev(seq))
-    # Another node closed the run after its stored events (up to 2), under epoch e2.
-    closing = [dataclasses.replace(ev(seq), epoch="e2") for seq in (3, 4, 5)]
-    assert d.renumbered(closing[0])  # the client is told once ...
-    assert seqs(d.live(closing[0])) == [3]  # ... and gets the new numbering, seqs it had too
-    assert not d.renumbered(closing[1])
-    assert seqs(d.live(closing[1])) == [4] and seqs(d.live(closing[2])) == [5]
+    assert sent(d, [x for seq in (1, 2, 3, 4) for x in d.live(ev(seq))]) == [1, 2, 3, 4]
+    # Another node closed the run after its stored events (up to 2), under epoch e2: the client
+    # is told once, and gets the new numbering, seqs it had too.
+    assert sent(d, d.live(e2(3))) == ["reload e2", 3]
+    assert sent(d, [*d.live(e2(4)), *d.live(e2(5, terminal=True))]) == [4, 5]
     # Its resume from the start under e2 then sends only what it lacks.
-    d.begin_resume("r", 0)
-    replay = [dataclasses.replace(ev(seq), epoch="e2") for seq in (1, 2, 3, 4, 5)]
-    assert seqs(d.finish_resume("r", replay)) == [1, 2]
+    d.begin_resume("r", 0, "e2")
+    assert sent(d, d.finish_resume("r", [e2(seq) for seq in (1, 2, 3, 4, 5)])) == [1, 2]
     assert not d.renumbered(ev(9, run="other"))  # a run seen for the first time
+
+
+def test_a_run_followed_only_through_a_resume_is_renumbered_like_a_live_one() -> None:
+    """Regression: the epoch was learnt from live events only. A connection that had a run
+    only through a resume was not told of its renumbering, and the new numbering's events,
+    whose seqs the replay had sent under the old epoch, were dropped: terminal event included,
+    so the client heard nothing more of the run."""
+    d = Delivery()  # reconnected; the client holds seq 1..2 of e1
+    d.begin_resume("r", 2, "e1")
+    # The lost node's held history: seq 3..5, of which only 1..3 were stored.
+    assert sent(d, d.finish_resume("r", [ev(3), ev(4), ev(5)])) == [3, 4, 5]
+    # Another node closes the run after seq 3, under e2.
+    assert sent(d, d.live(e2(4))) == ["reload e2", 4]
+    assert sent(d, d.live(e2(5, terminal=True))) == [5]
+
+
+def test_a_client_that_resumed_holding_all_is_told_of_a_renumbering() -> None:
+    d = Delivery()  # reconnected holding seq 1..5 of e1: nothing to replay
+    d.begin_resume("r", 5, "e1")
+    assert d.finish_resume("r", []) == []
+    assert sent(d, d.live(e2(4, terminal=True))) == ["reload e2", 4]
+
+
+def test_a_renumbering_that_races_a_replay_comes_after_it() -> None:
+    """The run is taken over while the replay (of the old numbering) is being read: its new
+    events wait in the buffer, then go out after the replay, behind the notice."""
+    d = Delivery()
+    d.begin_resume("r", 0, None)
+    assert d.live(ev(6)) == []  # the lost node's last event, live
+    assert d.live(e2(4)) == [] and d.live(e2(5, terminal=True)) == []
+    out = d.finish_resume("r", [ev(n) for n in range(1, 6)])
+    assert sent(d, out) == [1, 2, 3, 4, 5, 6, "reload e2", 4, 5]
+
+
+def test_a_replay_of_the_new_numbering_read_before_its_events_arrived_goes_first() -> None:
+    d = Delivery()
+    d.begin_resume("r", 0, None)
+    assert d.live(ev(6)) == []  # the lost node's last event, before the takeover
+    # Read after the takeover renumbered the run, before its closing events were published.
+    out = d.finish_resume("r", [e2(n) for n in range(1, 4)])
+    assert sent(d, out) == [1, 2, 3, "reload e1", 6]
+    # Its closing events then come live: the client is told again, and gets them.
+    assert sent(d, d.live(e2(4, terminal=True))) == ["reload e2", 4]

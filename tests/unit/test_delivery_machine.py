@@ -18,12 +18,23 @@ guarantees and resume") and docs/decisions.md ("No repeats on a connection") pro
   the last contiguous seq it holds) receives seq 1, 2, 3, ... of each run, each once, in order,
   across all its connections.
 
+A run may also be taken over (its node lost): another node renumbers it under a new epoch, after
+a prefix of its events that was stored, and closes it with a terminal event under the reused
+seq that follows. Then, per docs/protocol.md ("Epochs: whole or refused", "Live notice"):
+
+- the seqs above hold per numbering (a seq may go out once under each epoch);
+- a connection is told ``reload_required`` exactly when it sends an event of a numbering other
+  than the one it sent (or the client resumed from) before;
+- every connection open at the takeover sends the new numbering's terminal event once no resume
+  of the run is pending there, however it followed the run: live, through a resume, or both.
+
 Otherwise a client may receive a seq again on another connection: that is what ``resume`` is
 for, and the client rule (apply only ``last + 1``) absorbs it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -48,16 +59,18 @@ MAX_RUN_LENGTH = 7
 PICK = st.integers(0, 255)
 
 
-def ev(seq: int, run: str, terminal: bool = False) -> RunEvent:
+def ev(seq: int, run: str, terminal: bool = False, epoch: str = "e1") -> RunEvent:
     kind = EventType.AGENT_COMPLETED if terminal else EventType.AGENT_THINKING
-    return RunEvent(kind, run, "t", seq, "supervisor", "ts", epoch="e1")
+    return RunEvent(kind, run, "t", seq, "supervisor", "ts", epoch=epoch)
 
 
 @dataclass
 class PendingResume:
     run: str
     after: int
+    epoch: str | None  # the numbering of what the client holds, named in the resume
     stored: list[RunEvent] | None = None  # what the replay read, once it has read
+    refused: bool = False  # the read found the run renumbered past ``epoch``
 
 
 @dataclass
@@ -66,7 +79,11 @@ class Connection:
     from_start: set[str]  # runs that had not begun when it opened
     sent: dict[str, list[int]] = field(default_factory=dict)  # run -> seqs, in sending order
     pending: list[PendingResume] = field(default_factory=list)
-    resumed_from: dict[str, int] = field(default_factory=dict)  # run -> lowest after handed over
+    # run -> lowest after handed over, and the numbering the replay was of
+    resumed_from: dict[str, tuple[int, str]] = field(default_factory=dict)
+    epochs: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # run -> (epoch, seq)
+    shown: dict[str, str] = field(default_factory=dict)  # run -> the numbering the client has
+    at_takeover: set[str] = field(default_factory=set)  # runs taken over while it was open
 
 
 @dataclass
@@ -77,6 +94,7 @@ class Client:
     # each run at once, after its last contiguous seq): it must have seen 1, 2, 3, ... once each.
     strict: dict[str, bool]
     connection: Connection | None = None
+    epoch: dict[str, str] = field(default_factory=dict)  # run -> the numbering it holds
 
     def last_contiguous(self, run: str) -> int:
         have = self.received[run]
@@ -91,6 +109,9 @@ class DeliveryMachine(RuleBasedStateMachine):
         super().__init__()
         self.length: dict[str, int] = {}
         self.published: dict[str, list[RunEvent]] = {run: [] for run in RUNS}
+        self.epoch = dict.fromkeys(RUNS, "e1")
+        # Every event published, under any numbering: (run, epoch, seq) -> the event.
+        self.ever: dict[tuple[str, str, int], RunEvent] = {}
         self.clients = [
             Client(
                 {run: set() for run in RUNS}, {run: [] for run in RUNS}, dict.fromkeys(RUNS, True)
@@ -112,23 +133,41 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.published[run] = [
                 ev(seq, run, terminal=seq == self.length[run]) for seq in range(1, done + 1)
             ]
+            self._publish_all(self.published[run])
             for client in self.clients:
                 held = self._choose(data, range(done + 1), f"held {run}")
                 client.received[run] = set(range(1, held + 1))
+                if held:
+                    client.epoch[run] = "e1"
                 client.log[run] = list(range(1, held + 1))
+
+    def _publish_all(self, events: list[RunEvent]) -> None:
+        self.ever.update({(e.run_id, e.epoch, e.seq): e for e in events})
 
     # -- what goes out, checked as it goes --
 
     def _take(self, client: Client, run: str, out: list[RunEvent]) -> None:
         conn = client.connection
         assert conn is not None
-        sent = conn.sent.setdefault(run, [])
+        sent = conn.epochs.setdefault(run, [])
         for event in out:
             assert event.run_id == run
-            assert event.seq not in sent, f"seq {event.seq} of {run} sent twice (after {sent})"
-            assert event.seq <= len(self.published[run]), "sent a seq not published yet"
-            assert event == self.published[run][event.seq - 1]
-            sent.append(event.seq)
+            position = (event.epoch, event.seq)
+            assert position not in sent, f"{position} of {run} sent twice (after {sent})"
+            assert self.ever.get((run, *position)) == event, f"{position} of {run} never published"
+            shown = conn.shown.get(run)
+            told = conn.delivery.renumbered(event)
+            assert told == (shown is not None and shown != event.epoch), (
+                f"{run}: {position} after {shown}: reload_required {'sent' if told else 'missing'}"
+            )
+            conn.shown[run] = event.epoch
+            if told:  # the client drops what it holds of the run
+                client.received[run] = set()
+                client.log[run] = []
+                conn.sent[run] = []
+            client.epoch[run] = event.epoch
+            sent.append(position)
+            conn.sent.setdefault(run, []).append(event.seq)
             client.received[run].add(event.seq)
             client.log[run].append(event.seq)
 
@@ -136,7 +175,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         conn = client.connection
         assert conn is not None
         for event in out:
-            before = conn.sent.get(run, [])
+            before = conn.sent.get(run, []) if conn.shown.get(run) == event.epoch else []
             assert not before or event.seq > max(before), (
                 f"live seq {event.seq} of {run} out of order (after {before})"
             )
@@ -182,8 +221,13 @@ class DeliveryMachine(RuleBasedStateMachine):
     def publish(self, data: st.DataObject) -> None:
         run = self._choose(data, self._open_runs(), "run")
         seq = len(self.published[run]) + 1
-        event = ev(seq, run, terminal=seq == self.length[run])
+        event = ev(seq, run, terminal=seq == self.length[run], epoch=self.epoch[run])
         self.published[run].append(event)  # stored (or held by the bus) as it is published
+        self._deliver(run, event)
+
+    def _deliver(self, run: str, event: RunEvent) -> None:
+        self._publish_all([event])
+        seq = event.seq
         for client in self.clients:
             conn = client.connection
             if conn is None:
@@ -193,6 +237,27 @@ class DeliveryMachine(RuleBasedStateMachine):
                 # Held back until the replay is in, so the replay is not overtaken.
                 assert out == [], f"live seq {seq} of {run} sent while its resume is pending"
             self._take_live(client, run, out)
+
+    @precondition(lambda self: [r for r in self._open_runs() if self.epoch[r] == "e1"])
+    @rule(data=st.data())
+    def take_over(self, data: st.DataObject) -> None:
+        """The run's node is lost: another node renumbers it after the events that were stored
+        (any prefix of those published: the rest were sent live only) and closes it."""
+        run = self._choose(data, [r for r in self._open_runs() if self.epoch[r] == "e1"], "run")
+        stored = self._choose(data, range(len(self.published[run]) + 1), "stored")
+        self.epoch[run] = "e2"
+        self.length[run] = stored + 1
+        self.published[run] = [
+            dataclasses.replace(e, epoch="e2") for e in self.published[run][:stored]
+        ]
+        self._publish_all(self.published[run])  # a resume may read them now
+        closing = ev(stored + 1, run, terminal=True, epoch="e2")
+        self.published[run].append(closing)
+        for client in self.clients:
+            client.strict[run] = False  # the promises hold per numbering
+            if client.connection is not None:
+                client.connection.at_takeover.add(run)
+        self._deliver(run, closing)
 
     # -- clients and their connections --
 
@@ -218,8 +283,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         for run in RUNS:
             last = client.last_contiguous(run)
             if not (self._over(run) and last == self.length[run]):
-                client.connection.pending.append(PendingResume(run, last))
-                client.connection.delivery.begin_resume(run, last)
+                self._begin(client, run, last)
 
     @precondition(lambda self: self._clients(connected=True))
     @rule(data=st.data())
@@ -244,8 +308,25 @@ class DeliveryMachine(RuleBasedStateMachine):
             after = self._choose(data, range(last + 1), "after_seq")
         if after != last:
             client.strict[run] = False  # it asks again for seqs it has
-        client.connection.pending.append(PendingResume(run, after))
-        client.connection.delivery.begin_resume(run, after)
+        self._begin(client, run, after)
+
+    @staticmethod
+    def _begin(client: Client, run: str, after: int) -> None:
+        conn = client.connection
+        assert conn is not None
+        epoch = client.epoch.get(run) if after > 0 else None
+        if epoch is not None:
+            conn.shown.setdefault(run, epoch)  # what it holds, until this connection sends
+        conn.pending.append(PendingResume(run, after, epoch))
+        conn.delivery.begin_resume(run, after, epoch)
+
+    def _read(self, p: PendingResume) -> list[RunEvent]:
+        """What a replay reads now: refused (RunStream) if the client named a numbering no
+        longer the run's, or a position the run has not reached."""
+        p.refused = (p.epoch is not None and p.epoch != self.epoch[p.run]) or p.after > len(
+            self.published[p.run]
+        )
+        return [] if p.refused else list(self.published[p.run][p.after :])
 
     @precondition(lambda self: self._pending(read=False))
     @rule(data=st.data())
@@ -253,7 +334,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         """The store (or the bus history) is read now; the replay is handed over later."""
         _client, conn = self._pick(data, read=False)
         p = conn.pending[0]
-        p.stored = self.published[p.run][p.after :]
+        p.stored = self._read(p)
 
     @precondition(lambda self: self._pending())
     @rule(data=st.data())
@@ -261,13 +342,20 @@ class DeliveryMachine(RuleBasedStateMachine):
         """The replay is handed over: what was read earlier or, if not read yet, what is there."""
         client, conn = self._pick(data)
         p = conn.pending.pop(0)
-        stored = p.stored if p.stored is not None else self.published[p.run][p.after :]
+        stored = p.stored if p.stored is not None else self._read(p)
+        if p.refused:
+            client.strict[p.run] = False
+            self._take_live(client, p.run, conn.delivery.abandon_resume(p.run))
+            return
+        epoch = stored[0].epoch if stored else self.epoch[p.run]
         out = conn.delivery.finish_resume(p.run, list(stored))
-        got = [e.seq for e in out]
-        assert got == sorted(set(got)), f"replay of {p.run} out of order: {got}"
-        assert all(seq > p.after for seq in got), f"replay after {p.after} sent {got}"
+        replayed = [e.seq for e in out if e.epoch == epoch]
+        assert replayed == sorted(set(replayed)), f"replay of {p.run} out of order: {replayed}"
+        assert all(seq > p.after for seq in replayed), f"replay after {p.after} sent {replayed}"
         self._take(client, p.run, out)
-        conn.resumed_from[p.run] = min(conn.resumed_from.get(p.run, p.after), p.after)
+        held = conn.resumed_from.get(p.run)
+        if held is None or held[1] != epoch or p.after < held[0]:
+            conn.resumed_from[p.run] = (p.after, epoch)
 
     @precondition(lambda self: self._pending())
     @rule(data=st.data())
@@ -298,16 +386,34 @@ class DeliveryMachine(RuleBasedStateMachine):
             for run in RUNS:
                 if any(p.run == run for p in conn.pending):
                     continue  # live events are held until the replay is in
-                starts = [conn.resumed_from[run]] if run in conn.resumed_from else []
-                if run in conn.from_start:
+                # Per numbering: a renumbered run's earlier seqs name other events.
+                epoch = self.epoch[run]
+                resumed = conn.resumed_from.get(run)
+                starts = [resumed[0]] if resumed is not None and resumed[1] == epoch else []
+                if run in conn.from_start and epoch == "e1":
                     starts.append(0)
-                sent = set(conn.sent.get(run, []))
+                sent = {seq for e, seq in conn.epochs.get(run, []) if e == epoch}
                 for start in starts:
                     missing = set(range(start + 1, len(self.published[run]) + 1)) - sent
                     assert not missing, (
                         f"{run}: seqs {sorted(missing)} after {start} never sent "
-                        f"(sent {conn.sent.get(run, [])}, published {len(self.published[run])})"
+                        f"(sent {conn.epochs.get(run, [])}, published {len(self.published[run])})"
                     )
+
+    @invariant()
+    def a_renumbered_run_ends_on_every_connection_open_at_its_takeover(self) -> None:
+        for client in self.clients:
+            conn = client.connection
+            if conn is None:
+                continue
+            for run in conn.at_takeover:
+                if any(p.run == run for p in conn.pending):
+                    continue
+                end = (self.epoch[run], self.length[run])
+                assert end in conn.epochs.get(run, []), (
+                    f"{run}: the new numbering's terminal event {end} never sent "
+                    f"(sent {conn.epochs.get(run, [])})"
+                )
 
 
 DeliveryMachine.TestCase.settings = settings(

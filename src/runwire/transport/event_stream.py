@@ -125,11 +125,12 @@ class EventStream:
         self._wake = asyncio.Event()
         self._overflow = False
         self._gap = False
+        self._renumbered = False  # the run was renumbered: nothing more of it goes out here
 
     async def open(self, after_seq: int, epoch: str | None) -> Response:
         """Subscribe, read the replay, and answer: the stream, ``204`` when the run has ended
         and the client has all of it, or (raised before anything is sent) a refusal."""
-        self._delivery.begin_resume(self._run_id, after_seq)
+        self._delivery.begin_resume(self._run_id, after_seq, epoch)
         subscription = await self._bus.subscribe(self._user_id, self._on_event, self._on_gap)
         watch = self._revocations.watch(self._session_id, self._on_session_ended)
         try:
@@ -139,6 +140,13 @@ class EventStream:
             watch.close()
             raise
         first = self._delivery.finish_resume(self._run_id, replay.events)
+        for at, event in enumerate(first):
+            if self._delivery.renumbered(event):
+                # Live events that raced the read are of a new numbering: the stream ends before
+                # them, and its reconnect, under the old epoch, is refused.
+                first = first[:at]
+                self._renumbered = self._gap = True
+                break
         if replay.finished and not first:
             # Nothing will follow. 204 also tells a browser's EventSource to stop reconnecting.
             subscription.close()
@@ -148,15 +156,15 @@ class EventStream:
         return _EventStreamResponse(frames, subscription, watch)
 
     def _on_event(self, event: RunEvent) -> None:
-        if event.run_id != self._run_id or self._overflow:
-            return
-        if self._delivery.renumbered(event):
-            # Renumbered under a new epoch: end the stream; the reconnect (Last-Event-ID under
-            # the old epoch) is refused with reload_required before any event.
-            self._gap = True
-            self._wake.set()
+        if event.run_id != self._run_id or self._overflow or self._renumbered:
             return
         for ready in self._delivery.live(event):
+            if self._delivery.renumbered(ready):
+                # Renumbered under a new epoch: end the stream, sending nothing of the new
+                # numbering; the reconnect (Last-Event-ID under the old epoch) is refused with
+                # reload_required before any event.
+                self._renumbered = self._gap = True
+                break
             self._pending_bytes += len(ready.wire)
             if self._pending_bytes > self._max_pending_bytes:
                 # The client reads slower than the run writes: end the stream rather than hold

@@ -244,7 +244,7 @@ class Session:
             )
 
     async def _on_resume(self, cmd: Resume) -> None:
-        self._delivery.begin_resume(cmd.run_id, cmd.after_seq)
+        self._delivery.begin_resume(cmd.run_id, cmd.after_seq, cmd.epoch)
         try:
             stored = await self._services.chat.events(
                 self.user_id, cmd.run_id, cmd.after_seq, cmd.epoch
@@ -273,10 +273,6 @@ class Session:
     # -- outbound --
 
     def _on_event(self, event: RunEvent) -> None:
-        if self._delivery.renumbered(event):
-            # The run was ended by another node under a new epoch: what this client holds of it
-            # is void. It is told so; the new numbering's events follow.
-            self._error(ReloadRequired(event.run_id, ReloadReason.EPOCH_CHANGED, event.epoch), None)
         for ready in self._delivery.live(event):
             self._send_event(ready)
 
@@ -302,6 +298,10 @@ class Session:
         self.close(CLOSE_CODES["session_ended"], "session ended; sign in again", drop=True)
 
     def _send_event(self, event: RunEvent) -> None:
+        if self._delivery.renumbered(event):
+            # The run was ended by another node under a new epoch: what this client holds of it
+            # (live or replayed) is void. It is told so; the new numbering's events follow.
+            self._error(ReloadRequired(event.run_id, ReloadReason.EPOCH_CHANGED, event.epoch), None)
         counted = self._counted
         if counted is not None:
             counted.events_delivered += 1
