@@ -18,6 +18,7 @@ from contextlib import (
     asynccontextmanager,
     nullcontext,
 )
+from functools import partial
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -28,11 +29,12 @@ from fastapi.staticfiles import StaticFiles
 
 from runwire.agents import (
     AgentContext,
-    LLMProvider,
+    ChatModel,
     OfflineProvider,
-    OpenAICompatibleProvider,
+    OpenAIChatModel,
     Supervisor,
 )
+from runwire.agents.chat_model import RetryPolicy
 from runwire.auth.client_credentials import ClientCredentials
 from runwire.auth.jwks import JwksKeys, NoSigner
 from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
@@ -49,7 +51,7 @@ from runwire.bus.base import EventBus
 from runwire.bus.memory import MemoryBus
 from runwire.bus.redis import RedisBus
 from runwire.chat import ChatService
-from runwire.config import Role, Settings, safe_url
+from runwire.config import ModelFallback, Role, Settings, safe_url
 from runwire.connections.base import ConnectionRegistry
 from runwire.connections.memory import MemoryConnections
 from runwire.connections.redis import RedisConnections
@@ -102,19 +104,32 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
-def build_llm(settings: Settings) -> LLMProvider:
-    if settings.llm_base_url:
-        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
-        return OpenAICompatibleProvider(
-            settings.llm_base_url, key, settings.llm_model, settings.llm_timeout_s
-        )
-    return OfflineProvider(settings.offline_delay_ms)
+@asynccontextmanager
+async def build_chat_model(settings: Settings) -> AsyncIterator[ChatModel | None]:
+    """With RUNWIRE_LLM_BASE_URL, the model that drives the tools (its connection pool is
+    closed on the way out); without it None: the offline agents answer."""
+    if not settings.llm_base_url:
+        yield None
+        return
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+    async with OpenAIChatModel(
+        base_url=settings.llm_base_url,
+        api_key=key,
+        model=settings.llm_model,
+        timeout_s=settings.llm_timeout_s,
+        retry=RetryPolicy(settings.llm_max_retries, settings.llm_retry_base_s),
+    ) as model:
+        yield model
 
 
 def build_agent(
-    settings: Settings, store: Store, pricing: PricingTable, tracing: Tracing | None = None
+    settings: Settings,
+    store: Store,
+    pricing: PricingTable,
+    tracing: Tracing | None = None,
+    model: ChatModel | None = None,
 ) -> AgentFn:
-    llm = build_llm(settings)
+    llm = OfflineProvider(settings.offline_delay_ms)
     supervisor = Supervisor()
     redactor = Redactor(max_chars=settings.event_value_max_chars)
 
@@ -139,6 +154,9 @@ def build_agent(
             redactor=redactor,
             pricing=pricing,
             tracing=tracing,
+            model=model,
+            model_fallback=settings.llm_fallback is ModelFallback.OFFLINE,
+            keep_model_usage=partial(store.runs.set_model_usage, run.run_id),
         )
         return await supervisor.run(ctx)
 
@@ -444,12 +462,13 @@ def create_app(
                 ).running()
             )
             queue = await stack.enter_async_context(build_run_queue(settings))
+            model = await stack.enter_async_context(build_chat_model(settings))
             executor = await stack.enter_async_context(
                 RunExecutor(
                     runs=store.runs,
                     bus=bus,
                     writer=writer,
-                    agent=build_agent(settings, store, pricing, tracing),
+                    agent=build_agent(settings, store, pricing, tracing, model),
                     run_timeout_s=settings.run_timeout_s,
                     metrics=metrics,
                     tracing=tracing,

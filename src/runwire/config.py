@@ -30,6 +30,7 @@ __all__ = [
     "IssuerKind",
     "LogFormat",
     "LogLevel",
+    "ModelFallback",
     "Role",
     "Settings",
     "SigningAlgorithm",
@@ -58,6 +59,13 @@ class WebSocketPath(StrEnum):
 
     DIRECT = "direct"  # runwire's own protocol on the socket, beside the ASGI app
     ASGI = "asgi"  # the ASGI route, through uvicorn and Starlette
+
+
+class ModelFallback(StrEnum):
+    """What a run does when the configured model fails before it wrote any answer text."""
+
+    NONE = "none"  # the run ends with agent_error (model_unreachable, model_timeout, ...)
+    OFFLINE = "offline"  # the offline agents answer instead, and say why
 
 
 class LogFormat(StrEnum):
@@ -255,6 +263,11 @@ class Settings(BaseSettings):
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
+    # With RUNWIRE_LLM_BASE_URL: retries of a model turn refused with 429 or 5xx or not reached
+    # (waiting Retry-After, or RETRY_BASE_S doubling), and what a run does when the model fails.
+    llm_max_retries: int = Field(2, ge=0, le=10)
+    llm_retry_base_s: float = Field(0.5, ge=0, le=60, allow_inf_nan=False)
+    llm_fallback: ModelFallback = ModelFallback.NONE
 
     log_format: LogFormat = LogFormat.TEXT
     log_level: LogLevel = LogLevel.INFO

@@ -29,7 +29,8 @@ Mapping to HTTP statuses and WebSocket close codes happens only at the edge (``r
     ├── LeaseLost                this node lost a run's lease; it stops silently    code: lease_lost
     ├── RunFailure               a run ended on an error                           code: per subclass
     │   ├── RunTimeout           the run, a tool or an LLM call ran past its limit code: timeout
-    │   └── ToolFailed           a tool raised                                     code: tool_failed
+    │   ├── ToolFailed           a tool raised                                     code: tool_failed
+    │   └── ModelFailed          the model server failed or cannot be reached      code: model_*
     ├── DependencyUnavailable    the database (or another service) cannot be reached code: unavailable
     └── CheckFailed              `runwire check` saw something else than it expected code: check_failed
         └── TargetUnreachable    the checked URL does not answer, or not as runwire   code: unreachable
@@ -53,6 +54,7 @@ __all__ = [
     "InvalidCredentials",
     "InvalidTransition",
     "LeaseLost",
+    "ModelFailed",
     "NotFound",
     "PayloadTooLarge",
     "ProtocolError",
@@ -283,6 +285,15 @@ class ToolFailed(RunFailure):
     """A tool raised; the run reports it and may go on."""
 
     code = "tool_failed"
+
+
+class ModelFailed(RunFailure):
+    """The model server could not give an answer: unreachable (``model_unreachable``), still
+    rate-limited after the retries (``model_rate_limited``), too slow (``model_timeout``) or
+    failing (``model_error``). The message names the status or the kind of failure, never the
+    server's error text, which may quote the request."""
+
+    code = "model_error"
 
 
 class LeaseLost(RunwireError):

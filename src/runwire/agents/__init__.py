@@ -1,7 +1,9 @@
 """The agents: a supervisor and its sub-agents analysing a user's LLM usage, and the LLM port."""
 
+from runwire.agents.chat_model import ChatModel, OpenAIChatModel
 from runwire.agents.context import SUPERVISOR, AgentContext
-from runwire.agents.llm import LLMProvider, LLMRequest, OfflineProvider, OpenAICompatibleProvider
+from runwire.agents.llm import LLMProvider, LLMRequest, OfflineProvider
+from runwire.agents.model_loop import ModelLoop, Tool
 from runwire.agents.state import Action, Focus, RunState
 from runwire.agents.supervisor import SubAgent, Supervisor
 
@@ -9,12 +11,15 @@ __all__ = [
     "SUPERVISOR",
     "Action",
     "AgentContext",
+    "ChatModel",
     "Focus",
     "LLMProvider",
     "LLMRequest",
+    "ModelLoop",
     "OfflineProvider",
-    "OpenAICompatibleProvider",
+    "OpenAIChatModel",
     "RunState",
     "SubAgent",
     "Supervisor",
+    "Tool",
 ]

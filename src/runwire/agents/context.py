@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from runwire.agents.chat_model import ChatModel
 from runwire.agents.llm import LLMProvider
 from runwire.errors import RunTimeout, RunwireError, ToolFailed
 from runwire.events.model import EventDraft, EventType
@@ -50,6 +51,12 @@ class AgentContext:
     redactor: Redactor
     pricing: PricingTable
     tracing: Tracing | None = None  # spans of each agent and tool call, when recorded
+    # The model that chooses the tools and writes the answer (None: the offline agents do), and
+    # whether the offline agents answer when it fails before writing (RUNWIRE_LLM_FALLBACK).
+    model: ChatModel | None = None
+    model_fallback: bool = False
+    # Keeps the run's model usage with the run (the runs table), after its event.
+    keep_model_usage: Callable[[dict[str, Any]], Awaitable[object]] | None = None
     _tool_calls: int = field(default=0, init=False, repr=False)
 
     def span(self, name: str, **attributes: str) -> contextlib.AbstractContextManager[object]:
@@ -77,6 +84,12 @@ class AgentContext:
     async def text_delta(self, agent: str, delta: str) -> None:
         """Emit a chunk of streamed answer text."""
         await self._emit(EventType.TEXT_DELTA, agent, {"delta": delta})
+
+    async def model_usage(self, usage: dict[str, Any]) -> None:
+        """Emit ``model_usage`` (tokens and cost of the run's model turns) and keep it."""
+        await self._emit(EventType.MODEL_USAGE, SUPERVISOR, usage)
+        if self.keep_model_usage is not None:
+            await self.keep_model_usage(usage)
 
     async def call_tool(
         self,

@@ -16,11 +16,12 @@ from runwire.agents.context import SUPERVISOR, AgentContext
 from runwire.agents.data import DataAgent
 from runwire.agents.data_helper import DataHelper
 from runwire.agents.formatting import format_count
+from runwire.agents.model_loop import ModelLoop, analysis_tools
 from runwire.agents.optimization import OptimizationAgent
 from runwire.agents.reporting import ReportingAgent
 from runwire.agents.state import RunState
 from runwire.agents.triage import MIN_RECORDS, Triage
-from runwire.errors import RunwireError
+from runwire.errors import ModelFailed, RunwireError
 
 __all__ = ["SubAgent", "Supervisor"]
 
@@ -65,6 +66,21 @@ class Supervisor:
             "then writes the answer.",
         )
         await self._delegate(ctx, self._triage, state)
+        if state.has_data and ctx.model is not None:
+            loop = ModelLoop(ctx.model, analysis_tools(state, ctx.pricing))
+            try:
+                state.answer = await loop.run(ctx, state)
+            except ModelFailed as exc:
+                # Once answer text went out, a second answer would be appended to it: fail.
+                if not ctx.model_fallback or loop.streamed:
+                    raise
+                await ctx.thinking(
+                    SUPERVISOR,
+                    f"The model failed ({exc.message}): answering with the offline analysis "
+                    "instead.",
+                )
+            else:
+                return state.answer
         if state.has_data:
             await ctx.thinking(
                 SUPERVISOR,

@@ -40,6 +40,7 @@ class EventType(StrEnum):
     AGENT_ERROR = "agent_error"
     AGENT_STOPPED = "agent_stopped"
     TEXT_DELTA = "text_delta"
+    MODEL_USAGE = "model_usage"  # the tokens and cost a run's model turns took
 
 
 MAX_SEQ = 2**31 - 1

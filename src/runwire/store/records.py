@@ -146,6 +146,12 @@ class RunRecord:
     error_code: str | None = None
     error_message: str | None = None
     trimmed_at: int | None = None  # when retention deleted the run's events
+    # What the run's model turns took; None for a run answered offline.
+    model_name: str | None = None
+    model_requests: int | None = None
+    model_prompt_tokens: int | None = None
+    model_completion_tokens: int | None = None
+    model_cost_usd: float | None = None
 
     @property
     def status_is_final(self) -> bool:
@@ -163,6 +169,21 @@ class RunRecord:
             "created_at": iso_from_ms(self.created_at),
             "started_at": iso_from_ms(self.started_at) if self.started_at else None,
             "ended_at": iso_from_ms(self.ended_at) if self.ended_at else None,
+            "model_usage": self.model_usage(),
+        }
+
+    def model_usage(self) -> dict[str, Any] | None:
+        """The tokens and cost of the run's model turns, as the ``model_usage`` event has them."""
+        if self.model_name is None:
+            return None
+        prompt, completion = self.model_prompt_tokens or 0, self.model_completion_tokens or 0
+        return {
+            "model": self.model_name,
+            "requests": self.model_requests or 0,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "cost_usd": self.model_cost_usd,
         }
 
 

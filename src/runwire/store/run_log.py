@@ -12,7 +12,8 @@ the first one read when neither or both are.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import orjson
 from sqlalchemy import (
@@ -143,6 +144,25 @@ class RunLog:
             return following
 
         return await self._db.write(finish)
+
+    async def set_model_usage(self, run_id: str, usage: Mapping[str, Any]) -> None:
+        """Keep what the run's model turns took (``ModelUsage.public()``) with the run."""
+        statement = (
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(
+                model_name=str(usage["model"])[:200],
+                model_requests=usage["requests"],
+                model_prompt_tokens=usage["prompt_tokens"],
+                model_completion_tokens=usage["completion_tokens"],
+                model_cost_usd=usage["cost_usd"],
+            )
+        )
+
+        def write(conn: Connection) -> None:
+            conn.execute(statement)
+
+        await self._db.write(write)
 
     async def claim(self, run_id: str, *, now: int, in_order: bool = True) -> RunRecord | None:
         """Move a queued run to ``running`` (started at ``now``) and return it; None when it is

@@ -165,6 +165,12 @@ runs = Table(
     # column without one, nor drop it again without rebuilding the table.
     Column("epoch", String(16), nullable=False, server_default=LEGACY_EPOCH),
     Column("trimmed_at", BigInteger, nullable=True),
+    # What the run's model turns took (migration 0009); NULL for runs answered offline.
+    Column("model_name", String(200), nullable=True),
+    Column("model_requests", Integer, nullable=True),
+    Column("model_prompt_tokens", BigInteger, nullable=True),
+    Column("model_completion_tokens", BigInteger, nullable=True),
+    Column("model_cost_usd", Float, nullable=True),
     Index("ix_runs_ended_at", "ended_at"),
     Index("ix_runs_status_created", "status", "created_at"),
     Index("ix_runs_thread_created", "thread_id", "created_at"),

@@ -1,0 +1,412 @@
+"""The model loop: a chat model chooses the agents' tools, and its streamed text is the answer.
+
+Each turn the model is given the conversation and every :class:`Tool` as a function definition.
+The tool calls it makes run through :meth:`AgentContext.call_tool` under the agent that owns the
+tool, so they are the same ``tool_executing``/``tool_completed`` pairs, with the same redaction,
+as the offline agents'; their results go back to the model, and the loop goes on until the model
+answers without calling a tool. Its text streams as ``text_delta`` events of the ``reporting``
+agent. An owning agent is opened (``agent_started``) at its first call and closed when the loop
+ends; a tool that fails is reported to the model, which may try again or answer without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from runwire.agents import analytics
+from runwire.agents.actions import rank_actions
+from runwire.agents.chat_model import ChatModel, TextPiece, TokenUsage, ToolCall
+from runwire.agents.context import SUPERVISOR, AgentContext
+from runwire.agents.formatting import format_count
+from runwire.agents.state import RunState
+from runwire.errors import InputError, ModelFailed, RunTimeout, ToolFailed
+from runwire.usage.pricing import PricingTable
+
+__all__ = ["WRITER", "ModelLoop", "ModelUsage", "Tool", "analysis_tools", "check_arguments"]
+
+#: The agent whose events carry the model's answer text.
+WRITER = "reporting"
+TIMED_OUT = "model_timeout"
+#: A tool result longer than this (as JSON) is cut before it goes back to the model.
+RESULT_MAX_CHARS = 24_000
+
+SYSTEM_PROMPT = (
+    "You are runwire's analyst. You help a team cut the cost, latency and failures of its own LLM "
+    "usage. Call the tools to measure the user's usage data; every figure in your answer must "
+    "come from a tool result. Answer in Markdown, concisely, leading with what was asked."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A tool the model may call: its name, what it does, its arguments as a JSON schema, and
+    the async callable that runs it with those arguments as keywords."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    call: Callable[..., Awaitable[Any]]
+
+
+@dataclass
+class ModelUsage:
+    """The tokens and list-price cost of a run's model turns, added up."""
+
+    model: str
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None  # None while no turn's model is in the price table
+
+    def add(self, usage: TokenUsage, pricing: PricingTable) -> None:
+        """Count one turn's usage (priced by the configured model's name, else the server's)."""
+        self.requests += 1
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        cost = pricing.cost("", self.model, usage.prompt_tokens, usage.completion_tokens)
+        if cost is None:
+            cost = pricing.cost("", usage.model, usage.prompt_tokens, usage.completion_tokens)
+        if cost is not None:
+            self.cost_usd = round((self.cost_usd or 0.0) + cost, 8)
+
+    def public(self) -> dict[str, Any]:
+        """As the ``model_usage`` event and the run's ``model_usage`` field show it."""
+        return {
+            "model": self.model,
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "cost_usd": self.cost_usd,
+        }
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def check_arguments(schema: Mapping[str, Any], args: Mapping[str, Any]) -> str | None:
+    """What is wrong with ``args`` for the object ``schema`` (required, unknown and wrongly
+    typed properties, integer bounds), or None. Enough of JSON Schema for the tools' arguments."""
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    for name in schema.get("required", ()):
+        if name not in args:
+            return f"missing argument {name!r}"
+    for name, value in args.items():
+        prop = properties.get(name)
+        if prop is None:
+            return f"unknown argument {name!r}"
+        kind = prop.get("type")
+        # bool is an int in Python, never in JSON.
+        is_bool = isinstance(value, bool) and kind != "boolean"
+        if kind in _JSON_TYPES and (is_bool or not isinstance(value, _JSON_TYPES[kind])):
+            return f"argument {name!r} must be of type {kind}"
+        if kind == "integer" and not (
+            prop.get("minimum", value) <= value <= prop.get("maximum", value)
+        ):
+            return f"argument {name!r} must be between {prop['minimum']} and {prop['maximum']}"
+        if kind == "array" and prop.get("items", {}).get("type") == "integer":
+            items = prop["items"]
+            low, high = items.get("minimum", -(2**63)), items.get("maximum", 2**63)
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value) or not all(
+                low <= v <= high for v in value
+            ):
+                return f"argument {name!r} must be a list of integers from {low} to {high}"
+    return None
+
+
+def analysis_tools(state: RunState, pricing: PricingTable) -> dict[str, list[Tool]]:
+    """Today's analysis tools by owning agent, over ``state.records``; each result is also kept
+    in ``state.facts`` under the tool's name, as the offline agents keep it."""
+    records = state.records
+
+    def kept(name: str, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        async def call(**args: Any) -> Any:
+            result = fn(**args)
+            state.facts[name] = result
+            return result
+
+        return call
+
+    def actions(max_actions: int = 5) -> list[dict[str, Any]]:
+        facts = {
+            "find_cheaper_models": analytics.cheaper_models(records, pricing),
+            "find_cache_candidates": analytics.cache_candidates(records),
+            "error_rates": analytics.error_rate(records),
+            "latency_percentiles": analytics.latency_percentiles(records),
+        }
+        state.actions = rank_actions(facts, records, state.focus, max_actions)
+        return [action.public() for action in state.actions]
+
+    none: dict[str, Any] = {"type": "object", "properties": {}}
+    return {
+        "data": [
+            Tool(
+                "usage_overview",
+                "Calls, total cost, the span of days, monthly cost estimate, models, providers "
+                "and features of the user's LLM usage.",
+                none,
+                kept("usage_overview", lambda: analytics.overview(records)),
+            ),
+            Tool(
+                "cost_breakdown",
+                "Cost, calls, tokens and share of spend per model, most expensive first.",
+                none,
+                kept("cost_breakdown", lambda: analytics.cost_by_model(records)),
+            ),
+            Tool(
+                "latency_percentiles",
+                "Nearest-rank latency percentiles (ms), overall and per model, slowest first.",
+                {
+                    "type": "object",
+                    "properties": {
+                        "percentiles": {
+                            "type": "array",
+                            "items": {"type": "integer", "minimum": 1, "maximum": 100},
+                            "description": "Which percentiles, e.g. [50, 95, 99] (the default).",
+                        }
+                    },
+                },
+                kept(
+                    "latency_percentiles",
+                    lambda percentiles=(50, 95, 99): analytics.latency_percentiles(
+                        records, percentiles
+                    ),
+                ),
+            ),
+            Tool(
+                "error_rates",
+                "Failed calls and error rate, overall and per model, worst first.",
+                none,
+                kept("error_rates", lambda: analytics.error_rate(records)),
+            ),
+        ],
+        "optimization": [
+            Tool(
+                "find_cache_candidates",
+                "Successful calls that repeat a prompt already answered, by feature, and what a "
+                "response cache would save a month.",
+                {
+                    "type": "object",
+                    "properties": {
+                        "top_n": {"type": "integer", "minimum": 1, "maximum": 20},
+                    },
+                },
+                kept(
+                    "find_cache_candidates",
+                    lambda top_n=5: analytics.cache_candidates(records, top_n),
+                ),
+            ),
+            Tool(
+                "find_cheaper_models",
+                "Cheaper same-provider models from the price table for each model used, with "
+                "the estimated monthly saving.",
+                none,
+                kept("find_cheaper_models", lambda: analytics.cheaper_models(records, pricing)),
+            ),
+        ],
+        "actions": [
+            Tool(
+                "rank_actions",
+                "Concrete actions (switch model, cache, reliability, latency) ranked by estimated "
+                "monthly saving, those about the question's subject first.",
+                {
+                    "type": "object",
+                    "properties": {
+                        "max_actions": {"type": "integer", "minimum": 1, "maximum": 10},
+                    },
+                },
+                kept("rank_actions", actions),
+            ),
+        ],
+    }
+
+
+class ModelLoop:
+    """One run's conversation with the model: ``await ModelLoop(...).run(ctx, state)``.
+
+    ``max_rounds`` bounds the turns that may call tools; the turn after them must answer.
+    After :meth:`run`, ``streamed`` says whether any answer text went out (a caller falling
+    back to the offline agents must not, once it has) and ``usage`` holds the tokens spent.
+    """
+
+    def __init__(
+        self, model: ChatModel, tools: Mapping[str, Sequence[Tool]], *, max_rounds: int = 6
+    ) -> None:
+        if max_rounds < 0:
+            raise ValueError("max_rounds must be >= 0")
+        self._model = model
+        self._tools = {tool.name: (agent, tool) for agent, group in tools.items() for tool in group}
+        self._max_rounds = max_rounds
+        self._opened: dict[str, int] = {}  # agent -> tool calls made, in the order opened
+        self._parts: list[str] = []
+        self.streamed = False
+        self.usage = ModelUsage(model.name)
+
+    async def run(self, ctx: AgentContext, state: RunState) -> str:
+        """Converse until the model answers; return the answer. Raises :class:`ModelFailed`
+        (after closing the agents it opened) when the model fails or answers nothing."""
+        await ctx.thinking(
+            SUPERVISOR,
+            f"Asking the model {self._model.name} to answer, with {len(self._tools)} tools it "
+            f"may call over your {format_count(state.record_count)} calls.",
+        )
+        try:
+            answer = await self._converse(ctx, state)
+        except ModelFailed as exc:
+            await self._close(ctx, exc)
+            raise
+        finally:
+            if self.usage.requests:
+                await ctx.model_usage(self.usage.public())
+        await self._close(ctx, None)
+        return answer
+
+    async def _converse(self, ctx: AgentContext, state: RunState) -> str:
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": _system_prompt(state)},
+            *({"role": role, "content": content} for role, content in ctx.history),
+            {"role": "user", "content": ctx.question},
+        ]
+        specs = [tool for _, tool in self._tools.values()]
+        for round_ in range(self._max_rounds + 1):
+            allow_tools = round_ < self._max_rounds
+            text, calls = await self._turn(ctx, messages, specs, allow_tools)
+            if not calls or not allow_tools:
+                break
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": text or None,
+                    "tool_calls": [
+                        {
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": call.arguments},
+                        }
+                        for call in calls
+                    ],
+                }
+            )
+            for call in calls:
+                content = await self._execute(ctx, call)
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+        answer = "".join(self._parts)
+        if not answer.strip():
+            raise ModelFailed("the model answered with no text", code="model_error")
+        return answer
+
+    async def _turn(
+        self,
+        ctx: AgentContext,
+        messages: list[dict[str, Any]],
+        specs: list[Tool],
+        allow_tools: bool,
+    ) -> tuple[str, list[ToolCall]]:
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        turn = self._model.turn(messages, specs, allow_tools=allow_tools)
+        try:
+            async with asyncio.timeout(ctx.llm_timeout_s):
+                async for event in turn:
+                    if isinstance(event, TextPiece):
+                        if not self.streamed:
+                            self.streamed = True
+                            await self._open(ctx, WRITER)
+                        text.append(event.text)
+                        self._parts.append(event.text)
+                        await ctx.text_delta(WRITER, event.text)
+                    elif isinstance(event, ToolCall):
+                        calls.append(event)
+                    else:
+                        self.usage.add(event, ctx.pricing)
+        except TimeoutError:
+            raise ModelFailed(
+                f"the model {self._model.name} did not finish its turn within "
+                f"{ctx.llm_timeout_s:g}s",
+                code=TIMED_OUT,
+            ) from None
+        finally:
+            # Close the stream (its HTTP response) now, not when it is garbage-collected.
+            await turn.aclose()  # type: ignore[attr-defined]
+        return "".join(text), calls
+
+    async def _execute(self, ctx: AgentContext, call: ToolCall) -> str:
+        """Run one tool call as its pair of events; what goes back to the model as the result."""
+        agent, tool = self._tools.get(call.name, (WRITER, None))
+        await self._open(ctx, agent)
+        args, problem = _parse(call.arguments)
+        if tool is None:
+            problem = f"there is no tool named {call.name!r}"
+        elif problem is None:
+            problem = check_arguments(tool.parameters, args)
+        fn = tool.call if tool is not None and problem is None else _refusing(problem or "")
+        try:
+            result = await ctx.call_tool(agent, call.name, args, fn)
+        except (ToolFailed, RunTimeout) as exc:
+            # Told to the model, which may call again with other arguments or answer without it.
+            return json.dumps({"error": exc.message})
+        text = json.dumps(result, ensure_ascii=False, default=str)
+        if len(text) > RESULT_MAX_CHARS:
+            text = text[:RESULT_MAX_CHARS] + " …(cut)"
+        return text
+
+    async def _open(self, ctx: AgentContext, agent: str) -> None:
+        if agent not in self._opened:
+            self._opened[agent] = 0
+            await ctx.started(agent)
+        if agent != WRITER:
+            self._opened[agent] += 1
+
+    async def _close(self, ctx: AgentContext, failure: ModelFailed | None) -> None:
+        for agent, calls in self._opened.items():
+            if agent == WRITER and failure is not None:
+                await ctx.failed(agent, failure.code, failure.message)
+            elif agent == WRITER:
+                await ctx.completed(
+                    agent,
+                    f"The model {self._model.name} wrote the answer "
+                    f"({format_count(len(''.join(self._parts)))} characters).",
+                )
+            else:
+                await ctx.completed(
+                    agent, f"Ran {calls} tool call{'s' if calls != 1 else ''} for the model."
+                )
+        self._opened.clear()
+
+
+def _system_prompt(state: RunState) -> str:
+    facts = state.facts.get("check_usage_data")
+    if not facts:
+        return SYSTEM_PROMPT
+    return (
+        f"{SYSTEM_PROMPT}\n\nThe user's data holds {facts['calls']} calls from "
+        f"{facts['first_call'][:10]} to {facts['last_call'][:10]} across {facts['models']} models."
+    )
+
+
+def _parse(arguments: str) -> tuple[dict[str, Any], str | None]:
+    try:
+        value = json.loads(arguments or "{}")
+    except json.JSONDecodeError:
+        return {"arguments": arguments}, "the arguments are not valid JSON"
+    if not isinstance(value, dict):
+        return {"arguments": value}, "the arguments must be a JSON object"
+    return value, None
+
+
+def _refusing(problem: str) -> Callable[..., Awaitable[Any]]:
+    async def refuse(**_: Any) -> Any:
+        raise InputError(problem)
+
+    return refuse
