@@ -42,7 +42,7 @@ def test_doctor_passes_on_a_migrated_sqlite_database_and_creates_none(tmp_path: 
     shown = lines(fine.stdout)
     assert list(shown) == ["settings", "database", "schema", "redis"]
     assert all(line.startswith("ok") for line in shown.values()), fine.stdout
-    assert "sqlite answers" in shown["database"] and "at 0008" in shown["schema"]
+    assert "sqlite answers" in shown["database"] and "at 0009" in shown["schema"]
     assert fine.stdout.rstrip().endswith("ready")
 
 
@@ -56,7 +56,7 @@ def test_doctor_names_runwire_migrate_for_an_unmigrated_postgresql_database(
         shown = lines(before.stdout)
         assert shown["database"].startswith("ok") and "postgresql answers" in shown["database"]
         assert shown["schema"].startswith("failing")
-        assert "at nothing, needs 0008: run `runwire migrate`" in shown["schema"]
+        assert "at nothing, needs 0009: run `runwire migrate`" in shown["schema"]
         assert "not ready: schema failing" in before.stdout
 
         assert runwire("migrate", data_dir=tmp_path, env=env).returncode == 0

@@ -653,6 +653,13 @@
     return text.length > 20_000 ? `${text.slice(0, 20_000)}\n… (truncated)` : text;
   }
 
+  /** US dollars with enough digits that a fraction of a cent still shows ($0.0007). */
+  function formatCost(usd) {
+    if (usd === 0) return "$0";
+    const digits = usd >= 1 ? 2 : Math.min(6, Math.max(2, 1 - Math.floor(Math.log10(usd))));
+    return `$${usd.toFixed(digits)}`;
+  }
+
   function formatDuration(ms) {
     if (!Number.isFinite(ms)) return "";
     if (ms < 1000) return `${Math.round(ms)} ms`;
@@ -686,9 +693,11 @@
 
       this.summaryLabel = el("span", { class: "activity-label", text: live ? "Starting…" : "Agent activity" });
       this.summaryMeta = el("span", { class: "activity-meta" });
+      // What the run's model took (the model_usage event); empty for a run answered offline.
+      this.usageMeta = el("span", { class: "activity-meta model-usage", "data-testid": "model-usage", hidden: true });
       this.tree = el("div", { class: "agent-tree" });
       this.activity = el("details", { class: "activity", open: true, "data-testid": "event-list", "data-state": "running" },
-        el("summary", {}, el("span", { class: "spinner", "aria-hidden": "true" }), this.summaryLabel, this.summaryMeta),
+        el("summary", {}, el("span", { class: "spinner", "aria-hidden": "true" }), this.summaryLabel, this.summaryMeta, this.usageMeta),
         this.tree);
       this.userToggled = false;
       this.activity.firstChild.addEventListener("click", () => { this.userToggled = true; });
@@ -918,6 +927,14 @@
       this.answerText += ev.delta;
       this.setActivity(`Writing the answer · ${agentLabel(ev.agent_name)}`);
       this.queueAnswerRender();
+    },
+    model_usage(ev) {
+      const tokens = Number.isFinite(ev.total_tokens) ? ev.total_tokens : 0;
+      const bits = [`${ev.model || "model"}: ${tokens.toLocaleString("en-US")} tokens`];
+      if (Number.isFinite(ev.cost_usd)) bits.push(formatCost(ev.cost_usd));
+      this.usageMeta.textContent = ` · ${bits.join(" · ")}`;
+      this.usageMeta.title = `${ev.requests} model request${ev.requests === 1 ? "" : "s"}: ${ev.prompt_tokens} prompt and ${ev.completion_tokens} completion tokens${Number.isFinite(ev.cost_usd) ? ", at list price" : ""}`;
+      this.usageMeta.hidden = false;
     },
     agent_completed(ev, isRoot) {
       const node = this.agent(ev.agent_name, ev.parent_agent);

@@ -1,0 +1,451 @@
+"""A model that drives the tools, through the official openai SDK against an OpenAI-compatible
+server on loopback that replays recorded responses (tests/recordings/openai, the exact wire
+format): tool calls in pieces, several a turn, text between them, usage, errors, retries."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from runwire.agents import SUPERVISOR, AgentContext, OfflineProvider, Supervisor, analytics
+from runwire.agents.chat_model import (
+    OpenAIChatModel,
+    RetryPolicy,
+    TextPiece,
+    TokenUsage,
+    ToolCall,
+)
+from runwire.agents.model_loop import ModelLoop, analysis_tools
+from runwire.agents.state import RunState
+from runwire.app import build_agent
+from runwire.config import Settings
+from runwire.errors import ModelFailed
+from runwire.events.model import EventDraft, EventType
+from runwire.events.redaction import Redactor
+from runwire.runs.executor import RunInput
+from runwire.store.records import UsageRecord, new_epoch, new_id
+from runwire.store.store import Store
+from runwire.usage.pricing import PricingTable
+from runwire.usage.sample import generate_sample
+from tests.model_server import DROP, HANG, ReplayServer
+from tests.timing import unit
+
+pytestmark = pytest.mark.integration
+
+KEY = "sk-test-0123456789abcdef0123"
+NOW = 1_746_000_000_000
+QUESTION = "Which models cost the most, and which are slow?"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ReplayServer]:
+    with ReplayServer.running() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def pricing() -> PricingTable:
+    return PricingTable.load()
+
+
+@pytest.fixture(scope="module")
+def sample(pricing: PricingTable) -> list[UsageRecord]:
+    return generate_sample(now_ms=NOW, pricing=pricing)
+
+
+def model_at(base_url: str, *, timeout_s: float = 5.0, retries: int = 2) -> OpenAIChatModel:
+    return OpenAIChatModel(
+        base_url=base_url,
+        api_key=KEY,
+        model="gpt-4o-mini",
+        timeout_s=timeout_s,
+        retry=RetryPolicy(retries, base_s=0.01),
+    )
+
+
+@dataclass
+class Run:
+    """A context wired to in-memory records and an event list, as the run owner wires it."""
+
+    records: Sequence[UsageRecord]
+    pricing: PricingTable
+    model: OpenAIChatModel
+    fallback: bool = False
+    llm_timeout_s: float = 5.0
+    events: list[EventDraft] = field(default_factory=list)
+    kept: list[dict[str, Any]] = field(default_factory=list)
+
+    def context(self) -> AgentContext:
+        async def load_usage() -> Sequence[UsageRecord]:
+            return self.records
+
+        async def emit(draft: EventDraft) -> None:
+            self.events.append(draft)
+
+        async def keep(usage: dict[str, Any]) -> None:
+            self.kept.append(usage)
+
+        return AgentContext(
+            run_id="run_test",
+            question=QUESTION,
+            history=[("user", "hello"), ("assistant", "Hi! Ask me about your LLM usage.")],
+            load_usage=load_usage,
+            emit=emit,
+            llm=OfflineProvider(0),
+            tool_timeout_s=5.0,
+            llm_timeout_s=self.llm_timeout_s,
+            redactor=Redactor(),
+            pricing=self.pricing,
+            model=self.model,
+            model_fallback=self.fallback,
+            keep_model_usage=keep,
+        )
+
+    async def answer(self) -> str:
+        async with self.model:
+            return await Supervisor().run(self.context())
+
+    def of(self, kind: EventType, agent: str | None = None) -> list[EventDraft]:
+        return [e for e in self.events if e.type == kind and agent in (None, e.agent_name)]
+
+    def streamed(self) -> str:
+        return "".join(e.data["delta"] for e in self.of(EventType.TEXT_DELTA))
+
+
+def assert_well_formed(events: list[EventDraft]) -> None:
+    """Every sub-agent's events between its start and its end; every tool call closed."""
+    open_agents: set[str] = set()
+    open_tools: dict[str, str] = {}
+    for e in events:
+        if e.agent_name == SUPERVISOR:
+            assert e.type in (EventType.AGENT_THINKING, EventType.MODEL_USAGE)
+            continue
+        if e.type == EventType.AGENT_STARTED:
+            assert e.agent_name not in open_agents
+            open_agents.add(e.agent_name)
+            continue
+        assert e.agent_name in open_agents, f"{e.type} of {e.agent_name} outside its start/end"
+        if e.type in (EventType.AGENT_COMPLETED, EventType.AGENT_ERROR):
+            open_agents.remove(e.agent_name)
+        elif e.type == EventType.TOOL_EXECUTING:
+            open_tools[e.data["tool_call_id"]] = e.agent_name
+        elif e.type == EventType.TOOL_COMPLETED:
+            assert open_tools.pop(e.data["tool_call_id"]) == e.agent_name
+    assert not open_agents and not open_tools
+
+
+async def collect(model: OpenAIChatModel, **kwargs: Any) -> list[Any]:
+    async with model:
+        return [e async for e in model.turn([{"role": "user", "content": "hi"}], [], **kwargs)]
+
+
+# --- one turn ---------------------------------------------------------------------------------
+
+
+async def test_a_streamed_answer_arrives_in_pieces_with_its_usage(server: ReplayServer) -> None:
+    server.play("text_answer.sse.http")
+    events = await collect(model_at(server.base_url))
+    assert events == [
+        TextPiece("Your"),
+        TextPiece(" spend is"),
+        TextPiece(" mostly gpt-4o."),
+        TokenUsage("gpt-4o-mini-2024-07-18", 812, 9),
+    ]
+    [sent] = server.requests
+    assert sent.path == "/v1/chat/completions"
+    assert sent.headers["authorization"] == f"Bearer {KEY}"
+    assert sent.body["model"] == "gpt-4o-mini" and sent.body["stream"] is True
+    assert sent.body["stream_options"] == {"include_usage": True}
+    assert "tools" not in sent.body and "tool_choice" not in sent.body
+
+
+async def test_tool_calls_are_whole_once_their_pieces_arrived(server: ReplayServer) -> None:
+    server.play("two_tool_calls.sse.http")
+    events = await collect(model_at(server.base_url))
+    assert events == [
+        TextPiece("Let me measure"),
+        TextPiece(" your usage."),
+        ToolCall("call_Qm2vX8dL0aTz", "cost_breakdown", "{}"),
+        ToolCall("call_Hr5kW1nB9cYe", "latency_percentiles", '{"percentiles":[50,95]}'),
+        TokenUsage("gpt-4o-mini-2024-07-18", 1204, 61),
+    ]
+
+
+# --- the run, with the model choosing the tools ----------------------------------------------
+
+
+async def test_the_model_chooses_the_tools_and_its_text_is_the_answer(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    server.play("two_tool_calls.sse.http", "answer_after_tools.sse.http")
+    run = Run(sample, pricing, model_at(server.base_url))
+    answer = await run.answer()
+
+    assert_well_formed(run.events)
+    # Triage as offline; then the tools' agent as the model calls them; then the writer.
+    assert [e.agent_name for e in run.of(EventType.AGENT_STARTED)] == [
+        "triage",
+        "reporting",
+        "data",
+    ]
+    executing = run.of(EventType.TOOL_EXECUTING, "data")
+    assert [(e.data["tool_name"], e.data["tool_args"]) for e in executing] == [
+        ("cost_breakdown", {}),
+        ("latency_percentiles", {"percentiles": [50, 95]}),
+    ]
+    completed = run.of(EventType.TOOL_COMPLETED, "data")
+    assert [e.data["success"] for e in completed] == [True, True]
+    assert completed[0].data["result"] == Redactor().clean(analytics.cost_by_model(sample))
+    assert completed[1].data["result"] == Redactor().clean(
+        analytics.latency_percentiles(sample, [50, 95])
+    )
+    # Every piece of text the model streamed, before and after its tool calls, is the answer.
+    assert (
+        answer
+        == run.streamed()
+        == (
+            "Let me measure your usage.## Cost and latency\n\ngpt-4o takes most of your spend; "
+            "its p95 is the slowest.\n"
+        )
+    )
+    assert all(e.agent_name == "reporting" for e in run.of(EventType.TEXT_DELTA))
+    [done] = run.of(EventType.AGENT_COMPLETED, "data")
+    assert done.data["final_response"] == "Ran 2 tool calls for the model."
+
+    # The second turn got the history, the tools, the assistant's calls and their results.
+    first, second = server.requests
+    assert [m["role"] for m in first.body["messages"]] == ["system", "user", "assistant", "user"]
+    assert first.body["messages"][-1]["content"] == QUESTION
+    assert first.body["tool_choice"] == "auto"
+    names = [t["function"]["name"] for t in first.body["tools"]]
+    assert names == [
+        "usage_overview",
+        "cost_breakdown",
+        "latency_percentiles",
+        "error_rates",
+        "find_cache_candidates",
+        "find_cheaper_models",
+        "rank_actions",
+    ]
+    assistant, tool_1, tool_2 = second.body["messages"][-3:]
+    assert assistant["content"] == "Let me measure your usage."
+    assert [c["id"] for c in assistant["tool_calls"]] == ["call_Qm2vX8dL0aTz", "call_Hr5kW1nB9cYe"]
+    assert tool_1["tool_call_id"] == "call_Qm2vX8dL0aTz" and tool_1["role"] == "tool"
+    assert '"total_cost_usd"' in tool_1["content"]
+    assert tool_2["tool_call_id"] == "call_Hr5kW1nB9cYe" and '"p95"' in tool_2["content"]
+
+    # Tokens and cost of both turns, as an event and kept with the run.
+    [usage] = run.of(EventType.MODEL_USAGE)
+    cost = (pricing.cost("openai", "gpt-4o-mini", 1204, 61) or 0) + (
+        pricing.cost("openai", "gpt-4o-mini", 2950, 27) or 0
+    )
+    assert usage.data == {
+        "model": "gpt-4o-mini",
+        "requests": 2,
+        "prompt_tokens": 4154,
+        "completion_tokens": 88,
+        "total_tokens": 4242,
+        "cost_usd": pytest.approx(cost),
+    }
+    assert run.kept == [usage.data]
+
+
+async def test_bad_tool_calls_are_refused_to_the_model_which_answers_anyway(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    server.play("bad_tool_calls.sse.http", "answer_after_tools.sse.http")
+    run = Run(sample, pricing, model_at(server.base_url))
+    await run.answer()
+    assert_well_formed(run.events)
+    completed = {e.data["tool_name"]: e for e in run.of(EventType.TOOL_COMPLETED)}
+    wrong_type = completed["find_cache_candidates"]
+    assert wrong_type.agent_name == "optimization" and wrong_type.data["success"] is False
+    assert wrong_type.data["error"] == "argument 'top_n' must be of type integer"
+    unknown = completed["delete_everything"]
+    assert unknown.agent_name == "reporting"
+    assert unknown.data["error"] == "there is no tool named 'delete_everything'"
+    assert completed["error_rates"].data["error"] == "the arguments are not valid JSON"
+    [executing] = [
+        e for e in run.of(EventType.TOOL_EXECUTING) if e.data["tool_name"] == "error_rates"
+    ]
+    assert executing.data["tool_args"] == {"arguments": "{not json"}
+    # The model was told what was wrong with each call, in order.
+    results = [m for m in server.requests[1].body["messages"] if m["role"] == "tool"]
+    assert [r["tool_call_id"] for r in results] == [
+        "call_Zx81bad",
+        "call_Zx82nope",
+        "call_Zx83json",
+    ]
+    assert "must be of type integer" in results[0]["content"]
+    assert run.streamed().startswith("## Cost and latency")
+
+
+async def test_a_model_that_keeps_calling_tools_is_made_to_answer(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    server.play("one_tool_call.sse.http", "one_tool_call.sse.http", "text_answer.sse.http")
+    run = Run(sample, pricing, model_at(server.base_url))
+    state = RunState(QUESTION, records=sample, has_data=True, record_count=len(sample))
+    async with run.model:
+        answer = await ModelLoop(run.model, analysis_tools(state, pricing), max_rounds=2).run(
+            run.context(), state
+        )
+    assert answer == "Your spend is mostly gpt-4o."
+    assert [r.body["tool_choice"] for r in server.requests] == ["auto", "auto", "none"]
+
+
+# --- failures, retries and the fallback -------------------------------------------------------
+
+
+async def test_429_is_retried_after_the_wait_it_asks_for(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    server.play("rate_limited.http", "text_answer.sse.http")
+    run = Run(sample, pricing, model_at(server.base_url))
+    started = time.monotonic()
+    assert await run.answer() == "Your spend is mostly gpt-4o."
+    waited = time.monotonic() - started
+    assert len(server.requests) == 2
+    assert 1.0 <= waited < 1.0 + unit(2)  # Retry-After: 1, not the 0.01 s backoff
+
+
+async def test_5xx_is_retried_with_backoff_then_fails_clearly(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    server.play("server_error.http", "server_error.http", "server_error.http")
+    run = Run(sample, pricing, model_at(server.base_url, retries=2))
+    with pytest.raises(ModelFailed) as failed:
+        await run.answer()
+    assert failed.value.code == "model_error"
+    assert failed.value.message == "the model server answered HTTP 503 (3 tries)"
+    assert len(server.requests) == 3
+    assert not run.of(EventType.TEXT_DELTA) and not run.of(EventType.MODEL_USAGE)
+
+
+async def test_a_wait_past_the_deadline_is_not_taken(server: ReplayServer) -> None:
+    server.play("rate_limited_long.http")
+    started = time.monotonic()
+    with pytest.raises(ModelFailed) as failed:
+        await collect(model_at(server.base_url, timeout_s=2))
+    assert time.monotonic() - started < unit(1)
+    assert failed.value.code == "model_rate_limited"
+    assert "HTTP 429 (1 try); the next try, in 30s, would be past the 2s limit" in str(failed.value)
+
+
+async def test_a_refused_key_is_not_retried_and_not_echoed(server: ReplayServer) -> None:
+    server.play("invalid_key.http")
+    with pytest.raises(ModelFailed) as failed:
+        await collect(model_at(server.base_url))
+    assert len(server.requests) == 1
+    assert failed.value.message == (
+        "the model server refused the API key (HTTP 401): check RUNWIRE_LLM_API_KEY"
+    )
+    assert "cdef" not in repr(failed.value)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_an_unreachable_model_is_a_clear_error(
+    sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    run = Run(sample, pricing, model_at(f"http://127.0.0.1:{free_port()}/v1", retries=1))
+    with pytest.raises(ModelFailed) as failed:
+        await run.answer()
+    assert failed.value.code == "model_unreachable"
+    assert failed.value.message == "the model server cannot be reached (2 tries)"
+
+
+async def test_the_offline_agents_answer_when_the_model_fails_and_fallback_is_on(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    server.play(DROP, DROP)
+    run = Run(sample, pricing, model_at(server.base_url, retries=1), fallback=True)
+    answer = await run.answer()
+    assert answer.startswith("## ") and answer == run.streamed()
+    said = [e.data["reasoning"] for e in run.of(EventType.AGENT_THINKING, SUPERVISOR)]
+    assert any(
+        text
+        == "The model failed (the model server cannot be reached (2 tries)): answering with the "
+        "offline analysis instead."
+        for text in said
+    )
+    assert [e.agent_name for e in run.of(EventType.AGENT_STARTED)] == [
+        "triage",
+        "data",
+        "optimization",
+        "actions",
+        "reporting",
+    ]
+
+
+async def test_an_error_mid_answer_fails_the_run_even_with_fallback(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    server.play("error_mid_stream.sse.http")
+    run = Run(sample, pricing, model_at(server.base_url), fallback=True)
+    with pytest.raises(ModelFailed) as failed:
+        await run.answer()
+    assert failed.value.message == "the model server reported an error mid-answer"
+    assert run.streamed() == "Your spend"  # what went out stays; nothing is appended to it
+    [error] = run.of(EventType.AGENT_ERROR)
+    assert error.agent_name == "reporting" and error.data["code"] == "model_error"
+    assert_well_formed(run.events)
+
+
+async def test_a_silent_model_times_out_within_the_turn_limit(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    server.play(HANG)
+    run = Run(sample, pricing, model_at(server.base_url, retries=0), llm_timeout_s=unit(0.2))
+    started = time.monotonic()
+    try:
+        with pytest.raises(ModelFailed) as failed:
+            await run.answer()
+    finally:
+        server.release()
+    assert time.monotonic() - started < unit(1)
+    assert failed.value.code == "model_timeout"
+
+
+# --- kept with the run ------------------------------------------------------------------------
+
+
+async def test_the_runs_model_usage_is_stored_with_it(
+    server: ReplayServer, store: Store, settings: Settings, pricing: PricingTable
+) -> None:
+    user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+    await store.usage.add(user.id, generate_sample(days=5))
+    run_id = new_id("run")
+    thread, _ = await store.conversations.accept(
+        user_id=user.id, thread=None, content=QUESTION, run_id=run_id, epoch=new_epoch()
+    )
+    server.play("text_answer.sse.http")
+    async with model_at(server.base_url) as model:
+        agent = build_agent(settings, store, pricing, model=model)
+        events: list[EventDraft] = []
+
+        async def emit(draft: EventDraft) -> None:
+            events.append(draft)
+
+        answer = await agent(RunInput(run_id, thread.id, user.id, QUESTION, epoch="e"), emit)
+    assert answer == "Your spend is mostly gpt-4o."
+    record = await store.runs.get(user.id, run_id)
+    assert record is not None
+    assert record.public()["model_usage"] == {
+        "model": "gpt-4o-mini",
+        "requests": 1,
+        "prompt_tokens": 812,
+        "completion_tokens": 9,
+        "total_tokens": 821,
+        "cost_usd": pytest.approx(pricing.cost("openai", "gpt-4o-mini", 812, 9)),
+    }
