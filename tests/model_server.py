@@ -5,8 +5,9 @@ status line, the headers, a blank line and the body (for a stream, the ``data:``
 ``chat.completion.chunk`` objects ending with ``data: [DONE]``). :meth:`ReplayServer.play` queues
 the recordings the next requests get, one each, in order; the server sends a stream event by
 event (one HTTP chunk each, flushed), so the client sees the pieces arrive apart as from a real
-model. Two pseudo-recordings stand for what cannot be recorded: ``HANG`` answers nothing until the
-client gives up, ``DROP`` closes the connection without an answer.
+model. Pseudo-recordings stand for what cannot be recorded: ``HANG`` answers nothing until the
+client gives up, ``DROP`` closes the connection without an answer, and ``stall(name)`` and
+``cut(name)`` send a stream's first two events, then fall silent or close the connection.
 
 The server runs in a thread of its own, so one instance serves every test of a module whatever
 event loop each test has; it keeps every request it was sent (path, headers, JSON body).
@@ -27,6 +28,16 @@ from typing import Any
 RECORDINGS = Path(__file__).parent / "recordings" / "openai"
 HANG = "!hang"
 DROP = "!drop"
+
+
+def stall(name: str) -> str:
+    """``name``'s first two events, then silence until :meth:`ReplayServer.release`."""
+    return f"!stall:{name}"
+
+
+def cut(name: str) -> str:
+    """``name``'s first two events, then the connection closed in the middle of the stream."""
+    return f"!cut:{name}"
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,21 @@ class ReplayServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
+            def do_GET(self) -> None:
+                # What runwire's readiness check asks (GET {base}/models): always the list.
+                self.answer(*recording("models.http"))
+
+            def answer(
+                self, status: int, reason: str, headers: list[tuple[str, str]], payload: bytes
+            ) -> None:
+                self.send_response(status, reason)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                self.wfile.flush()
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -79,25 +105,28 @@ class ReplayServer:
                 if name == DROP or name == "missing":
                     self.close_connection = True
                     return
+                mode, _, name = name.rpartition(":")
                 status, reason, headers, payload = recording(name)
+                if not dict(headers)["content-type"].startswith("text/event-stream"):
+                    self.answer(status, reason, headers, payload)
+                    return
                 self.send_response(status, reason)
                 for key, value in headers:
                     self.send_header(key, value)
-                if headers and dict(headers).get("content-type", "").startswith(
-                    "text/event-stream"
-                ):
-                    self.send_header("transfer-encoding", "chunked")
-                    self.end_headers()
-                    for event in payload.split(b"\n\n"):
-                        if event.strip():
-                            piece = event + b"\n\n"
-                            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-                            self.wfile.flush()
-                    self.wfile.write(b"0\r\n\r\n")
-                else:
-                    self.send_header("content-length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                events = [e + b"\n\n" for e in payload.split(b"\n\n") if e.strip()]
+                if mode:
+                    events = events[:2]
+                for piece in events:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+                if mode == "!stall":
+                    owner._release.wait(30)
+                if mode:
+                    self.close_connection = True
+                    return
+                self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

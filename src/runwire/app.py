@@ -31,7 +31,6 @@ from runwire.agents import (
     AgentContext,
     ChatModel,
     OfflineProvider,
-    OpenAIChatModel,
     Supervisor,
 )
 from runwire.agents.chat_model import RetryPolicy
@@ -111,6 +110,10 @@ async def build_chat_model(settings: Settings) -> AsyncIterator[ChatModel | None
     if not settings.llm_base_url:
         yield None
         return
+    # Imported here: the SDK takes seconds to import on a busy machine, and only a server with a
+    # model configured needs it (the CLI and offline servers start without it).
+    from runwire.agents.openai_model import OpenAIChatModel
+
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
     async with OpenAIChatModel(
         base_url=settings.llm_base_url,

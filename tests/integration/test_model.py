@@ -13,14 +13,9 @@ from typing import Any
 import pytest
 
 from runwire.agents import SUPERVISOR, AgentContext, OfflineProvider, Supervisor, analytics
-from runwire.agents.chat_model import (
-    OpenAIChatModel,
-    RetryPolicy,
-    TextPiece,
-    TokenUsage,
-    ToolCall,
-)
+from runwire.agents.chat_model import RetryPolicy, TextPiece, TokenUsage, ToolCall
 from runwire.agents.model_loop import ModelLoop, analysis_tools
+from runwire.agents.openai_model import OpenAIChatModel
 from runwire.agents.state import RunState
 from runwire.app import build_agent
 from runwire.config import Settings
@@ -32,7 +27,7 @@ from runwire.store.records import UsageRecord, new_epoch, new_id
 from runwire.store.store import Store
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
-from tests.model_server import DROP, HANG, ReplayServer
+from tests.model_server import DROP, HANG, ReplayServer, cut, stall
 from tests.timing import unit
 
 pytestmark = pytest.mark.integration
@@ -292,11 +287,52 @@ async def test_a_model_that_keeps_calling_tools_is_made_to_answer(
     run = Run(sample, pricing, model_at(server.base_url))
     state = RunState(QUESTION, records=sample, has_data=True, record_count=len(sample))
     async with run.model:
-        answer = await ModelLoop(run.model, analysis_tools(state, pricing), max_rounds=2).run(
-            run.context(), state
+        loop = ModelLoop(
+            run.model, analysis_tools(state, pricing), max_rounds=2, result_max_chars=50
         )
+        answer = await loop.run(run.context(), state)
     assert answer == "Your spend is mostly gpt-4o."
     assert [r.body["tool_choice"] for r in server.requests] == ["auto", "auto", "none"]
+    # A long result goes back to the model cut, and says so.
+    results = [m["content"] for m in server.requests[2].body["messages"] if m["role"] == "tool"]
+    assert len(results) == 2 and all(len(r) == 57 and r.endswith(" …(cut)") for r in results)
+
+
+async def test_a_server_that_sends_no_usage_still_drives_the_tools(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    server.play("no_usage_tool_calls.sse.http", "no_usage_answer.sse.http")
+    run = Run(sample, pricing, model_at(server.base_url))
+    assert await run.answer() == "Switch to the cheaper model."
+    assert_well_formed(run.events)
+    calls = {e.data["tool_name"]: e for e in run.of(EventType.TOOL_EXECUTING)}
+    assert calls["rank_actions"].agent_name == "actions"
+    assert calls["rank_actions"].data["tool_args"] == {"max_actions": 3}
+    assert calls["find_cheaper_models"].agent_name == "optimization"
+    assert calls["usage_overview"].data["tool_args"] == {"arguments": [1, 2]}
+    done = {e.data["tool_name"]: e for e in run.of(EventType.TOOL_COMPLETED)}
+    ranked = done["rank_actions"].data["result"]
+    assert done["rank_actions"].data["success"] and 1 <= len(ranked) <= 3
+    assert ranked[0]["monthly_savings_usd"] > 0
+    assert done["usage_overview"].data["error"] == "the arguments must be a JSON object"
+    assert not run.of(EventType.MODEL_USAGE) and run.kept == []
+
+
+async def test_a_model_that_answers_nothing_fails_or_is_replaced(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    server.play("empty_answer.sse.http")
+    run = Run(sample, pricing, model_at(server.base_url))
+    with pytest.raises(ModelFailed) as failed:
+        await run.answer()
+    assert failed.value.message == "the model answered with no text"
+    [usage] = run.of(EventType.MODEL_USAGE)  # the tokens were spent all the same
+    assert usage.data["requests"] == 1 and usage.data["total_tokens"] == 641
+
+    server.play("empty_answer.sse.http")
+    run = Run(sample, pricing, model_at(server.base_url), fallback=True)
+    answer = await run.answer()
+    assert answer.startswith("## ") and answer == run.streamed()
 
 
 # --- failures, retries and the fallback -------------------------------------------------------
@@ -335,6 +371,65 @@ async def test_a_wait_past_the_deadline_is_not_taken(server: ReplayServer) -> No
     assert time.monotonic() - started < unit(1)
     assert failed.value.code == "model_rate_limited"
     assert "HTTP 429 (1 try); the next try, in 30s, would be past the 2s limit" in str(failed.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "unknown_model.http",
+            "the model server does not know the model or the path (HTTP 404): check "
+            "RUNWIRE_LLM_MODEL and RUNWIRE_LLM_BASE_URL",
+        ),
+        ("context_too_long.http", "the model server refused the request (HTTP 400)"),
+    ],
+)
+async def test_other_refusals_are_not_retried(
+    server: ReplayServer, name: str, message: str
+) -> None:
+    server.play(name)
+    with pytest.raises(ModelFailed) as failed:
+        await collect(model_at(server.base_url))
+    assert len(server.requests) == 1
+    assert failed.value.message == message and failed.value.code == "model_error"
+
+
+@pytest.mark.parametrize(
+    ("script", "code", "message", "text"),
+    [
+        (HANG, "model_timeout", "the model server did not answer in time (1 try)", []),
+        (
+            stall("text_answer.sse.http"),
+            "model_timeout",
+            "the model server did not answer within 0.3s",
+            [TextPiece("Your")],
+        ),
+        (
+            cut("text_answer.sse.http"),
+            "model_unreachable",
+            "the connection to the model server broke mid-answer",
+            [TextPiece("Your")],
+        ),
+    ],
+)
+async def test_a_server_that_falls_silent_or_hangs_up_fails_the_turn(
+    server: ReplayServer, script: str, code: str, message: str, text: list[TextPiece]
+) -> None:
+    server.play(script)
+    got: list[Any] = []
+    model = model_at(server.base_url, timeout_s=unit(0.3), retries=0)
+    try:
+        with pytest.raises(ModelFailed) as failed:
+            async with model:
+                async for event in model.turn([{"role": "user", "content": "hi"}], []):
+                    got.append(event)
+    finally:
+        server.release()
+    assert (failed.value.code, failed.value.message) == (
+        code,
+        message.replace("0.3", f"{unit(0.3):g}"),
+    )
+    assert got == text
 
 
 async def test_a_refused_key_is_not_retried_and_not_echoed(server: ReplayServer) -> None:

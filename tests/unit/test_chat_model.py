@@ -6,8 +6,9 @@ import email.utils
 
 import pytest
 
-from runwire.agents.chat_model import OpenAIChatModel, RetryPolicy, TokenUsage, retry_after_s
+from runwire.agents.chat_model import RetryPolicy, TokenUsage, retry_after_s
 from runwire.agents.model_loop import ModelLoop, ModelUsage, check_arguments
+from runwire.agents.openai_model import OpenAIChatModel
 from runwire.usage.pricing import PricingTable
 
 pytestmark = pytest.mark.unit
@@ -24,6 +25,7 @@ KEY = "sk-test-0123456789abcdef0123"
         ({"retry-after-ms": "120"}, 0.12),
         ({"retry-after-ms": "120", "retry-after": "9"}, 0.12),  # the finer one wins
         ({"retry-after-ms": "soon", "retry-after": "9"}, 9.0),
+        ({"retry-after-ms": "inf"}, None),
         ({"retry-after": "nan"}, None),
         ({"retry-after": "in a while"}, None),
         ({"retry-after": "Wed, 21 Oct 2015 07:28:00"}, None),  # a date without a zone
@@ -65,6 +67,8 @@ def test_the_model_is_configured_sensibly_and_its_key_stays_out_of_repr() -> Non
         OpenAIChatModel(base_url="http://x", api_key="", model="m", timeout_s=0)
     with pytest.raises(ValueError, match="max_rounds"):
         ModelLoop(model, {}, max_rounds=-1)
+    with pytest.raises(ValueError, match="result_max_chars"):
+        ModelLoop(model, {}, result_max_chars=0)
 
 
 SCHEMA = {

@@ -1,6 +1,6 @@
 """The agents: a supervisor and its sub-agents analysing a user's LLM usage, and the LLM port."""
 
-from runwire.agents.chat_model import ChatModel, OpenAIChatModel
+from runwire.agents.chat_model import ChatModel
 from runwire.agents.context import SUPERVISOR, AgentContext
 from runwire.agents.llm import LLMProvider, LLMRequest, OfflineProvider
 from runwire.agents.model_loop import ModelLoop, Tool
@@ -17,7 +17,6 @@ __all__ = [
     "LLMRequest",
     "ModelLoop",
     "OfflineProvider",
-    "OpenAIChatModel",
     "RunState",
     "SubAgent",
     "Supervisor",

@@ -241,10 +241,18 @@ class ModelLoop:
     """
 
     def __init__(
-        self, model: ChatModel, tools: Mapping[str, Sequence[Tool]], *, max_rounds: int = 6
+        self,
+        model: ChatModel,
+        tools: Mapping[str, Sequence[Tool]],
+        *,
+        max_rounds: int = 6,
+        result_max_chars: int = RESULT_MAX_CHARS,
     ) -> None:
         if max_rounds < 0:
             raise ValueError("max_rounds must be >= 0")
+        if result_max_chars < 1:
+            raise ValueError("result_max_chars must be >= 1")
+        self._result_max_chars = result_max_chars
         self._model = model
         self._tools = {tool.name: (agent, tool) for agent, group in tools.items() for tool in group}
         self._max_rounds = max_rounds
@@ -279,11 +287,13 @@ class ModelLoop:
             {"role": "user", "content": ctx.question},
         ]
         specs = [tool for _, tool in self._tools.values()]
-        for round_ in range(self._max_rounds + 1):
-            allow_tools = round_ < self._max_rounds
+        rounds = 0
+        while True:
+            allow_tools = rounds < self._max_rounds
             text, calls = await self._turn(ctx, messages, specs, allow_tools)
             if not calls or not allow_tools:
-                break
+                break  # answered; calls made against tool_choice "none" are not run
+            rounds += 1
             messages.append(
                 {
                     "role": "assistant",
@@ -357,8 +367,8 @@ class ModelLoop:
             # Told to the model, which may call again with other arguments or answer without it.
             return json.dumps({"error": exc.message})
         text = json.dumps(result, ensure_ascii=False, default=str)
-        if len(text) > RESULT_MAX_CHARS:
-            text = text[:RESULT_MAX_CHARS] + " …(cut)"
+        if len(text) > self._result_max_chars:
+            text = text[: self._result_max_chars] + " …(cut)"
         return text
 
     async def _open(self, ctx: AgentContext, agent: str) -> None:

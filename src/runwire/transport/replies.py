@@ -18,6 +18,7 @@ __all__ = [
     "JsonWebKeySet",
     "Message",
     "MessageAccepted",
+    "ModelUsage",
     "OAuthError",
     "OpenIdConfiguration",
     "Readiness",
@@ -113,6 +114,19 @@ class ThreadMessages(BaseModel):
     messages: list[Message] = Field(description="Oldest first, the first 1000.")
 
 
+class ModelUsage(BaseModel):
+    """What a run's model turns took (the ``model_usage`` event's fields)."""
+
+    model: str = Field(description="The model, as configured (RUNWIRE_LLM_MODEL).")
+    requests: int = Field(description="Turns: chat completions asked for.")
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: float | None = Field(
+        description="At the price table's list price; null for a model it does not list."
+    )
+
+
 class Run(BaseModel):
     id: Id
     thread_id: str
@@ -124,6 +138,9 @@ class Run(BaseModel):
     created_at: Timestamp
     started_at: Timestamp | None
     ended_at: Timestamp | None
+    model_usage: ModelUsage | None = Field(
+        description="What the run's model took; null for a run answered offline."
+    )
 
 
 class RunReply(BaseModel):

@@ -1,0 +1,96 @@
+"""`runwire serve` with a model configured (RUNWIRE_LLM_BASE_URL): over real sockets, the model
+chooses the tools and writes the answer, its tokens and cost are kept with the run, and a model
+that cannot be reached ends the run with a clear agent_error."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterator
+
+import pytest
+
+from tests.e2e.conftest import BASE_ENV, ServerProcess
+from tests.e2e.wire import Session
+from tests.model_server import DROP, ReplayServer
+
+KEY = "sk-test-e2e-0123456789abcdef"
+QUESTION = "Which models cost the most, and which are slow?"
+
+
+@pytest.fixture(scope="module")
+def replay() -> Iterator[ReplayServer]:
+    with ReplayServer.running() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def model_server(
+    tmp_path_factory: pytest.TempPathFactory, replay: ReplayServer
+) -> Iterator[ServerProcess]:
+    env = {
+        **BASE_ENV,
+        "RUNWIRE_LLM_BASE_URL": replay.base_url,
+        "RUNWIRE_LLM_API_KEY": KEY,
+        "RUNWIRE_LLM_MAX_RETRIES": "0",
+    }
+    proc = ServerProcess(tmp_path_factory.mktemp("model"), env)
+    yield proc
+    proc.stop()
+
+
+async def test_the_model_drives_the_tools_and_the_run_keeps_its_tokens(
+    model_server: ServerProcess,
+    replay: ReplayServer,
+    sessions: Callable[[str], Awaitable[Session]],
+) -> None:
+    session = await sessions(model_server.url)
+    await session.post("/api/usage/sample")
+    replay.play("two_tool_calls.sse.http", "answer_after_tools.sse.http")
+    sock = await session.connect()
+    ack = await sock.ask(QUESTION)
+    events = await sock.run_to_end(ack["run_id"])
+
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    pairs = [(e["type"], e["agent_name"], e["tool_name"]) for e in events if "tool_name" in e]
+    assert pairs == [
+        ("tool_executing", "triage", "check_usage_data"),
+        ("tool_completed", "triage", "check_usage_data"),
+        ("tool_executing", "data", "cost_breakdown"),
+        ("tool_completed", "data", "cost_breakdown"),
+        ("tool_executing", "data", "latency_percentiles"),
+        ("tool_completed", "data", "latency_percentiles"),
+    ]
+    answer = "".join(e["delta"] for e in events if e["type"] == "text_delta")
+    assert answer.endswith("its p95 is the slowest.\n")
+    last = events[-1]
+    assert last["type"] == "agent_completed" and last["final_response"] == answer
+    [usage] = [e for e in events if e["type"] == "model_usage"]
+    assert usage["agent_name"] == "supervisor" and usage["total_tokens"] == 4242
+    assert usage["cost_usd"] > 0
+    assert KEY not in json.dumps(events)
+    assert replay.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+    run = (await session.get(f"/api/runs/{ack['run_id']}")).json()["run"]
+    assert run["status"] == "completed"
+    assert run["model_usage"] == {k: v for k, v in usage.items() if k in run["model_usage"]}
+    assert run["model_usage"]["requests"] == 2
+
+
+async def test_an_unreachable_model_ends_the_run_with_a_clear_agent_error(
+    model_server: ServerProcess,
+    replay: ReplayServer,
+    sessions: Callable[[str], Awaitable[Session]],
+) -> None:
+    session = await sessions(model_server.url)
+    await session.post("/api/usage/sample")
+    replay.play(DROP)
+    sock = await session.connect()
+    ack = await sock.ask(QUESTION)
+    events = await sock.run_to_end(ack["run_id"])
+    last = events[-1]
+    assert last["type"] == "agent_error" and last["agent_name"] == "supervisor"
+    assert last["code"] == "model_unreachable"
+    assert last["message"] == "the model server cannot be reached (1 try)"
+    run = (await session.get(f"/api/runs/{ack['run_id']}")).json()["run"]
+    assert run["status"] == "failed" and run["error_code"] == "model_unreachable"
+    assert run["model_usage"] is None
