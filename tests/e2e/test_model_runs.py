@@ -8,10 +8,12 @@ import json
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import BASE_ENV, ServerProcess
+from tests.e2e.test_browser import ask, chromium, load_sample, ms, sign_up
 from tests.e2e.wire import Session
-from tests.model_server import DROP, ReplayServer
+from tests.model_server import DROP, ReplayServer, stall
 
 KEY = "sk-test-e2e-0123456789abcdef"
 QUESTION = "Which models cost the most, and which are slow?"
@@ -64,7 +66,7 @@ async def test_the_model_drives_the_tools_and_the_run_keeps_its_tokens(
     assert answer.endswith("its p95 is the slowest.\n")
     last = events[-1]
     assert last["type"] == "agent_completed" and last["final_response"] == answer
-    [usage] = [e for e in events if e["type"] == "model_usage"]
+    *_, usage = [e for e in events if e["type"] == "model_usage"]
     assert usage["agent_name"] == "supervisor" and usage["total_tokens"] == 4242
     assert usage["cost_usd"] > 0
     assert KEY not in json.dumps(events)
@@ -94,3 +96,58 @@ async def test_an_unreachable_model_ends_the_run_with_a_clear_agent_error(
     run = (await session.get(f"/api/runs/{ack['run_id']}")).json()["run"]
     assert run["status"] == "failed" and run["error_code"] == "model_unreachable"
     assert run["model_usage"] is None
+
+
+async def test_a_stop_while_the_model_streams_keeps_what_it_wrote(
+    model_server: ServerProcess,
+    replay: ReplayServer,
+    sessions: Callable[[str], Awaitable[Session]],
+) -> None:
+    session = await sessions(model_server.url)
+    await session.post("/api/usage/sample")
+    replay.play(stall("answer_after_tools.sse.http"))
+    sock = await session.connect()
+    try:
+        ack = await sock.ask(QUESTION)
+        before = await sock.until("text_delta")  # the model's first words, then it falls silent
+        await sock.send(type="stop_agent", run_id=ack["run_id"])
+        events = [e for e in before if e.get("run_id") == ack["run_id"]]
+        events += await sock.run_to_end(ack["run_id"])
+    finally:
+        replay.release()
+    last = events[-1]
+    assert last["type"] == "agent_stopped" and last["code"] == "stopped"
+    [writer_end] = [
+        e for e in events if e["agent_name"] == "reporting" and e["type"] == "agent_error"
+    ]
+    assert writer_end["code"] == "stopped"
+    history = (await session.get(f"/api/threads/{ack['thread_id']}/messages")).json()["messages"]
+    assert history[-1]["content"] == "## Cost and latency\n\n" and history[-1]["partial"] is True
+
+
+@pytest.mark.browser
+def test_the_page_shows_the_runs_model_tokens_and_cost(
+    model_server: ServerProcess, replay: ReplayServer
+) -> None:
+    replay.play("two_tool_calls.sse.http", "answer_after_tools.sse.http")
+    with chromium() as browser:
+        context = browser.new_context(base_url=model_server.url)
+        context.set_default_timeout(ms(15))
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        sign_up(page)
+        load_sample(page)
+        ask(page, QUESTION)
+        answer = page.get_by_test_id("assistant-message").last
+        expect(answer).to_contain_text("its p95 is the slowest.", timeout=ms(15))
+        shown = page.get_by_test_id("model-usage").last
+        expect(shown).to_have_text(" · gpt-4o-mini: 4,242 tokens · $0.00068")
+        expect(shown).to_have_attribute(
+            "title", "2 model requests: 4154 prompt and 88 completion tokens, at list price"
+        )
+        # The tools the model chose are in the activity, under their agent, as offline.
+        tools = page.locator('[data-testid="tool-call"]')
+        expect(tools).to_have_count(3)  # check_usage_data, cost_breakdown, latency_percentiles
+        context.close()
+    assert not errors, errors

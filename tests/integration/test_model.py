@@ -234,8 +234,9 @@ async def test_the_model_chooses_the_tools_and_its_text_is_the_answer(
     assert '"total_cost_usd"' in tool_1["content"]
     assert tool_2["tool_call_id"] == "call_Hr5kW1nB9cYe" and '"p95"' in tool_2["content"]
 
-    # Tokens and cost of both turns, as an event and kept with the run.
-    [usage] = run.of(EventType.MODEL_USAGE)
+    # Tokens and cost so far after each turn, as an event and kept with the run.
+    first_turn, usage = run.of(EventType.MODEL_USAGE)
+    assert (first_turn.data["requests"], first_turn.data["total_tokens"]) == (1, 1265)
     cost = (pricing.cost("openai", "gpt-4o-mini", 1204, 61) or 0) + (
         pricing.cost("openai", "gpt-4o-mini", 2950, 27) or 0
     )
@@ -247,7 +248,8 @@ async def test_the_model_chooses_the_tools_and_its_text_is_the_answer(
         "total_tokens": 4242,
         "cost_usd": pytest.approx(cost),
     }
-    assert run.kept == [usage.data]
+    assert run.kept == [first_turn.data, usage.data]
+    assert run.events.index(first_turn) < run.events.index(executing[0])  # as soon as counted
 
 
 async def test_bad_tool_calls_are_refused_to_the_model_which_answers_anyway(

@@ -237,7 +237,8 @@ class ModelLoop:
 
     ``max_rounds`` bounds the turns that may call tools; the turn after them must answer.
     After :meth:`run`, ``streamed`` says whether any answer text went out (a caller falling
-    back to the offline agents must not, once it has) and ``usage`` holds the tokens spent.
+    back to the offline agents must not, once it has) and ``usage`` holds the tokens spent; the
+    totals so far are emitted (``model_usage``) and kept after each turn that reported usage.
     """
 
     def __init__(
@@ -274,9 +275,6 @@ class ModelLoop:
         except ModelFailed as exc:
             await self._close(ctx, exc)
             raise
-        finally:
-            if self.usage.requests:
-                await ctx.model_usage(self.usage.public())
         await self._close(ctx, None)
         return answer
 
@@ -325,6 +323,7 @@ class ModelLoop:
     ) -> tuple[str, list[ToolCall]]:
         text: list[str] = []
         calls: list[ToolCall] = []
+        counted = self.usage.requests
         turn = self._model.turn(messages, specs, allow_tools=allow_tools)
         try:
             async with asyncio.timeout(ctx.llm_timeout_s):
@@ -349,6 +348,10 @@ class ModelLoop:
         finally:
             # Close the stream (its HTTP response) now, not when it is garbage-collected.
             await turn.aclose()  # type: ignore[attr-defined]
+        if self.usage.requests > counted:
+            # The run's totals so far, after each turn: a run stopped or timed out later (when
+            # nothing more may be emitted) still has what it spent, in its events and its row.
+            await ctx.model_usage(self.usage.public())
         return "".join(text), calls
 
     async def _execute(self, ctx: AgentContext, call: ToolCall) -> str:
