@@ -407,6 +407,12 @@ async def test_other_refusals_are_not_retried(
             [TextPiece("Your")],
         ),
         (
+            "malformed_event.sse.http",
+            "model_error",
+            "the model server sent a malformed stream event",
+            [TextPiece("Your")],
+        ),
+        (
             cut("text_answer.sse.http"),
             "model_unreachable",
             "the connection to the model server broke mid-answer",

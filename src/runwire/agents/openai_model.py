@@ -126,6 +126,11 @@ class OpenAIChatModel:
             raise ModelFailed(
                 "the model server reported an error mid-answer", code=FAILED
             ) from None
+        except ValueError:
+            # A `data:` line that is not JSON (the SDK parses each event as it comes).
+            raise ModelFailed(
+                "the model server sent a malformed stream event", code=FAILED
+            ) from None
         finally:
             await stream.close()
         for index in sorted(calls):

@@ -1,4 +1,5 @@
-"""The supervisor: runs triage, then the analysis agents or the data helper, then reporting.
+"""The supervisor: runs triage, then the analysis agents or the data helper, then reporting;
+with a model configured and enough data, the model loop instead of analysis and reporting.
 
 The supervisor is the run's root agent. It emits its own reasoning but not its ``agent_started``
 or its closing event: the run owner emits those, because the closing event carries the id of the
@@ -60,10 +61,16 @@ class Supervisor:
         state = RunState(question=ctx.question)
         await ctx.thinking(
             SUPERVISOR,
-            f"Plan for “{_quote(ctx.question)}”: triage checks your usage data first; with enough "
-            "data, the data, optimization and actions agents measure cost, latency and errors "
-            "and look for savings; otherwise the data helper explains how to add data. Reporting "
-            "then writes the answer.",
+            f"Plan for “{_quote(ctx.question)}”: triage checks your usage data first; "
+            + (
+                f"with enough data, the model {ctx.model.name} chooses which of the data, "
+                "optimization and actions tools to run and writes the answer; otherwise the data "
+                "helper explains how to add data and reporting writes the next steps."
+                if ctx.model is not None
+                else "with enough data, the data, optimization and actions agents measure cost, "
+                "latency and errors and look for savings; otherwise the data helper explains how "
+                "to add data. Reporting then writes the answer."
+            ),
         )
         await self._delegate(ctx, self._triage, state)
         if state.has_data and ctx.model is not None:
