@@ -321,9 +321,24 @@ class ModelLoop:
         specs: list[Tool],
         allow_tools: bool,
     ) -> tuple[str, list[ToolCall]]:
+        counted = self.usage.requests
+        with ctx.span(f"model {self._model.name}", **{"runwire.model": self._model.name}):
+            text, calls = await self._stream(ctx, messages, specs, allow_tools)
+        if self.usage.requests > counted:
+            # The run's totals so far, after each turn: a run stopped or timed out later (when
+            # nothing more may be emitted) still has what it spent, in its events and its row.
+            await ctx.model_usage(self.usage.public())
+        return text, calls
+
+    async def _stream(
+        self,
+        ctx: AgentContext,
+        messages: list[dict[str, Any]],
+        specs: list[Tool],
+        allow_tools: bool,
+    ) -> tuple[str, list[ToolCall]]:
         text: list[str] = []
         calls: list[ToolCall] = []
-        counted = self.usage.requests
         turn = self._model.turn(messages, specs, allow_tools=allow_tools)
         try:
             async with asyncio.timeout(ctx.llm_timeout_s):
@@ -348,10 +363,6 @@ class ModelLoop:
         finally:
             # Close the stream (its HTTP response) now, not when it is garbage-collected.
             await turn.aclose()  # type: ignore[attr-defined]
-        if self.usage.requests > counted:
-            # The run's totals so far, after each turn: a run stopped or timed out later (when
-            # nothing more may be emitted) still has what it spent, in its events and its row.
-            await ctx.model_usage(self.usage.public())
         return "".join(text), calls
 
     async def _execute(self, ctx: AgentContext, call: ToolCall) -> str:
