@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["MAX_BODY_BYTES", "SERVICE_BODY_BYTES", "BodyLimit"]
+__all__ = ["AGUI_BODY_BYTES", "MAX_BODY_BYTES", "SERVICE_BODY_BYTES", "BodyLimit"]
 
 MAX_BODY_BYTES = 16 * 1024
 """The cap on a request body, except where a path has its own (docs/protocol.md, Limits). The
@@ -28,6 +28,12 @@ JSON escapes text outside the BMP, twelve bytes a character: about 12.4 KB."""
 SERVICE_BODY_BYTES = 400 * 1024
 """The cap under ``/internal/``: a message of 32,000 characters (a WebSocket message's most)
 escaped as JSON escapes text outside the BMP, twelve bytes a character, is about 384 KB."""
+
+
+AGUI_BODY_BYTES = 2 * 1024 * 1024
+"""The cap on ``POST /ag-ui``: an AG-UI client sends the whole conversation it holds with every
+question (its answers, reasoning, tool calls and their results), though only the last question is
+read. Two questions of the sample data made about 60 KB; 2 MiB holds a long thread's."""
 
 
 class BodyLimit:
