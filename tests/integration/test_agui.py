@@ -65,8 +65,14 @@ async def test_a_request_it_cannot_take_is_refused_with_a_clear_error_and_stores
         cases: list[tuple[dict[str, Any], str]] = [
             ({"content": b"{not json"}, "body: not valid JSON"),
             ({"json": {"threadId": "t-1"}}, "runId: Field required; messages: Field required"),
-            ({"json": {**good, "messages": []}}, 'messages: no message with role "user"'),
-            ({"json": {**good, "threadId": "../x"}}, "threadId: 1 to 40 of the characters"),
+            (
+                {"json": {**good, "messages": []}},
+                'messages: Value error, no message with role "user"',
+            ),
+            (
+                {"json": {**good, "threadId": "../x"}},
+                "threadId: Value error, 1 to 40 of the characters",
+            ),
         ]
         for request, says in cases:
             refused = await client.post(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from ag_ui.core import (
@@ -37,21 +37,30 @@ from ag_ui.core import (
     TextMessageContentEvent,
     TextMessageEndEvent,
     TextMessageStartEvent,
-    TextPart,
     ToolCallArgsEvent,
     ToolCallEndEvent,
     ToolCallResultEvent,
     ToolCallStartEvent,
     UserMessage,
 )
+from ag_ui.core.types import (
+    ActivityMessage,
+    AssistantMessage,
+    DeveloperMessage,
+    ReasoningMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from pydantic import AfterValidator, Field
 
-from runwire.errors import InputError, RunwireError
+from runwire.errors import RunwireError
 from runwire.events.model import EventType, RunEvent
 from runwire.protocol.inbound import MAX_CONTENT_CHARS, MAX_ID_CHARS
 
 __all__ = [
     "PROTOCOL_VERSION",
     "THREAD_ID_CHARS",
+    "AguiInput",
     "AguiRequest",
     "AguiTranslation",
     "read_input",
@@ -71,6 +80,112 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 
+_NO_NUL = "^[^\\u0000]*$"
+
+
+def _question_text(value: str) -> str:
+    # What the JSON Schema's pattern says (Python's \s is what str.strip() strips), without
+    # a regex that backtracks on 32,000 spaces.
+    if len(value) > MAX_CONTENT_CHARS or "\x00" in value or not value.strip():
+        raise ValueError(
+            f"a user message needs text: 1 to {MAX_CONTENT_CHARS} characters, not blank, "
+            "without NUL"
+        )
+    return value
+
+
+class AguiUserMessage(UserMessage):
+    """A user message as runwire reads it: text (content parts, for media, are not read)."""
+
+    content: Annotated[
+        str,
+        Field(
+            json_schema_extra={
+                "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+                "maxLength": MAX_CONTENT_CHARS,
+            },
+            description=f"The text: 1 to {MAX_CONTENT_CHARS} characters, not blank, without NUL",
+        ),
+        AfterValidator(_question_text),
+    ]
+
+
+AguiMessage = Annotated[
+    DeveloperMessage
+    | SystemMessage
+    | AssistantMessage
+    | AguiUserMessage
+    | ToolMessage
+    | ActivityMessage
+    | ReasoningMessage,
+    Field(discriminator="role"),
+]
+
+
+def _messages_schema(schema: dict[str, Any]) -> None:
+    """What the validation of ``messages`` checks, said in the API document: each message names
+    its ``role`` (the discriminator: AG-UI's own schema leaves it out), one is the user's."""
+    schema["items"]["required"] = ["role"]
+    schema["contains"] = {
+        "type": "object",
+        "properties": {"role": {"const": "user"}},
+        "required": ["role"],
+    }
+
+
+def _has_a_question(messages: list[AguiMessage]) -> list[AguiMessage]:
+    if not any(isinstance(m, UserMessage) for m in messages):
+        raise ValueError('no message with role "user": the last one is the question')
+    return messages
+
+
+def _thread_id(value: str) -> str:
+    if not _THREAD_ID.fullmatch(value):
+        raise ValueError(
+            f"1 to {THREAD_ID_CHARS} of the characters A-Z, a-z, 0-9, '_', '.', '~' and '-' "
+            "(a thread of yours, or a new thread's id)"
+        )
+    return value
+
+
+def _run_id(value: str) -> str:
+    if not 1 <= len(value) <= MAX_ID_CHARS or "\x00" in value:
+        raise ValueError(f"1 to {MAX_ID_CHARS} characters, without NUL")
+    return value
+
+
+class AguiInput(RunAgentInput):
+    """AG-UI's ``RunAgentInput`` as runwire takes it: ``threadId`` a thread id that can stand in
+    a URL, ``runId`` an id a message can keep (``client_message_id``), and every user message
+    with text. The JSON Schema of ``POST /ag-ui`` says the same."""
+
+    thread_id: Annotated[
+        str,
+        Field(
+            json_schema_extra={"pattern": f"^{_THREAD_ID.pattern}$"},
+            description="A thread of the caller, or the id of a new thread",
+        ),
+        AfterValidator(_thread_id),
+    ]
+    run_id: Annotated[
+        str,
+        Field(
+            json_schema_extra={"minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": _NO_NUL},
+            description="The client's id for the run: the question's client_message_id",
+        ),
+        AfterValidator(_run_id),
+    ]
+    messages: Annotated[  # type: ignore[assignment]
+        list[AguiMessage],
+        Field(
+            json_schema_extra=_messages_schema,
+            description="The conversation the client holds: only its last user message, the "
+            "question, is read",
+        ),
+        AfterValidator(_has_a_question),
+    ]
+
+
 class AguiRequest:
     """What runwire takes of a ``RunAgentInput``."""
 
@@ -82,41 +197,10 @@ class AguiRequest:
         self.question = question
 
 
-def read_input(body: RunAgentInput) -> AguiRequest:
-    """The thread, the client's run id and the question of ``body``, or :class:`InputError`
-    naming what is wrong (answered 422 before anything is stored)."""
-    problems: list[str] = []
-    if not _THREAD_ID.fullmatch(body.thread_id):
-        problems.append(
-            f"threadId: 1 to {THREAD_ID_CHARS} of the characters A-Z, a-z, 0-9, '_', '.', '~' "
-            "and '-' (a thread of yours, or a new thread's id)"
-        )
-    if not 1 <= len(body.run_id) <= MAX_ID_CHARS or "\x00" in body.run_id:
-        problems.append(f"runId: 1 to {MAX_ID_CHARS} characters, without NUL")
-    question = _question(body, problems)
-    if problems:
-        raise InputError("; ".join(problems))
-    return AguiRequest(thread_id=body.thread_id, run_id=body.run_id, question=question)
-
-
-def _question(body: RunAgentInput, problems: list[str]) -> str:
-    """The text of the last user message (its text parts, one per line)."""
-    last = next((m for m in reversed(body.messages) if isinstance(m, UserMessage)), None)
-    if last is None:
-        problems.append('messages: no message with role "user": the last one is the question')
-        return ""
-    content = last.content
-    if isinstance(content, str):
-        text = content
-    else:
-        text = "\n".join(part.text for part in content if isinstance(part, TextPart))
-    if not text.strip():
-        problems.append("messages: the last user message has no text")
-    elif len(text) > MAX_CONTENT_CHARS:
-        problems.append(f"messages: the last user message is over {MAX_CONTENT_CHARS} characters")
-    elif "\x00" in text:
-        problems.append("messages: the last user message contains the NUL character")
-    return text
+def read_input(body: AguiInput) -> AguiRequest:
+    """The thread, the client's run id and the question (the last user message's text)."""
+    last = next(m for m in reversed(body.messages) if isinstance(m, AguiUserMessage))
+    return AguiRequest(thread_id=body.thread_id, run_id=body.run_id, question=last.content)
 
 
 def refusal(exc: RunwireError) -> RunErrorEvent:

@@ -13,14 +13,14 @@ again starts nothing and streams the run it started.
 
 from __future__ import annotations
 
-from ag_ui.core import BaseEvent, RunAgentInput
+from ag_ui.core import BaseEvent
 from ag_ui.encoder import EventEncoder
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from runwire.errors import AuthError, Conflict, InputError, RunwireError
+from runwire.errors import Conflict, RunwireError
 from runwire.events.model import RunEvent
-from runwire.protocol.agui import AguiTranslation, read_input, refusal
+from runwire.protocol.agui import AguiInput, AguiTranslation, read_input, refusal
 from runwire.protocol.inbound import UserMessage
 from runwire.transport.errors import error_responses
 from runwire.transport.event_stream import MEDIA_TYPE, EventStream
@@ -56,6 +56,20 @@ class AguiFraming:
         return _sse(self._translation.cut())
 
 
+# One server-sent event of the stream (as OpenAPI before 3.2 describes an event stream).
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "data": {
+            "type": "string",
+            "description": "One AG-UI event's JSON (`type`, camelCase fields; docs/protocol.md, "
+            "AG-UI).",
+            "contentMediaType": "application/json",
+        },
+    },
+    "required": ["data"],
+}
+
 _DESCRIPTION = (
     "The body is AG-UI's `RunAgentInput`. `threadId` names a thread of the caller, or a new "
     "thread (started with that id); `runId` is the client's id for the run (sent again, "
@@ -77,7 +91,7 @@ _DESCRIPTION = (
         200: {
             "description": "AG-UI events, one per SSE message (`data: <event JSON>`), from "
             "`RUN_STARTED` to `RUN_FINISHED` or `RUN_ERROR`; or a refusal's `RUN_ERROR` alone.",
-            "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
+            "content": {MEDIA_TYPE: {"schema": _SSE_EVENT}},
         },
         **error_responses(
             401,
@@ -91,8 +105,8 @@ _DESCRIPTION = (
         ),
     },
 )
-async def run_agent(body: RunAgentInput, principal: CurrentPrincipal, request: Request) -> Response:
-    asked = read_input(body)  # InputError: 422, nothing stored
+async def run_agent(body: AguiInput, principal: CurrentPrincipal, request: Request) -> Response:
+    asked = read_input(body)
     services = services_of(request)
     try:
         accepted = await services.chat.submit(
@@ -128,8 +142,6 @@ async def run_agent(body: RunAgentInput, principal: CurrentPrincipal, request: R
         )
         # From the run's first event: a run has at least one, so this is never 204.
         return await stream.open(0, None)
-    except (AuthError, InputError):
-        raise
     except RunwireError as exc:
         # The run cannot start (or be read): said in AG-UI, as the stream's only event.
         return Response(
