@@ -14,6 +14,8 @@ from runwire.errors import NotFound
 from runwire.events import EventType, RunEvent
 from runwire.protocol.agui import AguiInput, AguiTranslation, read_input, refusal
 from runwire.protocol.inbound import MAX_CONTENT_CHARS
+from runwire.transport.agui_routes import AguiFraming
+from runwire.transport.event_stream import EventStream
 
 pytestmark = pytest.mark.unit
 
@@ -360,3 +362,44 @@ def test_the_api_document_says_what_is_refused() -> None:
     content = user["properties"]["content"]
     assert (content["type"], content["maxLength"]) == ("string", MAX_CONTENT_CHARS)
     assert content["pattern"] == "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
+
+class _Closed:
+    """A subscription or watch that only records being closed."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_an_event_ag_ui_has_nothing_to_say_of_writes_nothing_to_the_stream() -> None:
+    stream = EventStream(
+        bus=cast(Any, None),
+        chat=cast(Any, None),
+        user_id="usr_1",
+        run_id=RUN,
+        revocations=cast(Any, None),
+        session_id="s",
+        keepalive_s=1,
+        max_pending_bytes=1000,
+        framing=AguiFraming(translation()),
+    )
+    e = Run()
+    events = [
+        e(EventType.AGENT_STARTED),
+        e(EventType.TEXT_DELTA, "reporting", delta=""),
+        e(EventType.AGENT_COMPLETED, final_response="", message_id="msg_a"),
+    ]
+    subscription, watch = _Closed(), _Closed()
+    frames = [
+        frame
+        async for frame in stream._frames(
+            events, cast(Any, subscription), cast(Any, watch), ended=True
+        )
+    ]
+    assert [json.loads(f.removeprefix("data: "))["type"] for f in frames] == [
+        "RUN_STARTED",
+        "RUN_FINISHED",
+    ]
+    assert subscription.closed and watch.closed

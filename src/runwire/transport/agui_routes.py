@@ -46,9 +46,6 @@ class AguiFraming:
     def __init__(self, translation: AguiTranslation) -> None:
         self._translation = translation
 
-    def head(self) -> str:
-        return ""
-
     def frame(self, event: RunEvent) -> str:
         return _sse(self._translation.translate(event))
 

@@ -7,6 +7,9 @@ held or stored events after the position, then live ones until the run's last ev
 Each event's SSE ``id`` is ``<epoch>:<seq>``, so a browser reconnecting with ``Last-Event-ID``
 names its whole position, and a position from an older epoch is refused, not misread. A stream
 whose session ends (a logout, on any node) ends at once; the reconnect is refused with 401.
+
+The same stream carries ``POST /ag-ui``'s answer: a :class:`Framing` decides how each event is
+written (runwire's JSON here, AG-UI's events there) and what a stream cut short says.
 """
 
 from __future__ import annotations
@@ -76,9 +79,6 @@ def sse_frame(event: RunEvent) -> str:
 class Framing(Protocol):
     """How a stream writes a run's events: runwire's own SSE messages, or another protocol's."""
 
-    def head(self) -> str:
-        """What the stream writes before the run's first event ("" for nothing)."""
-
     def frame(self, event: RunEvent) -> str:
         """One event, as the SSE message(s) of this protocol."""
 
@@ -88,9 +88,6 @@ class Framing(Protocol):
 
 class RunwireFraming:
     """runwire's own stream: each event as one SSE message (:func:`sse_frame`), nothing else."""
-
-    def head(self) -> str:
-        return ""
 
     def frame(self, event: RunEvent) -> str:
         return sse_frame(event)
@@ -224,16 +221,13 @@ class EventStream:
     ) -> AsyncIterator[str]:
         framing = self._framing
         try:
-            head = framing.head()
-            if head:
-                yield head
             async for event in self._events(first, ended=ended):
                 if event is None:
                     yield KEEPALIVE
                     continue
                 self._count()
                 frame = framing.frame(event)
-                if frame:
+                if frame:  # an AG-UI stream may have nothing to say of an event
                     yield frame
                 if event.is_terminal:
                     return
