@@ -7,8 +7,8 @@ byte of it is read, and a body without one (chunked) is counted as it arrives an
 past the cap; no more than the cap is ever held. The refusal is ``413 too_large`` and closes the
 connection, so the rest of the body is never read. Paths with a larger cap of their own (the
 usage import, which reads its body as a stream) pass untouched; paths under a prefix with a
-cap of its own (the API for services, whose messages may be as long as a WebSocket's) are held
-to that one.
+cap of its own (the API for services, whose messages may be as long as a WebSocket's; AG-UI's
+``POST /ag-ui``, whose clients send their whole conversation) are held to that one.
 """
 
 from __future__ import annotations
