@@ -579,6 +579,9 @@ def create_app(
         exempt={"/api/usage/import"},
         prefixes={"/internal/": SERVICE_BODY_BYTES, agui_routes.PATH: AGUI_BODY_BYTES},
     )
+    if settings.role is not Role.AUTH and settings.allowed_origins:
+        # AG-UI front ends at another origin call POST /ag-ui from the browser.
+        app.add_middleware(agui_routes.AguiCors, origins=settings.allowed_origins)
     # Added last, runs first: the request id is set before the span, so the span's log lines
     # (uvicorn's access line included) carry both, and so does a body refused for its size.
     app.add_middleware(RequestSpanMiddleware, tracing=tracing)

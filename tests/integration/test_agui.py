@@ -193,3 +193,34 @@ async def test_a_run_stopped_mid_stream_finishes_cancelled_and_a_logout_cuts_the
         assert said[0]["type"] == "RUN_STARTED"
         assert said[-1]["type"] == "RUN_ERROR" and said[-1]["code"] == "stream_ended"
         assert await services.chat.stop(user_id, said[0]["metadata"]["runwire"]["run_id"])
+
+
+async def test_a_front_end_at_an_allowed_origin_may_call_it_from_the_browser(
+    tmp_path: Path,
+) -> None:
+    front = "https://app.example.com"
+    settings = test_settings(tmp_path, allowed_origins=[front])
+    async with serving(settings) as (client, _services):
+        _user, auth = await logged_in(client)
+        asks = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        }
+        preflight = await client.options("/ag-ui", headers={"Origin": front, **asks})
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == front
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        answer = await client.post(
+            "/ag-ui", json=agui_body("t-1", "r-1"), headers={**auth, "Origin": front}
+        )
+        assert answer.headers["access-control-allow-origin"] == front
+        assert events_of(answer)[-1]["type"] == "RUN_FINISHED"
+
+        # Another origin is refused, and the rest of the API is not opened to any.
+        other = await client.options(
+            "/ag-ui", headers={"Origin": "https://evil.example.com", **asks}
+        )
+        assert other.status_code == 400
+        assert "access-control-allow-origin" not in other.headers
+        threads = await client.get("/api/threads", headers={**auth, "Origin": front})
+        assert "access-control-allow-origin" not in threads.headers

@@ -16,7 +16,9 @@ from __future__ import annotations
 from ag_ui.core import BaseEvent
 from ag_ui.encoder import EventEncoder
 from fastapi import APIRouter, Request
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runwire.errors import Conflict, RunwireError
 from runwire.events.model import RunEvent
@@ -27,7 +29,7 @@ from runwire.transport.event_stream import MEDIA_TYPE, EventStream
 from runwire.transport.principal import CurrentPrincipal
 from runwire.transport.services import services_of
 
-__all__ = ["PATH", "AguiFraming", "router"]
+__all__ = ["PATH", "AguiCors", "AguiFraming", "router"]
 
 PATH = "/ag-ui"
 
@@ -51,6 +53,28 @@ class AguiFraming:
 
     def cut(self) -> str:
         return _sse(self._translation.cut())
+
+
+class AguiCors:
+    """CORS for ``POST /ag-ui`` alone: a front end served from an allowed origin
+    (``RUNWIRE_ALLOWED_ORIGINS``, as for ``/ws``) may call it from the browser with its Bearer
+    token. No cookies, so no credentials mode; every other path is passed on untouched."""
+
+    def __init__(self, app: ASGIApp, *, origins: list[str]) -> None:
+        self._app = app
+        self._cors = CORSMiddleware(
+            app,
+            allow_origins=origins,
+            allow_methods=["POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == PATH:
+            await self._cors(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
 
 
 # One server-sent event of the stream (as OpenAPI before 3.2 describes an event stream).
