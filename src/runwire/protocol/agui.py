@@ -15,6 +15,7 @@ table.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -78,7 +79,6 @@ _THREAD_ID = re.compile(rf"[A-Za-z0-9_.~-]{{1,{THREAD_ID_CHARS}}}")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-
 
 _NO_NUL = "^[^\\u0000]*$"
 
@@ -186,15 +186,13 @@ class AguiInput(RunAgentInput):
     ]
 
 
+@dataclass(frozen=True, slots=True)
 class AguiRequest:
     """What runwire takes of a ``RunAgentInput``."""
 
-    __slots__ = ("question", "run_id", "thread_id")
-
-    def __init__(self, *, thread_id: str, run_id: str, question: str) -> None:
-        self.thread_id = thread_id
-        self.run_id = run_id  # the client's runId: the message's client_message_id
-        self.question = question
+    thread_id: str
+    run_id: str  # the client's runId: the question's client_message_id
+    question: str
 
 
 def read_input(body: AguiInput) -> AguiRequest:
@@ -227,7 +225,9 @@ class AguiTranslation:
     ``RUN_STARTED.metadata`` and the prefix of every message and tool call id, so they are unique
     in the thread."""
 
-    def __init__(self, *, thread_id: str, run_id: str, runwire_run_id: str, message_id: str):
+    def __init__(
+        self, *, thread_id: str, run_id: str, runwire_run_id: str, message_id: str
+    ) -> None:
         self._thread_id = thread_id
         self._run_id = run_id
         self._prefix = runwire_run_id
@@ -239,14 +239,14 @@ class AguiTranslation:
     def translate(self, event: RunEvent) -> list[BaseEvent]:
         """The AG-UI events of ``event``: none, one or several."""
         out: list[BaseEvent] = []
+        at = _ms(event.timestamp)
         if self._text is not None and event.type is not EventType.TEXT_DELTA:
             # A text message is open only while deltas follow one another: whatever comes
             # next (a tool call of a model that interleaves them, the end) closes it.
-            out.append(TextMessageEndEvent(message_id=self._text, timestamp=_ms(event.timestamp)))
+            out.append(TextMessageEndEvent(message_id=self._text, timestamp=at))
             self._text = None
         root = event.parent_agent is None
         data = event.data
-        at = _ms(event.timestamp)
         match event.type:
             case EventType.AGENT_STARTED if root:
                 out.append(
