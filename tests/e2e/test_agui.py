@@ -44,7 +44,7 @@ def node() -> str:
 async def ask(base: str, token: str, questions: list[str]) -> dict[str, Any]:
     """What ``tests/agui/ask.mjs`` saw asking ``questions`` in one new thread."""
     proc = await asyncio.create_subprocess_exec(
-        node(),
+        node(),  # checked again: ask may be called without the fixture
         "ask.mjs",
         cwd=CLIENT_DIR,
         env={
@@ -65,6 +65,7 @@ async def ask(base: str, token: str, questions: list[str]) -> dict[str, Any]:
 
 @pytest.fixture
 async def user(server_url: str) -> AsyncIterator[Session]:
+    node()  # skip (or in CI fail) before making a user the test cannot use
     session = await Session.new(server_url)
     try:
         assert (await session.post("/api/usage/sample")).status_code == 201
