@@ -68,6 +68,18 @@ $(OIDC_STAMP): $(OIDC_DIR)/package.json $(OIDC_DIR)/package-lock.json
 	  echo "npm is not installed: the tests of outside OpenID Connect issuers will skip (apt-get install nodejs npm)"; \
 	fi
 
+# The official AG-UI client of the AG-UI test (tests/e2e/test_agui.py): the npm package
+# @ag-ui/client, installed from tests/agui/package-lock.json by `npm ci`, like the provider above.
+AGUI_DIR := tests/agui
+AGUI_STAMP := $(AGUI_DIR)/node_modules/.installed
+
+$(AGUI_STAMP): $(AGUI_DIR)/package.json $(AGUI_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd $(AGUI_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else \
+	  echo "npm is not installed: the AG-UI client test will skip (apt-get install nodejs npm)"; \
+	fi
+
 install: $(RUN_STAMP)
 
 run: $(RUN_STAMP)
@@ -85,7 +97,7 @@ lint: $(TEST_STAMP)
 # the most tests first, which left the slowest files, with two tests each, for the end).
 TEST_WORKERS ?= 2
 
-test: $(TEST_STAMP) $(OIDC_STAMP) lint
+test: $(TEST_STAMP) $(OIDC_STAMP) $(AGUI_STAMP) lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --cov=runwire --cov-branch --cov-report=term:skip-covered --cov-report=xml -p no:cacheprovider --durations=15
 
 # The e2e layer against a running deployment: every test that needs no server process of its own

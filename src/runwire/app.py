@@ -77,6 +77,7 @@ from runwire.store.records import UsageRecord
 from runwire.store.store import Store
 from runwire.traces import Tracing, otlp_processor
 from runwire.transport import (
+    agui_routes,
     api_reference,
     api_routes,
     auth_routes,
@@ -88,7 +89,12 @@ from runwire.transport import (
     token_routes,
     well_known,
 )
-from runwire.transport.body_limit import MAX_BODY_BYTES, SERVICE_BODY_BYTES, BodyLimit
+from runwire.transport.body_limit import (
+    AGUI_BODY_BYTES,
+    MAX_BODY_BYTES,
+    SERVICE_BODY_BYTES,
+    BodyLimit,
+)
 from runwire.transport.errors import install_error_handlers
 from runwire.transport.request_id import RequestIdMiddleware
 from runwire.transport.request_span import RequestSpanMiddleware
@@ -392,6 +398,7 @@ def install_routes(app: FastAPI, settings: Settings) -> None:
         app.include_router(api_routes.router)
         app.include_router(client_config.router)
         app.include_router(internal_routes.router)
+        app.include_router(agui_routes.router)
     app.include_router(health.router)
     app.include_router(scrape.router)
     if settings.role is Role.AUTH:
@@ -592,8 +599,11 @@ def create_app(
         BodyLimit,
         limit=MAX_BODY_BYTES,
         exempt={"/api/usage/import"},
-        prefixes={"/internal/": SERVICE_BODY_BYTES},
+        prefixes={"/internal/": SERVICE_BODY_BYTES, agui_routes.PATH: AGUI_BODY_BYTES},
     )
+    if settings.role is not Role.AUTH and settings.allowed_origins:
+        # AG-UI front ends at another origin call POST /ag-ui from the browser.
+        app.add_middleware(agui_routes.AguiCors, origins=settings.allowed_origins)
     # Added last, runs first: the request id is set before the span, so the span's log lines
     # (uvicorn's access line included) carry both, and so does a body refused for its size.
     app.add_middleware(RequestSpanMiddleware, tracing=tracing)

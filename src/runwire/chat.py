@@ -78,8 +78,14 @@ class ChatService:
         self._max_runs = max_active_runs_per_user
         self._tracing = tracing or Tracing()
 
-    async def submit(self, user_id: str, msg: UserMessage) -> Accepted:
-        """Persist the message and start its run; a repeated ``client_message_id`` starts nothing."""
+    async def submit(
+        self, user_id: str, msg: UserMessage, *, start_named_thread: bool = False
+    ) -> Accepted:
+        """Persist the message and start its run; a repeated ``client_message_id`` starts nothing.
+
+        ``start_named_thread``: a ``thread_id`` that no thread has yet starts a new thread of that
+        id (AG-UI clients name their threads) instead of being ``NotFound``; another user's
+        thread is still ``NotFound``."""
         conversations = self._store.conversations
         if not self._executor.accepting:
             # Refused before anything is stored: an accepted message always gets its run.
@@ -88,6 +94,11 @@ class ChatService:
                 code="server_closing",
             )
         thread = await self._thread_for(user_id, msg.thread_id)
+        new_thread_id = None
+        if thread is None and msg.thread_id is not None:
+            if not start_named_thread or await conversations.thread_exists(msg.thread_id):
+                raise NotFound("no such thread")
+            new_thread_id = msg.thread_id
         policy = msg.policy or self._default_policy
         thread_id = thread.id if thread is not None else None
         max_runs = self._max_runs
@@ -127,6 +138,7 @@ class ChatService:
                 client_message_id=msg.client_message_id,
                 claim_at=started_at if now else None,
                 check=check,
+                new_thread_id=new_thread_id,
             )
         except BaseException as exc:
             if now:
@@ -181,13 +193,10 @@ class ChatService:
         )
 
     async def _thread_for(self, user_id: str, thread_id: str | None) -> ThreadRecord | None:
-        """The caller's thread ``thread_id``; None to start a new one; NotFound otherwise."""
+        """The caller's thread ``thread_id``; None when it is not theirs (or not given)."""
         if thread_id is None:
             return None
-        thread = await self._store.conversations.thread(user_id, thread_id)
-        if thread is None:
-            raise NotFound("no such thread")
-        return thread
+        return await self._store.conversations.thread(user_id, thread_id)
 
     async def threads(self, user_id: str) -> list[ThreadRecord]:
         return await self._store.conversations.threads_of(user_id)

@@ -57,7 +57,8 @@ async def test_the_auth_role_lets_the_listed_pages_call_it_and_serves_no_chat(
         assert signed_up.headers["access-control-allow-origin"] == PAGE
         for path in ("/", "/api/config", "/api/threads", "/static/app.js"):
             assert (await http.get(path)).status_code == 404, path
-        assert (await http.post("/internal/users/u/threads", json={})).status_code == 404
+        for path in ("/internal/users/u/threads", "/ag-ui"):
+            assert (await http.post(path, json={})).status_code == 404, path
         assert (await http.get("/.well-known/jwks.json")).status_code == 200
 
 

@@ -274,6 +274,38 @@ async def test_a_repeated_client_message_id_stores_nothing_even_when_sent_at_onc
     assert [t.id for t in threads] == [winners[0][0].id]  # type: ignore[index]
 
 
+async def test_a_thread_named_by_its_client_is_started_once_whoever_races_for_the_id(
+    store: Store,
+) -> None:
+    conversations = store.conversations
+    users = [await a_user(store) for _ in range(3)]
+    assert not await conversations.thread_exists("client-thread-1")
+
+    async def start(user_id: str) -> object:
+        accepted = await conversations.accept_run(
+            user_id=user_id,
+            thread=None,
+            content="hello",
+            run_id=new_id("run"),
+            epoch=new_epoch(),
+            new_thread_id="client-thread-1",
+        )
+        return accepted.thread
+
+    results = await asyncio.gather(*(start(u) for u in users), return_exceptions=True)
+    [winner] = [r for r in results if not isinstance(r, BaseException)]
+    assert winner.id == "client-thread-1"  # type: ignore[attr-defined]
+    losers = [r for r in results if isinstance(r, BaseException)]
+    assert len(losers) == 2
+    assert all(isinstance(r, Conflict) and r.code == "thread_busy" for r in losers)
+    assert await conversations.thread_exists("client-thread-1")
+    owners = [u for u in users if await conversations.thread(u, "client-thread-1") is not None]
+    assert owners == [winner.user_id]  # type: ignore[attr-defined]
+    for user_id in users:  # the losers stored nothing
+        if user_id not in owners:
+            assert await conversations.threads_of(user_id) == []
+
+
 async def test_threads_come_newest_first(store: Store) -> None:
     conversations, user_id = store.conversations, await a_user(store)
     made = []

@@ -122,6 +122,8 @@ def test_every_operation_declares_its_answers(document: dict[str, Any]) -> None:
             content = answers[status].get("content", {})
             if path == "/metrics":  # Prometheus's text format, not JSON
                 assert [t for t in content if t.startswith("text/plain")], name
+            elif path == "/ag-ui":  # AG-UI's events, always a stream
+                assert list(content) == ["text/event-stream"], name
             elif status != "204":
                 schema = content["application/json"]["schema"]
                 assert "$ref" in schema, f"{name} {status} has no typed body: {schema}"
@@ -171,6 +173,7 @@ def test_the_declared_statuses_are_those_each_endpoint_can_give(
         "GET /.well-known/openid-configuration": ["200"],
         "POST /auth/token": ["200", "400", "401", "429", "503"],
         "GET /auth/revocations": ["200", "401", "403", "422"],
+        "POST /ag-ui": ["200", "401", "413", "422"],
         "POST /internal/users/{user_id}/threads": [
             "202",
             "401",

@@ -189,12 +189,15 @@ class Conversations:
         client_message_id: str | None = None,
         claim_at: int | None = None,
         check: Callable[[list[tuple[str, str]]], None] | None = None,
+        new_thread_id: str | None = None,
     ) -> Acceptance:
         """Store a user's message and the run it starts (under ``epoch``), in one transaction.
 
-        ``thread`` None starts a new thread titled after the message. A ``client_message_id`` used
-        before raises Conflict and stores nothing (not even the new thread). With ``claim_at``
-        the run is also claimed in that transaction (``running``, started then) if nothing
+        ``thread`` None starts a new thread titled after the message, with the id
+        ``new_thread_id`` if given (a client's own id for it, as AG-UI's ``threadId``), else a new
+        one. A ``client_message_id`` used before raises Conflict and stores nothing (not even the
+        new thread); so does a ``new_thread_id`` some thread took meanwhile (``thread_busy``).
+        With ``claim_at`` the run is also claimed in that transaction (``running``, started then) if nothing
         earlier of its thread is unfinished (what ``run_order.claim_statement`` decides); the caller
         holds its lease. Otherwise it stays ``queued``.
 
@@ -206,7 +209,11 @@ class Conversations:
         if thread is None:
             title = " ".join(content.split())[:TITLE_CHARS] or "New conversation"
             thread = ThreadRecord(
-                id=new_id("thr"), user_id=user_id, title=title, created_at=now, updated_at=now
+                id=new_thread_id or new_id("thr"),
+                user_id=user_id,
+                title=title,
+                created_at=now,
+                updated_at=now,
             )
             new_thread = True
         else:
@@ -268,8 +275,23 @@ class Conversations:
         try:
             claimed, waiting = await self._db.write(accept)
         except IntegrityError:
+            if new_thread_id is not None and await self.thread_exists(new_thread_id):
+                # Two requests started a thread of this id at once and the other one won.
+                raise Conflict(
+                    "another request started this thread at the same moment; send it again",
+                    code="thread_busy",
+                ) from None
             raise Conflict("this client_message_id was used before") from None
         return Acceptance(thread, msg, claimed, waiting)
+
+    async def thread_exists(self, thread_id: str) -> bool:
+        """Whether any user has a thread ``thread_id``: only to refuse a client's id for a new
+        thread that is taken; never to tell a caller whose it is."""
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(select(threads.c.id).where(threads.c.id == thread_id))
+            ).first()
+        return row is not None
 
     async def thread(self, user_id: str, thread_id: str) -> ThreadRecord | None:
         """The thread if it exists *and* belongs to ``user_id``; otherwise None."""

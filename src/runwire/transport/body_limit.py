@@ -7,8 +7,8 @@ byte of it is read, and a body without one (chunked) is counted as it arrives an
 past the cap; no more than the cap is ever held. The refusal is ``413 too_large`` and closes the
 connection, so the rest of the body is never read. Paths with a larger cap of their own (the
 usage import, which reads its body as a stream) pass untouched; paths under a prefix with a
-cap of its own (the API for services, whose messages may be as long as a WebSocket's) are held
-to that one.
+cap of its own (the API for services, whose messages may be as long as a WebSocket's; AG-UI's
+``POST /ag-ui``, whose clients send their whole conversation) are held to that one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["MAX_BODY_BYTES", "SERVICE_BODY_BYTES", "BodyLimit"]
+__all__ = ["AGUI_BODY_BYTES", "MAX_BODY_BYTES", "SERVICE_BODY_BYTES", "BodyLimit"]
 
 MAX_BODY_BYTES = 16 * 1024
 """The cap on a request body, except where a path has its own (docs/protocol.md, Limits). The
@@ -28,6 +28,13 @@ JSON escapes text outside the BMP, twelve bytes a character: about 12.4 KB."""
 SERVICE_BODY_BYTES = 400 * 1024
 """The cap under ``/internal/``: a message of 32,000 characters (a WebSocket message's most)
 escaped as JSON escapes text outside the BMP, twelve bytes a character, is about 384 KB."""
+
+
+AGUI_BODY_BYTES = 2 * 1024 * 1024
+"""The cap on ``POST /ag-ui``: an AG-UI client sends the whole conversation it holds with every
+question (its answers, reasoning, tool calls and their results), though only the last question is
+read. Each question on the sample data adds about 21 KB (measured with ``@ag-ui/client`` 1.0), so
+2 MiB holds a thread of about 100 questions."""
 
 
 class BodyLimit:

@@ -7,6 +7,9 @@ held or stored events after the position, then live ones until the run's last ev
 Each event's SSE ``id`` is ``<epoch>:<seq>``, so a browser reconnecting with ``Last-Event-ID``
 names its whole position, and a position from an older epoch is refused, not misread. A stream
 whose session ends (a logout, on any node) ends at once; the reconnect is refused with 401.
+
+The same stream carries ``POST /ag-ui``'s answer: a :class:`Framing` decides how each event is
+written (runwire's JSON here, AG-UI's events there) and what a stream cut short says.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -31,6 +35,8 @@ __all__ = [
     "KEEPALIVE",
     "MEDIA_TYPE",
     "EventStream",
+    "Framing",
+    "RunwireFraming",
     "parse_last_event_id",
     "sse_frame",
     "wants_event_stream",
@@ -68,6 +74,26 @@ def parse_last_event_id(value: str) -> tuple[str, int]:
 def sse_frame(event: RunEvent) -> str:
     """One SSE message: ``id: <epoch>:<seq>`` and the event's wire JSON (one line) as data."""
     return f"id: {event.epoch}:{event.seq}\ndata: {event.json}\n\n"
+
+
+class Framing(Protocol):
+    """How a stream writes a run's events: runwire's own SSE messages, or another protocol's."""
+
+    def frame(self, event: RunEvent) -> str:
+        """One event, as the SSE message(s) of this protocol."""
+
+    def cut(self) -> str:
+        """What the stream writes when it ends before the run's last event ("" for nothing)."""
+
+
+class RunwireFraming:
+    """runwire's own stream: each event as one SSE message (:func:`sse_frame`), nothing else."""
+
+    def frame(self, event: RunEvent) -> str:
+        return sse_frame(event)
+
+    def cut(self) -> str:
+        return ""
 
 
 class _EventStreamResponse(StreamingResponse):
@@ -108,8 +134,10 @@ class EventStream:
         keepalive_s: float,
         max_pending_bytes: int,
         metrics: Metrics | None = None,
+        framing: Framing | None = None,
     ) -> None:
         self._bus = bus
+        self._framing = framing or RunwireFraming()
         self._counted = metrics if metrics is not None and metrics.count_events else None
         self._chat = chat
         self._user_id = user_id
@@ -191,43 +219,57 @@ class EventStream:
     async def _frames(
         self, first: list[RunEvent], subscription: Subscription, watch: Watch, *, ended: bool
     ) -> AsyncIterator[str]:
+        framing = self._framing
         try:
-            for event in first:
-                if self._ended:
-                    return
+            async for event in self._events(first, ended=ended):
+                if event is None:
+                    yield KEEPALIVE
+                    continue
                 self._count()
-                yield sse_frame(event)
+                frame = framing.frame(event)
+                if frame:  # an AG-UI stream may have nothing to say of an event
+                    yield frame
                 if event.is_terminal:
                     return
-            if ended:  # the replay reached the run's recorded end: nothing can follow
-                return
-            while True:
-                while self._pending and not self._ended:
-                    event = self._pending.popleft()
-                    self._pending_bytes -= len(event.wire)
-                    self._count()
-                    yield sse_frame(event)
-                    if event.is_terminal:
-                        return
-                if self._overflow:
-                    log.warning(
-                        "SSE client of run %s is not reading; ending its stream", self._run_id
-                    )
-                    return
-                if self._gap:
-                    log.warning(
-                        "SSE stream of run %s may have missed events; ending it", self._run_id
-                    )
-                    return
-                if self._ended:
-                    log.info("SSE stream of run %s: its session has ended", self._run_id)
-                    return
-                self._wake.clear()
-                try:
-                    async with asyncio.timeout(self._keepalive_s):
-                        await self._wake.wait()
-                except TimeoutError:
-                    yield KEEPALIVE
+            cut = framing.cut()  # the stream ends before the run's last event
+            if cut:
+                yield cut
         finally:
             subscription.close()
             watch.close()
+
+    async def _events(
+        self, first: list[RunEvent], *, ended: bool
+    ) -> AsyncIterator[RunEvent | None]:
+        """The events to send, in order, up to the run's last one or until the stream must end
+        before it; None when a keep-alive is due."""
+        for event in first:
+            if self._ended:
+                return
+            yield event
+            if event.is_terminal:
+                return
+        if ended:  # the replay reached the run's recorded end: nothing can follow
+            return
+        while True:
+            while self._pending and not self._ended:
+                event = self._pending.popleft()
+                self._pending_bytes -= len(event.wire)
+                yield event
+                if event.is_terminal:
+                    return
+            if self._overflow:
+                log.warning("SSE client of run %s is not reading; ending its stream", self._run_id)
+                return
+            if self._gap:
+                log.warning("SSE stream of run %s may have missed events; ending it", self._run_id)
+                return
+            if self._ended:
+                log.info("SSE stream of run %s: its session has ended", self._run_id)
+                return
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(self._keepalive_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                yield None
