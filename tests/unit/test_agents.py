@@ -24,7 +24,8 @@ from runwire.agents import (
 )
 from runwire.agents.actions import rank_actions
 from runwire.agents.formatting import format_count, format_ms, format_pct, format_usd, table_cell
-from runwire.agents.triage import analysable, detect_focus
+from runwire.agents.question import detect_focus
+from runwire.agents.triage import analysable
 from runwire.errors import InputError, RunTimeout, ToolFailed
 from runwire.events.model import EventDraft, EventType
 from runwire.events.redaction import REDACTED, Redactor
@@ -173,7 +174,7 @@ async def test_full_run_events_are_well_formed_and_in_plan_order(
     assert_well_formed(run.events)
     assert run.started() == list(SUB_AGENTS)
     assert run.events[0].agent_name == SUPERVISOR  # the plan comes first
-    assert run.tools("triage") == ["check_usage_data"]
+    assert run.tools("triage") == ["check_usage_data", "classify_question"]
     assert run.tools("data") == [
         "usage_overview",
         "cost_breakdown",
@@ -188,7 +189,7 @@ async def test_full_run_events_are_well_formed_and_in_plan_order(
         assert done.data["final_response"]
     assert all(e.data["success"] for e in run.of(EventType.TOOL_COMPLETED))
     assert [e.data["tool_call_id"] for e in run.of(EventType.TOOL_EXECUTING)] == [
-        f"call_{n}" for n in range(1, 10)
+        f"call_{n}" for n in range(1, 11)
     ]
     # The answer is streamed by the reporting agent, then returned whole.
     deltas = run.of(EventType.TEXT_DELTA)
@@ -399,7 +400,8 @@ async def test_an_empty_llm_reply_falls_back_to_the_draft(
         history=[("user", "hi"), ("assistant", "hello")],
     )
     answer = await run.answer()
-    assert answer.startswith("## You could save")
+    # "the cost?" asks what is spent, not where to save.
+    assert answer.startswith("## You spend about $")
     assert run.streamed() == " " + answer
     [request] = llm.requests
     assert request.messages == [("user", "hi"), ("assistant", "hello"), ("user", "and the cost?")]
@@ -531,9 +533,11 @@ async def test_cancelling_mid_tool_emits_nothing_more(pricing: PricingTable) -> 
 @pytest.mark.parametrize(
     ("question", "focus", "named"),
     [
-        ("What does this cost me?", Focus.COST, True),
+        ("What does this cost me?", Focus.SPEND, True),
+        ("Where can I save money?", Focus.COST, True),
         ("Latency and cost, please", Focus.LATENCY, True),
-        ("cost and latency, please", Focus.COST, True),
+        ("cost and latency, please", Focus.SPEND, True),
+        ("cut the cost and latency", Focus.COST, True),
         ("Which calls FAIL?", Focus.ERRORS, True),
         ("any duplicate prompts?", Focus.CACHING, True),
         ("hello", Focus.COST, False),

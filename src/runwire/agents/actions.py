@@ -21,11 +21,11 @@ _ERROR_RATE_FLOOR_PCT = 5.0
 _SLOW_P95_MS = 5000.0
 _SIMPLE_TASK_TOKENS = 50  # answers this short are classification/extraction-like
 _TIMEOUT_LIKE_MS = 10_000.0
+# The kind of action a question about each topic wants first (other questions: savings first).
 _FOCUS_KIND = {
     Focus.LATENCY: "latency",
     Focus.ERRORS: "reliability",
     Focus.CACHING: "cache",
-    Focus.COST: "",
 }
 
 
@@ -34,18 +34,27 @@ def rank_actions(
     records: Sequence[UsageRecord],
     focus: Focus = Focus.COST,
     max_actions: int = 5,
+    subjects: Sequence[str] = (),
 ) -> list[Action]:
     """Concrete actions from the tools' results, ranked.
 
-    Actions of the kind the question is about come first; then the biggest monthly saving first.
+    Actions of the kind the question is about come first, then those naming one of the
+    question's ``subjects`` (models or features); then the biggest monthly saving first.
     Savings are estimates from the data's span scaled to 30 days, and may overlap (a call served
     from a cache no longer needs a cheaper model).
     """
     actions = [*_model_actions(facts), *_cache_actions(facts)]
     actions += _reliability_actions(facts, records)
     actions += _latency_actions(facts)
-    lead = _FOCUS_KIND[focus]
-    actions.sort(key=lambda a: (a.kind != lead, -a.monthly_savings_usd, a.title))
+    lead = _FOCUS_KIND.get(focus, "")
+
+    def names_subject(action: Action) -> bool:
+        words = set(action.title.replace("'s", "").split())
+        return any(name in words for name in subjects)
+
+    actions.sort(
+        key=lambda a: (a.kind != lead, not names_subject(a), -a.monthly_savings_usd, a.title)
+    )
     return actions[:max_actions]
 
 
@@ -56,7 +65,8 @@ class ActionsAgent:
 
     async def run(self, ctx: AgentContext, state: RunState) -> str:
         """Rank the actions from ``state.facts``; return a one-line summary."""
-        lead = _FOCUS_KIND[state.focus]
+        lead = _FOCUS_KIND.get(state.focus, "")
+        subjects = [s.name for s in state.asked.subjects] if state.asked else []
         await ctx.thinking(
             self.name,
             f"Turning {len(state.findings)} findings into concrete actions, ranked by estimated "
@@ -64,7 +74,9 @@ class ActionsAgent:
         )
 
         def rank(max_actions: int) -> list[dict[str, Any]]:
-            state.actions = rank_actions(state.facts, state.records, state.focus, max_actions)
+            state.actions = rank_actions(
+                state.facts, state.records, state.focus, max_actions, subjects
+            )
             return [action.public() for action in state.actions]
 
         ranked = await ctx.call_tool(self.name, "rank_actions", {"max_actions": 5}, rank)

@@ -24,20 +24,27 @@ from runwire.store.records import UsageRecord, iso_from_ms
 from runwire.usage.pricing import PricingTable
 
 __all__ = [
+    "GROUPS",
     "MONTH_DAYS",
+    "breakdown",
     "cache_candidates",
     "cheaper_models",
     "cost_by_model",
     "error_rate",
+    "inventory",
     "latency_percentiles",
     "monthly_factor",
     "overview",
     "percentile",
     "span_days",
+    "trend",
 ]
 
 MONTH_DAYS = 30
 _DAY_MS = 86_400_000
+#: What :func:`breakdown` can group calls by.
+GROUPS = ("model", "provider", "feature")
+_NO_FEATURE = "(none)"
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -351,6 +358,182 @@ def cheaper_models(records: Sequence[UsageRecord], pricing: PricingTable) -> dic
         "total_monthly_savings_usd": _usd(total * factor),
         "models": rows,
     }
+
+
+@memoized
+def breakdown(
+    records: Sequence[UsageRecord],
+    group_by: str = "model",
+    percentiles: Sequence[int] = (50, 95, 99),
+) -> dict[str, Any]:
+    """Per model, provider or feature: calls, tokens, cost (total, monthly, per call, share),
+    nearest-rank latency percentiles, errors, and the top names of the other dimension.
+
+    One pass groups the records; rows are ordered by cost, most expensive first. ``overall``
+    holds the same latency and error figures over all calls, to compare a row against.
+    """
+    if group_by not in GROUPS:
+        raise ValueError(f"group_by must be one of {', '.join(GROUPS)}")
+    if not percentiles or not all(0 < pct <= 100 for pct in percentiles):
+        raise ValueError("percentiles must be a non-empty list of numbers in (0, 100]")
+    factor = monthly_factor(records)
+    total = sum(r.cost_usd for r in records)
+    groups: defaultdict[str, list[UsageRecord]] = defaultdict(list)
+    for r in records:
+        groups[_group_key(r, group_by)].append(r)
+
+    def latency(group: Sequence[UsageRecord]) -> dict[str, Any]:
+        values = sorted(r.latency_ms for r in group)
+        out: dict[str, Any] = {}
+        for pct in percentiles:
+            value = percentile(values, pct)
+            out[f"p{pct:g}"] = None if value is None else round(value, 1)
+        return out
+
+    def errors(group: Sequence[UsageRecord]) -> dict[str, Any]:
+        failed = sum(1 for r in group if r.status == "error")
+        return {"errors": failed, "error_rate_pct": _pct(failed, len(group))}
+
+    other = "feature" if group_by == "model" else "model"
+    rows: list[dict[str, Any]] = []
+    for name, group in groups.items():
+        cost = sum(r.cost_usd for r in group)
+        mix = Counter(_group_key(r, other) for r in group)
+        mix.pop(_NO_FEATURE, None)
+        row: dict[str, Any] = {"name": name}
+        if group_by == "model":
+            row["provider"] = group[0].provider
+        row.update(
+            calls=len(group),
+            tokens=sum(r.total_tokens for r in group),
+            cost_usd=_usd(cost),
+            monthly_cost_usd=_usd(cost * factor),
+            cost_per_call_usd=_usd(cost / len(group)),
+            share_pct=_pct(cost, total),
+            **latency(group),
+            **errors(group),
+        )
+        row[f"top_{other}s"] = [n for n, _ in sorted(mix.items(), key=lambda i: (-i[1], i[0]))[:3]]
+        row["_cost"] = cost
+        rows.append(row)
+    rows.sort(key=lambda row: (-row["_cost"], row["name"]))
+    for row in rows:
+        del row["_cost"]
+    return {
+        "group_by": group_by,
+        "calls": len(records),
+        "total_cost_usd": _usd(total),
+        "overall": {**latency(records), **errors(records)},
+        "rows": rows,
+    }
+
+
+@memoized
+def trend(records: Sequence[UsageRecord], window_days: int = 7) -> dict[str, Any]:
+    """The last ``window_days`` of the data against the ``window_days`` before them.
+
+    The windows end at the last call (not at today), so the comparison is the same whenever it
+    is asked. ``previous_complete`` is false when the data starts inside the earlier window: its
+    figures then cover only part of it. ``change`` is None where the earlier window has nothing
+    to compare with.
+    """
+    if window_days < 1:
+        raise ValueError("window_days must be at least 1")
+    if not records:
+        return {"window_days": window_days, "current": None, "previous": None, "change": None}
+    end = max(r.timestamp for r in records)
+    first = min(r.timestamp for r in records)
+    cut = end - window_days * _DAY_MS
+    start = cut - window_days * _DAY_MS
+    current = [r for r in records if r.timestamp > cut]
+    previous = [r for r in records if start < r.timestamp <= cut]
+
+    def summary(group: Sequence[UsageRecord], since: int, until: int) -> dict[str, Any]:
+        values = sorted(r.latency_ms for r in group)
+        failed = sum(1 for r in group if r.status == "error")
+        p95 = percentile(values, 95)
+        return {
+            "from": iso_from_ms(max(since, first)),
+            "to": iso_from_ms(until),
+            "calls": len(group),
+            "cost_usd": _usd(sum(r.cost_usd for r in group)),
+            "p95_ms": None if p95 is None else round(p95, 1),
+            "error_rate_pct": _pct(failed, len(group)),
+        }
+
+    now, before = summary(current, cut, end), summary(previous, start, cut)
+
+    def change_pct(key: str) -> float | None:
+        old, new = before[key], now[key]
+        return None if not old or new is None else _pct(new - old, old)
+
+    change = None
+    if previous:
+        change = {
+            "calls_pct": change_pct("calls"),
+            "cost_pct": change_pct("cost_usd"),
+            "p95_pct": change_pct("p95_ms"),
+            "error_rate_points": round(now["error_rate_pct"] - before["error_rate_pct"], 1),
+        }
+    by_model: defaultdict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for r in current:
+        by_model[r.model][0] += r.cost_usd
+    for r in previous:
+        by_model[r.model][1] += r.cost_usd
+    movers = sorted(by_model.items(), key=lambda i: (-abs(i[1][0] - i[1][1]), i[0]))[:5]
+    return {
+        "window_days": window_days,
+        "previous_complete": first <= start,
+        "current": now,
+        "previous": before,
+        "change": change,
+        "models": [
+            {
+                "model": model,
+                "cost_usd": _usd(new),
+                "previous_cost_usd": _usd(old),
+                "change_usd": _usd(new - old),
+            }
+            for model, (new, old) in movers
+        ],
+    }
+
+
+@memoized
+def inventory(records: Sequence[UsageRecord]) -> dict[str, Any]:
+    """What the data holds: its span, the providers, models and features by calls, and how
+    many calls carry the optional fields (``prompt_hash``, ``feature``) or failed."""
+    models = Counter((r.provider, r.model) for r in records)
+    providers = Counter(r.provider for r in records)
+    features = Counter(r.feature for r in records if r.feature)
+    summary = overview(records)
+    return {
+        "calls": summary["calls"],
+        "first_call": summary["first_call"],
+        "last_call": summary["last_call"],
+        "span_days": summary["span_days"],
+        "providers": [{"name": p, "calls": n} for p, n in _most(providers)],
+        "models": [
+            {"name": model, "provider": provider, "calls": n}
+            for (provider, model), n in _most(models)
+        ],
+        "features": [{"name": f, "calls": n} for f, n in _most(features)],
+        "calls_with_prompt_hash": sum(1 for r in records if r.prompt_hash),
+        "calls_with_feature": sum(features.values()),
+        "failed_calls": sum(1 for r in records if r.status == "error"),
+    }
+
+
+def _most(counts: Counter[Any]) -> list[tuple[Any, int]]:
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _group_key(r: UsageRecord, group_by: str) -> str:
+    if group_by == "model":
+        return r.model
+    if group_by == "provider":
+        return r.provider
+    return r.feature or _NO_FEATURE
 
 
 def _by_model(records: Iterable[UsageRecord]) -> dict[tuple[str, str], list[UsageRecord]]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
-from runwire.agents import analytics
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_pct, format_usd
 from runwire.agents.state import RunState
+from runwire.agents.tools import Toolbox
 
 __all__ = ["OptimizationAgent"]
 
@@ -26,17 +25,15 @@ class OptimizationAgent:
             "Looking for repeated prompts a cache would serve, and for cheaper models in the "
             f"price table of {ctx.pricing.as_of} that could take the same tokens.",
         )
+        tools = Toolbox(records, ctx.pricing)
         cache = await ctx.call_tool(
             self.name,
             "find_cache_candidates",
             {"top_n": 5},
-            partial(analytics.cache_candidates, records),
+            tools.function("find_cache_candidates"),
         )
         cheaper = await ctx.call_tool(
-            self.name,
-            "find_cheaper_models",
-            {},
-            partial(analytics.cheaper_models, records, ctx.pricing),
+            self.name, "find_cheaper_models", {}, tools.function("find_cheaper_models")
         )
         state.facts.update(find_cache_candidates=cache, find_cheaper_models=cheaper)
         cache_note, model_note = _cache_sentence(cache), _model_sentence(cheaper)

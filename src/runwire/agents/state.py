@@ -5,20 +5,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runwire.store.records import UsageRecord
+
+if TYPE_CHECKING:
+    from runwire.agents.question import Question
 
 __all__ = ["Action", "Focus", "RunState"]
 
 
 class Focus(StrEnum):
-    """What the question is mainly about; the answer leads with it."""
+    """What the question is mainly about; the answer leads with it (docs/agents.md)."""
 
-    COST = "cost"
+    COST = "cost"  # savings: where to cut (also the overall report, for a question naming none)
+    SPEND = "spend"  # what the calls cost, by model, provider or feature
     LATENCY = "latency"
     ERRORS = "errors"
     CACHING = "caching"
+    COMPARE = "compare"  # two or more models, providers or features side by side
+    TREND = "trend"  # the last days of the data against the days before
+    SUBJECT = "subject"  # one model, provider or feature ("tell me about gpt-4o")
+    DATA = "data"  # what the usage data holds
+    OFF_TOPIC = "off_topic"  # outside what usage records can tell
+    UNCLEAR = "unclear"  # needs a clarifying question
+
+    @property
+    def analyses(self) -> bool:
+        """Whether answering takes the analysis agents (data, optimization, actions)."""
+        return self not in (Focus.DATA, Focus.OFF_TOPIC, Focus.UNCLEAR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +64,7 @@ class RunState:
     """
 
     question: str
+    asked: Question | None = None  # triage's reading of the question, once it has one
     focus: Focus = Focus.COST
     focus_asked: bool = False  # the question named the focus (rather than the default applying)
     records: Sequence[UsageRecord] = ()

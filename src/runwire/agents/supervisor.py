@@ -20,7 +20,7 @@ from runwire.agents.formatting import format_count
 from runwire.agents.model_loop import ModelLoop, analysis_tools
 from runwire.agents.optimization import OptimizationAgent
 from runwire.agents.reporting import ReportingAgent
-from runwire.agents.state import RunState
+from runwire.agents.state import Focus, RunState
 from runwire.agents.triage import MIN_RECORDS, Triage
 from runwire.errors import ModelFailed, RunwireError
 
@@ -88,7 +88,7 @@ class Supervisor:
                 )
             else:
                 return state.answer
-        if state.has_data:
+        if state.has_data and state.focus.analyses:
             await ctx.thinking(
                 SUPERVISOR,
                 f"Triage found {format_count(state.record_count)} calls: analysing them, leading "
@@ -96,6 +96,21 @@ class Supervisor:
             )
             for agent in self._analysis:
                 await self._delegate(ctx, agent, state)
+        elif state.has_data and state.focus is Focus.DATA:
+            await ctx.thinking(
+                SUPERVISOR,
+                "You asked what data I have: the data agent describes it; no analysis needed.",
+            )
+            await self._delegate(ctx, self._analysis[0], state)
+        elif state.has_data:
+            why = (
+                "The question is ambiguous"
+                if state.focus is Focus.UNCLEAR
+                else "The question is outside what usage records can tell"
+            )
+            await ctx.thinking(
+                SUPERVISOR, f"{why}: reporting answers it directly, without an analysis."
+            )
         else:
             have = (
                 f"Only {format_count(state.record_count)} usage records"

@@ -8,33 +8,16 @@ from typing import Any
 from runwire.agents import analytics
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count
+from runwire.agents.question import Question, Subject
 from runwire.agents.state import Focus, RunState
+from runwire.agents.tools import Toolbox
 from runwire.store.records import UsageRecord, UsageSet, now_ms
 from runwire.usage.records import in_bounds
 
-__all__ = ["MIN_RECORDS", "Triage", "analysable", "detect_focus"]
+__all__ = ["MIN_RECORDS", "Triage", "analysable"]
 
 #: Below this many calls, percentiles and monthly estimates would mislead more than inform.
 MIN_RECORDS = 10
-
-# Checked in the question; the earliest mention wins, so "latency and cost?" leads with latency.
-_KEYWORDS: dict[Focus, tuple[str, ...]] = {
-    Focus.LATENCY: (
-        "latency",
-        "slow",
-        "fast",
-        "speed",
-        "p50",
-        "p95",
-        "p99",
-        "percentile",
-        "response time",
-        "wait",
-    ),
-    Focus.ERRORS: ("error", "fail", "reliab", "outage", "timeout", "timing out", "rate limit"),
-    Focus.CACHING: ("cache", "caching", "repeat", "duplicate"),
-    Focus.COST: ("cost", "spend", "cheap", "sav", "bill", "money", "price", "expensive", "$"),
-}
 
 
 def analysable(records: Sequence[UsageRecord], at_ms: int) -> Sequence[UsageRecord]:
@@ -58,19 +41,6 @@ def analysable(records: Sequence[UsageRecord], at_ms: int) -> Sequence[UsageReco
     return kept
 
 
-def detect_focus(question: str) -> tuple[Focus, bool]:
-    """The focus of ``question`` and whether it was named (False: cost, the default, applies)."""
-    text = question.lower()
-    hits = []
-    for focus, words in _KEYWORDS.items():
-        positions = [text.find(w) for w in words if w in text]
-        if positions:
-            hits.append((min(positions), focus))
-    if not hits:
-        return Focus.COST, False
-    return min(hits, key=lambda hit: hit[0])[1], True
-
-
 class Triage:
     """Loads the user's usage records and decides the route: analysis, or the data helper."""
 
@@ -82,7 +52,8 @@ class Triage:
         self.min_records = min_records
 
     async def run(self, ctx: AgentContext, state: RunState) -> str:
-        """Load the records into ``state`` and set ``has_data`` and ``focus``."""
+        """Load the records into ``state``, set ``has_data``, and read the question into
+        ``state.asked`` and ``state.focus`` (the ``classify_question`` tool, with data)."""
 
         async def check_usage_data(min_records: int) -> dict[str, Any]:
             stored = await ctx.load_usage()
@@ -106,7 +77,6 @@ class Triage:
         state.facts["check_usage_data"] = facts
         state.record_count = facts["calls"]
         state.has_data = facts["enough_data"]
-        state.focus, state.focus_asked = detect_focus(state.question)
 
         calls = format_count(facts["calls"])
         left_out = facts.get("left_out", 0)
@@ -127,14 +97,75 @@ class Triage:
                 f"add data.{odd}",
             )
             return f"{found.capitalize()}: routing to the data helper."
-        if state.focus_asked:
-            lead = f"You asked about {state.focus.value}, so the report will lead with it."
-        else:
-            lead = "The question names no particular angle, so the report will lead with cost."
+        tools = Toolbox(state.records, ctx.pricing)
+        reading = await ctx.call_tool(
+            self.name,
+            "classify_question",
+            {"question": state.question},
+            tools.function("classify_question"),
+        )
+        state.facts["classify_question"] = reading
+        state.asked = _question(reading)
+        state.focus, state.focus_asked = state.asked.kind, state.asked.named
         await ctx.thinking(
             self.name,
             f"I found {calls} calls from {facts['first_call'][:10]} to {facts['last_call'][:10]} "
             f"({facts['span_days']} days) across {facts['models']} models and "
-            f"{facts['features']} features: enough to analyse. {lead}{odd}",
+            f"{facts['features']} features: enough to analyse. {_lead(state.asked)}{odd}",
         )
-        return f"{calls} calls over {facts['span_days']} days; leading with {state.focus.value}."
+        return f"{calls} calls over {facts['span_days']} days; {_summary(state.asked)}."
+
+
+def _question(reading: dict[str, Any]) -> Question:
+    """The :class:`Question` back from the ``classify_question`` result."""
+    topic = reading["topic"]
+    return Question(
+        kind=Focus(reading["kind"]),
+        named=reading["named"],
+        topic=Focus(topic) if topic else None,
+        subjects=tuple(Subject(**s) for s in reading["subjects"]),
+        group_by=reading["group_by"],
+        percentile=reading["percentile"],
+        window_days=reading["window_days"],
+        missing=reading.get("missing", ""),
+        clarify=reading.get("clarify", ""),
+        candidates=tuple(reading.get("candidates", ())),
+    )
+
+
+def _names(asked: Question) -> str:
+    return " and ".join(s.name for s in asked.subjects)
+
+
+def _lead(asked: Question) -> str:
+    """What triage tells the user it understood, and so what the answer leads with."""
+    kind = asked.kind
+    if not asked.named:
+        return "The question names no particular angle, so the report will lead with cost."
+    if kind is Focus.OFF_TOPIC:
+        what = asked.missing or "something outside your LLM usage"
+        return f"The question asks about {what}, which usage records do not hold."
+    if kind is Focus.UNCLEAR:
+        return f"The question is ambiguous, so I will ask: {asked.clarify}"
+    if kind is Focus.DATA:
+        return "You asked what data I have, so the answer describes it."
+    if kind is Focus.COMPARE:
+        return f"You asked to compare {_names(asked)}, so the answer leads with them side by side."
+    if kind is Focus.TREND:
+        return (
+            f"You asked how things changed, so the answer compares the last {asked.window_days} "
+            "days with the ones before."
+        )
+    if kind is Focus.SUBJECT:
+        return f"You asked about {_names(asked)}, so the answer is about it."
+    about = f" of {_names(asked)}" if asked.subjects else ""
+    by = f" by {asked.group_by}" if asked.group_by != "model" and not asked.subjects else ""
+    return f"You asked about {kind.value}{about}{by}, so the report will lead with it."
+
+
+def _summary(asked: Question) -> str:
+    if asked.kind is Focus.UNCLEAR:
+        return "asking a clarifying question"
+    if asked.kind is Focus.OFF_TOPIC:
+        return "the question is outside the usage data"
+    return f"leading with {asked.kind.value}"
