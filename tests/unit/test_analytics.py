@@ -258,3 +258,63 @@ def test_results_are_kept_per_usage_set_and_never_shared_mutably() -> None:
     by_list = analytics.latency_percentiles(records, percentiles=[50, 99])
     assert by_list == analytics.latency_percentiles(records, percentiles=[50, 99])
     assert by_list != analytics.latency_percentiles(records, percentiles=[50, 95])
+
+
+def test_breakdown_groups_by_any_dimension() -> None:
+    records = [
+        rec(0, "a", provider="p", latency=100, cost=1.0, feature="f"),
+        rec(1, "a", provider="p", latency=300, cost=1.0, status="error", feature="g"),
+        rec(2, "b", provider="q", latency=200, cost=3.0),
+    ]
+    by_model = analytics.breakdown(records)
+    assert [r["name"] for r in by_model["rows"]] == ["b", "a"]
+    a = by_model["rows"][1]
+    assert (a["provider"], a["calls"], a["errors"], a["error_rate_pct"]) == ("p", 2, 1, 50.0)
+    assert (a["cost_per_call_usd"], a["share_pct"], a["p50"], a["p99"]) == (1.0, 40.0, 100, 300)
+    assert a["top_features"] == ["f", "g"] and by_model["rows"][0]["top_features"] == []
+    assert a["monthly_cost_usd"] == 30.0  # 2.0 over 2 days, scaled to 30
+    by_feature = analytics.breakdown(records, "feature", [90])
+    assert {r["name"]: r["p90"] for r in by_feature["rows"]} == {"(none)": 200, "f": 100, "g": 300}
+    assert by_feature["overall"] == {"p90": 300, "errors": 1, "error_rate_pct": 33.3}
+    with pytest.raises(ValueError, match="group_by"):
+        analytics.breakdown(records, "user")
+    with pytest.raises(ValueError, match="percentiles"):
+        analytics.breakdown(records, "model", [])
+
+
+def test_trend_compares_the_last_days_with_the_days_before() -> None:
+    records = [rec(d, cost=1.0, latency=100) for d in range(7)]  # days 0-6
+    records += [rec(d, cost=3.0, latency=200, status="error") for d in range(7, 14)]  # days 7-13
+    trend = analytics.trend(records, 7)
+    assert trend["current"]["calls"] == 7 and trend["previous"]["calls"] == 7
+    assert trend["previous"]["from"] == trend["previous"]["from"][:10] + "T12:00:00.000Z"
+    assert trend["previous_complete"] is False  # the earlier window starts a day before day 0
+    assert analytics.trend(records, 6)["previous_complete"] is True
+    assert trend["change"] == {
+        "calls_pct": 0.0,
+        "cost_pct": 200.0,
+        "p95_pct": 100.0,
+        "error_rate_points": 100.0,
+    }
+    assert trend["models"] == [
+        {"model": "gpt-4o", "cost_usd": 21.0, "previous_cost_usd": 7.0, "change_usd": 14.0}
+    ]
+    assert analytics.trend(records[7:], 7)["change"] is None  # nothing before the last 7 days
+    assert analytics.trend([], 7)["current"] is None
+    with pytest.raises(ValueError, match="window_days"):
+        analytics.trend(records, 0)
+
+
+def test_inventory_names_what_the_data_holds() -> None:
+    records = [rec(0, "a", provider="p", prompt_hash="h", feature="f"), rec(1, "b", status="error")]
+    held = analytics.inventory(records)
+    assert held["models"] == [  # by calls, then provider and name
+        {"name": "b", "provider": "openai", "calls": 1},
+        {"name": "a", "provider": "p", "calls": 1},
+    ]
+    assert held["features"] == [{"name": "f", "calls": 1}]
+    assert (held["calls_with_prompt_hash"], held["calls_with_feature"], held["failed_calls"]) == (
+        1,
+        1,
+        1,
+    )

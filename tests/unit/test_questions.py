@@ -300,3 +300,248 @@ async def test_the_answer_leads_with_what_was_asked(
 def test_the_table_covers_every_kind_of_question() -> None:
     assert len(QUESTIONS) >= 30
     assert {kind for _, kind, _ in QUESTIONS} == {focus.value for focus in Focus}
+
+
+async def test_the_same_question_gets_the_same_answer_and_events(
+    sample: UsageSet, pricing: PricingTable
+) -> None:
+    def shape(run: Run) -> list[tuple[Any, ...]]:
+        return [
+            (e.type, e.agent_name, {k: v for k, v in e.data.items() if k != "duration_ms"})
+            for e in run.events
+        ]
+
+    first, second = (Run(sample, pricing, question="Compare gpt-4o and gpt-4.1") for _ in "ab")
+    assert await first.answer() == await second.answer()
+    assert shape(first) == shape(second)
+
+
+async def test_headline_figures_are_the_records_own(
+    sample: UsageSet, pricing: PricingTable
+) -> None:
+    # Recomputed from the records, independently of the analytics module.
+    latencies = sorted(r.latency_ms for r in sample)
+    p99 = latencies[math.ceil(0.99 * len(latencies)) - 1]
+    answer = await Run(sample, pricing, question="What is our p99 latency?").answer()
+    assert answer.startswith(f"## Latency: p99 is {format_ms(p99)} overall")
+
+    by_feature: dict[str, float] = {}
+    for r in sample:
+        by_feature[r.feature or ""] = by_feature.get(r.feature or "", 0.0) + r.cost_usd
+    top, cost = max(by_feature.items(), key=lambda item: item[1])
+    answer = await Run(sample, pricing, question="Which feature costs the most?").answer()
+    assert answer.startswith(f"## Spend by feature: {top} costs the most, {format_usd(cost)} of")
+
+    calls = [r for r in sample if r.model == "gpt-4.1"]
+    failed = sum(r.status == "error" for r in calls)
+    answer = await Run(sample, pricing, question="How reliable is gpt-4.1?").answer()
+    rate = format_pct(round(100 * failed / len(calls), 1))
+    assert answer.startswith(f"## Errors of gpt-4.1: {rate} of its calls failed ({failed} of")
+
+    end = max(r.timestamp for r in sample)
+    week = sum(r.cost_usd for r in sample if r.timestamp > end - 7 * 86_400_000)
+    answer = await Run(sample, pricing, question="Is our spend going up?").answer()
+    assert f"({format_usd(week)} against " in answer.splitlines()[0]
+
+
+async def test_each_kind_measures_what_it_needs(sample: UsageSet, pricing: PricingTable) -> None:
+    compare = Run(sample, pricing, question="Compare gpt-4o and gpt-4o-mini")
+    answer = await compare.answer()
+    assert compare.tools("data")[-1] == "compare_usage"
+    [executing] = [
+        e
+        for e in compare.of(EventType.TOOL_EXECUTING, "data")
+        if e.data["tool_name"] == "compare_usage"
+    ]
+    assert executing.data["tool_args"] == {"group_by": "model", "names": ["gpt-4o", "gpt-4o-mini"]}
+    assert "| gpt-4o-mini | 175 |" in answer
+    assert "### Cost by model" not in answer  # the comparison, not the whole report
+
+    subject = Run(sample, pricing, question="Tell me about gpt-4o")
+    answer = await subject.answer()
+    assert subject.tools("data")[-1] == "describe_subject"
+    assert "- **A cheaper model**: gpt-4o-mini would cost" in answer
+    assert "- **Features using it**: classify-tickets." in answer
+    # Actions about the model asked about come first.
+    assert "1. **Move classify-tickets from gpt-4o to gpt-4o-mini**" in answer
+
+    feature = await Run(sample, pricing, question="Tell me about summarize").answer()
+    assert "- **Repeated prompts**: 341 of its calls (36.6%)" in feature
+
+    inventory = Run(sample, pricing, question="What data do you have?")
+    answer = await inventory.answer()
+    assert inventory.started() == ["triage", "data", "reporting"]
+    assert inventory.tools("data") == ["usage_overview", "describe_data"]
+    assert "- **Models** (calls): gpt-4o (1,208), claude-3-5-sonnet (1,073)" in answer
+    assert "**You can ask, for example:**" in answer
+
+
+@pytest.mark.parametrize(
+    ("question", "says"),
+    [
+        ("What is the weather in Paris?", "I can tell you about cost and savings, latency"),
+        ("Which customer spends the most?", "the feature that made it"),
+        ("Tell me about gpt-4", "Tell me which you mean"),
+    ],
+)
+async def test_off_topic_and_unclear_questions_get_a_short_answer_without_analysis(
+    sample: UsageSet, pricing: PricingTable, question: str, says: str
+) -> None:
+    run = Run(sample, pricing, question=question)
+    answer = await run.answer()
+    assert run.started() == ["triage", "reporting"]
+    assert says in answer
+    assert "Where can we cut our LLM costs?" in answer  # what to ask instead
+    assert "4,071 calls" in answer and len(answer) < 1500
+    assert_well_formed(run.events)
+
+
+async def test_without_data_any_question_gets_the_next_steps(pricing: PricingTable) -> None:
+    run = Run([], pricing, question="Which models are slowest at p95?")
+    answer = await run.answer()
+    assert run.started() == ["triage", "data_helper", "reporting"]
+    assert run.tools("triage") == ["check_usage_data"]
+    assert answer.startswith("## Add your usage data to get an answer")
+
+
+async def test_a_trend_needs_history(pricing: PricingTable) -> None:
+    records = [
+        UsageRecord(NOW - d * 3_600_000, "openai", "gpt-4o", 10, 10, 100.0, 0.01) for d in range(12)
+    ]
+    answer = await Run(
+        records, pricing, question="How did this week go against last week?"
+    ).answer()
+    assert answer.startswith("## Not enough history for a trend: your data covers 1.0 days")
+    assert "All 12 of your calls are in the last 7 days" in answer
+
+
+# --- reading a question ------------------------------------------------------------------------
+
+NAMES = Names(
+    models=("gpt-4o", "gpt-4o-mini", "gpt-4.1", "claude-3-5-sonnet", "claude-3-5-haiku"),
+    providers=("openai", "anthropic"),
+    features=("summarize", "support-chat"),
+    priced_models=("claude-3-opus", "gpt-4o", "gpt-4.1-mini"),
+    model_providers={
+        "gpt-4o": "openai",
+        "gpt-4o-mini": "openai",
+        "gpt-4.1": "openai",
+        "claude-3-5-sonnet": "anthropic",
+        "claude-3-5-haiku": "anthropic",
+    },
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "kind", "subjects"),
+    [
+        ("Can you summarize my costs?", Focus.SPEND, ()),  # a verb, not the feature
+        ("What does summarize cost?", Focus.SPEND, (Subject("feature", "summarize"),)),
+        ("GPT 4o latency", Focus.LATENCY, (Subject("model", "gpt-4o"),)),
+        ("gpt-4o-mini errors?", Focus.ERRORS, (Subject("model", "gpt-4o-mini"),)),
+        ("haiku", Focus.SUBJECT, (Subject("model", "claude-3-5-haiku"),)),
+        ("claude sonnet?", Focus.SUBJECT, (Subject("model", "claude-3-5-sonnet"),)),
+        ("gpt-4.1-mini", Focus.SUBJECT, (Subject("model", "gpt-4.1-mini", in_data=False),)),
+        (
+            "gpt-4.1-mini vs gpt-4o",
+            Focus.SUBJECT,
+            (Subject("model", "gpt-4.1-mini", False), Subject("model", "gpt-4o")),
+        ),
+        (
+            "compare gpt-4o and support-chat",
+            Focus.UNCLEAR,
+            (Subject("model", "gpt-4o"), Subject("feature", "support-chat")),
+        ),
+        (
+            "compare features",
+            Focus.COMPARE,
+            (Subject("feature", "summarize"), Subject("feature", "support-chat")),
+        ),
+        (
+            "claude vs gpt",
+            Focus.COMPARE,
+            (Subject("provider", "anthropic"), Subject("provider", "openai")),
+        ),
+        ("compare", Focus.UNCLEAR, ()),
+        ("what's the 90th percentile?", Focus.LATENCY, ()),
+    ],
+)
+def test_questions_are_read_against_the_users_names(
+    question: str, kind: Focus, subjects: tuple[Subject, ...]
+) -> None:
+    asked = classify(question, NAMES)
+    assert (asked.kind, asked.subjects) == (kind, subjects)
+
+
+def test_a_reading_carries_its_angle() -> None:
+    assert classify("what's the 90th percentile?", NAMES).percentile == 90
+    assert classify("p99.9 by feature", NAMES).public()["group_by"] == "feature"
+    assert classify("p99.9 by feature", NAMES).percentile == 99
+    assert classify("median by provider", NAMES).percentile == 50
+    assert classify("cost this month against last", NAMES).window_days == 30
+    unclear = classify("tell me about gpt-4", NAMES).public()
+    assert unclear["candidates"] == ["gpt-4.1", "gpt-4o", "gpt-4o-mini"]
+    assert unclear["clarify"] == "Which gpt-4 do you mean: gpt-4.1, gpt-4o or gpt-4o-mini?"
+    assert classify("claude-3-5-s", NAMES).subject == Subject("model", "claude-3-5-sonnet")
+    assert classify("hello", NAMES).public() == {
+        "kind": "cost",
+        "named": False,
+        "topic": None,
+        "subjects": [],
+        "group_by": "model",
+        "percentile": 95,
+        "window_days": 7,
+    }
+    assert detect_focus("any duplicates?") == (Focus.CACHING, True)
+
+
+# --- the tools ---------------------------------------------------------------------------------
+
+
+def test_every_tool_is_a_function_definition() -> None:
+    box = Toolbox([], PricingTable.load())
+    definitions = box.definitions()
+    assert (
+        [d["function"]["name"] for d in definitions] == [t.name for t in TOOLS] == list(box.names)
+    )
+    for d in definitions:
+        assert d["type"] == "function"
+        assert d["function"]["description"]
+        assert d["function"]["parameters"]["type"] == "object"
+    compare = next(d for d in definitions if d["function"]["name"] == "compare_usage")
+    params = compare["function"]["parameters"]
+    assert params["required"] == ["names"]
+    assert params["properties"]["group_by"]["enum"] == ["model", "provider", "feature"]
+
+
+async def test_tools_check_their_arguments(sample: UsageSet, pricing: PricingTable) -> None:
+    box = Toolbox(sample, pricing)
+    with pytest.raises(InputError, match="no tool named 'drop_tables'"):
+        await box.call("drop_tables", {})
+    with pytest.raises(InputError, match=r"bad arguments for breakdown: group_by: Input should be"):
+        await box.call("breakdown", {"group_by": "user"})
+    with pytest.raises(InputError, match="bad arguments for usage_overview: extra: Extra inputs"):
+        await box.call("usage_overview", {"extra": 1})
+    with pytest.raises(InputError, match="no calls of model gpt-5; known: "):
+        await box.call("compare_usage", {"names": ["gpt-4o", "gpt-5"]})
+    # A failing tool is closed like any other, with the reason.
+    run = Run(sample, pricing)
+    with pytest.raises(Exception, match="percentiles"):
+        await run.context().call_tool(
+            "data", "breakdown", {"percentiles": [0]}, box.function("breakdown")
+        )
+    [done] = run.of(EventType.TOOL_COMPLETED)
+    assert done.data["success"] is False and "greater than 0" in done.data["error"]
+
+
+async def test_tool_results_are_the_analytics(sample: UsageSet, pricing: PricingTable) -> None:
+    box = Toolbox(sample, pricing)
+    assert await box.call("usage_overview", {}) == analytics.overview(sample)
+    assert await box.call("describe_import_formats", {}) == (
+        await box.call("describe_import_formats", {})
+    )
+    by_provider: dict[str, Any] = await box.call("breakdown", {"group_by": "provider"})
+    assert sum(row["calls"] for row in by_provider["rows"]) == len(sample)
+    assert by_provider["rows"][0]["top_models"] == ["claude-3-5-sonnet", "claude-3-5-haiku"]
+    missing = await box.call("describe_subject", {"kind": "feature", "name": "nope"})
+    assert missing["found"] is False and missing["list_price"] is None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runwire.agents.state import Focus
@@ -291,44 +291,45 @@ def classify(question: str, names: Names) -> Question:
     subjects, ambiguous = _subjects(tokens, names)
     topic = _topic(text)
     percentile_asked = _percentile(text)
-    base = {
-        "topic": topic,
-        "percentile": percentile_asked or 95,
-        "group_by": _group_by(tokens, subjects),
-    }
+    base = Question(
+        Focus.COST,
+        topic=topic,
+        percentile=percentile_asked or 95,
+        group_by=_group_by(tokens, subjects),
+    )
     if ambiguous:
         word, options = ambiguous
-        return Question(
-            Focus.UNCLEAR,
+        return replace(
+            base,
+            kind=Focus.UNCLEAR,
             clarify=f"Which {word} do you mean: {_or_list(options)}?",
             candidates=options,
-            **base,
         )
     for words, missing in _NOT_IN_DATA:
         if _has(text, words):
-            return Question(Focus.OFF_TOPIC, missing=missing, subjects=subjects, **base)
+            return replace(base, kind=Focus.OFF_TOPIC, missing=missing, subjects=subjects)
     if _has(text, _DATA) or tokens in (["help"], ["help", "me"]):
-        return Question(Focus.DATA, **base)
+        return replace(base, kind=Focus.DATA)
     trend = _has(text, _TREND)
     compare = _compare(text, tokens, subjects, names, base, trend)
     if compare is not None:
         return compare
     if trend:
         window = 30 if "month" in text else 1 if _has(text, ("today", "yesterday")) else 7
-        return Question(Focus.TREND, subjects=subjects, window_days=window, **base)
+        return replace(base, kind=Focus.TREND, subjects=subjects, window_days=window)
     if topic is not None:
-        return Question(topic, subjects=subjects, **base)
+        return replace(base, kind=topic, subjects=subjects)
     if len(subjects) == 1:
-        return Question(Focus.SUBJECT, subjects=subjects, **base)
+        return replace(base, kind=Focus.SUBJECT, subjects=subjects)
     if len(tokens) >= 3 and not _has(text, _DOMAIN) and not subjects:
         if len(tokens) <= 6 and _REFERRING & set(tokens):
-            return Question(
-                Focus.UNCLEAR,
+            return replace(
+                base,
+                kind=Focus.UNCLEAR,
                 clarify="What would you like to know about your LLM usage?",
-                **base,
             )
-        return Question(Focus.OFF_TOPIC, **base)
-    return Question(Focus.COST, named=False, **base)
+        return replace(base, kind=Focus.OFF_TOPIC)
+    return replace(base, named=False)
 
 
 def _compare(
@@ -336,7 +337,7 @@ def _compare(
     tokens: Sequence[str],
     subjects: tuple[Subject, ...],
     names: Names,
-    base: dict[str, Any],
+    base: Question,
     trend: bool,
 ) -> Question | None:
     """Two or more names of one kind: a comparison; "compare" with fewer names: a comparison
@@ -347,37 +348,37 @@ def _compare(
     if len(subjects) >= 2 and len(kinds) == 1:
         absent = [s.name for s in subjects if not s.in_data]
         if absent:
-            return Question(Focus.SUBJECT, subjects=subjects, **base)
-        group = base | {"group_by": subjects[0].kind}
-        return Question(Focus.COMPARE, subjects=subjects[:_MAX_COMPARED], **group)
+            return replace(base, kind=Focus.SUBJECT, subjects=subjects)
+        return replace(
+            base, kind=Focus.COMPARE, subjects=subjects[:_MAX_COMPARED], group_by=subjects[0].kind
+        )
     if not asked and len(subjects) < 2:
         return None
     if len(kinds) > 1:
-        return Question(
-            Focus.UNCLEAR,
+        return replace(
+            base,
+            kind=Focus.UNCLEAR,
             subjects=subjects,
             clarify="Should I compare models, providers or features? Name two of the same kind.",
             candidates=tuple(s.name for s in subjects),
-            **base,
         )
     dimension = next(
         (_GROUP_WORDS[t.rstrip("s")] for t in tokens if t.rstrip("s") in _GROUP_WORDS), None
     )
+    pools = {"model": names.models, "provider": names.providers, "feature": names.features}
     if not subjects and dimension is not None:
-        pool = {"model": names.models, "provider": names.providers, "feature": names.features}
-        everyone = tuple(Subject(dimension, n) for n in pool[dimension][:_MAX_COMPARED])
+        everyone = tuple(Subject(dimension, n) for n in pools[dimension][:_MAX_COMPARED])
         if len(everyone) >= 2:
-            return Question(Focus.COMPARE, subjects=everyone, **(base | {"group_by": dimension}))
+            return replace(base, kind=Focus.COMPARE, subjects=everyone, group_by=dimension)
     kind = subjects[0].kind if subjects else "model"
-    pool = {"model": names.models, "provider": names.providers, "feature": names.features}[kind]
-    others = tuple(n for n in pool if not subjects or n != subjects[0].name)
+    others = tuple(n for n in pools[kind] if not subjects or n != subjects[0].name)
     lead = f"Compare {subjects[0].name} with which {kind}" if subjects else "What should I compare"
-    return Question(
-        Focus.UNCLEAR,
+    return replace(
+        base,
+        kind=Focus.UNCLEAR,
         subjects=subjects,
         clarify=f"{lead}? Your {kind}s: {_or_list(others[:_MAX_COMPARED])}.",
         candidates=others[:_MAX_COMPARED],
-        **base,
     )
 
 
@@ -438,10 +439,10 @@ def _subjects(
             if len(gram) < n:
                 continue
             key = _squash("".join(gram))
-            subject = exact.get(key)
-            if subject is not None and _is_name(subject, tokens, i, n):
-                if subject not in found:
-                    found.append(subject)
+            match = exact.get(key)
+            if match is not None and _is_name(match, tokens, i, n):
+                if match not in found:
+                    found.append(match)
                 i += n
                 break
             if n == 1 and any(c.isdigit() for c in key):
