@@ -42,8 +42,18 @@ CRITICAL_TYPES = {
 }
 # Agents, tools and event nesting: the agents and the tools each one calls.
 AGENT_TOOLS = {
-    "triage": {"check_usage_data"},
-    "data": {"usage_overview", "cost_breakdown", "latency_percentiles", "error_rates"},
+    "triage": {"check_usage_data", "classify_question"},
+    "data": {
+        "usage_overview",
+        "cost_breakdown",
+        "latency_percentiles",
+        "error_rates",
+        "breakdown",
+        "compare_usage",
+        "usage_trend",
+        "describe_subject",
+        "describe_data",
+    },
     "optimization": {"find_cache_candidates", "find_cheaper_models"},
     "actions": {"rank_actions"},
     "data_helper": {"describe_import_formats"},
