@@ -21,6 +21,7 @@ The rules, in order (docs/agents.md, "How triage decides"):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -215,6 +216,23 @@ class Names:
     features: tuple[str, ...] = ()
     priced_models: tuple[str, ...] = ()
     model_providers: dict[str, str] = field(default_factory=dict)
+    # Every spelling a question can use, squashed, to what it names: built once per set of names
+    # (the tool keeps the Names of a data set in its memo), not once per question.
+    lookup: dict[str, Subject] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        exact: dict[str, Subject] = {}
+        for model in self.priced_models:
+            exact[_squash(model)] = Subject("model", model, in_data=False)
+        for provider in self.providers:
+            exact[_squash(provider)] = Subject("provider", provider)
+        for feature in self.features:
+            exact[_squash(feature)] = Subject("feature", feature)
+        for alias, subject in _aliases(self).items():
+            exact.setdefault(alias, subject)
+        for model in self.models:
+            exact[_squash(model)] = Subject("model", model)
+        object.__setattr__(self, "lookup", exact)
 
     @classmethod
     def from_inventory(cls, inventory: dict[str, Any], priced: Iterable[str] = ()) -> Names:
@@ -420,32 +438,23 @@ def _subjects(
     tokens: Sequence[str], names: Names
 ) -> tuple[tuple[Subject, ...], tuple[str, tuple[str, ...]] | None]:
     """The names in ``tokens`` (longest match first), and an ambiguous name with its options."""
-    exact: dict[str, Subject] = {}
-    for model in names.priced_models:
-        exact[_squash(model)] = Subject("model", model, in_data=False)
-    for provider in names.providers:
-        exact[_squash(provider)] = Subject("provider", provider)
-    for feature in names.features:
-        exact[_squash(feature)] = Subject("feature", feature)
-    for alias, subject in _aliases(names).items():
-        exact.setdefault(alias, subject)
-    for model in names.models:
-        exact[_squash(model)] = Subject("model", model)
+    exact = names.lookup
+    squashed = [_squash(token) for token in tokens]
     found: list[Subject] = []
     i = 0
     while i < len(tokens):
         for n in (3, 2, 1):
-            gram = tokens[i : i + n]
-            if len(gram) < n:
+            if i + n > len(tokens):
                 continue
-            key = _squash("".join(gram))
+            gram = tokens[i : i + n]
+            key = "".join(squashed[i : i + n])
             match = exact.get(key)
             if match is not None and _is_name(match, tokens, i, n):
                 if match not in found:
                     found.append(match)
                 i += n
                 break
-            if n == 1 and any(c.isdigit() for c in key):
+            if n == 1 and not key.isalpha():
                 options = tuple(m for m in names.models if _squash(m).startswith(key))
                 if len(options) >= 2:
                     return tuple(found), (gram[0], tuple(sorted(options)))
@@ -491,14 +500,15 @@ def _squash(name: str) -> str:
     return name.lower().translate(_SQUASH)
 
 
-def _has(text: str, words: Iterable[str]) -> bool:
-    for word in words:
-        if word.isalpha() and len(word) <= 3:
-            if re.search(rf"\b{word}", text):
-                return True
-        elif word in text:
-            return True
-    return False
+def _has(text: str, words: tuple[str, ...]) -> bool:
+    return _pattern(words).search(text) is not None
+
+
+@functools.cache
+def _pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    """One regular expression for a word list: short words ("ai", "roi") must start a word."""
+    parts = [rf"\b{w}" if w.isalpha() and len(w) <= 3 else re.escape(w) for w in words]
+    return re.compile("|".join(parts))
 
 
 def _or_list(names: Sequence[str]) -> str:

@@ -175,8 +175,13 @@ def _subject(bench: Bench, args: _Subject) -> dict[str, Any]:
 
 
 def _classify(bench: Bench, args: _Question) -> dict[str, Any]:
-    priced = [m.model for m in bench.pricing.models]
-    names = Names.from_inventory(analytics.inventory(bench.records), priced)
+    # The names of a data set (and their lookup table) are kept in its memo, like the aggregates.
+    memo: dict[Any, Any] = getattr(bench.records, "memo", {})
+    key = ("question_names", id(bench.pricing))
+    names = memo.get(key)
+    if names is None:
+        priced = [m.model for m in bench.pricing.models]
+        names = memo[key] = Names.from_inventory(analytics.inventory(bench.records), priced)
     return classify(args.question, names).public()
 
 
