@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from runwire.agents import Focus, analytics
+from runwire.agents.data import question_tool
 from runwire.agents.formatting import format_ms, format_pct, format_usd
 from runwire.agents.question import Names, Subject, classify, detect_focus
 from runwire.agents.tools import TOOLS, Toolbox
@@ -545,3 +546,49 @@ async def test_tool_results_are_the_analytics(sample: UsageSet, pricing: Pricing
     assert by_provider["rows"][0]["top_models"] == ["claude-3-5-sonnet", "claude-3-5-haiku"]
     missing = await box.call("describe_subject", {"kind": "feature", "name": "nope"})
     assert missing["found"] is False and missing["list_price"] is None
+
+
+async def test_small_data_answers_stay_honest(pricing: PricingTable) -> None:
+    day = 86_400_000
+    end = NOW - day
+    # Ten days of two models without features; the earlier days' calls were free (a credit).
+    records = [
+        UsageRecord(end - d * day, "openai", m, 100, 10, 100.0 + d, 0.0 if d >= 7 else 0.01)
+        for d in range(10)
+        for m in ("gpt-4o", "gpt-4o-mini")
+    ]
+    trend = await Run(records, pricing, question="Is our spend going up this week?").answer()
+    assert trend.startswith("## The last 7 days against the 7 before: cost up from nothing")
+    assert "| Cost | $0.14 | $0.00 | n/a |" in trend
+    assert "inside the earlier 7 days, so that period is only partly covered" in trend
+    assert "- gpt-4o: $0.07 against $0.00 (+$0.07)" in trend
+
+    same = await Run(records, pricing, question="Has the error rate changed this week?").answer()
+    assert same.startswith("## The last 7 days against the 7 before: error rate unchanged (0.0%")
+
+    compare = await Run(records, pricing, question="compare gpt-4o").answer()
+    assert compare.startswith("## Compare gpt-4o with which model? Your models: gpt-4o-mini.")
+
+    about = await Run(records, pricing, question="tell me about gpt-4o").answer()
+    assert "Features using it" not in about and "- **Errors**: 0 of 10 calls failed" in about
+
+    cache = await Run(records, pricing, question="is the cache any use for gpt-4o?").answer()
+    assert cache.startswith("## Caching: 0.0% of calls repeat a prompt")
+
+
+def test_a_question_needs_a_reading_to_measure_more() -> None:
+    assert question_tool(None) is None
+    assert question_tool(classify("Where can we cut costs?", NAMES)) is None
+    assert question_tool(classify("p90 latency", NAMES)) == (
+        "breakdown",
+        {"group_by": "model", "percentiles": [50, 90, 95, 99]},
+    )
+
+
+def test_odd_names_are_still_found_once() -> None:
+    names = Names(models=("42", "gpt-4o"), providers=("acme",), model_providers={"42": "acme"})
+    assert classify("tell me about 42", names).subject == Subject("model", "42")
+    asked = classify("gpt-4o latency, gpt-4o!", names)
+    assert (asked.kind, asked.subjects) == (Focus.LATENCY, (Subject("model", "gpt-4o"),))
+    # "gpt" stands for openai only when the data says which provider its models come from.
+    assert classify("tell me about gpt", names).subjects == ()

@@ -464,8 +464,11 @@ def trend(records: Sequence[UsageRecord], window_days: int = 7) -> dict[str, Any
     now, before = summary(current, cut, end), summary(previous, start, cut)
 
     def change_pct(key: str) -> float | None:
+        # Both windows hold calls here, so no figure is None.
         old, new = before[key], now[key]
-        return None if not old or new is None else _pct(new - old, old)
+        if old == new:
+            return 0.0
+        return _pct(new - old, old) if old else None  # from nothing: no percentage
 
     change = None
     if previous:

@@ -451,7 +451,12 @@ def _trend_headline(state: RunState) -> str:
     else:
         what, moved = "cost", change["cost_pct"]
         values = (format_usd(now["cost_usd"]), format_usd(before["cost_usd"]))
-    way = f"{'up' if moved > 0 else 'down'} {format_pct(abs(moved))}" if moved else "unchanged"
+    if moved is None:
+        way = "up from nothing"
+    elif moved:
+        way = f"{'up' if moved > 0 else 'down'} {format_pct(abs(moved))}"
+    else:
+        way = "unchanged"
     return f"## {label}: {what} {way} ({values[0]} against {values[1]})"
 
 

@@ -61,15 +61,16 @@ class Supervisor:
         state = RunState(question=ctx.question)
         await ctx.thinking(
             SUPERVISOR,
-            f"Plan for “{_quote(ctx.question)}”: triage checks your usage data first; "
+            f"Plan for “{_quote(ctx.question)}”: triage checks your usage data and reads the "
+            "question; "
             + (
                 f"with enough data, the model {ctx.model.name} chooses which of the data, "
                 "optimization and actions tools to run and writes the answer; otherwise the data "
                 "helper explains how to add data and reporting writes the next steps."
                 if ctx.model is not None
-                else "with enough data, the data, optimization and actions agents measure cost, "
-                "latency and errors and look for savings; otherwise the data helper explains how "
-                "to add data. Reporting then writes the answer."
+                else "with enough data, the data, optimization and actions agents measure what it "
+                "asks and look for savings; otherwise the data helper explains how to add data. "
+                "Reporting then writes the answer, leading with what you asked."
             ),
         )
         await self._delegate(ctx, self._triage, state)
