@@ -366,6 +366,10 @@ async def test_each_kind_measures_what_it_needs(sample: UsageSet, pricing: Prici
     # Actions about the model asked about come first.
     assert "1. **Move classify-tickets from gpt-4o to gpt-4o-mini**" in answer
 
+    absent = await Run(sample, pricing, question="Tell me about claude-3-opus").answer()
+    assert absent.splitlines()[2].startswith("Your models: claude-3-5-sonnet, gpt-4o,")
+    assert "claude-3-opus (anthropic, frontier tier) lists at $15.00 per 1M input tokens" in absent
+
     feature = await Run(sample, pricing, question="Tell me about summarize").answer()
     assert "- **Repeated prompts**: 341 of its calls (36.6%)" in feature
 

@@ -69,7 +69,7 @@ def compose_report(state: RunState, pricing: PricingTable) -> str:
     facts = state.facts
     overview = facts["usage_overview"]
     monthly = overview["monthly_cost_usd"]
-    lines = [headline(state), ""]
+    lines = [headline(state)]
     context = (
         f"You made {format_count(overview['calls'])} LLM calls between "
         f"{overview['first_call'][:10]} and {overview['last_call'][:10]} "
@@ -78,7 +78,7 @@ def compose_report(state: RunState, pricing: PricingTable) -> str:
         f"{overview['providers']} providers."
     )
     if state.focus in _TOPICS:
-        lines += [context, "", *(f"- {finding}" for finding in state.findings)]
+        lines += ["", context, "", *(f"- {finding}" for finding in state.findings)]
     sections = _sections()
     for name in _SECTION_ORDER[state.focus]:
         lines += ["", *sections[name](state)]
@@ -703,10 +703,7 @@ def _subject_section(state: RunState) -> list[str]:
     about = state.facts["describe_subject"]
     kind, name = about["kind"], about["name"]
     if not about["found"]:
-        lines = [
-            f"You have no calls to {name} in your usage data. Your {kind}s: "
-            f"{', '.join(table_cell(n) for n in about['known'])}.",
-        ]
+        lines = [f"Your {kind}s: {', '.join(table_cell(n) for n in about['known'])}."]
         price = about.get("list_price")
         if price is not None:
             lines += [
