@@ -3,10 +3,13 @@ asks for, leading with its headline, offline and deterministically, over the sam
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from runwire.agents import Focus, analytics
 from runwire.agents.data import question_tool
@@ -422,6 +425,42 @@ async def test_a_trend_needs_history(pricing: PricingTable) -> None:
 
 # --- reading a question ------------------------------------------------------------------------
 
+# Words that steer the reading, mixed at random by the property tests.
+WORDS = (
+    "compare",
+    "vs",
+    "gpt-4o",
+    "gpt-4",
+    "claude",
+    "sonnet",
+    "summarize",
+    "my",
+    "cost",
+    "save",
+    "p99",
+    "latency",
+    "by",
+    "feature",
+    "provider",
+    "errors",
+    "cache",
+    "this",
+    "week",
+    "month",
+    "it",
+    "what",
+    "data",
+    "quality",
+    "weather",
+    "help",
+    "and",
+    "or",
+    "today",
+    "$",
+    "(",
+    "?",
+)
+
 NAMES = Names(
     models=("gpt-4o", "gpt-4o-mini", "gpt-4.1", "claude-3-5-sonnet", "claude-3-5-haiku"),
     providers=("openai", "anthropic"),
@@ -596,3 +635,25 @@ def test_odd_names_are_still_found_once() -> None:
     assert (asked.kind, asked.subjects) == (Focus.LATENCY, (Subject("model", "gpt-4o"),))
     # "gpt" stands for openai only when the data says which provider its models come from.
     assert classify("tell me about gpt", names).subjects == ()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(max_size=80) | st.lists(st.sampled_from(WORDS), max_size=8).map(" ".join))
+def test_any_text_gets_a_reading(question: str) -> None:
+    asked = classify(question, NAMES)
+    assert asked.kind in Focus
+    assert (asked.kind is Focus.UNCLEAR) == bool(asked.clarify)
+    assert all(s.kind in ("model", "provider", "feature") for s in asked.subjects)
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=6).map(" ".join))
+def test_any_question_gets_a_well_formed_answer(
+    sample: UsageSet, pricing: PricingTable, question: str
+) -> None:
+    run = Run(sample, pricing, question=question)
+    answer = asyncio.run(run.answer())
+    assert answer.startswith("## ") and run.streamed() == answer
+    assert_well_formed(run.events)
