@@ -657,3 +657,13 @@ def test_any_question_gets_a_well_formed_answer(
     answer = asyncio.run(run.answer())
     assert answer.startswith("## ") and run.streamed() == answer
     assert_well_formed(run.events)
+
+
+async def test_the_headline_is_one_line_whatever_the_names(pricing: PricingTable) -> None:
+    records = [
+        UsageRecord(NOW - d * 3_600_000, "acme", "big\n## model", 10, 10, 100.0, 0.01)
+        for d in range(12)
+    ]
+    answer = await Run(records, pricing, question="How much does each model cost?").answer()
+    assert answer.splitlines()[0].startswith("## You spend about $")
+    assert answer.splitlines()[0].endswith("big ## model costs the most ($0.12, 100.0% of $0.12)")

@@ -234,7 +234,14 @@ def _plan_sentence(state: RunState) -> str:
 
 
 def headline(state: RunState) -> str:
-    """The answer's first line: the direct answer to what was asked (a Markdown heading)."""
+    """The answer's first line: the direct answer to what was asked (a Markdown heading).
+
+    One line whatever the names in it hold (a model or feature name is the user's own text).
+    """
+    return " ".join(_headline(state).split())
+
+
+def _headline(state: RunState) -> str:
     asked = state.asked
     focus = state.focus
     if focus is Focus.UNCLEAR and asked is not None:
