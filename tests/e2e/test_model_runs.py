@@ -57,6 +57,8 @@ async def test_the_model_drives_the_tools_and_the_run_keeps_its_tokens(
     assert pairs == [
         ("tool_executing", "triage", "check_usage_data"),
         ("tool_completed", "triage", "check_usage_data"),
+        ("tool_executing", "triage", "classify_question"),
+        ("tool_completed", "triage", "classify_question"),
         ("tool_executing", "data", "cost_breakdown"),
         ("tool_completed", "data", "cost_breakdown"),
         ("tool_executing", "data", "latency_percentiles"),
@@ -148,6 +150,7 @@ def test_the_page_shows_the_runs_model_tokens_and_cost(
         )
         # The tools the model chose are in the activity, under their agent, as offline.
         tools = page.locator('[data-testid="tool-call"]')
-        expect(tools).to_have_count(3)  # check_usage_data, cost_breakdown, latency_percentiles
+        # check_usage_data, classify_question, cost_breakdown, latency_percentiles
+        expect(tools).to_have_count(4)
         context.close()
     assert not errors, errors

@@ -218,11 +218,16 @@ async def test_the_model_chooses_the_tools_and_its_text_is_the_answer(
     assert first.body["messages"][-1]["content"] == QUESTION
     assert first.body["tool_choice"] == "auto"
     names = [t["function"]["name"] for t in first.body["tools"]]
-    assert names == [
+    assert names == [  # the registry's (agents/tools.py), in its order, then rank_actions
         "usage_overview",
+        "describe_data",
         "cost_breakdown",
         "latency_percentiles",
         "error_rates",
+        "breakdown",
+        "compare_usage",
+        "usage_trend",
+        "describe_subject",
         "find_cache_candidates",
         "find_cheaper_models",
         "rank_actions",

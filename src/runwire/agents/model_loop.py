@@ -12,6 +12,7 @@ ends; a tool that fails is reported to the model, which may try again or answer 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from runwire.agents.chat_model import ChatModel, TextPiece, TokenUsage, ToolCall
 from runwire.agents.context import SUPERVISOR, AgentContext
 from runwire.agents.formatting import format_count
 from runwire.agents.state import RunState
+from runwire.agents.tools import TOOLS, Toolbox
 from runwire.errors import InputError, ModelFailed, RunTimeout, ToolFailed
 from runwire.usage.pricing import PricingTable
 
@@ -125,14 +127,36 @@ def check_arguments(schema: Mapping[str, Any], args: Mapping[str, Any]) -> str |
     return None
 
 
+# Which agent owns each registry tool the model may call (the events name it). Triage's
+# classify_question has run already, and describe_import_formats is for a user without data.
+_OWNERS = {
+    "usage_overview": "data",
+    "describe_data": "data",
+    "cost_breakdown": "data",
+    "latency_percentiles": "data",
+    "error_rates": "data",
+    "breakdown": "data",
+    "compare_usage": "data",
+    "usage_trend": "data",
+    "describe_subject": "data",
+    "find_cache_candidates": "optimization",
+    "find_cheaper_models": "optimization",
+}
+
+
 def analysis_tools(state: RunState, pricing: PricingTable) -> dict[str, list[Tool]]:
-    """Today's analysis tools by owning agent, over ``state.records``; each result is also kept
-    in ``state.facts`` under the tool's name, as the offline agents keep it."""
+    """The analysis tools by owning agent, over ``state.records``: those of the registry
+    (:data:`runwire.agents.tools.TOOLS`, the very functions the offline agents call) and
+    ``rank_actions``; each result is also kept in ``state.facts`` under the tool's name, as the
+    offline agents keep it."""
     records = state.records
+    toolbox = Toolbox(records, pricing)
 
     def kept(name: str, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         async def call(**args: Any) -> Any:
             result = fn(**args)
+            if inspect.isawaitable(result):
+                result = await result
             state.facts[name] = result
             return result
 
@@ -145,91 +169,31 @@ def analysis_tools(state: RunState, pricing: PricingTable) -> dict[str, list[Too
             "error_rates": analytics.error_rate(records),
             "latency_percentiles": analytics.latency_percentiles(records),
         }
-        state.actions = rank_actions(facts, records, state.focus, max_actions)
+        subjects = [s.name for s in state.asked.subjects] if state.asked else []
+        state.actions = rank_actions(facts, records, state.focus, max_actions, subjects)
         return [action.public() for action in state.actions]
 
-    none: dict[str, Any] = {"type": "object", "properties": {}}
-    return {
-        "data": [
-            Tool(
-                "usage_overview",
-                "Calls, total cost, the span of days, monthly cost estimate, models, providers "
-                "and features of the user's LLM usage.",
-                none,
-                kept("usage_overview", lambda: analytics.overview(records)),
-            ),
-            Tool(
-                "cost_breakdown",
-                "Cost, calls, tokens and share of spend per model, most expensive first.",
-                none,
-                kept("cost_breakdown", lambda: analytics.cost_by_model(records)),
-            ),
-            Tool(
-                "latency_percentiles",
-                "Nearest-rank latency percentiles (ms), overall and per model, slowest first.",
-                {
-                    "type": "object",
-                    "properties": {
-                        "percentiles": {
-                            "type": "array",
-                            "items": {"type": "integer", "minimum": 1, "maximum": 100},
-                            "description": "Which percentiles, e.g. [50, 95, 99] (the default).",
-                        }
-                    },
+    owned: dict[str, list[Tool]] = {"data": [], "optimization": []}
+    for tool in TOOLS:
+        owner = _OWNERS.get(tool.name)
+        if owner is not None:
+            call = kept(tool.name, toolbox.function(tool.name))
+            owned[owner].append(Tool(tool.name, tool.description, tool.parameters, call))
+    owned["actions"] = [
+        Tool(
+            "rank_actions",
+            "Concrete actions (switch model, cache, reliability, latency) ranked by estimated "
+            "monthly saving, those about the question's subject first.",
+            {
+                "type": "object",
+                "properties": {
+                    "max_actions": {"type": "integer", "minimum": 1, "maximum": 10},
                 },
-                kept(
-                    "latency_percentiles",
-                    lambda percentiles=(50, 95, 99): analytics.latency_percentiles(
-                        records, percentiles
-                    ),
-                ),
-            ),
-            Tool(
-                "error_rates",
-                "Failed calls and error rate, overall and per model, worst first.",
-                none,
-                kept("error_rates", lambda: analytics.error_rate(records)),
-            ),
-        ],
-        "optimization": [
-            Tool(
-                "find_cache_candidates",
-                "Successful calls that repeat a prompt already answered, by feature, and what a "
-                "response cache would save a month.",
-                {
-                    "type": "object",
-                    "properties": {
-                        "top_n": {"type": "integer", "minimum": 1, "maximum": 20},
-                    },
-                },
-                kept(
-                    "find_cache_candidates",
-                    lambda top_n=5: analytics.cache_candidates(records, top_n),
-                ),
-            ),
-            Tool(
-                "find_cheaper_models",
-                "Cheaper same-provider models from the price table for each model used, with "
-                "the estimated monthly saving.",
-                none,
-                kept("find_cheaper_models", lambda: analytics.cheaper_models(records, pricing)),
-            ),
-        ],
-        "actions": [
-            Tool(
-                "rank_actions",
-                "Concrete actions (switch model, cache, reliability, latency) ranked by estimated "
-                "monthly saving, those about the question's subject first.",
-                {
-                    "type": "object",
-                    "properties": {
-                        "max_actions": {"type": "integer", "minimum": 1, "maximum": 10},
-                    },
-                },
-                kept("rank_actions", actions),
-            ),
-        ],
-    }
+            },
+            kept("rank_actions", actions),
+        ),
+    ]
+    return owned
 
 
 class ModelLoop:
@@ -413,10 +377,15 @@ def _system_prompt(state: RunState) -> str:
     facts = state.facts.get("check_usage_data")
     if not facts:
         return SYSTEM_PROMPT
-    return (
+    prompt = (
         f"{SYSTEM_PROMPT}\n\nThe user's data holds {facts['calls']} calls from "
         f"{facts['first_call'][:10]} to {facts['last_call'][:10]} across {facts['models']} models."
     )
+    reading = state.facts.get("classify_question")
+    if reading:
+        # Triage's reading of the question (docs/agents.md), so the answer leads with it.
+        prompt += f"\nTriage read the question as (JSON): {json.dumps(reading)}"
+    return prompt
 
 
 def _parse(arguments: str) -> tuple[dict[str, Any], str | None]:
