@@ -216,6 +216,8 @@ async def test_the_model_chooses_the_tools_and_its_text_is_the_answer(
     first, second = server.requests
     assert [m["role"] for m in first.body["messages"]] == ["system", "user", "assistant", "user"]
     assert first.body["messages"][-1]["content"] == QUESTION
+    # The system prompt carries triage's reading of the question, so the model leads with it.
+    assert '"kind": "spend", "named": true' in first.body["messages"][0]["content"]
     assert first.body["tool_choice"] == "auto"
     names = [t["function"]["name"] for t in first.body["tools"]]
     assert names == [  # the registry's (agents/tools.py), in its order, then rank_actions

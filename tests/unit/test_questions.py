@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runwire.agents import Focus, analytics
+from runwire.agents import Focus, RunState, analytics
 from runwire.agents.data import question_tool
 from runwire.agents.formatting import format_ms, format_pct, format_usd
+from runwire.agents.model_loop import analysis_tools
 from runwire.agents.question import Names, Subject, classify, detect_focus
 from runwire.agents.tools import TOOLS, Toolbox
 from runwire.errors import InputError
@@ -667,3 +668,17 @@ async def test_the_headline_is_one_line_whatever_the_names(pricing: PricingTable
     answer = await Run(records, pricing, question="How much does each model cost?").answer()
     assert answer.splitlines()[0].startswith("## You spend about $")
     assert answer.splitlines()[0].endswith("big ## model costs the most ($0.12, 100.0% of $0.12)")
+
+
+async def test_the_model_path_offers_the_registry_and_keeps_the_facts(
+    sample: UsageSet, pricing: PricingTable
+) -> None:
+    state = RunState(question="q", records=sample)
+    offered = analysis_tools(state, pricing)
+    registry = {t.name: t for t in TOOLS}
+    for tool in offered["data"] + offered["optimization"]:
+        assert tool.parameters == registry[tool.name].parameters
+    compare = next(t for t in offered["data"] if t.name == "compare_usage")
+    result = await compare.call(names=["gpt-4o", "gpt-4.1"])
+    assert state.facts["compare_usage"] == result
+    assert result["lowest"]["cost_per_call_usd"] == "gpt-4o"
