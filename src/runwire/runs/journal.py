@@ -60,8 +60,14 @@ class RunJournal:
         return "".join(self._text)
 
     async def emit(self, draft: EventDraft) -> RunEvent:
+        """Number ``draft`` as the run's next event, queue it for storage and publish it.
+
+        Waits first while the store's backlog is full (back-pressure: the run streams at the
+        store's pace; no event is dropped), and checks the lease after that wait, since the
+        lease may have been lost meanwhile."""
         if self.closed:
             raise InvalidTransition(f"run {self.run_id} has ended; no event may follow")
+        await self._writer.room()
         if self._fence is not None and not self._fence():
             raise LeaseLost(f"run {self.run_id} is no longer this node's")
         self.last_seq += 1
