@@ -79,7 +79,7 @@ class Dispatcher:
         # Stop requests for runs not executing here (yet): a claim in flight picks them up.
         self._pending_stops: dict[str, tuple[str, float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        executor.set_hooks(holds=queue.holds, on_ended=self._ended)
+        executor.set_hooks(holds=queue.holds, confirm=queue.confirm, on_ended=self._ended)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Dispatcher]:
