@@ -72,8 +72,10 @@ class RunJournal:
         lease may have been lost meanwhile."""
         if self.closed:
             raise InvalidTransition(f"run {self.run_id} has ended; no event may follow")
-        await self._writer.room()
-        if not await self.holds():
+        writer = self._writer
+        if writer.backlog >= writer.max_backlog:  # checked here: most events need no wait
+            await writer.room()
+        if self._fence is not None and not self._fence() and not await self.holds():
             raise LeaseLost(f"run {self.run_id} is no longer this node's")
         self.last_seq += 1
         event = RunEvent(
