@@ -430,10 +430,17 @@ async def test_a_slow_store_holds_runs_at_its_backlog_bound_and_loses_nothing(
             await asyncio.sleep(unit(0.05))  # the runs had time to run past it, and did not
             assert h.writer.backlog == bound and peak == bound
             assert h.executor.active_count == count  # held, each still in its place
+            # A stop reaches a run that waits for the store, as it reaches one in a tool.
+            streaming = [r for r in started if (h.executor.live_status(r) or ("",))[0] == "running"]
+            stopped = streaming[0]
+            assert await h.dispatcher.stop(h.user_id, stopped) is True
         for run_id in started:
             await asyncio.wait_for(h.executor.wait(run_id), unit(5))
         assert peak == bound
-        for run_id in started:
+        stored = await store.runs.events_after(stopped, 0)
+        assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+        assert stored[-1].type is EventType.AGENT_STOPPED and len(stored) < deltas + 2
+        for run_id in (r for r in started if r != stopped):
             stored = await store.runs.events_after(run_id, 0)
             assert [e.seq for e in stored] == list(range(1, deltas + 3))
             assert stored[-1].type is EventType.AGENT_COMPLETED
