@@ -447,3 +447,28 @@ async def test_a_slow_store_holds_runs_at_its_backlog_bound_and_loses_nothing(
             assert "".join(str(e.data.get("delta", "")) for e in stored) == "".join(
                 f"{i} " for i in range(deltas)
             )
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite's one lock holds every write back
+async def test_a_lost_run_that_waits_does_not_hold_back_the_ending_of_the_others(
+    store: Store, store_url: str
+) -> None:
+    async with harness_for(streaming_agent)(store) as h:
+        lost = []
+        for _ in range(2):  # running, on no node (a previous process left them)
+            run_id = new_id("run")
+            await store.conversations.accept(
+                user_id=h.user_id, thread=None, content="q", run_id=run_id, epoch=new_epoch()
+            )
+            assert await store.runs.claim(run_id, now=now_ms()) is not None
+            lost.append(run_id)
+        held, other = sorted(lost)  # the order a reap takes them in
+        # Another node's transaction holds the first one's row: ending it waits for that.
+        async with row_held(store_url, runs, held):
+            reaping = asyncio.create_task(h.dispatcher.reap(confirm=False))
+            await until(lambda: any(e.is_terminal for e in h.events(other)), unit(5))
+            assert not reaping.done() and not any(e.is_terminal for e in h.events(held))
+        assert await asyncio.wait_for(reaping, unit(5)) == 2
+        for run_id in lost:
+            record = await store.runs.get(h.user_id, run_id)
+            assert record is not None and record.error_code == "interrupted"
