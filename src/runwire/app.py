@@ -468,7 +468,8 @@ def create_app(
             bus = await stack.enter_async_context(build_bus(settings))
             writer = await stack.enter_async_context(
                 EventWriter(
-                    store.runs.append_events if settings.keep_events else _discard
+                    store.runs.append_events if settings.keep_events else _discard,
+                    max_backlog=settings.store_max_backlog,
                 ).running()
             )
             queue = await stack.enter_async_context(build_run_queue(settings))

@@ -216,6 +216,9 @@ class Settings(BaseSettings):
     # noticed within about two leases, and its runs end with agent_error node_lost.
     node_run_capacity: int = Field(256, ge=0)
     run_lease_s: float = Field(10.0, ge=0.5, le=300, allow_inf_nan=False)
+    # Run events waiting to be stored, at most: past it a run waits before its next event until
+    # the store catches up (back-pressure; nothing is dropped), as the Redis bus does for Redis.
+    store_max_backlog: int = Field(10_000, ge=1, le=10_000_000)
     # The young-generation threshold of the garbage collector in `runwire serve` (0: Python's
     # default of 700); see collector.py for why a server wants it larger.
     gc_young_threshold: int = Field(50_000, ge=0)

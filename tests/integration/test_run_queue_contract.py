@@ -86,6 +86,14 @@ async def test_a_lease_has_one_holder_until_released(queue: RunQueue) -> None:
     await queue.release("run_a")
 
 
+async def test_a_lease_is_confirmed_only_while_it_is_this_nodes(queue: RunQueue) -> None:
+    assert await queue.confirm("run_a") is False  # never taken
+    assert await queue.acquire("run_a")
+    assert await queue.confirm("run_a") is True and queue.holds("run_a")
+    await queue.release("run_a")
+    assert await queue.confirm("run_a") is False  # let go of: not taken back
+
+
 async def test_a_stop_request_reaches_the_handler(queue: RunQueue) -> None:
     asked: list[tuple[str, str]] = []
     queue.on_stop(lambda run_id, reason: asked.append((run_id, reason)))
@@ -170,3 +178,32 @@ async def test_a_node_notices_a_lease_another_node_took_and_puts_back_one_redis_
         assert node.holds("run_kept") and await node.expired(["run_kept"]) == []
         await node.release("run_taken")  # not this node's: left alone
         assert await client.get(f"{prefix}lease:run_taken") == b"other-node"
+
+
+async def test_a_lease_no_longer_trusted_is_renewed_if_redis_still_names_this_node() -> None:
+    # The node was paused (a loaded machine) past the time it trusts a lease for: before
+    # giving a run up it asks Redis, and goes on only if the lease is still its own there.
+    now = [0.0]
+    url = redis_url()
+    client = Redis.from_url(url)
+    try:
+        async with (
+            fresh_prefix(url) as prefix,
+            RedisRunQueue(url, prefix=prefix, lease_s=60, clock=lambda: now[0]).running() as node,
+        ):
+            for run_id in ("run_kept", "run_taken", "run_gone"):
+                assert await node.acquire(run_id)
+            now[0] += 50  # past four fifths of the lease: trusted no more
+            assert not node.holds("run_kept")
+            await client.pexpire(f"{prefix}lease:run_kept", 1000)  # about to expire
+            await client.set(f"{prefix}lease:run_taken", "other-node", px=60_000)
+            await client.delete(f"{prefix}lease:run_gone")  # expired: nobody holds it
+            assert await node.confirm("run_kept") is True
+            assert node.holds("run_kept")
+            assert await client.pttl(f"{prefix}lease:run_kept") > 50_000  # renewed in full
+            assert await node.confirm("run_taken") is False
+            assert await node.confirm("run_gone") is False
+            assert await client.get(f"{prefix}lease:run_gone") is None  # not put back
+            assert await client.get(f"{prefix}lease:run_taken") == b"other-node"
+    finally:
+        await client.aclose()

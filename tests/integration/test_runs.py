@@ -8,6 +8,8 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from runwire.bus.memory import MemoryBus
 from runwire.dispatch.base import Job
@@ -15,8 +17,9 @@ from runwire.dispatch.memory import MemoryRunQueue
 from runwire.errors import NotFound, ToolFailed
 from runwire.events import EventDraft, EventType, RunEvent
 from runwire.runs.dispatcher import Dispatcher
-from runwire.runs.event_writer import EventWriter
+from runwire.runs.event_writer import MAX_BACKLOG, EventWriter
 from runwire.runs.executor import CancelOutcome, Emit, RunExecutor, RunInput
+from runwire.store.database import Database
 from runwire.store.records import new_epoch, new_id, now_ms
 from runwire.store.schema import runs
 from runwire.store.store import Store
@@ -36,8 +39,10 @@ class Harness:
         dispatcher: Dispatcher,
         user_id: str,
         thread_id: str,
+        writer: EventWriter,
     ):
         self.store, self.bus, self.executor, self.dispatcher = store, bus, executor, dispatcher
+        self.writer = writer
         self.user_id, self.thread_id = user_id, thread_id
         self.seen: list[RunEvent] = []
 
@@ -54,7 +59,9 @@ class Harness:
         return [e for e in self.seen if e.run_id == run_id]
 
 
-def harness_for(agent: Agent, run_timeout_s: float = 5.0):  # type: ignore[no-untyped-def]
+def harness_for(  # type: ignore[no-untyped-def]
+    agent: Agent, run_timeout_s: float = 5.0, max_backlog: int = MAX_BACKLOG
+):
     @contextlib.asynccontextmanager
     async def make(store: Store) -> AsyncIterator[Harness]:
         bus = MemoryBus()
@@ -66,7 +73,8 @@ def harness_for(agent: Agent, run_timeout_s: float = 5.0):  # type: ignore[no-un
         # The thread's opening message has a run of its own: ended, so it holds nothing back.
         await store.runs.claim(opening, now=0)
         await store.runs.finish(opening, "completed", last_seq=0, started_at=0)
-        async with EventWriter(store.runs.append_events).running() as writer:
+        sink = EventWriter(store.runs.append_events, max_backlog=max_backlog)
+        async with sink.running() as writer:
             executor = RunExecutor(
                 runs=store.runs,
                 bus=bus,
@@ -83,7 +91,7 @@ def harness_for(agent: Agent, run_timeout_s: float = 5.0):  # type: ignore[no-un
                     sweep_interval_s=unit(5),
                 )
                 async with dispatcher.running():
-                    harness = Harness(store, bus, executor, dispatcher, user.id, thread.id)
+                    harness = Harness(store, bus, executor, dispatcher, user.id, thread.id, writer)
                     await bus.subscribe(user.id, harness.seen.append)
                     yield harness
 
@@ -364,3 +372,103 @@ async def test_an_accepted_run_that_was_never_offered_is_started_by_a_sweep(stor
         record = await store.runs.get(h.user_id, run_id)
         assert record is not None and record.status == "completed"
         assert await h.dispatcher.sweep(created_before=now_ms() + 1) == 0  # nothing left
+
+
+@contextlib.asynccontextmanager
+async def events_table_locked(url: str) -> AsyncIterator[None]:
+    """Stop every write of run events until the block ends, from a session of its own, as a
+    slow or busy database would: on SQLite the write lock of the whole file (``BEGIN
+    IMMEDIATE``), on PostgreSQL ``LOCK TABLE run_events`` (reads go on)."""
+    if Database.sqlite_file(url) is not None:
+        async with row_held(url, runs, ""):
+            yield
+        return
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("LOCK TABLE run_events IN EXCLUSIVE MODE"))
+            try:
+                yield
+            finally:
+                await conn.rollback()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_slow_store_holds_runs_at_its_backlog_bound_and_loses_nothing(
+    store: Store, store_url: str
+) -> None:
+    bound, count, deltas = 40, 8, 30  # eight runs could queue 240 events
+    go = asyncio.Event()
+    peak = 0
+    writer: EventWriter | None = None
+
+    async def chatty_agent(run: RunInput, emit: Emit) -> str:
+        nonlocal peak
+        await go.wait()
+        for i in range(deltas):
+            await emit(EventDraft(EventType.TEXT_DELTA, "supervisor", {"delta": f"{i} "}))
+            assert writer is not None
+            peak = max(peak, writer.backlog)  # each event is counted when it is queued
+        return "done"
+
+    async with harness_for(chatty_agent, max_backlog=bound)(store) as h:
+        writer = h.writer
+        started: list[str] = []
+        for _ in range(count):  # a thread each, so they run at once
+            run_id = new_id("run")
+            thread, _ = await store.conversations.accept(
+                user_id=h.user_id, thread=None, content="q", run_id=run_id, epoch=new_epoch()
+            )
+            await h.dispatcher.offer(Job(run_id, thread.id, h.user_id))
+            started.append(run_id)
+        await until(lambda: len(h.seen) == count)  # each has its agent_started...
+        await h.writer.flush()  # ...stored before the store slows down
+        async with events_table_locked(store_url):
+            go.set()
+            await until(lambda: h.writer.backlog >= bound)
+            await asyncio.sleep(unit(0.05))  # the runs had time to run past it, and did not
+            assert h.writer.backlog == bound and peak == bound
+            assert h.executor.active_count == count  # held, each still in its place
+            # A stop reaches a run that waits for the store, as it reaches one in a tool.
+            streaming = [r for r in started if (h.executor.live_status(r) or ("",))[0] == "running"]
+            stopped = streaming[0]
+            assert await h.dispatcher.stop(h.user_id, stopped) is True
+        for run_id in started:
+            await asyncio.wait_for(h.executor.wait(run_id), unit(5))
+        assert peak == bound
+        stored = await store.runs.events_after(stopped, 0)
+        assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+        assert stored[-1].type is EventType.AGENT_STOPPED and len(stored) < deltas + 2
+        for run_id in (r for r in started if r != stopped):
+            stored = await store.runs.events_after(run_id, 0)
+            assert [e.seq for e in stored] == list(range(1, deltas + 3))
+            assert stored[-1].type is EventType.AGENT_COMPLETED
+            assert "".join(str(e.data.get("delta", "")) for e in stored) == "".join(
+                f"{i} " for i in range(deltas)
+            )
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite's one lock holds every write back
+async def test_a_lost_run_that_waits_does_not_hold_back_the_ending_of_the_others(
+    store: Store, store_url: str
+) -> None:
+    async with harness_for(streaming_agent)(store) as h:
+        lost = []
+        for _ in range(2):  # running, on no node (a previous process left them)
+            run_id = new_id("run")
+            await store.conversations.accept(
+                user_id=h.user_id, thread=None, content="q", run_id=run_id, epoch=new_epoch()
+            )
+            assert await store.runs.claim(run_id, now=now_ms()) is not None
+            lost.append(run_id)
+        held, other = sorted(lost)  # the order a reap takes them in
+        # Another node's transaction holds the first one's row: ending it waits for that.
+        async with row_held(store_url, runs, held):
+            reaping = asyncio.create_task(h.dispatcher.reap(confirm=False))
+            await until(lambda: any(e.is_terminal for e in h.events(other)), unit(5))
+            assert not reaping.done() and not any(e.is_terminal for e in h.events(held))
+        assert await asyncio.wait_for(reaping, unit(5)) == 2
+        for run_id in lost:
+            record = await store.runs.get(h.user_id, run_id)
+            assert record is not None and record.error_code == "interrupted"

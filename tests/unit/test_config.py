@@ -478,3 +478,12 @@ def test_an_outside_issuer_is_its_url_and_accepts_asymmetric_algorithms_only(
     own = load_settings(role="chat", auth_issuer_kind="runwire", auth_algorithms=[])
     assert own.expected_issuer == "runwire"
     assert [a.value for a in own.verification_algorithms] == ["EdDSA", "ES256"]
+
+
+def test_the_store_backlog_bound_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().store_max_backlog == 10_000
+    monkeypatch.setenv("RUNWIRE_STORE_MAX_BACKLOG", "500")
+    assert load_settings().store_max_backlog == 500
+    for bad in (0, -1, 10_000_001, "lots"):
+        with pytest.raises(ConfigError, match="RUNWIRE_STORE_MAX_BACKLOG"):
+            load_settings(store_max_backlog=bad)

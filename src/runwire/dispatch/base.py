@@ -89,6 +89,13 @@ class RunQueue(ABC):
         so it does no I/O."""
 
     @abstractmethod
+    async def confirm(self, run_id: str) -> bool:
+        """Renew the run's lease now if it is still this node's, and say so: for a run this
+        node has stopped trusting the lease of (:meth:`holds` is False: the node was paused,
+        or the heartbeat was slow), before giving it up. False when another node holds it,
+        nobody does, this node has let go of it, or the backend does not answer."""
+
+    @abstractmethod
     async def expired(self, run_ids: list[str]) -> list[str]:
         """Those of ``run_ids`` that no node holds a lease on."""
 

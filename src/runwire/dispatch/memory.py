@@ -52,6 +52,9 @@ class MemoryRunQueue(RunQueue):
     def holds(self, run_id: str) -> bool:
         return run_id in self._leases
 
+    async def confirm(self, run_id: str) -> bool:
+        return run_id in self._leases
+
     async def expired(self, run_ids: list[str]) -> list[str]:
         return [r for r in run_ids if r not in self._leases]
 

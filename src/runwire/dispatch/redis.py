@@ -12,7 +12,10 @@ Layout (docs/decisions.md says why):
   renews all its leases in one script call every fifth of the lease time; a lease found missing
   (Redis restarted) is put back, one found held by another node is lost (the run stops here).
   A node trusts a lease for four fifths of its time after the last renewal was sent, so it has
-  stopped acting for a run well before another node can see the lease expire.
+  stopped acting for a run well before another node can see the lease expire. A run that finds
+  its lease no longer trusted (the node was paused, its heartbeat late) asks Redis once
+  (``confirm``): a lease still this node's is renewed and the run goes on; only one another node
+  holds, or one that is gone, stops it.
 - ``{prefix}stop`` is a pub/sub channel of stop requests (``<run_id> <reason>``); the node running
   the run stops it.
 """
@@ -58,6 +61,16 @@ for i, key in ipairs(KEYS) do
   end
 end
 return out
+"""
+
+# KEYS[1]: a lease. ARGV[1]: this node; ARGV[2]: lease ms. Renews it only if it is this node's
+# (never puts back one that expired: another node may have ended the run meanwhile).
+_CONFIRM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
 """
 
 # KEYS[1]: a lease. ARGV[1]: this node. Deletes it only if it is this node's.
@@ -198,6 +211,22 @@ class RedisRunQueue(RunQueue):
     def holds(self, run_id: str) -> bool:
         sent = self._renewed.get(run_id)
         return sent is not None and self._clock() - sent < self._lease_s * 0.8
+
+    async def confirm(self, run_id: str) -> bool:
+        if run_id not in self._renewed:
+            return False  # let go of, or found lost by the heartbeat: never taken back here
+        sent = self._clock()
+        try:
+            kept = await self._call(
+                lambda r: r.eval(_CONFIRM, 1, self._lease(run_id), self._node_id, self._lease_ms)
+            )
+        except DependencyUnavailable:
+            return False
+        if not kept or run_id not in self._renewed:
+            return False
+        # Still this node's in Redis: no other node can have taken the run, so it may go on.
+        self._renewed[run_id] = max(self._renewed[run_id], sent)
+        return True
 
     async def expired(self, run_ids: list[str]) -> list[str]:
         gone: list[str] = []

@@ -43,6 +43,7 @@ _STOP_WAIT_S = 5.0  # how long leaving waits for the consumer to finish what it 
 _STOP_POLL_S = 0.002  # the first look at the store after asking; then twice as long each time
 _STOP_POLL_MAX_S = 0.1
 _STOP_RESEND_S = 1.0  # the request goes out again this often while the run goes on
+_REAP_AT_ONCE = 8  # lost runs a sweep ends side by side (each a few writes and reads)
 
 _LOST = {
     True: ("node_lost", "the server running this run stopped answering; send the message again"),
@@ -79,7 +80,7 @@ class Dispatcher:
         # Stop requests for runs not executing here (yet): a claim in flight picks them up.
         self._pending_stops: dict[str, tuple[str, float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        executor.set_hooks(holds=queue.holds, on_ended=self._ended)
+        executor.set_hooks(holds=queue.holds, confirm=queue.confirm, on_ended=self._ended)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Dispatcher]:
@@ -227,10 +228,18 @@ class Dispatcher:
         gone = set(await self._queue.expired(candidates)) if candidates else set()
         confirmed = gone & self._suspects if confirm else gone
         self._suspects = gone - confirmed
-        closed = 0
-        for run_id in sorted(confirmed):
-            closed += await self._close_lost(run_id)
-        return closed
+        # Side by side, a few at a time: one that waits (for the store, for a row another
+        # node's transaction holds) must not hold back the ending of the others, whose watchers
+        # hear nothing until then. One after another, a node that lost all its runs at once
+        # had them ended over minutes (R1, docs/benchmarks.md).
+        room = asyncio.Semaphore(_REAP_AT_ONCE)
+
+        async def close(run_id: str) -> int:
+            async with room:
+                return await self._close_lost(run_id)
+
+        # One that fails fails the sweep (logged; the next one tries again), the others go on.
+        return sum(await asyncio.gather(*(close(run_id) for run_id in sorted(confirmed))))
 
     # -- inside --
 

@@ -4,6 +4,11 @@ Events are delivered live from the bus's in-memory history the moment they happe
 stores them in batches (one transaction per batch) so a busy server does one database round trip
 for many events instead of one each. ``flush`` waits until everything appended so far is stored;
 a run calls it before releasing its in-memory history, so a resume never falls into a hole.
+
+What waits to be stored is bounded (``max_backlog`` events): a run about to emit past it waits in
+:meth:`EventWriter.room` until the store has caught up below it, so under overload runs stream at
+the store's pace instead of the node's memory growing without end (docs/decisions.md). Nothing is
+dropped on the way.
 """
 
 from __future__ import annotations
@@ -22,11 +27,22 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 RETRIES = 3
+MAX_BACKLOG = 10_000  # events appended and not yet stored, at most (RUNWIRE_STORE_MAX_BACKLOG)
 
 
 class EventWriter:
-    def __init__(self, sink: Callable[[Sequence[RunEvent]], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        sink: Callable[[Sequence[RunEvent]], Awaitable[None]],
+        *,
+        max_backlog: int = MAX_BACKLOG,
+    ) -> None:
+        """``max_backlog``: how many events may wait to be stored before :meth:`room` makes
+        their producers wait (at least 1)."""
+        if max_backlog < 1:
+            raise ValueError("max_backlog must be at least 1")
         self._sink = sink
+        self._max_backlog = max_backlog
         self._pending: list[RunEvent] = []
         self._stored = Backlog()  # events appended, and stored (or given up on)
         self._wake = asyncio.Event()
@@ -47,6 +63,25 @@ class EventWriter:
     @property
     def backlog(self) -> int:
         return self._stored.pending
+
+    @property
+    def max_backlog(self) -> int:
+        return self._max_backlog
+
+    async def room(self) -> None:
+        """Wait until one more event may be appended without the backlog passing its bound.
+
+        Called by a run before it numbers its next event. The writer stores what waits in
+        batches and settles the waits each batch reaches; a store that fails gives a batch up
+        after its retries (logged), so a wait here ends even when the store does not come back.
+        """
+        stored = self._stored
+        while stored.pending >= self._max_backlog:
+            if self._task is None and self._pending:  # not running: store here, as flush does
+                await self._write_pending()
+            else:
+                # Others may have appended by the time this wakes: look again.
+                await stored.below(self._max_backlog)
 
     def append(self, event: RunEvent) -> None:
         self._pending.append(event)

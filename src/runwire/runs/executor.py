@@ -113,12 +113,15 @@ class RunExecutor:
         agent: AgentFn,
         run_timeout_s: float,
         holds: Callable[[str], bool] = lambda run_id: True,
+        confirm: Callable[[str], Awaitable[bool]] | None = None,
         on_ended: EndedHook | None = None,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
     ) -> None:
         """``holds(run_id)`` says whether this node still holds the run's lease; it is asked
-        before every event, and a run whose lease is gone stops at once, emitting nothing more.
+        before every event; when it says no, ``confirm(run_id)`` asks whether the lease is still
+        this node's after all (renewing it), and a run whose lease is gone stops at once,
+        emitting nothing more.
         ``on_ended`` is awaited after each run (the dispatcher releases the lease and starts the
         thread's next run)."""
         self._runs = runs
@@ -127,6 +130,7 @@ class RunExecutor:
         self._agent = agent
         self._run_timeout_s = run_timeout_s
         self._holds = holds
+        self._confirm = confirm
         self._on_ended = on_ended
         self._metrics = metrics
         self._tracing = tracing or Tracing()
@@ -140,9 +144,16 @@ class RunExecutor:
         finally:
             await self.shutdown(grace_s)
 
-    def set_hooks(self, *, holds: Callable[[str], bool], on_ended: EndedHook | None = None) -> None:
+    def set_hooks(
+        self,
+        *,
+        holds: Callable[[str], bool],
+        confirm: Callable[[str], Awaitable[bool]] | None = None,
+        on_ended: EndedHook | None = None,
+    ) -> None:
         """Wire the dispatcher in (it is built after the executor it drives)."""
         self._holds = holds
+        self._confirm = confirm
         self._on_ended = on_ended
 
     @property
@@ -273,7 +284,11 @@ class RunExecutor:
             bus=self._bus,
             writer=self._writer,
             fence=lambda: self._holds(run_id),
+            confirm=lambda: self._confirm_lease(run_id),
         )
+
+    async def _confirm_lease(self, run_id: str) -> bool:
+        return self._confirm is not None and await self._confirm(run_id)
 
     def _cancel(self, active: _Active, reason: str) -> None:
         # A run whose end is being recorded is left to finish: cancelling it there would lose
@@ -322,6 +337,10 @@ class RunExecutor:
                     _STOP_MESSAGES.get(active.stop_reason, active.stop_reason),
                 )
         except LeaseLost:
+            # Said, since nothing else would: its watchers hear no more of it from this node.
+            log.warning(
+                "run %s stopped here: this node no longer holds its lease", active.input.run_id
+            )
             active.abandoned = True
         finally:
             await self._finalize(active)
@@ -396,7 +415,7 @@ class RunExecutor:
         """Record the run's end (and its reply), then publish its last event: whoever sees that
         event and asks finds the run ended and the reply stored (the events themselves are
         served from the bus's history until they are stored)."""
-        if not self._holds(active.input.run_id):
+        if not await active.journal.holds():
             raise LeaseLost(f"run {active.input.run_id} is no longer this node's")
         active.state.move(status)
         active.ended = True

@@ -8,7 +8,7 @@ tracks which sub-agents and tool calls are open, so when a run is stopped, times
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from runwire.bus.base import EventBus
 from runwire.errors import InvalidTransition, LeaseLost
@@ -31,9 +31,13 @@ class RunJournal:
         bus: EventBus,
         writer: EventWriter,
         fence: Callable[[], bool] | None = None,
+        confirm: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
-        """``fence()`` False means this node no longer holds the run: :meth:`emit` then raises
-        LeaseLost instead of numbering an event another node may number too."""
+        """``fence()`` False means this node no longer trusts its hold on the run (no I/O: it is
+        asked before every event); ``confirm()`` is then asked, which may look (the lease may
+        still be this node's: a paused node, a late heartbeat), and False from it (or no
+        ``confirm``) makes :meth:`emit` raise LeaseLost instead of numbering an event another
+        node may number too."""
         self.run_id = run_id
         self.thread_id = thread_id
         self.user_id = user_id
@@ -41,6 +45,7 @@ class RunJournal:
         self._bus = bus
         self._writer = writer
         self._fence = fence
+        self._confirm = confirm
         self.last_seq = 0
         self.closed = False
         self._open_agents: list[str] = []
@@ -60,9 +65,17 @@ class RunJournal:
         return "".join(self._text)
 
     async def emit(self, draft: EventDraft) -> RunEvent:
+        """Number ``draft`` as the run's next event, queue it for storage and publish it.
+
+        Waits first while the store's backlog is full (back-pressure: the run streams at the
+        store's pace; no event is dropped), and checks the lease after that wait, since the
+        lease may have been lost meanwhile."""
         if self.closed:
             raise InvalidTransition(f"run {self.run_id} has ended; no event may follow")
-        if self._fence is not None and not self._fence():
+        writer = self._writer
+        if writer.backlog >= writer.max_backlog:  # checked here: most events need no wait
+            await writer.room()
+        if self._fence is not None and not self._fence() and not await self.holds():
             raise LeaseLost(f"run {self.run_id} is no longer this node's")
         self.last_seq += 1
         event = RunEvent(
@@ -80,6 +93,12 @@ class RunJournal:
         self._writer.append(event)
         await self._bus.publish(self.user_id, event)
         return event
+
+    async def holds(self) -> bool:
+        """Whether this node may still act for the run (see ``fence`` and ``confirm``)."""
+        if self._fence is None or self._fence():
+            return True
+        return self._confirm is not None and await self._confirm()
 
     def _track(self, event: RunEvent) -> None:
         if event.is_terminal:
