@@ -513,23 +513,48 @@ async def run_cold(
     """A fresh server over users whose sample sets it never read: all ask at once. One other
     user (``warm``) asks first, so the process itself is warm (its imports, first-use caches), as
     a server that has been up a while is: only the users' data is cold."""
-    server = Runwire(data_dir, {"RUNWIRE_WS_PATH": "direct"}, profiled("cold"))
+    server = Runwire(data_dir, {"RUNWIRE_WS_PATH": "direct"})
     try:
         async with httpx.AsyncClient(base_url=server.base, timeout=60) as http:
             await converse(await server.ws_url(http, warm), 1, content)
             urls = [await server.ws_url(http, e) for e in emails]
-        return await measure_cold(urls, args.messages, content, [server.proc.pid])
+        async with sampled("cold", server.proc.pid):
+            return await measure_cold(urls, args.messages, content, [server.proc.pid])
     finally:
         server.stop()
 
 
-def profiled(name: str) -> list[str] | None:
-    """With RUNWIRE_BENCH_PROFILE=<dir>, the launcher that runs variant ``name``'s server under
-    cProfile, written to <dir>/<name>.prof when it stops (read it with ``python -m pstats``)."""
+@asynccontextmanager
+async def sampled(name: str, pid: int) -> AsyncIterator[None]:
+    """With RUNWIRE_BENCH_PROFILE=<dir>, py-spy samples the server ``pid`` (every thread: the
+    event loop and its workers) for as long as the block runs, into <dir>/<name>.txt as collapsed
+    stacks (one line a stack, its sample count last; `--format raw`)."""
     where = os.environ.get("RUNWIRE_BENCH_PROFILE")
     if not where:
-        return None
-    return ["-m", "cProfile", "-o", str(Path(where) / f"{name}.prof"), "-m", "runwire"]
+        yield
+        return
+    spy = subprocess.Popen(  # noqa: ASYNC220 - started before the timed phase
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--threads",
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(Path(where) / f"{name}.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    await asyncio.sleep(1)  # py-spy attaches
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
 
 
 async def run_split(

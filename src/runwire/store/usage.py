@@ -393,4 +393,5 @@ class UsageStore:
 
 
 def _usage_set(rows: Iterable[Sequence[Any]]) -> UsageSet:
-    return UsageSet(UsageRecord(*row) for row in rows)
+    make = UsageRecord._make  # the row's values, in the record's field order (_COLUMNS)
+    return UsageSet(make(row) for row in rows)
