@@ -172,6 +172,7 @@ class Result:
     machine_cpu_s: float = 0.0  # busy CPU time of the whole machine in the timed phase
     run_ms: list[float] = field(default_factory=list)  # each timed run, message to terminal event
     burst_latencies: list[float] = field(default_factory=list)  # cold: each client's first message
+    first_run_ms: list[float] = field(default_factory=list)  # cold: each client's first run
 
 
 def process_cpu_s(pids: list[int]) -> float:
@@ -287,6 +288,7 @@ async def measure_cold(urls: list[str], messages: int, content: str, pids: list[
     result.burst_latencies = [r[1][0] for r in results]
     result.load_latencies = [ms for r in results for ms in r[1][1:]]
     result.run_ms = [ms for r in results for ms in r[2]]
+    result.first_run_ms = [r[2][0] for r in results]
     result.sizes = results[0][3]
     result.rate = result.events / result.elapsed
     return result
@@ -539,7 +541,7 @@ async def sampled(name: str, pid: int) -> AsyncIterator[None]:
             "record",
             "--pid",
             str(pid),
-            "--threads",
+            "--gil",  # only the thread holding the GIL: where the CPU went
             "--rate",
             "250",
             "--format",
@@ -733,6 +735,11 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         if "direct" in by_name:
             line += f" = {cold.rate / by_name['direct'].rate:.2f} x direct (target >= 0.85)"
         print(line)
+        first = cold.first_run_ms
+        print(
+            f"cold burst: first runs p50 {percentile(first, 50):.0f} ms, p99 "
+            f"{percentile(first, 99):.0f} ms; the timed phase took {cold.elapsed * 1000:.0f} ms"
+        )
     if "direct" in by_name:
         burst = by_name["direct"].burst_latencies
         print(

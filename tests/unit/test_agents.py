@@ -776,7 +776,18 @@ def test_a_prepared_set_gives_the_same_answer_without_scanning_again(
     answer, expected = asyncio.run(run.answer()), asyncio.run(plain.answer())
     assert answer == expected
     added = {key if isinstance(key, str) else key[0] for key in set(records.memo) - set(prepared)}
-    # Triage's check of the records runs off the loop with the preparing; failures_of is the
-    # one figure that depends on the others (the worst model's), and it is one pass.
-    assert added == {"analysable", "failures_of"}
+    # Triage's check of the records runs off the loop with the preparing (and marks the set
+    # prepared); failures_of is the one figure that depends on the others (the worst model's).
+    assert added == {"analysable", "prepared", "failures_of"}
     prepare(list(sample), pricing)  # a plain sequence has no memo to fill: nothing to do
+
+
+def test_a_set_is_prepared_once_then_read_from_its_memo(
+    sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    records = UsageSet(sample)
+    first, again = Run(records, pricing), Run(records, pricing)
+    assert asyncio.run(first.answer()) == asyncio.run(again.answer())
+    aggregates = dict(records.memo)
+    asyncio.run(Run(records, pricing).answer())
+    assert records.memo.keys() == aggregates.keys()  # a third run computes nothing new
