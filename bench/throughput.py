@@ -15,6 +15,11 @@ Variants of runwire, each a fresh `runwire serve` on the same data (same users):
   asgi    RUNWIRE_WS_PATH=asgi: /ws through uvicorn's ASGI adapter and Starlette
   nokeep  direct with RUNWIRE_KEEP_EVENTS=false: what storing every event for resume costs
   nometrics  direct with RUNWIRE_METRICS=false: what counting each delivered event costs
+  cold    the cold burst of issue 15: a fresh `runwire serve` whose clients are each a new user
+          with a fresh sample set (loaded through POST /api/usage/sample before the server starts,
+          by the setup process, so nothing of it was read or analysed in this one), all sending
+          their first message at once, timed from that message: first-event p50/p99 of those
+          first messages, and events/s of all messages, beside the warm `direct` figure
   pygc    direct with RUNWIRE_GC_YOUNG_THRESHOLD=0: Python's default garbage-collector
           thresholds, to measure what runwire's tuning (collector.py) buys
   redis   direct with RUNWIRE_REDIS_URL=redis://127.0.0.1:6379/0: the Redis bus (several nodes)
@@ -33,7 +38,7 @@ then all start together; a run that does not complete aborts the benchmark.
 The client offers no permessage-deflate, and the bare server does not use it either.
 
 Usage: python bench/throughput.py [--clients 100] [--messages 5] [--latency-samples 200]
-                                  [--variants bare,floor,direct,asgi,nokeep,nometrics,pygc,redis,paced,split,pg1,pg2]
+                                  [--variants bare,floor,direct,cold,asgi,nokeep,nometrics,pygc,redis,paced,split,pg1,pg2]
 """
 
 from __future__ import annotations
@@ -166,6 +171,8 @@ class Result:
     client_cpu_s: float = 0.0  # CPU time of this (the clients') process in the timed phase
     machine_cpu_s: float = 0.0  # busy CPU time of the whole machine in the timed phase
     run_ms: list[float] = field(default_factory=list)  # each timed run, message to terminal event
+    burst_latencies: list[float] = field(default_factory=list)  # cold: each client's first message
+    first_run_ms: list[float] = field(default_factory=list)  # cold: each client's first run
 
 
 def process_cpu_s(pids: list[int]) -> float:
@@ -232,7 +239,57 @@ async def measure(
     if with_redis:
         result.redis_cpu_s = redis_cpu_s() - redis_before
     result.events = sum(r[0] for r in results)
+    result.burst_latencies = [r[1][0] for r in results]  # every client's first, sent at once
     result.run_ms = [ms for r in results for ms in r[3]]
+    result.rate = result.events / result.elapsed
+    return result
+
+
+async def cold_client(
+    url: str, messages: int, content: str, ready: asyncio.Barrier
+) -> tuple[int, list[float], list[float], list[int]]:
+    """One cold client: connect, wait for the others, then send ``messages`` messages back to back
+    with no warm-up. Returns (events, first-event latencies, run durations, first run's sizes)."""
+    events = 0
+    latencies: list[float] = []
+    durations: list[float] = []
+    first_sizes: list[int] = []
+    async with connect(url, max_size=2**22, compression=None) as ws:
+        hello = json.loads(await ws.recv())
+        assert hello["type"] == "connection_established", hello
+        await ready.wait()
+        for _ in range(messages):
+            count, latency, sizes, last, took = await _one_message(ws, content)
+            if last != "agent_completed":
+                raise SystemExit(f"a run ended with {last}: the benchmark would be meaningless")
+            events += count
+            latencies.append(latency)
+            durations.append(took)
+            first_sizes = first_sizes or sizes
+    return events, latencies, durations, first_sizes
+
+
+async def measure_cold(urls: list[str], messages: int, content: str, pids: list[int]) -> Result:
+    """Every client of ``urls`` (each a user whose data this server never read) sends its first
+    message at once; timed from then to the last run's end."""
+    result = Result("cold")
+    ready = asyncio.Barrier(len(urls) + 1)
+    clients = [asyncio.create_task(cold_client(u, messages, content, ready)) for u in urls]
+    cpu_before = process_cpu_s(pids)
+    client_before, machine_before = time.process_time(), machine_busy_s()
+    await ready.wait()
+    started = time.perf_counter()
+    results = await asyncio.gather(*clients)
+    result.elapsed = time.perf_counter() - started
+    result.client_cpu_s = time.process_time() - client_before
+    result.machine_cpu_s = machine_busy_s() - machine_before
+    result.server_cpu_s = process_cpu_s(pids) - cpu_before
+    result.events = sum(r[0] for r in results)
+    result.burst_latencies = [r[1][0] for r in results]
+    result.load_latencies = [ms for r in results for ms in r[1][1:]]
+    result.run_ms = [ms for r in results for ms in r[2]]
+    result.first_run_ms = [r[2][0] for r in results]
+    result.sizes = results[0][3]
     result.rate = result.events / result.elapsed
     return result
 
@@ -452,6 +509,56 @@ async def run_runwire(
         server.stop()
 
 
+async def run_cold(
+    data_dir: Path, warm: str, emails: list[str], args: argparse.Namespace, content: str
+) -> Result:
+    """A fresh server over users whose sample sets it never read: all ask at once. One other
+    user (``warm``) asks first, so the process itself is warm (its imports, first-use caches), as
+    a server that has been up a while is: only the users' data is cold."""
+    server = Runwire(data_dir, {"RUNWIRE_WS_PATH": "direct"})
+    try:
+        async with httpx.AsyncClient(base_url=server.base, timeout=60) as http:
+            await converse(await server.ws_url(http, warm), 1, content)
+            urls = [await server.ws_url(http, e) for e in emails]
+        async with sampled("cold", server.proc.pid):
+            return await measure_cold(urls, args.messages, content, [server.proc.pid])
+    finally:
+        server.stop()
+
+
+@asynccontextmanager
+async def sampled(name: str, pid: int) -> AsyncIterator[None]:
+    """With RUNWIRE_BENCH_PROFILE=<dir>, py-spy samples the server ``pid`` (every thread: the
+    event loop and its workers) for as long as the block runs, into <dir>/<name>.txt as collapsed
+    stacks (one line a stack, its sample count last; `--format raw`)."""
+    where = os.environ.get("RUNWIRE_BENCH_PROFILE")
+    if not where:
+        yield
+        return
+    spy = subprocess.Popen(  # noqa: ASYNC220 - started before the timed phase
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--gil",  # only the thread holding the GIL: where the CPU went
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(Path(where) / f"{name}.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    await asyncio.sleep(1)  # py-spy attaches
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+
+
 async def run_split(
     data_dir: Path, emails: list[str], args: argparse.Namespace, content: str
 ) -> Result:
@@ -581,6 +688,9 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     )
     for r in results:
         ratio = f"{r.rate / bare.rate:7.2f}" if bare else "      -"
+        if not r.idle_latencies:  # cold: no idle probe; its burst has a line of its own below
+            print(f"{r.name:8} {r.rate:10,.0f} {ratio}")
+            continue
         load = (
             f"{percentile(r.load_latencies, 50):8.2f}ms {percentile(r.load_latencies, 99):8.2f}ms"
             f" (n={len(r.load_latencies)})"
@@ -614,6 +724,28 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
                 f"slowest {max(r.run_ms):.0f} ms"
             )
     by_name = {r.name: r for r in results}
+    if "cold" in by_name:
+        cold = by_name["cold"]
+        burst = cold.burst_latencies
+        line = (
+            f"cold burst: {len(burst)} new users asking at once: first event p50 "
+            f"{percentile(burst, 50):.1f} ms, p99 {percentile(burst, 99):.1f} ms "
+            f"(target <= 100 ms); {cold.rate:,.0f} events/s"
+        )
+        if "direct" in by_name:
+            line += f" = {cold.rate / by_name['direct'].rate:.2f} x direct (target >= 0.85)"
+        print(line)
+        first = cold.first_run_ms
+        print(
+            f"cold burst: first runs p50 {percentile(first, 50):.0f} ms, p99 "
+            f"{percentile(first, 99):.0f} ms; the timed phase took {cold.elapsed * 1000:.0f} ms"
+        )
+    if "direct" in by_name:
+        burst = by_name["direct"].burst_latencies
+        print(
+            f"warm burst (direct): the first timed message of {len(burst)} warm users at once: "
+            f"first event p50 {percentile(burst, 50):.1f} ms, p99 {percentile(burst, 99):.1f} ms"
+        )
     if "direct" in by_name and "nokeep" in by_name:
         cost = 1 - by_name["direct"].rate / by_name["nokeep"].rate
         print(f"keeping every event costs {cost:.0%} of throughput (direct vs nokeep)")
@@ -632,7 +764,9 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--latency-samples", type=int, default=200)
-    parser.add_argument("--variants", default="bare,floor,direct,asgi,nokeep,redis,paced,split")
+    parser.add_argument(
+        "--variants", default="bare,floor,direct,cold,asgi,nokeep,redis,paced,split"
+    )
     parser.add_argument(
         "--no-sample-data",
         action="store_true",
@@ -651,10 +785,21 @@ async def main() -> None:
                     await setup.create_user(http, not args.no_sample_data)
                     for _ in range(args.clients + 1)
                 ]
+            # The cold variant's users: new ones, their sample sets loaded by this process.
+            cold_emails = []
+            if "cold" in variants:
+                async with httpx.AsyncClient(base_url=setup.base, timeout=60) as http:
+                    cold_emails = [
+                        await setup.create_user(http, not args.no_sample_data)
+                        for _ in range(args.clients)
+                    ]
         finally:
             setup.stop()
-        for name in (v for v in variants if v in RUNWIRE_VARIANTS):
-            results.append(await run_runwire(name, data_dir, emails, args, content))
+        for name in variants:
+            if name in RUNWIRE_VARIANTS:
+                results.append(await run_runwire(name, data_dir, emails, args, content))
+            elif name == "cold":
+                results.append(await run_cold(data_dir, emails[0], cold_emails, args, content))
         if "split" in variants:
             results.append(await run_split(data_dir, emails, args, content))
         for name in (v for v in variants if v in CLUSTERS):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
@@ -480,7 +479,7 @@ async def test_trimming_deletes_the_events_of_runs_ended_before_the_cutoff(store
 
 def record(ts: int, **changes: object) -> UsageRecord:
     base = UsageRecord(ts, "openai", "gpt-4o", 1000, 200, 850.25, 0.0123456789, "ok", None, None)
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return base._replace(**changes)
 
 
 async def test_usage_records_keep_their_values_and_come_oldest_first(store: Store) -> None:

@@ -25,6 +25,7 @@ from runwire.agents import (
 from runwire.agents.actions import rank_actions
 from runwire.agents.formatting import format_count, format_ms, format_pct, format_usd, table_cell
 from runwire.agents.question import detect_focus
+from runwire.agents.tools import prepare
 from runwire.agents.triage import analysable
 from runwire.errors import InputError, RunTimeout, ToolFailed
 from runwire.events.model import EventDraft, EventType
@@ -761,3 +762,32 @@ def test_only_records_an_import_would_take_are_analysed(pricing: PricingTable) -
     all_good = UsageSet(good)
     assert analysable(all_good, now_ms()) is all_good  # the same set, and so its memo
     assert analysable(good, now_ms()) is good  # any sequence will do
+
+
+def test_a_prepared_set_gives_the_same_answer_without_scanning_again(
+    sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    # What triage prepares off the event loop is every aggregate a cost question reads, so the
+    # run's tools on the loop only copy results; and the answer is the one a plain list gets.
+    records = UsageSet(sample)
+    prepare(records, pricing)
+    prepared = dict(records.memo)
+    run, plain = Run(records, pricing), Run(list(sample), pricing)
+    answer, expected = asyncio.run(run.answer()), asyncio.run(plain.answer())
+    assert answer == expected
+    added = {key if isinstance(key, str) else key[0] for key in set(records.memo) - set(prepared)}
+    # Triage's check of the records runs off the loop with the preparing (and marks the set
+    # prepared); failures_of is the one figure that depends on the others (the worst model's).
+    assert added == {"analysable", "prepared", "failures_of"}
+    prepare(list(sample), pricing)  # a plain sequence has no memo to fill: nothing to do
+
+
+def test_a_set_is_prepared_once_then_read_from_its_memo(
+    sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    records = UsageSet(sample)
+    first, again = Run(records, pricing), Run(records, pricing)
+    assert asyncio.run(first.answer()) == asyncio.run(again.answer())
+    aggregates = dict(records.memo)
+    asyncio.run(Run(records, pricing).answer())
+    assert records.memo.keys() == aggregates.keys()  # a third run computes nothing new

@@ -26,7 +26,7 @@ from runwire.errors import InputError
 from runwire.store.records import UsageRecord
 from runwire.usage.pricing import PricingTable
 
-__all__ = ["TOOLS", "Tool", "Toolbox"]
+__all__ = ["EVERY_RUN", "TOOLS", "Tool", "Toolbox", "prepare"]
 
 Group = Literal["model", "provider", "feature"]
 Percentile = Annotated[int, Field(gt=0, le=100)]
@@ -174,15 +174,19 @@ def _subject(bench: Bench, args: _Subject) -> dict[str, Any]:
     return out
 
 
-def _classify(bench: Bench, args: _Question) -> dict[str, Any]:
+def _names(bench: Bench) -> Names:
     # The names of a data set (and their lookup table) are kept in its memo, like the aggregates.
     memo: dict[Any, Any] = getattr(bench.records, "memo", {})
     key = ("question_names", id(bench.pricing))
-    names = memo.get(key)
+    names: Names | None = memo.get(key)
     if names is None:
         priced = [m.model for m in bench.pricing.models]
         names = memo[key] = Names.from_inventory(analytics.inventory(bench.records), priced)
-    return classify(args.question, names).public()
+    return names
+
+
+def _classify(bench: Bench, args: _Question) -> dict[str, Any]:
+    return classify(args.question, _names(bench)).public()
 
 
 #: Every tool over the usage data, in the order a model is offered them.
@@ -277,6 +281,35 @@ TOOLS: tuple[Tool, ...] = (
         lambda b, a: import_guide(),
     ),
 )
+
+
+#: The tools every analysis of the offline agents calls, with their default arguments.
+EVERY_RUN = (
+    "usage_overview",
+    "cost_breakdown",
+    "latency_percentiles",
+    "error_rates",
+    "find_cache_candidates",
+    "find_cheaper_models",
+)
+
+
+def prepare(records: Sequence[UsageRecord], pricing: PricingTable) -> None:
+    """Compute into the records' memo what every analysis of them reads: the results of
+    :data:`EVERY_RUN` with their default arguments, and the names questions are read against.
+
+    Pure CPU over every record (about 20 ms for 4,000 records), to run off the event loop
+    (``asyncio.to_thread``) when a run meets a data set for the first time, so the run's tools
+    (and every later run's, until the data changes) only copy results. Records without a memo
+    (not a ``UsageSet``) would keep nothing: they are left alone.
+    """
+    if getattr(records, "memo", None) is None:
+        return
+    bench = Bench(records, pricing)
+    _names(bench)
+    tools = {tool.name: tool for tool in TOOLS}
+    for name in EVERY_RUN:
+        tools[name].run(bench, tools[name].arguments())
 
 
 class Toolbox:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,8 +11,9 @@ from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count
 from runwire.agents.question import Question, Subject
 from runwire.agents.state import Focus, RunState
-from runwire.agents.tools import Toolbox
+from runwire.agents.tools import Toolbox, prepare
 from runwire.store.records import UsageRecord, UsageSet, now_ms
+from runwire.usage.pricing import PricingTable
 from runwire.usage.records import in_bounds
 
 __all__ = ["MIN_RECORDS", "Triage", "analysable"]
@@ -41,6 +43,30 @@ def analysable(records: Sequence[UsageRecord], at_ms: int) -> Sequence[UsageReco
     return kept
 
 
+def _prepared(
+    stored: Sequence[UsageRecord], at_ms: int, pricing: PricingTable
+) -> Sequence[UsageRecord]:
+    # Off the event loop: over a data set no run has met yet, this scans every record several
+    # times (20-40 ms for 4,000 records); a burst of first questions would queue behind it.
+    records = analysable(stored, at_ms)
+    prepare(records, pricing)
+    memo: dict[Any, Any] | None = getattr(stored, "memo", None)
+    if memo is not None:
+        memo[("prepared", id(pricing))] = True
+    return records
+
+
+async def _analysable(
+    stored: Sequence[UsageRecord], at_ms: int, pricing: PricingTable
+) -> Sequence[UsageRecord]:
+    """:func:`analysable` records with their aggregates computed: off the loop the first time
+    a set is met (per data version), at once (reading the memo) after that."""
+    memo: dict[Any, Any] | None = getattr(stored, "memo", None)
+    if memo is not None and ("prepared", id(pricing)) in memo:
+        return analysable(stored, at_ms)
+    return await asyncio.to_thread(_prepared, stored, at_ms, pricing)
+
+
 class Triage:
     """Loads the user's usage records and decides the route: analysis, or the data helper."""
 
@@ -57,7 +83,7 @@ class Triage:
 
         async def check_usage_data(min_records: int) -> dict[str, Any]:
             stored = await ctx.load_usage()
-            state.records = analysable(stored, now_ms())
+            state.records = await _analysable(stored, now_ms(), ctx.pricing)
             summary = analytics.overview(state.records)
             left_out = len(stored) - len(state.records)
             return {

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from runwire.events.model import stamp_ms
 
@@ -187,9 +187,14 @@ class RunRecord:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRecord:
-    """One LLM call of the user's workload, as imported (see PROTOCOL.md, usage records)."""
+class UsageRecord(NamedTuple):
+    """One LLM call of the user's workload, as imported (see PROTOCOL.md, usage records).
+
+    A named tuple rather than a frozen dataclass: a user's first question builds all of their
+    records from stored rows, and a tuple is made from a row in a fifth of the time (4,000
+    records: 1.5 ms rather than 7-11 ms, every frozen field set through ``object.__setattr__``),
+    at the same size and with the same attribute reads.
+    """
 
     timestamp: int  # epoch milliseconds
     provider: str

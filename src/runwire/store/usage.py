@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
@@ -378,7 +378,9 @@ class UsageStore:
                 .order_by(usage_records.c.timestamp, usage_records.c.pk)
                 .limit(limit)
             )
-            records = UsageSet(UsageRecord(*row) for row in rows)
+            # Off the event loop: building 4,000 records held it for 12-20 ms, and a burst of
+            # users asking their first question of the day queued every other run behind it.
+            records = await asyncio.to_thread(_usage_set, rows)
         old = self._cache.pop(user_id, None)
         if old is not None:
             self._cached_total -= len(old[1])
@@ -388,3 +390,8 @@ class UsageStore:
             _, (_, dropped) = self._cache.popitem(last=False)
             self._cached_total -= len(dropped)
         return records
+
+
+def _usage_set(rows: Iterable[Sequence[Any]]) -> UsageSet:
+    make = UsageRecord._make  # the row's values, in the record's field order (_COLUMNS)
+    return UsageSet(make(row) for row in rows)
