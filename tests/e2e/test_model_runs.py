@@ -65,7 +65,7 @@ async def test_the_model_drives_the_tools_and_the_run_keeps_its_tokens(
         ("tool_completed", "data", "latency_percentiles"),
     ]
     answer = "".join(e["delta"] for e in events if e["type"] == "text_delta")
-    assert answer.endswith("its p95 is the slowest.\n")
+    assert answer.endswith("mistral-large is the slowest at p95 (37,775 ms).\n")
     last = events[-1]
     assert last["type"] == "agent_completed" and last["final_response"] == answer
     *_, usage = [e for e in events if e["type"] == "model_usage"]
@@ -142,7 +142,7 @@ def test_the_page_shows_the_runs_model_tokens_and_cost(
         load_sample(page)
         ask(page, QUESTION)
         answer = page.get_by_test_id("assistant-message").last
-        expect(answer).to_contain_text("its p95 is the slowest.", timeout=ms(15))
+        expect(answer).to_contain_text("mistral-large is the slowest at p95", timeout=ms(15))
         shown = page.get_by_test_id("model-usage").last
         expect(shown).to_have_text(" · gpt-4o-mini: 4,242 tokens · $0.00068")
         expect(shown).to_have_attribute(

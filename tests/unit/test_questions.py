@@ -300,6 +300,11 @@ async def test_the_answer_leads_with_what_was_asked(
     assert reading["kind"] == kind
     [composed] = run.of(EventType.TOOL_COMPLETED, "reporting")
     assert composed.data["result"]["headline"] == headline.removeprefix("## ")
+    # The offline answer passes the quality gate by construction: every figure is a tool's.
+    [verdict] = run.quality
+    assert (verdict["outcome"], verdict["score"], verdict["reasons"]) == ("passed", 1.0, [])
+    assert verdict["figures"] > 0
+    assert not run.of(EventType.QUALITY_WARNING)
 
 
 def test_the_table_covers_every_kind_of_question() -> None:
