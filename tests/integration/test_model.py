@@ -627,3 +627,49 @@ async def test_the_runs_model_usage_is_stored_with_it(
         "total_tokens": 821,
         "cost_usd": pytest.approx(pricing.cost("openai", "gpt-4o-mini", 812, 9)),
     }
+
+
+async def test_the_gates_verdicts_are_kept_with_the_runs_and_counted(
+    server: ReplayServer, store: Store, settings: Settings, pricing: PricingTable
+) -> None:
+    user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+    await store.usage.add(user.id, generate_sample(days=5))
+
+    async def ask(*recordings: str) -> str:
+        run_id = new_id("run")
+        thread, _ = await store.conversations.accept(
+            user_id=user.id, thread=None, content=QUESTION, run_id=run_id, epoch=new_epoch()
+        )
+        server.play(*recordings)
+        async with model_at(server.base_url) as model:
+            agent = build_agent(settings, store, pricing, model=model)
+
+            async def emit(draft: EventDraft) -> None:
+                pass
+
+            await agent(RunInput(run_id, thread.id, user.id, QUESTION, epoch="e"), emit)
+        return run_id
+
+    grounded = await ask("text_answer.sse.http")
+    invented = await ask("bad_tool_calls.sse.http", "answer_after_tools.sse.http")
+    kept = await store.runs.get(user.id, grounded)
+    assert kept is not None and kept.public()["quality"] == {
+        "score": 1.0,
+        "outcome": "passed",
+        "reasons": [],
+    }
+    replaced = await store.runs.get(user.id, invented)
+    assert replaced is not None
+    quality = replaced.public()["quality"]
+    assert quality["outcome"] == "replaced" and quality["score"] < 1
+    assert [r["reason"] for r in quality["reasons"]] == ["unsupported_figure"]
+    assert await store.runs.quality_metrics(user.id) == {
+        "checked": 2,
+        "passed": 1,
+        "replaced": 1,
+        "failed": 0,
+        "by_reason": {"unsupported_figure": 1},
+    }
+    # Another user's answers are not counted for this one.
+    other = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+    assert (await store.runs.quality_metrics(other.id))["checked"] == 0
