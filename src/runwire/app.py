@@ -548,6 +548,7 @@ def create_app(
                     default_policy=settings.concurrency_policy,
                     max_active_runs_per_user=settings.max_active_runs_per_user,
                     tracing=tracing,
+                    pricing=pricing,
                 ),
                 bus=bus,
                 connections=connections,

@@ -216,9 +216,8 @@ async def test_the_model_chooses_the_tools_and_its_text_is_the_answer(
         answer
         == run.streamed()
         == (
-            "Let me measure your usage.## Cost and latency\n\nclaude-3-5-sonnet takes most of "
-            "your spend ($21.61 of $49.61, 43.6%); mistral-large is the slowest at p95 "
-            "(37,775 ms).\n"
+            "Let me measure your usage.## Cost and latency\n\ngpt-4o takes most of your spend; "
+            "its p95 is the slowest: try a cheaper model.\n"
         )
     )
     assert all(e.agent_name == "reporting" for e in run.of(EventType.TEXT_DELTA))
@@ -308,7 +307,7 @@ async def test_an_answer_with_figures_no_tool_computed_is_replaced_by_the_offlin
     server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
 ) -> None:
     # The model's tool calls all fail, yet its answer quotes costs and latencies.
-    server.play("bad_tool_calls.sse.http", "answer_after_tools.sse.http")
+    server.play("bad_tool_calls.sse.http", "figures_answer.sse.http")
     run = Run(sample, pricing, model_at(server.base_url))
     answer = await run.answer()
     assert_well_formed(run.events)
@@ -348,7 +347,8 @@ async def test_an_answer_with_figures_no_tool_computed_is_replaced_by_the_offlin
 async def test_an_answer_grounded_in_the_tools_passes_and_is_kept(
     server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
 ) -> None:
-    server.play("two_tool_calls.sse.http", "answer_after_tools.sse.http")
+    # Its figures are those of the tools it called (the sample of NOW), as the agents write them.
+    server.play("two_tool_calls.sse.http", "figures_answer.sse.http")
     run = Run(sample, pricing, model_at(server.base_url))
     await run.answer()
     assert not run.of(EventType.QUALITY_WARNING)
@@ -651,7 +651,7 @@ async def test_the_gates_verdicts_are_kept_with_the_runs_and_counted(
         return run_id
 
     grounded = await ask("text_answer.sse.http")
-    invented = await ask("bad_tool_calls.sse.http", "answer_after_tools.sse.http")
+    invented = await ask("bad_tool_calls.sse.http", "figures_answer.sse.http")
     kept = await store.runs.get(user.id, grounded)
     assert kept is not None and kept.public()["quality"] == {
         "score": 1.0,

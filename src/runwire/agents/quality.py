@@ -299,9 +299,7 @@ def assess(
         problems.append(Problem(Reason.SUBJECT_MISSING, f"the answer does not address {missing}"))
     valuable = bool(shown) or _ACTION_WORDS.search(text) is not None
     if not valuable:
-        problems.append(
-            Problem(Reason.LOW_VALUE, "the answer has no figure and no action to take")
-        )
+        problems.append(Problem(Reason.LOW_VALUE, "the answer has no figure and no action to take"))
     share = (len(shown) - len(unsupported)) / len(shown) if shown else 1.0
     score = round((share + (0.0 if missing else 1.0) + (1.0 if valuable else 0.0)) / 3, 3)
     return Verdict(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import orjson
-
 import secrets
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from runwire.events.model import stamp_ms
 
