@@ -10,7 +10,8 @@ question, with three checks (docs/agents.md, "Quality gate"):
   change) of two figures the text states that the tools computed.
 - **subject**: the text addresses what triage read: each name the question asked about, and
   the kind's topic (a latency question talks about latency).
-- **value**: a text with no checked figure and no action to take is generic filler.
+- **value**: a text with no checked figure and no action to take (nor, for an unclear
+  question, a question back) is generic filler.
 
 The checker is pure: the same text against the same results always gets the same verdict.
 """
@@ -297,7 +298,9 @@ def assess(
     missing = _missing_subject(text, reading)
     if missing:
         problems.append(Problem(Reason.SUBJECT_MISSING, f"the answer does not address {missing}"))
-    valuable = bool(shown) or _ACTION_WORDS.search(text) is not None
+    # A clarifying question is what an unclear question needs, figures or not.
+    asks_back = bool(reading) and reading.get("kind") == "unclear" and "?" in text
+    valuable = bool(shown) or asks_back or _ACTION_WORDS.search(text) is not None
     if not valuable:
         problems.append(Problem(Reason.LOW_VALUE, "the answer has no figure and no action to take"))
     share = (len(shown) - len(unsupported)) / len(shown) if shown else 1.0
