@@ -227,5 +227,18 @@ def test_the_page_shows_the_runs_model_tokens_and_cost(
         tools = page.locator('[data-testid="tool-call"]')
         # check_usage_data, classify_question, cost_breakdown, latency_percentiles
         expect(tools).to_have_count(4)
+        expect(page.get_by_test_id("quality-warning").last).to_be_hidden()
+
+        # An answer the quality gate rejects: the page says so and shows the replacement only.
+        replay.play("bad_tool_calls.sse.http", "figures_answer.sse.http")
+        ask(page, QUESTION)
+        answer = page.get_by_test_id("assistant-message").last
+        expect(answer).to_have_attribute("data-state", "done", timeout=ms(15))
+        expect(answer).to_contain_text("You spend about")
+        expect(answer).not_to_contain_text("Cost and latency")
+        warning = page.get_by_test_id("quality-warning").last
+        expect(warning).to_be_visible()
+        expect(warning).to_contain_text("4 figures no tool computed: $21.61, $49.61, 43.6%")
+        expect(warning).to_contain_text("replaced by the offline analysis")
         context.close()
     assert not errors, errors

@@ -299,7 +299,7 @@ def assess(
     if missing:
         problems.append(Problem(Reason.SUBJECT_MISSING, f"the answer does not address {missing}"))
     # A clarifying question is what an unclear question needs, figures or not.
-    asks_back = bool(reading) and reading.get("kind") == "unclear" and "?" in text
+    asks_back = reading is not None and reading.get("kind") == "unclear" and "?" in text
     valuable = bool(shown) or asks_back or _ACTION_WORDS.search(text) is not None
     if not valuable:
         problems.append(Problem(Reason.LOW_VALUE, "the answer has no figure and no action to take"))

@@ -187,7 +187,22 @@ def _assess(ctx: AgentContext, state: RunState, answer: str) -> Verdict:
 
 
 def _kept(verdict: Verdict, outcome: str) -> dict[str, Any]:
-    return {**verdict.public(), "outcome": outcome, "replaced": outcome == REPLACED}
+    """The verdict as the ``quality_warning`` event carries it and the run keeps it."""
+    why = "; ".join(p.message for p in verdict.problems)
+    message = (
+        f"The model's answer failed the quality check ({why}): it was replaced by the offline "
+        "analysis."
+        if outcome == REPLACED
+        else f"This answer failed the quality check ({why})."
+        if outcome == FAILED
+        else "This answer passed the quality check."
+    )
+    return {
+        **verdict.public(),
+        "outcome": outcome,
+        "replaced": outcome == REPLACED,
+        "message": message,
+    }
 
 
 def _quote(question: str, limit: int = 120) -> str:
