@@ -161,3 +161,12 @@ def test_every_problem_counts_and_the_verdict_is_public() -> None:
 def test_small_whole_numbers_are_prose_and_nothing_is_checked_without_a_reading() -> None:
     verdict = assess("The top 3 of your 2 providers: switch them.", [], reading=None)
     assert verdict.passed and verdict.figures == 0
+
+
+def test_names_are_held_to_what_the_kind_is_about() -> None:
+    never_called = {"kind": "latency", "subjects": [{"name": "o3", "in_data": False}]}
+    assert assess("Your p95 is 12,803 ms.", RESULTS, reading=never_called).passed
+    # A trend, the data, an off-topic question are answered whole, whatever they name.
+    for kind in ("trend", "data", "off_topic"):
+        reading = {"kind": kind, "subjects": [{"kind": "model", "name": "gpt-4o"}]}
+        assert assess("Over the days before: 4,071 calls.", RESULTS, reading=reading).passed

@@ -416,6 +416,7 @@ async def test_without_data_any_question_gets_the_next_steps(pricing: PricingTab
     assert run.started() == ["triage", "data_helper", "reporting"]
     assert run.tools("triage") == ["check_usage_data"]
     assert answer.startswith("## Add your usage data to get an answer")
+    assert [v["outcome"] for v in run.quality] == ["passed"]
 
 
 async def test_a_trend_needs_history(pricing: PricingTable) -> None:
@@ -663,6 +664,7 @@ def test_any_question_gets_a_well_formed_answer(
     answer = asyncio.run(run.answer())
     assert answer.startswith("## ") and run.streamed() == answer
     assert_well_formed(run.events)
+    assert [v["outcome"] for v in run.quality] == ["passed"]  # the gate passes any of them
 
 
 async def test_the_headline_is_one_line_whatever_the_names(pricing: PricingTable) -> None:

@@ -64,6 +64,10 @@ _TOPIC_WORDS = {
 }
 
 
+# The kinds whose answer is about the names the question uses.
+_ABOUT_NAMES = frozenset({"compare", "subject", "cost", "spend", "latency", "errors", "caching"})
+
+
 class Reason(StrEnum):
     """Why an answer does not pass."""
 
@@ -323,11 +327,15 @@ def _missing_subject(text: str, reading: Mapping[str, Any] | None) -> str | None
     if not reading:
         return None
     squashed = _squash(text)
-    for subject in reading.get("subjects") or ():
-        name = str(subject.get("name", ""))
-        if name and _squash(name) not in squashed:
-            return f"{subject.get('kind', 'subject')} {name}"
     kind = str(reading.get("kind", ""))
+    # Named subjects are what a comparison, a subject or a topic question is about; a trend,
+    # the data, an off-topic or unclear question is answered whole, whatever it names.
+    named = reading.get("subjects") or () if kind in _ABOUT_NAMES else ()
+    for subject in named:
+        name = str(subject.get("name", ""))
+        # A name the user never called has no figures to address it with (docs/decisions.md).
+        if name and subject.get("in_data", True) and _squash(name) not in squashed:
+            return f"{subject.get('kind', 'subject')} {name}"
     topic = _TOPIC_WORDS.get(kind)
     if topic and not re.search(topic, text, re.IGNORECASE):
         return f"the question's topic ({kind})"
