@@ -170,3 +170,10 @@ def test_names_are_held_to_what_the_kind_is_about() -> None:
     for kind in ("trend", "data", "off_topic"):
         reading = {"kind": kind, "subjects": [{"kind": "model", "name": "gpt-4o"}]}
         assert assess("Over the days before: 4,071 calls.", RESULTS, reading=reading).passed
+
+
+def test_numbers_that_are_no_figures_are_left_out() -> None:
+    odd: list[tuple[str, Any]] = [("x", {"nan": float("nan"), "inf": float("inf"), "n": None})]
+    odd.append(("y", {"flag": True, "blob": b"123", "n": 7.5}))
+    verdict = assess("It took 7.5 ms; switch.", odd)
+    assert verdict.passed and verdict.supported == 1

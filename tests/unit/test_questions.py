@@ -689,3 +689,19 @@ async def test_the_model_path_offers_the_registry_and_keeps_the_facts(
     result = await compare.call(names=["gpt-4o", "gpt-4.1"])
     assert state.facts["compare_usage"] == result
     assert result["lowest"]["cost_per_call_usd"] == "gpt-4o"
+
+
+async def test_the_gate_checks_an_offline_answer_once_per_version_of_the_data(
+    sample: UsageSet, pricing: PricingTable
+) -> None:
+    first, again = (Run(sample, pricing, question="Is gpt-4o or gpt-4.1 cheaper?") for _ in "ab")
+    answer = await first.answer()
+    assert await again.answer() == answer
+    # The same answer to the same question over the same data: the same verdict, kept.
+    [verdict] = first.quality
+    assert again.quality == [verdict] and verdict["outcome"] == "passed"
+    assert ("quality_verdict", "Is gpt-4o or gpt-4.1 cheaper?", answer) in sample.memo
+    # New data is a new set with an empty memo: checked afresh.
+    fresh = Run(UsageSet(sample[:2000]), pricing, question="Is gpt-4o or gpt-4.1 cheaper?")
+    await fresh.answer()
+    assert [v["outcome"] for v in fresh.quality] == ["passed"]

@@ -192,34 +192,58 @@ class _Numbers:
 
 
 def _collect(value: Any, values: set[float], dates: set[float]) -> None:
-    if isinstance(value, bool) or value is None:
-        return
-    if isinstance(value, int | float):
-        if math.isfinite(value):
-            values.add(abs(float(value)))
-    elif isinstance(value, str):
-        if not any(c.isdigit() for c in value):
+    # Iterative, with exact-type fast paths: a run's results hold thousands of values, and this
+    # runs once per answer (docs/decisions.md, "Cost").
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float or kind is int:
+            if math.isfinite(item):
+                values.add(abs(float(item)))
+        elif kind is str:
+            _collect_text(item, values, dates)
+        elif kind is dict or isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+            # A column's total ("save up to $40.60 a month" is the sum of the actions' savings).
+            rows = [row for row in item if isinstance(row, Mapping)]
+            if rows:
+                totals: dict[str, float] = {}
+                for row in rows:
+                    for key, cell in row.items():
+                        if _is_number(cell):
+                            totals[key] = totals.get(key, 0.0) + float(cell)
+                values.update(abs(total) for total in totals.values())
+
+
+def _collect_text(text: str, values: set[float], dates: set[float]) -> None:
+    if " " not in text and any(c.isalpha() for c in text):
+        # A name, an id, a fingerprint or a timestamp: no figure but a leading date.
+        match = _DATE.match(text)
+        if match is None:
             return
-        for figure in figures(value):
-            (dates if figure.unit == "date" else values).add(figure.value)
-            if figure.unit == "date":
-                # "April 1, 2025": the parts of a date are figures the text may show.
-                year, rest = divmod(int(figure.value), 10_000)
-                values.update((float(year), float(rest // 100), float(rest % 100)))
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            _collect(item, values, dates)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _collect(item, values, dates)
-        # A column's total ("save up to $40.60 a month" is the sum of the actions' savings).
-        rows = [row for row in value if isinstance(row, Mapping)]
-        for key in {k for row in rows for k, v in row.items() if _is_number(v)}:
-            values.add(abs(sum(float(row[key]) for row in rows if _is_number(row.get(key)))))
+        text = match.group(0)
+    elif not any(c.isdigit() for c in text):
+        return
+    for figure in figures(text):
+        if figure.unit == "date":
+            dates.add(figure.value)
+            # "April 1, 2025": the parts of a date are figures the text may show.
+            year, rest = divmod(int(figure.value), 10_000)
+            values.update((float(year), float(rest // 100), float(rest % 100)))
+        else:
+            values.add(figure.value)
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _within(ordered: list[float], low: float, high: float) -> bool:
+    i = bisect.bisect_left(ordered, low)
+    return i < len(ordered) and ordered[i] <= high
 
 
 def _candidates(figure: Figure) -> list[tuple[float, float]]:
@@ -232,23 +256,24 @@ def _candidates(figure: Figure) -> list[tuple[float, float]]:
 
 def _derived(figure: Figure, anchors: list[float]) -> bool:
     """Whether ``figure`` is a sum, difference or ratio of two anchors (figures the text
-    states that the tools computed), within the figure's shown precision."""
+    states that the tools computed, sorted), within the figure's shown precision."""
+    x, slack = figure.value, figure.tolerance * (1 + 1e-9) + 1e-12
+    for a in anchors:
+        if (
+            _within(anchors, x - a - slack, x - a + slack)  # a + b
+            or _within(anchors, a - x - slack, a - x + slack)  # a - b
+            or _within(anchors, a + x - slack, a + x + slack)  # b - a
+        ):
+            return True
     targets = _candidates(figure)
     if figure.unit == "%":
         # A percent change: new/old = 1 ± x/100.
-        targets += [(1 + figure.value / 100, figure.tolerance / 100)]
-        targets += [(1 - figure.value / 100, figure.tolerance / 100)]
-    for i, a in enumerate(anchors):
-        for b in anchors[i + 1 :] if figure.unit != "%" else anchors:
-            for value, tol in targets:
-                if abs(a + b - figure.value) <= figure.tolerance or (
-                    abs(abs(a - b) - figure.value) <= figure.tolerance
-                ):
-                    return True
-                if b and abs(a / b - value) <= tol * (1 + 1e-9):
-                    return True
-                if a and abs(b / a - value) <= tol * (1 + 1e-9):
-                    return True
+        targets += [(1 + x / 100, figure.tolerance / 100), (1 - x / 100, figure.tolerance / 100)]
+    for target, tolerance in targets:
+        tol = tolerance * (1 + 1e-9)
+        for b in anchors:
+            if b and _within(anchors, b * (target - tol), b * (target + tol)):  # a / b
+                return True
     return False
 
 

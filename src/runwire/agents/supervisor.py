@@ -107,7 +107,7 @@ class Supervisor:
                 state = state.restarted()
         answer = await self._offline(ctx, state)
         if replaced is None:
-            verdict = _assess(ctx, state, answer)
+            verdict = _assess_offline(ctx, state, answer)
             # The offline answer passes by construction; were it ever not to, it is still the
             # best answer there is: kept, and the warning says so.
             await ctx.quality(
@@ -184,6 +184,21 @@ def _assess(ctx: AgentContext, state: RunState, answer: str) -> Verdict:
         reading=reading,
         references=(ctx.pricing.as_of, ctx.pricing.source),
     )
+
+
+def _assess_offline(ctx: AgentContext, state: RunState, answer: str) -> Verdict:
+    """The offline answer's verdict, kept in the records' memo (a ``UsageSet``): over unchanged
+    data the same question gets the same answer from the same tool results, so the same verdict,
+    and the next run asking it does not check it again (docs/decisions.md, "Cost")."""
+    memo: dict[Any, Any] | None = getattr(state.records, "memo", None)
+    key = ("quality_verdict", ctx.question, answer)
+    if memo is not None and key in memo:
+        kept: Verdict = memo[key]
+        return kept
+    verdict = _assess(ctx, state, answer)
+    if memo is not None:
+        memo[key] = verdict
+    return verdict
 
 
 def _kept(verdict: Verdict, outcome: str) -> dict[str, Any]:
