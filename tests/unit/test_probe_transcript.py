@@ -158,7 +158,7 @@ def test_a_replaced_answer_is_the_text_after_the_quality_warning() -> None:
     warning = {**events[-3], "type": "quality_warning", "agent_name": "supervisor"}
     warning.update(parent_agent=None, replaced=True, outcome="replaced")
     replacement = [{**events[7], "delta": d} for d in ("## Save ", "$40 a month.")]
-    events = events[:-2] + [warning, *replacement] + events[-2:]
+    events = [*events[:-2], warning, *replacement, *events[-2:]]
     assert check_text(events) == ("## Save $40 a month.", 2)
     # A warning that replaced nothing leaves the text whole.
     warning["replaced"] = False
