@@ -166,6 +166,7 @@ def build_agent(
             model=model,
             model_fallback=settings.llm_fallback is ModelFallback.OFFLINE,
             keep_model_usage=partial(store.runs.set_model_usage, run.run_id),
+            keep_quality=partial(store.runs.set_quality, run.run_id),
         )
         return await supervisor.run(ctx)
 
@@ -547,6 +548,7 @@ def create_app(
                     default_policy=settings.concurrency_policy,
                     max_active_runs_per_user=settings.max_active_runs_per_user,
                     tracing=tracing,
+                    pricing=pricing,
                 ),
                 bus=bus,
                 connections=connections,

@@ -13,11 +13,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from runwire.agents.quality import assess
 from runwire.bus.base import EventBus
 from runwire.config import ConcurrencyPolicy
 from runwire.dispatch.base import Job
 from runwire.errors import Conflict, DependencyUnavailable, NotFound, ReloadRequired
-from runwire.events.model import RunEvent
+from runwire.events.model import EventType, RunEvent
 from runwire.protocol.inbound import UserMessage
 from runwire.protocol.recovery import RunStream
 from runwire.runs.dispatcher import Dispatcher
@@ -25,6 +26,7 @@ from runwire.runs.executor import RunExecutor, RunInput
 from runwire.store.records import Message, RunRecord, ThreadRecord, new_epoch, new_id, now_ms
 from runwire.store.store import Store
 from runwire.traces import Tracing
+from runwire.usage.pricing import PricingTable
 
 __all__ = ["Accepted", "ChatService", "Replay"]
 
@@ -69,7 +71,9 @@ class ChatService:
         default_policy: ConcurrencyPolicy = ConcurrencyPolicy.ENQUEUE,
         max_active_runs_per_user: int = 3,
         tracing: Tracing | None = None,
+        pricing: PricingTable | None = None,
     ) -> None:
+        self._pricing = pricing  # its date and source are texts an answer may quote
         self._store = store
         self._executor = executor
         self._dispatcher = dispatcher
@@ -260,6 +264,37 @@ class ChatService:
                 _stream_of(record).check(after_seq, epoch)
         reached = events[-1].seq if events else after_seq
         return Replay(record, events, record.status_is_final and reached >= record.last_seq)
+
+    async def quality_metrics(self, user_id: str) -> dict[str, Any]:
+        """What the quality gate found on the user's answers: checked, passed, replaced,
+        failed, and the rejected ones by reason."""
+        return await self._store.runs.quality_metrics(user_id)
+
+    async def validate_content(self, user_id: str, run_id: str, content: str) -> dict[str, Any]:
+        """Score ``content`` with the quality gate against the figures the tools of the user's
+        run ``run_id`` computed (its ``tool_completed`` results, as stored) and triage's reading
+        of its question; NotFound when the run is not the user's."""
+        events = await self.events(user_id, run_id, 0)
+        results: list[tuple[str, Any]] = []
+        question = ""
+        for event in events:
+            data = event.data
+            if event.type == EventType.TOOL_COMPLETED and data.get("success"):
+                results.append((str(data.get("tool_name")), data.get("result")))
+            elif event.type == EventType.TOOL_EXECUTING and data.get("tool_name") == (
+                "classify_question"
+            ):
+                question = str((data.get("tool_args") or {}).get("question", ""))
+        reading = next((r for name, r in results if name == "classify_question"), None)
+        pricing = self._pricing
+        verdict = assess(
+            content,
+            results,
+            question=question,
+            reading=reading if isinstance(reading, dict) else None,
+            references=(pricing.as_of, pricing.source) if pricing is not None else (),
+        )
+        return verdict.public()
 
     async def stop(self, user_id: str, run_id: str) -> bool:
         """Stop the user's run on whichever node runs it; False if it has ended."""

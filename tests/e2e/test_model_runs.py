@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 from playwright.sync_api import expect
 
+from runwire.agents.formatting import format_usd
 from tests.e2e.conftest import BASE_ENV, ServerProcess
 from tests.e2e.test_browser import ask, chromium, load_sample, ms, sign_up
 from tests.e2e.wire import Session
@@ -65,7 +66,7 @@ async def test_the_model_drives_the_tools_and_the_run_keeps_its_tokens(
         ("tool_completed", "data", "latency_percentiles"),
     ]
     answer = "".join(e["delta"] for e in events if e["type"] == "text_delta")
-    assert answer.endswith("its p95 is the slowest.\n")
+    assert answer.endswith("its p95 is the slowest: try a cheaper model.\n")
     last = events[-1]
     assert last["type"] == "agent_completed" and last["final_response"] == answer
     *_, usage = [e for e in events if e["type"] == "model_usage"]
@@ -127,6 +128,80 @@ async def test_a_stop_while_the_model_streams_keeps_what_it_wrote(
     assert history[-1]["content"] == "## Cost and latency\n\n" and history[-1]["partial"] is True
 
 
+async def test_an_answer_the_gate_rejects_is_replaced_and_counted_on_the_socket(
+    model_server: ServerProcess,
+    replay: ReplayServer,
+    sessions: Callable[[str], Awaitable[Session]],
+) -> None:
+    session = await sessions(model_server.url)
+    await session.post("/api/usage/sample")
+    # The model's tool calls all fail, yet it quotes costs and latencies.
+    replay.play("bad_tool_calls.sse.http", "figures_answer.sse.http")
+    sock = await session.connect()
+    ack = await sock.ask(QUESTION)
+    events = await sock.run_to_end(ack["run_id"])
+
+    [warning] = [e for e in events if e["type"] == "quality_warning"]
+    assert warning["agent_name"] == "supervisor" and warning["outcome"] == "replaced"
+    assert warning["unsupported"] == ["$21.61", "$49.61", "43.6%", "37,775 ms"]
+    at = events.index(warning)
+    model_text = "".join(e["delta"] for e in events[:at] if e["type"] == "text_delta")
+    replacement = "".join(e["delta"] for e in events[at:] if e["type"] == "text_delta")
+    assert model_text.startswith("## Cost and latency") and replacement.startswith("## You spend")
+    last = events[-1]
+    assert last["type"] == "agent_completed" and last["final_response"] == replacement
+    history = (await session.get(f"/api/threads/{ack['thread_id']}/messages")).json()["messages"]
+    assert history[-1]["content"] == replacement
+    run = (await session.get(f"/api/runs/{ack['run_id']}")).json()["run"]
+    assert run["quality"]["outcome"] == "replaced"
+    assert run["quality"]["reasons"] == warning["reasons"]
+
+    await sock.send(type="get_quality_metrics", request_id="q-1")
+    [metrics] = (await sock.until("quality_metrics"))[-1:]
+    assert metrics == {
+        "type": "quality_metrics",
+        "request_id": "q-1",
+        "checked": 1,
+        "passed": 0,
+        "replaced": 1,
+        "failed": 0,
+        "by_reason": {"unsupported_figure": 1},
+    }
+
+    # Any text, scored against the figures this run's tools computed (the sample is of today).
+    [costs] = [
+        e["result"]
+        for e in events
+        if e["type"] == "tool_completed" and e["tool_name"] == "cost_breakdown"
+    ]
+    top = costs["models"][0]
+    await sock.send(
+        type="validate_content",
+        run_id=ack["run_id"],
+        content=f"{top['model']} costs {format_usd(top['cost_usd'])} of your "
+        f"{format_usd(costs['total_cost_usd'])} ({top['share_pct']}%), not $98,765.43.",
+        request_id="v-1",
+    )
+    [scored] = (await sock.until("content_validated"))[-1:]
+    assert scored["run_id"] == ack["run_id"] and scored["request_id"] == "v-1"
+    assert scored["passed"] is False and scored["unsupported"] == ["$98,765.43"]
+    assert (scored["figures"], scored["supported"]) == (4, 3)
+    assert scored["reasons"] == [
+        {"reason": "unsupported_figure", "message": "1 figure no tool computed: $98,765.43"}
+    ]
+
+    # Another user's run is not found, exactly like one that does not exist.
+    other = await sessions(model_server.url)
+    theirs = await other.connect()
+    for run_id in (ack["run_id"], "run_missing"):
+        await theirs.send(type="validate_content", run_id=run_id, content="$1", request_id="v-2")
+        [refused] = (await theirs.until("error"))[-1:]
+        assert (refused["code"], refused["request_id"]) == ("not_found", "v-2")
+    await theirs.send(type="get_quality_metrics")
+    [nothing] = (await theirs.until("quality_metrics"))[-1:]
+    assert nothing["checked"] == 0 and nothing["by_reason"] == {}
+
+
 @pytest.mark.browser
 def test_the_page_shows_the_runs_model_tokens_and_cost(
     model_server: ServerProcess, replay: ReplayServer
@@ -142,7 +217,7 @@ def test_the_page_shows_the_runs_model_tokens_and_cost(
         load_sample(page)
         ask(page, QUESTION)
         answer = page.get_by_test_id("assistant-message").last
-        expect(answer).to_contain_text("its p95 is the slowest.", timeout=ms(15))
+        expect(answer).to_contain_text("its p95 is the slowest", timeout=ms(15))
         shown = page.get_by_test_id("model-usage").last
         expect(shown).to_have_text(" · gpt-4o-mini: 4,242 tokens · $0.00068")
         expect(shown).to_have_attribute(
@@ -152,5 +227,18 @@ def test_the_page_shows_the_runs_model_tokens_and_cost(
         tools = page.locator('[data-testid="tool-call"]')
         # check_usage_data, classify_question, cost_breakdown, latency_percentiles
         expect(tools).to_have_count(4)
+        expect(page.get_by_test_id("quality-warning").last).to_be_hidden()
+
+        # An answer the quality gate rejects: the page says so and shows the replacement only.
+        replay.play("bad_tool_calls.sse.http", "figures_answer.sse.http")
+        ask(page, QUESTION)
+        answer = page.get_by_test_id("assistant-message").last
+        expect(answer).to_have_attribute("data-state", "done", timeout=ms(15))
+        expect(answer).to_contain_text("You spend about")
+        expect(answer).not_to_contain_text("Cost and latency")
+        warning = page.get_by_test_id("quality-warning").last
+        expect(warning).to_be_visible()
+        expect(warning).to_contain_text("4 figures no tool computed: $21.61, $49.61, 43.6%")
+        expect(warning).to_contain_text("replaced by the offline analysis")
         context.close()
     assert not errors, errors

@@ -4,6 +4,7 @@ format): tool calls in pieces, several a turn, text between them, usage, errors,
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,8 @@ pytestmark = pytest.mark.integration
 KEY = "sk-test-0123456789abcdef0123"
 NOW = 1_746_000_000_000
 QUESTION = "Which models cost the most, and which are slow?"
+# What text_answer.sse.http streams.
+TEXT_ANSWER = "Your spend is mostly claude-3-5-sonnet: try claude-3-5-haiku for its short prompts."
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +77,7 @@ class Run:
     llm_timeout_s: float = 5.0
     events: list[EventDraft] = field(default_factory=list)
     kept: list[dict[str, Any]] = field(default_factory=list)
+    quality: list[dict[str, Any]] = field(default_factory=list)  # the gate's kept verdicts
 
     def context(self) -> AgentContext:
         async def load_usage() -> Sequence[UsageRecord]:
@@ -84,6 +88,9 @@ class Run:
 
         async def keep(usage: dict[str, Any]) -> None:
             self.kept.append(usage)
+
+        async def keep_quality(verdict: dict[str, Any]) -> None:
+            self.quality.append(verdict)
 
         return AgentContext(
             run_id="run_test",
@@ -99,6 +106,7 @@ class Run:
             model=self.model,
             model_fallback=self.fallback,
             keep_model_usage=keep,
+            keep_quality=keep_quality,
         )
 
     async def answer(self) -> str:
@@ -118,7 +126,11 @@ def assert_well_formed(events: list[EventDraft]) -> None:
     open_tools: dict[str, str] = {}
     for e in events:
         if e.agent_name == SUPERVISOR:
-            assert e.type in (EventType.AGENT_THINKING, EventType.MODEL_USAGE)
+            assert e.type in (
+                EventType.AGENT_THINKING,
+                EventType.MODEL_USAGE,
+                EventType.QUALITY_WARNING,
+            )
             continue
         if e.type == EventType.AGENT_STARTED:
             assert e.agent_name not in open_agents
@@ -148,7 +160,7 @@ async def test_a_streamed_answer_arrives_in_pieces_with_its_usage(server: Replay
     assert events == [
         TextPiece("Your"),
         TextPiece(" spend is"),
-        TextPiece(" mostly gpt-4o."),
+        TextPiece(" mostly claude-3-5-sonnet: try claude-3-5-haiku for its short prompts."),
         TokenUsage("gpt-4o-mini-2024-07-18", 812, 9),
     ]
     [sent] = server.requests
@@ -205,7 +217,7 @@ async def test_the_model_chooses_the_tools_and_its_text_is_the_answer(
         == run.streamed()
         == (
             "Let me measure your usage.## Cost and latency\n\ngpt-4o takes most of your spend; "
-            "its p95 is the slowest.\n"
+            "its p95 is the slowest: try a cheaper model.\n"
         )
     )
     assert all(e.agent_name == "reporting" for e in run.of(EventType.TEXT_DELTA))
@@ -266,7 +278,9 @@ async def test_bad_tool_calls_are_refused_to_the_model_which_answers_anyway(
     run = Run(sample, pricing, model_at(server.base_url))
     await run.answer()
     assert_well_formed(run.events)
-    completed = {e.data["tool_name"]: e for e in run.of(EventType.TOOL_COMPLETED)}
+    completed: dict[str, EventDraft] = {}
+    for e in run.of(EventType.TOOL_COMPLETED):  # the model's calls, before the offline agents'
+        completed.setdefault(e.data["tool_name"], e)
     wrong_type = completed["find_cache_candidates"]
     assert wrong_type.agent_name == "optimization" and wrong_type.data["success"] is False
     assert wrong_type.data["error"] == "argument 'top_n' must be of type integer"
@@ -274,7 +288,7 @@ async def test_bad_tool_calls_are_refused_to_the_model_which_answers_anyway(
     assert unknown.agent_name == "reporting"
     assert unknown.data["error"] == "there is no tool named 'delete_everything'"
     assert completed["error_rates"].data["error"] == "the arguments are not valid JSON"
-    [executing] = [
+    executing, *_ = [  # the model's call; the offline agents' follow (the answer is replaced)
         e for e in run.of(EventType.TOOL_EXECUTING) if e.data["tool_name"] == "error_rates"
     ]
     assert executing.data["tool_args"] == {"arguments": "{not json"}
@@ -289,6 +303,60 @@ async def test_bad_tool_calls_are_refused_to_the_model_which_answers_anyway(
     assert run.streamed().startswith("## Cost and latency")
 
 
+async def test_an_answer_with_figures_no_tool_computed_is_replaced_by_the_offline_one(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    # The model's tool calls all fail, yet its answer quotes costs and latencies.
+    server.play("bad_tool_calls.sse.http", "figures_answer.sse.http")
+    run = Run(sample, pricing, model_at(server.base_url))
+    answer = await run.answer()
+    assert_well_formed(run.events)
+
+    [warning] = run.of(EventType.QUALITY_WARNING)
+    assert warning.agent_name == SUPERVISOR
+    assert warning.data["outcome"] == "replaced" and warning.data["replaced"] is True
+    assert warning.data["unsupported"] == ["$21.61", "$49.61", "43.6%", "37,775 ms"]
+    assert warning.data["reasons"] == [
+        {
+            "reason": "unsupported_figure",
+            "message": "4 figures no tool computed: $21.61, $49.61, 43.6%, 37,775 ms",
+        }
+    ]
+    assert warning.data["score"] < 1 and warning.data["passed"] is False
+    assert run.quality == [warning.data]  # the model's verdict is what the run keeps
+    # The model's text went out before the warning; the replacement's after it, and it is the
+    # answer: the offline agents' answer to the same question, as without a model.
+    at = run.events.index(warning)
+    before = "".join(e.data["delta"] for e in run.events[:at] if e.type == EventType.TEXT_DELTA)
+    after = "".join(e.data["delta"] for e in run.events[at:] if e.type == EventType.TEXT_DELTA)
+    assert before.startswith("## Cost and latency") and "$21.61" in before
+    offline = await Supervisor().run(dataclasses.replace(run.context(), model=None))
+    assert answer == after == offline
+    assert answer.startswith(
+        "## You spend about $50.89 a month on LLM calls; claude-3-5-sonnet costs the most "
+        "($21.61, 43.6% of $49.61)"
+    )
+    # The supervisor says why, and the agents that answer instead run as offline.
+    assert any(
+        "failed the quality gate" in e.data["reasoning"]
+        for e in run.events[at:]
+        if e.type == EventType.AGENT_THINKING and e.agent_name == SUPERVISOR
+    )
+
+
+async def test_an_answer_grounded_in_the_tools_passes_and_is_kept(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    # Its figures are those of the tools it called (the sample of NOW), as the agents write them.
+    server.play("two_tool_calls.sse.http", "figures_answer.sse.http")
+    run = Run(sample, pricing, model_at(server.base_url))
+    await run.answer()
+    assert not run.of(EventType.QUALITY_WARNING)
+    [verdict] = run.quality
+    assert (verdict["outcome"], verdict["score"], verdict["reasons"]) == ("passed", 1.0, [])
+    assert (verdict["figures"], verdict["supported"]) == (4, 4)
+
+
 async def test_a_model_that_keeps_calling_tools_is_made_to_answer(
     server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
 ) -> None:
@@ -300,7 +368,7 @@ async def test_a_model_that_keeps_calling_tools_is_made_to_answer(
             run.model, analysis_tools(state, pricing), max_rounds=2, result_max_chars=50
         )
         answer = await loop.run(run.context(), state)
-    assert answer == "Your spend is mostly gpt-4o."
+    assert answer == TEXT_ANSWER
     assert [r.body["tool_choice"] for r in server.requests] == ["auto", "auto", "none"]
     # A long result goes back to the model cut, and says so.
     results = [m["content"] for m in server.requests[2].body["messages"] if m["role"] == "tool"]
@@ -353,7 +421,7 @@ async def test_429_is_retried_after_the_wait_it_asks_for(
     server.play("rate_limited.http", "text_answer.sse.http")
     run = Run(sample, pricing, model_at(server.base_url))
     started = time.monotonic()
-    assert await run.answer() == "Your spend is mostly gpt-4o."
+    assert await run.answer() == TEXT_ANSWER
     waited = time.monotonic() - started
     assert len(server.requests) == 2
     assert 1.0 <= waited < 1.0 + unit(2)  # Retry-After: 1, not the 0.01 s backoff
@@ -548,7 +616,7 @@ async def test_the_runs_model_usage_is_stored_with_it(
             events.append(draft)
 
         answer = await agent(RunInput(run_id, thread.id, user.id, QUESTION, epoch="e"), emit)
-    assert answer == "Your spend is mostly gpt-4o."
+    assert answer == TEXT_ANSWER
     record = await store.runs.get(user.id, run_id)
     assert record is not None
     assert record.public()["model_usage"] == {
@@ -559,3 +627,49 @@ async def test_the_runs_model_usage_is_stored_with_it(
         "total_tokens": 821,
         "cost_usd": pytest.approx(pricing.cost("openai", "gpt-4o-mini", 812, 9)),
     }
+
+
+async def test_the_gates_verdicts_are_kept_with_the_runs_and_counted(
+    server: ReplayServer, store: Store, settings: Settings, pricing: PricingTable
+) -> None:
+    user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+    await store.usage.add(user.id, generate_sample(days=5))
+
+    async def ask(*recordings: str) -> str:
+        run_id = new_id("run")
+        thread, _ = await store.conversations.accept(
+            user_id=user.id, thread=None, content=QUESTION, run_id=run_id, epoch=new_epoch()
+        )
+        server.play(*recordings)
+        async with model_at(server.base_url) as model:
+            agent = build_agent(settings, store, pricing, model=model)
+
+            async def emit(draft: EventDraft) -> None:
+                pass
+
+            await agent(RunInput(run_id, thread.id, user.id, QUESTION, epoch="e"), emit)
+        return run_id
+
+    grounded = await ask("text_answer.sse.http")
+    invented = await ask("bad_tool_calls.sse.http", "figures_answer.sse.http")
+    kept = await store.runs.get(user.id, grounded)
+    assert kept is not None and kept.public()["quality"] == {
+        "score": 1.0,
+        "outcome": "passed",
+        "reasons": [],
+    }
+    replaced = await store.runs.get(user.id, invented)
+    assert replaced is not None
+    quality = replaced.public()["quality"]
+    assert quality["outcome"] == "replaced" and quality["score"] < 1
+    assert [r["reason"] for r in quality["reasons"]] == ["unsupported_figure"]
+    assert await store.runs.quality_metrics(user.id) == {
+        "checked": 2,
+        "passed": 1,
+        "replaced": 1,
+        "failed": 0,
+        "by_reason": {"unsupported_figure": 1},
+    }
+    # Another user's answers are not counted for this one.
+    other = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+    assert (await store.runs.quality_metrics(other.id))["checked"] == 0

@@ -21,7 +21,7 @@ from runwire.errors import NotFound, ReloadReason, ReloadRequired
 from runwire.events import EventDraft, EventType, RunEvent
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
-from runwire.runs.executor import RunExecutor
+from runwire.runs.executor import Emit, RunExecutor, RunInput
 from runwire.runs.retention import DAY_MS, Retention
 from runwire.store.records import new_epoch, new_id, now_ms
 from runwire.store.schema import run_events, runs
@@ -269,3 +269,38 @@ async def test_a_live_run_whose_bus_lost_its_start_is_served_from_the_store_then
         assert [e.seq for e in served] == [1, 2, 3, 4, 5, 6]
         assert await chat_of(h).events(h.user_id, run_id, 2, epoch) == served[2:]
         await h.bus.release(run_id)
+
+
+async def measuring_agent(run: RunInput, emit: Emit) -> str:
+    """A run whose tools read the question, measure a cost, and fail once."""
+
+    async def pair(name: str, args: dict[str, object], result: object, ok: bool = True) -> None:
+        call = {"tool_name": name, "tool_call_id": f"c_{name}"}
+        await emit(EventDraft(EventType.TOOL_EXECUTING, "triage", {**call, "tool_args": args}))
+        done = {**call, "result": result, "success": ok, "duration_ms": 1}
+        await emit(EventDraft(EventType.TOOL_COMPLETED, "triage", done))
+
+    await pair("classify_question", {"question": "How is gpt-4o?"}, {"kind": "subject",
+               "subjects": [{"kind": "model", "name": "gpt-4o"}]})  # fmt: skip
+    await pair("describe_subject", {}, {"cost_usd": 8.2573, "calls": 1208})
+    await pair("cost_breakdown", {}, {"total_cost_usd": 999.99}, ok=False)
+    return "## gpt-4o: 1,208 calls costing $8.26"
+
+
+async def test_any_text_is_scored_against_the_figures_of_the_users_own_run(
+    store: Store,
+) -> None:
+    async with harness_for(measuring_agent)(store) as h:
+        run_id = await h.start()
+        await asyncio.wait_for(h.executor.wait(run_id), unit(5))
+        chat = chat_of(h)  # without a price table: nothing more may be quoted
+        good = await chat.validate_content(h.user_id, run_id, "gpt-4o: $8.26 over 1,208 calls.")
+        assert (good["passed"], good["score"], good["figures"]) == (True, 1.0, 2)
+        # A failed call's result is no figure; the reading says what must be addressed.
+        bad = await chat.validate_content(h.user_id, run_id, "You spend $999.99 in all.")
+        assert bad["unsupported"] == ["$999.99"]
+        assert [r["reason"] for r in bad["reasons"]] == ["unsupported_figure", "subject_missing"]
+        with pytest.raises(NotFound):  # another user's run is not found
+            await chat.validate_content("usr_other", run_id, "$8.26")
+        # No answer was checked on this run (its agent is no supervisor): nothing is counted.
+        assert (await chat.quality_metrics(h.user_id))["checked"] == 0

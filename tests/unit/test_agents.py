@@ -94,6 +94,7 @@ class Run:
     llm_timeout_s: float = 5.0
     load_error: Exception | None = None
     events: list[EventDraft] = field(default_factory=list)
+    quality: list[dict[str, Any]] = field(default_factory=list)  # the gate's kept verdicts
 
     def context(self) -> AgentContext:
         async def load_usage() -> Sequence[UsageRecord]:
@@ -103,6 +104,9 @@ class Run:
 
         async def emit(draft: EventDraft) -> None:
             self.events.append(draft)
+
+        async def keep_quality(verdict: dict[str, Any]) -> None:
+            self.quality.append(verdict)
 
         return AgentContext(
             run_id="run_test",
@@ -115,6 +119,7 @@ class Run:
             llm_timeout_s=self.llm_timeout_s,
             redactor=Redactor(),
             pricing=self.pricing,
+            keep_quality=keep_quality,
         )
 
     async def answer(self) -> str:

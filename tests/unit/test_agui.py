@@ -270,10 +270,36 @@ def test_a_stream_cut_before_the_run_ends_says_so_once_and_where_to_read_the_res
 
 def test_an_event_type_newer_than_the_mapping_is_passed_on_as_a_custom_event() -> None:
     e = Run()
-    event = e("quality_warning", "reporting", score=0.2)
+    event = e("progress_report", "reporting", done=0.2)
     [custom] = through([event])
-    assert custom["type"] == "CUSTOM" and custom["name"] == "runwire.quality_warning"
+    assert custom["type"] == "CUSTOM" and custom["name"] == "runwire.progress_report"
     assert custom["value"] == json.loads(event.wire)
+
+
+def test_a_quality_warning_names_the_text_message_it_replaces() -> None:
+    e = Run()
+    warning = e(EventType.QUALITY_WARNING, outcome="replaced", replaced=True, score=0.667)
+    said = through(
+        [
+            e(EventType.AGENT_STARTED),
+            e(EventType.TEXT_DELTA, "reporting", delta="It costs $999."),
+            warning,
+            e(EventType.TEXT_DELTA, "reporting", delta="## You spend $49.61"),
+        ]
+    )
+    assert [m["type"] for m in said] == [
+        "RUN_STARTED",
+        "TEXT_MESSAGE_START",
+        "TEXT_MESSAGE_CONTENT",
+        "TEXT_MESSAGE_END",  # the model's answer ends before the warning about it
+        "CUSTOM",
+        "TEXT_MESSAGE_START",  # the replacement is a message of its own
+        "TEXT_MESSAGE_CONTENT",
+    ]
+    custom = said[4]
+    assert custom["name"] == "runwire.quality_warning"
+    assert custom["value"] == {**json.loads(warning.wire), "message_id": said[1]["messageId"]}
+    assert said[5]["messageId"] != said[1]["messageId"]
 
 
 def test_a_refusal_is_a_run_error_with_the_code_and_message() -> None:

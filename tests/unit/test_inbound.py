@@ -5,11 +5,13 @@ import pytest
 from runwire.config import ConcurrencyPolicy
 from runwire.errors import PayloadTooLarge, ProtocolError
 from runwire.protocol.inbound import (
+    GetQualityMetrics,
     GetThreadHistory,
     Ping,
     Resume,
     StopAgent,
     UserMessage,
+    ValidateContent,
     parse_frame,
     request_id_of,
 )
@@ -50,6 +52,11 @@ def test_user_message_with_every_field() -> None:
         ),
         (frame(type="get_thread_history", thread_id="t"), GetThreadHistory("t")),
         (frame(type="ping", request_id="x"), Ping("x")),
+        (frame(type="get_quality_metrics", request_id="q"), GetQualityMetrics("q")),
+        (
+            frame(type="validate_content", run_id="run_1", content="It costs $5."),
+            ValidateContent("run_1", "It costs $5."),
+        ),
     ],
 )
 def test_each_command_parses(text: str, expected: object) -> None:
@@ -87,6 +94,11 @@ def test_each_command_parses(text: str, expected: object) -> None:
         (frame(type="resume", run_id="r", epoch="e\u0000"), "invalid_field"),
         (frame(type="get_thread_history", thread_id="\u0000"), "invalid_field"),
         (frame(type="ping", request_id="r\u0000"), "invalid_field"),
+        (frame(type="validate_content", content="$5"), "missing_field"),
+        (frame(type="validate_content", run_id="r"), "missing_field"),
+        (frame(type="validate_content", run_id="r", content=" "), "missing_field"),
+        (frame(type="validate_content", run_id="r", content=5), "missing_field"),
+        (frame(type="validate_content", run_id="r", content="x" * 40_000), "invalid_field"),
     ],
 )
 def test_bad_frames_name_the_problem(text: str, code: str) -> None:

@@ -27,11 +27,13 @@ from runwire.protocol.inbound import (
     MAX_CONTENT_CHARS,
     MAX_ID_CHARS,
     Command,
+    GetQualityMetrics,
     GetThreadHistory,
     Ping,
     Resume,
     StopAgent,
     UserMessage,
+    ValidateContent,
     parse_frame,
     request_id_of,
 )
@@ -47,13 +49,25 @@ DOCUMENTED_CODES = {
     "unknown_type",
     "too_large",
 }
-COMMANDS = (UserMessage, StopAgent, Resume, GetThreadHistory, Ping)
+COMMANDS = (
+    UserMessage,
+    ValidateContent,
+    StopAgent,
+    Resume,
+    GetQualityMetrics,
+    GetThreadHistory,
+    Ping,
+    GetQualityMetrics,
+    ValidateContent,
+)
 FIELDS = {
     "user_message": ("content", "thread_id", "client_message_id", "policy"),
     "stop_agent": ("run_id",),
     "resume": ("run_id", "after_seq", "epoch"),
     "get_thread_history": ("thread_id",),
     "ping": (),
+    "get_quality_metrics": (),
+    "validate_content": ("run_id", "content"),
 }
 # Fast enough for the unit layer (well under a second each), with no wall-clock deadline: the
 # machine is shared, and a slow example is not a failure of the parser.

@@ -153,6 +153,18 @@ def test_streamed_text_must_equal_the_final_answer() -> None:
     assert failure(check_text, run()[:-1])[1] == "none"  # no final answer to compare
 
 
+def test_a_replaced_answer_is_the_text_after_the_quality_warning() -> None:
+    events = run(deltas=("It costs $999.",), answer="## Save $40 a month.")
+    warning = {**events[-3], "type": "quality_warning", "agent_name": "supervisor"}
+    warning.update(parent_agent=None, replaced=True, outcome="replaced")
+    replacement = [{**events[7], "delta": d} for d in ("## Save ", "$40 a month.")]
+    events = [*events[:-2], warning, *replacement, *events[-2:]]
+    assert check_text(events) == ("## Save $40 a month.", 2)
+    # A warning that replaced nothing leaves the text whole.
+    warning["replaced"] = False
+    assert failure(check_text, events)[1].startswith("34 characters")
+
+
 def test_events_are_ordered_by_seq_whatever_a_server_sends() -> None:
     events = run()
     odd = [events[2], {"type": "x", "seq": "7"}, events[0], events[1]]

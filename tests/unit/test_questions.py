@@ -300,6 +300,11 @@ async def test_the_answer_leads_with_what_was_asked(
     assert reading["kind"] == kind
     [composed] = run.of(EventType.TOOL_COMPLETED, "reporting")
     assert composed.data["result"]["headline"] == headline.removeprefix("## ")
+    # The offline answer passes the quality gate by construction: every figure is a tool's.
+    [verdict] = run.quality
+    assert (verdict["outcome"], verdict["score"], verdict["reasons"]) == ("passed", 1.0, [])
+    assert verdict["figures"] > 0
+    assert not run.of(EventType.QUALITY_WARNING)
 
 
 def test_the_table_covers_every_kind_of_question() -> None:
@@ -411,6 +416,7 @@ async def test_without_data_any_question_gets_the_next_steps(pricing: PricingTab
     assert run.started() == ["triage", "data_helper", "reporting"]
     assert run.tools("triage") == ["check_usage_data"]
     assert answer.startswith("## Add your usage data to get an answer")
+    assert [v["outcome"] for v in run.quality] == ["passed"]
 
 
 async def test_a_trend_needs_history(pricing: PricingTable) -> None:
@@ -658,6 +664,7 @@ def test_any_question_gets_a_well_formed_answer(
     answer = asyncio.run(run.answer())
     assert answer.startswith("## ") and run.streamed() == answer
     assert_well_formed(run.events)
+    assert [v["outcome"] for v in run.quality] == ["passed"]  # the gate passes any of them
 
 
 async def test_the_headline_is_one_line_whatever_the_names(pricing: PricingTable) -> None:
@@ -682,3 +689,19 @@ async def test_the_model_path_offers_the_registry_and_keeps_the_facts(
     result = await compare.call(names=["gpt-4o", "gpt-4.1"])
     assert state.facts["compare_usage"] == result
     assert result["lowest"]["cost_per_call_usd"] == "gpt-4o"
+
+
+async def test_the_gate_checks_an_offline_answer_once_per_version_of_the_data(
+    sample: UsageSet, pricing: PricingTable
+) -> None:
+    first, again = (Run(sample, pricing, question="Is gpt-4o or gpt-4.1 cheaper?") for _ in "ab")
+    answer = await first.answer()
+    assert await again.answer() == answer
+    # The same answer to the same question over the same data: the same verdict, kept.
+    [verdict] = first.quality
+    assert again.quality == [verdict] and verdict["outcome"] == "passed"
+    assert ("quality_verdict", "Is gpt-4o or gpt-4.1 cheaper?", answer) in sample.memo
+    # New data is a new set with an empty memo: checked afresh.
+    fresh = Run(UsageSet(sample[:2000]), pricing, question="Is gpt-4o or gpt-4.1 cheaper?")
+    await fresh.answer()
+    assert [v["outcome"] for v in fresh.quality] == ["passed"]

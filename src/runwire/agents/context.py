@@ -57,6 +57,11 @@ class AgentContext:
     model_fallback: bool = False
     # Keeps the run's model usage with the run (the runs table), after its event.
     keep_model_usage: Callable[[dict[str, Any]], Awaitable[object]] | None = None
+    # Keeps the quality gate's verdict on the answer with the run (the runs table).
+    keep_quality: Callable[[dict[str, Any]], Awaitable[object]] | None = None
+    # Every tool result of the run, as ``(tool name, result)`` in the order the calls ended:
+    # what the quality gate checks an answer's figures against (agents/quality.py).
+    results: list[tuple[str, Any]] = field(default_factory=list, init=False, repr=False)
     _tool_calls: int = field(default=0, init=False, repr=False)
 
     def span(self, name: str, **attributes: str) -> contextlib.AbstractContextManager[object]:
@@ -90,6 +95,14 @@ class AgentContext:
         await self._emit(EventType.MODEL_USAGE, SUPERVISOR, usage)
         if self.keep_model_usage is not None:
             await self.keep_model_usage(usage)
+
+    async def quality(self, verdict: dict[str, Any], *, warn: bool) -> None:
+        """Keep the quality gate's ``verdict`` on the answer; ``warn``: also emit it as a
+        ``quality_warning`` event (the answer failed the gate)."""
+        if warn:
+            await self._emit(EventType.QUALITY_WARNING, SUPERVISOR, verdict)
+        if self.keep_quality is not None:
+            await self.keep_quality(verdict)
 
     async def call_tool(
         self,
@@ -155,6 +168,7 @@ class AgentContext:
             message = self.redactor.clean(f"{type(exc).__name__}: {exc}")
             await finish(False, {"result": None, "error": message})
             raise ToolFailed(f"{tool_name} failed: {message}") from exc
+        self.results.append((tool_name, result))
         await finish(True, {"result": self.redactor.clean(result)})
         return result
 

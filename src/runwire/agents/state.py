@@ -75,3 +75,18 @@ class RunState:
     actions: list[Action] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
     answer: str = ""
+
+    def restarted(self) -> RunState:
+        """A state holding only what triage found (the data and the reading of the question),
+        for the offline agents to answer afresh when the model's answer is replaced."""
+        kept = ("check_usage_data", "classify_question")
+        return RunState(
+            question=self.question,
+            asked=self.asked,
+            focus=self.focus,
+            focus_asked=self.focus_asked,
+            records=self.records,
+            record_count=self.record_count,
+            has_data=self.has_data,
+            facts={name: self.facts[name] for name in kept if name in self.facts},
+        )

@@ -10,7 +10,7 @@ nothing and propagates, and the run owner closes what it left open.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from runwire.agents.actions import ActionsAgent
 from runwire.agents.context import SUPERVISOR, AgentContext
@@ -19,6 +19,7 @@ from runwire.agents.data_helper import DataHelper
 from runwire.agents.formatting import format_count
 from runwire.agents.model_loop import ModelLoop, analysis_tools
 from runwire.agents.optimization import OptimizationAgent
+from runwire.agents.quality import Verdict, assess
 from runwire.agents.reporting import ReportingAgent
 from runwire.agents.state import Focus, RunState
 from runwire.agents.triage import MIN_RECORDS, Triage
@@ -74,10 +75,11 @@ class Supervisor:
             ),
         )
         await self._delegate(ctx, self._triage, state)
+        replaced: Verdict | None = None
         if state.has_data and ctx.model is not None:
             loop = ModelLoop(ctx.model, analysis_tools(state, ctx.pricing))
             try:
-                state.answer = await loop.run(ctx, state)
+                answer = await loop.run(ctx, state)
             except ModelFailed as exc:
                 # Once answer text went out, a second answer would be appended to it: fail.
                 if not ctx.model_fallback or loop.streamed:
@@ -88,7 +90,33 @@ class Supervisor:
                     "instead.",
                 )
             else:
-                return state.answer
+                verdict = _assess(ctx, state, answer)
+                if verdict.passed:
+                    await ctx.quality(_kept(verdict, PASSED), warn=False)
+                    return answer
+                # The model's text went out as deltas: the warning tells the client to drop it,
+                # and the offline answer that follows is the one stored (docs/protocol.md).
+                replaced = verdict
+                await ctx.quality(_kept(verdict, REPLACED), warn=True)
+                await ctx.thinking(
+                    SUPERVISOR,
+                    f"The model's answer failed the quality gate "
+                    f"({'; '.join(p.message for p in verdict.problems)}): answering with the "
+                    "offline analysis instead.",
+                )
+                state = state.restarted()
+        answer = await self._offline(ctx, state)
+        if replaced is None:
+            verdict = _assess_offline(ctx, state, answer)
+            # The offline answer passes by construction; were it ever not to, it is still the
+            # best answer there is: kept, and the warning says so.
+            await ctx.quality(
+                _kept(verdict, PASSED if verdict.passed else FAILED), warn=not verdict.passed
+            )
+        return answer
+
+    async def _offline(self, ctx: AgentContext, state: RunState) -> str:
+        """The deterministic plan after triage: analysis (or the data helper), then reporting."""
         if state.has_data and state.focus.analyses:
             await ctx.thinking(
                 SUPERVISOR,
@@ -141,6 +169,55 @@ class Supervisor:
             await ctx.failed(agent.name, "internal", f"the {agent.name} agent failed unexpectedly")
             raise
         await ctx.completed(agent.name, summary)
+
+
+#: What the gate's verdict meant for the answer, as kept with the run.
+PASSED, REPLACED, FAILED = "passed", "replaced", "failed"
+
+
+def _assess(ctx: AgentContext, state: RunState, answer: str) -> Verdict:
+    reading = state.facts.get("classify_question")
+    return assess(
+        answer,
+        ctx.results,
+        question=ctx.question,
+        reading=reading,
+        references=(ctx.pricing.as_of, ctx.pricing.source),
+    )
+
+
+def _assess_offline(ctx: AgentContext, state: RunState, answer: str) -> Verdict:
+    """The offline answer's verdict, kept in the records' memo (a ``UsageSet``): over unchanged
+    data the same question gets the same answer from the same tool results, so the same verdict,
+    and the next run asking it does not check it again (docs/decisions.md, "Cost")."""
+    memo: dict[Any, Any] | None = getattr(state.records, "memo", None)
+    key = ("quality_verdict", ctx.question, answer)
+    if memo is not None and key in memo:
+        kept: Verdict = memo[key]
+        return kept
+    verdict = _assess(ctx, state, answer)
+    if memo is not None:
+        memo[key] = verdict
+    return verdict
+
+
+def _kept(verdict: Verdict, outcome: str) -> dict[str, Any]:
+    """The verdict as the ``quality_warning`` event carries it and the run keeps it."""
+    why = "; ".join(p.message for p in verdict.problems)
+    message = (
+        f"The model's answer failed the quality check ({why}): it was replaced by the offline "
+        "analysis."
+        if outcome == REPLACED
+        else f"This answer failed the quality check ({why})."
+        if outcome == FAILED
+        else "This answer passed the quality check."
+    )
+    return {
+        **verdict.public(),
+        "outcome": outcome,
+        "replaced": outcome == REPLACED,
+        "message": message,
+    }
 
 
 def _quote(question: str, limit: int = 120) -> str:

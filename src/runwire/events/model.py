@@ -41,6 +41,7 @@ class EventType(StrEnum):
     AGENT_STOPPED = "agent_stopped"
     TEXT_DELTA = "text_delta"
     MODEL_USAGE = "model_usage"  # the tokens and cost a run's model turns took
+    QUALITY_WARNING = "quality_warning"  # the answer failed the quality gate (agents/quality.py)
 
 
 MAX_SEQ = 2**31 - 1

@@ -188,8 +188,23 @@ def check_nesting(events: Sequence[Frame], *, completed: bool) -> str:
 
 def check_text(ordered: Sequence[Frame]) -> tuple[str, int]:
     """The ``text_delta`` chunks of events given in seq order, joined, equal the root's
-    ``final_response``. Returns that text and how many chunks made it."""
-    deltas = [str(event.get("delta", "")) for event in ordered if event.get("type") == "text_delta"]
+    ``final_response``. Returns that text and how many chunks made it.
+
+    A ``quality_warning`` with ``replaced: true`` voids the text before it (a model's answer the
+    quality gate rejected): the answer is the text streamed after the last one."""
+    start = max(
+        (
+            i + 1
+            for i, event in enumerate(ordered)
+            if event.get("type") == "quality_warning" and event.get("replaced") is True
+        ),
+        default=0,
+    )
+    deltas = [
+        str(event.get("delta", ""))
+        for event in ordered[start:]
+        if event.get("type") == "text_delta"
+    ]
     answer = ordered[-1].get("final_response") if ordered and is_terminal(ordered[-1]) else None
     if not isinstance(answer, str):
         raise CheckFailed("the root's final_response", "none")

@@ -233,6 +233,7 @@ class AguiTranslation:
         self._prefix = runwire_run_id
         self._message_id = message_id
         self._text: str | None = None  # the answer's text message while it is open
+        self._last_text: str | None = None  # the last text message started
         self._streamed = False  # some answer text was sent
         self._ended = False
 
@@ -283,6 +284,11 @@ class AguiTranslation:
                 out.append(self._result(event, at))
             case EventType.TEXT_DELTA:
                 out.extend(self._delta(event, at))
+            case EventType.QUALITY_WARNING:
+                # AG-UI has no event for it: a CUSTOM one naming the text message it concerns
+                # (closed just above); a replacement answer follows as a new text message.
+                value = {**event.to_wire(), "message_id": self._last_text}
+                out.append(CustomEvent(name="runwire.quality_warning", value=value, timestamp=at))
             case EventType.AGENT_COMPLETED if root:
                 answer = data.get("final_response")
                 if not self._streamed and isinstance(answer, str) and answer:
@@ -387,7 +393,7 @@ class AguiTranslation:
             return []
         out: list[BaseEvent] = []
         if self._text is None:
-            self._text = f"{self._prefix}:text:{event.seq}"
+            self._text = self._last_text = f"{self._prefix}:text:{event.seq}"
             out.append(TextMessageStartEvent(message_id=self._text, role="assistant", timestamp=at))
         self._streamed = True
         out.append(TextMessageContentEvent(message_id=self._text, delta=delta, timestamp=at))

@@ -18,11 +18,13 @@ from runwire.events.model import MAX_SEQ
 __all__ = [
     "Command",
     "ConcurrencyPolicy",
+    "GetQualityMetrics",
     "GetThreadHistory",
     "Ping",
     "Resume",
     "StopAgent",
     "UserMessage",
+    "ValidateContent",
     "parse_frame",
 ]
 
@@ -64,7 +66,25 @@ class Ping:
     request_id: str | None = None
 
 
-Command = UserMessage | StopAgent | Resume | GetThreadHistory | Ping
+@dataclass(frozen=True, slots=True)
+class GetQualityMetrics:
+    """What the quality gate found on the user's answers (docs/protocol.md)."""
+
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateContent:
+    """Score ``content`` against the figures of the user's run ``run_id``."""
+
+    run_id: str
+    content: str
+    request_id: str | None = None
+
+
+Command = (
+    UserMessage | StopAgent | Resume | GetThreadHistory | Ping | GetQualityMetrics | ValidateContent
+)
 
 
 def _is_unicode(text: str) -> bool:
@@ -136,6 +156,19 @@ def _user_message(body: dict[str, Any], rid: str | None) -> UserMessage:
     )
 
 
+def _validate_content(body: dict[str, Any], rid: str | None) -> ValidateContent:
+    content = body.get("content")
+    if not isinstance(content, str) or not content.strip() or not _is_unicode(content):
+        raise ProtocolError(
+            "'content' is required: the text to score, not blank", code="missing_field"
+        )
+    if len(content) > MAX_CONTENT_CHARS:
+        raise ProtocolError(
+            f"'content' is longer than {MAX_CONTENT_CHARS} characters", code="invalid_field"
+        )
+    return ValidateContent(run_id=_req_str(body, "run_id"), content=content, request_id=rid)
+
+
 def _resume(body: dict[str, Any], rid: str | None) -> Resume:
     after = body.get("after_seq", 0)
     if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_SEQ:
@@ -158,6 +191,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any], str | None], Command]] = {
         thread_id=_req_str(b, "thread_id"), request_id=rid
     ),
     "ping": lambda _b, rid: Ping(request_id=rid),
+    "get_quality_metrics": lambda _b, rid: GetQualityMetrics(request_id=rid),
+    "validate_content": _validate_content,
 }
 
 COMMAND_TYPES = frozenset(_PARSERS)

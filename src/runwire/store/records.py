@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import orjson
+
 from runwire.events.model import stamp_ms
 
 __all__ = [
@@ -152,6 +154,10 @@ class RunRecord:
     model_prompt_tokens: int | None = None
     model_completion_tokens: int | None = None
     model_cost_usd: float | None = None
+    # The quality gate's verdict on the answer (agents/quality.py); None without one.
+    quality_score: float | None = None
+    quality_outcome: str | None = None
+    quality_reasons: str | None = None  # JSON: [{reason, message}]
 
     @property
     def status_is_final(self) -> bool:
@@ -170,6 +176,18 @@ class RunRecord:
             "started_at": iso_from_ms(self.started_at) if self.started_at else None,
             "ended_at": iso_from_ms(self.ended_at) if self.ended_at else None,
             "model_usage": self.model_usage(),
+            "quality": self.quality(),
+        }
+
+    def quality(self) -> dict[str, Any] | None:
+        """The quality gate's verdict on the run's answer: ``score``, ``outcome`` (passed,
+        replaced, failed) and ``reasons`` ([{reason, message}]); None without one."""
+        if self.quality_outcome is None:
+            return None
+        return {
+            "score": self.quality_score,
+            "outcome": self.quality_outcome,
+            "reasons": orjson.loads(self.quality_reasons or "[]"),
         }
 
     def model_usage(self) -> dict[str, Any] | None:

@@ -164,6 +164,52 @@ class RunLog:
 
         await self._db.write(write)
 
+    async def set_quality(self, run_id: str, verdict: Mapping[str, Any]) -> None:
+        """Keep the quality gate's verdict on the run's answer (its ``score``, ``outcome`` and
+        ``reasons``, as the supervisor hands them over) with the run."""
+        statement = (
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(
+                quality_score=float(verdict["score"]),
+                quality_outcome=str(verdict["outcome"]),
+                quality_reasons=orjson.dumps(list(verdict["reasons"])).decode(),
+            )
+        )
+
+        def write(conn: Connection) -> None:
+            conn.execute(statement)
+
+        await self._db.write(write)
+
+    async def quality_metrics(self, user_id: str) -> dict[str, Any]:
+        """What the quality gate found on ``user_id``'s answers: how many it checked, passed
+        and replaced (and failed: offline answers it would have rejected), and by reason."""
+        outcomes = (
+            select(runs.c.quality_outcome, func.count())
+            .where(runs.c.user_id == user_id, runs.c.quality_outcome.is_not(None))
+            .group_by(runs.c.quality_outcome)
+        )
+        rejected = select(runs.c.quality_reasons).where(
+            runs.c.user_id == user_id,
+            runs.c.quality_outcome.is_not(None),
+            runs.c.quality_outcome != "passed",
+        )
+        async with self._db.connect() as conn:
+            counts = {str(k): int(n) for k, n in (await conn.execute(outcomes)).all()}
+            reasons_rows = (await conn.execute(rejected)).scalars().all()
+        by_reason: dict[str, int] = {}
+        for text in reasons_rows:
+            for reason in {r["reason"] for r in orjson.loads(text or "[]")}:
+                by_reason[reason] = by_reason.get(reason, 0) + 1
+        return {
+            "checked": sum(counts.values()),
+            "passed": counts.get("passed", 0),
+            "replaced": counts.get("replaced", 0),
+            "failed": counts.get("failed", 0),
+            "by_reason": dict(sorted(by_reason.items())),
+        }
+
     async def claim(self, run_id: str, *, now: int, in_order: bool = True) -> RunRecord | None:
         """Move a queued run to ``running`` (started at ``now``) and return it; None when it is
         not queued any more, or (``in_order``) an earlier run of its thread is unfinished.

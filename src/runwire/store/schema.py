@@ -171,6 +171,11 @@ runs = Table(
     Column("model_prompt_tokens", BigInteger, nullable=True),
     Column("model_completion_tokens", BigInteger, nullable=True),
     Column("model_cost_usd", Float, nullable=True),
+    # The quality gate's verdict on the answer (migration 0010): its score, "passed",
+    # "replaced" or "failed", and the reasons as a JSON list; NULL for a run with no answer.
+    Column("quality_score", Float, nullable=True),
+    Column("quality_outcome", String(16), nullable=True),
+    Column("quality_reasons", Text, nullable=True),
     Index("ix_runs_ended_at", "ended_at"),
     Index("ix_runs_status_created", "status", "created_at"),
     Index("ix_runs_thread_created", "thread_id", "created_at"),

@@ -127,6 +127,22 @@ class ModelUsage(BaseModel):
     )
 
 
+class QualityReason(BaseModel):
+    reason: Literal["unsupported_figure", "subject_missing", "low_value"]
+    message: str = Field(description="Why, in a sentence (the figures no tool computed, ...).")
+
+
+class Quality(BaseModel):
+    """The quality gate's verdict on a run's answer (docs/agents.md, "Quality gate")."""
+
+    score: float = Field(description="From 0 to 1: the mean of the figures, subject, value checks.")
+    outcome: Literal["passed", "replaced", "failed"] = Field(
+        description="passed; replaced (the model's answer, by the offline one); failed (an "
+        "offline answer the gate would reject, kept: there is no better one)."
+    )
+    reasons: list[QualityReason] = Field(description="Empty when it passed.")
+
+
 class Run(BaseModel):
     id: Id
     thread_id: str
@@ -140,6 +156,10 @@ class Run(BaseModel):
     ended_at: Timestamp | None
     model_usage: ModelUsage | None = Field(
         description="What the run's model took; null for a run answered offline."
+    )
+    quality: Quality | None = Field(
+        default=None,
+        description="The quality gate's verdict on the answer; null for a run without one.",
     )
 
 

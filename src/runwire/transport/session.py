@@ -26,11 +26,13 @@ from runwire.logs import log_context
 from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
 from runwire.protocol.delivery import Delivery
 from runwire.protocol.inbound import (
+    GetQualityMetrics,
     GetThreadHistory,
     Ping,
     Resume,
     StopAgent,
     UserMessage,
+    ValidateContent,
     parse_frame,
     request_id_of,
 )
@@ -72,6 +74,8 @@ _WIRE_TYPES: dict[type[Any], str] = {
     Resume: "resume",
     GetThreadHistory: "get_thread_history",
     Ping: "ping",
+    GetQualityMetrics: "get_quality_metrics",
+    ValidateContent: "validate_content",
 }
 """Each command's ``type`` on the wire (docs/protocol.md), to name its span and log line."""
 
@@ -115,6 +119,8 @@ class Session:
             Resume: self._on_resume,
             GetThreadHistory: self._on_history,
             Ping: self._on_ping,
+            GetQualityMetrics: self._on_quality_metrics,
+            ValidateContent: self._on_validate_content,
         }
 
     @property
@@ -269,6 +275,14 @@ class Session:
 
     async def _on_ping(self, cmd: Ping) -> None:
         self._reply(cmd.request_id, {"type": "pong"})
+
+    async def _on_quality_metrics(self, cmd: GetQualityMetrics) -> None:
+        metrics = await self._services.chat.quality_metrics(self.user_id)
+        self._reply(cmd.request_id, {"type": "quality_metrics", **metrics})
+
+    async def _on_validate_content(self, cmd: ValidateContent) -> None:
+        verdict = await self._services.chat.validate_content(self.user_id, cmd.run_id, cmd.content)
+        self._reply(cmd.request_id, {"type": "content_validated", "run_id": cmd.run_id, **verdict})
 
     # -- outbound --
 

@@ -705,9 +705,11 @@
         ? el("div", { class: "answer markdown streaming", "data-testid": "assistant-message", "data-state": "streaming", "data-run-id": runId })
         : null;
       this.note = el("div", { class: "run-note", hidden: true, role: "status" });
+      // The quality gate's warning (the quality_warning event): above the answer it concerns.
+      this.qualityEl = el("div", { class: "quality-warning", hidden: true, role: "status", "data-testid": "quality-warning" });
       this.element = el("article", { class: "msg assistant", "data-run-id": runId, "data-testid": "assistant-turn" },
         el("div", { class: "avatar", "aria-hidden": "true", text: "rw" }),
-        el("div", { class: "msg-body" }, this.activity, this.answerEl, this.note));
+        el("div", { class: "msg-body" }, this.activity, this.qualityEl, this.answerEl, this.note));
       if (this.answerEl) this.answerEl.append(el("span", { class: "placeholder", text: "Thinking…" }));
     }
 
@@ -927,6 +929,16 @@
       this.answerText += ev.delta;
       this.setActivity(`Writing the answer · ${agentLabel(ev.agent_name)}`);
       this.queueAnswerRender();
+    },
+    quality_warning(ev) {
+      // A replaced answer: the model's text already shown is dropped; the offline answer that
+      // follows (more text_delta events) is the answer, and the one stored.
+      if (ev.replaced && this.answerEl) {
+        this.answerText = "";
+        this.queueAnswerRender();
+      }
+      this.qualityEl.textContent = typeof ev.message === "string" ? ev.message : "This answer failed the quality check.";
+      this.qualityEl.hidden = false;
     },
     model_usage(ev) {
       const tokens = Number.isFinite(ev.total_tokens) ? ev.total_tokens : 0;
