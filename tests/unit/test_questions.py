@@ -496,7 +496,7 @@ NAMES = Names(
         (
             "gpt-4.1-mini vs gpt-4o",
             Focus.SUBJECT,
-            (Subject("model", "gpt-4.1-mini", False), Subject("model", "gpt-4o")),
+            (Subject("model", "gpt-4.1-mini", False),),
         ),
         (
             "compare gpt-4o and support-chat",
@@ -624,6 +624,14 @@ async def test_small_data_answers_stay_honest(pricing: PricingTable) -> None:
 
     cache = await Run(records, pricing, question="is the cache any use for gpt-4o?").answer()
     assert cache.startswith("## Caching: 0.0% of calls repeat a prompt")
+
+    # A model the user never called, beside one they did: said plainly, not a failed run.
+    versus = await Run(
+        records, pricing, question="gpt-4o vs claude-3-5-sonnet: which is faster?"
+    ).answer()
+    assert "claude-3-5-sonnet" in versus.splitlines()[0]
+    never = await Run(records, pricing, question="How fast is claude-3-5-sonnet?").answer()
+    assert never.startswith("## No calls to claude-3-5-sonnet in your usage data"), never
 
 
 def test_a_question_needs_a_reading_to_measure_more() -> None:

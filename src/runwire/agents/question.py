@@ -335,6 +335,11 @@ def classify(question: str, names: Names) -> Question:
     if trend:
         window = 30 if "month" in text else 1 if _has(text, ("today", "yesterday")) else 7
         return replace(base, kind=Focus.TREND, subjects=subjects, window_days=window)
+    absent = [s for s in subjects if not s.in_data]
+    if topic is not None and absent and len(absent) == len(subjects):
+        # "How fast is X?" of a model never called: an answer about the other models would
+        # read as one about X.
+        return replace(base, kind=Focus.SUBJECT, subjects=(absent[0],))
     if topic is not None:
         return replace(base, kind=topic, subjects=subjects)
     if len(subjects) == 1:
@@ -364,9 +369,10 @@ def _compare(
     asked = _has(text, _COMPARE) and not trend
     kinds = {s.kind for s in subjects}
     if len(subjects) >= 2 and len(kinds) == 1:
-        absent = [s.name for s in subjects if not s.in_data]
+        absent = [s for s in subjects if not s.in_data]
         if absent:
-            return replace(base, kind=Focus.SUBJECT, subjects=subjects)
+            # Nothing to compare with: say so of the first name the user has no calls of.
+            return replace(base, kind=Focus.SUBJECT, subjects=(absent[0],))
         return replace(
             base, kind=Focus.COMPARE, subjects=subjects[:_MAX_COMPARED], group_by=subjects[0].kind
         )
