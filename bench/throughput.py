@@ -33,6 +33,10 @@ Variants of runwire, each a fresh `runwire serve` on the same data (same users):
           node of the client that asked. Both need RUNWIRE_BENCH_POSTGRES_URL (default the
           local `test` database's server) and make a database of their own, dropped afterwards.
 
+With RUNWIRE_BENCH_PROFILE=<dir>, py-spy samples the server of each single-node variant (the
+thread holding the GIL) into <dir>/<variant>.txt. The CPU line splits out the server's kernel
+time (system time: its sockets, mostly).
+
 Every client first sends one warm-up message (its user's usage data is then read and cached),
 then all start together; a run that does not complete aborts the benchmark.
 The client offers no permessage-deflate, and the bare server does not use it either.
