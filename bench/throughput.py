@@ -33,6 +33,10 @@ Variants of runwire, each a fresh `runwire serve` on the same data (same users):
           node of the client that asked. Both need RUNWIRE_BENCH_POSTGRES_URL (default the
           local `test` database's server) and make a database of their own, dropped afterwards.
 
+With RUNWIRE_BENCH_PROFILE=<dir>, py-spy samples the server of each single-node variant (the
+thread holding the GIL) into <dir>/<variant>.txt. The CPU line splits out the server's kernel
+time (system time: its sockets, mostly).
+
 Every client first sends one warm-up message (its user's usage data is then read and cached),
 then all start together; a run that does not complete aborts the benchmark.
 The client offers no permessage-deflate, and the bare server does not use it either.
@@ -167,6 +171,7 @@ class Result:
     load_latencies: list[float] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     server_cpu_s: float | None = None  # CPU time of the runwire processes in the timed phase
+    server_sys_s: float = 0.0  # of which in the kernel (system time: sockets, mostly)
     redis_cpu_s: float | None = None  # CPU time of Redis in the timed phase
     client_cpu_s: float = 0.0  # CPU time of this (the clients') process in the timed phase
     machine_cpu_s: float = 0.0  # busy CPU time of the whole machine in the timed phase
@@ -175,12 +180,13 @@ class Result:
     first_run_ms: list[float] = field(default_factory=list)  # cold: each client's first run
 
 
-def process_cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by these processes (Linux /proc)."""
+def process_cpu_s(pids: list[int], *, kernel_only: bool = False) -> float:
+    """User + system (or only system) CPU seconds used so far by these processes (Linux /proc)."""
     total = 0
     for pid in pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        # utime, stime (clock ticks)
+        total += int(fields[12]) if kernel_only else int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -221,6 +227,7 @@ async def measure(
     clients = [asyncio.create_task(converse(u, messages, content, ready)) for u in urls[2:]]
     await ready.wait()
     cpu_before = process_cpu_s(pids) if pids else 0.0
+    sys_before = process_cpu_s(pids, kernel_only=True) if pids else 0.0
     redis_before = redis_cpu_s() if with_redis else 0.0
     client_before, machine_before = time.process_time(), machine_busy_s()
     started = time.perf_counter()
@@ -236,6 +243,7 @@ async def measure(
     result.machine_cpu_s = machine_busy_s() - machine_before
     if pids:
         result.server_cpu_s = process_cpu_s(pids) - cpu_before
+        result.server_sys_s = process_cpu_s(pids, kernel_only=True) - sys_before
     if with_redis:
         result.redis_cpu_s = redis_cpu_s() - redis_before
     result.events = sum(r[0] for r in results)
@@ -495,16 +503,17 @@ async def run_runwire(
             urls = [await server.ws_url(http, emails[0])]
             urls += [await server.ws_url(http, e) for e in emails]
         paced = name == "paced"  # a paced run takes seconds: few idle samples, two messages
-        return await measure(
-            name,
-            urls,
-            2 if paced else args.messages,
-            5 if paced else args.latency_samples,
-            content,
-            probe=paced,
-            pids=[server.proc.pid],
-            with_redis="RUNWIRE_REDIS_URL" in RUNWIRE_VARIANTS[name],
-        )
+        async with sampled(name, server.proc.pid):
+            return await measure(
+                name,
+                urls,
+                2 if paced else args.messages,
+                5 if paced else args.latency_samples,
+                content,
+                probe=paced,
+                pids=[server.proc.pid],
+                with_redis="RUNWIRE_REDIS_URL" in RUNWIRE_VARIANTS[name],
+            )
     finally:
         server.stop()
 
@@ -709,7 +718,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         per = 1e6 / r.events
         line = f"{r.name:8} CPU us/event:"
         if r.server_cpu_s is not None:
-            line += f" server {r.server_cpu_s * per:5.1f}"
+            line += f" server {r.server_cpu_s * per:5.1f} (kernel {r.server_sys_s * per:4.1f})"
         if r.redis_cpu_s is not None:
             line += f", Redis {r.redis_cpu_s * per:4.1f}"
         other = r.machine_cpu_s - r.client_cpu_s - (r.server_cpu_s or 0) - (r.redis_cpu_s or 0)

@@ -165,8 +165,9 @@ class _Subscription:
 class _Block:
     """A run's consecutive events, in the order published: one stream entry and one message.
 
-    Events join the run's open block as they are published, until the writer takes the outbox
-    (then the run's next event opens a new block)."""
+    Events join the run's open block as they are published (:meth:`RedisBus.publish` appends
+    them: a block takes the run's next ``seq`` of the same epoch, up to ``_BLOCK_EVENTS``), until
+    the writer takes the outbox (then the run's next event opens a new block)."""
 
     __slots__ = ("channel", "first", "next_seq", "run", "run_id", "user_id", "wires")
 
@@ -190,14 +191,6 @@ class _Block:
     def count(self) -> int:
         """Writes it holds (each event is one)."""
         return len(self.wires) - 1
-
-    def takes(self, event: RunEvent) -> bool:
-        """Whether ``event`` continues this block."""
-        return (
-            event.seq == self.next_seq
-            and event.epoch == self.run[1]
-            and len(self.wires) <= _BLOCK_EVENTS
-        )
 
     def add(self, event: RunEvent) -> None:
         self.wires.append(event.wire)
@@ -344,21 +337,32 @@ class RedisBus(EventBus):
     # -- the port --
 
     async def publish(self, user_id: str, event: RunEvent) -> None:
+        # Called once per event of every run: the block's checks and counts are written out
+        # here rather than called (each call costs about as much as the check it makes).
         run_id = event.run_id
-        self._held.add(run_id)
-        unsent = self._writes.pending
+        writes = self._writes
+        unsent = writes.queued - writes.done
         if unsent >= self._max_backlog:
             # Redis has been away long enough to fill the queue: other nodes will not get this
             # event live (it is stored); the user's sockets are told to resume once it is back.
+            self._held.add(run_id)
             self._broken(user_id, run_id)
         else:
             block = self._open.get(run_id)
-            if block is None or not block.takes(event):
+            if (
+                block is None
+                or event.seq != block.next_seq
+                or event.epoch != block.run[1]
+                or len(block.wires) > _BLOCK_EVENTS
+            ):
+                # A new block: the run's first event since the writer took the last one (the
+                # run is held from then until released, so it is counted here only).
+                self._held.add(run_id)
                 block = self._open[run_id] = self._block(user_id, event)
                 self._outbox.append(block)
                 self._wake_writer.set()
             block.add(event)
-            self._writes.add()
+            writes.queued += 1
         subs = self._local.get(user_id)
         if subs:
             # This node's subscribers get it now, not when Redis echoes it back: a run publishes

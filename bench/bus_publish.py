@@ -1,0 +1,96 @@
+"""What one ``publish`` costs a node: the Redis bus beside the in-process bus, in this process.
+
+The throughput benchmark (``--variants direct,redis``) compares whole servers, but on a shared
+2-core machine its runs move by ±15%, more than the bus's own per-event work. This times
+``publish`` alone: 50 runs' events interleaved (as 50 concurrent runs publish them), one local
+subscriber that keeps them, each event's wire frame encoded beforehand (every recipient needs
+it, whichever bus). The Redis bus's writer does not run during a round (the coroutine is driven
+by hand, and the queue bounds are lifted), so this is the cost a run pays as it publishes;
+sending the blocks is the writer's, per block, and shows in a profile of the server
+(``RUNWIRE_BENCH_PROFILE`` with bench/throughput.py). Needs Redis at ``--redis``.
+
+Usage: python bench/bus_publish.py [--rounds 5] [--redis redis://127.0.0.1:6379/0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from runwire.bus.base import EventBus
+from runwire.bus.memory import MemoryBus
+from runwire.bus.redis import RedisBus
+from runwire.events.model import EventType, RunEvent
+
+RUNS = 50
+EVENTS = 300  # per run
+
+
+def _drive(step: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine that does not wait to its end, without the event loop."""
+    try:
+        step.send(None)
+    except StopIteration:
+        return
+    raise RuntimeError("publish waited: lift the bus's queue bounds")
+
+
+async def _best_ns(bus: EventBus, rounds: int, reset: Any) -> float:
+    kept: list[RunEvent] = []
+    await bus.subscribe("usr_bench", kept.append)
+    events = [
+        RunEvent(
+            type=EventType.TEXT_DELTA,
+            run_id=f"run_{i % RUNS}",
+            thread_id="thr_bench",
+            seq=i // RUNS + 1,
+            agent_name="reporter",
+            timestamp="2026-12-06T14:00:00.000Z",
+            data={"delta": "x" * 200},
+            epoch="e1",
+        )
+        for i in range(RUNS * EVENTS)
+    ]
+    for e in events:
+        _ = e.wire
+    best = float("inf")
+    for _ in range(rounds):
+        for run in range(RUNS):
+            await bus.release(f"run_{run}")
+        reset()
+        kept.clear()
+        started = time.perf_counter()
+        for e in events:
+            _drive(bus.publish("usr_bench", e))
+        best = min(best, time.perf_counter() - started)
+    return best * 1e9 / len(events)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args()
+    memory = await _best_ns(MemoryBus(), args.rounds, lambda: None)
+    bus = RedisBus(args.redis, prefix="bench:", max_unsent=10**9, max_backlog=10**9)
+    async with bus.running():
+
+        def reset() -> None:
+            # What the writer would have sent: dropped unsent (nothing reads it), and counted
+            # done so the bus stops without waiting for it.
+            bus._outbox.clear()
+            bus._open.clear()
+            bus._writes.done = bus._writes.queued
+
+        redis = await _best_ns(bus, args.rounds, reset)
+        reset()
+    print(f"publish, best of {args.rounds} rounds of {RUNS * EVENTS} events:")
+    print(f"  in-process bus {memory:6.0f} ns/event")
+    print(f"  Redis bus      {redis:6.0f} ns/event  (+{redis - memory:.0f} ns)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
