@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import orjson
 
 from runwire.store.records import UsageRecord, iso_from_ms
+from runwire.store.summary import ExactSum, UsageSummary, add_exact, merge_exact
 from runwire.usage.pricing import PricingTable
 
 __all__ = [
@@ -36,7 +37,9 @@ __all__ = [
     "monthly_factor",
     "overview",
     "percentile",
+    "remember",
     "span_days",
+    "summarized",
     "trend",
 ]
 
@@ -117,7 +120,10 @@ def failures_of(
 
 def monthly_factor(records: Sequence[UsageRecord]) -> float:
     """What to multiply a total over ``records`` by to estimate 30 days of it."""
-    days = span_days(records)
+    return _factor(span_days(records))
+
+
+def _factor(days: float) -> float:
     return MONTH_DAYS / days if days else 0.0
 
 
@@ -151,7 +157,7 @@ def overview(records: Sequence[UsageRecord]) -> dict[str, Any]:
             "models": 0,
             "features": 0,
         }
-    total_cost = sum(r.cost_usd for r in records)
+    total_cost = math.fsum(r.cost_usd for r in records)
     prompt = sum(r.prompt_tokens for r in records)
     completion = sum(r.completion_tokens for r in records)
     return {
@@ -173,10 +179,10 @@ def overview(records: Sequence[UsageRecord]) -> dict[str, Any]:
 @memoized
 def cost_by_model(records: Sequence[UsageRecord]) -> dict[str, Any]:
     """Calls, tokens, cost and share of cost per provider/model, most expensive first."""
-    total = sum(r.cost_usd for r in records)
+    total = math.fsum(r.cost_usd for r in records)
     rows: list[dict[str, Any]] = []
     for (provider, model), group in _by_model(records).items():
-        cost = sum(r.cost_usd for r in group)
+        cost = math.fsum(r.cost_usd for r in group)
         rows.append(
             {
                 "provider": provider,
@@ -255,31 +261,60 @@ def cache_candidates(records: Sequence[UsageRecord], top_n: int = 5) -> dict[str
     )
     seen: set[str] = set()
     repeat_calls: Counter[str] = Counter()
-    wasted_by_hash: defaultdict[str, float] = defaultdict(float)
+    repeat_costs: defaultdict[str, list[float]] = defaultdict(list)
     feature_repeats: Counter[str] = Counter()
     feature_calls: Counter[str] = Counter(r.feature or "(none)" for _, r in hashed)
-    feature_wasted: defaultdict[str, float] = defaultdict(float)
+    feature_costs: defaultdict[str, list[float]] = defaultdict(list)
     for prompt_hash, r in hashed:
         if prompt_hash not in seen:
             seen.add(prompt_hash)
             continue
         feature = r.feature or "(none)"
         repeat_calls[prompt_hash] += 1
-        wasted_by_hash[prompt_hash] += r.cost_usd
+        repeat_costs[prompt_hash].append(r.cost_usd)
         feature_repeats[feature] += 1
-        feature_wasted[feature] += r.cost_usd
-    wasted = sum(wasted_by_hash.values())
+        feature_costs[feature].append(r.cost_usd)
+    # Exact sums (correctly rounded, whatever the order): a store-kept summary gives the same.
+    wasted_by_hash = {h: math.fsum(costs) for h, costs in repeat_costs.items()}
+    feature_wasted = {f: math.fsum(costs) for f, costs in feature_costs.items()}
+    wasted = math.fsum(c for costs in repeat_costs.values() for c in costs)
     repeats = sum(repeat_calls.values())
+    return _cache_result(
+        len(hashed),
+        repeat_calls,
+        wasted_by_hash,
+        feature_repeats,
+        feature_calls,
+        feature_wasted,
+        wasted,
+        repeats,
+        span_days(records),
+        top_n,
+    )
+
+
+def _cache_result(
+    calls_with_hash: int,
+    repeat_calls: dict[str, int],
+    wasted_by_hash: dict[str, float],
+    feature_repeats: dict[str, int],
+    feature_calls: dict[str, int],
+    feature_wasted: dict[str, float],
+    wasted: float,
+    repeats: int,
+    span: float,
+    top_n: int,
+) -> dict[str, Any]:
     features = sorted(feature_repeats, key=lambda f: (-feature_wasted[f], f))[:top_n]
     prompts = sorted(repeat_calls, key=lambda h: (-wasted_by_hash[h], h))[:top_n]
     return {
-        "calls_with_hash": len(hashed),
+        "calls_with_hash": calls_with_hash,
         "repeated_calls": repeats,
         "repeated_prompts": len(repeat_calls),
-        "repeat_share_pct": _pct(repeats, len(hashed)),
+        "repeat_share_pct": _pct(repeats, calls_with_hash),
         "wasted_cost_usd": _usd(wasted),
-        "monthly_saving_usd": _usd(wasted * monthly_factor(records)),
-        "span_days": round(span_days(records), 1),
+        "monthly_saving_usd": _usd(wasted * _factor(span)),
+        "span_days": round(span, 1),
         "top_features": [
             {
                 "feature": f,
@@ -319,7 +354,7 @@ def cheaper_models(records: Sequence[UsageRecord], pricing: PricingTable) -> dic
             continue
         prompt = sum(r.prompt_tokens for r in group)
         completion = sum(r.completion_tokens for r in group)
-        current = sum(r.cost_usd for r in group)
+        current = math.fsum(r.cost_usd for r in group)
         # Stable sort: equal costs keep the table's order (newer models first).
         priced = sorted(((c.cost(prompt, completion), c) for c in candidates), key=lambda p: p[0])
         candidate_cost, best = priced[0]
@@ -552,3 +587,234 @@ def _usd(value: float) -> float:
 
 def _pct(part: float, whole: float) -> float:
     return round(100 * part / whole, 1) if whole else 0.0
+
+
+def summarized(summary: UsageSummary, pricing: PricingTable) -> dict[str, Any]:
+    """What :data:`runwire.agents.tools.EVERY_RUN` and the question names read, from a store-kept
+    summary instead of the records: ``span_days``, ``overview``, ``inventory``,
+    ``cost_by_model``, ``latency_percentiles`` (p50/p95/p99), ``error_rate``,
+    ``cache_candidates`` (top 5) and ``cheaper_models``, each exactly what the function of that
+    name returns for the summarized records (tests/unit/test_usage_summary.py holds them to it).
+    """
+    body = summary.body
+    span = max(1.0, (body["last"] - body["first"]) / _DAY_MS) if body["calls"] else 0.0
+    models = {tuple(key.split("\n", 1)): model for key, model in body["models"].items()}
+    out: dict[str, Any] = {"span_days": span}
+    total = math.fsum(body["cost"])
+    if body["calls"]:
+        out["overview"] = {
+            "calls": body["calls"],
+            "first_call": iso_from_ms(body["first"]),
+            "last_call": iso_from_ms(body["last"]),
+            "span_days": round(span, 1),
+            "total_cost_usd": _usd(total),
+            "monthly_cost_usd": _usd(total * _factor(span)),
+            "total_tokens": body["prompt"] + body["completion"],
+            "prompt_tokens": body["prompt"],
+            "completion_tokens": body["completion"],
+            "providers": len({provider for provider, _ in models}),
+            "models": len(models),
+            "features": len(body["features"]),
+        }
+    else:
+        out["overview"] = overview(())
+    providers: Counter[str] = Counter()
+    for (provider, _), model in models.items():
+        providers[provider] += model["calls"]
+    view = out["overview"]
+    out["inventory"] = {
+        "calls": view["calls"],
+        "first_call": view["first_call"],
+        "last_call": view["last_call"],
+        "span_days": view["span_days"],
+        "providers": [{"name": p, "calls": n} for p, n in _most(providers)],
+        "models": [
+            {"name": model, "provider": provider, "calls": n}
+            for (provider, model), n in _most(Counter({k: m["calls"] for k, m in models.items()}))
+        ],
+        "features": [{"name": f, "calls": n} for f, n in _most(Counter(body["features"]))],
+        "calls_with_prompt_hash": body["hashed"],
+        "calls_with_feature": sum(body["features"].values()),
+        "failed_calls": sum(m["errors"] for m in models.values()),
+    }
+    cost = {key: math.fsum(m["cost"]) for key, m in models.items()}
+    rows: list[dict[str, Any]] = [
+        {
+            "provider": provider,
+            "model": name,
+            "calls": m["calls"],
+            "prompt_tokens": m["prompt"],
+            "completion_tokens": m["completion"],
+            "tokens": m["prompt"] + m["completion"],
+            "cost_usd": _usd(cost[(provider, name)]),
+            "share_pct": _pct(cost[(provider, name)], total),
+        }
+        for (provider, name), m in models.items()
+    ]
+    rows.sort(
+        key=lambda row: (-cost[(row["provider"], row["model"])], row["provider"], row["model"])
+    )
+    out["cost_by_model"] = {"total_cost_usd": _usd(total), "models": rows}
+    out["latency_percentiles"] = _summarized_latency(models)
+    out["error_rate"] = _summarized_errors(models)
+    out["cache_candidates"] = _summarized_cache(body["prompts"], span)
+    out["cheaper_models"] = _summarized_cheaper(models, cost, span, pricing)
+    return out
+
+
+def _histogram_summary(histogram: dict[float, int], percentiles: Sequence[int]) -> dict[str, Any]:
+    values = sorted(histogram)
+    calls = sum(histogram.values())
+    out: dict[str, Any] = {"calls": calls}
+    for pct in percentiles:
+        if not calls:
+            out[f"p{pct}"] = None
+            continue
+        rank = min(max(1, math.ceil(pct / 100 * calls)), calls)
+        seen = 0
+        for value in values:
+            seen += histogram[value]
+            if seen >= rank:
+                out[f"p{pct}"] = value
+                break
+    return out
+
+
+def _summarized_latency(models: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    percentiles = (50, 95, 99)
+    overall: Counter[float] = Counter()
+    rows = []
+    for (provider, name), m in models.items():
+        histogram = {float(value): count for value, count in m["latency"].items()}
+        overall.update(histogram)
+        rows.append(
+            {"provider": provider, "model": name, **_histogram_summary(histogram, percentiles)}
+        )
+    rows.sort(key=lambda row: (-(row["p95"] or 0), row["provider"], row["model"]))
+    return {
+        "method": "nearest-rank",
+        "overall": _histogram_summary(dict(overall), percentiles),
+        "models": rows,
+    }
+
+
+def _summarized_errors(models: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    def summary(calls: int, errors: int) -> dict[str, Any]:
+        return {"calls": calls, "errors": errors, "rate_pct": _pct(errors, calls)}
+
+    rows = [
+        {"provider": provider, "model": name, **summary(m["calls"], m["errors"])}
+        for (provider, name), m in models.items()
+    ]
+    rows.sort(key=lambda row: (-row["rate_pct"], -row["errors"], row["provider"], row["model"]))
+    calls = sum(m["calls"] for m in models.values())
+    return {"overall": summary(calls, sum(m["errors"] for m in models.values())), "models": rows}
+
+
+def _summarized_cache(prompts: dict[str, Any], span: float) -> dict[str, Any]:
+    repeat_calls: dict[str, int] = {}
+    wasted_by_hash: dict[str, float] = {}
+    feature_repeats: Counter[str] = Counter()
+    feature_calls: Counter[str] = Counter()
+    feature_costs: defaultdict[str, ExactSum] = defaultdict(list)
+    wasted: ExactSum = []
+    for prompt_hash, prompt in prompts.items():
+        _, _, first_cost, first_feature = prompt["first"]
+        for feature, (count, costs) in prompt["features"].items():
+            feature_calls[feature] += count
+            repeats = count - (feature == first_feature)
+            if repeats:
+                feature_repeats[feature] += repeats
+            merge_exact(feature_costs[feature], costs)
+            merge_exact(wasted, costs)
+        add_exact(feature_costs[first_feature], -first_cost)
+        add_exact(wasted, -first_cost)
+        if prompt["calls"] > 1:
+            repeat_calls[prompt_hash] = prompt["calls"] - 1
+            own: ExactSum = [-first_cost]
+            for _, costs in prompt["features"].values():
+                merge_exact(own, costs)
+            wasted_by_hash[prompt_hash] = math.fsum(own)
+    return _cache_result(
+        sum(feature_calls.values()),
+        repeat_calls,
+        wasted_by_hash,
+        feature_repeats,
+        feature_calls,
+        {f: math.fsum(costs) for f, costs in feature_costs.items()},
+        math.fsum(wasted),
+        sum(repeat_calls.values()),
+        span,
+        5,
+    )
+
+
+def _summarized_cheaper(
+    models: dict[Any, dict[str, Any]],
+    cost: dict[Any, float],
+    span: float,
+    pricing: PricingTable,
+) -> dict[str, Any]:
+    factor = _factor(span)
+    rows: list[dict[str, Any]] = []
+    for (provider, model), m in models.items():
+        price = pricing.lookup(provider, model)
+        candidates = pricing.cheaper_candidates(provider, model)
+        if price is None or not candidates:
+            continue
+        current = cost[(provider, model)]
+        priced = sorted(
+            ((c.cost(m["prompt"], m["completion"]), c) for c in candidates), key=lambda p: p[0]
+        )
+        candidate_cost, best = priced[0]
+        saving = current - candidate_cost
+        if saving <= 0:
+            continue
+        # Most calls first; equal counts in the order the features first appeared.
+        features = sorted(m["features"].items(), key=lambda item: (-item[1][0], *item[1][1]))
+        rows.append(
+            {
+                "provider": provider,
+                "model": model,
+                "tier": price.tier,
+                "calls": m["calls"],
+                "avg_completion_tokens": round(m["completion"] / m["calls"], 1),
+                "top_features": [f for f, _ in features[:3]],
+                "candidate": best.model,
+                "candidate_tier": best.tier,
+                "same_tier": best.tier == price.tier,
+                "monthly_cost_usd": _usd(current * factor),
+                "candidate_monthly_cost_usd": _usd(candidate_cost * factor),
+                "monthly_savings_usd": _usd(saving * factor),
+                "savings_pct": _pct(saving, current),
+                "alternatives": [
+                    {"model": c.model, "tier": c.tier, "monthly_cost_usd": _usd(c_cost * factor)}
+                    for c_cost, c in priced[1:3]
+                    if c_cost < current
+                ],
+                "_saving": saving,
+            }
+        )
+    rows.sort(key=lambda row: (-row["_saving"], row["provider"], row["model"]))
+    total = sum(row.pop("_saving") for row in rows)
+    return {
+        "span_days": round(span, 1),
+        "pricing_as_of": pricing.as_of,
+        "total_monthly_savings_usd": _usd(total * factor),
+        "models": rows,
+    }
+
+
+def remember(records: Sequence[UsageRecord], summary: UsageSummary, pricing: PricingTable) -> None:
+    """Keep in the records' memo what :func:`summarized` gives, under the keys the functions of
+    those names (called with their defaults, by position or not at all) look for: the records'
+    first aggregates then cost no scan. ``summary`` must be the summary of ``records``."""
+    memo: dict[Any, Any] | None = getattr(records, "memo", None)
+    if memo is None:
+        return
+    results = summarized(summary, pricing)
+    for name in ("span_days", "overview", "inventory", "cost_by_model", "error_rate"):
+        memo[(name, (), ())] = results[name]
+    for name, default in (("latency_percentiles", (50, 95, 99)), ("cache_candidates", 5)):
+        memo[(name, (), ())] = memo[(name, (default,), ())] = results[name]
+    memo[("cheaper_models", (_freeze(pricing),), ())] = results["cheaper_models"]

@@ -11,6 +11,15 @@ a slice) through :meth:`Database.write_off_loop`: the event loop's thread only k
 slice (about a millisecond) and never waits for the database's disk, and other users' runs write
 between the slices. A failed import keeps the slices it stored; importing the file again
 completes it.
+
+Each slice's transaction also keeps the summaries (:class:`UsageSummary`): the slice's new
+records are folded into their batch's summary and into the user's, which is written with the
+version that slice made. A delete cannot take records out of a summary exactly (the first and
+last call, the first occurrence of a prompt are not undone by subtracting), so it forgets the
+summary of the batches it deletes first, and at its end writes the user's summary again as the
+merge of the summaries of the batches left: from summaries, not records. Where a batch's summary
+is unknown (stored before summaries, or being deleted), the user has no summary, and a reader
+reads the records.
 """
 
 from __future__ import annotations
@@ -31,7 +40,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from runwire.errors import NotFound
 from runwire.store.database import Database
 from runwire.store.records import UsageRecord, UsageSet, iso_from_ms, new_id, now_ms
-from runwire.store.schema import usage_batches, usage_records, usage_versions
+from runwire.store.schema import usage_batches, usage_records, usage_summaries, usage_versions
+from runwire.store.summary import UsageSummary
 
 __all__ = ["SLICE", "Added", "RecordKeys", "UsageBatch", "UsageStore"]
 
@@ -160,8 +170,16 @@ class UsageStore:
                 source=bindparam("source"),
                 name=bindparam("name"),
                 created_at=bindparam("created_at"),
+                summary=bindparam("summary"),
             )
             .on_conflict_do_nothing()
+        )
+        keep = dialect_insert(usage_summaries).values(
+            user_id=bindparam("user_id"), version=bindparam("version"), body=bindparam("body")
+        )
+        self._keep_summary = keep.on_conflict_do_update(
+            index_elements=[usage_summaries.c.user_id],
+            set_={"version": keep.excluded.version, "body": keep.excluded.body},
         )
         self._rows_per_statement = max(1, min(SLICE, db.max_parameters // len(_INSERTED)))
         self._statements: dict[int, str] = {}  # INSERT text by number of rows
@@ -242,6 +260,7 @@ class UsageStore:
             "source": source,
             "name": name,
             "created_at": created,
+            "summary": _EMPTY,
         }
         return conn.execute(self._batch, values).rowcount == 1
 
@@ -255,22 +274,84 @@ class UsageStore:
         # The batch row first, in every slice: a delete of all the user's data that ran between
         # two slices took it away, and the slices after it still need it.
         self._make_batch(user_id, *batch, conn)
-        added = 0
+        by_key = {row[2]: row for row in rows}
+        stored: list[tuple[int, UsageRecord]] = []
         step = self._rows_per_statement
         for start in range(0, len(rows), step):
             part = rows[start : start + step]
             params = tuple(chain.from_iterable(part))
-            added += conn.exec_driver_sql(self._insert_sql(len(part)), params).rowcount
-        if added:
-            # In the same transaction: whoever sees the new version sees the new records.
+            inserted = conn.exec_driver_sql(self._insert_sql(len(part)), params)
+            stored.extend((pk, UsageRecord._make(by_key[key][3:])) for pk, key in inserted)
+        if stored:
+            # In the same transaction: whoever sees the new version sees the new records, and
+            # the summary of them.
             conn.execute(self._bump, {"user_id": user_id})
-        return added
+            added = UsageSummary()
+            added.fold(stored)
+            self._fold_into_batch(batch[0], added, conn)
+            self._fold_into_user(user_id, added, conn)
+        return len(stored)
+
+    def _fold_into_batch(self, batch_id: str, added: UsageSummary, conn: Connection) -> None:
+        known = conn.execute(
+            select(usage_batches.c.summary).where(usage_batches.c.id == batch_id)
+        ).scalar()
+        if known is None:  # unknown (being deleted): stays unknown
+            return
+        summary = UsageSummary.loads(known)
+        summary.merge(added)
+        conn.execute(
+            usage_batches.update()
+            .where(usage_batches.c.id == batch_id)
+            .values(summary=summary.dumps())
+        )
+
+    def _fold_into_user(self, user_id: str, added: UsageSummary, conn: Connection) -> None:
+        """After a bump: the user's summary at the new version, from the one at the version
+        before plus ``added``, or else from their batches' summaries (which hold ``added``)."""
+        version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
+        row = conn.execute(
+            select(usage_summaries.c.version, usage_summaries.c.body).where(
+                usage_summaries.c.user_id == user_id
+            )
+        ).first()
+        if row is not None and row[0] == version - 1:
+            summary: UsageSummary | None = UsageSummary.loads(row[1])
+            assert summary is not None
+            summary.merge(added)
+        else:
+            summary = self._merged_batches(user_id, conn)
+        self._keep(user_id, version, summary, conn)
+
+    def _merged_batches(self, user_id: str, conn: Connection) -> UsageSummary | None:
+        """The merge of the user's batches' summaries; None if any is unknown."""
+        merged = UsageSummary()
+        for (known,) in conn.execute(
+            select(usage_batches.c.summary).where(usage_batches.c.user_id == user_id)
+        ):
+            if known is None:
+                return None
+            merged.merge(UsageSummary.loads(known))
+        return merged
+
+    def _keep(
+        self, user_id: str, version: int, summary: UsageSummary | None, conn: Connection
+    ) -> None:
+        if summary is None:
+            conn.execute(usage_summaries.delete().where(usage_summaries.c.user_id == user_id))
+        else:
+            values = {"user_id": user_id, "version": version, "body": summary.dumps()}
+            conn.execute(self._keep_summary, values)
 
     def _insert_sql(self, rows: int) -> str:
         sql = self._statements.get(rows)
         if sql is None:
-            sql = self._statements[rows] = self._db.positional_insert(
-                usage_records.name, _INSERTED, skip_existing=True, rows=rows
+            sql = self._statements[rows] = (
+                self._db.positional_insert(
+                    usage_records.name, _INSERTED, skip_existing=True, rows=rows
+                )
+                # Which rows were new (and their pk, the store's order), to summarize them.
+                + " RETURNING pk, record_key"
             )
         return sql
 
@@ -314,6 +395,9 @@ class UsageStore:
                 )
             if owner != user_id:
                 raise NotFound("no such usage batch")
+        # First: the batches' summaries go unknown, so that no summary is made from them while
+        # their records are going (an import's slice in between rebuilds the user's from them).
+        await self._db.write(partial(self._forget_summaries, user_id, batch_id))
         deleted = 0
         while True:
             gone = await self._db.write_off_loop(partial(self._delete_slice, user_id, batch_id))
@@ -336,12 +420,42 @@ class UsageStore:
             conn.execute(self._bump, {"user_id": user_id})
         return gone
 
+    def _forget_summaries(self, user_id: str, batch_id: str | None, conn: Connection) -> None:
+        which = usage_batches.update().where(usage_batches.c.user_id == user_id)
+        if batch_id is not None:
+            which = which.where(usage_batches.c.id == batch_id)
+        conn.execute(which.values(summary=None))
+
     def _delete_batches(self, user_id: str, batch_id: str | None, conn: Connection) -> None:
         which = usage_batches.delete().where(usage_batches.c.user_id == user_id)
         if batch_id is not None:
             which = which.where(usage_batches.c.id == batch_id)
         conn.execute(which)
         conn.execute(self._bump, {"user_id": user_id})
+        version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
+        self._keep(user_id, version, self._merged_batches(user_id, conn), conn)
+
+    async def summary_of(self, user_id: str) -> UsageSummary | None:
+        """The summary of the user's records as they are now; None when there is none (their
+        data holds batches stored before summaries, or is changing this moment)."""
+        return (await self._summary_at(user_id))[1]
+
+    async def _summary_at(self, user_id: str) -> tuple[int, UsageSummary | None]:
+        def read(conn: Connection) -> tuple[int, str | None]:
+            version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
+            row = conn.execute(
+                select(usage_summaries.c.version, usage_summaries.c.body).where(
+                    usage_summaries.c.user_id == user_id
+                )
+            ).first()
+            if row is None or row[0] != version:
+                return version, None
+            return version, row[1]
+
+        version, body = await self._db.read(read)
+        if body is None:
+            return version, (UsageSummary() if version == 0 else None)
+        return version, await asyncio.to_thread(UsageSummary.loads, body)
 
     async def _batch_count(self, batch_id: str) -> int:
         async with self._db.connect() as conn:
@@ -371,6 +485,7 @@ class UsageStore:
         if cached is not None and cached[0] == key and len(cached[1]) <= limit:
             self._cache.move_to_end(user_id)
             return cached[1]
+        at, summary = await self._summary_at(user_id)
         async with self._db.connect() as conn:
             rows = await conn.execute(
                 select(*_COLUMNS)
@@ -381,6 +496,10 @@ class UsageStore:
             # Off the event loop: building 4,000 records held it for 12-20 ms, and a burst of
             # users asking their first question of the day queued every other run behind it.
             records = await asyncio.to_thread(_usage_set, rows)
+        if summary is not None and at == key and len(records) == summary.calls:
+            # The records and the summary are of one version: what the analyses read of every
+            # set (tools.prepare) comes from the summary, without a scan.
+            records.memo["summary"] = summary
         old = self._cache.pop(user_id, None)
         if old is not None:
             self._cached_total -= len(old[1])
@@ -390,6 +509,9 @@ class UsageStore:
             _, (_, dropped) = self._cache.popitem(last=False)
             self._cached_total -= len(dropped)
         return records
+
+
+_EMPTY = UsageSummary().dumps()
 
 
 def _usage_set(rows: Iterable[Sequence[Any]]) -> UsageSet:

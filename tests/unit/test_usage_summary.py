@@ -1,0 +1,81 @@
+"""A usage summary answers what the records answer: the same figures, to the last digit, however
+the records were split into summaries and merged (tests/integration/test_store_contract.py
+checks the store keeps them)."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runwire.agents import analytics
+from runwire.store.records import UsageRecord
+from runwire.store.summary import UsageSummary
+from runwire.usage.pricing import PricingTable
+from runwire.usage.sample import generate_sample
+
+PRICING = PricingTable.load()
+DAY = 86_400_000
+
+
+def from_records(records: list[UsageRecord]) -> dict[str, Any]:
+    return {
+        "span_days": analytics.span_days(records),
+        "overview": analytics.overview(records),
+        "inventory": analytics.inventory(records),
+        "cost_by_model": analytics.cost_by_model(records),
+        "latency_percentiles": analytics.latency_percentiles(records),
+        "error_rate": analytics.error_rate(records),
+        "cache_candidates": analytics.cache_candidates(records),
+        "cheaper_models": analytics.cheaper_models(records, PRICING),
+    }
+
+
+def test_the_sample_summarized_answers_as_its_records_do() -> None:
+    records = generate_sample()
+    assert analytics.summarized(UsageSummary.of(records), PRICING) == from_records(list(records))
+
+
+def test_no_records_summarize_to_the_empty_answers() -> None:
+    assert analytics.summarized(UsageSummary(), PRICING) == from_records([])
+
+
+# Few distinct values, so that ties (equal times, equal costs, one prompt in many features) and
+# costs whose sum depends on the order are met often.
+_records = st.builds(
+    UsageRecord,
+    timestamp=st.integers(1_700_000_000_000, 1_700_000_000_000 + 20 * DAY).map(
+        lambda t: t - t % 3_600_000
+    ),
+    provider=st.sampled_from(["openai", "anthropic"]),
+    model=st.sampled_from(["gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "unknown-model"]),
+    prompt_tokens=st.integers(0, 5_000),
+    completion_tokens=st.integers(0, 2_000),
+    latency_ms=st.floats(0, 5_000, allow_nan=False).map(lambda x: round(x, 3)),
+    cost_usd=st.sampled_from([0.1, 0.2, 0.3, 1e-7, 3.3333, 1e6, 0.0]),
+    status=st.sampled_from(["ok", "ok", "error"]),
+    prompt_hash=st.sampled_from([None, "h1", "h2", "h3"]),
+    feature=st.sampled_from([None, "chat", "search", "summarize"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_records, max_size=40), st.lists(st.integers(0, 40), max_size=4))
+def test_summaries_of_parts_merged_answer_as_the_whole_does(
+    records: list[UsageRecord], cuts: list[int]
+) -> None:
+    # The store's order: by time, then by position (pk); parts are folded in any order.
+    stored = sorted(enumerate(records), key=lambda item: (item[1].timestamp, item[0]))
+    bounds = [0, *sorted(min(c, len(stored)) for c in cuts), len(stored)]
+    parts = []
+    for start, end in pairwise(bounds):
+        part = UsageSummary()
+        part.fold(stored[start:end])
+        parts.append(UsageSummary.loads(part.dumps()))  # as the store keeps it
+    whole = UsageSummary()
+    for part in reversed(parts):
+        whole.merge(part)
+    expected = from_records([r for _, r in stored])
+    assert analytics.summarized(whole, PRICING) == expected
