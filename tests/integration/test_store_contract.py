@@ -539,12 +539,12 @@ PRICING = PricingTable.load()
 
 async def aggregates_match(store: Store, user_id: str) -> dict[str, object]:
     """The user's stored summary answers as their stored records do; what it answers."""
-    summary = await store.usage.summary_of(user_id)
-    assert summary is not None
+    digest = await store.usage.digest_of(user_id)
+    assert digest is not None
     records = await store.usage.records_of(user_id)
-    assert records.memo["summary"] == summary  # read with the records, for the first question
-    answers = analytics.summarized(summary, PRICING)
-    assert answers == analytics.summarized(UsageSummary.of(records), PRICING)
+    assert records.memo["usage_digest"] == digest  # read with the records, for the first question
+    answers = analytics.summarized(digest, PRICING)
+    assert answers == analytics.summarized(UsageSummary.of(records).digest(), PRICING)
     assert answers["overview"] == analytics.overview(list(records))
     assert answers["cache_candidates"] == analytics.cache_candidates(list(records))
     return answers
@@ -562,7 +562,7 @@ def mixed_records() -> list[UsageRecord]:
 
 async def test_the_usage_summary_follows_imports_and_deletes(store: Store) -> None:
     usage, user_id = store.usage, await a_user(store)
-    assert await usage.summary_of(user_id) == UsageSummary()  # nothing imported: empty
+    assert await usage.digest_of(user_id) == UsageSummary().digest()  # nothing imported
     records = mixed_records()
     first = await usage.add(user_id, records[:300])  # two slices
     second = await usage.add(user_id, records[200:])  # overlaps the first; three slices
@@ -578,7 +578,8 @@ async def test_the_usage_summary_follows_imports_and_deletes(store: Store) -> No
     assert (await aggregates_match(store, user_id))["overview"]["calls"] == 300
     # Deleting everything: the empty summary, and a new import starts from it.
     await usage.delete(user_id)
-    assert await aggregates_match(store, user_id) == analytics.summarized(UsageSummary(), PRICING)
+    empty = analytics.summarized(UsageSummary().digest(), PRICING)
+    assert await aggregates_match(store, user_id) == empty
     await usage.add(user_id, records[:10])
     assert (await aggregates_match(store, user_id))["overview"]["calls"] == 10
 
@@ -595,8 +596,8 @@ async def test_a_batch_stored_before_summaries_leaves_the_user_without_one_until
 
     await store.db.write(as_before_summaries)
     await usage.add(user_id, [record(3_000)])
-    assert await usage.summary_of(user_id) is None
-    assert "summary" not in (await usage.records_of(user_id)).memo  # read from the records
+    assert await usage.digest_of(user_id) is None
+    assert "usage_digest" not in (await usage.records_of(user_id)).memo  # the records are read
     assert old.batch_id is not None
     await usage.delete(user_id, old.batch_id)
     assert (await aggregates_match(store, user_id))["overview"]["calls"] == 1

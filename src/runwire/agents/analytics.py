@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 import orjson
 
 from runwire.store.records import UsageRecord, iso_from_ms
-from runwire.store.summary import ExactSum, UsageSummary, add_exact, merge_exact
 from runwire.usage.pricing import PricingTable
 
 __all__ = [
@@ -304,13 +303,15 @@ def _cache_result(
     repeats: int,
     span: float,
     top_n: int,
+    *,
+    repeated_prompts: int | None = None,
 ) -> dict[str, Any]:
     features = sorted(feature_repeats, key=lambda f: (-feature_wasted[f], f))[:top_n]
     prompts = sorted(repeat_calls, key=lambda h: (-wasted_by_hash[h], h))[:top_n]
     return {
         "calls_with_hash": calls_with_hash,
         "repeated_calls": repeats,
-        "repeated_prompts": len(repeat_calls),
+        "repeated_prompts": len(repeat_calls) if repeated_prompts is None else repeated_prompts,
         "repeat_share_pct": _pct(repeats, calls_with_hash),
         "wasted_cost_usd": _usd(wasted),
         "monthly_saving_usd": _usd(wasted * _factor(span)),
@@ -589,40 +590,37 @@ def _pct(part: float, whole: float) -> float:
     return round(100 * part / whole, 1) if whole else 0.0
 
 
-def summarized(summary: UsageSummary, pricing: PricingTable) -> dict[str, Any]:
-    """What :data:`runwire.agents.tools.EVERY_RUN` and the question names read, from a store-kept
-    summary instead of the records: ``span_days``, ``overview``, ``inventory``,
-    ``cost_by_model``, ``latency_percentiles`` (p50/p95/p99), ``error_rate``,
-    ``cache_candidates`` (top 5) and ``cheaper_models``, each exactly what the function of that
-    name returns for the summarized records (tests/unit/test_usage_summary.py holds them to it).
+def summarized(digest: dict[str, Any], pricing: PricingTable) -> dict[str, Any]:
+    """What :data:`runwire.agents.tools.EVERY_RUN` and the question names read, from the digest
+    of a store-kept summary (``UsageSummary.digest``) instead of the records: ``span_days``,
+    ``overview``, ``inventory``, ``cost_by_model``, ``latency_percentiles`` (p50/p95/p99),
+    ``error_rate``, ``cache_candidates`` (top 5) and ``cheaper_models``, each exactly what the
+    function of that name returns for the summarized records (tests/unit/test_usage_summary.py).
     """
-    body = summary.body
-    span = max(1.0, (body["last"] - body["first"]) / _DAY_MS) if body["calls"] else 0.0
-    models = {tuple(key.split("\n", 1)): model for key, model in body["models"].items()}
-    out: dict[str, Any] = {"span_days": span}
-    total = math.fsum(body["cost"])
-    if body["calls"]:
-        out["overview"] = {
-            "calls": body["calls"],
-            "first_call": iso_from_ms(body["first"]),
-            "last_call": iso_from_ms(body["last"]),
+    calls, models = digest["calls"], digest["models"]
+    span = max(1.0, (digest["last"] - digest["first"]) / _DAY_MS) if calls else 0.0
+    total = digest["cost"]
+    view = overview(())
+    if calls:
+        view = {
+            "calls": calls,
+            "first_call": iso_from_ms(digest["first"]),
+            "last_call": iso_from_ms(digest["last"]),
             "span_days": round(span, 1),
             "total_cost_usd": _usd(total),
             "monthly_cost_usd": _usd(total * _factor(span)),
-            "total_tokens": body["prompt"] + body["completion"],
-            "prompt_tokens": body["prompt"],
-            "completion_tokens": body["completion"],
-            "providers": len({provider for provider, _ in models}),
+            "total_tokens": digest["prompt"] + digest["completion"],
+            "prompt_tokens": digest["prompt"],
+            "completion_tokens": digest["completion"],
+            "providers": len({m["provider"] for m in models}),
             "models": len(models),
-            "features": len(body["features"]),
+            "features": len(digest["features"]),
         }
-    else:
-        out["overview"] = overview(())
     providers: Counter[str] = Counter()
-    for (provider, _), model in models.items():
-        providers[provider] += model["calls"]
-    view = out["overview"]
-    out["inventory"] = {
+    for m in models:
+        providers[m["provider"]] += m["calls"]
+    by_model = Counter({(m["provider"], m["model"]): m["calls"] for m in models})
+    inventory = {
         "calls": view["calls"],
         "first_call": view["first_call"],
         "last_call": view["last_call"],
@@ -630,139 +628,85 @@ def summarized(summary: UsageSummary, pricing: PricingTable) -> dict[str, Any]:
         "providers": [{"name": p, "calls": n} for p, n in _most(providers)],
         "models": [
             {"name": model, "provider": provider, "calls": n}
-            for (provider, model), n in _most(Counter({k: m["calls"] for k, m in models.items()}))
+            for (provider, model), n in _most(by_model)
         ],
-        "features": [{"name": f, "calls": n} for f, n in _most(Counter(body["features"]))],
-        "calls_with_prompt_hash": body["hashed"],
-        "calls_with_feature": sum(body["features"].values()),
-        "failed_calls": sum(m["errors"] for m in models.values()),
+        "features": [{"name": f, "calls": n} for f, n in _most(Counter(digest["features"]))],
+        "calls_with_prompt_hash": digest["hashed"],
+        "calls_with_feature": sum(digest["features"].values()),
+        "failed_calls": sum(m["errors"] for m in models),
     }
-    cost = {key: math.fsum(m["cost"]) for key, m in models.items()}
-    rows: list[dict[str, Any]] = [
-        {
-            "provider": provider,
-            "model": name,
-            "calls": m["calls"],
-            "prompt_tokens": m["prompt"],
-            "completion_tokens": m["completion"],
-            "tokens": m["prompt"] + m["completion"],
-            "cost_usd": _usd(cost[(provider, name)]),
-            "share_pct": _pct(cost[(provider, name)], total),
-        }
-        for (provider, name), m in models.items()
+    costs = sorted(models, key=lambda m: (-m["cost"], m["provider"], m["model"]))
+    latency = [{"provider": m["provider"], "model": m["model"], **m["latency"]} for m in models]
+    latency.sort(key=lambda row: (-(row["p95"] or 0), row["provider"], row["model"]))
+    errors = [
+        {"provider": m["provider"], "model": m["model"], **_errors(m["calls"], m["errors"])}
+        for m in models
     ]
-    rows.sort(
-        key=lambda row: (-cost[(row["provider"], row["model"])], row["provider"], row["model"])
-    )
-    out["cost_by_model"] = {"total_cost_usd": _usd(total), "models": rows}
-    out["latency_percentiles"] = _summarized_latency(models)
-    out["error_rate"] = _summarized_errors(models)
-    out["cache_candidates"] = _summarized_cache(body["prompts"], span)
-    out["cheaper_models"] = _summarized_cheaper(models, cost, span, pricing)
-    return out
-
-
-def _histogram_summary(histogram: dict[float, int], percentiles: Sequence[int]) -> dict[str, Any]:
-    values = sorted(histogram)
-    calls = sum(histogram.values())
-    out: dict[str, Any] = {"calls": calls}
-    for pct in percentiles:
-        if not calls:
-            out[f"p{pct}"] = None
-            continue
-        rank = min(max(1, math.ceil(pct / 100 * calls)), calls)
-        seen = 0
-        for value in values:
-            seen += histogram[value]
-            if seen >= rank:
-                out[f"p{pct}"] = value
-                break
-    return out
-
-
-def _summarized_latency(models: dict[Any, dict[str, Any]]) -> dict[str, Any]:
-    percentiles = (50, 95, 99)
-    overall: Counter[float] = Counter()
-    rows = []
-    for (provider, name), m in models.items():
-        histogram = {float(value): count for value, count in m["latency"].items()}
-        overall.update(histogram)
-        rows.append(
-            {"provider": provider, "model": name, **_histogram_summary(histogram, percentiles)}
-        )
-    rows.sort(key=lambda row: (-(row["p95"] or 0), row["provider"], row["model"]))
+    errors.sort(key=lambda row: (-row["rate_pct"], -row["errors"], row["provider"], row["model"]))
+    cache = digest["cache"]
+    features = cache["features"]
+    prompts = {h: (n, cost) for h, n, cost in cache["prompts"]}
     return {
-        "method": "nearest-rank",
-        "overall": _histogram_summary(dict(overall), percentiles),
-        "models": rows,
+        "span_days": span,
+        "overview": view,
+        "inventory": inventory,
+        "cost_by_model": {
+            "total_cost_usd": _usd(total),
+            "models": [
+                {
+                    "provider": m["provider"],
+                    "model": m["model"],
+                    "calls": m["calls"],
+                    "prompt_tokens": m["prompt"],
+                    "completion_tokens": m["completion"],
+                    "tokens": m["prompt"] + m["completion"],
+                    "cost_usd": _usd(m["cost"]),
+                    "share_pct": _pct(m["cost"], total),
+                }
+                for m in costs
+            ],
+        },
+        "latency_percentiles": {
+            "method": "nearest-rank",
+            "overall": digest["latency"],
+            "models": latency,
+        },
+        "error_rate": {
+            "overall": _errors(calls, inventory["failed_calls"]),
+            "models": errors,
+        },
+        "cache_candidates": _cache_result(
+            cache["calls_with_hash"],
+            {h: n for h, (n, _) in prompts.items()},
+            {h: cost for h, (_, cost) in prompts.items()},
+            {f: repeats for f, (repeats, _, _) in features.items()},
+            {f: calls for f, (_, calls, _) in features.items()},
+            {f: cost for f, (_, _, cost) in features.items()},
+            cache["wasted"],
+            cache["repeated_calls"],
+            span,
+            5,
+            repeated_prompts=cache["repeated_prompts"],
+        ),
+        "cheaper_models": _summarized_cheaper(models, span, pricing),
     }
 
 
-def _summarized_errors(models: dict[Any, dict[str, Any]]) -> dict[str, Any]:
-    def summary(calls: int, errors: int) -> dict[str, Any]:
-        return {"calls": calls, "errors": errors, "rate_pct": _pct(errors, calls)}
-
-    rows = [
-        {"provider": provider, "model": name, **summary(m["calls"], m["errors"])}
-        for (provider, name), m in models.items()
-    ]
-    rows.sort(key=lambda row: (-row["rate_pct"], -row["errors"], row["provider"], row["model"]))
-    calls = sum(m["calls"] for m in models.values())
-    return {"overall": summary(calls, sum(m["errors"] for m in models.values())), "models": rows}
-
-
-def _summarized_cache(prompts: dict[str, Any], span: float) -> dict[str, Any]:
-    repeat_calls: dict[str, int] = {}
-    wasted_by_hash: dict[str, float] = {}
-    feature_repeats: Counter[str] = Counter()
-    feature_calls: Counter[str] = Counter()
-    feature_costs: defaultdict[str, ExactSum] = defaultdict(list)
-    wasted: ExactSum = []
-    for prompt_hash, prompt in prompts.items():
-        _, _, first_cost, first_feature = prompt["first"]
-        for feature, (count, costs) in prompt["features"].items():
-            feature_calls[feature] += count
-            repeats = count - (feature == first_feature)
-            if repeats:
-                feature_repeats[feature] += repeats
-            merge_exact(feature_costs[feature], costs)
-            merge_exact(wasted, costs)
-        add_exact(feature_costs[first_feature], -first_cost)
-        add_exact(wasted, -first_cost)
-        if prompt["calls"] > 1:
-            repeat_calls[prompt_hash] = prompt["calls"] - 1
-            own: ExactSum = [-first_cost]
-            for _, costs in prompt["features"].values():
-                merge_exact(own, costs)
-            wasted_by_hash[prompt_hash] = math.fsum(own)
-    return _cache_result(
-        sum(feature_calls.values()),
-        repeat_calls,
-        wasted_by_hash,
-        feature_repeats,
-        feature_calls,
-        {f: math.fsum(costs) for f, costs in feature_costs.items()},
-        math.fsum(wasted),
-        sum(repeat_calls.values()),
-        span,
-        5,
-    )
+def _errors(calls: int, errors: int) -> dict[str, Any]:
+    return {"calls": calls, "errors": errors, "rate_pct": _pct(errors, calls)}
 
 
 def _summarized_cheaper(
-    models: dict[Any, dict[str, Any]],
-    cost: dict[Any, float],
-    span: float,
-    pricing: PricingTable,
+    models: list[dict[str, Any]], span: float, pricing: PricingTable
 ) -> dict[str, Any]:
     factor = _factor(span)
     rows: list[dict[str, Any]] = []
-    for (provider, model), m in models.items():
+    for m in models:
+        provider, model, current = m["provider"], m["model"], m["cost"]
         price = pricing.lookup(provider, model)
         candidates = pricing.cheaper_candidates(provider, model)
         if price is None or not candidates:
             continue
-        current = cost[(provider, model)]
         priced = sorted(
             ((c.cost(m["prompt"], m["completion"]), c) for c in candidates), key=lambda p: p[0]
         )
@@ -770,8 +714,6 @@ def _summarized_cheaper(
         saving = current - candidate_cost
         if saving <= 0:
             continue
-        # Most calls first; equal counts in the order the features first appeared.
-        features = sorted(m["features"].items(), key=lambda item: (-item[1][0], *item[1][1]))
         rows.append(
             {
                 "provider": provider,
@@ -779,7 +721,7 @@ def _summarized_cheaper(
                 "tier": price.tier,
                 "calls": m["calls"],
                 "avg_completion_tokens": round(m["completion"] / m["calls"], 1),
-                "top_features": [f for f, _ in features[:3]],
+                "top_features": m["features"],
                 "candidate": best.model,
                 "candidate_tier": best.tier,
                 "same_tier": best.tier == price.tier,
@@ -805,14 +747,14 @@ def _summarized_cheaper(
     }
 
 
-def remember(records: Sequence[UsageRecord], summary: UsageSummary, pricing: PricingTable) -> None:
+def remember(records: Sequence[UsageRecord], digest: dict[str, Any], pricing: PricingTable) -> None:
     """Keep in the records' memo what :func:`summarized` gives, under the keys the functions of
     those names (called with their defaults, by position or not at all) look for: the records'
-    first aggregates then cost no scan. ``summary`` must be the summary of ``records``."""
+    first aggregates then cost no scan. ``digest`` must be the digest of ``records``' summary."""
     memo: dict[Any, Any] | None = getattr(records, "memo", None)
     if memo is None:
         return
-    results = summarized(summary, pricing)
+    results = summarized(digest, pricing)
     for name in ("span_days", "overview", "inventory", "cost_by_model", "error_rate"):
         memo[(name, (), ())] = results[name]
     for name, default in (("latency_percentiles", (50, 95, 99)), ("cache_candidates", 5)):

@@ -255,10 +255,13 @@ usage_summaries = Table(
     metadata,
     # The user's records summarized (the merge of their batches' summaries), as of ``version``
     # of usage_versions, written in the transaction that made that version: a reader that finds
-    # the versions equal has the summary of the records it would read.
+    # the versions equal has the summary of the records it would read. ``body`` is what the
+    # next import merges into (hundreds of kilobytes: every prompt hash); ``digest`` what a
+    # question reads (a few kilobytes).
     Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("version", BigInteger, nullable=False),
     Column("body", Text, nullable=False),
+    Column("digest", Text, nullable=False),
 )
 
 service_clients = Table(

@@ -16,6 +16,7 @@ as JSON; see :mod:`runwire.store.usage` for when they are written.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,10 +24,15 @@ import orjson
 
 from runwire.store.records import UsageRecord
 
-__all__ = ["ExactSum", "UsageSummary"]
+__all__ = ["TOP_PROMPTS", "ExactSum", "UsageSummary"]
+
+TOP_PROMPTS = 20
+"""How many of the most wasteful repeated prompts a digest names (the most any tool asks)."""
 
 ExactSum = list[float]
 """An exact sum of floats as non-overlapping partials (smallest magnitude first)."""
+
+_LATENCY = (50, 95, 99)  # the percentiles every analysis reads
 
 First = list[Any]
 """Where something was first met: ``[timestamp, pk]``, compared as a pair."""
@@ -155,6 +161,48 @@ class UsageSummary:
         by_feature[0] += 1
         add_exact(by_feature[1], r.cost_usd)
 
+    def digest(self) -> dict[str, Any]:
+        """What the analyses read, ready to read (a few kilobytes, however many records): the
+        totals, per model its figures, p50/p95/p99 latency and top three features, the overall
+        latency, and what a response cache would have served (:func:`_cache`). Costs are the
+        exact sums, correctly rounded."""
+        body = self.body
+        models = []
+        overall: dict[float, int] = {}
+        for key, m in body["models"].items():
+            provider, name = key.split("\n", 1)
+            histogram = {float(value): count for value, count in m["latency"].items()}
+            for value, count in histogram.items():
+                overall[value] = overall.get(value, 0) + count
+            # Most calls first; equal counts in the order the features first appeared.
+            features = sorted(m["features"].items(), key=lambda item: (-item[1][0], *item[1][1]))
+            models.append(
+                {
+                    "provider": provider,
+                    "model": name,
+                    "calls": m["calls"],
+                    "prompt": m["prompt"],
+                    "completion": m["completion"],
+                    "cost": math.fsum(m["cost"]),
+                    "errors": m["errors"],
+                    "latency": _percentiles(histogram, _LATENCY),
+                    "features": [f for f, _ in features[:3]],
+                }
+            )
+        return {
+            "calls": body["calls"],
+            "prompt": body["prompt"],
+            "completion": body["completion"],
+            "cost": math.fsum(body["cost"]),
+            "first": body["first"],
+            "last": body["last"],
+            "hashed": body["hashed"],
+            "features": body["features"],
+            "models": models,
+            "latency": _percentiles(overall, _LATENCY),
+            "cache": _cache(body["prompts"]),
+        }
+
     def merge(self, other: UsageSummary) -> None:
         """Add the summary of records disjoint from this one's."""
         body, more = self.body, other.body
@@ -231,4 +279,61 @@ def _empty_model() -> dict[str, Any]:
         "errors": 0,
         "latency": {},
         "features": {},
+    }
+
+
+def _percentiles(histogram: dict[float, int], percentiles: tuple[int, ...]) -> dict[str, Any]:
+    """Nearest-rank percentiles of the values a histogram counts (None when it counts none)."""
+    calls = sum(histogram.values())
+    out: dict[str, Any] = {"calls": calls}
+    values = sorted(histogram)
+    for pct in percentiles:
+        out[f"p{pct}"] = None
+        if not calls:
+            continue
+        rank = min(max(1, math.ceil(pct / 100 * calls)), calls)
+        seen = 0
+        for value in values:
+            seen += histogram[value]
+            if seen >= rank:
+                out[f"p{pct}"] = value
+                break
+    return out
+
+
+def _cache(prompts: dict[str, Any]) -> dict[str, Any]:
+    """What a response cache would have served: every successful call with a prompt hash after
+    its first occurrence (by time, then ``pk``) is a repeat, and its cost wasted."""
+    feature_calls: dict[str, int] = {}
+    feature_repeats: dict[str, int] = {}
+    feature_costs: dict[str, ExactSum] = {}
+    wasted: ExactSum = []
+    repeated: list[tuple[float, str, int]] = []
+    for prompt_hash, prompt in prompts.items():
+        _, _, first_cost, first_feature = prompt["first"]
+        if prompt["calls"] == 1:  # most prompts: nothing repeated, nothing wasted
+            feature_calls[first_feature] = feature_calls.get(first_feature, 0) + 1
+            continue
+        own: ExactSum = [-first_cost]
+        for feature, (count, costs) in prompt["features"].items():
+            feature_calls[feature] = feature_calls.get(feature, 0) + count
+            repeats = count - (feature == first_feature)
+            if repeats:
+                feature_repeats[feature] = feature_repeats.get(feature, 0) + repeats
+            merge_exact(feature_costs.setdefault(feature, []), costs)
+            merge_exact(own, costs)
+        add_exact(feature_costs.setdefault(first_feature, []), -first_cost)
+        merge_exact(wasted, own)
+        repeated.append((math.fsum(own), prompt_hash, prompt["calls"] - 1))
+    repeated.sort(key=lambda item: (-item[0], item[1]))
+    return {
+        "calls_with_hash": sum(feature_calls.values()),
+        "repeated_calls": sum(item[2] for item in repeated),
+        "repeated_prompts": len(repeated),
+        "wasted": math.fsum(wasted),
+        "features": {
+            feature: [repeats, feature_calls[feature], math.fsum(feature_costs[feature])]
+            for feature, repeats in feature_repeats.items()
+        },
+        "prompts": [[h, n, cost] for cost, h, n in repeated[:TOP_PROMPTS]],
     }

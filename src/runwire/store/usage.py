@@ -175,11 +175,18 @@ class UsageStore:
             .on_conflict_do_nothing()
         )
         keep = dialect_insert(usage_summaries).values(
-            user_id=bindparam("user_id"), version=bindparam("version"), body=bindparam("body")
+            user_id=bindparam("user_id"),
+            version=bindparam("version"),
+            body=bindparam("body"),
+            digest=bindparam("digest"),
         )
         self._keep_summary = keep.on_conflict_do_update(
             index_elements=[usage_summaries.c.user_id],
-            set_={"version": keep.excluded.version, "body": keep.excluded.body},
+            set_={
+                "version": keep.excluded.version,
+                "body": keep.excluded.body,
+                "digest": keep.excluded.digest,
+            },
         )
         self._rows_per_statement = max(1, min(SLICE, db.max_parameters // len(_INSERTED)))
         self._statements: dict[int, str] = {}  # INSERT text by number of rows
@@ -340,7 +347,12 @@ class UsageStore:
         if summary is None:
             conn.execute(usage_summaries.delete().where(usage_summaries.c.user_id == user_id))
         else:
-            values = {"user_id": user_id, "version": version, "body": summary.dumps()}
+            values = {
+                "user_id": user_id,
+                "version": version,
+                "body": summary.dumps(),
+                "digest": orjson.dumps(summary.digest()).decode(),
+            }
             conn.execute(self._keep_summary, values)
 
     def _insert_sql(self, rows: int) -> str:
@@ -435,16 +447,17 @@ class UsageStore:
         version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
         self._keep(user_id, version, self._merged_batches(user_id, conn), conn)
 
-    async def summary_of(self, user_id: str) -> UsageSummary | None:
-        """The summary of the user's records as they are now; None when there is none (their
-        data holds batches stored before summaries, or is changing this moment)."""
-        return (await self._summary_at(user_id))[1]
+    async def digest_of(self, user_id: str) -> dict[str, Any] | None:
+        """The digest of the summary of the user's records as they are now
+        (:meth:`UsageSummary.digest`); None when there is none (their data holds batches stored
+        before summaries, or is changing this moment)."""
+        return (await self._digest_at(user_id))[1]
 
-    async def _summary_at(self, user_id: str) -> tuple[int, UsageSummary | None]:
+    async def _digest_at(self, user_id: str) -> tuple[int, dict[str, Any] | None]:
         def read(conn: Connection) -> tuple[int, str | None]:
             version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
             row = conn.execute(
-                select(usage_summaries.c.version, usage_summaries.c.body).where(
+                select(usage_summaries.c.version, usage_summaries.c.digest).where(
                     usage_summaries.c.user_id == user_id
                 )
             ).first()
@@ -452,10 +465,10 @@ class UsageStore:
                 return version, None
             return version, row[1]
 
-        version, body = await self._db.read(read)
-        if body is None:
-            return version, (UsageSummary() if version == 0 else None)
-        return version, await asyncio.to_thread(UsageSummary.loads, body)
+        version, digest = await self._db.read(read)
+        if digest is None:
+            return version, (_EMPTY_DIGEST if version == 0 else None)
+        return version, orjson.loads(digest)
 
     async def _batch_count(self, batch_id: str) -> int:
         async with self._db.connect() as conn:
@@ -485,7 +498,7 @@ class UsageStore:
         if cached is not None and cached[0] == key and len(cached[1]) <= limit:
             self._cache.move_to_end(user_id)
             return cached[1]
-        at, summary = await self._summary_at(user_id)
+        at, digest = await self._digest_at(user_id)
         async with self._db.connect() as conn:
             rows = await conn.execute(
                 select(*_COLUMNS)
@@ -496,10 +509,10 @@ class UsageStore:
             # Off the event loop: building 4,000 records held it for 12-20 ms, and a burst of
             # users asking their first question of the day queued every other run behind it.
             records = await asyncio.to_thread(_usage_set, rows)
-        if summary is not None and at == key and len(records) == summary.calls:
+        if digest is not None and at == key and len(records) == digest["calls"]:
             # The records and the summary are of one version: what the analyses read of every
             # set (tools.prepare) comes from the summary, without a scan.
-            records.memo["summary"] = summary
+            records.memo["usage_digest"] = digest
         old = self._cache.pop(user_id, None)
         if old is not None:
             self._cached_total -= len(old[1])
@@ -512,6 +525,7 @@ class UsageStore:
 
 
 _EMPTY = UsageSummary().dumps()
+_EMPTY_DIGEST = UsageSummary().digest()
 
 
 def _usage_set(rows: Iterable[Sequence[Any]]) -> UsageSet:

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.String(length=40), nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("digest", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
