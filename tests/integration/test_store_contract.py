@@ -603,6 +603,24 @@ async def test_a_batch_stored_before_summaries_leaves_the_user_without_one_until
     assert (await aggregates_match(store, user_id))["overview"]["calls"] == 1
 
 
+async def test_imports_of_one_user_at_once_leave_a_true_summary_or_none(store: Store) -> None:
+    # Each import keeps its summary in memory between its slices; another's slices in between
+    # make it rebuild the user's from the batches' summaries (unknown while one is importing).
+    usage, user_id = store.usage, await a_user(store)
+    records = mixed_records()
+    one, other = await asyncio.gather(usage.add(user_id, records), usage.add(user_id, records))
+    assert one.new + other.new == 600
+    if await usage.digest_of(user_id) is not None:
+        await aggregates_match(store, user_id)
+    await usage.add(user_id, [record(1)])
+    if await usage.digest_of(user_id) is not None:
+        await aggregates_match(store, user_id)
+    for added in (one, other):
+        if added.batch_id is not None:
+            await usage.delete(user_id, added.batch_id)
+    assert (await aggregates_match(store, user_id))["overview"]["calls"] == 1
+
+
 # Run dispatch
 
 

@@ -12,14 +12,17 @@ slice (about a millisecond) and never waits for the database's disk, and other u
 between the slices. A failed import keeps the slices it stored; importing the file again
 completes it.
 
-Each slice's transaction also keeps the summaries (:class:`UsageSummary`): the slice's new
-records are folded into their batch's summary and into the user's, which is written with the
-version that slice made. A delete cannot take records out of a summary exactly (the first and
-last call, the first occurrence of a prompt are not undone by subtracting), so it forgets the
-summary of the batches it deletes first, and at its end writes the user's summary again as the
-merge of the summaries of the batches left: from summaries, not records. Where a batch's summary
-is unknown (stored before summaries, or being deleted), the user has no summary, and a reader
-reads the records.
+Each import also keeps the summaries (:class:`UsageSummary`): its slices' new records (known
+from ``RETURNING``) are folded in a worker thread as they are stored, and after the last slice
+the batch's summary and the user's (the one the import started from, merged with what it added)
+are written, guarded by the version the last slice made, so a summary is of exactly the records
+of its version. A reader that finds no summary at the current version reads the records (in
+the moment between the last slice and that write, too). A delete cannot take records out of a
+summary exactly (the first and last call, the first occurrence of a prompt are not undone by
+subtracting), so it forgets the summaries of the batches it deletes first, and at its end
+rebuilds the user's as the merge of the summaries of the batches left: from summaries, not
+records. Where a batch's summary is unknown (stored before summaries, being deleted, or imported
+while another import of the same user ran), the user has no summary until it is deleted.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain
 from typing import Any
@@ -224,6 +227,7 @@ class UsageStore:
         keys = RecordKeys()
         created = now_ms()
         new = 0
+        folding = _Folding()
         for start in range(0, len(records), SLICE):
             rows = [
                 (
@@ -243,10 +247,15 @@ class UsageStore:
                 )
                 for r in records[start : start + SLICE]
             ]
-            new += await self._db.write_off_loop(
-                partial(self._insert, user_id, (batch_id, source, name, created), rows)
+            stored = await self._db.write_off_loop(
+                partial(self._insert, user_id, (batch_id, source, name, created), rows, folding)
             )
+            new += len(stored)
+            if stored:
+                await asyncio.to_thread(folding.added.fold, stored)
         await keys.forget()
+        if folding.last is not None:
+            await self._seal(user_id, batch_id, folding)
         if not new:
             # Every record was there already: no batch to list (or delete).
             await self._db.write(partial(self._drop_batch_if_empty, batch_id))
@@ -267,7 +276,7 @@ class UsageStore:
             "source": source,
             "name": name,
             "created_at": created,
-            "summary": _EMPTY,
+            "summary": None,  # unknown until the import that makes it has stored all of it
         }
         return conn.execute(self._batch, values).rowcount == 1
 
@@ -276,8 +285,9 @@ class UsageStore:
         user_id: str,
         batch: tuple[str, str, str | None, int],
         rows: list[tuple[Any, ...]],
+        folding: _Folding,
         conn: Connection,
-    ) -> int:
+    ) -> list[tuple[int, UsageRecord]]:
         # The batch row first, in every slice: a delete of all the user's data that ran between
         # two slices took it away, and the slices after it still need it.
         self._make_batch(user_id, *batch, conn)
@@ -290,70 +300,92 @@ class UsageStore:
             inserted = conn.exec_driver_sql(self._insert_sql(len(part)), params)
             stored.extend((pk, UsageRecord._make(by_key[key][3:])) for pk, key in inserted)
         if stored:
-            # In the same transaction: whoever sees the new version sees the new records, and
-            # the summary of them.
+            prior = int(self._version.run(conn, user_id=user_id).scalar() or 0)
+            if folding.last is None:
+                folding.before = prior
+            elif prior != folding.last:
+                folding.alone = False  # someone else changed the user's data in between
+            # In the same transaction: whoever sees the new version sees the new records.
             conn.execute(self._bump, {"user_id": user_id})
-            added = UsageSummary()
-            added.fold(stored)
-            self._fold_into_batch(batch[0], added, conn)
-            self._fold_into_user(user_id, added, conn)
-        return len(stored)
+            folding.last = prior + 1
+        return stored
 
-    def _fold_into_batch(self, batch_id: str, added: UsageSummary, conn: Connection) -> None:
-        known = conn.execute(
-            select(usage_batches.c.summary).where(usage_batches.c.id == batch_id)
-        ).scalar()
-        if known is None:  # unknown (being deleted): stays unknown
+    async def _seal(self, user_id: str, batch_id: str, folding: _Folding) -> None:
+        """After an import's last slice: its batch's summary, and the user's (from the one it
+        started from plus what it added, when nobody else changed the user's data meanwhile;
+        else from their batches' summaries).
+
+        Merged and encoded in a worker thread (hundreds of kilobytes), then written in a short
+        transaction only if the user's data is still at the version the last slice made: the
+        summary is of exactly the records of that version. Not in the last slice's transaction:
+        on PostgreSQL a write job runs on the event loop's thread.
+        """
+        async with self._db.connect() as conn:  # off the loop: the body is hundreds of kB
+            row = await conn.run_sync(partial(self._summary_row, user_id))
+        if not folding.alone or row[0] != folding.last:
+            await self._rebuild(user_id)
             return
-        summary = UsageSummary.loads(known)
-        summary.merge(added)
-        conn.execute(
-            usage_batches.update()
-            .where(usage_batches.c.id == batch_id)
-            .values(summary=summary.dumps())
-        )
+        base = None
+        if row[1] == folding.before and row[2] is not None:
+            base = row[2]
+        elif row[1] is None and folding.before == 0:  # the user's first data
+            base = _EMPTY
+        batch = await asyncio.to_thread(folding.added.dumps)
+        user = None if base is None else await asyncio.to_thread(_merged, base, folding.added)
 
-    def _fold_into_user(self, user_id: str, added: UsageSummary, conn: Connection) -> None:
-        """After a bump: the user's summary at the new version, from the one at the version
-        before plus ``added``, or else from their batches' summaries (which hold ``added``)."""
+        def write(conn: Connection) -> bool:
+            if int(self._version.run(conn, user_id=user_id).scalar() or 0) != folding.last:
+                return False
+            conn.execute(
+                usage_batches.update().where(usage_batches.c.id == batch_id).values(summary=batch)
+            )
+            if user is not None:
+                self._keep_text(user_id, folding.last, *user, conn)
+            return True
+
+        # Off the loop: the two summaries are hundreds of kilobytes to write.
+        if not await self._db.write_off_loop(write) or user is None:
+            await self._rebuild(user_id)
+
+    def _summary_row(self, user_id: str, conn: Connection) -> tuple[int, int | None, str | None]:
         version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
         row = conn.execute(
             select(usage_summaries.c.version, usage_summaries.c.body).where(
                 usage_summaries.c.user_id == user_id
             )
         ).first()
-        if row is not None and row[0] == version - 1:
-            summary: UsageSummary | None = UsageSummary.loads(row[1])
-            assert summary is not None
-            summary.merge(added)
-        else:
-            summary = self._merged_batches(user_id, conn)
-        self._keep(user_id, version, summary, conn)
+        return (version, None, None) if row is None else (version, row[0], row[1])
 
-    def _merged_batches(self, user_id: str, conn: Connection) -> UsageSummary | None:
-        """The merge of the user's batches' summaries; None if any is unknown."""
-        merged = UsageSummary()
-        for (known,) in conn.execute(
-            select(usage_batches.c.summary).where(usage_batches.c.user_id == user_id)
-        ):
-            if known is None:
-                return None
-            merged.merge(UsageSummary.loads(known))
-        return merged
+    async def _rebuild(self, user_id: str) -> None:
+        """The user's summary as the merge of their batches' summaries (none if one is unknown),
+        merged in a worker thread and written if their data has not changed meanwhile."""
 
-    def _keep(
-        self, user_id: str, version: int, summary: UsageSummary | None, conn: Connection
+        def read(conn: Connection) -> tuple[int, list[str | None]]:
+            version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
+            rows = conn.execute(
+                select(usage_batches.c.summary).where(usage_batches.c.user_id == user_id)
+            )
+            return version, [known for (known,) in rows]
+
+        async with self._db.connect() as conn:
+            version, known = await conn.run_sync(read)
+        texts = None if None in known else await asyncio.to_thread(_merged_texts, known)
+
+        def write(conn: Connection) -> None:
+            if int(self._version.run(conn, user_id=user_id).scalar() or 0) != version:
+                return  # changed meanwhile: whoever changed it keeps the summary
+            if texts is None:
+                conn.execute(usage_summaries.delete().where(usage_summaries.c.user_id == user_id))
+            else:
+                self._keep_text(user_id, version, *texts, conn)
+
+        await self._db.write_off_loop(write)
+
+    def _keep_text(
+        self, user_id: str, version: int, body: str, digest: str, conn: Connection
     ) -> None:
-        if summary is None:
-            conn.execute(usage_summaries.delete().where(usage_summaries.c.user_id == user_id))
-        else:
-            values = {
-                "user_id": user_id,
-                "version": version,
-                "body": summary.dumps(),
-                "digest": orjson.dumps(summary.digest()).decode(),
-            }
-            conn.execute(self._keep_summary, values)
+        values = {"user_id": user_id, "version": version, "body": body, "digest": digest}
+        conn.execute(self._keep_summary, values)
 
     def _insert_sql(self, rows: int) -> str:
         sql = self._statements.get(rows)
@@ -417,6 +449,7 @@ class UsageStore:
             if gone < SLICE:
                 break
         await self._db.write(partial(self._delete_batches, user_id, batch_id))
+        await self._rebuild(user_id)
         return deleted
 
     def _delete_slice(self, user_id: str, batch_id: str | None, conn: Connection) -> int:
@@ -444,8 +477,6 @@ class UsageStore:
             which = which.where(usage_batches.c.id == batch_id)
         conn.execute(which)
         conn.execute(self._bump, {"user_id": user_id})
-        version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
-        self._keep(user_id, version, self._merged_batches(user_id, conn), conn)
 
     async def digest_of(self, user_id: str) -> dict[str, Any] | None:
         """The digest of the summary of the user's records as they are now
@@ -522,6 +553,31 @@ class UsageStore:
             _, (_, dropped) = self._cache.popitem(last=False)
             self._cached_total -= len(dropped)
         return records
+
+
+def _merged(base: str, added: UsageSummary) -> tuple[str, str]:
+    summary = UsageSummary.loads(base)
+    summary.merge(added)
+    return summary.dumps(), orjson.dumps(summary.digest()).decode()
+
+
+def _merged_texts(known: list[str | None]) -> tuple[str, str]:
+    summary = UsageSummary()
+    for text in known:
+        assert text is not None
+        summary.merge(UsageSummary.loads(text))
+    return summary.dumps(), orjson.dumps(summary.digest()).decode()
+
+
+@dataclass(slots=True)
+class _Folding:
+    """What one import has added so far, summarized, and whether the user's data changed only
+    by it between its slices (each slice's bump follows the last one's)."""
+
+    added: UsageSummary = field(default_factory=UsageSummary)
+    before: int = 0  # the user's data version before the import's first new record
+    last: int | None = None  # the version its latest slice with new records made
+    alone: bool = True
 
 
 _EMPTY = UsageSummary().dumps()
