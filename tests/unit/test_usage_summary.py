@@ -7,7 +7,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runwire.agents import analytics
@@ -35,8 +35,18 @@ def from_records(records: list[UsageRecord]) -> dict[str, Any]:
 
 def test_the_sample_summarized_answers_as_its_records_do() -> None:
     records = generate_sample()
-    digest = UsageSummary.of(records).digest()
-    assert analytics.summarized(digest, PRICING) == from_records(list(records))
+    expected = from_records(list(records))
+    assert analytics.summarized(UsageSummary.of(records).digest(), PRICING) == expected
+    # In two batches whose calls interleave (every model, feature and repeated prompt in both),
+    # merged in either order.
+    stored = list(enumerate(records))
+    odd, even = UsageSummary(), UsageSummary()
+    odd.fold(stored[1::2])
+    even.fold(stored[::2])
+    for first, second in ((odd, even), (even, odd)):
+        merged = UsageSummary.loads(first.dumps())
+        merged.merge(second)
+        assert analytics.summarized(merged.digest(), PRICING) == expected
 
 
 def test_no_records_summarize_to_the_empty_answers() -> None:
@@ -64,19 +74,28 @@ _records = st.builds(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_records, max_size=40), st.lists(st.integers(0, 40), max_size=4))
+@example(  # one prompt, asked from two features, in two batches
+    [
+        UsageRecord(1_700_000_000_000, "openai", "gpt-4o", 10, 5, 100.0, 0.1, "ok", "h", "chat"),
+        UsageRecord(1_700_000_000_000, "openai", "gpt-4o", 10, 5, 90.0, 0.2, "ok", "h", None),
+    ],
+    [1],
+)
 def test_summaries_of_parts_merged_answer_as_the_whole_does(
     records: list[UsageRecord], cuts: list[int]
 ) -> None:
-    # The store's order: by time, then by position (pk); parts are folded in any order.
-    stored = sorted(enumerate(records), key=lambda item: (item[1].timestamp, item[0]))
+    # Stored in the order given (the position is the pk), split into batches, merged in either
+    # order; the store reads them back by time, then pk.
+    stored = list(enumerate(records))
     bounds = [0, *sorted(min(c, len(stored)) for c in cuts), len(stored)]
     parts = []
     for start, end in pairwise(bounds):
         part = UsageSummary()
         part.fold(stored[start:end])
-        parts.append(UsageSummary.loads(part.dumps()))  # as the store keeps it
-    whole = UsageSummary()
-    for part in reversed(parts):
-        whole.merge(part)
-    expected = from_records([r for _, r in stored])
-    assert analytics.summarized(whole.digest(), PRICING) == expected
+        parts.append(part.dumps())  # as the store keeps it
+    expected = from_records([r for _, r in sorted(stored, key=lambda i: (i[1].timestamp, i[0]))])
+    for order in (parts, parts[::-1]):
+        whole = UsageSummary()
+        for part_text in order:
+            whole.merge(UsageSummary.loads(part_text))
+        assert analytics.summarized(whole.digest(), PRICING) == expected

@@ -747,13 +747,10 @@ def _summarized_cheaper(
     }
 
 
-def remember(records: Sequence[UsageRecord], digest: dict[str, Any], pricing: PricingTable) -> None:
-    """Keep in the records' memo what :func:`summarized` gives, under the keys the functions of
-    those names (called with their defaults, by position or not at all) look for: the records'
-    first aggregates then cost no scan. ``digest`` must be the digest of ``records``' summary."""
-    memo: dict[Any, Any] | None = getattr(records, "memo", None)
-    if memo is None:
-        return
+def remember(memo: dict[Any, Any], digest: dict[str, Any], pricing: PricingTable) -> None:
+    """Keep in a set's memo what :func:`summarized` gives, under the keys the functions of those
+    names (called with their defaults, by position or not at all) look for: the set's first
+    aggregates then cost no scan. ``digest`` must be the digest of the set's summary."""
     results = summarized(digest, pricing)
     for name in ("span_days", "overview", "inventory", "cost_by_model", "error_rate"):
         memo[(name, (), ())] = results[name]

@@ -311,7 +311,7 @@ def prepare(records: Sequence[UsageRecord], pricing: PricingTable) -> None:
     digest = memo.get("usage_digest")
     if digest is not None:
         # Kept by the store as the records were imported: the aggregates without a scan.
-        analytics.remember(records, digest, pricing)
+        analytics.remember(memo, digest, pricing)
     bench = Bench(records, pricing)
     _names(bench)
     tools = {tool.name: tool for tool in TOOLS}

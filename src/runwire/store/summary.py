@@ -17,7 +17,9 @@ as JSON; see :mod:`runwire.store.usage` for when they are written.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -82,15 +84,6 @@ class UsageSummary:
 
     def dumps(self) -> str:
         return orjson.dumps(self.body).decode()
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, UsageSummary) and self.body == other.body
-
-    __hash__ = None  # type: ignore[assignment]
-
-    @property
-    def calls(self) -> int:
-        return int(self.body["calls"])
 
     # Folding records in
 
@@ -284,20 +277,13 @@ def _empty_model() -> dict[str, Any]:
 
 def _percentiles(histogram: dict[float, int], percentiles: tuple[int, ...]) -> dict[str, Any]:
     """Nearest-rank percentiles of the values a histogram counts (None when it counts none)."""
-    calls = sum(histogram.values())
-    out: dict[str, Any] = {"calls": calls}
     values = sorted(histogram)
+    below = list(accumulate(histogram[value] for value in values))  # calls up to each value
+    calls = below[-1] if below else 0
+    out: dict[str, Any] = {"calls": calls}
     for pct in percentiles:
-        out[f"p{pct}"] = None
-        if not calls:
-            continue
         rank = min(max(1, math.ceil(pct / 100 * calls)), calls)
-        seen = 0
-        for value in values:
-            seen += histogram[value]
-            if seen >= rank:
-                out[f"p{pct}"] = value
-                break
+        out[f"p{pct}"] = values[bisect_left(below, rank)] if calls else None
     return out
 
 
