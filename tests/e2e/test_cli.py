@@ -74,7 +74,7 @@ def test_user_usage_import_and_sample(tmp_path: Path) -> None:
 
 def test_migrate_and_refusal_of_a_bad_production_config(tmp_path: Path) -> None:
     migrated = runwire("migrate", data_dir=tmp_path)
-    assert migrated.returncode == 0 and "revision 0010" in migrated.stdout
+    assert migrated.returncode == 0 and "revision 0011" in migrated.stdout
     test_key = "a-staging-test-token-key-" + "t" * 16
     refused = runwire(
         "serve",

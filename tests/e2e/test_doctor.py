@@ -39,5 +39,5 @@ def test_doctor_passes_on_a_migrated_sqlite_database_and_creates_none(tmp_path: 
     shown = lines(fine.stdout)
     assert list(shown) == ["settings", "database", "schema", "redis"]
     assert all(line.startswith("ok") for line in shown.values()), fine.stdout
-    assert "sqlite answers" in shown["database"] and "at 0010" in shown["schema"]
+    assert "sqlite answers" in shown["database"] and "at 0011" in shown["schema"]
     assert fine.stdout.rstrip().endswith("ready")

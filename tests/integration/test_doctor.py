@@ -28,7 +28,7 @@ def test_doctor_names_runwire_migrate_for_an_unmigrated_postgresql_database(
         shown = lines(before.stdout)
         assert shown["database"].startswith("ok") and "postgresql answers" in shown["database"]
         assert shown["schema"].startswith("failing")
-        assert "at nothing, needs 0010: run `runwire migrate`" in shown["schema"]
+        assert "at nothing, needs 0011: run `runwire migrate`" in shown["schema"]
         assert "not ready: schema failing" in before.stdout
 
         assert runwire("migrate", data_dir=tmp_path, env=env).returncode == 0

@@ -13,17 +13,21 @@ import asyncio
 import contextlib
 
 import pytest
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from runwire.agents import analytics
 from runwire.errors import Conflict
 from runwire.events import EventType, RunEvent
 from runwire.events.model import MAX_SEQ
 from runwire.store.accounts import RefreshOutcome
 from runwire.store.records import Message, UsageRecord, new_epoch, new_id, now_ms
-from runwire.store.schema import run_events, threads, users
+from runwire.store.schema import run_events, threads, usage_batches, usage_summaries, users
 from runwire.store.store import Store
+from runwire.store.summary import UsageSummary
+from runwire.usage.pricing import PricingTable
 from runwire.usage.records import MAX_TOKENS
+from runwire.usage.sample import generate_sample
 from tests.databases import row_held
 
 FAR_FUTURE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last RFC 3339 instant
@@ -526,6 +530,95 @@ async def test_an_import_through_another_node_is_seen_at_once(store: Store, stor
     async with Store.open(store_url) as elsewhere:
         await elsewhere.usage.add(user_id, [record(2_000), record(3_000)])
     assert [r.timestamp for r in await usage.records_of(user_id)] == [1_000, 2_000, 3_000]
+
+
+# Usage summaries
+
+PRICING = PricingTable.load()
+
+
+async def aggregates_match(store: Store, user_id: str) -> dict[str, object]:
+    """The user's stored summary answers as their stored records do; what it answers."""
+    digest = await store.usage.digest_of(user_id)
+    assert digest is not None
+    records = await store.usage.records_of(user_id)
+    assert records.memo["usage_digest"] == digest  # read with the records, for the first question
+    answers = analytics.summarized(digest, PRICING)
+    assert answers == analytics.summarized(UsageSummary.of(records).digest(), PRICING)
+    assert answers["overview"] == analytics.overview(list(records))
+    assert answers["cache_candidates"] == analytics.cache_candidates(list(records))
+    return answers
+
+
+def mixed_records() -> list[UsageRecord]:
+    """600 calls of the sample, with repeats at one time in several batches (ties to break)."""
+    sample = list(generate_sample())[:560]
+    tied = [
+        record(sample[0].timestamp, prompt_hash="same", feature=f, cost_usd=0.1 * (i + 1))
+        for i, f in enumerate(["a", "b", None, "a"] * 10)
+    ]
+    return sample + tied
+
+
+async def test_the_usage_summary_follows_imports_and_deletes(store: Store) -> None:
+    usage, user_id = store.usage, await a_user(store)
+    assert await usage.digest_of(user_id) == UsageSummary().digest()  # nothing imported
+    records = mixed_records()
+    first = await usage.add(user_id, records[:300])  # two slices
+    second = await usage.add(user_id, records[200:])  # overlaps the first; three slices
+    assert (second.new, second.already_present) == (300, 100)
+    both = await aggregates_match(store, user_id)
+    assert both["overview"]["calls"] == 600
+    # Importing again adds nothing and changes nothing.
+    again = await usage.add(user_id, records)
+    assert again.new == 0 and await aggregates_match(store, user_id) == both
+    # Deleting one batch: the summary of the other's records.
+    assert first.batch_id is not None
+    await usage.delete(user_id, first.batch_id)
+    assert (await aggregates_match(store, user_id))["overview"]["calls"] == 300
+    # Deleting everything: the empty summary, and a new import starts from it.
+    await usage.delete(user_id)
+    empty = analytics.summarized(UsageSummary().digest(), PRICING)
+    assert await aggregates_match(store, user_id) == empty
+    await usage.add(user_id, records[:10])
+    assert (await aggregates_match(store, user_id))["overview"]["calls"] == 10
+
+
+async def test_a_batch_stored_before_summaries_leaves_the_user_without_one_until_deleted(
+    store: Store,
+) -> None:
+    usage, user_id = store.usage, await a_user(store)
+    old = await usage.add(user_id, [record(1_000), record(2_000)])
+
+    def as_before_summaries(conn: Connection) -> None:  # what migration 0011 leaves
+        conn.execute(update(usage_batches).values(summary=None))
+        conn.execute(delete(usage_summaries))
+
+    await store.db.write(as_before_summaries)
+    await usage.add(user_id, [record(3_000)])
+    assert await usage.digest_of(user_id) is None
+    assert "usage_digest" not in (await usage.records_of(user_id)).memo  # the records are read
+    assert old.batch_id is not None
+    await usage.delete(user_id, old.batch_id)
+    assert (await aggregates_match(store, user_id))["overview"]["calls"] == 1
+
+
+async def test_imports_of_one_user_at_once_leave_a_true_summary_or_none(store: Store) -> None:
+    # Each import keeps its summary in memory between its slices; another's slices in between
+    # make it rebuild the user's from the batches' summaries (unknown while one is importing).
+    usage, user_id = store.usage, await a_user(store)
+    records = mixed_records()
+    one, other = await asyncio.gather(usage.add(user_id, records), usage.add(user_id, records))
+    assert one.new + other.new == 600
+    if await usage.digest_of(user_id) is not None:
+        await aggregates_match(store, user_id)
+    await usage.add(user_id, [record(1)])
+    if await usage.digest_of(user_id) is not None:
+        await aggregates_match(store, user_id)
+    for added in (one, other):
+        if added.batch_id is not None:
+            await usage.delete(user_id, added.batch_id)
+    assert (await aggregates_match(store, user_id))["overview"]["calls"] == 1
 
 
 # Run dispatch

@@ -20,6 +20,7 @@ from runwire.agents.tools import TOOLS, Toolbox
 from runwire.errors import InputError
 from runwire.events.model import EventType
 from runwire.store.records import UsageRecord, UsageSet
+from runwire.store.summary import UsageSummary
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
 from tests.unit.test_agents import NOW, Run, assert_well_formed
@@ -305,6 +306,28 @@ async def test_the_answer_leads_with_what_was_asked(
     assert (verdict["outcome"], verdict["score"], verdict["reasons"]) == ("passed", 1.0, [])
     assert verdict["figures"] > 0
     assert not run.of(EventType.QUALITY_WARNING)
+
+
+async def test_a_set_the_store_gave_with_its_summary_gets_the_very_same_answers(
+    sample: UsageSet, pricing: PricingTable
+) -> None:
+    # The store hands a set with its summary (store/summary.py): its first aggregates are read
+    # from that, not the records; nothing a user sees may differ.
+    def shape(run: Run) -> list[tuple[Any, ...]]:
+        return [
+            (e.type, e.agent_name, {k: v for k, v in e.data.items() if k != "duration_ms"})
+            for e in run.events
+        ]
+
+    summarized = UsageSet(sample)
+    summarized.memo["usage_digest"] = UsageSummary.of(summarized).digest()
+    for question in dict.fromkeys(q for q, _, _ in QUESTIONS):
+        scanned, read = (
+            Run(sample, pricing, question=question),
+            Run(summarized, pricing, question=question),
+        )
+        assert await read.answer() == await scanned.answer(), question
+        assert shape(read) == shape(scanned), question
 
 
 def test_the_table_covers_every_kind_of_question() -> None:

@@ -36,7 +36,9 @@ __all__ = [
     "monthly_factor",
     "overview",
     "percentile",
+    "remember",
     "span_days",
+    "summarized",
     "trend",
 ]
 
@@ -117,7 +119,10 @@ def failures_of(
 
 def monthly_factor(records: Sequence[UsageRecord]) -> float:
     """What to multiply a total over ``records`` by to estimate 30 days of it."""
-    days = span_days(records)
+    return _factor(span_days(records))
+
+
+def _factor(days: float) -> float:
     return MONTH_DAYS / days if days else 0.0
 
 
@@ -151,7 +156,7 @@ def overview(records: Sequence[UsageRecord]) -> dict[str, Any]:
             "models": 0,
             "features": 0,
         }
-    total_cost = sum(r.cost_usd for r in records)
+    total_cost = math.fsum(r.cost_usd for r in records)
     prompt = sum(r.prompt_tokens for r in records)
     completion = sum(r.completion_tokens for r in records)
     return {
@@ -173,10 +178,10 @@ def overview(records: Sequence[UsageRecord]) -> dict[str, Any]:
 @memoized
 def cost_by_model(records: Sequence[UsageRecord]) -> dict[str, Any]:
     """Calls, tokens, cost and share of cost per provider/model, most expensive first."""
-    total = sum(r.cost_usd for r in records)
+    total = math.fsum(r.cost_usd for r in records)
     rows: list[dict[str, Any]] = []
     for (provider, model), group in _by_model(records).items():
-        cost = sum(r.cost_usd for r in group)
+        cost = math.fsum(r.cost_usd for r in group)
         rows.append(
             {
                 "provider": provider,
@@ -255,31 +260,62 @@ def cache_candidates(records: Sequence[UsageRecord], top_n: int = 5) -> dict[str
     )
     seen: set[str] = set()
     repeat_calls: Counter[str] = Counter()
-    wasted_by_hash: defaultdict[str, float] = defaultdict(float)
+    repeat_costs: defaultdict[str, list[float]] = defaultdict(list)
     feature_repeats: Counter[str] = Counter()
     feature_calls: Counter[str] = Counter(r.feature or "(none)" for _, r in hashed)
-    feature_wasted: defaultdict[str, float] = defaultdict(float)
+    feature_costs: defaultdict[str, list[float]] = defaultdict(list)
     for prompt_hash, r in hashed:
         if prompt_hash not in seen:
             seen.add(prompt_hash)
             continue
         feature = r.feature or "(none)"
         repeat_calls[prompt_hash] += 1
-        wasted_by_hash[prompt_hash] += r.cost_usd
+        repeat_costs[prompt_hash].append(r.cost_usd)
         feature_repeats[feature] += 1
-        feature_wasted[feature] += r.cost_usd
-    wasted = sum(wasted_by_hash.values())
+        feature_costs[feature].append(r.cost_usd)
+    # Exact sums (correctly rounded, whatever the order): a store-kept summary gives the same.
+    wasted_by_hash = {h: math.fsum(costs) for h, costs in repeat_costs.items()}
+    feature_wasted = {f: math.fsum(costs) for f, costs in feature_costs.items()}
+    wasted = math.fsum(c for costs in repeat_costs.values() for c in costs)
     repeats = sum(repeat_calls.values())
+    return _cache_result(
+        len(hashed),
+        repeat_calls,
+        wasted_by_hash,
+        feature_repeats,
+        feature_calls,
+        feature_wasted,
+        wasted,
+        repeats,
+        span_days(records),
+        top_n,
+    )
+
+
+def _cache_result(
+    calls_with_hash: int,
+    repeat_calls: dict[str, int],
+    wasted_by_hash: dict[str, float],
+    feature_repeats: dict[str, int],
+    feature_calls: dict[str, int],
+    feature_wasted: dict[str, float],
+    wasted: float,
+    repeats: int,
+    span: float,
+    top_n: int,
+    *,
+    repeated_prompts: int | None = None,
+) -> dict[str, Any]:
     features = sorted(feature_repeats, key=lambda f: (-feature_wasted[f], f))[:top_n]
     prompts = sorted(repeat_calls, key=lambda h: (-wasted_by_hash[h], h))[:top_n]
     return {
-        "calls_with_hash": len(hashed),
+        "calls_with_hash": calls_with_hash,
         "repeated_calls": repeats,
-        "repeated_prompts": len(repeat_calls),
-        "repeat_share_pct": _pct(repeats, len(hashed)),
+        "repeated_prompts": len(repeat_calls) if repeated_prompts is None else repeated_prompts,
+        "repeat_share_pct": _pct(repeats, calls_with_hash),
         "wasted_cost_usd": _usd(wasted),
-        "monthly_saving_usd": _usd(wasted * monthly_factor(records)),
-        "span_days": round(span_days(records), 1),
+        "monthly_saving_usd": _usd(wasted * _factor(span)),
+        "span_days": round(span, 1),
         "top_features": [
             {
                 "feature": f,
@@ -319,7 +355,7 @@ def cheaper_models(records: Sequence[UsageRecord], pricing: PricingTable) -> dic
             continue
         prompt = sum(r.prompt_tokens for r in group)
         completion = sum(r.completion_tokens for r in group)
-        current = sum(r.cost_usd for r in group)
+        current = math.fsum(r.cost_usd for r in group)
         # Stable sort: equal costs keep the table's order (newer models first).
         priced = sorted(((c.cost(prompt, completion), c) for c in candidates), key=lambda p: p[0])
         candidate_cost, best = priced[0]
@@ -552,3 +588,172 @@ def _usd(value: float) -> float:
 
 def _pct(part: float, whole: float) -> float:
     return round(100 * part / whole, 1) if whole else 0.0
+
+
+def summarized(digest: dict[str, Any], pricing: PricingTable) -> dict[str, Any]:
+    """What :data:`runwire.agents.tools.EVERY_RUN` and the question names read, from the digest
+    of a store-kept summary (``UsageSummary.digest``) instead of the records: ``span_days``,
+    ``overview``, ``inventory``, ``cost_by_model``, ``latency_percentiles`` (p50/p95/p99),
+    ``error_rate``, ``cache_candidates`` (top 5) and ``cheaper_models``, each exactly what the
+    function of that name returns for the summarized records (tests/unit/test_usage_summary.py).
+    """
+    calls, models = digest["calls"], digest["models"]
+    span = max(1.0, (digest["last"] - digest["first"]) / _DAY_MS) if calls else 0.0
+    total = digest["cost"]
+    view = overview(())
+    if calls:
+        view = {
+            "calls": calls,
+            "first_call": iso_from_ms(digest["first"]),
+            "last_call": iso_from_ms(digest["last"]),
+            "span_days": round(span, 1),
+            "total_cost_usd": _usd(total),
+            "monthly_cost_usd": _usd(total * _factor(span)),
+            "total_tokens": digest["prompt"] + digest["completion"],
+            "prompt_tokens": digest["prompt"],
+            "completion_tokens": digest["completion"],
+            "providers": len({m["provider"] for m in models}),
+            "models": len(models),
+            "features": len(digest["features"]),
+        }
+    providers: Counter[str] = Counter()
+    for m in models:
+        providers[m["provider"]] += m["calls"]
+    by_model = Counter({(m["provider"], m["model"]): m["calls"] for m in models})
+    inventory = {
+        "calls": view["calls"],
+        "first_call": view["first_call"],
+        "last_call": view["last_call"],
+        "span_days": view["span_days"],
+        "providers": [{"name": p, "calls": n} for p, n in _most(providers)],
+        "models": [
+            {"name": model, "provider": provider, "calls": n}
+            for (provider, model), n in _most(by_model)
+        ],
+        "features": [{"name": f, "calls": n} for f, n in _most(Counter(digest["features"]))],
+        "calls_with_prompt_hash": digest["hashed"],
+        "calls_with_feature": sum(digest["features"].values()),
+        "failed_calls": sum(m["errors"] for m in models),
+    }
+    costs = sorted(models, key=lambda m: (-m["cost"], m["provider"], m["model"]))
+    latency = [{"provider": m["provider"], "model": m["model"], **m["latency"]} for m in models]
+    latency.sort(key=lambda row: (-(row["p95"] or 0), row["provider"], row["model"]))
+    errors = [
+        {"provider": m["provider"], "model": m["model"], **_errors(m["calls"], m["errors"])}
+        for m in models
+    ]
+    errors.sort(key=lambda row: (-row["rate_pct"], -row["errors"], row["provider"], row["model"]))
+    cache = digest["cache"]
+    features = cache["features"]
+    prompts = {h: (n, cost) for h, n, cost in cache["prompts"]}
+    return {
+        "span_days": span,
+        "overview": view,
+        "inventory": inventory,
+        "cost_by_model": {
+            "total_cost_usd": _usd(total),
+            "models": [
+                {
+                    "provider": m["provider"],
+                    "model": m["model"],
+                    "calls": m["calls"],
+                    "prompt_tokens": m["prompt"],
+                    "completion_tokens": m["completion"],
+                    "tokens": m["prompt"] + m["completion"],
+                    "cost_usd": _usd(m["cost"]),
+                    "share_pct": _pct(m["cost"], total),
+                }
+                for m in costs
+            ],
+        },
+        "latency_percentiles": {
+            "method": "nearest-rank",
+            "overall": digest["latency"],
+            "models": latency,
+        },
+        "error_rate": {
+            "overall": _errors(calls, inventory["failed_calls"]),
+            "models": errors,
+        },
+        "cache_candidates": _cache_result(
+            cache["calls_with_hash"],
+            {h: n for h, (n, _) in prompts.items()},
+            {h: cost for h, (_, cost) in prompts.items()},
+            {f: repeats for f, (repeats, _, _) in features.items()},
+            {f: calls for f, (_, calls, _) in features.items()},
+            {f: cost for f, (_, _, cost) in features.items()},
+            cache["wasted"],
+            cache["repeated_calls"],
+            span,
+            5,
+            repeated_prompts=cache["repeated_prompts"],
+        ),
+        "cheaper_models": _summarized_cheaper(models, span, pricing),
+    }
+
+
+def _errors(calls: int, errors: int) -> dict[str, Any]:
+    return {"calls": calls, "errors": errors, "rate_pct": _pct(errors, calls)}
+
+
+def _summarized_cheaper(
+    models: list[dict[str, Any]], span: float, pricing: PricingTable
+) -> dict[str, Any]:
+    factor = _factor(span)
+    rows: list[dict[str, Any]] = []
+    for m in models:
+        provider, model, current = m["provider"], m["model"], m["cost"]
+        price = pricing.lookup(provider, model)
+        candidates = pricing.cheaper_candidates(provider, model)
+        if price is None or not candidates:
+            continue
+        priced = sorted(
+            ((c.cost(m["prompt"], m["completion"]), c) for c in candidates), key=lambda p: p[0]
+        )
+        candidate_cost, best = priced[0]
+        saving = current - candidate_cost
+        if saving <= 0:
+            continue
+        rows.append(
+            {
+                "provider": provider,
+                "model": model,
+                "tier": price.tier,
+                "calls": m["calls"],
+                "avg_completion_tokens": round(m["completion"] / m["calls"], 1),
+                "top_features": m["features"],
+                "candidate": best.model,
+                "candidate_tier": best.tier,
+                "same_tier": best.tier == price.tier,
+                "monthly_cost_usd": _usd(current * factor),
+                "candidate_monthly_cost_usd": _usd(candidate_cost * factor),
+                "monthly_savings_usd": _usd(saving * factor),
+                "savings_pct": _pct(saving, current),
+                "alternatives": [
+                    {"model": c.model, "tier": c.tier, "monthly_cost_usd": _usd(c_cost * factor)}
+                    for c_cost, c in priced[1:3]
+                    if c_cost < current
+                ],
+                "_saving": saving,
+            }
+        )
+    rows.sort(key=lambda row: (-row["_saving"], row["provider"], row["model"]))
+    total = sum(row.pop("_saving") for row in rows)
+    return {
+        "span_days": round(span, 1),
+        "pricing_as_of": pricing.as_of,
+        "total_monthly_savings_usd": _usd(total * factor),
+        "models": rows,
+    }
+
+
+def remember(memo: dict[Any, Any], digest: dict[str, Any], pricing: PricingTable) -> None:
+    """Keep in a set's memo what :func:`summarized` gives, under the keys the functions of those
+    names (called with their defaults, by position or not at all) look for: the set's first
+    aggregates then cost no scan. ``digest`` must be the digest of the set's summary."""
+    results = summarized(digest, pricing)
+    for name in ("span_days", "overview", "inventory", "cost_by_model", "error_rate"):
+        memo[(name, (), ())] = results[name]
+    for name, default in (("latency_percentiles", (50, 95, 99)), ("cache_candidates", 5)):
+        memo[(name, (), ())] = memo[(name, (default,), ())] = results[name]
+    memo[("cheaper_models", (_freeze(pricing),), ())] = results["cheaper_models"]

@@ -36,6 +36,7 @@ __all__ = [
     "token_families",
     "usage_batches",
     "usage_records",
+    "usage_summaries",
     "usage_versions",
     "users",
     "ws_tickets",
@@ -207,6 +208,9 @@ usage_batches = Table(
     Column("source", String(20), nullable=False),
     Column("name", String(200), nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # The batch's records summarized (store/summary.py, JSON), kept as they are added; NULL when
+    # unknown: batches stored before summaries (migration 0011), and a batch being deleted.
+    Column("summary", Text, nullable=True),
     Index("ix_usage_batches_user_created", "user_id", "created_at"),
 )
 
@@ -249,6 +253,20 @@ usage_versions = Table(
     # while this is unchanged, which one key lookup per run can tell.
     Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("version", BigInteger, nullable=False),
+)
+
+usage_summaries = Table(
+    "usage_summaries",
+    metadata,
+    # The user's records summarized (the merge of their batches' summaries), as of ``version``
+    # of usage_versions, written in the transaction that made that version: a reader that finds
+    # the versions equal has the summary of the records it would read. ``body`` is what the
+    # next import merges into (hundreds of kilobytes: every prompt hash); ``digest`` what a
+    # question reads (a few kilobytes).
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("digest", Text, nullable=False),
 )
 
 service_clients = Table(

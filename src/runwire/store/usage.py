@@ -11,6 +11,18 @@ a slice) through :meth:`Database.write_off_loop`: the event loop's thread only k
 slice (about a millisecond) and never waits for the database's disk, and other users' runs write
 between the slices. A failed import keeps the slices it stored; importing the file again
 completes it.
+
+Each import also keeps the summaries (:class:`UsageSummary`): its slices' new records (known
+from ``RETURNING``) are folded in a worker thread as they are stored, and after the last slice
+the batch's summary and the user's (the one the import started from, merged with what it added)
+are written, guarded by the version the last slice made, so a summary is of exactly the records
+of its version. A reader that finds no summary at the current version reads the records (in
+the moment between the last slice and that write, too). A delete cannot take records out of a
+summary exactly (the first and last call, the first occurrence of a prompt are not undone by
+subtracting), so it forgets the summaries of the batches it deletes first, and at its end
+rebuilds the user's as the merge of the summaries of the batches left: from summaries, not
+records. Where a batch's summary is unknown (stored before summaries, being deleted, or imported
+while another import of the same user ran), the user has no summary until it is deleted.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain
 from typing import Any
@@ -31,7 +43,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from runwire.errors import NotFound
 from runwire.store.database import Database
 from runwire.store.records import UsageRecord, UsageSet, iso_from_ms, new_id, now_ms
-from runwire.store.schema import usage_batches, usage_records, usage_versions
+from runwire.store.schema import usage_batches, usage_records, usage_summaries, usage_versions
+from runwire.store.summary import UsageSummary
 
 __all__ = ["SLICE", "Added", "RecordKeys", "UsageBatch", "UsageStore"]
 
@@ -160,8 +173,23 @@ class UsageStore:
                 source=bindparam("source"),
                 name=bindparam("name"),
                 created_at=bindparam("created_at"),
+                summary=bindparam("summary"),
             )
             .on_conflict_do_nothing()
+        )
+        keep = dialect_insert(usage_summaries).values(
+            user_id=bindparam("user_id"),
+            version=bindparam("version"),
+            body=bindparam("body"),
+            digest=bindparam("digest"),
+        )
+        self._keep_summary = keep.on_conflict_do_update(
+            index_elements=[usage_summaries.c.user_id],
+            set_={
+                "version": keep.excluded.version,
+                "body": keep.excluded.body,
+                "digest": keep.excluded.digest,
+            },
         )
         self._rows_per_statement = max(1, min(SLICE, db.max_parameters // len(_INSERTED)))
         self._statements: dict[int, str] = {}  # INSERT text by number of rows
@@ -199,6 +227,7 @@ class UsageStore:
         keys = RecordKeys()
         created = now_ms()
         new = 0
+        folding = _Folding()
         for start in range(0, len(records), SLICE):
             rows = [
                 (
@@ -218,10 +247,15 @@ class UsageStore:
                 )
                 for r in records[start : start + SLICE]
             ]
-            new += await self._db.write_off_loop(
-                partial(self._insert, user_id, (batch_id, source, name, created), rows)
+            stored = await self._db.write_off_loop(
+                partial(self._insert, user_id, (batch_id, source, name, created), rows, folding)
             )
+            new += len(stored)
+            if stored:
+                await asyncio.to_thread(folding.added.fold, stored)
         await keys.forget()
+        if folding.last is not None:
+            await self._seal(user_id, batch_id, folding)
         if not new:
             # Every record was there already: no batch to list (or delete).
             await self._db.write(partial(self._drop_batch_if_empty, batch_id))
@@ -242,6 +276,7 @@ class UsageStore:
             "source": source,
             "name": name,
             "created_at": created,
+            "summary": None,  # unknown until the import that makes it has stored all of it
         }
         return conn.execute(self._batch, values).rowcount == 1
 
@@ -250,27 +285,117 @@ class UsageStore:
         user_id: str,
         batch: tuple[str, str, str | None, int],
         rows: list[tuple[Any, ...]],
+        folding: _Folding,
         conn: Connection,
-    ) -> int:
+    ) -> list[tuple[int, UsageRecord]]:
         # The batch row first, in every slice: a delete of all the user's data that ran between
         # two slices took it away, and the slices after it still need it.
         self._make_batch(user_id, *batch, conn)
-        added = 0
+        by_key = {row[2]: row for row in rows}
+        stored: list[tuple[int, UsageRecord]] = []
         step = self._rows_per_statement
         for start in range(0, len(rows), step):
             part = rows[start : start + step]
             params = tuple(chain.from_iterable(part))
-            added += conn.exec_driver_sql(self._insert_sql(len(part)), params).rowcount
-        if added:
+            inserted = conn.exec_driver_sql(self._insert_sql(len(part)), params)
+            stored.extend((pk, UsageRecord._make(by_key[key][3:])) for pk, key in inserted)
+        if stored:
+            prior = int(self._version.run(conn, user_id=user_id).scalar() or 0)
+            if folding.last is None:
+                folding.before = prior
+            elif prior != folding.last:
+                folding.alone = False  # someone else changed the user's data in between
             # In the same transaction: whoever sees the new version sees the new records.
             conn.execute(self._bump, {"user_id": user_id})
-        return added
+            folding.last = prior + 1
+        return stored
+
+    async def _seal(self, user_id: str, batch_id: str, folding: _Folding) -> None:
+        """After an import's last slice: its batch's summary, and the user's (from the one it
+        started from plus what it added, when nobody else changed the user's data meanwhile;
+        else from their batches' summaries).
+
+        Merged and encoded in a worker thread (hundreds of kilobytes), then written in a short
+        transaction only if the user's data is still at the version the last slice made: the
+        summary is of exactly the records of that version. Not in the last slice's transaction:
+        on PostgreSQL a write job runs on the event loop's thread.
+        """
+        async with self._db.connect() as conn:  # off the loop: the body is hundreds of kB
+            row = await conn.run_sync(partial(self._summary_row, user_id))
+        if not folding.alone or row[0] != folding.last:
+            await self._rebuild(user_id)
+            return
+        base = None
+        if row[1] == folding.before and row[2] is not None:
+            base = row[2]
+        elif row[1] is None and folding.before == 0:  # the user's first data
+            base = _EMPTY
+        batch = await asyncio.to_thread(folding.added.dumps)
+        user = None if base is None else await asyncio.to_thread(_merged, base, folding.added)
+
+        def write(conn: Connection) -> bool:
+            if int(self._version.run(conn, user_id=user_id).scalar() or 0) != folding.last:
+                return False
+            conn.execute(
+                usage_batches.update().where(usage_batches.c.id == batch_id).values(summary=batch)
+            )
+            if user is not None:
+                self._keep_text(user_id, folding.last, *user, conn)
+            return True
+
+        # Off the loop: the two summaries are hundreds of kilobytes to write.
+        if not await self._db.write_off_loop(write) or user is None:
+            await self._rebuild(user_id)
+
+    def _summary_row(self, user_id: str, conn: Connection) -> tuple[int, int | None, str | None]:
+        version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
+        row = conn.execute(
+            select(usage_summaries.c.version, usage_summaries.c.body).where(
+                usage_summaries.c.user_id == user_id
+            )
+        ).first()
+        return (version, None, None) if row is None else (version, row[0], row[1])
+
+    async def _rebuild(self, user_id: str) -> None:
+        """The user's summary as the merge of their batches' summaries (none if one is unknown),
+        merged in a worker thread and written if their data has not changed meanwhile."""
+
+        def read(conn: Connection) -> tuple[int, list[str | None]]:
+            version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
+            rows = conn.execute(
+                select(usage_batches.c.summary).where(usage_batches.c.user_id == user_id)
+            )
+            return version, [known for (known,) in rows]
+
+        async with self._db.connect() as conn:
+            version, known = await conn.run_sync(read)
+        texts = None if None in known else await asyncio.to_thread(_merged_texts, known)
+
+        def write(conn: Connection) -> None:
+            if int(self._version.run(conn, user_id=user_id).scalar() or 0) != version:
+                return  # changed meanwhile: whoever changed it keeps the summary
+            if texts is None:
+                conn.execute(usage_summaries.delete().where(usage_summaries.c.user_id == user_id))
+            else:
+                self._keep_text(user_id, version, *texts, conn)
+
+        await self._db.write_off_loop(write)
+
+    def _keep_text(
+        self, user_id: str, version: int, body: str, digest: str, conn: Connection
+    ) -> None:
+        values = {"user_id": user_id, "version": version, "body": body, "digest": digest}
+        conn.execute(self._keep_summary, values)
 
     def _insert_sql(self, rows: int) -> str:
         sql = self._statements.get(rows)
         if sql is None:
-            sql = self._statements[rows] = self._db.positional_insert(
-                usage_records.name, _INSERTED, skip_existing=True, rows=rows
+            sql = self._statements[rows] = (
+                self._db.positional_insert(
+                    usage_records.name, _INSERTED, skip_existing=True, rows=rows
+                )
+                # Which rows were new (and their pk, the store's order), to summarize them.
+                + " RETURNING pk, record_key"
             )
         return sql
 
@@ -314,6 +439,9 @@ class UsageStore:
                 )
             if owner != user_id:
                 raise NotFound("no such usage batch")
+        # First: the batches' summaries go unknown, so that no summary is made from them while
+        # their records are going (an import's slice in between rebuilds the user's from them).
+        await self._db.write(partial(self._forget_summaries, user_id, batch_id))
         deleted = 0
         while True:
             gone = await self._db.write_off_loop(partial(self._delete_slice, user_id, batch_id))
@@ -321,6 +449,7 @@ class UsageStore:
             if gone < SLICE:
                 break
         await self._db.write(partial(self._delete_batches, user_id, batch_id))
+        await self._rebuild(user_id)
         return deleted
 
     def _delete_slice(self, user_id: str, batch_id: str | None, conn: Connection) -> int:
@@ -336,12 +465,41 @@ class UsageStore:
             conn.execute(self._bump, {"user_id": user_id})
         return gone
 
+    def _forget_summaries(self, user_id: str, batch_id: str | None, conn: Connection) -> None:
+        which = usage_batches.update().where(usage_batches.c.user_id == user_id)
+        if batch_id is not None:
+            which = which.where(usage_batches.c.id == batch_id)
+        conn.execute(which.values(summary=None))
+
     def _delete_batches(self, user_id: str, batch_id: str | None, conn: Connection) -> None:
         which = usage_batches.delete().where(usage_batches.c.user_id == user_id)
         if batch_id is not None:
             which = which.where(usage_batches.c.id == batch_id)
         conn.execute(which)
         conn.execute(self._bump, {"user_id": user_id})
+
+    async def digest_of(self, user_id: str) -> dict[str, Any] | None:
+        """The digest of the summary of the user's records as they are now
+        (:meth:`UsageSummary.digest`); None when there is none (their data holds batches stored
+        before summaries, or is changing this moment)."""
+        return (await self._digest_at(user_id))[1]
+
+    async def _digest_at(self, user_id: str) -> tuple[int, dict[str, Any] | None]:
+        def read(conn: Connection) -> tuple[int, str | None]:
+            version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
+            row = conn.execute(
+                select(usage_summaries.c.version, usage_summaries.c.digest).where(
+                    usage_summaries.c.user_id == user_id
+                )
+            ).first()
+            if row is None or row[0] != version:
+                return version, None
+            return version, row[1]
+
+        version, digest = await self._db.read(read)
+        if digest is None:
+            return version, (_EMPTY_DIGEST if version == 0 else None)
+        return version, orjson.loads(digest)
 
     async def _batch_count(self, batch_id: str) -> int:
         async with self._db.connect() as conn:
@@ -371,6 +529,7 @@ class UsageStore:
         if cached is not None and cached[0] == key and len(cached[1]) <= limit:
             self._cache.move_to_end(user_id)
             return cached[1]
+        at, digest = await self._digest_at(user_id)
         async with self._db.connect() as conn:
             rows = await conn.execute(
                 select(*_COLUMNS)
@@ -381,6 +540,10 @@ class UsageStore:
             # Off the event loop: building 4,000 records held it for 12-20 ms, and a burst of
             # users asking their first question of the day queued every other run behind it.
             records = await asyncio.to_thread(_usage_set, rows)
+        if digest is not None and at == key and len(records) == digest["calls"]:
+            # The records and the summary are of one version: what the analyses read of every
+            # set (tools.prepare) comes from the summary, without a scan.
+            records.memo["usage_digest"] = digest
         old = self._cache.pop(user_id, None)
         if old is not None:
             self._cached_total -= len(old[1])
@@ -390,6 +553,35 @@ class UsageStore:
             _, (_, dropped) = self._cache.popitem(last=False)
             self._cached_total -= len(dropped)
         return records
+
+
+def _merged(base: str, added: UsageSummary) -> tuple[str, str]:
+    summary = UsageSummary.loads(base)
+    summary.merge(added)
+    return summary.dumps(), orjson.dumps(summary.digest()).decode()
+
+
+def _merged_texts(known: list[str | None]) -> tuple[str, str]:
+    summary = UsageSummary()
+    for text in known:
+        assert text is not None
+        summary.merge(UsageSummary.loads(text))
+    return summary.dumps(), orjson.dumps(summary.digest()).decode()
+
+
+@dataclass(slots=True)
+class _Folding:
+    """What one import has added so far, summarized, and whether the user's data changed only
+    by it between its slices (each slice's bump follows the last one's)."""
+
+    added: UsageSummary = field(default_factory=UsageSummary)
+    before: int = 0  # the user's data version before the import's first new record
+    last: int | None = None  # the version its latest slice with new records made
+    alone: bool = True
+
+
+_EMPTY = UsageSummary().dumps()
+_EMPTY_DIGEST = UsageSummary().digest()
 
 
 def _usage_set(rows: Iterable[Sequence[Any]]) -> UsageSet:
