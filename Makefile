@@ -94,8 +94,10 @@ lint: $(TEST_STAMP)
 # The suite runs on TEST_WORKERS pytest-xdist workers, a whole test file to a worker (its
 # module-scoped server starts once); `make test TEST_WORKERS=0` runs it in one process. Files go
 # out in collection order, the slow e2e layer first (xdist's default hands out the files with
-# the most tests first, which left the slowest files, with two tests each, for the end).
-TEST_WORKERS ?= 2
+# the most tests first, which left the slowest files, with two tests each, for the end). Three
+# workers on two cores: much of an e2e test is waiting on its server processes (a run's pacing,
+# a lease's expiry, a process's start), so a third file in flight keeps the cores busy.
+TEST_WORKERS ?= 3
 
 test: $(TEST_STAMP) $(OIDC_STAMP) $(AGUI_STAMP) lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --cov=runwire --cov-branch --cov-report=term:skip-covered --cov-report=xml -p no:cacheprovider --durations=15
