@@ -1,17 +1,20 @@
 """``POST /ag-ui`` on the real app behind a listening socket: what it refuses, and that its runs
-are ordinary runs (stored, stoppable, going on when the client leaves). The official client's
+are ordinary runs (stored, stopped by the user's socket, going on when the client leaves). The official client's
 whole thread is tests/e2e/test_agui.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import httpx
+from websockets.asyncio.client import ClientConnection, connect
 
 from runwire.protocol.inbound import UserMessage
 from runwire.transport.body_limit import AGUI_BODY_BYTES
+from runwire.transport.ws_protocol import RunwireWebSocketProtocol
 from tests.conftest import test_settings
 from tests.integration.test_event_stream import logged_in, serving, until
 from tests.timing import unit
@@ -156,31 +159,102 @@ async def test_a_run_goes_on_when_its_client_leaves_and_the_same_request_reads_i
         assert events[-1]["message_id"] == whole[-1]["result"]["message_id"]
 
 
-async def test_a_run_stopped_mid_stream_finishes_cancelled_and_a_logout_cuts_the_stream(
+async def open_socket(client: httpx.AsyncClient, auth: dict[str, str]) -> ClientConnection:
+    """The user's WebSocket to the same server, opened as a browser does (a ticket)."""
+    ticket = (await client.post("/api/ws-ticket", headers=auth)).json()["ticket"]
+    url = str(client.base_url).replace("http://", "ws://") + f"/ws?ticket={ticket}"
+    ws = await connect(url, open_timeout=unit(5), max_queue=None)
+    assert json.loads(await ws.recv())["type"] == "connection_established"
+    return ws
+
+
+async def next_frame(ws: ClientConnection) -> dict[str, Any]:
+    async with asyncio.timeout(unit(2)):
+        frame: dict[str, Any] = json.loads(await ws.recv())
+    return frame
+
+
+async def frames_until_pong(ws: ClientConnection) -> list[dict[str, Any]]:
+    """Every frame the socket holds, up to the answer to a ping sent now (frames are handled in
+    order, so the pong comes after any reply to what was sent before it)."""
+    await ws.send(json.dumps({"type": "ping", "request_id": "last"}))
+    frames: list[dict[str, Any]] = []
+    while (frame := await next_frame(ws))["type"] != "pong":
+        frames.append(frame)
+    assert frame["request_id"] == "last"
+    return frames
+
+
+async def test_a_run_stopped_from_the_users_socket_finishes_cancelled_and_no_one_else_can_stop_it(
     tmp_path: Path,
 ) -> None:
-    async with serving(test_settings(tmp_path, offline_delay_ms=50)) as (client, services):
-        user_id, auth = await logged_in(client)
+    # Text chunks every 50 ms: the run is still going when the stops are sent.
+    settings = test_settings(tmp_path, offline_delay_ms=50)
+    async with serving(settings, ws=RunwireWebSocketProtocol) as (client, _services):
+        _ada_id, ada = await logged_in(client)
+        bob = await second_user(client)
+        ada_ws, bob_ws = await open_socket(client, ada), await open_socket(client, bob)
         said: list[dict[str, Any]] = []
-        stopped = False
+        contents_after_bobs_stop = 0
+        stop_sent = False
         async with client.stream(
-            "POST", "/ag-ui", json=agui_body("t-1", "r-1"), headers=auth
+            "POST", "/ag-ui", json=agui_body("t-1", "r-1"), headers=ada
         ) as response:
             async for line in response.aiter_lines():
                 if not line.startswith("data: "):
                     continue
                 said.append(json.loads(line.removeprefix("data: ")))
-                if said[-1]["type"] == "TEXT_MESSAGE_CONTENT" and not stopped:
-                    # What the user's socket does with stop_agent.
-                    run_id = said[0]["metadata"]["runwire"]["run_id"]
-                    assert await services.chat.stop(user_id, run_id)
-                    stopped = True
-        assert said[-1]["type"] == "RUN_FINISHED"
+                if said[-1]["type"] != "TEXT_MESSAGE_CONTENT" or stop_sent:
+                    continue
+                run_id = said[0]["metadata"]["runwire"]["run_id"]
+                stop = {"type": "stop_agent", "run_id": run_id}
+                if contents_after_bobs_stop == 0:
+                    # Another user's stop is refused as if the run did not exist...
+                    await bob_ws.send(json.dumps({**stop, "request_id": "bob-stop"}))
+                    refused = await next_frame(bob_ws)
+                    assert refused["type"] == "error" and refused["code"] == "not_found"
+                    assert refused["request_id"] == "bob-stop"
+                    assert run_id not in refused["message"]
+                    contents_after_bobs_stop = 1
+                elif contents_after_bobs_stop == 1:
+                    # ...and the run goes on: more text came. Now Ada stops it from her socket.
+                    await ada_ws.send(json.dumps({**stop, "request_id": "ada-stop"}))
+                    stop_sent = True
+        assert stop_sent
+        # The stream ends with the run, cancelled, and nothing after it.
+        ends = [i for i, e in enumerate(said) if e["type"] in ("RUN_FINISHED", "RUN_ERROR")]
+        assert ends == [len(said) - 1]
         assert said[-1]["outcome"] == {"type": "cancelled"}
+        assert said[-1]["result"] == {"code": "stopped", "message": "stopped at the user's request"}
         assert said[-2]["type"] == "STEP_FINISHED"  # the open step was closed before the end
 
+        # Her socket saw the run as it happened, to its agent_stopped; the stop had no reply.
+        on_socket = await frames_until_pong(ada_ws)
+        assert not [f for f in on_socket if f["type"] == "error" or "request_id" in f], on_socket
+        assert all(frame.get("run_id") == run_id for frame in on_socket), on_socket
+        assert [f["seq"] for f in on_socket] == list(range(1, len(on_socket) + 1))
+        assert sum(f["type"] == "text_delta" for f in on_socket) == sum(
+            e["type"] == "TEXT_MESSAGE_CONTENT" for e in said
+        )
+        last = on_socket[-1]
+        assert last["type"] == "agent_stopped" and last["parent_agent"] is None
+        assert last["code"] == "stopped"
+        # Bob's socket got nothing of her run, before or after.
+        assert await frames_until_pong(bob_ws) == []
+
+        run = (await client.get(f"/api/runs/{run_id}", headers=ada)).json()["run"]
+        assert run["status"] == "cancelled" and run["last_seq"] == last["seq"]
+        stored = (await client.get(f"/api/runs/{run_id}/events", headers=ada)).json()["events"]
+        assert stored == on_socket
+        await ada_ws.close()
+        await bob_ws.close()
+
+
+async def test_a_logout_cuts_an_agui_stream_and_the_run_goes_on(tmp_path: Path) -> None:
+    async with serving(test_settings(tmp_path, offline_delay_ms=50)) as (client, services):
+        user_id, auth = await logged_in(client)
         # A logout ends the session's streams: the client is told the run goes on elsewhere.
-        said = []
+        said: list[dict[str, Any]] = []
         async with client.stream(
             "POST", "/ag-ui", json=agui_body("t-1", "r-2"), headers=auth
         ) as response:
