@@ -1,6 +1,6 @@
 """``POST /ag-ui`` on the real app behind a listening socket: what it refuses, and that its runs
-are ordinary runs (stored, stopped by the user's socket, going on when the client leaves). The official client's
-whole thread is tests/e2e/test_agui.py."""
+are ordinary runs (stored, stopped from the user's socket, going on when the client leaves). The
+official client's whole thread is tests/e2e/test_agui.py."""
 
 from __future__ import annotations
 
