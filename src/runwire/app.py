@@ -48,27 +48,22 @@ from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.auth.tokens import AccessTokens
 from runwire.bus.base import EventBus
 from runwire.bus.memory import MemoryBus
-from runwire.bus.redis import RedisBus
 from runwire.chat import ChatService
 from runwire.config import ModelFallback, Role, Settings, safe_url
 from runwire.connections.base import ConnectionRegistry
 from runwire.connections.memory import MemoryConnections
-from runwire.connections.redis import RedisConnections
 from runwire.dispatch.base import RunQueue
 from runwire.dispatch.memory import MemoryRunQueue
-from runwire.dispatch.redis import RedisRunQueue
 from runwire.errors import ConfigError
 from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
 from runwire.limits.base import Limit, RateLimiter
 from runwire.limits.memory import MemoryRateLimiter
-from runwire.limits.redis import RedisRateLimiter
 from runwire.metrics import Metrics
 from runwire.ratelimit import Clock, Rate
 from runwire.readiness import BusProbe, LLMProbe, Probe, Readiness
 from runwire.revocations.base import Revocations
 from runwire.revocations.memory import MemoryRevocations
-from runwire.revocations.redis import RedisRevocations
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
@@ -184,10 +179,18 @@ async def _check_schema(store: Store) -> None:
         )
 
 
+# The Redis implementations are imported only by a node given RUNWIRE_REDIS_URL.
+# redis-py's import (with the OpenTelemetry SDK it loads) costs ~0.35 s of CPU, a sixth of a
+# server's start, which an embedded server, every CLI command and each of the suite's many server
+# processes paid for nothing.
+
+
 def build_bus(settings: Settings) -> AbstractAsyncContextManager[EventBus]:
     """The in-process bus, or with RUNWIRE_REDIS_URL the Redis bus (several nodes)."""
     if settings.redis_url is None:
         return nullcontext(MemoryBus())
+    from runwire.bus.redis import RedisBus  # lazily: see the note above build_bus
+
     url = settings.redis_url.get_secret_value()
     log.info("event bus: Redis at %s", safe_url(url))
     return RedisBus(url).running()
@@ -197,6 +200,8 @@ def build_run_queue(settings: Settings) -> AbstractAsyncContextManager[RunQueue]
     """The in-process run queue, or with RUNWIRE_REDIS_URL the Redis one (several nodes)."""
     if settings.redis_url is None:
         return nullcontext(MemoryRunQueue())
+    from runwire.dispatch.redis import RedisRunQueue  # lazily: see the note above build_bus
+
     return RedisRunQueue(
         settings.redis_url.get_secret_value(), lease_s=settings.run_lease_s
     ).running()
@@ -215,6 +220,9 @@ def build_limits(
             nullcontext(MemoryRateLimiter(clock or time.monotonic)),
             nullcontext(MemoryConnections(cap)),
         )
+    from runwire.connections.redis import RedisConnections  # lazily: see the note above build_bus
+    from runwire.limits.redis import RedisRateLimiter
+
     url = settings.redis_url.get_secret_value()
     return (
         RedisRateLimiter(url, clock=clock, fallback_clock=clock or time.monotonic).running(),
@@ -226,6 +234,8 @@ def build_revocations(settings: Settings) -> AbstractAsyncContextManager[Revocat
     """The ended sessions: in this process, or with RUNWIRE_REDIS_URL shared by every node."""
     if settings.redis_url is None:
         return nullcontext(MemoryRevocations())
+    from runwire.revocations.redis import RedisRevocations  # lazily: see the note above build_bus
+
     return RedisRevocations(settings.redis_url.get_secret_value()).running()
 
 

@@ -9,6 +9,8 @@ machine's install rather than a server (marker ``local_only``), is skipped, sayi
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import signal
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+import runwire
 from tests.databases import BACKENDS, fresh_postgres_database
 from tests.e2e.wire import Session
 from tests.timing import unit
@@ -71,19 +74,88 @@ UNTRACED = frozenset(
 )
 _TRACER_ENV = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
 
+# What the tracer measures in the processes of the other modules: the code that runs only in a
+# process of its own or across nodes (the CLI, the server's own HTTP and WebSocket protocol, the
+# Redis implementations, the run machinery, the process's wiring). The rest (the agents, usage
+# analysis, the event and protocol core, the store's queries) is measured by the in-process
+# layers, which reach all but a few of its branches; traced in every server process it cost more
+# CPU than the servers' own work (docs/decisions.md, "The suite's time").
+TRACED_IN_PROCESSES = (
+    "__main__.py",
+    "app.py",
+    "auth/*",
+    "auth_checks.py",
+    "auth_commands.py",
+    "bus/redis.py",
+    "chat.py",
+    "cli.py",
+    "config.py",
+    "connections/redis.py",
+    "dispatch/redis.py",
+    "limits/redis.py",
+    "logs.py",
+    "probe/*",
+    "readiness.py",
+    "revocations/redis.py",
+    "runs/*",
+    "store/database.py",
+    "traces.py",
+    "transport/*",
+)
+"""Files of the package (globs), as coverage's ``include`` takes them."""
 
-@pytest.fixture(scope="module", autouse=True)
-def _untraced_processes(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Processes started by an ``UNTRACED`` module (its module fixtures included: autouse ones
-    come first) inherit no request for coverage; the session's shared server is started before."""
-    if request.module.__name__.rsplit(".", 1)[-1] not in UNTRACED:
-        yield
+_TRACER_REQUEST = pytest.StashKey[str | None]()
+
+
+def _narrowed(encoded: str) -> str:
+    """Coverage's serialized configuration, measuring :data:`TRACED_IN_PROCESSES` only. By file
+    (``include``), not by module (``source_pkgs``): matching by module name, coverage 7.18 made
+    SQLAlchemy's compiled cache keys fail in the server (``'InternalTraversal' object is not
+    callable``) when ``runwire.store.database`` was one of the modules."""
+    package = Path(runwire.__file__).parent
+    config = json.loads(base64.b64decode(encoded))
+    config["source"] = []
+    config["source_pkgs"] = []
+    config["run_include"] = [str(package / name) for name in TRACED_IN_PROCESSES]
+    # Without following greenlets (SQLAlchemy's async bridge), which cost a third of the tracer's
+    # CPU in a server: the store's code that runs inside them is measured in process.
+    config["concurrency"] = ["thread"]
+    return base64.b64encode(json.dumps(config).encode()).decode()
+
+
+def _request_tracing_for(item: pytest.Item) -> None:
+    """Set what the processes started for ``item`` (its fixtures' included) inherit of coverage's
+    request to trace them (``patch = ["subprocess"]`` puts it in ``COVERAGE_PROCESS_CONFIG``):
+    nothing for an ``UNTRACED`` module, :data:`TRACED_IN_PROCESSES` for the others. Done before
+    each test's setup and again after its call, because coverage writes its whole request back
+    into the environment each time pytest-cov resumes it after a ``no_cover`` test."""
+    stash = item.config.stash
+    if _TRACER_REQUEST not in stash:
+        requested = os.environ.get("COVERAGE_PROCESS_CONFIG")
+        stash[_TRACER_REQUEST] = None if requested is None else _narrowed(requested)
+    narrowed = stash[_TRACER_REQUEST]
+    if narrowed is None:
         return
-    saved = {name: os.environ.pop(name) for name in _TRACER_ENV if name in os.environ}
+    if item.path.stem in UNTRACED:
+        for name in _TRACER_ENV:
+            os.environ.pop(name, None)
+    else:
+        os.environ["COVERAGE_PROCESS_CONFIG"] = narrowed
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    _request_tracing_for(item)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     try:
-        yield
+        return (yield)
     finally:
-        os.environ.update(saved)
+        # Outermost wrapper: after pytest-cov's, which resumed coverage.
+        _request_tracing_for(item)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
