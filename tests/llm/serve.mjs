@@ -146,12 +146,14 @@ async function chatCompletions(req, res) {
   }
   const id = `chatcmpl-${Date.now().toString(36)}`;
   const created = Math.floor(Date.now() / 1000);
+  // As OpenAI's servers do, the answer names the model the request asked for.
+  const model = typeof body.model === "string" && body.model ? body.model : MODEL_NAME;
   const chunk = (choices, extra = {}) =>
-    `data: ${JSON.stringify({id, object: "chat.completion.chunk", created, model: MODEL_NAME, choices, ...extra})}\n\n`;
+    `data: ${JSON.stringify({id, object: "chat.completion.chunk", created, model, choices, ...extra})}\n\n`;
   if (!body.stream) {
     const out = await serialized(() => complete(body, undefined));
     return sendJson(res, 200, {
-      id, object: "chat.completion", created, model: MODEL_NAME,
+      id, object: "chat.completion", created, model,
       choices: [{
         index: 0,
         message: {role: "assistant", content: out.text || null, ...(out.calls.length ? {tool_calls: out.calls} : {})},
