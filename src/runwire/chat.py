@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from runwire.agents.model_loop import INSTRUCTIONS
 from runwire.agents.quality import assess
 from runwire.bus.base import EventBus
 from runwire.config import ConcurrencyPolicy
@@ -273,7 +274,8 @@ class ChatService:
     async def validate_content(self, user_id: str, run_id: str, content: str) -> dict[str, Any]:
         """Score ``content`` with the quality gate against the figures the tools of the user's
         run ``run_id`` computed (its ``tool_completed`` results, as stored) and triage's reading
-        of its question; NotFound when the run is not the user's."""
+        of its question, and against the instructions runwire gives a model (a text restating
+        them fails, as a model's answer does); NotFound when the run is not the user's."""
         events = await self.events(user_id, run_id, 0)
         results: list[tuple[str, Any]] = []
         question = ""
@@ -293,6 +295,7 @@ class ChatService:
             question=question,
             reading=reading if isinstance(reading, dict) else None,
             references=(pricing.as_of, pricing.source) if pricing is not None else (),
+            instructions=INSTRUCTIONS,
         )
         return verdict.public()
 

@@ -202,6 +202,53 @@ async def test_an_answer_the_gate_rejects_is_replaced_and_counted_on_the_socket(
     assert nothing["checked"] == 0 and nothing["by_reason"] == {}
 
 
+async def test_a_model_that_restates_its_instructions_is_replaced_on_the_socket(
+    model_server: ServerProcess,
+    replay: ReplayServer,
+    sessions: Callable[[str], Awaitable[Session]],
+) -> None:
+    session = await sessions(model_server.url)
+    await session.post("/api/usage/sample")
+    # A real small model (Gemma 3 270M on llama.cpp, recorded): no tool call, its instructions
+    # and the summary of the data it was recorded over, word for word.
+    replay.play("echo_instructions.sse.http")
+    sock = await session.connect()
+    ack = await sock.ask(QUESTION)
+    events = await sock.run_to_end(ack["run_id"])
+
+    [warning] = [e for e in events if e["type"] == "quality_warning"]
+    assert warning["outcome"] == "replaced" and warning["replaced"] is True
+    reasons = {r["reason"]: r["message"] for r in warning["reasons"]}
+    assert reasons["echoes_instructions"] == (
+        "the answer restates runwire's instructions to the model instead of answering: 50 of "
+        "its 64 words quote them"
+    )
+    # This sample is of today; the recording's summary was of another: its figures are no tool's.
+    assert list(reasons) == ["unsupported_figure", "echoes_instructions"]
+    assert "restates runwire's instructions" in warning["message"]
+    at = events.index(warning)
+    model_text = "".join(e["delta"] for e in events[:at] if e["type"] == "text_delta")
+    replacement = "".join(e["delta"] for e in events[at:] if e["type"] == "text_delta")
+    assert model_text.startswith("You are runwire's analyst.")
+    assert replacement.startswith("## You spend") and "runwire's analyst" not in replacement
+    last = events[-1]
+    assert last["type"] == "agent_completed" and last["final_response"] == replacement
+    history = (await session.get(f"/api/threads/{ack['thread_id']}/messages")).json()["messages"]
+    assert history[-1]["content"] == replacement
+    run = (await session.get(f"/api/runs/{ack['run_id']}")).json()["run"]
+    assert run["quality"]["reasons"] == warning["reasons"]
+
+    await sock.send(type="get_quality_metrics", request_id="q-2")
+    [metrics] = (await sock.until("quality_metrics"))[-1:]
+    assert metrics["by_reason"] == {"echoes_instructions": 1, "unsupported_figure": 1}
+    # The same text, scored against this run on the socket, fails for the same reason.
+    await sock.send(
+        type="validate_content", run_id=ack["run_id"], content=model_text, request_id="v-3"
+    )
+    [scored] = (await sock.until("content_validated"))[-1:]
+    assert scored["reasons"] == warning["reasons"]
+
+
 @pytest.mark.browser
 def test_the_page_shows_the_runs_model_tokens_and_cost(
     model_server: ServerProcess, replay: ReplayServer

@@ -344,6 +344,36 @@ async def test_an_answer_with_figures_no_tool_computed_is_replaced_by_the_offlin
     )
 
 
+async def test_an_answer_that_restates_its_instructions_is_replaced_by_the_offline_one(
+    server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
+) -> None:
+    # What Gemma 3 270M streamed through tests/llm/serve.mjs (llama.cpp) for runwire's prompt
+    # over this sample: no tool call, its system prompt and the data's summary word for word
+    # until the token cap. Its figures are the summary's, a tool's; it talks about cost.
+    server.play("echo_instructions.sse.http")
+    run = Run(sample, pricing, model_at(server.base_url))
+    answer = await run.answer()
+    assert_well_formed(run.events)
+
+    [warning] = run.of(EventType.QUALITY_WARNING)
+    assert warning.data["outcome"] == "replaced" and warning.data["unsupported"] == []
+    assert warning.data["reasons"] == [
+        {
+            "reason": "echoes_instructions",
+            "message": "the answer restates runwire's instructions to the model instead of "
+            "answering: 50 of its 64 words quote them",
+        }
+    ]
+    assert warning.data["score"] == pytest.approx(2 / 3, abs=0.001)
+    assert run.quality == [warning.data]
+    at = run.events.index(warning)
+    before = "".join(e.data["delta"] for e in run.events[:at] if e.type == EventType.TEXT_DELTA)
+    after = "".join(e.data["delta"] for e in run.events[at:] if e.type == EventType.TEXT_DELTA)
+    assert before.startswith("You are runwire's analyst. You help a team cut the cost")
+    offline = await Supervisor().run(dataclasses.replace(run.context(), model=None))
+    assert answer == after == offline and answer.startswith("## You spend about $50.89 a month")
+
+
 async def test_an_answer_grounded_in_the_tools_passes_and_is_kept(
     server: ReplayServer, sample: list[UsageRecord], pricing: PricingTable
 ) -> None:
@@ -652,6 +682,8 @@ async def test_the_gates_verdicts_are_kept_with_the_runs_and_counted(
 
     grounded = await ask("text_answer.sse.http")
     invented = await ask("bad_tool_calls.sse.http", "figures_answer.sse.http")
+    # Recorded over another sample: the figures of the summary it echoes are no tool's here.
+    echoed = await ask("echo_instructions.sse.http")
     kept = await store.runs.get(user.id, grounded)
     assert kept is not None and kept.public()["quality"] == {
         "score": 1.0,
@@ -663,12 +695,18 @@ async def test_the_gates_verdicts_are_kept_with_the_runs_and_counted(
     quality = replaced.public()["quality"]
     assert quality["outcome"] == "replaced" and quality["score"] < 1
     assert [r["reason"] for r in quality["reasons"]] == ["unsupported_figure"]
+    restated = await store.runs.get(user.id, echoed)
+    assert restated is not None
+    assert [r["reason"] for r in restated.public()["quality"]["reasons"]] == [
+        "unsupported_figure",
+        "echoes_instructions",
+    ]
     assert await store.runs.quality_metrics(user.id) == {
-        "checked": 2,
+        "checked": 3,
         "passed": 1,
-        "replaced": 1,
+        "replaced": 2,
         "failed": 0,
-        "by_reason": {"unsupported_figure": 1},
+        "by_reason": {"echoes_instructions": 1, "unsupported_figure": 2},
     }
     # Another user's answers are not counted for this one.
     other = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")

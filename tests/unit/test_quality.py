@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from runwire.agents.model_loop import INSTRUCTIONS, SYSTEM_PROMPT
 from runwire.agents.quality import Reason, assess, figures
 
 pytestmark = pytest.mark.unit
@@ -135,6 +136,42 @@ def test_generic_filler_is_low_value() -> None:
     # An action is worth something without a figure; so is a figure without an action.
     assert assess("Switch short prompts to gpt-4o-mini.", RESULTS).passed
     assert assess("That was 4,071 calls.", RESULTS).passed
+
+
+def test_an_answer_that_restates_the_models_instructions_fails() -> None:
+    # What Gemma 3 270M wrote (docs/agents.md, "A real model in the tests"): its system prompt,
+    # then the data's summary, until the token cap. Its figures are a tool's, it talks of cost.
+    echo = f"{SYSTEM_PROMPT}\n\nThe user's data holds 4071 calls from 2025-04-01 to"
+    verdict = assess(echo, RESULTS, reading=SPEND, instructions=INSTRUCTIONS)
+    assert verdict.reasons == [Reason.ECHOES_INSTRUCTIONS.value]
+    assert verdict.problems[0].message == (
+        "the answer restates runwire's instructions to the model instead of answering: 50 of "
+        "its 62 words quote them"
+    )
+    assert verdict.unsupported == () and verdict.score == pytest.approx(2 / 3, abs=0.001)
+    assert assess(echo, RESULTS, reading=SPEND).passed  # what the gate let through before
+    # Case, punctuation and layout aside; in pieces, when they are a third of its words or more.
+    pieces = (
+        "YOU ARE RUNWIRE'S ANALYST: spend is $49.61.\n\nYou are runwire's analyst: "
+        "claude-3-5-sonnet costs $21.61.\n\n*You are runwire's analyst.*"
+    )
+    verdict = assess(pieces, RESULTS, reading=SPEND, instructions=INSTRUCTIONS)
+    assert verdict.problems[0].message.endswith(": 15 of its 26 words quote them")
+
+
+def test_an_answer_quoting_a_phrase_of_its_instructions_passes() -> None:
+    instructions = [SYSTEM_PROMPT]
+    answer = (
+        "To cut the cost, latency and failures of your LLM usage, start with claude-3-5-sonnet: "
+        "it costs $21.61 of your $49.61 (43.6%); answer in Markdown, concisely: switch its short "
+        "prompts to a cheaper model."
+    )
+    assert assess(answer, RESULTS, reading=SPEND, instructions=instructions).passed
+    # The same answer that goes on to quote a whole sentence of them no longer does.
+    quoting = f"{answer} Call the tools to measure the user's usage data."
+    assert assess(quoting, RESULTS, reading=SPEND, instructions=instructions).reasons == [
+        "echoes_instructions"
+    ]
 
 
 def test_every_problem_counts_and_the_verdict_is_public() -> None:

@@ -28,7 +28,15 @@ from runwire.agents.tools import TOOLS, Toolbox
 from runwire.errors import InputError, ModelFailed, RunTimeout, ToolFailed
 from runwire.usage.pricing import PricingTable
 
-__all__ = ["WRITER", "ModelLoop", "ModelUsage", "Tool", "analysis_tools", "check_arguments"]
+__all__ = [
+    "INSTRUCTIONS",
+    "WRITER",
+    "ModelLoop",
+    "ModelUsage",
+    "Tool",
+    "analysis_tools",
+    "check_arguments",
+]
 
 #: The agent whose events carry the model's answer text.
 WRITER = "reporting"
@@ -41,6 +49,10 @@ SYSTEM_PROMPT = (
     "usage. Call the tools to measure the user's usage data; every figure in your answer must "
     "come from a tool result. Answer in Markdown, concisely, leading with what was asked."
 )
+#: What the system prompt tells the model to do: an answer restating it is no answer (the quality
+#: gate's ``echoes_instructions``). The rest of the prompt, the data's summary and triage's
+#: reading (names, a clarifying question), is what an answer may well say.
+INSTRUCTIONS: tuple[str, ...] = (SYSTEM_PROMPT,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +215,8 @@ class ModelLoop:
     After :meth:`run`, ``streamed`` says whether any answer text went out (a caller falling
     back to the offline agents must not, once it has) and ``usage`` holds the tokens spent; the
     totals so far are emitted (``model_usage``) and kept after each turn that reported usage.
+    ``instructions`` are what the model was told to do, for the quality gate to check the answer
+    does not restate them.
     """
 
     def __init__(
@@ -225,6 +239,7 @@ class ModelLoop:
         self._parts: list[str] = []
         self.streamed = False
         self.usage = ModelUsage(model.name)
+        self.instructions = INSTRUCTIONS
 
     async def run(self, ctx: AgentContext, state: RunState) -> str:
         """Converse until the model answers; return the answer. Raises :class:`ModelFailed`

@@ -11,7 +11,8 @@ question, with three checks (docs/agents.md, "Quality gate"):
 - **subject**: the text addresses what triage read: each name the question asked about, and
   the kind's topic (a latency question talks about latency).
 - **value**: a text with no checked figure and no action to take (nor, for an unclear
-  question, a question back) is generic filler.
+  question, a question back) is generic filler; a text that restates the instructions its writer
+  was given (a model's system prompt) is no answer either.
 
 The checker is pure: the same text against the same results always gets the same verdict.
 """
@@ -52,6 +53,15 @@ _ACTION_WORDS = re.compile(
     r"monitor|check)\b",
     re.IGNORECASE,
 )
+# Words quoted in a row from the instructions: fewer is a turn of phrase ("cut the cost and"), this
+# many a quotation ("cut the cost, latency and failures").
+_QUOTE_WORDS = 5
+# Quoted words that make a text a restatement of its instructions: in one stretch, or in all when
+# they are a third of the text's words or more. A genuine answer may quote a phrase or two.
+_ECHO_WORDS = 12
+_ECHO_SHARE = 1 / 3
+_WORD = re.compile(r"[a-z0-9]+")
+
 # What a text about each kind of question talks about (the kind's topic words).
 _TOPIC_WORDS = {
     "cost": r"cost|sav|spend|\$|cheap|price",
@@ -74,6 +84,7 @@ class Reason(StrEnum):
     UNSUPPORTED_FIGURE = "unsupported_figure"  # a figure no tool computed
     SUBJECT_MISSING = "subject_missing"  # what was asked is not addressed
     LOW_VALUE = "low_value"  # generic filler: no figure, no action
+    ECHOES_INSTRUCTIONS = "echoes_instructions"  # restates the writer's instructions
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +125,8 @@ class Verdict:
     """What the gate found: ``score`` from 0 to 1, ``passed`` when no problem was found.
 
     The score is the mean of the three checks: the share of figures supported (1 with none),
-    whether the subject is addressed (1 or 0), whether the text has value (1 or 0).
+    whether the subject is addressed (1 or 0), whether the text has value (1 or 0; 0 when it
+    restates its instructions).
     """
 
     score: float
@@ -284,10 +296,13 @@ def assess(
     question: str = "",
     reading: Mapping[str, Any] | None = None,
     references: Iterable[str] = (),
+    instructions: Iterable[str] = (),
 ) -> Verdict:
     """Score ``text`` against a run's tool ``results`` (``(tool name, result)`` pairs), the
-    ``question`` and triage's ``reading`` of it (the ``classify_question`` result), and
-    ``references``: texts an answer may quote (the price table's date and source)."""
+    ``question`` and triage's ``reading`` of it (the ``classify_question`` result),
+    ``references``: texts an answer may quote (the price table's date and source), and
+    ``instructions``: what the text's writer was told to do (a model's system prompt, without the
+    data it carries), which the text must not restate."""
     sources = [result for name, result in results if name not in _NOT_SOURCES]
     numbers = _Numbers([*sources, question, *references])
     allowed = set(_CONSTANTS)
@@ -330,16 +345,52 @@ def assess(
     # A clarifying question is what an unclear question needs, figures or not.
     asks_back = reading is not None and reading.get("kind") == "unclear" and "?" in text
     valuable = bool(shown) or asks_back or _ACTION_WORDS.search(text) is not None
+    echo = _echo(text, instructions)
+    if echo:
+        problems.append(Problem(Reason.ECHOES_INSTRUCTIONS, echo))
     if not valuable:
         problems.append(Problem(Reason.LOW_VALUE, "the answer has no figure and no action to take"))
     share = (len(shown) - len(unsupported)) / len(shown) if shown else 1.0
-    score = round((share + (0.0 if missing else 1.0) + (1.0 if valuable else 0.0)) / 3, 3)
+    # A restatement of the instructions is worth nothing, whatever figures it repeats.
+    worth = 1.0 if valuable and not echo else 0.0
+    score = round((share + (0.0 if missing else 1.0) + worth) / 3, 3)
     return Verdict(
         score=score,
         problems=tuple(problems),
         figures=len(shown),
         supported=len(shown) - len(unsupported),
         unsupported=tuple(unsupported),
+    )
+
+
+def _echo(text: str, instructions: Iterable[str]) -> str | None:
+    """How ``text`` restates ``instructions`` (a sentence), or None when it does not: it quotes
+    them, word for word, for at least :data:`_ECHO_WORDS` words in one stretch, or for that many
+    in all making up a third of its words. Quotes are runs of :data:`_QUOTE_WORDS` words or more;
+    case, punctuation and layout are ignored."""
+    quotable: set[tuple[str, ...]] = set()
+    for told in instructions:
+        said = _WORD.findall(told.lower())
+        quotable.update(
+            tuple(said[i : i + _QUOTE_WORDS]) for i in range(len(said) - _QUOTE_WORDS + 1)
+        )
+    if not quotable:
+        return None
+    words = _WORD.findall(text.lower())
+    quoted = [False] * len(words)
+    for i in range(len(words) - _QUOTE_WORDS + 1):
+        if tuple(words[i : i + _QUOTE_WORDS]) in quotable:
+            quoted[i : i + _QUOTE_WORDS] = [True] * _QUOTE_WORDS
+    total = sum(quoted)
+    longest = run = 0
+    for flag in quoted:
+        run = run + 1 if flag else 0
+        longest = max(longest, run)
+    if longest < _ECHO_WORDS and not (total >= _ECHO_WORDS and total >= _ECHO_SHARE * len(words)):
+        return None
+    return (
+        f"the answer restates runwire's instructions to the model instead of answering: {total} "
+        f"of its {len(words)} words quote them"
     )
 
 

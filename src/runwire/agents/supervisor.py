@@ -90,7 +90,8 @@ class Supervisor:
                     "instead.",
                 )
             else:
-                verdict = _assess(ctx, state, answer)
+                # Judged against what the model was told too: restating it is no answer.
+                verdict = _assess(ctx, state, answer, loop.instructions)
                 if verdict.passed:
                     await ctx.quality(_kept(verdict, PASSED), warn=False)
                     return answer
@@ -175,7 +176,11 @@ class Supervisor:
 PASSED, REPLACED, FAILED = "passed", "replaced", "failed"
 
 
-def _assess(ctx: AgentContext, state: RunState, answer: str) -> Verdict:
+def _assess(
+    ctx: AgentContext, state: RunState, answer: str, instructions: tuple[str, ...] = ()
+) -> Verdict:
+    """The gate's verdict on ``answer``; ``instructions``: what its writer, the model, was told
+    (the offline writer is told nothing it could restate)."""
     reading = state.facts.get("classify_question")
     return assess(
         answer,
@@ -183,6 +188,7 @@ def _assess(ctx: AgentContext, state: RunState, answer: str) -> Verdict:
         question=ctx.question,
         reading=reading,
         references=(ctx.pricing.as_of, ctx.pricing.source),
+        instructions=instructions,
     )
 
 

@@ -128,7 +128,7 @@ class ModelUsage(BaseModel):
 
 
 class QualityReason(BaseModel):
-    reason: Literal["unsupported_figure", "subject_missing", "low_value"]
+    reason: Literal["unsupported_figure", "subject_missing", "echoes_instructions", "low_value"]
     message: str = Field(description="Why, in a sentence (the figures no tool computed, ...).")
 
 
