@@ -26,10 +26,18 @@ import orjson
 
 from runwire.store.records import UsageRecord
 
-__all__ = ["TOP_PROMPTS", "ExactSum", "UsageSummary"]
+__all__ = ["FORMAT", "SLOW_FAILURE_MS", "TOP_PROMPTS", "ExactSum", "UsageSummary"]
 
 TOP_PROMPTS = 20
 """How many of the most wasteful repeated prompts a digest names (the most any tool asks)."""
+
+FORMAT = 2
+"""The summary's format: 2 added the bounds of the records' values and each model's failures.
+A summary (or digest) of another format is treated as unknown: its user's records are read."""
+
+SLOW_FAILURE_MS = 10_000.0
+"""A failed call this slow looks like a timeout: a digest counts them per model (what the
+actions agent's reliability advice reads, ``analytics.failures_of``)."""
 
 ExactSum = list[float]
 """An exact sum of floats as non-overlapping partials (smallest magnitude first)."""
@@ -79,8 +87,11 @@ class UsageSummary:
     # Reading and writing
 
     @classmethod
-    def loads(cls, text: str | bytes) -> UsageSummary:
-        return cls(orjson.loads(text))
+    def loads(cls, text: str | bytes) -> UsageSummary | None:
+        """The summary kept as ``text``; None when it is of another :data:`FORMAT` (written
+        before this one: what it lacks cannot be made up, only rebuilt from the records)."""
+        body = orjson.loads(text)
+        return cls(body) if body.get("format") == FORMAT else None
 
     def dumps(self) -> str:
         return orjson.dumps(self.body).decode()
@@ -100,6 +111,8 @@ class UsageSummary:
         models: dict[str, Any] = body["models"]
         prompts: dict[str, Any] = body["prompts"]
         features: dict[str, int] = body["features"]
+        stored = list(stored)
+        self._fold_bounds([r for _, r in stored])
         for pk, r in stored:
             body["calls"] += 1
             body["prompt"] += r.prompt_tokens
@@ -120,6 +133,9 @@ class UsageSummary:
             failed = r.status == "error"
             if failed:
                 model["errors"] += 1
+                add_exact(model["failed_cost"], r.cost_usd)
+                if r.latency_ms >= SLOW_FAILURE_MS:
+                    model["slow_failures"] += 1
             latency = repr(round(float(r.latency_ms), 1))
             model["latency"][latency] = model["latency"].get(latency, 0) + 1
             if r.feature:
@@ -136,6 +152,23 @@ class UsageSummary:
                 body["hashed"] += 1
                 if r.status == "ok":
                     self._fold_prompt(prompts, r, pk)
+
+    def _fold_bounds(self, records: list[UsageRecord]) -> None:
+        """The least and greatest of each value (what tells the agents that every record is
+        analysable without reading one: triage.analysable); a NaN, which compares false with
+        everything, is counted apart."""
+        body = self.body
+        # prompt_tokens, completion_tokens, latency_ms, cost_usd: the record's fields 3 to 6.
+        for i, field in enumerate((3, 4, 5, 6)):
+            values = [r[field] for r in records]
+            numbers = [v for v in values if v == v]  # NaN is the one value unequal to itself
+            body["nan"] += len(values) - len(numbers)
+            if numbers:
+                least, most = min(numbers), max(numbers)
+                if body["low"][i] is None or least < body["low"][i]:
+                    body["low"][i] = least
+                if body["high"][i] is None or most > body["high"][i]:
+                    body["high"][i] = most
 
     @staticmethod
     def _fold_prompt(prompts: dict[str, Any], r: UsageRecord, pk: int) -> None:
@@ -178,12 +211,16 @@ class UsageSummary:
                     "completion": m["completion"],
                     "cost": math.fsum(m["cost"]),
                     "errors": m["errors"],
+                    "failed_cost": math.fsum(m["failed_cost"]),
+                    "slow_failures": m["slow_failures"],
                     "latency": _percentiles(histogram, _LATENCY),
                     "features": [f for f, _ in features[:3]],
                 }
             )
         return {
+            "format": FORMAT,
             "calls": body["calls"],
+            "bounds": {"low": body["low"], "high": body["high"], "nan": body["nan"]},
             "prompt": body["prompt"],
             "completion": body["completion"],
             "cost": math.fsum(body["cost"]),
@@ -202,6 +239,13 @@ class UsageSummary:
         for name in ("calls", "prompt", "completion", "hashed"):
             body[name] += more[name]
         merge_exact(body["cost"], more["cost"])
+        body["nan"] += more["nan"]
+        for i, (ours, theirs) in enumerate(zip(body["low"], more["low"], strict=True)):
+            if theirs is not None and (ours is None or theirs < ours):
+                body["low"][i] = theirs
+        for i, (ours, theirs) in enumerate(zip(body["high"], more["high"], strict=True)):
+            if theirs is not None and (ours is None or theirs > ours):
+                body["high"][i] = theirs
         if more["first"] is not None:
             if body["first"] is None or more["first"] < body["first"]:
                 body["first"] = more["first"]
@@ -214,9 +258,10 @@ class UsageSummary:
             if ours is None:
                 body["models"][key] = _copy(theirs)
                 continue
-            for name in ("calls", "prompt", "completion", "errors"):
+            for name in ("calls", "prompt", "completion", "errors", "slow_failures"):
                 ours[name] += theirs[name]
             merge_exact(ours["cost"], theirs["cost"])
+            merge_exact(ours["failed_cost"], theirs["failed_cost"])
             for value, count in theirs["latency"].items():
                 ours["latency"][value] = ours["latency"].get(value, 0) + count
             for name, (count, at) in theirs["features"].items():
@@ -250,10 +295,15 @@ def _copy(value: Any) -> Any:
 
 def _empty() -> dict[str, Any]:
     return {
+        "format": FORMAT,
         "calls": 0,
         "prompt": 0,
         "completion": 0,
         "cost": [],
+        # Least and greatest prompt tokens, completion tokens, latency, cost; NaNs counted apart.
+        "low": [None, None, None, None],
+        "high": [None, None, None, None],
+        "nan": 0,
         "first": None,
         "last": None,
         "hashed": 0,
@@ -270,6 +320,8 @@ def _empty_model() -> dict[str, Any]:
         "completion": 0,
         "cost": [],
         "errors": 0,
+        "failed_cost": [],  # the exact cost of its failed calls
+        "slow_failures": 0,  # its failed calls of SLOW_FAILURE_MS or more
         "latency": {},
         "features": {},
     }
