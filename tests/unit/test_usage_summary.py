@@ -128,6 +128,7 @@ _odd = st.sampled_from(
         {"prompt_tokens": -1},
         {"completion_tokens": 2**31},
         {"latency_ms": float("nan")},
+        {"latency_ms": float("inf")},
         {"latency_ms": 8 * DAY},
         {"cost_usd": 1e300},
         {"cost_usd": -0.5},

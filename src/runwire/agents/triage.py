@@ -77,7 +77,7 @@ def _all_in_bounds(memo: dict[Any, Any], at_ms: int) -> bool:
         return True
     bounds = digest["bounds"]
     low, high = bounds["low"], bounds["high"]
-    if bounds["nan"] or None in low or None in high:  # an infinity is kept as null
+    if bounds["nonfinite"] or None in low or None in high:
         return False
     limits = (MAX_TOKENS, MAX_TOKENS, MAX_LATENCY_MS, MAX_COST_USD)
     return (

@@ -587,7 +587,10 @@ def _merged(base: str, added: UsageSummary) -> tuple[str, str] | None:
     summary = UsageSummary.loads(base)
     if summary is None:  # of an older format: rebuilt from the batches' instead
         return None
-    summary.merge(added)
+    if summary.body["calls"]:
+        summary.merge(added)
+    else:  # the user's first records (or first since deleting all): theirs is the batch's
+        summary = added
     return summary.dumps(), orjson.dumps(summary.digest()).decode()
 
 
