@@ -303,7 +303,7 @@ def prepare(records: Sequence[UsageRecord], pricing: PricingTable) -> None:
 
     When the store gave the records with their summary (``memo["usage_digest"]``), the aggregates
     are read from it (``analytics.remember``: about a millisecond), not computed from the
-    records. Otherwise: pure CPU over every record (about 20 ms for 4,000 records), to run off the event loop
+    records, which need not be read (a :class:`UsageView`'s are not, then). Otherwise: pure CPU over every record (about 20 ms for 4,000 records), to run off the event loop
     (``asyncio.to_thread``) when a run meets a data set for the first time, so the run's tools
     (and every later run's, until the data changes) only copy results. Records without a memo
     (not a ``UsageSet``) would keep nothing: they are left alone.

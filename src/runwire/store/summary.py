@@ -8,7 +8,10 @@ sum, whatever order the records came in); latencies are counted per value rounde
 which gives the very nearest-rank percentiles the analyses report (they round to 0.1 ms, and
 rounding keeps the order). What depends on which of two equal things came first (the first
 occurrence of a prompt, the order of a model's features by first appearance) keeps the first
-one's time and its position in the store (``pk``), the order the store reads records in.
+one's time and its position in the store (``pk``), the order the store reads records in. It
+also keeps the least and greatest of each value (so the agents know, without reading a record,
+that every one is analysable) and each model's failures (their exact cost, how many took
+:data:`SLOW_FAILURE_MS` or more): with them, most questions read no record at all.
 
 The store keeps one summary per batch of records and one per user (the merge of their batches)
 as JSON; see :mod:`runwire.store.usage` for when they are written.

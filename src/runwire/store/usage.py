@@ -141,14 +141,16 @@ class Added:
 
 
 class UsageStore:
-    """Usage records per user, with a small cache of recently read sets.
+    """Usage records per user, with a small cache of recently read data.
 
-    Every run of the agents reads its user's whole set; reading and building thousands of rows
-    each time would cost more than the analysis. The cache is checked against the database on
-    every read (the user's usage version, which every write bumps in its own transaction: one
-    key lookup), so a set imported through another process or node is never served stale. The
-    cache holds at most ``cached_records`` records (about 150 bytes each), least recently read
-    users first out.
+    Every run of the agents reads its user's data (:meth:`usage_of`): the digest of the summary
+    kept with it, and the records only if a tool needs what the digest does not answer; reading
+    and building thousands of rows each time would cost more than the analysis. The cache is
+    checked against the database on every read (the user's usage version, which every write
+    bumps in its own transaction: one key lookup), so data imported through another process or
+    node is never served stale. The cache holds at most ``cached_records`` records (about 150
+    bytes each; a view counts its records whether read yet or not), least recently read users
+    first out.
     """
 
     def __init__(self, db: Database, cached_records: int = 1_000_000) -> None:
