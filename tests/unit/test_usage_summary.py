@@ -4,16 +4,18 @@ checks the store keeps them)."""
 
 from __future__ import annotations
 
+import asyncio
 from itertools import pairwise
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runwire.agents import analytics
 from runwire.agents.triage import analysable
-from runwire.store.records import UsageRecord, UsageSet
+from runwire.store.records import RecordsNotRead, UsageRecord, UsageSet, UsageView
 from runwire.store.summary import SLOW_FAILURE_MS, UsageSummary
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
@@ -169,3 +171,27 @@ def test_a_summary_of_an_older_format_is_not_read() -> None:
     older = UsageSummary.of(generate_sample()[:50]).body
     del older["format"]
     assert UsageSummary.loads(orjson.dumps(older)) is None
+
+
+async def test_a_view_reads_its_records_once_and_after_a_failure_again() -> None:
+    records = tuple(generate_sample()[:20])
+    outcomes: list[BaseException | None] = [RuntimeError("database gone"), None]
+    reads = 0
+
+    async def read() -> tuple[UsageRecord, ...]:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0)
+        failure = outcomes.pop(0)
+        if failure is not None:
+            raise failure
+        return records
+
+    view = UsageView(len(records), read)
+    assert len(view) == 20 and view and not view.is_read
+    with pytest.raises(RecordsNotRead):
+        list(view)
+    failed = await asyncio.gather(view.read(), view.read(), return_exceptions=True)
+    assert [str(f) for f in failed] == ["database gone"] * 2 and reads == 1
+    assert await asyncio.gather(view.read(), view.read()) == [view, view] and reads == 2
+    assert tuple(view) == records and view[3] == records[3]

@@ -294,13 +294,15 @@ class UsageView(Sequence[UsageRecord]):
         """Read the records if they are not yet (one read, whoever asks meanwhile); the view."""
         if self._records is not None:
             return self
-        if self._reading is None:
+        reading = self._reading
+        if reading is None:
             assert self._read is not None
-            self._reading = asyncio.ensure_future(self._read())
+            reading = self._reading = asyncio.ensure_future(self._read())
         try:
-            records = await asyncio.shield(self._reading)
+            records = await asyncio.shield(reading)
         except BaseException:
-            if self._reading.done():  # failed (not merely this caller cancelled): try afresh next
+            # Failed (not merely this caller cancelled): the next caller tries afresh.
+            if reading.done() and self._reading is reading:
                 self._reading = None
             raise
         if len(records) != self._count:
