@@ -141,9 +141,10 @@ def build_agent(
         loaded: list[Sequence[UsageRecord]] = []
 
         async def load_usage() -> Sequence[UsageRecord]:
-            # Every tool of the run reads the same set: one read per run, not one per tool.
+            # Every tool of the run reads the same data: one read per run, not one per tool; its
+            # records are read only if a tool needs what the store's summary does not answer.
             if not loaded:
-                loaded.append(await store.usage.records_of(run.user_id))
+                loaded.append(await store.usage.usage_of(run.user_id))
             return loaded[0]
 
         ctx = AgentContext(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import orjson
 import pytest
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -21,7 +22,14 @@ from runwire.errors import Conflict
 from runwire.events import EventType, RunEvent
 from runwire.events.model import MAX_SEQ
 from runwire.store.accounts import RefreshOutcome
-from runwire.store.records import Message, UsageRecord, new_epoch, new_id, now_ms
+from runwire.store.records import (
+    Message,
+    RecordsNotRead,
+    UsageRecord,
+    new_epoch,
+    new_id,
+    now_ms,
+)
 from runwire.store.schema import run_events, threads, usage_batches, usage_summaries, users
 from runwire.store.store import Store
 from runwire.store.summary import UsageSummary
@@ -582,6 +590,57 @@ async def test_the_usage_summary_follows_imports_and_deletes(store: Store) -> No
     assert await aggregates_match(store, user_id) == empty
     await usage.add(user_id, records[:10])
     assert (await aggregates_match(store, user_id))["overview"]["calls"] == 10
+
+
+async def test_a_new_users_data_comes_as_its_digest_and_the_records_only_when_read(
+    store: Store,
+) -> None:
+    usage, user_id = store.usage, await a_user(store)
+    records = mixed_records()
+    await usage.add(user_id, records)
+    view = await usage.usage_of(user_id)
+    # One row read, no record: the digest answers what every question reads.
+    assert not view.is_read and len(view) == 600
+    assert view.memo["usage_digest"] == await usage.digest_of(user_id)
+    with pytest.raises(RecordsNotRead):
+        view[0]
+    assert await usage.usage_of(user_id) is view  # unchanged data: the same view, its memo
+    # Read when asked, once, whoever asks meanwhile: the store's records, oldest first.
+    first, second = await asyncio.gather(view.read(), view.read())
+    assert first is second is view and view.is_read
+    stored = sorted(enumerate(records), key=lambda i: (i[1].timestamp, i[0]))
+    assert list(view) == [r for _, r in stored]
+    assert await usage.records_of(user_id) is view
+
+
+async def test_records_read_after_the_data_changed_are_refused(store: Store) -> None:
+    # The view's digest answered the run's first tools; records of another version would give
+    # its later tools figures of other data.
+    usage, user_id = store.usage, await a_user(store)
+    await usage.add(user_id, [record(1_000), record(2_000)])
+    view = await usage.usage_of(user_id)
+    await usage.add(user_id, [record(3_000)])
+    with pytest.raises(Conflict):
+        await view.read()
+    assert [r.timestamp for r in await usage.records_of(user_id)] == [1_000, 2_000, 3_000]
+
+
+async def test_a_summary_of_an_older_format_is_not_used(store: Store) -> None:
+    usage, user_id = store.usage, await a_user(store)
+    await usage.add(user_id, [record(1_000), record(2_000)])
+
+    def as_format_one(conn: Connection) -> None:  # what migration 0011's summaries were
+        mine = usage_summaries.c.user_id == user_id
+        digest = orjson.loads(conn.scalars(select(usage_summaries.c.digest).where(mine)).one())
+        del digest["format"]
+        conn.execute(
+            update(usage_summaries).where(mine).values(digest=orjson.dumps(digest).decode())
+        )
+
+    await store.db.write(as_format_one)
+    assert await usage.digest_of(user_id) is None
+    view = await usage.usage_of(user_id)
+    assert view.is_read and "usage_digest" not in view.memo  # the records are read instead
 
 
 async def test_a_batch_stored_before_summaries_leaves_the_user_without_one_until_deleted(

@@ -19,7 +19,7 @@ from runwire.agents.question import Names, Subject, classify, detect_focus
 from runwire.agents.tools import TOOLS, Toolbox
 from runwire.errors import InputError
 from runwire.events.model import EventType
-from runwire.store.records import UsageRecord, UsageSet
+from runwire.store.records import UsageRecord, UsageSet, UsageView
 from runwire.store.summary import UsageSummary
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
@@ -308,6 +308,10 @@ async def test_the_answer_leads_with_what_was_asked(
     assert not run.of(EventType.QUALITY_WARNING)
 
 
+# The tools a store-kept summary's digest does not answer (they read the records).
+BEYOND_DIGEST = {"breakdown", "compare_usage", "usage_trend", "describe_subject"}
+
+
 async def test_a_set_the_store_gave_with_its_summary_gets_the_very_same_answers(
     sample: UsageSet, pricing: PricingTable
 ) -> None:
@@ -320,14 +324,35 @@ async def test_a_set_the_store_gave_with_its_summary_gets_the_very_same_answers(
         ]
 
     summarized = UsageSet(sample)
-    summarized.memo["usage_digest"] = UsageSummary.of(summarized).digest()
+    digest = UsageSummary.of(summarized).digest()
+    summarized.memo["usage_digest"] = digest
+    reads: list[str] = []
+    needed: dict[str, bool] = {}
     for question in dict.fromkeys(q for q, _, _ in QUESTIONS):
-        scanned, read = (
+        # As the store hands a new user's data out: the digest, the records not read yet (a
+        # fresh view per question, so each shows whether it needed them).
+        async def read_sample(asked: str = question) -> tuple[UsageRecord, ...]:
+            reads.append(asked)
+            return tuple(sample)
+
+        view = UsageView(len(sample), read_sample)
+        view.memo["usage_digest"] = digest
+        scanned, read, lazy = (
             Run(sample, pricing, question=question),
             Run(summarized, pricing, question=question),
+            Run(view, pricing, question=question),
         )
-        assert await read.answer() == await scanned.answer(), question
+        expected = await scanned.answer()
+        assert await read.answer() == expected, question
         assert shape(read) == shape(scanned), question
+        assert await lazy.answer() == expected, question
+        assert shape(lazy) == shape(scanned), question
+        called = {e.data["tool_name"] for e in lazy.of(EventType.TOOL_EXECUTING)}
+        needed[question] = bool(called & BEYOND_DIGEST)
+    # Only questions whose tools the digest does not answer read the records (once each): a
+    # breakdown, a comparison, a trend, one subject.
+    assert reads == [q for q, needs in needed.items() if needs]
+    assert not {q for q, kind, _ in QUESTIONS if kind in ("cost", "caching")} & set(reads)
 
 
 def test_the_table_covers_every_kind_of_question() -> None:

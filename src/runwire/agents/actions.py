@@ -9,7 +9,9 @@ from runwire.agents import analytics
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count, format_ms, format_pct, format_usd
 from runwire.agents.state import Action, Focus, RunState
+from runwire.agents.tools import with_records
 from runwire.store.records import UsageRecord
+from runwire.store.summary import SLOW_FAILURE_MS
 
 __all__ = ["ActionsAgent", "rank_actions"]
 
@@ -20,7 +22,8 @@ _ERROR_RATE_FLOOR_PCT = 5.0
 # A model is flagged for latency when its p95 is this slow and 1.5x the overall p95.
 _SLOW_P95_MS = 5000.0
 _SIMPLE_TASK_TOKENS = 50  # answers this short are classification/extraction-like
-_TIMEOUT_LIKE_MS = 10_000.0
+# Failed calls this slow look like timeouts (a store-kept summary counts them: no record read).
+_TIMEOUT_LIKE_MS = SLOW_FAILURE_MS
 # The kind of action a question about each topic wants first (other questions: savings first).
 _FOCUS_KIND = {
     Focus.LATENCY: "latency",
@@ -73,9 +76,12 @@ class ActionsAgent:
             f"monthly saving{f', with {lead} actions first' if lead else ''}.",
         )
 
-        def rank(max_actions: int) -> list[dict[str, Any]]:
-            state.actions = rank_actions(
-                state.facts, state.records, state.focus, max_actions, subjects
+        async def rank(max_actions: int) -> list[dict[str, Any]]:
+            state.actions = await with_records(
+                state.records,
+                lambda: rank_actions(
+                    state.facts, state.records, state.focus, max_actions, subjects
+                ),
             )
             return [action.public() for action in state.actions]
 

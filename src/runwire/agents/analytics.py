@@ -113,7 +113,8 @@ def failures_of(
     return {
         "count": len(failed),
         "slow": sum(1 for r in failed if r.latency_ms >= slow_ms),
-        "cost_usd": sum(r.cost_usd for r in failed),
+        # An exact sum (correctly rounded, whatever the order): a store-kept summary gives it.
+        "cost_usd": math.fsum(r.cost_usd for r in failed),
     }
 
 
@@ -595,7 +596,9 @@ def summarized(digest: dict[str, Any], pricing: PricingTable) -> dict[str, Any]:
     of a store-kept summary (``UsageSummary.digest``) instead of the records: ``span_days``,
     ``overview``, ``inventory``, ``cost_by_model``, ``latency_percentiles`` (p50/p95/p99),
     ``error_rate``, ``cache_candidates`` (top 5) and ``cheaper_models``, each exactly what the
-    function of that name returns for the summarized records (tests/unit/test_usage_summary.py).
+    function of that name returns for the summarized records, and ``failures_of`` by
+    ``(provider, model)``: what :func:`failures_of` returns for each model at the summary's
+    ``SLOW_FAILURE_MS`` (tests/unit/test_usage_summary.py).
     """
     calls, models = digest["calls"], digest["models"]
     span = max(1.0, (digest["last"] - digest["first"]) / _DAY_MS) if calls else 0.0
@@ -689,6 +692,14 @@ def summarized(digest: dict[str, Any], pricing: PricingTable) -> dict[str, Any]:
             repeated_prompts=cache["repeated_prompts"],
         ),
         "cheaper_models": _summarized_cheaper(models, span, pricing),
+        "failures_of": {
+            (m["provider"], m["model"]): {
+                "count": m["errors"],
+                "slow": m["slow_failures"],
+                "cost_usd": m["failed_cost"],
+            }
+            for m in models
+        },
     }
 
 
@@ -747,11 +758,16 @@ def _summarized_cheaper(
     }
 
 
-def remember(memo: dict[Any, Any], digest: dict[str, Any], pricing: PricingTable) -> None:
+def remember(
+    memo: dict[Any, Any], digest: dict[str, Any], pricing: PricingTable, slow_ms: float
+) -> None:
     """Keep in a set's memo what :func:`summarized` gives, under the keys the functions of those
     names (called with their defaults, by position or not at all) look for: the set's first
-    aggregates then cost no scan. ``digest`` must be the digest of the set's summary."""
+    aggregates then cost no scan. ``digest`` must be the digest of the set's summary, and
+    ``slow_ms`` the threshold its failures were counted at (``SLOW_FAILURE_MS``)."""
     results = summarized(digest, pricing)
+    for (provider, model), failures in results["failures_of"].items():
+        memo[("failures_of", (provider, model, slow_ms), ())] = failures
     for name in ("span_days", "overview", "inventory", "cost_by_model", "error_rate"):
         memo[(name, (), ())] = results[name]
     for name, default in (("latency_percentiles", (50, 95, 99)), ("cache_candidates", 5)):

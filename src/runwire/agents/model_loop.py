@@ -23,8 +23,8 @@ from runwire.agents.actions import rank_actions
 from runwire.agents.chat_model import ChatModel, TextPiece, TokenUsage, ToolCall
 from runwire.agents.context import SUPERVISOR, AgentContext
 from runwire.agents.formatting import format_count
-from runwire.agents.state import RunState
-from runwire.agents.tools import TOOLS, Toolbox
+from runwire.agents.state import Action, RunState
+from runwire.agents.tools import TOOLS, Toolbox, with_records
 from runwire.errors import InputError, ModelFailed, RunTimeout, ToolFailed
 from runwire.usage.pricing import PricingTable
 
@@ -174,15 +174,19 @@ def analysis_tools(state: RunState, pricing: PricingTable) -> dict[str, list[Too
 
         return call
 
-    def actions(max_actions: int = 5) -> list[dict[str, Any]]:
-        facts = {
-            "find_cheaper_models": analytics.cheaper_models(records, pricing),
-            "find_cache_candidates": analytics.cache_candidates(records),
-            "error_rates": analytics.error_rate(records),
-            "latency_percentiles": analytics.latency_percentiles(records),
-        }
+    async def actions(max_actions: int = 5) -> list[dict[str, Any]]:
         subjects = [s.name for s in state.asked.subjects] if state.asked else []
-        state.actions = rank_actions(facts, records, state.focus, max_actions, subjects)
+
+        def rank() -> list[Action]:
+            facts = {
+                "find_cheaper_models": analytics.cheaper_models(records, pricing),
+                "find_cache_candidates": analytics.cache_candidates(records),
+                "error_rates": analytics.error_rate(records),
+                "latency_percentiles": analytics.latency_percentiles(records),
+            }
+            return rank_actions(facts, records, state.focus, max_actions, subjects)
+
+        state.actions = await with_records(records, rank)
         return [action.public() for action in state.actions]
 
     owned: dict[str, list[Tool]] = {"data": [], "optimization": []}

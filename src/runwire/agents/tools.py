@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,10 +23,13 @@ from runwire.agents import analytics
 from runwire.agents.data_helper import import_guide
 from runwire.agents.question import Names, classify
 from runwire.errors import InputError
-from runwire.store.records import UsageRecord
+from runwire.store.records import RecordsNotRead, UsageRecord, UsageView
+from runwire.store.summary import SLOW_FAILURE_MS
 from runwire.usage.pricing import PricingTable
 
-__all__ = ["EVERY_RUN", "TOOLS", "Tool", "Toolbox", "prepare"]
+__all__ = ["EVERY_RUN", "TOOLS", "Tool", "Toolbox", "prepare", "with_records"]
+
+T = TypeVar("T")
 
 Group = Literal["model", "provider", "feature"]
 Percentile = Annotated[int, Field(gt=0, le=100)]
@@ -300,7 +303,7 @@ def prepare(records: Sequence[UsageRecord], pricing: PricingTable) -> None:
 
     When the store gave the records with their summary (``memo["usage_digest"]``), the aggregates
     are read from it (``analytics.remember``: about a millisecond), not computed from the
-    records. Otherwise: pure CPU over every record (about 20 ms for 4,000 records), to run off the event loop
+    records, which need not be read (a :class:`UsageView`'s are not, then). Otherwise: pure CPU over every record (about 20 ms for 4,000 records), to run off the event loop
     (``asyncio.to_thread``) when a run meets a data set for the first time, so the run's tools
     (and every later run's, until the data changes) only copy results. Records without a memo
     (not a ``UsageSet``) would keep nothing: they are left alone.
@@ -311,12 +314,25 @@ def prepare(records: Sequence[UsageRecord], pricing: PricingTable) -> None:
     digest = memo.get("usage_digest")
     if digest is not None:
         # Kept by the store as the records were imported: the aggregates without a scan.
-        analytics.remember(memo, digest, pricing)
+        analytics.remember(memo, digest, pricing, SLOW_FAILURE_MS)
     bench = Bench(records, pricing)
     _names(bench)
     tools = {tool.name: tool for tool in TOOLS}
     for name in EVERY_RUN:
         tools[name].run(bench, tools[name].arguments())
+
+
+async def with_records(records: Sequence[UsageRecord], compute: Callable[[], T]) -> T:
+    """``compute()``, which reads ``records``; if they are a :class:`UsageView` whose records
+    are not read yet and it needs them (what the digest in its memo does not answer), they are
+    read first, off the event loop, and it runs again. The analyses keep nothing of a run that
+    stopped half-way (a memoized result is kept once computed), so running again is safe."""
+    try:
+        return compute()
+    except RecordsNotRead:
+        assert isinstance(records, UsageView)
+        await records.read()
+        return compute()
 
 
 class Toolbox:
@@ -353,7 +369,7 @@ class Toolbox:
                 for err in exc.errors()
             )
             raise InputError(f"bad arguments for {name}: {problems}") from None
-        return tool.run(self._bench, parsed)
+        return await with_records(self._bench.records, lambda: tool.run(self._bench, parsed))
 
     def function(self, name: str) -> Callable[..., Awaitable[Any]]:
         """Tool ``name`` as an async function of its arguments, for ``AgentContext.call_tool``."""

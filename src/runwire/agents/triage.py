@@ -12,9 +12,16 @@ from runwire.agents.formatting import format_count
 from runwire.agents.question import Question, Subject
 from runwire.agents.state import Focus, RunState
 from runwire.agents.tools import Toolbox, prepare
-from runwire.store.records import UsageRecord, UsageSet, now_ms
+from runwire.store.records import UsageRecord, UsageSet, UsageView, now_ms
 from runwire.usage.pricing import PricingTable
-from runwire.usage.records import in_bounds
+from runwire.usage.records import (
+    AHEAD_MS,
+    EARLIEST_MS,
+    MAX_COST_USD,
+    MAX_LATENCY_MS,
+    MAX_TOKENS,
+    in_bounds,
+)
 
 __all__ = ["MIN_RECORDS", "Triage", "analysable"]
 
@@ -31,13 +38,18 @@ def analysable(records: Sequence[UsageRecord], at_ms: int) -> Sequence[UsageReco
     cannot be written, sums that overflow to infinity). The user's set is usually all in bounds
     and is then returned as it is, keeping its memo; otherwise the records in bounds, as a set
     of their own kept in the first set's memo, so the next run over the same data reuses both.
+    When the set's memo holds the digest of its summary, whose bounds (the least and greatest
+    of every value) say every record is in bounds, no record is read.
     """
     memo: dict[Any, Any] | None = getattr(records, "memo", None)
     if memo is not None and "analysable" in memo:
         kept: Sequence[UsageRecord] = memo["analysable"]
         return kept
-    inside = [r for r in records if in_bounds(r, at_ms)]
-    kept = records if len(inside) == len(records) else UsageSet(inside)
+    if memo is not None and _all_in_bounds(memo, at_ms):
+        kept = records
+    else:
+        inside = [r for r in records if in_bounds(r, at_ms)]
+        kept = records if len(inside) == len(records) else UsageSet(inside)
     if memo is not None:
         memo["analysable"] = kept
     return kept
@@ -56,14 +68,40 @@ def _prepared(
     return records
 
 
+def _all_in_bounds(memo: dict[Any, Any], at_ms: int) -> bool:
+    """Whether the digest in ``memo`` (if any) shows every record of its set in bounds."""
+    digest: dict[str, Any] | None = memo.get("usage_digest")
+    if digest is None:
+        return False
+    if not digest["calls"]:
+        return True
+    bounds = digest["bounds"]
+    low, high = bounds["low"], bounds["high"]
+    if bounds["nonfinite"] or None in low or None in high:
+        return False
+    limits = (MAX_TOKENS, MAX_TOKENS, MAX_LATENCY_MS, MAX_COST_USD)
+    return (
+        digest["first"] >= EARLIEST_MS
+        and digest["last"] <= at_ms + AHEAD_MS
+        and all(least >= 0 for least in low)
+        and all(most <= limit for most, limit in zip(high, limits, strict=True))
+    )
+
+
 async def _analysable(
     stored: Sequence[UsageRecord], at_ms: int, pricing: PricingTable
 ) -> Sequence[UsageRecord]:
-    """:func:`analysable` records with their aggregates computed: off the loop the first time
-    a set is met (per data version), at once (reading the memo) after that."""
+    """:func:`analysable` records with their aggregates computed: from the set's digest when
+    it has one that covers it (about a millisecond, on the loop, no record read), else off the
+    loop the first time a set is met (per data version); at once (reading the memo) after that.
+    """
     memo: dict[Any, Any] | None = getattr(stored, "memo", None)
     if memo is not None and ("prepared", id(pricing)) in memo:
         return analysable(stored, at_ms)
+    if memo is not None and _all_in_bounds(memo, at_ms):
+        return _prepared(stored, at_ms, pricing)
+    if isinstance(stored, UsageView):
+        await stored.read()  # off the loop; the digest does not answer for these records
     return await asyncio.to_thread(_prepared, stored, at_ms, pricing)
 
 

@@ -8,7 +8,10 @@ sum, whatever order the records came in); latencies are counted per value rounde
 which gives the very nearest-rank percentiles the analyses report (they round to 0.1 ms, and
 rounding keeps the order). What depends on which of two equal things came first (the first
 occurrence of a prompt, the order of a model's features by first appearance) keeps the first
-one's time and its position in the store (``pk``), the order the store reads records in.
+one's time and its position in the store (``pk``), the order the store reads records in. It
+also keeps the least and greatest of each value (so the agents know, without reading a record,
+that every one is analysable) and each model's failures (their exact cost, how many took
+:data:`SLOW_FAILURE_MS` or more): with them, most questions read no record at all.
 
 The store keeps one summary per batch of records and one per user (the merge of their batches)
 as JSON; see :mod:`runwire.store.usage` for when they are written.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any
@@ -26,10 +30,18 @@ import orjson
 
 from runwire.store.records import UsageRecord
 
-__all__ = ["TOP_PROMPTS", "ExactSum", "UsageSummary"]
+__all__ = ["FORMAT", "SLOW_FAILURE_MS", "TOP_PROMPTS", "ExactSum", "UsageSummary"]
 
 TOP_PROMPTS = 20
 """How many of the most wasteful repeated prompts a digest names (the most any tool asks)."""
+
+FORMAT = 2
+"""The summary's format: 2 added the bounds of the records' values and each model's failures.
+A summary (or digest) of another format is treated as unknown: its user's records are read."""
+
+SLOW_FAILURE_MS = 10_000.0
+"""A failed call this slow looks like a timeout: a digest counts them per model (what the
+actions agent's reliability advice reads, ``analytics.failures_of``)."""
 
 ExactSum = list[float]
 """An exact sum of floats as non-overlapping partials (smallest magnitude first)."""
@@ -53,6 +65,29 @@ def add_exact(partials: ExactSum, x: float) -> None:
             i += 1
         x = hi
     partials[i:] = [x]
+
+
+def add_sum(partials: ExactSum, values: list[float]) -> None:
+    """Add the exact sum of ``values`` to ``partials``: as the few floats ``math.fsum`` (in C,
+    correctly rounded) peels off it, each the rounded rest of what the ones before left, until
+    nothing is left; exactly what adding them one by one gives, in a fraction of the time."""
+    if len(values) > 3:
+        left, parts = list(values), []
+        try:
+            for _ in range(64):  # each part takes 53 bits or more of the rest: 40 at most
+                part = math.fsum(left)
+                if not part or not math.isfinite(part):
+                    break
+                parts.append(part)
+                left.append(-part)
+        except (OverflowError, ValueError):  # an intermediate overflow, an infinity less one
+            part = math.nan
+        if not part:
+            for part in parts:
+                add_exact(partials, part)
+            return
+    for x in values:  # a few values, or ones only the plain way adds
+        add_exact(partials, x)
 
 
 def merge_exact(partials: ExactSum, other: ExactSum) -> None:
@@ -79,8 +114,11 @@ class UsageSummary:
     # Reading and writing
 
     @classmethod
-    def loads(cls, text: str | bytes) -> UsageSummary:
-        return cls(orjson.loads(text))
+    def loads(cls, text: str | bytes) -> UsageSummary | None:
+        """The summary kept as ``text``; None when it is of another :data:`FORMAT` (written
+        before this one: what it lacks cannot be made up, only rebuilt from the records)."""
+        body = orjson.loads(text)
+        return cls(body) if body.get("format") == FORMAT else None
 
     def dumps(self) -> str:
         return orjson.dumps(self.body).decode()
@@ -95,47 +133,98 @@ class UsageSummary:
         return made
 
     def fold(self, stored: Iterable[tuple[int, UsageRecord]]) -> None:
-        """Add records (each with its ``pk``) to the summary."""
+        """Add records (each with its ``pk``) to the summary.
+
+        A slice at a time, grouped by model: the sums of a group are taken in C (``sum``,
+        ``min``, ``max``, ``Counter``, and exact cost sums by :func:`add_sum`), which made an
+        import's folding several times cheaper than a pass per record in Python (what is left
+        per record: a model's features and the prompts)."""
+        stored = list(stored)
+        if not stored:
+            return
         body = self.body
         models: dict[str, Any] = body["models"]
-        prompts: dict[str, Any] = body["prompts"]
-        features: dict[str, int] = body["features"]
-        for pk, r in stored:
-            body["calls"] += 1
-            body["prompt"] += r.prompt_tokens
-            body["completion"] += r.completion_tokens
-            add_exact(body["cost"], r.cost_usd)
-            if body["first"] is None or r.timestamp < body["first"]:
-                body["first"] = r.timestamp
-            if body["last"] is None or r.timestamp > body["last"]:
-                body["last"] = r.timestamp
-            key = r.provider + "\n" + r.model
+        # A record's fields: timestamp, provider, model, prompt_tokens, completion_tokens,
+        # latency_ms, cost_usd, status, prompt_hash, feature (0 to 9; by index, for speed).
+        records = [r for _, r in stored]
+        self._fold_bounds(records)
+        body["calls"] += len(records)
+        body["prompt"] += sum(r[3] for r in records)
+        body["completion"] += sum(r[4] for r in records)
+        add_sum(body["cost"], [r[6] for r in records])
+        stamps = [r[0] for r in records]
+        least, most = min(stamps), max(stamps)
+        if body["first"] is None or least < body["first"]:
+            body["first"] = least
+        if body["last"] is None or most > body["last"]:
+            body["last"] = most
+        by_model: dict[str, list[tuple[int, UsageRecord]]] = {}
+        for item in stored:
+            r = item[1]
+            by_model.setdefault(r[1] + "\n" + r[2], []).append(item)
+        for key, group in by_model.items():
             model = models.get(key)
             if model is None:
                 model = models[key] = _empty_model()
-            model["calls"] += 1
-            model["prompt"] += r.prompt_tokens
-            model["completion"] += r.completion_tokens
-            add_exact(model["cost"], r.cost_usd)
-            failed = r.status == "error"
-            if failed:
-                model["errors"] += 1
-            latency = repr(round(float(r.latency_ms), 1))
-            model["latency"][latency] = model["latency"].get(latency, 0) + 1
-            if r.feature:
-                features[r.feature] = features.get(r.feature, 0) + 1
-                seen = model["features"].get(r.feature)
-                at = [r.timestamp, pk]
+            self._fold_model(model, group)
+        features: dict[str, int] = body["features"]
+        for feature, count in Counter([r[9] for r in records if r[9]]).items():
+            features[feature] = features.get(feature, 0) + count
+        prompts: dict[str, Any] = body["prompts"]
+        for pk, r in stored:
+            if r[8]:
+                body["hashed"] += 1
+                if r[7] == "ok":
+                    self._fold_prompt(prompts, r, pk)
+
+    @staticmethod
+    def _fold_model(model: dict[str, Any], group: list[tuple[int, UsageRecord]]) -> None:
+        records = [r for _, r in group]
+        model["calls"] += len(records)
+        model["prompt"] += sum(r[3] for r in records)
+        model["completion"] += sum(r[4] for r in records)
+        add_sum(model["cost"], [r[6] for r in records])
+        failed = [r for r in records if r[7] == "error"]
+        if failed:
+            model["errors"] += len(failed)
+            add_sum(model["failed_cost"], [r[6] for r in failed])
+            model["slow_failures"] += sum(1 for r in failed if r[5] >= SLOW_FAILURE_MS)
+        latency: dict[str, int] = model["latency"]
+        for value, count in Counter([repr(round(float(r[5]), 1)) for r in records]).items():
+            latency[value] = latency.get(value, 0) + count
+        seen_features: dict[str, Any] = model["features"]
+        for pk, r in group:
+            feature = r[9]
+            if feature:
+                at = [r[0], pk]
+                seen = seen_features.get(feature)
                 if seen is None:
-                    model["features"][r.feature] = [1, at]
+                    seen_features[feature] = [1, at]
                 else:
                     seen[0] += 1
                     if _earlier(seen[1], at):
                         seen[1] = at
-            if r.prompt_hash:
-                body["hashed"] += 1
-                if r.status == "ok":
-                    self._fold_prompt(prompts, r, pk)
+
+    def _fold_bounds(self, records: list[UsageRecord]) -> None:
+        """The least and greatest of each value (what tells the agents that every record is
+        analysable without reading one: triage.analysable) among finite values; a NaN or an
+        infinity (which JSON cannot keep) is counted apart."""
+        body = self.body
+        columns: tuple[list[float], ...] = (
+            [r.prompt_tokens for r in records],
+            [r.completion_tokens for r in records],
+            [r.latency_ms for r in records],
+            [r.cost_usd for r in records],
+        )
+        for i, values in enumerate(columns):
+            numbers = [v for v in values if -math.inf < v < math.inf]  # NaN is neither
+            body["nonfinite"] += len(values) - len(numbers)
+            if numbers:
+                least, most = min(numbers), max(numbers)
+                if body["low"][i] is None or least < body["low"][i]:
+                    body["low"][i] = least
+                if body["high"][i] is None or most > body["high"][i]:
+                    body["high"][i] = most
 
     @staticmethod
     def _fold_prompt(prompts: dict[str, Any], r: UsageRecord, pk: int) -> None:
@@ -178,12 +267,16 @@ class UsageSummary:
                     "completion": m["completion"],
                     "cost": math.fsum(m["cost"]),
                     "errors": m["errors"],
+                    "failed_cost": math.fsum(m["failed_cost"]),
+                    "slow_failures": m["slow_failures"],
                     "latency": _percentiles(histogram, _LATENCY),
                     "features": [f for f, _ in features[:3]],
                 }
             )
         return {
+            "format": FORMAT,
             "calls": body["calls"],
+            "bounds": {"low": body["low"], "high": body["high"], "nonfinite": body["nonfinite"]},
             "prompt": body["prompt"],
             "completion": body["completion"],
             "cost": math.fsum(body["cost"]),
@@ -198,10 +291,19 @@ class UsageSummary:
 
     def merge(self, other: UsageSummary) -> None:
         """Add the summary of records disjoint from this one's."""
-        body, more = self.body, other.body
+        # One copy of all of it (orjson, in C), whose parts are then taken as they are: a copy
+        # per prompt (thousands) made merging several times slower.
+        body, more = self.body, _copy(other.body)
         for name in ("calls", "prompt", "completion", "hashed"):
             body[name] += more[name]
         merge_exact(body["cost"], more["cost"])
+        body["nonfinite"] += more["nonfinite"]
+        for i, (ours, theirs) in enumerate(zip(body["low"], more["low"], strict=True)):
+            if theirs is not None and (ours is None or theirs < ours):
+                body["low"][i] = theirs
+        for i, (ours, theirs) in enumerate(zip(body["high"], more["high"], strict=True)):
+            if theirs is not None and (ours is None or theirs > ours):
+                body["high"][i] = theirs
         if more["first"] is not None:
             if body["first"] is None or more["first"] < body["first"]:
                 body["first"] = more["first"]
@@ -212,33 +314,34 @@ class UsageSummary:
         for key, theirs in more["models"].items():
             ours = body["models"].get(key)
             if ours is None:
-                body["models"][key] = _copy(theirs)
+                body["models"][key] = theirs
                 continue
-            for name in ("calls", "prompt", "completion", "errors"):
+            for name in ("calls", "prompt", "completion", "errors", "slow_failures"):
                 ours[name] += theirs[name]
             merge_exact(ours["cost"], theirs["cost"])
+            merge_exact(ours["failed_cost"], theirs["failed_cost"])
             for value, count in theirs["latency"].items():
                 ours["latency"][value] = ours["latency"].get(value, 0) + count
             for name, (count, at) in theirs["features"].items():
                 seen = ours["features"].get(name)
                 if seen is None:
-                    ours["features"][name] = [count, list(at)]
+                    ours["features"][name] = [count, at]
                 else:
                     seen[0] += count
                     if _earlier(seen[1], at):
-                        seen[1] = list(at)
+                        seen[1] = at
         for prompt_hash, theirs in more["prompts"].items():
             ours = body["prompts"].get(prompt_hash)
             if ours is None:
-                body["prompts"][prompt_hash] = _copy(theirs)
+                body["prompts"][prompt_hash] = theirs
                 continue
             ours["calls"] += theirs["calls"]
             if _earlier(ours["first"], theirs["first"]):
-                ours["first"] = list(theirs["first"])
+                ours["first"] = theirs["first"]
             for feature, (count, cost) in theirs["features"].items():
                 by_feature = ours["features"].get(feature)
                 if by_feature is None:
-                    ours["features"][feature] = [count, list(cost)]
+                    ours["features"][feature] = [count, cost]
                 else:
                     by_feature[0] += count
                     merge_exact(by_feature[1], cost)
@@ -250,10 +353,16 @@ def _copy(value: Any) -> Any:
 
 def _empty() -> dict[str, Any]:
     return {
+        "format": FORMAT,
         "calls": 0,
         "prompt": 0,
         "completion": 0,
         "cost": [],
+        # Least and greatest prompt tokens, completion tokens, latency, cost, of finite values;
+        # how many were NaN or infinite.
+        "low": [None, None, None, None],
+        "high": [None, None, None, None],
+        "nonfinite": 0,
         "first": None,
         "last": None,
         "hashed": 0,
@@ -270,6 +379,8 @@ def _empty_model() -> dict[str, Any]:
         "completion": 0,
         "cost": [],
         "errors": 0,
+        "failed_cost": [],  # the exact cost of its failed calls
+        "slow_failures": 0,  # its failed calls of SLOW_FAILURE_MS or more
         "latency": {},
         "features": {},
     }

@@ -40,11 +40,11 @@ import orjson
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from runwire.errors import NotFound
+from runwire.errors import Conflict, NotFound
 from runwire.store.database import Database
-from runwire.store.records import UsageRecord, UsageSet, iso_from_ms, new_id, now_ms
+from runwire.store.records import UsageRecord, UsageView, iso_from_ms, new_id, now_ms
 from runwire.store.schema import usage_batches, usage_records, usage_summaries, usage_versions
-from runwire.store.summary import UsageSummary
+from runwire.store.summary import FORMAT, UsageSummary
 
 __all__ = ["SLICE", "Added", "RecordKeys", "UsageBatch", "UsageStore"]
 
@@ -141,21 +141,23 @@ class Added:
 
 
 class UsageStore:
-    """Usage records per user, with a small cache of recently read sets.
+    """Usage records per user, with a small cache of recently read data.
 
-    Every run of the agents reads its user's whole set; reading and building thousands of rows
-    each time would cost more than the analysis. The cache is checked against the database on
-    every read (the user's usage version, which every write bumps in its own transaction: one
-    key lookup), so a set imported through another process or node is never served stale. The
-    cache holds at most ``cached_records`` records (about 150 bytes each), least recently read
-    users first out.
+    Every run of the agents reads its user's data (:meth:`usage_of`): the digest of the summary
+    kept with it, and the records only if a tool needs what the digest does not answer; reading
+    and building thousands of rows each time would cost more than the analysis. The cache is
+    checked against the database on every read (the user's usage version, which every write
+    bumps in its own transaction: one key lookup), so data imported through another process or
+    node is never served stale. The cache holds at most ``cached_records`` records (about 150
+    bytes each; a view counts its records whether read yet or not), least recently read users
+    first out.
     """
 
     def __init__(self, db: Database, cached_records: int = 1_000_000) -> None:
         self._db = db
         self._cached_records = cached_records
         self._cached_total = 0
-        self._cache: OrderedDict[str, tuple[int, UsageSet]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[int, UsageView]] = OrderedDict()
         self._version = db.prepare(
             select(usage_versions.c.version).where(usage_versions.c.user_id == bindparam("user_id"))
         )
@@ -499,7 +501,8 @@ class UsageStore:
         version, digest = await self._db.read(read)
         if digest is None:
             return version, (_EMPTY_DIGEST if version == 0 else None)
-        return version, orjson.loads(digest)
+        parsed: dict[str, Any] = orjson.loads(digest)
+        return version, (parsed if parsed.get("format") == FORMAT else None)
 
     async def _batch_count(self, batch_id: str) -> int:
         async with self._db.connect() as conn:
@@ -519,17 +522,57 @@ class UsageStore:
             )
         return int(value or 0)
 
-    async def records_of(self, user_id: str, limit: int = 500_000) -> UsageSet:
-        """The user's records, oldest first (at most ``limit``)."""
+    async def usage_of(self, user_id: str, limit: int = 500_000) -> UsageView:
+        """The user's usage data as it is now (at most ``limit`` records, oldest first), its
+        records read only when something needs them.
+
+        When the store keeps a summary of exactly the current records, the view comes with its
+        digest (``memo["usage_digest"]``) and no record: one row read, however many records, and
+        a question the digest answers never reads one. Otherwise the records are read now. Either
+        way the same view is handed out, with its memo, for as long as the data is unchanged.
+        """
         version = await self._db.read(
             lambda conn: self._version.run(conn, user_id=user_id).scalar()
         )
-        key = int(version or 0)
         cached = self._cache.get(user_id)
-        if cached is not None and cached[0] == key and len(cached[1]) <= limit:
+        if cached is not None and cached[0] == int(version or 0) and len(cached[1]) <= limit:
             self._cache.move_to_end(user_id)
             return cached[1]
         at, digest = await self._digest_at(user_id)
+        if digest is not None and digest["calls"] <= limit:
+            view = UsageView(digest["calls"], partial(self._read_at, user_id, at, limit))
+            view.memo["usage_digest"] = digest
+        else:
+            at = int(version or 0)
+            view = UsageView.of(await self._read_records(user_id, limit))
+        old = self._cache.pop(user_id, None)
+        if old is not None:
+            self._cached_total -= len(old[1])
+        self._cache[user_id] = (at, view)
+        self._cached_total += len(view)  # whether read yet or not: the bound is what it may hold
+        while self._cached_total > self._cached_records and len(self._cache) > 1:
+            _, (_, dropped) = self._cache.popitem(last=False)
+            self._cached_total -= len(dropped)
+        return view
+
+    async def records_of(self, user_id: str, limit: int = 500_000) -> UsageView:
+        """The user's records, oldest first (at most ``limit``), read."""
+        return await (await self.usage_of(user_id, limit)).read()
+
+    async def _read_at(self, user_id: str, version: int, limit: int) -> tuple[UsageRecord, ...]:
+        """The user's records, if their data is still at ``version`` (that of the view's
+        digest, which they must match); :class:`Conflict` if it changed meanwhile."""
+        records = await self._read_records(user_id, limit)
+        # Versions only grow, and every change bumps it in its own transaction: unchanged after
+        # the (single-statement, so consistent) read means the rows are of that version.
+        now = await self._db.read(lambda conn: self._version.run(conn, user_id=user_id).scalar())
+        if int(now or 0) != version:
+            raise Conflict(
+                "your usage data changed while this question was being answered; ask again"
+            )
+        return records
+
+    async def _read_records(self, user_id: str, limit: int) -> tuple[UsageRecord, ...]:
         async with self._db.connect() as conn:
             rows = await conn.execute(
                 select(*_COLUMNS)
@@ -539,33 +582,28 @@ class UsageStore:
             )
             # Off the event loop: building 4,000 records held it for 12-20 ms, and a burst of
             # users asking their first question of the day queued every other run behind it.
-            records = await asyncio.to_thread(_usage_set, rows)
-        if digest is not None and at == key and len(records) == digest["calls"]:
-            # The records and the summary are of one version: what the analyses read of every
-            # set (tools.prepare) comes from the summary, without a scan.
-            records.memo["usage_digest"] = digest
-        old = self._cache.pop(user_id, None)
-        if old is not None:
-            self._cached_total -= len(old[1])
-        self._cache[user_id] = (key, records)
-        self._cached_total += len(records)
-        while self._cached_total > self._cached_records and len(self._cache) > 1:
-            _, (_, dropped) = self._cache.popitem(last=False)
-            self._cached_total -= len(dropped)
-        return records
+            return await asyncio.to_thread(_usage_rows, rows)
 
 
-def _merged(base: str, added: UsageSummary) -> tuple[str, str]:
+def _merged(base: str, added: UsageSummary) -> tuple[str, str] | None:
     summary = UsageSummary.loads(base)
-    summary.merge(added)
+    if summary is None:  # of an older format: rebuilt from the batches' instead
+        return None
+    if summary.body["calls"]:
+        summary.merge(added)
+    else:  # the user's first records (or first since deleting all): theirs is the batch's
+        summary = added
     return summary.dumps(), orjson.dumps(summary.digest()).decode()
 
 
-def _merged_texts(known: list[str | None]) -> tuple[str, str]:
+def _merged_texts(known: list[str | None]) -> tuple[str, str] | None:
+    """The merge of the batches' summaries; None when one is unknown (or of an older format)."""
     summary = UsageSummary()
     for text in known:
-        assert text is not None
-        summary.merge(UsageSummary.loads(text))
+        part = None if text is None else UsageSummary.loads(text)
+        if part is None:
+            return None
+        summary.merge(part)
     return summary.dumps(), orjson.dumps(summary.digest()).decode()
 
 
@@ -584,6 +622,6 @@ _EMPTY = UsageSummary().dumps()
 _EMPTY_DIGEST = UsageSummary().digest()
 
 
-def _usage_set(rows: Iterable[Sequence[Any]]) -> UsageSet:
+def _usage_rows(rows: Iterable[Sequence[Any]]) -> tuple[UsageRecord, ...]:
     make = UsageRecord._make  # the row's values, in the record's field order (_COLUMNS)
-    return UsageSet(make(row) for row in rows)
+    return tuple(make(row) for row in rows)
