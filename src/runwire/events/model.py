@@ -149,10 +149,11 @@ class RunEvent:
             "parent_agent": self.parent_agent,
             "timestamp": self.timestamp,
         }
-        if body.keys().isdisjoint(self.data):
-            body.update(self.data)
+        data = self.data
+        if _IDENTITY.isdisjoint(data):  # one lookup per key of data (the keys of body above)
+            body.update(data)
         else:  # the identity fields win over anything in data of the same name
-            body = {**self.data, **body}
+            body = {**data, **body}
         return body
 
     @property
