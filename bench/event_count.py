@@ -18,11 +18,12 @@ import time
 from runwire.events.model import EventType, RunEvent
 from runwire.metrics import Metrics
 from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
+from runwire.protocol.delivery import Delivery
 from runwire.transport.session import Session
 
 
 class _Outlet:
-    def write(self, frame: str | bytes) -> bool:
+    def write(self, frame: str | bytes, *, keep: bool = False) -> bool:
         return True
 
     def close(self, code: int, reason: str, *, drop: bool) -> None:
@@ -33,6 +34,8 @@ def _session(metrics: Metrics | None) -> Session:
     # Only what _send_event and _write touch: a whole Session needs a running app.
     session = Session.__new__(Session)
     session._counted = metrics
+    session._ended = False
+    session._delivery = Delivery()
     session._machine = ConnectionStateMachine()
     session._machine.move(ConnectionState.OPEN)
     session._outlet = _Outlet()

@@ -34,7 +34,8 @@ Variants of runwire, each a fresh `runwire serve` on the same data (same users):
           local `test` database's server) and make a database of their own, dropped afterwards.
 
 With RUNWIRE_BENCH_PROFILE=<dir>, py-spy samples the server of each single-node variant (the
-thread holding the GIL) into <dir>/<variant>.txt. The CPU line splits out the server's kernel
+thread holding the GIL) over its timed phase (from when every client is warm) into
+<dir>/<variant>.txt. The CPU line splits out the server's kernel
 time (system time: its sockets, mostly).
 
 Every client first sends one warm-up message (its user's usage data is then read and cached),
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -218,14 +220,35 @@ async def measure(
     probe: bool = False,
     pids: list[int] | None = None,
     with_redis: bool = False,
+    profile: bool = False,
 ) -> Result:
     """Idle latency on ``urls[0]``; then throughput of the clients ``urls[2:]``, timed from when
-    every one is warm, while (``probe``) ``urls[1]`` keeps sampling latency under that load."""
+    every one is warm, while (``probe``) ``urls[1]`` keeps sampling latency under that load.
+    ``profile``: py-spy samples the server (``pids[0]``) over the timed phase (see sampled)."""
     result = Result(name)
     _, result.idle_latencies, result.sizes, _ = await converse(urls[0], samples, content)
     ready = asyncio.Barrier(len(urls) - 1)
     clients = [asyncio.create_task(converse(u, messages, content, ready)) for u in urls[2:]]
-    await ready.wait()
+    async with contextlib.AsyncExitStack() as stack:
+        if profile and pids:
+            # Sampled from when every client is warm (their data read and prepared), so the
+            # profile is of the phase the figures are of.
+            while ready.n_waiting < len(urls) - 2:  # noqa: ASYNC110 - a Barrier has no event
+                await asyncio.sleep(0.05)
+            await stack.enter_async_context(sampled(name, pids[0]))
+        await ready.wait()
+        return await _timed(result, clients, urls, content, probe, pids, with_redis)
+
+
+async def _timed(
+    result: Result,
+    clients: list[asyncio.Task[tuple[int, list[float], list[int], list[float]]]],
+    urls: list[str],
+    content: str,
+    probe: bool,
+    pids: list[int] | None,
+    with_redis: bool,
+) -> Result:
     cpu_before = process_cpu_s(pids) if pids else 0.0
     sys_before = process_cpu_s(pids, kernel_only=True) if pids else 0.0
     redis_before = redis_cpu_s() if with_redis else 0.0
@@ -503,17 +526,17 @@ async def run_runwire(
             urls = [await server.ws_url(http, emails[0])]
             urls += [await server.ws_url(http, e) for e in emails]
         paced = name == "paced"  # a paced run takes seconds: few idle samples, two messages
-        async with sampled(name, server.proc.pid):
-            return await measure(
-                name,
-                urls,
-                2 if paced else args.messages,
-                5 if paced else args.latency_samples,
-                content,
-                probe=paced,
-                pids=[server.proc.pid],
-                with_redis="RUNWIRE_REDIS_URL" in RUNWIRE_VARIANTS[name],
-            )
+        return await measure(
+            name,
+            urls,
+            2 if paced else args.messages,
+            5 if paced else args.latency_samples,
+            content,
+            probe=paced,
+            pids=[server.proc.pid],
+            with_redis="RUNWIRE_REDIS_URL" in RUNWIRE_VARIANTS[name],
+            profile=True,
+        )
     finally:
         server.stop()
 

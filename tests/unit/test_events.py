@@ -3,7 +3,7 @@ import json
 import pytest
 
 from runwire.events import EventType, Redactor, RunEvent
-from runwire.events.model import stamp_ms
+from runwire.events.model import Stamper, stamp_ms
 from runwire.events.redaction import REDACTED
 
 pytestmark = pytest.mark.unit
@@ -135,3 +135,24 @@ def test_values_are_bounded() -> None:
 )
 def test_every_millisecond_count_has_a_stamp(ms: int, stamp: str) -> None:
     assert stamp_ms(ms) == stamp
+
+
+def test_a_stream_of_stamps_reads_the_clock_at_each_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stamper reuses the formatted date and time within a second: every event still gets
+    # the stamp of its own millisecond, across seconds, minutes and days alike.
+    moments = [
+        1_764_590_399_998,
+        1_764_590_399_999,
+        1_764_590_400_000,
+        1_764_590_400_000,
+        1_764_590_400_001,
+        1_764_590_400_999,
+        1_764_590_401_000,
+        1_764_676_800_042,
+    ]
+    clock = iter(moments)
+    monkeypatch.setattr("runwire.events.model.time.time_ns", lambda: next(clock) * 1_000_000)
+    stamper = Stamper()
+    assert [stamper.now() for _ in moments] == [stamp_ms(ms) for ms in moments]
+    assert stamp_ms(moments[1]) == "2025-12-01T11:59:59.999Z"
+    assert stamp_ms(moments[2]) == "2025-12-01T12:00:00.000Z"

@@ -37,7 +37,11 @@ class LLMProvider(Protocol):
         ...
 
 
-_YIELD_EVERY = 16
+# Chunks the unpaced stream emits per turn of the event loop. 64 rather than 16: each turn's
+# frames leave a socket in one write, and fewer, larger writes cost the server (a system call
+# each) and the client (a read each) less per event (docs/benchmarks.md, "The embedded hot
+# path"); a turn of 64 chunks is still well under a millisecond of the loop's time.
+_YIELD_EVERY = 64
 
 
 class OfflineProvider:

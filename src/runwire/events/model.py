@@ -72,19 +72,29 @@ def stamp_ms(ms: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Stamper:
-    """Timestamps for a stream of events: formats once per millisecond, not once per event."""
+_MILLIS = tuple(f".{i:03d}Z" for i in range(1000))  # the stamp's tail for each millisecond
 
-    __slots__ = ("_ms", "_text")
+
+class Stamper:
+    """Timestamps for a stream of events: formats the date and time once per second, and each
+    millisecond's stamp by appending its tail (a lookup), not once per event (profiled: the
+    formatting was 5-7% of the server's per-event CPU when it ran once per millisecond)."""
+
+    __slots__ = ("_head", "_ms", "_second", "_text")
 
     def __init__(self) -> None:
         self._ms = -1
+        self._second = -1
+        self._head = ""  # "YYYY-MM-DDTHH:MM:SS" of _second
         self._text = ""
 
     def now(self) -> str:
         ms = time.time_ns() // 1_000_000
         if ms != self._ms:
-            self._ms, self._text = ms, stamp_ms(ms)
+            second, millis = divmod(ms, 1000)
+            if second != self._second:
+                self._second, self._head = second, stamp_ms(second * 1000)[:-5]
+            self._ms, self._text = ms, self._head + _MILLIS[millis]
         return self._text
 
 
@@ -139,10 +149,11 @@ class RunEvent:
             "parent_agent": self.parent_agent,
             "timestamp": self.timestamp,
         }
-        if body.keys().isdisjoint(self.data):
-            body.update(self.data)
+        data = self.data
+        if _IDENTITY.isdisjoint(data):  # one lookup per key of data (the keys of body above)
+            body.update(data)
         else:  # the identity fields win over anything in data of the same name
-            body = {**self.data, **body}
+            body = {**data, **body}
         return body
 
     @property

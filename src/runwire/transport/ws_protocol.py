@@ -64,6 +64,7 @@ WS_PATH = "/ws"
 CLOSE_TIMEOUT_S = 5.0  # a peer that does not answer our close frame in time is cut off
 _HEADER_16 = struct.Struct("!BBH")
 _HEADER_64 = struct.Struct("!BBQ")
+_HEADERS_7 = tuple(bytes((0x81, size)) for size in range(126))  # a short text frame's, by size
 _PAUSE_AT = 64  # inbound messages waiting to be handled before the socket stops reading
 _RESUME_AT = 16
 
@@ -198,7 +199,7 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         payload = frame if isinstance(frame, bytes) else frame.encode()
         size = len(payload)
         if size < 126:
-            header = bytes((0x81, size))
+            header = _HEADERS_7[size]
         elif size < 65536:
             header = _HEADER_16.pack(0x81, 126, size)
         else:
