@@ -117,9 +117,6 @@ def _narrowed(encoded: str) -> str:
     config["source"] = []
     config["source_pkgs"] = []
     config["run_include"] = [str(package / name) for name in TRACED_IN_PROCESSES]
-    # Without following greenlets (SQLAlchemy's async bridge), which cost a third of the tracer's
-    # CPU in a server: the store's code that runs inside them is measured in process.
-    config["concurrency"] = ["thread"]
     return base64.b64encode(json.dumps(config).encode()).decode()
 
 
