@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -35,6 +36,26 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["RUNWIRE_E2E_BASE_URL"] = url
     if key := config.getoption("--test-token-key"):
         os.environ["RUNWIRE_E2E_TEST_TOKEN_KEY"] = key
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `make test-unit` leaves out the tests marked hypothesis (`-m "not hypothesis"`): a test
+    # hypothesis drives without the marker would slow that layer down unnoticed. (Hypothesis not
+    # imported: no test of this run uses it, and importing it here would cost the layer its time.)
+    if "hypothesis" not in sys.modules:
+        return
+    from hypothesis import is_hypothesis_test
+
+    unmarked = [
+        item.nodeid
+        for item in items
+        if is_hypothesis_test(getattr(item, "obj", None))
+        and item.get_closest_marker("hypothesis") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests driven by hypothesis need @pytest.mark.hypothesis: " + ", ".join(unmarked)
+        )
 
 
 def test_settings(tmp_path: Path, **overrides: object) -> Settings:

@@ -47,7 +47,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from runwire.events import EventType, RunEvent
 from runwire.protocol.delivery import Delivery
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.hypothesis]
 
 T = TypeVar("T")
 
