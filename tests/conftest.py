@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -36,6 +37,16 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["RUNWIRE_E2E_BASE_URL"] = url
     if key := config.getoption("--test-token-key"):
         os.environ["RUNWIRE_E2E_TEST_TOKEN_KEY"] = key
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What the collection imported (every module and class the tests use) lives as long as the
+    # process: frozen out of the collector's sight, as the server freezes what it holds at
+    # start-up (collector.py), so the collections while the tests run and pytest's own at the
+    # end (five, looking for unraisable exceptions) walk only what the tests made. In the unit
+    # layer those walks of the whole heap were ~0.6 s. Garbage is collected first, not frozen.
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -15,14 +15,14 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture(autouse=True)
 def restored() -> Iterator[None]:
-    # What the test process holds (every module the layer imported) is frozen first: the
-    # collection tune_collector makes then walks only what the test made, not a heap that took
-    # ~0.3 s a walk. Frozen objects are out of the collector's sight: gc.get_objects() does not
-    # list them, which is how the tests see what was frozen.
+    # What the test process holds is frozen first (tests/conftest.py froze what the collection
+    # imported; this, what came since): the collection tune_collector makes then walks only what
+    # the test made, not a heap that took ~0.3 s a walk. Frozen objects are out of the
+    # collector's sight: gc.get_objects() does not list them, which is how the tests see what was
+    # frozen. Nothing is unfrozen after: that would bring the whole heap back into sight.
     before = gc.get_threshold()
     gc.freeze()
     yield
-    gc.unfreeze()
     gc.set_threshold(*before)
 
 
