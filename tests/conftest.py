@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -47,26 +46,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # layer those walks of the whole heap were ~0.6 s. Garbage is collected first, not frozen.
     gc.collect()
     gc.freeze()
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # `make test-unit` leaves out the tests marked hypothesis (`-m "not hypothesis"`): a test
-    # hypothesis drives without the marker would slow that layer down unnoticed. (Hypothesis not
-    # imported: no test of this run uses it, and importing it here would cost the layer its time.)
-    if "hypothesis" not in sys.modules:
-        return
-    from hypothesis import is_hypothesis_test
-
-    unmarked = [
-        item.nodeid
-        for item in items
-        if is_hypothesis_test(getattr(item, "obj", None))
-        and item.get_closest_marker("hypothesis") is None
-    ]
-    if unmarked:
-        raise pytest.UsageError(
-            "tests driven by hypothesis need @pytest.mark.hypothesis: " + ", ".join(unmarked)
-        )
 
 
 def test_settings(tmp_path: Path, **overrides: object) -> Settings:

@@ -38,7 +38,7 @@ from runwire.config import load_settings
 from tests.e2e.wire import Session
 from tests.timing import unit
 
-pytestmark = [pytest.mark.e2e, pytest.mark.hypothesis]
+pytestmark = pytest.mark.e2e
 
 MAX_EXAMPLES = int(os.environ.get("RUNWIRE_TEST_OPENAPI_EXAMPLES", "10"))
 EXPLORE = "RUNWIRE_TEST_OPENAPI_EXAMPLES" in os.environ

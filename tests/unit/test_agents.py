@@ -729,7 +729,6 @@ stored_record = st.builds(
 YEAR_ONE_PLUS_14 = -62_135_596_800_000 - 14 * 3_600_000  # 0001-01-01T00:00:00+14:00
 
 
-@pytest.mark.hypothesis
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(odd=st.lists(stored_record, min_size=1, max_size=3), usual=st.integers(0, 12))
 @example(odd=[UsageRecord(YEAR_ONE_PLUS_14, "openai", "gpt-4o", 1, 1, 1.0, 0.01)], usual=12)

@@ -189,7 +189,6 @@ def blank(line: str | bytes, first: bool) -> bool:
 # -- the properties --
 
 
-@pytest.mark.hypothesis
 @settings(FUZZ)
 @given(
     hostile=st.lists(hostile_line, min_size=1, max_size=3),
@@ -222,7 +221,6 @@ csv_cell = (
 )
 
 
-@pytest.mark.hypothesis
 @settings(FUZZ)
 @given(
     header=st.permutations([*CSV_REQUIRED_COLUMNS, "cost_usd", "status", "feature"])

@@ -205,7 +205,6 @@ def check_request_id(raw: str | bytes, outcome: Command | RunwireError) -> None:
             assert rid == sent  # a readable request_id is echoed in the error
 
 
-@pytest.mark.hypothesis
 @settings(FUZZ)
 @given(raw=hostile_frame)
 @example(raw=nested(5000))  # deeper than the JSON decoder recurses
@@ -270,7 +269,6 @@ TYPE_OF = {
 }
 
 
-@pytest.mark.hypothesis
 @settings(FUZZ)
 @given(
     command=valid_command,

@@ -44,7 +44,6 @@ async def test_offline_streams_the_draft_exactly_in_chunks_of_a_few_words() -> N
     assert OfflineProvider(0, words_per_chunk=1).chunks("a b") == ["a ", "b"]
 
 
-@pytest.mark.hypothesis
 @settings(max_examples=300, deadline=None)
 @given(
     text=st.text(alphabet=st.sampled_from(" \t\n\r\u00a0\u2003ab.$"), max_size=40),

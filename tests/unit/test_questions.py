@@ -700,7 +700,6 @@ def test_odd_names_are_still_found_once() -> None:
     assert classify("tell me about gpt", names).subjects == ()
 
 
-@pytest.mark.hypothesis
 @settings(max_examples=40, deadline=None)
 @given(st.text(max_size=80) | st.lists(st.sampled_from(WORDS), max_size=8).map(" ".join))
 def test_any_text_gets_a_reading(question: str) -> None:
@@ -710,7 +709,6 @@ def test_any_text_gets_a_reading(question: str) -> None:
     assert all(s.kind in ("model", "provider", "feature") for s in asked.subjects)
 
 
-@pytest.mark.hypothesis
 @settings(
     max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

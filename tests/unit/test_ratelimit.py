@@ -166,7 +166,6 @@ def _after(rate: Rate, allowed_at: list[float], at: float) -> Decision:
     return limiter.acquire("k")
 
 
-@pytest.mark.hypothesis
 @settings(max_examples=200, deadline=None)
 @given(
     burst=st.integers(min_value=1, max_value=8),

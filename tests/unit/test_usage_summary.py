@@ -90,7 +90,6 @@ _records = st.builds(
 )
 
 
-@pytest.mark.hypothesis
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_records, max_size=40), st.lists(st.integers(0, 40), max_size=4))
 @example(  # one prompt, asked from two features, in two batches
@@ -139,7 +138,6 @@ _odd = st.sampled_from(
 )
 
 
-@pytest.mark.hypothesis
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(_records, max_size=20),
