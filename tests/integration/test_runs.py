@@ -196,6 +196,49 @@ async def test_a_run_streams_numbered_events_and_stores_everything(store: Store)
         assert h.executor.active_count == 0
 
 
+async def test_runs_started_at_once_each_send_their_first_event_before_any_agent_works(
+    store: Store,
+) -> None:
+    # A burst of messages starts many runs at once. Each run's first event (agent_started)
+    # must not wait for the first steps of the agents of the runs started before it (reading a
+    # new user's data, the first tools): every first event is out before any agent begins.
+    seen: list[tuple[str, str]] = []
+
+    async def agent(run: RunInput, emit: Emit) -> str:
+        seen.append(("agent works", run.run_id))
+        return "ok"
+
+    async with harness_for(agent)(store) as h:
+        admitted: list[tuple[RunInput, int]] = []
+        for _ in range(4):  # four users, a new thread each: nothing holds their runs back
+            user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+            await h.bus.subscribe(
+                user.id, lambda e: seen.append((e.type.value, e.run_id)) if e.seq == 1 else None
+            )
+            run_id, epoch = new_id("run"), new_epoch()
+            assert await h.dispatcher.admit(run_id)
+            started_at = now_ms()
+            accepted = await store.conversations.accept_run(
+                user_id=user.id,
+                thread=None,
+                content="q",
+                run_id=run_id,
+                epoch=epoch,
+                claim_at=started_at,
+            )
+            assert accepted.claimed
+            run = RunInput(run_id, accepted.thread.id, user.id, "q", epoch=epoch)
+            admitted.append((run, started_at))
+        for run, started_at in admitted:  # as the accepts of a burst start them: together
+            h.dispatcher.start_admitted(run, started_at)
+        for run, _ in admitted:
+            await asyncio.wait_for(h.executor.wait(run.run_id), unit(5))
+    runs = {run.run_id for run, _ in admitted}
+    assert [kind for kind, _ in seen[:4]] == ["agent_started"] * 4, seen
+    assert {run_id for _, run_id in seen[:4]} == runs
+    assert sorted(seen[4:]) == sorted(("agent works", run_id) for run_id in runs)
+
+
 async def test_stop_mid_tool_closes_everything_and_keeps_the_partial_answer(store: Store) -> None:
     started = asyncio.Event()
     async with harness_for(hanging_agent(started))(store) as h:

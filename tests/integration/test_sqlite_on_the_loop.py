@@ -18,9 +18,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, event, insert
 from sqlalchemy.exc import IntegrityError
 
+from runwire.store.records import new_epoch, new_id
 from runwire.store.schema import threads
 from runwire.store.store import Store
 from tests.timing import unit
@@ -158,6 +159,33 @@ async def test_a_transaction_that_fails_as_a_whole_tells_every_write_in_it(tmp_p
         kept = await store.conversations.threads_of(user.id)
         assert [t.id for t in kept] == ["thr_first"]
         assert await store.db.write(add_thread(user.id, "thr_after")) == "thr_after"
+
+
+async def test_messages_accepted_at_once_share_one_transaction(tmp_path: Path) -> None:
+    # On the loop's thread a write runs as soon as it is asked for, so nothing else could
+    # queue beside it: the accepts of a burst of messages wait for the loop to go round once
+    # and go in together, rather than pay a transaction (the write lock, COMMIT) each.
+    async with Store.open(f"sqlite+aiosqlite:///{tmp_path / 'runwire.db'}", migrate=True) as store:
+        users = [
+            (await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")).id
+            for _ in range(20)
+        ]
+        commits: list[int] = []
+        engine = store.db._writer._engine  # type: ignore[union-attr]  # the loop's connection
+        event.listen(engine, "commit", lambda conn: commits.append(1))
+        accepted = await asyncio.gather(
+            *(
+                store.conversations.accept_run(
+                    user_id=u, thread=None, content="hi", run_id=new_id("run"), epoch=new_epoch()
+                )
+                for u in users
+            )
+        )
+        assert len(commits) == 1
+        for acceptance in accepted:
+            assert [m.id for m in await store.conversations.messages_of(acceptance.thread.id)] == [
+                acceptance.message.id
+            ]
 
 
 async def test_a_long_write_runs_off_the_event_loop_and_a_cancel_waits_for_its_end(

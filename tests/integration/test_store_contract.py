@@ -285,6 +285,61 @@ async def test_a_repeated_client_message_id_stores_nothing_even_when_sent_at_onc
     assert [t.id for t in threads] == [winners[0][0].id]  # type: ignore[index]
 
 
+async def test_messages_sent_at_once_are_each_kept_and_each_refusal_reaches_its_own_sender(
+    store: Store,
+) -> None:
+    # A burst of users asking at once: their messages are stored together (one transaction on
+    # SQLite), and one that is refused there (a client_message_id used before, a run cap) is
+    # refused to its sender alone; the others are kept, their runs claimed as they asked.
+    conversations = store.conversations
+    users = [await a_user(store) for _ in range(8)]
+    await conversations.accept(
+        user_id=users[3],
+        thread=None,
+        content="earlier",
+        run_id=new_id("run"),
+        epoch=new_epoch(),
+        client_message_id="used",
+    )
+
+    def capped(mine: list[tuple[str, str]]) -> None:
+        raise Conflict("you already have 0 runs in progress", code="too_many_runs")
+
+    async def ask(n: int, user_id: str) -> tuple[str, str]:
+        run_id = new_id("run")
+        accepted = await conversations.accept_run(
+            user_id=user_id,
+            thread=None,
+            content=f"question {n}",
+            run_id=run_id,
+            epoch=new_epoch(),
+            client_message_id="used" if n == 3 else f"fresh-{n}",
+            claim_at=now_ms(),
+            check=capped if n == 5 else None,
+        )
+        assert accepted.claimed and accepted.message.run_id == run_id
+        return accepted.thread.id, run_id
+
+    results = await asyncio.gather(
+        *(ask(n, u) for n, u in enumerate(users)), return_exceptions=True
+    )
+    refused = {n: r for n, r in enumerate(results) if isinstance(r, BaseException)}
+    assert set(refused) == {3, 5}, results
+    assert isinstance(refused[3], Conflict) and refused[3].code == "conflict"
+    assert isinstance(refused[5], Conflict) and refused[5].code == "too_many_runs"
+    for n, result in enumerate(results):
+        if n in refused:
+            continue
+        assert isinstance(result, tuple)
+        thread_id, run_id = result
+        [message] = await conversations.messages_of(thread_id)
+        assert (message.content, message.run_id) == (f"question {n}", run_id)
+    assert len(await conversations.threads_of(users[3])) == 1  # its earlier one only
+    assert await conversations.threads_of(users[5]) == []
+    running = set(await store.runs.running_ids())
+    assert running == {r[1] for r in results if isinstance(r, tuple)}
+
+
 async def test_a_thread_named_by_its_client_is_started_once_whoever_races_for_the_id(
     store: Store,
 ) -> None:

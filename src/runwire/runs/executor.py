@@ -353,6 +353,12 @@ class RunExecutor:
                 active.started_at = now_ms()
             await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
             self._first_event(run)
+            # The agent's first step (reading the user's data, the first tools) waits for the
+            # loop to go round once: the socket writes already scheduled go first, this run's
+            # first event among them, and those of the runs started beside it, rather than each
+            # run's first event waiting on the first steps of every run started before it
+            # (docs/benchmarks.md, "First event of a burst").
+            await asyncio.sleep(0)
             async with asyncio.timeout(self._run_timeout_s):
                 answer = await self._agent(run, journal.emit)
             reply = _reply(run, answer)

@@ -205,7 +205,7 @@ class Database:
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
 
-    async def write(self, job: Callable[[Connection], T]) -> T:
+    async def write(self, job: Callable[[Connection], T], *, gather: bool = False) -> T:
         """Run ``job`` in a transaction: its statements all take effect if it returns, none if
         it raises (its exception is raised here).
 
@@ -215,16 +215,21 @@ class Database:
         (:class:`_SqliteWriter`), so the one-writer-at-a-time lock is taken once for all of them; on PostgreSQL over one
         connection, so ``BEGIN`` and ``COMMIT`` are paid once for all of them. In-memory SQLite
         (tests) runs it alone.
+
+        ``gather``: wait for the event loop to go round once first, so that the jobs the tasks
+        already queued behind this one are about to write (a burst of messages, each accepted
+        by its socket's task) join its transaction. On SQLite a job would otherwise run at
+        once, alone: nothing else can be queued while the loop's thread runs it.
         """
         if self._on_write is None:
-            return await self._write(job)
+            return await self._write(job, gather)
         started = time.perf_counter()
         try:
-            return await self._write(job)
+            return await self._write(job, gather)
         finally:
             self._on_write(time.perf_counter() - started)
 
-    async def _write(self, job: Callable[[Connection], T]) -> T:
+    async def _write(self, job: Callable[[Connection], T], gather: bool = False) -> T:
         if self._writer is None:
             async with self.begin() as conn:
                 return await conn.run_sync(job)
@@ -232,6 +237,8 @@ class Database:
         entry: _Job = (job, done)
         self._writer.pending.append(entry)
         try:
+            if gather:
+                await asyncio.sleep(0)
             async with self._batch_lock:
                 if not done.done():  # not run yet by a writer that came before
                     await self._writer.run_pending()
