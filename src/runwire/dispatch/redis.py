@@ -219,7 +219,10 @@ class RedisRunQueue(RunQueue):
         self._lane: _Lane | None = None  # a run's lease commands, packed
         self._node_bulk = self._node_id.encode()
         self._lease_ms_bytes = str(self._lease_ms).encode()
-        self._renewed: dict[str, float] = {}  # run id -> when its last good renewal was sent
+        # Run id -> until when it is trusted: four fifths of the lease after its last good
+        # renewal was sent (kept as that end, as :meth:`holds` runs before every event).
+        self._renewed: dict[str, float] = {}
+        self._trust_s = lease_s * 0.8
         self._stop_handler: StopHandler | None = None
         self._lost_handler: LostHandler | None = None
         self._last_autoclaim = 0.0
@@ -311,7 +314,7 @@ class RedisRunQueue(RunQueue):
         command = _command(b"SET", key, self._node_bulk, b"PX", self._lease_ms_bytes, b"NX")
         taken = await self._packed(command)
         if taken:
-            self._renewed[run_id] = sent
+            self._renewed[run_id] = sent + self._trust_s
         return bool(taken)
 
     async def release(self, run_id: str) -> None:
@@ -323,8 +326,8 @@ class RedisRunQueue(RunQueue):
         await self._packed(command)
 
     def holds(self, run_id: str) -> bool:
-        sent = self._renewed.get(run_id)
-        return sent is not None and self._clock() - sent < self._lease_s * 0.8
+        until = self._renewed.get(run_id)
+        return until is not None and self._clock() < until
 
     async def confirm(self, run_id: str) -> bool:
         if run_id not in self._renewed:
@@ -339,7 +342,7 @@ class RedisRunQueue(RunQueue):
         if not kept or run_id not in self._renewed:
             return False
         # Still this node's in Redis: no other node can have taken the run, so it may go on.
-        self._renewed[run_id] = max(self._renewed[run_id], sent)
+        self._renewed[run_id] = max(self._renewed[run_id], sent + self._trust_s)
         return True
 
     async def expired(self, run_ids: list[str]) -> list[str]:
@@ -459,7 +462,7 @@ class RedisRunQueue(RunQueue):
                 if run_id not in self._renewed:
                     continue  # released meanwhile
                 if held is not None and held[i] == 1:
-                    self._renewed[run_id] = sent
+                    self._renewed[run_id] = sent + self._trust_s
                 elif held is not None or not self.holds(run_id):
                     # Another node holds it, or Redis has been away for most of the lease.
                     self._renewed.pop(run_id, None)
