@@ -180,7 +180,6 @@ class Result:
     # CPU time of PostgreSQL in the timed phase: the backends of the variant's own database and
     # the server's WAL writer, checkpointer and background writer (pg variants only)
     postgres_cpu_s: float | None = None
-    postgres_exited_s: float = 0.0  # of which backends that exited in the phase (any database's)
     nodes: int = 1  # runwire processes serving the clients
     client_cpu_s: float = 0.0  # CPU time of this (the clients') process in the timed phase
     machine_cpu_s: float = 0.0  # busy CPU time of the whole machine in the timed phase
@@ -226,19 +225,21 @@ async def postgres_pids(url: str) -> set[int]:
 
 
 def postgres_cpu_s(pids: set[int]) -> dict[int, float]:
-    """CPU seconds used so far by each of ``pids`` still alive, and (under -1) by the children
-    the PostgreSQL server has reaped: backends that exited (of any database)."""
+    """CPU seconds used so far by each of ``pids`` still alive."""
     used = {}
     for pid in pids:
         with contextlib.suppress(OSError):  # a backend that has exited since
             used[pid] = process_cpu_s([pid])
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            parent = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
-            fields = Path(f"/proc/{parent}/stat").read_text().rpartition(")")[2].split()
-            used[-1] = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-            break
     return used
+
+
+async def watch_postgres(url: str, seen: dict[int, float]) -> None:
+    """Until cancelled, every half second: the CPU so far of each PostgreSQL process working
+    for ``url``'s database, into ``seen`` (so a backend that ends before the phase does still
+    counts, up to its last look)."""
+    while True:
+        seen.update(postgres_cpu_s(await postgres_pids(url) | set(seen)))
+        await asyncio.sleep(0.5)
 
 
 def redis_cpu_s() -> float:
@@ -295,6 +296,8 @@ async def _timed(
     postgres: str | None = None,
 ) -> Result:
     pg_before = postgres_cpu_s(await postgres_pids(postgres)) if postgres else {}
+    pg_seen = dict(pg_before)
+    watching = asyncio.create_task(watch_postgres(postgres, pg_seen)) if postgres else None
     cpu_before = process_cpu_s(pids) if pids else 0.0
     sys_before = process_cpu_s(pids, kernel_only=True) if pids else 0.0
     redis_before = redis_cpu_s() if with_redis else 0.0
@@ -316,11 +319,14 @@ async def _timed(
     if with_redis:
         result.redis_cpu_s = redis_cpu_s() - redis_before
     if postgres:
-        # A backend started in the timed phase counts whole; one that ended in it counts
-        # through the server's reaped children (whichever database it served: an upper bound).
-        pg_after = postgres_cpu_s(await postgres_pids(postgres) | set(pg_before))
-        result.postgres_cpu_s = sum(t - pg_before.get(pid, 0.0) for pid, t in pg_after.items())
-        result.postgres_exited_s = pg_after.get(-1, 0.0) - pg_before.get(-1, 0.0)
+        # A backend started in the timed phase counts whole; one that ended in it, up to the
+        # last look at it (one that lived under half a second may be missed).
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+        pg_seen.update(postgres_cpu_s(await postgres_pids(postgres) | set(pg_seen)))
+        result.postgres_cpu_s = sum(t - pg_before.get(pid, 0.0) for pid, t in pg_seen.items())
     if pids:
         result.nodes = len(pids)
     result.events = sum(r[0] for r in results)
@@ -802,7 +808,6 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             line += f", Redis {r.redis_cpu_s * per:4.1f}"
         if r.postgres_cpu_s is not None:
             line += f", PostgreSQL {r.postgres_cpu_s * per:4.1f}"
-            line += f" (exited backends {r.postgres_exited_s * per:4.1f})"
         other = r.machine_cpu_s - r.client_cpu_s - (r.server_cpu_s or 0) - (r.redis_cpu_s or 0)
         other -= r.postgres_cpu_s or 0
         line += f", clients {r.client_cpu_s * per:4.1f}, rest {other * per:4.1f}"
