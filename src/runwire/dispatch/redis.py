@@ -86,6 +86,7 @@ return 0
 
 
 _RELEASE_BYTES = _RELEASE.encode()
+_LINK_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 def _command(*parts: bytes) -> bytes:
@@ -124,8 +125,8 @@ class _Lane:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                batch, self._queued = self._queued, []
-                if batch:
+                while self._queued:
+                    batch, self._queued = self._queued, []
                     await self._send(batch)
         finally:
             for _, future in self._queued:
@@ -138,24 +139,26 @@ class _Lane:
 
     async def _send(self, batch: list[tuple[bytes, asyncio.Future[Any]]]) -> None:
         packed = b"".join(command for command, _ in batch)
-        for attempt in (1, 2):
-            fresh = self._conn is None or not self._used
+        stale = self._conn is not None and self._used  # it may be: Redis may have restarted
+        try:
             try:
                 replies = await self._round_trip(packed, len(batch))
-            except (RedisError, OSError, TimeoutError) as exc:
-                if attempt == 1 and not fresh:
-                    continue
-                failure = DependencyUnavailable(
-                    f"the run queue (Redis) does not answer ({type(exc).__name__}); try again"
-                )
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(failure)
-                return
-            for (_, future), reply in zip(batch, replies, strict=True):
-                if not future.done():  # its caller may have been cancelled meanwhile
-                    future.set_result(reply)
-            return
+            except _LINK_ERRORS:
+                if not stale:
+                    raise
+                replies = await self._round_trip(packed, len(batch))  # on a new connection
+        except _LINK_ERRORS as exc:
+            failure = DependencyUnavailable(
+                f"the run queue (Redis) does not answer ({type(exc).__name__}); try again"
+            )
+            replies = [failure] * len(batch)
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if future.done():
+                continue  # its caller was cancelled meanwhile
+            if isinstance(reply, DependencyUnavailable):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
 
     async def _round_trip(self, packed: bytes, count: int) -> list[Any]:
         conn = self._conn
