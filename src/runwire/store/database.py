@@ -496,6 +496,19 @@ def _run_jobs(conn: Connection, batch: list[_Job]) -> list[tuple[bool, Any]]:
         return [(True, batch[0][0](conn))]
     with contextlib.suppress(Exception), conn.begin_nested():  # one failed: each again, below
         return [(True, job(conn)) for job, _ in batch]
+    return _run_each(conn, batch)
+
+
+def _run_all_or_none(conn: Connection, batch: list[_Job]) -> list[tuple[bool, Any]] | None:
+    """Each job's result, or None once one fails (the transaction must then be rolled back)."""
+    try:
+        return [(True, job(conn)) for job, _ in batch]
+    except Exception:
+        return None
+
+
+def _run_each(conn: Connection, batch: list[_Job]) -> list[tuple[bool, Any]]:
+    """Each job in a savepoint of its own: its result, or its error (its statements undone)."""
     outcomes: list[tuple[bool, Any]] = []
     for job, _ in batch:
         try:
@@ -640,8 +653,26 @@ class _PostgresWriter(_GroupWriter):
         return asyncio.ensure_future(self._run(batch))
 
     async def _run(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
-        async with self._engine.begin() as conn:
-            return await conn.run_sync(_run_jobs, batch)
+        """Several jobs run first without a savepoint (on PostgreSQL one is two round trips a
+        batch): if one fails, that transaction is rolled back, nothing of it having taken
+        effect, and a new one runs each job in a savepoint of its own. A failed ``COMMIT`` is
+        not run again (it may have taken effect): its error reaches every job."""
+        async with self._engine.connect() as conn:
+            if len(batch) > 1:
+                transaction = await conn.begin()
+                try:
+                    outcomes = await conn.run_sync(_run_all_or_none, batch)
+                except BaseException:
+                    await transaction.rollback()
+                    raise
+                if outcomes is not None:
+                    await transaction.commit()
+                    return outcomes
+                await transaction.rollback()
+                async with conn.begin():
+                    return await conn.run_sync(_run_each, batch)
+            async with conn.begin():
+                return await conn.run_sync(_run_jobs, batch)
 
     async def close(self) -> None:
         """Nothing of its own: its connections are the database engine's pool."""
