@@ -273,3 +273,15 @@ async def test_a_lease_asked_for_by_a_caller_that_gave_up_leaves_the_others_answ
         assert all(await others)
         assert not await node.acquire("run_a")  # taken all the same: it expires, unrenewed
         assert not node.holds("run_a")
+
+
+async def test_lease_commands_asked_for_as_the_node_stops_are_answered() -> None:
+    asked: list[asyncio.Task[bool]] = []
+    async with redis_queues(1) as (nodes, _, _):
+        await test_a_stop_request_reaches_the_handler(nodes[0])  # the node is fully up
+        asked = [asyncio.create_task(nodes[0].acquire(f"run_{i}")) for i in range(20)]
+        await asyncio.sleep(0)  # asked for; some may be on their way as the node stops
+    done, pending = await asyncio.wait(asked, timeout=unit(5))
+    assert not pending  # none waits for ever
+    for task in done:
+        assert task.exception() is None or isinstance(task.exception(), DependencyUnavailable)
