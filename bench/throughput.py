@@ -23,7 +23,7 @@ Variants of runwire, each a fresh `runwire serve` on the same data (same users):
   pygc    direct with RUNWIRE_GC_YOUNG_THRESHOLD=0: Python's default garbage-collector
           thresholds, to measure what runwire's tuning (collector.py) buys
   redis   direct with RUNWIRE_REDIS_URL=redis://127.0.0.1:6379/0: the Redis bus (several nodes)
-          instead of the in-process one (not in the default list: it needs a running Redis)
+          instead of the in-process one (it needs a running Redis)
   split   the deployment of docs/auth.md ("Roles"): a `--role auth` process signs the clients in,
           and a `--role chat` process (no key; it verifies tokens against the auth process's
           JWKS) serves their sockets and runs, on the same SQLite file; the chat node's figure
@@ -31,7 +31,9 @@ Variants of runwire, each a fresh `runwire serve` on the same data (same users):
   pg2     two nodes on the same PostgreSQL and Redis, clients spread over them as a load
           balancer without sticky sessions would (client i on node i % 2); runs execute on the
           node of the client that asked. Both need RUNWIRE_BENCH_POSTGRES_URL (default the
-          local `test` database's server) and make a database of their own, dropped afterwards.
+          local `test` database's server, on this machine) and make a database of their own,
+          dropped afterwards. pg2 is in the default list: issue 15's target is its CPU per
+          event (both nodes' and PostgreSQL's, over all its events) against direct's server's.
 
 With RUNWIRE_BENCH_PROFILE=<dir>, py-spy samples the server of each single-node variant (the
 thread holding the GIL) over its timed phase (from when every client is warm) into
@@ -175,6 +177,10 @@ class Result:
     server_cpu_s: float | None = None  # CPU time of the runwire processes in the timed phase
     server_sys_s: float = 0.0  # of which in the kernel (system time: sockets, mostly)
     redis_cpu_s: float | None = None  # CPU time of Redis in the timed phase
+    # CPU time of PostgreSQL in the timed phase: the backends of the variant's own database and
+    # the server's WAL writer, checkpointer and background writer (pg variants only)
+    postgres_cpu_s: float | None = None
+    nodes: int = 1  # runwire processes serving the clients
     client_cpu_s: float = 0.0  # CPU time of this (the clients') process in the timed phase
     machine_cpu_s: float = 0.0  # busy CPU time of the whole machine in the timed phase
     run_ms: list[float] = field(default_factory=list)  # each timed run, message to terminal event
@@ -199,6 +205,43 @@ def machine_busy_s() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+async def postgres_pids(url: str) -> set[int]:
+    """The PostgreSQL processes working for the database of ``url`` now (its backends, and the
+    server's WAL writer, checkpointer and background writer, which its commits keep busy). The
+    server must run on this machine (its processes' CPU is read from /proc)."""
+    import asyncpg  # type: ignore[import-untyped]  # the `postgres` extra
+
+    database = url.rpartition("/")[2]
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE (datname = $1 AND pid <> pg_backend_pid())"
+            " OR backend_type IN ('walwriter', 'checkpointer', 'background writer')",
+            database,
+        )
+    finally:
+        await conn.close()
+    return {int(row["pid"]) for row in rows}
+
+
+def postgres_cpu_s(pids: set[int]) -> dict[int, float]:
+    """CPU seconds used so far by each of ``pids`` still alive."""
+    used = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):  # a backend that has exited since
+            used[pid] = process_cpu_s([pid])
+    return used
+
+
+async def watch_postgres(url: str, seen: dict[int, float]) -> None:
+    """Until cancelled, every half second: the CPU so far of each PostgreSQL process working
+    for ``url``'s database, into ``seen`` (so a backend that ends before the phase does still
+    counts, up to its last look)."""
+    while True:
+        seen.update(postgres_cpu_s(await postgres_pids(url) | set(seen)))
+        await asyncio.sleep(0.5)
+
+
 def redis_cpu_s() -> float:
     import redis
 
@@ -220,11 +263,13 @@ async def measure(
     probe: bool = False,
     pids: list[int] | None = None,
     with_redis: bool = False,
+    postgres: str | None = None,
     profile: bool = False,
 ) -> Result:
     """Idle latency on ``urls[0]``; then throughput of the clients ``urls[2:]``, timed from when
     every one is warm, while (``probe``) ``urls[1]`` keeps sampling latency under that load.
-    ``profile``: py-spy samples the server (``pids[0]``) over the timed phase (see sampled)."""
+    ``profile``: py-spy samples the server (``pids[0]``) over the timed phase (see sampled).
+    ``postgres``: the URL of the database the servers use, whose PostgreSQL CPU is measured."""
     result = Result(name)
     _, result.idle_latencies, result.sizes, _ = await converse(urls[0], samples, content)
     ready = asyncio.Barrier(len(urls) - 1)
@@ -237,7 +282,7 @@ async def measure(
                 await asyncio.sleep(0.05)
             await stack.enter_async_context(sampled(name, pids[0]))
         await ready.wait()
-        return await _timed(result, clients, urls, content, probe, pids, with_redis)
+        return await _timed(result, clients, urls, content, probe, pids, with_redis, postgres)
 
 
 async def _timed(
@@ -248,7 +293,11 @@ async def _timed(
     probe: bool,
     pids: list[int] | None,
     with_redis: bool,
+    postgres: str | None = None,
 ) -> Result:
+    pg_before = postgres_cpu_s(await postgres_pids(postgres)) if postgres else {}
+    pg_seen = dict(pg_before)
+    watching = asyncio.create_task(watch_postgres(postgres, pg_seen)) if postgres else None
     cpu_before = process_cpu_s(pids) if pids else 0.0
     sys_before = process_cpu_s(pids, kernel_only=True) if pids else 0.0
     redis_before = redis_cpu_s() if with_redis else 0.0
@@ -269,6 +318,17 @@ async def _timed(
         result.server_sys_s = process_cpu_s(pids, kernel_only=True) - sys_before
     if with_redis:
         result.redis_cpu_s = redis_cpu_s() - redis_before
+    if postgres:
+        # A backend started in the timed phase counts whole; one that ended in it, up to the
+        # last look at it (one that lived under half a second may be missed).
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+        pg_seen.update(postgres_cpu_s(await postgres_pids(postgres) | set(pg_seen)))
+        result.postgres_cpu_s = sum(t - pg_before.get(pid, 0.0) for pid, t in pg_seen.items())
+    if pids:
+        result.nodes = len(pids)
     result.events = sum(r[0] for r in results)
     result.burst_latencies = [r[1][0] for r in results]  # every client's first, sent at once
     result.run_ms = [ms for r in results for ms in r[3]]
@@ -511,6 +571,8 @@ async def _run_cluster(
             content,
             pids=[n.proc.pid for n in nodes],
             with_redis=True,
+            postgres=url,
+            profile=True,  # the first node
         )
     finally:
         for node in nodes:
@@ -744,7 +806,10 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             line += f" server {r.server_cpu_s * per:5.1f} (kernel {r.server_sys_s * per:4.1f})"
         if r.redis_cpu_s is not None:
             line += f", Redis {r.redis_cpu_s * per:4.1f}"
+        if r.postgres_cpu_s is not None:
+            line += f", PostgreSQL {r.postgres_cpu_s * per:4.1f}"
         other = r.machine_cpu_s - r.client_cpu_s - (r.server_cpu_s or 0) - (r.redis_cpu_s or 0)
+        other -= r.postgres_cpu_s or 0
         line += f", clients {r.client_cpu_s * per:4.1f}, rest {other * per:4.1f}"
         line += f"; machine {r.machine_cpu_s / r.elapsed:.2f} cores busy"
         print(line)
@@ -781,10 +846,38 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     if "direct" in by_name and "nokeep" in by_name:
         cost = 1 - by_name["direct"].rate / by_name["nokeep"].rate
         print(f"keeping every event costs {cost:.0%} of throughput (direct vs nokeep)")
+    if "direct" in by_name:
+        several_nodes(by_name)
     if "direct" in by_name and "split" in by_name:
         ratio = by_name["split"].rate / by_name["direct"].rate
         print(
             f"a chat node of a split deployment: {ratio:.2f} x the events/s of one process (split vs direct)"
+        )
+
+
+def several_nodes(by_name: dict[str, Result]) -> None:
+    """Issue 15's second target: a Redis-mode node's CPU per event, and a cluster's on
+    PostgreSQL + Redis (its nodes' and PostgreSQL's together), against the embedded server's."""
+    direct = by_name["direct"]
+    if direct.server_cpu_s is None or not direct.events:
+        return
+    embedded = direct.server_cpu_s / direct.events * 1e6
+    if "redis" in by_name and by_name["redis"].server_cpu_s is not None:
+        redis = by_name["redis"]
+        used = (redis.server_cpu_s or 0.0) / redis.events * 1e6
+        print(
+            f"Redis mode: server {used:.1f} us/event = {used / embedded:.2f} x direct's "
+            f"{embedded:.1f} (target <= 1.25)"
+        )
+    for name in (n for n in CLUSTERS if n in by_name):
+        cluster = by_name[name]
+        nodes = (cluster.server_cpu_s or 0.0) / cluster.events * 1e6
+        postgres = (cluster.postgres_cpu_s or 0.0) / cluster.events * 1e6
+        target = " (target <= 1.4)" if name == "pg2" else ""
+        print(
+            f"{name}: {cluster.nodes} node(s) on PostgreSQL + Redis: nodes {nodes:.1f} + "
+            f"PostgreSQL {postgres:.1f} = {nodes + postgres:.1f} us/event = "
+            f"{(nodes + postgres) / embedded:.2f} x direct{target}"
         )
 
 
@@ -797,7 +890,7 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--latency-samples", type=int, default=200)
     parser.add_argument(
-        "--variants", default="bare,floor,direct,cold,asgi,nokeep,redis,paced,split"
+        "--variants", default="bare,floor,direct,cold,asgi,nokeep,redis,paced,split,pg2"
     )
     parser.add_argument(
         "--no-sample-data",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -18,9 +19,10 @@ from redis.asyncio import Redis
 from runwire.dispatch.base import Job, RunQueue
 from runwire.dispatch.memory import MemoryRunQueue
 from runwire.dispatch.redis import RedisRunQueue
+from runwire.errors import DependencyUnavailable
 from tests.integration.test_bus_contract import until
 from tests.redis_keys import fresh_prefix
-from tests.services import redis_url
+from tests.services import RedisServer, redis_url
 from tests.timing import unit
 
 LEASE_S = unit(0.5)
@@ -207,3 +209,79 @@ async def test_a_lease_no_longer_trusted_is_renewed_if_redis_still_names_this_no
             assert await client.get(f"{prefix}lease:run_taken") == b"other-node"
     finally:
         await client.aclose()
+
+
+async def test_nodes_racing_for_many_leases_at_once_get_one_holder_each() -> None:
+    # A node's lease commands asked for at once go to Redis together: each still gets its own
+    # answer, and every run ends up with exactly one holder.
+    runs = [f"run_{i}" for i in range(60)]
+    async with redis_queues(2) as (nodes, _, _):
+        won = await asyncio.gather(*(node.acquire(r) for r in runs for node in nodes))
+        for i in range(len(runs)):
+            assert won[2 * i] != won[2 * i + 1]
+            holder = nodes[0] if won[2 * i] else nodes[1]
+            assert holder.holds(runs[i])
+        await asyncio.gather(*(node.release(r) for r in runs for node in nodes))
+        assert await nodes[0].expired(runs) == runs
+        assert all(await asyncio.gather(*(nodes[1].acquire(r) for r in runs)))
+
+
+async def test_lease_commands_fail_while_redis_is_gone_and_work_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        async with RedisRunQueue(redis.url, lease_s=60).running() as node:
+            assert await node.acquire("run_a")
+            redis.kill()
+            redis.start()  # empty: it forgot run_a's lease
+            # Restarted unseen: the command meets a connection Redis closed, and goes again on
+            # a new one.
+            assert await node.acquire("run_a")
+            redis.kill()
+            with pytest.raises(DependencyUnavailable):
+                await node.acquire("run_b")
+            with pytest.raises(DependencyUnavailable):
+                await node.release("run_a")
+            redis.start()
+            assert await node.acquire("run_b")
+            assert await node.acquire("run_a")
+            await node.ack(Job("run_a", "thr", "usr", ref="0-1"))  # nothing to acknowledge
+            await node.release("run_a")
+            assert await node.expired(["run_a", "run_b"]) == ["run_a"]
+    finally:
+        redis.kill()
+
+
+async def test_a_lease_command_redis_refuses_is_a_dependency_error() -> None:
+    async with redis_queues(1) as (nodes, client, prefix):
+        await client.set(f"{prefix}dispatch", "not a stream")  # XACK on a string: WRONGTYPE
+        with pytest.raises(DependencyUnavailable):
+            await nodes[0].ack(Job("run_a", "thr", "usr", ref="0-1"))
+        await client.delete(f"{prefix}dispatch")
+        assert await nodes[0].acquire("run_a")  # the connection goes on serving
+
+
+async def test_a_lease_asked_for_by_a_caller_that_gave_up_leaves_the_others_answers_whole() -> None:
+    async with redis_queues(1) as (nodes, _, _):
+        node = nodes[0]
+        gave_up = asyncio.create_task(node.acquire("run_a"))
+        await asyncio.sleep(0)  # asked for, not answered yet
+        others = asyncio.gather(*(node.acquire(f"run_{i}") for i in range(5)))
+        gave_up.cancel()
+        assert all(await others)
+        assert not await node.acquire("run_a")  # taken all the same: it expires, unrenewed
+        assert not node.holds("run_a")
+
+
+async def test_lease_commands_asked_for_as_the_node_stops_are_answered() -> None:
+    asked: list[asyncio.Task[bool]] = []
+    async with redis_queues(1) as (nodes, _, _):
+        await test_a_stop_request_reaches_the_handler(nodes[0])  # the node is fully up
+        asked = [asyncio.create_task(nodes[0].acquire(f"run_{i}")) for i in range(20)]
+        await asyncio.sleep(0)  # asked for; some may be on their way as the node stops
+    done, pending = await asyncio.wait(asked, timeout=unit(5))
+    assert not pending  # none waits for ever
+    for task in done:
+        assert task.exception() is None or isinstance(task.exception(), DependencyUnavailable)

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from runwire.agents import analytics
 from runwire.errors import Conflict
@@ -137,6 +138,45 @@ async def test_a_read_sees_every_write_committed_before_it_and_cannot_write(
     with pytest.raises(DBAPIError):
         await store.db.read(sneak_a_write)
     assert await conversations.thread(user_id, "thr_x") is None
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+@pytest.mark.parametrize("idle", [False, True])
+async def test_connections_postgresql_closed_are_replaced_by_the_next_use_after_a_pause(
+    store: Store, store_url: str, idle: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pooled connection is pinged only once it has sat idle; one the server closed meanwhile
+    # (it restarted, an administrator ended the session) is then replaced, unseen by the caller.
+    # ``idle``: the pause is longer than that (the threshold made 0 here, not waited out).
+    from runwire.store import database
+
+    if idle:
+        monkeypatch.setattr(database, "_PING_AFTER_IDLE_S", 0.0)
+    db = store.db
+
+    def backend_pid(conn: Connection) -> int:
+        return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+    before = {await db.read(backend_pid), await db.write(backend_pid)}
+    # Every session of this test's database but the one asking (only this test uses it now).
+    killer = create_async_engine(store_url)
+    try:
+        async with killer.connect() as conn:
+            await conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+    finally:
+        await killer.dispose()
+    if not idle:
+        # Used again at once, not pinged: the statement meets the closed connection and fails,
+        # and its pool replaces every connection as old as that one; the next use works.
+        with pytest.raises(DBAPIError):
+            await db.read(backend_pid)
+        with pytest.raises(DBAPIError):
+            await db.write(backend_pid)
+    assert await db.read(backend_pid) not in before
+    assert await db.write(backend_pid) not in before
 
 
 # Accounts

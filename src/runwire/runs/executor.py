@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -283,7 +284,8 @@ class RunExecutor:
             epoch=run.epoch,
             bus=self._bus,
             writer=self._writer,
-            fence=lambda: self._holds(run_id),
+            # Checked before every event: a partial is called without a frame of Python.
+            fence=functools.partial(self._holds, run_id),
             confirm=lambda: self._confirm_lease(run_id),
         )
 

@@ -10,7 +10,11 @@ through aiosqlite it cost about ten thread hops (cursor, statement, close, commi
 writer thread of its own it waited for the GIL at every SQLite call; SQLite takes one writer at a
 time, so either wait was what every other run waited for (docs/benchmarks.md). On PostgreSQL the
 group pays ``BEGIN`` and ``COMMIT`` once for all its jobs. Reads through
-:meth:`Database.connect` run without a transaction on PostgreSQL (one round trip, not three).
+:meth:`Database.connect` and :meth:`Database.read` run without a transaction on PostgreSQL (one
+round trip, not three), the second over sessions that PostgreSQL keeps read-only. A pooled
+PostgreSQL connection is pinged before use only when it has sat idle (``_PING_AFTER_IDLE_S``):
+under load every checkout's ping was a round trip of its own (docs/benchmarks.md, "Several nodes
+(issue 15, branch redisq)").
 
 Hot reads (the few indexed lookups every run makes as it starts) go through :meth:`Database.read`
 for the same reason: on an SQLite file they run at once, on the event loop's thread, over a
@@ -36,7 +40,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ClauseElement
@@ -47,6 +51,13 @@ from runwire.errors import DependencyUnavailable
 __all__ = ["Database", "Prepared", "redact_url", "without_secret"]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# A pooled PostgreSQL connection back in the pool for less than this is used without a ping: it
+# worked a moment ago, and were the server to restart meanwhile, the statements then in flight
+# fail and make the pool replace every connection older than that failure anyway. One idle
+# longer (the server may have restarted or closed it since, unseen) is pinged and replaced if
+# dead, so a quiet server's first request after a restart does not fail.
+_PING_AFTER_IDLE_S = 0.1
 
 T = TypeVar("T")
 
@@ -128,6 +139,15 @@ class Database:
         """``on_write(seconds)`` is told how long each :meth:`write` took (for the metrics)."""
         self.engine = engine
         self._on_write = on_write
+        # PostgreSQL: reads (:meth:`read`) over sessions of their own that PostgreSQL keeps
+        # read-only, each statement its own transaction.
+        self._read_only: AsyncEngine | None = None
+        if engine.dialect.name == "postgresql":
+            self._read_only = _postgres_engine(
+                engine.url,
+                isolation_level="AUTOCOMMIT",
+                connect_args={"server_settings": {"default_transaction_read_only": "on"}},
+            )
         # Same pool; a connection checked out through it runs without a transaction.
         self._reads = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -176,7 +196,10 @@ class Database:
         path = cls.sqlite_file(url)
         if path is not None:
             _create_private(path)
-        engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        if make_url(url).get_backend_name() == "postgresql":
+            engine = _postgres_engine(make_url(url))
+        else:
+            engine = create_async_engine(url)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         # An in-memory database is private to its connection: its writes stay on that engine.
@@ -186,13 +209,17 @@ class Database:
         elif engine.dialect.name == "postgresql":
             writer = _PostgresWriter(engine)
         reader = _SqliteReader(engine.url) if path is not None else None
+        database: Database | None = None
         try:
-            yield cls(engine, writer, reader, on_write)
+            database = cls(engine, writer, reader, on_write)
+            yield database
         finally:
             if reader is not None:
                 reader.close()
             if writer is not None:
                 await writer.close()
+            if database is not None and database._read_only is not None:
+                await database._read_only.dispose()
             await engine.dispose()
 
     @asynccontextmanager
@@ -282,9 +309,7 @@ class Database:
                 return self._reader.run(job)
             except _ReaderBusy:
                 pass  # SQLite asked to wait: wait off the loop, like any other read
-        async with self.engine.connect() as conn:
-            if self.dialect == "postgresql":
-                conn = await conn.execution_options(postgresql_readonly=True)
+        async with (self._read_only or self.engine).connect() as conn:
             return await conn.run_sync(job)
 
     @asynccontextmanager
@@ -478,6 +503,19 @@ def _run_jobs(conn: Connection, batch: list[_Job]) -> list[tuple[bool, Any]]:
         return [(True, batch[0][0](conn))]
     with contextlib.suppress(Exception), conn.begin_nested():  # one failed: each again, below
         return [(True, job(conn)) for job, _ in batch]
+    return _run_each(conn, batch)
+
+
+def _run_all_or_none(conn: Connection, batch: list[_Job]) -> list[tuple[bool, Any]] | None:
+    """Each job's result, or None once one fails (the transaction must then be rolled back)."""
+    try:
+        return [(True, job(conn)) for job, _ in batch]
+    except Exception:
+        return None
+
+
+def _run_each(conn: Connection, batch: list[_Job]) -> list[tuple[bool, Any]]:
+    """Each job in a savepoint of its own: its result, or its error (its statements undone)."""
     outcomes: list[tuple[bool, Any]] = []
     for job, _ in batch:
         try:
@@ -622,11 +660,54 @@ class _PostgresWriter(_GroupWriter):
         return asyncio.ensure_future(self._run(batch))
 
     async def _run(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
-        async with self._engine.begin() as conn:
-            return await conn.run_sync(_run_jobs, batch)
+        """Several jobs run first without a savepoint (on PostgreSQL one is two round trips a
+        batch): if one fails, that transaction is rolled back, nothing of it having taken
+        effect, and a new one runs each job in a savepoint of its own. A failed ``COMMIT`` is
+        not run again (it may have taken effect): its error reaches every job."""
+        async with self._engine.connect() as conn:
+            if len(batch) > 1:
+                transaction = await conn.begin()
+                try:
+                    outcomes = await conn.run_sync(_run_all_or_none, batch)
+                except BaseException:
+                    await transaction.rollback()
+                    raise
+                if outcomes is not None:
+                    await transaction.commit()
+                    return outcomes
+                await transaction.rollback()
+                async with conn.begin():
+                    return await conn.run_sync(_run_each, batch)
+            async with conn.begin():
+                return await conn.run_sync(_run_jobs, batch)
 
     async def close(self) -> None:
         """Nothing of its own: its connections are the database engine's pool."""
+
+
+def _postgres_engine(url: URL, **options: Any) -> AsyncEngine:
+    """An engine on PostgreSQL whose pool pings a connection only after it sat idle."""
+    engine = create_async_engine(url, **options)
+    pool = engine.sync_engine.pool
+    dialect = engine.dialect
+
+    def checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()  # a new connection's too: it just answered
+
+    def checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is not None and time.monotonic() - since < _PING_AFTER_IDLE_S:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            # The pool drops this connection and checks out another (a new one if need be).
+            raise DisconnectionError(f"a pooled connection is gone ({type(exc).__name__})") from exc
+
+    event.listen(pool, "connect", checked_in)
+    event.listen(pool, "checkin", checked_in)
+    event.listen(pool, "checkout", checked_out)
+    return engine
 
 
 class _SqliteReader:
