@@ -163,6 +163,7 @@ def build_agent(
             model_fallback=settings.llm_fallback is ModelFallback.OFFLINE,
             keep_model_usage=partial(store.runs.set_model_usage, run.run_id),
             keep_quality=partial(store.runs.set_quality, run.run_id),
+            emit_batch=emit.emit_batch,
         )
         return await supervisor.run(ctx)
 

@@ -8,7 +8,7 @@ runs against each; what it checks is what this module promises.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from runwire.events.model import RunEvent
@@ -41,6 +41,13 @@ class EventBus(ABC):
         either delivers it late (in order) or tells the subscribers that missed it (see
         :data:`GapHandler`).
         """
+
+    async def publish_batch(self, user_id: str, events: Sequence[RunEvent]) -> None:
+        """:meth:`publish` each of ``events`` (of one run, in ``seq`` order), one after another;
+        a bus may do it in one pass. Each subscriber receives them in that order, as it would
+        have had they been published one by one."""
+        for event in events:
+            await self.publish(user_id, event)
 
     @abstractmethod
     async def subscribe(

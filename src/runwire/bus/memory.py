@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 
 from runwire.bus.base import EventBus, EventHandler, GapHandler
 from runwire.events.model import RunEvent
@@ -39,6 +40,17 @@ class MemoryBus(EventBus):
                 handler(event)
             except Exception:  # one broken connection must not stop the others' delivery
                 log.exception("event handler failed")
+
+    async def publish_batch(self, user_id: str, events: Sequence[RunEvent]) -> None:
+        if not events:
+            return
+        self._history.setdefault(events[0].run_id, []).extend(events)
+        for handler in tuple(self._subscribers.get(user_id, ())):
+            for event in events:
+                try:
+                    handler(event)
+                except Exception:  # as in publish: the others, and the rest, still go
+                    log.exception("event handler failed")
 
     async def subscribe(
         self, user_id: str, handler: EventHandler, on_gap: GapHandler | None = None

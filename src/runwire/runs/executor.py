@@ -15,9 +15,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 from runwire.bus.base import EventBus
 from runwire.errors import LeaseLost, RunwireError
@@ -35,7 +36,14 @@ __all__ = ["AgentFn", "CancelOutcome", "Emit", "EndedHook", "RunExecutor", "RunI
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[EventDraft], Awaitable[RunEvent]]
+class Emit(Protocol):
+    """How an agent hands its run the events it emits (the run's journal): ``await
+    emit(draft)`` for one, ``await emit.emit_batch(drafts)`` for several ready at once (a
+    streamed answer's chunks), each still its own event."""
+
+    def __call__(self, draft: EventDraft, /) -> Awaitable[RunEvent]: ...
+
+    def emit_batch(self, drafts: Sequence[EventDraft], /) -> Awaitable[list[RunEvent]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,7 +362,7 @@ class RunExecutor:
             await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
             self._first_event(run)
             async with asyncio.timeout(self._run_timeout_s):
-                answer = await self._agent(run, journal.emit)
+                answer = await self._agent(run, journal)
             reply = _reply(run, answer)
             await self._close(
                 active,
