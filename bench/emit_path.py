@@ -85,7 +85,7 @@ async def _round(events: int, batched: bool) -> float:
     transports = []
     for i in range(RUNS):  # one user a run, with one connection each
         session, transport = _session(loop)
-        await bus.subscribe(f"usr_{i}", session._on_event)
+        await bus.subscribe(f"usr_{i}", session._on_event, on_batch=session._on_events)
         transports.append(transport)
 
     async def store(batch: Sequence[RunEvent]) -> None:

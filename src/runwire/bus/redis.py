@@ -47,7 +47,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runwire.backlog import Backlog
-from runwire.bus.base import EventBus, EventHandler, GapHandler
+from runwire.bus.base import BatchHandler, EventBus, EventHandler, GapHandler
 from runwire.config import safe_url
 from runwire.errors import DependencyUnavailable
 from runwire.events.model import RunEvent
@@ -411,7 +411,11 @@ class RedisBus(EventBus):
         return held
 
     async def subscribe(
-        self, user_id: str, handler: EventHandler, on_gap: GapHandler | None = None
+        self,
+        user_id: str,
+        handler: EventHandler,
+        on_gap: GapHandler | None = None,
+        on_batch: BatchHandler | None = None,  # events arrive one by one from Redis: unused
     ) -> _Subscription:
         sub = _Subscription(self, user_id, handler, on_gap)
         self._local.setdefault(user_id, []).append(sub)

@@ -36,6 +36,7 @@ __all__ = ["AgentFn", "CancelOutcome", "Emit", "EndedHook", "RunExecutor", "RunI
 
 log = logging.getLogger(__name__)
 
+
 class Emit(Protocol):
     """How an agent hands its run the events it emits (the run's journal): ``await
     emit(draft)`` for one, ``await emit.emit_batch(drafts)`` for several ready at once (a
