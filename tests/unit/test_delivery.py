@@ -6,6 +6,8 @@ These are worked cases and regressions; test_delivery_machine.py explores any in
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runwire.events import EventType, RunEvent
 from runwire.protocol.delivery import Delivery
@@ -193,3 +195,43 @@ def test_a_replay_of_the_new_numbering_read_before_its_events_arrived_goes_first
     assert sent(d, out) == [1, 2, 3, "reload e1", 6]
     # Its closing events then come live: the client is told again, and gets them.
     assert sent(d, d.live(e2(4, terminal=True))) == ["reload e2", 4]
+
+
+# --- batches (a streamed answer's chunks, published together) ---------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.lists(st.tuples(st.integers(1, 12), st.booleans()), max_size=6),
+    first=st.integers(1, 12),
+    count=st.integers(1, 5),
+    renumbered=st.booleans(),
+    resuming=st.booleans(),
+)
+def test_a_batch_goes_out_as_its_events_would_one_by_one(
+    before: list[tuple[int, bool]], first: int, count: int, renumbered: bool, resuming: bool
+) -> None:
+    """Whatever the connection sent of the run before (of either numbering), and whether a
+    resume of it is under way: a batch sends what its events one by one would, and leaves the
+    connection where they would have."""
+
+    def at(seq: int, new: bool) -> RunEvent:
+        return e2(seq) if new else ev(seq)
+
+    def prepared() -> Delivery:
+        d = Delivery()
+        for seq, new in before:
+            d.live(at(seq, new))
+        if resuming:
+            d.begin_resume("r", 0)
+        return d
+
+    batch = [at(seq, renumbered) for seq in range(first, first + count)]
+    one_by_one, together = prepared(), prepared()
+    expected = [out for event in batch for out in one_by_one.live(event)]
+    assert together.live_batch(batch) == expected
+    if resuming:
+        stored = [at(seq, renumbered) for seq in range(1, first)]
+        assert together.finish_resume("r", stored) == one_by_one.finish_resume("r", stored)
+    later = [at(seq, renumbered) for seq in range(1, first + count + 3)]
+    assert [together.live(e) for e in later] == [one_by_one.live(e) for e in later]

@@ -149,12 +149,11 @@ class RunJournal:
         return self._confirm is not None and await self._confirm()
 
     def _track(self, event: RunEvent) -> None:
-        if event.is_terminal:
-            self.closed = True
-            return
         kind = event.type
-        if kind is EventType.TEXT_DELTA:
+        if kind is EventType.TEXT_DELTA:  # most events: asked first (a chunk never ends a run)
             self._text.append(str(event.data.get("delta", "")))
+        elif event.is_terminal:
+            self.closed = True
         elif event.parent_agent is None:
             return
         elif kind is EventType.AGENT_STARTED:

@@ -298,10 +298,8 @@ class Session:
         # A batch of one run's events published together (a streamed answer's chunks): one
         # delivery check, one count and one write for the batch; each is still its own frame.
         ready = self._delivery.live_batch(events)
-        if not ready:
-            return
-        if ready[-1].is_terminal or not self._machine.is_open or self._ended:
-            for event in ready:  # the rarer paths, as one by one
+        if not ready or ready[-1].is_terminal or not self._machine.is_open or self._ended:
+            for event in ready:  # the rarer paths (a run's end, a closing socket): one by one
                 self._send_event(event)
             return
         if self._delivery.renumbered(ready[0]):  # the batch is of one numbering
