@@ -1,9 +1,13 @@
+import dataclasses
 import json
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runwire.events import EventType, Redactor, RunEvent
-from runwire.events.model import Stamper, stamp_ms
+from runwire.events.model import Stamper, encode_alike, stamp_ms
 from runwire.events.redaction import REDACTED
 
 pytestmark = pytest.mark.unit
@@ -156,3 +160,52 @@ def test_a_stream_of_stamps_reads_the_clock_at_each_event(monkeypatch: pytest.Mo
     assert [stamper.now() for _ in moments] == [stamp_ms(ms) for ms in moments]
     assert stamp_ms(moments[1]) == "2025-12-01T11:59:59.999Z"
     assert stamp_ms(moments[2]) == "2025-12-01T12:00:00.000Z"
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ids=st.tuples(st.text(), st.text(), st.text(), st.text()),
+    agents=st.lists(st.sampled_from(["reporting", "data", 'a"\u2028']), min_size=1, max_size=4),
+    parent=st.none() | st.just("supervisor"),
+    kinds=st.lists(st.sampled_from([EventType.TEXT_DELTA, EventType.AGENT_THINKING]), min_size=4),
+    keys=st.lists(st.sampled_from(["delta", "reasoning", "seq", "x\n"]), min_size=4),
+    values=st.lists(_JSONISH, min_size=4, max_size=4),
+    first=st.integers(1, 2**31 - 5),
+)
+def test_a_batch_encoded_from_one_template_is_what_each_event_encodes_alone(
+    ids: tuple[str, str, str, str],
+    agents: list[str],
+    parent: str | None,
+    kinds: list[EventType],
+    keys: list[str],
+    values: list[object],
+    first: int,
+) -> None:
+    run_id, thread_id, epoch, stamp = ids
+    batch = [
+        RunEvent(
+            kinds[i],
+            run_id,
+            thread_id,
+            first + i,
+            agents[i % len(agents)],
+            stamp,
+            {keys[i]: values[i]} if i != 2 else {keys[i]: values[i], "more": 1},
+            parent,
+            epoch=epoch,
+        )
+        for i in range(4)
+    ]
+    encode_alike(batch)
+    templated = [event._wire is not None for event in batch]
+    if keys[0] != "seq":  # data named like an identity field is encoded the usual way
+        assert templated[0] and not templated[2]  # the third has data of another shape
+    for event in batch:
+        assert event.wire == orjson.dumps(dataclasses.replace(event).to_wire())

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from runwire.bus.base import EventBus
 from runwire.errors import InvalidTransition, LeaseLost
-from runwire.events.model import EventDraft, EventType, RunEvent, Stamper
+from runwire.events.model import EventDraft, EventType, RunEvent, Stamper, encode_alike
 from runwire.runs.event_writer import EventWriter
 
 __all__ = ["ROOT_AGENT", "RunJournal"]
@@ -136,6 +136,8 @@ class RunJournal:
             self._track(event)
             events.append(event)
         self.last_seq = seq
+        if events:
+            encode_alike(events)
         writer.extend(events)
         await self._bus.publish_batch(self.user_id, events)
         if len(events) < len(drafts):
