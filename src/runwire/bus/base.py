@@ -47,14 +47,14 @@ class EventBus(ABC):
         :data:`GapHandler`).
         """
 
+    @abstractmethod
     async def publish_batch(self, user_id: str, events: Sequence[RunEvent]) -> None:
         """:meth:`publish` each of ``events`` (of one run and one numbering, in ``seq`` order,
-        as a run's journal numbers a batch), one after another; a bus may do it in one pass.
-        Each subscriber receives them in that order, as it would had they been published one by
-        one: through its ``on_batch`` all at once, if it has one and the bus delivers them
-        together, else through its handler one by one."""
-        for event in events:
-            await self.publish(user_id, event)
+        as a run's journal numbers a batch), as one step: each subscriber receives them in that
+        order, as it would had they been published one by one (through its ``on_batch`` all at
+        once, if it has one and the bus delivers them together, else through its handler one
+        by one), and a wait (back-pressure) comes only after every event is handed over, so a
+        run stopped in it has published each event it numbered."""
 
     @abstractmethod
     async def subscribe(

@@ -136,8 +136,7 @@ class RunJournal:
             self._track(event)
             events.append(event)
         self.last_seq = seq
-        if events:
-            encode_alike(events)
+        encode_alike(events)  # not empty: the journal was open for the first
         writer.extend(events)
         await self._bus.publish_batch(self.user_id, events)
         if len(events) < len(drafts):
