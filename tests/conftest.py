@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -35,6 +36,16 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["RUNWIRE_E2E_BASE_URL"] = url
     if key := config.getoption("--test-token-key"):
         os.environ["RUNWIRE_E2E_TEST_TOKEN_KEY"] = key
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What the collection imported (every module and class the tests use) lives as long as the
+    # process: frozen out of the collector's sight, as the server freezes what it holds at
+    # start-up (collector.py), so the collections while the tests run and pytest's own at the
+    # end (looking for unraisable exceptions) walk only what the tests made, not every module's
+    # objects (0.1-0.3 s a walk in the unit layer). Garbage is collected first, not frozen.
+    gc.collect()
+    gc.freeze()
 
 
 def test_settings(tmp_path: Path, **overrides: object) -> Settings:

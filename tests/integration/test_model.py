@@ -154,6 +154,24 @@ async def collect(model: OpenAIChatModel, **kwargs: Any) -> list[Any]:
 # --- one turn ---------------------------------------------------------------------------------
 
 
+def test_the_model_is_configured_sensibly_and_its_key_stays_out_of_repr() -> None:
+    model = OpenAIChatModel(
+        base_url="https://llm.example/v1", api_key=KEY, model="gpt-4o-mini", timeout_s=30
+    )
+    assert KEY not in repr(model) and "llm.example" in repr(model)
+    assert model.name == "gpt-4o-mini"
+    with pytest.raises(ValueError, match="base_url"):
+        OpenAIChatModel(base_url="llm.example", api_key=KEY, model="m", timeout_s=1)
+    with pytest.raises(ValueError, match="model"):
+        OpenAIChatModel(base_url="http://x", api_key=KEY, model="", timeout_s=1)
+    with pytest.raises(ValueError, match="timeout_s"):
+        OpenAIChatModel(base_url="http://x", api_key="", model="m", timeout_s=0)
+    with pytest.raises(ValueError, match="max_rounds"):
+        ModelLoop(model, {}, max_rounds=-1)
+    with pytest.raises(ValueError, match="result_max_chars"):
+        ModelLoop(model, {}, result_max_chars=0)
+
+
 async def test_a_streamed_answer_arrives_in_pieces_with_its_usage(server: ReplayServer) -> None:
     server.play("text_answer.sse.http")
     events = await collect(model_at(server.base_url))

@@ -22,7 +22,7 @@ from runwire.app import build_access_tokens
 from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
 from runwire.auth.keys import SigningKey
 from runwire.auth.tokens import AccessTokens
-from runwire.config import SigningAlgorithm
+from runwire.config import Settings, SigningAlgorithm
 from runwire.errors import AuthError, TokenExpired
 from tests.conftest import test_settings
 
@@ -37,15 +37,23 @@ def segment(value: dict[str, Any]) -> str:
     return b64(json.dumps(value, separators=(",", ":")).encode())
 
 
-@pytest.fixture(params=list(SigningAlgorithm), ids=lambda a: a.value)
-def ring(request: pytest.FixtureRequest, tmp_path: Path) -> KeyRing:
-    settings = test_settings(tmp_path, auth_algorithm=request.param)
+# One key of each algorithm for the whole file: the tests sign and verify with it, none changes
+# its directory (a new key file per test, fsync'd, was most of this file's time). Each test gets
+# its own AccessTokens (it remembers the tokens it verified).
+@pytest.fixture(scope="module", params=list(SigningAlgorithm), ids=lambda a: a.value)
+def ring(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> KeyRing:
+    settings = test_settings(tmp_path_factory.mktemp("keys"), auth_algorithm=request.param)
     return KeyRing(KeyDirectory(settings.keys_dir), open_keys(settings))
 
 
+@pytest.fixture(scope="module")
+def token_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return test_settings(tmp_path_factory.mktemp("settings"))
+
+
 @pytest.fixture
-def tokens(ring: KeyRing, tmp_path: Path) -> AccessTokens:
-    return build_access_tokens(test_settings(tmp_path), ring)
+def tokens(ring: KeyRing, token_settings: Settings) -> AccessTokens:
+    return build_access_tokens(token_settings, ring)
 
 
 def claims(**changes: Any) -> dict[str, Any]:

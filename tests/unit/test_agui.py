@@ -429,3 +429,131 @@ async def test_an_event_ag_ui_has_nothing_to_say_of_writes_nothing_to_the_stream
         "RUN_FINISHED",
     ]
     assert subscription.closed and watch.closed
+
+
+def stamp(ms: int) -> str:
+    return f"2026-12-06T13:00:00.{ms:03d}Z"
+
+
+def test_every_ag_ui_event_carries_the_time_of_the_run_event_it_comes_from() -> None:
+    """A client orders and shows AG-UI events by their ``timestamp``: each is its source's."""
+    e = Run()
+    events = [
+        e(EventType.AGENT_STARTED, ts=stamp(1)),
+        e(EventType.AGENT_THINKING, reasoning="Planning.", ts=stamp(2)),
+        e(EventType.AGENT_STARTED, "data", ts=stamp(3)),
+        e(EventType.TOOL_EXECUTING, "data", tool_name="t", tool_call_id="c1", ts=stamp(4)),
+        e(EventType.TOOL_COMPLETED, "data", tool_call_id="c1", success=True, ts=stamp(5)),
+        e(EventType.AGENT_COMPLETED, "data", ts=stamp(6)),
+        e(EventType.TEXT_DELTA, "reporting", delta="a", ts=stamp(7)),
+        e(EventType.TEXT_DELTA, "reporting", delta="b", ts=stamp(8)),
+        e(EventType.QUALITY_WARNING, outcome="replaced", ts=stamp(9)),
+        e("progress_report", "reporting", ts=stamp(10)),
+        e(EventType.AGENT_ERROR, "reporting", code="x", ts=stamp(11)),
+        e(EventType.AGENT_COMPLETED, final_response="whole", ts=stamp(12)),
+    ]
+    t = translation()
+    for event in events:
+        said = wire(t.translate(event))
+        assert said, event.type
+        assert {m["timestamp"] for m in said} == {T0_MS + event.seq}, event.type
+
+
+def test_an_unstreamed_answer_and_a_stopped_run_are_stamped_too() -> None:
+    e = Run()
+    t = translation()
+    t.translate(e(EventType.AGENT_STARTED, ts=stamp(1)))
+    answered = wire(t.translate(e(EventType.AGENT_COMPLETED, final_response="Hi", ts=stamp(2))))
+    assert [m["timestamp"] for m in answered] == [T0_MS + 2] * 4
+    assert answered[0]["role"] == "assistant"
+    e2 = Run()
+    t2 = translation()
+    t2.translate(e2(EventType.AGENT_STARTED, ts=stamp(1)))
+    t2.translate(e2(EventType.TEXT_DELTA, "reporting", delta="part", ts=stamp(2)))
+    stopped = wire(t2.translate(e2(EventType.AGENT_STOPPED, ts=stamp(3))))
+    assert [m["timestamp"] for m in stopped] == [T0_MS + 3] * 2
+    errored = wire(translation().translate(Run()(EventType.AGENT_ERROR, ts=stamp(4))))
+    assert [m["timestamp"] for m in errored] == [T0_MS + 4]
+
+
+def test_a_run_error_without_code_or_message_still_says_one() -> None:
+    e = Run()
+    t = translation()
+    t.translate(e(EventType.AGENT_STARTED))
+    [error] = wire(t.translate(e(EventType.AGENT_ERROR)))
+    assert (error["code"], error["message"]) == ("error", "the run failed")
+    assert t.cut() == []  # the run ended: nothing more to say
+
+
+def test_a_finished_run_has_nothing_to_add_when_its_stream_is_cut() -> None:
+    e = Run()
+    t = translation()
+    t.translate(e(EventType.AGENT_STARTED))
+    t.translate(e(EventType.AGENT_COMPLETED, final_response="Hi"))
+    assert t.cut() == []
+
+
+def test_a_failed_tool_without_an_error_text_says_failed() -> None:
+    e = Run()
+    [result] = through([e(EventType.TOOL_COMPLETED, "data", tool_call_id="c1", success=False)])
+    assert result["content"] == "failed"
+
+
+def test_a_text_delta_without_text_writes_nothing() -> None:
+    e = Run()
+    assert through([e(EventType.AGENT_STARTED), e(EventType.TEXT_DELTA, "reporting")])[1:] == []
+
+
+def test_a_quality_warning_before_any_text_names_no_message() -> None:
+    e = Run()
+    said = through([e(EventType.AGENT_STARTED), e(EventType.QUALITY_WARNING, outcome="x")])
+    assert said[1]["value"]["message_id"] is None
+
+
+def test_the_cut_message_says_what_happened_and_where_the_rest_is() -> None:
+    t = translation()
+    [cut] = wire(t.cut())
+    assert cut["message"] == (
+        "the stream ended before the run did (the client read too slowly, the session ended, "
+        "or events may have been lost on the way); the run goes on: read it at "
+        f"/api/runs/{RUN}/events"
+    )
+
+
+def test_ids_and_a_question_of_exactly_the_limits_are_taken() -> None:
+    longest = "x" * MAX_CONTENT_CHARS
+    asked = read_input(
+        agui_input(runId="r" * 100, messages=[{"id": "1", "role": "user", "content": longest}])
+    )
+    assert (asked.run_id, asked.question) == ("r" * 100, longest)
+    assert read_input(agui_input(runId="r")).run_id == "r"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        ({"messages": []}, 'no message with role "user": the last one is the question'),
+        (
+            {"messages": [{"id": "1", "role": "user", "content": " "}]},
+            "a user message needs text: 1 to 32000 characters, not blank, without NUL",
+        ),
+        (
+            {"threadId": "a/b"},
+            "1 to 40 of the characters A-Z, a-z, 0-9, '_', '.', '~' and '-' (a thread of yours, "
+            "or a new thread's id)",
+        ),
+    ],
+)
+def test_each_refusal_of_an_input_reads_whole(overrides: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        agui_input(**overrides)
+    assert [e["msg"] for e in refused.value.errors()] == [f"Value error, {says}"]
+
+
+def test_the_api_document_says_a_user_message_is_required() -> None:
+    schema = AguiInput.model_json_schema(by_alias=True)["properties"]["messages"]
+    assert schema["contains"] == {
+        "type": "object",
+        "properties": {"role": {"const": "user"}},
+        "required": ["role"],
+    }

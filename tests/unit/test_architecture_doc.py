@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import importlib
 import inspect
 import re
@@ -68,6 +69,9 @@ def references(text: str) -> list[str]:
     return [name for name in found if not name.endswith(FILE_SUFFIXES)]
 
 
+# Parsing the whole package is most of this file's time: once for both tests (neither changes
+# what it got).
+@functools.cache
 def top_level_definitions() -> dict[str, list[str]]:
     """Each name a runwire module defines at its top level (class, function, assignment) and
     the modules that define it, read from the source (nothing imported)."""

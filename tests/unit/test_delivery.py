@@ -197,6 +197,131 @@ def test_a_replay_of_the_new_numbering_read_before_its_events_arrived_goes_first
     assert sent(d, d.live(e2(4, terminal=True))) == ["reload e2", 4]
 
 
+def test_live_events_keep_waiting_while_a_nested_resume_is_pending_after_one_failed() -> None:
+    d = Delivery()
+    d.begin_resume("r", 0)
+    d.begin_resume("r", 2)
+    assert d.abandon_resume("r") == []
+    assert d.live(ev(5)) == []  # the other resume's replay is still being read
+    assert seqs(d.finish_resume("r", [ev(3), ev(4)])) == [3, 4, 5]
+
+
+def test_a_client_resuming_from_its_first_event_is_told_of_a_renumbering() -> None:
+    d = Delivery()  # reconnected holding seq 1 of e1, which is all there is
+    d.begin_resume("r", 1, "e1")
+    assert d.finish_resume("r", []) == []
+    assert sent(d, d.live(e2(2))) == ["reload e2", 2]
+
+
+def test_a_client_holding_nothing_is_not_told_to_reload() -> None:
+    d = Delivery()  # a resume from the start names an epoch, but the client holds no event
+    d.begin_resume("r", 0, "e1")
+    assert sent(d, d.finish_resume("r", [e2(1), e2(2)])) == [1, 2]
+
+
+def test_a_resume_naming_its_epoch_after_one_that_did_not_is_still_told() -> None:
+    d = Delivery()  # the client holds 1..3 of e1; its first resume (an older client) named none
+    d.begin_resume("r", 3)
+    assert d.abandon_resume("r") == []
+    d.begin_resume("r", 3, "e1")
+    assert d.finish_resume("r", []) == []
+    assert sent(d, d.live(e2(4))) == ["reload e2", 4]
+
+
+def test_a_live_event_repeated_from_inside_what_was_sent_is_dropped() -> None:
+    d = Delivery()
+    assert seqs([x for n in (1, 2, 3) for x in d.live(ev(n))]) == [1, 2, 3]
+    assert d.live(ev(2)) == []  # a bus redelivery of an event before the last one sent
+    assert d.live(ev(1)) == []
+
+
+def test_a_live_event_below_a_gap_is_not_taken_as_sent() -> None:
+    d = Delivery()
+    assert seqs([*d.live(ev(1)), *d.live(ev(2)), *d.live(ev(5))]) == [1, 2, 5]
+    assert seqs(d.live(ev(3))) == [3]  # 3 and 4 were never sent: they go out when they come
+    assert seqs(d.live(ev(4))) == [4]
+
+
+def test_a_replay_right_after_a_live_stretch_joins_it_so_nothing_is_sent_twice() -> None:
+    d = Delivery()
+    assert seqs([x for n in (1, 2, 3) for x in d.live(ev(n))]) == [1, 2, 3]
+    d.begin_resume("r", 3)
+    assert seqs(d.finish_resume("r", [ev(4), ev(5)])) == [4, 5]
+    d.begin_resume("r", 0)  # the client asks for the whole run again: it has all of it
+    assert d.finish_resume("r", [ev(n) for n in range(1, 6)]) == []
+
+
+def test_an_event_the_client_had_that_raced_its_resume_does_not_count_as_sent() -> None:
+    d = Delivery()  # reconnected holding 1..5
+    d.begin_resume("r", 5, "e1")
+    assert d.live(ev(5)) == []  # a late live copy of its last event
+    assert d.finish_resume("r", []) == []
+    assert seqs(d.live(ev(6))) == [6]
+    d.begin_resume("r", 0)  # later it asks for the start: everything but 6 goes out
+    assert seqs(d.finish_resume("r", [ev(n) for n in range(1, 7)])) == [1, 2, 3, 4, 5]
+
+
+def test_a_renumbered_runs_events_below_the_old_position_reach_a_resuming_client() -> None:
+    """The run was taken over while the client resumed: its new numbering restarts below the
+    client's position, and those events must not be taken as ones it already holds."""
+    d = Delivery()  # reconnected holding 1..5 of e1
+    d.begin_resume("r", 5, "e1")
+    assert d.live(e2(3)) == [] and d.live(e2(4)) == []
+    assert sent(d, d.finish_resume("r", [])) == ["reload e2", 3, 4]
+
+
+def test_a_nested_resume_naming_the_epoch_counts_for_both() -> None:
+    d = Delivery()  # the first resume (an older client) named no epoch, the second does
+    d.begin_resume("r", 5)
+    d.begin_resume("r", 5, "e1")
+    assert d.live(e2(3)) == []
+    assert d.finish_resume("r", []) == []
+    assert sent(d, d.finish_resume("r", [])) == ["reload e2", 3]
+
+
+def test_a_replay_the_store_had_not_caught_up_with_fills_the_start_once() -> None:
+    d = Delivery()  # joined mid-run: 3..5 came live
+    assert seqs([x for n in (3, 4, 5) for x in d.live(ev(n))]) == [3, 4, 5]
+    d.begin_resume("r", 0)
+    assert seqs(d.finish_resume("r", [ev(1), ev(2)])) == [1, 2]  # the store was behind
+    d.begin_resume("r", 0)
+    assert d.finish_resume("r", [ev(n) for n in range(1, 6)]) == []
+
+
+def test_an_event_never_sent_between_two_sent_stretches_still_goes_out() -> None:
+    d = Delivery()
+    assert seqs([*d.live(ev(4)), *d.live(ev(5))]) == [4, 5]
+    d.begin_resume("r", 0)
+    assert seqs(d.finish_resume("r", [ev(1), ev(2)])) == [1, 2]  # read before 3 was stored
+    d.begin_resume("r", 0)
+    assert 3 in seqs(d.finish_resume("r", [ev(n) for n in range(1, 6)]))
+
+
+def test_an_event_the_client_said_it_had_is_sent_when_it_asks_from_the_start() -> None:
+    d = Delivery()
+    assert seqs([x for n in (1, 2, 3) for x in d.live(ev(n))]) == [1, 2, 3]
+    d.begin_resume("r", 4)  # the client says it holds 4, which this connection never sent
+    assert seqs(d.finish_resume("r", [ev(5), ev(6)])) == [5, 6]
+    d.begin_resume("r", 0)  # then it asks for everything
+    assert 4 in seqs(d.finish_resume("r", [ev(n) for n in range(1, 7)]))
+
+
+def test_an_empty_read_with_live_events_that_raced_it_sends_them() -> None:
+    d = Delivery()
+    d.begin_resume("r", 2)
+    assert d.live(ev(3)) == []
+    assert seqs(d.finish_resume("r", [])) == [3]
+
+
+def test_an_old_numberings_last_events_go_out_before_a_replay_of_the_new_one() -> None:
+    d = Delivery()
+    d.begin_resume("r", 0)
+    assert d.live(ev(6)) == []  # the lost node's last event
+    assert d.live(e2(4)) == []  # then the new numbering's, live
+    out = d.finish_resume("r", [e2(1), e2(2), e2(3)])  # read after the takeover
+    assert sent(d, out) == [6, "reload e2", 1, 2, 3, 4]
+
+
 # --- batches (a streamed answer's chunks, published together) ---------------------------------
 
 

@@ -47,7 +47,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from runwire.events import EventType, RunEvent
 from runwire.protocol.delivery import Delivery
 
-pytestmark = pytest.mark.unit
+# Hypothesis' pytest plugin marks @given tests `hypothesis`; a state machine's TestCase it cannot
+# see, so this module says it (`make test-unit` leaves it out, `make test-properties` runs it).
+pytestmark = [pytest.mark.unit, pytest.mark.hypothesis]
 
 T = TypeVar("T")
 

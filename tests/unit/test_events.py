@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import time
 
 import orjson
 import pytest
@@ -7,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runwire.events import EventType, Redactor, RunEvent
-from runwire.events.model import Stamper, encode_alike, stamp_ms
+from runwire.events.model import Stamper, encode_alike, stamp_ms, utc_now
 from runwire.events.redaction import REDACTED
 
 pytestmark = pytest.mark.unit
@@ -160,6 +161,60 @@ def test_a_stream_of_stamps_reads_the_clock_at_each_event(monkeypatch: pytest.Mo
     assert [stamper.now() for _ in moments] == [stamp_ms(ms) for ms in moments]
     assert stamp_ms(moments[1]) == "2025-12-01T11:59:59.999Z"
     assert stamp_ms(moments[2]) == "2025-12-01T12:00:00.000Z"
+
+
+@pytest.mark.parametrize("first", [-1, -2, 0, 1, 999, 1000, -1000, -1001])
+def test_a_new_stamper_stamps_its_first_event_whatever_the_clock_reads(
+    monkeypatch: pytest.MonkeyPatch, first: int
+) -> None:
+    monkeypatch.setattr("runwire.events.model.time.time_ns", lambda: first * 1_000_000)
+    assert Stamper().now() == stamp_ms(first)
+
+
+def test_utc_now_is_the_current_millisecond() -> None:
+    before = stamp_ms(time.time_ns() // 1_000_000)
+    now = utc_now()
+    after = stamp_ms(time.time_ns() // 1_000_000)
+    assert before <= now <= after  # same fixed-width format: text order is time order
+    assert len(now) == len("2026-01-01T00:00:00.000Z")
+
+
+def test_an_event_decoded_from_another_nodes_frame_is_that_event_and_keeps_its_bytes() -> None:
+    sent = event(parent="supervisor")
+    wire = sent.wire
+    received = RunEvent.decode(wire)
+    assert received == sent
+    # Its recipients get the very bytes that came in: nothing is encoded again on this node.
+    assert received.wire is wire
+
+
+def test_redaction_bounds_are_exact() -> None:
+    r = Redactor(max_chars=10, max_items=3, max_depth=2)
+    assert r.clean("x" * 10) == "x" * 10  # exactly the limit: kept whole
+    assert r.clean("x" * 11) == "x" * 10 + "... [TRUNCATED: 11 chars]"
+    assert r.clean({str(i): i for i in range(3)}) == {"0": 0, "1": 1, "2": 2}
+    assert r.clean({str(i): i for i in range(4)}) == {
+        "0": 0,
+        "1": 1,
+        "2": 2,
+        "[TRUNCATED]": "1 more keys",
+    }
+    assert r.clean([["a"]]) == [["a"]]
+    assert r.clean([[["a"]]]) == [["[TRUNCATED: too deep]"]]
+
+
+def test_keys_that_are_not_strings_become_strings() -> None:
+    assert Redactor().clean({5: "five", None: [1], 2.5: {"k": 1}}) == {
+        "5": "five",
+        "None": [1],
+        "2.5": {"k": 1},
+    }
+
+
+def test_a_long_text_is_redacted_too() -> None:
+    text = "x" * 300 + " Bearer abcdefghijklmnop " + "y" * 300
+    cleaned = Redactor(max_chars=1000).clean(text)
+    assert cleaned == "x" * 300 + f" {REDACTED} " + "y" * 300
 
 
 _JSONISH = st.recursive(

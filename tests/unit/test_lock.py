@@ -6,6 +6,7 @@ unit layer, naming each requirement that differs (`make lock` rewrites the lock)
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ def _pyproject() -> dict[str, Any]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
+# uv.lock is a large TOML file: read once for all the tests here (none changes what it got).
+@functools.cache
 def _lock() -> dict[str, Any]:
     return tomllib.loads((ROOT / "uv.lock").read_text())
 

@@ -32,3 +32,15 @@ def test_a_client_that_caught_up_starts_afresh() -> None:
 def test_the_limit_is_positive() -> None:
     with pytest.raises(ValueError, match="above 0"):
         OutboundLimit(0)
+
+
+def test_a_client_with_exactly_the_limit_waiting_has_caught_up() -> None:
+    limit = OutboundLimit(1000)
+    limit.queued(50_000)
+    assert limit.admits(1000)
+    assert not limit.admits(1001)  # the replay it has read no longer counts
+
+
+def test_the_smallest_limit_is_one_byte() -> None:
+    limit = OutboundLimit(1)
+    assert limit.admits(1) and not limit.admits(2)

@@ -79,3 +79,11 @@ def test_missing_events_are_refused_never_skipped() -> None:
 def test_held_history_may_lag_the_recorded_end_by_the_last_event() -> None:
     # The end is recorded just before the last event is published: live delivery brings it.
     assert ENDED.whole(2, events(2, 3, 4, 5), from_store=False) == events(3, 4, 5)
+
+
+def test_a_resume_from_the_first_event_gets_the_rest() -> None:
+    assert LIVE.whole(1, events(1, 2, 3), from_store=False) == events(2, 3)
+    assert ENDED.whole(1, events(1, 2, 3, 4, 5, 6), from_store=True) == events(2, 3, 4, 5, 6)
+    assert refusal(LIVE.whole, 1, events(2, 3), from_store=False).reason is (
+        ReloadReason.HISTORY_INCOMPLETE
+    )

@@ -16,8 +16,9 @@ def test_connection_lifecycle() -> None:
     assert machine.state is ConnectionState.CLOSING
     assert machine.close() is False
     machine.move(ConnectionState.CLOSED)
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidTransition) as caught:
         machine.move(ConnectionState.OPEN)
+    assert str(caught.value) == "connection cannot go from closed to open"
 
 
 def test_closing_a_connection_never_opened_goes_straight_to_closed() -> None:

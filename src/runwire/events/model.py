@@ -83,12 +83,13 @@ class Stamper:
     formatting was 5-7% of the server's per-event CPU when it ran once per millisecond)."""
 
     __slots__ = ("_head", "_ms", "_second", "_text")
+    _head: str  # "YYYY-MM-DDTHH:MM:SS" of _second; both set by the first reading
+    _text: str  # the stamp of _ms
 
     def __init__(self) -> None:
-        self._ms = -1
-        self._second = -1
-        self._head = ""  # "YYYY-MM-DDTHH:MM:SS" of _second
-        self._text = ""
+        # None, not a number: any integer is a clock reading (-1 ms is 1969-12-31T23:59:59.999).
+        self._ms: int | None = None
+        self._second: int | None = None
 
     def now(self) -> str:
         ms = time.time_ns() // 1_000_000

@@ -237,7 +237,7 @@ def parse_frame(text: str | bytes, max_bytes: int) -> Command:
         raise PayloadTooLarge(f"frame is larger than {max_bytes} bytes")
     body = _load(text)
     if not isinstance(body, dict):
-        raise ProtocolError("frame must be a JSON object", code="bad_frame")
+        raise ProtocolError("frame must be a JSON object")  # code: bad_frame
     kind = body.get("type")
     if kind is None:
         raise ProtocolError("frame has no 'type'", code="missing_field")

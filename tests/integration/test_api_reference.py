@@ -22,7 +22,7 @@ from runwire.app import create_app
 from tests.conftest import test_settings
 from tests.keys import key_directory
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 PRODUCTION = {
     "env": "production",
