@@ -360,3 +360,21 @@ def test_a_batch_goes_out_as_its_events_would_one_by_one(
         assert together.finish_resume("r", stored) == one_by_one.finish_resume("r", stored)
     later = [at(seq, renumbered) for seq in range(1, first + count + 3)]
     assert [together.live(e) for e in later] == [one_by_one.live(e) for e in later]
+
+
+def test_a_batch_that_follows_what_was_sent_extends_it() -> None:
+    d = Delivery()
+    d.live(ev(1))
+    d.live(ev(2))
+    assert seqs(d.live_batch([ev(3), ev(4)])) == [3, 4]
+    assert [seqs(d.live(ev(n))) for n in range(1, 6)] == [[], [], [], [], [5]]
+
+
+def test_a_batch_past_a_gap_or_with_one_inside_leaves_the_gap_open() -> None:
+    d = Delivery()
+    d.live(ev(1))
+    assert seqs(d.live_batch([ev(3), ev(4)])) == [3, 4]  # seq 2 has not been sent here
+    assert seqs(d.live(ev(2))) == [2]
+    e = Delivery()
+    assert seqs(e.live_batch([ev(1), ev(4)])) == [1, 4]
+    assert seqs(e.live(ev(2))) == [2] and seqs(e.live(ev(3))) == [3]
