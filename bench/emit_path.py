@@ -10,6 +10,10 @@ keeps nothing.
 Storing is left out (the writer's sink does nothing): it is per batch, and shows in a profile of
 the server (``RUNWIRE_BENCH_PROFILE`` with bench/throughput.py).
 
+Both ways a streamed answer's chunks can go are timed, alternating: one ``text_delta`` at a time,
+and a turn's chunks at once through ``AgentContext.text_deltas`` (the journal's ``emit_batch``, as
+the offline writer streams since "Batched chunks", docs/benchmarks.md).
+
 Usage: python bench/emit_path.py [--rounds 7] [--events 300]
 """
 
@@ -75,13 +79,13 @@ async def _no_usage() -> Sequence[Any]:
     return ()
 
 
-async def _round(events: int) -> float:
+async def _round(events: int, batched: bool) -> float:
     loop = asyncio.get_running_loop()
     bus = MemoryBus()
     transports = []
     for i in range(RUNS):  # one user a run, with one connection each
         session, transport = _session(loop)
-        await bus.subscribe(f"usr_{i}", session._on_event)
+        await bus.subscribe(f"usr_{i}", session._on_event, on_batch=session._on_events)
         transports.append(transport)
 
     async def store(batch: Sequence[RunEvent]) -> None:
@@ -106,6 +110,7 @@ async def _round(events: int) -> float:
                 history=[],
                 load_usage=_no_usage,
                 emit=journal.emit,
+                emit_batch=journal.emit_batch,
                 llm=OfflineProvider(),
                 tool_timeout_s=1.0,
                 llm_timeout_s=1.0,
@@ -119,8 +124,12 @@ async def _round(events: int) -> float:
     started = time.process_time()  # CPU time: the machine is shared, waiting for it is not counted
     for first in range(0, events, PER_TURN):
         for ctx in contexts:
-            for n in range(first, min(first + PER_TURN, events)):
-                await ctx.text_delta("reporting", chunks[n % len(chunks)])
+            turn = [chunks[n % len(chunks)] for n in range(first, min(first + PER_TURN, events))]
+            if batched:
+                await ctx.text_deltas("reporting", turn)
+            else:
+                for chunk in turn:
+                    await ctx.text_delta("reporting", chunk)
         await asyncio.sleep(0)  # the sockets' flushes run
     await asyncio.sleep(0)
     took = time.process_time() - started
@@ -134,9 +143,14 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--events", type=int, default=300, help="per run")
     args = parser.parse_args()
-    best = min([await _round(args.events) for _ in range(args.rounds)])
+    # Alternating, so both see the same load on a shared machine.
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(args.rounds):
+        for batched in (False, True):
+            times[batched].append(await _round(args.events, batched))
     print(f"text_delta, agent to socket, best of {args.rounds} rounds of {RUNS} x {args.events}:")
-    print(f"  {best * 1e9:6.0f} ns/event")
+    print(f"  one by one (text_delta):          {min(times[False]) * 1e9:6.0f} ns/event")
+    print(f"  a turn's chunks at once (text_deltas): {min(times[True]) * 1e9:6.0f} ns/event")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 
 from runwire.events.model import EventType, RunEvent
 from runwire.metrics import Metrics
@@ -24,6 +25,9 @@ from runwire.transport.session import Session
 
 class _Outlet:
     def write(self, frame: str | bytes, *, keep: bool = False) -> bool:
+        return True
+
+    def write_many(self, frames: Sequence[bytes]) -> bool:
         return True
 
     def close(self, code: int, reason: str, *, drop: bool) -> None:

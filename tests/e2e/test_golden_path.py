@@ -175,6 +175,34 @@ async def test_resume_after_the_end_and_mid_way(
     await again.close()
 
 
+async def test_a_socket_cut_in_the_middle_of_a_streamed_batch_resumes_without_gap_or_duplicate(
+    session: Session,
+) -> None:
+    # The answer's chunks go out in batches (a turn's worth through the run in one pass and one
+    # write): a client cut off part way through one resumes and has each seq once.
+    await session.post("/api/usage/sample")
+    sock = await session.connect()
+    ack = await sock.ask("Where can we cut our LLM costs?")
+    seen: list[dict] = []  # type: ignore[type-arg]
+    while sum(e["type"] == "text_delta" for e in seen) < 10:
+        frame = await sock.recv()
+        if frame.get("run_id") == ack["run_id"] and "seq" in frame:
+            seen.append(frame)
+    sock.ws.transport.abort()  # the network drops: no close handshake
+    again = await session.connect()
+    await again.send(type="resume", run_id=ack["run_id"], after_seq=seen[-1]["seq"])
+    rest = await again.run_to_end(ack["run_id"])
+    # Live events may reach the new socket ahead of the replay (client rule 1: apply by seq).
+    whole = sorted(seen + rest, key=lambda e: e["seq"])
+    check_run_shape(whole)
+    deltas = [e["delta"] for e in whole if e["type"] == "text_delta"]
+    assert len(deltas) > 64  # more than one batch
+    assert "".join(deltas) == whole[-1]["final_response"]
+    stored = (await session.get(f"/api/runs/{ack['run_id']}/events")).json()["events"]
+    assert stored == whole
+    await again.close()
+
+
 async def test_another_user_sees_nothing(
     session: Session, sessions: Callable[[str], Awaitable[Session]]
 ) -> None:

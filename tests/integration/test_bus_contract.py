@@ -118,6 +118,23 @@ async def test_each_runs_order_holds_under_concurrent_publishers(bus: EventBus) 
         assert seqs(await bus.history(run_id, 0)) == list(range(1, per_run + 1))
 
 
+async def test_a_batch_published_together_reaches_each_subscriber_whole_and_in_order(
+    bus: EventBus,
+) -> None:
+    one_by_one: list[RunEvent] = []
+    batched: list[RunEvent] = []
+    await bus.subscribe("usr_a", one_by_one.append)
+    # A subscriber that takes batches gets each event once too, whether the bus hands it the
+    # batch (on_batch) or each event (handler), as a bus may.
+    await bus.subscribe("usr_a", batched.append, on_batch=batched.extend)
+    await bus.publish("usr_a", event("run_a", 1))
+    await bus.publish_batch("usr_a", [event("run_a", seq) for seq in (2, 3, 4)])
+    await bus.publish("usr_a", event("run_a", 5))
+    await until(lambda: len(one_by_one) == 5 and len(batched) == 5)
+    assert seqs(one_by_one) == seqs(batched) == [1, 2, 3, 4, 5]
+    assert seqs(await bus.history("run_a", 1)) == [2, 3, 4, 5]
+
+
 async def test_history_is_every_held_event_after_the_position(bus: EventBus) -> None:
     sent = [event("run_h", seq) for seq in range(1, 11)]
     for e in sent:

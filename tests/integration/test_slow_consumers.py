@@ -134,3 +134,45 @@ async def test_a_client_cut_for_not_reading_still_learns_how_its_runs_ended(
             rest = [json.loads(await again.recv())["seq"] for _ in range(last - held)]
             assert rest == list(range(held + 1, last + 1))
         await again.close()
+
+
+async def test_a_client_that_stops_reading_live_runs_is_cut_and_learns_how_they_ended(
+    tmp_path: Path,
+) -> None:
+    # Live runs stream their answers in batches (a turn's chunks in one write): a client that
+    # stops reading is cut by one of them, and what it got of each run is in order; a resume
+    # after the last contiguous seq it holds brings each run's rest, each seq once.
+    # A limit past what a run says before its answer: the cut comes in the answer's batches.
+    settings = test_settings(tmp_path, outbound_buffer_bytes=8 * LIMIT)
+    ws = RunwireWebSocketProtocol
+    async with serving(settings, send_buffer=KERNEL_BUFFER, ws=ws) as (client, services):
+        user_id, auth = await logged_in(client)
+        assert (await client.post("/api/usage/sample", headers=auth)).status_code == 201
+        stalled = await open_socket(client, auth, reading=False)
+        runs = [
+            (await services.chat.submit(user_id, UserMessage(content=f"{i}: costs?"))).run_id
+            for i in range(3)
+        ]
+        for run_id in runs:
+            await services.executor.wait(run_id)
+
+        received: dict[str, list[int]] = {run_id: [] for run_id in runs}
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                frame = json.loads(await asyncio.wait_for(stalled.recv(), unit(10)))
+                received[frame["run_id"]].append(frame["seq"])
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
+
+        again = await open_socket(client, auth, reading=True)
+        for run_id, seqs in received.items():
+            record = await services.store.runs.by_id(run_id)
+            assert record is not None
+            # In order; a gap only before a run's terminal event, kept through the cut.
+            held = next((i for i, seq in enumerate(seqs, 1) if seq != i), len(seqs) + 1) - 1
+            assert seqs[held:] in ([], [record.last_seq])
+            await again.send(json.dumps({"type": "resume", "run_id": run_id, "after_seq": held}))
+            rest = [json.loads(await again.recv())["seq"] for _ in range(record.last_seq - held)]
+            assert rest == list(range(held + 1, record.last_seq + 1))
+        await again.send(json.dumps({"type": "ping"}))
+        assert json.loads(await again.recv())["type"] == "pong"  # nothing more came before it
+        await again.close()

@@ -6,6 +6,8 @@ These are worked cases and regressions; test_delivery_machine.py explores any in
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runwire.events import EventType, RunEvent
 from runwire.protocol.delivery import Delivery
@@ -318,3 +320,61 @@ def test_an_old_numberings_last_events_go_out_before_a_replay_of_the_new_one() -
     assert d.live(e2(4)) == []  # then the new numbering's, live
     out = d.finish_resume("r", [e2(1), e2(2), e2(3)])  # read after the takeover
     assert sent(d, out) == [6, "reload e2", 1, 2, 3, 4]
+
+
+# --- batches (a streamed answer's chunks, published together) ---------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.lists(st.tuples(st.integers(1, 12), st.booleans()), max_size=6),
+    first=st.integers(1, 12),
+    count=st.integers(1, 5),
+    renumbered=st.booleans(),
+    resuming=st.booleans(),
+)
+def test_a_batch_goes_out_as_its_events_would_one_by_one(
+    before: list[tuple[int, bool]], first: int, count: int, renumbered: bool, resuming: bool
+) -> None:
+    """Whatever the connection sent of the run before (of either numbering), and whether a
+    resume of it is under way: a batch sends what its events one by one would, and leaves the
+    connection where they would have."""
+
+    def at(seq: int, new: bool) -> RunEvent:
+        return e2(seq) if new else ev(seq)
+
+    def prepared() -> Delivery:
+        d = Delivery()
+        for seq, new in before:
+            d.live(at(seq, new))
+        if resuming:
+            d.begin_resume("r", 0)
+        return d
+
+    batch = [at(seq, renumbered) for seq in range(first, first + count)]
+    one_by_one, together = prepared(), prepared()
+    expected = [out for event in batch for out in one_by_one.live(event)]
+    assert together.live_batch(batch) == expected
+    if resuming:
+        stored = [at(seq, renumbered) for seq in range(1, first)]
+        assert together.finish_resume("r", stored) == one_by_one.finish_resume("r", stored)
+    later = [at(seq, renumbered) for seq in range(1, first + count + 3)]
+    assert [together.live(e) for e in later] == [one_by_one.live(e) for e in later]
+
+
+def test_a_batch_that_follows_what_was_sent_extends_it() -> None:
+    d = Delivery()
+    d.live(ev(1))
+    d.live(ev(2))
+    assert seqs(d.live_batch([ev(3), ev(4)])) == [3, 4]
+    assert [seqs(d.live(ev(n))) for n in range(1, 6)] == [[], [], [], [], [5]]
+
+
+def test_a_batch_past_a_gap_or_with_one_inside_leaves_the_gap_open() -> None:
+    d = Delivery()
+    d.live(ev(1))
+    assert seqs(d.live_batch([ev(3), ev(4)])) == [3, 4]  # seq 2 has not been sent here
+    assert seqs(d.live(ev(2))) == [2]
+    e = Delivery()
+    assert seqs(e.live_batch([ev(1), ev(4)])) == [1, 4]
+    assert seqs(e.live(ev(2))) == [2] and seqs(e.live(ev(3))) == [3]

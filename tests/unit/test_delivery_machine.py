@@ -221,23 +221,34 @@ class DeliveryMachine(RuleBasedStateMachine):
     @precondition(lambda self: self._open_runs())
     @rule(data=st.data())
     def publish(self, data: st.DataObject) -> None:
+        """The run's next event, or (as a run's journal publishes a streamed answer's chunks) its
+        next few at once, handed to each connection together (``Delivery.live_batch``)."""
         run = self._choose(data, self._open_runs(), "run")
-        seq = len(self.published[run]) + 1
-        event = ev(seq, run, terminal=seq == self.length[run], epoch=self.epoch[run])
-        self.published[run].append(event)  # stored (or held by the bus) as it is published
-        self._deliver(run, event)
+        first = len(self.published[run]) + 1
+        count = self._choose(data, range(1, min(3, self.length[run] - first + 1) + 1), "batch")
+        events = [
+            ev(seq, run, terminal=seq == self.length[run], epoch=self.epoch[run])
+            for seq in range(first, first + count)
+        ]
+        self.published[run] += events  # stored (or held by the bus) as they are published
+        self._deliver(run, *events)
 
-    def _deliver(self, run: str, event: RunEvent) -> None:
-        self._publish_all([event])
-        seq = event.seq
+    def _deliver(self, run: str, *events: RunEvent) -> None:
+        self._publish_all(list(events))
         for client in self.clients:
             conn = client.connection
             if conn is None:
                 continue
-            out = conn.delivery.live(event)
+            out = (
+                conn.delivery.live(events[0])
+                if len(events) == 1
+                else conn.delivery.live_batch(events)
+            )
             if any(p.run == run for p in conn.pending):
                 # Held back until the replay is in, so the replay is not overtaken.
-                assert out == [], f"live seq {seq} of {run} sent while its resume is pending"
+                assert out == [], (
+                    f"live {[e.seq for e in events]} of {run} sent while its resume is pending"
+                )
             self._take_live(client, run, out)
 
     @precondition(lambda self: [r for r in self._open_runs() if self.epoch[r] == "e1"])

@@ -1,10 +1,14 @@
+import dataclasses
 import json
 import time
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runwire.events import EventType, Redactor, RunEvent
-from runwire.events.model import Stamper, stamp_ms, utc_now
+from runwire.events.model import Stamper, encode_alike, stamp_ms, utc_now
 from runwire.events.redaction import REDACTED
 
 pytestmark = pytest.mark.unit
@@ -211,3 +215,55 @@ def test_a_long_text_is_redacted_too() -> None:
     text = "x" * 300 + " Bearer abcdefghijklmnop " + "y" * 300
     cleaned = Redactor(max_chars=1000).clean(text)
     assert cleaned == "x" * 300 + f" {REDACTED} " + "y" * 300
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ids=st.tuples(st.text(), st.text(), st.text(), st.text()),
+    agents=st.lists(st.sampled_from(["reporting", "data", 'a"\u2028']), min_size=1, max_size=4),
+    parent=st.none() | st.just("supervisor"),
+    kinds=st.lists(st.sampled_from([EventType.TEXT_DELTA, EventType.AGENT_THINKING]), min_size=4),
+    keys=st.lists(st.sampled_from(["delta", "reasoning", "seq", "x\n"]), min_size=4),
+    values=st.lists(_JSONISH, min_size=4, max_size=4),
+    first=st.integers(1, 2**31 - 5),
+    other=st.integers(0, 3),
+)
+def test_a_batch_encoded_from_one_template_is_what_each_event_encodes_alone(
+    ids: tuple[str, str, str, str],
+    agents: list[str],
+    parent: str | None,
+    kinds: list[EventType],
+    keys: list[str],
+    values: list[object],
+    first: int,
+    other: int,
+) -> None:
+    run_id, thread_id, epoch, stamp = ids
+    batch = [
+        RunEvent(
+            kinds[i],
+            run_id,
+            thread_id,
+            first + i,
+            agents[i % len(agents)],
+            stamp,
+            {keys[i]: values[i]} if i != other else {keys[i]: values[i], "more": 1},
+            parent,
+            epoch=epoch,
+        )
+        for i in range(4)
+    ]
+    encode_alike(batch)
+    templated = [event._wire is not None for event in batch]
+    # Data named like an identity field, or not of one key, is encoded the usual way.
+    assert templated[0] == (keys[0] != "seq" and other != 0)
+    assert not templated[other]
+    for event in batch:
+        assert event.wire == orjson.dumps(dataclasses.replace(event).to_wire())

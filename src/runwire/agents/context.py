@@ -61,6 +61,9 @@ class AgentContext:
     keep_model_usage: Callable[[dict[str, Any]], Awaitable[object]] | None = None
     # Keeps the quality gate's verdict on the answer with the run (the runs table).
     keep_quality: Callable[[dict[str, Any]], Awaitable[object]] | None = None
+    # Hands the run several drafts at once, each its own event (the journal's emit_batch);
+    # without it, text_deltas emits them one by one.
+    emit_batch: Callable[[Sequence[EventDraft]], Awaitable[object]] | None = None
     # Every tool result of the run, as ``(tool name, result)`` in the order the calls ended:
     # what the quality gate checks an answer's figures against (agents/quality.py).
     results: list[tuple[str, Any]] = field(default_factory=list, init=False, repr=False)
@@ -94,6 +97,19 @@ class AgentContext:
         # one coroutine fewer per chunk (docs/benchmarks.md, "The embedded hot path").
         parent = None if agent == SUPERVISOR else SUPERVISOR
         await self.emit(EventDraft(EventType.TEXT_DELTA, agent, {"delta": delta}, parent))
+
+    async def text_deltas(self, agent: str, deltas: Sequence[str]) -> None:
+        """Emit chunks of streamed answer text that are ready at once, one event each, in one
+        pass through the run's journal, bus and connections (docs/benchmarks.md, "Batched
+        chunks")."""
+        parent = None if agent == SUPERVISOR else SUPERVISOR
+        kind = EventType.TEXT_DELTA
+        drafts = [EventDraft(kind, agent, {"delta": delta}, parent) for delta in deltas]
+        if self.emit_batch is not None:
+            await self.emit_batch(drafts)
+            return
+        for draft in drafts:
+            await self.emit(draft)
 
     async def model_usage(self, usage: dict[str, Any]) -> None:
         """Emit ``model_usage`` (tokens and cost of the run's model turns) and keep it."""

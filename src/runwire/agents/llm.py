@@ -12,9 +12,9 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["LLMProvider", "LLMRequest", "OfflineProvider"]
+__all__ = ["BatchingProvider", "LLMProvider", "LLMRequest", "OfflineProvider"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,15 @@ class LLMProvider(Protocol):
 
     def stream(self, request: LLMRequest) -> AsyncIterator[str]:
         """Yield the answer in chunks, as they arrive."""
+        ...
+
+
+@runtime_checkable
+class BatchingProvider(LLMProvider, Protocol):
+    """A source that can also hand over the chunks that are ready at once, as lists."""
+
+    def batches(self, request: LLMRequest) -> AsyncIterator[list[str]]:
+        """Yield what :meth:`stream` would, grouped: each list's chunks are ready together."""
         ...
 
 
@@ -70,12 +79,23 @@ class OfflineProvider:
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[str]:
         """Yield :meth:`chunks` of the draft, paced by ``delay_ms``."""
-        for i, chunk in enumerate(self.chunks(request.draft)):
-            if self._delay_s:
+        async for batch in self.batches(request):
+            for chunk in batch:
+                yield chunk
+
+    async def batches(self, request: LLMRequest) -> AsyncIterator[list[str]]:
+        """:meth:`stream`'s chunks, as the lists of them that are ready at once: one chunk a
+        list when paced, up to a turn's worth (64) a list when not. The reporting agent emits
+        each list in one pass (``AgentContext.text_deltas``)."""
+        chunks = self.chunks(request.draft)
+        if self._delay_s:
+            for i, chunk in enumerate(chunks):
                 # Sleep between chunks, not before the first.
                 await asyncio.sleep(self._delay_s if i else 0)
-            elif i % _YIELD_EVERY == 0:
-                # Unpaced: give the loop a turn every few chunks (so a stop is seen within
-                # microseconds) rather than after each, so the socket writes go out in batches.
-                await asyncio.sleep(0)
-            yield chunk
+                yield [chunk]
+            return
+        for first in range(0, len(chunks), _YIELD_EVERY):
+            # Unpaced: give the loop a turn every few chunks (so a stop is seen within
+            # microseconds) rather than after each, so the socket writes go out in batches.
+            await asyncio.sleep(0)
+            yield chunks[first : first + _YIELD_EVERY]

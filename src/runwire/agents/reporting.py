@@ -18,7 +18,7 @@ from runwire.agents.formatting import (
     format_usd,
     table_cell,
 )
-from runwire.agents.llm import LLMRequest
+from runwire.agents.llm import BatchingProvider, LLMRequest
 from runwire.agents.state import Focus, RunState
 from runwire.errors import RunTimeout
 from runwire.usage.pricing import PricingTable
@@ -192,12 +192,22 @@ class ReportingAgent:
             facts=_llm_facts(state, ctx.pricing),
         )
         parts: list[str] = []
-        chunks = ctx.llm.stream(request)
+        llm = ctx.llm
+        # A writer that hands over the chunks ready at once has each batch go through the run in
+        # one pass, each chunk still its own event (docs/benchmarks.md, "Batched chunks").
+        batches = llm.batches(request) if isinstance(llm, BatchingProvider) else None
+        chunks = llm.stream(request) if batches is None else None
         try:
             async with asyncio.timeout(ctx.llm_timeout_s):
-                async for chunk in chunks:
-                    parts.append(chunk)
-                    await ctx.text_delta(self.name, chunk)
+                if batches is not None:
+                    async for batch in batches:
+                        parts += batch
+                        await ctx.text_deltas(self.name, batch)
+                else:
+                    assert chunks is not None
+                    async for chunk in chunks:
+                        parts.append(chunk)
+                        await ctx.text_delta(self.name, chunk)
         except TimeoutError:
             raise RunTimeout(
                 f"the language model ({ctx.llm.name}) did not finish the answer within "
@@ -206,7 +216,7 @@ class ReportingAgent:
         finally:
             # Close the provider's generator now (its HTTP stream, if any), not when it is
             # garbage-collected; a plain AsyncIterator has no aclose, hence the lookup.
-            close = getattr(chunks, "aclose", None)
+            close = getattr(batches if batches is not None else chunks, "aclose", None)
             if close is not None:
                 await close()
         answer = "".join(parts)

@@ -8,15 +8,20 @@ runs against each; what it checks is what this module promises.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from runwire.events.model import RunEvent
 
-__all__ = ["EventBus", "EventHandler", "GapHandler", "Subscription"]
+__all__ = ["BatchHandler", "EventBus", "EventHandler", "GapHandler", "Subscription"]
 
 EventHandler = Callable[[RunEvent], None]
 """Called for each event of the subscribed user's runs; must not block (it enqueues)."""
+
+BatchHandler = Callable[[Sequence[RunEvent]], None]
+"""Called, when a bus delivers them together, with the events of one :meth:`EventBus.publish_batch`
+(of one run and one numbering, in ``seq`` order), instead of the :data:`EventHandler` once each.
+Must not block."""
 
 GapHandler = Callable[[], None]
 """Called when the bus may have failed to deliver some events to a subscription (its link to a
@@ -43,10 +48,24 @@ class EventBus(ABC):
         """
 
     @abstractmethod
+    async def publish_batch(self, user_id: str, events: Sequence[RunEvent]) -> None:
+        """:meth:`publish` each of ``events`` (of one run and one numbering, in ``seq`` order,
+        as a run's journal numbers a batch), as one step: each subscriber receives them in that
+        order, as it would had they been published one by one (through its ``on_batch`` all at
+        once, if it has one and the bus delivers them together, else through its handler one
+        by one), and a wait (back-pressure) comes only after every event is handed over, so a
+        run stopped in it has published each event it numbered."""
+
+    @abstractmethod
     async def subscribe(
-        self, user_id: str, handler: EventHandler, on_gap: GapHandler | None = None
+        self,
+        user_id: str,
+        handler: EventHandler,
+        on_gap: GapHandler | None = None,
+        on_batch: BatchHandler | None = None,
     ) -> Subscription:
-        """Deliver every later event of ``user_id``'s runs to ``handler`` until closed.
+        """Deliver every later event of ``user_id``'s runs to ``handler`` until closed (a batch
+        published together may go to ``on_batch`` instead, see :meth:`publish_batch`).
 
         The handler counts in :meth:`subscriber_count` as soon as this is called, before its first
         ``await``. When it returns, delivery is in effect: every event published afterwards (on

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 
-from runwire.bus.base import EventBus, EventHandler, GapHandler
+from runwire.bus.base import BatchHandler, EventBus, EventHandler, GapHandler
 from runwire.events.model import RunEvent
 
 __all__ = ["MemoryBus"]
@@ -14,47 +15,72 @@ log = logging.getLogger(__name__)
 
 
 class _Subscription:
-    __slots__ = ("_bus", "_handler", "_user_id")
+    __slots__ = ("_bus", "_user_id", "handler", "on_batch")
 
-    def __init__(self, bus: MemoryBus, user_id: str, handler: EventHandler) -> None:
+    def __init__(
+        self, bus: MemoryBus, user_id: str, handler: EventHandler, on_batch: BatchHandler | None
+    ) -> None:
         self._bus = bus
         self._user_id = user_id
-        self._handler = handler
+        self.handler = handler
+        self.on_batch = on_batch
 
     def close(self) -> None:
-        self._bus._drop(self._user_id, self._handler)
+        self._bus._drop(self._user_id, self)
 
 
 class MemoryBus(EventBus):
     """Delivery and history in one process. Nothing is ever missed, so ``on_gap`` is not called."""
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, list[EventHandler]] = defaultdict(list)
+        self._subscribers: dict[str, list[_Subscription]] = defaultdict(list)
         self._history: dict[str, list[RunEvent]] = {}
 
     async def publish(self, user_id: str, event: RunEvent) -> None:
         self._history.setdefault(event.run_id, []).append(event)
-        for handler in tuple(self._subscribers.get(user_id, ())):
+        for sub in tuple(self._subscribers.get(user_id, ())):
             try:
-                handler(event)
+                sub.handler(event)
             except Exception:  # one broken connection must not stop the others' delivery
                 log.exception("event handler failed")
 
-    async def subscribe(
-        self, user_id: str, handler: EventHandler, on_gap: GapHandler | None = None
-    ) -> _Subscription:
-        self._subscribers[user_id].append(handler)
-        return _Subscription(self, user_id, handler)
+    async def publish_batch(self, user_id: str, events: Sequence[RunEvent]) -> None:
+        if not events:
+            return
+        self._history.setdefault(events[0].run_id, []).extend(events)
+        for sub in tuple(self._subscribers.get(user_id, ())):
+            if sub.on_batch is not None:
+                try:
+                    sub.on_batch(events)
+                except Exception:  # as in publish: the other connections still get theirs
+                    log.exception("event handler failed")
+                continue
+            for event in events:
+                try:
+                    sub.handler(event)
+                except Exception:
+                    log.exception("event handler failed")
 
-    def _drop(self, user_id: str, handler: EventHandler) -> None:
-        handlers = self._subscribers.get(user_id)
-        if handlers is None:
+    async def subscribe(
+        self,
+        user_id: str,
+        handler: EventHandler,
+        on_gap: GapHandler | None = None,
+        on_batch: BatchHandler | None = None,
+    ) -> _Subscription:
+        sub = _Subscription(self, user_id, handler, on_batch)
+        self._subscribers[user_id].append(sub)
+        return sub
+
+    def _drop(self, user_id: str, sub: _Subscription) -> None:
+        subs = self._subscribers.get(user_id)
+        if subs is None:
             return
         try:
-            handlers.remove(handler)
+            subs.remove(sub)
         except ValueError:
             return
-        if not handlers:
+        if not subs:
             del self._subscribers[user_id]
 
     async def history(self, run_id: str, after_seq: int) -> list[RunEvent] | None:

@@ -37,7 +37,7 @@ import hashlib
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -47,7 +47,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runwire.backlog import Backlog
-from runwire.bus.base import EventBus, EventHandler, GapHandler
+from runwire.bus.base import BatchHandler, EventBus, EventHandler, GapHandler
 from runwire.config import safe_url
 from runwire.errors import DependencyUnavailable
 from runwire.events.model import RunEvent
@@ -337,6 +337,22 @@ class RedisBus(EventBus):
     # -- the port --
 
     async def publish(self, user_id: str, event: RunEvent) -> None:
+        if self._hand_off(user_id, event):
+            await self._caught_up()
+
+    async def publish_batch(self, user_id: str, events: Sequence[RunEvent]) -> None:
+        # Every event of the batch is handed off before the one wait, so a run stopped while
+        # it waits has published each event it numbered (one by one, a stop between two waits
+        # would leave the rest numbered and stored but never sent live).
+        behind = False
+        for event in events:
+            behind = self._hand_off(user_id, event) or behind
+        if behind:
+            await self._caught_up()
+
+    def _hand_off(self, user_id: str, event: RunEvent) -> bool:
+        """Queue ``event`` for Redis and give it to this node's subscribers; True when runs
+        should wait for Redis to catch up."""
         # Called once per event of every run: the block's checks and counts are written out
         # here rather than called (each call costs about as much as the check it makes).
         run_id = event.run_id
@@ -372,9 +388,8 @@ class RedisBus(EventBus):
                     sub.handler(event)
                 except Exception:  # one broken connection must not stop the others' delivery
                     log.exception("event handler failed")
-        if unsent + 1 >= self._max_unsent:
-            # Redis takes writes slower than runs make them: runs wait rather than memory grow.
-            await self._caught_up()
+        # Redis takes writes slower than runs make them: runs wait rather than memory grow.
+        return unsent + 1 >= self._max_unsent
 
     async def release(self, run_id: str) -> None:
         self._held.discard(run_id)
@@ -411,7 +426,11 @@ class RedisBus(EventBus):
         return held
 
     async def subscribe(
-        self, user_id: str, handler: EventHandler, on_gap: GapHandler | None = None
+        self,
+        user_id: str,
+        handler: EventHandler,
+        on_gap: GapHandler | None = None,
+        on_batch: BatchHandler | None = None,  # events arrive one by one from Redis: unused
     ) -> _Subscription:
         sub = _Subscription(self, user_id, handler, on_gap)
         self._local.setdefault(user_id, []).append(sub)

@@ -12,6 +12,7 @@ process left open), so a ``seq`` held under an older epoch is known to mean some
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -26,6 +27,7 @@ __all__ = [
     "EventType",
     "RunEvent",
     "Stamper",
+    "encode_alike",
     "stamp_ms",
     "utc_now",
 ]
@@ -195,3 +197,39 @@ class RunEvent:
         event = cls.from_wire(orjson.loads(wire))
         event._wire = wire
         return event
+
+
+def encode_alike(events: Sequence[RunEvent]) -> None:
+    """Encode the wire frames of a batch of one run's events numbered together (one epoch, one
+    timestamp), as :attr:`RunEvent.wire` would, byte for byte: those alike the first one (its
+    type, agent and parent, and ``data`` of its one key, a streamed answer's chunks) from one
+    template, each encoding only its ``seq`` and that value; any other is left to encode
+    itself. The template saves building each one's dict (about half of its encoding)."""
+    first = events[0]
+    if len(first.data) != 1:
+        return
+    (key,) = first.data
+    if key in _IDENTITY:
+        return
+    kind, agent, parent = first.type, first.agent_name, first.parent_agent
+    identity = {"type": kind, "run_id": first.run_id, "thread_id": first.thread_id, "seq": 0}
+    head = orjson.dumps(identity)[:-2]  # up to '"seq":'
+    rest: dict[str, Any] = {
+        "epoch": first.epoch,
+        "agent_name": agent,
+        "parent_agent": parent,
+        "timestamp": first.timestamp,
+    }
+    rest[key] = None
+    tail = orjson.dumps(rest)[1:-5]  # from '"epoch"' up to the key's ':'
+    dumps = orjson.dumps
+    for event in events:
+        data = event.data
+        if (
+            event.type is kind
+            and event.agent_name == agent
+            and event.parent_agent == parent
+            and len(data) == 1
+            and key in data
+        ):
+            event._wire = b"%s%d,%s%s}" % (head, event.seq, tail, dumps(data[key]))

@@ -12,6 +12,7 @@ feed it and send what it returns.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from runwire.events.model import RunEvent
@@ -75,6 +76,24 @@ class Delivery:
         self._sent[run_id] = (sent[0] if sent is not None and extends else seq, seq)
         self._epochs[run_id] = event.epoch
         return [event]
+
+    def live_batch(self, events: Sequence[RunEvent]) -> list[RunEvent]:
+        """:meth:`live` for each of ``events``, at once: they are of one run and one numbering,
+        in ``seq`` order (a batch as the run's journal publishes it). The usual case, a batch
+        that follows what was sent of its run (or is the first of it seen here), costs one
+        look-up for the whole batch."""
+        first, last = events[0], events[-1]
+        run_id = first.run_id
+        if run_id not in self._replays and last.seq - first.seq == len(events) - 1:
+            sent = self._range(run_id, first.epoch)
+            if sent is None or sent[1] + 1 == first.seq:
+                self._sent[run_id] = (first.seq if sent is None else sent[0], last.seq)
+                self._epochs[run_id] = first.epoch
+                return list(events)
+        out: list[RunEvent] = []
+        for event in events:
+            out += self.live(event)
+        return out
 
     def begin_resume(self, run_id: str, after_seq: int, epoch: str | None = None) -> None:
         """A client asked for ``seq > after_seq``: buffer live events until the replay is in.

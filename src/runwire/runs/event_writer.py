@@ -88,6 +88,12 @@ class EventWriter:
         self._stored.add()
         self._wake.set()
 
+    def extend(self, events: Sequence[RunEvent]) -> None:
+        """:meth:`append` each of ``events``, in order."""
+        self._pending.extend(events)
+        self._stored.add(len(events))
+        self._wake.set()
+
     async def flush(self) -> None:
         """Wait until every event appended before this call is stored (or given up on)."""
         if self._task is None:

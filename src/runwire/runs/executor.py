@@ -16,9 +16,10 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 from runwire.bus.base import EventBus
 from runwire.errors import LeaseLost, RunwireError
@@ -36,7 +37,15 @@ __all__ = ["AgentFn", "CancelOutcome", "Emit", "EndedHook", "RunExecutor", "RunI
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[EventDraft], Awaitable[RunEvent]]
+
+class Emit(Protocol):
+    """How an agent hands its run the events it emits (the run's journal): ``await
+    emit(draft)`` for one, ``await emit.emit_batch(drafts)`` for several ready at once (a
+    streamed answer's chunks), each still its own event."""
+
+    def __call__(self, draft: EventDraft, /) -> Awaitable[RunEvent]: ...
+
+    def emit_batch(self, drafts: Sequence[EventDraft], /) -> Awaitable[list[RunEvent]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +371,7 @@ class RunExecutor:
             # (docs/benchmarks.md, "First event of a burst").
             await asyncio.sleep(0)
             async with asyncio.timeout(self._run_timeout_s):
-                answer = await self._agent(run, journal.emit)
+                answer = await self._agent(run, journal)
             reply = _reply(run, answer)
             await self._close(
                 active,

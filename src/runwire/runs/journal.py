@@ -8,11 +8,11 @@ tracks which sub-agents and tool calls are open, so when a run is stopped, times
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from runwire.bus.base import EventBus
 from runwire.errors import InvalidTransition, LeaseLost
-from runwire.events.model import EventDraft, EventType, RunEvent, Stamper
+from runwire.events.model import EventDraft, EventType, RunEvent, Stamper, encode_alike
 from runwire.runs.event_writer import EventWriter
 
 __all__ = ["ROOT_AGENT", "RunJournal"]
@@ -94,6 +94,55 @@ class RunJournal:
         await self._bus.publish(self.user_id, event)
         return event
 
+    # An agent calls the journal itself to emit one event (the executor hands it over as the
+    # agents' ``Emit``): the same method, no wrapper between.
+    __call__ = emit
+
+    async def emit_batch(self, drafts: Sequence[EventDraft]) -> list[RunEvent]:
+        """Number ``drafts`` as the run's next events, in order, as :meth:`emit` would one by
+        one, and queue and publish them together: one pass through the store's queue, the bus
+        and each connection for a batch of ready events (a streamed answer's chunks), instead
+        of one per event. Each is still its own event, with its own ``seq``.
+
+        The events share one timestamp (they are numbered in the same instant). A batch that
+        would pass the store's backlog bound goes one event at a time, each waiting its turn as
+        :meth:`emit` does; so does a batch of one."""
+        writer = self._writer
+        if len(drafts) < 2 or writer.backlog + len(drafts) > writer.max_backlog:
+            return [await self.emit(draft) for draft in drafts]
+        if self.closed:
+            raise InvalidTransition(f"run {self.run_id} has ended; no event may follow")
+        if self._fence is not None and not self._fence() and not await self.holds():
+            raise LeaseLost(f"run {self.run_id} is no longer this node's")
+        seq = self.last_seq
+        run_id, thread_id, epoch = self.run_id, self.thread_id, self.epoch
+        timestamp = self._clock.now()
+        events: list[RunEvent] = []
+        for draft in drafts:
+            if self.closed:  # a terminal event in the batch: what came before it still goes out
+                break
+            seq += 1
+            event = RunEvent(
+                draft.type,
+                run_id,
+                thread_id,
+                seq,
+                draft.agent_name,
+                timestamp,
+                draft.data,
+                draft.parent_agent,
+                epoch=epoch,
+            )
+            self._track(event)
+            events.append(event)
+        self.last_seq = seq
+        encode_alike(events)  # not empty: the journal was open for the first
+        writer.extend(events)
+        await self._bus.publish_batch(self.user_id, events)
+        if len(events) < len(drafts):
+            raise InvalidTransition(f"run {self.run_id} has ended; no event may follow")
+        return events
+
     async def holds(self) -> bool:
         """Whether this node may still act for the run (see ``fence`` and ``confirm``)."""
         if self._fence is None or self._fence():
@@ -101,12 +150,11 @@ class RunJournal:
         return self._confirm is not None and await self._confirm()
 
     def _track(self, event: RunEvent) -> None:
-        if event.is_terminal:
-            self.closed = True
-            return
         kind = event.type
-        if kind is EventType.TEXT_DELTA:
+        if kind is EventType.TEXT_DELTA:  # most events: asked first (a chunk never ends a run)
             self._text.append(str(event.data.get("delta", "")))
+        elif event.is_terminal:
+            self.closed = True
         elif event.parent_agent is None:
             return
         elif kind is EventType.AGENT_STARTED:

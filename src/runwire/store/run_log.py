@@ -102,6 +102,18 @@ class RunLog:
             )
         )
 
+        # Prepared: every run keeps a verdict, and building the statement each time was ~4% of
+        # a server's CPU under load (docs/benchmarks.md, "Batched chunks").
+        self._keep_quality = db.prepare(
+            update(runs)
+            .where(runs.c.id == bindparam("run_id"))
+            .values(
+                quality_score=bindparam("q_score"),
+                quality_outcome=bindparam("q_outcome"),
+                quality_reasons=bindparam("q_reasons"),
+            )
+        )
+
     async def finish(
         self,
         run_id: str,
@@ -167,18 +179,16 @@ class RunLog:
     async def set_quality(self, run_id: str, verdict: Mapping[str, Any]) -> None:
         """Keep the quality gate's verdict on the run's answer (its ``score``, ``outcome`` and
         ``reasons``, as the supervisor hands them over) with the run."""
-        statement = (
-            update(runs)
-            .where(runs.c.id == run_id)
-            .values(
-                quality_score=float(verdict["score"]),
-                quality_outcome=str(verdict["outcome"]),
-                quality_reasons=orjson.dumps(list(verdict["reasons"])).decode(),
-            )
-        )
+        params = {
+            "run_id": run_id,
+            "q_score": float(verdict["score"]),
+            "q_outcome": str(verdict["outcome"]),
+            "q_reasons": orjson.dumps(list(verdict["reasons"])).decode(),
+        }
+        keep = self._keep_quality
 
         def write(conn: Connection) -> None:
-            conn.execute(statement)
+            keep.run(conn, **params)
 
         await self._db.write(write)
 

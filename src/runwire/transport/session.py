@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -55,6 +55,10 @@ class Outlet(Protocol):
         client counts as not reading (:class:`runwire.protocol.outbound.OutboundLimit`). A
         ``keep`` frame is always queued, survives a ``drop``, and is still queued after
         :meth:`close` within the same turn of the event loop (before the close frame)."""
+
+    def write_many(self, frames: Sequence[bytes]) -> bool:
+        """:meth:`write` each of ``frames`` (none of them kept), in order: all of them are
+        queued, or (False) none."""
 
     def close(self, code: int, reason: str, *, drop: bool) -> None:
         """Close after the frames already queued, or (``drop``) instead of those not kept. The
@@ -136,7 +140,7 @@ class Session:
         (a ``resume``, say) then finds live delivery in effect, so nothing falls between the
         two."""
         self._subscription = await self._services.bus.subscribe(
-            self.user_id, self._on_event, self._on_gap
+            self.user_id, self._on_event, self._on_gap, self._on_events
         )
         # Watched after the handshake's check: a session revoked in between is caught here.
         self._watch = self._services.revocations.watch(
@@ -290,6 +294,24 @@ class Session:
         for ready in self._delivery.live(event):
             self._send_event(ready)
 
+    def _on_events(self, events: Sequence[RunEvent]) -> None:
+        # A batch of one run's events published together (a streamed answer's chunks): one
+        # delivery check, one count and one write for the batch; each is still its own frame.
+        ready = self._delivery.live_batch(events)
+        if not ready or ready[-1].is_terminal or not self._machine.is_open or self._ended:
+            for event in ready:  # the rarer paths (a run's end, a closing socket): one by one
+                self._send_event(event)
+            return
+        if self._delivery.renumbered(ready[0]):  # the batch is of one numbering
+            self._error(
+                ReloadRequired(ready[0].run_id, ReloadReason.EPOCH_CHANGED, ready[0].epoch), None
+            )
+        counted = self._counted
+        if counted is not None:
+            counted.events_delivered += len(ready)
+        if not self._outlet.write_many([event.wire for event in ready]):
+            self._not_reading()
+
     def _on_gap(self) -> None:
         # The bus may have lost events on their way here (its link to Redis dropped): the
         # client fills the hole with a resume on a new connection, which reads history.
@@ -352,8 +374,9 @@ class Session:
                 self._outlet.write(frame, keep=True)  # before the close frame, if still in time
             return
         if not self._outlet.write(frame, keep=keep):
-            # The client stopped reading. Its runs go on; it can reconnect and resume.
-            log.warning("connection %s is not reading; closing it", self.id)
-            self.close(
-                CLOSE_CODES["slow_consumer"], "client too slow; reconnect and resume", drop=True
-            )
+            self._not_reading()
+
+    def _not_reading(self) -> None:
+        # The client stopped reading. Its runs go on; it can reconnect and resume.
+        log.warning("connection %s is not reading; closing it", self.id)
+        self.close(CLOSE_CODES["slow_consumer"], "client too slow; reconnect and resume", drop=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -99,6 +100,11 @@ class _QueueOutlet:
         self._queued_bytes += len(frame)
         self._queue.put_nowait((frame, keep))
         return True
+
+    def write_many(self, frames: Sequence[bytes]) -> bool:
+        # The limit judges what earlier turns left queued, the same for every frame of this
+        # turn: the first frame refused means none is queued.
+        return all(self.write(frame) for frame in frames)
 
     def close(self, code: int, reason: str, *, drop: bool) -> None:
         if self._closing:
