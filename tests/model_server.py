@@ -118,16 +118,21 @@ class ReplayServer:
                 events = [e + b"\n\n" for e in payload.split(b"\n\n") if e.strip()]
                 if mode:
                     events = events[:2]
-                for piece in events:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                try:
+                    for piece in events:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                        self.wfile.flush()
+                    if mode == "!stall":
+                        owner._release.wait(30)
+                    if mode:
+                        self.close_connection = True
+                        return
+                    self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
-                if mode == "!stall":
-                    owner._release.wait(30)
-                if mode:
+                except (BrokenPipeError, ConnectionResetError):
+                    # The client stopped reading (a stopped run, or one that had all it
+                    # needed): a real model server just ends the stream too.
                     self.close_connection = True
-                    return
-                self.wfile.write(b"0\r\n\r\n")
-                self.wfile.flush()
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
