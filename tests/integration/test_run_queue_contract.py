@@ -285,3 +285,24 @@ async def test_lease_commands_asked_for_as_the_node_stops_are_answered() -> None
     assert not pending  # none waits for ever
     for task in done:
         assert task.exception() is None or isinstance(task.exception(), DependencyUnavailable)
+
+
+async def test_a_redis_queue_stopped_just_after_it_starts_stops() -> None:
+    """Regression: a stop that came while the stop listener's wait for messages timed out was
+    swallowed by redis-py, and the node's shutdown then waited on that listener (for as long
+    as the next cancellation took to come, if one came)."""
+    url = redis_url()
+
+    async def start_and_stop(prefix: str, turns: int) -> None:
+        async with RedisRunQueue(url, prefix=prefix, lease_s=LEASE_S).running():
+            for _ in range(turns):
+                await asyncio.sleep(0)
+
+    async with fresh_prefix(url) as prefix:
+        for turns in [0, 1, 2] * 10:  # stopped at once, after one turn of the loop, after two
+            stopping = asyncio.create_task(start_and_stop(prefix, turns))
+            done, _ = await asyncio.wait({stopping}, timeout=unit(5))
+            if not done:
+                stopping.cancel()
+            assert stopping in done, f"the queue did not stop (stopped after {turns} turns)"
+            stopping.result()

@@ -197,6 +197,16 @@ def _reraise_cancel(exc: BaseException) -> None:
         raise asyncio.CancelledError from exc
 
 
+def _stop_if_cancelled() -> None:
+    """redis-py may also swallow a cancellation whole: one that lands while ``get_message``'s
+    own timeout expires is taken for that timeout (seen when a queue stops just after it
+    starts: its stop listener went on waiting for messages, and the stop for it). A task being
+    cancelled stops at its next look."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class RedisRunQueue(RunQueue):
     """Nothing connects until :meth:`running`."""
 
@@ -487,6 +497,7 @@ class RedisRunQueue(RunQueue):
                 backoff = 0.05
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
+                    _stop_if_cancelled()
                     if message is None or message.get("type") != "message":
                         continue
                     run_id, _, reason = message["data"].decode().partition(" ")
