@@ -32,6 +32,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from runwire.auth.keys import PublicKey, SigningKey, VerificationKey, kid_time
+from runwire.background import stop
 from runwire.config import RUNWIRE_ALGORITHMS, TokenAlgorithm
 from runwire.errors import ConfigError, RunwireError
 
@@ -210,9 +211,7 @@ class JwksKeys:
             try:
                 yield keys
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop(task)
 
     def find(self, kid: str) -> VerificationKey | None:
         """The published key ``kid`` among those held (no I/O)."""

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from runwire.auth.service_account import ServiceAccount
+from runwire.background import stop
 from runwire.errors import ConfigError
 from runwire.revocations.base import Revocations
 
@@ -58,9 +59,7 @@ class RevocationFeed:
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
     async def poll(self) -> int:
         """Read what ended since the last poll and deny it; how many entries were read.

@@ -29,6 +29,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from runwire.background import stop
 from runwire.config import safe_url
 from runwire.errors import DependencyUnavailable
 from runwire.redis_pool import connection_pool
@@ -115,11 +116,7 @@ class RedisRevocations(Revocations):
                 async with asyncio.timeout(self._timeout_s):
                     await self._send_unsent()
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop(*tasks)
             self._script = None
             await redis.aclose()
             await pool.disconnect()

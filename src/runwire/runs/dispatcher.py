@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
+from runwire.background import stop
 from runwire.dispatch.base import Job, RunQueue
 from runwire.errors import DependencyUnavailable, NotFound
 from runwire.runs.executor import CancelOutcome, RunExecutor, RunInput
@@ -104,11 +105,7 @@ class Dispatcher:
             self._room.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(consume), _STOP_WAIT_S)
-            for task in self._tasks:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop(*self._tasks)
             self._tasks = []
 
     @property

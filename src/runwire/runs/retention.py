@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 
+from runwire.background import stop
 from runwire.store.records import now_ms
 from runwire.store.run_log import RunLog
 
@@ -51,9 +52,7 @@ class Retention:
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
 
     async def _loop(self) -> None:
         while True:
