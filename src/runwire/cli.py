@@ -27,7 +27,7 @@ from runwire.errors import ConfigError, DependencyUnavailable, RunwireError
 # without loading the server (its database layer alone takes a second to import).
 if TYPE_CHECKING:
     from runwire.probe.client import Target
-    from runwire.probe.walk import Identities
+    from runwire.probe.sessions import Identities
     from runwire.readiness import Check
     from runwire.store.store import Store
     from runwire.store.usage import UsageBatch
@@ -382,7 +382,7 @@ def check(
     be reached or does not answer as runwire. With --every it runs until interrupted.
     """
     from runwire.probe.client import Target
-    from runwire.probe.walk import Credentials, Identities
+    from runwire.probe.sessions import Credentials, Identities
 
     def usage(message: str) -> typer.Exit:
         err.print(f"runwire check: {message}", highlight=False, markup=False, soft_wrap=True)
