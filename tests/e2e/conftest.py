@@ -88,7 +88,7 @@ TRACED_IN_PROCESSES = (
     "auth_commands.py",
     "bus/redis.py",
     "chat.py",
-    "cli.py",
+    "cli/*",
     "config.py",
     "connections/redis.py",
     "dispatch/redis.py",

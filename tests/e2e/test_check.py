@@ -29,7 +29,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.server import ServerConnection, serve
 
-from runwire.probe.walk import STEPS
+from runwire.probe.steps import STEPS
 from tests.e2e.conftest import BASE_ENV, ServerProcess
 from tests.ports import closed_port
 from tests.timing import unit

@@ -23,8 +23,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from runwire.probe.client import Target
+from runwire.probe.exchanges import STOP_QUESTION
 from runwire.probe.report import Outcome, Report, Status
-from runwire.probe.walk import STOP_QUESTION, Credentials, Identities, Walk
+from runwire.probe.sessions import Credentials, Identities
+from runwire.probe.walk import Walk
 from tests.ports import loopback_listener
 from tests.timing import unit
 

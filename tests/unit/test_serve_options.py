@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from runwire.cli import server_options
+from runwire.cli.serve import server_options
 from runwire.config import Settings, WebSocketPath
 from runwire.transport.http_protocol import RunwireHttpProtocol
 from runwire.transport.ws_coalescing import CoalescingWebSocketProtocol

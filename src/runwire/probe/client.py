@@ -26,7 +26,16 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from runwire.errors import CheckFailed, TargetUnreachable
 
-__all__ = ["Api", "Channel", "Target", "answer", "body_of", "describe_response", "said"]
+__all__ = [
+    "Api",
+    "Channel",
+    "Target",
+    "answer",
+    "as_object",
+    "body_of",
+    "describe_response",
+    "said",
+]
 
 Frame = dict[str, Any]
 E = TypeVar("E", bound=BaseException)
@@ -92,6 +101,12 @@ def body_of(response: httpx.Response) -> dict[str, Any] | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def as_object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (a wrong shape then fails the check
+    that reads it, with what came)."""
+    return value if isinstance(value, dict) else {}
 
 
 def said(response: httpx.Response) -> str:

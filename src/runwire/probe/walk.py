@@ -1,25 +1,33 @@
 """One walk of the golden path, as a client of any deployment (docs/operating.md, "The
 golden-path probe: runwire check").
 
-The steps run in order, each timed; a step whose prerequisite did not pass is skipped and says
-which. A step ends ``ok`` with a line of what it saw, ``skipped`` with why it could not be tried
-here, or ``failed`` with what it expected and what came instead. Whatever the other end sends, a
-step fails; the walk itself never raises.
+The steps themselves: what each sends and what it checks of the answer. Their order and
+prerequisites, and how a step's end becomes its result, are :mod:`runwire.probe.steps`; signing
+in, :mod:`runwire.probe.sessions`; the socket's exchanges, :mod:`runwire.probe.exchanges`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from runwire.errors import CheckFailed, TargetUnreachable
-from runwire.probe.client import Api, Channel, Target, answer, body_of, describe_response, said
-from runwire.probe.report import Report, Status, StepResult
+from runwire.probe import exchanges
+from runwire.probe.client import (
+    Api,
+    Channel,
+    Target,
+    answer,
+    as_object,
+    body_of,
+    describe_response,
+    said,
+)
+from runwire.probe.report import Report
+from runwire.probe.sessions import Credentials, Identities, Session, Sessions
+from runwire.probe.steps import STEPS, Skip, Step, StepOutcome, go_through
 from runwire.probe.transcript import (
     check_nesting,
     check_resumed,
@@ -30,85 +38,16 @@ from runwire.probe.transcript import (
     is_terminal,
 )
 
-__all__ = ["STEPS", "Credentials", "Identities", "Skip", "Walk"]
+__all__ = ["Walk"]
 
 Frame = dict[str, Any]
 
 QUESTION = "Where can we cut our LLM costs?"
-STOP_QUESTION = "Which model costs us the most?"
 # The first socket is cut once it has this many events of the run: early, so that on a
 # deployment whose runs take a while the resume meets the run still going.
 CUT_AFTER = 3
 # A stop that finds its run ended (run_finished) is tried on a new run: this many runs in all.
 STOP_ATTEMPTS = 3
-# The step names, in order; the metrics' ``step`` label and the JSON's ``step`` take these values.
-STEPS = (
-    "health",
-    "ready",
-    "sign_in",
-    "sample_data",
-    "ticket",
-    "websocket",
-    "message_accepted",
-    "cut_and_resume",
-    "events",
-    "seq",
-    "streamed_text",
-    "stop_agent",
-    "isolation",
-)
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """An e-mail and password to sign in with; ``registered`` when the probe signed it up."""
-
-    email: str
-    password: str = field(repr=False)
-    registered: bool = False
-
-    @classmethod
-    def fresh(cls) -> Credentials:
-        # example.com is reserved for examples and accepts no mail; e-mail validation refuses
-        # special-use names such as example.invalid.
-        return cls(
-            f"check-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(24), registered=True
-        )
-
-
-@dataclass
-class Identities:
-    """Who a walk signs in as: ``main`` walks the path, ``other`` must not see main's thread.
-
-    Either may be given; one that is not is registered by the first walk that needs it and kept
-    here, so a monitor signs up once rather than at every walk. With ``test_token_key`` (a
-    staging deployment's ``RUNWIRE_TEST_TOKEN_KEY``) each walk gets new sessions of two test
-    users from ``POST /auth/test-token`` instead, and needs no sign-up."""
-
-    main: Credentials | None = None
-    other: Credentials | None = None
-    test_token_key: str | None = field(default=None, repr=False)
-    # Access tokens got elsewhere (a chat node that trusts an outside OpenID Connect issuer has
-    # no /auth/*): the walk uses them as they are, and ends no session of theirs.
-    token: str | None = field(default=None, repr=False)
-    other_token: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class Skip:
-    """A step's result when it could not be tried here (``reason`` says why)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class _Session:
-    email: str
-    user_id: str
-    token: str = field(repr=False)
-
-
-StepOutcome = str | Skip
 
 
 class Walk:
@@ -124,82 +63,41 @@ class Walk:
         self.target = target
         self.identities = identities
         self._clock = clock
-        self._api: Api | None = None
-        self._sessions: list[_Session] = []
+        self._sessions: Sessions | None = None
         self._channels: list[Channel] = []
-        self._main: _Session | None = None
+        self._main: Session | None = None
         self._ticket = ""
         self._channel: Channel | None = None
         self._thread_id = ""
         self._run_id = ""
         self._events: list[Frame] = []
-        self._steps: list[tuple[str, Callable[[], Awaitable[StepOutcome]], tuple[str, ...]]] = [
-            ("health", self._health, ()),
-            ("ready", self._ready, ("health",)),
-            ("sign_in", self._sign_in, ("health",)),
-            ("sample_data", self._sample_data, ("sign_in",)),
-            ("ticket", self._new_ticket_step, ("sign_in",)),
-            ("websocket", self._websocket, ("ticket",)),
-            ("message_accepted", self._message_accepted, ("websocket",)),
-            ("cut_and_resume", self._cut_and_resume, ("message_accepted",)),
-            ("events", self._event_order, ("cut_and_resume",)),
-            ("seq", self._seq, ("cut_and_resume",)),
-            ("streamed_text", self._streamed_text, ("cut_and_resume",)),
-            ("stop_agent", self._stop_agent, ("websocket",)),
-            ("isolation", self._isolation, ("message_accepted",)),
-        ]
-        assert tuple(name for name, _, _ in self._steps) == STEPS
+        self._steps: dict[str, Step] = {
+            "health": self._health,
+            "ready": self._ready,
+            "sign_in": self._sign_in,
+            "sample_data": self._sample_data,
+            "ticket": self._new_ticket_step,
+            "websocket": self._websocket,
+            "message_accepted": self._message_accepted,
+            "cut_and_resume": self._cut_and_resume,
+            "events": self._event_order,
+            "seq": self._seq,
+            "streamed_text": self._streamed_text,
+            "stop_agent": self._stop_agent,
+            "isolation": self._isolation,
+        }
+        assert tuple(self._steps) == STEPS
 
     async def run(self) -> Report:
         """Walk every step once; never raises for anything the target does."""
         report = Report(self.target.url, self.target.auth_url)
-        # Per step that did not pass, the step at the root of it (itself, or what it needed).
-        cause: dict[str, StepResult] = {}
         async with Api.open(self.target) as api:
-            self._api = api
+            self._sessions = Sessions(api, self.identities)
             try:
-                for name, step, needs in self._steps:
-                    blocked = [cause[need] for need in needs if need in cause]
-                    if report.unreachable is not None:
-                        result = StepResult.not_run(name, "the target could not be checked")
-                    elif blocked:
-                        how = "failed" if blocked[0].status is Status.FAILED else "was skipped"
-                        result = StepResult.not_run(name, f"{blocked[0].name} {how}")
-                    else:
-                        result = await self._timed(report, name, step)
-                    if result.status is not Status.OK:
-                        cause[name] = blocked[0] if blocked else result
-                    report.steps.append(result)
+                await go_through(report, list(self._steps.items()), self._clock)
             finally:
                 await self._leave()
         return report
-
-    async def _timed(
-        self, report: Report, name: str, step: Callable[[], Awaitable[StepOutcome]]
-    ) -> StepResult:
-        started = self._clock()
-        try:
-            outcome = await step()
-        except TargetUnreachable as exc:
-            if name in ("health", "ready"):
-                report.unreachable = exc.message
-            return StepResult(
-                name, Status.FAILED, self._clock() - started, expected=exc.expected, got=exc.got
-            )
-        except CheckFailed as exc:
-            return StepResult(
-                name, Status.FAILED, self._clock() - started, expected=exc.expected, got=exc.got
-            )
-        except Exception as exc:
-            # A probe reports what broke; an answer of a shape nobody foresaw is a failed step.
-            got = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return StepResult(
-                name, Status.FAILED, self._clock() - started, expected="the step to finish", got=got
-            )
-        seconds = self._clock() - started
-        if isinstance(outcome, Skip):
-            return StepResult(name, Status.SKIPPED, seconds, outcome.reason)
-        return StepResult(name, Status.OK, seconds, outcome)
 
     # -- the steps -------------------------------------------------------------------------------
 
@@ -239,19 +137,19 @@ class Walk:
 
     async def _sign_in(self) -> StepOutcome:
         if self.identities.token is not None:
-            self._main = await self._bearer_session(self.identities.token, "--token")
+            self._main = await self.sessions.bearer(self.identities.token, "--token")
             return f"{self._main.email} (the user of the token given with --token)"
         if self.identities.test_token_key is not None and self.identities.main is None:
-            self._main = await self._test_session("check-main")
+            self._main = await self.sessions.test_user("check-main")
             return f"{self._main.email} (a test user, from POST /auth/test-token)"
         credentials = self.identities.main
         if credentials is None:
-            credentials = await self._register("POST /auth/register (no --email given)")
+            credentials = await self.sessions.register("POST /auth/register (no --email given)")
             self.identities.main = credentials
             how = "signed up now"
         else:
             how = "signed up by an earlier walk" if credentials.registered else "given"
-        self._main = await self._login(credentials)
+        self._main = await self.sessions.login(credentials)
         return f"{credentials.email} ({how})"
 
     async def _sample_data(self) -> StepOutcome:
@@ -294,7 +192,7 @@ class Walk:
             client_message_id=f"check-{secrets.token_hex(8)}",
             request_id=request_id,
         )
-        accepted = await self._accepted(channel, request_id)
+        accepted = await exchanges.accepted(channel, request_id, self.target.timeout)
         self._thread_id, self._run_id = accepted["thread_id"], accepted["run_id"]
         return f"run {self._run_id} in thread {self._thread_id}"
 
@@ -320,7 +218,7 @@ class Walk:
             200,
             "GET /api/runs/{run_id}",
         ).get("run")
-        state = _object(run).get("status")
+        state = as_object(run).get("status")
         channel = await self._open_channel(str((await self._new_ticket())["ticket"]))
         request_id = f"check-resume-{secrets.token_hex(4)}"
         await channel.send(
@@ -330,9 +228,9 @@ class Walk:
             epoch=before[-1].get("epoch"),
             request_id=request_id,
         )
-        resumed = await self._resumed(channel, request_id, cut_at)
-        self._events = before + in_seq_order(resumed)
-        seen = check_resumed(cut_at, resumed)
+        events = await exchanges.resumed(channel, request_id, run_id, cut_at)
+        self._events = before + in_seq_order(events)
+        seen = check_resumed(cut_at, events)
         return f"cut after seq {cut_at} (the run was {state}); resumed on a new socket: {seen}"
 
     async def _event_order(self) -> StepOutcome:
@@ -345,7 +243,7 @@ class Walk:
             200,
             "GET /api/runs/{run_id}",
         )
-        run = _object(body.get("run"))
+        run = as_object(body.get("run"))
         last = len(self._events)
         if run.get("status") != "completed" or run.get("last_seq") != last:
             raise CheckFailed(
@@ -365,7 +263,7 @@ class Walk:
             "GET /api/threads/{thread_id}/messages",
         )
         messages = body.get("messages")
-        listed = [_object(m) for m in messages] if isinstance(messages, list) else []
+        listed = [as_object(m) for m in messages] if isinstance(messages, list) else []
         stored = next((m for m in listed if m.get("id") == message_id), None)
         if stored is None:
             raise CheckFailed(f"the reply {message_id} among the thread's messages", "not there")
@@ -384,7 +282,9 @@ class Walk:
     async def _stop_agent(self) -> StepOutcome:
         channel = await self._open_channel(str((await self._new_ticket())["ticket"]))
         for attempt in range(1, STOP_ATTEMPTS + 1):
-            stopped = await self._stop_once(channel, attempt)
+            stopped = await exchanges.stop_once(
+                channel, attempt, self._thread_id, self.target.timeout
+            )
             if stopped is not None:
                 earlier = "" if attempt == 1 else f" (attempt {attempt}: the runs before had ended)"
                 return stopped + earlier
@@ -397,7 +297,7 @@ class Walk:
 
     async def _isolation(self) -> StepOutcome:
         if self.identities.other_token is not None:
-            other = await self._bearer_session(self.identities.other_token, "--other-token")
+            other = await self.sessions.bearer(self.identities.other_token, "--other-token")
             if other.user_id == self.main.user_id:
                 raise CheckFailed(
                     "a second user from --other-token", f"the same user as --token ({other.email})"
@@ -406,7 +306,7 @@ class Walk:
         if self.identities.token is not None:
             return Skip("no second user: give --other-token (a token of another user)")
         if self.identities.test_token_key is not None and self.identities.other is None:
-            other = await self._test_session("check-other")
+            other = await self.sessions.test_user("check-other")
             return await self._not_found_for(other)
         if self.identities.other is None:
             credentials = Credentials.fresh()
@@ -424,9 +324,9 @@ class Walk:
                 return Skip(f"no second user: sign-ups are limited here ({said(response)})")
             answer(response, 201, "POST /auth/register (a second user)")
             self.identities.other = credentials
-        return await self._not_found_for(await self._login(self.identities.other))
+        return await self._not_found_for(await self.sessions.login(self.identities.other))
 
-    async def _not_found_for(self, other: _Session) -> StepOutcome:
+    async def _not_found_for(self, other: Session) -> StepOutcome:
         paths = {
             "thread": f"/api/threads/{self._thread_id}/messages",
             "run": f"/api/runs/{self._run_id}",
@@ -445,12 +345,16 @@ class Walk:
     # -- helpers ---------------------------------------------------------------------------------
 
     @property
-    def api(self) -> Api:
-        assert self._api is not None
-        return self._api
+    def sessions(self) -> Sessions:
+        assert self._sessions is not None
+        return self._sessions
 
     @property
-    def main(self) -> _Session:
+    def api(self) -> Api:
+        return self.sessions.api
+
+    @property
+    def main(self) -> Session:
         assert self._main is not None
         return self._main
 
@@ -458,73 +362,6 @@ class Walk:
     def channel(self) -> Channel:
         assert self._channel is not None
         return self._channel
-
-    async def _register(self, call: str) -> Credentials:
-        credentials = Credentials.fresh()
-        answer(
-            await self.api.call(
-                "POST",
-                "/auth/register",
-                json_body={"email": credentials.email, "password": credentials.password},
-            ),
-            201,
-            call,
-        )
-        return credentials
-
-    async def _login(self, credentials: Credentials) -> _Session:
-        call = "POST /auth/login"
-        body = answer(
-            await self.api.call(
-                "POST",
-                "/auth/login",
-                json_body={"email": credentials.email, "password": credentials.password},
-            ),
-            200,
-            f"{call} as {credentials.email}",
-        )
-        return self._session(body, call, credentials.email)
-
-    async def _test_session(self, name: str) -> _Session:
-        """A new session of the test user ``name`` (made by the deployment on first use)."""
-        call = "POST /auth/test-token"
-        key = self.identities.test_token_key
-        assert key is not None
-        response = await self.api.call(
-            "POST",
-            "/auth/test-token",
-            json_body={"name": name},
-            headers={"X-Runwire-Test-Key": key},
-        )
-        if response.status_code == 404:
-            raise CheckFailed(
-                f"200 from {call} (--test-token-key given)",
-                "404: the deployment serves no test tokens (RUNWIRE_TEST_TOKEN_KEY is not set "
-                "there, or it runs in production)",
-            )
-        body = answer(response, 200, f"{call} for e2e-{name}")
-        user = body.get("user")
-        email = user.get("email") if isinstance(user, dict) else None
-        return self._session(body, call, str(email or f"e2e-{name}"))
-
-    async def _bearer_session(self, token: str, option: str) -> _Session:
-        """The user a given access token names (``GET /api/me``); nothing signs it out."""
-        call = f"GET /api/me with the {option} token"
-        body = answer(await self.api.call("GET", "/api/me", token=token), 200, call)
-        found = _object(body.get("user"))
-        user_id, email = found.get("id"), found.get("email")
-        if not isinstance(user_id, str):
-            raise CheckFailed(f"user.id from {call}", f"{sorted(found)}")
-        return _Session(email if isinstance(email, str) else f"user {user_id}", user_id, token)
-
-    def _session(self, body: dict[str, Any], call: str, email: str) -> _Session:
-        token, user = body.get("access_token"), body.get("user")
-        user_id = user.get("id") if isinstance(user, dict) else None
-        if not isinstance(token, str) or not token or not isinstance(user_id, str):
-            raise CheckFailed(f"access_token and user.id from {call}", f"{sorted(body)}")
-        session = _Session(email, user_id, token)
-        self._sessions.append(session)
-        return session
 
     async def _new_ticket(self) -> dict[str, Any]:
         body = answer(
@@ -547,116 +384,9 @@ class Walk:
             )
         return channel
 
-    async def _reply(self, channel: Channel, request_id: str) -> Frame:
-        """The direct reply to the frame sent with ``request_id`` (other frames are passed over:
-        the user's other runs, if a person is using the account meanwhile)."""
-        try:
-            async with asyncio.timeout(self.target.timeout):
-                while True:
-                    frame = await channel.recv()
-                    if frame.get("request_id") == request_id and "seq" not in frame:
-                        return frame
-        except TimeoutError:
-            raise CheckFailed(
-                f"a reply to {request_id}", f"none within {self.target.timeout:g} s"
-            ) from None
-
-    async def _accepted(self, channel: Channel, request_id: str) -> Frame:
-        frame = await self._reply(channel, request_id)
-        if frame.get("type") == "error":
-            raise CheckFailed(
-                "message_accepted", f"error {frame.get('code')}: {frame.get('message')}"
-            )
-        ids = [frame.get(key) for key in ("thread_id", "message_id", "run_id")]
-        if frame.get("type") != "message_accepted" or not all(isinstance(i, str) for i in ids):
-            raise CheckFailed("message_accepted with thread_id, message_id, run_id", str(frame))
-        return frame
-
-    async def _resumed(self, channel: Channel, request_id: str, after_seq: int) -> list[Frame]:
-        """The run's events on a new socket after ``resume``, up to the terminal event.
-
-        Live events may come before replayed ones, the terminal event too. A ``ping`` sent right
-        after the ``resume`` is answered once the replay has been sent (frames are handled one at
-        a time, in order), so a seq still missing when both the pong and the terminal event are
-        in has been lost, not delayed: no wait for it."""
-        await channel.send(type="ping", request_id=f"{request_id}-ping")
-        resumed: list[Frame] = []
-        pong = ended = False
-        while not (pong and ended):
-            frame = await channel.recv()
-            if frame.get("request_id") == f"{request_id}-ping":
-                pong = True
-            elif frame.get("type") == "error" and frame.get("request_id") == request_id:
-                raise CheckFailed(
-                    f"the run's events after seq {after_seq}",
-                    f"error {frame.get('code')}: {frame.get('message')}",
-                )
-            elif frame.get("run_id") == self._run_id and "seq" in frame:
-                resumed.append(frame)
-                ended = ended or is_terminal(frame)
-        return resumed
-
-    async def _stop_once(self, channel: Channel, attempt: int) -> str | None:
-        """Start a run and stop it at once: a line saying so when it ends stopped; None when
-        the server answered that the run had ended (run_finished) and it ended otherwise."""
-        request_id = f"check-stop-{attempt}-{secrets.token_hex(4)}"
-        # Into the first run's thread when there is one (a conversation goes on); else a new one.
-        thread = {"thread_id": self._thread_id} if self._thread_id else {}
-        await channel.send(
-            type="user_message", content=STOP_QUESTION, request_id=request_id, **thread
-        )
-        run_id = (await self._accepted(channel, request_id))["run_id"]
-        await channel.send(type="stop_agent", run_id=run_id, request_id=f"{request_id}-stop")
-        # Frames are handled in order: the pong comes after any reply to stop_agent.
-        await channel.send(type="ping", request_id=f"{request_id}-ping")
-        events: list[Frame] = []
-        finished = pong = False
-        while not (pong and events and is_terminal(events[-1])):
-            frame = await channel.recv()
-            if frame.get("request_id") == f"{request_id}-stop":
-                if frame.get("code") != "run_finished":
-                    raise CheckFailed(
-                        "agent_stopped after stop_agent",
-                        f"{frame.get('type')} {frame.get('code')}: {frame.get('message')}",
-                    )
-                finished = True
-            elif frame.get("request_id") == f"{request_id}-ping":
-                pong = True
-            elif frame.get("run_id") == run_id and "seq" in frame:
-                events.append(frame)
-        terminal = events[-1]
-        stopped = terminal.get("type") == "agent_stopped" and terminal.get("code") == "stopped"
-        # Exactly one answer to each stop: agent_stopped, or run_finished for a run that ended
-        # otherwise (docs/protocol.md, stop_agent).
-        if stopped and not finished:
-            check_sequence(events)
-            check_nesting(events, completed=False)
-            return (
-                f"run {run_id} ended with agent_stopped at seq {terminal.get('seq')}, "
-                "open agents and tools closed"
-            )
-        if finished and terminal.get("type") == "agent_completed":
-            return None
-        expected = 'agent_stopped (code "stopped"), or run_finished for a run that had ended'
-        if not finished and terminal.get("type") == "agent_completed":
-            raise CheckFailed(expected, f"run {run_id} completed, and stop_agent got no reply")
-        raise CheckFailed(
-            expected,
-            ("run_finished, then " if finished else "")
-            + f"{describe(terminal)} code {terminal.get('code')!r}",
-        )
-
     async def _leave(self) -> None:
         """Close every socket and end every session the walk opened (best effort: the walk's
         result is already known)."""
         for channel in self._channels:
             await channel.close()
-        for session in self._sessions:
-            with contextlib.suppress(CheckFailed):
-                await self.api.call("POST", "/auth/logout", token=session.token)
-
-
-def _object(value: Any) -> dict[str, Any]:
-    """``value`` when it is a JSON object, else an empty one (a wrong shape then fails the check
-    that reads it, with what came)."""
-    return value if isinstance(value, dict) else {}
+        await self.sessions.end()

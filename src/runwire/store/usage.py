@@ -12,41 +12,35 @@ slice (about a millisecond) and never waits for the database's disk, and other u
 between the slices. A failed import keeps the slices it stored; importing the file again
 completes it.
 
-Each import also keeps the summaries (:class:`UsageSummary`): its slices' new records (known
-from ``RETURNING``) are folded in a worker thread as they are stored, and after the last slice
-the batch's summary and the user's (the one the import started from, merged with what it added)
-are written, guarded by the version the last slice made, so a summary is of exactly the records
-of its version. A reader that finds no summary at the current version reads the records (in
-the moment between the last slice and that write, too). A delete cannot take records out of a
-summary exactly (the first and last call, the first occurrence of a prompt are not undone by
-subtracting), so it forgets the summaries of the batches it deletes first, and at its end
-rebuilds the user's as the merge of the summaries of the batches left: from summaries, not
-records. Where a batch's summary is unknown (stored before summaries, being deleted, or imported
-while another import of the same user ran), the user has no summary until it is deleted.
+Each import also keeps the summaries (``store/usage_summaries.py``): its slices' new records
+(known from ``RETURNING``) are folded in a worker thread as they are stored, and sealed after its
+last slice. A delete forgets the summaries of the batches it deletes first, and rebuilds the
+user's at its end. A reader that finds no summary at the current version reads the records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from itertools import chain
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runwire.errors import Conflict, NotFound
 from runwire.store.database import Database
+from runwire.store.record_keys import RecordKeys
 from runwire.store.records import UsageRecord, UsageView, iso_from_ms, new_id, now_ms
-from runwire.store.schema import usage_batches, usage_records, usage_summaries, usage_versions
-from runwire.store.summary import FORMAT, UsageSummary
+from runwire.store.schema import usage_batches, usage_records
+from runwire.store.usage_cache import UsageCache
+from runwire.store.usage_summaries import Folding, UsageSummaries
+from runwire.store.usage_versions import UsageVersions
 
-__all__ = ["SLICE", "Added", "RecordKeys", "UsageBatch", "UsageStore"]
+__all__ = ["SLICE", "Added", "UsageBatch", "UsageStore"]
 
 SLICE = 250
 """Records written (or deleted) per transaction: keying and packing them takes the event loop
@@ -66,48 +60,6 @@ _RECORD_FIELDS = (
 )
 _COLUMNS = [usage_records.c[name] for name in _RECORD_FIELDS]
 _INSERTED = ("user_id", "batch_id", "record_key", *_RECORD_FIELDS)
-
-
-class RecordKeys:
-    """The key of each record of one import, in order: a SHA-256 of the record's content (every
-    field but ``cost_usd``, which is derived: a price-table update must not make a call new
-    again) and of how many equal records came before it in this import.
-
-    The key is stable across versions (migration 0006 keys older records with a copy of it): a
-    change here would make every earlier record new again.
-    """
-
-    def __init__(self) -> None:
-        # Counts of the contents seen, in 256 dicts rather than one: growing a dict rehashes
-        # all of it at once, which at 100,000 records held the event loop for 10-20 ms.
-        self._seen: list[dict[bytes, int]] = [{} for _ in range(256)]
-
-    def __call__(self, r: UsageRecord) -> str:
-        content = orjson.dumps(
-            [
-                r.timestamp,
-                r.provider,
-                r.model,
-                r.prompt_tokens,
-                r.completion_tokens,
-                float(r.latency_ms),  # as the store gives it back: 850 and 850.0 are one call
-                r.status,
-                r.prompt_hash,
-                r.feature,
-            ]
-        )
-        seen = self._seen[hash(content) & 255]
-        count = seen.get(content, 0)
-        seen[content] = count + 1
-        return hashlib.sha256(content + b"#%d" % count).hexdigest()
-
-    async def forget(self) -> None:
-        """Let go of what was seen, a part at a time: freeing 100,000 contents at once held the
-        event loop for about 40 ms."""
-        for index, seen in enumerate(self._seen):
-            seen.clear()
-            if index % 8 == 7:
-                await asyncio.sleep(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,18 +107,10 @@ class UsageStore:
 
     def __init__(self, db: Database, cached_records: int = 1_000_000) -> None:
         self._db = db
-        self._cached_records = cached_records
-        self._cached_total = 0
-        self._cache: OrderedDict[str, tuple[int, UsageView]] = OrderedDict()
-        self._version = db.prepare(
-            select(usage_versions.c.version).where(usage_versions.c.user_id == bindparam("user_id"))
-        )
+        self._cache = UsageCache(cached_records)
+        self._versions = UsageVersions(db)
+        self._summaries = UsageSummaries(db, self._versions)
         dialect_insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
-        fresh = dialect_insert(usage_versions).values(user_id=bindparam("user_id"), version=1)
-        self._bump = fresh.on_conflict_do_update(
-            index_elements=[usage_versions.c.user_id],
-            set_={"version": usage_versions.c.version + 1},
-        )
         self._batch = (
             dialect_insert(usage_batches)
             .values(
@@ -178,20 +122,6 @@ class UsageStore:
                 summary=bindparam("summary"),
             )
             .on_conflict_do_nothing()
-        )
-        keep = dialect_insert(usage_summaries).values(
-            user_id=bindparam("user_id"),
-            version=bindparam("version"),
-            body=bindparam("body"),
-            digest=bindparam("digest"),
-        )
-        self._keep_summary = keep.on_conflict_do_update(
-            index_elements=[usage_summaries.c.user_id],
-            set_={
-                "version": keep.excluded.version,
-                "body": keep.excluded.body,
-                "digest": keep.excluded.digest,
-            },
         )
         self._rows_per_statement = max(1, min(SLICE, db.max_parameters // len(_INSERTED)))
         self._statements: dict[int, str] = {}  # INSERT text by number of rows
@@ -229,7 +159,7 @@ class UsageStore:
         keys = RecordKeys()
         created = now_ms()
         new = 0
-        folding = _Folding()
+        folding = Folding()
         for start in range(0, len(records), SLICE):
             rows = [
                 (
@@ -257,7 +187,7 @@ class UsageStore:
                 await asyncio.to_thread(folding.added.fold, stored)
         await keys.forget()
         if folding.last is not None:
-            await self._seal(user_id, batch_id, folding)
+            await self._summaries.seal(user_id, batch_id, folding)
         if not new:
             # Every record was there already: no batch to list (or delete).
             await self._db.write(partial(self._drop_batch_if_empty, batch_id))
@@ -287,7 +217,7 @@ class UsageStore:
         user_id: str,
         batch: tuple[str, str, str | None, int],
         rows: list[tuple[Any, ...]],
-        folding: _Folding,
+        folding: Folding,
         conn: Connection,
     ) -> list[tuple[int, UsageRecord]]:
         # The batch row first, in every slice: a delete of all the user's data that ran between
@@ -302,92 +232,10 @@ class UsageStore:
             inserted = conn.exec_driver_sql(self._insert_sql(len(part)), params)
             stored.extend((pk, UsageRecord._make(by_key[key][3:])) for pk, key in inserted)
         if stored:
-            prior = int(self._version.run(conn, user_id=user_id).scalar() or 0)
-            if folding.last is None:
-                folding.before = prior
-            elif prior != folding.last:
-                folding.alone = False  # someone else changed the user's data in between
+            folding.stored(self._versions.current(conn, user_id))
             # In the same transaction: whoever sees the new version sees the new records.
-            conn.execute(self._bump, {"user_id": user_id})
-            folding.last = prior + 1
+            self._versions.bump(conn, user_id)
         return stored
-
-    async def _seal(self, user_id: str, batch_id: str, folding: _Folding) -> None:
-        """After an import's last slice: its batch's summary, and the user's (from the one it
-        started from plus what it added, when nobody else changed the user's data meanwhile;
-        else from their batches' summaries).
-
-        Merged and encoded in a worker thread (hundreds of kilobytes), then written in a short
-        transaction only if the user's data is still at the version the last slice made: the
-        summary is of exactly the records of that version. Not in the last slice's transaction:
-        on PostgreSQL a write job runs on the event loop's thread.
-        """
-        async with self._db.connect() as conn:  # off the loop: the body is hundreds of kB
-            row = await conn.run_sync(partial(self._summary_row, user_id))
-        if not folding.alone or row[0] != folding.last:
-            await self._rebuild(user_id)
-            return
-        base = None
-        if row[1] == folding.before and row[2] is not None:
-            base = row[2]
-        elif row[1] is None and folding.before == 0:  # the user's first data
-            base = _EMPTY
-        batch = await asyncio.to_thread(folding.added.dumps)
-        user = None if base is None else await asyncio.to_thread(_merged, base, folding.added)
-
-        def write(conn: Connection) -> bool:
-            if int(self._version.run(conn, user_id=user_id).scalar() or 0) != folding.last:
-                return False
-            conn.execute(
-                usage_batches.update().where(usage_batches.c.id == batch_id).values(summary=batch)
-            )
-            if user is not None:
-                self._keep_text(user_id, folding.last, *user, conn)
-            return True
-
-        # Off the loop: the two summaries are hundreds of kilobytes to write.
-        if not await self._db.write_off_loop(write) or user is None:
-            await self._rebuild(user_id)
-
-    def _summary_row(self, user_id: str, conn: Connection) -> tuple[int, int | None, str | None]:
-        version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
-        row = conn.execute(
-            select(usage_summaries.c.version, usage_summaries.c.body).where(
-                usage_summaries.c.user_id == user_id
-            )
-        ).first()
-        return (version, None, None) if row is None else (version, row[0], row[1])
-
-    async def _rebuild(self, user_id: str) -> None:
-        """The user's summary as the merge of their batches' summaries (none if one is unknown),
-        merged in a worker thread and written if their data has not changed meanwhile."""
-
-        def read(conn: Connection) -> tuple[int, list[str | None]]:
-            version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
-            rows = conn.execute(
-                select(usage_batches.c.summary).where(usage_batches.c.user_id == user_id)
-            )
-            return version, [known for (known,) in rows]
-
-        async with self._db.connect() as conn:
-            version, known = await conn.run_sync(read)
-        texts = None if None in known else await asyncio.to_thread(_merged_texts, known)
-
-        def write(conn: Connection) -> None:
-            if int(self._version.run(conn, user_id=user_id).scalar() or 0) != version:
-                return  # changed meanwhile: whoever changed it keeps the summary
-            if texts is None:
-                conn.execute(usage_summaries.delete().where(usage_summaries.c.user_id == user_id))
-            else:
-                self._keep_text(user_id, version, *texts, conn)
-
-        await self._db.write_off_loop(write)
-
-    def _keep_text(
-        self, user_id: str, version: int, body: str, digest: str, conn: Connection
-    ) -> None:
-        values = {"user_id": user_id, "version": version, "body": body, "digest": digest}
-        conn.execute(self._keep_summary, values)
 
     def _insert_sql(self, rows: int) -> str:
         sql = self._statements.get(rows)
@@ -443,7 +291,7 @@ class UsageStore:
                 raise NotFound("no such usage batch")
         # First: the batches' summaries go unknown, so that no summary is made from them while
         # their records are going (an import's slice in between rebuilds the user's from them).
-        await self._db.write(partial(self._forget_summaries, user_id, batch_id))
+        await self._db.write(partial(self._summaries.forget, user_id, batch_id))
         deleted = 0
         while True:
             gone = await self._db.write_off_loop(partial(self._delete_slice, user_id, batch_id))
@@ -451,7 +299,7 @@ class UsageStore:
             if gone < SLICE:
                 break
         await self._db.write(partial(self._delete_batches, user_id, batch_id))
-        await self._rebuild(user_id)
+        await self._summaries.rebuild(user_id)
         return deleted
 
     def _delete_slice(self, user_id: str, batch_id: str | None, conn: Connection) -> int:
@@ -464,45 +312,21 @@ class UsageStore:
             )
         ).rowcount
         if gone:
-            conn.execute(self._bump, {"user_id": user_id})
+            self._versions.bump(conn, user_id)
         return gone
-
-    def _forget_summaries(self, user_id: str, batch_id: str | None, conn: Connection) -> None:
-        which = usage_batches.update().where(usage_batches.c.user_id == user_id)
-        if batch_id is not None:
-            which = which.where(usage_batches.c.id == batch_id)
-        conn.execute(which.values(summary=None))
 
     def _delete_batches(self, user_id: str, batch_id: str | None, conn: Connection) -> None:
         which = usage_batches.delete().where(usage_batches.c.user_id == user_id)
         if batch_id is not None:
             which = which.where(usage_batches.c.id == batch_id)
         conn.execute(which)
-        conn.execute(self._bump, {"user_id": user_id})
+        self._versions.bump(conn, user_id)
 
     async def digest_of(self, user_id: str) -> dict[str, Any] | None:
         """The digest of the summary of the user's records as they are now
         (:meth:`UsageSummary.digest`); None when there is none (their data holds batches stored
         before summaries, or is changing this moment)."""
-        return (await self._digest_at(user_id))[1]
-
-    async def _digest_at(self, user_id: str) -> tuple[int, dict[str, Any] | None]:
-        def read(conn: Connection) -> tuple[int, str | None]:
-            version = int(self._version.run(conn, user_id=user_id).scalar() or 0)
-            row = conn.execute(
-                select(usage_summaries.c.version, usage_summaries.c.digest).where(
-                    usage_summaries.c.user_id == user_id
-                )
-            ).first()
-            if row is None or row[0] != version:
-                return version, None
-            return version, row[1]
-
-        version, digest = await self._db.read(read)
-        if digest is None:
-            return version, (_EMPTY_DIGEST if version == 0 else None)
-        parsed: dict[str, Any] = orjson.loads(digest)
-        return version, (parsed if parsed.get("format") == FORMAT else None)
+        return (await self._summaries.digest_at(user_id))[1]
 
     async def _batch_count(self, batch_id: str) -> int:
         async with self._db.connect() as conn:
@@ -531,28 +355,18 @@ class UsageStore:
         a question the digest answers never reads one. Otherwise the records are read now. Either
         way the same view is handed out, with its memo, for as long as the data is unchanged.
         """
-        version = await self._db.read(
-            lambda conn: self._version.run(conn, user_id=user_id).scalar()
-        )
-        cached = self._cache.get(user_id)
-        if cached is not None and cached[0] == int(version or 0) and len(cached[1]) <= limit:
-            self._cache.move_to_end(user_id)
-            return cached[1]
-        at, digest = await self._digest_at(user_id)
+        version = await self._db.read(partial(self._versions.current, user_id=user_id))
+        cached = self._cache.get(user_id, version, limit)
+        if cached is not None:
+            return cached
+        at, digest = await self._summaries.digest_at(user_id)
         if digest is not None and digest["calls"] <= limit:
             view = UsageView(digest["calls"], partial(self._read_at, user_id, at, limit))
             view.memo["usage_digest"] = digest
         else:
-            at = int(version or 0)
+            at = version
             view = UsageView.of(await self._read_records(user_id, limit))
-        old = self._cache.pop(user_id, None)
-        if old is not None:
-            self._cached_total -= len(old[1])
-        self._cache[user_id] = (at, view)
-        self._cached_total += len(view)  # whether read yet or not: the bound is what it may hold
-        while self._cached_total > self._cached_records and len(self._cache) > 1:
-            _, (_, dropped) = self._cache.popitem(last=False)
-            self._cached_total -= len(dropped)
+        self._cache.put(user_id, at, view)
         return view
 
     async def records_of(self, user_id: str, limit: int = 500_000) -> UsageView:
@@ -565,8 +379,7 @@ class UsageStore:
         records = await self._read_records(user_id, limit)
         # Versions only grow, and every change bumps it in its own transaction: unchanged after
         # the (single-statement, so consistent) read means the rows are of that version.
-        now = await self._db.read(lambda conn: self._version.run(conn, user_id=user_id).scalar())
-        if int(now or 0) != version:
+        if await self._db.read(partial(self._versions.current, user_id=user_id)) != version:
             raise Conflict(
                 "your usage data changed while this question was being answered; ask again"
             )
@@ -583,43 +396,6 @@ class UsageStore:
             # Off the event loop: building 4,000 records held it for 12-20 ms, and a burst of
             # users asking their first question of the day queued every other run behind it.
             return await asyncio.to_thread(_usage_rows, rows)
-
-
-def _merged(base: str, added: UsageSummary) -> tuple[str, str] | None:
-    summary = UsageSummary.loads(base)
-    if summary is None:  # of an older format: rebuilt from the batches' instead
-        return None
-    if summary.body["calls"]:
-        summary.merge(added)
-    else:  # the user's first records (or first since deleting all): theirs is the batch's
-        summary = added
-    return summary.dumps(), orjson.dumps(summary.digest()).decode()
-
-
-def _merged_texts(known: list[str | None]) -> tuple[str, str] | None:
-    """The merge of the batches' summaries; None when one is unknown (or of an older format)."""
-    summary = UsageSummary()
-    for text in known:
-        part = None if text is None else UsageSummary.loads(text)
-        if part is None:
-            return None
-        summary.merge(part)
-    return summary.dumps(), orjson.dumps(summary.digest()).decode()
-
-
-@dataclass(slots=True)
-class _Folding:
-    """What one import has added so far, summarized, and whether the user's data changed only
-    by it between its slices (each slice's bump follows the last one's)."""
-
-    added: UsageSummary = field(default_factory=UsageSummary)
-    before: int = 0  # the user's data version before the import's first new record
-    last: int | None = None  # the version its latest slice with new records made
-    alone: bool = True
-
-
-_EMPTY = UsageSummary().dumps()
-_EMPTY_DIGEST = UsageSummary().digest()
 
 
 def _usage_rows(rows: Iterable[Sequence[Any]]) -> tuple[UsageRecord, ...]:

@@ -76,7 +76,7 @@ def upgrade() -> None:
 def _fill(conn: Any) -> None:
     """Each user's records so far become one batch ("earlier"), and every record gets its key.
 
-    The key is store/usage.py's ``RecordKeys``, frozen here: a hash of the record's content and
+    The key is store/record_keys.py's ``RecordKeys``, frozen here: a hash of the record's content and
     of how many equal records of the same user came before it (by insertion order). Records
     stored twice (the sample loaded twice the same day, a file imported twice) are therefore
     kept, under keys #0 and #1, and a later import of the same file adds nothing.
