@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from runwire.domain.concurrency import ConcurrencyPolicy
 from runwire.errors import ConfigError
 
 __all__ = [
-    "ConcurrencyPolicy",
     "Environment",
     "IssuerKind",
     "LogFormat",
@@ -44,14 +44,6 @@ log = logging.getLogger(__name__)
 
 MIN_TEST_TOKEN_KEY_BYTES = 32
 MIN_METRICS_TOKEN_CHARS = 16
-
-
-class ConcurrencyPolicy(StrEnum):
-    """What a message does when its thread already has an active run."""
-
-    ENQUEUE = "enqueue"  # start after the active run ends
-    REJECT = "reject"  # refuse with error code thread_busy
-    INTERRUPT = "interrupt"  # stop the active run, then start
 
 
 class WebSocketPath(StrEnum):

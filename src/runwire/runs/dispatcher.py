@@ -27,10 +27,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from runwire.dispatch.base import Job, RunQueue
+from runwire.domain.clock import now_ms
+from runwire.domain.run_status import RunStatus
 from runwire.errors import DependencyUnavailable, NotFound
 from runwire.runs.executor import CancelOutcome, RunExecutor, RunInput
-from runwire.runs.state import RunStatus
-from runwire.store.records import RunRecord, now_ms
+from runwire.store.records import RunRecord
 from runwire.store.store import Store
 
 __all__ = ["Dispatcher"]

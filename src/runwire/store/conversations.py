@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Insert, Update, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from runwire.domain.clock import now_ms
+from runwire.domain.ids import new_id
 from runwire.errors import Conflict
 from runwire.store.database import Database
-from runwire.store.records import Message, ThreadRecord, new_id, now_ms
+from runwire.store.records import Message, ThreadRecord
 from runwire.store.run_order import unfinished_statement
 from runwire.store.schema import messages, runs, threads, users
 

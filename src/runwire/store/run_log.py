@@ -26,6 +26,8 @@ from sqlalchemy import (
     update,
 )
 
+from runwire.domain.clock import now_ms
+from runwire.domain.run_status import FINAL_STATUSES
 from runwire.events.model import RunEvent
 from runwire.store.conversations import (
     insert_message_statement,
@@ -33,7 +35,7 @@ from runwire.store.conversations import (
     touch_thread_statement,
 )
 from runwire.store.database import Database
-from runwire.store.records import FINAL_STATUSES, Message, RunRecord, now_ms
+from runwire.store.records import Message, RunRecord
 from runwire.store.run_order import ahead_of, arrival, claim_statement, next_statement
 from runwire.store.schema import run_events, runs
 

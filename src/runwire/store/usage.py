@@ -40,9 +40,12 @@ import orjson
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from runwire.domain.clock import now_ms
+from runwire.domain.ids import new_id
+from runwire.domain.usage import UsageRecord, UsageView
 from runwire.errors import Conflict, NotFound
 from runwire.store.database import Database
-from runwire.store.records import UsageRecord, UsageView, iso_from_ms, new_id, now_ms
+from runwire.store.records import iso_from_ms
 from runwire.store.schema import usage_batches, usage_records, usage_summaries, usage_versions
 from runwire.store.summary import FORMAT, UsageSummary
 
