@@ -191,7 +191,7 @@ class Dispatcher:
             if record.status_is_final:
                 # Read after asking: the run ended stopped, or as it was going to end anyway.
                 return asked and record.status == RunStatus.CANCELLED.value
-            if record.status == "queued":
+            if record.status == RunStatus.QUEUED:
                 if await self._claim(_job(record), stop_reason=reason, in_order=False):
                     return True
                 # A node is claiming it this moment (it holds the lease): look again soon.
@@ -307,7 +307,7 @@ class Dispatcher:
             return 0
         try:
             record = await self._store.runs.by_id(run_id)
-            if record is None or record.status != "running":
+            if record is None or record.status != RunStatus.RUNNING:
                 return 0
             code, message = _LOST[lost]
             closed = await self._executor.close_lost(record, code, message)
