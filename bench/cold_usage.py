@@ -21,7 +21,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from runwire.agents import triage
-from runwire.store.records import UsageRecord, new_id, now_ms
+from runwire.domain.clock import now_ms
+from runwire.domain.ids import new_id
+from runwire.domain.usage import UsageRecord
 from runwire.store.store import Store
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample

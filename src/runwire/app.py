@@ -54,6 +54,7 @@ from runwire.connections.base import ConnectionRegistry
 from runwire.connections.memory import MemoryConnections
 from runwire.dispatch.base import RunQueue
 from runwire.dispatch.memory import MemoryRunQueue
+from runwire.domain.usage import UsageRecord
 from runwire.errors import ConfigError
 from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
@@ -68,7 +69,6 @@ from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
 from runwire.runs.retention import Retention
-from runwire.store.records import UsageRecord
 from runwire.store.store import Store
 from runwire.traces import Tracing, otlp_processor
 from runwire.transport import (

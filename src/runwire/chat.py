@@ -16,15 +16,17 @@ from typing import Any
 from runwire.agents.model_loop import INSTRUCTIONS
 from runwire.agents.quality import assess
 from runwire.bus.base import EventBus
-from runwire.config import ConcurrencyPolicy
 from runwire.dispatch.base import Job
+from runwire.domain.clock import now_ms
+from runwire.domain.concurrency import ConcurrencyPolicy
+from runwire.domain.ids import new_epoch, new_id
 from runwire.errors import Conflict, DependencyUnavailable, NotFound, ReloadRequired
 from runwire.events.model import EventType, RunEvent
 from runwire.protocol.inbound import UserMessage
 from runwire.protocol.recovery import RunStream
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.executor import RunExecutor, RunInput
-from runwire.store.records import Message, RunRecord, ThreadRecord, new_epoch, new_id, now_ms
+from runwire.store.records import Message, RunRecord, ThreadRecord
 from runwire.store.store import Store
 from runwire.traces import Tracing
 from runwire.usage.pricing import PricingTable

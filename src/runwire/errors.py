@@ -34,6 +34,13 @@ Mapping to HTTP statuses and WebSocket close codes happens only at the edge (``r
     ├── DependencyUnavailable    the database (or another service) cannot be reached code: unavailable
     └── CheckFailed              `runwire check` saw something else than it expected code: check_failed
         └── TargetUnreachable    the checked URL does not answer, or not as runwire   code: unreachable
+
+Outside the tree, on purpose: signals that one part of runwire raises for another to catch, which
+never reach a client or an operator. :class:`runwire.domain.usage.RecordsNotRead` (a usage view
+asked for records it has not read yet: its caller awaits the read and asks again) is one, as are
+the modules' private ``_*`` exceptions. Being no ``RunwireError``, such a signal that escaped
+through a bug is an internal error (logged with its traceback; the client sees code ``internal``),
+not a deliberate error whose code would mislead.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from runwire.domain.usage import UsageRecord
 from runwire.errors import InputError, RateLimited
 from runwire.limits.base import Limit, RateLimiter
-from runwire.store.records import UsageRecord
 from runwire.store.usage import Added, UsageBatch, UsageStore
 from runwire.usage.importer import (
     LineCounter,

@@ -89,7 +89,7 @@ TRACED_IN_PROCESSES = (
     "bus/redis.py",
     "chat.py",
     "cli/*",
-    "config.py",
+    "config/*",
     "connections/redis.py",
     "dispatch/redis.py",
     "limits/redis.py",

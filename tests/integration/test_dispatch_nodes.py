@@ -22,12 +22,13 @@ from redis.asyncio import Redis
 from runwire.bus.memory import MemoryBus
 from runwire.dispatch.base import Job
 from runwire.dispatch.redis import RedisRunQueue
+from runwire.domain.clock import now_ms
+from runwire.domain.ids import new_epoch, new_id
 from runwire.errors import DependencyUnavailable
 from runwire.events import EventType, RunEvent
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, RunExecutor
-from runwire.store.records import new_epoch, new_id, now_ms
 from runwire.store.schema import runs
 from runwire.store.store import Store
 from tests.databases import row_held

@@ -16,9 +16,9 @@ import uvicorn
 
 from runwire.app import create_app
 from runwire.config import Settings
+from runwire.domain.ids import new_epoch, new_id
 from runwire.events import EventType, RunEvent
 from runwire.protocol.inbound import UserMessage
-from runwire.store.records import new_epoch, new_id
 from runwire.transport.event_stream import sse_frame
 from runwire.transport.services import Services
 from tests.conftest import test_settings

@@ -20,11 +20,12 @@ from runwire.agents.openai_model import OpenAIChatModel
 from runwire.agents.state import RunState
 from runwire.app import build_agent
 from runwire.config import Settings
+from runwire.domain.ids import new_epoch, new_id
+from runwire.domain.usage import UsageRecord
 from runwire.errors import ModelFailed
 from runwire.events.model import EventDraft, EventType
 from runwire.events.redaction import Redactor
 from runwire.runs.executor import RunInput
-from runwire.store.records import UsageRecord, new_epoch, new_id
 from runwire.store.store import Store
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample

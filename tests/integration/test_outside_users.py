@@ -8,7 +8,7 @@ import asyncio
 
 from sqlalchemy import Table, func, select
 
-from runwire.store.records import new_id
+from runwire.domain.ids import new_id
 from runwire.store.schema import outside_identities, users
 from runwire.store.store import Store
 

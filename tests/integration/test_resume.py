@@ -17,13 +17,14 @@ from sqlalchemy import delete, update
 from runwire.bus.memory import MemoryBus
 from runwire.chat import ChatService
 from runwire.dispatch.memory import MemoryRunQueue
+from runwire.domain.clock import now_ms
+from runwire.domain.ids import new_epoch, new_id
 from runwire.errors import NotFound, ReloadReason, ReloadRequired
 from runwire.events import EventDraft, EventType, RunEvent
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import Emit, RunExecutor, RunInput
 from runwire.runs.retention import DAY_MS, Retention
-from runwire.store.records import new_epoch, new_id, now_ms
 from runwire.store.schema import run_events, runs
 from runwire.store.store import Store
 from tests.integration.test_runs import Harness, hanging_agent, harness_for, streaming_agent

@@ -14,13 +14,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from runwire.bus.memory import MemoryBus
 from runwire.dispatch.base import Job
 from runwire.dispatch.memory import MemoryRunQueue
+from runwire.domain.clock import now_ms
+from runwire.domain.ids import new_epoch, new_id
 from runwire.errors import NotFound, ToolFailed
 from runwire.events import EventDraft, EventType, RunEvent
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import MAX_BACKLOG, EventWriter
 from runwire.runs.executor import CancelOutcome, Emit, RunExecutor, RunInput
 from runwire.store.database import Database
-from runwire.store.records import new_epoch, new_id, now_ms
 from runwire.store.schema import runs
 from runwire.store.store import Store
 from tests.databases import row_held

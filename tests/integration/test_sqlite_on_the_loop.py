@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import Connection, event, insert
 from sqlalchemy.exc import IntegrityError
 
-from runwire.store.records import new_epoch, new_id
+from runwire.domain.ids import new_epoch, new_id
 from runwire.store.schema import threads
 from runwire.store.store import Store
 from tests.timing import unit

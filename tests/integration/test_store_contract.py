@@ -19,18 +19,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from runwire.agents import analytics
+from runwire.domain.clock import now_ms
+from runwire.domain.ids import new_epoch, new_id
+from runwire.domain.usage import RecordsNotRead, UsageRecord
 from runwire.errors import Conflict
 from runwire.events import EventType, RunEvent
 from runwire.events.model import MAX_SEQ
 from runwire.store.accounts import RefreshOutcome
-from runwire.store.records import (
-    Message,
-    RecordsNotRead,
-    UsageRecord,
-    new_epoch,
-    new_id,
-    now_ms,
-)
+from runwire.store.records import Message
 from runwire.store.schema import run_events, threads, usage_batches, usage_summaries, users
 from runwire.store.store import Store
 from runwire.store.summary import UsageSummary

@@ -13,10 +13,11 @@ import pytest
 
 from runwire.app import build_agent
 from runwire.config import Settings
+from runwire.domain.clock import now_ms
+from runwire.domain.usage import UsageRecord
 from runwire.errors import NotFound
 from runwire.events.model import EventDraft, EventType
 from runwire.runs.executor import RunInput
-from runwire.store.records import UsageRecord, now_ms
 from runwire.store.store import Store
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample

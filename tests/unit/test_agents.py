@@ -27,10 +27,11 @@ from runwire.agents.formatting import format_count, format_ms, format_pct, forma
 from runwire.agents.question import detect_focus
 from runwire.agents.tools import prepare
 from runwire.agents.triage import analysable
+from runwire.domain.clock import now_ms
+from runwire.domain.usage import UsageRecord, UsageSet
 from runwire.errors import InputError, RunTimeout, ToolFailed
 from runwire.events.model import EventDraft, EventType
 from runwire.events.redaction import REDACTED, Redactor
-from runwire.store.records import UsageRecord, UsageSet, now_ms
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
 

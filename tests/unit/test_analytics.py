@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runwire.agents import analytics
-from runwire.store.records import UsageRecord
+from runwire.domain.usage import UsageRecord
 from runwire.usage.pricing import PricingTable
 
 pytestmark = pytest.mark.unit
@@ -245,7 +245,7 @@ def test_cheaper_models_biggest_saving_first(pricing: PricingTable) -> None:
 
 
 def test_results_are_kept_per_usage_set_and_never_shared_mutably() -> None:
-    from runwire.store.records import UsageSet
+    from runwire.domain.usage import UsageSet
     from runwire.usage.sample import generate_sample
 
     records = UsageSet(generate_sample(days=3))

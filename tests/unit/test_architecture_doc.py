@@ -16,7 +16,7 @@ What is checked, and how:
   removed class (``Connection._read_loop``) is caught. When several runwire modules define the
   name (``RunState``), the member must exist on one of them.
 - **A name whose first part is lowercase** is a module path when that part is ``runwire`` or one
-  of runwire's own top-level modules or packages (``app.build_bus``, ``runs.state.RunState``,
+  of runwire's own top-level modules or packages (``app.build_bus``, ``domain.run_status.RunState``,
   ``runwire.bus.memory``): each part must import as a module or be an attribute of what came
   before. Any other lowercase root is outside runwire and not checked: another library
   (``asyncio.timeout``), a variable in a sketch (``journal.emit``), a table's column
@@ -165,7 +165,7 @@ def test_the_rules_catch_what_they_are_for() -> None:
     text = (
         "`Connection._read_loop`, `RunExecutor.nothing(x)`, `app.state.services`, `runs.nope`\n"
         "```\nRunJournal.absent ─▶ journal.emit\n```\n"
-        "`RunExecutor._active`, `RunExecutor.start`, `Settings.host`, `runs.state.RunState`,"
+        "`RunExecutor._active`, `RunExecutor.start`, `Settings.host`, `domain.run_status.RunState`,"
         " `asyncio.timeout`, `app.py`, `docs/protocol.md`, `Accepted.duplicate`"
     )
     found = references(text)
@@ -177,7 +177,7 @@ def test_the_rules_catch_what_they_are_for() -> None:
         "RunExecutor._active",
         "RunExecutor.start",
         "Settings.host",
-        "runs.state.RunState",
+        "domain.run_status.RunState",
         "asyncio.timeout",
         "Accepted.duplicate",
         "RunJournal.absent",

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from runwire.config import ConcurrencyPolicy, Environment, Role, load_settings, safe_url
+from runwire.config import Environment, Role, load_settings, safe_url
+from runwire.domain.concurrency import ConcurrencyPolicy
 from runwire.errors import ConfigError
 
 pytestmark = pytest.mark.unit

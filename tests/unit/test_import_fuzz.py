@@ -19,8 +19,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from runwire.domain.clock import now_ms
+from runwire.domain.usage import UsageRecord
 from runwire.errors import InputError
-from runwire.store.records import UsageRecord, now_ms
 from runwire.usage.importer import CSV_REQUIRED_COLUMNS, ImportReport, parse_csv, parse_jsonl
 from runwire.usage.pricing import PricingTable
 from runwire.usage.records import MAX_TOKENS, STATUSES, in_bounds

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from runwire.config import ConcurrencyPolicy
+from runwire.domain.concurrency import ConcurrencyPolicy
 from runwire.errors import PayloadTooLarge, ProtocolError
 from runwire.protocol.inbound import (
     GetQualityMetrics,

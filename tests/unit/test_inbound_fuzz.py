@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from runwire.config import ConcurrencyPolicy
+from runwire.domain.concurrency import ConcurrencyPolicy
 from runwire.errors import RunwireError
 from runwire.events.model import MAX_SEQ
 from runwire.protocol.inbound import (

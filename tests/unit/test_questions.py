@@ -17,9 +17,9 @@ from runwire.agents.formatting import format_ms, format_pct, format_usd
 from runwire.agents.model_loop import analysis_tools
 from runwire.agents.question import Names, Subject, classify, detect_focus
 from runwire.agents.tools import TOOLS, Toolbox
+from runwire.domain.usage import UsageRecord, UsageSet, UsageView
 from runwire.errors import InputError
 from runwire.events.model import EventType
-from runwire.store.records import UsageRecord, UsageSet, UsageView
 from runwire.store.summary import UsageSummary
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from runwire.store.records import UsageRecord
+from runwire.domain.usage import UsageRecord
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
 

@@ -1,8 +1,8 @@
 import pytest
 
+from runwire.domain.run_status import RunState, RunStatus
 from runwire.errors import InvalidTransition
 from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
-from runwire.runs.state import RunState, RunStatus
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,8 @@ import hashlib
 
 import orjson
 
+from runwire.domain.usage import UsageRecord, UsageView
 from runwire.store.record_keys import RecordKeys
-from runwire.store.records import UsageRecord, UsageView
 from runwire.store.summary import UsageSummary
 from runwire.store.usage_cache import UsageCache
 from runwire.store.usage_summaries import EMPTY, Folding, merged, merged_texts

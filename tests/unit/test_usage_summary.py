@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from runwire.agents import analytics
 from runwire.agents.triage import analysable
-from runwire.store.records import RecordsNotRead, UsageRecord, UsageSet, UsageView
+from runwire.domain.usage import RecordsNotRead, UsageRecord, UsageSet, UsageView
 from runwire.store.summary import SLOW_FAILURE_MS, UsageSummary
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample

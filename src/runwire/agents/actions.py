@@ -10,7 +10,7 @@ from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count, format_ms, format_pct, format_usd
 from runwire.agents.state import Action, Focus, RunState
 from runwire.agents.tools import with_records
-from runwire.store.records import UsageRecord
+from runwire.domain.usage import UsageRecord
 from runwire.store.summary import SLOW_FAILURE_MS
 
 __all__ = ["ActionsAgent", "rank_actions"]

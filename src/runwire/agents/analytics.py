@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from runwire.store.records import UsageRecord, iso_from_ms
+from runwire.domain.usage import UsageRecord
+from runwire.events.model import stamp_ms as iso_from_ms
 from runwire.usage.pricing import PricingTable
 
 __all__ = [

@@ -18,10 +18,10 @@ from typing import Any
 
 from runwire.agents.chat_model import ChatModel
 from runwire.agents.llm import LLMProvider
+from runwire.domain.usage import UsageRecord
 from runwire.errors import RunTimeout, RunwireError, ToolFailed
 from runwire.events.model import EventDraft, EventType
 from runwire.events.redaction import Redactor
-from runwire.store.records import UsageRecord
 from runwire.traces import Tracing
 from runwire.usage.pricing import PricingTable
 

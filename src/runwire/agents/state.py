@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from runwire.store.records import UsageRecord
+from runwire.domain.usage import UsageRecord
 
 if TYPE_CHECKING:
     from runwire.agents.question import Question

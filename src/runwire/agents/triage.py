@@ -12,7 +12,8 @@ from runwire.agents.formatting import format_count
 from runwire.agents.question import Question, Subject
 from runwire.agents.state import Focus, RunState
 from runwire.agents.tools import Toolbox, prepare
-from runwire.store.records import UsageRecord, UsageSet, UsageView, now_ms
+from runwire.domain.clock import now_ms
+from runwire.domain.usage import UsageRecord, UsageSet, UsageView
 from runwire.usage.pricing import PricingTable
 from runwire.usage.records import (
     AHEAD_MS,

@@ -37,9 +37,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from runwire.auth.service_tokens import ServiceTokens
 from runwire.auth.throttle import AuthThrottle
+from runwire.domain.clock import now_ms
+from runwire.domain.ids import new_id
 from runwire.errors import InputError, InvalidClient
 from runwire.store.clients import ServiceClients
-from runwire.store.records import ServiceClient, new_id, now_ms
+from runwire.store.records import ServiceClient
 
 __all__ = [
     "ASSERTION_TYPE",

@@ -28,6 +28,7 @@ from runwire.auth.outside_tokens import OutsideTokens
 from runwire.auth.passwords import Passwords
 from runwire.auth.throttle import AuthThrottle
 from runwire.auth.tokens import AccessTokens, digest, opaque_secret
+from runwire.domain.ids import new_id
 from runwire.errors import (
     AuthError,
     InputError,
@@ -38,7 +39,7 @@ from runwire.errors import (
 )
 from runwire.revocations.base import Revocations
 from runwire.store.accounts import Accounts, RefreshOutcome
-from runwire.store.records import User, new_id
+from runwire.store.records import User
 
 __all__ = [
     "OUTSIDE_SESSION_PREFIX",

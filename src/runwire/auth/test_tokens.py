@@ -16,9 +16,10 @@ import secrets
 
 from runwire.auth.service import AuthService, TokenPair
 from runwire.auth.throttle import AuthThrottle
+from runwire.domain.ids import new_id
 from runwire.errors import AuthError, Conflict, InputError
 from runwire.store.accounts import Accounts
-from runwire.store.records import User, new_id
+from runwire.store.records import User
 
 __all__ = ["TEST_USER_DOMAIN", "E2ETokens", "e2e_user_email"]
 

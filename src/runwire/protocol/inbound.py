@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runwire.config import ConcurrencyPolicy
+from runwire.domain.concurrency import ConcurrencyPolicy
 from runwire.errors import PayloadTooLarge, ProtocolError
 from runwire.events.model import MAX_SEQ
 

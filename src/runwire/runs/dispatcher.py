@@ -28,10 +28,11 @@ from collections.abc import AsyncIterator, Callable
 
 from runwire.background import stop
 from runwire.dispatch.base import Job, RunQueue
+from runwire.domain.clock import now_ms
+from runwire.domain.run_status import RunStatus
 from runwire.errors import DependencyUnavailable, NotFound
 from runwire.runs.executor import CancelOutcome, RunExecutor, RunInput
-from runwire.runs.state import RunStatus
-from runwire.store.records import RunRecord, now_ms
+from runwire.store.records import RunRecord
 from runwire.store.store import Store
 
 __all__ = ["Dispatcher"]
@@ -187,7 +188,7 @@ class Dispatcher:
             if record.status_is_final:
                 # Read after asking: the run ended stopped, or as it was going to end anyway.
                 return asked and record.status == RunStatus.CANCELLED.value
-            if record.status == "queued":
+            if record.status == RunStatus.QUEUED:
                 if await self._claim(_job(record), stop_reason=reason, in_order=False):
                     return True
                 # A node is claiming it this moment (it holds the lease): look again soon.
@@ -303,7 +304,7 @@ class Dispatcher:
             return 0
         try:
             record = await self._store.runs.by_id(run_id)
-            if record is None or record.status != "running":
+            if record is None or record.status != RunStatus.RUNNING:
                 return 0
             code, message = _LOST[lost]
             closed = await self._executor.close_lost(record, code, message)

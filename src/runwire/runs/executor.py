@@ -22,14 +22,16 @@ from enum import Enum
 from typing import Protocol
 
 from runwire.bus.base import EventBus
+from runwire.domain.clock import now_ms
+from runwire.domain.ids import new_epoch, new_id
+from runwire.domain.run_status import RunState, RunStatus
 from runwire.errors import LeaseLost, RunwireError
 from runwire.events.model import EventDraft, EventType, RunEvent
 from runwire.logs import log_context
 from runwire.metrics import Metrics
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import ROOT_AGENT, RunJournal
-from runwire.runs.state import RunState, RunStatus
-from runwire.store.records import Message, RunRecord, new_epoch, new_id, now_ms
+from runwire.store.records import Message, RunRecord
 from runwire.store.run_log import RunLog
 from runwire.traces import Tracing
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from runwire.background import stop
-from runwire.store.records import now_ms
+from runwire.domain.clock import now_ms
 from runwire.store.run_log import RunLog
 
 __all__ = ["Retention"]

@@ -6,9 +6,11 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from runwire.domain.clock import now_ms
+from runwire.domain.ids import new_id
 from runwire.errors import Conflict
 from runwire.store.database import Database
-from runwire.store.records import User, new_id, now_ms
+from runwire.store.records import User
 from runwire.store.schema import (
     outside_identities,
     refresh_tokens,

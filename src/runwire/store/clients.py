@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from runwire.domain.clock import now_ms
 from runwire.errors import Conflict
 from runwire.store.database import Database
-from runwire.store.records import ServiceClient, now_ms
+from runwire.store.records import ServiceClient
 from runwire.store.schema import client_assertions, service_clients
 
 __all__ = ["ServiceClients"]

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Insert, Update, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from runwire.domain.clock import now_ms
+from runwire.domain.ids import new_id
+from runwire.domain.run_status import RunStatus
 from runwire.errors import Conflict
 from runwire.store.database import Database
-from runwire.store.records import Message, ThreadRecord, new_id, now_ms
+from runwire.store.records import Message, ThreadRecord
 from runwire.store.run_order import unfinished_statement
 from runwire.store.schema import messages, runs, threads, users
 
@@ -265,7 +268,7 @@ class Conversations:
                 r_thread_id=thread_id,
                 r_user_id=user_id,
                 r_message_id=msg.id,
-                r_status="running" if claimed else "queued",
+                r_status=RunStatus.RUNNING if claimed else RunStatus.QUEUED,
                 r_started_at=claim_at if claimed else None,
                 r_now=now,
                 r_epoch=epoch,

@@ -7,7 +7,7 @@ import hashlib
 
 import orjson
 
-from runwire.store.records import UsageRecord
+from runwire.domain.usage import UsageRecord
 
 __all__ = ["RecordKeys"]
 

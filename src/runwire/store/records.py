@@ -2,53 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, overload
+from typing import Any
 
 import orjson
 
+from runwire.domain.run_status import FINAL_STATUSES
 from runwire.events.model import stamp_ms
 
-__all__ = [
-    "FINAL_STATUSES",
-    "Message",
-    "RecordsNotRead",
-    "RunRecord",
-    "ServiceClient",
-    "ThreadRecord",
-    "UsageRecord",
-    "UsageSet",
-    "UsageView",
-    "User",
-    "iso_from_ms",
-    "new_epoch",
-    "new_id",
-    "now_ms",
-]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+__all__ = ["Message", "RunRecord", "ServiceClient", "ThreadRecord", "User", "iso_from_ms"]
 
 
 def iso_from_ms(ms: int) -> str:
     """Epoch milliseconds → RFC 3339 UTC string with milliseconds."""
     return stamp_ms(ms)
-
-
-def new_id(prefix: str) -> str:
-    """An opaque, unguessable id with a readable prefix (``thr_``, ``run_``, ``msg_``, ``usr_``)."""
-    return f"{prefix}_{uuid.uuid4().hex}"
-
-
-def new_epoch() -> str:
-    """A run's epoch: short, random and opaque (8 hex digits; never contains ``:``)."""
-    return secrets.token_hex(4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +99,6 @@ class ServiceClient:
         return "private_key_jwt" if self.public_key is not None else "client_secret"
 
 
-FINAL_STATUSES = ("completed", "failed", "cancelled")
-"""Run statuses after which nothing more happens to the run."""
-
-
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     id: str
@@ -164,7 +127,7 @@ class RunRecord:
 
     @property
     def status_is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status in FINAL_STATUSES  # a str of the store, equal to its member
 
     def public(self) -> dict[str, Any]:
         return {
@@ -206,130 +169,3 @@ class RunRecord:
             "total_tokens": prompt + completion,
             "cost_usd": self.model_cost_usd,
         }
-
-
-class UsageRecord(NamedTuple):
-    """One LLM call of the user's workload, as imported (see PROTOCOL.md, usage records).
-
-    A named tuple rather than a frozen dataclass: a user's first question builds all of their
-    records from stored rows, and a tuple is made from a row in a fifth of the time (4,000
-    records: 1.5 ms rather than 7-11 ms, every frozen field set through ``object.__setattr__``),
-    at the same size and with the same attribute reads.
-    """
-
-    timestamp: int  # epoch milliseconds
-    provider: str
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    latency_ms: float
-    cost_usd: float
-    status: str = "ok"
-    prompt_hash: str | None = None
-    feature: str | None = None
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-class UsageSet(tuple[UsageRecord, ...]):
-    """A user's records as read at one version of their data, with a memo for derived results.
-
-    The store hands out the same ``UsageSet`` for as long as the data is unchanged, so what is
-    computed from it once (an aggregate, a percentile table) can be kept in ``memo`` and reused
-    by the next run; new data means a new set and an empty memo.
-    """
-
-    memo: dict[Any, Any]
-
-    def __new__(cls, records: Iterable[UsageRecord] = ()) -> UsageSet:
-        made = super().__new__(cls, records)
-        made.memo = {}
-        return made
-
-
-class RecordsNotRead(Exception):
-    """Raised by a :class:`UsageView` whose records are not read yet when something reads them:
-    whoever can wait reads them (:meth:`UsageView.read`) and asks again."""
-
-
-class UsageView(Sequence[UsageRecord]):
-    """A user's usage data at one version, its records read only when something needs them.
-
-    Its length and ``memo`` are there at once: the store fills the memo from the summary it
-    keeps (``memo["usage_digest"]``), which answers most questions without a record. Reading a
-    record (an index, an iteration) before :meth:`read` raises :class:`RecordsNotRead`; an
-    async caller then awaits :meth:`read` (off the event loop, once per view whoever asks) and
-    tries again, and the analyses' memoized results stay in the one memo.
-    """
-
-    __slots__ = ("_count", "_read", "_reading", "_records", "memo")
-
-    def __init__(
-        self,
-        count: int,
-        read: Callable[[], Awaitable[tuple[UsageRecord, ...]]] | None = None,
-        records: tuple[UsageRecord, ...] | None = None,
-    ) -> None:
-        if (read is None) == (records is None):
-            raise ValueError("a view has either its records or a way to read them")
-        self._count = count if records is None else len(records)
-        self._read = read
-        self._records = records
-        self._reading: asyncio.Future[tuple[UsageRecord, ...]] | None = None
-        self.memo: dict[Any, Any] = {}
-
-    @classmethod
-    def of(cls, records: Iterable[UsageRecord]) -> UsageView:
-        """A view of records already read."""
-        return cls(0, records=tuple(records))
-
-    @property
-    def is_read(self) -> bool:
-        """Whether the records are read (reading one raises nothing)."""
-        return self._records is not None
-
-    async def read(self) -> UsageView:
-        """Read the records if they are not yet (one read, whoever asks meanwhile); the view."""
-        if self._records is not None:
-            return self
-        reading = self._reading
-        if reading is None:
-            assert self._read is not None
-            reading = self._reading = asyncio.ensure_future(self._read())
-        try:
-            records = await asyncio.shield(reading)
-        except BaseException:
-            # Failed (not merely this caller cancelled): the next caller tries afresh.
-            if reading.done() and self._reading is reading:
-                self._reading = None
-            raise
-        if len(records) != self._count:
-            raise ValueError("the records read are not the ones the view counted")
-        self._records = records
-        return self
-
-    def _rows(self) -> tuple[UsageRecord, ...]:
-        if self._records is None:
-            raise RecordsNotRead
-        return self._records
-
-    def __len__(self) -> int:
-        return self._count
-
-    @overload
-    def __getitem__(self, index: int) -> UsageRecord: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[UsageRecord, ...]: ...
-    def __getitem__(self, index: int | slice) -> UsageRecord | tuple[UsageRecord, ...]:
-        return self._rows()[index]
-
-    def __iter__(self) -> Iterator[UsageRecord]:
-        return iter(self._rows())
-
-    def __bool__(self) -> bool:
-        return self._count > 0
-
-    def __repr__(self) -> str:
-        return f"UsageView({self._count} records, {'read' if self.is_read else 'not read'})"

@@ -26,6 +26,8 @@ from sqlalchemy import (
     update,
 )
 
+from runwire.domain.clock import now_ms
+from runwire.domain.run_status import FINAL_STATUSES, UNFINISHED_STATUSES, RunStatus
 from runwire.events.model import RunEvent
 from runwire.store.conversations import (
     insert_message_statement,
@@ -33,13 +35,12 @@ from runwire.store.conversations import (
     touch_thread_statement,
 )
 from runwire.store.database import Database
-from runwire.store.records import FINAL_STATUSES, Message, RunRecord, now_ms
+from runwire.store.records import Message, RunRecord
 from runwire.store.run_order import ahead_of, arrival, claim_statement, next_statement
 from runwire.store.schema import run_events, runs
 
 __all__ = ["RunLog"]
 
-_UNFINISHED = ("queued", "running")
 _BLOCK_EVENTS = 256  # events in one stored row, at most (a row stays under ~100 KB)
 
 
@@ -246,7 +247,9 @@ class RunLog:
         """Every run some node has claimed and not ended."""
         async with self._db.connect() as conn:
             return list(
-                (await conn.execute(select(runs.c.id).where(runs.c.status == "running"))).scalars()
+                (
+                    await conn.execute(select(runs.c.id).where(runs.c.status == RunStatus.RUNNING))
+                ).scalars()
             )
 
     async def ready(
@@ -255,7 +258,9 @@ class RunLog:
         """Queued runs that may start now (no earlier run of their thread is unfinished),
         accepted before ``created_before``, oldest first; of one thread if ``thread_id``."""
         query = select(runs).where(
-            runs.c.status == "queued", runs.c.created_at < created_before, ~exists(ahead_of(runs))
+            runs.c.status == RunStatus.QUEUED,
+            runs.c.created_at < created_before,
+            ~exists(ahead_of(runs)),
         )
         if thread_id is not None:
             query = query.where(runs.c.thread_id == thread_id)
@@ -270,7 +275,9 @@ class RunLog:
                 (
                     await conn.execute(
                         select(runs.c.id)
-                        .where(runs.c.thread_id == thread_id, runs.c.status.in_(_UNFINISHED))
+                        .where(
+                            runs.c.thread_id == thread_id, runs.c.status.in_(UNFINISHED_STATUSES)
+                        )
                         .order_by(arrival(runs))
                     )
                 ).scalars()
@@ -284,7 +291,7 @@ class RunLog:
                     await conn.execute(
                         select(func.count())
                         .select_from(runs)
-                        .where(runs.c.user_id == user_id, runs.c.status.in_(_UNFINISHED))
+                        .where(runs.c.user_id == user_id, runs.c.status.in_(UNFINISHED_STATUSES))
                     )
                 ).scalar_one()
             )
@@ -308,7 +315,7 @@ class RunLog:
 
     async def unfinished(self) -> list[RunRecord]:
         async with self._db.connect() as conn:
-            rows = await conn.execute(select(runs).where(runs.c.status.in_(("queued", "running"))))
+            rows = await conn.execute(select(runs).where(runs.c.status.in_(UNFINISHED_STATUSES)))
             return [RunRecord(**r._mapping) for r in rows]
 
     async def append_events(self, events: Sequence[RunEvent]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import ScalarSelect, Select, Update, and_, bindparam, exists, or_, select, update
 from sqlalchemy.sql.selectable import NamedFromClause
 
+from runwire.domain.run_status import RunStatus
 from runwire.store.schema import messages, runs
 
 __all__ = ["ahead_of", "arrival", "claim_statement", "next_statement", "unfinished_statement"]
@@ -34,8 +35,8 @@ def ahead_of(run: NamedFromClause) -> Select[tuple[str]]:
         other.c.thread_id == run.c.thread_id,
         other.c.id != run.c.id,
         or_(
-            other.c.status == "running",
-            and_(other.c.status == "queued", arrival(other) < arrival(run)),
+            other.c.status == RunStatus.RUNNING,
+            and_(other.c.status == RunStatus.QUEUED, arrival(other) < arrival(run)),
         ),
     )
 
@@ -46,13 +47,13 @@ def claim_statement(*, in_order: bool = True) -> Update:
     compare-and-set: of any number of nodes claiming at once one wins. (Accepting a message
     decides the same without this statement: it stores the run already running when, with the
     thread's row locked, none of the thread's runs is unfinished.)"""
-    conditions = [runs.c.id == bindparam("run_id"), runs.c.status == "queued"]
+    conditions = [runs.c.id == bindparam("run_id"), runs.c.status == RunStatus.QUEUED]
     if in_order:
         conditions.append(~exists(ahead_of(runs)))
     return (
         update(runs)
         .where(*conditions)
-        .values(status="running", started_at=bindparam("now"))
+        .values(status=RunStatus.RUNNING, started_at=bindparam("now"))
         .returning(*runs.c)
     )
 
@@ -64,7 +65,7 @@ def unfinished_statement() -> Select[tuple[str, str]]:
         select(runs.c.id, runs.c.thread_id)
         .where(
             runs.c.user_id == bindparam("user_id"),
-            or_(runs.c.status == "queued", runs.c.status == "running"),
+            or_(runs.c.status == RunStatus.QUEUED, runs.c.status == RunStatus.RUNNING),
         )
         .order_by(arrival(runs))
     )
@@ -76,7 +77,7 @@ def next_statement() -> Select[tuple[str]]:
         select(runs.c.id)
         .where(
             runs.c.thread_id == bindparam("thread_id"),
-            runs.c.status == "queued",
+            runs.c.status == RunStatus.QUEUED,
             ~exists(ahead_of(runs)),
         )
         .order_by(arrival(runs))

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from runwire.store.records import UsageRecord
+from runwire.domain.usage import UsageRecord
 
 __all__ = ["FORMAT", "SLOW_FAILURE_MS", "TOP_PROMPTS", "ExactSum", "UsageSummary"]
 

@@ -31,10 +31,13 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from runwire.domain.clock import now_ms
+from runwire.domain.ids import new_id
+from runwire.domain.usage import UsageRecord, UsageView
 from runwire.errors import Conflict, NotFound
 from runwire.store.database import Database
 from runwire.store.record_keys import RecordKeys
-from runwire.store.records import UsageRecord, UsageView, iso_from_ms, new_id, now_ms
+from runwire.store.records import iso_from_ms
 from runwire.store.schema import usage_batches, usage_records
 from runwire.store.usage_cache import UsageCache
 from runwire.store.usage_summaries import Folding, UsageSummaries

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from runwire.store.records import UsageView
+from runwire.domain.usage import UsageView
 
 __all__ = ["UsageCache"]
 

@@ -20,8 +20,8 @@ from runwire.auth.client_credentials import ASSERTION_TYPE, GRANT_TYPE, TokenReq
 from runwire.auth.client_credentials import basic_credentials as read_basic
 from runwire.auth.service import CLOCK_MARGIN_S
 from runwire.auth.service_tokens import Scope, ServiceClaims
+from runwire.domain.clock import now_ms
 from runwire.errors import DependencyUnavailable, InputError, InvalidClient, RateLimited
-from runwire.store.records import now_ms
 from runwire.transport.client_address import client_address
 from runwire.transport.errors import error_responses
 from runwire.transport.principal import service_caller

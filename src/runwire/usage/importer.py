@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Literal
 
+from runwire.domain.usage import UsageRecord
 from runwire.errors import InputError, UnsupportedMediaType
-from runwire.store.records import UsageRecord
 from runwire.usage.pricing import PricingTable
 from runwire.usage.records import parse_record
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import String
 
+from runwire.domain.clock import now_ms as clock_ms
+from runwire.domain.usage import UsageRecord
 from runwire.errors import InputError
-from runwire.store.records import UsageRecord
-from runwire.store.records import now_ms as clock_ms
 from runwire.store.schema import usage_records
 from runwire.usage.pricing import PricingTable
 

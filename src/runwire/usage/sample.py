@@ -22,8 +22,8 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from runwire.store.records import UsageRecord
-from runwire.store.records import now_ms as clock_ms
+from runwire.domain.clock import now_ms as clock_ms
+from runwire.domain.usage import UsageRecord
 from runwire.usage.pricing import PricingTable
 
 __all__ = ["generate_sample"]
