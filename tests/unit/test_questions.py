@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from runwire.agents import Focus, RunState, analytics
 from runwire.agents.data import question_tool
 from runwire.agents.formatting import format_ms, format_pct, format_usd
-from runwire.agents.model_loop import analysis_tools
+from runwire.agents.model_tools import analysis_tools
 from runwire.agents.names import Names, Subject
 from runwire.agents.question import classify, detect_focus
 from runwire.agents.tools import TOOLS, Toolbox
