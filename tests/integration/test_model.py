@@ -15,7 +15,8 @@ import pytest
 
 from runwire.agents import SUPERVISOR, AgentContext, OfflineProvider, Supervisor, analytics
 from runwire.agents.chat_model import RetryPolicy, TextPiece, TokenUsage, ToolCall
-from runwire.agents.model_loop import ModelLoop, analysis_tools
+from runwire.agents.model_loop import ModelLoop
+from runwire.agents.model_tools import analysis_tools
 from runwire.agents.openai_model import OpenAIChatModel
 from runwire.agents.state import RunState
 from runwire.app import build_agent

@@ -11,7 +11,8 @@ import email.utils
 import pytest
 
 from runwire.agents.chat_model import RetryPolicy, TokenUsage, retry_after_s
-from runwire.agents.model_loop import ModelUsage, check_arguments
+from runwire.agents.model_tools import check_arguments
+from runwire.agents.model_usage import ModelUsage
 from runwire.usage.pricing import PricingTable
 
 pytestmark = pytest.mark.unit

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from runwire.agents.figures import figures
 from runwire.agents.model_loop import INSTRUCTIONS, SYSTEM_PROMPT
-from runwire.agents.quality import Reason, assess, figures
+from runwire.agents.quality import Reason, assess
 
 pytestmark = pytest.mark.unit
 

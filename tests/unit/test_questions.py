@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from runwire.agents import Focus, RunState, analytics
 from runwire.agents.data import question_tool
 from runwire.agents.formatting import format_ms, format_pct, format_usd
-from runwire.agents.model_loop import analysis_tools
-from runwire.agents.question import Names, Subject, classify, detect_focus
+from runwire.agents.model_tools import analysis_tools
+from runwire.agents.names import Names, Subject
+from runwire.agents.question import classify, detect_focus
 from runwire.agents.tools import TOOLS, Toolbox
 from runwire.domain.usage import UsageRecord, UsageSet, UsageView
 from runwire.errors import InputError

@@ -3,7 +3,8 @@
 from runwire.agents.chat_model import ChatModel
 from runwire.agents.context import SUPERVISOR, AgentContext
 from runwire.agents.llm import LLMProvider, LLMRequest, OfflineProvider
-from runwire.agents.model_loop import ModelLoop, Tool
+from runwire.agents.model_loop import ModelLoop
+from runwire.agents.model_tools import Tool
 from runwire.agents.state import Action, Focus, RunState
 from runwire.agents.supervisor import SubAgent, Supervisor
 

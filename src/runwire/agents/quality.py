@@ -19,34 +19,25 @@ The checker is pure: the same text against the same results always gets the same
 
 from __future__ import annotations
 
-import bisect
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Figure", "Problem", "Reason", "Verdict", "assess", "figures"]
+from runwire.agents.evidence import Numbers, candidates, derived
+from runwire.agents.figures import Figure, figures
+
+__all__ = ["Problem", "Reason", "Verdict", "assess"]
 
 # The tools whose results are the answer itself (its headline), not a measurement of the data.
 _NOT_SOURCES = frozenset({"compose_answer"})
 
-# Whole numbers this small are prose ("the 3 models", "top 5"), not measurements.
-_PROSE_MAX = 12
 # Numbers every answer may use: a month of 30 days (monthly figures), and 100 (percent).
 _CONSTANTS = (30.0, 100.0)
 # The figures shown in a rejection's message, at most.
 _SHOWN = 5
 
-_DATE = re.compile(r"(?<![\w.])(\d{4})-(\d{2})-(\d{2})(?!\d)")
-# A figure: not inside a name ("gpt-4o", "claude-3-5-sonnet", "p95", "llama3.1:8b").
-_NUMBER = re.compile(
-    r"(?<![\w.$])(?<![A-Za-z0-9]-)(?P<less><\s?)?(?P<usd>\$)?"
-    r"(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
-    r"(?:\s?(?P<unit>%|ms\b|s\b|k\b|K\b|M\b))?(?![\w.]\w|[\w%])"
-)
-_LIST_MARKER = re.compile(r"^(\s*)\d+[.)]\s", re.MULTILINE)
 _ACTION_WORDS = re.compile(
     r"\b(switch|move|moving|route|routing|cache|caching|retry|retries|batch|trim|shorten|cap|"
     r"limit|reduce|cut|replace|use|try|add|import|load|set|enable|compare|ask|investigate|"
@@ -100,27 +91,6 @@ class Problem:
 
 
 @dataclass(frozen=True, slots=True)
-class Figure:
-    """A figure as a text shows it: its ``value`` (scaled by ``k``/``M``/``s``), the ``unit``
-    (``$``, ``%``, ``ms``, ``date`` or empty) and the half-width of its shown precision."""
-
-    text: str
-    value: float
-    unit: str
-    tolerance: float
-
-    @property
-    def prose(self) -> bool:
-        """A small whole number without a unit: prose, not a measurement."""
-        return (
-            not self.unit
-            and self.tolerance == 0.5
-            and self.value <= _PROSE_MAX
-            and "," not in self.text
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class Verdict:
     """What the gate found: ``score`` from 0 to 1, ``passed`` when no problem was found.
 
@@ -156,139 +126,6 @@ class Verdict:
         }
 
 
-def figures(text: str) -> list[Figure]:
-    """The figures of ``text`` in order: dates first, then numbers, each as it is shown."""
-    found: list[Figure] = []
-    for match in _DATE.finditer(text):
-        year, month, day = (int(g) for g in match.groups())
-        found.append(Figure(match.group(0), year * 10_000 + month * 100 + day, "date", 0.0))
-    rest = _DATE.sub(" ", _LIST_MARKER.sub(r"\1", text))
-    for match in _NUMBER.finditer(rest):
-        digits = match.group("int").replace(",", "")
-        frac = match.group("frac") or ""
-        value = float(digits + frac)
-        tolerance = 0.5 * 10 ** -(len(frac) - 1) if frac else 0.5
-        unit = match.group("unit") or ""
-        scale = {"k": 1e3, "K": 1e3, "M": 1e6, "s": 1e3}.get(unit, 1.0)
-        if match.group("less"):
-            # "<$0.0001": anything from 0 up to the bound.
-            value, tolerance = value / 2, value / 2
-        if match.group("usd"):
-            unit = "$" if unit in ("", "k", "K", "M") else unit
-        elif unit in ("k", "K", "M"):
-            unit = ""
-        elif unit == "s":
-            unit = "ms"
-        found.append(Figure(match.group(0).strip(), value * scale, unit, tolerance * scale))
-    return found
-
-
-class _Numbers:
-    """The numbers a run's tools produced, sorted, to find one near a value fast."""
-
-    def __init__(self, results: Iterable[Any]) -> None:
-        values: set[float] = set()
-        dates: set[float] = set()
-        for result in results:
-            _collect(result, values, dates)
-        self.sorted = sorted(values)
-        self.dates = dates
-
-    def near(self, value: float, tolerance: float) -> float | None:
-        """A number within ``tolerance`` of ``value`` (the closest found), or None."""
-        slack = tolerance * (1 + 1e-9) + 1e-12
-        i = bisect.bisect_left(self.sorted, value - slack)
-        if i < len(self.sorted) and self.sorted[i] <= value + slack:
-            return self.sorted[i]
-        return None
-
-
-def _collect(value: Any, values: set[float], dates: set[float]) -> None:
-    # Iterative, with exact-type fast paths: a run's results hold thousands of values, and this
-    # runs once per answer (docs/decisions.md, "Cost").
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is float or kind is int:
-            if math.isfinite(item):
-                values.add(abs(float(item)))
-        elif kind is str:
-            _collect_text(item, values, dates)
-        elif kind is dict or isinstance(item, Mapping):
-            stack.extend(item.values())
-        elif kind is list or kind is tuple:
-            stack.extend(item)
-            # A column's total ("save up to $40.60 a month" is the sum of the actions' savings).
-            rows = [row for row in item if isinstance(row, Mapping)]
-            if rows:
-                totals: dict[str, float] = {}
-                for row in rows:
-                    for key, cell in row.items():
-                        if _is_number(cell):
-                            totals[key] = totals.get(key, 0.0) + float(cell)
-                values.update(abs(total) for total in totals.values())
-
-
-def _collect_text(text: str, values: set[float], dates: set[float]) -> None:
-    if " " not in text and any(c.isalpha() for c in text):
-        # A name, an id, a fingerprint or a timestamp: no figure but a leading date.
-        match = _DATE.match(text)
-        if match is None:
-            return
-        text = match.group(0)
-    elif not any(c.isdigit() for c in text):
-        return
-    for figure in figures(text):
-        if figure.unit == "date":
-            dates.add(figure.value)
-            # "April 1, 2025": the parts of a date are figures the text may show.
-            year, rest = divmod(int(figure.value), 10_000)
-            values.update((float(year), float(rest // 100), float(rest % 100)))
-        else:
-            values.add(figure.value)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _within(ordered: list[float], low: float, high: float) -> bool:
-    i = bisect.bisect_left(ordered, low)
-    return i < len(ordered) and ordered[i] <= high
-
-
-def _candidates(figure: Figure) -> list[tuple[float, float]]:
-    """The values (and tolerances) a tool's number may have for ``figure`` to show it."""
-    out = [(figure.value, figure.tolerance)]
-    if figure.unit == "%":
-        out.append((figure.value / 100, figure.tolerance / 100))  # a rate kept as a fraction
-    return out
-
-
-def _derived(figure: Figure, anchors: list[float]) -> bool:
-    """Whether ``figure`` is a sum, difference or ratio of two anchors (figures the text
-    states that the tools computed, sorted), within the figure's shown precision."""
-    x, slack = figure.value, figure.tolerance * (1 + 1e-9) + 1e-12
-    for a in anchors:
-        if (
-            _within(anchors, x - a - slack, x - a + slack)  # a + b
-            or _within(anchors, a - x - slack, a - x + slack)  # a - b
-            or _within(anchors, a + x - slack, a + x + slack)  # b - a
-        ):
-            return True
-    targets = _candidates(figure)
-    if figure.unit == "%":
-        # A percent change: new/old = 1 ± x/100.
-        targets += [(1 + x / 100, figure.tolerance / 100), (1 - x / 100, figure.tolerance / 100)]
-    for target, tolerance in targets:
-        tol = tolerance * (1 + 1e-9)
-        for b in anchors:
-            if b and _within(anchors, b * (target - tol), b * (target + tol)):  # a / b
-                return True
-    return False
-
-
 def assess(
     text: str,
     results: Iterable[tuple[str, Any]],
@@ -304,7 +141,7 @@ def assess(
     ``instructions``: what the text's writer was told to do (a model's system prompt, without the
     data it carries), which the text must not restate."""
     sources = [result for name, result in results if name not in _NOT_SOURCES]
-    numbers = _Numbers([*sources, question, *references])
+    numbers = Numbers([*sources, question, *references])
     allowed = set(_CONSTANTS)
     if reading:
         allowed.update(float(reading.get(k, 0) or 0) for k in ("percentile", "window_days"))
@@ -318,7 +155,7 @@ def assess(
                 pending.append(figure)
             continue
         hit = None
-        for value, tolerance in _candidates(figure):
+        for value, tolerance in candidates(figure):
             hit = numbers.near(value, tolerance)
             if hit is not None:
                 break
@@ -327,7 +164,7 @@ def assess(
         elif not any(abs(figure.value - c) <= figure.tolerance for c in allowed):
             pending.append(figure)
     anchors = sorted(set(anchors))
-    unsupported = [f.text for f in pending if f.unit == "date" or not _derived(f, anchors)]
+    unsupported = [f.text for f in pending if f.unit == "date" or not derived(f, anchors)]
 
     problems: list[Problem] = []
     if unsupported:

@@ -17,7 +17,8 @@ from runwire.agents.context import SUPERVISOR, AgentContext
 from runwire.agents.data import DataAgent
 from runwire.agents.data_helper import DataHelper
 from runwire.agents.formatting import format_count
-from runwire.agents.model_loop import ModelLoop, analysis_tools
+from runwire.agents.model_loop import ModelLoop
+from runwire.agents.model_tools import analysis_tools
 from runwire.agents.optimization import OptimizationAgent
 from runwire.agents.quality import Verdict, assess
 from runwire.agents.reporting import ReportingAgent

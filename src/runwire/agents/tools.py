@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runwire.agents import analytics
 from runwire.agents.data_helper import import_guide
-from runwire.agents.question import Names, classify
+from runwire.agents.names import Names
+from runwire.agents.question import classify
 from runwire.domain.usage import RecordsNotRead, UsageRecord, UsageView
 from runwire.errors import InputError
 from runwire.store.summary import SLOW_FAILURE_MS

@@ -9,7 +9,8 @@ from typing import Any
 from runwire.agents import analytics
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count
-from runwire.agents.question import Question, Subject
+from runwire.agents.names import Subject
+from runwire.agents.question import Question
 from runwire.agents.state import Focus, RunState
 from runwire.agents.tools import Toolbox, prepare
 from runwire.domain.clock import now_ms
