@@ -16,9 +16,9 @@ from runwire.dispatch.base import Job
 from runwire.dispatch.memory import MemoryRunQueue
 from runwire.errors import NotFound, ToolFailed
 from runwire.events import EventDraft, EventType, RunEvent
-from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import MAX_BACKLOG, EventWriter
-from runwire.runs.executor import CancelOutcome, Emit, RunExecutor, RunInput
+from runwire.runs.executor import CancelOutcome, Emit, RunInput
+from runwire.runs.node import Runs
 from runwire.store.database import Database
 from runwire.store.records import new_epoch, new_id, now_ms
 from runwire.store.schema import runs
@@ -31,18 +31,9 @@ Agent = Callable[[RunInput, Emit], Awaitable[str]]
 
 
 class Harness:
-    def __init__(
-        self,
-        store: Store,
-        bus: MemoryBus,
-        executor: RunExecutor,
-        dispatcher: Dispatcher,
-        user_id: str,
-        thread_id: str,
-        writer: EventWriter,
-    ):
-        self.store, self.bus, self.executor, self.dispatcher = store, bus, executor, dispatcher
-        self.writer = writer
+    def __init__(self, store: Store, bus: MemoryBus, runs: Runs, user_id: str, thread_id: str):
+        self.store, self.bus, self.runs = store, bus, runs
+        self.executor, self.dispatcher, self.writer = runs.executor, runs.dispatcher, runs.writer
         self.user_id, self.thread_id = user_id, thread_id
         self.seen: list[RunEvent] = []
 
@@ -73,29 +64,35 @@ def harness_for(  # type: ignore[no-untyped-def]
         # The thread's opening message has a run of its own: ended, so it holds nothing back.
         await store.runs.claim(opening, now=0)
         await store.runs.finish(opening, "completed", last_seq=0, started_at=0)
-        sink = EventWriter(store.runs.append_events, max_backlog=max_backlog)
-        async with sink.running() as writer:
-            executor = RunExecutor(
-                runs=store.runs,
-                bus=bus,
-                writer=writer,
-                agent=agent,
-                run_timeout_s=run_timeout_s,
-            )
-            async with executor.running():
-                dispatcher = Dispatcher(
-                    store=store,
-                    queue=MemoryRunQueue(),
-                    executor=executor,
-                    capacity=10,
-                    sweep_interval_s=unit(5),
-                )
-                async with dispatcher.running():
-                    harness = Harness(store, bus, executor, dispatcher, user.id, thread.id, writer)
-                    await bus.subscribe(user.id, harness.seen.append)
-                    yield harness
+        async with running_runs(
+            store, bus, agent, run_timeout_s=run_timeout_s, max_backlog=max_backlog
+        ) as runs:
+            harness = Harness(store, bus, runs, user.id, thread.id)
+            await bus.subscribe(user.id, harness.seen.append)
+            yield harness
 
     return make
+
+
+def running_runs(
+    store: Store,
+    bus: MemoryBus,
+    agent: Agent,
+    *,
+    run_timeout_s: float = 5.0,
+    max_backlog: int = MAX_BACKLOG,
+) -> contextlib.AbstractAsyncContextManager[Runs]:
+    """One node's runs, as the app builds them, on the in-process run queue."""
+    return Runs.running(
+        store=store,
+        bus=bus,
+        queue=MemoryRunQueue(),
+        agent=agent,
+        run_timeout_s=run_timeout_s,
+        capacity=10,
+        sweep_interval_s=unit(5),
+        max_backlog=max_backlog,
+    )
 
 
 async def streaming_agent(run: RunInput, emit: Emit) -> str:
