@@ -6,7 +6,7 @@ run is held by its node's *lease* in the run queue, renewed by a heartbeat. Arou
 
 - **admit**: before a message is stored, a place on this node and its run's lease, so the run
   can be stored already claimed and started at once (``runwire.runs.node.Runs.accept`` walks
-  admission through; nothing else calls it).
+  a message's run through admission, start and offer).
 - **offer**: a run the node accepted is claimed here when the node has room; otherwise it goes to
   the run queue, where any node with room takes it. When a run ends, its thread's next queued run
   is offered the same way.
