@@ -1,9 +1,10 @@
 """The app factory: the one place where runwire's parts are built and wired together.
 
-``create_app(settings)`` builds nothing that does work: the database, the event bus, the event
-writer, the run executor and the retention task start in the lifespan, as nested async contexts,
-and stop in reverse order (retention first; then runs, so their closing events are written; then
-the writer; then the bus, once it has sent what it holds; then the database).
+``create_app(settings)`` builds nothing that does work: the database, the event bus, the run
+queue, this node's runs (``Runs.running``: the event writer, the run executor and the dispatcher)
+and the retention task start in the lifespan, as nested async contexts, and stop in reverse order
+(retention first; then the runs, so their closing events are written, and the writer that stores
+them; then the run queue; then the bus, once it has sent what it holds; then the database).
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ from runwire.ratelimit import Clock, Rate
 from runwire.readiness import BusProbe, LLMProbe, Probe, Readiness
 from runwire.revocations.base import Revocations
 from runwire.revocations.memory import MemoryRevocations
-from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, Emit, RunExecutor, RunInput
+from runwire.runs.node import Runs
 from runwire.runs.retention import Retention
 from runwire.store.store import Store
 from runwire.traces import Tracing, otlp_processor
@@ -480,35 +481,26 @@ def create_app(
             keys = await stack.enter_async_context(build_keys(settings, ring))
             # Entered before the writer and the executor, so it outlives the runs' last events.
             bus = await stack.enter_async_context(build_bus(settings))
-            writer = await stack.enter_async_context(
-                EventWriter(
-                    store.runs.append_events if settings.keep_events else _discard,
-                    max_backlog=settings.store_max_backlog,
-                ).running()
-            )
             queue = await stack.enter_async_context(build_run_queue(settings))
             model = await stack.enter_async_context(build_chat_model(settings))
-            executor = await stack.enter_async_context(
-                RunExecutor(
-                    runs=store.runs,
+            # This node's event writer, executor and dispatcher, after the model (its connection
+            # pool outlives the runs) and the queue (runs hold leases until they end).
+            runs = await stack.enter_async_context(
+                Runs.running(
+                    store=store,
                     bus=bus,
-                    writer=writer,
+                    queue=queue,
                     agent=build_agent(settings, store, pricing, tracing, model),
                     run_timeout_s=settings.run_timeout_s,
-                    metrics=metrics,
-                    tracing=tracing,
-                ).running(grace_s=settings.shutdown_grace_s)
-            )
-            # Inside the executor's context: it stops taking runs before the executor drains.
-            dispatcher = await stack.enter_async_context(
-                Dispatcher(
-                    store=store,
-                    queue=queue,
-                    executor=executor,
                     # The auth role serves no chat: it takes no runs from a shared queue.
                     capacity=0 if settings.role is Role.AUTH else settings.node_run_capacity,
                     sweep_interval_s=settings.run_lease_s / 2,
-                ).running()
+                    grace_s=settings.shutdown_grace_s,
+                    sink=store.runs.append_events if settings.keep_events else _discard,
+                    max_backlog=settings.store_max_backlog,
+                    metrics=metrics,
+                    tracing=tracing,
+                )
             )
             await stack.enter_async_context(
                 Retention(
@@ -555,18 +547,16 @@ def create_app(
                 ),
                 chat=ChatService(
                     store,
-                    executor,
-                    dispatcher,
+                    runs,
                     bus,
                     default_policy=settings.concurrency_policy,
                     max_active_runs_per_user=settings.max_active_runs_per_user,
-                    tracing=tracing,
                     pricing=pricing,
                 ),
                 bus=bus,
                 connections=connections,
                 revocations=revocations,
-                executor=executor,
+                executor=runs.executor,
                 clock=clock or time.monotonic,
                 workload=Workload(
                     store.usage,
@@ -586,7 +576,7 @@ def create_app(
                 metrics=metrics,
                 tracing=tracing,
             )
-            read_gauges(metrics, bus, executor, writer)
+            read_gauges(metrics, bus, runs.executor, runs.writer)
             await stack.enter_async_context(build_metrics_listener(settings, metrics))
             app.state.services = services
             # The lifespan state reaches the server's own /ws protocol (see ws_protocol.py).

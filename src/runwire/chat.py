@@ -1,5 +1,9 @@
 """The chat service: accepts messages, starts their runs, and serves threads, runs and events.
 
+It decides who may send what (the thread is the caller's; the concurrency policy and the
+per-user cap, checked in the accepting transaction) and hands the rest to this node's runs
+(``runwire.runs.node.Runs``), which store the message with its run and see that the run happens.
+
 Every read takes the caller's user id and answers "not found" for anything that is not theirs,
 so another user's thread or run is indistinguishable from one that does not exist. A run's events
 are served whole after a client's position, or refused (``reload_required``): see
@@ -9,31 +13,23 @@ are served whole after a client's position, or refused (``reload_required``): se
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from runwire.agents.model_loop import INSTRUCTIONS
 from runwire.agents.quality import assess
 from runwire.bus.base import EventBus
-from runwire.dispatch.base import Job
-from runwire.domain.clock import now_ms
 from runwire.domain.concurrency import ConcurrencyPolicy
-from runwire.domain.ids import new_epoch, new_id
 from runwire.errors import Conflict, DependencyUnavailable, NotFound, ReloadRequired
 from runwire.events.model import EventType, RunEvent
 from runwire.protocol.inbound import UserMessage
 from runwire.protocol.recovery import RunStream
-from runwire.runs.dispatcher import Dispatcher
-from runwire.runs.executor import RunExecutor, RunInput
+from runwire.runs.node import Check, Runs
 from runwire.store.records import Message, RunRecord, ThreadRecord
 from runwire.store.store import Store
-from runwire.traces import Tracing
 from runwire.usage.pricing import PricingTable
 
 __all__ = ["Accepted", "ChatService", "Replay"]
-
-HISTORY_TURNS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,23 +63,19 @@ class ChatService:
     def __init__(
         self,
         store: Store,
-        executor: RunExecutor,
-        dispatcher: Dispatcher,
+        runs: Runs,
         bus: EventBus,
         *,
         default_policy: ConcurrencyPolicy = ConcurrencyPolicy.ENQUEUE,
         max_active_runs_per_user: int = 3,
-        tracing: Tracing | None = None,
         pricing: PricingTable | None = None,
     ) -> None:
         self._pricing = pricing  # its date and source are texts an answer may quote
         self._store = store
-        self._executor = executor
-        self._dispatcher = dispatcher
+        self._runs = runs
         self._bus = bus
         self._default_policy = default_policy
         self._max_runs = max_active_runs_per_user
-        self._tracing = tracing or Tracing()
 
     async def submit(
         self, user_id: str, msg: UserMessage, *, start_named_thread: bool = False
@@ -93,8 +85,7 @@ class ChatService:
         ``start_named_thread``: a ``thread_id`` that no thread has yet starts a new thread of that
         id (AG-UI clients name their threads) instead of being ``NotFound``; another user's
         thread is still ``NotFound``."""
-        conversations = self._store.conversations
-        if not self._executor.accepting:
+        if not self._runs.accepting:
             # Refused before anything is stored: an accepted message always gets its run.
             raise DependencyUnavailable(
                 "the server is shutting down; send the message again once it is back",
@@ -103,89 +94,36 @@ class ChatService:
         thread = await self._thread_for(user_id, msg.thread_id)
         new_thread_id = None
         if thread is None and msg.thread_id is not None:
-            if not start_named_thread or await conversations.thread_exists(msg.thread_id):
+            if not start_named_thread or await self._store.conversations.thread_exists(
+                msg.thread_id
+            ):
                 raise NotFound("no such thread")
             new_thread_id = msg.thread_id
         policy = msg.policy or self._default_policy
-        thread_id = thread.id if thread is not None else None
-        max_runs = self._max_runs
-
-        def check(mine: list[tuple[str, str]]) -> None:
-            """In the accepting transaction: refuse when the thread is busy and the policy says
-            reject, or when the user has ``max_runs`` unfinished runs (queued ones count too: a
-            cap on running ones only would let one thread queue without limit; those an
-            interrupt is about to stop do not)."""
-            on_thread = sum(1 for _, on in mine if on == thread_id)
-            if on_thread and policy is ConcurrencyPolicy.REJECT:
-                raise Conflict("a run is already active on this thread", code="thread_busy")
-            counted = len(mine) - (on_thread if policy is ConcurrencyPolicy.INTERRUPT else 0)
-            if counted >= max_runs:
-                raise Conflict(
-                    f"you already have {max_runs} runs in progress; wait or stop one",
-                    code="too_many_runs",
-                )
-
-        run_id, epoch = new_id("run"), new_epoch()
-        # With room on this node, the run is claimed in the transaction that stores it if
-        # nothing of its thread is unfinished, and started here: the common case costs one
-        # write and no trip through the run queue.
-        now = await self._dispatcher.admit(run_id)
-        history: list[tuple[str, str]] = []
         try:
-            if now and thread is not None:
-                earlier = await conversations.messages_of(thread.id)
-                history = [(m.role, m.content) for m in earlier[-HISTORY_TURNS:]]
-            started_at = now_ms()
-            accepted = await conversations.accept_run(
-                user_id=user_id,
-                thread=thread,
-                content=msg.content,
-                run_id=run_id,
-                epoch=epoch,
+            accepted = await self._runs.accept(
+                user_id,
+                thread,
+                msg.content,
+                check=_policy_check(policy, thread, self._max_runs),
+                interrupt=policy is ConcurrencyPolicy.INTERRUPT,
                 client_message_id=msg.client_message_id,
-                claim_at=started_at if now else None,
-                check=check,
                 new_thread_id=new_thread_id,
             )
-        except BaseException as exc:
-            if now:
-                await self._dispatcher.withdraw(run_id)
-            if not isinstance(exc, Conflict) or msg.client_message_id is None:
+        except Conflict:
+            if msg.client_message_id is None:
                 raise
             # A client retrying a message it already sent gets its acknowledgement, not a
             # refusal; two sockets that raced with one client_message_id get the winner's.
-            seen = await conversations.message_by_client_id(user_id, msg.client_message_id)
+            seen = await self._store.conversations.message_by_client_id(
+                user_id, msg.client_message_id
+            )
             if seen is None:
                 raise
             return self._duplicate(seen)
-        thread, message = accepted.thread, accepted.message
-        if accepted.claimed:
-            self._dispatcher.start_admitted(
-                RunInput(
-                    run_id=run_id,
-                    thread_id=thread.id,
-                    user_id=user_id,
-                    question=msg.content,
-                    history=history,
-                    epoch=epoch,
-                    accepted_at=time.time(),
-                ),
-                started_at,
-            )
-            return Accepted(thread_id=thread.id, message_id=message.id, run_id=run_id)
-        if now:
-            await self._dispatcher.withdraw(run_id)
-        if accepted.waiting and policy is ConcurrencyPolicy.INTERRUPT:
-            for older in accepted.waiting:
-                # The answer is not needed: the new run waits for the older ones to end.
-                await self._dispatcher.stop(user_id, older, confirm=False)
-        # Stored as queued: from here the run happens whatever becomes of this node (a sweep
-        # offers it again if this offer is lost).
-        job = Job(
-            run_id=run_id, thread_id=thread.id, user_id=user_id, trace=self._tracing.carrier()
+        return Accepted(
+            thread_id=accepted.thread.id, message_id=accepted.message.id, run_id=accepted.run_id
         )
-        await self._dispatcher.offer(job)
-        return Accepted(thread_id=thread.id, message_id=message.id, run_id=run_id)
 
     async def submit_on_behalf(self, user_id: str, msg: UserMessage) -> Accepted:
         """:meth:`submit` for a service acting for ``user_id`` (who is not signed in here, so
@@ -218,7 +156,7 @@ class ChatService:
         record = await self._store.runs.get(user_id, run_id)
         if record is None:
             raise NotFound("no such run")
-        live = self._executor.live_status(run_id)
+        live = self._runs.live_status(run_id)
         if live is not None and not record.status_is_final:
             status, started_at = live
             record = dataclasses.replace(record, status=status, started_at=started_at)
@@ -303,7 +241,29 @@ class ChatService:
 
     async def stop(self, user_id: str, run_id: str) -> bool:
         """Stop the user's run on whichever node runs it; False if it has ended."""
-        return await self._dispatcher.stop(user_id, run_id)
+        return await self._runs.stop(user_id, run_id)
+
+
+def _policy_check(policy: ConcurrencyPolicy, thread: ThreadRecord | None, max_runs: int) -> Check:
+    """The check of a message on ``thread`` (None: a new one) under ``policy``, run in the
+    accepting transaction with the user's unfinished runs: refuse when the thread is busy and the
+    policy says reject, or when the user has ``max_runs`` unfinished runs (queued ones count too:
+    a cap on running ones only would let one thread queue without limit; those an interrupt is
+    about to stop do not)."""
+    thread_id = thread.id if thread is not None else None
+
+    def check(mine: list[tuple[str, str]]) -> None:
+        on_thread = sum(1 for _, on in mine if on == thread_id)
+        if on_thread and policy is ConcurrencyPolicy.REJECT:
+            raise Conflict("a run is already active on this thread", code="thread_busy")
+        counted = len(mine) - (on_thread if policy is ConcurrencyPolicy.INTERRUPT else 0)
+        if counted >= max_runs:
+            raise Conflict(
+                f"you already have {max_runs} runs in progress; wait or stop one",
+                code="too_many_runs",
+            )
+
+    return check
 
 
 def _stream_of(record: RunRecord) -> RunStream:

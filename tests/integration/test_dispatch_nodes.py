@@ -1,8 +1,8 @@
-"""Two nodes in one process, each a Dispatcher with its own executor and RedisRunQueue, sharing
-one store and one bus: a stop reaches the node running the run, and is told when that run had
-already decided its end; a node that loses a run's lease
-stops it without another event, and once that lease has expired the run is ended with
-``node_lost``, once; a run its node stopped trusting the lease of while Redis restarted is
+"""Two nodes in one process, each its own runs (``Runs.running``: writer, executor and
+dispatcher) on its own RedisRunQueue, sharing one store and one bus: a stop reaches the node
+running the run, and is told when that run had already decided its end; a node that loses a
+run's lease stops it without another event, and once that lease has expired the run is ended
+with ``node_lost``, once; a run its node stopped trusting the lease of while Redis restarted is
 ended the same way, not held for ever by that node's heartbeat; and one its node stopped
 trusting while the lease was still its own (a paused node) goes on to its normal end.
 """
@@ -27,8 +27,8 @@ from runwire.domain.ids import new_epoch, new_id
 from runwire.errors import DependencyUnavailable
 from runwire.events import EventType, RunEvent
 from runwire.runs.dispatcher import Dispatcher
-from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import AgentFn, RunExecutor
+from runwire.runs.node import Runs
 from runwire.store.schema import runs
 from runwire.store.store import Store
 from tests.databases import row_held
@@ -95,9 +95,6 @@ async def cluster(
     redis = Redis.from_url(url)
     try:
         async with fresh_prefix(url) as prefix, contextlib.AsyncExitStack() as stack:
-            writer = await stack.enter_async_context(
-                EventWriter(store.runs.append_events).running()
-            )
             nodes = []
             for _ in range(2):
                 queue = await stack.enter_async_context(
@@ -105,26 +102,19 @@ async def cluster(
                         url, prefix=prefix, lease_s=LEASE_S, block_s=0.05, clock=clock
                     ).running()
                 )
-                executor = await stack.enter_async_context(
-                    RunExecutor(
-                        runs=store.runs,
+                runs = await stack.enter_async_context(
+                    Runs.running(
+                        store=store,
                         bus=bus,
-                        writer=writer,
+                        queue=queue,
                         agent=agent or hanging_agent(started),
                         run_timeout_s=unit(30),
-                    ).running()
-                )
-                dispatcher = await stack.enter_async_context(
-                    Dispatcher(
-                        store=store,
-                        queue=queue,
-                        executor=executor,
                         capacity=4,
                         sweep_interval_s=sweep_interval_s,
                         stop_wait_s=stop_wait_s,
-                    ).running()
+                    )
                 )
-                nodes.append(Node(queue, executor, dispatcher))
+                nodes.append(Node(queue, runs.executor, runs.dispatcher))
             seen: list[RunEvent] = []
             await bus.subscribe(user.id, seen.append)
             yield Cluster(store, nodes, redis, prefix, user.id, thread.id, seen, started)

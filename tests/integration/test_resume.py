@@ -16,18 +16,21 @@ from sqlalchemy import delete, update
 
 from runwire.bus.memory import MemoryBus
 from runwire.chat import ChatService
-from runwire.dispatch.memory import MemoryRunQueue
 from runwire.domain.clock import now_ms
 from runwire.domain.ids import new_epoch, new_id
 from runwire.errors import NotFound, ReloadReason, ReloadRequired
 from runwire.events import EventDraft, EventType, RunEvent
-from runwire.runs.dispatcher import Dispatcher
-from runwire.runs.event_writer import EventWriter
-from runwire.runs.executor import Emit, RunExecutor, RunInput
+from runwire.runs.executor import Emit, RunInput
 from runwire.runs.retention import DAY_MS, Retention
 from runwire.store.schema import run_events, runs
 from runwire.store.store import Store
-from tests.integration.test_runs import Harness, hanging_agent, harness_for, streaming_agent
+from tests.integration.test_runs import (
+    Harness,
+    hanging_agent,
+    harness_for,
+    running_runs,
+    streaming_agent,
+)
 from tests.timing import unit
 
 
@@ -38,7 +41,7 @@ async def refused(call: Awaitable[object]) -> ReloadRequired:
 
 
 def chat_of(h: Harness) -> ChatService:
-    return ChatService(h.store, h.executor, h.dispatcher, h.bus)
+    return ChatService(h.store, h.runs, h.bus)
 
 
 async def test_a_run_closed_after_a_crash_gets_a_new_epoch_and_old_positions_are_refused(
@@ -73,23 +76,10 @@ async def test_a_run_closed_after_a_crash_gets_a_new_epoch_and_old_positions_are
 
     # The next process starts and closes the run after its stored events.
     bus = MemoryBus()
-    async with EventWriter(store.runs.append_events).running() as writer:
-        executor = RunExecutor(
-            runs=store.runs, bus=bus, writer=writer, agent=streaming_agent, run_timeout_s=5
-        )
-        async with executor.running():
-            dispatcher = Dispatcher(
-                store=store,
-                queue=MemoryRunQueue(),
-                executor=executor,
-                capacity=10,
-                sweep_interval_s=unit(5),
-            )
-            with caplog.at_level(logging.WARNING, "runwire.runs.dispatcher"):
-                async with dispatcher.running():
-                    pass
+    with caplog.at_level(logging.WARNING, "runwire.runs.dispatcher"):
+        async with running_runs(store, bus, streaming_agent) as runs:
             assert "closed 1 runs left unfinished" in caplog.text
-            chat = ChatService(store, executor, dispatcher, bus)
+            chat = ChatService(store, runs, bus)
             record = await chat.run(user.id, run_id)
             assert record.status == "failed" and record.error_code == "interrupted"
             assert record.epoch != old
@@ -116,7 +106,7 @@ async def test_a_run_closed_after_a_crash_gets_a_new_epoch_and_old_positions_are
             # Under the new epoch the rest is served whole.
             assert await chat.events(user.id, run_id, 3, record.epoch) == served[3:]
             # Recovering again finds nothing to do and leaves the epoch alone.
-            assert await dispatcher.reap(confirm=False) == 0
+            assert await runs.dispatcher.reap(confirm=False) == 0
             assert (await chat.run(user.id, run_id)).epoch == record.epoch
 
 

@@ -16,15 +16,15 @@ from runwire.dispatch.base import Job
 from runwire.dispatch.memory import MemoryRunQueue
 from runwire.domain.clock import now_ms
 from runwire.domain.ids import new_epoch, new_id
-from runwire.errors import NotFound, ToolFailed
+from runwire.errors import Conflict, NotFound, ToolFailed
 from runwire.events import EventDraft, EventType, RunEvent
-from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.event_writer import MAX_BACKLOG, EventWriter
-from runwire.runs.executor import CancelOutcome, Emit, RunExecutor, RunInput
+from runwire.runs.executor import CancelOutcome, Emit, RunInput
+from runwire.runs.node import Runs
 from runwire.store.database import Database
 from runwire.store.schema import runs
 from runwire.store.store import Store
-from tests.databases import row_held
+from tests.databases import empty_tables, row_held
 from tests.integration.test_bus_contract import until
 from tests.timing import unit
 
@@ -32,18 +32,9 @@ Agent = Callable[[RunInput, Emit], Awaitable[str]]
 
 
 class Harness:
-    def __init__(
-        self,
-        store: Store,
-        bus: MemoryBus,
-        executor: RunExecutor,
-        dispatcher: Dispatcher,
-        user_id: str,
-        thread_id: str,
-        writer: EventWriter,
-    ):
-        self.store, self.bus, self.executor, self.dispatcher = store, bus, executor, dispatcher
-        self.writer = writer
+    def __init__(self, store: Store, bus: MemoryBus, runs: Runs, user_id: str, thread_id: str):
+        self.store, self.bus, self.runs = store, bus, runs
+        self.executor, self.dispatcher, self.writer = runs.executor, runs.dispatcher, runs.writer
         self.user_id, self.thread_id = user_id, thread_id
         self.seen: list[RunEvent] = []
 
@@ -61,7 +52,7 @@ class Harness:
 
 
 def harness_for(  # type: ignore[no-untyped-def]
-    agent: Agent, run_timeout_s: float = 5.0, max_backlog: int = MAX_BACKLOG
+    agent: Agent, run_timeout_s: float = 5.0, max_backlog: int = MAX_BACKLOG, capacity: int = 10
 ):
     @contextlib.asynccontextmanager
     async def make(store: Store) -> AsyncIterator[Harness]:
@@ -74,29 +65,41 @@ def harness_for(  # type: ignore[no-untyped-def]
         # The thread's opening message has a run of its own: ended, so it holds nothing back.
         await store.runs.claim(opening, now=0)
         await store.runs.finish(opening, "completed", last_seq=0, started_at=0)
-        sink = EventWriter(store.runs.append_events, max_backlog=max_backlog)
-        async with sink.running() as writer:
-            executor = RunExecutor(
-                runs=store.runs,
-                bus=bus,
-                writer=writer,
-                agent=agent,
-                run_timeout_s=run_timeout_s,
-            )
-            async with executor.running():
-                dispatcher = Dispatcher(
-                    store=store,
-                    queue=MemoryRunQueue(),
-                    executor=executor,
-                    capacity=10,
-                    sweep_interval_s=unit(5),
-                )
-                async with dispatcher.running():
-                    harness = Harness(store, bus, executor, dispatcher, user.id, thread.id, writer)
-                    await bus.subscribe(user.id, harness.seen.append)
-                    yield harness
+        async with running_runs(
+            store,
+            bus,
+            agent,
+            run_timeout_s=run_timeout_s,
+            max_backlog=max_backlog,
+            capacity=capacity,
+        ) as runs:
+            harness = Harness(store, bus, runs, user.id, thread.id)
+            await bus.subscribe(user.id, harness.seen.append)
+            yield harness
 
     return make
+
+
+def running_runs(
+    store: Store,
+    bus: MemoryBus,
+    agent: Agent,
+    *,
+    run_timeout_s: float = 5.0,
+    max_backlog: int = MAX_BACKLOG,
+    capacity: int = 10,
+) -> contextlib.AbstractAsyncContextManager[Runs]:
+    """One node's runs, as the app builds them, on the in-process run queue."""
+    return Runs.running(
+        store=store,
+        bus=bus,
+        queue=MemoryRunQueue(),
+        agent=agent,
+        run_timeout_s=run_timeout_s,
+        capacity=capacity,
+        sweep_interval_s=unit(5),
+        max_backlog=max_backlog,
+    )
 
 
 async def streaming_agent(run: RunInput, emit: Emit) -> str:
@@ -238,6 +241,107 @@ async def test_runs_started_at_once_each_send_their_first_event_before_any_agent
     assert [kind for kind, _ in seen[:4]] == ["agent_started"] * 4, seen
     assert {run_id for _, run_id in seen[:4]} == runs
     assert sorted(seen[4:]) == sorted(("agent works", run_id) for run_id in runs)
+
+
+@contextlib.asynccontextmanager
+async def counted_store(backend: str, url: str) -> AsyncIterator[tuple[Store, list[float]]]:
+    """A store (as the ``store`` fixture's) that lists each write transaction it makes."""
+    writes: list[float] = []
+    async with Store.open(url, migrate=backend == "sqlite", on_write=writes.append) as store:
+        if backend == "postgresql":
+            await empty_tables(store.db)
+        yield store, writes
+
+
+def recording_agent(given: list[RunInput], started: asyncio.Event) -> Agent:
+    """Keeps what each run was given, then hangs (as :func:`hanging_agent`)."""
+    hang = hanging_agent(started)
+
+    async def agent(run: RunInput, emit: Emit) -> str:
+        given.append(run)
+        return await hang(run, emit)
+
+    return agent
+
+
+async def test_a_message_accepted_with_room_starts_here_at_once_for_one_write(
+    backend: str, store_url: str
+) -> None:
+    given: list[RunInput] = []
+    started = asyncio.Event()
+    async with (
+        counted_store(backend, store_url) as (store, writes),
+        harness_for(recording_agent(given, started))(store) as h,
+    ):
+        thread = await store.conversations.thread(h.user_id, h.thread_id)
+        before = len(writes)
+        accepted = await h.runs.accept(h.user_id, thread, "and now?")
+        # The message and its run, stored already claimed: one transaction, no claim after it.
+        assert len(writes) - before == 1
+        assert h.executor.has(accepted.run_id)
+        record = await store.runs.get(h.user_id, accepted.run_id)
+        assert record is not None and record.status == "running"
+        assert (accepted.thread.id, accepted.message.content) == (h.thread_id, "and now?")
+        assert accepted.message.run_id == accepted.run_id
+        await asyncio.wait_for(started.wait(), unit(5))
+        # The agent is given the question and the thread's conversation before it.
+        (run,) = given
+        assert (run.run_id, run.question, run.history) == (
+            accepted.run_id,
+            "and now?",
+            [("user", "q")],
+        )
+        assert h.runs.live_status(accepted.run_id) == ("running", record.started_at)
+        assert await h.runs.stop(h.user_id, accepted.run_id) is True
+        await asyncio.wait_for(h.executor.wait(accepted.run_id), unit(5))
+    assert [e.type for e in h.events(accepted.run_id)][-1] == EventType.AGENT_STOPPED
+
+
+async def test_a_message_on_a_busy_thread_waits_its_turn_and_an_interrupt_stops_the_turn_ahead(
+    store: Store,
+) -> None:
+    started = asyncio.Event()
+    async with harness_for(hanging_agent(started))(store) as h:
+        thread = await store.conversations.thread(h.user_id, h.thread_id)
+        first = await h.runs.accept(h.user_id, thread, "first")
+        await asyncio.wait_for(started.wait(), unit(5))
+        started.clear()
+        second = await h.runs.accept(h.user_id, thread, "second")
+        record = await store.runs.get(h.user_id, second.run_id)
+        assert record is not None and record.status == "queued"  # behind the first
+        assert not h.executor.has(second.run_id)
+        # An interrupt stops the runs ahead of it; each in turn, then it runs.
+        third = await h.runs.accept(h.user_id, thread, "third", interrupt=True)
+        await asyncio.wait_for(started.wait(), unit(5))
+        assert h.executor.has(third.run_id)
+        for stopped in (first, second):
+            ended = await store.runs.get(h.user_id, stopped.run_id)
+            assert ended is not None and ended.status == "cancelled"
+        await h.runs.stop(h.user_id, third.run_id)
+        await asyncio.wait_for(h.executor.wait(third.run_id), unit(5))
+    roots = [e for e in h.seen if e.parent_agent is None]
+    assert [(e.run_id, e.type) for e in roots if e.type != EventType.AGENT_STARTED] == [
+        (first.run_id, EventType.AGENT_STOPPED),
+        (second.run_id, EventType.AGENT_STOPPED),
+        (third.run_id, EventType.AGENT_STOPPED),
+    ]
+
+
+async def test_a_refused_message_stores_nothing_and_gives_its_place_back(store: Store) -> None:
+    started = asyncio.Event()
+
+    def refuse(mine: list[tuple[str, str]]) -> None:
+        raise Conflict("no", code="too_many_runs")
+
+    async with harness_for(hanging_agent(started), capacity=1)(store) as h:
+        thread = await store.conversations.thread(h.user_id, h.thread_id)
+        for _ in range(2):  # a place not given back would leave none for what follows
+            with pytest.raises(Conflict):
+                await h.runs.accept(h.user_id, thread, "refused", check=refuse)
+        assert [m.content for m in await store.conversations.messages_of(h.thread_id)] == ["q"]
+        accepted = await h.runs.accept(h.user_id, thread, "taken")
+        assert h.executor.has(accepted.run_id)  # this node's one place was free
+        await asyncio.wait_for(started.wait(), unit(5))
 
 
 async def test_stop_mid_tool_closes_everything_and_keeps_the_partial_answer(store: Store) -> None:

@@ -4,6 +4,9 @@ The store is the record of what must run: a run is ``queued`` until a node *clai
 compare-and-set that also keeps a thread's runs one at a time, in arrival order), and a claimed
 run is held by its node's *lease* in the run queue, renewed by a heartbeat. Around that:
 
+- **admit**: before a message is stored, a place on this node and its run's lease, so the run
+  can be stored already claimed and started at once (``runwire.runs.node.Runs.accept`` walks
+  a message's run through admission, start and offer).
 - **offer**: a run the node accepted is claimed here when the node has room; otherwise it goes to
   the run queue, where any node with room takes it. When a run ends, its thread's next queued run
   is offered the same way.
@@ -67,7 +70,10 @@ class Dispatcher:
     ) -> None:
         """``capacity``: runs this node executes at once (0: it accepts messages but runs none).
         ``sweep_interval_s``: how often the node sweeps and reaps (half a lease is right).
-        ``stop_wait_s``: how long a stop waits at most for another node to end the run."""
+        ``stop_wait_s``: how long a stop waits at most for another node to end the run.
+
+        ``executor`` reports each run's end to :meth:`ended` and asks ``queue`` about leases:
+        :meth:`Runs.running` builds the three so (``runwire.runs.node``)."""
         self._store = store
         self._queue = queue
         self._executor = executor
@@ -82,13 +88,11 @@ class Dispatcher:
         # Stop requests for runs not executing here (yet): a claim in flight picks them up.
         self._pending_stops: dict[str, tuple[str, float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        executor.set_hooks(holds=queue.holds, confirm=queue.confirm, on_ended=self._ended)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Dispatcher]:
         """Close what earlier processes left, then take jobs and sweep until the context ends."""
         self._queue.on_stop(self._stop_requested)
-        self._queue.on_lost(self._executor.abandon)
         if not self._queue.shared:
             closed = await self.reap(confirm=False)
             if closed:
@@ -282,7 +286,9 @@ class Dispatcher:
         )
         return True
 
-    async def _ended(self, run: RunInput, abandoned: bool, following: str | None) -> None:
+    async def ended(self, run: RunInput, abandoned: bool, following: str | None) -> None:
+        """The executor's ``on_ended`` (an :data:`EndedHook`): let go of the run's lease, wake
+        the consumer to the room made, and offer the thread's next run."""
         # An abandoned run's lease is let go of too: the run may have stopped itself on a lease
         # this node still held (it stopped trusting it while Redis was away, or while this node
         # was paused), and the heartbeat would otherwise renew it for good, so no node would

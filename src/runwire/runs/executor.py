@@ -156,18 +156,6 @@ class RunExecutor:
         finally:
             await self.shutdown(grace_s)
 
-    def set_hooks(
-        self,
-        *,
-        holds: Callable[[str], bool],
-        confirm: Callable[[str], Awaitable[bool]] | None = None,
-        on_ended: EndedHook | None = None,
-    ) -> None:
-        """Wire the dispatcher in (it is built after the executor it drives)."""
-        self._holds = holds
-        self._confirm = confirm
-        self._on_ended = on_ended
-
     @property
     def accepting(self) -> bool:
         """False once the executor is draining for shutdown: no new run may start."""
