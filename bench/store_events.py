@@ -92,9 +92,7 @@ async def one_round(store: Store, keep: bool) -> tuple[float, int]:
                 for _ in range(IDLE_TURNS):
                     await asyncio.sleep(0)
             await writer.flush()
-            await store.runs.finish(
-                events[0].run_id, "completed", last_seq=EVENTS, started_at=None
-            )
+            await store.runs.finish(events[0].run_id, "completed", last_seq=EVENTS, started_at=None)
 
         await asyncio.gather(*(run(e, n % (IDLE_TURNS + 1)) for n, e in enumerate(runs)))
     return (time.process_time() - started) / (RUNS * EVENTS), batches

@@ -232,7 +232,9 @@ class Database:
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
 
-    async def write(self, job: Callable[[Connection], T], *, gather: bool = False) -> T:
+    async def write(
+        self, job: Callable[[Connection], T], *, gather: bool = False, one_statement: bool = False
+    ) -> T:
         """Run ``job`` in a transaction: its statements all take effect if it returns, none if
         it raises (its exception is raised here).
 
@@ -247,7 +249,14 @@ class Database:
         already queued behind this one are about to write (a burst of messages, each accepted
         by its socket's task) join its transaction. On SQLite a job would otherwise run at
         once, alone: nothing else can be queued while the loop's thread runs it.
+
+        ``one_statement``: ``job`` runs a single statement (which PostgreSQL makes atomic by
+        itself, an ``executemany`` included: asyncpg sends its rows as one implicit
+        transaction). When it is alone in its batch, on PostgreSQL it then runs without
+        ``BEGIN`` and ``COMMIT``: one round trip instead of three.
         """
+        if one_statement:
+            job = _OneStatement(job)
         if self._on_write is None:
             return await self._write(job, gather)
         started = time.perf_counter()
@@ -432,6 +441,18 @@ class Database:
 log = logging.getLogger(__name__)
 
 _Job = tuple[Callable[[Connection], Any], "asyncio.Future[Any]"]
+
+
+class _OneStatement:
+    """A write job that runs one statement (see ``one_statement`` of :meth:`Database.write`)."""
+
+    __slots__ = ("_job",)
+
+    def __init__(self, job: Callable[[Connection], Any]) -> None:
+        self._job = job
+
+    def __call__(self, conn: Connection) -> Any:
+        return self._job(conn)
 
 
 class _GroupWriter(ABC):
@@ -655,9 +676,20 @@ class _PostgresWriter(_GroupWriter):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__()
         self._engine = engine
+        # Same pool; a connection checked out through it runs each statement on its own.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def _start(self, batch: list[_Job]) -> asyncio.Future[list[tuple[bool, Any]]]:
+        if len(batch) == 1 and isinstance(batch[0][0], _OneStatement):
+            return asyncio.ensure_future(self._run_alone(batch))
         return asyncio.ensure_future(self._run(batch))
+
+    async def _run_alone(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
+        """A job of one statement, alone: that statement is its own transaction (no ``BEGIN``
+        and ``COMMIT`` round trips); its error reaches the job, nothing of it having taken
+        effect."""
+        async with self._autocommit.connect() as conn:
+            return await conn.run_sync(_run_jobs, batch)
 
     async def _run(self, batch: list[_Job]) -> list[tuple[bool, Any]]:
         """Several jobs run first without a savepoint (on PostgreSQL one is two round trips a
