@@ -5,11 +5,12 @@ stores them in batches (one transaction per batch) so a busy server does one dat
 for many events instead of one each. ``flush`` waits until everything appended so far is stored;
 a run calls it before releasing its in-memory history, so a resume never falls into a hole.
 
-The writer does not take what waits the moment it is woken: it lets up to ``linger`` seconds
-pass first (``LINGER_S``), or until a full batch waits, so that a batch holds several turns'
-worth of events. A batch's own costs (a transaction, its commit, one row per run it holds) are
-what storing costs most on SQLite, and what PostgreSQL's CPU goes to most; live delivery does
-not wait for any of it (docs/decisions.md, "keepstore").
+Under load the writer starts a batch at most every ``linger`` seconds (``LINGER_S``), unless a
+full batch waits: what comes meanwhile gathers, so that a batch holds several turns' worth of
+events. A batch's own costs (a transaction, its commit, one row per run it holds) are what
+storing costs most on SQLite, and what PostgreSQL's CPU goes to most; live delivery does not
+wait for any of it. An event that comes after a quiet spell is stored at once, as before
+(docs/decisions.md, "keepstore").
 
 What waits to be stored is bounded (``max_backlog`` events): a run about to emit past it waits in
 :meth:`EventWriter.room` until the store has caught up below it, so under overload runs stream at
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from runwire.backlog import Backlog
@@ -46,9 +48,9 @@ class EventWriter:
         linger: float = LINGER_S,
     ) -> None:
         """``max_backlog``: how many events may wait to be stored before :meth:`room` makes
-        their producers wait (at least 1). ``linger``: how many seconds the running writer lets
-        events gather before it takes them (0: at once); it stops waiting as soon as a full
-        batch waits, or as many as ``max_backlog`` (a producer is then waiting for room)."""
+        their producers wait (at least 1). ``linger``: the running writer starts a batch at most
+        this often (seconds; 0: whenever events wait), or sooner once a full batch waits, or as
+        many as ``max_backlog`` (a producer is then waiting for room)."""
         if max_backlog < 1:
             raise ValueError("max_backlog must be at least 1")
         if linger < 0:
@@ -59,6 +61,7 @@ class EventWriter:
         self._enough = min(MAX_BATCH, max_backlog)  # events that end the linger
         # Set while the writer lingers: resolved when enough events wait (or the time is up).
         self._ripe: asyncio.Future[None] | None = None
+        self._last_batch = -math.inf  # when the running writer last took a batch (loop time)
         self._pending: list[RunEvent] = []
         self._stored = Backlog()  # events appended, and stored (or given up on)
         self._wake = asyncio.Event()
@@ -132,17 +135,19 @@ class EventWriter:
                 await self._write_pending()
 
     async def _gather(self) -> None:
-        """Let ``linger`` pass, or until enough events wait to store, whichever comes first."""
-        if self._linger <= 0 or len(self._pending) >= self._enough:
-            return
+        """Wait until ``linger`` has passed since the last batch began, or until enough events
+        wait to store, whichever comes first."""
         loop = asyncio.get_running_loop()
-        self._ripe = ripe = loop.create_future()
-        timer = loop.call_later(self._linger, _ripen, ripe)
-        try:
-            await ripe
-        finally:
-            timer.cancel()
-            self._ripe = None
+        wait = self._last_batch + self._linger - loop.time()
+        if wait > 0 and len(self._pending) < self._enough:
+            self._ripe = ripe = loop.create_future()
+            timer = loop.call_later(wait, _ripen, ripe)
+            try:
+                await ripe
+            finally:
+                timer.cancel()
+                self._ripe = None
+        self._last_batch = loop.time()
 
     async def _write_pending(self) -> None:
         if len(self._pending) <= MAX_BATCH:
