@@ -38,7 +38,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, text
+from sqlalchemy import Connection, CursorResult, Engine, Table, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -369,6 +369,24 @@ class Database:
         # Names come from store/schema.py, never from input.
         tail = " ON CONFLICT DO NOTHING" if skip_existing else ""
         return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {groups}{tail}"  # noqa: S608
+
+    def columns_insert(self, table: Table, *, skip_existing: bool = False) -> str | None:
+        """PostgreSQL: ``INSERT`` text of any number of rows of ``table`` (every column) as one
+        statement whose parameters are one array per column (``unnest``), or None elsewhere.
+
+        One execution for the rows instead of one each (``executemany``): a tenth to a fifth
+        less of PostgreSQL's CPU per stored event, measured, and one prepared statement
+        whatever the number of rows. ``skip_existing`` as in :meth:`positional_insert`."""
+        if self.dialect != "postgresql":
+            return None
+        dialect = self.engine.dialect
+        names = ", ".join(c.name for c in table.columns)
+        arrays = ", ".join(
+            f"${i}::{c.type.compile(dialect)}[]" for i, c in enumerate(table.columns, 1)
+        )
+        tail = " ON CONFLICT DO NOTHING" if skip_existing else ""
+        # Names come from store/schema.py, never from input.
+        return f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){tail}"  # noqa: S608
 
     async def ping(self) -> None:
         """Run a real query; raise DependencyUnavailable when it fails.

@@ -82,6 +82,8 @@ class RunLog:
             # not cost the other runs in it their events.
             skip_existing=True,
         )
+        # PostgreSQL: the rows as one array a column, one execution for all of them.
+        self._insert_event_columns = db.columns_insert(run_events, skip_existing=True)
         self._claim = {
             order: db.prepare(claim_statement(in_order=order)) for order in (True, False)
         }
@@ -379,6 +381,13 @@ class RunLog:
         if not events:
             return
         rows = _blocks(events)
+        if self._insert_event_columns is not None:
+            statement = self._insert_event_columns
+            columns = tuple(list(column) for column in zip(*rows, strict=True))
+            await self._db.write(
+                lambda conn: conn.exec_driver_sql(statement, columns), one_statement=True
+            )
+            return
         statement = self._insert_events
         await self._db.write(lambda conn: conn.exec_driver_sql(statement, rows), one_statement=True)
 
