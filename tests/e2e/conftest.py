@@ -99,6 +99,9 @@ TRACED_IN_PROCESSES = (
     "revocations/redis.py",
     "runs/*",
     "store/database.py",
+    "store/engine.py",
+    "store/group_commit.py",
+    "store/sqlite_loop.py",
     "traces.py",
     "transport/*",
 )

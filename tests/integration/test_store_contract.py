@@ -144,10 +144,10 @@ async def test_connections_postgresql_closed_are_replaced_by_the_next_use_after_
     # A pooled connection is pinged only once it has sat idle; one the server closed meanwhile
     # (it restarted, an administrator ended the session) is then replaced, unseen by the caller.
     # ``idle``: the pause is longer than that (the threshold made 0 here, not waited out).
-    from runwire.store import database
+    from runwire.store import engine
 
     if idle:
-        monkeypatch.setattr(database, "_PING_AFTER_IDLE_S", 0.0)
+        monkeypatch.setattr(engine, "_PING_AFTER_IDLE_S", 0.0)
     db = store.db
 
     def backend_pid(conn: Connection) -> int:

@@ -34,10 +34,10 @@ from runwire.store.conversations import (
     message_params,
     touch_thread_statement,
 )
-from runwire.store.database import Database
+from runwire.store.database import Database, Prepared
 from runwire.store.records import Message, RunRecord
 from runwire.store.run_order import ahead_of, arrival, claim_statement, next_statement
-from runwire.store.schema import run_events, runs
+from runwire.store.schema import run_events, runs, threads
 
 __all__ = ["RunLog"]
 
@@ -83,6 +83,8 @@ class RunLog:
             # not cost the other runs in it their events.
             skip_existing=True,
         )
+        # PostgreSQL: the rows as one array a column, one execution for all of them.
+        self._insert_event_columns = db.columns_insert(run_events, skip_existing=True)
         self._claim = {
             order: db.prepare(claim_statement(in_order=order)) for order in (True, False)
         }
@@ -90,7 +92,7 @@ class RunLog:
         # Compiled once: the finish transaction runs for every run (see Database.prepare).
         self._insert_message = db.prepare(insert_message_statement())
         self._touch = db.prepare(touch_thread_statement())
-        self._end = db.prepare(
+        end = (
             update(runs)
             .where(runs.c.id == bindparam("run_id"))
             .values(
@@ -102,6 +104,18 @@ class RunLog:
                 error_message=bindparam("e_error_message"),
             )
         )
+        self._end = db.prepare(end)
+        # PostgreSQL: the whole finish as one statement, its writes in CTEs (one round trip
+        # instead of four; see finish). Keyed by whether it stores a reply.
+        self._finish_at_once: dict[bool, Prepared] | None = None
+        if db.dialect == "postgresql":
+            touch = update(threads).where(threads.c.id == bindparam("t_thread_id"))
+            touch = touch.values(updated_at=bindparam("e_now"))
+            ctes = [end.cte("ended")]
+            at_once = {False: db.prepare(next_statement(ending=True).add_cte(*ctes))}
+            ctes += [insert_message_statement().cte("reply"), touch.cte("touched")]
+            at_once[True] = db.prepare(next_statement(ending=True).add_cte(*ctes))
+            self._finish_at_once = at_once
 
         # Prepared: every run keeps a verdict, and building the statement each time was ~4% of
         # a server's CPU under load (docs/benchmarks.md, "Batched chunks").
@@ -133,6 +147,18 @@ class RunLog:
         that this one has ended, if any: read in the same transaction, so the node that ends a
         run can start the next without another round trip."""
         now = now_ms()
+        if self._finish_at_once is not None:
+            return await self._finish_at_once_on_postgresql(
+                run_id,
+                status,
+                now,
+                last_seq,
+                started_at,
+                error_code,
+                error_message,
+                reply,
+                thread_id,
+            )
         following_run = self._next
 
         insert_message, touch_thread, end_run = self._insert_message, self._touch, self._end
@@ -158,6 +184,44 @@ class RunLog:
 
         return await self._db.write(finish)
 
+    async def _finish_at_once_on_postgresql(
+        self,
+        run_id: str,
+        status: str,
+        now: int,
+        last_seq: int,
+        started_at: int | None,
+        error_code: str | None,
+        error_message: str | None,
+        reply: Message | None,
+        thread_id: str | None,
+    ) -> str | None:
+        """:meth:`finish` as one statement: the reply stored, the thread touched and the run
+        ended in CTEs, and the thread's next run selected by the statement itself, which sees
+        the rows as they were before it (so it looks past the run it ends). A statement is
+        atomic: all of it takes effect, or none, as the transaction of four did. Without
+        ``thread_id`` it selects nothing (``thread_id = NULL`` holds for no row)."""
+        assert self._finish_at_once is not None
+        params: dict[str, Any] = {
+            "run_id": run_id,
+            "thread_id": thread_id,
+            "e_status": status,
+            "e_started_at": started_at,
+            "e_now": now,
+            "e_last_seq": last_seq,
+            "e_error_code": error_code,
+            "e_error_message": error_message,
+        }
+        if reply is not None:
+            params.update(message_params(reply), t_thread_id=reply.thread_id)
+        statement = self._finish_at_once[reply is not None]
+
+        def finish(conn: Connection) -> str | None:
+            following: str | None = statement.run(conn, **params).scalar()
+            return following
+
+        return await self._db.write(finish, one_statement=True)
+
     async def set_model_usage(self, run_id: str, usage: Mapping[str, Any]) -> None:
         """Keep what the run's model turns took (``ModelUsage.public()``) with the run."""
         statement = (
@@ -175,7 +239,7 @@ class RunLog:
         def write(conn: Connection) -> None:
             conn.execute(statement)
 
-        await self._db.write(write)
+        await self._db.write(write, one_statement=True)
 
     async def set_quality(self, run_id: str, verdict: Mapping[str, Any]) -> None:
         """Keep the quality gate's verdict on the run's answer (its ``score``, ``outcome`` and
@@ -191,7 +255,7 @@ class RunLog:
         def write(conn: Connection) -> None:
             keep.run(conn, **params)
 
-        await self._db.write(write)
+        await self._db.write(write, one_statement=True)
 
     async def quality_metrics(self, user_id: str) -> dict[str, Any]:
         """What the quality gate found on ``user_id``'s answers: how many it checked, passed
@@ -235,7 +299,7 @@ class RunLog:
             row = statement.run(conn, run_id=run_id, now=now).first()
             return RunRecord(**row._mapping) if row else None
 
-        return await self._db.write(claim)
+        return await self._db.write(claim, one_statement=True)
 
     async def by_id(self, run_id: str) -> RunRecord | None:
         """The run, whoever's it is (for the nodes' own bookkeeping, never for a client)."""
@@ -324,8 +388,15 @@ class RunLog:
         if not events:
             return
         rows = _blocks(events)
+        if self._insert_event_columns is not None:
+            statement = self._insert_event_columns
+            columns = tuple(list(column) for column in zip(*rows, strict=True))
+            await self._db.write(
+                lambda conn: conn.exec_driver_sql(statement, columns), one_statement=True
+            )
+            return
         statement = self._insert_events
-        await self._db.write(lambda conn: conn.exec_driver_sql(statement, rows))
+        await self._db.write(lambda conn: conn.exec_driver_sql(statement, rows), one_statement=True)
 
     async def events_after(
         self, run_id: str, after_seq: int, limit: int = 100_000

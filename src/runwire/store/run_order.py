@@ -27,13 +27,16 @@ def arrival(run: NamedFromClause) -> ScalarSelect[int]:
     )
 
 
-def ahead_of(run: NamedFromClause) -> Select[tuple[str]]:
+def ahead_of(run: NamedFromClause, *, ending: bool = False) -> Select[tuple[str]]:
     """Unfinished runs of ``run``'s thread that come before it: running, or queued for a
-    message that arrived earlier."""
+    message that arrived earlier. ``ending``: but the run ``:run_id``, which the same statement
+    ends (see :func:`next_statement`)."""
     other = runs.alias("ahead")
+    conditions = [other.c.thread_id == run.c.thread_id, other.c.id != run.c.id]
+    if ending:
+        conditions.append(other.c.id != bindparam("run_id"))
     return select(other.c.id).where(
-        other.c.thread_id == run.c.thread_id,
-        other.c.id != run.c.id,
+        *conditions,
         or_(
             other.c.status == RunStatus.RUNNING,
             and_(other.c.status == RunStatus.QUEUED, arrival(other) < arrival(run)),
@@ -71,14 +74,19 @@ def unfinished_statement() -> Select[tuple[str, str]]:
     )
 
 
-def next_statement() -> Select[tuple[str]]:
-    """The queued run of the thread ``:thread_id`` that may start now, if any."""
+def next_statement(*, ending: bool = False) -> Select[tuple[str]]:
+    """The queued run of the thread ``:thread_id`` that may start now, if any.
+
+    ``ending``: as if the run ``:run_id`` had ended, for a statement that ends it in a CTE of
+    its own: the statement's parts all see the rows as they were before it, where that run is
+    still unfinished."""
     return (
         select(runs.c.id)
         .where(
             runs.c.thread_id == bindparam("thread_id"),
             runs.c.status == RunStatus.QUEUED,
-            ~exists(ahead_of(runs)),
+            *([runs.c.id != bindparam("run_id")] if ending else []),
+            ~exists(ahead_of(runs, ending=ending)),
         )
         .order_by(arrival(runs))
         .limit(1)

@@ -1,0 +1,125 @@
+"""What storing a run's events costs the server, in this process.
+
+The throughput benchmark's "keeping events" figure is ``direct`` minus ``nokeep`` of two whole
+servers, and on the shared 2-core machine each moves by ±15%, more than storing costs (2-3 µs of
+~16 per event). This times storing alone: ``RUNS`` runs of ``EVENTS`` events each, their
+events appended interleaved as the server emits them (a streamed turn's chunks at once, then the
+next run), through the server's ``EventWriter`` into ``RunLog.append_events`` on a fresh
+database, each run flushed and finished as the executor does; the same with a sink that
+keeps nothing, alternating. It prints the process's CPU (every thread: SQLite's checkpoints
+run on one of their own) per event for both and the difference, best of ``--rounds``.
+
+Usage: python bench/store_events.py [--rounds 5] [--url sqlite|postgresql+asyncpg://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from runwire.domain.ids import new_epoch, new_id
+from runwire.events.model import EventType, RunEvent
+from runwire.runs.event_writer import EventWriter
+from runwire.store.store import Store
+
+RUNS = 100
+EVENTS = 323
+# A run emits PER_TURN events, then lets the loop go round IDLE_TURNS times (its agent's other
+# work): with 100 runs a batch the writer takes then holds ~130 events of ~7 runs, as it does in
+# the server under the throughput benchmark (counted there).
+PER_TURN = 19
+IDLE_TURNS = 14
+DELTA = "Your largest cost is the summarisation agent's use of the big model; "
+
+
+def events_of(run_id: str, thread_id: str, epoch: str) -> list[RunEvent]:
+    out = []
+    for seq in range(1, EVENTS + 1):
+        kind = EventType.TEXT_DELTA if 10 < seq < EVENTS - 5 else EventType.AGENT_STARTED
+        data: dict[str, object] = {"delta": DELTA[: 20 + seq % 50]}
+        out.append(
+            RunEvent(
+                kind,
+                run_id,
+                thread_id,
+                seq,
+                "supervisor",
+                "2026-12-06T20:00:00.000Z",
+                data,
+                epoch=epoch,
+            )
+        )
+    return out
+
+
+async def _discard(events: Sequence[RunEvent]) -> None:
+    pass
+
+
+async def one_round(store: Store, keep: bool) -> tuple[float, int]:
+    """CPU seconds per event of one round of ``RUNS`` runs, and how many batches it wrote."""
+    user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "hash")
+    runs = []
+    for _ in range(RUNS):
+        run_id, epoch = new_id("run"), new_epoch()
+        thread, _ = await store.conversations.accept(
+            user_id=user.id, thread=None, content="q", run_id=run_id, epoch=epoch
+        )
+        runs.append(events_of(run_id, thread.id, epoch))
+    for events in runs:  # the server encodes each event once, to send it, before it is stored
+        for event in events:
+            _ = event.wire
+    store_events = store.runs.append_events if keep else _discard
+    batches = 0
+
+    async def sink(events: Sequence[RunEvent]) -> None:
+        nonlocal batches
+        batches += 1
+        await store_events(events)
+
+    started = time.process_time()
+    async with EventWriter(sink).running() as writer:
+
+        async def run(events: list[RunEvent], phase: int) -> None:
+            for _ in range(phase):  # out of step with the others, as runs are
+                await asyncio.sleep(0)
+            for i in range(0, len(events), PER_TURN):
+                writer.extend(events[i : i + PER_TURN])
+                for _ in range(IDLE_TURNS):
+                    await asyncio.sleep(0)
+            await writer.flush()
+            await store.runs.finish(events[0].run_id, "completed", last_seq=EVENTS, started_at=None)
+
+        await asyncio.gather(*(run(e, n % (IDLE_TURNS + 1)) for n, e in enumerate(runs)))
+    return (time.process_time() - started) / (RUNS * EVENTS), batches
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--url", default="sqlite")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.url
+        if url == "sqlite":
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        async with Store.open(url, migrate=True) as store:
+            kept: list[float] = []
+            not_kept: list[float] = []
+            for _ in range(args.rounds):
+                cpu, batches = await one_round(store, True)
+                kept.append(cpu)
+                not_kept.append((await one_round(store, False))[0])
+    k, n = min(kept) * 1e6, min(not_kept) * 1e6
+    print(
+        f"kept {k:.2f} µs/event, not kept {n:.2f}, storing {k - n:.2f} (best of {args.rounds}); "
+        f"{RUNS * EVENTS / batches:.0f} events a batch"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
