@@ -484,15 +484,16 @@ class _Flusher:
     were scheduled between the connections' frames. Each connection is still written once a
     turn, in one ``write``, with its own outbound limit."""
 
-    __slots__ = ("_loop", "_waiting")
+    __slots__ = ("_waiting",)
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    # It holds no reference to its loop: the loop is the key it is kept under (weakly), and a
+    # value that held its key would keep both alive for good.
+    def __init__(self) -> None:
         self._waiting: list[RunwireWebSocketProtocol] = []
 
     def add(self, connection: RunwireWebSocketProtocol) -> None:
         if not self._waiting:
-            self._loop.call_soon(self._run)
+            connection._loop.call_soon(self._run)
         self._waiting.append(connection)
 
     def _run(self) -> None:
@@ -515,7 +516,7 @@ _flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
 def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
     flusher = _flushers.get(loop)
     if flusher is None:
-        flusher = _flushers[loop] = _Flusher(loop)
+        flusher = _flushers[loop] = _Flusher()
     return flusher
 
 
