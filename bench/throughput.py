@@ -620,37 +620,59 @@ async def run_cold(
         server.stop()
 
 
+def _profile_files(where: str, name: str) -> tuple[Path, Path]:
+    """<where>/<name>.txt (none yet) and <where>/<name>.log, the directory made if missing."""
+    folder = Path(where).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    output = folder / f"{name}.txt"
+    output.unlink(missing_ok=True)
+    return output, folder / f"{name}.log"
+
+
 @asynccontextmanager
 async def sampled(name: str, pid: int) -> AsyncIterator[None]:
     """With RUNWIRE_BENCH_PROFILE=<dir>, py-spy samples the server ``pid`` (every thread: the
     event loop and its workers) for as long as the block runs, into <dir>/<name>.txt as collapsed
-    stacks (one line a stack, its sample count last; `--format raw`)."""
+    stacks (one line a stack, its sample count last; `--format raw`).
+
+    The directory is made if missing: py-spy samples the whole phase and only then fails to
+    write into a directory that does not exist (how a session once got no profile at all, its
+    error lost in the benchmark's output). Its own output goes to <dir>/<name>.log, and a line
+    says so when it wrote no profile."""
     where = os.environ.get("RUNWIRE_BENCH_PROFILE")
     if not where:
         yield
         return
-    spy = subprocess.Popen(  # noqa: ASYNC220 - started before the timed phase
-        [
-            str(Path(sys.executable).parent / "py-spy"),
-            "record",
-            "--pid",
-            str(pid),
-            "--gil",  # only the thread holding the GIL: where the CPU went
-            "--rate",
-            "250",
-            "--format",
-            "raw",
-            "--output",
-            str(Path(where) / f"{name}.txt"),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    output, log = _profile_files(where, name)
+    with log.open("wb") as spy_log:
+        spy = subprocess.Popen(  # noqa: ASYNC220 - started before the timed phase
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--gil",  # only the thread holding the GIL: where the CPU went
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--output",
+                str(output),
+            ],
+            stdout=spy_log,
+            stderr=subprocess.STDOUT,
+        )
     await asyncio.sleep(1)  # py-spy attaches
     try:
         yield
     finally:
-        spy.send_signal(signal.SIGINT)
-        spy.wait(30)
+        if spy.poll() is None:
+            spy.send_signal(signal.SIGINT)
+        code = spy.wait(60)
+        if code != 0 or not output.exists():
+            print(f"py-spy wrote no profile of {name} (exit {code}); see {log}", file=sys.stderr)
+        else:
+            print(f"profile of {name}: {output}", file=sys.stderr)
 
 
 async def run_split(

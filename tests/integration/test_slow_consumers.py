@@ -176,3 +176,43 @@ async def test_a_client_that_stops_reading_live_runs_is_cut_and_learns_how_they_
         await again.send(json.dumps({"type": "ping"}))
         assert json.loads(await again.recv())["type"] == "pong"  # nothing more came before it
         await again.close()
+
+
+async def test_sockets_written_together_each_get_every_event_in_order_beside_a_stalled_one(
+    tmp_path: Path,
+) -> None:
+    # The direct path writes every socket with frames waiting in one pass of the loop: each
+    # socket still gets each event as a frame of its own, in order, and one that stopped reading
+    # is cut alone while the others, written in the same passes, miss nothing.
+    settings = test_settings(tmp_path, outbound_buffer_bytes=8 * LIMIT)
+    ws = RunwireWebSocketProtocol
+    async with serving(settings, send_buffer=KERNEL_BUFFER, ws=ws) as (client, services):
+        user_id, auth = await logged_in(client)
+        assert (await client.post("/api/usage/sample", headers=auth)).status_code == 201
+        readers = [await open_socket(client, auth, reading=True) for _ in range(2)]
+        stalled = await open_socket(client, auth, reading=False)
+        runs = [
+            (await services.chat.submit(user_id, UserMessage(content=f"{i}: costs?"))).run_id
+            for i in range(3)
+        ]
+        for run_id in runs:
+            await services.executor.wait(run_id)
+        last: dict[str, int] = {}
+        for run_id in runs:
+            record = await services.store.runs.by_id(run_id)
+            assert record is not None and record.status == "completed"
+            last[run_id] = record.last_seq
+
+        for reader in readers:
+            received: dict[str, list[int]] = {run_id: [] for run_id in runs}
+            while any(len(seqs) < last[run_id] for run_id, seqs in received.items()):
+                frame = json.loads(await asyncio.wait_for(reader.recv(), unit(10)))
+                received[frame["run_id"]].append(frame["seq"])
+            assert received == {run_id: list(range(1, last[run_id] + 1)) for run_id in runs}
+            await reader.send(json.dumps({"type": "ping"}))
+            assert json.loads(await reader.recv())["type"] == "pong"  # nothing more, still open
+            await reader.close()
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(stalled.recv(), unit(10))
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008

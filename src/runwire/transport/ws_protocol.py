@@ -9,7 +9,10 @@ runwire does per event. HTTP requests still go to the ASGI app.
 What the adapter does itself, and why:
 
 - Frames written during one turn of the event loop leave in one ``write`` (a burst of events
-  costs one system call; a lone event still leaves in the same turn).
+  costs one system call; a lone event still leaves in the same turn). The connections that
+  have frames waiting are written together, by one callback of the loop (:class:`_Flusher`),
+  at the earliest point any of them would have been alone: the sockets' writes leave in one
+  burst, so a client process reading many of them wakes once for the burst, not once a write.
 - The outbound limit is in bytes earlier turns left waiting in the transport, judged by
   :class:`OutboundLimit` (a turn's own frames are never refused for their size): past it the
   client is not reading, and the session closes it (4008) without stalling anyone else. A cut
@@ -30,6 +33,7 @@ import email.utils
 import logging
 import os
 import struct
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -97,6 +101,7 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         self._pending_bytes = 0
         self._kept: list[bytes] = []  # the keep frames among _pending (header, payload, ...)
         self._flush_scheduled = False
+        self._flusher = _flusher(self._loop)
         self._close_with: tuple[int, str] | None = None  # a close frame due at the next flush
         self._eof = False
         self._closing = False
@@ -436,7 +441,7 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            self._flusher.add(self)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -468,6 +473,51 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
     def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+class _Flusher:
+    """The loop's one callback that writes every connection with frames waiting.
+
+    A connection with frames to send joins the list; the first to join schedules the callback.
+    It runs where that first connection's own flush would have (the next turn of the loop), so
+    no frame leaves later than it would alone, and most leave earlier: before the tasks that
+    were scheduled between the connections' frames. Each connection is still written once a
+    turn, in one ``write``, with its own outbound limit."""
+
+    __slots__ = ("_waiting",)
+
+    # It holds no reference to its loop: the loop is the key it is kept under (weakly), and a
+    # value that held its key would keep both alive for good.
+    def __init__(self) -> None:
+        self._waiting: list[RunwireWebSocketProtocol] = []
+
+    def add(self, connection: RunwireWebSocketProtocol) -> None:
+        if not self._waiting:
+            connection._loop.call_soon(self._run)
+        self._waiting.append(connection)
+
+    def _run(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for connection in waiting:
+            # A connection flushed directly since it joined (and not written to again) has
+            # nothing left for this pass.
+            if connection._flush_scheduled:
+                try:
+                    connection._flush()
+                except Exception:  # one broken socket must not hold back the others' frames
+                    log.exception("writing to a WebSocket failed")
+
+
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        flusher = _flushers[loop] = _Flusher()
+    return flusher
 
 
 def _header(size: int) -> bytes:
