@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
@@ -23,6 +23,7 @@ from runwire.revocations.base import Revocations
 from runwire.runs.executor import RunExecutor
 from runwire.store.store import Store
 from runwire.traces import Tracing
+from runwire.transport.flusher import Flusher
 from runwire.workload import Workload
 
 __all__ = ["Services", "services_of"]
@@ -52,6 +53,8 @@ class Services:
     e2e_tokens: E2ETokens | None = None
     # POST /auth/token's grant: on the nodes that issue tokens (roles all and auth).
     client_credentials: ClientCredentials | None = None
+    # The one writer of the sockets with frames waiting (transport/flusher.py).
+    flusher: Flusher = field(default_factory=Flusher)
 
 
 def services_of(conn: HTTPConnection) -> Services:

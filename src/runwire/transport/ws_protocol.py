@@ -10,8 +10,8 @@ What the adapter does itself, and why:
 
 - Frames written during one turn of the event loop leave in one ``write`` (a burst of events
   costs one system call; a lone event still leaves in the same turn). The connections that
-  have frames waiting are written together, by one callback of the loop (:class:`_Flusher`),
-  at the earliest point any of them would have been alone: the sockets' writes leave in one
+  have frames waiting are written together, by one callback of the loop (the server's
+  :class:`~runwire.transport.flusher.Flusher`, in its ``Services``), at the earliest point any of them would have been alone: the sockets' writes leave in one
   burst, so a client process reading many of them wakes once for the burst, not once a write.
 - The outbound limit is in bytes earlier turns left waiting in the transport, judged by
   :class:`OutboundLimit` (a turn's own frames are never refused for their size): past it the
@@ -33,7 +33,6 @@ import email.utils
 import logging
 import os
 import struct
-import weakref
 from collections import deque
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -46,6 +45,7 @@ from websockets.server import ServerProtocol
 
 from runwire.protocol.outbound import OutboundLimit
 from runwire.transport.errors import CLOSE_CODES
+from runwire.transport.flusher import Flusher
 from runwire.transport.handshake import Credentials, Denial, admit, credentials_of, ticket_of
 from runwire.transport.services import Services
 from runwire.transport.session import Session, encode
@@ -101,7 +101,8 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         self._pending_bytes = 0
         self._kept: list[bytes] = []  # the keep frames among _pending (header, payload, ...)
         self._flush_scheduled = False
-        self._flusher = _flusher(self._loop)
+        # The server's one writer of waiting sockets (a bare protocol, in tests, has its own).
+        self._flusher = self._services.flusher if self._services is not None else Flusher()
         self._close_with: tuple[int, str] | None = None  # a close frame due at the next flush
         self._eof = False
         self._closing = False
@@ -142,12 +143,12 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
             # A protocol violation (a frame over the limit: 1009; invalid UTF-8: 1007; …): the
             # core has already queued its close frame; send it and let go of the socket.
             self._eof = True
-        self._flush()
+        self.flush()
 
     def eof_received(self) -> bool | None:
         self._ws.receive_eof()
         self._collect()
-        self._flush()
+        self.flush()
         return None
 
     def pause_writing(self) -> None:
@@ -308,7 +309,7 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         if self._ping_interval_s > 0:
             self._ping_timer = self._loop.call_later(self._ping_interval_s, self._send_ping)
         session.open()
-        self._flush()
+        self.flush()
 
     def _refuse(self, status: int, body: bytes) -> None:
         headers = Headers(
@@ -322,7 +323,7 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         self._ws.send_response(Response(status, _phrase(status), headers, body))
         self._collect()
         self._eof = True
-        self._flush()
+        self.flush()
 
     # -- inbound --
 
@@ -409,7 +410,7 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         self._ping_payload = os.urandom(4)
         self._ws.send_ping(self._ping_payload)
         self._collect()
-        self._flush()
+        self.flush()
         self._ping_timer = self._loop.call_later(self._ping_timeout_s, self._check_pong)
 
     def _check_pong(self) -> None:
@@ -422,7 +423,7 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
             self._closing = True
             self._eof = True
             self._collect()
-            self._flush()
+            self.flush()
             return
         self._ping_timer = self._loop.call_later(
             max(0.0, self._ping_interval_s - self._ping_timeout_s), self._send_ping
@@ -443,7 +444,13 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
             self._flush_scheduled = True
             self._flusher.add(self)
 
-    def _flush(self) -> None:
+    @property
+    def flush_due(self) -> bool:
+        """Frames wait for :meth:`flush` (it is with the server's :class:`Flusher`)."""
+        return self._flush_scheduled
+
+    def flush(self) -> None:
+        """Write every frame waiting, in one ``write``."""
         self._flush_scheduled = False
         self._kept.clear()
         if self._close_with is not None and not self._lost:
@@ -473,51 +480,6 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
     def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-class _Flusher:
-    """The loop's one callback that writes every connection with frames waiting.
-
-    A connection with frames to send joins the list; the first to join schedules the callback.
-    It runs where that first connection's own flush would have (the next turn of the loop), so
-    no frame leaves later than it would alone, and most leave earlier: before the tasks that
-    were scheduled between the connections' frames. Each connection is still written once a
-    turn, in one ``write``, with its own outbound limit."""
-
-    __slots__ = ("_waiting",)
-
-    # It holds no reference to its loop: the loop is the key it is kept under (weakly), and a
-    # value that held its key would keep both alive for good.
-    def __init__(self) -> None:
-        self._waiting: list[RunwireWebSocketProtocol] = []
-
-    def add(self, connection: RunwireWebSocketProtocol) -> None:
-        if not self._waiting:
-            connection._loop.call_soon(self._run)
-        self._waiting.append(connection)
-
-    def _run(self) -> None:
-        waiting, self._waiting = self._waiting, []
-        for connection in waiting:
-            # A connection flushed directly since it joined (and not written to again) has
-            # nothing left for this pass.
-            if connection._flush_scheduled:
-                try:
-                    connection._flush()
-                except Exception:  # one broken socket must not hold back the others' frames
-                    log.exception("writing to a WebSocket failed")
-
-
-_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
-    flusher = _flushers.get(loop)
-    if flusher is None:
-        flusher = _flushers[loop] = _Flusher()
-    return flusher
 
 
 def _header(size: int) -> bytes:
