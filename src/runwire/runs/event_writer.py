@@ -26,6 +26,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
+from runwire.background import stop
 from runwire.backlog import Backlog
 from runwire.events.model import RunEvent
 
@@ -74,9 +75,7 @@ class EventWriter:
             yield self
         finally:
             await self.flush()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop(self._task)
             self._task = None
 
     @property

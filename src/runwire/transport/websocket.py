@@ -9,12 +9,12 @@ task, so one slow socket cannot stall delivery to anyone else.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 
 from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from runwire.background import stop
 from runwire.protocol.outbound import OutboundLimit
 from runwire.transport.errors import CLOSE_CODES
 from runwire.transport.handshake import Denial, admit, credentials_of
@@ -68,11 +68,10 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     finally:
         session.release()
         outlet.close(CLOSE_CODES["normal"], "", drop=False)
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(writer, timeout=1.0)
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
+        # The writer sends what is queued and the close frame; after a second it is stopped. A
+        # cancellation of this handler (the server's shutdown) is not swallowed on the way.
+        await asyncio.wait({writer}, timeout=1.0)
+        await stop(writer)
 
 
 class _QueueOutlet:
