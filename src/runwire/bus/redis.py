@@ -70,7 +70,7 @@ _GAP = b"gap"  # on a user's channel: a node dropped some of the user's events
 # epoch, first seq, last seq, the block; appended to the stream unless the run's stream has a
 # hole (then its KEYS entry is "", and the block is only published).
 _APPEND = """
-local tops, sent = {}, 0
+local tops, epochs, sent = {}, {}, 0
 local maxlen = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
   local at = 3 + (i - 1) * 5
@@ -78,6 +78,11 @@ for i, key in ipairs(KEYS) do
   local first, last = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
   if key ~= '' then
     local top = tops[key]
+    if top ~= nil and epochs[key] ~= epoch then
+      -- the run was logged again under a new epoch since this call's last block of it
+      top = nil
+      tops[key] = nil
+    end
     if top == nil then
       top = false
       local held = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
@@ -107,7 +112,7 @@ for i, key in ipairs(KEYS) do
       redis.call('XADD', key, 'MINID', math.max(0, last - maxlen + 1), last .. '-0',
         'e', epoch, 'f', first, 'd', block)
       if tops[key] == nil then redis.call('EXPIRE', key, ARGV[2]) end
-      tops[key] = last
+      tops[key], epochs[key] = last, epoch
     end
   end
   if block then
@@ -138,15 +143,21 @@ _HELD_NAMES = 10_000  # RESP-encoded stream keys and channels kept for reuse, at
 
 
 class _Subscription:
-    __slots__ = ("_bus", "closed", "handler", "missed", "on_gap", "user_id")
+    __slots__ = ("_bus", "closed", "handler", "missed", "on_batch", "on_gap", "user_id")
 
     def __init__(
-        self, bus: RedisBus, user_id: str, handler: EventHandler, on_gap: GapHandler | None
+        self,
+        bus: RedisBus,
+        user_id: str,
+        handler: EventHandler,
+        on_gap: GapHandler | None,
+        on_batch: BatchHandler | None,
     ) -> None:
         self._bus = bus
         self.user_id = user_id
         self.handler = handler
         self.on_gap = on_gap
+        self.on_batch = on_batch
         self.closed = False
         self.missed = False  # delivery was not in effect for a while: call on_gap when it is
 
@@ -160,6 +171,23 @@ class _Subscription:
             self.on_gap()
         except Exception:
             log.exception("gap handler failed")
+
+    def deliver(self, events: Sequence[RunEvent]) -> None:
+        """Hand ``events`` (one run's, consecutive, of one numbering) to this subscriber: whole
+        to its ``on_batch`` if it has one, else one by one."""
+        on_batch = self.on_batch
+        if on_batch is not None:
+            try:
+                on_batch(events)
+            except Exception:  # one broken connection must not stop the others' delivery
+                log.exception("event handler failed")
+            return
+        handler = self.handler
+        for event in events:
+            try:
+                handler(event)
+            except Exception:
+                log.exception("event handler failed")
 
 
 class _Block:
@@ -344,11 +372,53 @@ class RedisBus(EventBus):
         # Every event of the batch is handed off before the one wait, so a run stopped while
         # it waits has published each event it numbered (one by one, a stop between two waits
         # would leave the rest numbered and stored but never sent live).
-        behind = False
-        for event in events:
-            behind = self._hand_off(user_id, event) or behind
+        if not events:
+            return
+        if not self._queue_batch(user_id, events):
+            behind = False
+            for event in events:
+                behind = self._hand_off(user_id, event) or behind
+        else:
+            subs = self._local.get(user_id)
+            if subs:
+                # This node's subscribers get the batch now and whole (see _hand_off).
+                for sub in tuple(subs):
+                    sub.deliver(events)
+            writes = self._writes
+            behind = writes.queued - writes.done >= self._max_unsent
         if behind:
             await self._caught_up()
+
+    def _queue_batch(self, user_id: str, events: Sequence[RunEvent]) -> bool:
+        """Queue ``events`` for Redis as one step, in their run's open block or a new one; False
+        (nothing queued) when they must go one by one: the queue is near its bound, or the
+        events are not one numbering's consecutive run of at most a block."""
+        first, last = events[0], events[-1]
+        count = len(events)
+        writes = self._writes
+        if (
+            writes.queued - writes.done + count >= self._max_backlog
+            or count > _BLOCK_EVENTS
+            or last.seq - first.seq != count - 1
+            or last.epoch != first.epoch
+            or last.run_id != first.run_id
+        ):
+            return False
+        block = self._open.get(first.run_id)
+        if (
+            block is None
+            or first.seq != block.next_seq
+            or first.epoch != block.run[1]
+            or len(block.wires) + count > _BLOCK_EVENTS + 1
+        ):
+            self._held.add(first.run_id)
+            block = self._open[first.run_id] = self._block(user_id, first)
+            self._outbox.append(block)
+            self._wake_writer.set()
+        block.wires += [event.wire for event in events]
+        block.next_seq += count
+        writes.queued += count
+        return True
 
     def _hand_off(self, user_id: str, event: RunEvent) -> bool:
         """Queue ``event`` for Redis and give it to this node's subscribers; True when runs
@@ -430,9 +500,9 @@ class RedisBus(EventBus):
         user_id: str,
         handler: EventHandler,
         on_gap: GapHandler | None = None,
-        on_batch: BatchHandler | None = None,  # events arrive one by one from Redis: unused
+        on_batch: BatchHandler | None = None,
     ) -> _Subscription:
-        sub = _Subscription(self, user_id, handler, on_gap)
+        sub = _Subscription(self, user_id, handler, on_gap, on_batch)
         self._local.setdefault(user_id, []).append(sub)
         if user_id in self._confirmed:
             return sub
@@ -734,17 +804,29 @@ class RedisBus(EventBus):
             for sub in tuple(subs):
                 sub.gap()
             return
-        handlers = [sub.handler for sub in subs]
-        # The sending node's tag, then a batch of the user's events, in order.
+        # The sending node's tag, then a block: one run's consecutive events of one numbering,
+        # in order, handed to each subscriber whole (as publish_batch would).
+        decode = RunEvent.decode
+        try:
+            events = [decode(frame) for frame in data.split(b"\n")[1:]]
+        except Exception:
+            self._deliver_each(channel, data, subs)
+            return
+        if events:
+            for sub in tuple(subs):
+                sub.deliver(events)
+
+    def _deliver_each(self, channel: bytes, data: bytes, subs: list[_Subscription]) -> None:
+        """A message holding a frame that is not a run event: the others go one by one."""
         for frame in data.split(b"\n")[1:]:
             try:
                 event = RunEvent.decode(frame)
             except Exception:
                 log.exception("an event on %r is not a run event; dropped", channel)
                 continue
-            for handler in handlers:
+            for sub in tuple(subs):
                 try:
-                    handler(event)
+                    sub.handler(event)
                 except Exception:  # one broken connection must not stop the others' delivery
                     log.exception("event handler failed")
 
