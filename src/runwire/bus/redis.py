@@ -17,11 +17,13 @@ in history without having been published, nor the other way round. A node sends 
 (events and releases) through one queue, in order, on a connection of its own, as many as are
 queued in one round trip; a publisher does not wait for Redis (only past ``max_unsent`` queued
 writes), and this node's :meth:`RedisBus.history` first waits for its own queued writes. A run
-publishes from one node at a time, and that node hands each event to its own subscribers at once;
-other nodes get it from Redis. Each node keeps one pub/sub connection, subscribed to the channels
-of the users it holds sockets of (from the first local subscriber of a user to the last), skips
-its own messages, and hands each other message to that user's local handlers in the order Redis
-delivered it, so per-run ``seq`` order holds.
+publishes from one node at a time, and that node hands each event to its own subscribers at once
+(a :meth:`RedisBus.publish_batch` whole, to those with ``on_batch``); other nodes get it from
+Redis. Each node keeps one pub/sub connection, subscribed to the channels of the users it holds
+sockets of (from the first local subscriber of a user to the last), skips its own messages, and
+hands each other message (a block: one run's consecutive events) to that user's local
+subscribers, whole to those with ``on_batch``, in the order Redis delivered it, so per-run
+``seq`` order holds.
 
 When Redis cannot be reached, writes wait in the queue (bounded) and go out in order once it is
 back; the pub/sub connection reconnects with backoff, and every subscription that existed while it
