@@ -276,6 +276,26 @@ async def test_events_past_the_backlog_are_dropped_and_their_users_told_to_resum
         assert await direct.history("run_a", 6) is None
 
 
+async def test_a_batch_that_would_pass_the_backlog_goes_event_by_event() -> None:
+    # Redis away: a batch queues whole while it fits the backlog; one that would pass it goes one
+    # by one, so its first events still wait for Redis and only the rest are dropped (the user
+    # told to resume), as if they had been published one by one. Local sockets get every event.
+    async with proxied_and_direct(max_backlog=5) as (proxy, node, direct):
+        here: list[RunEvent] = []
+        received: list[RunEvent] = []
+        gaps: list[None] = []
+        await node.subscribe("usr_a", here.append, on_batch=here.extend)
+        await direct.subscribe("usr_a", received.append, lambda: gaps.append(None))
+        proxy.cut()
+        await node.publish_batch("usr_a", [event("run_a", seq) for seq in (1, 2, 3)])
+        await node.publish_batch("usr_a", [event("run_a", seq) for seq in (4, 5, 6, 7)])
+        assert seqs(here) == [1, 2, 3, 4, 5, 6, 7]
+        proxy.restore()
+        await until(lambda: len(gaps) == 1)
+        assert seqs(received) == [1, 2, 3, 4, 5]
+        assert await direct.history("run_a", 0) is None  # a hole: the store serves the run
+
+
 @pytest.fixture
 def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of a Redis of this test's own: SCRIPT FLUSH empties the script cache of every
