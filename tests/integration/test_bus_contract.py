@@ -462,3 +462,34 @@ async def test_batches_longer_than_a_block_or_renumbered_arrive_whole_and_in_ord
         assert [e.epoch for e in there.events[-4:]] == ["ep1", "ep2", "ep2", "ep2"]
         held = await node_b.history("run_l", 300)
         assert [(e.seq, e.epoch) for e in held or []] == [(301, "ep2"), (302, "ep2"), (303, "ep2")]
+
+
+async def test_a_node_alone_on_a_channel_is_not_sent_its_own_blocks_back() -> None:
+    # Its sockets had them when they were published: Redis publishes a node's blocks only while
+    # another node holds the user's channel (a pattern subscriber is not one: it watches here).
+    async with redis_nodes(2) as (node_a, node_b):
+        client = Redis.from_url(redis_url())
+        watcher = client.pubsub()
+        try:
+            await watcher.psubscribe(node_a._channel("usr_a").decode())
+            here: list[RunEvent] = []
+            there: list[RunEvent] = []
+            await node_a.subscribe("usr_a", here.append)
+            for seq in (1, 2):
+                await node_a.publish("usr_a", event("run_a", seq))
+            assert seqs(await node_a.history("run_a", 0)) == [1, 2]  # in Redis
+            await node_b.subscribe("usr_a", there.append)
+            await node_a.publish("usr_a", event("run_a", 3))
+            await until(lambda: len(there) == 1)
+            published: list[bytes] = []
+            async with asyncio.timeout(unit(5)):
+                while not published:
+                    message = await watcher.get_message(ignore_subscribe_messages=True, timeout=1)
+                    if message is not None:
+                        published.append(message["data"])
+            assert [frame.count(b"\n") for frame in published] == [1]  # the tag, then seq 3
+            assert seqs(here) == [1, 2, 3]
+            assert seqs(there) == [3]
+        finally:
+            await watcher.aclose()
+            await client.aclose()

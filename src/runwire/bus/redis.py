@@ -68,16 +68,25 @@ _GAP = b"gap"  # on a user's channel: a node dropped some of the user's events
 # has no line break). A block is one stream entry (`e` epoch, `f` the seq of its first event,
 # `d` the block, id the seq of its last event) and one message on its user's channel: Redis's
 # cost is per entry, message and argument, and a string built here would be copied again.
-# KEYS[i]: the stream of block i. ARGV[1..2]: maxlen, ttl_s; then five per block: channel,
-# epoch, first seq, last seq, the block; appended to the stream unless the run's stream has a
-# hole (then its KEYS entry is "", and the block is only published).
+# A block is not published when the sending node is its channel's only subscriber (its own
+# sockets had it when published): the node says which channels it holds (a "1" per block), and
+# names its presence channel, which only its current pub/sub connection subscribes to; a node
+# whose connection is gone (its presence has no subscriber) or that may have left the channel
+# (it says "0") gets its blocks published as before, so another node's subscriber never misses
+# one (docs/decisions.md, "Redis mode, session 12").
+# KEYS[i]: the stream of block i. ARGV[1..3]: maxlen, ttl_s, the node's presence channel ("" for
+# none); then six per block: channel, epoch, first seq, last seq, the block, "1" if the node holds
+# the channel; appended to the stream unless the run's stream has a hole (then its KEYS entry is
+# "", and the block is only published).
 _APPEND = """
 local tops, epochs, sent = {}, {}, 0
 local maxlen = tonumber(ARGV[1])
+local present = ARGV[3] ~= '' and redis.call('PUBSUB', 'NUMSUB', ARGV[3])[2] == 1
 for i, key in ipairs(KEYS) do
-  local at = 3 + (i - 1) * 5
+  local at = 4 + (i - 1) * 6
   local channel, epoch, block = ARGV[at], ARGV[at + 1], ARGV[at + 4]
   local first, last = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+  local alone = present and ARGV[at + 5] == '1'
   if key ~= '' then
     local top = tops[key]
     if top ~= nil and epochs[key] ~= epoch then
@@ -117,7 +126,7 @@ for i, key in ipairs(KEYS) do
       tops[key], epochs[key] = last, epoch
     end
   end
-  if block then
+  if block and not (alone and redis.call('PUBSUB', 'NUMSUB', channel)[2] == 1) then
     redis.call('PUBLISH', channel, block)
     sent = sent + 1
   end
@@ -139,6 +148,7 @@ def _bulk(part: bytes) -> bytes:
 
 _APPEND_HEAD = b"$7\r\nEVALSHA\r\n" + _bulk(_APPEND_SHA_BYTES)
 _NO_KEY = _bulk(b"")  # in place of a stream key: publish only (the run's stream has a hole)
+_HOLDS, _MAY_NOT_HOLD = _bulk(b"1"), _bulk(b"0")  # the node holds the block's channel, or not
 _BLOCK_EVENTS = 256  # a run's events in one stream entry, at most: what trimming keeps past maxlen
 _EVENTS_PER_ROUND_TRIP = 1000  # at least, unless fewer are queued
 _HELD_NAMES = 10_000  # RESP-encoded stream keys and channels kept for reuse, at most
@@ -307,6 +317,14 @@ class RedisBus(EventBus):
         self._confirmed: set[str] = set()  # Redis has subscribed the channel: delivery in effect
         self._dirty: dict[str, None] = {}  # channels whose subscription may need a command
         self._waiters: dict[str, asyncio.Future[None]] = {}
+        # The echo: channels this node holds (subscribed on the current link, and not leaving),
+        # so Redis need not send their blocks back; a leaving channel's UNSUBSCRIBE waits until
+        # every write queued before it left has been answered (the writes in flight that said
+        # "I hold it" have run), and the presence channel of the current link.
+        self._holding: set[str] = set()
+        self._leaving: dict[str, int] = {}  # channel -> writes queued when it left _holding
+        self._links = 0
+        self._presence = b""  # RESP bulk of the current link's presence channel, once confirmed
         self._wake_control = asyncio.Event()
         self._last_reply = 0.0
         self._last_ping = 0.0
@@ -662,6 +680,8 @@ class RedisBus(EventBus):
                 raise failed[0]
             del batch[:end]
             self._writes.finish(count)
+            if self._leaving:
+                self._wake_control.set()  # an UNSUBSCRIBE may have waited for these replies
 
     def _commands(self, chunk: list[_Write]) -> list[bytes]:
         """``chunk`` as Redis commands, in order: blocks queued one after another are one
@@ -708,9 +728,10 @@ class RedisBus(EventBus):
 
     def _append_command(self, blocks: list[_Block]) -> bytes:
         """One call of the append script for ``blocks``, in RESP, built by hand."""
-        broken = self._broken_runs
+        broken, holding = self._broken_runs, self._holding
+        presence = self._presence or _NO_KEY
         keys: list[bytes] = []
-        args: list[bytes] = [self._maxlen_bulk, self._ttl_bulk]
+        args: list[bytes] = [self._maxlen_bulk, self._ttl_bulk, presence]
         for block in blocks:
             # A run whose stream has a hole is published only; checked as it is sent, as the
             # hole may have come after its events were queued.
@@ -724,9 +745,10 @@ class RedisBus(EventBus):
                 b"$%d\r\n" % len(joined),
                 joined,
                 b"\r\n",
+                _HOLDS if block.user_id in holding else _MAY_NOT_HOLD,
             )
         count = len(keys)
-        head = b"*%d\r\n%s%s" % (5 + 6 * count, _APPEND_HEAD, _bulk(b"%d" % count))
+        head = b"*%d\r\n%s%s" % (6 + 7 * count, _APPEND_HEAD, _bulk(b"%d" % count))
         return head + b"".join(keys) + b"".join(args)
 
     async def _round_trip(self, packed: bytes, count: int) -> list[object]:
@@ -759,6 +781,10 @@ class RedisBus(EventBus):
                 await conn.connect()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
                 loop = asyncio.get_running_loop()
                 self._last_reply = self._last_ping = loop.time()
+                self._links += 1
+                presence = f"{self._prefix}node:{self.name}:{self._links}".encode()
+                # Before any user channel: until Redis confirms it, blocks are published.
+                await conn.send_command("SUBSCRIBE", presence)
                 self._link = conn
                 self._linked.set()
                 self._dirty.update(dict.fromkeys(self._local))
@@ -794,7 +820,11 @@ class RedisBus(EventBus):
         if kind == b"message":
             self._deliver(reply[1], reply[2])
         elif kind == b"subscribe" or kind == b"unsubscribe":
-            self._acked(reply[1][len(self._user_prefix) :].decode())
+            channel = reply[1]
+            if not channel.startswith(self._user_prefix):
+                self._presence = _bulk(channel)  # this link's: only it subscribes to it
+                return
+            self._acked(channel[len(self._user_prefix) :].decode())
 
     def _deliver(self, channel: bytes, data: bytes) -> None:
         if data.startswith(self._tag_line):
@@ -840,6 +870,8 @@ class RedisBus(EventBus):
         self._acks_due.pop(user_id, None)
         if user_id in self._sent:
             self._confirmed.add(user_id)
+            if user_id in self._local:
+                self._holding.add(user_id)
             self._in_effect(user_id)
         elif user_id not in self._local:
             _resolve(self._waiters.pop(user_id, None))  # its subscriber left before the reply
@@ -853,6 +885,9 @@ class RedisBus(EventBus):
 
     def _link_lost(self) -> None:
         self._link = None
+        self._presence = b""
+        self._holding.clear()
+        self._leaving.clear()
         self._sent.clear()
         self._acks_due.clear()
         self._confirmed.clear()
@@ -878,16 +913,28 @@ class RedisBus(EventBus):
                 continue
             subscribe: list[str] = []
             unsubscribe: list[str] = []
+            self._dirty.update(dict.fromkeys(self._leaving))
+            writes = self._writes
             for user_id in self._dirty:
                 wanted, sent = user_id in self._local, user_id in self._sent
                 if wanted and not sent:
                     subscribe.append(user_id)
                     self._sent.add(user_id)
                 elif sent and not wanted:
+                    # Writes sent while the node held the channel may skip publishing (see
+                    # _APPEND): Redis must run them before it unsubscribes the node.
+                    self._holding.discard(user_id)
+                    if writes.done < self._leaving.setdefault(user_id, writes.queued):
+                        continue  # looked at again as the writer gets replies
+                    del self._leaving[user_id]
                     unsubscribe.append(user_id)
                     self._sent.discard(user_id)
                     self._confirmed.discard(user_id)
                 else:
+                    if wanted and user_id in self._leaving:  # back before it left
+                        del self._leaving[user_id]
+                        if user_id in self._confirmed:
+                            self._holding.add(user_id)
                     continue
                 self._acks_due[user_id] = self._acks_due.get(user_id, 0) + 1
             self._dirty.clear()
