@@ -20,10 +20,11 @@ writes), and this node's :meth:`RedisBus.history` first waits for its own queued
 publishes from one node at a time, and that node hands each event to its own subscribers at once
 (a :meth:`RedisBus.publish_batch` whole, to those with ``on_batch``); other nodes get it from
 Redis. Each node keeps one pub/sub connection, subscribed to the channels of the users it holds
-sockets of (from the first local subscriber of a user to the last), skips its own messages, and
-hands each other message (a block: one run's consecutive events) to that user's local
-subscribers, whole to those with ``on_batch``, in the order Redis delivered it, so per-run
-``seq`` order holds.
+sockets of (from the first local subscriber of a user to the last), and hands each other node's
+message (a block: one run's consecutive events) to that user's local subscribers, whole to those
+with ``on_batch``, in the order Redis delivered it, so per-run ``seq`` order holds. Redis does
+not send a node its own blocks when no other node holds the channel (the script counts the
+channel's subscribers); when it does, the node skips them by their tag.
 
 When Redis cannot be reached, writes wait in the queue (bounded) and go out in order once it is
 back; the pub/sub connection reconnects with backoff, and every subscription that existed while it
@@ -35,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import secrets
@@ -50,6 +50,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runwire.backlog import Backlog
 from runwire.bus.base import BatchHandler, EventBus, EventHandler, GapHandler
+from runwire.bus.redis_blocks import (
+    APPEND_SCRIPT,
+    BLOCK_EVENTS,
+    NO_KEY,
+    append_call,
+    bulk,
+    command,
+    frames,
+    stream_block,
+)
 from runwire.config import safe_url
 from runwire.errors import DependencyUnavailable
 from runwire.events.model import RunEvent
@@ -63,93 +73,6 @@ _LINK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 _GAP = b"gap"  # on a user's channel: a node dropped some of the user's events
 
-# Appends a batch of events to their runs' streams and publishes them. A run's events of one
-# call are one block: the sending node's tag, then the events, each line one event (compact JSON
-# has no line break). A block is one stream entry (`e` epoch, `f` the seq of its first event,
-# `d` the block, id the seq of its last event) and one message on its user's channel: Redis's
-# cost is per entry, message and argument, and a string built here would be copied again.
-# A block is not published when the sending node is its channel's only subscriber (its own
-# sockets had it when published): the node says which channels it holds (a "1" per block), and
-# names its presence channel, which only its current pub/sub connection subscribes to; a node
-# whose connection is gone (its presence has no subscriber) or that may have left the channel
-# (it says "0") gets its blocks published as before, so another node's subscriber never misses
-# one (docs/decisions.md, "Redis mode, session 12").
-# KEYS[i]: the stream of block i. ARGV[1..3]: maxlen, ttl_s, the node's presence channel ("" for
-# none); then six per block: channel, epoch, first seq, last seq, the block, "1" if the node holds
-# the channel; appended to the stream unless the run's stream has a hole (then its KEYS entry is
-# "", and the block is only published).
-_APPEND = """
-local tops, epochs, sent = {}, {}, 0
-local maxlen = tonumber(ARGV[1])
-local present = ARGV[3] ~= '' and redis.call('PUBSUB', 'NUMSUB', ARGV[3])[2] == 1
-for i, key in ipairs(KEYS) do
-  local at = 4 + (i - 1) * 6
-  local channel, epoch, block = ARGV[at], ARGV[at + 1], ARGV[at + 4]
-  local first, last = tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
-  local alone = present and ARGV[at + 5] == '1'
-  if key ~= '' then
-    local top = tops[key]
-    if top ~= nil and epochs[key] ~= epoch then
-      -- the run was logged again under a new epoch since this call's last block of it
-      top = nil
-      tops[key] = nil
-    end
-    if top == nil then
-      top = false
-      local held = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
-      if held then
-        if held[2][2] ~= epoch then
-          -- the run's log was rewritten under a new epoch: what is held names other events
-          redis.call('DEL', key)
-        else
-          top = tonumber(string.match(held[1], '^%d+'))
-        end
-      end
-    end
-    if top and top >= first then
-      -- sent again after its reply was lost: what the stream holds was published already
-      if top >= last then
-        block = nil
-      else
-        local tag_end = string.find(block, '\\n', 1, true)
-        local from = tag_end + 1
-        for _ = first, top do from = string.find(block, '\\n', from, true) + 1 end
-        block = string.sub(block, 1, tag_end) .. string.sub(block, from)
-        first = top + 1
-      end
-    end
-    if block then
-      -- keep the last maxlen events at least: entries whose block ends before them go
-      redis.call('XADD', key, 'MINID', math.max(0, last - maxlen + 1), last .. '-0',
-        'e', epoch, 'f', first, 'd', block)
-      if tops[key] == nil then redis.call('EXPIRE', key, ARGV[2]) end
-      tops[key], epochs[key] = last, epoch
-    end
-  end
-  if block and not (alone and redis.call('PUBSUB', 'NUMSUB', channel)[2] == 1) then
-    redis.call('PUBLISH', channel, block)
-    sent = sent + 1
-  end
-end
-return sent
-"""
-_APPEND_SHA_BYTES = hashlib.sha1(_APPEND.encode(), usedforsecurity=False).hexdigest().encode()
-
-
-def _command(*parts: bytes) -> bytes:
-    """One command in RESP, as Redis reads it."""
-    return b"*%d\r\n" % len(parts) + b"".join(map(_bulk, parts))
-
-
-def _bulk(part: bytes) -> bytes:
-    """One argument of a command in RESP."""
-    return b"$%d\r\n%s\r\n" % (len(part), part)
-
-
-_APPEND_HEAD = b"$7\r\nEVALSHA\r\n" + _bulk(_APPEND_SHA_BYTES)
-_NO_KEY = _bulk(b"")  # in place of a stream key: publish only (the run's stream has a hole)
-_HOLDS, _MAY_NOT_HOLD = _bulk(b"1"), _bulk(b"0")  # the node holds the block's channel, or not
-_BLOCK_EVENTS = 256  # a run's events in one stream entry, at most: what trimming keeps past maxlen
 _EVENTS_PER_ROUND_TRIP = 1000  # at least, unless fewer are queued
 _HELD_NAMES = 10_000  # RESP-encoded stream keys and channels kept for reuse, at most
 
@@ -206,7 +129,7 @@ class _Block:
     """A run's consecutive events, in the order published: one stream entry and one message.
 
     Events join the run's open block as they are published (:meth:`RedisBus.publish` appends
-    them: a block takes the run's next ``seq`` of the same epoch, up to ``_BLOCK_EVENTS``), until
+    them: a block takes the run's next ``seq`` of the same epoch, up to ``BLOCK_EVENTS``), until
     the writer takes the outbox (then the run's next event opens a new block)."""
 
     __slots__ = ("channel", "first", "next_seq", "run", "run_id", "user_id", "wires")
@@ -276,8 +199,8 @@ class RedisBus(EventBus):
         self._where = safe_url(url)
         self._prefix = prefix
         self._user_prefix = f"{prefix}user:".encode()
-        self._maxlen_bulk = _bulk(str(stream_maxlen).encode())
-        self._ttl_bulk = _bulk(str(stream_ttl_s).encode())
+        self._maxlen_bulk = bulk(str(stream_maxlen).encode())
+        self._ttl_bulk = bulk(str(stream_ttl_s).encode())
         # RESP-encoded names, reused by every event: per run its stream key, epoch and the
         # epoch encoded; per user its channel.
         self._run_names: dict[str, tuple[bytes, str, bytes]] = {}
@@ -418,7 +341,7 @@ class RedisBus(EventBus):
         writes = self._writes
         if (
             writes.queued - writes.done + count >= self._max_backlog
-            or count > _BLOCK_EVENTS
+            or count > BLOCK_EVENTS
             or last.seq - first.seq != count - 1
             or last.epoch != first.epoch
             or last.run_id != first.run_id
@@ -429,7 +352,7 @@ class RedisBus(EventBus):
             block is None
             or first.seq != block.next_seq
             or first.epoch != block.run[1]
-            or len(block.wires) + count > _BLOCK_EVENTS + 1
+            or len(block.wires) + count > BLOCK_EVENTS + 1
         ):
             self._held.add(first.run_id)
             block = self._open[first.run_id] = self._block(user_id, first)
@@ -459,7 +382,7 @@ class RedisBus(EventBus):
                 block is None
                 or event.seq != block.next_seq
                 or event.epoch != block.run[1]
-                or len(block.wires) > _BLOCK_EVENTS
+                or len(block.wires) > BLOCK_EVENTS
             ):
                 # A new block: the run's first event since the writer took the last one (the
                 # run is held from then until released, so it is counted here only).
@@ -504,12 +427,12 @@ class RedisBus(EventBus):
             ) from None
         if not entries:
             return [] if exists else None
-        blocks = [_block_of(entry) for entry in entries]
+        blocks = [stream_block(entry) for entry in entries]
         if blocks[0][0] > after_seq + 1:
             return None  # trimmed (MINID) or started later: the store has the whole run
         held: list[RunEvent] = []
-        for seq, frames in blocks:
-            for frame in frames:
+        for seq, lines in blocks:
+            for frame in lines:
                 if seq > after_seq:
                     held.append(RunEvent.decode(frame))
                 seq += 1
@@ -673,7 +596,7 @@ class RedisBus(EventBus):
             if any(isinstance(r, NoScriptError) for r in replies):
                 # Redis restarted (no scripts kept): load the script and send the chunk again;
                 # the script skips what it had appended, so nothing is delivered twice.
-                await self._client().script_load(_APPEND)
+                await self._client().script_load(APPEND_SCRIPT)
                 continue
             failed = [r for r in replies if isinstance(r, Exception)]
             if failed:
@@ -697,9 +620,9 @@ class RedisBus(EventBus):
                 blocks = []
             if isinstance(write, _Release):
                 self._broken_runs.discard(write.run_id)
-                commands.append(_command(b"DEL", self._stream(write.run_id).encode()))
+                commands.append(command(b"DEL", self._stream(write.run_id).encode()))
             else:
-                commands.append(_command(b"PUBLISH", self._channel(write.user_id), _GAP))
+                commands.append(command(b"PUBLISH", self._channel(write.user_id), _GAP))
         if blocks:
             commands.append(self._append_command(blocks))
         return commands
@@ -713,15 +636,15 @@ class RedisBus(EventBus):
         run = runs.get(run_id)
         if run is None or run[1] != event.epoch:
             run = runs[run_id] = (
-                _bulk(self._stream(run_id).encode()),
+                bulk(self._stream(run_id).encode()),
                 event.epoch,
-                _bulk(event.epoch.encode()),
+                bulk(event.epoch.encode()),
             )
             if len(runs) > _HELD_NAMES:
                 del runs[next(iter(runs))]
         channel = users.get(user_id)
         if channel is None:
-            channel = users[user_id] = _bulk(self._channel(user_id))
+            channel = users[user_id] = bulk(self._channel(user_id))
             if len(users) > _HELD_NAMES:
                 del users[next(iter(users))]
         return _Block(run, channel, event, user_id, self._tag)
@@ -729,27 +652,25 @@ class RedisBus(EventBus):
     def _append_command(self, blocks: list[_Block]) -> bytes:
         """One call of the append script for ``blocks``, in RESP, built by hand."""
         broken, holding = self._broken_runs, self._holding
-        presence = self._presence or _NO_KEY
-        keys: list[bytes] = []
-        args: list[bytes] = [self._maxlen_bulk, self._ttl_bulk, presence]
-        for block in blocks:
-            # A run whose stream has a hole is published only; checked as it is sent, as the
-            # hole may have come after its events were queued.
-            keys.append(_NO_KEY if block.run_id in broken else block.run[0])
-            joined = b"\n".join(block.wires)  # the node's tag first
-            args += (
-                block.channel,
-                block.run[2],
-                _bulk(b"%d" % block.first),
-                _bulk(b"%d" % (block.next_seq - 1)),
-                b"$%d\r\n" % len(joined),
-                joined,
-                b"\r\n",
-                _HOLDS if block.user_id in holding else _MAY_NOT_HOLD,
-            )
-        count = len(keys)
-        head = b"*%d\r\n%s%s" % (6 + 7 * count, _APPEND_HEAD, _bulk(b"%d" % count))
-        return head + b"".join(keys) + b"".join(args)
+        return append_call(
+            self._maxlen_bulk,
+            self._ttl_bulk,
+            self._presence or NO_KEY,
+            [
+                (
+                    # A run whose stream has a hole is published only; checked as it is sent,
+                    # as the hole may have come after its events were queued.
+                    NO_KEY if block.run_id in broken else block.run[0],
+                    block.channel,
+                    block.run[2],
+                    block.first,
+                    block.next_seq - 1,
+                    block.wires,  # the node's tag first
+                    block.user_id in holding,
+                )
+                for block in blocks
+            ],
+        )
 
     async def _round_trip(self, packed: bytes, count: int) -> list[object]:
         conn = self._writer_conn
@@ -822,7 +743,7 @@ class RedisBus(EventBus):
         elif kind == b"subscribe" or kind == b"unsubscribe":
             channel = reply[1]
             if not channel.startswith(self._user_prefix):
-                self._presence = _bulk(channel)  # this link's: only it subscribes to it
+                self._presence = bulk(channel)  # this link's: only it subscribes to it
                 return
             self._acked(channel[len(self._user_prefix) :].decode())
 
@@ -840,7 +761,7 @@ class RedisBus(EventBus):
         # in order, handed to each subscriber whole (as publish_batch would).
         decode = RunEvent.decode
         try:
-            events = [decode(frame) for frame in data.split(b"\n")[1:]]
+            events = [decode(frame) for frame in frames(data)]
         except Exception:
             self._deliver_each(channel, data, subs)
             return
@@ -850,7 +771,7 @@ class RedisBus(EventBus):
 
     def _deliver_each(self, channel: bytes, data: bytes, subs: list[_Subscription]) -> None:
         """A message holding a frame that is not a run event: the others go one by one."""
-        for frame in data.split(b"\n")[1:]:
+        for frame in frames(data):
             try:
                 event = RunEvent.decode(frame)
             except Exception:
@@ -973,17 +894,6 @@ class RedisBus(EventBus):
             raise DependencyUnavailable(
                 f"Redis at {self._where} does not answer ({type(exc).__name__})"
             ) from None
-
-
-def _block_of(entry: tuple[bytes, dict[bytes, bytes]]) -> tuple[int, list[bytes]]:
-    """A stream entry's first seq and its events' wire frames, in order."""
-    entry_id, fields = entry
-    first = fields.get(b"f")
-    if first is None:
-        # Written before blocks (one event an entry, no tag): a stream left by a node of the
-        # previous version is still read whole until its run is released or it expires.
-        return int(entry_id.partition(b"-")[0]), [fields[b"d"]]
-    return int(first), fields[b"d"].split(b"\n")[1:]  # after the writing node's tag
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:
