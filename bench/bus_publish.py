@@ -9,7 +9,10 @@ by hand, and the queue bounds are lifted), so this is the cost a run pays as it 
 sending the blocks is the writer's, per block, and shows in a profile of the server
 (``RUNWIRE_BENCH_PROFILE`` with bench/throughput.py). Needs Redis at ``--redis``.
 
-Usage: python bench/bus_publish.py [--rounds 5] [--redis redis://127.0.0.1:6379/0]
+With ``--batch N`` the runs publish batches of N events (``publish_batch``, as a streamed
+answer's chunks are), to a subscriber that takes batches (``on_batch``, as a socket does).
+
+Usage: python bench/bus_publish.py [--rounds 5] [--batch N] [--redis redis://127.0.0.1:6379/0]
 """
 
 from __future__ import annotations
@@ -38,9 +41,9 @@ def _drive(step: Coroutine[Any, Any, None]) -> None:
     raise RuntimeError("publish waited: lift the bus's queue bounds")
 
 
-async def _best_ns(bus: EventBus, rounds: int, reset: Any) -> float:
+async def _best_ns(bus: EventBus, rounds: int, reset: Any, batch: int) -> float:
     kept: list[RunEvent] = []
-    await bus.subscribe("usr_bench", kept.append)
+    await bus.subscribe("usr_bench", kept.append, on_batch=kept.extend)
     events = [
         RunEvent(
             type=EventType.TEXT_DELTA,
@@ -56,6 +59,9 @@ async def _best_ns(bus: EventBus, rounds: int, reset: Any) -> float:
     ]
     for e in events:
         _ = e.wire
+    # Each run's next `batch` events, runs taking turns (events are already in that order for 1).
+    per_run = [events[run::RUNS] for run in range(RUNS)]
+    batches = [ran[start : start + batch] for start in range(0, EVENTS, batch) for ran in per_run]
     best = float("inf")
     for _ in range(rounds):
         for run in range(RUNS):
@@ -63,8 +69,12 @@ async def _best_ns(bus: EventBus, rounds: int, reset: Any) -> float:
         reset()
         kept.clear()
         started = time.perf_counter()
-        for e in events:
-            _drive(bus.publish("usr_bench", e))
+        if batch == 1:
+            for e in events:
+                _drive(bus.publish("usr_bench", e))
+        else:
+            for chunk in batches:
+                _drive(bus.publish_batch("usr_bench", chunk))
         best = min(best, time.perf_counter() - started)
     return best * 1e9 / len(events)
 
@@ -72,9 +82,10 @@ async def _best_ns(bus: EventBus, rounds: int, reset: Any) -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=1, help="events a publish_batch (1: publish)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
-    memory = await _best_ns(MemoryBus(), args.rounds, lambda: None)
+    memory = await _best_ns(MemoryBus(), args.rounds, lambda: None, args.batch)
     bus = RedisBus(args.redis, prefix="bench:", max_unsent=10**9, max_backlog=10**9)
     async with bus.running():
 
@@ -85,9 +96,10 @@ async def main() -> None:
             bus._open.clear()
             bus._writes.done = bus._writes.queued
 
-        redis = await _best_ns(bus, args.rounds, reset)
+        redis = await _best_ns(bus, args.rounds, reset, args.batch)
         reset()
-    print(f"publish, best of {args.rounds} rounds of {RUNS * EVENTS} events:")
+    how = "publish" if args.batch == 1 else f"publish_batch of {args.batch}"
+    print(f"{how}, best of {args.rounds} rounds of {RUNS * EVENTS} events:")
     print(f"  in-process bus {memory:6.0f} ns/event")
     print(f"  Redis bus      {redis:6.0f} ns/event  (+{redis - memory:.0f} ns)")
 

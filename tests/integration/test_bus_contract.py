@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -400,3 +400,96 @@ async def test_a_long_run_keeps_a_bounded_tail_and_sends_older_positions_to_the_
     finally:
         await client.delete(f"{prefix}run:run_long")
         await client.aclose()
+
+
+class Recorder:
+    """A subscriber that takes batches: every event in the order it came, and the batches."""
+
+    def __init__(self) -> None:
+        self.events: list[RunEvent] = []
+        self.batches: list[list[int]] = []  # the seqs of each batch handed over whole
+
+    def one(self, event: RunEvent) -> None:
+        self.events.append(event)
+
+    def batch(self, events: Sequence[RunEvent]) -> None:
+        self.events += events
+        self.batches.append([e.seq for e in events])
+
+    async def subscribe(self, node: EventBus, user_id: str) -> None:
+        await node.subscribe(user_id, self.one, on_batch=self.batch)
+
+
+async def test_a_batch_reaches_subscribers_as_a_batch_on_its_node_and_on_others() -> None:
+    # A streamed answer's chunks are published as batches: a socket on the publishing node and
+    # one on another node both take them whole (one write each), in their run's order.
+    async with redis_nodes(2) as (node_a, node_b):
+        here, there = Recorder(), Recorder()
+        plain: list[RunEvent] = []
+        await here.subscribe(node_a, "usr_a")
+        await there.subscribe(node_b, "usr_a")
+        await node_b.subscribe("usr_a", plain.append)  # no on_batch: each event alone
+        await node_a.publish("usr_a", event("run_a", 1))
+        await node_a.publish_batch("usr_a", [event("run_a", seq) for seq in (2, 3, 4)])
+        await node_a.publish("usr_a", event("run_a", 5))
+        assert seqs(here.events) == [1, 2, 3, 4, 5]
+        assert here.batches == [[2, 3, 4]]  # the others were published alone
+        await until(lambda: len(there.events) == 5 and len(plain) == 5)
+        # Another node gets what reached Redis together as one batch (here all five, queued in
+        # one loop turn), never one by one.
+        assert seqs(there.events) == seqs(plain) == [1, 2, 3, 4, 5]
+        assert [seq for batch in there.batches for seq in batch] == [1, 2, 3, 4, 5]
+        assert [e.wire for e in plain] == [e.wire for e in there.events]
+
+
+async def test_batches_longer_than_a_block_or_renumbered_arrive_whole_and_in_order() -> None:
+    # A batch longer than a stream block goes into Redis event by event, and a run logged again
+    # under a new epoch starts a block of its own, even in the same script call as the old
+    # numbering's last block: each event still arrives once and in order on every node, and
+    # history holds the run as last numbered.
+    async with redis_nodes(2) as (node_a, node_b):
+        here, there = Recorder(), Recorder()
+        await here.subscribe(node_a, "usr_a")
+        await there.subscribe(node_b, "usr_a")
+        await node_a.publish_batch("usr_a", [event("run_l", seq) for seq in range(1, 301)])
+        await node_a.publish_batch("usr_a", [event("run_l", seq) for seq in (301, 302)])
+        renumbered = [event("run_l", seq, epoch="ep2") for seq in (301, 302, 303)]
+        await node_a.publish_batch("usr_a", renumbered)
+        expected = [*range(1, 303), 301, 302, 303]
+        assert seqs(here.events) == expected
+        await until(lambda: len(there.events) == len(expected))
+        assert seqs(there.events) == expected
+        assert [e.epoch for e in there.events[-4:]] == ["ep1", "ep2", "ep2", "ep2"]
+        held = await node_b.history("run_l", 300)
+        assert [(e.seq, e.epoch) for e in held or []] == [(301, "ep2"), (302, "ep2"), (303, "ep2")]
+
+
+async def test_a_node_alone_on_a_channel_is_not_sent_its_own_blocks_back() -> None:
+    # Its sockets had them when they were published: Redis publishes a node's blocks only while
+    # another node holds the user's channel (a pattern subscriber is not one: it watches here).
+    async with redis_nodes(2) as (node_a, node_b):
+        client = Redis.from_url(redis_url())
+        watcher = client.pubsub()
+        try:
+            await watcher.psubscribe(node_a._channel("usr_a").decode())
+            here: list[RunEvent] = []
+            there: list[RunEvent] = []
+            await node_a.subscribe("usr_a", here.append)
+            for seq in (1, 2):
+                await node_a.publish("usr_a", event("run_a", seq))
+            assert seqs(await node_a.history("run_a", 0)) == [1, 2]  # in Redis
+            await node_b.subscribe("usr_a", there.append)
+            await node_a.publish("usr_a", event("run_a", 3))
+            await until(lambda: len(there) == 1)
+            published: list[bytes] = []
+            async with asyncio.timeout(unit(5)):
+                while not published:
+                    message = await watcher.get_message(ignore_subscribe_messages=True, timeout=1)
+                    if message is not None:
+                        published.append(message["data"])
+            assert [frame.count(b"\n") for frame in published] == [1]  # the tag, then seq 3
+            assert seqs(here) == [1, 2, 3]
+            assert seqs(there) == [3]
+        finally:
+            await watcher.aclose()
+            await client.aclose()

@@ -276,6 +276,60 @@ async def test_events_past_the_backlog_are_dropped_and_their_users_told_to_resum
         assert await direct.history("run_a", 6) is None
 
 
+async def test_a_batch_that_would_pass_the_backlog_goes_event_by_event() -> None:
+    # Redis away: a batch queues whole while it fits the backlog; one that would pass it goes one
+    # by one, so its first events still wait for Redis and only the rest are dropped (the user
+    # told to resume), as if they had been published one by one. Local sockets get every event.
+    async with proxied_and_direct(max_backlog=5) as (proxy, node, direct):
+        here: list[RunEvent] = []
+        received: list[RunEvent] = []
+        gaps: list[None] = []
+        await node.subscribe("usr_a", here.append, on_batch=here.extend)
+        await direct.subscribe("usr_a", received.append, lambda: gaps.append(None))
+        proxy.cut()
+        await node.publish_batch("usr_a", [event("run_a", seq) for seq in (1, 2, 3)])
+        await node.publish_batch("usr_a", [event("run_a", seq) for seq in (4, 5, 6, 7)])
+        assert seqs(here) == [1, 2, 3, 4, 5, 6, 7]
+        proxy.restore()
+        await until(lambda: len(gaps) == 1)
+        assert seqs(received) == [1, 2, 3, 4, 5]
+        assert await direct.history("run_a", 0) is None  # a hole: the store serves the run
+
+
+async def test_a_node_leaving_a_channel_unsubscribes_once_its_writes_have_run() -> None:
+    # A node holding a user's channel has its blocks published only if another node holds it too
+    # (Redis counts the subscribers as each write runs). Were the node's UNSUBSCRIBE to reach
+    # Redis before a write it sent while it held the channel, that write would count the other
+    # node's subscription as the node's own and not publish: the node unsubscribes only once
+    # Redis has answered every write sent before its last socket of the user left.
+    async with proxied_and_direct(confirm_timeout_s=unit(0.3)) as (proxy, node, direct):
+        client = Redis.from_url(redis_url())
+        channel = node._channel("usr_a")
+
+        async def subscribers() -> int:
+            return int(dict(await client.pubsub_numsub(channel))[channel])
+
+        try:
+            received: list[RunEvent] = []
+            leaving = await node.subscribe("usr_a", lambda _: None)
+            await direct.subscribe("usr_a", received.append)
+            assert await subscribers() == 2
+            proxy.swallow = True  # the write runs in Redis; its reply never comes back
+            await node.publish("usr_a", event("run_a", 1))
+            leaving.close()
+            await asyncio.sleep(unit(0.5))  # the write is sent again, unanswered, meanwhile
+            assert await subscribers() == 2
+            proxy.swallow = False
+            async with asyncio.timeout(unit(5)):
+                while await subscribers() != 1:  # noqa: ASYNC110 - Redis announces nothing
+                    await asyncio.sleep(unit(0.01))
+            await node.publish("usr_a", event("run_a", 2))
+            await until(lambda: len(received) == 2)
+            assert seqs(received) == [1, 2]
+        finally:
+            await client.aclose()
+
+
 @pytest.fixture
 def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL of a Redis of this test's own: SCRIPT FLUSH empties the script cache of every

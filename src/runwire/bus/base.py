@@ -21,7 +21,9 @@ EventHandler = Callable[[RunEvent], None]
 BatchHandler = Callable[[Sequence[RunEvent]], None]
 """Called, when a bus delivers them together, with the events of one :meth:`EventBus.publish_batch`
 (of one run and one numbering, in ``seq`` order), instead of the :data:`EventHandler` once each.
-Must not block."""
+A bus may also hand over together a run's consecutive events of several publishes of one
+numbering (the Redis bus does, on other nodes, with what reached Redis in one block). Must not
+block."""
 
 GapHandler = Callable[[], None]
 """Called when the bus may have failed to deliver some events to a subscription (its link to a
