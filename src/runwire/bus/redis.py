@@ -48,6 +48,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from runwire.background import stop
 from runwire.backlog import Backlog
 from runwire.bus.base import BatchHandler, EventBus, EventHandler, GapHandler
 from runwire.bus.redis_blocks import (
@@ -278,12 +279,9 @@ class RedisBus(EventBus):
             yield self
             await self._drain()
         finally:
-            for task in tasks:
-                task.cancel()
+            # Nothing runs between the release and the cancellations (no await in between).
             self._writes.release()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop(*tasks)
             if self._writer_conn is not None:
                 await self._writer_conn.disconnect()
                 self._writer_conn = None

@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from runwire.background import stop
 from runwire.connections.base import ConnectionRegistry, Seat
 from runwire.ratelimit import Clock
 from runwire.redis_pool import connection_pool
@@ -158,9 +159,7 @@ class RedisConnections(ConnectionRegistry):
         try:
             yield self
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            await stop(keeper)
             for user_id, members in self._local.items():
                 self._removals.extend((user_id, member) for member in members)
             self._local.clear()

@@ -41,6 +41,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
 
+from runwire.background import stop
 from runwire.config import safe_url
 from runwire.dispatch.base import Job, LostHandler, RunQueue, StopHandler
 from runwire.errors import DependencyUnavailable
@@ -129,6 +130,9 @@ class _Lane:
                     batch, self._queued = self._queued, []
                     try:
                         await self._send(batch)
+                        # redis-py may have taken a cancellation for a link error (its commands
+                        # then failed) or swallowed it: a lane being stopped stops here.
+                        _stop_if_cancelled()
                     except BaseException:
                         self._queued = batch + self._queued  # failed below, with the rest
                         raise
@@ -147,7 +151,8 @@ class _Lane:
         try:
             try:
                 replies = await self._round_trip(packed, len(batch))
-            except _LINK_ERRORS:
+            except _LINK_ERRORS as exc:
+                _reraise_cancel(exc)  # a lane being stopped does not retry
                 if not stale:
                     raise
                 replies = await self._round_trip(packed, len(batch))  # on a new connection
@@ -272,15 +277,9 @@ class RedisRunQueue(RunQueue):
             tasks.append(asyncio.create_task(self._listen_stops(), name="run-stop-listener"))
             yield self
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop(*tasks)
             await self._release_all()
-            lane_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lane_task
+            await stop(lane_task)
             self._lane = None
             await self._reader.aclose()
             await self._redis.aclose()
