@@ -109,6 +109,26 @@ def test_a_url_of_the_wrong_scheme_is_named(values: dict[str, Any], sentence: st
     assert problems(**values) == [sentence]
 
 
+@pytest.mark.parametrize(
+    ("values", "sentence"),
+    [
+        (
+            {"redis_url": "redis://:hunter2@redis:99999/0"},
+            "RUNWIRE_REDIS_URL has a port that is not a number from 0 to 65535",
+        ),
+        (
+            {"database_url": "postgresql+asyncpg://app:hunter2@db:5432x/runwire"},
+            "RUNWIRE_DATABASE_URL has a port that is not a number from 0 to 65535",
+        ),
+    ],
+)
+def test_a_url_with_a_bad_port_is_named_without_its_password(
+    values: dict[str, Any], sentence: str
+) -> None:
+    # Once a crash of `runwire doctor` (ValueError from the URL's port) instead of this line.
+    assert problems(**values) == [sentence]
+
+
 def test_urls_of_the_right_scheme_pass() -> None:
     good = {
         "llm_base_url": "https://api.openai.com/v1",

@@ -23,6 +23,10 @@ pytestmark = pytest.mark.unit
         # A query may carry a password too (asyncpg reads ?password=): it is dropped whole.
         ("postgresql+asyncpg://db/runwire?password=hunter2", "postgresql+asyncpg://db/runwire"),
         ("https://user:hunter2@collector.example/v1#frag", "https://collector.example/v1"),
+        # An IPv6 host keeps its brackets; a bad port is shown as written, never raised.
+        ("redis://:hunter2@[::1]:6379/0", "redis://[::1]:6379/0"),
+        ("redis://:hunter2@redis:99999/0", "redis://redis:99999/0"),
+        ("redis://:pass@word@redis:6379", "redis://redis:6379"),
     ],
 )
 def test_credentials_never_show(url: str, shown: str) -> None:

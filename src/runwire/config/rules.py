@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from runwire.config.choices import IssuerKind, Role
 
@@ -61,6 +62,14 @@ def problems(settings: Settings) -> list[str]:
         ("redis://", "rediss://")
     ):
         found.append("RUNWIRE_REDIS_URL must start with redis:// or rediss:// (TLS)")
+    for name, value in (
+        ("RUNWIRE_DATABASE_URL", url),
+        ("RUNWIRE_REDIS_URL", settings.redis_url.get_secret_value() if settings.redis_url else ""),
+    ):
+        try:
+            _ = urlsplit(value).port  # parsed on reading: a bad one raises
+        except ValueError:  # the URL itself is not quoted: it may hold a password
+            found.append(f"{name} has a port that is not a number from 0 to 65535")
     if settings.service_token_ttl_s > settings.access_token_ttl_s:
         found.append(
             "RUNWIRE_SERVICE_TOKEN_TTL_S must not exceed RUNWIRE_ACCESS_TOKEN_TTL_S (a "

@@ -10,6 +10,8 @@ __all__ = ["safe_url"]
 def safe_url(url: str) -> str:
     """``url`` without its user name and password, for logs and error messages."""
     parts = urlsplit(url)
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    # The host (lowercased) and port as written (an IPv6 host keeps its brackets), after the
+    # last "@": not parsed, so a URL with a bad port is still shown (the settings' rules name
+    # that problem) instead of raising where a log line or an error is being made.
+    where = parts.netloc.rpartition("@")[2].lower() or "?"
+    return f"{parts.scheme}://{where}{parts.path}"
