@@ -12,6 +12,8 @@ from runwire.store.exact_sum import ExactSum, add_exact, add_sum, merge_exact
 # Floats whose plain sum loses what the exact one keeps.
 CANCELLING = [1e100, 1.0, -1e100, 1e-20, 0.1, 0.2, -0.3, 3.0]
 
+pytestmark = pytest.mark.unit
+
 
 def one_by_one(values: list[float]) -> ExactSum:
     partials: ExactSum = []

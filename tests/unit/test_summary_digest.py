@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from runwire.store.digest import TOP_PROMPTS, percentiles, response_cache
+
+pytestmark = pytest.mark.unit
 
 
 def test_percentiles_are_nearest_rank_over_the_counted_values() -> None:
