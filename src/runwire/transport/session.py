@@ -171,8 +171,7 @@ class Session:
         if self._watch is not None:
             self._watch.close()
             self._watch = None
-        if self._machine.state is not ConnectionState.CLOSED:
-            self._machine.state = ConnectionState.CLOSED
+        self._machine.end()
 
     def notify(self, body: dict[str, Any]) -> None:
         """Send a server notice (not a reply, not a run event) if the socket is open."""
