@@ -23,7 +23,6 @@ from runwire.errors import InputError
 from runwire.events.model import EventType
 from runwire.store.summary import UsageSummary
 from runwire.usage.pricing import PricingTable
-from runwire.usage.sample import generate_sample
 from tests.unit.test_agents import NOW, Run, assert_well_formed
 
 pytestmark = pytest.mark.unit
@@ -35,9 +34,9 @@ def pricing() -> PricingTable:
 
 
 @pytest.fixture(scope="module")
-def sample(pricing: PricingTable) -> UsageSet:
+def sample(sample_records: tuple[UsageRecord, ...]) -> UsageSet:
     # One set for the module, as the store hands out: its memo keeps the aggregates between runs.
-    return UsageSet(generate_sample(now_ms=NOW, pricing=pricing))
+    return UsageSet(sample_records)  # generate_sample(now_ms=NOW)
 
 
 # The question, the kind triage reads it as, and the headline (first line) the answer leads with,
