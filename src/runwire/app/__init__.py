@@ -7,6 +7,19 @@ agent a run calls), ``tokens`` (keys, tokens and revocations), ``monitoring`` (g
 the metrics listener), ``middleware`` and ``routes`` (what a role serves).
 """
 
-from runwire.app.factory import create_app
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runwire.app.factory import create_app
 
 __all__ = ["create_app"]
+
+
+def __getattr__(name: str) -> object:
+    # The factory imports every part of the server; import it only when asked for, so that a
+    # part (``runwire.app.tokens`` for the token tests and benchmark) loads only what it needs.
+    if name == "create_app":
+        from runwire.app.factory import create_app
+
+        return create_app
+    raise AttributeError(name)

@@ -89,7 +89,9 @@ def create_app(
     pricing = PricingTable.load()
     metrics = Metrics(count_events=settings.metrics)
     if tracing is None:
-        tracing = Tracing(otlp_processor if settings.otlp_endpoint else None)
+        tracing = Tracing(
+            otlp_processor(settings.otlp_endpoint) if settings.otlp_endpoint else None
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Services]]:
