@@ -4,6 +4,7 @@ asks for, leading with its headline, offline and deterministically, over the sam
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 from typing import Any
 
@@ -632,6 +633,27 @@ async def test_tools_check_their_arguments(sample: UsageSet, pricing: PricingTab
         )
     [done] = run.of(EventType.TOOL_COMPLETED)
     assert done.data["success"] is False and "greater than 0" in done.data["error"]
+
+
+async def test_a_tool_answers_at_once_unless_it_must_read_the_records_first(
+    sample: UsageSet, pricing: PricingTable
+) -> None:
+    # What the memo answers comes back as the result itself (AgentContext.call_tool then arms
+    # no timeout); records not read yet come back as an awaitable that reads them first.
+    reads: list[int] = []
+
+    async def read() -> tuple[UsageRecord, ...]:
+        reads.append(1)
+        await asyncio.sleep(0)
+        return tuple(sample)
+
+    box = Toolbox(UsageView(len(sample), read), pricing)
+    pending = box.function("breakdown")(group_by="provider")
+    assert inspect.isawaitable(pending) and reads == []
+    rows = await pending
+    assert reads == [1] and rows == analytics.breakdown(sample, "provider")
+    assert box.function("breakdown")(group_by="provider") == rows  # read: at once now
+    assert reads == [1]
 
 
 async def test_tool_results_are_the_analytics(sample: UsageSet, pricing: PricingTable) -> None:
