@@ -20,7 +20,7 @@ from runwire.agents.chat_model import ChatModel
 from runwire.agents.llm import LLMProvider
 from runwire.domain.usage import UsageRecord
 from runwire.errors import RunTimeout, RunwireError, ToolFailed
-from runwire.events.model import EventDraft, EventType
+from runwire.events.model import EventDraft, EventType, TextDrafts
 from runwire.events.redaction import Redactor
 from runwire.traces import Tracing
 from runwire.usage.pricing import PricingTable
@@ -103,8 +103,7 @@ class AgentContext:
         pass through the run's journal, bus and connections (docs/benchmarks.md, "Batched
         chunks")."""
         parent = None if agent == SUPERVISOR else SUPERVISOR
-        kind = EventType.TEXT_DELTA
-        drafts = [EventDraft(kind, agent, {"delta": delta}, parent) for delta in deltas]
+        drafts = TextDrafts(agent, deltas, parent)  # drafts made only if asked for one by one
         if self.emit_batch is not None:
             await self.emit_batch(drafts)
             return

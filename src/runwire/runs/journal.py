@@ -12,7 +12,14 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from runwire.bus.base import EventBus
 from runwire.errors import InvalidTransition, LeaseLost
-from runwire.events.model import EventDraft, EventType, RunEvent, Stamper, encode_alike
+from runwire.events.model import (
+    EventDraft,
+    EventType,
+    RunEvent,
+    Stamper,
+    TextDrafts,
+    encode_alike,
+)
 from runwire.runs.event_writer import EventWriter
 
 __all__ = ["ROOT_AGENT", "RunJournal"]
@@ -122,7 +129,25 @@ class RunJournal:
         seq = self.last_seq
         run_id, thread_id, epoch = self.run_id, self.thread_id, self.epoch
         timestamp = self._clock.now()
-        events: list[RunEvent] = []
+        if type(drafts) is TextDrafts:  # a streamed answer's chunks: no draft object each
+            agent, parent, deltas = drafts.agent_name, drafts.parent_agent, drafts.deltas
+            events = [
+                RunEvent(
+                    _TEXT_DELTA,
+                    run_id,
+                    thread_id,
+                    seq + i,
+                    agent,
+                    timestamp,
+                    {"delta": delta},
+                    parent,
+                    epoch=epoch,
+                )
+                for i, delta in enumerate(deltas, 1)
+            ]
+            self._text += deltas  # as _track keeps each chunk (a chunk never ends a run)
+            return await self._publish_batch(events)
+        events = []
         text = self._text
         for draft in drafts:
             if self.closed:  # a terminal event in the batch: what came before it still goes out
@@ -145,12 +170,18 @@ class RunJournal:
             else:
                 self._track(event)
             events.append(event)
-        self.last_seq = seq
-        encode_alike(events)  # not empty: the journal was open for the first
-        writer.extend(events)
-        await self._bus.publish_batch(self.user_id, events)
+        await self._publish_batch(events)
         if len(events) < len(drafts):
             raise InvalidTransition(f"run {self.run_id} has ended; no event may follow")
+        return events
+
+    async def _publish_batch(self, events: list[RunEvent]) -> list[RunEvent]:
+        """Queue numbered ``events`` (not empty: the journal was open for the first) for
+        storage and publish them; the run's last seq is the last one's."""
+        self.last_seq = events[-1].seq
+        encode_alike(events)
+        self._writer.extend(events)
+        await self._bus.publish_batch(self.user_id, events)
         return events
 
     async def holds(self) -> bool:
