@@ -30,6 +30,10 @@ ROOT_AGENT = "supervisor"
 # __getattr__, which takes every class attribute read off the fast path), and it was asked
 # per event (docs/benchmarks.md, "Hot path, session 13").
 _TEXT_DELTA = EventType.TEXT_DELTA
+_AGENT_STARTED = EventType.AGENT_STARTED
+_AGENT_ENDS = (EventType.AGENT_COMPLETED, EventType.AGENT_ERROR)
+_TOOL_EXECUTING = EventType.TOOL_EXECUTING
+_TOOL_COMPLETED = EventType.TOOL_COMPLETED
 
 
 class RunJournal:
@@ -198,15 +202,15 @@ class RunJournal:
             self.closed = True
         elif event.parent_agent is None:
             return
-        elif kind is EventType.AGENT_STARTED:
+        elif kind is _AGENT_STARTED:
             self._open_agents.append(event.agent_name)
-        elif kind in (EventType.AGENT_COMPLETED, EventType.AGENT_ERROR):
+        elif kind in _AGENT_ENDS:
             if event.agent_name in self._open_agents:
                 self._open_agents.remove(event.agent_name)
-        elif kind is EventType.TOOL_EXECUTING:
+        elif kind is _TOOL_EXECUTING:
             call_id = str(event.data.get("tool_call_id"))
             self._open_tools[call_id] = (event.agent_name, str(event.data.get("tool_name")))
-        elif kind is EventType.TOOL_COMPLETED:
+        elif kind is _TOOL_COMPLETED:
             self._open_tools.pop(str(event.data.get("tool_call_id")), None)
 
     async def close_open(self, code: str, message: str) -> None:
