@@ -18,7 +18,7 @@ from runwire.agents.formatting import format_ms, format_pct, format_usd
 from runwire.agents.model_tools import analysis_tools
 from runwire.agents.names import Names, Subject
 from runwire.agents.question import classify, detect_focus
-from runwire.agents.tools import TOOLS, Toolbox
+from runwire.agents.tools import TOOLS, Toolbox, with_records
 from runwire.domain.usage import UsageRecord, UsageSet, UsageView
 from runwire.errors import InputError
 from runwire.events.model import EventType
@@ -654,6 +654,14 @@ async def test_a_tool_answers_at_once_unless_it_must_read_the_records_first(
     assert reads == [1] and rows == analytics.breakdown(sample, "provider")
     assert box.function("breakdown")(group_by="provider") == rows  # read: at once now
     assert reads == [1]
+    # Toolbox.call awaits either way.
+    assert await Toolbox(UsageView(len(sample), read), pricing).call("usage_overview", {}) == (
+        analytics.overview(sample)
+    )
+    assert reads == [1, 1]
+    view = UsageView(len(sample), read)
+    assert await with_records(view, lambda: analytics.overview(view)) == analytics.overview(sample)
+    assert reads == [1, 1, 1]
 
 
 async def test_tool_results_are_the_analytics(sample: UsageSet, pricing: PricingTable) -> None:
