@@ -24,11 +24,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, CursorResult, Table, event, text
+from sqlalchemy import Connection, Table, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from runwire.errors import DependencyUnavailable
 from runwire.store.engine import (
@@ -40,6 +39,7 @@ from runwire.store.engine import (
     without_secret,
 )
 from runwire.store.group_commit import GroupWriter, Job, OneStatement, PostgresWriter
+from runwire.store.prepared import Prepared, prepare
 from runwire.store.sqlite_loop import ReaderBusy, SqliteReader, SqliteWriter
 
 __all__ = ["Database", "Prepared", "redact_url", "without_secret"]
@@ -47,28 +47,6 @@ __all__ = ["Database", "Prepared", "redact_url", "without_secret"]
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 T = TypeVar("T")
-
-
-class Prepared:
-    """A statement compiled once for the database's driver, run with positional parameters.
-
-    SQLAlchemy builds and caches a statement's SQL on every execution, which for the
-    statements with correlated subqueries that decide a run's turn costs hundreds of
-    microseconds, on the writer's thread, for every run; this costs a few. Parameters are the
-    statement's ``bindparam`` names; the rest keep the values they were built with. (No
-    ``IN`` lists: those are expanded per execution.)
-    """
-
-    def __init__(self, sql: str, order: Sequence[str], defaults: dict[str, Any]) -> None:
-        self._sql = sql
-        self._order = tuple(order)
-        self._defaults = defaults
-
-    def run(self, conn: Connection, **values: Any) -> CursorResult[*tuple[Any, ...]]:
-        return conn.exec_driver_sql(self._sql, self._params(values))
-
-    def _params(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(values[n] if n in values else self._defaults[n] for n in self._order)
 
 
 class Database:
@@ -281,9 +259,7 @@ class Database:
 
     def prepare(self, statement: ClauseElement) -> Prepared:
         """``statement`` compiled once for this database's driver (see :class:`Prepared`)."""
-        compiled = statement.compile(dialect=self.engine.dialect)
-        assert isinstance(compiled, SQLCompiler)
-        return Prepared(compiled.string, compiled.positiontup or (), dict(compiled.params))
+        return prepare(statement, self.engine.dialect)
 
     def positional_insert(
         self, table: str, columns: Sequence[str], *, skip_existing: bool = False, rows: int = 1

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from runwire.store.engine import BUSY_TIMEOUT_MS, sqlite_pragmas
@@ -222,12 +222,17 @@ def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _begin_immediate(conn: Connection) -> None:
+    # On the driver itself: through SQLAlchemy's execution the BEGIN cost ~1% of the server's
+    # CPU per event (docs/benchmarks.md, "Hot path, session 13"). Its errors as SQLAlchemy
+    # would raise them.
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
     try:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    except OperationalError as exc:
-        if _is_busy(exc):
+        driver.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        if (exc.sqlite_errorcode or 0) & 0xFF in _BUSY_CODES:
             raise WriterBusy from exc
-        raise
+        raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
 
 
 def _on_the_loop(dbapi_conn: Any, _record: Any) -> None:
