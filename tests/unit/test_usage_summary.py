@@ -174,7 +174,7 @@ def test_a_summary_of_an_older_format_is_not_read() -> None:
 
 
 async def test_a_view_reads_its_records_once_and_after_a_failure_again() -> None:
-    records = tuple(generate_sample(days=1)[:20])
+    records = tuple(generate_sample(days=2)[:20])  # days=1 is today: none just after midnight
     outcomes: list[BaseException | None] = [RuntimeError("database gone"), None]
     reads = 0
 
