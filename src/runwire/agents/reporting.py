@@ -8,12 +8,13 @@ right whichever provider runs.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from runwire.agents.answer import SECTION_ORDER, compose_next_steps, compose_report
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count, format_usd
-from runwire.agents.llm import BatchingProvider, LLMRequest
+from runwire.agents.llm import LLMRequest
 from runwire.agents.state import Focus, RunState
 from runwire.errors import RunTimeout
 from runwire.usage.pricing import PricingTable
@@ -72,7 +73,12 @@ class ReportingAgent:
         llm = ctx.llm
         # A writer that hands over the chunks ready at once has each batch go through the run in
         # one pass, each chunk still its own event (docs/benchmarks.md, "Batched chunks").
-        batches = llm.batches(request) if isinstance(llm, BatchingProvider) else None
+        # Asked by its attribute: an isinstance against the runtime-checkable protocol
+        # (BatchingProvider) cost ~20 µs a run (docs/benchmarks.md, "Hot path, session 13").
+        batching: Callable[[LLMRequest], AsyncIterator[list[str]]] | None = getattr(
+            llm, "batches", None
+        )
+        batches = batching(request) if batching is not None else None
         chunks = llm.stream(request) if batches is None else None
         try:
             async with asyncio.timeout(ctx.llm_timeout_s):
