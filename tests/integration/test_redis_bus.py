@@ -304,7 +304,7 @@ async def test_a_node_leaving_a_channel_unsubscribes_once_its_writes_have_run() 
     # Redis has answered every write sent before its last socket of the user left.
     async with proxied_and_direct(confirm_timeout_s=unit(0.3)) as (proxy, node, direct):
         client = Redis.from_url(redis_url())
-        channel = node._channel("usr_a")
+        channel = node._names.channel("usr_a")
 
         async def subscribers() -> int:
             return int(dict(await client.pubsub_numsub(channel))[channel])
