@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Set
 from enum import StrEnum
 
+from runwire.domain.state_machine import Transitions
 from runwire.errors import InvalidTransition
 
 __all__ = [
@@ -73,6 +74,22 @@ class _Channel:
 
 
 _WANTING = (ChannelState.WANTED, ChannelState.SUBSCRIBING, ChannelState.SUBSCRIBED)
+
+# The arrows of the table in the module docstring; appearing and being forgotten are not moves.
+_ARROWS = Transitions(
+    "a Redis channel",
+    {
+        ChannelState.WANTED: (ChannelState.SUBSCRIBING, ChannelState.UNSUBSCRIBING),
+        ChannelState.SUBSCRIBING: (ChannelState.SUBSCRIBED, ChannelState.LEAVING),
+        ChannelState.SUBSCRIBED: (ChannelState.LEAVING,),
+        ChannelState.LEAVING: (
+            ChannelState.SUBSCRIBED,
+            ChannelState.SUBSCRIBING,
+            ChannelState.UNSUBSCRIBING,
+        ),
+        ChannelState.UNSUBSCRIBING: (ChannelState.WANTED,),
+    },
+)
 
 
 class ChannelTable:
@@ -120,7 +137,8 @@ class ChannelTable:
         """The node's first socket of the user subscribed."""
         channel = self._channels.get(user_id)
         if channel is None:
-            self._move(user_id, _Channel(ChannelState.WANTED), ChannelState.WANTED)
+            self._channels[user_id] = _Channel(ChannelState.WANTED)
+            self._due[user_id] = None
             return
         state = channel.state
         if state in _WANTING:
@@ -201,8 +219,7 @@ class ChannelTable:
 
     def _move(self, user_id: str, channel: _Channel, state: ChannelState) -> None:
         old = channel.state
-        channel.state = state
-        self._channels[user_id] = channel
+        channel.state = _ARROWS.check(old, state)  # the moves above guard first, by name
         # The views follow the state; a channel in none of them is only waiting for replies.
         if old is ChannelState.SUBSCRIBED:
             self._held.discard(user_id)
