@@ -145,7 +145,7 @@ def build_agent(
             # Every tool of the run reads the same data: one read per run, not one per tool; its
             # records are read only if a tool needs what the store's summary does not answer.
             if not loaded:
-                loaded.append(await store.usage.usage_of(run.user_id))
+                loaded.append(await store.usage.usage_of(run.user_id, version=run.usage_version))
             return loaded[0]
 
         ctx = AgentContext(
@@ -498,6 +498,7 @@ def create_app(
                     grace_s=settings.shutdown_grace_s,
                     sink=store.runs.append_events if settings.keep_events else _discard,
                     max_backlog=settings.store_max_backlog,
+                    linger_s=settings.store_linger_ms / 1000,
                     metrics=metrics,
                     tracing=tracing,
                 )

@@ -63,6 +63,10 @@ class RunInput:
     # The W3C traceparent of the message that asked for it, when it came through the run queue
     # (a run started where it was accepted is inside the message's span already).
     trace: str = field(default="", kw_only=True)
+    # The user's usage version as the run was stored and claimed in one transaction (its
+    # message accepted here): its first read of their data needs no read of the version. None
+    # for a run started otherwise (the version is read then).
+    usage_version: int | None = field(default=None, kw_only=True)
 
 
 AgentFn = Callable[[RunInput, Emit], Awaitable[str]]
@@ -160,6 +164,11 @@ class RunExecutor:
     def accepting(self) -> bool:
         """False once the executor is draining for shutdown: no new run may start."""
         return self._drain is None
+
+    @property
+    def writer(self) -> EventWriter:
+        """The writer that stores the events of this executor's runs."""
+        return self._writer
 
     @property
     def active_count(self) -> int:
