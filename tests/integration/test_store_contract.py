@@ -16,7 +16,7 @@ import orjson
 import pytest
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from runwire.agents import analytics
 from runwire.domain.clock import now_ms
@@ -173,6 +173,23 @@ async def test_connections_postgresql_closed_are_replaced_by_the_next_use_after_
             await db.write(backend_pid)
     assert await db.read(backend_pid) not in before
     assert await db.write(backend_pid) not in before
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_postgresql_hands_out_the_connection_used_last(store: Store) -> None:
+    # Under load the same few connections stay in use, each too briefly idle to be pinged
+    # (three round trips); the pool holds others, idle since the store opened.
+    db = store.db
+
+    async def backend_pid(conn: AsyncConnection) -> int:
+        return int((await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one())
+
+    async with db.connect() as first, db.connect() as second, db.connect() as third:
+        held = [await backend_pid(c) for c in (first, second, third)]
+    # Given back third, second, first: the first is handed out next, again and again.
+    for _ in range(3):
+        async with db.connect() as conn:
+            assert await backend_pid(conn) == held[0]
 
 
 # Accounts
