@@ -207,9 +207,11 @@ class Conversations:
         earlier of its thread is unfinished (what ``run_order.claim_statement`` decides); the caller
         holds its lease. Otherwise it stays ``queued``.
 
-        ``check`` is called first, in the transaction, with the user's unfinished runs as
-        ``(run_id, thread_id)`` in the order they start; it raises to refuse the message (the
-        caps and policies of the chat service), and nothing is stored then.
+        ``check`` is called in the transaction with the user's unfinished runs before this one
+        as ``(run_id, thread_id)`` in the order they start; it raises to refuse the message (the
+        caps and policies of the chat service), and nothing is stored then (on PostgreSQL it is
+        called after the statement that stores them, which is rolled back: store/acceptance.py).
+        The acceptance carries the user's usage version as the transaction read it.
         """
         now = now_ms()
         if thread is None:
