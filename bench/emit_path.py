@@ -36,6 +36,7 @@ from runwire.protocol.delivery import Delivery
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import RunJournal
 from runwire.transport.session import Session
+from runwire.transport.ws_phase import SocketPhase
 from runwire.transport.ws_protocol import RunwireWebSocketProtocol
 from runwire.usage.pricing import PricingTable
 
@@ -64,6 +65,7 @@ def _session(loop: asyncio.AbstractEventLoop) -> tuple[Session, _Transport]:
     protocol = RunwireWebSocketProtocol(SimpleNamespace(ws_max_size=2**20), state, {}, loop)
     transport = _Transport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol._phase.move(SocketPhase.OPEN)  # as its handshake would, without one
     # Only what delivery touches: a whole Session needs a running app.
     session = Session.__new__(Session)
     session._counted = None

@@ -26,7 +26,7 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from runwire.app import build_access_tokens
+from runwire.app.tokens import build_access_tokens
 from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
 from runwire.config import SigningAlgorithm, load_settings
 

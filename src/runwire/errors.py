@@ -24,6 +24,8 @@ Mapping to HTTP statuses and WebSocket close codes happens only at the edge (``r
     ├── NotFound                 the thing does not exist *for this user*          code: not_found
     ├── Conflict                 the thing exists already                          code: conflict
     ├── InvalidTransition        a state machine was asked for a forbidden move    code: invalid_state
+    │   ├── RunPhaseError        a run's task on its node, moved against its phases (a bug)
+    │   └── SocketPhaseError     a WebSocket's socket, moved against its phases (a bug)
     ├── RateLimited              too many attempts; may retry after a wait         code: rate_limited
     ├── ReloadRequired           a resume position cannot be served whole; reload  code: reload_required
     ├── LeaseLost                this node lost a run's lease; it stops silently    code: lease_lost
@@ -69,9 +71,11 @@ __all__ = [
     "ReloadReason",
     "ReloadRequired",
     "RunFailure",
+    "RunPhaseError",
     "RunTimeout",
     "RunwireError",
     "ServiceTokenRequired",
+    "SocketPhaseError",
     "TargetUnreachable",
     "TokenExpired",
     "TokenReused",
@@ -202,9 +206,22 @@ class Conflict(RunwireError):
 
 
 class InvalidTransition(RunwireError):
-    """A state machine was asked to move from a state that does not allow it."""
+    """A state machine was asked to move from a state that does not allow it.
+
+    Every lifecycle moves through :class:`runwire.domain.state_machine.StateMachine`; a run's
+    status and a connection's state raise this class itself, the two below name their machine."""
 
     code = "invalid_state"
+
+
+class RunPhaseError(InvalidTransition):
+    """The executor moved a run's task against its phases (``runwire.runs.active_run``): a bug in
+    the executor, never a client's doing. The run ends as any run whose code raised."""
+
+
+class SocketPhaseError(InvalidTransition):
+    """The ``/ws`` adapter moved a socket against its phases (``runwire.transport.ws_phase``):
+    a bug in the adapter, never a client's doing (the loop's callback that hit it logs it)."""
 
 
 class RateLimited(RunwireError):

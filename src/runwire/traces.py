@@ -14,6 +14,7 @@ event, and the OTLP exporter is never imported.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,15 +30,25 @@ __all__ = ["SpanKind", "Tracing", "otlp_processor"]
 
 _NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
 _PROPAGATOR = TraceContextTextMapPropagator()  # W3C traceparent; stateless
+_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"  # the traces' own URL, whole
 
 
-def otlp_processor() -> SpanProcessor:
-    """Spans batched and sent over OTLP/HTTP to ``OTEL_EXPORTER_OTLP_ENDPOINT`` (the exporter
-    reads that and the other standard ``OTEL_EXPORTER_OTLP_*`` variables itself)."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+def otlp_processor(endpoint: str) -> Callable[[], SpanProcessor]:
+    """What makes a processor that batches spans and sends them over OTLP/HTTP to the collector
+    at ``endpoint`` (``Settings.otlp_endpoint``): to its ``/v1/traces``, or to
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` if that is set, as OpenTelemetry's own variables
+    would. The endpoint is handed to the exporter: left to read it from the environment, it
+    ignored an endpoint given to :class:`~runwire.config.Settings` as a keyword. The other
+    ``OTEL_EXPORTER_OTLP_*`` variables (headers, timeout, compression) it still reads itself."""
 
-    return BatchSpanProcessor(OTLPSpanExporter())
+    def make() -> SpanProcessor:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        url = os.environ.get(_TRACES_ENDPOINT) or f"{endpoint.removesuffix('/')}/v1/traces"
+        return BatchSpanProcessor(OTLPSpanExporter(endpoint=url))
+
+    return make
 
 
 class Tracing:

@@ -85,7 +85,6 @@ TRACED_IN_PROCESSES = (
     "app.py",
     "auth/*",
     "auth_checks.py",
-    "auth_commands.py",
     "bus/redis.py",
     "chat.py",
     "cli/*",

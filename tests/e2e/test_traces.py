@@ -5,60 +5,20 @@ the JSON log lines written inside it carry its trace id."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.e2e.conftest import BASE_ENV, ServerProcess
 from tests.e2e.wire import Session
-
-
-class Collector(ThreadingHTTPServer):
-    """Takes OTLP/HTTP trace exports (protobuf) and keeps every span's (name, trace id)."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Export)
-        self.spans: list[tuple[str, str]] = []
-        self.paths: list[str] = []
-        self.service_names: set[str] = set()
-
-
-class _Export(BaseHTTPRequestHandler):
-    server: Collector
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        self.server.paths.append(self.path)
-        for resource_spans in request.resource_spans:
-            for attribute in resource_spans.resource.attributes:
-                if attribute.key == "service.name":
-                    self.server.service_names.add(attribute.value.string_value)
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    self.server.spans.append((span.name, span.trace_id.hex()))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # the test's output is not the place
+from tests.otlp_collector import Collector
 
 
 @pytest.fixture
 def collector() -> Iterator[Collector]:
-    server = Collector()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with Collector.running() as server:
+        yield server
 
 
 async def test_a_messages_trace_reaches_an_otlp_collector(
@@ -66,7 +26,7 @@ async def test_a_messages_trace_reaches_an_otlp_collector(
 ) -> None:
     env = {
         **BASE_ENV,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_address[1]}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
         "RUNWIRE_LOG_FORMAT": "json",
         "RUNWIRE_LOG_LEVEL": "debug",
     }

@@ -5,7 +5,7 @@ import time
 import jwt
 import pytest
 
-from runwire.app import build_access_tokens
+from runwire.app.tokens import build_access_tokens
 from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
 from runwire.auth.keys import SigningKey
 from runwire.auth.passwords import Passwords

@@ -19,7 +19,7 @@ from runwire.agents.model_loop import ModelLoop
 from runwire.agents.model_tools import analysis_tools
 from runwire.agents.openai_model import OpenAIChatModel
 from runwire.agents.state import RunState
-from runwire.app import build_agent
+from runwire.app.agent import build_agent
 from runwire.config import Settings
 from runwire.domain.ids import new_epoch, new_id
 from runwire.domain.usage import UsageRecord

@@ -27,6 +27,7 @@ from runwire.transport.ws_protocol import RunwireWebSocketProtocol
 from tests.conftest import test_settings
 from tests.databases import fresh_postgres_database
 from tests.integration.test_event_stream import until
+from tests.otlp_collector import Collector
 from tests.ports import loopback_listener
 from tests.services import private_redis
 from tests.timing import unit
@@ -202,3 +203,27 @@ async def test_a_failing_request_marks_its_span(tmp_path: Path) -> None:
     assert threads.attributes is not None and threads.attributes["http.response.status_code"] == 401
     assert threads.status.status_code is StatusCode.UNSET  # a refusal is not the server failing
     assert "GET /health" in named
+
+
+@pytest.mark.parametrize("traces_path", [None, "/elsewhere/traces"])
+async def test_spans_go_to_the_endpoint_the_settings_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, traces_path: str | None
+) -> None:
+    # Given as a keyword, not as OTEL_EXPORTER_OTLP_ENDPOINT: the exporter once read only the
+    # variable, and sent nothing. OpenTelemetry's traces-only variable still names the URL whole.
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    with Collector.running() as collector:
+        if traces_path is not None:
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", collector.url + traces_path)
+        app = create_app(test_settings(tmp_path, otlp_endpoint=collector.url + "/"))
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://runwire.test"
+            ) as http,
+        ):
+            assert (await http.get("/health", headers={"traceparent": TRACEPARENT})).is_success
+        # Leaving the lifespan sent what was batched.
+    assert set(collector.paths) == {traces_path or "/v1/traces"}
+    assert ("GET /health", TRACEPARENT.split("-")[1]) in collector.spans

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from runwire.app import build_agent
+from runwire.app.agent import build_agent
 from runwire.config import Settings
 from runwire.domain.clock import now_ms
 from runwire.domain.usage import UsageRecord

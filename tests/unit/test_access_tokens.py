@@ -18,7 +18,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from runwire.app import build_access_tokens
+from runwire.app.tokens import build_access_tokens
 from runwire.auth.key_files import KeyDirectory, KeyRing, open_keys
 from runwire.auth.keys import SigningKey
 from runwire.auth.tokens import AccessTokens

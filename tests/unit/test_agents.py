@@ -33,11 +33,11 @@ from runwire.errors import InputError, RunTimeout, ToolFailed
 from runwire.events.model import EventDraft, EventType
 from runwire.events.redaction import REDACTED, Redactor
 from runwire.usage.pricing import PricingTable
-from runwire.usage.sample import generate_sample
+from tests.unit.conftest import SAMPLE_NOW
 
 pytestmark = pytest.mark.unit
 
-NOW = 1_746_000_000_000
+NOW = SAMPLE_NOW
 T0 = 1_740_830_400_000
 DAY = 86_400_000
 SUB_AGENTS = ("triage", "data", "optimization", "actions", "reporting")
@@ -49,8 +49,8 @@ def pricing() -> PricingTable:
 
 
 @pytest.fixture(scope="module")
-def sample(pricing: PricingTable) -> list[UsageRecord]:
-    return generate_sample(now_ms=NOW, pricing=pricing)
+def sample(sample_records: tuple[UsageRecord, ...]) -> list[UsageRecord]:
+    return list(sample_records)  # generate_sample(now_ms=NOW)
 
 
 def rec(

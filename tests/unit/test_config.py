@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from runwire.config import Environment, Role, load_settings, safe_url
+from runwire.config import Environment, Role, Settings, load_settings, safe_url
 from runwire.domain.concurrency import ConcurrencyPolicy
 from runwire.errors import ConfigError
 
@@ -300,6 +300,34 @@ def test_a_misspelled_variable_is_named_with_the_setting_it_resembles(
         "RUNWIRE_RUN_TIMEOUT is not a runwire setting (did you mean RUNWIRE_RUN_TIMEOUT_S?)",
     ]
     assert "k" * 40 not in caught.value.message
+
+
+def test_the_otlp_endpoint_is_a_keyword_as_well_as_opentelemetrys_variable(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Settings(otlp_endpoint=...) was once dropped without a word (the field is read from its
+    # alias, OpenTelemetry's variable): only the variable set it.
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    assert Settings(otlp_endpoint="http://kw:4318").otlp_endpoint == "http://kw:4318"
+    assert load_settings(otlp_endpoint="http://kw:4318").otlp_endpoint == "http://kw:4318"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318")
+    assert Settings().otlp_endpoint == "http://env:4318"
+    assert Settings(otlp_endpoint="http://kw:4318").otlp_endpoint == "http://kw:4318"  # wins
+    with pytest.raises(ConfigError) as caught:  # a keyword is checked as the variable is
+        load_settings(otlp_endpoint="grpc://kw:4317")
+    assert caught.value.problems == [
+        "OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL (runwire exports OTLP over HTTP, "
+        "e.g. http://collector:4318)"
+    ]
+    # The RUNWIRE_ name of the field is no variable of runwire's: named, with the one to set.
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+    monkeypatch.setenv("RUNWIRE_OTLP_ENDPOINT", "http://prefixed:4318")
+    caplog.set_level(logging.WARNING, logger="runwire.config")
+    assert load_settings().otlp_endpoint is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "RUNWIRE_OTLP_ENDPOINT is not a runwire setting (did you mean "
+        "OTEL_EXPORTER_OTLP_ENDPOINT?); it is ignored"
+    ]
 
 
 def test_the_retired_signing_secret_is_named_with_what_replaced_it(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -23,7 +24,6 @@ from runwire.errors import InputError
 from runwire.events.model import EventType
 from runwire.store.summary import UsageSummary
 from runwire.usage.pricing import PricingTable
-from runwire.usage.sample import generate_sample
 from tests.unit.test_agents import NOW, Run, assert_well_formed
 
 pytestmark = pytest.mark.unit
@@ -35,9 +35,27 @@ def pricing() -> PricingTable:
 
 
 @pytest.fixture(scope="module")
-def sample(pricing: PricingTable) -> UsageSet:
+def sample(sample_records: tuple[UsageRecord, ...]) -> UsageSet:
     # One set for the module, as the store hands out: its memo keeps the aggregates between runs.
-    return UsageSet(generate_sample(now_ms=NOW, pricing=pricing))
+    return UsageSet(sample_records)  # generate_sample(now_ms=NOW)
+
+
+Answered = Callable[[str], Awaitable[tuple[Run, str]]]
+
+
+@pytest.fixture(scope="module")
+def answered(sample: UsageSet, pricing: PricingTable) -> Answered:
+    """Each question's run over the module's set and its answer, made once for the module: two
+    tests read the same runs (nothing reads a run but to check it)."""
+    runs: dict[str, tuple[Run, str]] = {}
+
+    async def answer(question: str) -> tuple[Run, str]:
+        if question not in runs:
+            run = Run(sample, pricing, question=question)
+            runs[question] = (run, await run.answer())
+        return runs[question]
+
+    return answer
 
 
 # The question, the kind triage reads it as, and the headline (first line) the answer leads with,
@@ -287,10 +305,9 @@ QUESTIONS = [
     ("question", "kind", "headline"), QUESTIONS, ids=[q for q, _, _ in QUESTIONS]
 )
 async def test_the_answer_leads_with_what_was_asked(
-    sample: UsageSet, pricing: PricingTable, question: str, kind: str, headline: str
+    answered: Answered, question: str, kind: str, headline: str
 ) -> None:
-    run = Run(sample, pricing, question=question)
-    answer = await run.answer()
+    run, answer = await answered(question)
     assert answer.splitlines()[0] == headline
     assert run.streamed() == answer
     assert_well_formed(run.events)
@@ -314,7 +331,7 @@ BEYOND_DIGEST = {"breakdown", "compare_usage", "usage_trend", "describe_subject"
 
 
 async def test_a_set_the_store_gave_with_its_summary_gets_the_very_same_answers(
-    sample: UsageSet, pricing: PricingTable
+    sample: UsageSet, pricing: PricingTable, answered: Answered
 ) -> None:
     # The store hands a set with its summary (store/summary.py): its first aggregates are read
     # from that, not the records; nothing a user sees may differ.
@@ -338,12 +355,11 @@ async def test_a_set_the_store_gave_with_its_summary_gets_the_very_same_answers(
 
         view = UsageView(len(sample), read_sample)
         view.memo["usage_digest"] = digest
-        scanned, read, lazy = (
-            Run(sample, pricing, question=question),
+        scanned, expected = await answered(question)  # from the records themselves
+        read, lazy = (
             Run(summarized, pricing, question=question),
             Run(view, pricing, question=question),
         )
-        expected = await scanned.answer()
         assert await read.answer() == expected, question
         assert shape(read) == shape(scanned), question
         assert await lazy.answer() == expected, question

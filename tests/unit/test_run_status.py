@@ -22,8 +22,7 @@ def test_final_and_unfinished_statuses_split_every_status_in_two() -> None:
 
 def test_no_move_leaves_a_final_status_and_every_unfinished_one_can_end() -> None:
     for status in RunStatus:
-        state = RunState()
-        state.status = status
+        state = RunState(status)
         for target in FINAL_STATUSES:
             if status.is_terminal:
                 with pytest.raises(InvalidTransition, match="run cannot go from"):

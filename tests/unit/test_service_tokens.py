@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from runwire.app import build_access_tokens, build_service_tokens
+from runwire.app.tokens import build_access_tokens, build_service_tokens
 from runwire.auth.client_credentials import (
     IssuedToken,
     basic_credentials,

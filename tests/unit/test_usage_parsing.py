@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from runwire.errors import InputError, UnsupportedMediaType
+from runwire.usage.csv_reader import _CsvLines
 from runwire.usage.importer import (
     MAX_LINE_BYTES,
     PROGRESS_EVERY,
-    _CsvLines,
     detect_format,
     file_format,
     lines_of,

@@ -168,13 +168,14 @@ def test_a_digest_says_whether_every_record_is_analysable(
 
 def test_a_summary_of_an_older_format_is_not_read() -> None:
     # What it lacks (the bounds, the failures) cannot be made up: the store reads the records.
-    older = UsageSummary.of(generate_sample(days=1)[:50]).body
+    older = UsageSummary.of(generate_sample(days=2, now_ms=NOW)[:50]).body
     del older["format"]
     assert UsageSummary.loads(orjson.dumps(older)) is None
 
 
 async def test_a_view_reads_its_records_once_and_after_a_failure_again() -> None:
-    records = tuple(generate_sample(days=1)[:20])
+    # A fixed end: a set ending now holds nothing in the first minutes after midnight UTC.
+    records = tuple(generate_sample(days=2, now_ms=NOW)[:20])
     outcomes: list[BaseException | None] = [RuntimeError("database gone"), None]
     reads = 0
 

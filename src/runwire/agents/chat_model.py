@@ -94,7 +94,11 @@ class ChatModel(Protocol):
         *,
         allow_tools: bool = True,
     ) -> AsyncIterator[TurnEvent]:
-        """Stream one completion of ``messages`` (chat-completions message objects)."""
+        """Stream one completion of ``messages`` (chat-completions message objects): its text
+        pieces as they arrive, then its tool calls, then its usage (when the server counts
+        it). The text pieces keep :class:`~runwire.agents.llm.LLMProvider`'s promises (they
+        join to the answer, come as they arrive, never hold the loop, and ``aclose()`` ends the
+        turn and its HTTP stream). Failures raise :class:`~runwire.errors.ModelFailed`."""
         ...
 
 

@@ -28,21 +28,36 @@ class LLMRequest:
 
 
 class LLMProvider(Protocol):
-    """A source of streamed answer text."""
+    """A source of streamed answer text: what the reporting agent writes the answer with.
 
-    name: str
+    What a run relies on of :meth:`stream` (a model's text, ``ChatModel.turn``'s
+    :class:`~runwire.agents.chat_model.TextPiece` values, keeps the same promises; both are
+    checked by tests/integration/test_llm_contract.py):
+
+    - Every piece is a non-empty string, and the pieces joined are the answer, exactly.
+    - A piece is handed over as soon as it is there: a source waiting for more has yielded
+      what it had.
+    - It never holds the event loop for long: a consumer's stop, cancellation or timeout takes
+      effect within a few pieces, not at the end of the stream.
+    - It is an async generator: ``aclose()`` ends it at once and lets go of what it holds (an
+      HTTP stream); nothing comes after.
+    - Streams of one source are independent: several may run at once.
+    """
+
+    name: str  # named in what the run says of the answer, and in its errors
 
     def stream(self, request: LLMRequest) -> AsyncIterator[str]:
-        """Yield the answer in chunks, as they arrive."""
+        """Yield the answer in pieces, as they arrive (see the class's promises)."""
         ...
 
 
 @runtime_checkable
 class BatchingProvider(LLMProvider, Protocol):
-    """A source that can also hand over the chunks that are ready at once, as lists."""
+    """A source that can also hand over the pieces that are ready at once, as lists."""
 
     def batches(self, request: LLMRequest) -> AsyncIterator[list[str]]:
-        """Yield what :meth:`stream` would, grouped: each list's chunks are ready together."""
+        """Yield what :meth:`stream` would, grouped: each list's pieces are ready together
+        (never an empty list); the same promises, a list for a piece."""
         ...
 
 
@@ -57,7 +72,7 @@ class OfflineProvider:
     """Streams the draft itself, a few words per chunk: deterministic, no network, no key.
 
     ``delay_ms`` paces the chunks like a real model would; 0 streams as fast as the consumer takes
-    them (each chunk still yields to the event loop, so a stop request is seen at once).
+    them (giving the event loop a turn every 64 chunks, so a stop request is seen at once).
     """
 
     name = "offline"

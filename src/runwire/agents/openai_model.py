@@ -4,7 +4,7 @@ official ``openai`` SDK.
 :class:`OpenAIChatModel` speaks to any server of the OpenAI chat-completions API (OpenAI, vLLM,
 Ollama, LiteLLM, llama.cpp's server) with ``openai.AsyncOpenAI``, streaming with
 ``stream_options.include_usage``, and turns the stream's chunks into turn events. Imported only
-when a model is configured (``app.build_chat_model``).
+when a model is configured (``app.agent.build_chat_model``).
 """
 
 from __future__ import annotations

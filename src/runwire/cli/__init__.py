@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from runwire.auth_commands import auth_app
+from runwire.cli.auth import auth_app
 from runwire.cli.check import check
 from runwire.cli.doctor import doctor, migrate
 from runwire.cli.serve import serve

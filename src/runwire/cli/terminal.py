@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # The settings are read at import: every option's help names its variable and default.
 from runwire.config import Settings
@@ -54,7 +55,7 @@ def settings_of(data_dir: Path | None = None, **extra: Any) -> Settings:
     try:
         return load_settings(**overrides)
     except ConfigError as exc:
-        err.print(f"[red]{exc.message}[/red]", highlight=False)
+        err.print(f"[red]{escape(exc.message)}[/red]", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -72,5 +73,5 @@ def run_on_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T
     try:
         return asyncio.run(main())
     except RunwireError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
         raise typer.Exit(1) from None

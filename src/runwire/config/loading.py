@@ -56,7 +56,14 @@ def stray_variables(environ: Mapping[str, str]) -> list[str]:
     """Each ``RUNWIRE_*`` variable in ``environ`` that no setting reads (a misspelling, most
     likely), as a sentence naming the setting it resembles. Names under ``RUNWIRE_TEST_`` and
     ``RUNWIRE_BENCH_`` belong to the test suite and the benchmarks, not to the server."""
-    known = [_variable(field) for field in Settings.model_fields]
+    fields = Settings.model_fields
+    known = [_variable(field) for field, info in fields.items() if info.validation_alias is None]
+    # A setting read from another's variable (OTEL_EXPORTER_OTLP_ENDPOINT) has no RUNWIRE_ one.
+    aliased = {
+        _variable(field): str(info.validation_alias)
+        for field, info in fields.items()
+        if info.validation_alias is not None
+    }
     found = []
     for name in sorted(environ, key=str.upper):
         upper = name.upper()
@@ -64,6 +71,9 @@ def stray_variables(environ: Mapping[str, str]) -> list[str]:
             continue
         if upper in _RETIRED:
             found.append(f"{name} is no longer read: {_RETIRED[upper]}")
+            continue
+        if upper in aliased:
+            found.append(f"{name} is not a runwire setting (did you mean {aliased[upper]}?)")
             continue
         close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
         hint = f"did you mean {close[0]}?" if close else "docs/configuration.md lists them"

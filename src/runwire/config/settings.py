@@ -7,8 +7,13 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from runwire.config import rules
 from runwire.config.choices import (
@@ -183,6 +188,31 @@ class Settings(BaseSettings):
     # OpenTelemetry's own variable, not a RUNWIRE_ one: set, spans are exported over OTLP/HTTP
     # (the exporter reads it and the other OTEL_EXPORTER_OTLP_* variables itself).
     otlp_endpoint: str | None = Field(None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keywords over the environment, and nothing else: runwire reads no .env file and no
+        secrets directory. (Each source walks every field again whether or not it has anything
+        to read: the two unused ones were half the cost of making a Settings.)"""
+        return init_settings, env_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _otlp_endpoint_by_name(cls, data: Any) -> Any:
+        # The field is read from OpenTelemetry's own variable, its alias; by its name it is a
+        # keyword too (Settings(otlp_endpoint=...), which pydantic would otherwise drop as an
+        # unknown key), and as a keyword it wins over the variable like any other.
+        if isinstance(data, dict) and "otlp_endpoint" in data:
+            data = dict(data)
+            data["OTEL_EXPORTER_OTLP_ENDPOINT"] = data.pop("otlp_endpoint")
+        return data
 
     @field_validator(
         "redis_url",

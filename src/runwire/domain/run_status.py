@@ -5,7 +5,8 @@
     QUEUED ──start──▶ RUNNING ──▶ COMPLETED | FAILED | CANCELLED
        └──────────────cancel──────────────────────────▲
 
-Terminal statuses are final; asking to leave one raises InvalidTransition. The store keeps a
+Terminal statuses are final; asking to leave one raises InvalidTransition (the moves are a
+:class:`~runwire.domain.state_machine.Transitions` table). The store keeps a
 run's status as its value (``"queued"``, ...), so a stored status compares equal to the member.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from runwire.errors import InvalidTransition
+from runwire.domain.state_machine import StateMachine, Transitions
 
 __all__ = ["FINAL_STATUSES", "UNFINISHED_STATUSES", "RunState", "RunStatus"]
 
@@ -41,23 +42,28 @@ FINAL_STATUSES: tuple[RunStatus, ...] = tuple(s for s in RunStatus if s.is_termi
 UNFINISHED_STATUSES: tuple[RunStatus, ...] = tuple(s for s in RunStatus if not s.is_terminal)
 """The statuses of a run that is waiting or running (for a query's ``IN``)."""
 
-_ALLOWED: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
-    RunStatus.RUNNING: frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}),
-    RunStatus.COMPLETED: frozenset(),
-    RunStatus.FAILED: frozenset(),
-    RunStatus.CANCELLED: frozenset(),
-}
+_MOVES: Transitions[RunStatus] = Transitions(
+    "run",
+    {
+        RunStatus.QUEUED: {RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED},
+        RunStatus.RUNNING: {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED},
+        RunStatus.COMPLETED: (),
+        RunStatus.FAILED: (),
+        RunStatus.CANCELLED: (),
+    },
+)
 
 
-class RunState:
-    """One run's status, moved only along the arrows above."""
+class RunState(StateMachine[RunStatus]):
+    """One run's status, moved only along the arrows above (``move`` raises
+    InvalidTransition for any other)."""
 
-    def __init__(self) -> None:
-        self.status = RunStatus.QUEUED
+    __slots__ = ()
 
-    def move(self, target: RunStatus) -> None:
-        """Move to ``target``; InvalidTransition if no arrow leads there from here."""
-        if target not in _ALLOWED[self.status]:
-            raise InvalidTransition(f"run cannot go from {self.status} to {target}")
-        self.status = target
+    def __init__(self, initial: RunStatus = RunStatus.QUEUED) -> None:
+        super().__init__(_MOVES, initial)
+
+    @property
+    def status(self) -> RunStatus:
+        """Where the run is (the machine's ``state``)."""
+        return self.state

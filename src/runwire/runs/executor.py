@@ -16,21 +16,20 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from runwire.bus.base import EventBus
 from runwire.domain.clock import now_ms
-from runwire.domain.ids import new_epoch, new_id
-from runwire.domain.run_status import RunState, RunStatus
+from runwire.domain.ids import new_epoch
+from runwire.domain.run_status import RunStatus
 from runwire.errors import LeaseLost, RunwireError
-from runwire.events.model import EventDraft, EventType, RunEvent
+from runwire.events.model import EventDraft, EventType
 from runwire.logs import log_context
 from runwire.metrics import Metrics
+from runwire.runs.active_run import ActiveRun, CancelOutcome
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import ROOT_AGENT, RunJournal
+from runwire.runs.run_input import AgentFn, Emit, RunInput
 from runwire.store.records import Message, RunRecord
 from runwire.store.run_log import RunLog
 from runwire.traces import Tracing
@@ -40,83 +39,10 @@ __all__ = ["AgentFn", "CancelOutcome", "Emit", "EndedHook", "RunExecutor", "RunI
 log = logging.getLogger(__name__)
 
 
-class Emit(Protocol):
-    """How an agent hands its run the events it emits (the run's journal): ``await
-    emit(draft)`` for one, ``await emit.emit_batch(drafts)`` for several ready at once (a
-    streamed answer's chunks), each still its own event."""
-
-    def __call__(self, draft: EventDraft, /) -> Awaitable[RunEvent]: ...
-
-    def emit_batch(self, drafts: Sequence[EventDraft], /) -> Awaitable[list[RunEvent]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RunInput:
-    run_id: str
-    thread_id: str
-    user_id: str
-    question: str
-    history: list[tuple[str, str]] = field(default_factory=list)
-    epoch: str = field(kw_only=True)  # the run's epoch as stored with it; every event carries it
-    # When its message was accepted (time.time(), seconds), for runwire_first_event_seconds.
-    accepted_at: float | None = field(default=None, kw_only=True)
-    # The W3C traceparent of the message that asked for it, when it came through the run queue
-    # (a run started where it was accepted is inside the message's span already).
-    trace: str = field(default="", kw_only=True)
-    # The user's usage version as the run was stored and claimed in one transaction (its
-    # message accepted here): its first read of their data needs no read of the version. None
-    # for a run started otherwise (the version is read then).
-    usage_version: int | None = field(default=None, kw_only=True)
-
-
-AgentFn = Callable[[RunInput, Emit], Awaitable[str]]
-"""The agent pipeline: given the run's input and an emitter, produce the answer text."""
-
 EndedHook = Callable[[RunInput, bool, "str | None"], Awaitable[None]]
 """Awaited once a run's task is over, with whether it was abandoned (its lease lost) and the
 thread's queued run that may start next, as read when the run's end was recorded (None when
 there is none, or the end could not be recorded)."""
-
-
-class CancelOutcome(Enum):
-    """What :meth:`RunExecutor.cancel` found."""
-
-    STOPPING = "stopping"  # the run ends with agent_stopped: stopped now, or already stopping
-    ENDING = "ending"  # its end was decided before (completed or failed): it ends as it would
-    NOT_HERE = "not_here"  # not executing on this node (or no longer this node's)
-
-
-@dataclass(eq=False)
-class _Active:
-    input: RunInput
-    journal: RunJournal
-    state: RunState = field(default_factory=RunState)
-    task: asyncio.Task[None] | None = None
-    stop_reason: str | None = None
-    started_at: int | None = None
-    ended: bool = False
-    abandoned: bool = False  # the lease is lost: emit nothing, record nothing, release nothing
-    began: bool = False  # its task has taken its first step (so a cancel reaches its body)
-    following: str | None = None  # the thread's next run that may start, read at the end
-
-
-def _reply(run: RunInput, content: str, *, partial: bool = False) -> Message:
-    return Message(
-        id=new_id("msg"),
-        thread_id=run.thread_id,
-        user_id=run.user_id,
-        role="assistant",
-        content=content,
-        created_at=now_ms(),
-        run_id=run.run_id,
-        partial=partial,
-    )
-
-
-_STOP_MESSAGES = {
-    "stopped": "stopped at the user's request",
-    "shutdown": "the server is shutting down; send the message again",
-}
 
 
 class RunExecutor:
@@ -150,7 +76,7 @@ class RunExecutor:
         self._on_ended = on_ended
         self._metrics = metrics
         self._tracing = tracing or Tracing()
-        self._active: dict[str, _Active] = {}
+        self._active: dict[str, ActiveRun] = {}
         self._drain: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
@@ -193,12 +119,13 @@ class RunExecutor:
     ) -> None:
         """Run ``run`` (claimed for this node) as a task. With ``stop_reason`` it is closed at
         once, as stopped before it started (it still opens and closes its root agent)."""
-        active = _Active(input=run, journal=self._journal(run), started_at=started_at)
+        active = ActiveRun(input=run, journal=self._journal(run), started_at=started_at)
         if stop_reason is None and not self.accepting:
             stop_reason = "shutdown"  # claimed while a drain began: it is claimed, so it ends
-        # Set before the task runs, not by cancelling it: a task cancelled before its first
-        # step never enters its body, so it could not close the run.
-        active.stop_reason = stop_reason
+        if stop_reason is not None:
+            # Set before the task runs, not by cancelling it: a task cancelled before its first
+            # step never enters its body, so it could not close the run (STOP_DUE).
+            active.phase.stop(stop_reason)
         self._active[run.run_id] = active
         active.task = asyncio.create_task(self._execute(active), name=f"run-{run.run_id}")
 
@@ -209,21 +136,17 @@ class RunExecutor:
         end (``ENDING``: its terminal event is not ``agent_stopped``) is told apart from one
         not here at all: the caller can answer "it has ended" without asking anyone else."""
         active = self._active.get(run_id)
-        if active is None or active.abandoned:
+        if active is None:
             return CancelOutcome.NOT_HERE
-        if active.stop_reason is not None:
-            return CancelOutcome.STOPPING
-        if active.ended:
-            return CancelOutcome.ENDING
+        outcome = active.phase.cancel_outcome
         self._cancel(active, reason)
-        return CancelOutcome.STOPPING
+        return outcome
 
     def abandon(self, run_id: str) -> None:
         """Drop a run whose lease this node lost: no more events, no record of its end."""
         active = self._active.get(run_id)
-        if active is not None and not active.ended:
-            active.abandoned = True
-            self._cancel(active, "lease_lost")
+        if active is not None and active.phase.abandon() and active.task is not None:
+            active.task.cancel()
 
     async def close_lost(self, record: RunRecord, code: str, message: str) -> bool:
         """End a run that no node runs any more (its node died or stopped without closing it).
@@ -241,7 +164,7 @@ class RunExecutor:
         run = RunInput(record.id, record.thread_id, record.user_id, "", epoch=epoch)
         journal = self._journal(run)
         journal.restore(await self._runs.events_after(record.id, 0))
-        active = _Active(input=run, journal=journal, started_at=record.started_at)
+        active = ActiveRun(input=run, journal=journal, started_at=record.started_at)
         if record.status == RunStatus.RUNNING.value:
             active.state.move(RunStatus.RUNNING)
         if journal.closed:
@@ -300,17 +223,14 @@ class RunExecutor:
     async def _confirm_lease(self, run_id: str) -> bool:
         return self._confirm is not None and await self._confirm(run_id)
 
-    def _cancel(self, active: _Active, reason: str) -> None:
-        # A run whose end is being recorded is left to finish: cancelling it there would lose
-        # its last event.
-        if active.stop_reason is None and active.task is not None and not active.ended:
-            active.stop_reason = reason
-            # A task cancelled before its first step never enters its body, so it would neither
-            # close the run nor let it go: one that has not begun sees the reason as it begins.
-            if active.began:
-                active.task.cancel()
+    @staticmethod
+    def _cancel(active: ActiveRun, reason: str) -> None:
+        # A run whose end is being recorded is left to finish (cancelling it there would lose
+        # its last event), and one not begun sees the reason as it begins (RunPhases.stop).
+        if active.phase.stop(reason) and active.task is not None:
+            active.task.cancel()
 
-    async def _execute(self, active: _Active) -> None:
+    async def _execute(self, active: ActiveRun) -> None:
         run = active.input
         tracing = self._tracing
         attributes = {"runwire.run_id": run.run_id, "runwire.thread_id": run.thread_id}
@@ -326,36 +246,30 @@ class RunExecutor:
             if status is RunStatus.FAILED:
                 Tracing.failed(span, "the run failed")
 
-    async def _execute_run(self, active: _Active) -> None:
-        active.began = True
+    async def _execute_run(self, active: ActiveRun) -> None:
         try:
-            if active.stop_reason is not None:
-                raise asyncio.CancelledError  # stopped before it began
+            if not active.phase.begin():
+                raise asyncio.CancelledError  # stopped (or let go) before it began
             await self._run(active)
         except asyncio.CancelledError:
-            if active.stop_reason is None:
+            if not active.phase.cancel_is_ours:
                 raise
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 task.uncancel()
-            if not active.abandoned:
+            if not active.phase.abandoned:
                 # Stopped: close the run with what it has streamed so far.
-                await self._end_early(
-                    active,
-                    EventType.AGENT_STOPPED,
-                    active.stop_reason,
-                    _STOP_MESSAGES.get(active.stop_reason, active.stop_reason),
-                )
+                await self._end_early(active, EventType.AGENT_STOPPED, *active.phase.stopped_with())
         except LeaseLost:
             # Said, since nothing else would: its watchers hear no more of it from this node.
             log.warning(
                 "run %s stopped here: this node no longer holds its lease", active.input.run_id
             )
-            active.abandoned = True
+            active.phase.lose_lease()
         finally:
             await self._finalize(active)
 
-    async def _run(self, active: _Active) -> None:
+    async def _run(self, active: ActiveRun) -> None:
         run, journal = active.input, active.journal
         try:
             active.state.move(RunStatus.RUNNING)
@@ -371,7 +285,7 @@ class RunExecutor:
             await asyncio.sleep(0)
             async with asyncio.timeout(self._run_timeout_s):
                 answer = await self._agent(run, journal)
-            reply = _reply(run, answer)
+            reply = active.reply(answer)
             await self._close(
                 active,
                 EventDraft(
@@ -402,7 +316,7 @@ class RunExecutor:
                 "the agent failed unexpectedly; the error was logged",
             )
 
-    async def _end_early(self, active: _Active, kind: EventType, code: str, message: str) -> None:
+    async def _end_early(self, active: ActiveRun, kind: EventType, code: str, message: str) -> None:
         run, journal = active.input, active.journal
         if journal.closed:
             return
@@ -414,7 +328,7 @@ class RunExecutor:
         reply = None
         if journal.text:
             # What the user already watched stream in is kept, marked as cut short.
-            reply = _reply(run, journal.text, partial=True)
+            reply = active.reply(journal.text, partial=True)
             data["partial_message_id"] = reply.id
         status = RunStatus.CANCELLED if kind is EventType.AGENT_STOPPED else RunStatus.FAILED
         error = (code, message) if status is RunStatus.FAILED else None
@@ -422,7 +336,7 @@ class RunExecutor:
 
     async def _close(
         self,
-        active: _Active,
+        active: ActiveRun,
         last: EventDraft,
         status: RunStatus,
         error: tuple[str, str] | None = None,
@@ -433,8 +347,7 @@ class RunExecutor:
         served from the bus's history until they are stored)."""
         if not await active.journal.holds():
             raise LeaseLost(f"run {active.input.run_id} is no longer this node's")
-        active.state.move(status)
-        active.ended = True
+        active.decide_end(status)
         if self._metrics is not None:
             self._metrics.runs.labels(status.value).inc()
             if active.started_at is not None:
@@ -459,11 +372,11 @@ class RunExecutor:
         if self._metrics is not None and run.accepted_at is not None:
             self._metrics.first_event.observe(max(0.0, time.time() - run.accepted_at))
 
-    async def _finalize(self, active: _Active) -> None:
+    async def _finalize(self, active: ActiveRun) -> None:
         run, journal = active.input, active.journal
         try:
             await self._writer.flush()
-            if not active.ended and not active.abandoned:
+            if active.phase.undecided:
                 # The task died before it could close (a re-raised cancel).
                 await self._runs.finish(
                     run.run_id,
@@ -475,13 +388,13 @@ class RunExecutor:
             log.exception("could not record the end of run %s", run.run_id)
         finally:
             try:
-                if not active.abandoned:
+                if not active.phase.abandoned:
                     # An abandoned run's history is the new holder's to release.
                     await self._bus.release(run.run_id)
             finally:
                 self._active.pop(run.run_id, None)
                 if self._on_ended is not None:
                     try:
-                        await self._on_ended(run, active.abandoned, active.following)
+                        await self._on_ended(run, active.phase.abandoned, active.following)
                     except Exception:
                         log.exception("after run %s ended", run.run_id)

@@ -1,25 +1,19 @@
-"""Runs and their numbered events, as kept for history and resume.
+"""Runs, as kept for the dispatcher, history and resume: accepted runs claimed in turn, each
+one's end recorded with its reply in one transaction, and what its model and quality gate found.
 
-A stored event body keeps the epoch it was written under; reads give every event the run's
-*current* epoch, so what is served always names the numbering it belongs to.
-
-Events are stored in blocks: the consecutive events of one run that one batch writes share a row
-(see ``schema.run_events``). Blocks of two writers can overlap when a node that lost a run's
-lease still stores what it published before it knew; a read then keeps, for each seq, the event
-written under the run's current epoch (the numbering of the node that took the run over), and
-the first one read when neither or both are.
+Their numbered events are kept by the base class, :class:`~runwire.store.event_log.EventLog`
+(``store/event_log.py``), so ``RunLog`` is the one repository of a run and all it wrote.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from sqlalchemy import (
     Connection,
     bindparam,
-    delete,
     exists,
     func,
     select,
@@ -27,64 +21,26 @@ from sqlalchemy import (
 )
 
 from runwire.domain.clock import now_ms
-from runwire.domain.run_status import FINAL_STATUSES, UNFINISHED_STATUSES, RunStatus
-from runwire.events.model import RunEvent
+from runwire.domain.run_status import UNFINISHED_STATUSES, RunStatus
 from runwire.store.conversations import (
     insert_message_statement,
     message_params,
     touch_thread_statement,
 )
 from runwire.store.database import Database, Prepared
+from runwire.store.event_log import EventLog
 from runwire.store.records import Message, RunRecord
 from runwire.store.run_order import ahead_of, arrival, claim_statement, next_statement
-from runwire.store.schema import run_events, runs, threads
+from runwire.store.schema import runs, threads
 
 __all__ = ["RunLog"]
 
-_BLOCK_EVENTS = 256  # events in one stored row, at most (a row stays under ~100 KB)
 
+class RunLog(EventLog):
+    """The ``runs`` table, and (from :class:`EventLog`) their events in ``run_events``."""
 
-def _blocks(events: Iterable[RunEvent]) -> list[tuple[str, int, str, str, int | None]]:
-    """``events`` (in the order they were emitted, runs interleaved) as rows: each run's
-    consecutive events in one, up to ``_BLOCK_EVENTS``."""
-    groups: dict[str, list[RunEvent]] = {}
-    rows: list[tuple[str, int, str, str, int | None]] = []
-
-    def close(group: list[RunEvent]) -> None:
-        first = group[0]
-        if len(group) == 1:
-            rows.append((first.run_id, first.seq, first.type.value, first.json, None))
-        else:
-            body = b"\n".join([e.wire for e in group]).decode()
-            rows.append((first.run_id, first.seq, first.type.value, body, group[-1].seq))
-
-    for event in events:
-        group = groups.get(event.run_id)
-        if group is not None and (event.seq != group[-1].seq + 1 or len(group) >= _BLOCK_EVENTS):
-            close(group)
-            group = None
-        if group is None:
-            groups[event.run_id] = [event]
-        else:
-            group.append(event)
-    for group in groups.values():
-        close(group)
-    return rows
-
-
-class RunLog:
     def __init__(self, db: Database) -> None:
-        self._db = db
-        self._insert_events = db.positional_insert(
-            run_events.name,
-            [c.name for c in run_events.columns],
-            # A node that lost a run's lease may still store events it published before it knew;
-            # the node that took the run over has numbered its own, and one batch's clash must
-            # not cost the other runs in it their events.
-            skip_existing=True,
-        )
-        # PostgreSQL: the rows as one array a column, one execution for all of them.
-        self._insert_event_columns = db.columns_insert(run_events, skip_existing=True)
+        super().__init__(db)
         self._claim = {
             order: db.prepare(claim_statement(in_order=order)) for order in (True, False)
         }
@@ -382,82 +338,7 @@ class RunLog:
             rows = await conn.execute(select(runs).where(runs.c.status.in_(UNFINISHED_STATUSES)))
             return [RunRecord(**r._mapping) for r in rows]
 
-    async def append_events(self, events: Sequence[RunEvent]) -> None:
-        """Store a batch of events in one transaction (one round trip per batch), each run's
-        consecutive events in one row."""
-        if not events:
-            return
-        rows = _blocks(events)
-        if self._insert_event_columns is not None:
-            statement = self._insert_event_columns
-            columns = tuple(list(column) for column in zip(*rows, strict=True))
-            await self._db.write(
-                lambda conn: conn.exec_driver_sql(statement, columns), one_statement=True
-            )
-            return
-        statement = self._insert_events
-        await self._db.write(lambda conn: conn.exec_driver_sql(statement, rows), one_statement=True)
-
-    async def events_after(
-        self, run_id: str, after_seq: int, limit: int = 100_000
-    ) -> list[RunEvent]:
-        """Stored events with ``seq > after_seq`` in order (at most ``limit``), each once and
-        under the run's current epoch."""
-        async with self._db.connect() as conn:
-            rows = await conn.execute(
-                select(run_events.c.body, run_events.c.last_seq, runs.c.epoch)
-                .join(runs, runs.c.id == run_events.c.run_id)
-                .where(
-                    run_events.c.run_id == run_id,
-                    func.coalesce(run_events.c.last_seq, run_events.c.seq) > after_seq,
-                )
-                .order_by(run_events.c.seq)
-            )
-            kept: dict[int, tuple[dict[str, object], bool]] = {}
-            epoch = None
-            for body, last_seq, epoch in rows:
-                for frame in body.split("\n") if last_seq is not None else (body,):
-                    wire = orjson.loads(frame)
-                    seq = wire["seq"]
-                    if seq <= after_seq:
-                        continue
-                    current = wire.get("epoch") == epoch
-                    held = kept.get(seq)
-                    if held is None or (current and not held[1]):
-                        kept[seq] = (wire, current)
-        return [RunEvent.from_wire(kept[seq][0], epoch=epoch) for seq in sorted(kept)[:limit]]
-
     async def set_epoch(self, run_id: str, epoch: str) -> None:
         """Give the run a new epoch: positions clients hold under the old one become void."""
         async with self._db.begin() as conn:
             await conn.execute(update(runs).where(runs.c.id == run_id).values(epoch=epoch))
-
-    async def trim_ended_before(self, cutoff: int, *, now: int, batch: int = 500) -> int:
-        """Delete the stored events of runs that ended before ``cutoff`` (epoch ms) and mark each
-        run trimmed at ``now``; the runs and their messages stay. Returns how many runs.
-
-        One transaction per ``batch`` runs, so the write lock is never held for long.
-        """
-        trimmed = 0
-        while True:
-            async with self._db.begin() as conn:
-                ids = list(
-                    (
-                        await conn.execute(
-                            select(runs.c.id)
-                            .where(
-                                runs.c.ended_at < cutoff,
-                                runs.c.trimmed_at.is_(None),
-                                runs.c.status.in_(FINAL_STATUSES),
-                            )
-                            .limit(batch)
-                        )
-                    ).scalars()
-                )
-                if not ids:
-                    return trimmed
-                await conn.execute(delete(run_events).where(run_events.c.run_id.in_(ids)))
-                await conn.execute(update(runs).where(runs.c.id.in_(ids)).values(trimmed_at=now))
-            trimmed += len(ids)
-            if len(ids) < batch:
-                return trimmed

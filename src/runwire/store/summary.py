@@ -20,20 +20,17 @@ as JSON; see :mod:`runwire.store.usage` for when they are written.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
-from itertools import accumulate
 from typing import Any
 
 import orjson
 
 from runwire.domain.usage import UsageRecord
+from runwire.store.digest import TOP_PROMPTS, percentiles, response_cache
+from runwire.store.exact_sum import ExactSum, add_exact, add_sum, merge_exact
 
 __all__ = ["FORMAT", "SLOW_FAILURE_MS", "TOP_PROMPTS", "ExactSum", "UsageSummary"]
-
-TOP_PROMPTS = 20
-"""How many of the most wasteful repeated prompts a digest names (the most any tool asks)."""
 
 FORMAT = 2
 """The summary's format: 2 added the bounds of the records' values and each model's failures.
@@ -43,56 +40,10 @@ SLOW_FAILURE_MS = 10_000.0
 """A failed call this slow looks like a timeout: a digest counts them per model (what the
 actions agent's reliability advice reads, ``analytics.failures_of``)."""
 
-ExactSum = list[float]
-"""An exact sum of floats as non-overlapping partials (smallest magnitude first)."""
-
 _LATENCY = (50, 95, 99)  # the percentiles every analysis reads
 
 First = list[Any]
 """Where something was first met: ``[timestamp, pk]``, compared as a pair."""
-
-
-def add_exact(partials: ExactSum, x: float) -> None:
-    """Add ``x`` to the exact sum ``partials`` in place (Shewchuk; ``math.fsum``'s algorithm)."""
-    i = 0
-    for y in partials:
-        if abs(x) < abs(y):
-            x, y = y, x
-        hi = x + y
-        lo = y - (hi - x)
-        if lo:
-            partials[i] = lo
-            i += 1
-        x = hi
-    partials[i:] = [x]
-
-
-def add_sum(partials: ExactSum, values: list[float]) -> None:
-    """Add the exact sum of ``values`` to ``partials``: as the few floats ``math.fsum`` (in C,
-    correctly rounded) peels off it, each the rounded rest of what the ones before left, until
-    nothing is left; exactly what adding them one by one gives, in a fraction of the time."""
-    if len(values) > 3:
-        left, parts = list(values), []
-        try:
-            for _ in range(64):  # each part takes 53 bits or more of the rest: 40 at most
-                part = math.fsum(left)
-                if not part or not math.isfinite(part):
-                    break
-                parts.append(part)
-                left.append(-part)
-        except (OverflowError, ValueError):  # an intermediate overflow, an infinity less one
-            part = math.nan
-        if not part:
-            for part in parts:
-                add_exact(partials, part)
-            return
-    for x in values:  # a few values, or ones only the plain way adds
-        add_exact(partials, x)
-
-
-def merge_exact(partials: ExactSum, other: ExactSum) -> None:
-    for x in other:
-        add_exact(partials, x)
 
 
 def _earlier(a: First | None, b: First) -> bool:
@@ -246,8 +197,8 @@ class UsageSummary:
     def digest(self) -> dict[str, Any]:
         """What the analyses read, ready to read (a few kilobytes, however many records): the
         totals, per model its figures, p50/p95/p99 latency and top three features, the overall
-        latency, and what a response cache would have served (:func:`_cache`). Costs are the
-        exact sums, correctly rounded."""
+        latency, and what a response cache would have served (``digest.response_cache``). Costs
+        are the exact sums, correctly rounded."""
         body = self.body
         models = []
         overall: dict[float, int] = {}
@@ -269,7 +220,7 @@ class UsageSummary:
                     "errors": m["errors"],
                     "failed_cost": math.fsum(m["failed_cost"]),
                     "slow_failures": m["slow_failures"],
-                    "latency": _percentiles(histogram, _LATENCY),
+                    "latency": percentiles(histogram, _LATENCY),
                     "features": [f for f, _ in features[:3]],
                 }
             )
@@ -285,8 +236,8 @@ class UsageSummary:
             "hashed": body["hashed"],
             "features": body["features"],
             "models": models,
-            "latency": _percentiles(overall, _LATENCY),
-            "cache": _cache(body["prompts"]),
+            "latency": percentiles(overall, _LATENCY),
+            "cache": response_cache(body["prompts"]),
         }
 
     def merge(self, other: UsageSummary) -> None:
@@ -383,54 +334,4 @@ def _empty_model() -> dict[str, Any]:
         "slow_failures": 0,  # its failed calls of SLOW_FAILURE_MS or more
         "latency": {},
         "features": {},
-    }
-
-
-def _percentiles(histogram: dict[float, int], percentiles: tuple[int, ...]) -> dict[str, Any]:
-    """Nearest-rank percentiles of the values a histogram counts (None when it counts none)."""
-    values = sorted(histogram)
-    below = list(accumulate(histogram[value] for value in values))  # calls up to each value
-    calls = below[-1] if below else 0
-    out: dict[str, Any] = {"calls": calls}
-    for pct in percentiles:
-        rank = min(max(1, math.ceil(pct / 100 * calls)), calls)
-        out[f"p{pct}"] = values[bisect_left(below, rank)] if calls else None
-    return out
-
-
-def _cache(prompts: dict[str, Any]) -> dict[str, Any]:
-    """What a response cache would have served: every successful call with a prompt hash after
-    its first occurrence (by time, then ``pk``) is a repeat, and its cost wasted."""
-    feature_calls: dict[str, int] = {}
-    feature_repeats: dict[str, int] = {}
-    feature_costs: dict[str, ExactSum] = {}
-    wasted: ExactSum = []
-    repeated: list[tuple[float, str, int]] = []
-    for prompt_hash, prompt in prompts.items():
-        _, _, first_cost, first_feature = prompt["first"]
-        if prompt["calls"] == 1:  # most prompts: nothing repeated, nothing wasted
-            feature_calls[first_feature] = feature_calls.get(first_feature, 0) + 1
-            continue
-        own: ExactSum = [-first_cost]
-        for feature, (count, costs) in prompt["features"].items():
-            feature_calls[feature] = feature_calls.get(feature, 0) + count
-            repeats = count - (feature == first_feature)
-            if repeats:
-                feature_repeats[feature] = feature_repeats.get(feature, 0) + repeats
-            merge_exact(feature_costs.setdefault(feature, []), costs)
-            merge_exact(own, costs)
-        add_exact(feature_costs.setdefault(first_feature, []), -first_cost)
-        merge_exact(wasted, own)
-        repeated.append((math.fsum(own), prompt_hash, prompt["calls"] - 1))
-    repeated.sort(key=lambda item: (-item[0], item[1]))
-    return {
-        "calls_with_hash": sum(feature_calls.values()),
-        "repeated_calls": sum(item[2] for item in repeated),
-        "repeated_prompts": len(repeated),
-        "wasted": math.fsum(wasted),
-        "features": {
-            feature: [repeats, feature_calls[feature], math.fsum(feature_costs[feature])]
-            for feature, repeats in feature_repeats.items()
-        },
-        "prompts": [[h, n, cost] for cost, h, n in repeated[:TOP_PROMPTS]],
     }

@@ -17,9 +17,10 @@ give the same records; costs come from the pricing table.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from runwire.domain.clock import now_ms as clock_ms
@@ -32,6 +33,9 @@ _DAY_MS = 86_400_000
 _HOUR_MS = 3_600_000
 # Relative traffic per UTC hour: office hours dominate.
 _HOUR_WEIGHTS = (1, 1, 1, 1, 1, 2, 3, 5, 8, 10, 10, 10, 9, 10, 10, 9, 8, 6, 4, 3, 2, 2, 1, 1)
+# Given to ``choices`` as cumulative weights, the very sums it would make of the weights each call.
+_HOUR_CUM_WEIGHTS = tuple(itertools.accumulate(_HOUR_WEIGHTS))
+_HOURS = range(24)
 _TIMEOUT_MS = 30_000.0
 
 
@@ -56,6 +60,19 @@ class _Feature:
     completion_tokens: float  # median
     repeat_share: float = 0.0  # share of calls drawing their prompt from a pool of popular prompts
     pool_size: int = 1
+    # What each call's draws need, computed once (the same numbers the draws computed each time,
+    # so the records are the same): the profiles, their cumulative shares, and the sum of the
+    # pool's Zipf weights.
+    profiles: tuple[_ModelProfile, ...] = field(init=False)
+    cum_shares: tuple[float, ...] = field(init=False)
+    zipf_total: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "profiles", tuple(m for m, _ in self.models))
+        shares = itertools.accumulate(share for _, share in self.models)
+        object.__setattr__(self, "cum_shares", tuple(shares))
+        total = sum(1.0 / rank for rank in range(1, self.pool_size + 1))
+        object.__setattr__(self, "zipf_total", total)
 
 
 _CLAUDE_SONNET = _ModelProfile("anthropic", "claude-3-5-sonnet", 900, 0.45, 18, 0.02)
@@ -126,6 +143,7 @@ def generate_sample(
     rng = random.Random(seed)
     first_day = (now // _DAY_MS - (days - 1)) * _DAY_MS  # midnight UTC, `days` days back
     records: list[UsageRecord] = []
+    prompts: dict[str, tuple[int, str]] = {}  # a pooled prompt's size and hash, by its key
     unique = 0
     for day in range(days):
         day_start = first_day + day * _DAY_MS
@@ -134,10 +152,10 @@ def generate_sample(
             mean = feature.weekday_calls * (feature.weekend_factor if weekend else 1.0)
             calls = max(0, round(rng.gauss(mean, math.sqrt(mean))))
             for _ in range(calls):
-                hour = rng.choices(range(24), weights=_HOUR_WEIGHTS)[0]
+                hour = rng.choices(_HOURS, cum_weights=_HOUR_CUM_WEIGHTS)[0]
                 timestamp = day_start + hour * _HOUR_MS + rng.randrange(_HOUR_MS)
                 unique += 1
-                record = _call(rng, table, feature, timestamp, unique)
+                record = _call(rng, table, feature, timestamp, unique, prompts)
                 if record.timestamp < now:  # today is only partly over
                     records.append(record)
     records.sort(key=lambda r: r.timestamp)
@@ -145,20 +163,26 @@ def generate_sample(
 
 
 def _call(
-    rng: random.Random, table: PricingTable, feature: _Feature, timestamp: int, unique: int
+    rng: random.Random,
+    table: PricingTable,
+    feature: _Feature,
+    timestamp: int,
+    unique: int,
+    prompts: dict[str, tuple[int, str]],
 ) -> UsageRecord:
-    profile = rng.choices(
-        [m for m, _ in feature.models], weights=[share for _, share in feature.models]
-    )[0]
+    profile = rng.choices(feature.profiles, cum_weights=feature.cum_shares)[0]
     if rng.random() < feature.repeat_share:
         # Popular prompts follow a Zipf-like law: a few documents are summarized again and again.
-        key = f"pool-{_zipf(rng, feature.pool_size)}"
-        rng_prompt = random.Random(f"{feature.name}:{key}")  # the same prompt has the same size
-        prompt_tokens = _tokens(rng_prompt, feature.prompt_tokens, 0.5)
+        key = f"{feature.name}:pool-{_zipf(rng, feature.pool_size, feature.zipf_total)}"
+        pooled = prompts.get(key)
+        if pooled is None:
+            # The same prompt has the same size: drawn from a generator seeded by its key (once).
+            size = _tokens(random.Random(key), feature.prompt_tokens, 0.5)
+            pooled = prompts[key] = (size, _hash(key))
+        prompt_tokens, prompt_hash = pooled
     else:
-        key = f"unique-{unique}"
         prompt_tokens = _tokens(rng, feature.prompt_tokens, 0.5)
-    prompt_hash = hashlib.sha256(f"{feature.name}:{key}".encode()).hexdigest()[:16]
+        prompt_hash = _hash(f"{feature.name}:unique-{unique}")
 
     failed = rng.random() < profile.error_rate
     if failed:
@@ -194,9 +218,13 @@ def _tokens(rng: random.Random, median: float, spread: float) -> int:
     return max(1, round(rng.lognormvariate(math.log(median), spread)))
 
 
-def _zipf(rng: random.Random, size: int) -> int:
-    # Inverse-CDF draw for weights 1/rank: the k-th prompt is drawn ~1/k as often as the first.
-    total = sum(1.0 / rank for rank in range(1, size + 1))
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _zipf(rng: random.Random, size: int, total: float) -> int:
+    # Inverse-CDF draw for weights 1/rank: the k-th prompt is drawn ~1/k as often as the first;
+    # ``total`` is the sum of the weights.
     target = rng.random() * total
     for rank in range(1, size):
         target -= 1.0 / rank

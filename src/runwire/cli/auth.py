@@ -9,18 +9,15 @@ lists, disables and deletes the services that may get service tokens.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from runwire.config import Settings, SigningAlgorithm, load_settings
-from runwire.errors import ConfigError, RunwireError
+from runwire.cli.terminal import DataDir, err, out, run_on_store, settings_of
+from runwire.config import SigningAlgorithm
 
 # Imported by the commands that use them: `runwire` starts without loading the server's auth
 # package (and its database layer) for the commands that need neither.
@@ -41,12 +38,6 @@ clients_app = typer.Typer(
     no_args_is_help=True,
 )
 auth_app.add_typer(clients_app, name="clients")
-T = TypeVar("T")
-
-# Lines are never broken at the console's width (80 columns where the output is not a
-# terminal): a message that a script greps for, or an id in it, stays on one line.
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 KeysDir = Annotated[
     Path | None,
@@ -55,27 +46,6 @@ KeysDir = Annotated[
         help="The key directory [env var: RUNWIRE_AUTH_KEYS_DIR; default: DATA_DIR/keys].",
     ),
 ]
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Where SQLite and the signing keys live. "
-        "[env var: RUNWIRE_DATA_DIR; default: .runwire]",
-    ),
-]
-
-
-def _settings(data_dir: Path | None, keys_dir: Path | None) -> Settings:
-    overrides: dict[str, object] = {}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if keys_dir is not None:
-        overrides["auth_keys_dir"] = keys_dir
-    try:
-        return load_settings(**overrides)
-    except ConfigError as exc:
-        err.print(f"[red]{escape(exc.message)}[/red]", highlight=False)
-        raise typer.Exit(2) from None
 
 
 def _loaded(directory: KeyDirectory) -> Loaded:
@@ -108,7 +78,7 @@ def rotate_keys(
     from runwire.auth.key_files import KeyDirectory
     from runwire.auth.keys import KeySet, KeyState, key_lifetime
 
-    settings = _settings(data_dir, keys_dir)
+    settings = settings_of(data_dir, auth_keys_dir=keys_dir)
     directory = KeyDirectory(settings.keys_dir)
     loaded = _loaded(directory)
     now = time.time()
@@ -140,7 +110,7 @@ def list_keys(keys_dir: KeysDir = None, data_dir: DataDir = None) -> None:
     from runwire.auth.key_files import KeyDirectory
     from runwire.auth.keys import KeySet, key_lifetime
 
-    settings = _settings(data_dir, keys_dir)
+    settings = settings_of(data_dir, auth_keys_dir=keys_dir)
     directory = KeyDirectory(settings.keys_dir)
     loaded = _loaded(directory)
     if not loaded.keys:
@@ -163,24 +133,6 @@ def list_keys(keys_dir: KeysDir = None, data_dir: DataDir = None) -> None:
             highlight=False,
             soft_wrap=True,
         )
-
-
-def _with_store(data_dir: Path | None, work: Callable[[Store, Settings], Awaitable[T]]) -> T:
-    from runwire.store.store import Store
-
-    settings = _settings(data_dir, None)
-
-    async def main() -> T:
-        async with Store.open(
-            settings.effective_database_url, migrate=settings.migrate_on_start
-        ) as store:
-            return await work(store, settings)
-
-    try:
-        return asyncio.run(main())
-    except RunwireError as exc:
-        err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
 
 
 def _described(client: ServiceClient) -> str:
@@ -235,7 +187,9 @@ def create_client(
             )
             raise typer.Exit(1) from None
 
-    async def work(store: Store, settings: Settings) -> tuple[ServiceClient, str | None]:
+    settings = settings_of(data_dir)
+
+    async def work(store: Store) -> tuple[ServiceClient, str | None]:
         return await register_client(
             store.clients,
             name,
@@ -244,7 +198,7 @@ def create_client(
             public_key=pem,
         )
 
-    client, secret = _with_store(data_dir, work)
+    client, secret = run_on_store(settings, work)
     out.print(f"client_id: {client.id}", highlight=False)
     if secret is not None:
         out.print(f"client_secret: {secret}", highlight=False)
@@ -261,10 +215,10 @@ def create_client(
 def list_clients(data_dir: DataDir = None) -> None:
     """List the service clients (never their secrets)."""
 
-    async def work(store: Store, _settings: Settings) -> list[ServiceClient]:
+    async def work(store: Store) -> list[ServiceClient]:
         return await store.clients.all()
 
-    found = _with_store(data_dir, work)
+    found = run_on_store(settings_of(data_dir), work)
     if not found:
         out.print(
             "no service clients: `runwire auth clients create NAME --scope SCOPE` makes one",
@@ -276,12 +230,12 @@ def list_clients(data_dir: DataDir = None) -> None:
 
 
 def _change(client_id: str, data_dir: Path | None, *, delete: bool) -> None:
-    async def work(store: Store, _settings: Settings) -> bool:
+    async def work(store: Store) -> bool:
         if delete:
             return await store.clients.remove(client_id)
         return await store.clients.disable(client_id)
 
-    if not _with_store(data_dir, work):
+    if not run_on_store(settings_of(data_dir), work):
         err.print(
             f"[red]error:[/red] no {'' if delete else 'active '}service client {escape(client_id)}"
             " (`runwire auth clients list` shows them)",
