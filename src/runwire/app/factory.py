@@ -126,6 +126,7 @@ def create_app(
                     grace_s=settings.shutdown_grace_s,
                     sink=store.runs.append_events if settings.keep_events else _discard,
                     max_backlog=settings.store_max_backlog,
+                    linger_s=settings.store_linger_ms / 1000,
                     metrics=metrics,
                     tracing=tracing,
                 )

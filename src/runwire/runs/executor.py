@@ -92,6 +92,11 @@ class RunExecutor:
         return self._drain is None
 
     @property
+    def writer(self) -> EventWriter:
+        """The writer that stores the events of this executor's runs."""
+        return self._writer
+
+    @property
     def active_count(self) -> int:
         return len(self._active)
 
