@@ -265,7 +265,7 @@ class Conversations:
             # locks the thread's row after the user's, as the statements below do.
             assert lock_user is not None and at_once is not None
             lock_user.run(conn, user_id=user_id)
-            rows = at_once.run(conn, **params).all()
+            rows = list(at_once.run(conn, **params))
             mine = [(run, on) for _, _, run, on in rows if run is not None]
             if check is not None:
                 check(mine)  # a refusal rolls the statement back: nothing is stored
