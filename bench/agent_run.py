@@ -26,7 +26,7 @@ from runwire.agents.llm import OfflineProvider
 from runwire.agents.supervisor import Supervisor
 from runwire.agents.tools import prepare
 from runwire.bus.memory import MemoryBus
-from runwire.collector import tune_collector
+from runwire.cli.collector import tune_collector
 from runwire.domain.usage import UsageSet
 from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor

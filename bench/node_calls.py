@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from runwire.dispatch.redis import RedisRunQueue
-from runwire.dispatch.redis_leases import RELEASE
+from runwire.run_queue.redis import RedisRunQueue
+from runwire.run_queue.redis_leases import RELEASE
 from runwire.store.database import Database
 
 

@@ -13,12 +13,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from runwire.bus.memory import MemoryBus
-from runwire.dispatch.base import Job
-from runwire.dispatch.memory import MemoryRunQueue
 from runwire.domain.clock import now_ms
 from runwire.domain.ids import new_epoch, new_id
 from runwire.errors import Conflict, NotFound, ToolFailed
 from runwire.events import EventDraft, EventType, RunEvent
+from runwire.run_queue.base import Job
+from runwire.run_queue.memory import MemoryRunQueue
 from runwire.runs.event_writer import MAX_BACKLOG, EventWriter
 from runwire.runs.executor import CancelOutcome, Emit, RunInput
 from runwire.runs.node import Runs

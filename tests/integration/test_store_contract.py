@@ -31,8 +31,8 @@ from runwire.store.schema import run_events, threads, usage_batches, usage_summa
 from runwire.store.store import Store
 from runwire.store.summary import UsageSummary
 from runwire.usage.pricing import PricingTable
-from runwire.usage.records import MAX_TOKENS
 from runwire.usage.sample import generate_sample
+from runwire.usage.validation import MAX_TOKENS
 from tests.databases import row_held
 
 FAR_FUTURE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last RFC 3339 instant

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from runwire.agents import (
     SUPERVISOR,
     AgentContext,
+    Blackboard,
     Focus,
     LLMRequest,
     OfflineProvider,
-    RunState,
     Supervisor,
     analytics,
 )
@@ -689,7 +689,7 @@ def test_triage_needs_a_positive_threshold() -> None:
 
 
 def test_run_state_starts_empty() -> None:
-    state = RunState(question="q")
+    state = Blackboard(question="q")
     assert (state.focus, state.has_data, state.answer, state.actions) == (Focus.COST, False, "", [])
 
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runwire.agents import Focus, RunState, analytics
+from runwire.agents import Blackboard, Focus, analytics
 from runwire.agents.data import question_tool
 from runwire.agents.formatting import format_ms, format_pct, format_usd
 from runwire.agents.model_tools import analysis_tools
@@ -783,7 +783,7 @@ async def test_the_headline_is_one_line_whatever_the_names(pricing: PricingTable
 async def test_the_model_path_offers_the_registry_and_keeps_the_facts(
     sample: UsageSet, pricing: PricingTable
 ) -> None:
-    state = RunState(question="q", records=sample)
+    state = Blackboard(question="q", records=sample)
     offered = analysis_tools(state, pricing)
     registry = {t.name: t for t in TOOLS}
     for tool in offered["data"] + offered["optimization"]:

@@ -22,7 +22,7 @@ from runwire.domain.usage import UsageRecord
 from runwire.errors import RunTimeout, RunwireError, ToolFailed
 from runwire.events.model import EventDraft, EventType, TextDrafts
 from runwire.events.redaction import Redactor
-from runwire.traces import Tracing
+from runwire.telemetry.traces import Tracing
 from runwire.usage.pricing import PricingTable
 
 __all__ = ["SUPERVISOR", "AgentContext"]

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from runwire.agents.answer import SECTION_ORDER, compose_next_steps, compose_report
+from runwire.agents.blackboard import Blackboard, Focus
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count, format_usd
 from runwire.agents.llm import LLMRequest
-from runwire.agents.state import Focus, RunState
 from runwire.errors import RunTimeout
 from runwire.usage.pricing import PricingTable
 
@@ -32,7 +32,7 @@ class ReportingAgent:
 
     name = "reporting"
 
-    async def run(self, ctx: AgentContext, state: RunState) -> str:
+    async def run(self, ctx: AgentContext, state: Blackboard) -> str:
         """Compose the draft, stream it through ``ctx.llm`` within ``ctx.llm_timeout_s``."""
         if state.has_data:
             await ctx.thinking(self.name, _plan_sentence(state))
@@ -111,7 +111,7 @@ class ReportingAgent:
         return f"Wrote the answer ({format_count(len(answer))} characters; writer: {ctx.llm.name})."
 
 
-def _plan_sentence(state: RunState) -> str:
+def _plan_sentence(state: Blackboard) -> str:
     if state.focus is Focus.UNCLEAR:
         return "Writing a clarifying question, with examples of what I can answer."
     if state.focus is Focus.OFF_TOPIC:
@@ -126,7 +126,7 @@ def _plan_sentence(state: RunState) -> str:
     )
 
 
-def _llm_facts(state: RunState, pricing: PricingTable) -> dict[str, Any]:
+def _llm_facts(state: Blackboard, pricing: PricingTable) -> dict[str, Any]:
     """The facts a rewriting LLM may use: the tools' results, the actions, the price source."""
     if not state.has_data:
         return {"usage_records": state.record_count, "next_steps": state.next_steps}

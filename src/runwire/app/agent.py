@@ -15,7 +15,7 @@ from runwire.domain.usage import UsageRecord
 from runwire.events.redaction import Redactor
 from runwire.runs.executor import AgentFn, Emit, RunInput
 from runwire.store.store import Store
-from runwire.traces import Tracing
+from runwire.telemetry.traces import Tracing
 from runwire.usage.pricing import PricingTable
 
 __all__ = ["build_agent", "build_chat_model"]

@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     # writer's linger): fewer, larger batches against a store that lags live delivery by it.
     store_linger_ms: int = Field(10, ge=0, le=1000)
     # The young-generation threshold of the garbage collector in `runwire serve` (0: Python's
-    # default of 700); see collector.py for why a server wants it larger.
+    # default of 700); see cli/collector.py for why a server wants it larger.
     gc_young_threshold: int = Field(50_000, ge=0)
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8)

@@ -24,15 +24,15 @@ from runwire.domain.ids import new_epoch
 from runwire.domain.run_status import RunStatus
 from runwire.errors import LeaseLost, RunwireError
 from runwire.events.model import EventDraft, EventType
-from runwire.logs import log_context
-from runwire.metrics import Metrics
 from runwire.runs.active_run import ActiveRun, CancelOutcome
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import ROOT_AGENT, RunJournal
 from runwire.runs.run_input import AgentFn, Emit, RunInput
 from runwire.store.records import Message, RunRecord
 from runwire.store.run_log import RunLog
-from runwire.traces import Tracing
+from runwire.telemetry.logs import log_context
+from runwire.telemetry.metrics import Metrics
+from runwire.telemetry.traces import Tracing
 
 __all__ = ["AgentFn", "CancelOutcome", "Emit", "EndedHook", "RunExecutor", "RunInput"]
 

@@ -34,17 +34,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from runwire.bus.base import EventBus
-from runwire.dispatch.base import Job, RunQueue
 from runwire.domain.clock import now_ms
 from runwire.domain.ids import new_epoch, new_id
 from runwire.events.model import RunEvent
-from runwire.metrics import Metrics
+from runwire.run_queue.base import Job, RunQueue
 from runwire.runs.dispatcher import HISTORY_TURNS, Dispatcher
 from runwire.runs.event_writer import LINGER_S, MAX_BACKLOG, EventWriter
 from runwire.runs.executor import AgentFn, RunExecutor, RunInput
 from runwire.store.records import Message, ThreadRecord
 from runwire.store.store import Store
-from runwire.traces import Tracing
+from runwire.telemetry.metrics import Metrics
+from runwire.telemetry.traces import Tracing
 
 __all__ = ["AcceptedRun", "Check", "Runs"]
 

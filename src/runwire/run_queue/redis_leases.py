@@ -20,9 +20,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from runwire.dispatch.base import LostHandler
-from runwire.dispatch.redis_lane import command
 from runwire.errors import DependencyUnavailable
+from runwire.run_queue.base import LostHandler
+from runwire.run_queue.redis_lane import command
 
 __all__ = ["CONFIRM", "RELEASE", "RENEW", "Leases"]
 

@@ -34,16 +34,16 @@ from redis.exceptions import RedisError, ResponseError
 from runwire.background import stop
 from runwire.backoff import Backoff
 from runwire.config import safe_url
-from runwire.dispatch.base import Job, LostHandler, RunQueue, StopHandler
-from runwire.dispatch.redis_lane import (
+from runwire.errors import DependencyUnavailable
+from runwire.redis_pool import connection_pool
+from runwire.run_queue.base import Job, LostHandler, RunQueue, StopHandler
+from runwire.run_queue.redis_lane import (
     Lane,
     command,
     reraise_cancel,
     stop_if_cancelled,
 )
-from runwire.dispatch.redis_leases import Leases
-from runwire.errors import DependencyUnavailable
-from runwire.redis_pool import connection_pool
+from runwire.run_queue.redis_leases import Leases
 
 __all__ = ["RedisRunQueue"]
 
