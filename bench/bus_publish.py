@@ -92,9 +92,10 @@ async def main() -> None:
         def reset() -> None:
             # What the writer would have sent: dropped unsent (nothing reads it), and counted
             # done so the bus stops without waiting for it.
-            bus._outbox.clear()
-            bus._open.clear()
-            bus._writes.done = bus._writes.queued
+            writer = bus._writer
+            writer._outbox.clear()
+            writer._open.clear()
+            writer.writes.done = writer.writes.queued
 
         redis = await _best_ns(bus, args.rounds, reset, args.batch)
         reset()

@@ -17,9 +17,9 @@ import time
 from collections.abc import Sequence
 
 from runwire.events.model import EventType, RunEvent
-from runwire.metrics import Metrics
 from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
 from runwire.protocol.delivery import Delivery
+from runwire.telemetry.metrics import Metrics
 from runwire.transport.session import Session
 
 

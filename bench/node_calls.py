@@ -26,7 +26,8 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from runwire.dispatch.redis import _RELEASE, RedisRunQueue
+from runwire.run_queue.redis import RedisRunQueue
+from runwire.run_queue.redis_leases import RELEASE
 from runwire.store.database import Database
 
 
@@ -54,7 +55,7 @@ async def main() -> None:
         async def through_redis_py(i: int) -> None:
             key = f"runwire-bench:lease:old-{i}"
             await client.set(key, node, px=10_000, nx=True)
-            await client.eval(_RELEASE, 1, key, node)  # type: ignore[misc]
+            await client.eval(RELEASE, 1, key, node)  # type: ignore[misc]
 
         async def packed(i: int) -> None:
             await queue.acquire(f"new-{i}")

@@ -21,7 +21,7 @@ Variants of runwire, each a fresh `runwire serve` on the same data (same users):
           their first message at once, timed from that message: first-event p50/p99 of those
           first messages, and events/s of all messages, beside the warm `direct` figure
   pygc    direct with RUNWIRE_GC_YOUNG_THRESHOLD=0: Python's default garbage-collector
-          thresholds, to measure what runwire's tuning (collector.py) buys
+          thresholds, to measure what runwire's tuning (cli/collector.py) buys
   redis   direct with RUNWIRE_REDIS_URL=redis://127.0.0.1:6379/0: the Redis bus (several nodes)
           instead of the in-process one (it needs a running Redis)
   split   the deployment of docs/auth.md ("Roles"): a `--role auth` process signs the clients in,

@@ -41,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     # What the collection imported (every module and class the tests use) lives as long as the
     # process: frozen out of the collector's sight, as the server freezes what it holds at
-    # start-up (collector.py), so the collections while the tests run and pytest's own at the
+    # start-up (cli/collector.py), so the collections while the tests run and pytest's own at the
     # end (looking for unraisable exceptions) walk only what the tests made, not every module's
     # objects (0.1-0.3 s a walk in the unit layer). Garbage is collected first, not frozen.
     gc.collect()

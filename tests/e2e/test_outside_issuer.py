@@ -27,7 +27,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 from websockets.asyncio.client import connect
 
-from runwire.auth_checks import auth_checks, issuer_problems
+from runwire.cli.auth_checks import auth_checks, issuer_problems
 from runwire.config import load_settings
 from tests.e2e.conftest import BASE_ENV, OWN_SERVER, ServerProcess, postgres_env
 from tests.e2e.test_browser import chromium, ms

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runwire.auth.key_files import KeyDirectory
-from runwire.auth_checks import auth_checks, issuer_problems
+from runwire.cli.auth_checks import auth_checks, issuer_problems
 from runwire.config import SigningAlgorithm, load_settings
 from tests.integration.test_jwks_keys import issuing
 

@@ -307,7 +307,7 @@ async def test_a_nodes_own_events_reach_its_subscribers_once() -> None:
 
 def block_of(node: RedisBus, events: list[RunEvent]) -> Any:
     """The block ``node`` would queue for ``events`` (of one run, in order), for usr_a."""
-    block = node._block("usr_a", events[0])
+    block = node._writer.block("usr_a", events[0])
     for e in events:
         block.add(e)
     return block
@@ -324,15 +324,15 @@ async def test_a_block_sent_again_in_part_adds_only_its_new_events() -> None:
             await node_a.publish("usr_a", e)
         await until(lambda: len(received) == 3)
         # The writer's own encoding of events 2..5 as one block, sent as it would send it.
-        command = node_a._append_command([block_of(node_a, sent[1:])])
-        assert await node_a._round_trip(command, 1) == [1]  # one channel published to
+        command = node_a._writer.append_command([block_of(node_a, sent[1:])])
+        assert await node_a._writer.round_trip(command, 1) == [1]  # one channel published to
         await until(lambda: len(received) == 5)
         assert [e.wire for e in received] == [e.wire for e in sent]
         assert seqs(await node_b.history("run_a", 0)) == [1, 2, 3, 4, 5]
         assert seqs(await node_b.history("run_a", 3)) == [4, 5]
         # And a block wholly held already: nothing is published, nothing kept twice.
-        command = node_a._append_command([block_of(node_a, sent[3:])])
-        assert await node_a._round_trip(command, 1) == [0]
+        command = node_a._writer.append_command([block_of(node_a, sent[3:])])
+        assert await node_a._writer.round_trip(command, 1) == [0]
         assert seqs(await node_b.history("run_a", 0)) == [1, 2, 3, 4, 5]
 
 
@@ -368,7 +368,7 @@ async def test_a_stream_written_before_blocks_is_still_served_and_continued() ->
     async with redis_nodes(1) as (node,):
         client = Redis.from_url(redis_url())
         try:
-            key = node._stream("run_old")
+            key = node._names.stream("run_old")
             for seq in (1, 2):
                 await client.xadd(key, {"e": "ep1", "d": event("run_old", seq).wire}, f"{seq}-0")
             assert seqs(await node.history("run_old", 0)) == [1, 2]
@@ -471,7 +471,7 @@ async def test_a_node_alone_on_a_channel_is_not_sent_its_own_blocks_back() -> No
         client = Redis.from_url(redis_url())
         watcher = client.pubsub()
         try:
-            await watcher.psubscribe(node_a._channel("usr_a").decode())
+            await watcher.psubscribe(node_a._names.channel("usr_a").decode())
             here: list[RunEvent] = []
             there: list[RunEvent] = []
             await node_a.subscribe("usr_a", here.append)

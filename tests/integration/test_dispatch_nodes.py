@@ -20,12 +20,12 @@ import pytest
 from redis.asyncio import Redis
 
 from runwire.bus.memory import MemoryBus
-from runwire.dispatch.base import Job
-from runwire.dispatch.redis import RedisRunQueue
 from runwire.domain.clock import now_ms
 from runwire.domain.ids import new_epoch, new_id
 from runwire.errors import DependencyUnavailable
 from runwire.events import EventType, RunEvent
+from runwire.run_queue.base import Job
+from runwire.run_queue.redis import RedisRunQueue
 from runwire.runs.dispatcher import Dispatcher
 from runwire.runs.executor import AgentFn, RunExecutor
 from runwire.runs.node import Runs

@@ -18,9 +18,9 @@ import pytest
 from redis.asyncio import Redis
 
 from runwire.limits.base import Limit, RateLimiter
+from runwire.limits.buckets import Rate
 from runwire.limits.memory import MemoryRateLimiter
 from runwire.limits.redis import RedisRateLimiter
-from runwire.ratelimit import Rate
 from tests.clock import FakeClock
 from tests.integration.test_redis_bus import Proxy
 from tests.redis_keys import fresh_prefix

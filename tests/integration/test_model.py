@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from runwire.agents import SUPERVISOR, AgentContext, OfflineProvider, Supervisor, analytics
+from runwire.agents.blackboard import Blackboard
 from runwire.agents.chat_model import RetryPolicy, TextPiece, TokenUsage, ToolCall
 from runwire.agents.model_loop import ModelLoop
 from runwire.agents.model_tools import analysis_tools
 from runwire.agents.openai_model import OpenAIChatModel
-from runwire.agents.state import RunState
 from runwire.app.agent import build_agent
 from runwire.config import Settings
 from runwire.domain.ids import new_epoch, new_id
@@ -412,7 +412,7 @@ async def test_a_model_that_keeps_calling_tools_is_made_to_answer(
 ) -> None:
     server.play("one_tool_call.sse.http", "one_tool_call.sse.http", "text_answer.sse.http")
     run = Run(sample, pricing, model_at(server.base_url))
-    state = RunState(QUESTION, records=sample, has_data=True, record_count=len(sample))
+    state = Blackboard(QUESTION, records=sample, has_data=True, record_count=len(sample))
     async with run.model:
         loop = ModelLoop(
             run.model, analysis_tools(state, pricing), max_rounds=2, result_max_chars=50

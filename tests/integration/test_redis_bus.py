@@ -174,6 +174,32 @@ async def test_after_the_pubsub_link_drops_subscribers_are_told_to_resume() -> N
         assert node.subscriber_count("usr_a") == 2
 
 
+async def test_a_socket_that_came_and_went_while_the_link_was_down_leaves_no_channel() -> None:
+    # The node subscribes, on its next connection, to what its sockets want then: a user whose
+    # only socket left meanwhile is not subscribed (nor waited for), a user still held is.
+    async with proxied_and_direct() as (proxy, node, _):
+        client = Redis.from_url(redis_url())
+
+        async def subscribers(user_id: str) -> int:
+            channel = node._names.channel(user_id)
+            return int(dict(await client.pubsub_numsub(channel))[channel])
+
+        try:
+            gaps: list[str] = []
+            await node.subscribe("usr_kept", lambda _: None, lambda: gaps.append("kept"))
+            proxy.cut()
+            await until(lambda: not node.linked)
+            gone = await node.subscribe("usr_gone", lambda _: None, lambda: gaps.append("gone"))
+            gone.close()
+            proxy.restore()
+            await until(lambda: gaps == ["kept"])  # subscribed again, and told to resume
+            assert await subscribers("usr_kept") == 1
+            assert await subscribers("usr_gone") == 0
+            assert node.subscriber_count() == 1
+        finally:
+            await client.aclose()
+
+
 async def test_events_published_while_redis_is_away_arrive_in_order_when_it_is_back() -> None:
     async with proxied_and_direct() as (proxy, node, direct):
         received: list[RunEvent] = []
@@ -304,7 +330,7 @@ async def test_a_node_leaving_a_channel_unsubscribes_once_its_writes_have_run() 
     # Redis has answered every write sent before its last socket of the user left.
     async with proxied_and_direct(confirm_timeout_s=unit(0.3)) as (proxy, node, direct):
         client = Redis.from_url(redis_url())
-        channel = node._channel("usr_a")
+        channel = node._names.channel("usr_a")
 
         async def subscribers() -> int:
             return int(dict(await client.pubsub_numsub(channel))[channel])

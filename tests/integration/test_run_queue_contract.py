@@ -1,4 +1,4 @@
-"""The run-queue contract (runwire/dispatch/base.py), checked against each implementation:
+"""The run-queue contract (runwire/run_queue/base.py), checked against each implementation:
 MemoryRunQueue, and RedisRunQueue on a real Redis (``RUNWIRE_TEST_REDIS_URL``); then what only
 several nodes on one Redis can show: each job to one node, a dead node's job and lease taken
 over, a lost lease noticed, a lease Redis forgot put back.
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from runwire.dispatch.base import Job, RunQueue
-from runwire.dispatch.memory import MemoryRunQueue
-from runwire.dispatch.redis import RedisRunQueue
 from runwire.errors import DependencyUnavailable
+from runwire.run_queue.base import Job, RunQueue
+from runwire.run_queue.memory import MemoryRunQueue
+from runwire.run_queue.redis import RedisRunQueue
 from tests.integration.test_bus_contract import until
 from tests.redis_keys import fresh_prefix
 from tests.services import RedisServer, redis_url

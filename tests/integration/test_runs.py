@@ -6,24 +6,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from runwire.bus.memory import MemoryBus
-from runwire.dispatch.base import Job
-from runwire.dispatch.memory import MemoryRunQueue
 from runwire.domain.clock import now_ms
 from runwire.domain.ids import new_epoch, new_id
 from runwire.errors import Conflict, NotFound, ToolFailed
 from runwire.events import EventDraft, EventType, RunEvent
+from runwire.run_queue.base import Job
+from runwire.run_queue.memory import MemoryRunQueue
 from runwire.runs.event_writer import MAX_BACKLOG, EventWriter
 from runwire.runs.executor import CancelOutcome, Emit, RunInput
 from runwire.runs.node import Runs
 from runwire.store.database import Database
 from runwire.store.schema import runs
 from runwire.store.store import Store
+from runwire.store.usage_versions import UsageVersions
+from runwire.usage.sample import generate_sample
 from tests.databases import empty_tables, row_held
 from tests.integration.test_bus_contract import until
 from tests.timing import unit
@@ -274,6 +277,8 @@ async def test_a_message_accepted_with_room_starts_here_at_once_for_one_write(
         harness_for(recording_agent(given, started))(store) as h,
     ):
         thread = await store.conversations.thread(h.user_id, h.thread_id)
+        await store.usage.add(h.user_id, list(generate_sample())[:10])
+        version = await store.db.read(partial(UsageVersions(store.db).current, user_id=h.user_id))
         before = len(writes)
         accepted = await h.runs.accept(h.user_id, thread, "and now?")
         # The message and its run, stored already claimed: one transaction, no claim after it.
@@ -284,13 +289,15 @@ async def test_a_message_accepted_with_room_starts_here_at_once_for_one_write(
         assert (accepted.thread.id, accepted.message.content) == (h.thread_id, "and now?")
         assert accepted.message.run_id == accepted.run_id
         await asyncio.wait_for(started.wait(), unit(5))
-        # The agent is given the question and the thread's conversation before it.
+        # The agent is given the question and the thread's conversation before it, and the
+        # user's usage version as that one write read it (its data's first read needs none).
         (run,) = given
         assert (run.run_id, run.question, run.history) == (
             accepted.run_id,
             "and now?",
             [("user", "q")],
         )
+        assert run.usage_version == version > 0
         assert h.runs.live_status(accepted.run_id) == ("running", record.started_at)
         assert await h.runs.stop(h.user_id, accepted.run_id) is True
         await asyncio.wait_for(h.executor.wait(accepted.run_id), unit(5))

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from runwire.app import create_app
-from runwire.metrics import CONTENT_TYPE, Metrics
+from runwire.telemetry.metrics import CONTENT_TYPE, Metrics
 from runwire.transport.scrape import MetricsListener
 from tests.conftest import test_settings
 from tests.keys import key_directory

@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from runwire.auth.client_credentials import register_client
 from runwire.auth.revocation_feed import RevocationFeed
 from runwire.auth.service_account import ServiceAccount
-from runwire.auth_checks import auth_checks, service_client_problems
+from runwire.cli.auth_checks import auth_checks, service_client_problems
 from runwire.config import Settings
 from runwire.revocations.memory import MemoryRevocations
 from runwire.transport.services import Services

@@ -18,8 +18,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, event, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, bindparam, event, insert, update
+from sqlalchemy.exc import IntegrityError, ResourceClosedError
 
 from runwire.domain.ids import new_epoch, new_id
 from runwire.store.schema import threads
@@ -253,3 +253,39 @@ async def test_the_wal_is_emptied_again_under_writes_that_never_pause(tmp_path: 
         # which a busy machine holds back for a few writes, so not a tight bound either.
         assert max(sizes) < 5 * 2**20
         assert len(await store.conversations.threads_of(user.id, limit=1000)) == 300  # all kept
+
+
+@pytest.mark.parametrize("on_file", [True, False], ids=["file", "in-memory"])
+async def test_a_prepared_write_on_the_loop_answers_as_sqlalchemy_would(
+    tmp_path: Path, on_file: bool
+) -> None:
+    # On the loop's connection a prepared write of no rows back runs on the driver itself; what
+    # it gives back and raises is what SQLAlchemy's own execution gives (the in-memory database
+    # runs it through SQLAlchemy).
+    url = f"sqlite+aiosqlite:///{tmp_path / 'runwire.db'}" if on_file else "sqlite+aiosqlite://"
+    async with Store.open(url, migrate=True) as store:
+        user = await store.accounts.create_user("usr_a", "a@example.com", "hash")
+        await store.db.write(add_thread(user.id, "thr_a"))
+        add = store.db.prepare(
+            insert(threads).values(
+                id=bindparam("t_id"), user_id=user.id, title="t", created_at=1, updated_at=1
+            )
+        )
+        rename = store.db.prepare(
+            update(threads).where(threads.c.user_id == user.id).values(title=bindparam("t"))
+        )
+
+        def renamed(conn: Connection) -> int:
+            add.run(conn, t_id="thr_b")
+            done = rename.run(conn, t="renamed")
+            for read in (done.scalar, done.first, lambda: list(done)):
+                with pytest.raises(ResourceClosedError):
+                    read()
+            return done.rowcount
+
+        assert await store.db.write(renamed) == 2
+        with pytest.raises(IntegrityError) as failed:  # thr_a is taken
+            await store.db.write(lambda conn: add.run(conn, t_id="thr_a"))
+        assert isinstance(failed.value.orig, sqlite3.IntegrityError)
+        kept = await store.conversations.threads_of(user.id)
+        assert sorted((t.id, t.title) for t in kept) == [("thr_a", "renamed"), ("thr_b", "renamed")]

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from runwire.agents import analytics
 from runwire.domain.clock import now_ms
@@ -31,8 +31,8 @@ from runwire.store.schema import run_events, threads, usage_batches, usage_summa
 from runwire.store.store import Store
 from runwire.store.summary import UsageSummary
 from runwire.usage.pricing import PricingTable
-from runwire.usage.records import MAX_TOKENS
 from runwire.usage.sample import generate_sample
+from runwire.usage.validation import MAX_TOKENS
 from tests.databases import row_held
 
 FAR_FUTURE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last RFC 3339 instant
@@ -173,6 +173,23 @@ async def test_connections_postgresql_closed_are_replaced_by_the_next_use_after_
             await db.write(backend_pid)
     assert await db.read(backend_pid) not in before
     assert await db.write(backend_pid) not in before
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_postgresql_hands_out_the_connection_used_last(store: Store) -> None:
+    # Under load the same few connections stay in use, each too briefly idle to be pinged
+    # (three round trips); the pool holds others, idle since the store opened.
+    db = store.db
+
+    async def backend_pid(conn: AsyncConnection) -> int:
+        return int((await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one())
+
+    async with db.connect() as first, db.connect() as second, db.connect() as third:
+        held = [await backend_pid(c) for c in (first, second, third)]
+    # Given back third, second, first: the first is handed out next, again and again.
+    for _ in range(3):
+        async with db.connect() as conn:
+            assert await backend_pid(conn) == held[0]
 
 
 # Accounts
@@ -629,6 +646,42 @@ async def test_an_import_through_another_node_is_seen_at_once(store: Store, stor
     async with Store.open(store_url) as elsewhere:
         await elsewhere.usage.add(user_id, [record(2_000), record(3_000)])
     assert [r.timestamp for r in await usage.records_of(user_id)] == [1_000, 2_000, 3_000]
+
+
+async def test_a_run_stored_as_it_starts_knows_which_usage_data_is_current(
+    store: Store, store_url: str
+) -> None:
+    # Accepting a message reads the user's usage version in its own transaction: a cached view
+    # of that version serves the run without another read, and an import through another node
+    # before the next message makes the next accept's version miss this node's cached view.
+    usage, user_id = store.usage, await a_user(store)
+
+    async def accept(text: str) -> int:
+        accepted = await store.conversations.accept_run(
+            user_id=user_id,
+            thread=None,
+            content=text,
+            run_id=new_id("run"),
+            epoch=new_epoch(),
+            claim_at=now_ms(),
+        )
+        return accepted.usage_version
+
+    assert await accept("before any data") == 0
+    await usage.add(user_id, [record(1_000)])
+    first = await accept("first")
+    assert first > 0
+    cached = await usage.records_of(user_id)
+    assert await usage.usage_of(user_id, version=first) is cached
+    async with Store.open(store_url) as elsewhere:
+        await elsewhere.usage.add(user_id, [record(2_000)])
+        assert await accept("second") > first
+        second = await accept("third")
+        view = await (await usage.usage_of(user_id, version=second)).read()
+        assert view is not cached
+        assert [r.timestamp for r in view] == [1_000, 2_000]
+        await elsewhere.usage.delete(user_id)
+    assert len(await usage.usage_of(user_id, version=await accept("after the delete"))) == 0
 
 
 # Usage summaries

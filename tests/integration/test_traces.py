@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 
 from runwire.app import create_app
 from runwire.config import Settings
-from runwire.traces import Tracing
+from runwire.telemetry.traces import Tracing
 from runwire.transport.ws_protocol import RunwireWebSocketProtocol
 from tests.conftest import test_settings
 from tests.databases import fresh_postgres_database

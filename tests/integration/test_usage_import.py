@@ -21,7 +21,7 @@ from runwire.runs.executor import RunInput
 from runwire.store.store import Store
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
-from runwire.workload import Workload
+from runwire.usage.workload import Workload
 from tests.integration.test_store_contract import a_user
 
 GOOD = {

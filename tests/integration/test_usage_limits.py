@@ -18,7 +18,7 @@ import pytest
 from runwire.app import create_app
 from runwire.store.store import Store
 from runwire.usage.pricing import PricingTable
-from runwire.workload import Workload
+from runwire.usage.workload import Workload
 from tests.clock import FakeClock
 from tests.conftest import test_settings
 from tests.integration.test_login_throttling import running

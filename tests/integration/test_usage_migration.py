@@ -19,7 +19,7 @@ from runwire.config import Settings
 from runwire.store.database import Database
 from runwire.store.store import Store
 from runwire.usage.pricing import PricingTable
-from runwire.workload import Workload
+from runwire.usage.workload import Workload
 from tests.databases import fresh_postgres_database
 
 ROWS = [

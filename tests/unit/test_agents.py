@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from runwire.agents import (
     SUPERVISOR,
     AgentContext,
+    Blackboard,
     Focus,
     LLMRequest,
     OfflineProvider,
-    RunState,
     Supervisor,
     analytics,
 )
@@ -518,6 +518,23 @@ async def test_a_slow_tool_times_out_and_is_still_closed(pricing: PricingTable) 
     assert completed.data["duration_ms"] >= 20
 
 
+async def test_a_plain_tool_handing_back_a_slow_awaitable_times_out(pricing: PricingTable) -> None:
+    # A plain function runs inline with no timeout armed (none could fire while it runs); what
+    # it hands back to wait for is waited for under the timeout, counted from the call.
+    run = Run([], pricing, tool_timeout_s=0.02)
+    calls: list[str] = []
+
+    def deferred() -> Awaitable[None]:
+        calls.append("called")
+        return asyncio.sleep(10)
+
+    with pytest.raises(RunTimeout, match=r"deferred did not finish within 0\.02s"):
+        await run.context().call_tool("data", "deferred", {}, deferred)
+    assert calls == ["called"]
+    [completed] = run.of(EventType.TOOL_COMPLETED)
+    assert completed.data["success"] is False and completed.data["duration_ms"] >= 20
+
+
 async def test_cancelling_mid_tool_emits_nothing_more(pricing: PricingTable) -> None:
     run = Run([], pricing)
     entered = asyncio.Event()
@@ -672,7 +689,7 @@ def test_triage_needs_a_positive_threshold() -> None:
 
 
 def test_run_state_starts_empty() -> None:
-    state = RunState(question="q")
+    state = Blackboard(question="q")
     assert (state.focus, state.has_data, state.answer, state.actions) == (Focus.COST, False, "", [])
 
 

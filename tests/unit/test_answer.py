@@ -9,10 +9,10 @@ import pytest
 
 from runwire.agents import analytics
 from runwire.agents.answer import compose_next_steps, compose_report, compose_short
+from runwire.agents.blackboard import Action, Blackboard, Focus
 from runwire.agents.headline import headline
 from runwire.agents.names import Subject
 from runwire.agents.question import Question
-from runwire.agents.state import Action, Focus, RunState
 from runwire.domain.usage import UsageRecord
 from runwire.usage.pricing import PricingTable
 
@@ -59,10 +59,10 @@ def state_of(
     asked: Question | None = None,
     actions: list[Action] | None = None,
     **facts: Any,
-) -> RunState:
+) -> Blackboard:
     """A state as the offline agents leave it for the reporting agent: the basic measurements
     of ``records`` (plus ``facts``), the ranked ``actions`` and triage's reading."""
-    return RunState(
+    return Blackboard(
         question="?",
         asked=asked,
         focus=focus,
@@ -338,9 +338,9 @@ def test_the_data_answer_lists_what_the_records_hold() -> None:
 
 def test_the_next_steps_answer_counts_what_was_found() -> None:
     steps = ["Import your usage.", "Ask again."]
-    empty = RunState(question="?", next_steps=steps)
+    empty = Blackboard(question="?", next_steps=steps)
     answer = compose_next_steps(empty)
     assert answer.startswith("## Add your usage data to get an answer\n\nI could not find any ")
     assert answer.endswith("**Next steps**\n\n1. Import your usage.\n2. Ask again.\n")
-    few = RunState(question="?", record_count=1234, next_steps=steps)
+    few = Blackboard(question="?", record_count=1234, next_steps=steps)
     assert "I found only 1,234 LLM calls in your usage data" in compose_next_steps(few)

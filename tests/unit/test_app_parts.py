@@ -18,12 +18,12 @@ from runwire.app.routes import install_routes, page_policy, routers_of
 from runwire.bus.memory import MemoryBus
 from runwire.config import Role, Settings
 from runwire.connections.memory import MemoryConnections
-from runwire.dispatch.memory import MemoryRunQueue
 from runwire.limits.memory import MemoryRateLimiter
-from runwire.metrics import Metrics
 from runwire.readiness import BusProbe, LLMProbe
 from runwire.revocations.memory import MemoryRevocations
-from runwire.traces import Tracing
+from runwire.run_queue.memory import MemoryRunQueue
+from runwire.telemetry.metrics import Metrics
+from runwire.telemetry.traces import Tracing
 from runwire.transport import (
     agui_routes,
     api_routes,

@@ -6,8 +6,8 @@ import pytest
 
 from runwire.auth.throttle import AuthLimits, AuthThrottle
 from runwire.errors import RateLimited
+from runwire.limits.buckets import Rate
 from runwire.limits.memory import MemoryRateLimiter
-from runwire.ratelimit import Rate
 from tests.clock import FakeClock
 
 pytestmark = pytest.mark.unit

@@ -14,7 +14,7 @@ from runwire.cli.doctor import show_checks
 from runwire.cli.usage import added_line, batch_line
 from runwire.readiness import Check
 from runwire.store.usage import UsageBatch
-from runwire.workload import ImportResult
+from runwire.usage.workload import ImportResult
 
 NONE: dict[str, Any] = {
     "email": None,

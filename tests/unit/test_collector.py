@@ -1,4 +1,4 @@
-"""The serving process's garbage-collector tuning (collector.py)."""
+"""The serving process's garbage-collector tuning (cli/collector.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from runwire.collector import tune_collector
+from runwire.cli.collector import tune_collector
 
 pytestmark = pytest.mark.unit
 

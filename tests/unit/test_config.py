@@ -516,3 +516,12 @@ def test_the_store_backlog_bound_is_validated(monkeypatch: pytest.MonkeyPatch) -
     for bad in (0, -1, 10_000_001, "lots"):
         with pytest.raises(ConfigError, match="RUNWIRE_STORE_MAX_BACKLOG"):
             load_settings(store_max_backlog=bad)
+
+
+def test_the_store_linger_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().store_linger_ms == 10
+    monkeypatch.setenv("RUNWIRE_STORE_LINGER_MS", "0")
+    assert load_settings().store_linger_ms == 0
+    for bad in (-1, 1001, "soon"):
+        with pytest.raises(ConfigError, match="RUNWIRE_STORE_LINGER_MS"):
+            load_settings(store_linger_ms=bad)

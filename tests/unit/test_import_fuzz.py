@@ -24,7 +24,7 @@ from runwire.domain.usage import UsageRecord
 from runwire.errors import InputError
 from runwire.usage.importer import CSV_REQUIRED_COLUMNS, ImportReport, parse_csv, parse_jsonl
 from runwire.usage.pricing import PricingTable
-from runwire.usage.records import MAX_TOKENS, STATUSES, in_bounds
+from runwire.usage.validation import MAX_TOKENS, STATUSES, in_bounds
 
 pytestmark = pytest.mark.unit
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
 import pytest
 
 from runwire.bus.memory import MemoryBus
 from runwire.errors import InvalidTransition, LeaseLost
-from runwire.events.model import EventDraft, EventType, RunEvent
+from runwire.events.model import EventDraft, EventType, RunEvent, TextDrafts
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import ROOT_AGENT, RunJournal
 
@@ -52,10 +53,28 @@ def without_time(events: Sequence[RunEvent]) -> list[tuple[object, ...]]:
     return [(e.type, e.run_id, e.seq, e.agent_name, e.data, e.parent_agent) for e in events]
 
 
+def texts(*deltas: str) -> TextDrafts:
+    return TextDrafts("reporting", list(deltas), ROOT_AGENT)
+
+
+def test_text_drafts_are_the_drafts_of_their_chunks() -> None:
+    drafts = texts("a ", "b ", "c")
+    assert list(drafts) == [chunk("a "), chunk("b "), chunk("c")] and len(drafts) == 3
+    assert drafts[-1] == chunk("c") and list(drafts[1:]) == [chunk("b "), chunk("c")]
+    with pytest.raises(IndexError):
+        drafts[3]
+
+
+def framed(events: Sequence[RunEvent]) -> list[dict[str, object]]:
+    """The wire frames, less their timestamp (each way numbers its events in its own instant)."""
+    return [{**orjson.loads(e.wire), "timestamp": None} for e in events]
+
+
 async def test_a_batch_is_the_events_one_by_one_would_be_and_every_side_sees_them() -> None:
     drafts = [chunk(f"w{i} ") for i in range(5)]
     outcomes = []
-    for batched in (False, True):
+    frames = []
+    for batched in (False, True, "text"):
         bus, stored = MemoryBus(), Stored()
         writer = EventWriter(stored)
         each: list[RunEvent] = []
@@ -65,7 +84,9 @@ async def test_a_batch_is_the_events_one_by_one_would_be_and_every_side_sees_the
         await bus.subscribe("usr_1", other.append, on_batch=batches.append)
         j = journal(bus, writer)
         await j.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
-        if batched:
+        if batched == "text":  # the chunks as the agents hand them over: no draft objects
+            emitted = await j.emit_batch(texts(*(d.data["delta"] for d in drafts)))
+        elif batched:
             emitted = await j.emit_batch(drafts)
         else:
             emitted = [await j.emit(d) for d in drafts]
@@ -83,7 +104,9 @@ async def test_a_batch_is_the_events_one_by_one_would_be_and_every_side_sees_the
             )
             assert len({e.timestamp for e in emitted}) == 1  # numbered in one instant
         outcomes.append(without_time(emitted))
-    assert outcomes[0] == outcomes[1]
+        frames.append(framed(emitted))
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert frames[0] == frames[1] == frames[2]
     assert [seq for (_, _, seq, *_) in outcomes[1]] == [2, 3, 4, 5, 6]
 
 
@@ -91,8 +114,8 @@ async def test_a_batch_past_the_stores_backlog_bound_waits_its_turn_event_by_eve
     bus, stored = MemoryBus(), Stored()
     writer = EventWriter(stored, max_backlog=3)  # not running: a wait stores what is queued
     j = journal(bus, writer)
-    emitted = await j.emit_batch([chunk(f"{i}") for i in range(7)])
-    assert [e.seq for e in emitted] == list(range(1, 8))
+    emitted = await j.emit_batch(texts(*(f"{i}" for i in range(7))))
+    assert [e.seq for e in emitted] == list(range(1, 8)) and j.text == "0123456"
     # Never more than the bound waited: the store was given at most three at a time.
     assert max(len(b) for b in stored.batches) <= 3 and writer.backlog <= 3
     await writer.flush()

@@ -1,4 +1,4 @@
-"""Log lines as an operator's pipeline reads them (runwire.logs), and the request id each HTTP
+"""Log lines as an operator's pipeline reads them (runwire.telemetry.logs), and the request id each HTTP
 request carries into them."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from runwire.logs import (
+from runwire.telemetry.logs import (
     JsonFormatter,
     bind_log_context,
     context_fields,

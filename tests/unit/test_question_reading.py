@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from runwire.agents.blackboard import Focus
 from runwire.agents.names import Names, Subject, find_subjects
 from runwire.agents.question import classify
-from runwire.agents.state import Focus
 from runwire.agents.vocabulary import mentions
 
 pytestmark = pytest.mark.unit

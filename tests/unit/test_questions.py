@@ -4,6 +4,7 @@ asks for, leading with its headline, offline and deterministically, over the sam
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runwire.agents import Focus, RunState, analytics
+from runwire.agents import Blackboard, Focus, analytics
 from runwire.agents.data import question_tool
 from runwire.agents.formatting import format_ms, format_pct, format_usd
 from runwire.agents.model_tools import analysis_tools
 from runwire.agents.names import Names, Subject
 from runwire.agents.question import classify, detect_focus
-from runwire.agents.tools import TOOLS, Toolbox
+from runwire.agents.tools import TOOLS, Toolbox, with_records
 from runwire.domain.usage import UsageRecord, UsageSet, UsageView
 from runwire.errors import InputError
 from runwire.events.model import EventType
@@ -650,6 +651,35 @@ async def test_tools_check_their_arguments(sample: UsageSet, pricing: PricingTab
     assert done.data["success"] is False and "greater than 0" in done.data["error"]
 
 
+async def test_a_tool_answers_at_once_unless_it_must_read_the_records_first(
+    sample: UsageSet, pricing: PricingTable
+) -> None:
+    # What the memo answers comes back as the result itself (AgentContext.call_tool then arms
+    # no timeout); records not read yet come back as an awaitable that reads them first.
+    reads: list[int] = []
+
+    async def read() -> tuple[UsageRecord, ...]:
+        reads.append(1)
+        await asyncio.sleep(0)
+        return tuple(sample)
+
+    box = Toolbox(UsageView(len(sample), read), pricing)
+    pending = box.function("breakdown")(group_by="provider")
+    assert inspect.isawaitable(pending) and reads == []
+    rows = await pending
+    assert reads == [1] and rows == analytics.breakdown(sample, "provider")
+    assert box.function("breakdown")(group_by="provider") == rows  # read: at once now
+    assert reads == [1]
+    # Toolbox.call awaits either way.
+    assert await Toolbox(UsageView(len(sample), read), pricing).call("usage_overview", {}) == (
+        analytics.overview(sample)
+    )
+    assert reads == [1, 1]
+    view = UsageView(len(sample), read)
+    assert await with_records(view, lambda: analytics.overview(view)) == analytics.overview(sample)
+    assert reads == [1, 1, 1]
+
+
 async def test_tool_results_are_the_analytics(sample: UsageSet, pricing: PricingTable) -> None:
     box = Toolbox(sample, pricing)
     assert await box.call("usage_overview", {}) == analytics.overview(sample)
@@ -753,7 +783,7 @@ async def test_the_headline_is_one_line_whatever_the_names(pricing: PricingTable
 async def test_the_model_path_offers_the_registry_and_keeps_the_facts(
     sample: UsageSet, pricing: PricingTable
 ) -> None:
-    state = RunState(question="q", records=sample)
+    state = Blackboard(question="q", records=sample)
     offered = analysis_tools(state, pricing)
     registry = {t.name: t for t in TOOLS}
     for tool in offered["data"] + offered["optimization"]:

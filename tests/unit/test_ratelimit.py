@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runwire.ratelimit import Bucket, Decision, KeyedLimiter, Rate
+from runwire.limits.buckets import Bucket, Decision, KeyedLimiter, Rate
 from tests.clock import FakeClock
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, bindparam, create_engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from runwire.store.statements import columns_insert, positional_insert, prepare
+from runwire.store.prepared import prepare
+from runwire.store.statements import columns_insert, positional_insert
 
 pytestmark = pytest.mark.unit
 
@@ -54,9 +55,9 @@ def test_a_prepared_statement_runs_with_its_parameters_by_name_and_keeps_the_res
                 TABLE.insert(),
                 [{"id": "a", "seq": 1}, {"id": "skipped", "seq": 2}, {"id": "c", "seq": 3}],
             )
-            assert list(prepared.run(conn, after=0).scalars()) == ["a", "c"]
-            assert list(prepared.run(conn, after=1).scalars()) == ["c"]
+            assert [row[0] for row in prepared.run(conn, after=0)] == ["a", "c"]
+            assert [row[0] for row in prepared.run(conn, after=1)] == ["c"]
             # A parameter not given keeps the value it was built with (None: seq > NULL).
-            assert list(prepared.run(conn).scalars()) == []
+            assert [row[0] for row in prepared.run(conn)] == []
     finally:
         engine.dispose()

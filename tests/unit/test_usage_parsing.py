@@ -20,7 +20,7 @@ from runwire.usage.importer import (
     too_long,
 )
 from runwire.usage.pricing import PricingTable
-from runwire.usage.records import MAX_COST_USD, MAX_LATENCY_MS, parse_record
+from runwire.usage.validation import MAX_COST_USD, MAX_LATENCY_MS, parse_record
 
 pytestmark = pytest.mark.unit
 

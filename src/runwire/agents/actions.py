@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from runwire.agents import analytics
+from runwire.agents.blackboard import Action, Blackboard, Focus
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count, format_ms, format_pct, format_usd
-from runwire.agents.state import Action, Focus, RunState
 from runwire.agents.tools import with_records
 from runwire.domain.usage import UsageRecord
 from runwire.store.summary import SLOW_FAILURE_MS
@@ -66,7 +66,7 @@ class ActionsAgent:
 
     name = "actions"
 
-    async def run(self, ctx: AgentContext, state: RunState) -> str:
+    async def run(self, ctx: AgentContext, state: Blackboard) -> str:
         """Rank the actions from ``state.facts``; return a one-line summary."""
         lead = _FOCUS_KIND.get(state.focus, "")
         subjects = [s.name for s in state.asked.subjects] if state.asked else []

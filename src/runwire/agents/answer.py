@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runwire.agents.blackboard import Blackboard, Focus
 from runwire.agents.formatting import format_count, format_usd, table_cell
 from runwire.agents.headline import headline
 from runwire.agents.sections import SECTIONS
-from runwire.agents.state import Focus, RunState
 from runwire.usage.pricing import PricingTable
 
 __all__ = ["SECTION_ORDER", "compose_next_steps", "compose_report", "compose_short"]
@@ -52,7 +52,7 @@ _ASK = (
 )
 
 
-def compose_report(state: RunState, pricing: PricingTable) -> str:
+def compose_report(state: Blackboard, pricing: PricingTable) -> str:
     """The full answer for a run with data, leading with what ``state.focus`` asks."""
     if not state.focus.analyses:
         return compose_short(state)
@@ -84,7 +84,7 @@ def compose_report(state: RunState, pricing: PricingTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compose_short(state: RunState) -> str:
+def compose_short(state: Blackboard) -> str:
     """The answer that needs no analysis: what the data holds, an honest "that is outside your
     data", or a clarifying question; each says what runwire can tell."""
     lines = [headline(state)]
@@ -94,7 +94,7 @@ def compose_short(state: RunState) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sections() -> dict[str, Callable[[RunState], list[str]]]:
+def _sections() -> dict[str, Callable[[Blackboard], list[str]]]:
     return {
         **SECTIONS,
         "data": _data_section,
@@ -104,7 +104,7 @@ def _sections() -> dict[str, Callable[[RunState], list[str]]]:
     }
 
 
-def compose_next_steps(state: RunState) -> str:
+def compose_next_steps(state: Blackboard) -> str:
     """The answer when there is not enough data: what to do next."""
     if state.record_count:
         intro = (
@@ -132,7 +132,7 @@ def compose_next_steps(state: RunState) -> str:
     )
 
 
-def _data_section(state: RunState) -> list[str]:
+def _data_section(state: Blackboard) -> list[str]:
     held = state.facts["describe_data"]
 
     def listed(items: list[dict[str, Any]]) -> str:
@@ -151,7 +151,7 @@ def _data_section(state: RunState) -> list[str]:
     return lines
 
 
-def _scope_section(state: RunState) -> list[str]:
+def _scope_section(state: Blackboard) -> list[str]:
     check = state.facts["check_usage_data"]
     return [
         f"Your usage records hold only {_RECORD_FIELDS}. From your "
@@ -161,7 +161,7 @@ def _scope_section(state: RunState) -> list[str]:
     ]
 
 
-def _clarify_section(state: RunState) -> list[str]:
+def _clarify_section(state: Blackboard) -> list[str]:
     check = state.facts["check_usage_data"]
     return [
         f"Your usage data has {format_count(check['calls'])} calls from "
@@ -170,5 +170,5 @@ def _clarify_section(state: RunState) -> list[str]:
     ]
 
 
-def _ask_section(state: RunState) -> list[str]:
+def _ask_section(state: Blackboard) -> list[str]:
     return ["**You can ask, for example:**", "", *(f"- {line}" for line in _ASK)]

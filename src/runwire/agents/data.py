@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from runwire.agents.blackboard import Blackboard, Focus
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count, format_ms, format_pct, format_usd
 from runwire.agents.question import Question
-from runwire.agents.state import Focus, RunState
 from runwire.agents.tools import Toolbox
 
 __all__ = ["DataAgent", "question_tool"]
@@ -44,7 +44,7 @@ class DataAgent:
 
     name = "data"
 
-    async def run(self, ctx: AgentContext, state: RunState) -> str:
+    async def run(self, ctx: AgentContext, state: Blackboard) -> str:
         """Measure ``state.records`` into ``state.facts`` and ``state.findings``."""
         tools = Toolbox(state.records, ctx.pricing)
 

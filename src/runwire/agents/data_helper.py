@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from runwire.agents.blackboard import Blackboard
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count
-from runwire.agents.state import RunState
 
 __all__ = ["DataHelper", "import_guide"]
 
@@ -47,7 +47,7 @@ class DataHelper:
 
     name = "data_helper"
 
-    async def run(self, ctx: AgentContext, state: RunState) -> str:
+    async def run(self, ctx: AgentContext, state: Blackboard) -> str:
         """Fetch the import guide and turn it into ``state.next_steps``."""
         guide = await ctx.call_tool(self.name, "describe_import_formats", {}, import_guide)
         state.facts["describe_import_formats"] = guide

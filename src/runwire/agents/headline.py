@@ -1,6 +1,6 @@
 """The answer's headline: its first line, the direct answer to the question's kind.
 
-Each kind has its own sentence, built from the facts the tools gathered (``RunState.facts``):
+Each kind has its own sentence, built from the facts the tools gathered (``Blackboard.facts``):
 the savings for a cost question, the slowest model for a latency question, the winner of each
 measure for a comparison, and so on.
 """
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from runwire.agents.blackboard import Blackboard, Focus
 from runwire.agents.formatting import format_count, format_ms, format_pct, format_usd
-from runwire.agents.state import Focus, RunState
 
 __all__ = ["headline", "trend_label"]
 
 
-def headline(state: RunState) -> str:
+def headline(state: Blackboard) -> str:
     """The answer's first line: the direct answer to what was asked (a Markdown heading).
 
     One line whatever the names in it hold (a model or feature name is the user's own text).
@@ -23,7 +23,7 @@ def headline(state: RunState) -> str:
     return " ".join(_headline(state).split())
 
 
-def _headline(state: RunState) -> str:
+def _headline(state: Blackboard) -> str:
     asked = state.asked
     focus = state.focus
     if focus is Focus.UNCLEAR and asked is not None:
@@ -50,7 +50,7 @@ def _headline(state: RunState) -> str:
     return compose(state)
 
 
-def _subject_row(state: RunState) -> dict[str, Any] | None:
+def _subject_row(state: Blackboard) -> dict[str, Any] | None:
     """The breakdown row of the question's one subject, when there is one in the data."""
     subject = state.asked.subject if state.asked else None
     table = state.facts.get("breakdown")
@@ -59,14 +59,14 @@ def _subject_row(state: RunState) -> dict[str, Any] | None:
     return next((row for row in table["rows"] if row["name"] == subject.name), None)
 
 
-def _grouped(state: RunState) -> dict[str, Any] | None:
+def _grouped(state: Blackboard) -> dict[str, Any] | None:
     """The breakdown the question asked for (by feature or provider, a percentile or a subject
     beyond the basic measurements), if the data agent made one."""
     table: dict[str, Any] | None = state.facts.get("breakdown")
     return table
 
 
-def _savings_headline(state: RunState) -> str:
+def _savings_headline(state: Blackboard) -> str:
     monthly = state.facts["usage_overview"]["monthly_cost_usd"]
     savings = sum(a.monthly_savings_usd for a in state.actions)
     if savings > 0:
@@ -78,7 +78,7 @@ def _savings_headline(state: RunState) -> str:
     return f"## Your LLM spend is about {format_usd(monthly)} a month, with no obvious waste"
 
 
-def _spend_headline(state: RunState) -> str:
+def _spend_headline(state: Blackboard) -> str:
     overview = state.facts["usage_overview"]
     row = _subject_row(state)
     if row is not None:
@@ -103,7 +103,7 @@ def _spend_headline(state: RunState) -> str:
     )
 
 
-def _latency_headline(state: RunState) -> str:
+def _latency_headline(state: Blackboard) -> str:
     pct = state.asked.percentile if state.asked else 95
     key = f"p{pct}"
     row = _subject_row(state)
@@ -128,7 +128,7 @@ def _latency_headline(state: RunState) -> str:
     )
 
 
-def _errors_headline(state: RunState) -> str:
+def _errors_headline(state: Blackboard) -> str:
     row = _subject_row(state)
     table = _grouped(state)
     if row is not None and table is not None:
@@ -152,7 +152,7 @@ def _errors_headline(state: RunState) -> str:
     )
 
 
-def _caching_headline(state: RunState) -> str:
+def _caching_headline(state: Blackboard) -> str:
     cache = state.facts["find_cache_candidates"]
     subject = state.asked.subject if state.asked else None
     if subject is not None and subject.kind == "feature":
@@ -177,14 +177,14 @@ _METRICS = {
 }
 
 
-def _compare_metrics(state: RunState) -> list[Focus]:
+def _compare_metrics(state: Blackboard) -> list[Focus]:
     topic = state.asked.topic if state.asked else None
     first = topic if topic in (Focus.LATENCY, Focus.ERRORS) else Focus.SPEND
     second = Focus.LATENCY if first is Focus.SPEND else Focus.SPEND
     return [first, second]
 
 
-def _compare_headline(state: RunState) -> str:
+def _compare_headline(state: Blackboard) -> str:
     rows = state.facts["compare_usage"]["rows"]
     names = [row["name"] for row in rows]
     title = " vs ".join(names) if len(rows) == 2 else f"{', '.join(names)} compared"
@@ -212,7 +212,7 @@ def trend_label(window: int) -> str:
     )
 
 
-def _trend_headline(state: RunState) -> str:
+def _trend_headline(state: Blackboard) -> str:
     trend = state.facts["usage_trend"]
     window = trend["window_days"]
     change = trend["change"]
@@ -249,7 +249,7 @@ def _trend_headline(state: RunState) -> str:
     return f"## {label}: {what} {way} ({values[0]} against {values[1]})"
 
 
-def _subject_headline(state: RunState) -> str:
+def _subject_headline(state: Blackboard) -> str:
     about = state.facts["describe_subject"]
     if not about["found"]:
         return f"## No calls to {about['name']} in your usage data"

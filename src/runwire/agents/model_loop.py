@@ -16,12 +16,12 @@ import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from runwire.agents.blackboard import Blackboard
 from runwire.agents.chat_model import ChatModel, TextPiece, ToolCall
 from runwire.agents.context import SUPERVISOR, AgentContext
 from runwire.agents.formatting import format_count
 from runwire.agents.model_tools import Tool, check_arguments, parse_arguments
 from runwire.agents.model_usage import ModelUsage
-from runwire.agents.state import RunState
 from runwire.errors import InputError, ModelFailed, RunTimeout, ToolFailed
 
 __all__ = ["INSTRUCTIONS", "SYSTEM_PROMPT", "WRITER", "ModelLoop"]
@@ -76,7 +76,7 @@ class ModelLoop:
         self.usage = ModelUsage(model.name)
         self.instructions = INSTRUCTIONS
 
-    async def run(self, ctx: AgentContext, state: RunState) -> str:
+    async def run(self, ctx: AgentContext, state: Blackboard) -> str:
         """Converse until the model answers; return the answer. Raises :class:`ModelFailed`
         (after closing the agents it opened) when the model fails or answers nothing."""
         await ctx.thinking(
@@ -92,7 +92,7 @@ class ModelLoop:
         await self._close(ctx, None)
         return answer
 
-    async def _converse(self, ctx: AgentContext, state: RunState) -> str:
+    async def _converse(self, ctx: AgentContext, state: Blackboard) -> str:
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": _system_prompt(state)},
             *({"role": role, "content": content} for role, content in ctx.history),
@@ -223,7 +223,7 @@ class ModelLoop:
         self._opened.clear()
 
 
-def _system_prompt(state: RunState) -> str:
+def _system_prompt(state: Blackboard) -> str:
     facts = state.facts.get("check_usage_data")
     if not facts:
         return SYSTEM_PROMPT

@@ -12,7 +12,7 @@ from typing import Any
 
 from runwire.agents import analytics
 from runwire.agents.actions import rank_actions
-from runwire.agents.state import Action, RunState
+from runwire.agents.blackboard import Action, Blackboard
 from runwire.agents.tools import TOOLS, Toolbox, with_records
 from runwire.usage.pricing import PricingTable
 
@@ -87,7 +87,7 @@ _OWNERS = {
 }
 
 
-def analysis_tools(state: RunState, pricing: PricingTable) -> dict[str, list[Tool]]:
+def analysis_tools(state: Blackboard, pricing: PricingTable) -> dict[str, list[Tool]]:
     """The analysis tools by owning agent, over ``state.records``: those of the registry
     (:data:`runwire.agents.tools.TOOLS`, the very functions the offline agents call) and
     ``rank_actions``; each result is also kept in ``state.facts`` under the tool's name, as the

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from runwire.agents.blackboard import Blackboard
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_pct, format_usd
-from runwire.agents.state import RunState
 from runwire.agents.tools import Toolbox
 
 __all__ = ["OptimizationAgent"]
@@ -17,7 +17,7 @@ class OptimizationAgent:
 
     name = "optimization"
 
-    async def run(self, ctx: AgentContext, state: RunState) -> str:
+    async def run(self, ctx: AgentContext, state: Blackboard) -> str:
         """Add the caching and cheaper-model results to ``state.facts`` and a finding each."""
         records = state.records
         await ctx.thinking(

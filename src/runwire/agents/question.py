@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from runwire.agents.blackboard import Focus
 from runwire.agents.names import Names, Subject, find_subjects
-from runwire.agents.state import Focus
 from runwire.agents.vocabulary import (
     COMPARE,
     DATA,

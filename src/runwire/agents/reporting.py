@@ -8,13 +8,14 @@ right whichever provider runs.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from runwire.agents.answer import SECTION_ORDER, compose_next_steps, compose_report
+from runwire.agents.blackboard import Blackboard, Focus
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count, format_usd
-from runwire.agents.llm import BatchingProvider, LLMRequest
-from runwire.agents.state import Focus, RunState
+from runwire.agents.llm import LLMRequest
 from runwire.errors import RunTimeout
 from runwire.usage.pricing import PricingTable
 
@@ -31,7 +32,7 @@ class ReportingAgent:
 
     name = "reporting"
 
-    async def run(self, ctx: AgentContext, state: RunState) -> str:
+    async def run(self, ctx: AgentContext, state: Blackboard) -> str:
         """Compose the draft, stream it through ``ctx.llm`` within ``ctx.llm_timeout_s``."""
         if state.has_data:
             await ctx.thinking(self.name, _plan_sentence(state))
@@ -72,7 +73,12 @@ class ReportingAgent:
         llm = ctx.llm
         # A writer that hands over the chunks ready at once has each batch go through the run in
         # one pass, each chunk still its own event (docs/benchmarks.md, "Batched chunks").
-        batches = llm.batches(request) if isinstance(llm, BatchingProvider) else None
+        # Asked by its attribute: an isinstance against the runtime-checkable protocol
+        # (BatchingProvider) cost ~20 µs a run (docs/benchmarks.md, "Hot path, session 13").
+        batching: Callable[[LLMRequest], AsyncIterator[list[str]]] | None = getattr(
+            llm, "batches", None
+        )
+        batches = batching(request) if batching is not None else None
         chunks = llm.stream(request) if batches is None else None
         try:
             async with asyncio.timeout(ctx.llm_timeout_s):
@@ -105,7 +111,7 @@ class ReportingAgent:
         return f"Wrote the answer ({format_count(len(answer))} characters; writer: {ctx.llm.name})."
 
 
-def _plan_sentence(state: RunState) -> str:
+def _plan_sentence(state: Blackboard) -> str:
     if state.focus is Focus.UNCLEAR:
         return "Writing a clarifying question, with examples of what I can answer."
     if state.focus is Focus.OFF_TOPIC:
@@ -120,7 +126,7 @@ def _plan_sentence(state: RunState) -> str:
     )
 
 
-def _llm_facts(state: RunState, pricing: PricingTable) -> dict[str, Any]:
+def _llm_facts(state: Blackboard, pricing: PricingTable) -> dict[str, Any]:
     """The facts a rewriting LLM may use: the tools' results, the actions, the price source."""
     if not state.has_data:
         return {"usage_records": state.record_count, "next_steps": state.next_steps}

@@ -1,6 +1,6 @@
 """The answer's analysis sections: the Markdown tables and lines under the headline.
 
-Each section reads the facts its tools gathered (``RunState.facts``) and the ranked actions; the
+Each section reads the facts its tools gathered (``Blackboard.facts``) and the ranked actions; the
 section of the question's own topic shows the breakdown the question asked for (by feature,
 provider or subject) instead of the by-model default. ``SECTIONS`` names them for
 :mod:`runwire.agents.answer`, which orders them by the question's kind.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runwire.agents.blackboard import Blackboard, Focus
 from runwire.agents.formatting import (
     format_count,
     format_ms,
@@ -19,14 +20,13 @@ from runwire.agents.formatting import (
     table_cell,
 )
 from runwire.agents.headline import trend_label
-from runwire.agents.state import Focus, RunState
 
 __all__ = ["SECTIONS"]
 
 _TABLE_ROWS = 8
 
 
-def _actions_section(state: RunState) -> list[str]:
+def _actions_section(state: Blackboard) -> list[str]:
     lines = ["### Recommended actions", ""]
     if not state.actions:
         return [*lines, "Nothing stands out: your setup looks lean already."]
@@ -40,7 +40,7 @@ def _actions_section(state: RunState) -> list[str]:
     return lines
 
 
-def _focused_table(state: RunState, focus: Focus) -> dict[str, Any] | None:
+def _focused_table(state: Blackboard, focus: Focus) -> dict[str, Any] | None:
     """The asked-for breakdown (by feature or provider, a percentile or a subject beyond the
     basic measurements), for the section of the question's own topic only."""
     if state.focus is not focus:
@@ -49,7 +49,7 @@ def _focused_table(state: RunState, focus: Focus) -> dict[str, Any] | None:
     return table
 
 
-def _cost_section(state: RunState) -> list[str]:
+def _cost_section(state: Blackboard) -> list[str]:
     table = _focused_table(state, Focus.SPEND)
     if table is not None:
         by = table["group_by"]
@@ -99,7 +99,7 @@ def _cost_section(state: RunState) -> list[str]:
     return lines
 
 
-def _latency_section(state: RunState) -> list[str]:
+def _latency_section(state: Blackboard) -> list[str]:
     table = _focused_table(state, Focus.LATENCY)
     if table is not None:
         pct = state.asked.percentile if state.asked else 95
@@ -142,7 +142,7 @@ def _latency_section(state: RunState) -> list[str]:
     return lines
 
 
-def _errors_section(state: RunState) -> list[str]:
+def _errors_section(state: Blackboard) -> list[str]:
     table = _focused_table(state, Focus.ERRORS)
     if table is not None:
         by = table["group_by"]
@@ -182,7 +182,7 @@ def _errors_section(state: RunState) -> list[str]:
     return lines
 
 
-def _compare_section(state: RunState) -> list[str]:
+def _compare_section(state: Blackboard) -> list[str]:
     compared = state.facts["compare_usage"]
     by = compared["group_by"]
     lines = [
@@ -207,7 +207,7 @@ def _compare_section(state: RunState) -> list[str]:
     return lines
 
 
-def _trend_section(state: RunState) -> list[str]:
+def _trend_section(state: Blackboard) -> list[str]:
     trend = state.facts["usage_trend"]
     window = trend["window_days"]
     now, before, change = trend["current"], trend["previous"], trend["change"]
@@ -257,7 +257,7 @@ def _trend_section(state: RunState) -> list[str]:
     return lines
 
 
-def _subject_section(state: RunState) -> list[str]:
+def _subject_section(state: Blackboard) -> list[str]:
     about = state.facts["describe_subject"]
     kind, name = about["kind"], about["name"]
     if not about["found"]:
@@ -310,7 +310,7 @@ def _subject_section(state: RunState) -> list[str]:
     return lines
 
 
-def _caching_section(state: RunState) -> list[str]:
+def _caching_section(state: Blackboard) -> list[str]:
     cache = state.facts["find_cache_candidates"]
     lines = ["### Caching", ""]
     if not cache["calls_with_hash"]:
@@ -338,7 +338,7 @@ def _caching_section(state: RunState) -> list[str]:
 
 
 #: Each analysis section by the name ``answer.SECTION_ORDER`` uses.
-SECTIONS: dict[str, Callable[[RunState], list[str]]] = {
+SECTIONS: dict[str, Callable[[Blackboard], list[str]]] = {
     "actions": _actions_section,
     "cost": _cost_section,
     "caching": _caching_section,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from runwire.agents.actions import ActionsAgent
+from runwire.agents.blackboard import Blackboard, Focus
 from runwire.agents.context import SUPERVISOR, AgentContext
 from runwire.agents.data import DataAgent
 from runwire.agents.data_helper import DataHelper
@@ -22,7 +23,6 @@ from runwire.agents.model_tools import analysis_tools
 from runwire.agents.optimization import OptimizationAgent
 from runwire.agents.quality import Verdict, assess
 from runwire.agents.reporting import ReportingAgent
-from runwire.agents.state import Focus, RunState
 from runwire.agents.triage import MIN_RECORDS, Triage
 from runwire.errors import ModelFailed, RunwireError
 
@@ -34,7 +34,7 @@ class SubAgent(Protocol):
 
     name: str
 
-    async def run(self, ctx: AgentContext, state: RunState) -> str:
+    async def run(self, ctx: AgentContext, state: Blackboard) -> str:
         """Do the step, updating ``state``; return the ``final_response`` summary."""
         ...
 
@@ -60,7 +60,7 @@ class Supervisor:
             return await self._plan(ctx)
 
     async def _plan(self, ctx: AgentContext) -> str:
-        state = RunState(question=ctx.question)
+        state = Blackboard(question=ctx.question)
         await ctx.thinking(
             SUPERVISOR,
             f"Plan for “{_quote(ctx.question)}”: triage checks your usage data and reads the "
@@ -117,7 +117,7 @@ class Supervisor:
             )
         return answer
 
-    async def _offline(self, ctx: AgentContext, state: RunState) -> str:
+    async def _offline(self, ctx: AgentContext, state: Blackboard) -> str:
         """The deterministic plan after triage: analysis (or the data helper), then reporting."""
         if state.has_data and state.focus.analyses:
             await ctx.thinking(
@@ -155,11 +155,11 @@ class Supervisor:
         await self._delegate(ctx, self._reporting, state)
         return state.answer
 
-    async def _delegate(self, ctx: AgentContext, agent: SubAgent, state: RunState) -> None:
+    async def _delegate(self, ctx: AgentContext, agent: SubAgent, state: Blackboard) -> None:
         with ctx.span(f"agent {agent.name}", **{"runwire.agent": agent.name}):
             await self._run_agent(ctx, agent, state)
 
-    async def _run_agent(self, ctx: AgentContext, agent: SubAgent, state: RunState) -> None:
+    async def _run_agent(self, ctx: AgentContext, agent: SubAgent, state: Blackboard) -> None:
         await ctx.started(agent.name)
         try:
             summary = await agent.run(ctx, state)
@@ -178,7 +178,7 @@ PASSED, REPLACED, FAILED = "passed", "replaced", "failed"
 
 
 def _assess(
-    ctx: AgentContext, state: RunState, answer: str, instructions: tuple[str, ...] = ()
+    ctx: AgentContext, state: Blackboard, answer: str, instructions: tuple[str, ...] = ()
 ) -> Verdict:
     """The gate's verdict on ``answer``; ``instructions``: what its writer, the model, was told
     (the offline writer is told nothing it could restate)."""
@@ -193,7 +193,7 @@ def _assess(
     )
 
 
-def _assess_offline(ctx: AgentContext, state: RunState, answer: str) -> Verdict:
+def _assess_offline(ctx: AgentContext, state: Blackboard, answer: str) -> Verdict:
     """The offline answer's verdict, kept in the records' memo (a ``UsageSet``): over unchanged
     data the same question gets the same answer from the same tool results, so the same verdict,
     and the next run asking it does not check it again (docs/decisions.md, "Cost")."""

@@ -13,7 +13,8 @@ a copy of a result computed once per data set, not another scan of the records.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -331,9 +332,7 @@ async def with_records(records: Sequence[UsageRecord], compute: Callable[[], T])
     try:
         return compute()
     except RecordsNotRead:
-        assert isinstance(records, UsageView)
-        await records.read()
-        return compute()
+        return await _read_first(records, compute)
 
 
 class Toolbox:
@@ -359,6 +358,14 @@ class Toolbox:
 
     async def call(self, name: str, args: dict[str, Any]) -> Any:
         """Run tool ``name`` with ``args``; an unknown tool or bad arguments raise InputError."""
+        result = self.call_now(name, args)
+        return await result if inspect.isawaitable(result) else result
+
+    def call_now(self, name: str, args: dict[str, Any]) -> Any:
+        """:meth:`call`, at once: its result, or (when the tool needs records of a
+        :class:`UsageView` not read yet) an awaitable of it that reads them first. What most
+        calls need is in the records' memo, and a plain result lets ``AgentContext.call_tool``
+        skip arming the tool timeout (docs/benchmarks.md, "Hot path, session 13")."""
         tool = self._tools.get(name)
         if tool is None:
             raise InputError(f"no tool named {name!r}; tools: {', '.join(self._tools)}")
@@ -370,12 +377,29 @@ class Toolbox:
                 for err in exc.errors()
             )
             raise InputError(f"bad arguments for {name}: {problems}") from None
-        return await with_records(self._bench.records, lambda: tool.run(self._bench, parsed))
+        records = self._bench.records
 
-    def function(self, name: str) -> Callable[..., Awaitable[Any]]:
-        """Tool ``name`` as an async function of its arguments, for ``AgentContext.call_tool``."""
+        def compute() -> Any:
+            return tool.run(self._bench, parsed)
 
-        async def run(**args: Any) -> Any:
-            return await self.call(name, args)
+        try:
+            return compute()
+        except RecordsNotRead:
+            return _read_first(records, compute)
+
+    def function(self, name: str) -> Callable[..., Any]:
+        """Tool ``name`` as a function of its arguments, for ``AgentContext.call_tool``: it
+        returns the result, or an awaitable of it (see :meth:`call_now`)."""
+
+        def run(**args: Any) -> Any:
+            return self.call_now(name, args)
 
         return run
+
+
+async def _read_first(records: Sequence[UsageRecord], compute: Callable[[], T]) -> T:
+    """``compute()`` again once ``records`` (a :class:`UsageView`) are read, off the event loop
+    (see :func:`with_records`)."""
+    assert isinstance(records, UsageView)
+    await records.read()
+    return compute()

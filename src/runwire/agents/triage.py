@@ -7,16 +7,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from runwire.agents import analytics
+from runwire.agents.blackboard import Blackboard, Focus
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count
 from runwire.agents.names import Subject
 from runwire.agents.question import Question
-from runwire.agents.state import Focus, RunState
 from runwire.agents.tools import Toolbox, prepare
 from runwire.domain.clock import now_ms
 from runwire.domain.usage import UsageRecord, UsageSet, UsageView
 from runwire.usage.pricing import PricingTable
-from runwire.usage.records import (
+from runwire.usage.validation import (
     AHEAD_MS,
     EARLIEST_MS,
     MAX_COST_USD,
@@ -33,7 +33,7 @@ MIN_RECORDS = 10
 
 def analysable(records: Sequence[UsageRecord], at_ms: int) -> Sequence[UsageRecord]:
     """The records the analyses use: those an import would accept at ``at_ms`` (see
-    :func:`runwire.usage.records.in_bounds`).
+    :func:`runwire.usage.validation.in_bounds`).
 
     Records stored before the import checked these bounds, or stored some other way, may hold a
     time in year 1 or a cost near the largest float, which no analysis can use (a date that
@@ -117,7 +117,7 @@ class Triage:
             raise ValueError("min_records must be >= 1")
         self.min_records = min_records
 
-    async def run(self, ctx: AgentContext, state: RunState) -> str:
+    async def run(self, ctx: AgentContext, state: Blackboard) -> str:
         """Load the records into ``state``, set ``has_data``, and read the question into
         ``state.asked`` and ``state.focus`` (the ``classify_question`` tool, with data)."""
 

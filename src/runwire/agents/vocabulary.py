@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 
-from runwire.agents.state import Focus
+from runwire.agents.blackboard import Focus
 
 __all__ = [
     "COMPARE",

@@ -15,7 +15,7 @@ from runwire.domain.usage import UsageRecord
 from runwire.events.redaction import Redactor
 from runwire.runs.executor import AgentFn, Emit, RunInput
 from runwire.store.store import Store
-from runwire.traces import Tracing
+from runwire.telemetry.traces import Tracing
 from runwire.usage.pricing import PricingTable
 
 __all__ = ["build_agent", "build_chat_model"]
@@ -61,7 +61,7 @@ def build_agent(
             # Every tool of the run reads the same data: one read per run, not one per tool; its
             # records are read only if a tool needs what the store's summary does not answer.
             if not loaded:
-                loaded.append(await store.usage.usage_of(run.user_id))
+                loaded.append(await store.usage.usage_of(run.user_id, version=run.usage_version))
             return loaded[0]
 
         ctx = AgentContext(

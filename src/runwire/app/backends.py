@@ -15,13 +15,13 @@ from runwire.bus.memory import MemoryBus
 from runwire.config import Settings, safe_url
 from runwire.connections.base import ConnectionRegistry
 from runwire.connections.memory import MemoryConnections
-from runwire.dispatch.base import RunQueue
-from runwire.dispatch.memory import MemoryRunQueue
 from runwire.limits.base import RateLimiter
+from runwire.limits.buckets import Clock
 from runwire.limits.memory import MemoryRateLimiter
-from runwire.ratelimit import Clock
 from runwire.revocations.base import Revocations
 from runwire.revocations.memory import MemoryRevocations
+from runwire.run_queue.base import RunQueue
+from runwire.run_queue.memory import MemoryRunQueue
 
 __all__ = ["build_bus", "build_limits", "build_revocations", "build_run_queue"]
 
@@ -49,7 +49,7 @@ def build_run_queue(settings: Settings) -> AbstractAsyncContextManager[RunQueue]
     """The in-process run queue, or with RUNWIRE_REDIS_URL the Redis one (several nodes)."""
     if settings.redis_url is None:
         return nullcontext(MemoryRunQueue())
-    from runwire.dispatch.redis import RedisRunQueue  # lazily: see the note above build_bus
+    from runwire.run_queue.redis import RedisRunQueue  # lazily: see the note above build_bus
 
     return RedisRunQueue(
         settings.redis_url.get_secret_value(), lease_s=settings.run_lease_s

@@ -38,18 +38,18 @@ from runwire.config import Role, Settings
 from runwire.errors import ConfigError
 from runwire.events.model import RunEvent
 from runwire.limits.base import Limit
-from runwire.metrics import Metrics
-from runwire.ratelimit import Clock, Rate
+from runwire.limits.buckets import Clock, Rate
 from runwire.readiness import Readiness
 from runwire.runs.node import Runs
 from runwire.runs.retention import Retention
 from runwire.store.store import Store
-from runwire.traces import Tracing, otlp_processor
+from runwire.telemetry.metrics import Metrics
+from runwire.telemetry.traces import Tracing, otlp_processor
 from runwire.transport import api_reference
 from runwire.transport.errors import install_error_handlers
 from runwire.transport.services import Services
 from runwire.usage.pricing import PricingTable
-from runwire.workload import ImportThrottle, Workload
+from runwire.usage.workload import ImportThrottle, Workload
 
 __all__ = ["create_app"]
 
@@ -126,6 +126,7 @@ def create_app(
                     grace_s=settings.shutdown_grace_s,
                     sink=store.runs.append_events if settings.keep_events else _discard,
                     max_backlog=settings.store_max_backlog,
+                    linger_s=settings.store_linger_ms / 1000,
                     metrics=metrics,
                     tracing=tracing,
                 )

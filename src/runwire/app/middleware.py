@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from runwire.config import Role, Settings
-from runwire.traces import Tracing
+from runwire.telemetry.traces import Tracing
 from runwire.transport import agui_routes
 from runwire.transport.body_limit import (
     AGUI_BODY_BYTES,

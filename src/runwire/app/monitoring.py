@@ -10,10 +10,10 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 
 from runwire.bus.base import EventBus
 from runwire.config import Settings
-from runwire.metrics import Metrics
 from runwire.readiness import BusProbe, LLMProbe, Probe
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.executor import RunExecutor
+from runwire.telemetry.metrics import Metrics
 from runwire.transport.scrape import MetricsListener
 
 __all__ = ["build_metrics_listener", "build_probes", "read_gauges"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from runwire.config import Settings
 from runwire.errors import RateLimited
 from runwire.limits.base import Limit, RateLimiter
-from runwire.ratelimit import Rate
+from runwire.limits.buckets import Rate
 
 __all__ = ["AuthLimits", "AuthThrottle", "KeyAttempt", "LoginAttempt"]
 

@@ -1,5 +1,6 @@
-"""The Redis bus's wire format, pure (no I/O): its append script and the calls to it, packed by
-hand in RESP, and the blocks it writes (a stream entry and a pub/sub message each).
+"""The Redis bus's wire format, pure (no I/O): its keys and channels, its append script and the
+calls to it, packed by hand in RESP, and the blocks it writes (a stream entry and a pub/sub
+message each) with the other writes a node queues.
 
 A block is one run's consecutive events of one numbering: the writing node's tag (``@<name>``),
 then each event's wire frame, a line each (compact JSON holds no raw line break).
@@ -10,11 +11,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from runwire.events.model import RunEvent
+
 __all__ = [
     "APPEND_SCRIPT",
     "BLOCK_EVENTS",
     "NO_KEY",
+    "Block",
     "BlockCall",
+    "GapNotice",
+    "Names",
+    "Release",
+    "Write",
     "append_call",
     "bulk",
     "command",
@@ -140,6 +148,114 @@ def append_call(maxlen: bytes, ttl: bytes, presence: bytes, blocks: Sequence[Blo
     count = len(keys)
     head = b"*%d\r\n%s%s" % (6 + 7 * count, _HEAD, bulk(b"%d" % count))
     return head + b"".join(keys) + b"".join(args)
+
+
+class Block:
+    """A run's consecutive events, in the order published: one stream entry and one message.
+
+    Events join the run's open block as they are published (a block takes the run's next
+    ``seq`` of the same epoch, up to ``BLOCK_EVENTS``), until the writer takes the queue (then
+    the run's next event opens a new block)."""
+
+    __slots__ = ("channel", "first", "next_seq", "run", "run_id", "user_id", "wires")
+
+    def __init__(
+        self,
+        run: tuple[bytes, str, bytes],
+        channel: bytes,
+        event: RunEvent,
+        user_id: str,
+        tag: bytes,
+    ) -> None:
+        self.run = run  # the stream key, the epoch, the epoch encoded
+        self.channel = channel
+        self.run_id = event.run_id
+        self.user_id = user_id
+        self.first = event.seq
+        self.next_seq = event.seq
+        self.wires = [tag]  # the node's tag, then each event's wire frame
+
+    @property
+    def count(self) -> int:
+        """Writes it holds (each event is one)."""
+        return len(self.wires) - 1
+
+    def add(self, event: RunEvent) -> None:
+        self.wires.append(event.wire)
+        self.next_seq += 1
+
+
+class Release:
+    """The deletion of a run's stream (its events are all stored)."""
+
+    __slots__ = ("run_id",)
+    count = 1
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+
+class GapNotice:
+    """A message on a user's channel saying some of the user's events were dropped."""
+
+    __slots__ = ("user_id",)
+    count = 1
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+
+
+Write = Block | Release | GapNotice
+"""What a node queues for Redis, in order."""
+
+
+_HELD_NAMES = 10_000  # RESP-encoded stream keys and channels kept for reuse, at most
+
+
+class Names:
+    """The bus's keys and channels under its ``prefix``, and their RESP encodings, made once
+    and reused by every event (at most ~10,000 of each kept)."""
+
+    __slots__ = ("_runs", "_users", "prefix", "user_prefix")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.user_prefix = f"{prefix}user:".encode()
+        """What starts every user's channel (the user id follows)."""
+        self._runs: dict[str, tuple[bytes, str, bytes]] = {}
+        self._users: dict[str, bytes] = {}
+
+    def stream(self, run_id: str) -> str:
+        """The key of the run's stream."""
+        return f"{self.prefix}run:{run_id}"
+
+    def channel(self, user_id: str) -> bytes:
+        """The user's channel."""
+        return self.user_prefix + user_id.encode()
+
+    def run(self, run_id: str, epoch: str) -> tuple[bytes, str, bytes]:
+        """The run's stream key (RESP bulk), ``epoch``, and ``epoch`` as a RESP bulk."""
+        runs = self._runs
+        run = runs.get(run_id)
+        if run is None or run[1] != epoch:
+            run = runs[run_id] = (bulk(self.stream(run_id).encode()), epoch, bulk(epoch.encode()))
+            if len(runs) > _HELD_NAMES:
+                del runs[next(iter(runs))]
+        return run
+
+    def channel_bulk(self, user_id: str) -> bytes:
+        """The user's channel as a RESP bulk."""
+        users = self._users
+        channel = users.get(user_id)
+        if channel is None:
+            channel = users[user_id] = bulk(self.channel(user_id))
+            if len(users) > _HELD_NAMES:
+                del users[next(iter(users))]
+        return channel
+
+    def forget(self, run_id: str) -> None:
+        """The run is released: its names are not needed again."""
+        self._runs.pop(run_id, None)
 
 
 def frames(block: bytes) -> list[bytes]:

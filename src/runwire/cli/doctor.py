@@ -58,7 +58,7 @@ async def _redis_check(url: str) -> Check:
 
 
 async def _checks(settings: Settings) -> list[Check]:
-    from runwire.auth_checks import auth_checks
+    from runwire.cli.auth_checks import auth_checks
     from runwire.readiness import LLMProbe
 
     checks = await _database_checks(settings.effective_database_url)

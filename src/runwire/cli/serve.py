@@ -41,11 +41,11 @@ def serve(
     import uvicorn
 
     from runwire.app import create_app
-    from runwire.auth_checks import issuer_problems, service_client_problems
-    from runwire.collector import tune_collector
+    from runwire.cli.auth_checks import issuer_problems, service_client_problems
+    from runwire.cli.collector import tune_collector
     from runwire.config import LogFormat, Role
-    from runwire.logs import logging_config
-    from runwire.traces import Tracing
+    from runwire.telemetry.logs import logging_config
+    from runwire.telemetry.traces import Tracing
 
     settings = settings_of(data_dir, host=host, port=port, role=role)
     as_json = settings.log_format is LogFormat.JSON
@@ -108,6 +108,6 @@ def server_options(settings: Settings) -> dict[str, Any]:
         "proxy_headers": False,
         "timeout_keep_alive": settings.http_keep_alive_s,
         "timeout_graceful_shutdown": int(settings.shutdown_grace_s) + 5,
-        # `serve` has configured logging (runwire.logs): uvicorn leaves it as it is.
+        # `serve` has configured logging (runwire.telemetry.logs): uvicorn leaves it as it is.
         "log_config": None,
     }

@@ -16,7 +16,7 @@ from runwire.errors import RunwireError
 if TYPE_CHECKING:
     from runwire.store.store import Store
     from runwire.store.usage import UsageBatch
-    from runwire.workload import ImportResult
+    from runwire.usage.workload import ImportResult
 
 __all__ = ["added_line", "batch_line", "usage_app"]
 
@@ -43,7 +43,7 @@ def usage_import(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from runwire.usage.pricing import PricingTable
-    from runwire.workload import Workload
+    from runwire.usage.workload import Workload
 
     settings = settings_of(data_dir)
     try:
@@ -94,7 +94,7 @@ def usage_sample(
 ) -> None:
     """Give a user a generated, realistic set of LLM calls (30 days, several models), once."""
     from runwire.usage.pricing import PricingTable
-    from runwire.workload import Workload
+    from runwire.usage.workload import Workload
 
     settings = settings_of(data_dir)
 
@@ -116,7 +116,7 @@ def usage_batches(
 ) -> None:
     """List a user's import batches, newest first: id, records, source, file, when."""
     from runwire.usage.pricing import PricingTable
-    from runwire.workload import Workload
+    from runwire.usage.workload import Workload
 
     settings = settings_of(data_dir)
 
@@ -155,7 +155,7 @@ def usage_delete(
 ) -> None:
     """Delete a user's usage records: one batch (--batch ID) or all of them (--all)."""
     from runwire.usage.pricing import PricingTable
-    from runwire.workload import Workload
+    from runwire.usage.workload import Workload
 
     if (batch is None) == (not everything):
         err.print("[red]error:[/red] give either --batch ID or --all", highlight=False)

@@ -118,8 +118,11 @@ class Settings(BaseSettings):
     # Run events waiting to be stored, at most: past it a run waits before its next event until
     # the store catches up (back-pressure; nothing is dropped), as the Redis bus does for Redis.
     store_max_backlog: int = Field(10_000, ge=1, le=10_000_000)
+    # How long run events may gather before they are stored, at most, under load (the event
+    # writer's linger): fewer, larger batches against a store that lags live delivery by it.
+    store_linger_ms: int = Field(10, ge=0, le=1000)
     # The young-generation threshold of the garbage collector in `runwire serve` (0: Python's
-    # default of 700); see collector.py for why a server wants it larger.
+    # default of 700); see cli/collector.py for why a server wants it larger.
     gc_young_threshold: int = Field(50_000, ge=0)
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65536, ge=8)

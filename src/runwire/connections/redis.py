@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 
 from runwire.background import stop
 from runwire.connections.base import ConnectionRegistry, Seat
-from runwire.ratelimit import Clock
+from runwire.limits.buckets import Clock
 from runwire.redis_pool import connection_pool
 
 __all__ = ["RedisConnections"]

@@ -5,7 +5,7 @@ Implementations: ``runwire.limits.memory.MemoryRateLimiter`` (one process) and
 ``runwire.limits.redis.RedisRateLimiter`` (several nodes sharing one Redis). One contract test suite
 (tests/integration/test_limiter_contract.py) runs against each; what it checks is what this module
 promises. The per-connection frame limit is not here: a connection lives on one node, so it stays
-a plain :class:`runwire.ratelimit.Bucket`.
+a plain :class:`runwire.limits.buckets.Bucket`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from runwire.ratelimit import Decision, Rate
+from runwire.limits.buckets import Decision, Rate
 
 __all__ = ["Limit", "RateLimiter"]
 

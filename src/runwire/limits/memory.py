@@ -1,9 +1,9 @@
-"""The in-process rate limiter: one :class:`~runwire.ratelimit.KeyedLimiter` per limit."""
+"""The in-process rate limiter: one :class:`~runwire.limits.buckets.KeyedLimiter` per limit."""
 
 from __future__ import annotations
 
 from runwire.limits.base import Limit, RateLimiter
-from runwire.ratelimit import Clock, Decision, KeyedLimiter
+from runwire.limits.buckets import Clock, Decision, KeyedLimiter
 
 __all__ = ["MAX_TRACKED_KEYS", "MemoryRateLimiter"]
 

@@ -27,8 +27,8 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from runwire.limits.base import Limit, RateLimiter
+from runwire.limits.buckets import Clock, Decision
 from runwire.limits.memory import MemoryRateLimiter
-from runwire.ratelimit import Clock, Decision
 from runwire.redis_pool import connection_pool
 
 __all__ = ["RedisRateLimiter"]

@@ -30,6 +30,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from runwire.background import stop
+from runwire.backoff import Backoff
 from runwire.config import safe_url
 from runwire.errors import DependencyUnavailable
 from runwire.redis_pool import connection_pool
@@ -174,7 +175,7 @@ class RedisRevocations(Revocations):
 
     async def _send_loop(self) -> None:
         """Send what a revoke could not, with backoff, until Redis takes it."""
-        delay = 0.05
+        backoff = Backoff(max_s=self._retry_max_s)
         while True:
             if not self._unsent:
                 self._wake.clear()
@@ -184,16 +185,15 @@ class RedisRevocations(Revocations):
                 async with asyncio.timeout(self._timeout_s):
                     await self._send_unsent()
             except (TimeoutError, *_LINK_ERRORS):
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max_s)
+                await backoff.wait()
                 continue
-            delay = 0.05
+            backoff.reset()
             log.warning("Redis at %s answers again: ended sessions sent to every node", self._where)
 
     # -- the pub/sub link --
 
     async def _listen_loop(self) -> None:
-        delay = 0.05
+        backoff = Backoff(max_s=self._retry_max_s)
         while True:
             conn = self._new_connection()
             try:
@@ -203,7 +203,7 @@ class RedisRevocations(Revocations):
                 # Subscribed first, then read: whatever ends from now on is also announced.
                 await self._read_set()
                 self._linked.set()
-                delay = 0.05
+                backoff.reset()
                 await self._listen(conn)
             except (TimeoutError, *_LINK_ERRORS) as exc:
                 if self._linked.is_set():
@@ -216,8 +216,7 @@ class RedisRevocations(Revocations):
             finally:
                 self._linked.clear()
                 await conn.disconnect(nowait=True)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._retry_max_s)
+            await backoff.wait()
 
     async def _listen(self, conn: AbstractConnection) -> None:
         pinged = False

@@ -30,10 +30,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from runwire.background import stop
-from runwire.dispatch.base import Job, RunQueue
 from runwire.domain.clock import now_ms
 from runwire.domain.run_status import RunStatus
 from runwire.errors import DependencyUnavailable, NotFound
+from runwire.run_queue.base import Job, RunQueue
 from runwire.runs.executor import CancelOutcome, RunExecutor, RunInput
 from runwire.store.records import RunRecord
 from runwire.store.store import Store

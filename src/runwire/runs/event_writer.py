@@ -86,6 +86,11 @@ class EventWriter:
     def max_backlog(self) -> int:
         return self._max_backlog
 
+    @property
+    def linger(self) -> float:
+        """How often, at most, the running writer starts a batch (seconds)."""
+        return self._linger
+
     async def room(self) -> None:
         """Wait until one more event may be appended without the backlog passing its bound.
 

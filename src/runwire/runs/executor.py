@@ -24,15 +24,15 @@ from runwire.domain.ids import new_epoch
 from runwire.domain.run_status import RunStatus
 from runwire.errors import LeaseLost, RunwireError
 from runwire.events.model import EventDraft, EventType
-from runwire.logs import log_context
-from runwire.metrics import Metrics
 from runwire.runs.active_run import ActiveRun, CancelOutcome
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import ROOT_AGENT, RunJournal
 from runwire.runs.run_input import AgentFn, Emit, RunInput
 from runwire.store.records import Message, RunRecord
 from runwire.store.run_log import RunLog
-from runwire.traces import Tracing
+from runwire.telemetry.logs import log_context
+from runwire.telemetry.metrics import Metrics
+from runwire.telemetry.traces import Tracing
 
 __all__ = ["AgentFn", "CancelOutcome", "Emit", "EndedHook", "RunExecutor", "RunInput"]
 
@@ -90,6 +90,11 @@ class RunExecutor:
     def accepting(self) -> bool:
         """False once the executor is draining for shutdown: no new run may start."""
         return self._drain is None
+
+    @property
+    def writer(self) -> EventWriter:
+        """The writer that stores the events of this executor's runs."""
+        return self._writer
 
     @property
     def active_count(self) -> int:

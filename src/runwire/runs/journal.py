@@ -12,12 +12,28 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from runwire.bus.base import EventBus
 from runwire.errors import InvalidTransition, LeaseLost
-from runwire.events.model import EventDraft, EventType, RunEvent, Stamper, encode_alike
+from runwire.events.model import (
+    EventDraft,
+    EventType,
+    RunEvent,
+    Stamper,
+    TextDrafts,
+    encode_alike,
+)
 from runwire.runs.event_writer import EventWriter
 
 __all__ = ["ROOT_AGENT", "RunJournal"]
 
 ROOT_AGENT = "supervisor"
+
+# Read once: a member read through the class costs ~0.2 µs on Python 3.11 (EnumType has a
+# __getattr__, which takes every class attribute read off the fast path), and it was asked
+# per event (docs/benchmarks.md, "Hot path, session 13").
+_TEXT_DELTA = EventType.TEXT_DELTA
+_AGENT_STARTED = EventType.AGENT_STARTED
+_AGENT_ENDS = (EventType.AGENT_COMPLETED, EventType.AGENT_ERROR)
+_TOOL_EXECUTING = EventType.TOOL_EXECUTING
+_TOOL_COMPLETED = EventType.TOOL_COMPLETED
 
 
 class RunJournal:
@@ -78,15 +94,15 @@ class RunJournal:
         if self._fence is not None and not self._fence() and not await self.holds():
             raise LeaseLost(f"run {self.run_id} is no longer this node's")
         self.last_seq += 1
-        event = RunEvent(
-            type=draft.type,
-            run_id=self.run_id,
-            thread_id=self.thread_id,
-            seq=self.last_seq,
-            agent_name=draft.agent_name,
-            timestamp=self._clock.now(),
-            data=draft.data,
-            parent_agent=draft.parent_agent,
+        event = RunEvent(  # positional: a dataclass's __init__ by keyword costs ~50% more
+            draft.type,
+            self.run_id,
+            self.thread_id,
+            self.last_seq,
+            draft.agent_name,
+            self._clock.now(),
+            draft.data,
+            draft.parent_agent,
             epoch=self.epoch,
         )
         self._track(event)
@@ -117,30 +133,59 @@ class RunJournal:
         seq = self.last_seq
         run_id, thread_id, epoch = self.run_id, self.thread_id, self.epoch
         timestamp = self._clock.now()
-        events: list[RunEvent] = []
+        if type(drafts) is TextDrafts:  # a streamed answer's chunks: no draft object each
+            agent, parent, deltas = drafts.agent_name, drafts.parent_agent, drafts.deltas
+            events = [
+                RunEvent(
+                    _TEXT_DELTA,
+                    run_id,
+                    thread_id,
+                    seq + i,
+                    agent,
+                    timestamp,
+                    {"delta": delta},
+                    parent,
+                    epoch=epoch,
+                )
+                for i, delta in enumerate(deltas, 1)
+            ]
+            self._text += deltas  # as _track keeps each chunk (a chunk never ends a run)
+            return await self._publish_batch(events)
+        events = []
+        text = self._text
         for draft in drafts:
             if self.closed:  # a terminal event in the batch: what came before it still goes out
                 break
             seq += 1
+            kind, data = draft.type, draft.data
             event = RunEvent(
-                draft.type,
+                kind,
                 run_id,
                 thread_id,
                 seq,
                 draft.agent_name,
                 timestamp,
-                draft.data,
+                data,
                 draft.parent_agent,
                 epoch=epoch,
             )
-            self._track(event)
+            if kind is _TEXT_DELTA:  # a streamed chunk, as _track keeps it (nearly every one)
+                text.append(str(data.get("delta", "")))
+            else:
+                self._track(event)
             events.append(event)
-        self.last_seq = seq
-        encode_alike(events)  # not empty: the journal was open for the first
-        writer.extend(events)
-        await self._bus.publish_batch(self.user_id, events)
+        await self._publish_batch(events)
         if len(events) < len(drafts):
             raise InvalidTransition(f"run {self.run_id} has ended; no event may follow")
+        return events
+
+    async def _publish_batch(self, events: list[RunEvent]) -> list[RunEvent]:
+        """Queue numbered ``events`` (not empty: the journal was open for the first) for
+        storage and publish them; the run's last seq is the last one's."""
+        self.last_seq = events[-1].seq
+        encode_alike(events)
+        self._writer.extend(events)
+        await self._bus.publish_batch(self.user_id, events)
         return events
 
     async def holds(self) -> bool:
@@ -151,21 +196,21 @@ class RunJournal:
 
     def _track(self, event: RunEvent) -> None:
         kind = event.type
-        if kind is EventType.TEXT_DELTA:  # most events: asked first (a chunk never ends a run)
+        if kind is _TEXT_DELTA:  # most events: asked first (a chunk never ends a run)
             self._text.append(str(event.data.get("delta", "")))
         elif event.is_terminal:
             self.closed = True
         elif event.parent_agent is None:
             return
-        elif kind is EventType.AGENT_STARTED:
+        elif kind is _AGENT_STARTED:
             self._open_agents.append(event.agent_name)
-        elif kind in (EventType.AGENT_COMPLETED, EventType.AGENT_ERROR):
+        elif kind in _AGENT_ENDS:
             if event.agent_name in self._open_agents:
                 self._open_agents.remove(event.agent_name)
-        elif kind is EventType.TOOL_EXECUTING:
+        elif kind is _TOOL_EXECUTING:
             call_id = str(event.data.get("tool_call_id"))
             self._open_tools[call_id] = (event.agent_name, str(event.data.get("tool_name")))
-        elif kind is EventType.TOOL_COMPLETED:
+        elif kind is _TOOL_COMPLETED:
             self._open_tools.pop(str(event.data.get("tool_call_id")), None)
 
     async def close_open(self, code: str, message: str) -> None:

@@ -34,17 +34,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from runwire.bus.base import EventBus
-from runwire.dispatch.base import Job, RunQueue
 from runwire.domain.clock import now_ms
 from runwire.domain.ids import new_epoch, new_id
 from runwire.events.model import RunEvent
-from runwire.metrics import Metrics
+from runwire.run_queue.base import Job, RunQueue
 from runwire.runs.dispatcher import HISTORY_TURNS, Dispatcher
-from runwire.runs.event_writer import MAX_BACKLOG, EventWriter
+from runwire.runs.event_writer import LINGER_S, MAX_BACKLOG, EventWriter
 from runwire.runs.executor import AgentFn, RunExecutor, RunInput
 from runwire.store.records import Message, ThreadRecord
 from runwire.store.store import Store
-from runwire.traces import Tracing
+from runwire.telemetry.metrics import Metrics
+from runwire.telemetry.traces import Tracing
 
 __all__ = ["AcceptedRun", "Check", "Runs"]
 
@@ -96,6 +96,7 @@ class Runs:
         grace_s: float = 0.0,
         sink: Callable[[Sequence[RunEvent]], Awaitable[None]] | None = None,
         max_backlog: int = MAX_BACKLOG,
+        linger_s: float = LINGER_S,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
     ) -> AsyncIterator[Runs]:
@@ -107,9 +108,11 @@ class Runs:
         finish and stops the rest (each still emits its closing events), then stores the last
         events. ``sink`` stores a batch of events (default: the store's run log);
         ``capacity``, ``sweep_interval_s`` and ``stop_wait_s`` are the :class:`Dispatcher`'s,
-        ``run_timeout_s`` the :class:`RunExecutor`'s, ``max_backlog`` the
-        :class:`EventWriter`'s."""
-        writer = EventWriter(sink or store.runs.append_events, max_backlog=max_backlog)
+        ``run_timeout_s`` the :class:`RunExecutor`'s, ``max_backlog`` and
+        ``linger_s`` (its ``linger``) the :class:`EventWriter`'s."""
+        writer = EventWriter(
+            sink or store.runs.append_events, max_backlog=max_backlog, linger=linger_s
+        )
         dispatcher: Dispatcher
 
         async def ended(run: RunInput, abandoned: bool, following: str | None) -> None:
@@ -220,6 +223,7 @@ class Runs:
                     history=history,
                     epoch=epoch,
                     accepted_at=time.time(),
+                    usage_version=accepted.usage_version,
                 ),
                 started_at,
             )

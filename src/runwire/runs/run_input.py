@@ -40,6 +40,10 @@ class RunInput:
     # The W3C traceparent of the message that asked for it, when it came through the run queue
     # (a run started where it was accepted is inside the message's span already).
     trace: str = field(default="", kw_only=True)
+    # The user's usage version as the run was stored and claimed in one transaction (its
+    # message accepted here): its first read of their data needs no read of the version. None
+    # for a run started otherwise (the version is read then).
+    usage_version: int | None = field(default=None, kw_only=True)
 
 
 AgentFn = Callable[[RunInput, Emit], Awaitable[str]]

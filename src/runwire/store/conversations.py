@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from sqlalchemy import Connection, Insert, Update, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -12,10 +11,12 @@ from runwire.domain.clock import now_ms
 from runwire.domain.ids import new_id
 from runwire.domain.run_status import RunStatus
 from runwire.errors import Conflict
-from runwire.store.database import Database
+from runwire.store.acceptance import Acceptance, accept_statement
+from runwire.store.database import Database, Prepared
 from runwire.store.records import Message, ThreadRecord
 from runwire.store.run_order import unfinished_statement
 from runwire.store.schema import messages, runs, threads, users
+from runwire.store.usage_versions import UsageVersions
 
 __all__ = ["Acceptance", "Conversations"]
 
@@ -91,14 +92,6 @@ def _message(row: object) -> Message:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Acceptance:
-    thread: ThreadRecord
-    message: Message
-    claimed: bool  # the run was claimed as it was stored (it is running, started at claim_at)
-    waiting: list[str]  # the thread's unfinished runs before it, in the order they start
-
-
 class Conversations:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -158,6 +151,16 @@ class Conversations:
                 epoch=bindparam("r_epoch"),
             )
         )
+        self._usage_version = UsageVersions(db).current
+        # PostgreSQL: after the lock, the rest of an accept as one statement (one round trip
+        # instead of four; store/acceptance.py), keyed by whether the thread exists already.
+        self._at_once: dict[bool, Prepared] | None = None
+        if db.dialect == "postgresql":
+            message = insert_message_statement()
+            self._at_once = {
+                True: db.prepare(accept_statement(message, touch_thread_statement())),
+                False: db.prepare(accept_statement(message, None)),
+            }
 
     async def accept(
         self,
@@ -204,9 +207,11 @@ class Conversations:
         earlier of its thread is unfinished (what ``run_order.claim_statement`` decides); the caller
         holds its lease. Otherwise it stays ``queued``.
 
-        ``check`` is called first, in the transaction, with the user's unfinished runs as
-        ``(run_id, thread_id)`` in the order they start; it raises to refuse the message (the
-        caps and policies of the chat service), and nothing is stored then.
+        ``check`` is called in the transaction with the user's unfinished runs before this one
+        as ``(run_id, thread_id)`` in the order they start; it raises to refuse the message (the
+        caps and policies of the chat service), and nothing is stored then (on PostgreSQL it is
+        called after the statement that stores them, which is rolled back: store/acceptance.py).
+        The acceptance carries the user's usage version as the transaction read it.
         """
         now = now_ms()
         if thread is None:
@@ -232,7 +237,7 @@ class Conversations:
             client_message_id=client_message_id,
         )
         thread_id, title = thread.id, thread.title
-        unfinished = self._unfinished
+        unfinished, usage_version = self._unfinished, self._usage_version
 
         insert_thread, insert_message, insert_run = (
             self._insert_thread,
@@ -240,14 +245,40 @@ class Conversations:
             self._insert_run,
         )
         touch_thread, lock_user = self._touch_thread, self._lock_user
+        at_once = None if self._at_once is None else self._at_once[not new_thread]
+        params = {
+            **message_params(msg),
+            "thread_id": thread_id,
+            "user_id": user_id,
+            "t_title": title,
+            "now": now,
+            "r_id": run_id,
+            "r_claim": claim_at is not None,
+            "r_started_at": claim_at,
+            "r_epoch": epoch,
+        }
 
-        def accept(conn: Connection) -> tuple[bool, list[str]]:
-            # The user's row, then the thread's (always in that order, so two accepts never
-            # wait for each other's second lock): on PostgreSQL each is locked until commit, so
-            # the user's accepts take turns and each counts the unfinished runs of those before
-            # it (the cap), and a claim below sees the runs of the thread's earlier messages.
-            if lock_user is not None:
-                lock_user.run(conn, user_id=user_id)
+        def accept_at_once(conn: Connection) -> tuple[bool, list[str], int]:
+            # The user's row first, locked until commit (the user's accepts take turns, each
+            # counting the runs of those before it: the cap), then one statement, whose snapshot
+            # is taken after the wait: it sees the runs of the accept it waited for. Its touch
+            # locks the thread's row after the user's, as the statements below do.
+            assert lock_user is not None and at_once is not None
+            lock_user.run(conn, user_id=user_id)
+            rows = list(at_once.run(conn, **params))
+            mine = [(run, on) for _, _, run, on in rows if run is not None]
+            if check is not None:
+                check(mine)  # a refusal rolls the statement back: nothing is stored
+            status, version = rows[0][0], rows[0][1]
+            return (
+                status == RunStatus.RUNNING,
+                [r for r, on in mine if on == thread_id],
+                version or 0,
+            )
+
+        def accept(conn: Connection) -> tuple[bool, list[str], int]:
+            # SQLite: one writer at a time, so the user's accepts take turns anyway, each
+            # counting the unfinished runs of those before it (the cap); no row to lock.
             if not new_thread:
                 touch_thread.run(conn, thread_id=thread_id, now=now)
             mine = [(row.id, row.thread_id) for row in unfinished.run(conn, user_id=user_id)]
@@ -273,13 +304,15 @@ class Conversations:
                 r_now=now,
                 r_epoch=epoch,
             )
-            return claimed, waiting
+            return claimed, waiting, usage_version(conn, user_id)
 
         try:
             # Gathered: when many messages come at once (a burst of users asking their first
             # question), they are stored in one transaction rather than one each (half the
             # CPU a message on SQLite: docs/benchmarks.md, "First event of a burst").
-            claimed, waiting = await self._db.write(accept, gather=True)
+            claimed, waiting, version = await self._db.write(
+                accept if at_once is None else accept_at_once, gather=True
+            )
         except IntegrityError:
             if new_thread_id is not None and await self.thread_exists(new_thread_id):
                 # Two requests started a thread of this id at once and the other one won.
@@ -288,7 +321,7 @@ class Conversations:
                     code="thread_busy",
                 ) from None
             raise Conflict("this client_message_id was used before") from None
-        return Acceptance(thread, msg, claimed, waiting)
+        return Acceptance(thread, msg, claimed, waiting, version)
 
     async def thread_exists(self, thread_id: str) -> bool:
         """Whether any user has a thread ``thread_id``: only to refuse a client's id for a new

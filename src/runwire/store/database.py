@@ -39,8 +39,9 @@ from runwire.store.engine import (
     without_secret,
 )
 from runwire.store.group_commit import GroupWriter, Job, OneStatement, PostgresWriter
+from runwire.store.prepared import Prepared, prepare
 from runwire.store.sqlite_loop import ReaderBusy, SqliteReader, SqliteWriter
-from runwire.store.statements import Prepared, columns_insert, positional_insert, prepare
+from runwire.store.statements import columns_insert, positional_insert
 
 __all__ = ["Database", "Prepared", "redact_url", "without_secret"]
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from runwire.store.engine import BUSY_TIMEOUT_MS, sqlite_pragmas
@@ -69,6 +69,11 @@ class SqliteWriter(GroupWriter):
         url = url.set(drivername="sqlite")
         self._engine = _sqlite_writer_engine(url, pool_size=1)
         event.listen(self._engine, "connect", _on_the_loop)
+        # The loop's connection, kept between batches: checking one out of the pool and back
+        # in (its reset included) cost ~20 µs a transaction, as much as the rest of a small
+        # one (docs/benchmarks.md, "Hot path, session 13"). Dropped after a failed batch, so
+        # the next one starts on a connection in a known state.
+        self._conn: Connection | None = None
         self._patient = _sqlite_writer_engine(url, pool_size=1)
         # Started with the first write that meets a lock or the first checkpoint.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runwire-db-writer")
@@ -78,13 +83,19 @@ class SqliteWriter(GroupWriter):
     def _start(self, batch: list[Job]) -> asyncio.Future[list[tuple[bool, Any]]]:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[list[tuple[bool, Any]]] = loop.create_future()
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self._engine.connect()
         try:
-            done.set_result(_run_batch(self._engine, batch))
-        except WriterBusy:
+            with conn.begin():
+                outcomes = run_jobs(conn, batch)
+        except WriterBusy:  # nothing ran, and no transaction was begun
             return loop.run_in_executor(self._thread, _run_batch, self._patient, batch)
         except Exception as exc:  # the transaction as a whole failed: every job is told
+            self._drop_connection()
             done.set_exception(exc)
             return done
+        done.set_result(outcomes)
         now = time.monotonic()
         if self._checkpoint is None and now - self._last_checkpoint >= self.CHECKPOINT_EVERY_S:
             self._last_checkpoint = now
@@ -122,9 +133,15 @@ class SqliteWriter(GroupWriter):
         if not done.cancelled() and done.exception() is not None:
             log.warning("could not checkpoint the SQLite WAL: %s", done.exception())
 
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()  # back to the pool, which rolls back what may be left
+
     async def close(self) -> None:
         if self._checkpoint is not None:
             await asyncio.wait([self._checkpoint])
+        self._drop_connection()
         self._engine.dispose()
         # The thread's connections belong to it: closed there.
         await asyncio.get_running_loop().run_in_executor(self._thread, self._patient.dispose)
@@ -205,12 +222,17 @@ def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _begin_immediate(conn: Connection) -> None:
+    # On the driver itself: through SQLAlchemy's execution the BEGIN cost ~1% of the server's
+    # CPU per event (docs/benchmarks.md, "Hot path, session 13"). Its errors as SQLAlchemy
+    # would raise them.
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
     try:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    except OperationalError as exc:
-        if _is_busy(exc):
+        driver.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        if (exc.sqlite_errorcode or 0) & 0xFF in _BUSY_CODES:
             raise WriterBusy from exc
-        raise
+        raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
 
 
 def _on_the_loop(dbapi_conn: Any, _record: Any) -> None:

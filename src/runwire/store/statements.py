@@ -1,49 +1,17 @@
-"""SQL text made once for the hot paths, skipping SQLAlchemy's per-execution work: a statement
-compiled for the driver (:class:`Prepared`), and bulk ``INSERT`` text with the driver's
-placeholders or, on PostgreSQL, one array per column. Pure: it builds text, the
+"""SQL text made once for the hot paths, skipping SQLAlchemy's per-execution work: bulk
+``INSERT`` text with the driver's placeholders or, on PostgreSQL, one array per column (a
+statement compiled once for the driver is :mod:`runwire.store.prepared`). Pure: it builds text, the
 :class:`~runwire.store.database.Database` runs it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Table
+from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["Prepared", "columns_insert", "positional_insert", "prepare"]
-
-
-class Prepared:
-    """A statement compiled once for the database's driver, run with positional parameters.
-
-    SQLAlchemy builds and caches a statement's SQL on every execution, which for the
-    statements with correlated subqueries that decide a run's turn costs hundreds of
-    microseconds, on the writer's thread, for every run; this costs a few. Parameters are the
-    statement's ``bindparam`` names; the rest keep the values they were built with. (No
-    ``IN`` lists: those are expanded per execution.)
-    """
-
-    def __init__(self, sql: str, order: Sequence[str], defaults: dict[str, Any]) -> None:
-        self._sql = sql
-        self._order = tuple(order)
-        self._defaults = defaults
-
-    def run(self, conn: Connection, **values: Any) -> CursorResult[*tuple[Any, ...]]:
-        return conn.exec_driver_sql(self._sql, self._params(values))
-
-    def _params(self, values: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(values[n] if n in values else self._defaults[n] for n in self._order)
-
-
-def prepare(statement: ClauseElement, dialect: Dialect) -> Prepared:
-    """``statement`` compiled once for ``dialect``'s driver (see :class:`Prepared`)."""
-    compiled = statement.compile(dialect=dialect)
-    assert isinstance(compiled, SQLCompiler)
-    return Prepared(compiled.string, compiled.positiontup or (), dict(compiled.params))
+__all__ = ["columns_insert", "positional_insert"]
 
 
 def positional_insert(

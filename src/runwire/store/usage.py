@@ -349,16 +349,21 @@ class UsageStore:
             )
         return int(value or 0)
 
-    async def usage_of(self, user_id: str, limit: int = 500_000) -> UsageView:
+    async def usage_of(
+        self, user_id: str, limit: int = 500_000, *, version: int | None = None
+    ) -> UsageView:
         """The user's usage data as it is now (at most ``limit`` records, oldest first), its
-        records read only when something needs them.
+        records read only when something needs them. ``version``: the user's usage version as
+        the caller read it a moment ago in a transaction of its own (a run's, as it was stored
+        and started): a cached view of it is then served without reading it again.
 
         When the store keeps a summary of exactly the current records, the view comes with its
         digest (``memo["usage_digest"]``) and no record: one row read, however many records, and
         a question the digest answers never reads one. Otherwise the records are read now. Either
         way the same view is handed out, with its memo, for as long as the data is unchanged.
         """
-        version = await self._db.read(partial(self._versions.current, user_id=user_id))
+        if version is None:
+            version = await self._db.read(partial(self._versions.current, user_id=user_id))
         cached = self._cache.get(user_id, version, limit)
         if cached is not None:
             return cached

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from runwire import errors
-from runwire.metrics import Metrics
+from runwire.telemetry.metrics import Metrics
 
 __all__ = [
     "CLOSE_CODES",

@@ -27,9 +27,9 @@ from runwire.bus.base import EventBus, Subscription
 from runwire.chat import ChatService
 from runwire.errors import InputError
 from runwire.events.model import MAX_SEQ, RunEvent
-from runwire.metrics import Metrics
 from runwire.protocol.delivery import Delivery
 from runwire.revocations.base import Revocations, Watch
+from runwire.telemetry.metrics import Metrics
 
 __all__ = [
     "KEEPALIVE",

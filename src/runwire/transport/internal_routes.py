@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from pydantic import AfterValidator, BaseModel, Field
 
 from runwire.auth.service_tokens import Scope, ServiceClaims
-from runwire.logs import bind_log_context
 from runwire.protocol.inbound import MAX_CONTENT_CHARS, UserMessage
+from runwire.telemetry.logs import bind_log_context
 from runwire.transport.errors import error_responses
 from runwire.transport.params import PathId, refuse_nul
 from runwire.transport.principal import service_caller

@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2, S
 from runwire.auth.service import Principal
 from runwire.auth.service_tokens import SCOPE_DESCRIPTIONS, ServiceClaims
 from runwire.errors import AuthError, ServiceTokenRequired
-from runwire.logs import bind_log_context
+from runwire.telemetry.logs import bind_log_context
 from runwire.transport.services import services_of
 
 __all__ = ["CurrentPrincipal", "bearer_token", "service_caller"]

@@ -9,7 +9,7 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runwire.logs import log_context
+from runwire.telemetry.logs import log_context
 
 __all__ = ["HEADER", "RequestIdMiddleware"]
 

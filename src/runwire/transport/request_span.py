@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runwire.traces import SpanKind, Tracing
+from runwire.telemetry.traces import SpanKind, Tracing
 
 __all__ = ["RequestSpanMiddleware"]
 

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runwire.errors import AuthError
-from runwire.metrics import CONTENT_TYPE, Metrics
+from runwire.telemetry.metrics import CONTENT_TYPE, Metrics
 from runwire.transport.errors import error_responses
 from runwire.transport.principal import bearer_token
 from runwire.transport.services import services_of

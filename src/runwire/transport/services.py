@@ -16,15 +16,15 @@ from runwire.bus.base import EventBus
 from runwire.chat import ChatService
 from runwire.config import Settings
 from runwire.connections.base import ConnectionRegistry
-from runwire.metrics import Metrics
-from runwire.ratelimit import Clock
+from runwire.limits.buckets import Clock
 from runwire.readiness import Readiness
 from runwire.revocations.base import Revocations
 from runwire.runs.executor import RunExecutor
 from runwire.store.store import Store
-from runwire.traces import Tracing
+from runwire.telemetry.metrics import Metrics
+from runwire.telemetry.traces import Tracing
 from runwire.transport.flusher import Flusher
-from runwire.workload import Workload
+from runwire.usage.workload import Workload
 
 __all__ = ["Services", "services_of"]
 

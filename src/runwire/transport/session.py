@@ -22,7 +22,7 @@ from runwire.bus.base import Subscription
 from runwire.connections.base import Seat
 from runwire.errors import PayloadTooLarge, RateLimited, ReloadReason, ReloadRequired, RunwireError
 from runwire.events.model import RunEvent
-from runwire.logs import log_context
+from runwire.limits.buckets import Bucket, Rate
 from runwire.protocol.connection import ConnectionState, ConnectionStateMachine
 from runwire.protocol.delivery import Delivery
 from runwire.protocol.inbound import (
@@ -36,9 +36,9 @@ from runwire.protocol.inbound import (
     parse_frame,
     request_id_of,
 )
-from runwire.ratelimit import Bucket, Rate
 from runwire.revocations.base import Watch
-from runwire.traces import SpanKind, Tracing
+from runwire.telemetry.logs import log_context
+from runwire.telemetry.traces import SpanKind, Tracing
 from runwire.transport.errors import CLOSE_CODES
 from runwire.transport.services import Services
 

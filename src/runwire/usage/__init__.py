@@ -9,8 +9,8 @@ from runwire.usage.importer import (
     parse_jsonl,
 )
 from runwire.usage.pricing import ModelPrice, PricingTable, normalize_model_name
-from runwire.usage.records import parse_record
 from runwire.usage.sample import generate_sample
+from runwire.usage.validation import parse_record
 
 __all__ = [
     "CSV_REQUIRED_COLUMNS",

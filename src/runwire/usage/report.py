@@ -10,7 +10,7 @@ from typing import Any
 from runwire.domain.usage import UsageRecord
 from runwire.errors import InputError
 from runwire.usage.pricing import PricingTable
-from runwire.usage.records import parse_record
+from runwire.usage.validation import parse_record
 
 __all__ = ["ImportReport", "Outcome", "record_or_reason"]
 

@@ -1,7 +1,7 @@
 """The run-queue port: offers runs to the nodes, leases each run to the one node that runs it.
 
-Implementations: ``runwire.dispatch.memory.MemoryRunQueue`` (one process) and
-``runwire.dispatch.redis.RedisRunQueue`` (several nodes on one Redis: a Stream with a consumer
+Implementations: ``runwire.run_queue.memory.MemoryRunQueue`` (one process) and
+``runwire.run_queue.redis.RedisRunQueue`` (several nodes on one Redis: a Stream with a consumer
 group, a lease key per run renewed by a heartbeat, a pub/sub channel for stop requests). One
 contract test suite (tests/integration/test_run_queue_contract.py) runs against each.
 

@@ -12,7 +12,7 @@ from runwire.domain.usage import UsageRecord
 if TYPE_CHECKING:
     from runwire.agents.question import Question
 
-__all__ = ["Action", "Focus", "RunState"]
+__all__ = ["Action", "Blackboard", "Focus"]
 
 
 class Focus(StrEnum):
@@ -56,7 +56,7 @@ class Action:
 
 
 @dataclass
-class RunState:
+class Blackboard:
     """The run's working memory: triage fills the first fields, each later agent adds its part.
 
     ``facts`` holds tool results by tool name (``usage_overview``, ``cost_breakdown``, ...), which
@@ -76,11 +76,11 @@ class RunState:
     next_steps: list[str] = field(default_factory=list)
     answer: str = ""
 
-    def restarted(self) -> RunState:
+    def restarted(self) -> Blackboard:
         """A state holding only what triage found (the data and the reading of the question),
         for the offline agents to answer afresh when the model's answer is replaced."""
         kept = ("check_usage_data", "classify_question")
-        return RunState(
+        return Blackboard(
             question=self.question,
             asked=self.asked,
             focus=self.focus,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from runwire.dispatch.base import Job, LostHandler, RunQueue, StopHandler
+from runwire.run_queue.base import Job, LostHandler, RunQueue, StopHandler
 
 __all__ = ["MemoryRunQueue"]
 
