@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runwire.events import EventType, Redactor, RunEvent
-from runwire.events.model import Stamper, encode_alike, stamp_ms, utc_now
+from runwire.events.model import EventDraft, Stamper, TextDrafts, encode_alike, stamp_ms, utc_now
 from runwire.events.redaction import REDACTED
 
 pytestmark = pytest.mark.unit
@@ -267,3 +267,22 @@ def test_a_batch_encoded_from_one_template_is_what_each_event_encodes_alone(
     assert not templated[other]
     for event in batch:
         assert event.wire == orjson.dumps(dataclasses.replace(event).to_wire())
+
+
+def test_ready_answer_chunks_read_as_the_drafts_of_their_text_deltas() -> None:
+    # The journal numbers TextDrafts from its strings; any other emitter reads them as drafts.
+    chunks = TextDrafts("reporting", ["Hel", "lo", " world"], "supervisor")
+    assert len(chunks) == 3
+    assert chunks[0] == EventDraft(
+        EventType.TEXT_DELTA, "reporting", {"delta": "Hel"}, "supervisor"
+    )
+    assert chunks[-1].data == {"delta": " world"}
+    assert [d.data["delta"] for d in chunks] == ["Hel", "lo", " world"]
+    tail = chunks[1:]
+    assert isinstance(tail, TextDrafts) and len(tail) == 2
+    assert (tail.agent_name, tail.parent_agent) == ("reporting", "supervisor")
+    assert list(tail) == [chunks[1], chunks[2]]
+    at_root = TextDrafts("supervisor", ["x"], None)[0]
+    assert (at_root.agent_name, at_root.parent_agent) == ("supervisor", None)
+    with pytest.raises(IndexError):
+        chunks[3]
