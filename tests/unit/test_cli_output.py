@@ -13,7 +13,7 @@ from runwire.cli.check import refusal
 from runwire.cli.doctor import show_checks
 from runwire.cli.usage import added_line, batch_line
 from runwire.readiness import Check
-from runwire.store.usage import UsageBatch
+from runwire.store.usage_batches import UsageBatch
 from runwire.usage.workload import ImportResult
 
 NONE: dict[str, Any] = {

@@ -15,7 +15,7 @@ from runwire.errors import RunwireError
 
 if TYPE_CHECKING:
     from runwire.store.store import Store
-    from runwire.store.usage import UsageBatch
+    from runwire.store.usage_batches import UsageBatch
     from runwire.usage.workload import ImportResult
 
 __all__ = ["added_line", "batch_line", "usage_app"]

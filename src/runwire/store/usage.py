@@ -4,7 +4,8 @@ Imports are idempotent per record: each record is stored under a key made from i
 from how many equal records came before it in the same import (:class:`RecordKeys`), unique per
 user, so importing a file again adds nothing, and an import overlapping an earlier one adds only
 what is new. Two equal calls in one file stay two records. Every import that adds records is a
-batch (``usage_batches``), and a user can delete one batch or all of their records.
+batch (``usage_batches``, ``store/usage_batches.py``), and a user can delete one batch or all of
+their records.
 
 Writes go in slices of :data:`SLICE` records, each its own transaction (one multi-row statement
 a slice) through :meth:`Database.write_off_loop`: the event loop's thread only keys and packs a
@@ -28,8 +29,7 @@ from functools import partial
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, func, select
 
 from runwire.domain.clock import now_ms
 from runwire.domain.ids import new_id
@@ -37,13 +37,13 @@ from runwire.domain.usage import UsageRecord, UsageView
 from runwire.errors import Conflict, NotFound
 from runwire.store.database import Database
 from runwire.store.record_keys import RecordKeys
-from runwire.store.records import iso_from_ms
-from runwire.store.schema import usage_batches, usage_records
+from runwire.store.schema import usage_records
+from runwire.store.usage_batches import UsageBatch, UsageBatches
 from runwire.store.usage_cache import UsageCache
 from runwire.store.usage_summaries import Folding, UsageSummaries
 from runwire.store.usage_versions import UsageVersions
 
-__all__ = ["SLICE", "Added", "UsageBatch", "UsageStore"]
+__all__ = ["SLICE", "Added", "UsageStore"]
 
 SLICE = 250
 """Records written (or deleted) per transaction: keying and packing them takes the event loop
@@ -63,26 +63,6 @@ _RECORD_FIELDS = (
 )
 _COLUMNS = [usage_records.c[name] for name in _RECORD_FIELDS]
 _INSERTED = ("user_id", "batch_id", "record_key", *_RECORD_FIELDS)
-
-
-@dataclass(frozen=True, slots=True)
-class UsageBatch:
-    """What one import (or the sample) added, and how many of its records are still stored."""
-
-    id: str
-    source: str
-    name: str | None
-    created_at: int
-    records: int
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "source": self.source,
-            "name": self.name,
-            "records": self.records,
-            "created_at": iso_from_ms(self.created_at),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +93,7 @@ class UsageStore:
         self._cache = UsageCache(cached_records)
         self._versions = UsageVersions(db)
         self._summaries = UsageSummaries(db, self._versions)
-        dialect_insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
-        self._batch = (
-            dialect_insert(usage_batches)
-            .values(
-                id=bindparam("id"),
-                user_id=bindparam("user_id"),
-                source=bindparam("source"),
-                name=bindparam("name"),
-                created_at=bindparam("created_at"),
-                summary=bindparam("summary"),
-            )
-            .on_conflict_do_nothing()
-        )
+        self._batches = UsageBatches(db)
         self._rows_per_statement = max(1, min(SLICE, db.max_parameters // len(_INSERTED)))
         self._statements: dict[int, str] = {}  # INSERT text by number of rows
 
@@ -145,10 +113,10 @@ class UsageStore:
         add nothing and say how many records it holds."""
         batch_id = "smp_" + hashlib.sha256(user_id.encode()).hexdigest()[:32]
         made = await self._db.write(
-            partial(self._make_batch, user_id, batch_id, "sample", None, now_ms())
+            partial(self._batches.make, user_id, batch_id, "sample", None, now_ms())
         )
         if not made:
-            return Added(batch_id, 0, await self._batch_count(batch_id))
+            return Added(batch_id, 0, await self._batches.count(batch_id))
         return await self._add(user_id, records, batch_id, "sample", None)
 
     async def _add(
@@ -193,27 +161,8 @@ class UsageStore:
             await self._summaries.seal(user_id, batch_id, folding)
         if not new:
             # Every record was there already: no batch to list (or delete).
-            await self._db.write(partial(self._drop_batch_if_empty, batch_id))
+            await self._db.write(partial(self._batches.drop_if_empty, batch_id))
         return Added(batch_id if new else None, new, len(records) - new)
-
-    def _make_batch(
-        self,
-        user_id: str,
-        batch_id: str,
-        source: str,
-        name: str | None,
-        created: int,
-        conn: Connection,
-    ) -> bool:
-        values = {
-            "id": batch_id,
-            "user_id": user_id,
-            "source": source,
-            "name": name,
-            "created_at": created,
-            "summary": None,  # unknown until the import that makes it has stored all of it
-        }
-        return conn.execute(self._batch, values).rowcount == 1
 
     def _insert(
         self,
@@ -225,7 +174,7 @@ class UsageStore:
     ) -> list[tuple[int, UsageRecord]]:
         # The batch row first, in every slice: a delete of all the user's data that ran between
         # two slices took it away, and the slices after it still need it.
-        self._make_batch(user_id, *batch, conn)
+        self._batches.make(user_id, *batch, conn)
         by_key = {row[2]: row for row in rows}
         stored: list[tuple[int, UsageRecord]] = []
         step = self._rows_per_statement
@@ -252,46 +201,15 @@ class UsageStore:
             )
         return sql
 
-    def _drop_batch_if_empty(self, batch_id: str, conn: Connection) -> None:
-        has_records = select(usage_records.c.pk).where(usage_records.c.batch_id == batch_id)
-        conn.execute(
-            usage_batches.delete().where(usage_batches.c.id == batch_id, ~has_records.exists())
-        )
-
     async def batches(self, user_id: str) -> list[UsageBatch]:
         """The user's batches, newest first, each with how many records it holds now."""
-        counts = (
-            select(usage_records.c.batch_id, func.count().label("records"))
-            .where(usage_records.c.user_id == user_id)
-            .group_by(usage_records.c.batch_id)
-            .subquery()
-        )
-        query = (
-            select(
-                usage_batches.c.id,
-                usage_batches.c.source,
-                usage_batches.c.name,
-                usage_batches.c.created_at,
-                func.coalesce(counts.c.records, 0),
-            )
-            .select_from(usage_batches.outerjoin(counts, counts.c.batch_id == usage_batches.c.id))
-            .where(usage_batches.c.user_id == user_id)
-            .order_by(usage_batches.c.created_at.desc(), usage_batches.c.id)
-        )
-        async with self._db.connect() as conn:
-            rows = await conn.execute(query)
-            return [UsageBatch(*row) for row in rows]
+        return await self._batches.of(user_id)
 
     async def delete(self, user_id: str, batch_id: str | None = None) -> int:
         """Delete one batch of the user's records (``batch_id``), or all of them (None); return
         how many records went. :class:`NotFound` if the batch is not the user's."""
-        if batch_id is not None:
-            async with self._db.connect() as conn:
-                owner = await conn.scalar(
-                    select(usage_batches.c.user_id).where(usage_batches.c.id == batch_id)
-                )
-            if owner != user_id:
-                raise NotFound("no such usage batch")
+        if batch_id is not None and await self._batches.owner(batch_id) != user_id:
+            raise NotFound("no such usage batch")
         # First: the batches' summaries go unknown, so that no summary is made from them while
         # their records are going (an import's slice in between rebuilds the user's from them).
         await self._db.write(partial(self._summaries.forget, user_id, batch_id))
@@ -319,10 +237,7 @@ class UsageStore:
         return gone
 
     def _delete_batches(self, user_id: str, batch_id: str | None, conn: Connection) -> None:
-        which = usage_batches.delete().where(usage_batches.c.user_id == user_id)
-        if batch_id is not None:
-            which = which.where(usage_batches.c.id == batch_id)
-        conn.execute(which)
+        self._batches.delete(user_id, batch_id, conn)
         self._versions.bump(conn, user_id)
 
     async def digest_of(self, user_id: str) -> dict[str, Any] | None:
@@ -330,15 +245,6 @@ class UsageStore:
         (:meth:`UsageSummary.digest`); None when there is none (their data holds batches stored
         before summaries, or is changing this moment)."""
         return (await self._summaries.digest_at(user_id))[1]
-
-    async def _batch_count(self, batch_id: str) -> int:
-        async with self._db.connect() as conn:
-            value = await conn.scalar(
-                select(func.count())
-                .select_from(usage_records)
-                .where(usage_records.c.batch_id == batch_id)
-            )
-        return int(value or 0)
 
     async def count(self, user_id: str) -> int:
         async with self._db.connect() as conn:

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 from runwire.domain.usage import UsageRecord
 from runwire.errors import InputError, RateLimited
 from runwire.limits.base import Limit, RateLimiter
-from runwire.store.usage import Added, UsageBatch, UsageStore
+from runwire.store.usage import Added, UsageStore
+from runwire.store.usage_batches import UsageBatch
 from runwire.usage.importer import (
     LineCounter,
     detect_format,
