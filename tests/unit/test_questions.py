@@ -19,7 +19,8 @@ from runwire.agents.formatting import format_ms, format_pct, format_usd
 from runwire.agents.model_tools import analysis_tools
 from runwire.agents.names import Names, Subject
 from runwire.agents.question import classify, detect_focus
-from runwire.agents.tools import TOOLS, Toolbox, with_records
+from runwire.agents.toolbox import Toolbox, with_records
+from runwire.agents.tools import TOOLS
 from runwire.domain.usage import UsageRecord, UsageSet, UsageView
 from runwire.errors import InputError
 from runwire.events.model import EventType

@@ -23,7 +23,9 @@ async def db() -> AsyncIterator[Database]:
             await conn.run_sync(metadata.create_all)
             for user in ("usr_a", "usr_b"):
                 await conn.execute(
-                    users.insert().values(id=user, email=f"{user}@x", password_hash="", created_at=0)
+                    users.insert().values(
+                        id=user, email=f"{user}@x", password_hash="", created_at=0
+                    )
                 )
         yield database
 

@@ -9,7 +9,7 @@ from runwire.agents import analytics
 from runwire.agents.blackboard import Action, Blackboard, Focus
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count, format_ms, format_pct, format_usd
-from runwire.agents.tools import with_records
+from runwire.agents.toolbox import with_records
 from runwire.domain.usage import UsageRecord
 from runwire.store.summary import SLOW_FAILURE_MS
 

@@ -38,7 +38,7 @@ class AgentContext:
     ``history`` holds the thread's earlier messages as ``(role, content)``, oldest first, without
     the current ``question``. ``load_usage`` returns the run's user's usage records (from the
     store, a :class:`~runwire.domain.usage.UsageView`: its records are read when a tool needs
-    them, see :func:`runwire.agents.tools.with_records`). ``emit`` hands
+    them, see :func:`runwire.agents.toolbox.with_records`). ``emit`` hands
     an event draft to the run owner, which numbers, stores and delivers it.
     """
 

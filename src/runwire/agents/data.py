@@ -8,7 +8,7 @@ from runwire.agents.blackboard import Blackboard, Focus
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count, format_ms, format_pct, format_usd
 from runwire.agents.question import Question
-from runwire.agents.tools import Toolbox
+from runwire.agents.toolbox import Toolbox
 
 __all__ = ["DataAgent", "question_tool"]
 

@@ -13,7 +13,8 @@ from typing import Any
 from runwire.agents import analytics
 from runwire.agents.actions import rank_actions
 from runwire.agents.blackboard import Action, Blackboard
-from runwire.agents.tools import TOOLS, Toolbox, with_records
+from runwire.agents.toolbox import Toolbox, with_records
+from runwire.agents.tools import TOOLS
 from runwire.usage.pricing import PricingTable
 
 __all__ = ["Tool", "analysis_tools", "check_arguments", "parse_arguments"]

@@ -7,7 +7,7 @@ from typing import Any
 from runwire.agents.blackboard import Blackboard
 from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_pct, format_usd
-from runwire.agents.tools import Toolbox
+from runwire.agents.toolbox import Toolbox
 
 __all__ = ["OptimizationAgent"]
 

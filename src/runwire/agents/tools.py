@@ -2,10 +2,11 @@
 
 Each :class:`Tool` has a name, a short description, a JSON Schema of its arguments (from a
 pydantic model, which also validates them) and a function of the bound data and those arguments
-that returns a JSON-able result. :class:`Toolbox` binds the tools to one run's records and price
-table: the offline agents call ``toolbox.function(name)`` through ``AgentContext.call_tool``, and
-an LLM that chooses tools gets ``toolbox.definitions()`` and the very same functions, so every
-figure of an answer comes from a tool call the user saw (``tool_executing``/``tool_completed``).
+that returns a JSON-able result. A ``Toolbox`` (``agents/toolbox.py``) binds the tools to one
+run's records and price table: the offline agents call ``toolbox.function(name)`` through
+``AgentContext.call_tool``, and an LLM that chooses tools gets ``toolbox.definitions()`` and the
+very same functions, so every figure of an answer comes from a tool call the user saw
+(``tool_executing``/``tool_completed``).
 
 The functions reuse the memoized aggregates of :mod:`runwire.agents.analytics`, so a tool costs
 a copy of a result computed once per data set, not another scan of the records.
@@ -13,25 +14,22 @@ a copy of a result computed once per data set, not another scan of the records.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from runwire.agents import analytics
 from runwire.agents.data_helper import import_guide
 from runwire.agents.names import Names
 from runwire.agents.question import classify
-from runwire.domain.usage import RecordsNotRead, UsageRecord, UsageView
+from runwire.domain.usage import UsageRecord
 from runwire.errors import InputError
 from runwire.store.summary import SLOW_FAILURE_MS
 from runwire.usage.pricing import PricingTable
 
-__all__ = ["EVERY_RUN", "TOOLS", "Tool", "Toolbox", "prepare", "with_records"]
-
-T = TypeVar("T")
+__all__ = ["EVERY_RUN", "TOOLS", "Bench", "Tool", "prepare"]
 
 Group = Literal["model", "provider", "feature"]
 Percentile = Annotated[int, Field(gt=0, le=100)]
@@ -322,84 +320,3 @@ def prepare(records: Sequence[UsageRecord], pricing: PricingTable) -> None:
     tools = {tool.name: tool for tool in TOOLS}
     for name in EVERY_RUN:
         tools[name].run(bench, tools[name].arguments())
-
-
-async def with_records(records: Sequence[UsageRecord], compute: Callable[[], T]) -> T:
-    """``compute()``, which reads ``records``; if they are a :class:`UsageView` whose records
-    are not read yet and it needs them (what the digest in its memo does not answer), they are
-    read first, off the event loop, and it runs again. The analyses keep nothing of a run that
-    stopped half-way (a memoized result is kept once computed), so running again is safe."""
-    try:
-        return compute()
-    except RecordsNotRead:
-        return await _read_first(records, compute)
-
-
-class Toolbox:
-    """:data:`TOOLS` bound to one run's records and price table."""
-
-    def __init__(
-        self,
-        records: Sequence[UsageRecord],
-        pricing: PricingTable,
-        tools: Sequence[Tool] = TOOLS,
-    ) -> None:
-        self._bench = Bench(records, pricing)
-        self._tools = {tool.name: tool for tool in tools}
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The tools' names."""
-        return tuple(self._tools)
-
-    def definitions(self) -> list[dict[str, Any]]:
-        """Every tool as a function definition, to offer a model."""
-        return [tool.definition() for tool in self._tools.values()]
-
-    async def call(self, name: str, args: dict[str, Any]) -> Any:
-        """Run tool ``name`` with ``args``; an unknown tool or bad arguments raise InputError."""
-        result = self.call_now(name, args)
-        return await result if inspect.isawaitable(result) else result
-
-    def call_now(self, name: str, args: dict[str, Any]) -> Any:
-        """:meth:`call`, at once: its result, or (when the tool needs records of a
-        :class:`UsageView` not read yet) an awaitable of it that reads them first. What most
-        calls need is in the records' memo, and a plain result lets ``AgentContext.call_tool``
-        skip arming the tool timeout (docs/benchmarks.md, "Hot path, session 13")."""
-        tool = self._tools.get(name)
-        if tool is None:
-            raise InputError(f"no tool named {name!r}; tools: {', '.join(self._tools)}")
-        try:
-            parsed = tool.arguments.model_validate(args)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise InputError(f"bad arguments for {name}: {problems}") from None
-        records = self._bench.records
-
-        def compute() -> Any:
-            return tool.run(self._bench, parsed)
-
-        try:
-            return compute()
-        except RecordsNotRead:
-            return _read_first(records, compute)
-
-    def function(self, name: str) -> Callable[..., Any]:
-        """Tool ``name`` as a function of its arguments, for ``AgentContext.call_tool``: it
-        returns the result, or an awaitable of it (see :meth:`call_now`)."""
-
-        def run(**args: Any) -> Any:
-            return self.call_now(name, args)
-
-        return run
-
-
-async def _read_first(records: Sequence[UsageRecord], compute: Callable[[], T]) -> T:
-    """``compute()`` again once ``records`` (a :class:`UsageView`) are read, off the event loop
-    (see :func:`with_records`)."""
-    assert isinstance(records, UsageView)
-    await records.read()
-    return compute()

@@ -12,7 +12,8 @@ from runwire.agents.context import AgentContext
 from runwire.agents.formatting import format_count
 from runwire.agents.names import Subject
 from runwire.agents.question import Question
-from runwire.agents.tools import Toolbox, prepare
+from runwire.agents.toolbox import Toolbox
+from runwire.agents.tools import prepare
 from runwire.domain.clock import now_ms
 from runwire.domain.usage import UsageRecord, UsageSet, UsageView
 from runwire.usage.pricing import PricingTable
