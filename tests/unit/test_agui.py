@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from runwire.errors import NotFound
 from runwire.events import EventType, RunEvent
-from runwire.protocol.agui import AguiInput, AguiTranslation, read_input, refusal
+from runwire.protocol.agui import AguiTranslation, refusal
+from runwire.protocol.agui_input import AguiInput, read_input
 from runwire.protocol.inbound import MAX_CONTENT_CHARS
 from runwire.transport.agui_routes import AguiFraming
 from runwire.transport.event_stream import EventStream

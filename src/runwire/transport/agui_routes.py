@@ -22,7 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runwire.errors import Conflict, RunwireError
 from runwire.events.model import RunEvent
-from runwire.protocol.agui import AguiInput, AguiTranslation, read_input, refusal
+from runwire.protocol.agui import AguiTranslation, refusal
+from runwire.protocol.agui_input import AguiInput, read_input
 from runwire.protocol.inbound import UserMessage
 from runwire.transport.errors import error_responses
 from runwire.transport.event_stream import MEDIA_TYPE, EventStream
