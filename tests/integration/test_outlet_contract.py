@@ -25,7 +25,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from runwire.transport.services import Services
-from runwire.transport.session import Outlet, Session
+from runwire.transport.outlet import Outlet
+from runwire.transport.session import Session
 from tests.conftest import test_settings
 from tests.integration.test_event_stream import logged_in, serving, until
 from tests.integration.test_slow_consumers import ADAPTERS, KERNEL_BUFFER, open_socket

@@ -3,9 +3,9 @@
 A :class:`Session` owns the connection's state machine, its bus subscription and its
 per-connection delivery state; it turns inbound frames into commands (through one router table)
 and run events into outbound frames. It does not own the socket: an adapter feeds it frames
-(:meth:`Session.handle`) and gives it an :class:`Outlet` to write to. There are two adapters, the
-direct protocol under ``runwire serve`` (``ws_protocol.py``) and the ASGI endpoint
-(``websocket.py``), so both speak exactly the same protocol.
+(:meth:`Session.handle`) and gives it an :class:`~runwire.transport.outlet.Outlet` to write to.
+There are two adapters, the direct protocol under ``runwire serve`` (``ws_protocol.py``) and the
+ASGI endpoint (``websocket.py``), so both speak exactly the same protocol.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -40,47 +40,12 @@ from runwire.revocations.base import Watch
 from runwire.telemetry.logs import log_context
 from runwire.telemetry.traces import SpanKind, Tracing
 from runwire.transport.errors import CLOSE_CODES
+from runwire.transport.outlet import Outlet
 from runwire.transport.services import Services
 
-__all__ = ["Outlet", "Session"]
+__all__ = ["Session"]
 
 log = logging.getLogger(__name__)
-
-
-class Outlet(Protocol):
-    """Where a session's frames go: the socket adapter's side of the session.
-
-    What a session relies on, whichever adapter carries it (the direct protocol's and the ASGI
-    endpoint's outlets are checked against it on real loopback sockets:
-    tests/integration/test_outlet_contract.py):
-
-    - Each frame queued leaves as one text frame of its own, exactly as given, in the order
-      queued (by :meth:`write` and :meth:`write_many` alike).
-    - A write returns False for one reason only: the client counts as not reading (what earlier
-      turns of the event loop left unread is past the limit,
-      :class:`runwire.protocol.outbound.OutboundLimit`); and then nothing of that call was
-      queued. A turn's own frames are never refused for their size.
-    - Once the outlet is closing, or the socket is gone, a write returns True and queues
-      nothing (except a ``keep`` frame within the closing turn): a socket on its way out is not
-      a client that stopped reading.
-    """
-
-    def write(self, frame: str | bytes, *, keep: bool = False) -> bool:
-        """Queue one text frame (``bytes``: already UTF-8) and return True; or return False,
-        queuing nothing, when the client counts as not reading. A ``keep`` frame is never
-        refused, survives a ``drop``, and is still queued after :meth:`close` within the same
-        turn of the event loop (ahead of the close frame); after that turn it is ignored."""
-
-    def write_many(self, frames: Sequence[bytes]) -> bool:
-        """:meth:`write` each of ``frames`` (none of them kept), in order, judged once for the
-        batch: all of them are queued (True), or none (False)."""
-
-    def close(self, code: int, reason: str, *, drop: bool) -> None:
-        """Close with ``code`` and ``reason`` after the frames already queued, or (``drop``)
-        instead of those not yet handed to the socket, kept frames excepted: the client then
-        gets the frames written up to some point, every kept frame after it, and the close. The
-        close frame leaves at the end of this turn of the event loop. Only the first close
-        counts; later ones do nothing."""
 
 
 _INTERNAL = {
