@@ -18,6 +18,8 @@ What the adapter does itself, and why:
   client is not reading, and the session closes it (4008) without stalling anyone else. A cut
   drops what this turn queued except the frames the session keeps (runs' terminal events), and
   the close frame follows them at the end of the turn.
+- The handshake is answered by an ``Upgrade`` (``ws_upgrade``): a refusal is an HTTP response,
+  and the session is subscribed before the 101 goes out.
 - Inbound messages are handled in order, by a task only while there are any (``ws_inbox``);
   keepalive pings and the idle timeout (4000) find vanished and silent peers (``ws_keepalive``).
 - Where the socket is in its life is one ``SocketPhase`` (``ws_phase``), read on every frame by
@@ -34,19 +36,19 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request, Response
+from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from runwire.protocol.outbound import OutboundLimit
 from runwire.transport.errors import CLOSE_CODES
 from runwire.transport.flusher import Flusher
-from runwire.transport.handshake import Credentials, Denial, admit, credentials_of, ticket_of
 from runwire.transport.services import Services
-from runwire.transport.session import Session, encode
+from runwire.transport.session import Session
 from runwire.transport.ws_inbox import Fragments, Inbox
 from runwire.transport.ws_keepalive import Keepalive
 from runwire.transport.ws_phase import SocketPhase, SocketPhases
-from runwire.transport.ws_wire import CoreLog, refusal, text_header
+from runwire.transport.ws_upgrade import Upgrade
+from runwire.transport.ws_wire import CoreLog, text_header
 
 __all__ = ["RunwireWebSocketProtocol"]
 
@@ -55,7 +57,6 @@ log = logging.getLogger(__name__)
 
 _core_log = CoreLog(log)
 
-WS_PATH = "/ws"
 CLOSE_TIMEOUT_S = 5.0  # a peer that does not answer our close frame in time is cut off
 # Read on every frame: a module global is one lookup, where ``SocketPhase.OPEN`` is two.
 _OPEN = SocketPhase.OPEN
@@ -118,7 +119,11 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
             if isinstance(event, Frame):
                 self._on_frame(event)
             elif isinstance(event, Request):
-                self._on_request(event)
+                # Made for the one request a socket gets, and gone with its admission: an open
+                # socket holds nothing of its handshake.
+                admission = Upgrade(self._ws, self._services, self).request(event)
+                if admission is not None:
+                    self._track(self._loop.create_task(admission))
         self._collect()
         if self._ws.parser_exc is not None:
             # A protocol violation (a frame over the limit: 1009; invalid UTF-8: 1007; …): the
@@ -218,78 +223,6 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
         self._close_with = (code, reason)
         self._schedule_flush()
 
-    # -- handshake --
-
-    def _on_request(self, request: Request) -> None:
-        services = self._services
-        path = request.path.partition("?")[0]
-        if services is None or path != WS_PATH:
-            status, detail, code = (
-                (503, "the server is not ready", "unavailable")
-                if services is None
-                else (404, f"no WebSocket endpoint at {path}", "not_found")
-            )
-            self._refuse(status, encode({"detail": detail, "code": code}).encode())
-            return
-        credentials = credentials_of(request.headers.raw_items())
-        if isinstance(credentials, Denial):
-            self._refuse(credentials.status, credentials.body())
-            return
-        response = self._ws.accept(request)
-        if response.status_code != 101:  # not a valid WebSocket upgrade
-            self._ws.send_response(response)
-            self._phase.end()
-            return
-        ticket = ticket_of(request.path.partition("?")[2])
-        self._track(self._loop.create_task(self._admit(credentials, ticket, response, services)))
-
-    async def _admit(
-        self, credentials: Credentials, ticket: str | None, response: Response, services: Services
-    ) -> None:
-        # Every handshake gets an answer: one left unanswered would hold its socket open with
-        # no timer running (the idle timer starts with the session).
-        try:
-            await self._open(credentials, ticket, response, services)
-        except Exception:
-            log.exception("a WebSocket handshake failed")
-            if self._session is None and self._phase.state is not _LOST:
-                body = {"detail": "the server failed; the error was logged", "code": "internal"}
-                self._refuse(500, encode(body).encode())
-
-    async def _open(
-        self, credentials: Credentials, ticket: str | None, response: Response, services: Services
-    ) -> None:
-        admitted = await admit(services, credentials, ticket=ticket)
-        if isinstance(admitted, Denial):
-            if self._phase.state is not _LOST:
-                self._refuse(admitted.status, admitted.body())
-            return
-        session = Session(admitted.principal, services, self, seat=admitted.seat)
-        try:
-            if self._phase.state is not _LOST:
-                await session.subscribe()
-        except BaseException:
-            session.release()
-            raise
-        if self._phase.state is _LOST:
-            session.release()
-            return
-        self._ws.send_response(response)
-        self._collect()
-        self._session = session
-        assert self._transport is not None
-        self._inbox = Inbox(self._loop, session.handle, self._transport)
-        self._keepalive.start()
-        self._phase.open()
-        session.open()
-        self.flush()
-
-    def _refuse(self, status: int, body: bytes) -> None:
-        self._ws.send_response(refusal(status, body))
-        self._collect()
-        self._phase.end()
-        self.flush()
-
     # -- inbound --
 
     def _on_frame(self, frame: Frame) -> None:
@@ -327,6 +260,28 @@ class RunwireWebSocketProtocol(asyncio.Protocol):
                 return
         self._keepalive.seen()
         inbox.put(message)
+
+    # -- what the Upgrade does to the socket --
+
+    @property
+    def lost(self) -> bool:
+        """The socket is gone."""
+        return self._phase.state is _LOST
+
+    def refused(self) -> None:
+        self._collect()
+        self._phase.end()
+        self.flush()
+
+    def opened(self, session: Session) -> None:
+        self._collect()
+        self._session = session
+        assert self._transport is not None
+        self._inbox = Inbox(self._loop, session.handle, self._transport)
+        self._keepalive.start()
+        self._phase.open()
+        session.open()
+        self.flush()
 
     # -- what the Keepalive does to the socket --
 
