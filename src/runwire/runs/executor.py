@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from runwire.bus.base import EventBus
@@ -25,10 +24,11 @@ from runwire.domain.run_status import RunStatus
 from runwire.errors import LeaseLost, RunwireError
 from runwire.events.model import EventDraft, EventType
 from runwire.runs.active_run import ActiveRun, CancelOutcome
+from runwire.runs.closer import RunCloser
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import ROOT_AGENT, RunJournal
 from runwire.runs.run_input import AgentFn, Emit, RunInput
-from runwire.store.records import Message, RunRecord
+from runwire.store.records import RunRecord
 from runwire.store.run_log import RunLog
 from runwire.telemetry.logs import log_context
 from runwire.telemetry.metrics import Metrics
@@ -74,8 +74,8 @@ class RunExecutor:
         self._holds = holds
         self._confirm = confirm
         self._on_ended = on_ended
-        self._metrics = metrics
         self._tracing = tracing or Tracing()
+        self._closer = RunCloser(runs, metrics)
         self._active: dict[str, ActiveRun] = {}
         self._drain: asyncio.Task[None] | None = None
 
@@ -173,7 +173,7 @@ class RunExecutor:
             await self._runs.finish(record.id, status, last_seq=last, started_at=record.started_at)
             return False
         await self._runs.set_epoch(record.id, epoch)
-        await self._end_early(active, EventType.AGENT_ERROR, code, message)
+        await self._closer.end_early(active, EventType.AGENT_ERROR, code, message)
         await self._writer.flush()
         await self._bus.release(record.id)
         return True
@@ -259,7 +259,9 @@ class RunExecutor:
                 task.uncancel()
             if not active.phase.abandoned:
                 # Stopped: close the run with what it has streamed so far.
-                await self._end_early(active, EventType.AGENT_STOPPED, *active.phase.stopped_with())
+                await self._closer.end_early(
+                    active, EventType.AGENT_STOPPED, *active.phase.stopped_with()
+                )
         except LeaseLost:
             # Said, since nothing else would: its watchers hear no more of it from this node.
             log.warning(
@@ -276,7 +278,7 @@ class RunExecutor:
             if active.started_at is None:
                 active.started_at = now_ms()
             await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
-            self._first_event(run)
+            self._closer.first_event(run)
             # The agent's first step (reading the user's data, the first tools) waits for the
             # loop to go round once: the socket writes already scheduled go first, this run's
             # first event among them, and those of the runs started beside it, rather than each
@@ -286,7 +288,7 @@ class RunExecutor:
             async with asyncio.timeout(self._run_timeout_s):
                 answer = await self._agent(run, journal)
             reply = active.reply(answer)
-            await self._close(
+            await self._closer.close(
                 active,
                 EventDraft(
                     EventType.AGENT_COMPLETED,
@@ -299,78 +301,22 @@ class RunExecutor:
         except LeaseLost:
             raise
         except TimeoutError:
-            await self._end_early(
+            await self._closer.end_early(
                 active,
                 EventType.AGENT_ERROR,
                 "timeout",
                 f"the run took longer than its limit of {self._run_timeout_s:g} s",
             )
         except RunwireError as exc:
-            await self._end_early(active, EventType.AGENT_ERROR, exc.code, exc.message)
+            await self._closer.end_early(active, EventType.AGENT_ERROR, exc.code, exc.message)
         except Exception:
             log.exception("run %s failed", run.run_id)
-            await self._end_early(
+            await self._closer.end_early(
                 active,
                 EventType.AGENT_ERROR,
                 "internal",
                 "the agent failed unexpectedly; the error was logged",
             )
-
-    async def _end_early(self, active: ActiveRun, kind: EventType, code: str, message: str) -> None:
-        run, journal = active.input, active.journal
-        if journal.closed:
-            return
-        if journal.last_seq == 0:  # stopped before it started: the root opens before it closes
-            await journal.emit(EventDraft(EventType.AGENT_STARTED, ROOT_AGENT))
-            self._first_event(run)
-        await journal.close_open(code, message)
-        data: dict[str, object] = {"code": code, "message": message}
-        reply = None
-        if journal.text:
-            # What the user already watched stream in is kept, marked as cut short.
-            reply = active.reply(journal.text, partial=True)
-            data["partial_message_id"] = reply.id
-        status = RunStatus.CANCELLED if kind is EventType.AGENT_STOPPED else RunStatus.FAILED
-        error = (code, message) if status is RunStatus.FAILED else None
-        await self._close(active, EventDraft(kind, ROOT_AGENT, data), status, error, reply)
-
-    async def _close(
-        self,
-        active: ActiveRun,
-        last: EventDraft,
-        status: RunStatus,
-        error: tuple[str, str] | None = None,
-        reply: Message | None = None,
-    ) -> None:
-        """Record the run's end (and its reply), then publish its last event: whoever sees that
-        event and asks finds the run ended and the reply stored (the events themselves are
-        served from the bus's history until they are stored)."""
-        if not await active.journal.holds():
-            raise LeaseLost(f"run {active.input.run_id} is no longer this node's")
-        active.decide_end(status)
-        if self._metrics is not None:
-            self._metrics.runs.labels(status.value).inc()
-            if active.started_at is not None:
-                self._metrics.run_duration.observe(max(0, now_ms() - active.started_at) / 1000)
-        try:
-            active.following = await self._runs.finish(
-                active.input.run_id,
-                status.value,
-                last_seq=active.journal.last_seq + 1,
-                started_at=active.started_at,
-                error_code=error[0] if error else None,
-                error_message=error[1] if error else None,
-                reply=reply,
-                thread_id=active.input.thread_id,
-            )
-        except Exception:
-            # The watchers still get the run's last event; the stored row says what it can.
-            log.exception("could not record the end of run %s", active.input.run_id)
-        await active.journal.emit(last)
-
-    def _first_event(self, run: RunInput) -> None:
-        if self._metrics is not None and run.accepted_at is not None:
-            self._metrics.first_event.observe(max(0.0, time.time() - run.accepted_at))
 
     async def _finalize(self, active: ActiveRun) -> None:
         run, journal = active.input, active.journal
