@@ -24,8 +24,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from runwire.transport.services import Services
 from runwire.transport.outlet import Outlet
+from runwire.transport.services import Services
 from runwire.transport.session import Session
 from tests.conftest import test_settings
 from tests.integration.test_event_stream import logged_in, serving, until
