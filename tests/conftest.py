@@ -12,6 +12,8 @@ import pytest
 from runwire.config import Settings, load_settings
 from runwire.store.store import Store
 
+pytest_plugins = ["tests.deadline"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
