@@ -1,4 +1,5 @@
 import dataclasses
+import enum
 import json
 import time
 
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from runwire.events import EventType, Redactor, RunEvent
 from runwire.events.model import EventDraft, Stamper, TextDrafts, encode_alike, stamp_ms, utc_now
-from runwire.events.redaction import REDACTED
+from runwire.events.redaction import REDACTED, _scrub
 
 pytestmark = pytest.mark.unit
 
@@ -217,11 +218,82 @@ def test_a_long_text_is_redacted_too() -> None:
     assert cleaned == "x" * 300 + f" {REDACTED} " + "y" * 300
 
 
+def test_a_long_text_is_bounded_exactly() -> None:
+    # Texts over 200 characters take another path than short ones (their verdicts are not cached).
+    r = Redactor(max_chars=300)
+    assert r.clean("x" * 300) == "x" * 300  # exactly the limit: kept whole
+    assert r.clean("x" * 301) == "x" * 300 + "... [TRUNCATED: 301 chars]"
+    # The bound is on the redacted text: the credential is gone before the text is measured.
+    text = "Bearer abcdefghijklmnop " + "y" * 400
+    assert r.clean(text) == REDACTED + " " + "y" * 289 + "... [TRUNCATED: 411 chars]"
+
+
+def test_long_texts_are_not_kept_in_the_verdict_cache() -> None:
+    # The cache of short strings' verdicts holds thousands of entries: long tool results kept
+    # there would hold on to megabytes once the run is over.
+    _scrub.cache_clear()
+    Redactor().clean(["x" * 10_000, "y" * 201])
+    assert _scrub.cache_info().currsize == 0
+    Redactor().clean(["model", "x" * 200])
+    assert _scrub.cache_info().currsize == 2
+
+
+def test_a_tool_result_of_none_stays_null() -> None:
+    r = Redactor()
+    assert r.clean(None) is None
+    assert r.clean({"result": None}) == {"result": None}
+    assert r.clean([None]) == [None]
+
+
+class _Mode(enum.StrEnum):
+    FAST = "fast"
+    LEAKY = "Bearer abcdefghijklmnop"
+
+
+def test_a_string_enum_is_cleaned_as_its_text() -> None:
+    # A str subclass is not a plain str: it takes the general path, redacted and bounded the same.
+    r = Redactor(max_chars=3)
+    assert r.clean(_Mode.FAST) == "fas... [TRUNCATED: 4 chars]"
+    assert Redactor().clean({"mode": _Mode.FAST, "auth": _Mode.LEAKY}) == {
+        "mode": "fast",
+        "auth": REDACTED,
+    }
+
+
 _JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
     max_leaves=6,
 )
+
+
+def test_only_the_events_alike_the_first_are_encoded_from_its_template() -> None:
+    # Worked cases of the property below: the events that differ from the first in one way each,
+    # type, agent, parent, a second key or another key, get the frames they would encode alone.
+    def draft(
+        seq: int,
+        data: dict[str, object],
+        kind: EventType = EventType.TEXT_DELTA,
+        agent: str = "reporting",
+        parent: str | None = "supervisor",
+    ) -> RunEvent:
+        return RunEvent(
+            kind, "run_1", "thr_1", seq, agent, "2026-01-01T00:00:00.000Z", data, parent, epoch="e1"
+        )
+
+    batch = [
+        draft(7, {"delta": "Hel"}),
+        draft(8, {"delta": "lo"}),
+        draft(9, {"delta": "a"}, kind=EventType.AGENT_THINKING),
+        draft(10, {"delta": "b"}, agent="data"),
+        draft(11, {"delta": "c"}, parent=None),
+        draft(12, {"delta": "d", "more": 1}),
+        draft(13, {"text": "e"}),
+    ]
+    encode_alike(batch)
+    assert [event._wire is not None for event in batch] == [True, True] + [False] * 5
+    for event in batch:
+        assert event.wire == orjson.dumps(dataclasses.replace(event).to_wire())
 
 
 @settings(max_examples=300, deadline=None)
