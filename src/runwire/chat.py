@@ -187,10 +187,14 @@ class ChatService:
             start = stream.read_after(after_seq)
             held = await self._bus.history(run_id, start)
             read = held if held is not None else await self._store.runs.events_after(run_id, start)
-            if held is None and not record.status_is_final and read:
-                # The bus lost the run's start (Redis restarted empty) and the store lags the
-                # live run by a batch: what the bus holds from there on fills the rest, which
-                # live delivery would otherwise only bring from this moment on.
+            if held is None and read and not _reaches_the_end(record, read):
+                # The bus holds only the run's later part and the store lags the run by a batch:
+                # what the bus holds from there on fills the rest. The bus lost the run's start
+                # (Redis restarted empty; live delivery would only bring the rest from this
+                # moment on), or the run was closed after its node was lost: its closing events
+                # follow its stored ones under a new epoch, the bus holds only them, and they
+                # are stored after the run's end is recorded and its last event sent. A client
+                # that asked on seeing that event was refused the events it had just watched.
                 tail = await self._bus.history(run_id, read[-1].seq)
                 if tail:
                     read = [*read, *tail]
@@ -264,6 +268,11 @@ def _policy_check(policy: ConcurrencyPolicy, thread: ThreadRecord | None, max_ru
             )
 
     return check
+
+
+def _reaches_the_end(record: RunRecord, read: list[RunEvent]) -> bool:
+    """The run has ended and ``read`` holds its last event."""
+    return record.status_is_final and read[-1].seq >= record.last_seq
 
 
 def _stream_of(record: RunRecord) -> RunStream:

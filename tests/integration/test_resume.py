@@ -262,6 +262,42 @@ async def test_a_live_run_whose_bus_lost_its_start_is_served_from_the_store_then
         await h.bus.release(run_id)
 
 
+async def test_a_run_closed_after_its_node_was_lost_is_served_whole_before_its_end_is_stored(
+    store: Store,
+) -> None:
+    # A lost node stored seq 1-3; the node that closed the run gave it a new epoch, recorded its
+    # end and sent its closing events 4 and 5, which the bus holds (only them: the run's history
+    # there starts over with the new epoch) and the store does not yet (a batch behind). A client
+    # asking on seeing the last one gets all five, as the store will serve them, not a refusal.
+    async with harness_for(streaming_agent)(store) as h:
+        run_id, old, new = new_id("run"), new_epoch(), new_epoch()
+        thread = await store.conversations.thread(h.user_id, h.thread_id)
+        await store.conversations.accept(
+            user_id=h.user_id, thread=thread, content="q", run_id=run_id, epoch=old
+        )
+        await store.runs.claim(run_id, now=now_ms())
+
+        def event(seq: int, epoch: str, kind: EventType = EventType.TEXT_DELTA) -> RunEvent:
+            data = {"delta": f"<{seq}>"} if kind is EventType.TEXT_DELTA else {"code": "node_lost"}
+            return RunEvent(kind, run_id, h.thread_id, seq, "supervisor", "ts", data, epoch=epoch)
+
+        await store.runs.append_events([event(seq, old) for seq in (1, 2, 3)])
+        await store.runs.set_epoch(run_id, new)
+        await store.runs.finish(run_id, "failed", last_seq=5, started_at=now_ms())
+        closing = [event(4, new, EventType.AGENT_ERROR), event(5, new, EventType.AGENT_ERROR)]
+        for ending in closing:
+            await h.bus.publish(h.user_id, ending)
+        assert await h.bus.history(run_id, 0) is None  # the bus cannot serve it whole
+        served = await chat_of(h).events(h.user_id, run_id, 0)
+        assert [(e.seq, e.epoch) for e in served] == [(seq, new) for seq in range(1, 6)]
+        assert served[3:] == closing
+        assert await chat_of(h).events(h.user_id, run_id, 2, new) == served[2:]
+        # Once they are stored and the bus lets go, the store serves the same events.
+        await store.runs.append_events(closing)
+        await h.bus.release(run_id)
+        assert await chat_of(h).events(h.user_id, run_id, 0) == served
+
+
 async def measuring_agent(run: RunInput, emit: Emit) -> str:
     """A run whose tools read the question, measure a cost, and fail once."""
 

@@ -9,7 +9,6 @@ WAL is checkpointed off the loop.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import shutil
 import sqlite3
 import time
@@ -233,7 +232,10 @@ async def test_the_wal_is_emptied_again_under_writes_that_never_pause(tmp_path: 
     # write begins with every frame copied: with writes back to back that moment never came,
     # and the WAL (and each reader's index of it) grew with everything ever written (1.9 GB in
     # three minutes of bench/soak.py). Past its limit, the WAL must be emptied while the writes
-    # go on.
+    # go on, again and again.
+    # The bound is on time, not bytes: the checkpoint runs on a thread of its own, which a busy
+    # machine runs late (0.1-0.4 s measured under load, a few hundred of these writes), so how
+    # far past its limit the WAL grows meanwhile measures the machine, not the store.
     path = tmp_path / "runwire.db"
     wal = tmp_path / "runwire.db-wal"
     async with Store.open(f"sqlite+aiosqlite:///{path}", migrate=True) as store:
@@ -242,17 +244,25 @@ async def test_the_wal_is_emptied_again_under_writes_that_never_pause(tmp_path: 
         assert writer is not None
         writer.CHECKPOINT_EVERY_S = 0  # type: ignore[attr-defined]  # each write asks for one
         writer.WAL_LIMIT_FRAMES = 64  # type: ignore[attr-defined]  # 256 KiB
-        sizes = []
-        for i in range(300):  # about 7 MiB of WAL frames
-            await store.db.write(add_thread(user.id, f"thr_{i}", title="x" * 6000))
+        limit = 64 * 4096
+        written = emptied = size = 0
+        over_since: float | None = None  # when the WAL was first seen past its limit
+        while written < 300 or emptied < 3:  # 300 writes: about 7 MiB of WAL frames
+            await store.db.write(add_thread(user.id, f"thr_{written}", title="x" * 6000))
+            written += 1
             await asyncio.sleep(0)  # the checkpoint's thread reports back
-            sizes.append(wal.stat().st_size)
-        emptied = sum(1 for before, after in itertools.pairwise(sizes) if after < before)
-        assert emptied >= 2, f"the WAL was never emptied; it grew to {sizes[-1]:,} bytes"
-        # Never near all that was written (~7 MiB): the checkpoint runs on a thread of its own,
-        # which a busy machine holds back for a few writes, so not a tight bound either.
-        assert max(sizes) < 5 * 2**20
-        assert len(await store.conversations.threads_of(user.id, limit=1000)) == 300  # all kept
+            before, size, now = size, wal.stat().st_size, time.monotonic()
+            if size < before:
+                emptied += 1
+                over_since = None
+            elif size > limit and over_since is None:
+                over_since = now
+            past = 0.0 if over_since is None else now - over_since
+            assert past < unit(2), (
+                f"the WAL stayed past its limit for {past:.1f} s, emptied {emptied} times in "
+                f"{written} writes; it grew to {size:,} bytes"
+            )
+        assert len(await store.conversations.threads_of(user.id, limit=written + 1)) == written
 
 
 @pytest.mark.parametrize("on_file", [True, False], ids=["file", "in-memory"])

@@ -34,6 +34,7 @@ from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
 from runwire.usage.validation import MAX_TOKENS
 from tests.databases import row_held
+from tests.timing import unit
 
 FAR_FUTURE_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last RFC 3339 instant
 WIDE_TEXT = "na\u00efve \U0001d518\U0001d52b\U0001d526 \U0001f600 \u05e9\u05dc\u05d5\u05dd \u200d ok"  # accents, astral plane, emoji, RTL, ZWJ
@@ -143,11 +144,12 @@ async def test_connections_postgresql_closed_are_replaced_by_the_next_use_after_
 ) -> None:
     # A pooled connection is pinged only once it has sat idle; one the server closed meanwhile
     # (it restarted, an administrator ended the session) is then replaced, unseen by the caller.
-    # ``idle``: the pause is longer than that (the threshold made 0 here, not waited out).
+    # ``idle``: the pause is longer than the threshold (made 0 here, not waited out); else
+    # shorter (the threshold made longer than the test: ending the sessions below took more
+    # than the real 0.1 s on a loaded machine, and the connections were pinged after all).
     from runwire.store import engine
 
-    if idle:
-        monkeypatch.setattr(engine, "_PING_AFTER_IDLE_S", 0.0)
+    monkeypatch.setattr(engine, "_PING_AFTER_IDLE_S", 0.0 if idle else unit(60))
     db = store.db
 
     def backend_pid(conn: Connection) -> int:
