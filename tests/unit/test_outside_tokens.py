@@ -17,12 +17,13 @@ from runwire.auth.keys import VerificationKey
 from runwire.auth.outside_tokens import OutsideTokens, vouched_email
 from runwire.config import OUTSIDE_ALGORITHMS, TokenAlgorithm
 from runwire.errors import AuthError, TokenExpired
+from tests.keys import rsa_key
 
 pytestmark = pytest.mark.unit
 
 ISSUER = "https://id.example.com/realms/acme"
 AUDIENCE = "runwire-api"
-RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_KEY = rsa_key()
 P384_KEY = ec.generate_private_key(ec.SECP384R1())
 
 
@@ -108,7 +109,7 @@ def test_what_is_not_an_access_token_of_the_issuer_for_runwire_is_refused(
     refused(tokens, signed(claims(), "rsa-ps", "RS256"))  # and this one PS256's
     refused(tokens, signed(claims(), "nobody"))
     refused(tokens, "not.a.jwt")
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa_key(1)
     refused(tokens, signed(claims(), key=other))  # a kid it does not own
     # HS256 keyed with what the issuer publishes: refused before any signature is checked.
     refused(
@@ -148,7 +149,7 @@ def test_an_address_counts_only_when_the_issuer_vouches_for_it() -> None:
 
 
 def test_the_issuers_keys_are_each_pinned_to_one_accepted_algorithm() -> None:
-    short = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    short = rsa_key(bits=1024)
     keys, problems = parse_jwks(
         {
             "keys": [

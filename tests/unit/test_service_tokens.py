@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from runwire.app.tokens import build_access_tokens, build_service_tokens
 from runwire.auth.client_credentials import (
@@ -36,6 +36,7 @@ from runwire.errors import (
     TokenExpired,
 )
 from tests.conftest import test_settings
+from tests.keys import rsa_key
 
 pytestmark = pytest.mark.unit
 
@@ -169,7 +170,7 @@ def pem(key: Any) -> str:
 def test_client_keys_pin_their_algorithm() -> None:
     assert client_key(pem(ed25519.Ed25519PrivateKey.generate()))[0] == "EdDSA"
     assert client_key(pem(ec.generate_private_key(ec.SECP256R1())))[0] == "ES256"
-    assert client_key(pem(rsa.generate_private_key(65537, 2048)))[0] == "RS256"
+    assert client_key(pem(rsa_key()))[0] == "RS256"
     with pytest.raises(InputError, match="Ed25519, P-256 or RSA of at least 2048"):
         client_key(pem(ec.generate_private_key(ec.SECP384R1())))
     with pytest.raises(InputError, match="not a PEM public key"):
@@ -240,7 +241,7 @@ def test_a_nodes_key_file_is_read_with_its_algorithm(tmp_path: Path) -> None:
 
     assert assertion_key(written(ed25519.Ed25519PrivateKey.generate()))[0] == "EdDSA"
     assert assertion_key(written(ec.generate_private_key(ec.SECP256R1())))[0] == "ES256"
-    assert assertion_key(written(rsa.generate_private_key(65537, 2048)))[0] == "RS256"
+    assert assertion_key(written(rsa_key()))[0] == "RS256"
     p384 = written(ec.generate_private_key(ec.SECP384R1()))
     with pytest.raises(ConfigError) as refused:
         assertion_key(p384)

@@ -15,6 +15,7 @@ from runwire.auth.keys import RETIRE_MARGIN_S, KeySet, KeyState, SigningKey, key
 from runwire.config import Environment, SigningAlgorithm, TokenAlgorithm
 from runwire.errors import ConfigError
 from tests.conftest import test_settings
+from tests.keys import rsa_key
 
 pytestmark = pytest.mark.unit
 
@@ -95,8 +96,7 @@ def test_every_unusable_key_file_is_named(tmp_path: Path) -> None:
     os.chmod(keys / f"{open_to_all.kid}.pem", 0o644)
     (keys / "20270115T080000Z-garbage.pem").write_bytes(b"not a key")
     os.chmod(keys / "20270115T080000Z-garbage.pem", 0o600)
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (keys / "20270115T080000Z-rsa2048.pem").write_bytes(_pem(rsa_key))
+    (keys / "20270115T080000Z-rsa2048.pem").write_bytes(_pem(rsa_key()))
     os.chmod(keys / "20270115T080000Z-rsa2048.pem", 0o600)
     (keys / "20270115T080000Z-p384.pem").write_bytes(_pem(ec.generate_private_key(ec.SECP384R1())))
     os.chmod(keys / "20270115T080000Z-p384.pem", 0o600)

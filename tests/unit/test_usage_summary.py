@@ -47,8 +47,10 @@ def loads(text: str) -> UsageSummary:
     return summary
 
 
-def test_the_sample_summarized_answers_as_its_records_do() -> None:
-    records = generate_sample()
+def test_the_sample_summarized_answers_as_its_records_do(
+    sample_records: tuple[UsageRecord, ...],
+) -> None:
+    records = list(sample_records)  # generate_sample(now_ms=SAMPLE_NOW), made once for the layer
     expected = from_records(list(records))
     assert analytics.summarized(UsageSummary.of(records).digest(), PRICING) == expected
     # In two batches whose calls interleave (every model, feature and repeated prompt in both),
