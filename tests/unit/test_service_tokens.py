@@ -41,12 +41,15 @@ from tests.keys import rsa_key
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return test_settings(tmp_path)
+# One key for the whole file, as in test_access_tokens.py: the tests sign and verify with it and
+# none changes its directory (a new key file per test, fsync'd, and a Settings each, were most of
+# these tests' time). Each test builds its own ServiceTokens.
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return test_settings(tmp_path_factory.mktemp("service"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ring(settings: Settings) -> KeyRing:
     return KeyRing(KeyDirectory(settings.keys_dir), open_keys(settings))
 
