@@ -19,7 +19,8 @@ import gc
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from typing import TextIO
 
 import pytest
@@ -69,11 +70,15 @@ def _fire(item: pytest.Item) -> None:
 
 
 class _Watchdog:
-    """One thread for the whole session; each test's call is a turn it watches."""
+    """One thread for the whole session. It looks at the running test every twentieth of the
+    deadline (a test past it is caught within 5% of it), rather than being woken as each test
+    starts and ends: two wake-ups a test, each handing the GIL to this thread and back, cost the
+    unit layer (1,100 short tests) 5,000-7,000 context switches and 4-5% of its CPU."""
 
     def __init__(self) -> None:
-        self._turns = threading.Condition()
-        self._item: pytest.Item | None = None
+        # The running test's turn, item and start, replaced whole (one reference written under
+        # the GIL): the thread reads one test's or none, never a mix of two.
+        self._current: tuple[int, pytest.Item, float] | None = None
         self._turn = 0
         self._thread: threading.Thread | None = None
 
@@ -81,14 +86,11 @@ class _Watchdog:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, daemon=True, name="test-deadline")
             self._thread.start()
-        with self._turns:
-            self._item, self._turn = item, self._turn + 1
-            self._turns.notify()
+        self._turn += 1
+        self._current = (self._turn, item, time.monotonic())
 
     def end(self) -> None:
-        with self._turns:
-            self._item, self._turn = None, self._turn + 1
-            self._turns.notify()
+        self._current = None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
@@ -99,18 +101,17 @@ class _Watchdog:
             self.end()
 
     def _run(self) -> None:
-        with self._turns:
-            while True:
-                self._turns.wait_for(lambda: self._item is not None)
-                item, turn = self._item, self._turn
-                moved_on = self._moved_on(turn)
-                if not self._turns.wait_for(moved_on, timeout=deadline_s()):
-                    assert item is not None
-                    _fire(item)
-                    self._turns.wait_for(moved_on)
-
-    def _moved_on(self, turn: int) -> Callable[[], bool]:
-        return lambda: self._turn != turn
+        limit = deadline_s()
+        fired = 0  # the turn whose stacks were written: once a test
+        while True:
+            time.sleep(max(limit / 20, 0.001))
+            current = self._current
+            if current is None:
+                continue
+            turn, item, started = current
+            if turn != fired and time.monotonic() - started >= limit:
+                fired = turn
+                _fire(item)
 
 
 def pytest_configure(config: pytest.Config) -> None:
