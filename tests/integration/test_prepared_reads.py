@@ -88,7 +88,7 @@ async def _a_user_with_runs(store: Store) -> dict[str, Any]:
     verdict and a model's cost: floats and JSON text) and a second thread of one queued run."""
     user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
     run_ids = [new_id("run") for _ in range(4)]
-    thread, first = await store.conversations.accept(
+    thread, _ = await store.conversations.accept(
         user_id=user.id, thread=None, content="one", run_id=run_ids[0], epoch=new_epoch()
     )
     for run_id, text in zip(run_ids[1:3], ("two", "three"), strict=True):
