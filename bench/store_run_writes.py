@@ -1,7 +1,9 @@
 """A run's own writes to the store, timed alone: the node's CPU and the database's per run.
 
 Besides its events (bench/store_events.py), every run writes a few rows: its claim, the quality
-gate's verdict, and its end with its reply (which also picks the thread's next run). On
+gate's verdict, and its end with its reply (which also picks the thread's next run). Accepting
+the message that starts it (``--at-once`` at a time too, each to a new thread, as a burst of
+first questions) is timed apart, on the node. On
 PostgreSQL each statement is a round trip that costs the node far more CPU than the statement
 costs PostgreSQL. This runs ``--runs`` accepted runs through those three writes, ``--at-once``
 of them at a time (so that some share a batch, as under load), and prints the process's CPU
@@ -48,16 +50,22 @@ async def backend_pids(store: Store) -> list[int]:
         return [int(pid) for (pid,) in rows]
 
 
-async def one_round(store: Store, runs: int, at_once: int) -> tuple[float, float]:
-    """(node, database) CPU µs per run."""
+async def one_round(store: Store, runs: int, at_once: int) -> tuple[float, float, float]:
+    """(node, database) CPU µs per run, and the node's per accept."""
     user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "hash")
     accepted = []
-    for _ in range(runs):
+
+    async def accept() -> None:
         run_id = new_id("run")
         thread, _ = await store.conversations.accept(
             user_id=user.id, thread=None, content="q", run_id=run_id, epoch=new_epoch()
         )
         accepted.append((run_id, thread.id))
+
+    accepting = time.process_time()
+    for i in range(0, runs, at_once):
+        await asyncio.gather(*(accept() for _ in range(min(at_once, runs - i))))
+    accepting = time.process_time() - accepting
     verdict = {"score": 0.9, "outcome": "passed", "reasons": []}
 
     async def run(run_id: str, thread_id: str) -> None:
@@ -85,7 +93,7 @@ async def one_round(store: Store, runs: int, at_once: int) -> tuple[float, float
     if postgres:
         # Connections the pool opened during the round count too (their whole life).
         database = backends_cpu(await backend_pids(store)) - database
-    return node / runs * 1e6, (database / runs * 1e6 if postgres else 0.0)
+    return node / runs * 1e6, (database / runs * 1e6 if postgres else 0.0), accepting / runs * 1e6
 
 
 async def main() -> None:
@@ -108,6 +116,7 @@ async def main() -> None:
         f"a run's claim, verdict and end: node {node:.0f} µs, database {database:.0f} µs "
         f"(best of {args.rounds}; {args.at_once} runs at once)"
     )
+    print(f"accepting its message: node {min(f[2] for f in figures):.0f} µs")
 
 
 if __name__ == "__main__":

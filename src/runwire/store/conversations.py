@@ -281,7 +281,7 @@ class Conversations:
             # counting the unfinished runs of those before it (the cap); no row to lock.
             if not new_thread:
                 touch_thread.run(conn, thread_id=thread_id, now=now)
-            mine = [(row.id, row.thread_id) for row in unfinished.run(conn, user_id=user_id)]
+            mine = [(run, on) for run, on in unfinished.run(conn, user_id=user_id)]
             if check is not None:
                 check(mine)
             waiting = [run for run, on in mine if on == thread_id]

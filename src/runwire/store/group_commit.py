@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["GroupWriter", "Job", "OneStatement", "PostgresWriter", "run_jobs"]
@@ -101,9 +103,41 @@ def run_jobs(conn: Connection, batch: list[Job]) -> list[tuple[bool, Any]]:
     if len(batch) == 1:
         # Alone, no savepoint: its error rolls the transaction back and reaches its caller.
         return [(True, batch[0][0](conn))]
-    with contextlib.suppress(Exception), conn.begin_nested():  # one failed: each again, below
+    with contextlib.suppress(Exception), _savepoint(conn):  # one failed: each again, below
         return [(True, job(conn)) for job, _ in batch]
     return _run_each(conn, batch)
+
+
+_SAVEPOINT = "runwire_batch"
+
+
+@contextlib.contextmanager
+def _savepoint(conn: Connection) -> Iterator[None]:
+    """A savepoint around the block, rolled back if it raises: on the ``sqlite3`` driver itself
+    where the connection is one (SQLAlchemy compiles its ``SAVEPOINT`` and ``RELEASE`` anew each
+    time: ~140 µs a batch against ~2 on the driver, docs/benchmarks.md, "Session 14:
+    hotpath4"), else SQLAlchemy's. Nothing in a job opens a savepoint of its own."""
+    driver = conn.connection.driver_connection
+    if type(driver) is not sqlite3.Connection:
+        with conn.begin_nested():
+            yield
+        return
+    _on_driver(driver, f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        yield
+    except BaseException:
+        _on_driver(driver, f"ROLLBACK TO {_SAVEPOINT}")
+        _on_driver(driver, f"RELEASE {_SAVEPOINT}")
+        raise
+    _on_driver(driver, f"RELEASE {_SAVEPOINT}")
+
+
+def _on_driver(driver: sqlite3.Connection, sql: str) -> None:
+    # Its errors as SQLAlchemy would raise them, as store/prepared.py's.
+    try:
+        driver.execute(sql)
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, (), exc, sqlite3.Error) from exc
 
 
 def _run_all_or_none(conn: Connection, batch: list[Job]) -> list[tuple[bool, Any]] | None:

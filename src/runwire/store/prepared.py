@@ -1,12 +1,20 @@
 """Statements compiled once and run with positional parameters: the store's hot statements.
 
-A write of no rows back (an ``INSERT``, ``UPDATE`` or ``DELETE`` without ``RETURNING``) run inside
-a transaction on an SQLite file's own connection (the writer's, on the event loop) goes to the
-driver itself: through SQLAlchemy's execution (an execution context, its events, a result) it
-cost ~6 µs more a statement, and such statements were ~5% of the server's CPU per event
-(docs/benchmarks.md, "Hot path, session 13"). A driver error is raised as SQLAlchemy would
-raise it (``IntegrityError`` and the rest, the driver's error as ``orig``), and what it gives
-back answers as SQLAlchemy's result of such a statement does: its ``rowcount``, and no rows.
+On an SQLite file's own connections (the writer's and the reader's, on the event loop) a
+prepared statement goes to the ``sqlite3`` driver itself: through SQLAlchemy's execution (an
+execution context, its events, a result) a write cost ~6 µs more and a one-row read ~20 µs more
+(docs/benchmarks.md, "Hot path, session 13" and "Session 14: hotpath4"), and every message and
+run makes a few of each. SQLAlchemy adds nothing there that SQLite sees: a statement sent as text
+(``exec_driver_sql``) gets no type processing, so its rows hold the driver's own values either
+way. Elsewhere (PostgreSQL, in-memory SQLite through aiosqlite) SQLAlchemy runs it.
+
+A driver error is raised as SQLAlchemy would raise it (``IntegrityError`` and the rest, the
+driver's error as ``orig``). What the driver gives back answers as SQLAlchemy's result of the
+same statement does: a write of no rows back (an ``INSERT``, ``UPDATE`` or ``DELETE`` without
+``RETURNING``) its ``rowcount`` and no rows; a statement with rows its rows as tuples, read in
+full at once (the store's reads are one row or a few), so no statement is left open on the
+connection (an open read would hold SQLite's snapshot, and the WAL's checkpoint, behind it).
+Callers read the rows by position, which SQLAlchemy's rows answer as well.
 """
 
 from __future__ import annotations
@@ -60,16 +68,35 @@ class Prepared:
         self._defaults = defaults
         self._writes_only = writes_only
 
+    @property
+    def sql(self) -> str:
+        """The statement's text, for the database's driver."""
+        return self._sql
+
+    def parameters(self, **values: Any) -> tuple[Any, ...]:
+        """The driver's positional parameters for ``values`` (see the class)."""
+        return tuple(values[n] if n in values else self._defaults[n] for n in self._order)
+
     def run(self, conn: Connection, **values: Any) -> Rows:
+        """Run the statement on ``conn`` with ``values`` (on the driver itself where the module
+        says), its result as SQLAlchemy's ``exec_driver_sql`` would give it."""
         params = tuple(values[n] if n in values else self._defaults[n] for n in self._order)
-        if self._writes_only and conn.in_transaction():
-            driver = conn.connection.driver_connection
-            if type(driver) is sqlite3.Connection:
-                try:
-                    cursor = driver.execute(self._sql, params)
-                except sqlite3.Error as exc:
-                    raise DBAPIError.instance(self._sql, params, exc, sqlite3.Error) from exc
-                return _Written(cursor.rowcount)
+        driver = conn.connection.driver_connection
+        # On the writer's connection the driver's own BEGIN is off and SQLAlchemy begins each
+        # transaction (BEGIN IMMEDIATE); the reader's driver begins by itself, and a read needs
+        # no transaction of SQLAlchemy's. A write runs on the driver only in a transaction:
+        # outside one SQLAlchemy would begin it.
+        if type(driver) is sqlite3.Connection and (
+            conn.in_transaction() or (not self._writes_only and driver.isolation_level is not None)
+        ):
+            try:
+                cursor = driver.execute(self._sql, params)
+                if self._writes_only:
+                    return _Written(cursor.rowcount)
+                rows = cursor.fetchall()
+            except sqlite3.Error as exc:
+                raise DBAPIError.instance(self._sql, params, exc, sqlite3.Error) from exc
+            return _Read(rows, cursor.rowcount)
         return conn.exec_driver_sql(self._sql, params)
 
 
@@ -106,3 +133,24 @@ class _Written:
 
     def __iter__(self) -> Iterator[Any]:
         raise self._no_rows()
+
+
+class _Read:
+    """A statement's rows from the driver, all read (as tuples), answered as SQLAlchemy's result
+    answers them: ``first`` and ``scalar`` the first row or its first value (None without
+    one), iteration every row, and the driver's ``rowcount``."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)

@@ -35,6 +35,9 @@ from runwire.store.schema import runs, threads
 
 __all__ = ["RunLog"]
 
+# The claim's row, by position: a prepared statement's rows may be the driver's tuples.
+_RUN_COLUMNS = tuple(column.name for column in runs.c)
+
 
 class RunLog(EventLog):
     """The ``runs`` table, and (from :class:`EventLog`) their events in ``run_events``."""
@@ -253,7 +256,7 @@ class RunLog(EventLog):
 
         def claim(conn: Connection) -> RunRecord | None:
             row = statement.run(conn, run_id=run_id, now=now).first()
-            return RunRecord(**row._mapping) if row else None
+            return RunRecord(**dict(zip(_RUN_COLUMNS, row, strict=True))) if row else None
 
         return await self._db.write(claim, one_statement=True)
 
