@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from runwire.events.model import EventDraft, RunEvent
 
-__all__ = ["AgentFn", "Emit", "RunInput"]
+__all__ = ["AgentFn", "Emit", "RunInput", "RunKeeps"]
 
 
 class Emit(Protocol):
@@ -25,6 +25,25 @@ class Emit(Protocol):
     def __call__(self, draft: EventDraft, /) -> Awaitable[RunEvent]: ...
 
     def emit_batch(self, drafts: Sequence[EventDraft], /) -> Awaitable[list[RunEvent]]: ...
+
+
+@dataclass(slots=True)
+class RunKeeps:
+    """What a run's agent hands over to be kept with the run (the quality gate's verdict, what
+    its model turns took): written with the run's end, in the statement that records it, rather
+    than each in a write of its own (on PostgreSQL a round trip each; docs/decisions.md,
+    "Session 14: pg2"). Whoever sees the run ended finds them stored."""
+
+    quality: dict[str, Any] | None = None  # the verdict, as ``RunLog.finish`` takes it
+    model_usage: dict[str, Any] | None = None  # ``ModelUsage.public()``
+
+    async def keep_quality(self, verdict: dict[str, Any]) -> None:
+        """An agent's ``keep_quality``: the verdict is kept with the run's end."""
+        self.quality = verdict
+
+    async def keep_model_usage(self, usage: dict[str, Any]) -> None:
+        """An agent's ``keep_model_usage``: kept with the run's end."""
+        self.model_usage = usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +63,8 @@ class RunInput:
     # message accepted here): its first read of their data needs no read of the version. None
     # for a run started otherwise (the version is read then).
     usage_version: int | None = field(default=None, kw_only=True)
+    # Filled in by the agent as it runs; read by the executor as it records the run's end.
+    keeps: RunKeeps = field(default_factory=RunKeeps, kw_only=True, compare=False)
 
 
 AgentFn = Callable[[RunInput, Emit], Awaitable[str]]
