@@ -60,8 +60,8 @@ class RunInput:
     # (a run started where it was accepted is inside the message's span already).
     trace: str = field(default="", kw_only=True)
     # The user's usage version as the run was stored and claimed in one transaction (its
-    # message accepted here): its first read of their data needs no read of the version. None
-    # for a run started otherwise (the version is read then).
+    # message accepted here), or as its message was read when it was claimed later: its first
+    # read of their data needs no read of the version. None: read then.
     usage_version: int | None = field(default=None, kw_only=True)
     # Filled in by the agent as it runs; read by the executor as it records the run's end.
     keeps: RunKeeps = field(default_factory=RunKeeps, kw_only=True, compare=False)
