@@ -113,18 +113,11 @@ async def test_a_runs_end_that_fails_leaves_nothing_of_it(store: Store) -> None:
     assert [m.id for m in await store.conversations.messages_of(thread_id)].count(taken.id) == 1
 
 
-async def test_what_a_run_kept_is_written_with_its_end_and_an_end_without_it_keeps_it(
+async def test_a_verdict_is_written_with_the_runs_end_and_an_end_without_one_keeps_it(
     store: Store,
 ) -> None:
     user_id, thread_id, (first, second, _) = await a_thread_of_three(store)
     verdict = {"score": 0.5, "outcome": "replaced", "reasons": [{"reason": "unsupported_figure"}]}
-    usage = {
-        "model": "gpt-4o-mini",
-        "requests": 2,
-        "prompt_tokens": 812,
-        "completion_tokens": 9,
-        "cost_usd": 0.25,
-    }
     reply = reply_to(user_id, thread_id, first)
     following = await store.runs.finish(
         first,
@@ -134,13 +127,11 @@ async def test_what_a_run_kept_is_written_with_its_end_and_an_end_without_it_kee
         reply=reply,
         thread_id=thread_id,
         quality=verdict,
-        model_usage=usage,
     )
     assert following == second
     record = await store.runs.get(user_id, first)
     assert record is not None
     assert record.public()["quality"] == verdict
-    assert record.public()["model_usage"] == {**usage, "total_tokens": 821}
     # Kept before the end (by set_quality): an end that keeps nothing leaves it as it was.
     assert await store.runs.claim(second, now=now_ms()) is not None
     await store.runs.set_quality(second, {"score": 1.0, "outcome": "passed", "reasons": []})
@@ -148,5 +139,4 @@ async def test_what_a_run_kept_is_written_with_its_end_and_an_end_without_it_kee
     kept = await store.runs.get(user_id, second)
     assert kept is not None and kept.status == "failed"
     assert kept.public()["quality"] == {"score": 1.0, "outcome": "passed", "reasons": []}
-    assert kept.public()["model_usage"] is None
     assert (await store.runs.quality_metrics(user_id))["checked"] == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 
 from runwire.agents import AgentContext, ChatModel, OfflineProvider, Supervisor
 from runwire.agents.chat_model import RetryPolicy
@@ -77,8 +78,8 @@ def build_agent(
             tracing=tracing,
             model=model,
             model_fallback=settings.llm_fallback is ModelFallback.OFFLINE,
-            # Kept with the run's end (the executor writes them with it), not written now.
-            keep_model_usage=run.keeps.keep_model_usage,
+            keep_model_usage=partial(store.runs.set_model_usage, run.run_id),
+            # Kept with the run's end (the executor writes it with it), not written now.
             keep_quality=run.keeps.keep_quality,
             # A plain function given as the emitter (as tests do) emits a batch one by one.
             emit_batch=getattr(emit, "emit_batch", None),

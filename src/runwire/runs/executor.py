@@ -363,7 +363,6 @@ class RunExecutor:
                 reply=reply,
                 thread_id=active.input.thread_id,
                 quality=active.input.keeps.quality,
-                model_usage=active.input.keeps.model_usage,
             )
         except Exception:
             # The watchers still get the run's last event; the stored row says what it can.
@@ -386,7 +385,6 @@ class RunExecutor:
                     last_seq=journal.last_seq,
                     started_at=active.started_at,
                     quality=run.keeps.quality,
-                    model_usage=run.keeps.model_usage,
                 )
         except Exception:
             log.exception("could not record the end of run %s", run.run_id)

@@ -29,21 +29,17 @@ class Emit(Protocol):
 
 @dataclass(slots=True)
 class RunKeeps:
-    """What a run's agent hands over to be kept with the run (the quality gate's verdict, what
-    its model turns took): written with the run's end, in the statement that records it, rather
-    than each in a write of its own (on PostgreSQL a round trip each; docs/decisions.md,
-    "Session 14: pg2"). Whoever sees the run ended finds them stored."""
+    """What a run's agent hands over to be kept with the run's end: the quality gate's verdict,
+    written in the statement that records the end rather than in a write of its own (on
+    PostgreSQL a round trip and a commit; docs/decisions.md, "Session 14: pg2"). Whoever sees
+    the run ended finds it stored. (What the run's model turns took is written at once: it was
+    spent even if the run never ends here.)"""
 
     quality: dict[str, Any] | None = None  # the verdict, as ``RunLog.finish`` takes it
-    model_usage: dict[str, Any] | None = None  # ``ModelUsage.public()``
 
     async def keep_quality(self, verdict: dict[str, Any]) -> None:
         """An agent's ``keep_quality``: the verdict is kept with the run's end."""
         self.quality = verdict
-
-    async def keep_model_usage(self, usage: dict[str, Any]) -> None:
-        """An agent's ``keep_model_usage``: kept with the run's end."""
-        self.model_usage = usage
 
 
 @dataclass(frozen=True, slots=True)

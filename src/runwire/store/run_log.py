@@ -39,11 +39,6 @@ _KEPT_COLUMNS = (
     runs.c.quality_score,
     runs.c.quality_outcome,
     runs.c.quality_reasons,
-    runs.c.model_name,
-    runs.c.model_requests,
-    runs.c.model_prompt_tokens,
-    runs.c.model_completion_tokens,
-    runs.c.model_cost_usd,
 )
 
 
@@ -56,25 +51,9 @@ def _quality_values(verdict: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _model_usage_values(usage: Mapping[str, Any]) -> dict[str, Any]:
-    """What a run's model turns took (``ModelUsage.public()``) as columns."""
-    return {
-        "model_name": str(usage["model"])[:200],
-        "model_requests": usage["requests"],
-        "model_prompt_tokens": usage["prompt_tokens"],
-        "model_completion_tokens": usage["completion_tokens"],
-        "model_cost_usd": usage["cost_usd"],
-    }
-
-
-def _kept_params(
-    quality: Mapping[str, Any] | None, model_usage: Mapping[str, Any] | None
-) -> dict[str, Any]:
+def _kept_params(quality: Mapping[str, Any] | None) -> dict[str, Any]:
     """The end statement's ``k_*`` parameters: each kept column's value, or None to leave it."""
-    values = {
-        **(_quality_values(quality) if quality is not None else {}),
-        **(_model_usage_values(model_usage) if model_usage is not None else {}),
-    }
+    values = _quality_values(quality) if quality is not None else {}
     return {f"k_{column.name}": values.get(column.name) for column in _KEPT_COLUMNS}
 
 
@@ -100,8 +79,8 @@ class RunLog(EventLog):
                 last_seq=bindparam("e_last_seq"),
                 error_code=bindparam("e_error_code"),
                 error_message=bindparam("e_error_message"),
-                # What the run kept (its verdict, its model's usage), written with its end; a
-                # NULL leaves what is there (kept by set_quality, or by another node's code).
+                # What the run kept (its verdict), written with its end; a NULL leaves what is
+                # there (kept by set_quality, or by another node's code).
                 **{
                     column.name: func.coalesce(
                         bindparam(f"k_{column.name}", type_=column.type), column
@@ -147,17 +126,16 @@ class RunLog(EventLog):
         reply: Message | None = None,
         thread_id: str | None = None,
         quality: Mapping[str, Any] | None = None,
-        model_usage: Mapping[str, Any] | None = None,
     ) -> str | None:
         """Record a run's end and, if it produced one, its reply message, in one transaction.
 
         With ``thread_id`` (the run's), also returns the thread's queued run that may start now
         that this one has ended, if any: read in the same transaction, so the node that ends a
-        run can start the next without another round trip. ``quality`` (as
-        :meth:`set_quality` takes it) and ``model_usage`` (as :meth:`set_model_usage`) are
-        kept with the run in the same statement; without them, what it keeps stays."""
+        run can start the next without another round trip. ``quality`` (the verdict, as
+        :meth:`set_quality` takes it) is kept with the run in the same statement; without it,
+        what the run keeps stays."""
         now = now_ms()
-        kept = _kept_params(quality, model_usage)
+        kept = _kept_params(quality)
         if self._finish_at_once is not None:
             return await self._finish_at_once_on_postgresql(
                 run_id,
@@ -238,9 +216,18 @@ class RunLog(EventLog):
         return await self._db.write(finish, one_statement=True)
 
     async def set_model_usage(self, run_id: str, usage: Mapping[str, Any]) -> None:
-        """Keep what the run's model turns took (``ModelUsage.public()``) with the run now (a run
-        the executor runs keeps it with its end instead: ``finish``)."""
-        statement = update(runs).where(runs.c.id == run_id).values(_model_usage_values(usage))
+        """Keep what the run's model turns took (``ModelUsage.public()``) with the run."""
+        statement = (
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(
+                model_name=str(usage["model"])[:200],
+                model_requests=usage["requests"],
+                model_prompt_tokens=usage["prompt_tokens"],
+                model_completion_tokens=usage["completion_tokens"],
+                model_cost_usd=usage["cost_usd"],
+            )
+        )
 
         def write(conn: Connection) -> None:
             conn.execute(statement)
