@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from sqlalchemy import Connection, Insert, Update, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -92,6 +93,13 @@ def _message(row: object) -> Message:
     )
 
 
+def _oldest_first(newest_first: Iterable[Any]) -> list[tuple[str, str]]:
+    """``(role, content)`` rows read newest first, as a history: oldest first."""
+    history = [(role, text) for role, text in newest_first]
+    history.reverse()
+    return history
+
+
 class Conversations:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -114,18 +122,14 @@ class Conversations:
                 .scalar_subquery(),
             ).where(messages.c.id == bindparam("message_id"))
         )
-        self._recent = db.prepare(
+        latest = (
             select(messages.c.role, messages.c.content)
             .where(messages.c.thread_id == bindparam("thread_id"))
             .order_by(messages.c.pk.desc())
             .limit(bindparam("turns"))
         )
-        self._turn_before = db.prepare(
-            select(messages.c.role, messages.c.content)
-            .where(messages.c.thread_id == bindparam("thread_id"), messages.c.pk < bindparam("pk"))
-            .order_by(messages.c.pk.desc())
-            .limit(bindparam("turns"))
-        )
+        self._recent = db.prepare(latest)
+        self._turn_before = db.prepare(latest.where(messages.c.pk < bindparam("pk")))
         # The user's row, locked for the rest of the accept transaction: accepts for one user
         # take turns, each counting the runs of those before it (the per-user run cap). NO KEY
         # UPDATE: the inserts that refer to the user (a message, a run) elsewhere do not wait
@@ -390,10 +394,7 @@ class Conversations:
         thread)."""
 
         def read(conn: Connection) -> list[tuple[str, str]]:
-            rows = self._recent.run(conn, thread_id=thread_id, turns=turns)
-            history = [(role, text) for role, text in rows]
-            history.reverse()
-            return history
+            return _oldest_first(self._recent.run(conn, thread_id=thread_id, turns=turns))
 
         return await self._db.read(read)
 
@@ -409,8 +410,6 @@ class Conversations:
                 return "", [], 0
             pk, thread_id, content, version = row
             earlier = self._turn_before.run(conn, thread_id=thread_id, pk=pk, turns=turns)
-            history = [(role, text) for role, text in earlier]
-            history.reverse()
-            return content, history, version or 0
+            return content, _oldest_first(earlier), version or 0
 
         return await self._db.read(read)
