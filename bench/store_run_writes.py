@@ -5,10 +5,12 @@ gate's verdict, and its end with its reply (which also picks the thread's next r
 the message that starts it (``--at-once`` at a time too, each to a new thread, as a burst of
 first questions) is timed apart, on the node. On
 PostgreSQL each statement is a round trip that costs the node far more CPU than the statement
-costs PostgreSQL. This runs ``--runs`` accepted runs through those three writes, ``--at-once``
-of them at a time (so that some share a batch, as under load), and prints the process's CPU
-and, on PostgreSQL, its backends' CPU (read from /proc, so PostgreSQL must run on this machine),
-per run, best of ``--rounds``.
+costs PostgreSQL. This runs ``--runs`` accepted runs through those writes, ``--at-once`` of
+them at a time (so that some share a batch, as under load), and prints the process's CPU and,
+on PostgreSQL, its backends' CPU (read from /proc, so PostgreSQL must run on this machine), per
+run, best of ``--rounds``: two ways, alternating round by round, the verdict written apart
+(``set_quality``, as until session 14) and with the end (``finish(quality=...)``, as the
+executor does since).
 
 Usage: python bench/store_run_writes.py [--url sqlite|postgresql+asyncpg://...] [--runs 300]
 """
@@ -50,8 +52,11 @@ async def backend_pids(store: Store) -> list[int]:
         return [int(pid) for (pid,) in rows]
 
 
-async def one_round(store: Store, runs: int, at_once: int) -> tuple[float, float, float]:
-    """(node, database) CPU µs per run, and the node's per accept."""
+async def one_round(
+    store: Store, runs: int, at_once: int, *, apart: bool = False
+) -> tuple[float, float, float]:
+    """(node, database) CPU µs per run, and the node's per accept; ``apart``: the verdict in a
+    write of its own."""
     user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "hash")
     accepted = []
 
@@ -70,7 +75,8 @@ async def one_round(store: Store, runs: int, at_once: int) -> tuple[float, float
 
     async def run(run_id: str, thread_id: str) -> None:
         await store.runs.claim(run_id, now=now_ms())
-        await store.runs.set_quality(run_id, verdict)
+        if apart:
+            await store.runs.set_quality(run_id, verdict)
         reply = Message(
             id=new_id("msg"),
             thread_id=thread_id,
@@ -81,7 +87,13 @@ async def one_round(store: Store, runs: int, at_once: int) -> tuple[float, float
             run_id=run_id,
         )
         await store.runs.finish(
-            run_id, "completed", last_seq=323, started_at=None, reply=reply, thread_id=thread_id
+            run_id,
+            "completed",
+            last_seq=323,
+            started_at=None,
+            reply=reply,
+            thread_id=thread_id,
+            quality=None if apart else verdict,
         )
 
     postgres = store.db.dialect == "postgresql"
@@ -109,14 +121,21 @@ async def main() -> None:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         async with Store.open(url, migrate=True) as store:
             await one_round(store, 20, args.at_once)  # the pool's connections, warm
-            figures = [await one_round(store, args.runs, args.at_once) for _ in range(args.rounds)]
-    node = min(f[0] for f in figures)
-    database = min(f[1] for f in figures)
-    print(
-        f"a run's claim, verdict and end: node {node:.0f} µs, database {database:.0f} µs "
-        f"(best of {args.rounds}; {args.at_once} runs at once)"
-    )
-    print(f"accepting its message: node {min(f[2] for f in figures):.0f} µs")
+            figures: dict[bool, list[tuple[float, float, float]]] = {True: [], False: []}
+            for _ in range(args.rounds):
+                for apart in (True, False):
+                    figures[apart].append(
+                        await one_round(store, args.runs, args.at_once, apart=apart)
+                    )
+    for apart, label in ((True, "verdict apart   "), (False, "verdict with end")):
+        node = min(f[0] for f in figures[apart])
+        database = min(f[1] for f in figures[apart])
+        print(
+            f"a run's claim, {label}: node {node:.0f} µs, database {database:.0f} µs "
+            f"(best of {args.rounds}; {args.at_once} runs at once)"
+        )
+    accepts = [f[2] for apart in (True, False) for f in figures[apart]]
+    print(f"accepting its message: node {min(accepts):.0f} µs")
 
 
 if __name__ == "__main__":

@@ -648,6 +648,13 @@ async def test_a_silent_model_times_out_within_the_turn_limit(
 # --- kept with the run ------------------------------------------------------------------------
 
 
+async def ended(store: Store, run: RunInput) -> None:
+    """The run's end recorded as the executor records it: with the verdict its agent kept."""
+    await store.runs.finish(
+        run.run_id, "completed", last_seq=1, started_at=None, quality=run.keeps.quality
+    )
+
+
 async def test_the_runs_model_usage_is_stored_with_it(
     server: ReplayServer, store: Store, settings: Settings, pricing: PricingTable
 ) -> None:
@@ -665,8 +672,10 @@ async def test_the_runs_model_usage_is_stored_with_it(
         async def emit(draft: EventDraft) -> None:
             events.append(draft)
 
-        answer = await agent(RunInput(run_id, thread.id, user.id, QUESTION, epoch="e"), emit)
+        run = RunInput(run_id, thread.id, user.id, QUESTION, epoch="e")
+        answer = await agent(run, emit)
     assert answer == TEXT_ANSWER
+    # Written as the model's turns end, not with the run's end: it was spent either way.
     record = await store.runs.get(user.id, run_id)
     assert record is not None
     assert record.public()["model_usage"] == {
@@ -697,7 +706,9 @@ async def test_the_gates_verdicts_are_kept_with_the_runs_and_counted(
             async def emit(draft: EventDraft) -> None:
                 pass
 
-            await agent(RunInput(run_id, thread.id, user.id, QUESTION, epoch="e"), emit)
+            run = RunInput(run_id, thread.id, user.id, QUESTION, epoch="e")
+            await agent(run, emit)
+        await ended(store, run)
         return run_id
 
     grounded = await ask("text_answer.sse.http")

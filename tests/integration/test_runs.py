@@ -19,10 +19,12 @@ from runwire.errors import Conflict, NotFound, ToolFailed
 from runwire.events import EventDraft, EventType, RunEvent
 from runwire.run_queue.base import Job
 from runwire.run_queue.memory import MemoryRunQueue
+from runwire.runs.dispatcher import HISTORY_TURNS
 from runwire.runs.event_writer import MAX_BACKLOG, EventWriter
 from runwire.runs.executor import CancelOutcome, Emit, RunInput
 from runwire.runs.node import Runs
 from runwire.store.database import Database
+from runwire.store.records import Message
 from runwire.store.schema import runs
 from runwire.store.store import Store
 from runwire.store.usage_versions import UsageVersions
@@ -302,6 +304,73 @@ async def test_a_message_accepted_with_room_starts_here_at_once_for_one_write(
         assert await h.runs.stop(h.user_id, accepted.run_id) is True
         await asyncio.wait_for(h.executor.wait(accepted.run_id), unit(5))
     assert [e.type for e in h.events(accepted.run_id)][-1] == EventType.AGENT_STOPPED
+
+
+async def test_a_run_started_at_once_on_a_long_thread_is_given_its_last_turns_in_order(
+    store: Store,
+) -> None:
+    given: list[RunInput] = []
+    started = asyncio.Event()
+    async with harness_for(recording_agent(given, started))(store) as h:
+        thread = await store.conversations.thread(h.user_id, h.thread_id)
+        assert thread is not None
+        for turn in range(12):  # 24 more messages after the harness's "q": 25 in all
+            run_id = new_id("run")
+            await store.conversations.accept(
+                user_id=h.user_id,
+                thread=thread,
+                content=f"question {turn}",
+                run_id=run_id,
+                epoch=new_epoch(),
+            )
+            assert await store.runs.claim(run_id, now=now_ms()) is not None
+            reply = Message(
+                id=new_id("msg"),
+                thread_id=thread.id,
+                user_id=h.user_id,
+                role="assistant",
+                content=f"answer {turn}",
+                created_at=now_ms(),
+                run_id=run_id,
+            )
+            await store.runs.finish(run_id, "completed", last_seq=1, started_at=None, reply=reply)
+        everything = [(m.role, m.content) for m in await store.conversations.messages_of(thread.id)]
+        assert len(everything) == 25
+        accepted = await h.runs.accept(h.user_id, thread, "and now?")
+        await asyncio.wait_for(started.wait(), unit(5))
+        (run,) = given
+        assert run.run_id == accepted.run_id
+        assert run.history == everything[-HISTORY_TURNS:]
+        assert run.history[-1] == ("assistant", "answer 11")
+        assert await h.runs.stop(h.user_id, accepted.run_id) is True
+        await asyncio.wait_for(h.executor.wait(accepted.run_id), unit(5))
+
+
+async def test_a_queued_run_is_given_the_usage_version_as_it_starts_with_no_read_of_its_own(
+    backend: str, store_url: str
+) -> None:
+    given: list[RunInput] = []
+    started = asyncio.Event()
+    async with (
+        counted_store(backend, store_url) as (store, _),
+        harness_for(recording_agent(given, started))(store) as h,
+    ):
+        thread = await store.conversations.thread(h.user_id, h.thread_id)
+        first = await h.runs.accept(h.user_id, thread, "first")
+        await asyncio.wait_for(started.wait(), unit(5))
+        started.clear()
+        second = await h.runs.accept(h.user_id, thread, "second")
+        assert not h.executor.has(second.run_id)  # queued behind the first
+        # Data added while it waits: the version it starts with is the one after it.
+        await store.usage.add(h.user_id, list(generate_sample())[:10])
+        version = await store.db.read(partial(UsageVersions(store.db).current, user_id=h.user_id))
+        assert await h.runs.stop(h.user_id, first.run_id) is True
+        await asyncio.wait_for(started.wait(), unit(5))
+        assert [run.run_id for run in given] == [first.run_id, second.run_id]
+        assert given[1].usage_version == version > 0
+        assert given[1].history[-1] == ("user", "first")
+        assert await h.runs.stop(h.user_id, second.run_id) is True
+        await asyncio.wait_for(h.executor.wait(second.run_id), unit(5))
 
 
 async def test_a_message_on_a_busy_thread_waits_its_turn_and_an_interrupt_stops_the_turn_ahead(

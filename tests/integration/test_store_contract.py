@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from functools import partial
 
 import orjson
 import pytest
@@ -30,6 +31,7 @@ from runwire.store.records import Message
 from runwire.store.schema import run_events, threads, usage_batches, usage_summaries, users
 from runwire.store.store import Store
 from runwire.store.summary import UsageSummary
+from runwire.store.usage_versions import UsageVersions
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
 from runwire.usage.validation import MAX_TOKENS
@@ -859,10 +861,16 @@ async def test_claims_start_one_run_of_a_thread_at_a_time_in_arrival_order(store
     assert await runs.unfinished_count(user.id) == 1
     record = await runs.by_id(second)
     assert record is not None
-    # The run's agent is given its message and the thread's messages before it.
-    question, history = await store.conversations.turn(record.message_id, 20)
-    assert question == "two" and history == [("user", "one")]
-    assert await store.conversations.turn("msg_none", 20) == ("", [])
+    # The run's agent is given its message and the thread's messages before it, and the
+    # user's usage version as it starts (0 before any data).
+    assert await store.conversations.turn(record.message_id, 20) == ("two", [("user", "one")], 0)
+    await store.usage.add(user.id, list(generate_sample())[:5])
+    await store.usage.add(user.id, list(generate_sample())[5:10])
+    version = await store.db.read(partial(UsageVersions(store.db).current, user_id=user.id))
+    assert version >= 2
+    question, history, seen = await store.conversations.turn(record.message_id, 20)
+    assert question == "two" and history == [("user", "one")] and seen == version
+    assert await store.conversations.turn("msg_none", 20) == ("", [], 0)
 
 
 async def test_accepting_claims_the_run_only_when_nothing_of_its_thread_is_unfinished(

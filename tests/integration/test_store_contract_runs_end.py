@@ -111,3 +111,32 @@ async def test_a_runs_end_that_fails_leaves_nothing_of_it(store: Store) -> None:
     record = await store.runs.by_id(first)
     assert record is not None and (record.status, record.last_seq) == ("completed", 1)
     assert [m.id for m in await store.conversations.messages_of(thread_id)].count(taken.id) == 1
+
+
+async def test_a_verdict_is_written_with_the_runs_end_and_an_end_without_one_keeps_it(
+    store: Store,
+) -> None:
+    user_id, thread_id, (first, second, _) = await a_thread_of_three(store)
+    verdict = {"score": 0.5, "outcome": "replaced", "reasons": [{"reason": "unsupported_figure"}]}
+    reply = reply_to(user_id, thread_id, first)
+    following = await store.runs.finish(
+        first,
+        "completed",
+        last_seq=9,
+        started_at=1,
+        reply=reply,
+        thread_id=thread_id,
+        quality=verdict,
+    )
+    assert following == second
+    record = await store.runs.get(user_id, first)
+    assert record is not None
+    assert record.public()["quality"] == verdict
+    # Kept before the end (by set_quality): an end that keeps nothing leaves it as it was.
+    assert await store.runs.claim(second, now=now_ms()) is not None
+    await store.runs.set_quality(second, {"score": 1.0, "outcome": "passed", "reasons": []})
+    await store.runs.finish(second, "failed", last_seq=2, started_at=None, error_code="x")
+    kept = await store.runs.get(user_id, second)
+    assert kept is not None and kept.status == "failed"
+    assert kept.public()["quality"] == {"score": 1.0, "outcome": "passed", "reasons": []}
+    assert (await store.runs.quality_metrics(user_id))["checked"] == 2

@@ -79,7 +79,8 @@ def build_agent(
             model=model,
             model_fallback=settings.llm_fallback is ModelFallback.OFFLINE,
             keep_model_usage=partial(store.runs.set_model_usage, run.run_id),
-            keep_quality=partial(store.runs.set_quality, run.run_id),
+            # Kept with the run's end (the executor writes it with it), not written now.
+            keep_quality=run.keeps.keep_quality,
             # A plain function given as the emitter (as tests do) emits a batch one by one.
             emit_batch=getattr(emit, "emit_batch", None),
         )

@@ -81,6 +81,7 @@ class RunCloser:
                 error_message=error[1] if error else None,
                 reply=reply,
                 thread_id=active.input.thread_id,
+                quality=active.input.keeps.quality,
             )
         except Exception:
             # The watchers still get the run's last event; the stored row says what it can.

@@ -260,7 +260,7 @@ class Dispatcher:
             if record is None:
                 await queue.release(job.run_id)
                 return False
-            question, history = await self._store.conversations.turn(
+            question, history, usage_version = await self._store.conversations.turn(
                 record.message_id, HISTORY_TURNS
             )
         except BaseException:
@@ -280,6 +280,7 @@ class Dispatcher:
                 # Stored in milliseconds, by whichever node accepted it (clocks kept in step).
                 accepted_at=record.created_at / 1000,
                 trace=job.trace,
+                usage_version=usage_version,
             ),
             started_at=record.started_at,
             stop_reason=stop_reason,

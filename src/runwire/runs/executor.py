@@ -329,6 +329,7 @@ class RunExecutor:
                     RunStatus.CANCELLED.value,
                     last_seq=journal.last_seq,
                     started_at=active.started_at,
+                    quality=run.keeps.quality,
                 )
         except Exception:
             log.exception("could not record the end of run %s", run.run_id)

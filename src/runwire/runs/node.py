@@ -194,8 +194,7 @@ class Runs:
         history: list[tuple[str, str]] = []
         try:
             if now and thread is not None:
-                earlier = await conversations.messages_of(thread.id)
-                history = [(m.role, m.content) for m in earlier[-HISTORY_TURNS:]]
+                history = await conversations.recent(thread.id, HISTORY_TURNS)
             started_at = now_ms()
             accepted = await conversations.accept_run(
                 user_id=user_id,

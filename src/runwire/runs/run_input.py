@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from runwire.events.model import EventDraft, RunEvent
 
-__all__ = ["AgentFn", "Emit", "RunInput"]
+__all__ = ["AgentFn", "Emit", "RunInput", "RunKeeps"]
 
 
 class Emit(Protocol):
@@ -25,6 +25,21 @@ class Emit(Protocol):
     def __call__(self, draft: EventDraft, /) -> Awaitable[RunEvent]: ...
 
     def emit_batch(self, drafts: Sequence[EventDraft], /) -> Awaitable[list[RunEvent]]: ...
+
+
+@dataclass(slots=True)
+class RunKeeps:
+    """What a run's agent hands over to be kept with the run's end: the quality gate's verdict,
+    written in the statement that records the end rather than in a write of its own (on
+    PostgreSQL a round trip and a commit; docs/decisions.md, "Session 14: pg2"). Whoever sees
+    the run ended finds it stored. (What the run's model turns took is written at once: it was
+    spent even if the run never ends here.)"""
+
+    quality: dict[str, Any] | None = None  # the verdict, as ``RunLog.finish`` takes it
+
+    async def keep_quality(self, verdict: dict[str, Any]) -> None:
+        """An agent's ``keep_quality``: the verdict is kept with the run's end."""
+        self.quality = verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +56,11 @@ class RunInput:
     # (a run started where it was accepted is inside the message's span already).
     trace: str = field(default="", kw_only=True)
     # The user's usage version as the run was stored and claimed in one transaction (its
-    # message accepted here): its first read of their data needs no read of the version. None
-    # for a run started otherwise (the version is read then).
+    # message accepted here), or as its message was read when it was claimed later: its first
+    # read of their data needs no read of the version. None: read then.
     usage_version: int | None = field(default=None, kw_only=True)
+    # Filled in by the agent as it runs; read by the executor as it records the run's end.
+    keeps: RunKeeps = field(default_factory=RunKeeps, kw_only=True, compare=False)
 
 
 AgentFn = Callable[[RunInput, Emit], Awaitable[str]]

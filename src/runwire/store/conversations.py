@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from sqlalchemy import Connection, Insert, Update, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +16,7 @@ from runwire.store.acceptance import Acceptance, accept_statement
 from runwire.store.database import Database, Prepared
 from runwire.store.records import Message, ThreadRecord
 from runwire.store.run_order import unfinished_statement
-from runwire.store.schema import messages, runs, threads, users
+from runwire.store.schema import messages, runs, threads, usage_versions, users
 from runwire.store.usage_versions import UsageVersions
 
 __all__ = ["Acceptance", "Conversations"]
@@ -92,6 +93,13 @@ def _message(row: object) -> Message:
     )
 
 
+def _oldest_first(newest_first: Iterable[Any]) -> list[tuple[str, str]]:
+    """``(role, content)`` rows read newest first, as a history: oldest first."""
+    history = [(role, text) for role, text in newest_first]
+    history.reverse()
+    return history
+
+
 class Conversations:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -103,16 +111,25 @@ class Conversations:
         )
         # Read by every run as it starts (see ``turn``).
         self._turn_message = db.prepare(
-            select(messages.c.pk, messages.c.thread_id, messages.c.content).where(
-                messages.c.id == bindparam("message_id")
-            )
+            select(
+                messages.c.pk,
+                messages.c.thread_id,
+                messages.c.content,
+                # The user's usage version, in the same read: the run's first read of their
+                # data then needs no read of its own to know whether a cached view is current.
+                select(usage_versions.c.version)
+                .where(usage_versions.c.user_id == messages.c.user_id)
+                .scalar_subquery(),
+            ).where(messages.c.id == bindparam("message_id"))
         )
-        self._turn_before = db.prepare(
+        latest = (
             select(messages.c.role, messages.c.content)
-            .where(messages.c.thread_id == bindparam("thread_id"), messages.c.pk < bindparam("pk"))
+            .where(messages.c.thread_id == bindparam("thread_id"))
             .order_by(messages.c.pk.desc())
             .limit(bindparam("turns"))
         )
+        self._recent = db.prepare(latest)
+        self._turn_before = db.prepare(latest.where(messages.c.pk < bindparam("pk")))
         # The user's row, locked for the rest of the accept transaction: accepts for one user
         # take turns, each counting the runs of those before it (the per-user run cap). NO KEY
         # UPDATE: the inserts that refer to the user (a message, a run) elsewhere do not wait
@@ -371,19 +388,28 @@ class Conversations:
             )
             return [_message(r) for r in rows]
 
-    async def turn(self, message_id: str, turns: int) -> tuple[str, list[tuple[str, str]]]:
-        """The text of the message that started a run, and the ``turns`` messages of its thread
-        before it as ``(role, content)``, oldest first: what the run's agent is given. Read when
-        the run starts, so a run queued behind another sees that one's answer."""
+    async def recent(self, thread_id: str, turns: int) -> list[tuple[str, str]]:
+        """The thread's last ``turns`` messages as ``(role, content)``, oldest first: the
+        history a run accepted on it now is given (only those are read, however long the
+        thread)."""
 
-        def read(conn: Connection) -> tuple[str, list[tuple[str, str]]]:
+        def read(conn: Connection) -> list[tuple[str, str]]:
+            return _oldest_first(self._recent.run(conn, thread_id=thread_id, turns=turns))
+
+        return await self._db.read(read)
+
+    async def turn(self, message_id: str, turns: int) -> tuple[str, list[tuple[str, str]], int]:
+        """The text of the message that started a run, the ``turns`` messages of its thread
+        before it as ``(role, content)``, oldest first, and its user's usage version (0 before
+        any data): what the run's agent is given. Read when the run starts, so a run queued
+        behind another sees that one's answer, and the usage version as the run starts."""
+
+        def read(conn: Connection) -> tuple[str, list[tuple[str, str]], int]:
             row = self._turn_message.run(conn, message_id=message_id).first()
             if row is None:
-                return "", []
-            pk, thread_id, content = row
+                return "", [], 0
+            pk, thread_id, content, version = row
             earlier = self._turn_before.run(conn, thread_id=thread_id, pk=pk, turns=turns)
-            history = [(role, text) for role, text in earlier]
-            history.reverse()
-            return content, history
+            return content, _oldest_first(earlier), version or 0
 
         return await self._db.read(read)

@@ -38,6 +38,27 @@ __all__ = ["RunLog"]
 # The claim's row, by position: a prepared statement's rows may be the driver's tuples.
 _RUN_COLUMNS = tuple(column.name for column in runs.c)
 
+_KEPT_COLUMNS = (
+    runs.c.quality_score,
+    runs.c.quality_outcome,
+    runs.c.quality_reasons,
+)
+
+
+def _quality_values(verdict: Mapping[str, Any]) -> dict[str, Any]:
+    """The quality gate's verdict (its ``score``, ``outcome`` and ``reasons``) as columns."""
+    return {
+        "quality_score": float(verdict["score"]),
+        "quality_outcome": str(verdict["outcome"]),
+        "quality_reasons": orjson.dumps(list(verdict["reasons"])).decode(),
+    }
+
+
+def _kept_params(quality: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The end statement's ``k_*`` parameters: each kept column's value, or None to leave it."""
+    values = _quality_values(quality) if quality is not None else {}
+    return {f"k_{column.name}": values.get(column.name) for column in _KEPT_COLUMNS}
+
 
 class RunLog(EventLog):
     """The ``runs`` table, and (from :class:`EventLog`) their events in ``run_events``."""
@@ -61,6 +82,14 @@ class RunLog(EventLog):
                 last_seq=bindparam("e_last_seq"),
                 error_code=bindparam("e_error_code"),
                 error_message=bindparam("e_error_message"),
+                # What the run kept (its verdict), written with its end; a NULL leaves what is
+                # there (kept by set_quality, or by another node's code).
+                **{
+                    column.name: func.coalesce(
+                        bindparam(f"k_{column.name}", type_=column.type), column
+                    )
+                    for column in _KEPT_COLUMNS
+                },
             )
         )
         self._end = db.prepare(end)
@@ -99,13 +128,17 @@ class RunLog(EventLog):
         error_message: str | None = None,
         reply: Message | None = None,
         thread_id: str | None = None,
+        quality: Mapping[str, Any] | None = None,
     ) -> str | None:
         """Record a run's end and, if it produced one, its reply message, in one transaction.
 
         With ``thread_id`` (the run's), also returns the thread's queued run that may start now
         that this one has ended, if any: read in the same transaction, so the node that ends a
-        run can start the next without another round trip."""
+        run can start the next without another round trip. ``quality`` (the verdict, as
+        :meth:`set_quality` takes it) is kept with the run in the same statement; without it,
+        what the run keeps stays."""
         now = now_ms()
+        kept = _kept_params(quality)
         if self._finish_at_once is not None:
             return await self._finish_at_once_on_postgresql(
                 run_id,
@@ -117,6 +150,7 @@ class RunLog(EventLog):
                 error_message,
                 reply,
                 thread_id,
+                kept,
             )
         following_run = self._next
 
@@ -135,6 +169,7 @@ class RunLog(EventLog):
                 e_last_seq=last_seq,
                 e_error_code=error_code,
                 e_error_message=error_message,
+                **kept,
             )
             if thread_id is None:
                 return None
@@ -154,6 +189,7 @@ class RunLog(EventLog):
         error_message: str | None,
         reply: Message | None,
         thread_id: str | None,
+        kept: dict[str, Any],
     ) -> str | None:
         """:meth:`finish` as one statement: the reply stored, the thread touched and the run
         ended in CTEs, and the thread's next run selected by the statement itself, which sees
@@ -170,6 +206,7 @@ class RunLog(EventLog):
             "e_last_seq": last_seq,
             "e_error_code": error_code,
             "e_error_message": error_message,
+            **kept,
         }
         if reply is not None:
             params.update(message_params(reply), t_thread_id=reply.thread_id)
@@ -202,12 +239,14 @@ class RunLog(EventLog):
 
     async def set_quality(self, run_id: str, verdict: Mapping[str, Any]) -> None:
         """Keep the quality gate's verdict on the run's answer (its ``score``, ``outcome`` and
-        ``reasons``, as the supervisor hands them over) with the run."""
+        ``reasons``, as the supervisor hands them over) with the run now (a run the executor
+        runs keeps it with its end instead: ``finish``)."""
+        values = _quality_values(verdict)
         params = {
             "run_id": run_id,
-            "q_score": float(verdict["score"]),
-            "q_outcome": str(verdict["outcome"]),
-            "q_reasons": orjson.dumps(list(verdict["reasons"])).decode(),
+            "q_score": values["quality_score"],
+            "q_outcome": values["quality_outcome"],
+            "q_reasons": values["quality_reasons"],
         }
         keep = self._keep_quality
 
