@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
-from sqlalchemy import Connection, Insert, Update, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from runwire.domain.clock import now_ms
@@ -14,6 +13,13 @@ from runwire.domain.run_status import RunStatus
 from runwire.errors import Conflict
 from runwire.store.acceptance import Acceptance, accept_statement
 from runwire.store.database import Database, Prepared
+from runwire.store.message_rows import (
+    insert_message_statement,
+    message_from_row,
+    message_params,
+    oldest_first,
+    touch_thread_statement,
+)
 from runwire.store.records import Message, ThreadRecord
 from runwire.store.run_order import unfinished_statement
 from runwire.store.schema import messages, runs, threads, usage_versions, users
@@ -32,72 +38,6 @@ _THREAD_COLUMNS = (
     threads.c.updated_at,
 )
 """In the order of :class:`ThreadRecord`'s fields."""
-
-_MESSAGE_COLUMNS = (
-    "id",
-    "thread_id",
-    "user_id",
-    "role",
-    "content",
-    "run_id",
-    "client_message_id",
-    "partial",
-    "created_at",
-)
-
-
-def insert_message_statement() -> Insert:
-    """Insert a message: parameters ``m_<column>`` (see :func:`message_params`)."""
-    return insert(messages).values({c: bindparam(f"m_{c}") for c in _MESSAGE_COLUMNS})
-
-
-def touch_thread_statement() -> Update:
-    """Set the thread ``:thread_id``'s ``updated_at`` to ``:now``."""
-    return (
-        update(threads)
-        .where(threads.c.id == bindparam("thread_id"))
-        .values(updated_at=bindparam("now"))
-    )
-
-
-def message_params(msg: Message) -> dict[str, object]:
-    return {f"m_{c}": v for c, v in message_row(msg).items()}
-
-
-def message_row(msg: Message) -> dict[str, object]:
-    return {
-        "id": msg.id,
-        "thread_id": msg.thread_id,
-        "user_id": msg.user_id,
-        "role": msg.role,
-        "content": msg.content,
-        "run_id": msg.run_id,
-        "client_message_id": msg.client_message_id,
-        "partial": msg.partial,
-        "created_at": msg.created_at,
-    }
-
-
-def _message(row: object) -> Message:
-    m = row._mapping  # type: ignore[attr-defined]
-    return Message(
-        id=m["id"],
-        thread_id=m["thread_id"],
-        user_id=m["user_id"],
-        role=m["role"],
-        content=m["content"],
-        created_at=m["created_at"],
-        run_id=m["run_id"],
-        client_message_id=m["client_message_id"],
-        partial=bool(m["partial"]),
-    )
-
-
-def _oldest_first(newest_first: Iterable[Any]) -> list[tuple[str, str]]:
-    """``(role, content)`` rows read newest first, as a history: oldest first."""
-    history = [(role, text) for role, text in newest_first]
-    history.reverse()
-    return history
 
 
 class Conversations:
@@ -376,7 +316,7 @@ class Conversations:
                     )
                 )
             ).first()
-        return _message(row) if row else None
+        return message_from_row(row) if row else None
 
     async def messages_of(self, thread_id: str, limit: int = 1000) -> list[Message]:
         async with self._db.connect() as conn:
@@ -386,7 +326,7 @@ class Conversations:
                 .order_by(messages.c.pk)
                 .limit(limit)
             )
-            return [_message(r) for r in rows]
+            return [message_from_row(r) for r in rows]
 
     async def recent(self, thread_id: str, turns: int) -> list[tuple[str, str]]:
         """The thread's last ``turns`` messages as ``(role, content)``, oldest first: the
@@ -394,7 +334,7 @@ class Conversations:
         thread)."""
 
         def read(conn: Connection) -> list[tuple[str, str]]:
-            return _oldest_first(self._recent.run(conn, thread_id=thread_id, turns=turns))
+            return oldest_first(self._recent.run(conn, thread_id=thread_id, turns=turns))
 
         return await self._db.read(read)
 
@@ -410,6 +350,6 @@ class Conversations:
                 return "", [], 0
             pk, thread_id, content, version = row
             earlier = self._turn_before.run(conn, thread_id=thread_id, pk=pk, turns=turns)
-            return content, _oldest_first(earlier), version or 0
+            return content, oldest_first(earlier), version or 0
 
         return await self._db.read(read)

@@ -22,13 +22,13 @@ from sqlalchemy import (
 
 from runwire.domain.clock import now_ms
 from runwire.domain.run_status import UNFINISHED_STATUSES, RunStatus
-from runwire.store.conversations import (
+from runwire.store.database import Database, Prepared
+from runwire.store.event_log import EventLog
+from runwire.store.message_rows import (
     insert_message_statement,
     message_params,
     touch_thread_statement,
 )
-from runwire.store.database import Database, Prepared
-from runwire.store.event_log import EventLog
 from runwire.store.records import Message, RunRecord
 from runwire.store.run_order import ahead_of, arrival, claim_statement, next_statement
 from runwire.store.schema import runs, threads
