@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from runwire.agents.figures import DATE, Figure, figures
+from runwire.agents.figures import DATE, Figure, scan
 
 __all__ = ["Numbers", "candidates", "derived"]
 
@@ -51,33 +51,40 @@ def _collect(value: Any, values: set[float], dates: set[float]) -> None:
         elif kind is list or kind is tuple:
             stack.extend(item)
             # A column's total ("save up to $40.60 a month" is the sum of the actions' savings).
-            rows = [row for row in item if isinstance(row, Mapping)]
+            rows = [row for row in item if type(row) is dict or isinstance(row, Mapping)]
             if rows:
                 totals: dict[str, float] = {}
                 for row in rows:
                     for key, cell in row.items():
-                        if _is_number(cell):
+                        # An int or a float as such first: most cells are, and the full test
+                        # (bools out, subclasses in) is the slow part of a big table's walk.
+                        cell_kind = type(cell)
+                        if (
+                            math.isfinite(cell)
+                            if cell_kind is float or cell_kind is int
+                            else _is_number(cell)
+                        ):
                             totals[key] = totals.get(key, 0.0) + float(cell)
                 values.update(abs(total) for total in totals.values())
 
 
 def _collect_text(text: str, values: set[float], dates: set[float]) -> None:
-    if " " not in text and any(c.isalpha() for c in text):
+    if " " not in text and any(map(str.isalpha, text)):
         # A name, an id, a fingerprint or a timestamp: no figure but a leading date.
         match = DATE.match(text)
         if match is None:
             return
         text = match.group(0)
-    elif not any(c.isdigit() for c in text):
+    elif not any(map(str.isdigit, text)):
         return
-    for figure in figures(text):
-        if figure.unit == "date":
-            dates.add(figure.value)
+    for _, value, unit, _ in scan(text):
+        if unit == "date":
+            dates.add(value)
             # "April 1, 2025": the parts of a date are figures the text may show.
-            year, rest = divmod(int(figure.value), 10_000)
+            year, rest = divmod(int(value), 10_000)
             values.update((float(year), float(rest // 100), float(rest % 100)))
         else:
-            values.add(figure.value)
+            values.add(value)
 
 
 def _is_number(value: Any) -> bool:

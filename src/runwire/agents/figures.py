@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["DATE", "Figure", "figures"]
+__all__ = ["DATE", "Figure", "figures", "scan"]
 
 # Whole numbers this small are prose ("the 3 models", "top 5"), not measurements.
 _PROSE_MAX = 12
@@ -15,12 +15,16 @@ _PROSE_MAX = 12
 #: A date as the agents write it (ISO 8601, 2025-04-01), not inside a longer number.
 DATE = re.compile(r"(?<![\w.])(\d{4})-(\d{2})-(\d{2})(?!\d)")
 # A figure: not inside a name ("gpt-4o", "claude-3-5-sonnet", "p95", "llama3.1:8b").
+# The lookahead first: it fails at once where no figure can start (a figure's first character is
+# "<", "$" or a digit), before the two lookbehinds are tried; it halves the scan of a long answer.
 _NUMBER = re.compile(
-    r"(?<![\w.$])(?<![A-Za-z0-9]-)(?P<less><\s?)?(?P<usd>\$)?"
+    r"(?=[<$\d])(?<![\w.$])(?<![A-Za-z0-9]-)(?P<less><\s?)?(?P<usd>\$)?"
     r"(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
     r"(?:\s?(?P<unit>%|ms\b|s\b|k\b|K\b|M\b))?(?![\w.]\w|[\w%])"
 )
 _LIST_MARKER = re.compile(r"^(\s*)\d+[.)]\s", re.MULTILINE)
+# What "k", "M" and "s" multiply a figure by (seconds are shown as milliseconds).
+_SCALE = {"k": 1e3, "K": 1e3, "M": 1e6, "s": 1e3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,26 +50,45 @@ class Figure:
 
 def figures(text: str) -> list[Figure]:
     """The figures of ``text`` in order: dates first, then numbers, each as it is shown."""
-    found: list[Figure] = []
-    for match in DATE.finditer(text):
-        year, month, day = (int(g) for g in match.groups())
-        found.append(Figure(match.group(0), year * 10_000 + month * 100 + day, "date", 0.0))
-    rest = DATE.sub(" ", _LIST_MARKER.sub(r"\1", text))
+    return [Figure(*shown) for shown in scan(text)]
+
+
+def scan(text: str) -> list[tuple[str, float, str, float]]:
+    """:func:`figures` as ``(text, value, unit, tolerance)`` tuples, without building a
+    :class:`Figure` each: the evidence reads every text of a run's results this way."""
+    # One pass of each pattern over the text: the dates are read after the list markers go
+    # (no date starts, ends or changes in a marker: it is digits, "." or ")" and a space at a
+    # line's start), and the numbers' text is that with the dates cut out of it.
+    rest = _LIST_MARKER.sub(r"\1", text)
+    found: list[tuple[str, float, str, float]] = []
+    if "-" in rest:  # every date has one; most texts hold none
+        pieces: list[str] = []
+        at = 0
+        for match in DATE.finditer(rest):
+            year, month, day = match.groups()
+            found.append(
+                (match.group(0), int(year) * 10_000 + int(month) * 100 + int(day), "date", 0.0)
+            )
+            pieces += (rest[at : match.start()], " ")
+            at = match.end()
+        if pieces:
+            pieces.append(rest[at:])
+            rest = "".join(pieces)
     for match in _NUMBER.finditer(rest):
-        digits = match.group("int").replace(",", "")
-        frac = match.group("frac") or ""
-        value = float(digits + frac)
+        less, usd, whole, frac, unit = match.group("less", "usd", "int", "frac", "unit")
+        frac = frac or ""
+        value = float(whole.replace(",", "") + frac)
         tolerance = 0.5 * 10 ** -(len(frac) - 1) if frac else 0.5
-        unit = match.group("unit") or ""
-        scale = {"k": 1e3, "K": 1e3, "M": 1e6, "s": 1e3}.get(unit, 1.0)
-        if match.group("less"):
+        unit = unit or ""
+        scale = _SCALE.get(unit, 1.0)
+        if less:
             # "<$0.0001": anything from 0 up to the bound.
             value, tolerance = value / 2, value / 2
-        if match.group("usd"):
+        if usd:
             unit = "$" if unit in ("", "k", "K", "M") else unit
         elif unit in ("k", "K", "M"):
             unit = ""
         elif unit == "s":
             unit = "ms"
-        found.append(Figure(match.group(0).strip(), value * scale, unit, tolerance * scale))
+        found.append((match.group(0).strip(), value * scale, unit, tolerance * scale))
     return found

@@ -55,14 +55,19 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 # What a text about each kind of question talks about (the kind's topic words).
 _TOPIC_WORDS = {
-    "cost": r"cost|sav|spend|\$|cheap|price",
-    "spend": r"cost|spend|\$|price|cheap",
-    "latency": r"latenc|p\d\d|\bms\b|slow|fast|percentile|median",
-    "errors": r"error|fail|reliab",
-    "caching": r"cach|repeat|duplicat",
-    "trend": r"week|days?\b|trend|previous|before|change|up\b|down\b|month|today|yesterday",
-    "data": r"calls?\b|data|records?",
+    kind: re.compile(words, re.IGNORECASE)
+    for kind, words in {
+        "cost": r"cost|sav|spend|\$|cheap|price",
+        "spend": r"cost|spend|\$|price|cheap",
+        "latency": r"latenc|p\d\d|\bms\b|slow|fast|percentile|median",
+        "errors": r"error|fail|reliab",
+        "caching": r"cach|repeat|duplicat",
+        "trend": r"week|days?\b|trend|previous|before|change|up\b|down\b|month|today|yesterday",
+        "data": r"calls?\b|data|records?",
+    }.items()
 }
+# What a name and a text are compared without: case, punctuation and layout.
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 
 # The kinds whose answer is about the names the question uses.
@@ -232,7 +237,7 @@ def _echo(text: str, instructions: Iterable[str]) -> str | None:
 
 
 def _squash(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower())
+    return _NOT_ALNUM.sub("", text.lower())
 
 
 def _missing_subject(text: str, reading: Mapping[str, Any] | None) -> str | None:
@@ -250,7 +255,7 @@ def _missing_subject(text: str, reading: Mapping[str, Any] | None) -> str | None
         if name and subject.get("in_data", True) and _squash(name) not in squashed:
             return f"{subject.get('kind', 'subject')} {name}"
     topic = _TOPIC_WORDS.get(kind)
-    if topic and not re.search(topic, text, re.IGNORECASE):
+    if topic and not topic.search(text):
         return f"the question's topic ({kind})"
     if kind == "unclear" and "?" not in text:
         return "the clarifying question"
