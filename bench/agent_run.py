@@ -9,7 +9,12 @@ The throughput benchmark's runs move by ±15% or more on the shared machine; thi
 change to the agents or the journal in a minute. Two source trees are compared by running it
 with each on ``PYTHONPATH``, alternately (docs/benchmarks.md, "Hot path, session 13").
 
-Usage: python bench/agent_run.py [--runs 40] [--rounds 8]
+A warm user's second asking of a question finds the quality gate's verdict on the offline answer
+kept in the data's memo (agents/supervisor.py); ``--fresh-verdict`` drops it before every run, so
+each run pays the gate as a first asking (new data, a new question, a model's answer, the unit
+tests' fresh data) does (docs/benchmarks.md, "Session 14: quality gate").
+
+Usage: python bench/agent_run.py [--runs 40] [--rounds 8] [--fresh-verdict]
 """
 
 from __future__ import annotations
@@ -82,7 +87,12 @@ async def _run(records: UsageSet, pricing: PricingTable) -> int:
     return len(delivered)
 
 
-async def main(runs: int, rounds: int) -> None:
+def _forget_verdicts(records: UsageSet) -> None:
+    for key in [k for k in records.memo if isinstance(k, tuple) and k[:1] == ("quality_verdict",)]:
+        del records.memo[key]
+
+
+async def main(runs: int, rounds: int, fresh_verdict: bool) -> None:
     pricing = PricingTable.load()
     records = UsageSet(generate_sample())
     prepare(records, pricing)  # as a warm user's data is: the analyses read from the memo
@@ -92,6 +102,8 @@ async def main(runs: int, rounds: int) -> None:
     for _ in range(rounds):
         started = time.process_time()  # CPU time: waiting for the shared machine is not counted
         for _ in range(runs):
+            if fresh_verdict:
+                _forget_verdicts(records)
             await _run(records, pricing)
         best = min(best, (time.process_time() - started) / runs)
     print(f"{events} events a run; best of {rounds} rounds of {runs} runs, CPU time:")
@@ -102,5 +114,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--fresh-verdict", action="store_true", help="check every run's answer")
     args = parser.parse_args()
-    uvloop.run(main(args.runs, args.rounds))
+    uvloop.run(main(args.runs, args.rounds, args.fresh_verdict))

@@ -13,7 +13,10 @@ __all__ = ["DATE", "Figure", "figures", "scan"]
 _PROSE_MAX = 12
 
 #: A date as the agents write it (ISO 8601, 2025-04-01), not inside a longer number.
-DATE = re.compile(r"(?<![\w.])(\d{4})-(\d{2})-(\d{2})(?!\d)")
+# A digit first and the lookbehind after it (no word character or "." before that digit): a
+# pattern that starts with a digit lets the engine skip to the next digit instead of trying every
+# position, which halves the scan of a long answer.
+DATE = re.compile(r"(\d(?<![\w.]\d)\d{3})-(\d{2})-(\d{2})(?!\d)")
 # A figure: not inside a name ("gpt-4o", "claude-3-5-sonnet", "p95", "llama3.1:8b").
 # The lookahead first: it fails at once where no figure can start (a figure's first character is
 # "<", "$" or a digit), before the two lookbehinds are tried; it halves the scan of a long answer.
