@@ -66,8 +66,6 @@ _TOPIC_WORDS = {
         "data": r"calls?\b|data|records?",
     }.items()
 }
-# What a name and a text are compared without: case, punctuation and layout.
-_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 
 # The kinds whose answer is about the names the question uses.
@@ -181,13 +179,14 @@ def assess(
                 f"computed: {listed}",
             )
         )
-    missing = _missing_subject(text, reading)
+    said = _Words(text)
+    missing = _missing_subject(text, said, reading)
     if missing:
         problems.append(Problem(Reason.SUBJECT_MISSING, f"the answer does not address {missing}"))
     # A clarifying question is what an unclear question needs, figures or not.
     asks_back = reading is not None and reading.get("kind") == "unclear" and "?" in text
     valuable = bool(shown) or asks_back or _ACTION_WORDS.search(text) is not None
-    echo = _echo(text, instructions)
+    echo = _echo(said, instructions)
     if echo:
         problems.append(Problem(Reason.ECHOES_INSTRUCTIONS, echo))
     if not valuable:
@@ -205,20 +204,45 @@ def assess(
     )
 
 
-def _echo(text: str, instructions: Iterable[str]) -> str | None:
-    """How ``text`` restates ``instructions`` (a sentence), or None when it does not: it quotes
+class _Words:
+    """A text's words, lowercased: read once, when a check first needs them, for both the echo
+    and the subject checks (a long answer's lowering and reading is most of what they cost)."""
+
+    __slots__ = ("_squashed", "_text", "_words")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._words: list[str] | None = None
+        self._squashed: str | None = None
+
+    @property
+    def words(self) -> list[str]:
+        if self._words is None:
+            self._words = _WORD.findall(self._text.lower())
+        return self._words
+
+    @property
+    def squashed(self) -> str:
+        """The words run together: the text without case, punctuation or layout."""
+        if self._squashed is None:
+            self._squashed = "".join(self.words)
+        return self._squashed
+
+
+def _echo(said: _Words, instructions: Iterable[str]) -> str | None:
+    """How the text (``said``: its words) restates ``instructions`` (a sentence), or None when it does not: it quotes
     them, word for word, for at least :data:`_ECHO_WORDS` words in one stretch, or for that many
     in all making up a third of its words. Quotes are runs of :data:`_QUOTE_WORDS` words or more;
     case, punctuation and layout are ignored."""
     quotable: set[tuple[str, ...]] = set()
     for told in instructions:
-        said = _WORD.findall(told.lower())
+        them = _WORD.findall(told.lower())
         quotable.update(
-            tuple(said[i : i + _QUOTE_WORDS]) for i in range(len(said) - _QUOTE_WORDS + 1)
+            tuple(them[i : i + _QUOTE_WORDS]) for i in range(len(them) - _QUOTE_WORDS + 1)
         )
     if not quotable:
         return None
-    words = _WORD.findall(text.lower())
+    words = said.words
     quoted = [False] * len(words)
     for i in range(len(words) - _QUOTE_WORDS + 1):
         if tuple(words[i : i + _QUOTE_WORDS]) in quotable:
@@ -237,14 +261,15 @@ def _echo(text: str, instructions: Iterable[str]) -> str | None:
 
 
 def _squash(text: str) -> str:
-    return _NOT_ALNUM.sub("", text.lower())
+    """``text`` without case, punctuation or layout: its words run together."""
+    return "".join(_WORD.findall(text.lower()))
 
 
-def _missing_subject(text: str, reading: Mapping[str, Any] | None) -> str | None:
-    """What of triage's reading the text leaves out (a name, or the kind's topic), or None."""
+def _missing_subject(text: str, said: _Words, reading: Mapping[str, Any] | None) -> str | None:
+    """What of triage's reading the text leaves out (a name, or the kind's topic), or None;
+    ``said``: the text's words."""
     if not reading:
         return None
-    squashed = _squash(text)
     kind = str(reading.get("kind", ""))
     # Named subjects are what a comparison, a subject or a topic question is about; a trend,
     # the data, an off-topic or unclear question is answered whole, whatever it names.
@@ -252,7 +277,7 @@ def _missing_subject(text: str, reading: Mapping[str, Any] | None) -> str | None
     for subject in named:
         name = str(subject.get("name", ""))
         # A name the user never called has no figures to address it with (docs/decisions.md).
-        if name and subject.get("in_data", True) and _squash(name) not in squashed:
+        if name and subject.get("in_data", True) and _squash(name) not in said.squashed:
             return f"{subject.get('kind', 'subject')} {name}"
     topic = _TOPIC_WORDS.get(kind)
     if topic and not topic.search(text):
