@@ -29,9 +29,20 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from schemathesis import Case
+from schemathesis.auths import AuthStorageMark
+from schemathesis.core import SpecificationFeature
+from schemathesis.generation import overrides
+from schemathesis.generation.feedback import FeedbackSources
+from schemathesis.generation.hypothesis.builder import (
+    ApiOperationMark,
+    HookDispatcherMark,
+    add_coverage,
+)
+from schemathesis.pytest.plugin import SchemaHandleMark
+from schemathesis.python._constants.orchestrator import make_constants_value_source
 
 from runwire.app import create_app
 from runwire.config import load_settings
@@ -120,6 +131,16 @@ def _document() -> dict[str, Any]:
 
 DOCUMENT = _document()
 schema = schemathesis.openapi.from_dict(DOCUMENT)
+# The coverage phase's cases (each parameter's and body's boundary and invalid values) are made
+# as each operation's test starts (_coverage_cases below), not as the file is collected:
+# schemathesis makes them while it builds the test, and every pytest-xdist worker collects every
+# file, so each worker spent ~6 s of CPU (two thirds of its whole collection) on cases that only
+# the worker running this file uses. The examples and coverage cases are the same ones in the
+# same order (compared case by case, 1,525 a run); the 10 drawn per operation differ from before,
+# as they already did with what else a worker had imported (hypothesis mixes in constants of the
+# modules loaded when it draws).
+COVERAGE = schema.config.phases.coverage.enabled
+schema.config.phases.coverage.enabled = False
 
 
 @dataclass(frozen=True)
@@ -208,6 +229,38 @@ def _one_test_per_operation() -> dict[str, Any]:
 
 
 globals().update(_one_test_per_operation())
+
+
+@pytest.fixture(autouse=True)
+def _coverage_cases(request: pytest.FixtureRequest) -> None:
+    """Add the operation's coverage cases to its test, as schemathesis would have while building
+    it (``create_test``: after the document's examples, before the seed, with the same
+    arguments), just before it runs."""
+    test = request.node.obj  # the hypothesis test schemathesis built for one operation
+    operation = ApiOperationMark.get(test)
+    if not COVERAGE or operation is None or getattr(test, "_coverage_cases_added", False):
+        return
+    test._coverage_cases_added = True
+    test_function = request.node.test_function  # the function before schemathesis built it
+    one = SchemaHandleMark.get(test_function)  # the operation's own schema (`schema.include`)
+    assert one is not None
+    in_settings = test._hypothesis_internal_use_settings
+    if (
+        Phase.explicit not in in_settings.phases
+        or not operation.schema.specification.supports_feature(SpecificationFeature.COVERAGE)
+    ):
+        return
+    generation = one.config.generation_for(operation=operation, phase="coverage")
+    add_coverage(
+        test,
+        operation,
+        generation.modes,
+        AuthStorageMark.get(test_function),
+        overrides.with_config_headers(one.config, operation=operation),
+        feedback=FeedbackSources(constants_value_source=make_constants_value_source(one)),
+        generation_config=generation,
+        hooks=HookDispatcherMark.get(test_function),
+    )
 
 
 def _read(account: Account, server_url: str, path: str, **given: Any) -> int:
