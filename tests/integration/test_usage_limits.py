@@ -148,3 +148,28 @@ async def test_imports_are_limited_per_user(app: tuple[httpx.AsyncClient, FakeCl
     clock.advance(20)
     r = await http.post("/api/usage/import", content=jsonl(4), headers=ndjson)
     assert r.json()["new"] == 1
+
+
+async def test_a_batch_is_deleted_by_its_owner_only_and_a_body_declared_too_large_is_refused(
+    app: tuple[httpx.AsyncClient, FakeClock],
+) -> None:
+    http, _ = app
+    ada, bob = await bearer(http, "ada@example.com"), await bearer(http, "bob@example.com")
+    ndjson = {**ada, "Content-Type": "application/x-ndjson"}
+    batch = (await http.post("/api/usage/import", content=jsonl(3), headers=ndjson)).json()[
+        "batch_id"
+    ]
+    r = await http.delete(f"/api/usage/batches/{batch}", headers=bob)  # not bob's: not found
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    r = await http.delete(f"/api/usage/batches/{batch}", headers=ada)
+    assert (r.status_code, r.json()) == (200, {"deleted": 3})
+    assert (await http.get("/api/usage/batches", headers=ada)).json() == {"batches": []}
+
+    # A body whose declared length is over the limit is refused on that word, before it is read.
+    async def small() -> AsyncIterator[bytes]:
+        yield jsonl(1)
+
+    declared = {**ndjson, "Content-Length": str(10**9)}
+    r = await http.post("/api/usage/import", content=small(), headers=declared)
+    assert (r.status_code, r.json()["code"]) == (413, "too_large")
+    assert (await http.get("/api/usage/summary", headers=ada)).json() == {"records": 0}
