@@ -152,7 +152,8 @@ async def test_a_rotation_at_the_auth_service_ends_no_session_at_the_chat_node(
             await session.login()
         # The chat node meets a kid it has not seen: it fetches the keys again, once.
         chat.access = session.access
-        assert (await chat.get("/api/me")).status_code == 200
+        me = await chat.get("/api/me")
+        assert me.status_code == 200, split.chat.log()[-4000:]
         await run_completes(chat)
         # The old key is still published: its token still works.
         chat.access = old_token

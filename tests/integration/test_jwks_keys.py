@@ -43,6 +43,9 @@ class Issuer:
         self.hits: Counter[str] = Counter()
         self.raw: dict[str, Any] = {}  # path -> the JSON served instead (None: 404)
         self.port = 0
+        # Keep connections open (HTTP/1.1) and close one without an answer when a second
+        # request comes on it: an idle connection closed as a request is sent on it.
+        self.drops_kept_connections = False
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -67,7 +70,14 @@ class Issuer:
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if issuer.drops_kept_connections else "HTTP/1.0"
+            answered = 0
+
             def do_GET(self) -> None:
+                if self.answered and issuer.drops_kept_connections:
+                    self.close_connection = True
+                    return
+                self.answered += 1
                 issuer.hits[self.path] += 1
                 body = issuer.document(self.path)
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -233,6 +243,23 @@ async def test_a_key_no_longer_published_is_dropped_by_the_background_refresh(
                 assert asyncio.get_running_loop().time() < deadline, "the refresh never ran"
                 await asyncio.sleep(unit(0.02))
             assert keys.find(successor.kid) is not None
+
+
+async def test_an_issuer_that_drops_idle_connections_never_fails_a_fetch() -> None:
+    # The race of a kept connection the issuer closes as a fetch is sent on it is a few ms wide
+    # in real life; this issuer closes every kept connection on its next request.
+    issuer = Issuer()
+    issuer.drops_kept_connections = True
+    issuer.add()
+    issuer.start()
+    try:
+        async with JwksKeys.running(issuer.url, ISSUER) as keys:
+            rotated = issuer.add()
+            await keys.fetch()
+            assert keys.find(rotated.kid) is not None
+            assert issuer.hits == {DISCOVERY_PATH: 2, "/keys.json": 2}
+    finally:
+        issuer.stop()
 
 
 async def test_start_up_names_every_problem_with_the_issuer_at_once() -> None:

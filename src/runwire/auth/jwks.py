@@ -204,7 +204,13 @@ class JwksKeys:
     ) -> AsyncIterator[JwksKeys]:
         """The keys fetched (raises :class:`ConfigError` naming every problem when they cannot
         be), refreshed in the background every ``refresh_s`` until the context ends."""
-        async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_S, follow_redirects=False) as http:
+        # No connection is kept between fetches: they are seconds to minutes apart, and an
+        # issuer (or a proxy) closes an idle connection when it likes; a fetch sent on one as it
+        # closes fails, and a token of a new key would be refused for that second.
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(
+            timeout=FETCH_TIMEOUT_S, follow_redirects=False, limits=fresh
+        ) as http:
             keys = cls(issuer_url, issuer, http, algorithms=algorithms, outside=outside)
             await keys.fetch()
             task = asyncio.create_task(keys._refresh_every(refresh_s))
