@@ -37,7 +37,13 @@ class MemoryBus(EventBus):
         self._history: dict[str, list[RunEvent]] = {}
 
     async def publish(self, user_id: str, event: RunEvent) -> None:
-        self._history.setdefault(event.run_id, []).append(event)
+        held = self._history.get(event.run_id)
+        if held is None or held[-1].epoch != event.epoch:
+            # A new numbering (a lost run's close) replaces the old one, as on Redis: held
+            # together, a read by seq mixed the dead node's events with the closing ones.
+            self._history[event.run_id] = [event]
+        else:
+            held.append(event)
         for sub in tuple(self._subscribers.get(user_id, ())):
             try:
                 sub.handler(event)
@@ -47,7 +53,12 @@ class MemoryBus(EventBus):
     async def publish_batch(self, user_id: str, events: Sequence[RunEvent]) -> None:
         if not events:
             return
-        self._history.setdefault(events[0].run_id, []).extend(events)
+        first = events[0]
+        held = self._history.get(first.run_id)
+        if held is None or held[-1].epoch != first.epoch:  # as in publish: one numbering held
+            self._history[first.run_id] = list(events)
+        else:
+            held.extend(events)
         for sub in tuple(self._subscribers.get(user_id, ())):
             if sub.on_batch is not None:
                 try:
