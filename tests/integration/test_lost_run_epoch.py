@@ -265,3 +265,44 @@ async def test_a_lost_runs_read_under_the_new_epoch_waits_for_its_close_not_the_
         assert replay.finished and replay.events[3:] == [closing]
         assert {e.epoch for e in replay.events} == {new}
         await closing_bus.release(run_id)
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_lost_node_back_with_old_events_after_the_close_does_not_change_the_runs_history(
+    store: Store, kind: str
+) -> None:
+    # The lost node was cut off, not dead: the events it published while Redis was away go out
+    # once it is back, after another node has closed the run and let go of its history. The bus
+    # holds them again for a while (the numbering they name is gone); the run reads as stored.
+    async with two_nodes(kind) as (dead, closing_bus), closing_node(store, closing_bus) as runs:
+        chat = ChatService(store, runs, closing_bus)
+        user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "h")
+        run_id, old, new = new_id("run"), new_epoch(), new_epoch()
+        thread, _ = await store.conversations.accept(
+            user_id=user.id, thread=None, content="q", run_id=run_id, epoch=old
+        )
+        await store.runs.claim(run_id, now=now_ms())
+
+        def event(seq: int, epoch: str, kind: EventType = EventType.TEXT_DELTA) -> RunEvent:
+            data = {"delta": f"<{seq}>"} if kind is EventType.TEXT_DELTA else {"code": "node_lost"}
+            return RunEvent(kind, run_id, thread.id, seq, "supervisor", "ts", data, epoch=epoch)
+
+        await store.runs.append_events([event(seq, old) for seq in (1, 2, 3)])
+        await store.runs.set_epoch(run_id, new)
+        closing = event(4, new, EventType.AGENT_ERROR)
+        await store.runs.finish(run_id, "failed", last_seq=4, started_at=now_ms())
+        await closing_bus.publish(user.id, closing)
+        await store.runs.append_events([closing])
+        await closing_bus.release(run_id)
+        await dead.publish_batch(user.id, [event(4, old), event(5, old)])  # late
+        assert len(await dead.history(run_id, 3) or []) == 2  # held again
+        whole = await chat.replay(user.id, run_id, 0, new)
+        assert whole.finished and [e.seq for e in whole.events] == [1, 2, 3, 4]
+        assert {e.epoch for e in whole.events} == {new} and whole.events[3] == closing
+        rest = await chat.replay(user.id, run_id, 3)  # a client holding 1-3, with no epoch
+        assert rest.finished and rest.events == [closing]
+        # A client that has the whole run gets nothing more (the late 5 is no event of it).
+        for epoch in (new, None):
+            held = await chat.replay(user.id, run_id, 4, epoch)
+            assert held.finished and held.events == []
+        await dead.release(run_id)
