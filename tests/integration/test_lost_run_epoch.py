@@ -294,6 +294,7 @@ async def test_a_lost_node_back_with_old_events_after_the_close_does_not_change_
         await closing_bus.publish(user.id, closing)
         await store.runs.append_events([closing])
         await closing_bus.release(run_id)
+        assert await closing_bus.history(run_id, 0) is None  # the release is done (in Redis)
         await dead.publish_batch(user.id, [event(4, old), event(5, old)])  # late
         assert len(await dead.history(run_id, 3) or []) == 2  # held again
         whole = await chat.replay(user.id, run_id, 0, new)
