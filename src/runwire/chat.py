@@ -186,6 +186,14 @@ class ChatService:
         if stream.check(after_seq, epoch):
             start = stream.read_after(after_seq)
             held = await self._bus.history(run_id, start)
+            # A lost run between its new epoch and its first closing event: the bus still holds
+            # the dead node's numbering, some of it never stored, which the closing events are
+            # about to replace. Served, it answered a position under the new epoch with the old
+            # one's events (an ended run even as whole, without its end). The store serves the
+            # run under its epoch instead, and live delivery brings the close.
+            stale = held is not None and not _of_epoch(held, record.epoch)
+            if stale:
+                held = None
             read = held if held is not None else await self._store.runs.events_after(run_id, start)
             if held is None and read and not _reaches_the_end(record, read):
                 # The bus holds only the run's later part and the store lags the run by a batch:
@@ -196,10 +204,12 @@ class ChatService:
                 # are stored after the run's end is recorded and its last event sent. A client
                 # that asked on seeing that event was refused the events it had just watched.
                 tail = await self._bus.history(run_id, read[-1].seq)
-                if tail:
+                if tail and _of_epoch(tail, record.epoch):
                     read = [*read, *tail]
             try:
-                events = stream.whole(after_seq, read, from_store=held is None)
+                # While the dead node's numbering is held, the run's last event is still to be
+                # published (its end is recorded first): the read may lag it, as a held one may.
+                events = stream.whole(after_seq, read, from_store=held is None and not stale)
             except ReloadRequired:
                 # Retention may have trimmed the run between the two reads: judge it as trimmed.
                 again = await self._store.runs.get(user_id, run_id)
@@ -268,6 +278,11 @@ def _policy_check(policy: ConcurrencyPolicy, thread: ThreadRecord | None, max_ru
             )
 
     return check
+
+
+def _of_epoch(held: list[RunEvent], epoch: str) -> bool:
+    """``held`` (the bus's, of one numbering) is of ``epoch``; an empty read is of any."""
+    return not held or held[-1].epoch == epoch
 
 
 def _reaches_the_end(record: RunRecord, read: list[RunEvent]) -> bool:

@@ -362,6 +362,64 @@ async def test_a_run_logged_again_under_a_new_epoch_replaces_what_was_held() -> 
         assert await recovering.history("run_r", 0) is None  # seq 1, 2 of "new": the store
 
 
+async def test_a_run_published_under_a_new_epoch_is_held_in_that_numbering_only(
+    bus: EventBus,
+) -> None:
+    # A lost run's closing events (one, then a batch) follow the dead node's under a new epoch,
+    # reusing its seqs: the bus holds the new numbering alone, never the two mixed.
+    await bus.publish_batch("usr_a", [event("run_n", seq, epoch="old") for seq in (1, 2, 3, 4)])
+    await bus.publish("usr_a", event("run_n", 3, epoch="new"))
+    await bus.publish_batch(
+        "usr_a", [event("run_n", 4, epoch="new"), event("run_n", 5, epoch="new")]
+    )
+    held = await bus.history("run_n", 2)
+    assert [(e.seq, e.epoch) for e in held or []] == [(3, "new"), (4, "new"), (5, "new")]
+    assert await bus.history("run_n", 0) is None  # its 1 and 2 are the store's to serve
+    await bus.publish("usr_a", event("run_m", 1, epoch="old"))
+    await bus.publish_batch(
+        "usr_a", [event("run_m", 1, epoch="new"), event("run_m", 2, epoch="new")]
+    )
+    assert seqs(await bus.history("run_m", 0)) == [1, 2]
+    assert {e.epoch for e in await bus.history("run_m", 0) or []} == {"new"}
+    await bus.release("run_n")
+    await bus.release("run_m")
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_renumbered_run_takes_no_late_events_of_its_old_numbering(kind: str) -> None:
+    # A lost node that was cut off, not dead, sends what it queued once it is back, after the
+    # node closing the run renumbered it: none of that reaches a subscriber or the history.
+    async with contextlib.AsyncExitStack() as stack:
+        if kind == "memory":
+            late = closing = MemoryBus()
+        else:
+            late, closing = await stack.enter_async_context(redis_nodes(2))
+        await late.publish_batch("usr_a", [event("run_f", seq, epoch="old") for seq in (1, 2, 3)])
+        assert seqs(await late.history("run_f", 0)) == [1, 2, 3]
+        received: list[RunEvent] = []
+        await closing.subscribe("usr_a", received.append, on_batch=received.extend)
+        await closing.renumber("run_f", "new")
+        assert await closing.history("run_f", 0) is None  # what was held is dropped
+        await late.publish_batch("usr_a", [event("run_f", 4, epoch="old")])
+        await late.publish("usr_a", event("run_f", 5, epoch="old"))
+        assert await late.history("run_f", 0) is None  # sent, and not held
+        # The closing event, after them on the same path: it arrives alone.
+        await closing.publish("usr_a", event("run_f", 4, epoch="new"))
+        await arrived(received, 1)
+        held = await closing.history("run_f", 3)
+        assert [(e.seq, e.epoch) for e in held or []] == [(4, "new")]
+        # A run that is not renumbered is not held back (another run, the same late node).
+        await late.publish("usr_a", event("run_g", 1, epoch="old"))
+        await arrived(received, 2)
+        assert [(e.run_id, e.seq, e.epoch) for e in received] == [
+            ("run_f", 4, "new"),
+            ("run_g", 1, "old"),
+        ]
+        for bus in {late, closing}:
+            await bus.release("run_f")
+            await bus.release("run_g")
+
+
 async def test_a_stream_written_before_blocks_is_still_served_and_continued() -> None:
     # Streams of runs in flight outlive an upgrade: the previous version wrote one event an entry
     # (id its seq, fields e and d, no tag). History must read them, and the run go on from there.

@@ -92,6 +92,14 @@ class EventBus(ABC):
         history is bounded in time there)."""
 
     @abstractmethod
+    async def renumber(self, run_id: str, epoch: str) -> None:
+        """The run's log is rewritten under ``epoch`` (a lost run is being closed): drop what is
+        held of it, and from then on neither hold nor deliver its events of another epoch (a lost
+        node back late with events queued for the backend), for as long as a run's history may
+        be held. Call before publishing the new numbering's first event. Never raises for an
+        unreachable backend."""
+
+    @abstractmethod
     def subscriber_count(self, user_id: str | None = None) -> int:
         """Open subscriptions on this node (of one user, or in all); for limits and leak checks."""
 

@@ -35,9 +35,20 @@ class MemoryBus(EventBus):
     def __init__(self) -> None:
         self._subscribers: dict[str, list[_Subscription]] = defaultdict(list)
         self._history: dict[str, list[RunEvent]] = {}
+        # Runs renumbered and not yet released: their epoch. One process has no late writer of
+        # an old numbering; this keeps the contract the Redis bus keeps.
+        self._fences: dict[str, str] = {}
 
     async def publish(self, user_id: str, event: RunEvent) -> None:
-        self._history.setdefault(event.run_id, []).append(event)
+        held = self._history.get(event.run_id)
+        if held is None or held[-1].epoch != event.epoch:
+            if self._fenced(event):
+                return
+            # A new numbering (a lost run's close) replaces the old one, as on Redis: held
+            # together, a read by seq mixed the dead node's events with the closing ones.
+            self._history[event.run_id] = [event]
+        else:
+            held.append(event)
         for sub in tuple(self._subscribers.get(user_id, ())):
             try:
                 sub.handler(event)
@@ -47,7 +58,14 @@ class MemoryBus(EventBus):
     async def publish_batch(self, user_id: str, events: Sequence[RunEvent]) -> None:
         if not events:
             return
-        self._history.setdefault(events[0].run_id, []).extend(events)
+        first = events[0]
+        held = self._history.get(first.run_id)
+        if held is None or held[-1].epoch != first.epoch:  # as in publish: one numbering held
+            if self._fenced(first):
+                return
+            self._history[first.run_id] = list(events)
+        else:
+            held.extend(events)
         for sub in tuple(self._subscribers.get(user_id, ())):
             if sub.on_batch is not None:
                 try:
@@ -94,8 +112,18 @@ class MemoryBus(EventBus):
             return None
         return held[after_seq + 1 - first :]
 
+    def _fenced(self, event: RunEvent) -> bool:
+        """``event`` is of a numbering its run no longer has (see :meth:`renumber`)."""
+        fence = self._fences.get(event.run_id)
+        return fence is not None and fence != event.epoch
+
+    async def renumber(self, run_id: str, epoch: str) -> None:
+        self._history.pop(run_id, None)
+        self._fences[run_id] = epoch
+
     async def release(self, run_id: str) -> None:
         self._history.pop(run_id, None)
+        self._fences.pop(run_id, None)
 
     def subscriber_count(self, user_id: str | None = None) -> int:
         if user_id is not None:

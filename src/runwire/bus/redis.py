@@ -213,6 +213,9 @@ class RedisBus(EventBus):
     async def release(self, run_id: str) -> None:
         self._writer.release(run_id)
 
+    async def renumber(self, run_id: str, epoch: str) -> None:
+        self._writer.renumber(run_id, epoch)
+
     async def history(self, run_id: str, after_seq: int) -> list[RunEvent] | None:
         redis = self._client()
         key = self._names.stream(run_id)

@@ -16,12 +16,14 @@ from runwire.events.model import RunEvent
 __all__ = [
     "APPEND_SCRIPT",
     "BLOCK_EVENTS",
+    "FENCE_SUFFIX",
     "NO_KEY",
     "Block",
     "BlockCall",
     "GapNotice",
     "Names",
     "Release",
+    "Renumber",
     "Write",
     "append_call",
     "bulk",
@@ -31,6 +33,9 @@ __all__ = [
 ]
 
 BLOCK_EVENTS = 256  # a run's events in one stream entry, at most: what trimming keeps past maxlen
+FENCE_SUFFIX = b":epoch"
+"""After a run's stream key: the key of its fence, the epoch it was renumbered under (a lost run
+closed by another node); the append script drops blocks of any other epoch while it lives."""
 
 # Appends a batch of events to their runs' streams and publishes them. A run's events of one
 # call are one block: the sending node's tag, then the events, each line one event (compact JSON
@@ -66,12 +71,17 @@ for i, key in ipairs(KEYS) do
     if top == nil then
       top = false
       local held = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
-      if held then
-        if held[2][2] ~= epoch then
+      if held and held[2][2] == epoch then
+        top = tonumber(string.match(held[1], '^%d+'))
+      else
+        -- a run's first block, or a new numbering: only then is its fence looked at
+        local fence = redis.call('GET', key .. ':epoch')
+        if fence and fence ~= epoch then
+          -- a numbering the run no longer has (a lost node back late): none of it goes out
+          block = nil
+        elseif held then
           -- the run's log was rewritten under a new epoch: what is held names other events
           redis.call('DEL', key)
-        else
-          top = tonumber(string.match(held[1], '^%d+'))
         end
       end
     end
@@ -205,7 +215,18 @@ class GapNotice:
         self.user_id = user_id
 
 
-Write = Block | Release | GapNotice
+class Renumber:
+    """A run's fence (see :data:`FENCE_SUFFIX`), and the deletion of its stream."""
+
+    __slots__ = ("epoch", "run_id")
+    count = 1
+
+    def __init__(self, run_id: str, epoch: str) -> None:
+        self.run_id = run_id
+        self.epoch = epoch
+
+
+Write = Block | Release | Renumber | GapNotice
 """What a node queues for Redis, in order."""
 
 

@@ -26,11 +26,13 @@ from runwire.backoff import Backoff
 from runwire.bus.redis_blocks import (
     APPEND_SCRIPT,
     BLOCK_EVENTS,
+    FENCE_SUFFIX,
     NO_KEY,
     Block,
     GapNotice,
     Names,
     Release,
+    Renumber,
     Write,
     append_call,
     bulk,
@@ -82,6 +84,7 @@ class BusWriter:
         self._where = where
         self._maxlen_bulk = bulk(str(stream_maxlen).encode())
         self._ttl_bulk = bulk(str(stream_ttl_s).encode())
+        self._ttl = str(stream_ttl_s).encode()
         self._max_unsent = max_unsent
         self._max_backlog = max_backlog
         self._timeout_s = timeout_s
@@ -180,6 +183,12 @@ class BusWriter:
         self._names.forget(run_id)
         self._open.pop(run_id, None)
         self._enqueue(Release(run_id))
+
+    def renumber(self, run_id: str, epoch: str) -> None:
+        """Queue the run's fence (its new epoch, for as long as a stream lives) and the deletion
+        of what its stream holds; the append script then drops blocks of any other epoch."""
+        self._open.pop(run_id, None)
+        self._enqueue(Renumber(run_id, epoch))
 
     async def caught_up(self) -> None:
         """Wait until every write queued so far is sent; not while Redis is away (the writes
@@ -320,6 +329,11 @@ class BusWriter:
             if isinstance(write, Release):
                 self._broken_runs.discard(write.run_id)
                 commands.append(command(b"DEL", self._names.stream(write.run_id).encode()))
+            elif isinstance(write, Renumber):
+                stream = self._names.stream(write.run_id).encode()
+                fence = stream + FENCE_SUFFIX
+                commands.append(command(b"SET", fence, write.epoch.encode(), b"EX", self._ttl))
+                commands.append(command(b"DEL", stream))
             else:
                 commands.append(command(b"PUBLISH", self._names.channel(write.user_id), GAP))
         if blocks:

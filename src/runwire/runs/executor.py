@@ -173,6 +173,9 @@ class RunExecutor:
             await self._runs.finish(record.id, status, last_seq=last, started_at=record.started_at)
             return False
         await self._runs.set_epoch(record.id, epoch)
+        # The bus drops the dead node's numbering now, and any of it that comes late (a node
+        # cut off from Redis, back with events queued): none reaches a socket after the close.
+        await self._bus.renumber(record.id, epoch)
         await self._closer.end_early(active, EventType.AGENT_ERROR, code, message)
         await self._writer.flush()
         await self._bus.release(record.id)
