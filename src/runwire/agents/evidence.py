@@ -58,11 +58,12 @@ def _collect(value: Any, values: set[float], dates: set[float]) -> None:
                     for key, cell in row.items():
                         # An int or a float as such first: most cells are, and the full test
                         # (bools out, subclasses in) is the slow part of a big table's walk.
+                        # A name (a str, the next most common cell) skips the full test.
                         cell_kind = type(cell)
                         if (
                             math.isfinite(cell)
                             if cell_kind is float or cell_kind is int
-                            else _is_number(cell)
+                            else cell_kind is not str and _is_number(cell)
                         ):
                             totals[key] = totals.get(key, 0.0) + float(cell)
                 values.update(abs(total) for total in totals.values())
