@@ -53,13 +53,14 @@ def is_prose(text: str, value: float, unit: str, tolerance: float) -> bool:
 
 # Half a unit of the last digit shown, by the length of the fraction with its ".": computed once
 # for the lengths answers use (the same expression, so the same floats).
-_TOLERANCES = tuple(0.5 * 10 ** -(n - 1) for n in range(2, 18))
+_TOLERANCES: tuple[float, ...] = tuple(0.5 * 10 ** -(n - 1) for n in range(2, 18))
 
 
 def _tolerance(frac_length: int) -> float:
     if frac_length - 2 < len(_TOLERANCES):
         return _TOLERANCES[frac_length - 2]
-    return 0.5 * 10 ** -(frac_length - 1)
+    tolerance: float = 0.5 * 10 ** -(frac_length - 1)
+    return tolerance
 
 
 def figures(text: str) -> list[Figure]:
