@@ -4,6 +4,7 @@ whether it says anything at all. Pure: synthetic tool results, no run."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -245,3 +246,16 @@ def test_a_rate_kept_as_a_fraction_supports_its_percentage() -> None:
     assert verdict.passed and verdict.figures == verdict.supported == 1
     verdict = assess("Errors: 12.6% of calls; fix them.", [("error_rates", {"rate": 0.125})])
     assert verdict.unsupported == ("12.6%",)
+
+
+def test_any_mapping_in_the_results_is_read_as_a_dict_is() -> None:
+    # A read-only mapping, alone or as the rows of a table (whose column total counts), and a
+    # text repeated across results: the same figures as from plain dicts.
+    rows = [MappingProxyType({"model": "gpt-4o", "usd": 1.25}), MappingProxyType({"usd": 2.5})]
+    results: list[tuple[str, Any]] = [
+        ("a", MappingProxyType({"latency": 812.0, "note": "up 4.5% since 2025-04-01"})),
+        ("b", {"rows": rows, "note": "up 4.5% since 2025-04-01"}),
+    ]
+    text = "Latency 812 ms, up 4.5% since 2025-04-01; $1.25 and $2.50, $3.75 in all: switch."
+    verdict = assess(text, results)
+    assert verdict.passed and verdict.figures == verdict.supported == 6

@@ -40,14 +40,10 @@ class Figure:
     unit: str
     tolerance: float
 
-    @property
-    def prose(self) -> bool:
-        """A small whole number without a unit: prose, not a measurement."""
-        return is_prose(self.text, self.value, self.unit, self.tolerance)
-
 
 def is_prose(text: str, value: float, unit: str, tolerance: float) -> bool:
-    """:attr:`Figure.prose` of a :func:`scan` tuple, without making the Figure."""
+    """Whether a figure (a :func:`scan` tuple's parts) is a small whole number without a unit:
+    prose ("the 3 models", "top 5"), not a measurement."""
     return not unit and tolerance == 0.5 and value <= _PROSE_MAX and "," not in text
 
 
