@@ -14,7 +14,13 @@ kept in the data's memo (agents/supervisor.py); ``--fresh-verdict`` drops it bef
 each run pays the gate as a first asking (new data, a new question, a model's answer, the unit
 tests' fresh data) does (docs/benchmarks.md, "Session 14: quality gate").
 
-Usage: python bench/agent_run.py [--runs 40] [--rounds 8] [--fresh-verdict]
+``--cold`` gives every run a new user's data instead: a view of the sample whose records are not
+read, with the digest of its summary (decoded from its stored JSON, as the store hands a new
+user's data out), so each run is a first question over new data (the gate's first check, the
+aggregates from the digest, the question names) as in the `cold` variant of bench/throughput.py
+(docs/benchmarks.md, "Session 15: coldfast").
+
+Usage: python bench/agent_run.py [--runs 40] [--rounds 8] [--fresh-verdict | --cold]
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import uvloop
 
 from runwire.agents.context import AgentContext
@@ -32,11 +39,12 @@ from runwire.agents.supervisor import Supervisor
 from runwire.agents.tools import prepare
 from runwire.bus.memory import MemoryBus
 from runwire.cli.collector import tune_collector
-from runwire.domain.usage import UsageSet
+from runwire.domain.usage import UsageRecord, UsageSet, UsageView
 from runwire.events.model import RunEvent
 from runwire.events.redaction import Redactor
 from runwire.runs.event_writer import EventWriter
 from runwire.runs.journal import RunJournal
+from runwire.store.summary import UsageSummary
 from runwire.usage.pricing import PricingTable
 from runwire.usage.sample import generate_sample
 
@@ -47,7 +55,7 @@ async def _store(batch: Sequence[RunEvent]) -> None:
     pass
 
 
-async def _run(records: UsageSet, pricing: PricingTable) -> int:
+async def _run(records: Sequence[UsageRecord], pricing: PricingTable) -> int:
     """One run; returns how many events it emitted."""
     bus = MemoryBus()
     delivered: list[RunEvent] = []
@@ -62,7 +70,7 @@ async def _run(records: UsageSet, pricing: PricingTable) -> int:
         fence=lambda: True,
     )
 
-    async def load_usage() -> UsageSet:
+    async def load_usage() -> Sequence[UsageRecord]:
         return records
 
     async def keep(_: dict[str, Any]) -> None:
@@ -92,19 +100,33 @@ def _forget_verdicts(records: UsageSet) -> None:
         del records.memo[key]
 
 
-async def main(runs: int, rounds: int, fresh_verdict: bool) -> None:
+def _new_user(sample: tuple[UsageRecord, ...], digest: bytes) -> UsageView:
+    """The sample as the store hands a new user's data out: its digest, no record read."""
+
+    async def read() -> tuple[UsageRecord, ...]:
+        return sample
+
+    view = UsageView(len(sample), read)
+    view.memo["usage_digest"] = orjson.loads(digest)
+    return view
+
+
+async def main(runs: int, rounds: int, fresh_verdict: bool, cold: bool) -> None:
     pricing = PricingTable.load()
-    records = UsageSet(generate_sample())
+    sample = tuple(generate_sample())
+    records = UsageSet(sample)
     prepare(records, pricing)  # as a warm user's data is: the analyses read from the memo
+    digest = orjson.dumps(UsageSummary.of(sample).digest())
     tune_collector(50_000)  # as `runwire serve` does
     events = await _run(records, pricing)
     best = float("inf")
     for _ in range(rounds):
+        views = [_new_user(sample, digest) if cold else records for _ in range(runs)]
         started = time.process_time()  # CPU time: waiting for the shared machine is not counted
-        for _ in range(runs):
+        for view in views:
             if fresh_verdict:
                 _forget_verdicts(records)
-            await _run(records, pricing)
+            await _run(view, pricing)
         best = min(best, (time.process_time() - started) / runs)
     print(f"{events} events a run; best of {rounds} rounds of {runs} runs, CPU time:")
     print(f"  per run: {best * 1e6:8.0f} us   per event: {best * 1e6 / events:6.2f} us")
@@ -115,5 +137,6 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--fresh-verdict", action="store_true", help="check every run's answer")
+    parser.add_argument("--cold", action="store_true", help="every run a new user's first question")
     args = parser.parse_args()
-    uvloop.run(main(args.runs, args.rounds, args.fresh_verdict))
+    uvloop.run(main(args.runs, args.rounds, args.fresh_verdict, args.cold))

@@ -186,6 +186,9 @@ class Result:
     run_ms: list[float] = field(default_factory=list)  # each timed run, message to terminal event
     burst_latencies: list[float] = field(default_factory=list)  # cold: each client's first message
     first_run_ms: list[float] = field(default_factory=list)  # cold: each client's first run
+    # cold: the server's CPU while the new users connected (tickets, handshakes), before the
+    # burst: in server_cpu_s, not in the timed phase's events/s
+    connect_cpu_s: float | None = None
 
 
 def process_cpu_s(pids: list[int], *, kernel_only: bool = False) -> float:
@@ -367,14 +370,17 @@ async def measure_cold(urls: list[str], messages: int, content: str, pids: list[
     ready = asyncio.Barrier(len(urls) + 1)
     clients = [asyncio.create_task(cold_client(u, messages, content, ready)) for u in urls]
     cpu_before = process_cpu_s(pids)
+    sys_before = process_cpu_s(pids, kernel_only=True)
     client_before, machine_before = time.process_time(), machine_busy_s()
     await ready.wait()
     started = time.perf_counter()
+    result.connect_cpu_s = process_cpu_s(pids) - cpu_before
     results = await asyncio.gather(*clients)
     result.elapsed = time.perf_counter() - started
     result.client_cpu_s = time.process_time() - client_before
     result.machine_cpu_s = machine_busy_s() - machine_before
     result.server_cpu_s = process_cpu_s(pids) - cpu_before
+    result.server_sys_s = process_cpu_s(pids, kernel_only=True) - sys_before
     result.events = sum(r[0] for r in results)
     result.burst_latencies = [r[1][0] for r in results]
     result.load_latencies = [ms for r in results for ms in r[1][1:]]
@@ -859,6 +865,13 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"cold burst: first runs p50 {percentile(first, 50):.0f} ms, p99 "
             f"{percentile(first, 99):.0f} ms; the timed phase took {cold.elapsed * 1000:.0f} ms"
         )
+        if cold.connect_cpu_s is not None and cold.server_cpu_s is not None and cold.events:
+            timed = (cold.server_cpu_s - cold.connect_cpu_s) / cold.events * 1e6
+            print(
+                f"cold burst: the server's CPU while the users connected (before the burst): "
+                f"{cold.connect_cpu_s * 1000:.0f} ms, {cold.connect_cpu_s / len(burst) * 1000:.2f} "
+                f"ms a user; the timed phase alone {timed:.1f} us/event"
+            )
     if "direct" in by_name:
         burst = by_name["direct"].burst_latencies
         print(

@@ -170,3 +170,20 @@ def test_a_malformed_table_is_refused_with_the_reason(change: Any, message: str)
     change(data)
     with pytest.raises(InputError, match=re.escape(message)):
         PricingTable.from_mapping(data)
+
+
+def test_answers_asked_again_are_the_same_and_a_caller_cannot_change_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The table keeps what it found for each spelling (a new user's first question asks again
+    # for every model of theirs); kept or not, the answer is the table's.
+    monkeypatch.setattr("runwire.usage.pricing._KEPT_SPELLINGS", 2)
+    table = PricingTable.from_mapping(_valid())
+    spellings = ["big", "acme/big", "BIG-2024-05-01", "us.acme.big:0", "nope"]
+    first = [table.lookup("acme", name) for name in spellings]
+    assert [price.model if price else None for price in first] == ["big"] * 4 + [None]
+    assert [table.lookup("acme", name) for name in spellings] == first
+    found = table.cheaper_candidates("acme", "big")
+    found.append(ModelPrice("acme", "free", 0, 0, "small"))  # the caller's list, not the table's
+    assert [m.model for m in table.cheaper_candidates("acme", "acme/big")] == ["medium"]
+    assert table.cheaper_candidates("acme", "nope-2024") == []

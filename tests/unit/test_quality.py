@@ -4,6 +4,7 @@ whether it says anything at all. Pure: synthetic tool results, no run."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -215,3 +216,46 @@ def test_numbers_that_are_no_figures_are_left_out() -> None:
     odd.append(("y", {"flag": True, "blob": b"123", "n": 7.5}))
     verdict = assess("It took 7.5 ms; switch.", odd)
     assert verdict.passed and verdict.supported == 1
+
+
+def test_each_figure_keeps_the_precision_it_is_shown_at() -> None:
+    # What a figure may be off by: half a unit of its last digit shown, scaled as its value is;
+    # a bound ("<") anything from 0 up to it; a long fraction, however long.
+    text = "$1,234.56, 12.3%, 4,071, <$0.0001, $4.2k, 1.5 s, 7 ms, 0.1234567890123456789 and\n3) 2M"
+    assert [(f.text, f.value, f.unit, f.tolerance) for f in figures(text)] == [
+        ("$1,234.56", 1234.56, "$", 0.5 * 10**-2),
+        ("12.3%", 12.3, "%", 0.5 * 10**-1),
+        ("4,071", 4071.0, "", 0.5),
+        ("<$0.0001", 0.00005, "$", 0.00005),
+        ("$4.2k", 4200.0, "$", 0.5 * 10**-1 * 1e3),
+        ("1.5 s", 1500.0, "ms", 0.5 * 10**-1 * 1e3),
+        ("7 ms", 7.0, "ms", 0.5),
+        ("0.1234567890123456789", 0.1234567890123456789, "", 0.5 * 10**-19),
+        ("2M", 2_000_000.0, "", 0.5 * 1e6),
+    ]
+    # Without a "." or a ")" a text has no list marker to take out; its figures are the same.
+    assert shown("1 2025-04-01 and 13 calls") == [
+        ("2025-04-01", 20250401.0, "date"),
+        ("1", 1.0, ""),
+        ("13", 13.0, ""),
+    ]
+
+
+def test_a_rate_kept_as_a_fraction_supports_its_percentage() -> None:
+    verdict = assess("Errors: 12.5% of calls; fix them.", [("error_rates", {"rate": 0.125})])
+    assert verdict.passed and verdict.figures == verdict.supported == 1
+    verdict = assess("Errors: 12.6% of calls; fix them.", [("error_rates", {"rate": 0.125})])
+    assert verdict.unsupported == ("12.6%",)
+
+
+def test_any_mapping_in_the_results_is_read_as_a_dict_is() -> None:
+    # A read-only mapping, alone or as the rows of a table (whose column total counts), and a
+    # text repeated across results: the same figures as from plain dicts.
+    rows = [MappingProxyType({"model": "gpt-4o", "usd": 1.25}), MappingProxyType({"usd": 2.5})]
+    results: list[tuple[str, Any]] = [
+        ("a", MappingProxyType({"latency": 812.0, "note": "up 4.5% since 2025-04-01"})),
+        ("b", {"rows": rows, "note": "up 4.5% since 2025-04-01"}),
+    ]
+    text = "Latency 812 ms, up 4.5% since 2025-04-01; $1.25 and $2.50, $3.75 in all: switch."
+    verdict = assess(text, results)
+    assert verdict.passed and verdict.figures == verdict.supported == 6

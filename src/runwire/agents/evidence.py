@@ -20,8 +20,9 @@ class Numbers:
     def __init__(self, results: Iterable[Any]) -> None:
         values: set[float] = set()
         dates: set[float] = set()
+        texts: set[str] = set()
         for result in results:
-            _collect(result, values, dates)
+            _collect(result, values, dates, texts)
         self.sorted = sorted(values)
         self.dates = dates
 
@@ -34,9 +35,11 @@ class Numbers:
         return None
 
 
-def _collect(value: Any, values: set[float], dates: set[float]) -> None:
+def _collect(value: Any, values: set[float], dates: set[float], texts: set[str]) -> None:
     # Iterative, with exact-type fast paths: a run's results hold thousands of values, and this
-    # runs once per answer (docs/decisions.md, "Cost").
+    # runs once per answer (docs/decisions.md, "Cost"). ``texts``: the strings read already; a
+    # text adds the same figures however often it appears (a model's name is in every table),
+    # so each is read once (two thirds of them were repeats in a golden-path run).
     stack = [value]
     while stack:
         item = stack.pop()
@@ -45,27 +48,36 @@ def _collect(value: Any, values: set[float], dates: set[float]) -> None:
             if math.isfinite(item):
                 values.add(abs(float(item)))
         elif kind is str:
-            _collect_text(item, values, dates)
-        elif kind is dict or isinstance(item, Mapping):
+            if item not in texts:
+                texts.add(item)
+                _collect_text(item, values, dates)
+        elif kind is dict:
             stack.extend(item.values())
-        elif kind is list or kind is tuple:
+        elif kind is list or kind is tuple:  # before the Mapping test (an ABC's: slow), no Mapping
             stack.extend(item)
             # A column's total ("save up to $40.60 a month" is the sum of the actions' savings).
-            rows = [row for row in item if type(row) is dict or isinstance(row, Mapping)]
+            rows = [
+                row
+                for row in item
+                if type(row) is dict or (type(row) is not str and isinstance(row, Mapping))
+            ]
             if rows:
                 totals: dict[str, float] = {}
                 for row in rows:
                     for key, cell in row.items():
                         # An int or a float as such first: most cells are, and the full test
                         # (bools out, subclasses in) is the slow part of a big table's walk.
+                        # A name (a str, the next most common cell) skips the full test.
                         cell_kind = type(cell)
                         if (
                             math.isfinite(cell)
                             if cell_kind is float or cell_kind is int
-                            else _is_number(cell)
+                            else cell_kind is not str and _is_number(cell)
                         ):
                             totals[key] = totals.get(key, 0.0) + float(cell)
                 values.update(abs(total) for total in totals.values())
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
 
 
 def _collect_text(text: str, values: set[float], dates: set[float]) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["DATE", "Figure", "figures", "scan"]
+__all__ = ["DATE", "Figure", "figures", "is_prose", "scan"]
 
 # Whole numbers this small are prose ("the 3 models", "top 5"), not measurements.
 _PROSE_MAX = 12
@@ -40,15 +40,23 @@ class Figure:
     unit: str
     tolerance: float
 
-    @property
-    def prose(self) -> bool:
-        """A small whole number without a unit: prose, not a measurement."""
-        return (
-            not self.unit
-            and self.tolerance == 0.5
-            and self.value <= _PROSE_MAX
-            and "," not in self.text
-        )
+
+def is_prose(text: str, value: float, unit: str, tolerance: float) -> bool:
+    """Whether a figure (a :func:`scan` tuple's parts) is a small whole number without a unit:
+    prose ("the 3 models", "top 5"), not a measurement."""
+    return not unit and tolerance == 0.5 and value <= _PROSE_MAX and "," not in text
+
+
+# Half a unit of the last digit shown, by the length of the fraction with its ".": computed once
+# for the lengths answers use (the same expression, so the same floats).
+_TOLERANCES: tuple[float, ...] = tuple(0.5 * 10 ** -(n - 1) for n in range(2, 18))
+
+
+def _tolerance(frac_length: int) -> float:
+    if frac_length - 2 < len(_TOLERANCES):
+        return _TOLERANCES[frac_length - 2]
+    tolerance: float = 0.5 * 10 ** -(frac_length - 1)
+    return tolerance
 
 
 def figures(text: str) -> list[Figure]:
@@ -62,7 +70,8 @@ def scan(text: str) -> list[tuple[str, float, str, float]]:
     # One pass of each pattern over the text: the dates are read after the list markers go
     # (no date starts, ends or changes in a marker: it is digits, "." or ")" and a space at a
     # line's start), and the numbers' text is that with the dates cut out of it.
-    rest = _LIST_MARKER.sub(r"\1", text)
+    # (A list marker holds a "." or a ")": a text with neither has none to take out.)
+    rest = _LIST_MARKER.sub(r"\1", text) if "." in text or ")" in text else text
     found: list[tuple[str, float, str, float]] = []
     if "-" in rest:  # every date has one; most texts hold none
         pieces: list[str] = []
@@ -77,11 +86,22 @@ def scan(text: str) -> list[tuple[str, float, str, float]]:
         if pieces:
             pieces.append(rest[at:])
             rest = "".join(pieces)
+    append = found.append
     for match in _NUMBER.finditer(rest):
-        less, usd, whole, frac, unit = match.group("less", "usd", "int", "frac", "unit")
-        frac = frac or ""
-        value = float(whole.replace(",", "") + frac)
-        tolerance = 0.5 * 10 ** -(len(frac) - 1) if frac else 0.5
+        less, usd, whole, frac, unit = match.groups()  # the pattern's groups, in order
+        if "," in whole:
+            whole = whole.replace(",", "")
+        if frac:
+            value = float(whole + frac)
+            tolerance = _tolerance(len(frac))
+        else:
+            value = float(whole)
+            tolerance = 0.5
+        if unit is None and less is None:
+            # Most figures: a plain number or an amount, no unit and no bound. The match holds
+            # no space then (only after "<" or before a unit), and nothing scales it.
+            append((match.group(0), value, "$" if usd else "", tolerance))
+            continue
         unit = unit or ""
         scale = _SCALE.get(unit, 1.0)
         if less:
@@ -93,5 +113,5 @@ def scan(text: str) -> list[tuple[str, float, str, float]]:
             unit = ""
         elif unit == "s":
             unit = "ms"
-        found.append((match.group(0).strip(), value * scale, unit, tolerance * scale))
+        append((match.group(0).strip(), value * scale, unit, tolerance * scale))
     return found

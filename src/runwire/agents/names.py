@@ -16,6 +16,9 @@ _VERB_AFTER = {"my", "our", "the", "this", "it", "all", "me", "us", "your", "the
 # Variant words too common to stand for a model on their own ("large" prompts, "mini" tasks).
 _COMMON_VARIANTS = {"large", "small", "mini", "pro", "flash", "turbo", "latest", "preview", "nano"}
 _SQUASH = str.maketrans("", "", "-._ ")
+# The parts of a model's name (compiled once: re.split looks the pattern up in re's cache on
+# every call, for every model of every new user's data).
+_NAME_PARTS = re.compile(r"[-._]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +111,7 @@ def _aliases(names: Names) -> dict[str, Subject]:
     out: dict[str, Subject] = {}
     families: dict[str, set[str]] = {}
     for model in names.models:
-        parts = [p for p in re.split(r"[-._]", model) if p]
+        parts = [p for p in _NAME_PARTS.split(model) if p]
         words = [p for p in parts if p.isalpha()]
         if not words:
             continue

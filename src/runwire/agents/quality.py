@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from runwire.agents.evidence import Numbers, candidates, derived
-from runwire.agents.figures import Figure, figures
+from runwire.agents.evidence import Numbers, derived
+from runwire.agents.figures import Figure, is_prose, scan
 
 __all__ = ["Problem", "Reason", "Verdict", "assess"]
 
@@ -149,23 +149,29 @@ def assess(
     if reading:
         allowed.update(float(reading.get(k, 0) or 0) for k in ("percentile", "window_days"))
 
-    shown = [f for f in figures(text) if not f.prose]
+    # The text's figures as scan's tuples, a Figure made only for one that no tool's number
+    # shows (few): a long answer shows a hundred or more, and this runs on every new user's
+    # first question (docs/decisions.md, "Session 15: coldfast").
+    shown = 0
     anchors: list[float] = []
     pending: list[Figure] = []
-    for figure in shown:
-        if figure.unit == "date":
-            if figure.value not in numbers.dates:
-                pending.append(figure)
+    near, dates = numbers.near, numbers.dates
+    for shown_text, value, unit, tolerance in scan(text):
+        if is_prose(shown_text, value, unit, tolerance):
             continue
-        hit = None
-        for value, tolerance in candidates(figure):
-            hit = numbers.near(value, tolerance)
-            if hit is not None:
-                break
+        shown += 1
+        if unit == "date":
+            if value not in dates:
+                pending.append(Figure(shown_text, value, unit, tolerance))
+            continue
+        # As candidates(): the value, and for a percentage the rate kept as a fraction.
+        hit = near(value, tolerance)
+        if hit is None and unit == "%":
+            hit = near(value / 100, tolerance / 100)
         if hit is not None:
             anchors.append(hit)
-        elif not any(abs(figure.value - c) <= figure.tolerance for c in allowed):
-            pending.append(figure)
+        elif not any(abs(value - c) <= tolerance for c in allowed):
+            pending.append(Figure(shown_text, value, unit, tolerance))
     anchors = sorted(set(anchors))
     unsupported = [f.text for f in pending if f.unit == "date" or not derived(f, anchors)]
 
@@ -185,21 +191,21 @@ def assess(
         problems.append(Problem(Reason.SUBJECT_MISSING, f"the answer does not address {missing}"))
     # A clarifying question is what an unclear question needs, figures or not.
     asks_back = reading is not None and reading.get("kind") == "unclear" and "?" in text
-    valuable = bool(shown) or asks_back or _ACTION_WORDS.search(text) is not None
+    valuable = shown > 0 or asks_back or _ACTION_WORDS.search(text) is not None
     echo = _echo(said, instructions)
     if echo:
         problems.append(Problem(Reason.ECHOES_INSTRUCTIONS, echo))
     if not valuable:
         problems.append(Problem(Reason.LOW_VALUE, "the answer has no figure and no action to take"))
-    share = (len(shown) - len(unsupported)) / len(shown) if shown else 1.0
+    share = (shown - len(unsupported)) / shown if shown else 1.0
     # A restatement of the instructions is worth nothing, whatever figures it repeats.
     worth = 1.0 if valuable and not echo else 0.0
     score = round((share + (0.0 if missing else 1.0) + worth) / 3, 3)
     return Verdict(
         score=score,
         problems=tuple(problems),
-        figures=len(shown),
-        supported=len(shown) - len(unsupported),
+        figures=shown,
+        supported=shown - len(unsupported),
         unsupported=tuple(unsupported),
     )
 

@@ -317,6 +317,10 @@ def prepare(records: Sequence[UsageRecord], pricing: PricingTable) -> None:
         analytics.remember(memo, digest, pricing, SLOW_FAILURE_MS)
     bench = Bench(records, pricing)
     _names(bench)
+    if digest is not None:
+        # The memo holds every result EVERY_RUN's tools read now (they would only copy it):
+        # running them here, on a new user's first question, made copies to throw away.
+        return
     tools = {tool.name: tool for tool in TOOLS}
     for name in EVERY_RUN:
         tools[name].run(bench, tools[name].arguments())

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runwire.store.database import Database
-from runwire.store.schema import usage_batches, usage_summaries
+from runwire.store.schema import usage_batches, usage_summaries, usage_versions
 from runwire.store.summary import FORMAT, UsageSummary
 from runwire.store.usage_versions import UsageVersions
 
@@ -109,6 +109,18 @@ class UsageSummaries:
             version=bindparam("version"),
             body=bindparam("body"),
             digest=bindparam("digest"),
+        )
+        # A new user's first question reads this: one prepared statement (one snapshot, on the
+        # driver itself on an SQLite file) rather than the version's and then the summary's
+        # through SQLAlchemy's execution, which cost that first question ~0.2 ms of the loop.
+        self._digest_at = db.prepare(
+            select(usage_versions.c.version, usage_summaries.c.version, usage_summaries.c.digest)
+            .select_from(
+                usage_versions.outerjoin(
+                    usage_summaries, usage_summaries.c.user_id == usage_versions.c.user_id
+                )
+            )
+            .where(usage_versions.c.user_id == bindparam("user_id"))
         )
         self._keep_summary = keep.on_conflict_do_update(
             index_elements=[usage_summaries.c.user_id],
@@ -204,15 +216,11 @@ class UsageSummaries:
         no records for a user who never had data); None when there is none."""
 
         def read(conn: Connection) -> tuple[int, str | None]:
-            version = self._versions.current(conn, user_id)
-            row = conn.execute(
-                select(usage_summaries.c.version, usage_summaries.c.digest).where(
-                    usage_summaries.c.user_id == user_id
-                )
-            ).first()
-            if row is None or row[0] != version:
-                return version, None
-            return version, row[1]
+            row = self._digest_at.run(conn, user_id=user_id).first()
+            if row is None:  # no version: the user never had data
+                return 0, None
+            version, kept_version, digest = row
+            return version, (digest if kept_version == version else None)
 
         version, digest = await self._db.read(read)
         if digest is None:

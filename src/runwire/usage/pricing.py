@@ -27,6 +27,8 @@ _RELEASE_SUFFIX = re.compile(
     r"(?:-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-\d{3}|-latest|-preview|-exp|-v\d+(?:\.\d+)?)$"
 )
 _VENDOR_PREFIX = re.compile(r"^(?:[a-z]+\.)+")
+# Spellings of model names a table keeps the entry of (about 100 bytes each).
+_KEPT_SPELLINGS = 10_000
 # Blended rate used only to order candidates: typical chat traffic sends ~3 input tokens per output.
 _INPUT_WEIGHT = 3
 
@@ -81,6 +83,11 @@ class PricingTable:
         self._tiers = tiers
         self._models = models
         self._by_name = {m.model: m for m in models}
+        # What lookup and cheaper_candidates found, kept (the table never changes): every new
+        # user's first question asks them again for each of its models, and normalizing a name
+        # (a few regular expressions) was most of reading the cheaper models from a digest.
+        self._found: dict[str, ModelPrice | None] = {}
+        self._cheaper: dict[str, tuple[ModelPrice, ...]] = {}
 
     @classmethod
     def load(cls) -> PricingTable:
@@ -138,7 +145,14 @@ class PricingTable:
         ``provider`` is accepted so callers need not know that.
         """
         del provider  # see the docstring: the model name alone identifies the entry
-        return self._by_name.get(normalize_model_name(model))
+        try:
+            return self._found[model]
+        except KeyError:
+            pass
+        price = self._by_name.get(normalize_model_name(model))
+        if len(self._found) < _KEPT_SPELLINGS:  # names come from users' data: bounded
+            self._found[model] = price
+        return price
 
     def cost(
         self, provider: str, model: str, prompt_tokens: int, completion_tokens: int
@@ -159,6 +173,12 @@ class PricingTable:
         current = self.lookup(provider, model)
         if current is None:
             return []
+        kept = self._cheaper.get(current.model)
+        if kept is None:
+            kept = self._cheaper[current.model] = tuple(self._cheaper_than(current))
+        return list(kept)
+
+    def _cheaper_than(self, current: ModelPrice) -> list[ModelPrice]:
         rank = self._tiers.index(current.tier)
         allowed = set(self._tiers[rank : rank + 2])
         found = [
