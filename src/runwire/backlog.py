@@ -51,8 +51,9 @@ class Backlog:
             return
         future = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (target, next(self._order), future))
-        # Shielded: a cancelled caller must not cancel the future others settle.
-        await asyncio.shield(future)
+        # Not shielded: the future is this wait's alone, so a cancelled caller cancels only it,
+        # and settling skips a future already done (a shield cost a second future per wait).
+        await future
 
     def finish(self, count: int) -> None:
         """``count`` more are done: settle the waits that reaches."""

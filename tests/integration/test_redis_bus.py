@@ -201,7 +201,7 @@ async def test_a_socket_that_came_and_went_while_the_link_was_down_leaves_no_cha
 
 
 async def test_events_published_while_redis_is_away_arrive_in_order_when_it_is_back() -> None:
-    async with proxied_and_direct() as (proxy, node, direct):
+    async with proxied_and_direct(max_unsent=2) as (proxy, node, direct):
         received: list[RunEvent] = []
         gaps: list[None] = []
         await direct.subscribe("usr_a", received.append, lambda: gaps.append(None))
@@ -209,7 +209,8 @@ async def test_events_published_while_redis_is_away_arrive_in_order_when_it_is_b
         await until(lambda: len(received) == 1)
 
         proxy.cut()
-        async with asyncio.timeout(unit(2)):  # the run is not held up by the outage
+        async with asyncio.timeout(unit(2)):  # the run is not held up by the outage, even
+            # past its bound of unsent writes
             for seq in range(2, 7):
                 await node.publish("usr_a", event("run_a", seq))
         assert len(received) == 1
@@ -251,6 +252,25 @@ async def test_a_nodes_own_subscribers_get_its_events_past_the_backlog_too() -> 
         for seq in range(1, 6):  # 1..2 wait for Redis; 3..5 do not fit, for other nodes
             await node.publish("usr_a", event("run_a", seq))
         assert [e.seq for e in here] == [1, 2, 3, 4, 5]
+
+
+async def test_a_run_waits_for_a_slow_redis_only_past_its_unsent_bound() -> None:
+    # Past max_unsent unsent writes a publisher waits, after its own sockets have the event,
+    # until Redis has answered enough of what was queued before it (one round trip here), not
+    # until everything queued meanwhile is sent too.
+    async with proxied_and_direct(max_unsent=3) as (proxy, node, _direct):
+        here: list[RunEvent] = []
+        await node.subscribe("usr_a", here.append)
+        proxy.delay_s = unit(0.5)  # each write reaches Redis that much later
+        async with asyncio.timeout(unit(0.25)):  # under the bound: no wait for Redis
+            await node.publish("usr_a", event("run_a", 1))
+            await node.publish("usr_a", event("run_a", 2))
+        third = asyncio.create_task(node.publish("usr_a", event("run_a", 3)))
+        await asyncio.sleep(unit(0.1))
+        assert seqs(here) == [1, 2, 3] and not third.done()  # its socket has it; the run waits
+        await asyncio.wait_for(third, unit(2))
+        assert node.backlog == 1  # the reply for 1 and 2 let it go; 3 is still on its way
+        assert seqs(await node.history("run_a", 0)) == [1, 2, 3]
 
 
 async def test_writes_whose_replies_were_lost_are_sent_again_and_delivered_once() -> None:

@@ -187,6 +187,13 @@ def test_an_event_decoded_from_another_nodes_frame_is_that_event_and_keeps_its_b
     assert received == sent
     # Its recipients get the very bytes that came in: nothing is encoded again on this node.
     assert received.wire is wire
+    assert received.type is sent.type  # the member itself, not a string equal to it
+
+
+def test_a_frame_of_an_event_type_this_node_does_not_know_is_refused() -> None:
+    body = json.loads(event().wire)
+    with pytest.raises(ValueError, match="tool_renamed"):
+        RunEvent.decode(json.dumps({**body, "type": "tool_renamed"}).encode())
 
 
 def test_redaction_bounds_are_exact() -> None:

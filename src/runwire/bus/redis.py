@@ -79,7 +79,9 @@ class RedisBus(EventBus):
         prefix: str = "runwire:",
         stream_maxlen: int = 10_000,
         stream_ttl_s: int = 3600,
-        max_unsent: int = 1000,
+        # Ten of the writer's round trips (~1,000 events each): a full one in flight does not
+        # stop every run until its reply (at 1,000 it did, under load).
+        max_unsent: int = 10_000,
         max_backlog: int = 100_000,
         confirm_timeout_s: float = 5.0,
         ping_interval_s: float = 5.0,
@@ -172,7 +174,7 @@ class RedisBus(EventBus):
 
     async def publish(self, user_id: str, event: RunEvent) -> None:
         if self._hand_off(user_id, event):
-            await self._writer.caught_up()
+            await self._writer.room()
 
     async def publish_batch(self, user_id: str, events: Sequence[RunEvent]) -> None:
         # Every event of the batch is handed off before the one wait, so a run stopped while
@@ -193,7 +195,7 @@ class RedisBus(EventBus):
                     sub.deliver(events)
             behind = writer.behind
         if behind:
-            await writer.caught_up()
+            await writer.room()
 
     def _hand_off(self, user_id: str, event: RunEvent) -> bool:
         """Queue ``event`` for Redis and give it to this node's subscribers; True when runs

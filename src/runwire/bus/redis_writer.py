@@ -196,6 +196,13 @@ class BusWriter:
         if not self._degraded:
             await self.writes.caught_up()
 
+    async def room(self) -> None:
+        """A publisher's wait when :attr:`behind`: until fewer than ``max_unsent`` of the writes
+        queued so far are unsent (one round trip answered, not the whole queue drained: a drain
+        would stop every run for it and start them all at once); not while Redis is away."""
+        if not self._degraded:
+            await self.writes.below(self._max_unsent)
+
     async def drain(self) -> None:
         """Send what is queued; give up after the timeout (the events are stored anyway)."""
         try:
