@@ -11,7 +11,12 @@ run on one of their own) per event for both and the difference, best of ``--roun
 PostgreSQL also its backends' CPU (read from /proc, so PostgreSQL must run on this machine) per
 event, kept and not kept, and the difference (session 15, ``pgevents``).
 
+``--max-batch``: fewer events a batch than the writer's ``MAX_BATCH``. On PostgreSQL the round
+trip lets ~950 gather; a ``pg2`` node under the throughput benchmark takes what 10 ms of its
+share brings (a few hundred).
+
 Usage: python bench/store_events.py [--rounds 5] [--url sqlite|postgresql+asyncpg://...]
+    [--max-batch N]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from sqlalchemy import text
 
 from runwire.domain.ids import new_epoch, new_id
 from runwire.events.model import EventType, RunEvent
+from runwire.runs import event_writer
 from runwire.runs.event_writer import EventWriter
 from runwire.store.store import Store
 
@@ -137,7 +143,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--url", default="sqlite")
+    parser.add_argument("--max-batch", type=int, default=event_writer.MAX_BATCH)
     args = parser.parse_args()
+    event_writer.MAX_BATCH = args.max_batch
     with tempfile.TemporaryDirectory() as tmp:
         url = args.url
         if url == "sqlite":

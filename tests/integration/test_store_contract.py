@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from functools import partial
 
 import orjson
@@ -28,7 +27,6 @@ from runwire.errors import Conflict
 from runwire.events import EventType, RunEvent
 from runwire.events.model import MAX_SEQ
 from runwire.store.accounts import RefreshOutcome
-from runwire.store.pg_copy import RowsClash, copy_rows
 from runwire.store.records import Message
 from runwire.store.schema import run_events, threads, usage_batches, usage_summaries, users
 from runwire.store.store import Store
@@ -520,39 +518,6 @@ async def test_events_written_beside_other_writes_share_their_fate_and_skip_what
         {"n": -4},
     ]
     assert [e.data for e in await store.runs.events_after(b, 0)] == [{"n": 1}, {"n": 2}]
-
-
-@pytest.mark.parametrize("backend", ["postgresql"])
-async def test_rows_copied_by_a_write_that_then_fails_are_not_kept(store: Store) -> None:
-    # PostgreSQL stores events with COPY, which SQLAlchemy does not see: it must still be a
-    # part of the write's transaction, whether it comes first in it or after a statement.
-    user_id = await a_user(store)
-    run_id, epoch = new_id("run"), new_epoch()
-    thread, _ = await store.conversations.accept(
-        user_id=user_id, thread=None, content="q", run_id=run_id, epoch=epoch
-    )
-    row = (run_id, 1, "agent_started", event(run_id, thread.id, 1, epoch).json, None)
-    columns = [c.name for c in run_events.columns]
-
-    def copy_then_fail(first: bool) -> Callable[[Connection], None]:
-        def job(conn: Connection) -> None:
-            if not first:
-                conn.execute(select(1))
-            copy_rows(conn, run_events.name, columns, [row])
-            raise RuntimeError("after the copy")
-
-        return job
-
-    for first in (True, False):
-        with pytest.raises(RuntimeError):
-            await store.db.write(copy_then_fail(first))
-    assert await store.runs.events_after(run_id, 0) == []
-    with pytest.raises(RowsClash):  # and a clash is told apart from other errors
-        await store.db.write(
-            lambda conn: copy_rows(conn, run_events.name, columns, [row, row]),
-            one_statement=True,
-        )
-    assert await store.runs.events_after(run_id, 0) == []
 
 
 async def test_a_batch_of_interleaved_runs_is_stored_in_blocks_and_read_back_whole(

@@ -16,7 +16,6 @@ from runwire.domain.run_status import FINAL_STATUSES
 from runwire.events.model import RunEvent
 from runwire.store.database import Database
 from runwire.store.event_blocks import blocks, replay
-from runwire.store.pg_copy import RowsClash, copy_rows
 from runwire.store.schema import run_events, runs
 
 __all__ = ["EventLog"]
@@ -36,10 +35,8 @@ class EventLog:
             # not cost the other runs in it their events.
             skip_existing=True,
         )
-        # PostgreSQL: the rows in one binary COPY; when one clashes, as one array a column in
-        # one INSERT that skips what is there.
+        # PostgreSQL: the rows as one array a column, one execution for all of them.
         self._insert_event_columns = db.columns_insert(run_events, skip_existing=True)
-        self._columns = [c.name for c in run_events.columns]
 
     async def append_events(self, events: Sequence[RunEvent]) -> None:
         """Store a batch of events in one transaction (one round trip per batch), each run's
@@ -48,15 +45,6 @@ class EventLog:
             return
         rows = blocks(events)
         if self._insert_event_columns is not None:
-            try:
-                await self._db.write(
-                    lambda conn: copy_rows(conn, run_events.name, self._columns, rows),
-                    one_statement=True,
-                )
-                return
-            except RowsClash:
-                # Rare: a node that lost a run's lease stores what it published before it knew.
-                pass
             statement = self._insert_event_columns
             columns = tuple(list(column) for column in zip(*rows, strict=True))
             await self._db.write(
