@@ -7,22 +7,33 @@ events appended interleaved as the server emits them (a streamed turn's chunks a
 next run), through the server's ``EventWriter`` into ``RunLog.append_events`` on a fresh
 database, each run flushed and finished as the executor does; the same with a sink that
 keeps nothing, alternating. It prints the process's CPU (every thread: SQLite's checkpoints
-run on one of their own) per event for both and the difference, best of ``--rounds``.
+run on one of their own) per event for both and the difference, best of ``--rounds``; on
+PostgreSQL also its backends' CPU (read from /proc, so PostgreSQL must run on this machine) per
+event, kept and not kept, and the difference (session 15, ``pgevents``).
+
+``--max-batch``: fewer events a batch than the writer's ``MAX_BATCH``. On PostgreSQL the round
+trip lets ~950 gather; a ``pg2`` node under the throughput benchmark takes what 10 ms of its
+share brings (a few hundred).
 
 Usage: python bench/store_events.py [--rounds 5] [--url sqlite|postgresql+asyncpg://...]
+    [--max-batch N]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy import text
+
 from runwire.domain.ids import new_epoch, new_id
 from runwire.events.model import EventType, RunEvent
+from runwire.runs import event_writer
 from runwire.runs.event_writer import EventWriter
 from runwire.store.store import Store
 
@@ -56,12 +67,40 @@ def events_of(run_id: str, thread_id: str, epoch: str) -> list[RunEvent]:
     return out
 
 
+def backends_cpu(pids: list[int]) -> float:
+    """CPU seconds the PostgreSQL backends ``pids`` have used (user and system)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def backend_pids(store: Store) -> list[int]:
+    """The backends of the store's database (every connection of its pools), and PostgreSQL's
+    WAL writer: a batch's commit is flushed by the backend, or by it."""
+    if store.db.dialect != "postgresql":
+        return []
+    async with store.db.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " OR backend_type = 'walwriter'"
+            )
+        )
+        return [int(pid) for (pid,) in rows]
+
+
 async def _discard(events: Sequence[RunEvent]) -> None:
     pass
 
 
-async def one_round(store: Store, keep: bool) -> tuple[float, int]:
-    """CPU seconds per event of one round of ``RUNS`` runs, and how many batches it wrote."""
+async def one_round(store: Store, keep: bool) -> tuple[float, float, int]:
+    """CPU seconds per event of one round of ``RUNS`` runs, the node's and the database's (0
+    on SQLite), and how many batches it wrote."""
     user = await store.accounts.create_user(new_id("usr"), f"{new_id('u')}@x.io", "hash")
     runs = []
     for _ in range(RUNS):
@@ -81,7 +120,8 @@ async def one_round(store: Store, keep: bool) -> tuple[float, int]:
         batches += 1
         await store_events(events)
 
-    started = time.process_time()
+    pids = await backend_pids(store)
+    started, db_started = time.process_time(), backends_cpu(pids)
     async with EventWriter(sink).running() as writer:
 
         async def run(events: list[RunEvent], phase: int) -> None:
@@ -95,14 +135,17 @@ async def one_round(store: Store, keep: bool) -> tuple[float, int]:
             await store.runs.finish(events[0].run_id, "completed", last_seq=EVENTS, started_at=None)
 
         await asyncio.gather(*(run(e, n % (IDLE_TURNS + 1)) for n, e in enumerate(runs)))
-    return (time.process_time() - started) / (RUNS * EVENTS), batches
+    node = time.process_time() - started
+    return node / (RUNS * EVENTS), (backends_cpu(pids) - db_started) / (RUNS * EVENTS), batches
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--url", default="sqlite")
+    parser.add_argument("--max-batch", type=int, default=event_writer.MAX_BATCH)
     args = parser.parse_args()
+    event_writer.MAX_BATCH = args.max_batch
     with tempfile.TemporaryDirectory() as tmp:
         url = args.url
         if url == "sqlite":
@@ -110,15 +153,25 @@ async def main() -> None:
         async with Store.open(url, migrate=True) as store:
             kept: list[float] = []
             not_kept: list[float] = []
+            db_kept: list[float] = []
+            db_not_kept: list[float] = []
             for _ in range(args.rounds):
-                cpu, batches = await one_round(store, True)
+                cpu, db, batches = await one_round(store, True)
                 kept.append(cpu)
-                not_kept.append((await one_round(store, False))[0])
+                db_kept.append(db)
+                cpu, db, _ = await one_round(store, False)
+                not_kept.append(cpu)
+                db_not_kept.append(db)
     k, n = min(kept) * 1e6, min(not_kept) * 1e6
-    print(
+    line = (
         f"kept {k:.2f} µs/event, not kept {n:.2f}, storing {k - n:.2f} (best of {args.rounds}); "
         f"{RUNS * EVENTS / batches:.0f} events a batch"
     )
+    if max(db_kept):
+        # The mean: /proc counts in 10 ms ticks, a third of a µs per event of one round.
+        dk, dn = sum(db_kept) / len(db_kept) * 1e6, sum(db_not_kept) / len(db_not_kept) * 1e6
+        line += f"; PostgreSQL (mean) kept {dk:.2f}, not kept {dn:.2f}, storing {dk - dn:.2f}"
+    print(line)
 
 
 if __name__ == "__main__":

@@ -483,6 +483,43 @@ async def test_events_are_kept_in_seq_order_up_to_the_largest_seq(store: Store) 
     assert {e.epoch for e in await store.runs.events_after(run_id, 0)} == {new}
 
 
+async def test_events_written_beside_other_writes_share_their_fate_and_skip_what_is_there(
+    store: Store,
+) -> None:
+    # Batches of events queued with other writes share one transaction: a failing neighbour
+    # does not cost them their events, and a batch holding a seq stored already (a node that
+    # lost the run's lease, storing late) still stores the rest of its events.
+    user_id = await a_user(store)
+    runs = []
+    for _ in range(2):
+        run_id, epoch = new_id("run"), new_epoch()
+        thread, _ = await store.conversations.accept(
+            user_id=user_id, thread=None, content="q", run_id=run_id, epoch=epoch
+        )
+        runs.append((run_id, thread.id, epoch))
+    (a, a_thread, a_epoch), (b, b_thread, b_epoch) = runs
+    await store.runs.append_events([event(a, a_thread, 1, a_epoch, n=1)])
+
+    def failing(conn: Connection) -> None:
+        row = {"id": "thr_twice", "user_id": user_id, "title": "t", "created_at": 1}
+        conn.execute(insert(threads).values(**row, updated_at=1))
+        conn.execute(insert(threads).values(**row, updated_at=2))
+
+    results = await asyncio.gather(
+        store.runs.append_events([event(b, b_thread, s, b_epoch, n=s) for s in (1, 2)]),
+        store.db.write(failing),
+        store.runs.append_events([event(a, a_thread, s, a_epoch, n=-s) for s in (1, 3, 4)]),
+        return_exceptions=True,
+    )
+    assert results[0] is None and isinstance(results[1], IntegrityError) and results[2] is None
+    assert [e.data for e in await store.runs.events_after(a, 0)] == [
+        {"n": 1},
+        {"n": -3},
+        {"n": -4},
+    ]
+    assert [e.data for e in await store.runs.events_after(b, 0)] == [{"n": 1}, {"n": 2}]
+
+
 async def test_a_batch_of_interleaved_runs_is_stored_in_blocks_and_read_back_whole(
     store: Store,
 ) -> None:
